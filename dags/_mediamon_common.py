@@ -1,0 +1,38 @@
+"""Glue shared by mediamon's DAG files: turns Airflow's view of the world (connections,
+run context) into the plain values the ``mediamon`` package takes. Not a DAG file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+DATABASE_CONN_ID = "mediamon_db"
+SMTP_CONN_ID = "mediamon_smtp"
+
+
+def settings() -> Any:
+    """mediamon's settings, with the database from the ``mediamon_db`` connection when one
+    is defined (else ``MEDIAMON_DATABASE_URL``, else the embedded server)."""
+    from dataclasses import replace
+
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from mediamon.config import Settings
+
+    configured = Settings.from_env()
+    try:
+        uri = BaseHook.get_connection(DATABASE_CONN_ID).get_uri()
+    except AirflowNotFoundException:
+        return configured
+    return replace(configured, database_url=uri)
+
+
+def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
+    """A key naming this run's interval, and the interval's end.
+
+    A re-run of the same interval gets the same key, so its fetch-log rows overwrite the
+    first run's. Runs triggered without a logical date have no interval: ``run_after``.
+    """
+    end = context.get("data_interval_end") or context["dag_run"].run_after
+    return f"{context['dag'].dag_id}:{end.isoformat()}", end

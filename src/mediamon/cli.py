@@ -1,0 +1,120 @@
+"""The ``mediamon`` command: the same functions the Airflow tasks call, without Airflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mediamon import db, migrate, service
+from mediamon.config import Settings
+from mediamon.sources import SourceConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediamon", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    database = commands.add_parser("db", help="database administration")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply pending SQL migrations")
+    url = db_commands.add_parser("url", help="print the database URL (starts the embedded server)")
+    url.add_argument("--database", default="mediamon", help="database name (embedded server)")
+    db_commands.add_parser("stop", help="stop the embedded PostgreSQL server")
+
+    ingest = commands.add_parser("ingest", help="run one ingest cycle without Airflow")
+    ingest.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    ingest.add_argument("--refetch", action="store_true", help="fetch pages already stored")
+
+    archive = commands.add_parser("import-archive", help="load a folder of archived items")
+    archive.add_argument("folder", type=Path)
+    archive.add_argument("--source-name", help="source name (default: archive-FOLDER)")
+    archive.add_argument("--language", help="language of the archive's articles, e.g. zh")
+
+    extract = commands.add_parser("extract", help="print one JSON line per local HTML file")
+    extract.add_argument("files", nargs="+", type=Path)
+
+    commands.add_parser("status", help="articles, copies and fetch errors per source")
+    commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
+    commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
+    airflow = commands.add_parser("airflow", help="run an airflow command in mediamon's environment")
+    airflow.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mediamon`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings.from_env()
+    try:
+        return _run(args, settings)
+    except (SourceConfigError, ValueError, FileNotFoundError) as error:
+        print(f"mediamon: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "db":
+        if args.db_command == "upgrade":
+            engine = db.make_engine(db.resolve_url(settings))
+            applied = migrate.upgrade(engine)
+            print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+        elif args.db_command == "url":
+            print(db.resolve_url(settings, args.database))
+        else:
+            print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
+        return 0
+    if args.command == "ingest":
+        now = datetime.now(UTC)
+        names = service.prepare(settings, now, only=args.source, force=True)
+        summaries = service.ingest(
+            settings, names, f"cli:{now.isoformat()}", now, refetch_known=args.refetch
+        )
+        for summary in summaries:
+            print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    if args.command == "import-archive":
+        from tqdm import tqdm
+
+        with tqdm(unit="file", desc=str(args.folder), file=sys.stderr) as bar:
+            summary = service.import_archive(
+                settings,
+                args.folder,
+                source_name=args.source_name,
+                language=args.language,
+                progress=bar.update,
+                total=lambda n: setattr(bar, "total", n),
+            )
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0 if not summary["failed"] else 1
+    if args.command == "extract":
+        for line in service.extract_files(args.files):
+            print(line)
+        return 0
+    if args.command == "demo":
+        from mediamon import demo
+
+        return demo.main()
+    if args.command == "run":
+        from mediamon.airflow_env import run_services
+
+        return run_services(settings)
+    if args.command == "airflow":
+        from mediamon.airflow_env import run_airflow
+
+        return run_airflow(settings, args.args)
+    print(json.dumps(service.status(settings), ensure_ascii=False, default=str, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Settings read from the environment, explicitly (never at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediamon import __version__
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_USER_AGENT = (
+    f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where mediamon finds its database, configuration and working files.
+
+    Attributes:
+        database_url: SQLAlchemy URL of the data database; None means the embedded server.
+        sources_path: YAML file listing the sources.
+        var_dir: Working directory for the embedded database and the demo.
+        user_agent: User-Agent header sent with every request.
+    """
+
+    database_url: str | None
+    sources_path: Path
+    var_dir: Path
+    user_agent: str = DEFAULT_USER_AGENT
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``MEDIAMON_*`` environment variables."""
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("MEDIAMON_DATABASE_URL") or None,
+            sources_path=Path(
+                env.get("MEDIAMON_SOURCES") or PROJECT_ROOT / "config" / "sources.yaml"
+            ),
+            var_dir=Path(env.get("MEDIAMON_VAR_DIR") or PROJECT_ROOT / "var"),
+            user_agent=env.get("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
+        )

@@ -1,0 +1,85 @@
+"""Plain records passed between the pipeline's steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Article:
+    """A normalized article, ready to load. ``canonical_url`` is its natural key."""
+
+    canonical_url: str
+    url: str
+    title: str | None
+    author: str | None
+    published_at: datetime | None
+    language: str | None
+    body_text: str
+    match_text: str
+    summary: str | None
+    image_url: str | None
+    categories: tuple[str, ...]
+    content_origin: str  # page | feed_content | feed_summary | archive
+    content_hash: bytes
+    simhash: int | None
+    paragraph_hashes: tuple[int, ...]
+    raw_sha256: bytes | None
+    raw_bytes: int | None
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    """One row of the fetch log."""
+
+    url: str
+    kind: str  # feed | page | file
+    fetched_at: datetime
+    status: int | None = None
+    bytes: int = 0
+    elapsed_ms: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestStats:
+    """What one ingest of one source did; small enough for XCom."""
+
+    source: str
+    items: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    already_known: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "items": self.items,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "already_known": self.already_known,
+            "failed": self.failed,
+            "duplicates": self.duplicates,
+            "errors": self.errors[:20],
+        }
+
+
+def total_stats(summaries: list[dict[str, object]]) -> dict[str, int]:
+    """Sum the counts of several :meth:`IngestStats.as_dict` summaries (None = a failed task)."""
+    keys = ("items", "new", "updated", "unchanged", "already_known", "failed", "duplicates")
+    totals = dict.fromkeys(keys, 0)
+    totals["sources"] = 0
+    for summary in summaries:
+        if not summary:
+            continue
+        totals["sources"] += 1
+        for key in keys:
+            value = summary.get(key, 0)
+            totals[key] += value if isinstance(value, int) else 0
+    return totals

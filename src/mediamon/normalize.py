@@ -1,0 +1,150 @@
+"""Pure normalization: text cleanup and folding, canonical URLs, UTC times, language, keys."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Query parameters that only track the reader (campaign, click and referral ids).
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "mc_cid", "mc_eid",
+        "igshid", "ref", "ref_src", "referrer", "spm", "share", "from", "xtor", "at_medium",
+        "at_campaign", "ocid", "cmpid", "_ga", "wt.mc_id", "maca", "s_cid",
+    }
+)  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+MANY_NEWLINES = re.compile(r"\n{3,}")
+NOT_WORD = re.compile(r"[\W_]+")
+SIMHASH_MIN_CHARS = 200
+PARAGRAPH_MIN_CHARS = 20  # shorter lines (bylines, captions) say nothing about identity
+SHINGLE = 4
+
+
+def clean_text(text: str) -> str:
+    """Text as published, tidied: NFC, no zero-width or control characters, one space
+    between words, no trailing spaces, at most one empty line in a row."""
+    text = unicodedata.normalize("NFC", text).translate(ZERO_WIDTH)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+@functools.cache
+def _t2s() -> object:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def fold(text: str) -> str:
+    """The matching form: NFKC (full-width to ASCII), case-folded, traditional Chinese
+    folded to simplified, whitespace collapsed. Search on this, show the original."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _t2s().convert(text)  # type: ignore[attr-defined]
+    return HORIZONTAL_SPACE.sub(" ", text).strip()
+
+
+def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
+    """The URL that identifies an article: scheme and host lower-cased, default port,
+    fragment and tracking parameters dropped, remaining parameters sorted.
+
+    Args:
+        url: Absolute http(s) URL.
+        drop_params: Further parameter names to drop (per-source configuration).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    port = parts.port
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else (
+        f"{host}:{port}"
+    )
+    extra = {p.lower() for p in drop_params}
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in TRACKING_PARAMS
+        and key.lower() not in extra
+        and not key.lower().startswith(TRACKING_PREFIXES)
+    ]
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def url_hash(url: str) -> bytes:
+    return hashlib.sha256(url.encode("utf-8")).digest()
+
+
+def to_utc(moment: datetime) -> datetime:
+    """A timezone-aware UTC datetime; naive values are taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def primary_language(tag: str | None) -> str | None:
+    """``zh-CN`` → ``zh``, ``en_US`` → ``en``; None for empty or malformed tags."""
+    if not tag:
+        return None
+    primary = re.split(r"[-_]", tag.strip().lower(), maxsplit=1)[0]
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+def detect_language(text: str) -> str | None:
+    """Language of ``text`` by py3langid, or None when the text is too short to tell."""
+    if len(NOT_WORD.sub("", text)) < 20:
+        return None
+    import py3langid
+
+    language, _score = py3langid.classify(text[:5000])
+    return str(language)
+
+
+def content_hash(match_text: str) -> bytes:
+    """Exact-duplicate key: the folded text without spaces or punctuation."""
+    return hashlib.sha256(NOT_WORD.sub("", match_text).encode("utf-8")).digest()
+
+
+def simhash(match_text: str) -> int | None:
+    """64-bit SimHash over character 4-grams of the folded text (signed, for bigint).
+
+    Syndicated copies that differ in a byline or footer stay within a small Hamming
+    distance. None for texts too short for the hash to mean anything.
+    """
+    compact = NOT_WORD.sub("", match_text)
+    if len(compact) < SIMHASH_MIN_CHARS:
+        return None
+    import numpy as np
+
+    grams = {compact[i : i + SHINGLE] for i in range(len(compact) - SHINGLE + 1)}
+    digests = b"".join(
+        hashlib.blake2b(g.encode("utf-8"), digest_size=8).digest() for g in grams
+    )
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 8), axis=1)
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 > len(grams)
+    value = int.from_bytes(np.packbits(votes).tobytes(), "big")
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def paragraph_hashes(match_text: str) -> tuple[int, ...]:
+    """Signed 64-bit hashes of the substantial paragraphs of the folded text, in order,
+    without repeats: two articles sharing most of them are copies of one story."""
+    found: dict[int, None] = {}
+    for line in match_text.splitlines():
+        compact = NOT_WORD.sub("", line)
+        if len(compact) >= PARAGRAPH_MIN_CHARS:
+            digest = hashlib.blake2b(compact.encode("utf-8"), digest_size=8).digest()
+            found[int.from_bytes(digest, "big", signed=True)] = None
+    return tuple(found)

@@ -1,0 +1,364 @@
+"""One ingest cycle of one source: fetch, decode, extract, normalize, load.
+
+Work goes in chunks: each chunk's pages are fetched on a few threads, turned into
+articles on a process pool (extraction is CPU-bound), and loaded with its fetch log in
+one transaction, so a failure never leaves a half-written chunk and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from html import unescape
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+from mediamon import archive, load
+from mediamon.decode import decode_html
+from mediamon.extract import extract
+from mediamon.feeds import FeedError, FeedItem, parse_feed
+from mediamon.fetch import FetchResult, fetch
+from mediamon.models import Article, FetchRecord, IngestStats
+from mediamon.normalize import (
+    canonical_url,
+    clean_text,
+    content_hash,
+    detect_language,
+    fold,
+    paragraph_hashes,
+    primary_language,
+    simhash,
+    to_utc,
+)
+from mediamon.sources import Source
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 200
+PAGE_THREADS = 4
+MIN_PAGE_TEXT_CHARS = 40  # shorter "articles" are navigation or paywall stubs
+FUTURE_TOLERANCE = timedelta(hours=1)
+HTML_TYPES = ("text/html", "application/xhtml+xml", "")
+
+
+@dataclass(frozen=True)
+class ArticleJob:
+    """Everything needed to build one article, picklable for the process pool."""
+
+    item: FeedItem
+    source_language: str | None
+    drop_params: tuple[str, ...]
+    seen_at: datetime
+    page: FetchResult | None = None
+    archived_html: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    article: Article | None
+    note: str | None  # why the page's own text was not used, or why nothing was built
+
+
+def default_workers() -> int:
+    """Extraction processes: ``MEDIAMON_WORKERS``, else one per core."""
+    return max(1, int(os.environ.get("MEDIAMON_WORKERS") or os.cpu_count() or 1))
+
+
+@contextmanager
+def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
+    """A process pool for :func:`build_article`, or None to build in this process."""
+    workers = default_workers() if workers is None else workers
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield pool
+
+
+def _html2txt(html: str) -> str:
+    import trafilatura
+
+    return str(trafilatura.html2txt(html) or "")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment (feed content blocks): the extracted main text when
+    there is one, else all the text. Feeds also put plain text where HTML belongs."""
+    if "<" not in html:
+        return unescape(html)
+    html = f"<html><body>{html}</body></html>"
+    extracted = extract(html)
+    if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
+        return extracted.text
+    return _html2txt(html)
+
+
+def build_article(job: ArticleJob) -> BuildResult:
+    """Turn a feed item (and its page, or archived HTML) into a normalized article."""
+    item = job.item
+    text: str | None = None
+    origin = "page"
+    note: str | None = None
+    meta = None
+    raw: bytes | None = None
+    final_url = item.link
+    if job.archived_html is not None:
+        origin = "archive"
+        raw = job.archived_html.encode("utf-8")
+        meta = extract(job.archived_html, item.link)
+        text = meta.text if meta else html_to_text(job.archived_html) or None
+        if not text:
+            return BuildResult(None, "archived HTML holds no text")
+    elif job.page is not None and job.page.ok:
+        raw = job.page.content
+        final_url = job.page.final_url
+        if job.page.content_type not in HTML_TYPES:
+            note = f"page is {job.page.content_type}, not HTML"
+        else:
+            decoded = decode_html(job.page.content, job.page.charset)
+            meta = extract(decoded.text, final_url)
+            if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
+                text = meta.text
+            else:
+                note = "no article text found in the page"
+    elif job.page is not None:
+        note = f"page not fetched ({job.page.error})"
+    if text is None:
+        for origin, html in (("feed_content", item.content_html), ("feed_summary", item.summary_html)):
+            if html and (candidate := html_to_text(html).strip()):
+                text = candidate
+                break
+        else:
+            return BuildResult(None, (note + "; " if note else "") + "feed item has no text")
+        note = (note + f"; used {origin}") if note else None
+
+    body = clean_text(text)
+    title = clean_text(item.title or (meta.title if meta else "") or "") or None
+    match_text = fold(body)  # the title stays out: syndicated copies often retitle
+    published = item.published_at or (meta.published_at if meta else None)
+    if published is not None:
+        published = to_utc(published)
+        if published > job.seen_at + FUTURE_TOLERANCE:
+            published = None  # a date in the future is a feed bug, not news from tomorrow
+    language = (
+        primary_language(item.language)
+        or primary_language(meta.language if meta else None)
+        or job.source_language
+        or detect_language(body)
+    )
+    summary = None
+    if item.summary_html and origin != "feed_summary":
+        summary = clean_text(_html2txt(item.summary_html)) or None
+    article = Article(
+        canonical_url=canonical_url(final_url, job.drop_params),
+        url=item.link,
+        title=title,
+        author=item.author or (meta.author if meta else None),
+        published_at=published,
+        language=language,
+        body_text=body,
+        match_text=match_text,
+        summary=summary or (meta.description if meta else None),
+        image_url=meta.image if meta else None,
+        categories=item.categories or (meta.categories if meta else ()),
+        content_origin=origin,
+        content_hash=content_hash(match_text),
+        simhash=simhash(match_text),
+        paragraph_hashes=paragraph_hashes(match_text),
+        raw_sha256=hashlib.sha256(raw).digest() if raw is not None else None,
+        raw_bytes=len(raw) if raw is not None else None,
+    )
+    return BuildResult(article, note)
+
+
+def ingest_source(
+    engine: sa.Engine,
+    source: Source,
+    source_id: int,
+    session: requests.Session | None,
+    run_key: str,
+    now: datetime,
+    *,
+    pool: Executor | None = None,
+    refetch_known: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> IngestStats:
+    """Run one ingest cycle of one source. Source-level failures (the feed cannot be
+    fetched or parsed, an archive file is malformed) are recorded in the fetch log and
+    the returned stats; only database errors raise.
+
+    Args:
+        engine: The data database.
+        source: What to ingest.
+        source_id: Its id in ``sources`` (see :func:`mediamon.load.sync_sources`).
+        session: HTTP session from :func:`mediamon.fetch.make_session` (None for archives).
+        run_key: Identifies this run in the fetch log, e.g. the DAG run's interval.
+        now: The time of the fetch, recorded as first_seen_at.
+        pool: Process pool for extraction, from :func:`extraction_pool`.
+        refetch_known: Fetch pages of articles already stored (normally skipped).
+        progress: Called with the number of items finished after each chunk.
+    """
+    stats = IngestStats(source=source.name)
+    if source.kind == "archive":
+        chunks = _archive_chunks(source, now, stats)
+    elif session is None:
+        raise ValueError(f"source {source.name}: a feed needs an HTTP session")
+    else:
+        chunks = _feed_chunks(engine, source, source_id, session, run_key, now, stats, refetch_known)
+    for jobs, records in chunks:
+        results = list(pool.map(build_article, jobs)) if pool else [build_article(j) for j in jobs]
+        built: list[Article] = []
+        # records[i] belongs to jobs[i]; records past the jobs are files that failed early.
+        for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
+            if result.article is None:
+                stats.failed += 1
+                stats.errors.append(f"{job.item.link}: {result.note}")
+            else:
+                built.append(result.article)
+            if result.note and records[index].error is None:
+                records[index] = replace(records[index], error=result.note)
+        with engine.begin() as conn:
+            load.write_fetch_log(conn, run_key, source_id, records)
+            inserted, updated, ids = load.upsert_articles(conn, source_id, built, now)
+            stats.duplicates += load.mark_duplicates(conn, ids)
+        stats.new += inserted
+        stats.updated += updated
+        stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
+        if progress:
+            progress(len(jobs))
+    logger.info("source %s: %s", source.name, stats.as_dict())
+    return stats
+
+
+Chunk = tuple[list[ArticleJob], list[FetchRecord]]
+
+
+def _feed_chunks(
+    engine: sa.Engine,
+    source: Source,
+    source_id: int,
+    session: requests.Session,
+    run_key: str,
+    now: datetime,
+    stats: IngestStats,
+    refetch_known: bool,
+) -> Iterator[Chunk]:
+    response = fetch(session, source.location)
+    record = _record(response, "feed", now)
+    items: list[FeedItem] = []
+    if response.ok:
+        try:
+            parsed = parse_feed(response.content, response.final_url, response.headers.get("content-type"))
+            items = parsed.items
+            if parsed.skipped:
+                stats.errors.extend(parsed.skipped)
+        except FeedError as error:
+            record = replace(record, error=str(error))
+    if record.error:
+        stats.errors.append(f"{source.location}: {record.error}")
+    with engine.begin() as conn:
+        load.write_fetch_log(conn, run_key, source_id, [record])
+    stats.items = len(items)
+    if not items:
+        return
+    for start in range(0, len(items), CHUNK_SIZE):
+        chunk = items[start : start + CHUNK_SIZE]
+        if not refetch_known:
+            with engine.connect() as conn:
+                known = load.known_articles(
+                    conn, (canonical_url(i.link, source.drop_query_params) for i in chunk)
+                )
+            fresh = [i for i in chunk if canonical_url(i.link, source.drop_query_params) not in known]
+            stats.already_known += len(chunk) - len(fresh)
+            chunk = fresh
+        if not chunk:
+            continue
+        job = ArticleJob(
+            item=chunk[0],
+            source_language=source.language,
+            drop_params=source.drop_query_params,
+            seen_at=now,
+        )
+        if source.fetch_pages:
+            with ThreadPoolExecutor(max_workers=PAGE_THREADS) as threads:
+                pages = list(threads.map(lambda i: fetch(session, i.link), chunk))
+            jobs = [replace(job, item=i, page=p) for i, p in zip(chunk, pages, strict=True)]
+            records = [_record(p, "page", now) for p in pages]
+        else:
+            jobs = [replace(job, item=i) for i in chunk]
+            records = [FetchRecord(url=i.link, kind="page", fetched_at=now, error="feed only") for i in chunk]
+        yield jobs, records
+
+
+def _archive_chunks(source: Source, now: datetime, stats: IngestStats) -> Iterator[Chunk]:
+    folder = Path(source.location)
+    try:
+        files = archive.archive_files(folder)
+    except archive.ArchiveFormatError as error:
+        stats.errors.append(str(error))
+        return
+    stats.items = len(files)
+    for start in range(0, len(files), CHUNK_SIZE):
+        jobs: list[ArticleJob] = []
+        records: list[FetchRecord] = []
+        bad: list[FetchRecord] = []
+        for path in files[start : start + CHUNK_SIZE]:
+            url = path.as_uri()
+            try:
+                data = path.read_bytes()
+                item, html = archive.parse_archive_text(decode_html(data).text, path.name)
+            except (OSError, archive.ArchiveFormatError) as error:
+                stats.failed += 1
+                stats.errors.append(str(error))
+                bad.append(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))
+                continue
+            jobs.append(
+                ArticleJob(
+                    item=item,
+                    source_language=source.language,
+                    drop_params=source.drop_query_params,
+                    seen_at=now,
+                    archived_html=html,
+                )
+            )
+            records.append(FetchRecord(url=url, kind="file", fetched_at=now, bytes=len(data)))
+        yield jobs, records + bad
+
+
+def _record(response: FetchResult, kind: str, now: datetime) -> FetchRecord:
+    return FetchRecord(
+        url=response.url,
+        kind=kind,
+        fetched_at=now,
+        status=response.status,
+        bytes=len(response.content),
+        elapsed_ms=response.elapsed_ms,
+        error=response.error,
+    )
+
+
+def due_sources(
+    conn: sa.Connection, configured: Sequence[Source], ids: dict[str, int], now: datetime
+) -> list[Source]:
+    """Sources whose poll interval has passed since their last feed fetch."""
+    last = dict(
+        conn.execute(
+            sa.text(
+                "select source_id, max(fetched_at) from fetch_log"
+                " where kind in ('feed', 'file') group by source_id"
+            )
+        ).tuples().all()
+    )
+    return [
+        s
+        for s in configured
+        if (seen := last.get(ids[s.name])) is None or seen + s.poll_interval <= now
+    ]

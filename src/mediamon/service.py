@@ -1,0 +1,190 @@
+"""The operations the CLI and the Airflow tasks share: each takes plain values, opens
+what it needs and returns a small summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from mediamon import db, load, migrate, pipeline
+from mediamon.config import Settings
+from mediamon.decode import decode_html
+from mediamon.feeds import FeedItem
+from mediamon.fetch import make_session
+from mediamon.sources import Source, load_sources
+
+logger = logging.getLogger(__name__)
+
+
+def engine_for(settings: Settings) -> sa.Engine:
+    """Engine on the configured database (or the embedded one), schema up to date."""
+    engine = db.make_engine(db.resolve_url(settings))
+    migrate.upgrade(engine)
+    return engine
+
+
+def prepare(settings: Settings, now: datetime, *, only: Sequence[str] = (), force: bool = False) -> list[str]:
+    """Upgrade the schema, sync the sources file into ``sources``, and name the sources due.
+
+    Args:
+        settings: Where the database and sources file are.
+        now: The run's time; a source is due when its poll interval has passed.
+        only: Restrict to these source names (unknown names are an error).
+        force: Treat every selected source as due.
+
+    Raises:
+        SourceConfigError: the sources file is invalid.
+        ValueError: ``only`` names a source that is not configured.
+    """
+    configured = _select(load_sources(settings.sources_path), only)
+    engine = engine_for(settings)
+    with engine.begin() as conn:
+        ids = load.sync_sources(conn, configured)
+        due = configured if force else pipeline.due_sources(conn, configured, ids, now)
+    engine.dispose()
+    return [s.name for s in due]
+
+
+def ingest(
+    settings: Settings,
+    source_names: Iterable[str],
+    run_key: str,
+    now: datetime,
+    *,
+    refetch_known: bool = False,
+    workers: int | None = None,
+) -> list[dict[str, object]]:
+    """Ingest the named sources, one after the other; a failing source never stops the
+    others (its errors are in the fetch log and the returned summaries)."""
+    names = list(source_names)
+    configured = _select(load_sources(settings.sources_path), names)
+    engine = engine_for(settings)
+    summaries: list[dict[str, object]] = []
+    try:
+        with engine.begin() as conn:
+            ids = load.sync_sources(conn, configured)
+        with make_session(settings.user_agent) as session, pipeline.extraction_pool(workers) as pool:
+            for source in configured:
+                stats = pipeline.ingest_source(
+                    engine, source, ids[source.name], session, run_key, now,
+                    pool=pool, refetch_known=refetch_known,
+                )  # fmt: skip
+                summaries.append(stats.as_dict())
+    finally:
+        engine.dispose()
+    return summaries
+
+
+def import_archive(
+    settings: Settings,
+    folder: Path,
+    *,
+    source_name: str | None = None,
+    language: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> dict[str, object]:
+    """Load a folder of seed-format files as an archive source (backfill).
+
+    The source is named after the folder unless ``source_name`` is given; importing the
+    same folder again changes nothing.
+    """
+    from mediamon.archive import archive_files
+    from mediamon.sources import NAME_PATTERN
+
+    folder = folder.resolve()
+    name = source_name or "archive-" + "".join(
+        c if c.isalnum() or c in "_.-" else "-" for c in folder.name.lower()
+    ).strip("-")[:50]
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"{name!r} is not a valid source name; pass --source-name")
+    source = Source(name=name, kind="archive", location=str(folder), language=language)
+    if total:
+        total(len(archive_files(folder)))
+    engine = engine_for(settings)
+    try:
+        with engine.begin() as conn:
+            ids = load.sync_sources(conn, [source])
+        now = datetime.now(UTC)
+        with pipeline.extraction_pool() as pool:
+            stats = pipeline.ingest_source(
+                engine, source, ids[name], None, f"import:{folder}", now,
+                pool=pool, progress=progress,
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    return stats.as_dict()
+
+
+def extract_files(paths: Iterable[Path]) -> Iterable[str]:
+    """One JSON line per local HTML file: path, title, text, published_at, language —
+    the same decode, extract and normalize steps an article page goes through."""
+    for path in paths:
+        try:
+            decoded = decode_html(path.read_bytes())
+        except OSError as error:
+            yield json.dumps({"path": str(path), "error": str(error)}, ensure_ascii=False)
+            continue
+        job = pipeline.ArticleJob(
+            item=FeedItem(link=path.resolve().as_uri()),
+            source_language=None,
+            drop_params=(),
+            seen_at=datetime.now(UTC),
+            archived_html=decoded.text,
+        )
+        article = pipeline.build_article(job).article
+        published = article.published_at if article else None
+        yield json.dumps(
+            {
+                "path": str(path),
+                "title": article.title if article else None,
+                "text": article.body_text if article else "",
+                "published_at": published.isoformat() if published else None,
+                "language": article.language if article else None,
+                "encoding": decoded.encoding,
+            },
+            ensure_ascii=False,
+        )
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Counts per source: articles, copies, last fetch and its errors in the last day."""
+    engine = engine_for(settings)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    """
+                    select s.name,
+                           (select count(*) from articles a where a.source_id = s.source_id) as articles,
+                           (select count(*) from articles a where a.source_id = s.source_id
+                               and a.duplicate_of is not null) as duplicates,
+                           (select max(fetched_at) from fetch_log f where f.source_id = s.source_id) as last_fetch,
+                           (select count(*) from fetch_log f where f.source_id = s.source_id
+                               and f.error is not null and f.fetched_at > :since) as errors_24h
+                    from sources s order by s.name
+                    """
+                ),
+                {"since": datetime.now(UTC) - timedelta(days=1)},
+            ).mappings().all()
+    finally:
+        engine.dispose()
+    return {"sources": [dict(r) for r in rows]}
+
+
+def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
+    wanted = list(only)
+    if not wanted:
+        return configured
+    by_name = {s.name: s for s in configured}
+    unknown = [n for n in wanted if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}")
+    return [by_name[n] for n in wanted]
+
