@@ -14,8 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
-from airflow.sdk import TriggerRule
+from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
 ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
 

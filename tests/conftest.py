@@ -63,12 +63,16 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     """An engine on the test database, emptied before each test."""
     engine = db.make_engine(database_url)
     with engine.begin() as conn:
-        tables = conn.execute(
-            sa.text(
-                "select quote_ident(tablename) from pg_tables"
-                " where schemaname = 'public' and tablename <> 'schema_migrations'"
+        tables = (
+            conn.execute(
+                sa.text(
+                    "select quote_ident(tablename) from pg_tables"
+                    " where schemaname = 'public' and tablename <> 'schema_migrations'"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if tables:
             conn.execute(sa.text(f"truncate {', '.join(tables)} restart identity cascade"))
     yield engine

@@ -50,8 +50,7 @@ create table articles (
     content_origin   text not null check (content_origin in
                          ('page', 'feed_content', 'feed_summary', 'archive')),
     content_hash     bytea not null,                -- exact-duplicate key over match_text
-    simhash          bigint,                        -- near-duplicate key; null for short texts
-    paragraph_hashes bigint[] not null default '{}', -- one per substantial paragraph
+    sentence_hashes  bigint[] not null default '{}', -- near-duplicate key: one per sentence
     duplicate_of     bigint references articles (article_id),
     raw_sha256       bytea,
     raw_bytes        integer,
@@ -62,9 +61,6 @@ create index articles_published_at on articles (published_at);
 create index articles_source on articles (source_id, first_seen_at desc);
 -- A simhash within Hamming distance 3 of another agrees with it on at least one of
 -- four 16-bit bands (pigeonhole), so these four indexes find every near-duplicate.
--- Copies that add a byline, a credit line or a footer share most paragraphs.
-create index articles_paragraph_hashes on articles using gin (paragraph_hashes);
-create index articles_simhash_b0 on articles (((simhash >> 48) & 65535));
-create index articles_simhash_b1 on articles (((simhash >> 32) & 65535));
-create index articles_simhash_b2 on articles (((simhash >> 16) & 65535));
-create index articles_simhash_b3 on articles ((simhash & 65535));
+-- Copies that add a byline, a credit line or a footer, or break paragraphs elsewhere,
+-- still share most sentences: the GIN index finds articles sharing any.
+create index articles_sentence_hashes on articles using gin (sentence_hashes);

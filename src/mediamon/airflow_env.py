@@ -14,7 +14,9 @@ from mediamon import db
 from mediamon.config import PROJECT_ROOT, Settings
 
 
-def airflow_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def airflow_environment(
+    settings: Settings, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Environment variables for ``airflow`` commands; values already set in ``base`` win."""
     env = dict(os.environ if base is None else base)
     metadata_url = env.get("MEDIAMON_AIRFLOW_DATABASE_URL")

@@ -65,6 +65,8 @@ def archive_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in (".txt", ".html")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix.lower() in (".txt", ".html")
         and not p.name.lower().startswith("readme")
     )

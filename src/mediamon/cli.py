@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     db_commands.add_parser("stop", help="stop the embedded PostgreSQL server")
 
     ingest = commands.add_parser("ingest", help="run one ingest cycle without Airflow")
-    ingest.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    ingest.add_argument(
+        "--source", action="append", default=[], help="only this source (repeatable)"
+    )
     ingest.add_argument("--refetch", action="store_true", help="fetch pages already stored")
 
     archive = commands.add_parser("import-archive", help="load a folder of archived items")
@@ -42,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="articles, copies and fetch errors per source")
     commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
     commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
-    airflow = commands.add_parser("airflow", help="run an airflow command in mediamon's environment")
+    airflow = commands.add_parser(
+        "airflow", help="run an airflow command in mediamon's environment"
+    )
     airflow.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 

@@ -24,12 +24,16 @@ class Settings:
         sources_path: YAML file listing the sources.
         var_dir: Working directory for the embedded database and the demo.
         user_agent: User-Agent header sent with every request.
+        http_retries: Retries of a request after a connection error or a 5xx answer.
+        http_backoff_s: Base of the exponential backoff between those retries.
     """
 
     database_url: str | None
     sources_path: Path
     var_dir: Path
     user_agent: str = DEFAULT_USER_AGENT
+    http_retries: int = 3
+    http_backoff_s: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,4 +46,6 @@ class Settings:
             ),
             var_dir=Path(env.get("MEDIAMON_VAR_DIR") or PROJECT_ROOT / "var"),
             user_agent=env.get("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
+            http_retries=int(env.get("MEDIAMON_HTTP_RETRIES") or 3),
+            http_backoff_s=float(env.get("MEDIAMON_HTTP_BACKOFF") or 0.5),
         )

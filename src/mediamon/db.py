@@ -47,7 +47,9 @@ def embedded_url(var_dir: Path, database: str = "mediamon") -> str:
 
     pgdata = var_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode=None
+    )
     existing = server.psql("select datname from pg_database;")
     for name in EMBEDDED_DATABASES:
         if name not in existing.split():
@@ -91,7 +93,9 @@ def stop_embedded(var_dir: Path) -> bool:
         return False
     import pgserver
 
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode=None
+    )
     pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
     command = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "stop"]
     if server.system_user is not None:

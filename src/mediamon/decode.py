@@ -36,9 +36,7 @@ WIDER_ENCODING = {
     "utf8": "utf-8",
 }
 META_SCAN_BYTES = 4096
-META_CHARSET = re.compile(
-    rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.-]+)""", re.IGNORECASE
-)
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.-]+)""", re.IGNORECASE)
 XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.-]+)""")
 BOMS = (
     (codecs.BOM_UTF8, "utf-8"),

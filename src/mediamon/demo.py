@@ -48,38 +48,56 @@ def _airflow(env: dict[str, str], args: list[str], log: Path) -> None:
         result = subprocess.run(airflow_command(args), env=env, stdout=out, stderr=out, check=False)
     if result.returncode != 0:
         tail = log.read_text("utf-8", "replace").splitlines()[-30:]
-        raise SystemExit(f"airflow {' '.join(args)} failed; last lines of {log}:\n" + "\n".join(tail))
+        raise SystemExit(
+            f"airflow {' '.join(args)} failed; last lines of {log}:\n" + "\n".join(tail)
+        )
 
 
 def summary(engine: sa.Engine) -> str:
     """What was loaded, what failed and what was deduplicated, per source."""
     with engine.connect() as conn:
-        loaded = conn.execute(
-            sa.text(
-                "select source, count(*) as articles, count(duplicate_of) as copies,"
-                " string_agg(distinct language, ',') as languages"
-                " from bi.articles group by source order by source"
+        loaded = (
+            conn.execute(
+                sa.text(
+                    "select source, count(*) as articles, count(duplicate_of) as copies,"
+                    " string_agg(distinct language, ',') as languages"
+                    " from bi.articles group by source order by source"
+                )
             )
-        ).mappings().all()
-        failures = conn.execute(
-            sa.text(
-                "select source, url, error from bi.fetch_log where not ok"
-                " and fetched_at = (select max(fetched_at) from bi.fetch_log)"
-                " order by source, url"
+            .mappings()
+            .all()
+        )
+        failures = (
+            conn.execute(
+                sa.text(
+                    "select source, url, error from bi.fetch_log where not ok"
+                    " and fetched_at = (select max(fetched_at) from bi.fetch_log)"
+                    " order by source, url"
+                )
             )
-        ).mappings().all()
-        copies = conn.execute(
-            sa.text(
-                "select c.url as copy, o.url as original from bi.articles c"
-                " join bi.articles o on o.article_id = c.duplicate_of order by c.url"
+            .mappings()
+            .all()
+        )
+        copies = (
+            conn.execute(
+                sa.text(
+                    "select c.url as copy, o.url as original from bi.articles c"
+                    " join bi.articles o on o.article_id = c.duplicate_of order by c.url"
+                )
             )
-        ).mappings().all()
-        titles = conn.execute(
-            sa.text(
-                "select source, published_at, language, title from bi.articles"
-                " order by published_at"
+            .mappings()
+            .all()
+        )
+        titles = (
+            conn.execute(
+                sa.text(
+                    "select source, published_at, language, title from bi.articles"
+                    " order by published_at"
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
     lines = ["", "== mediamon demo: what was loaded =="]
     for row in loaded:
         lines.append(

@@ -1,18 +1,103 @@
-"""Article text and metadata from decoded HTML, by trafilatura."""
+"""Article text and metadata from decoded HTML, by trafilatura.
+
+Extraction runs trafilatura in precision mode first: on news pages it keeps the article
+and drops the "related news", comment and footer blocks that balanced mode often appends.
+Precision mode sometimes grabs the wrong block instead (a comment, a reprint notice, a
+list of links); when its text has few sentences, a balanced extraction is run as well and
+wins if it has many times more sentence punctuation. The chosen text is then cleaned:
+markdown table markup removed, boilerplate lines (editor, source, copyright, share and
+QR-code prompts, platform disclaimers) stripped where they stand at the start or end,
+everything after an end-of-article marker ("相关阅读", "Related articles"...) in the
+second half dropped, and repeated lines kept once.
+
+Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
+``config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
+
+CONFIG_ENV = "MEDIAMON_EXTRACTION_CONFIG"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "extraction.yaml"
+
+# Precision-mode text with fewer sentence marks than this is checked against balanced mode.
+THIN_SENTENCE_MARKS = 20
+# Balanced mode wins when it has this many times the precision text's sentence marks.
+BALANCED_WINS_RATIO = 6
+# Lines stripped from each end of the text at most.
+MAX_EDGE_LINES = 8
+# Repeated lines shorter than this are kept (list bullets, short labels, table cells).
+MIN_DEDUP_LINE = 12
+
+# Sentence punctuation: CJK marks anywhere, Latin ones before a space or line end.
+_SENTENCE_MARK = re.compile(r"[。！？；，、]|[,.;:!?](?=\s|$)")
+_TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$")
+_TABLE_CELL_SEP = re.compile(r"\s*(?<!\\)\|\s*")
+_SPACES = re.compile(r"[ \t\u3000\xa0]+")
+
+# Boilerplate lines, stripped only at the start or end of the text.
+_EDGE_PATTERNS = (
+    # editor, source and byline-like credits of Chinese news
+    r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
+    r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
+    r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
+    # copyright and reprint notices
+    r"copyright|©|\(c\)\s*\d{4}|all rights reserved|版权所有|保留所有权利|版权声明|"
+    r"无断转载|무단전재|reproduction without",
+    r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
+    r"不得转载|谢绝转载|转载须",
+    # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
+    r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
+    r"^notice: the content above",
+    r"本平台仅提供信息存储",
+    # share, follow, QR code, app prompts
+    r"^(分享到|分享至|分享|转发到|扫描二维码|扫一扫|扫码|长按(识别)?二维码|关注我们|点击关注|"
+    r"打开.{0,12}(app|客户端)|下载.{0,12}(app|客户端)|举报|反馈|举报\s*/\s*反馈|查看更多|"
+    r"加载更多|点击加载更多|查看原文|阅读原文|返回顶部|返回首页|上一篇|下一篇|打印|"
+    r"关闭窗口|收藏|点赞|评论)\s*[:：]?\s*$",
+    r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
+    r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
+    r"comments?)\s*[:.]?$",
+    r"(微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|(扫描|扫一扫|关注|分享).{0,20}"
+    r"(微信|微博|二维码)",
+)
+_EDGE_RE = re.compile("|".join(f"(?:{p})" for p in _EDGE_PATTERNS), re.IGNORECASE)
+# Labels that are never article text, dropped wherever they are.
+_LABEL_LINES = re.compile(
+    r"^(advertisement|advertisements|ad|sponsored|广告|推广|赞助内容|\[?广告\]?|"
+    r"分享到\s*[:：]?|分享\s*[:：]|scroll to continue with content)$",
+    re.IGNORECASE,
+)
+# Headings after which a news page has only related links, comments or recommendations.
+_END_MARKERS = re.compile(
+    r"^[【\[]?\s*(相关(阅读|新闻|文章|报道|推荐|链接|专题|资讯)|推荐阅读|延伸阅读|热门(推荐|文章|新闻|阅读)|"
+    r"猜你喜欢|为您推荐|为你推荐|大家都在看|更多(精彩|阅读|新闻|资讯)|精彩推荐|热点推荐|"
+    r"网友评论|最新评论|热门评论|发表评论|我要评论|评论区|"
+    r"related( articles| stories| posts| news| content| coverage)?|more (stories|from .{1,40})|"
+    r"recommended( for you| stories| articles)?|you may also like|most popular|most read|"
+    r"trending( now)?|latest (news|stories))\s*[】\]]?\s*[:：]?$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
 class Extracted:
-    """What trafilatura found in a page. Any field may be missing except ``text``."""
+    """What trafilatura found in a page. Any field may be missing except ``text``.
+
+    ``mode`` says which extraction the text came from: ``precision`` (the default) or
+    ``balanced`` (the fallback, see the module documentation).
+    """
 
     text: str
     title: str | None = None
@@ -23,6 +108,26 @@ class Extracted:
     description: str | None = None
     sitename: str | None = None
     categories: tuple[str, ...] = field(default_factory=tuple)
+    mode: str = "precision"
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """Per-site extraction rules from the configuration file.
+
+    Attributes:
+        domain: Host the rule applies to, and its subdomains (``163.com`` covers
+            ``news.163.com``).
+        prune_xpath: XPath expressions of elements removed before extraction.
+        boilerplate: Regular expressions (searched, case-insensitive) of lines removed
+            from the start and end of the text, on top of the built-in ones.
+        drop_lines: Regular expressions of lines removed wherever they are.
+    """
+
+    domain: str
+    prune_xpath: tuple[str, ...] = ()
+    boilerplate: tuple[re.Pattern[str], ...] = ()
+    drop_lines: tuple[re.Pattern[str], ...] = ()
 
 
 def extract(html: str, url: str | None = None) -> Extracted | None:
@@ -31,45 +136,229 @@ def extract(html: str, url: str | None = None) -> Extracted | None:
     Args:
         html: The page, already decoded (see :mod:`mediamon.decode`): trafilatura
             guessing the charset itself garbles many GBK pages.
-        url: The page's URL, which helps trafilatura resolve links and dates.
+        url: The page's URL, which helps trafilatura resolve links and dates, and
+            selects the per-site rules of the configuration.
 
     Returns:
         The extraction, or None when the page has no article text.
     """
-    import trafilatura
-
-    result = trafilatura.extract(
-        html,
-        url=url,
-        output_format="json",
-        with_metadata=True,
-        include_comments=False,
-        include_tables=True,
-        deduplicate=False,
-    )
-    if not result:
+    rule = site_rule(url)
+    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
+    document = _bare(html, url, precision=True, metadata=True, prune=prune)
+    text = _document_text(document)
+    mode = "precision"
+    if document is None or not text:
+        document = _bare(html, url, precision=False, metadata=True, prune=prune)
+        text, mode = _document_text(document), "balanced"
+    elif len(_SENTENCE_MARK.findall(text)) < THIN_SENTENCE_MARKS:
+        balanced = _document_text(_bare(html, url, precision=False, metadata=False, prune=prune))
+        if _prefer_balanced(text, balanced):
+            text, mode = balanced, "balanced"
+    if document is None:
         return None
-    data = json.loads(result)
-    text = (data.get("text") or "").strip()
+    text = clean_text(text, rule)
     if not text:
         return None
     return Extracted(
         text=text,
-        title=_str(data.get("title")),
-        author=_str(data.get("author")),
-        published_at=_date(data.get("date")),
-        language=_str(data.get("language")),
-        image=_str(data.get("image")),
-        description=_str(data.get("excerpt") or data.get("description")),
-        sitename=_str(data.get("sitename")),
-        categories=tuple(
-            c.strip() for c in (data.get("categories") or "").split(";") if c.strip()
-        ),
+        title=_str(document.title),
+        author=_str(document.author),
+        published_at=_date(document.date),
+        language=_str(getattr(document, "language", None)),
+        image=_str(document.image),
+        description=_str(document.description),
+        sitename=_str(document.sitename),
+        categories=_categories(document.categories),
+        mode=mode,
     )
+
+
+def _bare(
+    html: str, url: str | None, *, precision: bool, metadata: bool, prune: list[str] | None
+) -> Any:
+    """One trafilatura run; the Document, or None when it finds no text."""
+    from trafilatura import bare_extraction
+
+    try:
+        return bare_extraction(
+            html,
+            url=url,
+            favor_precision=precision,
+            with_metadata=metadata,
+            include_comments=False,
+            include_tables=True,
+            deduplicate=False,
+            prune_xpath=prune,
+        )
+    except Exception:  # trafilatura raises on some malformed trees; treat as no text
+        logger.warning("trafilatura failed on %s", url, exc_info=True)
+        return None
+
+
+def _document_text(document: Any) -> str:
+    text = getattr(document, "text", None) if document is not None else None
+    return text.strip() if isinstance(text, str) else ""
+
+
+def _prefer_balanced(precise: str, balanced: str) -> bool:
+    """Whether the balanced text should replace a thin precision-mode text.
+
+    Precision mode occasionally picks a short block that is not the article (a reader
+    comment, a newsletter or reprint notice, a list of links) when balanced mode has the
+    article; the article then has many times more sentences.
+    """
+    marks = len(_SENTENCE_MARK.findall(precise))
+    return len(_SENTENCE_MARK.findall(balanced)) > BALANCED_WINS_RATIO * max(marks, 1)
+
+
+# --- cleaning ---------------------------------------------------------------------------
+
+
+def clean_text(text: str, rule: SiteRule | None = None) -> str:
+    """Plain article text from trafilatura's: see the module documentation."""
+    edge = (_EDGE_RE, *rule.boilerplate) if rule else (_EDGE_RE,)
+    drop = rule.drop_lines if rule else ()
+    lines = [line for line in (_plain_line(raw) for raw in text.splitlines()) if line]
+    lines = [
+        line
+        for line in lines
+        if not _LABEL_LINES.match(line) and not any(p.search(line) for p in drop)
+    ]
+    lines = _cut_at_end_marker(lines)
+    lines = _strip_edges(lines, edge)
+    return "\n".join(_dedup(lines))
+
+
+def _plain_line(line: str) -> str:
+    """A line without markdown table markup and with spaces collapsed."""
+    if "|" in line:
+        if _TABLE_RULE.match(line):
+            return ""
+        if line.lstrip().startswith("|"):
+            cells = [c for c in _TABLE_CELL_SEP.split(line) if c.strip()]
+            line = " ".join(cells).replace("\\|", "|")
+    return _SPACES.sub(" ", line).strip()
+
+
+def _cut_at_end_marker(lines: list[str]) -> list[str]:
+    """Drop everything from an end-of-article heading in the second half of the text."""
+    total = sum(len(line) for line in lines)
+    seen = 0
+    for index, line in enumerate(lines):
+        if seen >= total / 2 and len(line) <= 30 and _END_MARKERS.match(line):
+            return lines[:index]
+        seen += len(line)
+    return lines
+
+
+def _strip_edges(lines: list[str], patterns: tuple[re.Pattern[str], ...]) -> list[str]:
+    def boilerplate(line: str) -> bool:
+        return len(line) <= 300 and any(p.search(line) for p in patterns)
+
+    start = 0
+    while start < min(len(lines), MAX_EDGE_LINES) and boilerplate(lines[start]):
+        start += 1
+    end = len(lines)
+    while end > max(start, len(lines) - MAX_EDGE_LINES) and boilerplate(lines[end - 1]):
+        end -= 1
+    return lines[start:end]
+
+
+def _dedup(lines: list[str]) -> list[str]:
+    """Lines in order, a repeated line of MIN_DEDUP_LINE characters or more kept once."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for line in lines:
+        if len(line) >= MIN_DEDUP_LINE:
+            if line in seen:
+                continue
+            seen.add(line)
+        kept.append(line)
+    return kept
+
+
+# --- per-site rules ---------------------------------------------------------------------
+
+
+def site_rule(url: str | None) -> SiteRule | None:
+    """The configured rule for a URL's host (longest matching domain), if any."""
+    if not url:
+        return None
+    rules = load_site_rules(os.environ.get(CONFIG_ENV) or str(DEFAULT_CONFIG_PATH))
+    if not rules:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    while host:
+        if host in rules:
+            return rules[host]
+        host = host.partition(".")[2]
+    return None
+
+
+@lru_cache(maxsize=4)
+def load_site_rules(path: str) -> dict[str, SiteRule]:
+    """Per-site rules of a YAML file (see ``config/extraction.yaml``); none if it is absent.
+
+    Raises:
+        ValueError: The file is not valid YAML or a rule is malformed.
+    """
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{file}: not valid YAML: {error}") from error
+    sites = document.get("sites") if isinstance(document, dict) else None
+    if sites is None:
+        return {}
+    if not isinstance(sites, list):
+        raise ValueError(f"{file}: 'sites' must be a list")
+    rules: dict[str, SiteRule] = {}
+    for number, entry in enumerate(sites, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("domain"), str):
+            raise ValueError(f"{file}: site {number} needs a 'domain'")
+        domain = entry["domain"].strip().lower().removeprefix("www.")
+        try:
+            rules[domain] = SiteRule(
+                domain=domain,
+                prune_xpath=_strings(entry.get("prune_xpath")),
+                boilerplate=tuple(
+                    re.compile(p, re.IGNORECASE) for p in _strings(entry.get("boilerplate"))
+                ),
+                drop_lines=tuple(
+                    re.compile(p, re.IGNORECASE) for p in _strings(entry.get("drop_lines"))
+                ),
+            )
+        except re.error as error:
+            raise ValueError(f"{file}: site {domain}: bad regular expression: {error}") from error
+    return rules
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a string or a list of strings, got {value!r}")
+
+
+# --- metadata ---------------------------------------------------------------------------
 
 
 def _str(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
+
+
+def _categories(value: object) -> tuple[str, ...]:
+    items = value.split(";") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return ()
+    return tuple(c.strip() for c in items if isinstance(c, str) and c.strip())
 
 
 def _date(value: object) -> datetime | None:

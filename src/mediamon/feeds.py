@@ -51,19 +51,23 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     """
     import feedparser
 
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
+    headers = {"content-location": url, "content-type": content_type or "application/xml"}
     parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True)
     if not parsed.entries:
+        if not parsed.get("version"):
+            problem = f": {parsed.bozo_exception}" if parsed.bozo else ""
+            raise FeedError(f"not a feed: no RSS or Atom root element{problem}")
         if parsed.bozo:
             raise FeedError(f"malformed feed: {parsed.bozo_exception}")
-        if not parsed.version:
-            raise FeedError("not a feed: no RSS or Atom root element")
         raise FeedError("feed has no items")
     feed_language = parsed.feed.get("language")
     items: list[FeedItem] = []
     skipped: list[str] = []
+    if parsed.bozo:
+        # feedparser's lenient parser recovered entries from invalid XML: keep them, say so.
+        skipped.append(
+            f"malformed feed, {len(parsed.entries)} items recovered: {parsed.bozo_exception}"
+        )
     seen: set[str] = set()
     for index, entry in enumerate(parsed.entries):
         if len(items) >= MAX_ITEMS:

@@ -91,6 +91,7 @@ def fetch(
     *,
     max_bytes: int = MAX_BYTES,
     deadline_s: float = DOWNLOAD_DEADLINE_S,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
 ) -> FetchResult:
     """GET ``url``; never raises for network or HTTP failures, which land in ``error``.
 
@@ -99,6 +100,7 @@ def fetch(
         url: http(s) URL.
         max_bytes: Body size cap (after decompression); larger bodies are an error.
         deadline_s: Bound on the whole download, beside the per-read timeout.
+        timeout: Connect and per-read timeouts in seconds.
     """
     started = time.monotonic()
 
@@ -107,9 +109,7 @@ def fetch(
         return FetchResult(url=url, elapsed_ms=elapsed, **kwargs)  # type: ignore[arg-type]
 
     try:
-        response = session.get(
-            url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), stream=True, allow_redirects=True
-        )
+        response = session.get(url, timeout=timeout, stream=True, allow_redirects=True)
     except requests.RequestException as error:
         return done(final_url=url, status=None, content=b"", error=_describe(error))
     with response:
@@ -162,21 +162,37 @@ def fetch(
 
 
 def _describe(error: requests.RequestException) -> str:
-    """A short, stable description of a request failure for the fetch log."""
-    kinds = (
+    """A short, stable description of a request failure for the fetch log.
+
+    With retries on, urllib3 wraps the last failure in MaxRetryError; the description
+    names that underlying failure, not the wrapper.
+    """
+    from urllib3 import exceptions as u3
+
+    reason: BaseException = error
+    if error.args and isinstance(error.args[0], u3.MaxRetryError) and error.args[0].reason:
+        reason = error.args[0].reason
+    kinds: tuple[tuple[type[BaseException], str], ...] = (
+        # NewConnectionError subclasses ConnectTimeoutError: test it first.
+        (u3.NameResolutionError, "DNS lookup failed"),
+        (u3.NewConnectionError, "connection failed"),
         (requests.exceptions.ConnectTimeout, "connect timeout"),
+        (u3.ConnectTimeoutError, "connect timeout"),
         (requests.exceptions.ReadTimeout, "read timeout"),
+        (u3.ReadTimeoutError, "read timeout"),
         (requests.exceptions.TooManyRedirects, "too many redirects"),
         (requests.exceptions.SSLError, "TLS error"),
-        (requests.exceptions.ConnectionError, "connection failed"),
+        (u3.SSLError, "TLS error"),
         (requests.exceptions.ContentDecodingError, "bad content encoding"),
         (requests.exceptions.ChunkedEncodingError, "connection broken mid-body"),
+        (u3.ProtocolError, "connection broken mid-body"),
+        (requests.exceptions.InvalidSchema, "unsupported URL scheme"),
         (requests.exceptions.InvalidURL, "invalid URL"),
         (requests.exceptions.MissingSchema, "invalid URL"),
-        (requests.exceptions.InvalidSchema, "unsupported URL scheme"),
+        (requests.exceptions.ConnectionError, "connection failed"),
     )
-    label = next((text for kind, text in kinds if isinstance(error, kind)), "request failed")
-    detail = str(error)
+    label = next((text for kind, text in kinds if isinstance(reason, kind)), "request failed")
+    detail = str(reason)
     if len(detail) > 300:
         detail = detail[:300] + "…"
     return f"{label}: {detail}"

@@ -19,14 +19,13 @@ from mediamon.tables import articles, fetch_log, sources
 logger = logging.getLogger(__name__)
 
 DUPLICATE_MIN_CHARS = 30
-DUPLICATE_MAX_DISTANCE = 3
-DUPLICATE_MIN_PARAGRAPHS = 3
-DUPLICATE_MIN_SHARED = 0.8  # of the shorter article's paragraphs
+DUPLICATE_MIN_SENTENCES = 3
+DUPLICATE_MIN_SHARED = 0.8  # of the shorter article's sentences
 # Fields whose change makes a stored article count as updated.
 ARTICLE_CONTENT_FIELDS = (
     "url", "title", "author", "published_at", "language", "body_text", "match_text",
-    "summary", "image_url", "categories", "content_origin", "content_hash", "simhash",
-    "paragraph_hashes", "raw_sha256", "raw_bytes",
+    "summary", "image_url", "categories", "content_origin", "content_hash", "sentence_hashes",
+    "raw_sha256", "raw_bytes",
 )  # fmt: skip
 
 
@@ -60,7 +59,7 @@ def sync_sources(conn: sa.Connection, configured: Sequence[Source]) -> dict[str,
                 where=sa.or_(*(sources.c[c].is_distinct_from(excluded[c]) for c in changed)),
             )
         )
-    return dict(conn.execute(sa.select(sources.c.name, sources.c.source_id)).tuples().all())
+    return dict(conn.execute(sa.select(sources.c.name, sources.c.source_id)).all())
 
 
 def write_fetch_log(
@@ -91,9 +90,7 @@ def known_articles(conn: sa.Connection, canonical_urls: Iterable[str]) -> set[st
     hashes = [url_hash(u) for u in set(canonical_urls)]
     if not hashes:
         return set()
-    found = conn.execute(
-        sa.select(articles.c.canonical_url).where(articles.c.url_hash.in_(hashes))
-    )
+    found = conn.execute(sa.select(articles.c.canonical_url).where(articles.c.url_hash.in_(hashes)))
     return set(found.scalars().all())
 
 
@@ -118,7 +115,7 @@ def upsert_articles(
         {
             **{f: getattr(a, f) for f in ARTICLE_CONTENT_FIELDS},
             "categories": list(a.categories),
-            "paragraph_hashes": list(a.paragraph_hashes),
+            "sentence_hashes": list(a.sentence_hashes),
             "canonical_url": a.canonical_url,
             "url_hash": url_hash(a.canonical_url),
             "source_id": source_id,
@@ -129,7 +126,7 @@ def upsert_articles(
     statement = insert(articles)
     excluded = statement.excluded
     # xmax is 0 exactly for rows this statement inserted (a PostgreSQL idiom).
-    inserted_flag = sa.literal_column("xmax = 0")
+    inserted_flag = sa.literal_column("xmax = 0", sa.Boolean)
     result = conn.execute(
         statement.on_conflict_do_update(
             index_elements=[articles.c.url_hash],
@@ -154,8 +151,7 @@ def mark_duplicates(conn: sa.Connection, article_ids: Sequence[int]) -> int:
         {
             "ids": list(article_ids),
             "min_chars": DUPLICATE_MIN_CHARS,
-            "max_distance": DUPLICATE_MAX_DISTANCE,
-            "min_paragraphs": DUPLICATE_MIN_PARAGRAPHS,
+            "min_sentences": DUPLICATE_MIN_SENTENCES,
             "min_shared": DUPLICATE_MIN_SHARED,
         },
     )

@@ -81,7 +81,7 @@ def upgrade(engine: sa.Engine, folder: Path | None = None) -> list[str]:
                 )
             )
             conn.commit()
-            done = dict(
+            done: dict[int, str] = dict(
                 conn.execute(sa.text("select version, checksum from schema_migrations")).all()
             )
             for migration in load_migrations(folder):

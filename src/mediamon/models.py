@@ -23,8 +23,7 @@ class Article:
     categories: tuple[str, ...]
     content_origin: str  # page | feed_content | feed_summary | archive
     content_hash: bytes
-    simhash: int | None
-    paragraph_hashes: tuple[int, ...]
+    sentence_hashes: tuple[int, ...]
     raw_sha256: bytes | None
     raw_bytes: int | None
 

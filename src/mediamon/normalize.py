@@ -23,9 +23,9 @@ ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), Non
 HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 MANY_NEWLINES = re.compile(r"\n{3,}")
 NOT_WORD = re.compile(r"[\W_]+")
-SIMHASH_MIN_CHARS = 200
-PARAGRAPH_MIN_CHARS = 20  # shorter lines (bylines, captions) say nothing about identity
-SHINGLE = 4
+# Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
+SENTENCE_END = re.compile(r"[。！？!?；;\n]+|\.\s")
+SENTENCE_MIN_CHARS = 10  # shorter pieces (bylines, datelines) say little about identity
 
 
 def clean_text(text: str) -> str:
@@ -64,8 +64,10 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
     port = parts.port
-    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else (
-        f"{host}:{port}"
+    netloc = (
+        host
+        if port is None or (scheme, port) in (("http", 80), ("https", 443))
+        else (f"{host}:{port}")
     )
     extra = {p.lower() for p in drop_params}
     query = [
@@ -117,34 +119,14 @@ def content_hash(match_text: str) -> bytes:
     return hashlib.sha256(NOT_WORD.sub("", match_text).encode("utf-8")).digest()
 
 
-def simhash(match_text: str) -> int | None:
-    """64-bit SimHash over character 4-grams of the folded text (signed, for bigint).
-
-    Syndicated copies that differ in a byline or footer stay within a small Hamming
-    distance. None for texts too short for the hash to mean anything.
-    """
-    compact = NOT_WORD.sub("", match_text)
-    if len(compact) < SIMHASH_MIN_CHARS:
-        return None
-    import numpy as np
-
-    grams = {compact[i : i + SHINGLE] for i in range(len(compact) - SHINGLE + 1)}
-    digests = b"".join(
-        hashlib.blake2b(g.encode("utf-8"), digest_size=8).digest() for g in grams
-    )
-    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 8), axis=1)
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 > len(grams)
-    value = int.from_bytes(np.packbits(votes).tobytes(), "big")
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def paragraph_hashes(match_text: str) -> tuple[int, ...]:
-    """Signed 64-bit hashes of the substantial paragraphs of the folded text, in order,
-    without repeats: two articles sharing most of them are copies of one story."""
+def sentence_hashes(match_text: str) -> tuple[int, ...]:
+    """Signed 64-bit hashes of the substantial sentences of the folded text, in order,
+    without repeats. Two articles sharing most of them are copies of one story, even when
+    one adds a byline or footer or breaks its paragraphs elsewhere."""
     found: dict[int, None] = {}
-    for line in match_text.splitlines():
-        compact = NOT_WORD.sub("", line)
-        if len(compact) >= PARAGRAPH_MIN_CHARS:
+    for sentence in SENTENCE_END.split(match_text):
+        compact = NOT_WORD.sub("", sentence)
+        if len(compact) >= SENTENCE_MIN_CHARS:
             digest = hashlib.blake2b(compact.encode("utf-8"), digest_size=8).digest()
             found[int.from_bytes(digest, "big", signed=True)] = None
     return tuple(found)

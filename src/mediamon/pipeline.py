@@ -8,7 +8,6 @@ one transaction, so a failure never leaves a half-written chunk and memory stays
 from __future__ import annotations
 
 import hashlib
-from html import unescape
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +15,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import requests
@@ -33,9 +33,8 @@ from mediamon.normalize import (
     content_hash,
     detect_language,
     fold,
-    paragraph_hashes,
     primary_language,
-    simhash,
+    sentence_hashes,
     to_utc,
 )
 from mediamon.sources import Source
@@ -101,6 +100,14 @@ def html_to_text(html: str) -> str:
     return _html2txt(html)
 
 
+def _feed_text(item: FeedItem) -> tuple[str, str] | None:
+    """The feed's own text for an item, full content before summary, with its origin."""
+    for origin, html in (("feed_content", item.content_html), ("feed_summary", item.summary_html)):
+        if html and (text := html_to_text(html).strip()):
+            return origin, text
+    return None
+
+
 def build_article(job: ArticleJob) -> BuildResult:
     """Turn a feed item (and its page, or archived HTML) into a normalized article."""
     item = job.item
@@ -132,12 +139,10 @@ def build_article(job: ArticleJob) -> BuildResult:
     elif job.page is not None:
         note = f"page not fetched ({job.page.error})"
     if text is None:
-        for origin, html in (("feed_content", item.content_html), ("feed_summary", item.summary_html)):
-            if html and (candidate := html_to_text(html).strip()):
-                text = candidate
-                break
-        else:
+        fallback = _feed_text(item)
+        if fallback is None:
             return BuildResult(None, (note + "; " if note else "") + "feed item has no text")
+        origin, text = fallback
         note = (note + f"; used {origin}") if note else None
 
     body = clean_text(text)
@@ -171,8 +176,7 @@ def build_article(job: ArticleJob) -> BuildResult:
         categories=item.categories or (meta.categories if meta else ()),
         content_origin=origin,
         content_hash=content_hash(match_text),
-        simhash=simhash(match_text),
-        paragraph_hashes=paragraph_hashes(match_text),
+        sentence_hashes=sentence_hashes(match_text),
         raw_sha256=hashlib.sha256(raw).digest() if raw is not None else None,
         raw_bytes=len(raw) if raw is not None else None,
     )
@@ -212,7 +216,9 @@ def ingest_source(
     elif session is None:
         raise ValueError(f"source {source.name}: a feed needs an HTTP session")
     else:
-        chunks = _feed_chunks(engine, source, source_id, session, run_key, now, stats, refetch_known)
+        chunks = _feed_chunks(
+            engine, source, source_id, session, run_key, now, stats, refetch_known
+        )
     for jobs, records in chunks:
         results = list(pool.map(build_article, jobs)) if pool else [build_article(j) for j in jobs]
         built: list[Article] = []
@@ -223,7 +229,7 @@ def ingest_source(
                 stats.errors.append(f"{job.item.link}: {result.note}")
             else:
                 built.append(result.article)
-            if result.note and records[index].error is None:
+            if result.note:  # the note includes the fetch error, if there was one
                 records[index] = replace(records[index], error=result.note)
         with engine.begin() as conn:
             load.write_fetch_log(conn, run_key, source_id, records)
@@ -256,7 +262,9 @@ def _feed_chunks(
     items: list[FeedItem] = []
     if response.ok:
         try:
-            parsed = parse_feed(response.content, response.final_url, response.headers.get("content-type"))
+            parsed = parse_feed(
+                response.content, response.final_url, response.headers.get("content-type")
+            )
             items = parsed.items
             if parsed.skipped:
                 stats.errors.extend(parsed.skipped)
@@ -276,7 +284,9 @@ def _feed_chunks(
                 known = load.known_articles(
                     conn, (canonical_url(i.link, source.drop_query_params) for i in chunk)
                 )
-            fresh = [i for i in chunk if canonical_url(i.link, source.drop_query_params) not in known]
+            fresh = [
+                i for i in chunk if canonical_url(i.link, source.drop_query_params) not in known
+            ]
             stats.already_known += len(chunk) - len(fresh)
             chunk = fresh
         if not chunk:
@@ -294,7 +304,10 @@ def _feed_chunks(
             records = [_record(p, "page", now) for p in pages]
         else:
             jobs = [replace(job, item=i) for i in chunk]
-            records = [FetchRecord(url=i.link, kind="page", fetched_at=now, error="feed only") for i in chunk]
+            records = [
+                FetchRecord(url=i.link, kind="page", fetched_at=now, error="feed only")
+                for i in chunk
+            ]
         yield jobs, records
 
 
@@ -349,13 +362,13 @@ def due_sources(
     conn: sa.Connection, configured: Sequence[Source], ids: dict[str, int], now: datetime
 ) -> list[Source]:
     """Sources whose poll interval has passed since their last feed fetch."""
-    last = dict(
+    last: dict[int, datetime] = dict(
         conn.execute(
             sa.text(
                 "select source_id, max(fetched_at) from fetch_log"
                 " where kind in ('feed', 'file') group by source_id"
             )
-        ).tuples().all()
+        ).all()
     )
     return [
         s

@@ -29,7 +29,9 @@ def engine_for(settings: Settings) -> sa.Engine:
     return engine
 
 
-def prepare(settings: Settings, now: datetime, *, only: Sequence[str] = (), force: bool = False) -> list[str]:
+def prepare(
+    settings: Settings, now: datetime, *, only: Sequence[str] = (), force: bool = False
+) -> list[str]:
     """Upgrade the schema, sync the sources file into ``sources``, and name the sources due.
 
     Args:
@@ -69,7 +71,12 @@ def ingest(
     try:
         with engine.begin() as conn:
             ids = load.sync_sources(conn, configured)
-        with make_session(settings.user_agent) as session, pipeline.extraction_pool(workers) as pool:
+        with (
+            make_session(
+                settings.user_agent, settings.http_retries, settings.http_backoff_s
+            ) as session,
+            pipeline.extraction_pool(workers) as pool,
+        ):
             for source in configured:
                 stats = pipeline.ingest_source(
                     engine, source, ids[source.name], session, run_key, now,
@@ -99,9 +106,13 @@ def import_archive(
     from mediamon.sources import NAME_PATTERN
 
     folder = folder.resolve()
-    name = source_name or "archive-" + "".join(
-        c if c.isalnum() or c in "_.-" else "-" for c in folder.name.lower()
-    ).strip("-")[:50]
+    name = (
+        source_name
+        or "archive-"
+        + "".join(c if c.isalnum() or c in "_.-" else "-" for c in folder.name.lower()).strip("-")[
+            :50
+        ]
+    )
     if not NAME_PATTERN.match(name):
         raise ValueError(f"{name!r} is not a valid source name; pass --source-name")
     source = Source(name=name, kind="archive", location=str(folder), language=language)
@@ -158,21 +169,14 @@ def status(settings: Settings) -> dict[str, Any]:
     engine = engine_for(settings)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    """
-                    select s.name,
-                           (select count(*) from articles a where a.source_id = s.source_id) as articles,
-                           (select count(*) from articles a where a.source_id = s.source_id
-                               and a.duplicate_of is not null) as duplicates,
-                           (select max(fetched_at) from fetch_log f where f.source_id = s.source_id) as last_fetch,
-                           (select count(*) from fetch_log f where f.source_id = s.source_id
-                               and f.error is not null and f.fetched_at > :since) as errors_24h
-                    from sources s order by s.name
-                    """
-                ),
-                {"since": datetime.now(UTC) - timedelta(days=1)},
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    load.query("source_status"),
+                    {"since": datetime.now(UTC) - timedelta(days=1)},
+                )
+                .mappings()
+                .all()
+            )
     finally:
         engine.dispose()
     return {"sources": [dict(r) for r in rows]}
@@ -185,6 +189,7 @@ def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
     by_name = {s.name: s for s in configured}
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
-        raise ValueError(f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}")
+        raise ValueError(
+            f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}"
+        )
     return [by_name[n] for n in wanted]
-

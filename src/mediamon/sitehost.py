@@ -48,7 +48,7 @@ class _SiteHandler(SimpleHTTPRequestHandler):
 @contextmanager
 def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
     """Serve ``folder`` on 127.0.0.1 in a background thread; yield the base URL."""
-    handler_class = type("SiteHandler", (_SiteHandler,), {})  # base_url per server
+    handler_class: type[_SiteHandler] = type("SiteHandler", (_SiteHandler,), {})  # one per server
     server = ThreadingHTTPServer(
         ("127.0.0.1", port), functools.partial(handler_class, directory=str(folder))
     )

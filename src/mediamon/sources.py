@@ -103,9 +103,7 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
         kind=kind,
         location=location,
         language=language.lower() if language else None,
-        poll_interval=parse_duration(
-            raw.get("poll_interval", "15m"), f"{where}.poll_interval"
-        ),
+        poll_interval=parse_duration(raw.get("poll_interval", "15m"), f"{where}.poll_interval"),
         drop_query_params=tuple(params),
         fetch_pages=raw.get("fetch_pages", True),
         allow_private_network=raw.get("allow_private_network", False),
