@@ -7,9 +7,6 @@ session. Each session creates its own database and drops it at the end.
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,42 +17,17 @@ from mediamon import db, migrate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
-LOCAL_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _local_server_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _admin_url(tmp_root: Path) -> str:
-    configured = os.environ.get("MEDIAMON_TEST_DATABASE_URL")
-    if configured:
-        return db.normalize_url(configured)
-    if _local_server_answers():
-        return LOCAL_SERVER
-    return db.embedded_url(tmp_root, "postgres")
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a fresh database with mediamon's migrations applied."""
-    admin_url = _admin_url(tmp_path_factory.mktemp("pg"))
-    name = f"mediamon_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-    admin.dispose()
+    admin_url = db.scratch_admin_url("MEDIAMON_TEST_DATABASE_URL", tmp_path_factory.mktemp("pg"))
+    with db.scratch_database(admin_url, "mediamon_test") as url:
+        engine = db.make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture()

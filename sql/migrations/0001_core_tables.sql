@@ -63,4 +63,5 @@ create index articles_source on articles (source_id, first_seen_at desc);
 -- four 16-bit bands (pigeonhole), so these four indexes find every near-duplicate.
 -- Copies that add a byline, a credit line or a footer, or break paragraphs elsewhere,
 -- still share most sentences: the GIN index finds articles sharing any.
-create index articles_sentence_hashes on articles using gin (sentence_hashes);
+create index articles_sentence_hashes on articles using gin (sentence_hashes)
+    with (fastupdate = off);  -- lookups scan a pending list linearly; ours look up often

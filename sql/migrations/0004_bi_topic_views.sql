@@ -156,8 +156,7 @@ begin
         begin
             create role mediamon_bi nologin;
         exception when insufficient_privilege then
-            raise warning 'cannot create role mediamon_bi; create it and grant it usage on '
-                          'schema bi and select on its views';
+            raise warning 'cannot create role mediamon_bi: see docs/topics.md, BI';
         end;
     end if;
     if exists (select from pg_roles where rolname = 'mediamon_bi') then

@@ -211,23 +211,21 @@ def render_alert(alert: AlertContent, timezone: str = "UTC") -> Rendered:
     )
     body = "".join(
         [
-            f"<h2 style=\"margin:0 0 8px\">{esc(name)}</h2>",
-            f"<p style=\"margin:0 0 4px\"><b>{esc(_summary(alert))}</b></p>",
-            f"<p style=\"margin:0 0 12px;color:#555\">{esc(_window(alert, zone))} · "
+            f'<h2 style="margin:0 0 8px">{esc(name)}</h2>',
+            f'<p style="margin:0 0 4px"><b>{esc(_summary(alert))}</b></p>',
+            f'<p style="margin:0 0 12px;color:#555">{esc(_window(alert, zone))} · '
             f"{alert.total_stories} stories in all</p>",
             _chart_html(chart, alert),
-            "<h3 style=\"margin:16px 0 4px\">Top stories</h3>",
+            '<h3 style="margin:16px 0 4px">Top stories</h3>',
             _stories_html(alert.stories, zone),
-            f"<p style=\"color:#777;font-size:12px\">{esc(_why_text(alert), 2000)}<br>"
+            f'<p style="color:#777;font-size:12px">{esc(_why_text(alert), 2000)}<br>'
             f"{esc(_reference(alert))}</p>",
         ]
     )
     return Rendered(subject, text + "\n", _page(subject, body), (chart,) if chart else ())
 
 
-def render_digest(
-    alerts: Sequence[AlertContent], day: date, timezone: str = "UTC"
-) -> Rendered:
+def render_digest(alerts: Sequence[AlertContent], day: date, timezone: str = "UTC") -> Rendered:
     """Render a daily digest of several alerts (newest first), each with its chart.
 
     Args:
@@ -242,7 +240,7 @@ def render_digest(
     subject += ("s" if len(ordered) != 1 else "") + " (" + ", ".join(topics[:5])
     subject += ", …)" if len(topics) > 5 else ")"
     lines: list[str] = [f"mediamon digest for {day.isoformat()}", ""]
-    parts: list[str] = [f"<h2 style=\"margin:0 0 8px\">Digest {esc(day.isoformat())}</h2>"]
+    parts: list[str] = [f'<h2 style="margin:0 0 8px">Digest {esc(day.isoformat())}</h2>']
     images: list[InlineImage] = []
     for index, alert in enumerate(ordered):
         name = clean(alert.topic_name, 80)
@@ -256,9 +254,9 @@ def render_digest(
             "",
         ]
         parts += [
-            f"<h3 style=\"margin:16px 0 4px\">{esc(name)}</h3>",
-            f"<p style=\"margin:0 0 4px\">{esc(_summary(alert))}<br>"
-            f"<span style=\"color:#555\">{esc(_window(alert, zone))}</span></p>",
+            f'<h3 style="margin:16px 0 4px">{esc(name)}</h3>',
+            f'<p style="margin:0 0 4px">{esc(_summary(alert))}<br>'
+            f'<span style="color:#555">{esc(_window(alert, zone))}</span></p>',
             _chart_html(chart, alert),
             _stories_html(alert.stories[:3], zone),
         ]
@@ -283,9 +281,11 @@ def _stories_html(stories: Sequence[Story], zone: ZoneInfo) -> str:
     for story in stories:
         title = _link(story.url, esc(story.title) or "(no title)")
         meta = f"{esc(story.source, 80)} · {esc(_when(story.published_at, zone))}"
-        items.append(f"<li style=\"margin:0 0 6px\">{title}<br>"
-                     f"<span style=\"color:#666;font-size:12px\">{meta}</span></li>")  # fmt: skip
-    return "<ol style=\"padding-left:20px\">" + "".join(items) + "</ol>"
+        items.append(
+            f'<li style="margin:0 0 6px">{title}<br>'
+            f'<span style="color:#666;font-size:12px">{meta}</span></li>'
+        )
+    return '<ol style="padding-left:20px">' + "".join(items) + "</ol>"
 
 
 def _why_text(alert: AlertContent) -> str:
@@ -306,9 +306,9 @@ def _reference(alert: AlertContent) -> str:
 
 def _page(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title></head>"
-        "<body style=\"font-family:sans-serif;font-size:14px;color:#222\">"
+        '<body style="font-family:sans-serif;font-size:14px;color:#222">'
         f"{body}</body></html>"
     )
 
@@ -321,9 +321,10 @@ def _chart(alert: AlertContent, cid_stem: str) -> InlineImage | None:
     highlight = range(first, len(alert.history))
     # Midnight UTC boundaries, as faint lines, when bars are hourly.
     days = [
-        i for i in range(1, len(alert.history))
+        i
+        for i in range(1, len(alert.history))
         if alert.bucket_hours == 1 and (alert.history_start + i * bucket).hour == 0
-    ]  # fmt: skip
+    ]
     png = bar_chart_png(alert.history, highlight=highlight, separators=days)
     cid = re.sub(r"[^A-Za-z0-9.-]", "-", cid_stem) + "@mediamon"
     unit = "hour" if alert.bucket_hours == 1 else f"{alert.bucket_hours} h"
@@ -336,10 +337,10 @@ def _chart_html(chart: InlineImage | None, alert: AlertContent) -> str:
     if chart is None:
         return ""
     return (
-        f"<img src=\"cid:{esc(chart.cid)}\" alt=\"{esc(chart.alt)}\" "
-        f"width=\"{_chart_width(len(alert.history))}\" height=\"{CHART_HEIGHT + 2 * CHART_PAD}\" "
-        "style=\"display:block;border:1px solid #ddd\">"
-        f"<div style=\"color:#777;font-size:12px\">{esc(chart.alt)}</div>"
+        f'<img src="cid:{esc(chart.cid)}" alt="{esc(chart.alt)}" '
+        f'width="{_chart_width(len(alert.history))}" height="{CHART_HEIGHT + 2 * CHART_PAD}" '
+        'style="display:block;border:1px solid #ddd">'
+        f'<div style="color:#777;font-size:12px">{esc(chart.alt)}</div>'
     )
 
 
@@ -457,7 +458,9 @@ def build_message(
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     if rendered.images:
-        html_part = message.get_payload()[1]  # type: ignore[index]
+        html_part = message.get_body(("html",))
+        if not isinstance(html_part, EmailMessage):
+            raise RuntimeError("the HTML part is missing")  # set just above: cannot happen
         for image in rendered.images:
             html_part.add_related(
                 image.data,

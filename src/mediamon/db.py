@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -102,3 +104,46 @@ def stop_embedded(var_dir: Path) -> bool:
         command = ["runuser", "-u", server.system_user, "--", *command]
     subprocess.run(command, check=True, capture_output=True)
     return True
+
+
+def local_server_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    """Whether a PostgreSQL server (or anything) listens on host:port."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def scratch_admin_url(env_var: str, var_dir: Path) -> str:
+    """A server for throwaway databases (tests, benchmarks): ``env_var`` if set, else the
+    local server on 127.0.0.1:5432 if one answers, else an embedded one under ``var_dir``."""
+    import os
+
+    configured = os.environ.get(env_var)
+    if configured:
+        return normalize_url(configured)
+    if local_server_answers():
+        return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    return embedded_url(var_dir, "postgres")
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """Create a uniquely named database on the server of ``admin_url``, yield its URL,
+    and drop it afterwards."""
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = ensure_database(admin_url, name)
+    try:
+        yield url
+    finally:
+        admin = sa.create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        finally:
+            admin.dispose()

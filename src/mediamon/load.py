@@ -29,6 +29,9 @@ ARTICLE_CONTENT_FIELDS = (
 )  # fmt: skip
 
 
+STAGED_COLUMNS = ("url_hash", "canonical_url", "source_id", "first_seen_at", *ARTICLE_CONTENT_FIELDS)
+
+
 @cache
 def query(name: str) -> sa.TextClause:
     """A named query from ``sql/queries``."""
@@ -123,7 +126,9 @@ def upsert_articles(
         }
         for a in by_url.values()
     ]
-    statement = insert(articles)
+    _stage(conn, rows)
+    staged = sa.table("stg_articles", *(sa.column(c) for c in STAGED_COLUMNS))
+    statement = insert(articles).from_select(list(STAGED_COLUMNS), sa.select(staged))
     excluded = statement.excluded
     # xmax is 0 exactly for rows this statement inserted (a PostgreSQL idiom).
     inserted_flag = sa.literal_column("xmax = 0", sa.Boolean)
@@ -134,19 +139,35 @@ def upsert_articles(
             where=sa.or_(
                 *(articles.c[f].is_distinct_from(excluded[f]) for f in ARTICLE_CONTENT_FIELDS)
             ),
-        ).returning(articles.c.article_id, inserted_flag),
-        rows,
+        ).returning(articles.c.article_id, inserted_flag)
     )
     returned = result.all()
+    conn.execute(sa.text("delete from stg_articles"))  # truncate would swap files each batch
     inserted = sum(1 for _, is_new in returned if is_new)
     return inserted, len(returned) - inserted, [article_id for article_id, _ in returned]
+
+
+def _stage(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
+    """COPY rows into a session-local staging table: an ``insert ... select`` from it
+    upserts at close to COPY speed, where a multi-row VALUES statement is several times
+    slower to build and parse."""
+    conn.execute(
+        sa.text(
+            "create temp table if not exists stg_articles as"
+            f" select {', '.join(STAGED_COLUMNS)} from articles with no data"
+        )
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"copy stg_articles ({', '.join(STAGED_COLUMNS)}) from stdin") as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in STAGED_COLUMNS])
 
 
 def mark_duplicates(conn: sa.Connection, article_ids: Sequence[int]) -> int:
     """Link the given articles to earlier copies of their text; return how many are copies."""
     if not article_ids:
         return 0
-    conn.execute(
+    copies = conn.execute(
         query("mark_duplicates"),
         {
             "ids": list(article_ids),
@@ -154,10 +175,5 @@ def mark_duplicates(conn: sa.Connection, article_ids: Sequence[int]) -> int:
             "min_sentences": DUPLICATE_MIN_SENTENCES,
             "min_shared": DUPLICATE_MIN_SHARED,
         },
-    )
-    copies = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(articles)
-        .where(articles.c.article_id.in_(article_ids), articles.c.duplicate_of.is_not(None))
     )
     return int(copies.scalar_one())

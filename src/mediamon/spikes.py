@@ -44,8 +44,8 @@ class SpikeParams:
             usual volume at that hour of the week.
         min_baseline_hours: Hours with ingested stories needed in the baseline before
             anything can alert (a new installation warms up first).
-        prior_weeks: Weight, in weeks, of the topic's overall share when estimating its
-            share at this hour of the week.
+        prior_stories: How many stories of evidence the topic's overall rate is worth
+            when estimating its rate at this hour of the week (shrinkage).
         cooldown_hours: After an alert, no new alert for the topic for this long.
         rearm_p_value: An alert's episode ends (and the topic re-arms) once the window's
             p-value rises above this or the count drops below ``min_stories``.
@@ -53,12 +53,12 @@ class SpikeParams:
 
     window_hours: int = 1
     baseline_weeks: int = 4
-    min_stories: int = 3
+    min_stories: int = 4
     min_lift: float = 2.0
-    max_p_value: float = 0.001
+    max_p_value: float = 0.0001
     outage_ratio: float = 0.5
     min_baseline_hours: int = 72
-    prior_weeks: float = 1.0
+    prior_stories: float = 10.0
     cooldown_hours: int = 6
     rearm_p_value: float = 0.05
 
@@ -69,8 +69,8 @@ class SpikeParams:
             raise ValueError("min_stories and min_lift must be at least 1")
         if not 0 < self.max_p_value <= self.rearm_p_value <= 1:
             raise ValueError("need 0 < max_p_value <= rearm_p_value <= 1")
-        if not 0 <= self.outage_ratio <= 1 or self.prior_weeks < 0:
-            raise ValueError("outage_ratio must be in [0, 1] and prior_weeks >= 0")
+        if not 0 <= self.outage_ratio <= 1 or self.prior_stories <= 0:
+            raise ValueError("outage_ratio must be in [0, 1] and prior_stories > 0")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,7 +143,7 @@ class Spike:
         score: -log10(p_value).
         total_stories: All stories in the window (in the topic's scope).
         expected_total: Usual total volume of this window (median of the trailing weeks).
-        share: The topic's expected share of stories at this hour of the week.
+        rate: Expected topic stories per other story at this hour of the week.
         dispersion: Day-to-day overdispersion of the topic (0 = Poisson).
         size: Size parameter of the negative binomial used for the test.
         baseline_stories: Topic stories in the whole baseline.
@@ -163,7 +163,7 @@ class Spike:
     score: float
     total_stories: int
     expected_total: float
-    share: float
+    rate: float
     dispersion: float
     size: float
     baseline_stories: int
@@ -187,7 +187,7 @@ class Spike:
     def details(self) -> dict[str, Any]:
         """Everything needed to see why the window fired (stored with the alert)."""
         return {
-            "share": self.share,
+            "rate": self.rate,
             "dispersion": self.dispersion,
             "size": self.size,
             "expected_total": self.expected_total,
@@ -238,7 +238,7 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
 
     # The same window 1..K weeks earlier: same hour of day and day of week.
     slot_stories = 0
-    slot_total = 0
+    slot_others = 0
     slot_volumes: list[int] = []
     for week in range(1, weeks + 1):
         slot_end = end - week * HOURS_PER_WEEK
@@ -246,12 +246,12 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
             break
         total = series.volume(slot_end - width, slot_end)
         if total > 0:
-            slot_stories += series.stories(slot_end - width, slot_end)
-            slot_total += total
+            stories = series.stories(slot_end - width, slot_end)
+            slot_stories += stories
+            slot_others += total - stories
             slot_volumes.append(total)
 
     def result(status: str, expected: float = 0.0, p_value: float = 1.0, **extra: float) -> Spike:
-        expected_total = extra.get("expected_total", 0.0)
         return Spike(
             topic=topic,
             window_start=series.at(begin),
@@ -262,8 +262,8 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
             p_value=p_value,
             score=-math.log10(max(p_value, MIN_P_VALUE)),
             total_stories=volume,
-            expected_total=expected_total,
-            share=extra.get("share", 0.0),
+            expected_total=extra.get("expected_total", 0.0),
+            rate=extra.get("rate", 0.0),
             dispersion=extra.get("dispersion", 0.0),
             size=extra.get("size", math.inf),
             baseline_stories=base_stories,
@@ -274,29 +274,35 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
 
     if live < params.min_baseline_hours or base_total <= 0:
         return result("no_baseline")
-    hourly_volume = base_total / live
-    expected_total = (
-        statistics.median(slot_volumes) if slot_volumes else hourly_volume * width
-    )
+    expected_total = statistics.median(slot_volumes) if slot_volumes else base_total / live * width
     if volume <= 0 or volume < params.outage_ratio * expected_total:
         return result("outage", expected_total=expected_total)
 
-    # Jeffreys-style half story keeps the share positive for a topic never seen before.
-    overall_share = (base_stories + 0.5) / base_total
-    prior_volume = params.prior_weeks * hourly_volume * width
-    alpha = slot_stories + overall_share * prior_volume
-    beta = slot_total + prior_volume
-    share = alpha / beta if beta > 0 else overall_share
-    expected = volume * share
-    dispersion = _dispersion(series, end, width, weeks)
-    # Gamma-Poisson mixture: 1/size adds the share's estimation variance (1/alpha) to the
-    # topic's own extra variation (dispersion).
-    inverse_size = dispersion + (1.0 / alpha if alpha > 0 else math.inf)
-    size = 1.0 / inverse_size if inverse_size > 0 else math.inf
+    # Normalize by the other stories, not all: a burst must not raise its own expectation.
+    # Jeffreys-style half story keeps the rate positive for a topic never seen before.
+    overall_rate = (base_stories + 0.5) / max(base_total - base_stories, 1)
+    same_hour, whole_days = _daily_samples(series, end, width, weeks)
+    # Two gamma-Poisson shrinkage steps, each prior worth prior_stories stories: the
+    # overall rate -> the rate at this hour of the day (every earlier day) -> the rate at
+    # this hour of the week (the same weekday only). The posterior mean is alpha / beta.
+    hour_stories = sum(c for c, _ in same_hour)
+    hour_others = sum(t - c for c, t in same_hour)
+    hour_rate = (hour_stories + params.prior_stories) / (
+        hour_others + params.prior_stories / overall_rate
+    )
+    alpha = slot_stories + params.prior_stories
+    beta = slot_others + params.prior_stories / hour_rate
+    rate = alpha / beta
+    expected = (volume - observed) * rate
+    dispersion = max(_moments(whole_days), _moments(same_hour))
+    # Gamma-Poisson mixture: 1/size is the relative variance of the expectation, from the
+    # window's own extra variation (dispersion), the same variation in each week the rate
+    # was estimated from (dispersion / weeks) and those weeks' Poisson noise (1 / alpha).
+    inverse_size = dispersion * (1 + 1 / max(len(slot_volumes), 1)) + 1.0 / alpha
+    size = 1.0 / inverse_size
     p_value = nbinom_sf(observed, expected, size)
     fired = (
         observed >= params.min_stories
-        and expected > 0
         and observed >= params.min_lift * expected
         and p_value <= params.max_p_value
     )
@@ -305,36 +311,57 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
         expected,
         p_value,
         expected_total=expected_total,
-        share=share,
+        rate=rate,
         dispersion=dispersion,
         size=size,
     )
 
 
-def _dispersion(series: HourlySeries, end: int, width: int, weeks: int) -> float:
-    """Method-of-moments NB2 dispersion of the same hours on each earlier day.
+def _daily_samples(
+    series: HourlySeries, end: int, width: int, weeks: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(stories, total) of the same window on each earlier day, and of whole earlier days.
 
-    Var = mu + phi * mu**2, with mu from the days' own volumes, so a topic that swings
-    from day to day gets a wider tail than Poisson and a steady one keeps phi = 0.
+    The same-hour samples give the topic's rate at this hour of the day. Both feed the
+    method-of-moments dispersion: whole days have many stories per sample, so little
+    Poisson noise (they catch day-to-day news cycles); same hours catch bursts within a
+    day. Days overlapping the tested window are left out.
     """
+    begin = end - width
+    days = weeks * 7
     first_day = max(1, math.ceil(width / 24))
-    samples: list[tuple[int, int]] = []
-    for day in range(first_day, weeks * 7 + 1):
-        day_end = end - 24 * day
-        if day_end - width < 0:
-            break
-        total = series.volume(day_end - width, day_end)
-        if total > 0:
-            samples.append((series.stories(day_end - width, day_end), total))
-    if len(samples) < 3:
+    same_hour = [
+        (
+            series.stories(end - 24 * d - width, end - 24 * d),
+            series.volume(end - 24 * d - width, end - 24 * d),
+        )
+        for d in range(first_day, days + 1)
+        if end - 24 * d - width >= 0
+    ]
+    whole_days = [
+        (
+            series.stories(begin - 24 * (d + 1), begin - 24 * d),
+            series.volume(begin - 24 * (d + 1), begin - 24 * d),
+        )
+        for d in range(days)
+        if begin - 24 * (d + 1) >= 0
+    ]
+    return [x for x in same_hour if x[1] > 0], [x for x in whole_days if x[1] > 0]
+
+
+def _moments(samples: Sequence[tuple[int, int]]) -> float:
+    """NB2 dispersion phi (Var = mu + phi * mu**2) by the method of moments, >= 0."""
+    live = [(c, t) for c, t in samples if t > 0]
+    if len(live) < 3:
         return 0.0
-    share = sum(c for c, _ in samples) / sum(t for _, t in samples)
-    if share <= 0:
+    others = sum(t - c for c, t in live)
+    rate = sum(c for c, _ in live) / others if others > 0 else 0.0
+    if rate <= 0:
         return 0.0
     excess = 0.0
     scale = 0.0
-    for count, total in samples:
-        mean = total * share
+    for count, total in live:
+        mean = (total - count) * rate
         excess += (count - mean) ** 2 - mean
         scale += mean * mean
     if scale <= 0:
@@ -358,8 +385,7 @@ def find_spikes(series: HourlySeries, params: SpikeParams, topic: str = "") -> l
 
 
 def apply_cooldown(spikes: Sequence[Spike], cooldown_hours: int) -> list[Spike]:
-    """Drop spikes of a topic that come within ``cooldown_hours`` of its previous alert
-    (the alert store also keeps an episode open while it stays elevated)."""
+    """Drop spikes of a topic that come within ``cooldown_hours`` of its previous alert."""
     kept: list[Spike] = []
     last: dict[str, datetime] = {}
     for spike in sorted(spikes, key=lambda s: s.window_end):
@@ -369,6 +395,46 @@ def apply_cooldown(spikes: Sequence[Spike], cooldown_hours: int) -> list[Spike]:
         kept.append(spike)
         last[spike.topic] = spike.window_end
     return kept
+
+
+def replay(
+    series: HourlySeries, params: SpikeParams, topic: str = "", *, first: int | None = None
+) -> list[Spike]:
+    """Run hourly detection over a series the way the alert store does, and return the
+    spikes that would open an alert.
+
+    An alert opens an episode that lasts while the windows stay elevated
+    (:attr:`Spike.still_elevated`); a new alert needs the episode over and the cooldown
+    since the previous alert passed. Outages neither open nor end an episode.
+
+    Args:
+        series: Hourly counts.
+        params: Thresholds.
+        topic: Copied into the results.
+        first: Index of the first window end tested (default: the first with a full
+            baseline).
+    """
+    start = params.window_hours + params.baseline_weeks * HOURS_PER_WEEK
+    opened: list[Spike] = []
+    in_episode = False
+    last_alert: int | None = None
+    for end in range(
+        start if first is None else max(first, params.window_hours), len(series.counts) + 1
+    ):
+        spike = assess_index(series, end, params, topic)
+        if spike.status not in ("spike", "quiet"):
+            continue
+        if in_episode:
+            in_episode = spike.still_elevated or spike.fired
+            continue
+        if not spike.fired:
+            continue
+        if last_alert is not None and end - last_alert < params.cooldown_hours:
+            continue
+        opened.append(spike)
+        in_episode = True
+        last_alert = end
+    return opened
 
 
 # ---------------------------------------------------------------------------------------
@@ -444,9 +510,8 @@ def _betainc(a: float, b: float, x: float) -> float:
     if x >= 1:
         return 1.0
     log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-        + a * math.log(x) + b * math.log1p(-x)
-    )  # fmt: skip
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
     if x < (a + 1) / (a + b + 2):
         return min(1.0, math.exp(log_front) * _betacf(a, b, x) / a)
     return max(0.0, 1.0 - math.exp(log_front) * _betacf(b, a, 1 - x) / b)

@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmarks: corpus pages, scratch databases, peak memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediamon import db
+from mediamon.config import PROJECT_ROOT
+
+CORPORA = Path(os.environ.get("MEDIAMON_CORPORA") or PROJECT_ROOT.parent / "shared" / "corpora")
+LABELLED = ("aeb", "magic_html_article", "cwced", "readability_zh", "gne_silver", "zh_news_unlabelled")
+
+
+def corpus_pages(limit: int | None = None) -> list[bytes]:
+    """Raw bytes of every page in the corpora (280), in a stable order."""
+    if not CORPORA.is_dir():
+        raise SystemExit(f"{CORPORA} is missing: the benchmarks read ../shared/corpora")
+    pages = [p.read_bytes() for c in LABELLED for p in sorted((CORPORA / c / "html").glob("*.html"))]
+    return pages[:limit] if limit else pages
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A fresh database with mediamon's schema (server as for the tests)."""
+    from mediamon import migrate
+
+    admin = db.scratch_admin_url("MEDIAMON_BENCH_DATABASE_URL", PROJECT_ROOT / "var" / "bench")
+    with db.scratch_database(admin, prefix) as url:
+        engine = db.make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@dataclass
+class MemoryPeak:
+    """Peak resident memory of this process and all its children, sampled."""
+
+    peak_bytes: int = 0
+
+
+@contextmanager
+def track_memory(interval_s: float = 0.1, exclude: frozenset[int] = frozenset()) -> Iterator[MemoryPeak]:
+    """Sample the proportional set size (PSS) of this process and its children: forked
+    workers share pages with the parent, which RSS would count once per process.
+
+    Args:
+        interval_s: Sampling period.
+        exclude: Child pids not to count (the benchmark's own web server).
+    """
+    import psutil
+
+    peak = MemoryPeak()
+    me = psutil.Process()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                if process.pid in exclude:
+                    continue
+                try:
+                    total += process.memory_full_info().pss
+                except psutil.Error:
+                    pass
+            peak.peak_bytes = max(peak.peak_bytes, total)
+            time.sleep(interval_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()

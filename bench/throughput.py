@@ -1,0 +1,132 @@
+"""Ingest throughput: the corpora pages behind feeds on 127.0.0.1, through mediamon's whole
+ingest path into PostgreSQL, beside plain ``trafilatura.extract`` in one process.
+
+    python -m bench.throughput [--articles 10000] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.utils
+import multiprocessing
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from bench.common import corpus_pages, scratch_database, track_memory
+from mediamon import service
+from mediamon.config import Settings
+from mediamon.feeds import MAX_ITEMS
+
+
+def _serve(pages: list[bytes], articles: int, port_queue: Any) -> None:
+    """A site of ``articles`` distinct URLs cycling through the corpus pages, with one
+    RSS feed per MAX_ITEMS articles (run in its own process so it never holds our GIL)."""
+    feeds = (articles + MAX_ITEMS - 1) // MAX_ITEMS
+    start = datetime(2024, 4, 1, tzinfo=UTC)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            if self.path.startswith("/feed/"):
+                n = int(self.path.split("/")[2].split(".")[0])
+                ids = range(n * MAX_ITEMS, min((n + 1) * MAX_ITEMS, articles))
+                items = "".join(
+                    f"<item><title>Article {i}</title><link>{base}/a/{i}.html</link>"
+                    f"<pubDate>{email.utils.format_datetime(start + timedelta(minutes=i))}</pubDate>"
+                    "<description>summary</description></item>"
+                    for i in ids
+                )
+                body = f"<?xml version='1.0'?><rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
+                self._send(body.encode(), "application/rss+xml")
+            elif self.path.startswith("/a/"):
+                i = int(self.path.split("/")[2].split(".")[0])
+                self._send(pages[i % len(pages)], "text/html")
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_queue.put((server.server_address[1], feeds))
+    server.serve_forever()
+
+
+def plain_trafilatura_rate(pages: list[bytes]) -> float:
+    """Pages per second of trafilatura.extract(raw_bytes) in this one process."""
+    import trafilatura
+
+    started = time.perf_counter()
+    for page in pages:
+        trafilatura.extract(page, output_format="txt")
+    return len(pages) / (time.perf_counter() - started)
+
+
+def mediamon_rate(pages: list[bytes], articles: int, workers: int | None) -> tuple[float, int, dict[str, int]]:
+    """(articles/s, peak bytes, totals) of a full ingest of ``articles`` pages."""
+    queue: Any = multiprocessing.get_context("spawn").Queue()
+    server = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(pages, articles, queue), daemon=True
+    )
+    server.start()
+    port, feeds = queue.get(timeout=60)
+    try:
+        with scratch_database("mediamon_bench") as url, TemporaryDirectory() as tmp:
+            sources = Path(tmp) / "sources.yaml"
+            sources.write_text(
+                "sources:\n"
+                + "".join(
+                    f"  - {{name: bench-{n}, url: 'http://127.0.0.1:{port}/feed/{n}.xml',"
+                    " allow_private_network: true}\n"
+                    for n in range(feeds)
+                ),
+                "utf-8",
+            )
+            settings = Settings(database_url=url, sources_path=sources, var_dir=Path(tmp))
+            now = datetime.now(UTC)
+            names = service.prepare(settings, now, force=True)
+            with track_memory(exclude=frozenset({server.pid or 0})) as memory:
+                started = time.perf_counter()
+                summaries = service.ingest(settings, names, "bench", now, workers=workers)
+                elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+    totals = {k: sum(int(s[k]) for s in summaries) for k in ("new", "failed", "duplicates")}  # type: ignore[call-overload]
+    return totals["new"] / elapsed, memory.peak_bytes, totals
+
+
+def run(articles: int, workers: int | None, baseline_pages: int | None = None) -> list[str]:
+    pages = corpus_pages()
+    baseline = plain_trafilatura_rate(pages[:baseline_pages] if baseline_pages else pages)
+    rate, peak, totals = mediamon_rate(pages, articles, workers)
+    return [
+        "Ingest throughput (fetch, decode, extract, normalize, load into PostgreSQL)",
+        f"  plain trafilatura.extract, 1 process : {baseline:7.1f} pages/s",
+        f"  mediamon ingest, {articles} articles   : {rate:7.1f} articles/s"
+        f"  ({rate / baseline:.2f}x; target >= 1.6x)",
+        f"  peak memory (all processes)          : {peak / 2**20:7.0f} MiB (target < 500 MiB)",
+        f"  loaded {totals['new']}, failed {totals['failed']}, duplicates {totals['duplicates']}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--articles", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    print("\n".join(run(args.articles, args.workers)))
+
+
+if __name__ == "__main__":
+    main()
