@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -14,14 +15,23 @@ from mediamon import db
 from mediamon.config import PROJECT_ROOT
 
 CORPORA = Path(os.environ.get("MEDIAMON_CORPORA") or PROJECT_ROOT.parent / "shared" / "corpora")
-LABELLED = ("aeb", "magic_html_article", "cwced", "readability_zh", "gne_silver", "zh_news_unlabelled")
+LABELLED = (
+    "aeb",
+    "magic_html_article",
+    "cwced",
+    "readability_zh",
+    "gne_silver",
+    "zh_news_unlabelled",
+)
 
 
 def corpus_pages(limit: int | None = None) -> list[bytes]:
     """Raw bytes of every page in the corpora (280), in a stable order."""
     if not CORPORA.is_dir():
         raise SystemExit(f"{CORPORA} is missing: the benchmarks read ../shared/corpora")
-    pages = [p.read_bytes() for c in LABELLED for p in sorted((CORPORA / c / "html").glob("*.html"))]
+    pages = [
+        p.read_bytes() for c in LABELLED for p in sorted((CORPORA / c / "html").glob("*.html"))
+    ]
     return pages[:limit] if limit else pages
 
 
@@ -46,7 +56,9 @@ class MemoryPeak:
 
 
 @contextmanager
-def track_memory(interval_s: float = 0.1, exclude: frozenset[int] = frozenset()) -> Iterator[MemoryPeak]:
+def track_memory(
+    interval_s: float = 0.1, exclude: frozenset[int] = frozenset()
+) -> Iterator[MemoryPeak]:
     """Sample the proportional set size (PSS) of this process and its children: forked
     workers share pages with the parent, which RSS would count once per process.
 
@@ -66,10 +78,8 @@ def track_memory(interval_s: float = 0.1, exclude: frozenset[int] = frozenset())
             for process in [me, *me.children(recursive=True)]:
                 if process.pid in exclude:
                     continue
-                try:
+                with contextlib.suppress(psutil.Error):  # a worker that just exited
                     total += process.memory_full_info().pss
-                except psutil.Error:
-                    pass
             peak.peak_bytes = max(peak.peak_bytes, total)
             time.sleep(interval_s)
 

@@ -23,13 +23,20 @@ import json
 import re
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
-from bench.scoring import CorpusScore, PageScore, aggregate, is_char_language, page_language
-from bench.scoring import score_page as _score_page
+from bench.scoring import (
+    CorpusScore,
+    PageScore,
+    aggregate,
+    is_char_language,
+    page_language,
+    score_page,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
@@ -91,12 +98,16 @@ def load_pages(corpora_dir: Path, corpora: Sequence[str], limit: int | None) -> 
 
 # --- mojibake ---------------------------------------------------------------------------
 
-# Runs of Latin-1 / cp1252 characters: what GBK or UTF-8 bytes read as Latin-1 look like.
-_LATIN_RUN = re.compile(r"[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
-                        r"\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030"
-                        r"\u2039\u203a\u20ac\u2122]{2,}")
-# Latin-1 characters other than NBSP and the middle dot (used in Chinese names).
-_LATIN_LETTER = re.compile(r"[\u00a1-\u00b6\u00b8-\u00ff]")
+# Runs of Latin, Greek and Cyrillic characters (with the cp1252 punctuation): what GBK or
+# UTF-8 bytes read in a single-byte encoding look like ("ÖÐ¹ú", "ЪзвГ", "å¤§").
+_FOREIGN_RUN = re.compile(
+    r"[\u0080-\u024f\u0370-\u052f\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022"
+    r"\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}"
+)
+# Letters of such runs, not NBSP, the middle dot (Chinese names) or punctuation.
+_FOREIGN_LETTER = re.compile(r"[\u00a1-\u00b6\u00b8-\u024f\u0370-\u052f]")
+# Single-byte encodings a wrong guess picks for Chinese pages.
+_SINGLE_BYTE = ("cp1252", "latin-1", "cp1251", "koi8-r", "kz1048", "cp1250", "cp1253", "cp1254")
 # Runs of non-ASCII text (UTF-8 read as GBK gives CJK, box drawing, Greek, Cyrillic...).
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f\s]{4,}")
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
@@ -106,24 +117,33 @@ _RARE_CJK = re.compile(r"[\u3400-\u4dbf\ue000-\uf8ff]")
 
 
 def has_mojibake(text: str) -> bool:
-    """Whether text shows a wrong decoding (U+FFFD is counted separately, not here).
+    """Whether the text of a Chinese page shows a wrong decoding (U+FFFD apart).
 
-    * Latin-1 read of multi-byte text: runs of Latin-1/cp1252 characters whose bytes are
-      UTF-8 or GB18030 for Chinese ("å¤§" is UTF-8 大, "ÖÐ" is GBK 中);
+    * multi-byte text read in a single-byte encoding: runs of Latin, Greek or Cyrillic
+      letters whose bytes in that encoding are GB18030, UTF-8 or Big5 for Chinese
+      ("ÖÐ" is GBK 中 read as Latin-1, "å¤§" UTF-8 大, "ЪзвГ" GBK read as cp1251);
     * UTF-8 read as GBK: runs of non-ASCII characters whose GB18030 bytes are mostly
       valid UTF-8 for Chinese ("鍙戝竷" is UTF-8 发布 read as GBK), which real GBK text
       almost never is;
     * many characters from CJK extension A or the private-use area.
 
     Three or more Chinese characters recovered by re-decoding runs count as mojibake.
+    Meant for Chinese pages: Russian or Greek text would pass for GBK read as cp1251.
     """
     recovered = 0
-    for match in _LATIN_RUN.finditer(text):
+    for match in _FOREIGN_RUN.finditer(text):
         run = match.group()
-        if len(_LATIN_LETTER.findall(run)) < 2:
+        if len(_FOREIGN_LETTER.findall(run)) < 2:
             continue  # "——", "“”", "……" are Chinese punctuation, not mojibake
-        raw = b"".join(_latin_byte(char) for char in run)
-        recovered += max(_recovered_cjk(raw, "utf-8"), _recovered_cjk(raw, "gb18030"))
+        best = 0
+        for single_byte in _SINGLE_BYTE:
+            try:
+                raw = run.encode(single_byte)
+            except UnicodeEncodeError:
+                continue
+            for multi_byte in ("gb18030", "utf-8", "big5hkscs"):
+                best = max(best, _recovered_cjk(raw, multi_byte))
+        recovered += best
     for match in _NON_ASCII_RUN.finditer(text):
         recovered += _recovered_cjk(match.group().encode("gb18030", "replace"), "utf-8")
     if recovered >= 3:
@@ -131,13 +151,6 @@ def has_mojibake(text: str) -> bool:
     cjk_total = len(_CJK_CHAR.findall(text))
     rare = len(_RARE_CJK.findall(text))
     return rare >= 3 and rare * 50 > cjk_total
-
-
-def _latin_byte(char: str) -> bytes:
-    try:
-        return char.encode("cp1252")
-    except UnicodeEncodeError:
-        return char.encode("latin-1", "replace")
 
 
 def _recovered_cjk(raw: bytes, encoding: str) -> int:
@@ -150,47 +163,58 @@ def _recovered_cjk(raw: bytes, encoding: str) -> int:
 # --- per page ---------------------------------------------------------------------------
 
 
-def _timed_baseline(raw: bytes) -> tuple[str, float]:
-    import trafilatura
-
-    start = time.perf_counter()
-    text = trafilatura.extract(raw, output_format="txt") or ""
-    return text, time.perf_counter() - start
-
-
 def run_page(page: Page) -> PageResult:
-    """Both systems on one page."""
+    """Both systems on one page.
+
+    Times are CPU seconds of this process (steadier than wall time on a shared
+    machine), and the order of the calls alternates from page to page so that neither
+    side profits more from caches the other warmed (trafilatura and htmldate memoize).
+    """
     import trafilatura
 
     from mediamon.decode import decode_html
     from mediamon.extract import extract
 
     raw = page.html_path.read_bytes()
-    baseline_text, baseline_seconds = _timed_baseline(raw)
+    outputs: dict[str, str] = {}
+    seconds: dict[str, float] = {}
 
-    start = time.perf_counter()
-    decoded = decode_html(raw)
-    decode_seconds = time.perf_counter() - start
+    def baseline() -> None:
+        start = time.process_time()
+        outputs["baseline"] = trafilatura.extract(raw, output_format="txt") or ""
+        seconds["baseline"] = time.process_time() - start
 
-    start = time.perf_counter()
-    extracted = extract(decoded.text, page.url)
-    extract_seconds = time.perf_counter() - start
-    mediamon_text = extracted.text if extracted else ""
+    def mediamon() -> None:
+        start = time.process_time()
+        decoded = decode_html(raw)
+        seconds["decode"] = time.process_time() - start
+        start = time.process_time()
+        extracted = extract(decoded.text, page.url)
+        seconds["extract"] = time.process_time() - start
+        outputs["mediamon"] = extracted.text if extracted else ""
 
-    start = time.perf_counter()
-    trafilatura.extract(decoded.text, url=page.url, output_format="txt")
-    plain_on_text_seconds = time.perf_counter() - start
+    def plain_on_text() -> None:
+        # trafilatura on the decoded text: the yardstick of extract() alone
+        text = decode_html(raw).text
+        start = time.process_time()
+        trafilatura.extract(text, url=page.url, output_format="txt")
+        seconds["plain_on_text"] = time.process_time() - start
 
+    steps = [baseline, mediamon, plain_on_text]
+    turn = zlib.crc32(page.id.encode()) % len(steps)
+    for step in steps[turn:] + steps[:turn]:
+        step()
+    baseline_text, mediamon_text = outputs["baseline"], outputs["mediamon"]
     return PageResult(
         corpus=page.corpus,
         id=page.id,
         lang=page.lang,
-        baseline=_score_page(baseline_text, page.reference, page.lang),
-        mediamon=_score_page(mediamon_text, page.reference, page.lang),
-        baseline_seconds=baseline_seconds,
-        decode_seconds=decode_seconds,
-        extract_seconds=extract_seconds,
-        plain_on_text_seconds=plain_on_text_seconds,
+        baseline=score_page(baseline_text, page.reference, page.lang),
+        mediamon=score_page(mediamon_text, page.reference, page.lang),
+        baseline_seconds=seconds["baseline"],
+        decode_seconds=seconds["decode"],
+        extract_seconds=seconds["extract"],
+        plain_on_text_seconds=seconds["plain_on_text"],
         baseline_fffd="\ufffd" in baseline_text,
         baseline_mojibake=has_mojibake(baseline_text),
         mediamon_fffd="\ufffd" in mediamon_text,
@@ -259,7 +283,7 @@ def format_speed(results: Sequence[PageResult]) -> str:
     plain = _mean(r.plain_on_text_seconds for r in results) * 1000
     return "\n".join(
         [
-            "Mean time per page (ms; each worker process times its own calls):",
+            "Mean CPU time per page (ms; each worker process times its own calls):",
             f"  trafilatura.extract(raw bytes, txt)          {base:7.1f}",
             f"  trafilatura.extract(decoded text, txt)       {plain:7.1f}",
             f"  mediamon decode_html                         {decode:7.1f}",
@@ -318,8 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.per_page:
         for r in results:
             print(
-                f"{r.corpus:<20} {r.id[:40]:<40} {r.lang:<7} "
-                f"{r.baseline.f1:6.3f} {r.mediamon.f1:6.3f} {r.mediamon.f1 - r.baseline.f1:+.3f}"
+                f"{r.corpus:<20} {r.lang:<7} {r.baseline.f1:6.3f} {r.mediamon.f1:6.3f} "
+                f"{r.mediamon.f1 - r.baseline.f1:+.3f}  {r.id}"
             )
         print()
     print(f"{len(pages)} pages from {args.corpora} in {elapsed:.1f} s on {args.workers} workers\n")

@@ -21,7 +21,21 @@ from mediamon.sources import Source
 from mediamon.tables import articles
 
 # Common characters of news text: the synthetic bodies look like Chinese articles.
-CHARACTERS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
+CHARACTERS = (
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
+    "同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自"
+    "二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日"
+    "那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变"
+    "条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总"
+    "次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指"
+    "几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器"
+    "压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安"
+    "场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集"
+    "温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连"
+    "断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精"
+    "值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属"
+    "圆包火住调满县局照参红细引听该铁价严"
+)
 
 
 def synthetic_articles(count: int, seed: int = 7) -> list[Article]:
@@ -38,11 +52,22 @@ def synthetic_articles(count: int, seed: int = 7) -> list[Article]:
         match = normalize.fold(body)
         made.append(
             Article(
-                canonical_url=f"https://news.example.com/{n}.html", url=f"https://news.example.com/{n}.html",
-                title=f"标题 {n}", author=None, published_at=datetime(2024, 4, 1, tzinfo=UTC),
-                language="zh", body_text=body, match_text=match, summary=None, image_url=None,
-                categories=(), content_origin="page", content_hash=normalize.content_hash(match),
-                sentence_hashes=normalize.sentence_hashes(match), raw_sha256=None, raw_bytes=None,
+                canonical_url=f"https://news.example.com/{n}.html",
+                url=f"https://news.example.com/{n}.html",
+                title=f"标题 {n}",
+                author=None,
+                published_at=datetime(2024, 4, 1, tzinfo=UTC),
+                language="zh",
+                body_text=body,
+                match_text=match,
+                summary=None,
+                image_url=None,
+                categories=(),
+                content_origin="page",
+                content_hash=normalize.content_hash(match),
+                sentence_hashes=normalize.sentence_hashes(match),
+                raw_sha256=None,
+                raw_bytes=None,
             )  # fmt: skip
         )
     return made
@@ -92,7 +117,9 @@ def run(count: int) -> list[str]:
     with scratch_database("mediamon_bench_load") as url:
         engine = db.make_engine(url)
         with engine.begin() as conn:
-            sid = load.sync_sources(conn, [Source(name="bench", kind="feed", location="https://x/")])["bench"]
+            sid = load.sync_sources(
+                conn, [Source(name="bench", kind="feed", location="https://x/")]
+            )["bench"]
         copy = copy_rate(engine, rows, sid)
         with engine.begin() as conn:
             conn.execute(sa.text("truncate articles restart identity cascade"))

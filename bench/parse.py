@@ -12,10 +12,11 @@ PROBE = """
 import runpy, sys, time
 sys.path.insert(0, {dags!r})
 import airflow.sdk  # loaded once by the dag-processor, not per file
-best = min(
-    (lambda t: (runpy.run_path({path!r}, run_name="dag_file"), time.perf_counter() - t)[1])(time.perf_counter())
-    for _ in range({repeat})
-)
+def once():
+    started = time.perf_counter()
+    runpy.run_path({path!r}, run_name="dag_file")
+    return time.perf_counter() - started
+best = min(once() for _ in range({repeat}))
 print(best)
 """
 
@@ -28,7 +29,9 @@ def parse_times(repeat: int = 5) -> dict[str, float]:
         if path.name.startswith("_"):
             continue
         code = PROBE.format(dags=str(dags), path=str(path), repeat=repeat)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         times[path.name] = float(out.stdout.strip().splitlines()[-1])
     return times
 

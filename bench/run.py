@@ -16,8 +16,9 @@ import time
 def machine() -> str:
     import psutil
 
+    memory = psutil.virtual_memory().total / 2**30
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB,"
+        f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB,"
         f" Python {platform.python_version()}"
     )
 
@@ -38,7 +39,9 @@ def main() -> None:
         ("DAG parse time", lambda: parse.run(repeat=1 if smoke else 5)),
         ("spike detection", lambda: detection.run(quick=smoke)),
     ]  # fmt: skip
-    print(f"mediamon benchmarks on {machine()}{' (smoke run: figures mean nothing)' if smoke else ''}")
+    print(
+        f"mediamon benchmarks on {machine()}{' (smoke run: figures mean nothing)' if smoke else ''}"
+    )
     for name, section in sections:
         started = time.perf_counter()
         print()

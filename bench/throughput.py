@@ -7,10 +7,10 @@ ingest path into PostgreSQL, beside plain ``trafilatura.extract`` in one process
 from __future__ import annotations
 
 import argparse
-import email.utils
 import multiprocessing
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -36,11 +36,11 @@ def _serve(pages: list[bytes], articles: int, port_queue: Any) -> None:
                 ids = range(n * MAX_ITEMS, min((n + 1) * MAX_ITEMS, articles))
                 items = "".join(
                     f"<item><title>Article {i}</title><link>{base}/a/{i}.html</link>"
-                    f"<pubDate>{email.utils.format_datetime(start + timedelta(minutes=i))}</pubDate>"
+                    f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate>"
                     "<description>summary</description></item>"
                     for i in ids
                 )
-                body = f"<?xml version='1.0'?><rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
+                body = f"<rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
                 self._send(body.encode(), "application/rss+xml")
             elif self.path.startswith("/a/"):
                 i = int(self.path.split("/")[2].split(".")[0])
@@ -73,7 +73,9 @@ def plain_trafilatura_rate(pages: list[bytes]) -> float:
     return len(pages) / (time.perf_counter() - started)
 
 
-def mediamon_rate(pages: list[bytes], articles: int, workers: int | None) -> tuple[float, int, dict[str, int]]:
+def mediamon_rate(
+    pages: list[bytes], articles: int, workers: int | None
+) -> tuple[float, int, dict[str, int]]:
     """(articles/s, peak bytes, totals) of a full ingest of ``articles`` pages."""
     queue: Any = multiprocessing.get_context("spawn").Queue()
     server = multiprocessing.get_context("spawn").Process(

@@ -36,3 +36,25 @@ def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
     """
     end = context.get("data_interval_end") or context["dag_run"].run_after
     return f"{context['dag'].dag_id}:{end.isoformat()}", end
+
+
+def smtp_send() -> tuple[Any, str | None]:
+    """A sender through the ``mediamon_smtp`` connection and its From address, or
+    (None, None) when the connection is not defined (alerts then stay pending)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from mediamon import mail
+
+    try:
+        conn = BaseHook.get_connection(SMTP_CONN_ID)
+    except AirflowNotFoundException:
+        return None, None
+    settings = mail.SmtpSettings(
+        host=conn.host or "localhost",
+        port=conn.port or 465,
+        login=conn.login,
+        password=conn.password,
+        extra=conn.extra_dejson,
+    )
+    return mail.smtp_sender(settings), settings.sender

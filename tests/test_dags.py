@@ -21,7 +21,7 @@ from mediamon.airflow_env import airflow_command, airflow_environment
 from mediamon.config import PROJECT_ROOT, Settings
 from mediamon.sitehost import serve_folder
 
-DAG_IDS = {"mediamon_ingest"}
+DAG_IDS = {"mediamon_ingest", "mediamon_alerts"}
 
 
 @pytest.fixture(scope="module")

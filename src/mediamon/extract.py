@@ -8,7 +8,7 @@ wins if it has many times more sentence punctuation. The chosen text is then cle
 markdown table markup removed, boilerplate lines (editor, source, copyright, share and
 QR-code prompts, platform disclaimers) stripped where they stand at the start or end,
 everything after an end-of-article marker ("相关阅读", "Related articles"...) in the
-second half dropped, and repeated lines kept once.
+second half dropped, and a line repeated right after itself kept once.
 
 Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
 ``config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``.
@@ -37,8 +37,6 @@ THIN_SENTENCE_MARKS = 20
 BALANCED_WINS_RATIO = 6
 # Lines stripped from each end of the text at most.
 MAX_EDGE_LINES = 8
-# Repeated lines shorter than this are kept (list bullets, short labels, table cells).
-MIN_DEDUP_LINE = 12
 
 # Sentence punctuation: CJK marks anywhere, Latin ones before a space or line end.
 _SENTENCE_MARK = re.compile(r"[。！？；，、]|[,.;:!?](?=\s|$)")
@@ -53,8 +51,9 @@ _EDGE_PATTERNS = (
     r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
     r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
     # copyright and reprint notices
-    r"copyright|©|\(c\)\s*\d{4}|all rights reserved|版权所有|保留所有权利|版权声明|"
-    r"无断转载|무단전재|reproduction without",
+    r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
+    r"版权声明|无断转载|무단전재|reproduction without|non-commercial use only|"
+    r"may not be (re)?published|without (the )?(prior )?written permission",
     r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
     r"不得转载|谢绝转载|转载须",
     # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
@@ -69,8 +68,8 @@ _EDGE_PATTERNS = (
     r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
     r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
     r"comments?)\s*[:.]?$",
-    r"(微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|(扫描|扫一扫|关注|分享).{0,20}"
-    r"(微信|微博|二维码)",
+    r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
+    r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
 )
 _EDGE_RE = re.compile("|".join(f"(?:{p})" for p in _EDGE_PATTERNS), re.IGNORECASE)
 # Labels that are never article text, dropped wherever they are.
@@ -171,12 +170,21 @@ def extract(html: str, url: str | None = None) -> Extracted | None:
 
 
 def _parse(html: str) -> Any:
-    """The page's lxml tree (parsed once for every trafilatura run), or None."""
+    """The page's lxml tree (parsed once for every trafilatura run), or None.
+
+    trafilatura refuses a document that does not start like HTML and parses to a single
+    element (a page behind junk or a wrapper element, a fragment); such a document is
+    parsed again inside ``<html><body>``.
+    """
     from trafilatura.settings import DEFAULT_CONFIG
     from trafilatura.utils import load_html
 
+    max_size = DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")
     try:
-        return load_html(html, DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE"))
+        tree = load_html(html, max_size)
+        if tree is None and "<" in html:
+            tree = load_html(f"<html><body>{html}</body></html>", max_size)
+        return tree
     except Exception:
         logger.warning("unparsable HTML", exc_info=True)
         return None
@@ -325,16 +333,12 @@ def _strip_edges(lines: list[str], patterns: tuple[re.Pattern[str], ...]) -> lis
 
 
 def _dedup(lines: list[str]) -> list[str]:
-    """Lines in order, a repeated line of MIN_DEDUP_LINE characters or more kept once."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for line in lines:
-        if len(line) >= MIN_DEDUP_LINE:
-            if line in seen:
-                continue
-            seen.add(line)
-        kept.append(line)
-    return kept
+    """Lines without immediate repeats (a caption or notice rendered twice in a row).
+
+    Only neighbours: repeats further apart are often real structure (the same heading
+    in each section of a recipe or a schedule).
+    """
+    return [line for index, line in enumerate(lines) if index == 0 or line != lines[index - 1]]
 
 
 # --- per-site rules ---------------------------------------------------------------------

@@ -29,7 +29,13 @@ ARTICLE_CONTENT_FIELDS = (
 )  # fmt: skip
 
 
-STAGED_COLUMNS = ("url_hash", "canonical_url", "source_id", "first_seen_at", *ARTICLE_CONTENT_FIELDS)
+STAGED_COLUMNS = (
+    "url_hash",
+    "canonical_url",
+    "source_id",
+    "first_seen_at",
+    *ARTICLE_CONTENT_FIELDS,
+)
 
 
 @cache

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,84 @@ def status(settings: Settings) -> dict[str, Any]:
     finally:
         engine.dispose()
     return {"sources": [dict(r) for r in rows]}
+
+
+def run_alerts(
+    settings: Settings,
+    at: datetime,
+    *,
+    send: Callable[[EmailMessage], None] | None = None,
+    sender: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Refresh the topics, match new articles, detect spikes at ``at`` and deliver pending
+    alerts through ``send`` (default: the ``mediamon_smtp`` connection from the
+    environment; no connection means alerts stay pending)."""
+    from mediamon import mail, topic_store
+
+    if send is None and not dry_run:
+        smtp = mail.settings_from_env()
+        if smtp is not None:
+            send = mail.smtp_sender(smtp)
+            sender = sender or smtp.sender
+        else:
+            logger.warning("no %s connection: alerts stay pending", mail.SMTP_CONN_ID)
+    engine = engine_for(settings)
+    try:
+        return topic_store.run_alerts(
+            engine,
+            settings.topics_path,
+            at,
+            send=send,
+            sender=sender or topic_store.DEFAULT_SENDER,
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+
+
+def match_topics(settings: Settings) -> dict[str, Any]:
+    """Load the topics file (an invalid one keeps the stored definitions) and match the
+    articles that are new, or all of them for topics whose rules changed."""
+    from mediamon import topic_store
+
+    engine = engine_for(settings)
+    try:
+        refresh = topic_store.refresh_topics(engine, settings.topics_path)
+        matched = topic_store.match_articles(engine, refresh.topics)
+    finally:
+        engine.dispose()
+    return {"topics": refresh.as_dict(), "matched": matched.as_dict()}
+
+
+def detect_spikes(settings: Settings, at: datetime) -> list[int]:
+    """Test each active topic's window ending at ``at``; return the new alerts' ids."""
+    from mediamon import topic_store
+
+    engine = engine_for(settings)
+    try:
+        return topic_store.detect(engine, topic_store.stored_topics(engine), at)
+    finally:
+        engine.dispose()
+
+
+def deliver_alerts(
+    settings: Settings,
+    send: Callable[[EmailMessage], None],
+    now: datetime,
+    sender: str | None = None,
+) -> dict[str, Any]:
+    """Send every pending alert (and due digest) once; failures stay pending."""
+    from mediamon import topic_store
+
+    engine = engine_for(settings)
+    try:
+        stats = topic_store.deliver_pending(
+            engine, send, now, sender=sender or topic_store.DEFAULT_SENDER
+        )
+    finally:
+        engine.dispose()
+    return dict(stats.as_dict())
 
 
 def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 HOURS_PER_WEEK = 168
 MAX_DISPERSION = 10.0
+TRIM_FROM = 10  # with this many samples or more, dispersion leaves out the highest one
 POISSON_SIZE = 1e8  # above this size the negative binomial is a Poisson to double precision
 MIN_P_VALUE = 1e-300
 STATUSES = ("spike", "quiet", "outage", "no_baseline")
@@ -358,12 +359,16 @@ def _moments(samples: Sequence[tuple[int, int]]) -> float:
     rate = sum(c for c, _ in live) / others if others > 0 else 0.0
     if rate <= 0:
         return 0.0
-    excess = 0.0
-    scale = 0.0
+    terms = []
     for count, total in live:
         mean = (total - count) * rate
-        excess += (count - mean) ** 2 - mean
-        scale += mean * mean
+        terms.append(((count - mean) / math.sqrt(mean) if mean > 0 else 0.0, count, mean))
+    # Past bursts are in the baseline too: the highest sample is left out, so that one old
+    # burst does not make the topic look erratic (and blind the detector for weeks).
+    terms.sort()
+    kept = terms[:-1] if len(terms) >= TRIM_FROM else terms
+    excess = sum((count - mean) ** 2 - mean for _, count, mean in kept)
+    scale = sum(mean * mean for _, _, mean in kept)
     if scale <= 0:
         return 0.0
     return min(max(excess / scale, 0.0), MAX_DISPERSION)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -341,10 +342,9 @@ def match_articles(
                 )
                 stats.removed += deleted.rowcount
     if incremental:
-        since = min(
-            (state[t.key].matched_through or datetime.min.replace(tzinfo=UTC)) for t in incremental
-        )
-        _match_pass(engine, incremental, since - MATCH_OVERLAP, batch_size, stats)
+        marks = [state[t.key].matched_through for t in incremental]
+        since = None if None in marks else min(marks) - MATCH_OVERLAP
+        _match_pass(engine, incremental, since, batch_size, stats)
     with engine.begin() as conn:
         for topic in topics:
             conn.execute(
@@ -363,6 +363,7 @@ def _match_pass(
     stats: MatchStats,
 ) -> None:
     keys = [t.key for t in topics]
+    versions = {t.key: t.match_version for t in topics}
     last_id = 0
     while True:
         # Keyset pages, each in its own short transaction: no long-lived cursor.
@@ -388,7 +389,7 @@ def _match_pass(
                     {
                         "article_id": row.article_id,
                         "topic": key,
-                        "match_version": next(t.match_version for t in topics if t.key == key),
+                        "match_version": versions[key],
                         "title_hits": title_hits,
                         "body_hits": body_hits,
                     }
@@ -674,12 +675,13 @@ def _clear(conn: sa.Connection, alert_id: int, when: datetime) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    """JSON for jsonb: infinities and NaN become null, numpy scalars plain numbers."""
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+    if hasattr(value, "item"):  # numpy scalars, from callers' series
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item"):  # numpy scalars from callers' series
-        return value.item()
     return value
 
 

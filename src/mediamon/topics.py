@@ -132,6 +132,22 @@ class Rule:
             text += f" NOT {operand.canonical()}"
         return text
 
+    @cached_property
+    def _needles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # A phrase cannot occur without its longest word: a plain substring test (in C)
+        # rules out most texts before any regular expression runs.
+        def words(operand: Operand | None) -> tuple[str, ...]:
+            if operand is None:
+                return ()
+            return tuple({max(p.replace("*", "").split(" "), key=len) for p in operand.phrases})
+
+        return words(self.first), words(self.second)
+
+    def possible(self, text: str) -> bool:
+        """False when the rule certainly does not occur in ``text`` (a cheap test)."""
+        first, second = self._needles
+        return any(n in text for n in first) and (not second or any(n in text for n in second))
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Occurrences of the rule in a folded text, as (start, end) offsets."""
         found = [m.span() for m in self.first.pattern.finditer(text)]
@@ -404,13 +420,6 @@ class Topic:
     def exclusions(self) -> tuple[Rule, ...]:
         return tuple(parse_rule(t) for t in self.exclude)
 
-    @cached_property
-    def _needles(self) -> tuple[str, ...]:
-        # Every rule needs one phrase of its first side, and a phrase needs its longest
-        # word: a plain substring test (fast, in C) rules out most texts before any regex.
-        phrases = {p for r in self.rules for p in r.first.phrases}
-        return tuple(sorted({max(p.replace("*", "").split(" "), key=len) for p in phrases}))
-
     def in_scope(self, language: str | None, source: str | None) -> bool:
         """Whether an article of this language and source is considered at all."""
         if self.languages and (language or "") not in self.languages:
@@ -419,9 +428,11 @@ class Topic:
 
     def hits(self, text_folded: str) -> int:
         """Occurrences of the topic's rules in one folded text."""
-        if not text_folded or not any(n in text_folded for n in self._needles):
+        if not text_folded:
             return 0
-        return count_hits(s for rule in self.rules for s in rule.spans(text_folded))
+        return count_hits(
+            s for rule in self.rules if rule.possible(text_folded) for s in rule.spans(text_folded)
+        )
 
     def match(self, title_folded: str, body_folded: str) -> tuple[int, int]:
         """Count the topic's occurrences in an article.
@@ -436,7 +447,9 @@ class Topic:
         title_hits = self.hits(title_folded)
         body_hits = self.hits(body_folded)
         if (title_hits or body_hits) and any(
-            rule.spans(title_folded) or rule.spans(body_folded) for rule in self.exclusions
+            (rule.possible(title_folded) and rule.spans(title_folded))
+            or (rule.possible(body_folded) and rule.spans(body_folded))
+            for rule in self.exclusions
         ):
             return 0, 0
         return title_hits, body_hits

@@ -1,0 +1,73 @@
+"""## mediamon_alerts
+
+Runs whenever `mediamon_ingest` has loaded articles (the `mediamon_articles` asset):
+re-reads the topics (`config/topics.yaml`; an invalid file keeps the previous
+definitions), matches new articles, tests each topic's latest hour against its baseline
+and mails new alerts and due digests through the `mediamon_smtp` connection. A retry or a
+re-run never sends the same alert twice (dedupe key per topic and window). Logic lives in
+`mediamon.service` and `mediamon.topic_store`; the method is in `docs/spikes.md`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, dag, get_current_context, task
+
+ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+
+
+@dag(
+    dag_id="mediamon_alerts",
+    schedule=[ARTICLES],
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "mediamon",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=20),
+    },
+    tags=["mediamon", "alerts"],
+    doc_md=__doc__,
+)
+def mediamon_alerts() -> None:
+    @task(multiple_outputs=False)
+    def match_topics() -> dict[str, object]:
+        """Refresh topic definitions and match articles to them."""
+        from _mediamon_common import settings
+
+        from mediamon import service
+
+        return service.match_topics(settings())
+
+    @task
+    def detect_spikes() -> list[int]:
+        """Test every topic's window ending at this run's time; record new alerts."""
+        from _mediamon_common import run_time, settings
+
+        from mediamon import service
+
+        _, at = run_time(get_current_context())
+        return service.detect_spikes(settings(), at)
+
+    @task(multiple_outputs=False)
+    def deliver_alerts() -> dict[str, object]:
+        """Mail pending alerts and due digests once each; a failure leaves them pending."""
+        from _mediamon_common import run_time, settings, smtp_send
+
+        from mediamon import service
+
+        send, sender = smtp_send()
+        if send is None:  # not configured is a setting, not a failure: alerts wait
+            return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
+        _, now = run_time(get_current_context())
+        return service.deliver_alerts(settings(), send, now, sender)
+
+    match_topics() >> detect_spikes() >> deliver_alerts()
+
+
+mediamon_alerts()
