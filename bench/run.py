@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
 
 
 def machine() -> str:
@@ -30,23 +31,25 @@ def main() -> None:
 
     from bench import detection, extraction_quality, load, parse, throughput
 
-    sections = [
-        ("extraction quality", lambda: extraction_quality.run(limit=3 if smoke else None)),
-        ("ingest throughput", lambda: throughput.run(
+    def printed(lines: list[str]) -> None:
+        print("\n".join(lines))
+
+    sections: list[tuple[str, Callable[[], object]]] = [
+        ("extraction quality", lambda: extraction_quality.main(["--limit", "3"] if smoke else [])),
+        ("ingest throughput", lambda: printed(throughput.run(
             articles=60 if smoke else 10_000, workers=None, baseline_pages=30 if smoke else None
-        )),
-        ("load", lambda: load.run(500 if smoke else 20_000)),
-        ("DAG parse time", lambda: parse.run(repeat=1 if smoke else 5)),
-        ("spike detection", lambda: detection.run(quick=smoke)),
+        ))),
+        ("load", lambda: printed(load.run(500 if smoke else 20_000))),
+        ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
+        ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
     ]  # fmt: skip
-    print(
-        f"mediamon benchmarks on {machine()}{' (smoke run: figures mean nothing)' if smoke else ''}"
-    )
+    note = " (smoke run: figures mean nothing)" if smoke else ""
+    print(f"mediamon benchmarks on {machine()}{note}")
     for name, section in sections:
         started = time.perf_counter()
-        print()
-        print("\n".join(section()))
-        print(f"  ({name}: {time.perf_counter() - started:.0f} s)")
+        print(flush=True)
+        section()
+        print(f"  ({name}: {time.perf_counter() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
