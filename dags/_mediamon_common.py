@@ -3,7 +3,7 @@ run context) into the plain values the ``mediamon`` package takes. Not a DAG fil
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 DATABASE_CONN_ID = "mediamon_db"
@@ -34,7 +34,9 @@ def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
     A re-run of the same interval gets the same key, so its fetch-log rows overwrite the
     first run's. Runs triggered without a logical date have no interval: ``run_after``.
     """
-    end = context.get("data_interval_end") or context["dag_run"].run_after
+    moment = context.get("data_interval_end") or context["dag_run"].run_after
+    # Airflow hands out pendulum DateTimes; the package does plain datetime arithmetic.
+    end = datetime.fromtimestamp(moment.timestamp(), tz=UTC)
     return f"{context['dag'].dag_id}:{end.isoformat()}", end
 
 

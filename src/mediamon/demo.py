@@ -7,18 +7,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from mediamon import db
 from mediamon.airflow_env import airflow_command, airflow_environment
 from mediamon.config import PROJECT_ROOT, Settings
+from mediamon.demo_history import write_history
 from mediamon.sitehost import serve_folder
 
 DEMO_DIR = PROJECT_ROOT / "demo"
 DEMO_PORT = 18765
+# The invented history ends with a burst of Taiwan stories in the hour before this.
+BURST_END = datetime(2024, 4, 17, 2, 0, tzinfo=UTC)
 SOURCES_TEMPLATE = """\
 # Written by `make demo`: the bundled sample site and the seed archive.
 sources:
@@ -32,15 +39,62 @@ sources:
     kind: archive
     path: {archive}
     language: zh
+  - name: demo-history
+    kind: archive
+    path: {history}
+    language: zh
 """
 
 
-def write_demo_sources(path: Path, base: str) -> Path:
+def write_demo_sources(path: Path, base: str, history: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        SOURCES_TEMPLATE.format(base=base, archive=DEMO_DIR / "archive"), encoding="utf-8"
+        SOURCES_TEMPLATE.format(base=base, archive=DEMO_DIR / "archive", history=history),
+        encoding="utf-8",
     )
     return path
+
+
+class MailSink:
+    """An SMTP server on 127.0.0.1 that saves each message it receives as an .eml file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.saved: list[Path] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        from email import message_from_bytes
+        from email.header import decode_header, make_header
+
+        message = message_from_bytes(envelope.content)
+        subject = str(make_header(decode_header(message.get("Subject", ""))))
+        path = self.folder / f"{len(self.saved) + 1:02d}.eml"
+        path.write_bytes(envelope.content)
+        self.saved.append(path)
+        print(f"  mail to {', '.join(envelope.rcpt_tos)}: {subject}  -> {path}", flush=True)
+        return "250 OK"
+
+
+@contextmanager
+def mail_sink(folder: Path) -> Iterator[tuple[MailSink, int]]:
+    """Run a :class:`MailSink` on a free loopback port; yield it and the port."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.eml"):
+        old.unlink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = MailSink(folder)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
 
 
 def _airflow(env: dict[str, str], args: list[str], log: Path) -> None:
@@ -92,7 +146,7 @@ def summary(engine: sa.Engine) -> str:
             conn.execute(
                 sa.text(
                     "select source, published_at, language, title from bi.articles"
-                    " order by published_at"
+                    " where source <> 'demo-history' order by published_at"
                 )
             )
             .mappings()
@@ -104,13 +158,36 @@ def summary(engine: sa.Engine) -> str:
             f"  {row['source']:<12} {row['articles']} articles ({row['copies']} syndicated copies),"
             f" languages {row['languages']}"
         )
-    lines.append("")
+    lines.append(
+        "\n  articles from the sample site and the seed (demo-history is invented background):"
+    )
     for row in titles:
         lines.append(f"  {row['published_at']:%Y-%m-%d %H:%M}Z [{row['language']}] {row['title']}")
     lines += ["", f"== failed fetches in the last run: {len(failures)} =="]
     lines += [f"  {r['source']}: {r['url']}\n      {r['error']}" for r in failures]
     lines += ["", f"== deduplicated: {len(copies)} =="]
     lines += [f"  {r['copy']}\n      is a copy of {r['original']}" for r in copies]
+    return "\n".join(lines)
+
+
+def alert_summary(engine: sa.Engine, mails: list[Path]) -> str:
+    """The alerts recorded and the mails the sink saved."""
+    with engine.connect() as conn:
+        alerts = conn.execute(sa.text("select * from bi.alerts order by 1")).mappings().all()
+    lines = ["", f"== alerts: {len(alerts)} =="]
+    for alert in alerts:
+        fields = (
+            "topic_name",
+            "window_end",
+            "observed",
+            "expected",
+            "p_value",
+            "state",
+            "mails_sent",
+        )
+        lines.append("  " + ", ".join(f"{f}={alert[f]}" for f in fields if f in alert))
+    lines += ["", f"== mails delivered to the local SMTP sink: {len(mails)} =="]
+    lines += [f"  {path}  (open it in a mail client, or read it as text)" for path in mails]
     return "\n".join(lines)
 
 
@@ -133,11 +210,26 @@ def main() -> int:
     demo_var.mkdir(parents=True, exist_ok=True)
     log = demo_var / "airflow.log"
     log.write_text("")
-    with serve_folder(DEMO_DIR / "site", port=_demo_port()) as base:
-        sources = write_demo_sources(demo_var / "sources.yaml", base)
+    history = demo_var / "history"
+    files = write_history(history, BURST_END)
+    print(f"wrote {files} invented background stories (4 weeks, then a burst) to {history}")
+    with (
+        serve_folder(DEMO_DIR / "site", port=_demo_port()) as base,
+        mail_sink(demo_var / "mail") as (sink, smtp_port),
+    ):
+        sources = write_demo_sources(demo_var / "sources.yaml", base, history)
         settings = replace(settings, sources_path=sources)
         print(f"demo site on {base}; sources in {sources}")
         env = airflow_environment(settings)
+        env["AIRFLOW_CONN_MEDIAMON_SMTP"] = json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "extra": {"disable_ssl": True, "disable_tls": True,
+                          "from_email": "mediamon demo <mediamon@localhost>"},
+            }
+        )  # fmt: skip
         print(f"Airflow home {env['AIRFLOW_HOME']}; log in {log}")
         print("migrating Airflow's metadata database ...")
         _airflow(env, ["db", "migrate"], log)
@@ -147,9 +239,16 @@ def main() -> int:
             ["dags", "test", "mediamon_ingest", "--conf", json.dumps({"force": True})],
             log,
         )
+        print(
+            f"running the mediamon_alerts DAG at {BURST_END:%Y-%m-%d %H:%M}Z"
+            " (airflow dags test) ..."
+        )
+        _airflow(env, ["dags", "test", "mediamon_alerts", BURST_END.isoformat()], log)
+        mails = list(sink.saved)
     engine = db.make_engine(db.resolve_url(settings))
     try:
         print(summary(engine))
+        print(alert_summary(engine, mails))
     finally:
         engine.dispose()
     print(f"\nThe database keeps running (var/pgdata); `{sys.argv[0]} db stop` stops it.")
