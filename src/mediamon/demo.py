@@ -71,7 +71,11 @@ class MailSink:
         path = self.folder / f"{len(self.saved) + 1:02d}.eml"
         path.write_bytes(envelope.content)
         self.saved.append(path)
-        print(f"  mail to {', '.join(envelope.rcpt_tos)}: {subject}  -> {path}", flush=True)
+        print(
+            f"  mail to {', '.join(envelope.rcpt_tos)}: {subject}  -> {path}",
+            file=sys.stderr,
+            flush=True,
+        )
         return "250 OK"
 
 
