@@ -15,6 +15,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
+from mediamon_airflow import failure_mail
+
 ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
 
 
@@ -29,6 +31,7 @@ ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
+        **failure_mail(),
         "execution_timeout": timedelta(minutes=20),
     },
     tags=["mediamon", "alerts"],
@@ -38,18 +41,16 @@ def mediamon_alerts() -> None:
     @task(multiple_outputs=False)
     def match_topics() -> dict[str, object]:
         """Refresh topic definitions and match articles to them."""
-        from _mediamon_common import settings
-
         from mediamon import service
+        from mediamon_airflow import settings
 
         return service.match_topics(settings())
 
     @task
     def detect_spikes() -> list[int]:
         """Test every topic's window ending at this run's time; record new alerts."""
-        from _mediamon_common import run_time, settings
-
         from mediamon import service
+        from mediamon_airflow import run_time, settings
 
         _, at = run_time(get_current_context())
         return service.detect_spikes(settings(), at)
@@ -57,9 +58,8 @@ def mediamon_alerts() -> None:
     @task(multiple_outputs=False)
     def deliver_alerts() -> dict[str, object]:
         """Mail pending alerts and due digests once each; a failure leaves them pending."""
-        from _mediamon_common import run_time, settings, smtp_send
-
         from mediamon import service
+        from mediamon_airflow import run_time, settings, smtp_send
 
         send, sender = smtp_send()
         if send is None:  # not configured is a setting, not a failure: alerts wait

@@ -16,6 +16,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
 
+from mediamon_airflow import failure_mail
+
 ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
 
 
@@ -31,6 +33,7 @@ ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
+        **failure_mail(),
         "execution_timeout": timedelta(minutes=30),
     },
     params={
@@ -45,9 +48,8 @@ def mediamon_ingest() -> None:
     @task
     def plan_sources() -> list[str]:
         """Upgrade the schema, sync the sources file, and name the sources due."""
-        from _mediamon_common import run_time, settings
-
         from mediamon import service
+        from mediamon_airflow import run_time, settings
 
         context = get_current_context()
         _, now = run_time(context)
@@ -57,9 +59,8 @@ def mediamon_ingest() -> None:
     @task(multiple_outputs=False, max_active_tis_per_dagrun=4)
     def ingest_source(source_name: str) -> dict[str, object]:
         """Fetch, extract, normalize and load one source."""
-        from _mediamon_common import run_time, settings
-
         from mediamon import service
+        from mediamon_airflow import run_time, settings
 
         context = get_current_context()
         run_key, now = run_time(context)

@@ -114,3 +114,23 @@ def test_dag_run_loads_and_a_rerun_changes_nothing(airflow: Any, engine: sa.Engi
     with engine.connect() as conn:
         assert conn.execute(sa.text("select * from articles order by article_id")).all() == articles
         assert conn.execute(sa.text("select count(*) from fetch_log")).scalar_one() == log_rows
+
+
+def test_ops_failure_mail_is_opt_in(airflow: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mediamon_airflow
+
+    monkeypatch.delenv("MEDIAMON_OPS_EMAIL", raising=False)
+    assert mediamon_airflow.failure_mail() == {}
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org, oncall@example.org")
+    notifier = mediamon_airflow.failure_mail()["on_failure_callback"]
+    assert notifier.to == ["ops@example.org", "oncall@example.org"]
+    assert notifier.smtp_conn_id == "mediamon_smtp"
+
+
+def test_alerts_dag_shape(airflow: Any) -> None:
+    dag = airflow.dags["mediamon_alerts"]
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "match_topics": ["detect_spikes"],
+        "detect_spikes": ["deliver_alerts"],
+        "deliver_alerts": [],
+    }

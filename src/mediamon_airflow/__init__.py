@@ -1,5 +1,7 @@
-"""Glue shared by mediamon's DAG files: turns Airflow's view of the world (connections,
-run context) into the plain values the ``mediamon`` package takes. Not a DAG file."""
+"""The DAG layer's glue: turns Airflow's view of the world (connections, run context)
+into the plain values the ``mediamon`` package takes, so that ``mediamon`` itself never
+imports Airflow. Installed beside ``mediamon`` (not in ``dags/``): Airflow 3 puts the DAGs
+folder on ``sys.path`` only in some processes."""
 
 from __future__ import annotations
 
@@ -60,3 +62,25 @@ def smtp_send() -> tuple[Any, str | None]:
         extra=conn.extra_dejson,
     )
     return mail.smtp_sender(settings), settings.sender
+
+
+def failure_mail() -> dict[str, Any]:
+    """``default_args`` that mail ``MEDIAMON_OPS_EMAIL`` (comma-separated) when a task has
+    failed for good, through the ``mediamon_smtp`` connection; empty when unset.
+    Read at parse time: an environment variable costs nothing, unlike a Variable."""
+    import os
+
+    configured = os.environ.get("MEDIAMON_OPS_EMAIL", "")
+    recipients = [address.strip() for address in configured.split(",") if address.strip()]
+    if not recipients:
+        return {}
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    notifier = SmtpNotifier(
+        to=recipients,
+        smtp_conn_id=SMTP_CONN_ID,
+        subject="[mediamon] task failed: {{ ti.dag_id }}.{{ ti.task_id }} ({{ run_id }})",
+        html_content="Task {{ ti.task_id }} of {{ ti.dag_id }} failed after its retries."
+        " Log: {{ ti.log_url }}",
+    )
+    return {"on_failure_callback": notifier}
