@@ -22,12 +22,14 @@ SHARED = REPO_ROOT.parent / "shared"
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a fresh database with mediamon's migrations applied."""
-    admin_url = db.scratch_admin_url("MEDIAMON_TEST_DATABASE_URL", tmp_path_factory.mktemp("pg"))
+    embedded_dir = tmp_path_factory.mktemp("pg")
+    admin_url = db.scratch_admin_url("MEDIAMON_TEST_DATABASE_URL", embedded_dir)
     with db.scratch_database(admin_url, "mediamon_test") as url:
         engine = db.make_engine(url)
         migrate.upgrade(engine)
         engine.dispose()
         yield url
+    db.stop_embedded(embedded_dir)  # if the session had to start one
 
 
 @pytest.fixture()
