@@ -87,3 +87,56 @@ def test_malformed_xml_with_recoverable_items_is_kept_and_reported() -> None:
     assert [i.link for i in parsed.items] == ["https://example.com/a"]
     assert parsed.skipped[0].startswith("malformed feed, 2 items recovered")
     assert "has no link" in parsed.skipped[1]  # the cut item
+
+
+def test_unusable_links_are_reported_and_repeats_named() -> None:
+    long_link = "https://example.com/" + "x" * 2100
+    parsed = parse_feed(
+        rss(
+            "<item><title>js</title><link>javascript:alert(1)</link></item>"
+            f"<item><title>long</title><link>{long_link}</link></item>"
+            "<item><title>a</title><link>https://example.com/a</link></item>"
+            "<item><title>a again</title><link>https://example.com/a</link></item>"
+            "<item><title>undated</title><link>https://example.com/b</link></item>"
+        ),
+        "https://example.com/feed",
+    )
+    assert [i.link for i in parsed.items] == ["https://example.com/a", "https://example.com/b"]
+    assert parsed.items[1].published_at is None
+    assert parsed.skipped == [
+        "item 0 ('js') link 'javascript:alert(1)' is not http(s)",
+        "item 1 ('long') link is longer than 2048 characters",
+        "item 3 ('a again') repeats an earlier item's link https://example.com/a",
+    ]
+
+
+def test_max_items_is_per_call() -> None:
+    many = "".join(f"<item><link>https://example.com/{n}</link></item>" for n in range(10))
+    parsed = parse_feed(rss(many), "https://example.com/feed", max_items=4)
+    assert len(parsed.items) == 4 and parsed.skipped == ["6 items past the cap of 4"]
+
+
+def test_a_feed_without_usable_items_is_an_error() -> None:
+    with pytest.raises(FeedError, match="feed has no usable items: item 0 .* has no link"):
+        parse_feed(rss("<item><title>only a title</title></item>"), "https://example.com/feed")
+
+
+def test_entity_bombs_and_external_entities_are_not_expanded() -> None:
+    import time
+
+    declarations = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">'
+        for n in range(1, 10)
+    )
+    declarations += '<!ENTITY xxe SYSTEM "file:///etc/passwd">'
+    document = rss("<item><title>&lol9;&xxe;</title><link>https://example.com/a</link></item>")
+    document = document.replace(b"<rss ", f"<!DOCTYPE rss [{declarations}]><rss ".encode(), 1)
+    started = time.monotonic()
+    parsed = parse_feed(document, "https://example.com/feed")
+    assert time.monotonic() - started < 10  # expanding 10^9 "lol"s would never finish
+    (entry,) = parsed.items
+    assert entry.title is not None and len(entry.title) < 50 and "root:" not in entry.title
+    assert parsed.skipped[0] == "feed declares XML entities in its DTD; they were not expanded"
+    # mediamon removed the declarations: expat never started expanding (its amplification
+    # limit, the backstop, would otherwise stop it after megabytes of work).
+    assert "undefined entity" in parsed.skipped[1] and "amplification" not in parsed.skipped[1]

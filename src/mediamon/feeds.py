@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,13 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
+MAX_URL_LENGTH = 2048  # the same cap the fetcher applies (mediamon.netguard)
+# Entity-expansion bombs (billion laughs, quadratic blowup) and external entities live
+# in the DTD's internal subset. feedparser strips some such declarations but not all, and
+# then only expat's amplification limit (libexpat >= 2.4) stops the expansion after
+# megabytes of work; mediamon removes an internal subset that declares entities before
+# parsing, so references come out as literal "&name;" text whatever expat does.
+DTD_SUBSET_END = re.compile(rb"\]\s*>")
 
 
 class FeedError(ValueError):
@@ -38,19 +46,26 @@ class ParsedFeed:
     title: str | None = None
 
 
-def parse_feed(content: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
+def parse_feed(
+    content: bytes, url: str, content_type: str | None = None, *, max_items: int = MAX_ITEMS
+) -> ParsedFeed:
     """Parse a feed document.
+
+    Entries without a usable link (none, not http(s), too long), repeats of an earlier
+    entry's link and entries past ``max_items`` are left out; ``skipped`` says why.
 
     Args:
         content: The raw bytes (feedparser reads the XML encoding declaration itself).
         url: The feed's URL, to resolve relative links.
         content_type: The HTTP Content-Type header, if any.
+        max_items: Keep at most this many items (the first ones, usually the newest).
 
     Raises:
-        FeedError: the document is not XML, is not a feed, or has no entries.
+        FeedError: the document is not XML, is not a feed, or has no usable entries.
     """
     import feedparser
 
+    content, declared_entities = _without_entity_declarations(content)
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
     parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True)
     if not parsed.entries:
@@ -63,6 +78,8 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
     feed_language = parsed.feed.get("language")
     items: list[FeedItem] = []
     skipped: list[str] = []
+    if declared_entities:
+        skipped.append("feed declares XML entities in its DTD; they were not expanded")
     if parsed.bozo:
         # feedparser's lenient parser recovered entries from invalid XML: keep them, say so.
         skipped.append(
@@ -70,15 +87,28 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
         )
     seen: set[str] = set()
     for index, entry in enumerate(parsed.entries):
-        if len(items) >= MAX_ITEMS:
-            skipped.append(f"{len(parsed.entries) - index} items past the cap of {MAX_ITEMS}")
+        if len(items) >= max_items:
+            skipped.append(f"{len(parsed.entries) - index} items past the cap of {max_items}")
             break
+        title = entry.get("title", "untitled")
+        raw_link = entry.get("link") or (entry.get("id") if entry.get("guidislink") else None)
         link = _link(entry)
         if not link:
-            skipped.append(f"item {index} ({entry.get('title', 'untitled')!r}) has no link")
+            if isinstance(raw_link, str) and raw_link.strip():
+                skipped.append(
+                    f"item {index} ({title!r}) link {raw_link.strip()[:80]!r} is not http(s)"
+                )
+            else:
+                skipped.append(f"item {index} ({title!r}) has no link")
+            continue
+        if len(link) > MAX_URL_LENGTH:
+            skipped.append(
+                f"item {index} ({title!r}) link is longer than {MAX_URL_LENGTH} characters"
+            )
             continue
         if link in seen:
-            continue  # the same item twice in one feed
+            skipped.append(f"item {index} ({title!r}) repeats an earlier item's link {link}")
+            continue
         seen.add(link)
         items.append(
             FeedItem(
@@ -92,7 +122,26 @@ def parse_feed(content: bytes, url: str, content_type: str | None = None) -> Par
                 categories=tuple(t["term"] for t in entry.get("tags", []) if t.get("term")),
             )
         )
+    if not items:
+        raise FeedError("feed has no usable items: " + "; ".join(skipped)[:500])
     return ParsedFeed(items=items, skipped=skipped, title=parsed.feed.get("title"))
+
+
+def _without_entity_declarations(content: bytes) -> tuple[bytes, bool]:
+    """The document without its DTD's internal subset if that declares entities, and
+    whether it did. (A UTF-16 feed is left to feedparser and expat's limits.)"""
+    start = content.find(b"<!DOCTYPE")
+    if start < 0:
+        return content, False
+    subset = content.find(b"[", start)
+    tag_end = content.find(b">", start)
+    if subset < 0 or 0 <= tag_end < subset:
+        return content, False  # no internal subset, e.g. the RSS 0.91 public DTD
+    match = DTD_SUBSET_END.search(content, subset)
+    end = match.end() if match else len(content)
+    if b"<!ENTITY" not in content[subset:end]:
+        return content, False
+    return content[:start] + content[end:], True
 
 
 def _link(entry: Any) -> str | None:

@@ -3,6 +3,8 @@
 Work goes in chunks: each chunk's pages are fetched on a few threads, turned into
 articles on a process pool (extraction is CPU-bound), and loaded with its fetch log in
 one transaction, so a failure never leaves a half-written chunk and memory stays flat.
+The source's polling state (mediamon.polling) is written last, once every chunk is in:
+a run that dies half-way leaves it as it was, and the next run polls the feed again.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import requests
 import sqlalchemy as sa
 
-from mediamon import archive, load
+from mediamon import archive, load, polling
 from mediamon.decode import decode_html
 from mediamon.extract import extract
 from mediamon.feeds import FeedError, FeedItem, parse_feed
-from mediamon.fetch import FetchResult, fetch
+from mediamon.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
 from mediamon.models import Article, FetchRecord, IngestStats
 from mediamon.normalize import (
     canonical_url,
@@ -37,6 +40,7 @@ from mediamon.normalize import (
     sentence_hashes,
     to_utc,
 )
+from mediamon.politeness import HostLimits
 from mediamon.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -183,6 +187,31 @@ def build_article(job: ArticleJob) -> BuildResult:
     return BuildResult(article, note)
 
 
+def build_article_safely(job: ArticleJob) -> BuildResult:
+    """:func:`build_article`, with a crash on one hostile page turned into that item's
+    failure instead of the whole source's (the traceback goes to the log)."""
+    try:
+        return build_article(job)
+    except Exception as error:  # noqa: BLE001 - recorded per item, never fatal to the run
+        logger.exception("building %s failed", job.item.link)
+        return BuildResult(None, f"extraction failed: {type(error).__name__}: {error}"[:300])
+
+
+def fetch_options(source: Source) -> dict[str, Any]:
+    """The source's limits as keyword arguments of :func:`mediamon.fetch.fetch`."""
+    interval = source.host_min_interval
+    return {
+        "allow_private_network": source.allow_private_network,
+        "limits": HostLimits(
+            interval.total_seconds() if interval is not None else None,
+            source.host_max_connections,
+        ),
+        "max_bytes": source.max_bytes,
+        "deadline_s": source.download_deadline.total_seconds(),
+        "timeout": (source.connect_timeout.total_seconds(), source.read_timeout.total_seconds()),
+    }
+
+
 def ingest_source(
     engine: sa.Engine,
     source: Source,
@@ -196,8 +225,8 @@ def ingest_source(
     progress: Callable[[int], None] | None = None,
 ) -> IngestStats:
     """Run one ingest cycle of one source. Source-level failures (the feed cannot be
-    fetched or parsed, an archive file is malformed) are recorded in the fetch log and
-    the returned stats; only database errors raise.
+    fetched or parsed, an archive file is malformed) are recorded in the fetch log, the
+    returned stats and the source's polling state; only database errors raise.
 
     Args:
         engine: The data database.
@@ -211,16 +240,24 @@ def ingest_source(
         progress: Called with the number of items finished after each chunk.
     """
     stats = IngestStats(source=source.name)
+    with engine.connect() as conn:
+        stored = polling.load_state(conn, source_id)
+    state = stored.before(run_key) if stored is not None else None
+    poll = polling.PollOutcome()
     if source.kind == "archive":
-        chunks = _archive_chunks(source, now, stats)
+        chunks = _archive_chunks(source, now, stats, poll)
     elif session is None:
         raise ValueError(f"source {source.name}: a feed needs an HTTP session")
     else:
         chunks = _feed_chunks(
-            engine, source, source_id, session, run_key, now, stats, refetch_known
+            engine, source, source_id, session, run_key, now, stats, refetch_known, state, poll
         )
     for jobs, records in chunks:
-        results = list(pool.map(build_article, jobs)) if pool else [build_article(j) for j in jobs]
+        results = (
+            list(pool.map(build_article_safely, jobs))
+            if pool
+            else [build_article_safely(j) for j in jobs]
+        )
         built: list[Article] = []
         # records[i] belongs to jobs[i]; records past the jobs are files that failed early.
         for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
@@ -240,6 +277,10 @@ def ingest_source(
         stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
         if progress:
             progress(len(jobs))
+    if source.kind == "archive":
+        poll.new = stats.new
+    with engine.begin() as conn:
+        polling.record_poll(conn, source, source_id, run_key, now, state, poll)
     logger.info("source %s: %s", source.name, stats.as_dict())
     return stats
 
@@ -256,37 +297,74 @@ def _feed_chunks(
     now: datetime,
     stats: IngestStats,
     refetch_known: bool,
+    state: polling.SourceState | None,
+    poll: polling.PollOutcome,
 ) -> Iterator[Chunk]:
-    response = fetch(session, source.location)
+    options = fetch_options(source)
+    # ``state`` is what the last completed poll left (the state is written only once a
+    # poll has loaded everything), so an unchanged feed holds nothing left to load.
+    validators = None
+    if state is not None and not source.ignore_validators and not refetch_known:
+        validators = state.validators_for(source.location)
+    response = fetch(
+        session,
+        source.location,
+        configured_url=True,
+        validators=validators,
+        accept_types=FEED_TYPES,
+        **options,
+    )
     record = _record(response, "feed", now)
+    poll.feed_url = source.location
+    poll.retry_after_s = response.retry_after_s
     items: list[FeedItem] = []
-    if response.ok:
-        try:
-            parsed = parse_feed(
-                response.content, response.final_url, response.headers.get("content-type")
-            )
-            items = parsed.items
-            if parsed.skipped:
-                stats.errors.extend(parsed.skipped)
-        except FeedError as error:
-            record = replace(record, error=str(error))
+    if response.not_modified and validators is None:
+        record = replace(record, error="HTTP 304 Not Modified to a request without validators")
+    elif response.not_modified:
+        poll.outcome = "not_modified"
+        poll.validators = response.validators if response.validators.etag else validators
+    elif response.ok:
+        body_hash = hashlib.sha256(response.content).digest()
+        poll.validators = None if source.ignore_validators else response.validators
+        poll.body_sha256 = body_hash
+        if (
+            state is not None
+            and not refetch_known
+            and state.feed_url == source.location
+            and state.body_sha256 == body_hash
+        ):
+            poll.outcome = "unchanged"  # same bytes as last time: nothing new to read
+        else:
+            try:
+                parsed = parse_feed(
+                    response.content,
+                    response.final_url,
+                    response.headers.get("content-type"),
+                    max_items=source.max_items,
+                )
+                items = parsed.items
+                if parsed.skipped:
+                    stats.errors.extend(parsed.skipped)
+            except FeedError as error:
+                record = replace(record, error=str(error))
     if record.error:
         stats.errors.append(f"{source.location}: {record.error}")
+        poll.outcome = "deferred" if response.retry_after_s else "failed"
+        poll.error = record.error
     with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, [record])
-    stats.items = len(items)
+    items = _distinct_items(items, source, now, stats)
+    stats.items = poll.items = len(items)
     if not items:
         return
     for start in range(0, len(items), CHUNK_SIZE):
         chunk = items[start : start + CHUNK_SIZE]
+        urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
+        with engine.connect() as conn:
+            known, earlier = polling.seen_before(conn, urls.values(), now)
+        poll.new += sum(1 for i in chunk if urls[i.link] not in earlier)
         if not refetch_known:
-            with engine.connect() as conn:
-                known = load.known_articles(
-                    conn, (canonical_url(i.link, source.drop_query_params) for i in chunk)
-                )
-            fresh = [
-                i for i in chunk if canonical_url(i.link, source.drop_query_params) not in known
-            ]
+            fresh = [i for i in chunk if urls[i.link] not in known]
             stats.already_known += len(chunk) - len(fresh)
             chunk = fresh
         if not chunk:
@@ -298,8 +376,18 @@ def _feed_chunks(
             seen_at=now,
         )
         if source.fetch_pages:
+
+            def page(item: FeedItem) -> FetchResult:
+                return fetch(
+                    session,
+                    item.link,
+                    accept_types=PAGE_TYPES,
+                    check_robots=source.respect_robots_txt,
+                    **options,
+                )
+
             with ThreadPoolExecutor(max_workers=PAGE_THREADS) as threads:
-                pages = list(threads.map(lambda i: fetch(session, i.link), chunk))
+                pages = list(threads.map(page, chunk))
             jobs = [replace(job, item=i, page=p) for i, p in zip(chunk, pages, strict=True)]
             records = [_record(p, "page", now) for p in pages]
         else:
@@ -311,14 +399,39 @@ def _feed_chunks(
         yield jobs, records
 
 
-def _archive_chunks(source: Source, now: datetime, stats: IngestStats) -> Iterator[Chunk]:
+def _distinct_items(
+    items: list[FeedItem], source: Source, now: datetime, stats: IngestStats
+) -> list[FeedItem]:
+    """Drop items whose canonical URL repeats an earlier item's (tracking parameters
+    differ); note dates in the future, which build_article replaces by first-seen time."""
+    kept: list[FeedItem] = []
+    seen: set[str] = set()
+    for item in items:
+        key = canonical_url(item.link, source.drop_query_params)
+        if key in seen:
+            stats.errors.append(f"{item.link}: same article as an earlier item ({key})")
+            continue
+        seen.add(key)
+        if item.published_at is not None and item.published_at > now + FUTURE_TOLERANCE:
+            stats.errors.append(
+                f"{item.link}: date {item.published_at.isoformat()} is in the future;"
+                " first-seen time used"
+            )
+        kept.append(item)
+    return kept
+
+
+def _archive_chunks(
+    source: Source, now: datetime, stats: IngestStats, poll: polling.PollOutcome
+) -> Iterator[Chunk]:
     folder = Path(source.location)
     try:
         files = archive.archive_files(folder)
     except archive.ArchiveFormatError as error:
         stats.errors.append(str(error))
+        poll.outcome, poll.error = "failed", str(error)
         return
-    stats.items = len(files)
+    stats.items = poll.items = len(files)
     for start in range(0, len(files), CHUNK_SIZE):
         jobs: list[ArticleJob] = []
         records: list[FetchRecord] = []
@@ -361,17 +474,6 @@ def _record(response: FetchResult, kind: str, now: datetime) -> FetchRecord:
 def due_sources(
     conn: sa.Connection, configured: Sequence[Source], ids: dict[str, int], now: datetime
 ) -> list[Source]:
-    """Sources whose poll interval has passed since their last feed fetch."""
-    last: dict[int, datetime] = dict(
-        conn.execute(
-            sa.text(
-                "select source_id, max(fetched_at) from fetch_log"
-                " where kind in ('feed', 'file') group by source_id"
-            )
-        ).all()
-    )
-    return [
-        s
-        for s in configured
-        if (seen := last.get(ids[s.name])) is None or seen + s.poll_interval <= now
-    ]
+    """Sources whose next poll is due, by their adaptive polling state (see
+    :func:`mediamon.polling.due`); a source never polled is due."""
+    return polling.due(conn, configured, ids, now)

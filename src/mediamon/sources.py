@@ -15,6 +15,21 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DEFAULT_POLL_INTERVAL = timedelta(minutes=15)
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# Adaptive polling moves a source's interval between poll_interval / 4 and
+# poll_interval * 8 unless min_poll_interval / max_poll_interval say otherwise.
+DEFAULT_POLL_FLOOR_DIVISOR = 4
+DEFAULT_POLL_CAP_FACTOR = 8
+DEFAULT_MAX_ITEMS = 500
+DEFAULT_MAX_BYTES = 15 * 1024 * 1024
+
+
+# Fetch and polling settings (see Source); each is optional in the sources file.
+BOOLEAN_FIELDS = ("respect_robots_txt", "ignore_validators")
+DURATION_FIELDS = (
+    "host_min_interval", "min_poll_interval", "max_poll_interval",
+    "connect_timeout", "read_timeout", "download_deadline",
+)  # fmt: skip
+COUNT_FIELDS = ("host_max_connections", "max_items", "max_bytes")
 
 
 class SourceConfigError(ValueError):
@@ -35,6 +50,21 @@ class Source:
             source's URLs (beside the global tracking parameters).
         fetch_pages: Fetch each item's article page (else use the feed's content).
         allow_private_network: Allow URLs on loopback/private addresses (demo, tests).
+        host_min_interval: Time between the starts of two requests to one host; None
+            means 5 s (0 s for hosts on this machine's loopback address).
+        host_max_connections: Requests in flight to one host at once.
+        respect_robots_txt: Obey robots.txt for article pages (the feed itself is
+            fetched because an operator subscribed to it).
+        ignore_validators: Never send ETag / Last-Modified validators (for servers that
+            answer 304 wrongly); the body hash still detects an unchanged feed.
+        min_poll_interval: Adaptive polling's floor (default poll_interval / 4).
+        max_poll_interval: Adaptive polling's cap, also for failing sources' backoff
+            (default poll_interval * 8).
+        max_items: Items read from one feed document.
+        max_bytes: Size cap of one download after decompression.
+        connect_timeout: Connect timeout of one request.
+        read_timeout: Timeout of each read of one request.
+        download_deadline: Bound on one request, from sending it to the body's end.
     """
 
     name: str
@@ -45,7 +75,25 @@ class Source:
     drop_query_params: tuple[str, ...] = ()
     fetch_pages: bool = True
     allow_private_network: bool = False
+    host_min_interval: timedelta | None = None
+    host_max_connections: int = 2
+    respect_robots_txt: bool = True
+    ignore_validators: bool = False
+    min_poll_interval: timedelta | None = None
+    max_poll_interval: timedelta | None = None
+    max_items: int = DEFAULT_MAX_ITEMS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    connect_timeout: timedelta = timedelta(seconds=5)
+    read_timeout: timedelta = timedelta(seconds=20)
+    download_deadline: timedelta = timedelta(seconds=60)
     settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def poll_bounds(self) -> tuple[timedelta, timedelta]:
+        """Floor and cap of the adaptive poll interval."""
+        floor = self.min_poll_interval or self.poll_interval / DEFAULT_POLL_FLOOR_DIVISOR
+        cap = self.max_poll_interval or self.poll_interval * DEFAULT_POLL_CAP_FACTOR
+        return floor, max(cap, floor)
 
 
 def parse_duration(value: object, where: str) -> timedelta:
@@ -53,6 +101,8 @@ def parse_duration(value: object, where: str) -> timedelta:
     if isinstance(value, bool):
         raise SourceConfigError(f"{where}: expected a duration such as 15m, got {value!r}")
     if isinstance(value, int | float):
+        if value < 0:
+            raise SourceConfigError(f"{where}: expected a duration such as 15m, got {value!r}")
         return timedelta(seconds=value)
     match = DURATION.match(str(value).strip())
     if not match:
@@ -73,6 +123,7 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     known = {
         "name", "kind", "url", "path", "language", "poll_interval",
         "drop_query_params", "fetch_pages", "allow_private_network", "enabled",
+        *BOOLEAN_FIELDS, *DURATION_FIELDS, *COUNT_FIELDS,
     }  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -95,10 +146,22 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     params = raw.get("drop_query_params", [])
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise SourceConfigError(f"{where}.drop_query_params: expected a list of names")
-    for flag in ("fetch_pages", "allow_private_network", "enabled"):
+    for flag in ("fetch_pages", "allow_private_network", "enabled", *BOOLEAN_FIELDS):
         if flag in raw and not isinstance(raw[flag], bool):
             raise SourceConfigError(f"{where}.{flag}: expected true or false")
-    return Source(
+    extra: dict[str, Any] = {f: raw[f] for f in BOOLEAN_FIELDS if f in raw}
+    for key in DURATION_FIELDS:
+        if key in raw:
+            extra[key] = parse_duration(raw[key], f"{where}.{key}")
+            if key != "host_min_interval" and not extra[key]:
+                raise SourceConfigError(f"{where}.{key}: must be longer than 0 s")
+    for key in COUNT_FIELDS:
+        if key in raw:
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SourceConfigError(f"{where}.{key}: expected a whole number above 0")
+            extra[key] = value
+    source = Source(
         name=name,
         kind=kind,
         location=location,
@@ -108,7 +171,17 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
         fetch_pages=raw.get("fetch_pages", True),
         allow_private_network=raw.get("allow_private_network", False),
         settings={k: v for k, v in raw.items() if k not in ("name", "kind")},
+        **extra,
     )
+    if not source.poll_interval:
+        raise SourceConfigError(f"{where}.poll_interval: must be longer than 0 s")
+    if (
+        source.min_poll_interval
+        and source.max_poll_interval
+        and source.min_poll_interval > source.max_poll_interval
+    ):
+        raise SourceConfigError(f"{where}.min_poll_interval: longer than max_poll_interval")
+    return source
 
 
 def load_sources(path: Path) -> list[Source]:
