@@ -90,7 +90,7 @@ def mediamon_rate(
                 "sources:\n"
                 + "".join(
                     f"  - {{name: bench-{n}, url: 'http://127.0.0.1:{port}/feed/{n}.xml',"
-                    " allow_private_network: true}\n"
+                    " allow_private_network: true, host_max_connections: 4}\n"
                     for n in range(feeds)
                 ),
                 "utf-8",

@@ -610,7 +610,9 @@ def test_database_restart_mid_load_leaves_no_partial_batch(
 ) -> None:
     """Chunks of 2 items; the second chunk's transaction is stopped inside the article
     upsert (a lock holds it), then the server restarts. The first chunk stays, nothing of
-    the second is visible, and the next run completes the source."""
+    the second is visible, and the next run completes the source. (Chunk N loads while
+    chunk N+1 is fetched, so the test holds the third chunk's first page until the table
+    is locked.)"""
     url, restart = own_postgres
     engine = db.make_engine(url)
     migrate.upgrade(engine)
@@ -619,7 +621,7 @@ def test_database_restart_mid_load_leaves_no_partial_batch(
     for n in range(6):
 
         def serve(conn: Any, n: int = n) -> None:
-            if n == 2:
+            if n == 4:
                 chunk_two.wait(10)
             respond(page(f"第{n}篇"))(conn)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -252,29 +253,18 @@ def ingest_source(
         chunks = _feed_chunks(
             engine, source, source_id, session, run_key, now, stats, refetch_known, state, poll
         )
+    # Two chunks in flight: the workers build chunk N while this process fetches chunk
+    # N+1 and loads chunk N-1, so neither the cores nor the network wait on each other.
+    in_flight: deque[tuple[list[ArticleJob], list[FetchRecord], list[Any]]] = deque()
     for jobs, records in chunks:
-        results = (
-            list(pool.map(build_article_safely, jobs))
-            if pool
-            else [build_article_safely(j) for j in jobs]
-        )
-        built: list[Article] = []
-        # records[i] belongs to jobs[i]; records past the jobs are files that failed early.
-        for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
-            if result.article is None:
-                stats.failed += 1
-                stats.errors.append(f"{job.item.link}: {result.note}")
-            else:
-                built.append(result.article)
-            if result.note:  # the note includes the fetch error, if there was one
-                records[index] = replace(records[index], error=result.note)
-        with engine.begin() as conn:
-            load.write_fetch_log(conn, run_key, source_id, records)
-            inserted, updated, ids = load.upsert_articles(conn, source_id, built, now)
-            stats.duplicates += load.mark_duplicates(conn, ids)
-        stats.new += inserted
-        stats.updated += updated
-        stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
+        in_flight.append((jobs, records, _start_building(pool, jobs)))
+        if len(in_flight) > 1:
+            _load_chunk(engine, source_id, run_key, now, stats, *in_flight.popleft())
+            if progress:
+                progress(len(jobs))
+    while in_flight:
+        jobs, records, pending = in_flight.popleft()
+        _load_chunk(engine, source_id, run_key, now, stats, jobs, records, pending)
         if progress:
             progress(len(jobs))
     if source.kind == "archive":
@@ -286,6 +276,44 @@ def ingest_source(
 
 
 Chunk = tuple[list[ArticleJob], list[FetchRecord]]
+
+
+def _start_building(pool: Executor | None, jobs: list[ArticleJob]) -> list[Any]:
+    """Futures of the chunk's articles on the pool, or the results themselves without one."""
+    if pool is None:
+        return [build_article_safely(job) for job in jobs]
+    return [pool.submit(build_article_safely, job) for job in jobs]
+
+
+def _load_chunk(
+    engine: sa.Engine,
+    source_id: int,
+    run_key: str,
+    now: datetime,
+    stats: IngestStats,
+    jobs: list[ArticleJob],
+    records: list[FetchRecord],
+    pending: list[Any],
+) -> None:
+    """Wait for a chunk's articles and load them with its fetch log in one transaction."""
+    results: list[BuildResult] = [p.result() if isinstance(p, Future) else p for p in pending]
+    built: list[Article] = []
+    # records[i] belongs to jobs[i]; records past the jobs are files that failed early.
+    for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
+        if result.article is None:
+            stats.failed += 1
+            stats.errors.append(f"{job.item.link}: {result.note}")
+        else:
+            built.append(result.article)
+        if result.note:  # the note includes the fetch error, if there was one
+            records[index] = replace(records[index], error=result.note)
+    with engine.begin() as conn:
+        load.write_fetch_log(conn, run_key, source_id, records)
+        inserted, updated, ids = load.upsert_articles(conn, source_id, built, now)
+        stats.duplicates += load.mark_duplicates(conn, ids)
+    stats.new += inserted
+    stats.updated += updated
+    stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
 
 
 def _feed_chunks(
