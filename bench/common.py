@@ -53,6 +53,7 @@ class MemoryPeak:
     """Peak resident memory of this process and all its children, sampled."""
 
     peak_bytes: int = 0
+    by_process: dict[int, int] | None = None  # pid -> PSS at the peak
 
 
 @contextmanager
@@ -74,13 +75,14 @@ def track_memory(
 
     def sample() -> None:
         while not stop.is_set():
-            total = 0
+            sizes: dict[int, int] = {}
             for process in [me, *me.children(recursive=True)]:
                 if process.pid in exclude:
                     continue
                 with contextlib.suppress(psutil.Error):  # a worker that just exited
-                    total += process.memory_full_info().pss
-            peak.peak_bytes = max(peak.peak_bytes, total)
+                    sizes[process.pid] = process.memory_full_info().pss
+            if sum(sizes.values()) > peak.peak_bytes:
+                peak.peak_bytes, peak.by_process = sum(sizes.values()), sizes
             time.sleep(interval_s)
 
     thread = threading.Thread(target=sample, daemon=True)

@@ -104,14 +104,47 @@ def primary_language(tag: str | None) -> str | None:
     return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
+def _script_language(sample: str) -> str | None:
+    """The language a script settles on its own: kana is Japanese, hangul Korean, and
+    text mostly of Han characters is Chinese. None when the script does not decide."""
+    letters = [ch for ch in sample if ch.isalpha()]
+    if not letters:
+        return None
+    kana = sum(1 for ch in letters if "\u3040" <= ch <= "\u30ff")
+    hangul = sum(1 for ch in letters if "\uac00" <= ch <= "\ud7af" or "\u1100" <= ch <= "\u11ff")
+    han = sum(1 for ch in letters if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    if kana >= 0.05 * len(letters):
+        return "ja"
+    if hangul >= 0.2 * len(letters):
+        return "ko"
+    if han >= 0.5 * len(letters):
+        return "zh"
+    return None
+
+
 def detect_language(text: str) -> str | None:
-    """Language of ``text`` by py3langid, or None when the text is too short to tell."""
+    """Language of ``text``, or None when the text is too short to tell. The script
+    decides Chinese, Japanese and Korean; py3langid (a 90 MB model in memory) is asked
+    only about the rest."""
     if len(NOT_WORD.sub("", text)) < 20:
         return None
+    sample = text[:5000]
+    by_script = _script_language(sample)
+    if by_script:
+        return by_script
     import py3langid
 
-    language, _score = py3langid.classify(text[:5000])
+    language, _score = py3langid.classify(sample)
     return str(language)
+
+
+def warm_up() -> None:
+    """Load the folding table and the language model now, in a parent process, so that
+    forked extraction workers share those pages instead of each loading its own."""
+    fold("臺灣")
+    import py3langid
+
+    py3langid.classify("warm up the language identification model")
 
 
 def content_hash(match_text: str) -> bytes:

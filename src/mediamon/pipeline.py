@@ -9,6 +9,7 @@ a run that dies half-way leaves it as it was, and the next run polls the feed ag
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -40,6 +41,7 @@ from mediamon.normalize import (
     primary_language,
     sentence_hashes,
     to_utc,
+    warm_up,
 )
 from mediamon.politeness import HostLimits
 from mediamon.sources import Source
@@ -83,8 +85,21 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield pool
+    import multiprocessing
+
+    import trafilatura  # noqa: F401 - imported before the fork, shared by the workers
+
+    warm_up()
+    # fork (not spawn): the workers share the parent's loaded libraries and models; the
+    # frozen objects are never scanned by a worker's garbage collector, which would
+    # otherwise touch, and so copy, every shared page (Python's gc.freeze advice).
+    gc.freeze()
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()
 
 
 def _html2txt(html: str) -> str:
