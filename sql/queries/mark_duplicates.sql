@@ -24,10 +24,16 @@ sharing as materialized (
       and o.sentence_hashes && (select array_agg(distinct h) from batch_sentences)
 ),
 candidates as (
-    select b.article_id, o.article_id as root_id
+    -- lateral: one index probe per batch row; a join let the planner scan the table
+    select b.article_id, same.root_id
     from batch b
-    join articles o on o.content_hash = b.content_hash
-    where b.long_enough and o.article_id < b.article_id and o.duplicate_of is null
+    cross join lateral (
+        select min(o.article_id) as root_id
+        from articles o
+        where o.content_hash = b.content_hash
+          and o.article_id < b.article_id and o.duplicate_of is null
+    ) as same
+    where b.long_enough and same.root_id is not null
     union all
     select b.article_id, o.article_id
     from batch_sentences b
