@@ -211,6 +211,34 @@ def build_article_safely(job: ArticleJob) -> BuildResult:
     except Exception as error:  # noqa: BLE001 - recorded per item, never fatal to the run
         logger.exception("building %s failed", job.item.link)
         return BuildResult(None, f"extraction failed: {type(error).__name__}: {error}"[:300])
+    finally:
+        _return_freed_memory(every=TRIM_EVERY_BUILDS)
+
+
+TRIM_EVERY_BUILDS = 50
+_calls_since_trim = 0
+
+
+def _return_freed_memory(every: int = 1) -> None:
+    """Hand memory freed by parsed pages back to the system every ``every`` calls.
+
+    Pages are parsed into large, short-lived trees; glibc keeps what they freed in its
+    arenas, so a long ingest's processes grow although they hold little. malloc_trim
+    returns it (a no-op where the C library has no such call).
+    """
+    global _calls_since_trim
+    _calls_since_trim += 1
+    if _calls_since_trim < every:
+        return
+    _calls_since_trim = 0
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
 
 
 def fetch_options(source: Source) -> dict[str, Any]:
@@ -329,6 +357,7 @@ def _load_chunk(
     stats.new += inserted
     stats.updated += updated
     stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
+    _return_freed_memory()
 
 
 def _feed_chunks(
