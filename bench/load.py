@@ -76,19 +76,7 @@ def synthetic_articles(count: int, seed: int = 7) -> list[Article]:
 def copy_rate(engine: sa.Engine, rows: list[Article], source_id: int) -> float:
     columns = [c.name for c in articles.columns if c.name not in ("article_id", "duplicate_of")]
     now = datetime.now(UTC)
-    values = [
-        {
-            **{f: getattr(a, f) for f in load.ARTICLE_CONTENT_FIELDS},
-            "categories": list(a.categories),
-            "sentence_hashes": list(a.sentence_hashes),
-            "canonical_url": a.canonical_url,
-            "url_hash": normalize.url_hash(a.canonical_url),
-            "source_id": source_id,
-            "first_seen_at": now,
-            "updated_at": now,
-        }
-        for a in rows
-    ]
+    values = [{**load.article_row(a, source_id, now), "updated_at": now} for a in rows]
     raw = engine.raw_connection()
     try:
         started = time.perf_counter()

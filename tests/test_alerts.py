@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import email
-import smtplib
-import socket
 import struct
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from mediamon.alerts import (
     BAR,
@@ -27,6 +23,7 @@ from mediamon.alerts import (
     render_digest,
     safe_link,
 )
+from tests.smtp_server import serve_smtp, smtp_send
 
 END = datetime(2024, 4, 2, 21, tzinfo=UTC)
 EVIL_TITLE = '<script>alert("x")</script> 拜登 & 习近平 <b>通话</b>'
@@ -43,30 +40,11 @@ class Sink:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture()
 def smtp() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
-    port = _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serve_smtp(sink) as port:
         yield sink, port
-    finally:
-        controller.stop()
-
-
-def smtp_sender(port: int) -> Any:
-    def send(message: EmailMessage) -> None:
-        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            client.send_message(message)
-
-    return send
 
 
 def content(**changes: Any) -> AlertContent:
@@ -125,7 +103,7 @@ def test_alert_mail_is_received_parsed_and_escaped(smtp: tuple[Sink, int]) -> No
         message_id="<alert-42@mediamon.invalid>",
         sent_at=END,
     )
-    smtp_sender(port)(message)
+    smtp_send(port)(message)
 
     assert len(sink.messages) == 1
     mail_from, rcpt_tos, raw = sink.messages[0]
@@ -176,7 +154,7 @@ def test_digest_lists_every_alert_with_its_chart(smtp: tuple[Sink, int]) -> None
     ]
     rendered = render_digest(alerts, date(2024, 4, 3), "Asia/Shanghai")
     message = build_message(rendered, "alerts@example.org", ["editors@example.org"])
-    smtp_sender(port)(message)
+    smtp_send(port)(message)
     received = email.message_from_bytes(sink.messages[0][2], policy=default_policy)
     assert received["Subject"] == "[mediamon] digest 2024-04-03: 2 alerts (出口管制, 台湾)"
     parts = _parts(received)

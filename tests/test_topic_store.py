@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import hashlib
 import smtplib
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -16,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from mediamon import topic_store
 from mediamon.archive import parse_archive_text
@@ -36,6 +34,7 @@ from mediamon.topic_store import (
     sync_topics,
 )
 from mediamon.topics import TopicSet, load_topics, parse_topics
+from tests.smtp_server import free_port, serve_smtp, smtp_send
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = "000_206a002612bb7ab9.txt"
@@ -76,30 +75,11 @@ class Sink:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture()
 def smtp() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
-    port = _free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serve_smtp(sink) as port:
         yield sink, port
-    finally:
-        controller.stop()
-
-
-def smtp_send(port: int) -> Any:
-    def send(message: EmailMessage) -> None:
-        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
-            client.send_message(message)
-
-    return send
 
 
 @pytest.fixture()
@@ -604,7 +584,7 @@ def test_smtp_down_leaves_alert_pending_then_sends_once(
     add_burst(engine, ids, BURST_HOUR)
     match_articles(engine, topics)
     detect(engine, topics, AT)
-    closed = _free_port()  # nothing listens here: connection refused
+    closed = free_port()  # nothing listens here: connection refused
     with pytest.raises(DeliveryError) as failure:
         deliver_pending(engine, smtp_send(closed), AT + timedelta(minutes=5))
     assert failure.value.stats.failed == 2 and failure.value.stats.sent == 0

@@ -121,18 +121,7 @@ def upsert_articles(
     if not batch:
         return 0, 0, []
     by_url = {a.canonical_url: a for a in batch}  # last one wins inside a batch
-    rows = [
-        {
-            **{f: getattr(a, f) for f in ARTICLE_CONTENT_FIELDS},
-            "categories": list(a.categories),
-            "sentence_hashes": list(a.sentence_hashes),
-            "canonical_url": a.canonical_url,
-            "url_hash": url_hash(a.canonical_url),
-            "source_id": source_id,
-            "first_seen_at": seen_at,
-        }
-        for a in by_url.values()
-    ]
+    rows = [article_row(a, source_id, seen_at) for a in by_url.values()]
     _stage(conn, rows)
     staged = sa.table("stg_articles", *(sa.column(c) for c in STAGED_COLUMNS))
     statement = insert(articles).from_select(list(STAGED_COLUMNS), sa.select(staged))
@@ -152,6 +141,19 @@ def upsert_articles(
     conn.execute(sa.text("delete from stg_articles"))  # truncate would swap files each batch
     inserted = sum(1 for _, is_new in returned if is_new)
     return inserted, len(returned) - inserted, [article_id for article_id, _ in returned]
+
+
+def article_row(article: Article, source_id: int, seen_at: object) -> dict[str, object]:
+    """The ``articles`` columns (all but the generated ones) for one article."""
+    return {
+        **{f: getattr(article, f) for f in ARTICLE_CONTENT_FIELDS},
+        "categories": list(article.categories),
+        "sentence_hashes": list(article.sentence_hashes),
+        "canonical_url": article.canonical_url,
+        "url_hash": url_hash(article.canonical_url),
+        "source_id": source_id,
+        "first_seen_at": seen_at,
+    }
 
 
 def _stage(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:

@@ -21,12 +21,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon import alerts as render
 from mediamon.normalize import fold
 from mediamon.spikes import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
+from mediamon.tables import (
+    alert_deliveries,
+    alerts_table,
+    mentions,
+    topic_versions,
+    topics_table,
+)
 from mediamon.topics import Topic, TopicConfigError, TopicSet, load_topics, topic_from_dict
 
 logger = logging.getLogger(__name__)
@@ -46,74 +52,6 @@ CHART_HOURS = 7 * 24
 DEFAULT_SENDER = "mediamon <mediamon@localhost>"
 # A story's time, as in the index articles_story_time (0003): keep the two identical.
 STORY_TIME = "least(coalesce({a}.published_at, {a}.first_seen_at), {a}.first_seen_at)"
-
-metadata = sa.MetaData()
-topics_table = sa.Table(
-    "topics",
-    metadata,
-    sa.Column("topic", sa.Text, primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("version", sa.Text, nullable=False),
-    sa.Column("match_version", sa.Text, nullable=False),
-    sa.Column("definition", pg.JSONB, nullable=False),
-    sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("matched_version", sa.Text),
-    sa.Column("matched_through", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-topic_versions = sa.Table(
-    "topic_versions",
-    metadata,
-    sa.Column("topic", sa.Text, primary_key=True),
-    sa.Column("version", sa.Text, primary_key=True),
-    sa.Column("match_version", sa.Text, nullable=False),
-    sa.Column("definition", pg.JSONB, nullable=False),
-)
-mentions = sa.Table(
-    "mentions",
-    metadata,
-    sa.Column("article_id", sa.BigInteger, primary_key=True),
-    sa.Column("topic", sa.Text, primary_key=True),
-    sa.Column("match_version", sa.Text, nullable=False),
-    sa.Column("title_hits", sa.Integer, nullable=False),
-    sa.Column("body_hits", sa.Integer, nullable=False),
-    sa.Column("matched_at", sa.DateTime(timezone=True), nullable=False),
-)
-alerts_table = sa.Table(
-    "alerts",
-    metadata,
-    sa.Column("alert_id", sa.BigInteger, primary_key=True),
-    sa.Column("dedupe_key", sa.Text, nullable=False, unique=True),
-    sa.Column("topic", sa.Text, nullable=False),
-    sa.Column("topic_version", sa.Text, nullable=False),
-    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("observed", sa.Integer, nullable=False),
-    sa.Column("expected", sa.Float, nullable=False),
-    sa.Column("lift", sa.Float, nullable=False),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("p_value", sa.Float, nullable=False),
-    sa.Column("total_stories", sa.Integer, nullable=False),
-    sa.Column("details", pg.JSONB, nullable=False),
-    sa.Column("state", sa.Text, nullable=False),
-    sa.Column("last_window_end", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("peak_observed", sa.Integer, nullable=False),
-    sa.Column("cleared_at", sa.DateTime(timezone=True)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("notified_at", sa.DateTime(timezone=True)),
-    sa.Column("resolved_at", sa.DateTime(timezone=True)),
-)
-alert_deliveries = sa.Table(
-    "alert_deliveries",
-    metadata,
-    sa.Column("alert_id", sa.BigInteger, primary_key=True),
-    sa.Column("recipient", sa.Text, primary_key=True),
-    sa.Column("mode", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("message_id", sa.Text),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("note", sa.Text),
-)
 
 
 class DeliveryError(RuntimeError):
