@@ -100,3 +100,14 @@ def test_migrations_are_recorded_once_and_guarded(engine: sa.Engine, tmp_path: P
     (folder / "readme.txt").write_text("x", "utf-8")
     with pytest.raises(ValueError, match="NNNN_description.sql"):
         migrate.load_migrations(folder)
+
+
+def test_batches_in_one_transaction_each_write_only_their_own_rows(engine: sa.Engine) -> None:
+    sid = source_id(engine)
+    with engine.begin() as conn:
+        first = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        second = load.upsert_articles(conn, sid, [article("https://x/2", BODY[::-1])], NOW)
+        staged = conn.execute(sa.text("select count(*) from stg_articles")).scalar_one()
+    assert first[:2] == second[:2] == (1, 0)
+    assert first[2] != second[2]
+    assert staged == 0

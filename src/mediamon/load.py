@@ -123,8 +123,13 @@ def upsert_articles(
     by_url = {a.canonical_url: a for a in batch}  # last one wins inside a batch
     rows = [article_row(a, source_id, seen_at) for a in by_url.values()]
     _stage(conn, rows)
-    staged = sa.table("stg_articles", *(sa.column(c) for c in STAGED_COLUMNS))
-    statement = insert(articles).from_select(list(STAGED_COLUMNS), sa.select(staged))
+    # The staged rows are taken out as they are read, so the table is empty again for the
+    # next batch of this transaction; ON COMMIT DELETE ROWS then drops the dead rows.
+    stage = sa.table("stg_articles", *(sa.column(c) for c in STAGED_COLUMNS))
+    staged = sa.delete(stage).returning(*stage.c).cte("staged")
+    statement = (
+        insert(articles).from_select(list(STAGED_COLUMNS), sa.select(staged)).add_cte(staged)
+    )
     excluded = statement.excluded
     # xmax is 0 exactly for rows this statement inserted (a PostgreSQL idiom).
     inserted_flag = sa.literal_column("xmax = 0", sa.Boolean)
@@ -138,7 +143,6 @@ def upsert_articles(
         ).returning(articles.c.article_id, inserted_flag)
     )
     returned = result.all()
-    conn.execute(sa.text("delete from stg_articles"))  # truncate would swap files each batch
     inserted = sum(1 for _, is_new in returned if is_new)
     return inserted, len(returned) - inserted, [article_id for article_id, _ in returned]
 
@@ -160,9 +164,12 @@ def _stage(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
     """COPY rows into a session-local staging table: an ``insert ... select`` from it
     upserts at close to COPY speed, where a multi-row VALUES statement is several times
     slower to build and parse."""
+    # ON COMMIT DELETE ROWS empties it in place at each commit. Deleted rows would stay
+    # behind as dead tuples (autovacuum never visits temp tables), and every later batch
+    # would scan them all: 20,000 articles took 5.1 s instead of 3.8.
     conn.execute(
         sa.text(
-            "create temp table if not exists stg_articles as"
+            "create temp table if not exists stg_articles on commit delete rows as"
             f" select {', '.join(STAGED_COLUMNS)} from articles with no data"
         )
     )
