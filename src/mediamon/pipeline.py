@@ -26,7 +26,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon import archive, load, polling
+from mediamon import archive, load, memory, polling
 from mediamon.decode import decode_html
 from mediamon.extract import extract
 from mediamon.feeds import FeedError, FeedItem, parse_feed
@@ -82,6 +82,7 @@ def default_workers() -> int:
 def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
     """A process pool for :func:`build_article`, or None to build in this process."""
     workers = default_workers() if workers is None else workers
+    memory.limit_arenas()
     if workers <= 1:
         yield None
         return
@@ -212,33 +213,12 @@ def build_article_safely(job: ArticleJob) -> BuildResult:
         logger.exception("building %s failed", job.item.link)
         return BuildResult(None, f"extraction failed: {type(error).__name__}: {error}"[:300])
     finally:
-        _return_freed_memory(every=TRIM_EVERY_BUILDS)
+        _trim_after_builds()
 
 
 TRIM_EVERY_BUILDS = 50
-_calls_since_trim = 0
-
-
-def _return_freed_memory(every: int = 1) -> None:
-    """Hand memory freed by parsed pages back to the system every ``every`` calls.
-
-    Pages are parsed into large, short-lived trees; glibc keeps what they freed in its
-    arenas, so a long ingest's processes grow although they hold little. malloc_trim
-    returns it (a no-op where the C library has no such call).
-    """
-    global _calls_since_trim
-    _calls_since_trim += 1
-    if _calls_since_trim < every:
-        return
-    _calls_since_trim = 0
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name:
-        libc = ctypes.CDLL(name)
-        if hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
+_trim_after_builds = memory.Trimmer(every=TRIM_EVERY_BUILDS)
+_trim_after_chunk = memory.Trimmer()
 
 
 def fetch_options(source: Source) -> dict[str, Any]:
@@ -357,7 +337,7 @@ def _load_chunk(
     stats.new += inserted
     stats.updated += updated
     stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
-    _return_freed_memory()
+    _trim_after_chunk()
 
 
 def _feed_chunks(
