@@ -115,7 +115,7 @@ def html_to_text(html: str) -> str:
     if "<" not in html:
         return unescape(html)
     html = f"<html><body>{html}</body></html>"
-    extracted = extract(html)
+    extracted = extract(html, with_metadata=False)
     if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
         return extracted.text
     return _html2txt(html)
@@ -127,6 +127,13 @@ def _feed_text(item: FeedItem) -> tuple[str, str] | None:
         if html and (text := html_to_text(html).strip()):
             return origin, text
     return None
+
+
+def _known_metadata(item: FeedItem) -> list[str]:
+    """What the feed item already says, so the page need not be searched for it (the
+    feed's own values are used first anyway)."""
+    given = {"title": item.title, "author": item.author, "date": item.published_at}
+    return [name for name, value in given.items() if value]
 
 
 def build_article(job: ArticleJob) -> BuildResult:
@@ -141,7 +148,7 @@ def build_article(job: ArticleJob) -> BuildResult:
     if job.archived_html is not None:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
-        meta = extract(job.archived_html, item.link)
+        meta = extract(job.archived_html, item.link, known=_known_metadata(item))
         text = meta.text if meta else html_to_text(job.archived_html) or None
         if not text:
             return BuildResult(None, "archived HTML holds no text")
@@ -152,7 +159,7 @@ def build_article(job: ArticleJob) -> BuildResult:
             note = f"page is {job.page.content_type}, not HTML"
         else:
             decoded = decode_html(job.page.content, job.page.charset)
-            meta = extract(decoded.text, final_url)
+            meta = extract(decoded.text, final_url, known=_known_metadata(item))
             if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                 text = meta.text
             else:
