@@ -7,6 +7,7 @@ ingest path into PostgreSQL, beside plain ``trafilatura.extract`` in one process
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import time
 from datetime import UTC, datetime, timedelta
@@ -98,16 +99,49 @@ def mediamon_rate(articles: int, workers: int | None) -> tuple[float, int, dict[
             settings = Settings(database_url=url, sources_path=sources, var_dir=Path(tmp))
             now = datetime.now(UTC)
             names = service.prepare(settings, now, force=True)
+            cpu_before = _cpu_seconds(server.pid or 0)
             with track_memory(exclude=frozenset({server.pid or 0})) as memory:
                 started = time.perf_counter()
                 summaries = service.ingest(settings, names, "bench", now, workers=workers)
                 elapsed = time.perf_counter() - started
+            cpu = {k: v - cpu_before[k] for k, v in _cpu_seconds(server.pid or 0).items()}
     finally:
         server.terminate()
     totals = {k: sum(int(s[k]) for s in summaries) for k in ("new", "failed", "duplicates")}  # type: ignore[call-overload]
     sizes = sorted((memory.by_process or {}).values(), reverse=True)
     totals["process_mib"] = [round(b / 2**20) for b in sizes]  # type: ignore[assignment]
+    totals["cpu_ms_per_article"] = {  # type: ignore[assignment]
+        k: round(1000 * v / max(articles, 1), 1) for k, v in cpu.items()
+    }
+    totals["wall_ms_per_article"] = round(1000 * elapsed / max(articles, 1), 1)
     return totals["new"] / elapsed, memory.peak_bytes, totals
+
+
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by this process, its finished children (the extraction
+    workers), the page server and every PostgreSQL process of the machine: where the
+    two cores go."""
+    import os
+
+    import psutil
+
+    mine = os.times()
+    postgres = 0.0
+    for process in psutil.process_iter(["name", "ppid"]):
+        if process.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                postgres += times.user + times.system
+                # backends that exited (closed connections) count in the postmaster's
+                if psutil.Process(process.info["ppid"]).name() not in ("postgres", "postmaster"):
+                    postgres += times.children_user + times.children_system
+    server = psutil.Process(server_pid).cpu_times()
+    return {
+        "ingest process": mine.user + mine.system,
+        "extraction workers": mine.children_user + mine.children_system,
+        "page server": server.user + server.system,
+        "postgresql": postgres,
+    }
 
 
 def run(articles: int, workers: int | None, baseline_pages: int | None = None) -> list[str]:
@@ -124,6 +158,8 @@ def run(articles: int, workers: int | None, baseline_pages: int | None = None) -
         f"  peak memory (all processes, PSS)     : {peak / 2**20:7.0f} MiB (target < 500 MiB);"
         f" per process {totals['process_mib']}",
         f"  loaded {totals['new']}, failed {totals['failed']}, duplicates {totals['duplicates']}",
+        f"  CPU ms per article (wall {totals['wall_ms_per_article']} ms on 2 cores):"
+        f" {totals['cpu_ms_per_article']}",
     ]
 
 
