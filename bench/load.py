@@ -95,8 +95,7 @@ def mediamon_rate(engine: sa.Engine, rows: list[Article], source_id: int) -> flo
     started = time.perf_counter()
     for start in range(0, len(rows), CHUNK_SIZE):
         with engine.begin() as conn:
-            _, _, ids = load.upsert_articles(conn, source_id, rows[start : start + CHUNK_SIZE], now)
-            load.mark_duplicates(conn, ids)
+            load.upsert_articles(conn, source_id, rows[start : start + CHUNK_SIZE], now)
     return len(rows) / (time.perf_counter() - started)
 
 

@@ -393,10 +393,10 @@ def test_extractor_crash_fails_one_item_only(
 ) -> None:
     real = pipeline.extract
 
-    def crashing(html: str, url: str | None = None) -> Any:
+    def crashing(html: str, url: str | None = None, **options: Any) -> Any:
         if "炸弹" in html:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(html, url) if url is not None else real(html)
+        return real(html, url, **options)
 
     monkeypatch.setattr(pipeline, "extract", crashing)
     server.route("/ok", respond(page("正常")))
@@ -653,7 +653,7 @@ def test_database_restart_mid_load_leaves_no_partial_batch(
                 _count(
                     engine,
                     "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
-                    " and query like 'INSERT INTO articles%'",
+                    " and query ilike 'copy articles%'",
                 )
                 == 1
             )

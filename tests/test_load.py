@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,11 +38,14 @@ def source_id(engine: sa.Engine) -> int:
 def test_upsert_inserts_updates_and_leaves_unchanged_rows_alone(engine: sa.Engine) -> None:
     sid = source_id(engine)
     with engine.begin() as conn:
-        assert load.upsert_articles(conn, sid, [article("https://x/1")], NOW)[:2] == (1, 0)
+        written = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        assert (written.inserted, written.updated) == (1, 0)
     with engine.begin() as conn:
-        assert load.upsert_articles(conn, sid, [article("https://x/1")], NOW)[:2] == (0, 0)
+        written = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        assert (written.inserted, written.updated, written.article_ids) == (0, 0, [])
         changed = dataclasses.replace(article("https://x/1"), title="新标题")
-        assert load.upsert_articles(conn, sid, [changed], NOW)[:2] == (0, 1)
+        written = load.upsert_articles(conn, sid, [changed], NOW)
+        assert (written.inserted, written.updated) == (0, 1)
         count = conn.execute(sa.text("select count(*) from articles")).scalar_one()
     assert count == 1
 
@@ -61,7 +66,7 @@ def test_a_failing_batch_leaves_nothing_behind(engine: sa.Engine) -> None:
 def test_copies_link_to_the_first_article_and_short_texts_do_not(engine: sa.Engine) -> None:
     sid = source_id(engine)
     with engine.begin() as conn:
-        _, _, ids = load.upsert_articles(
+        written = load.upsert_articles(
             conn, sid,
             [
                 article("https://a/1"),
@@ -72,7 +77,8 @@ def test_copies_link_to_the_first_article_and_short_texts_do_not(engine: sa.Engi
             ],
             NOW,
         )  # fmt: skip
-        assert load.mark_duplicates(conn, ids) == 2
+        assert written.copies == 2
+        ids = written.article_ids
         links = dict(
             conn.execute(sa.text("select canonical_url, duplicate_of from articles")).all()
         )
@@ -102,12 +108,76 @@ def test_migrations_are_recorded_once_and_guarded(engine: sa.Engine, tmp_path: P
         migrate.load_migrations(folder)
 
 
+def test_copies_of_stored_articles_are_linked_and_relinked_when_they_change(
+    engine: sa.Engine,
+) -> None:
+    sid = source_id(engine)
+    with engine.begin() as conn:
+        original = load.upsert_articles(conn, sid, [article("https://a/1")], NOW)
+    with engine.begin() as conn:
+        copy = load.upsert_articles(conn, sid, [article("https://b/1", BODY + "\n（新华社）")], NOW)
+        assert copy.copies == 1
+        # the copy is rewritten as a story of its own: its link goes
+        rewritten = article("https://b/1", BODY[::-1])
+        assert load.upsert_articles(conn, sid, [rewritten], NOW).copies == 0
+        links = dict(
+            conn.execute(sa.text("select canonical_url, duplicate_of from articles")).all()
+        )
+    assert links == {"https://a/1": None, "https://b/1": None}
+    assert original.article_ids[0] < copy.article_ids[0]
+
+
+def test_a_url_stored_by_another_transaction_meanwhile_is_updated_not_doubled(
+    engine: sa.Engine,
+) -> None:
+    sid = source_id(engine)
+    results: list[load.Upserted] = []
+
+    def second_writer() -> None:
+        with engine.begin() as conn:
+            # Does not see the first writer's row yet, so its COPY waits on the unique
+            # key, then fails when the first commits: the batch is written again.
+            results.append(load.upsert_articles(conn, sid, [article("https://x/1")], NOW))
+
+    with engine.begin() as conn:
+        load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        time.sleep(0.5)  # let the second writer reach the unique key
+    thread.join(timeout=30)
+    assert [(r.inserted, r.updated) for r in results] == [(0, 0)]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from articles")).scalar_one() == 1
+
+
+def fingerprint(article_id: int, sentences: range, text: bytes | None = None) -> load.Fingerprint:
+    return load.Fingerprint(article_id, text, frozenset(sentences))
+
+
+def test_copy_roots_follow_the_shared_sentence_rule() -> None:
+    stored = [fingerprint(1, range(10)), fingerprint(2, range(100, 103))]
+    batch = [
+        fingerprint(5, range(2, 10)),  # 8 of its 8 sentences are in 1: a copy
+        fingerprint(6, range(100, 120)),  # holds all 3 of 2's: the shorter one's 80 %
+        fingerprint(7, range(3, 13)),  # 7 of 10 shared with 1: under 80 %
+        fingerprint(8, range(300, 302)),  # two sentences: too few to tell
+        fingerprint(9, range(3, 13)),  # a copy of 7, a root of this batch
+        fingerprint(3, range(0, 10)),  # stored before 5 but after 1: copies 1
+    ]
+    roots = load.copy_roots(batch, stored)
+    assert roots == {3: 1, 5: 1, 6: 2, 7: None, 8: None, 9: 7}
+
+
+def test_copy_roots_link_only_to_earlier_roots_with_the_same_text() -> None:
+    same = b"x" * 32
+    batch = [fingerprint(4, range(0), same), fingerprint(9, range(0), same)]
+    assert load.copy_roots(batch, [fingerprint(7, range(0), same)]) == {4: None, 9: 4}
+
+
 def test_batches_in_one_transaction_each_write_only_their_own_rows(engine: sa.Engine) -> None:
     sid = source_id(engine)
     with engine.begin() as conn:
         first = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
         second = load.upsert_articles(conn, sid, [article("https://x/2", BODY[::-1])], NOW)
-        staged = conn.execute(sa.text("select count(*) from stg_articles")).scalar_one()
-    assert first[:2] == second[:2] == (1, 0)
-    assert first[2] != second[2]
-    assert staged == 0
+    assert (first.inserted, second.inserted) == (1, 1)
+    assert first.article_ids != second.article_ids

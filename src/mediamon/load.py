@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import cache
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.config import PROJECT_ROOT
@@ -19,7 +22,6 @@ from mediamon.tables import articles, fetch_log, sources
 logger = logging.getLogger(__name__)
 
 DUPLICATE_MIN_CHARS = 30
-ANALYZE_AFTER_CHANGES = 5000
 DUPLICATE_MIN_SENTENCES = 3
 DUPLICATE_MIN_SHARED = 0.8  # of the shorter article's sentences
 # Fields whose change makes a stored article count as updated.
@@ -30,7 +32,7 @@ ARTICLE_CONTENT_FIELDS = (
 )  # fmt: skip
 
 
-STAGED_COLUMNS = (
+WRITTEN_COLUMNS = (
     "url_hash",
     "canonical_url",
     "source_id",
@@ -104,47 +106,207 @@ def known_articles(conn: sa.Connection, canonical_urls: Iterable[str]) -> set[st
     return set(found.scalars().all())
 
 
+@dataclass(frozen=True)
+class Upserted:
+    """What :func:`upsert_articles` wrote."""
+
+    inserted: int
+    updated: int
+    article_ids: list[int]  # of the rows inserted or updated
+    copies: int  # of those, how many are linked to an earlier article as a copy
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What decides whether an article copies another."""
+
+    article_id: int
+    content_hash: bytes | None  # None when the text is too short for the exact rule
+    sentences: frozenset[int]
+
+
 def upsert_articles(
     conn: sa.Connection, source_id: int, batch: Sequence[Article], seen_at: object
-) -> tuple[int, int, list[int]]:
-    """Insert new articles and update changed ones; unchanged rows are not touched.
+) -> Upserted:
+    """Insert new articles and update changed ones, each linked to the first earlier
+    article of which it is a syndicated copy (see :func:`copy_roots`); unchanged rows
+    are not touched.
+
+    New articles are COPYed with ids drawn beforehand, so their copy links are known
+    before they are written; stored ones go through ``insert ... on conflict``. If
+    another transaction stores one of the new URLs in between, the unique key refuses
+    the COPY and the batch is looked up and written again.
 
     Args:
         conn: Open connection; the caller owns the transaction.
         source_id: The source that found these articles (kept from the first finder).
-        batch: Articles, at most one per canonical URL.
+        batch: Articles, at most one per canonical URL (the last one wins).
         seen_at: When this batch was fetched (first_seen_at of new rows).
-
-    Returns:
-        (inserted, updated, ids of inserted or updated articles).
     """
-    if not batch:
-        return 0, 0, []
-    by_url = {a.canonical_url: a for a in batch}  # last one wins inside a batch
+    by_url = {a.canonical_url: a for a in batch}
+    if not by_url:
+        return Upserted(0, 0, [], 0)
     rows = [article_row(a, source_id, seen_at) for a in by_url.values()]
-    _stage(conn, rows)
-    # The staged rows are taken out as they are read, so the table is empty again for the
-    # next batch of this transaction; ON COMMIT DELETE ROWS then drops the dead rows.
-    stage = sa.table("stg_articles", *(sa.column(c) for c in STAGED_COLUMNS))
-    staged = sa.delete(stage).returning(*stage.c).cte("staged")
-    statement = (
-        insert(articles).from_select(list(STAGED_COLUMNS), sa.select(staged)).add_cte(staged)
+    try:
+        with conn.begin_nested():
+            return _write_articles(conn, rows)
+    except sa.exc.IntegrityError as error:
+        if not isinstance(error.orig, psycopg.errors.UniqueViolation):
+            raise
+    with conn.begin_nested():  # another transaction stored one of the URLs meanwhile
+        return _write_articles(conn, rows)
+
+
+def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upserted:
+    drawn = conn.execute(query("article_ids"), {"url_hashes": [r["url_hash"] for r in rows]})
+    stored: dict[object, int] = {}
+    new_ids: list[int] = []
+    for key, stored_id, new_id in drawn:
+        if stored_id is not None:
+            stored[key] = stored_id
+        else:
+            new_ids.append(new_id)
+    new = [r for r in rows if r["url_hash"] not in stored]
+    # ascending in the batch's order, so that "earlier" means the same for every article
+    ids: dict[object, int] = {
+        **stored,
+        **{r["url_hash"]: i for r, i in zip(new, sorted(new_ids), strict=True)},
+    }
+    fingerprints = [_fingerprint(ids[r["url_hash"]], r) for r in rows]
+    roots = copy_roots(fingerprints, _root_candidates(conn, fingerprints))
+    for row in rows:
+        row["duplicate_of"] = roots[ids[row["url_hash"]]]
+
+    _copy_new_articles(conn, [{**r, "article_id": ids[r["url_hash"]]} for r in new])
+    updated = _update_stored_articles(conn, [r for r in rows if r["url_hash"] in stored])
+    written = [ids[r["url_hash"]] for r in new] + updated
+    return Upserted(
+        inserted=len(new),
+        updated=len(updated),
+        article_ids=written,
+        copies=sum(1 for article_id in written if roots[article_id] is not None),
     )
+
+
+def _fingerprint(article_id: int, row: dict[str, Any]) -> Fingerprint:
+    long_enough = len(row["match_text"]) >= DUPLICATE_MIN_CHARS
+    return Fingerprint(
+        article_id=article_id,
+        content_hash=row["content_hash"] if long_enough else None,
+        sentences=frozenset(row["sentence_hashes"]),
+    )
+
+
+def _root_candidates(conn: sa.Connection, batch: Sequence[Fingerprint]) -> list[Fingerprint]:
+    """Stored roots sharing the text or a sentence with an article of ``batch``, but not
+    the batch's own stored rows (their new text counts, not the stored one)."""
+    sentences = sorted(
+        {h for f in batch if len(f.sentences) >= DUPLICATE_MIN_SENTENCES for h in f.sentences}
+    )
+    content_hashes = [f.content_hash for f in batch if f.content_hash is not None]
+    if not sentences and not content_hashes:
+        return []
+    found = conn.execute(
+        query("root_candidates").bindparams(
+            sa.bindparam("content_hashes", type_=pg.ARRAY(sa.LargeBinary)),
+            sa.bindparam("sentence_hashes", type_=pg.ARRAY(sa.BigInteger)),
+        ),
+        {
+            "content_hashes": content_hashes,
+            "sentence_hashes": sentences,
+            "min_sentences": DUPLICATE_MIN_SENTENCES,
+        },
+    )
+    own = {f.article_id for f in batch}
+    roots = {  # by id: a root with the same text and a shared sentence comes twice
+        article_id: Fingerprint(article_id, content, frozenset(hashes))
+        for article_id, content, hashes in found
+        if article_id not in own
+    }
+    return list(roots.values())
+
+
+def copy_roots(
+    batch: Sequence[Fingerprint], stored_roots: Sequence[Fingerprint]
+) -> dict[int, int | None]:
+    """For each article of ``batch``, the id of the first earlier root it copies, or None.
+
+    An article copies an earlier one with the same text (when long enough to tell), or
+    when they share at least DUPLICATE_MIN_SHARED of the shorter one's sentences (each
+    having DUPLICATE_MIN_SENTENCES or more): a copy with its own byline, credit line or
+    footer, or other paragraph breaks. Only roots (articles that copy none) are linked
+    to, and only earlier ones, so links never form chains or cycles. The batch's roots
+    count for its later articles.
+
+    Args:
+        batch: The articles being written, with their ids.
+        stored_roots: Stored roots that may be originals (:func:`_root_candidates`).
+    """
+    by_text: dict[bytes, list[int]] = {}
+    by_sentence: dict[int, list[Fingerprint]] = {}
+
+    def add(root: Fingerprint) -> None:
+        if root.content_hash is not None:
+            by_text.setdefault(root.content_hash, []).append(root.article_id)
+        if len(root.sentences) >= DUPLICATE_MIN_SENTENCES:
+            for h in root.sentences:
+                by_sentence.setdefault(h, []).append(root)
+
+    for root in stored_roots:
+        add(root)
+    roots: dict[int, int | None] = {}
+    for article in sorted(batch, key=lambda f: f.article_id):
+        originals = list(by_text.get(article.content_hash, ())) if article.content_hash else []
+        if len(article.sentences) >= DUPLICATE_MIN_SENTENCES:
+            shared: dict[int, int] = {}
+            sizes: dict[int, int] = {}
+            for h in article.sentences:
+                for other in by_sentence.get(h, ()):
+                    shared[other.article_id] = shared.get(other.article_id, 0) + 1
+                    sizes[other.article_id] = len(other.sentences)
+            originals += [
+                other
+                for other, count in shared.items()
+                if count >= DUPLICATE_MIN_SHARED * min(sizes[other], len(article.sentences))
+            ]
+        earlier = [i for i in originals if i < article.article_id]
+        roots[article.article_id] = min(earlier, default=None)
+        if roots[article.article_id] is None:
+            add(article)
+    return roots
+
+
+def _copy_new_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
+    """COPY rows that are not stored yet, ids and copy links included."""
+    if not rows:
+        return
+    columns = ("article_id", *WRITTEN_COLUMNS, "duplicate_of")
+    statement = f"copy articles ({', '.join(columns)}) from stdin"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.Error as error:  # as SQLAlchemy's own, like every other statement's
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> list[int]:
+    """Upsert rows whose URL is stored; return the ids of those that changed."""
+    if not rows:
+        return []
+    columns = (*WRITTEN_COLUMNS, "duplicate_of")
+    changed = (*ARTICLE_CONTENT_FIELDS, "duplicate_of")
+    statement = insert(articles).values([{c: r[c] for c in columns} for r in rows])
     excluded = statement.excluded
-    # xmax is 0 exactly for rows this statement inserted (a PostgreSQL idiom).
-    inserted_flag = sa.literal_column("xmax = 0", sa.Boolean)
     result = conn.execute(
         statement.on_conflict_do_update(
             index_elements=[articles.c.url_hash],
-            set_={**{f: excluded[f] for f in ARTICLE_CONTENT_FIELDS}, "updated_at": sa.func.now()},
-            where=sa.or_(
-                *(articles.c[f].is_distinct_from(excluded[f]) for f in ARTICLE_CONTENT_FIELDS)
-            ),
-        ).returning(articles.c.article_id, inserted_flag)
+            set_={**{f: excluded[f] for f in changed}, "updated_at": sa.func.now()},
+            where=sa.or_(*(articles.c[f].is_distinct_from(excluded[f]) for f in changed)),
+        ).returning(articles.c.article_id)
     )
-    returned = result.all()
-    inserted = sum(1 for _, is_new in returned if is_new)
-    return inserted, len(returned) - inserted, [article_id for article_id, _ in returned]
+    return list(result.scalars())
 
 
 def article_row(article: Article, source_id: int, seen_at: object) -> dict[str, object]:
@@ -158,55 +320,3 @@ def article_row(article: Article, source_id: int, seen_at: object) -> dict[str, 
         "source_id": source_id,
         "first_seen_at": seen_at,
     }
-
-
-def _stage(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
-    """COPY rows into a session-local staging table: an ``insert ... select`` from it
-    upserts at close to COPY speed, where a multi-row VALUES statement is several times
-    slower to build and parse."""
-    # ON COMMIT DELETE ROWS empties it in place at each commit. Deleted rows would stay
-    # behind as dead tuples (autovacuum never visits temp tables), and every later batch
-    # would scan them all: 20,000 articles took 5.1 s instead of 3.8.
-    conn.execute(
-        sa.text(
-            "create temp table if not exists stg_articles on commit delete rows as"
-            f" select {', '.join(STAGED_COLUMNS)} from articles with no data"
-        )
-    )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"copy stg_articles ({', '.join(STAGED_COLUMNS)}) from stdin") as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in STAGED_COLUMNS])
-
-
-def mark_duplicates(conn: sa.Connection, article_ids: Sequence[int]) -> int:
-    """Link the given articles to earlier copies of their text; return how many are copies."""
-    if not article_ids:
-        return 0
-    _refresh_statistics(conn)
-    copies = conn.execute(
-        query("mark_duplicates"),
-        {
-            "ids": list(article_ids),
-            "min_chars": DUPLICATE_MIN_CHARS,
-            "min_sentences": DUPLICATE_MIN_SENTENCES,
-            "min_shared": DUPLICATE_MIN_SHARED,
-        },
-    )
-    return int(copies.scalar_one())
-
-
-def _refresh_statistics(conn: sa.Connection) -> None:
-    """ANALYZE articles when many rows changed since its statistics were taken.
-
-    A table that grows faster than autovacuum analyzes it (a backfill, a first day) gets
-    plans made for a much smaller table: the duplicate lookups then took 9 s instead of
-    1 s per 20,000 articles. The check is one catalog read per batch.
-    """
-    changed = conn.execute(
-        sa.text(
-            "select n_mod_since_analyze from pg_stat_user_tables where relid = 'articles'::regclass"
-        )
-    ).scalar()
-    if changed is not None and changed > ANALYZE_AFTER_CHANGES:
-        conn.execute(sa.text("analyze articles"))

@@ -339,11 +339,11 @@ def _load_chunk(
             records[index] = replace(records[index], error=result.note)
     with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, records)
-        inserted, updated, ids = load.upsert_articles(conn, source_id, built, now)
-        stats.duplicates += load.mark_duplicates(conn, ids)
-    stats.new += inserted
-    stats.updated += updated
-    stats.unchanged += len({a.canonical_url for a in built}) - inserted - updated
+        written = load.upsert_articles(conn, source_id, built, now)
+    stats.new += written.inserted
+    stats.updated += written.updated
+    stats.duplicates += written.copies
+    stats.unchanged += len({a.canonical_url for a in built}) - len(written.article_ids)
     _trim_after_chunk()
 
 
