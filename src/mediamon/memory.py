@@ -1,9 +1,10 @@
 """Keeping long ingests flat in memory: glibc's allocator, tuned from Python.
 
 Pages are parsed into large, short-lived trees. glibc keeps what they freed in its
-arenas, one arena per thread that ever allocated (up to eight per core), so a long
-ingest's processes grow although they hold little. Both calls are no-ops where the C
-library lacks them (musl, macOS).
+arenas (one per thread that ever allocated, up to eight per core) and serves big blocks
+from the heap once the first ones were freed, so a long ingest's processes grew although
+they held little. Both calls are no-ops where the C library lacks them (musl, macOS).
+Measured on a 2,000-article ingest (all processes, PSS): 482 MiB before, 440 after.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import ctypes.util
 from functools import cache
 from typing import Any
 
-M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3  # mallopt parameter numbers, from glibc's malloc.h
+M_ARENA_MAX = -8
 INGEST_ARENAS = 2
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, which it otherwise raises
 
 
 @cache
@@ -23,27 +26,19 @@ def _libc() -> Any:
     return ctypes.CDLL(name) if name else None
 
 
-def limit_arenas(arenas: int = INGEST_ARENAS) -> None:
-    """Cap the allocator's arenas for the threads this process starts from now on: the
-    page-fetching threads then share two arenas instead of keeping one each (a 3,000
-    article ingest's main process: 221 -> 186 MiB PSS)."""
+def tune_allocator() -> None:
+    """For the threads and blocks of this process from now on (and of its forks): two
+    arenas shared by all threads, and blocks of 128 KiB or more (pages, their text)
+    always mapped on their own, so that freeing them returns them to the system."""
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(M_ARENA_MAX, arenas)
+        libc.mallopt(M_ARENA_MAX, INGEST_ARENAS)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
-class Trimmer:
-    """Returns freed memory to the system every ``every`` calls (malloc_trim)."""
-
-    def __init__(self, every: int = 1) -> None:
-        self.every = every
-        self._calls = 0
-
-    def __call__(self) -> None:
-        self._calls += 1
-        if self._calls < self.every:
-            return
-        self._calls = 0
-        libc = _libc()
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
+def return_freed() -> None:
+    """Hand memory freed since the last call back to the system (malloc_trim: about
+    0.4 ms after a page's extraction, 1 % of it)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

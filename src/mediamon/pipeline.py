@@ -82,7 +82,7 @@ def default_workers() -> int:
 def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
     """A process pool for :func:`build_article`, or None to build in this process."""
     workers = default_workers() if workers is None else workers
-    memory.limit_arenas()
+    memory.tune_allocator()
     if workers <= 1:
         yield None
         return
@@ -220,12 +220,7 @@ def build_article_safely(job: ArticleJob) -> BuildResult:
         logger.exception("building %s failed", job.item.link)
         return BuildResult(None, f"extraction failed: {type(error).__name__}: {error}"[:300])
     finally:
-        _trim_after_builds()
-
-
-TRIM_EVERY_BUILDS = 50
-_trim_after_builds = memory.Trimmer(every=TRIM_EVERY_BUILDS)
-_trim_after_chunk = memory.Trimmer()
+        memory.return_freed()  # the page's parse trees
 
 
 def fetch_options(source: Source) -> dict[str, Any]:
@@ -344,7 +339,7 @@ def _load_chunk(
     stats.updated += written.updated
     stats.duplicates += written.copies
     stats.unchanged += len({a.canonical_url for a in built}) - len(written.article_ids)
-    _trim_after_chunk()
+    memory.return_freed()  # the chunk's pages and articles
 
 
 def _feed_chunks(
