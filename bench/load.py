@@ -107,13 +107,19 @@ def run(count: int) -> list[str]:
             sid = load.sync_sources(
                 conn, [Source(name="bench", kind="feed", location="https://x/")]
             )["bench"]
-        copy = copy_rate(engine, rows, sid)
-        with engine.begin() as conn:
-            conn.execute(sa.text("truncate articles restart identity cascade"))
-        upsert = mediamon_rate(engine, rows, sid)
+        # Each twice, alternating, into an empty table; the faster run of each counts
+        # (the machine's other work moved single runs by a quarter).
+        copy_rates: list[float] = []
+        upsert_rates: list[float] = []
+        for _ in range(2):
+            for rates, measure in ((copy_rates, copy_rate), (upsert_rates, mediamon_rate)):
+                with engine.begin() as conn:
+                    conn.execute(sa.text("truncate articles restart identity cascade"))
+                rates.append(measure(engine, rows, sid))
         with engine.connect() as conn:
             copies = conn.execute(sa.text("select count(duplicate_of) from articles")).scalar_one()
         engine.dispose()
+    copy, upsert = max(copy_rates), max(upsert_rates)
     return [
         f"Load ({count} articles of ~1.3 kB, {copies} syndicated copies linked)",
         f"  plain COPY into articles             : {copy:9.0f} rows/s",
