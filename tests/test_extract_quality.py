@@ -197,3 +197,24 @@ def test_extract_real_page_scores_above_floor(
         f"R {score.recall:.3f}, mode {extracted.mode}): {extracted.text[:300]!r}"
     )
     assert "\ufffd" not in extracted.text
+
+
+BYLINE_PAGE = """<html><head><title>Port strike ends</title></head><body><article>
+<h1>Port strike ends after three weeks</h1>
+<p class="byline">Jane Doe</p>
+<p>Dock workers returned to the port on Monday after a three-week strike over pay and
+automation ended with a new four-year contract, the union said in a statement.</p>
+<p>Shipping lines expect the backlog of container ships anchored offshore to clear within
+ten days, according to the port authority, which reopened all terminals at dawn.</p>
+</article></body></html>"""
+
+
+def test_page_metadata_the_feed_already_gave_is_not_searched_for() -> None:
+    searched = extract(BYLINE_PAGE, "https://news.example.com/strike")
+    assert searched is not None and searched.author == "Jane Doe"
+    assert searched.title == "Port strike ends after three weeks"
+    known = extract(BYLINE_PAGE, "https://news.example.com/strike", known=("author", "title"))
+    assert known is not None and known.author is None and known.title is None
+    assert known.text == searched.text
+    bare = extract(BYLINE_PAGE, with_metadata=False)
+    assert bare is not None and bare.text == searched.text and bare.author is None

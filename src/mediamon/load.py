@@ -235,8 +235,8 @@ def copy_roots(
     when they share at least DUPLICATE_MIN_SHARED of the shorter one's sentences (each
     having DUPLICATE_MIN_SENTENCES or more): a copy with its own byline, credit line or
     footer, or other paragraph breaks. Only roots (articles that copy none) are linked
-    to, and only earlier ones, so links never form chains or cycles. The batch's roots
-    count for its later articles.
+    to, and only earlier ones, so links never form a cycle. The batch's roots count for
+    its later articles.
 
     Args:
         batch: The articles being written, with their ids.
@@ -292,7 +292,8 @@ def _copy_new_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -
 
 
 def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> list[int]:
-    """Upsert rows whose URL is stored; return the ids of those that changed."""
+    """Upsert rows whose URL is stored; return the ids of those that changed. (A refetch
+    or a re-import: one multi-row statement, slower per row than COPY but rare.)"""
     if not rows:
         return []
     columns = (*WRITTEN_COLUMNS, "duplicate_of")
