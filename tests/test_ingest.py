@@ -76,6 +76,15 @@ def test_ingest_loads_demo_site_and_records_broken_sources(
     assert by_source["demo-news"]["new"] == 6
     assert by_source["demo-news"]["duplicates"] == 1
     assert by_source["archive"]["new"] == 1
+    polls = {name: summary["poll"] for name, summary in by_source.items()}
+    assert polls == {
+        "demo-news": "polled",
+        "archive": "polled",
+        "server-error": "failed",
+        "malformed": "failed",
+        "empty": "failed",
+        "no-dns": "failed",
+    }
 
     articles = articles_by_path(engine)
     original = articles["news/2024/04/taiwan-strait.html"]

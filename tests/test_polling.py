@@ -65,6 +65,7 @@ def test_conditional_get_and_unchanged_feeds(engine: sa.Engine, server: FaultSer
     ignoring = feed_source("ignoring", server.url("/etag.xml"), ignore_validators=True)
     first = run_ingest(engine, [with_etag, without, ignoring], NOW, "poll:1")
     assert first["etag"].new == 3 and first["plain"].already_known == 3
+    assert {stats.poll for stats in first.values()} == {"polled"}
     assert state(engine, "etag")["etag"] == '"v1"'
     assert state(engine, "ignoring")["etag"] is None
 
@@ -79,6 +80,11 @@ def test_conditional_get_and_unchanged_feeds(engine: sa.Engine, server: FaultSer
     assert state(engine, "ignoring")["last_outcome"] == "unchanged"
     for stats in second.values():
         assert stats.items == 0 and stats.already_known == 0  # nothing was parsed
+    assert [second[name].poll for name in ("etag", "plain", "ignoring")] == [
+        "not_modified",
+        "unchanged",
+        "unchanged",
+    ]
     assert all(server.hits(f"/a/{n}") == 1 for n in range(3))
     with engine.connect() as conn:
         statuses = conn.execute(

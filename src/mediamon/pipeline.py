@@ -294,6 +294,7 @@ def ingest_source(
             progress(len(jobs))
     if source.kind == "archive":
         poll.new = stats.new
+    stats.poll = poll.outcome
     with engine.begin() as conn:
         polling.record_poll(conn, source, source_id, run_key, now, state, poll)
     logger.info("source %s: %s", source.name, stats.as_dict())
