@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -175,10 +175,14 @@ def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upser
     fingerprints = [_fingerprint(ids[r["url_hash"]], r) for r in rows]
     roots = copy_roots(fingerprints, _root_candidates(conn, fingerprints))
     for row in rows:
+        row["article_id"] = ids[row["url_hash"]]
         row["duplicate_of"] = roots[ids[row["url_hash"]]]
 
-    _copy_new_articles(conn, [{**r, "article_id": ids[r["url_hash"]]} for r in new])
-    updated = _update_stored_articles(conn, [r for r in rows if r["url_hash"] in stored])
+    # Rows go in natural-key order: two transactions writing overlapping URLs then wait
+    # on each other's first shared one instead of each holding one the other needs.
+    in_key_order = sorted(rows, key=lambda r: cast(bytes, r["url_hash"]))
+    _copy_new_articles(conn, [r for r in in_key_order if r["url_hash"] not in stored])
+    updated = _update_stored_articles(conn, [r for r in in_key_order if r["url_hash"] in stored])
     written = [ids[r["url_hash"]] for r in new] + updated
     return Upserted(
         inserted=len(new),
