@@ -97,15 +97,6 @@ def write_fetch_log(
     return len(unique)
 
 
-def known_articles(conn: sa.Connection, canonical_urls: Iterable[str]) -> set[str]:
-    """The canonical URLs among ``canonical_urls`` that are already stored."""
-    hashes = [url_hash(u) for u in set(canonical_urls)]
-    if not hashes:
-        return set()
-    found = conn.execute(sa.select(articles.c.canonical_url).where(articles.c.url_hash.in_(hashes)))
-    return set(found.scalars().all())
-
-
 @dataclass(frozen=True)
 class Upserted:
     """What :func:`upsert_articles` wrote."""
