@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import multiprocessing
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from bench.common import corpus_pages, scratch_database, track_memory
 from mediamon import service
 from mediamon.config import Settings
 from mediamon.feeds import MAX_ITEMS
+from mediamon.models import total_stats
 
 
 def _serve(articles: int, port_queue: Any) -> None:
@@ -76,8 +78,22 @@ def plain_trafilatura_rate(limit: int | None) -> float:
     return len(pages) / (time.perf_counter() - started)
 
 
-def mediamon_rate(articles: int, workers: int | None) -> tuple[float, int, dict[str, int]]:
-    """(articles/s, peak bytes, totals) of a full ingest of ``articles`` pages."""
+@dataclass(frozen=True)
+class IngestRun:
+    """One measured ingest."""
+
+    rate: float  # articles loaded per second
+    peak_bytes: int  # PSS of all its processes at the peak
+    process_mib: list[int]  # each process's share of the peak, largest first
+    loaded: int
+    failed: int
+    duplicates: int
+    wall_ms_per_article: float
+    cpu_ms_per_article: dict[str, float]  # by process group (see _cpu_seconds)
+
+
+def mediamon_rate(articles: int, workers: int | None) -> IngestRun:
+    """A full ingest of ``articles`` pages, measured."""
     queue: Any = multiprocessing.get_context("spawn").Queue()
     server = multiprocessing.get_context("spawn").Process(
         target=_serve, args=(articles, queue), daemon=True
@@ -107,14 +123,20 @@ def mediamon_rate(articles: int, workers: int | None) -> tuple[float, int, dict[
             cpu = {k: v - cpu_before[k] for k, v in _cpu_seconds(server.pid or 0).items()}
     finally:
         server.terminate()
-    totals = {k: sum(int(s[k]) for s in summaries) for k in ("new", "failed", "duplicates")}  # type: ignore[call-overload]
-    sizes = sorted((memory.by_process or {}).values(), reverse=True)
-    totals["process_mib"] = [round(b / 2**20) for b in sizes]  # type: ignore[assignment]
-    totals["cpu_ms_per_article"] = {  # type: ignore[assignment]
-        k: round(1000 * v / max(articles, 1), 1) for k, v in cpu.items()
-    }
-    totals["wall_ms_per_article"] = round(1000 * elapsed / max(articles, 1), 1)
-    return totals["new"] / elapsed, memory.peak_bytes, totals
+    totals = total_stats(summaries)
+    per_article = 1000 / max(articles, 1)
+    return IngestRun(
+        rate=totals["new"] / elapsed,
+        peak_bytes=memory.peak_bytes,
+        process_mib=[
+            round(b / 2**20) for b in sorted((memory.by_process or {}).values(), reverse=True)
+        ],
+        loaded=totals["new"],
+        failed=totals["failed"],
+        duplicates=totals["duplicates"],
+        wall_ms_per_article=round(elapsed * per_article, 1),
+        cpu_ms_per_article={k: round(v * per_article, 1) for k, v in cpu.items()},
+    )
 
 
 def _cpu_seconds(server_pid: int) -> dict[str, float]:
@@ -151,7 +173,7 @@ def run(articles: int, workers: int | None, baseline_pages: int | None = None) -
     # from 24 to 31 pages/s, and the slower one would flatter mediamon.
     with multiprocessing.get_context("spawn").Pool(1) as single:
         before = single.apply(plain_trafilatura_rate, (baseline_pages,))
-    rate, peak, totals = mediamon_rate(articles, workers)
+    ingest = mediamon_rate(articles, workers)
     with multiprocessing.get_context("spawn").Pool(1) as single:
         after = single.apply(plain_trafilatura_rate, (baseline_pages,))
     baseline = max(before, after)
@@ -159,13 +181,13 @@ def run(articles: int, workers: int | None, baseline_pages: int | None = None) -
         "Ingest throughput (fetch, decode, extract, normalize, load into PostgreSQL)",
         f"  plain trafilatura.extract, 1 process : {baseline:7.1f} pages/s"
         f" (faster of {before:.1f} before and {after:.1f} after)",
-        f"  mediamon ingest, {articles} articles   : {rate:7.1f} articles/s"
-        f"  ({rate / baseline:.2f}x; target >= 1.6x)",
-        f"  peak memory (all processes, PSS)     : {peak / 2**20:7.0f} MiB (target < 500 MiB);"
-        f" per process {totals['process_mib']}",
-        f"  loaded {totals['new']}, failed {totals['failed']}, duplicates {totals['duplicates']}",
-        f"  CPU ms per article (wall {totals['wall_ms_per_article']} ms on 2 cores):"
-        f" {totals['cpu_ms_per_article']}",
+        f"  mediamon ingest, {articles} articles   : {ingest.rate:7.1f} articles/s"
+        f"  ({ingest.rate / baseline:.2f}x; target >= 1.6x)",
+        f"  peak memory (all processes, PSS)     : {ingest.peak_bytes / 2**20:7.0f} MiB"
+        f" (target < 500 MiB); per process {ingest.process_mib}",
+        f"  loaded {ingest.loaded}, failed {ingest.failed}, duplicates {ingest.duplicates}",
+        f"  CPU ms per article (wall {ingest.wall_ms_per_article} ms on 2 cores):"
+        f" {ingest.cpu_ms_per_article}",
     ]
 
 

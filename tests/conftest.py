@@ -8,15 +8,20 @@ session. Each session creates its own database and drops it at the end.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from mediamon import db, migrate
+from mediamon.archive import parse_archive_text
+from mediamon.models import Article
+from mediamon.pipeline import ArticleJob, build_article
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+SEED = "000_206a002612bb7ab9.txt"  # the RFI article mediamon started from
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +64,20 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: the corpora and seed tests need ../shared")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def built_seed(shared_dir: Path) -> Article:
+    """The seed document of ``../shared/seeds``, parsed and built the way ingest does."""
+    text = (shared_dir / "seeds" / SEED).read_text(encoding="utf-8")
+    item, html = parse_archive_text(text, SEED)
+    job = ArticleJob(
+        item=item,
+        source_language="zh",
+        drop_params=(),
+        seen_at=datetime(2024, 4, 3, tzinfo=UTC),
+        archived_html=html,
+    )
+    article = build_article(job).article
+    assert article is not None
+    return article

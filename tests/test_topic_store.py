@@ -17,9 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon import topic_store
-from mediamon.archive import parse_archive_text
+from mediamon.models import Article
 from mediamon.normalize import fold
-from mediamon.pipeline import ArticleJob, build_article
 from mediamon.topic_store import (
     DeliveryError,
     assess_topics,
@@ -37,7 +36,6 @@ from mediamon.topics import TopicSet, load_topics, parse_topics
 from tests.smtp_server import free_port, serve_smtp, smtp_send
 
 REPO = Path(__file__).resolve().parents[1]
-SEED = "000_206a002612bb7ab9.txt"
 T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday; background runs five weeks before it
 BURST_HOUR = T0 + timedelta(hours=10)
 AT = BURST_HOUR + timedelta(hours=1)
@@ -224,6 +222,15 @@ def add_burst(
     return made
 
 
+def alert_on_burst(engine: sa.Engine, topics: TopicSet) -> list[int]:
+    """Background news, a burst at BURST_HOUR, matched and detected at AT: the ids of
+    the alerts that opened."""
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    match_articles(engine, topics)
+    return detect(engine, topics, AT)
+
+
 def add_quiet_hour(engine: sa.Engine, ids: dict[str, int], hour: datetime, tag: str) -> None:
     with engine.begin() as conn:
         for i in range(8):
@@ -250,17 +257,10 @@ def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
 # --- topics and mentions ------------------------------------------------------------------
 
 
-def test_seed_article_counts_for_both_default_topics(engine: sa.Engine, shared_dir: Path) -> None:
-    text = (shared_dir / "seeds" / SEED).read_text(encoding="utf-8")
-    item, html = parse_archive_text(text, SEED)
-    job = ArticleJob(
-        item=item,
-        source_language="zh",
-        drop_params=(),
-        seen_at=datetime(2024, 4, 3, tzinfo=UTC),
-        archived_html=html,
-    )
-    article = build_article(job).article
+def test_seed_article_counts_for_both_default_topics(
+    engine: sa.Engine, built_seed: Article
+) -> None:
+    article = built_seed
     assert article is not None and article.published_at is not None
     defaults = load_topics(REPO / "config" / "topics.yaml")
     sync_topics(engine, defaults)
@@ -545,10 +545,7 @@ def test_delivery_sends_once_and_escapes(
     engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
 ) -> None:
     sink, port = smtp
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR)
-    match_articles(engine, topics)
-    [alert_id] = detect(engine, topics, AT)
+    [alert_id] = alert_on_burst(engine, topics)
     now = AT + timedelta(minutes=5)
     stats = deliver_pending(engine, smtp_send(port), now, sender="mediamon <alerts@example.org>")
     assert (stats.sent, stats.failed, stats.notified) == (2, 0, [alert_id])
@@ -580,10 +577,7 @@ def test_smtp_down_leaves_alert_pending_then_sends_once(
     engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
 ) -> None:
     sink, port = smtp
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR)
-    match_articles(engine, topics)
-    detect(engine, topics, AT)
+    alert_on_burst(engine, topics)
     closed = free_port()  # nothing listens here: connection refused
     with pytest.raises(DeliveryError) as failure:
         deliver_pending(engine, smtp_send(closed), AT + timedelta(minutes=5))
@@ -617,10 +611,7 @@ def test_digest_is_sent_once_after_its_hour(
     engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
 ) -> None:
     sink, port = smtp
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR)
-    match_articles(engine, topics)
-    detect(engine, topics, AT)
+    alert_on_burst(engine, topics)
     deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5))
     assert all(r != ["editors@example.org"] for r, _ in sink.messages)  # not yet: 08:00 UTC
     next_morning = T0 + timedelta(days=1, hours=8, minutes=3)
@@ -638,10 +629,7 @@ def test_backfilled_alerts_are_not_mailed_late(
     engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
 ) -> None:
     sink, port = smtp
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR)
-    match_articles(engine, topics)
-    detect(engine, topics, AT)
+    alert_on_burst(engine, topics)
     stats = deliver_pending(engine, smtp_send(port), AT + timedelta(days=3))
     assert (stats.skipped, stats.digests, stats.sent) == (2, 1, 1)  # the digest still lists it
     assert [r for r, _ in sink.messages] == [["editors@example.org"]]

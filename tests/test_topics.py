@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from mediamon.archive import parse_archive_text
+from mediamon.models import Article
 from mediamon.normalize import fold
-from mediamon.pipeline import ArticleJob, build_article
 from mediamon.topics import (
     RuleError,
     Topic,
@@ -23,7 +21,6 @@ from mediamon.topics import (
 
 REPO = Path(__file__).resolve().parents[1]
 TOPICS_FILE = REPO / "config" / "topics.yaml"
-SEED = "000_206a002612bb7ab9.txt"
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +29,10 @@ def default_topics() -> dict[str, Topic]:
 
 
 @pytest.fixture(scope="module")
-def seed_article(shared_dir: Path) -> tuple[str, str]:
+def seed_article(built_seed: Article) -> tuple[str, str]:
     """The seed, parsed and extracted the way ingest does: (title, match_text)."""
-    text = (shared_dir / "seeds" / SEED).read_text(encoding="utf-8")
-    item, html = parse_archive_text(text, SEED)
-    job = ArticleJob(
-        item=item,
-        source_language="zh",
-        drop_params=(),
-        seen_at=datetime(2024, 4, 3, tzinfo=UTC),
-        archived_html=html,
-    )
-    article = build_article(job).article
-    assert article is not None
-    assert article.title is not None
-    return article.title, article.match_text
+    assert built_seed.title is not None
+    return built_seed.title, built_seed.match_text
 
 
 def topic(*terms: str, exclude: tuple[str, ...] = ()) -> Topic:
