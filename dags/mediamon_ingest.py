@@ -2,7 +2,8 @@
 
 Every 15 minutes: fetch each due source (RSS/Atom feed or archive folder), extract the
 articles with trafilatura, normalize them and upsert them into PostgreSQL. Mapped over
-sources, never over articles; data moves through Postgres, XCom carries names and counts.
+shards of due sources (each host's sources in one shard, at most the executor's
+parallelism, never over articles); data moves through Postgres, XCom carries names and counts.
 Emits the `mediamon_articles` asset for downstream DAGs (alerts).
 
 Params: `sources` (names, empty = all due), `force` (ignore poll intervals),
@@ -12,6 +13,7 @@ Params: `sources` (names, empty = all due), `force` (ignore poll intervals),
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
@@ -19,6 +21,9 @@ from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, tas
 from mediamon_airflow import failure_mail
 
 ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+# Celery workers listening on this queue run the ingest shards; the small tasks stay on
+# the default queue. The LocalExecutor ignores queues.
+INGEST_QUEUE = "ingest"
 
 
 @dag(
@@ -46,35 +51,44 @@ ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
 )
 def mediamon_ingest() -> None:
     @task
-    def plan_sources() -> list[str]:
-        """Upgrade the schema, sync the sources file, and name the sources due."""
+    def plan_sources() -> list[dict[str, object]]:
+        """Upgrade the schema, sync the sources file, and split the due sources into
+        shards (each host's sources together; at most the executor's parallelism)."""
         from mediamon import service
-        from mediamon_airflow import run_time, settings
+        from mediamon_airflow import run_time, settings, shard_count
 
         context = get_current_context()
         _, now = run_time(context)
         params = context["params"]
-        return service.prepare(settings(), now, only=params["sources"], force=params["force"])
+        shards = service.plan(
+            settings(), now, only=params["sources"], force=params["force"], shards=shard_count()
+        )
+        return [shard.as_xcom(len(shards)) for shard in shards]
 
-    @task(multiple_outputs=False, max_active_tis_per_dagrun=4)
-    def ingest_source(source_name: str) -> dict[str, object]:
-        """Fetch, extract, normalize and load one source."""
+    @task(
+        queue=INGEST_QUEUE,
+        multiple_outputs=False,
+        map_index_template="{{ task.op_kwargs['shard']['label'] }}",
+    )
+    def ingest_shard(shard: dict[str, Any]) -> list[dict[str, object]]:
+        """Fetch, extract, normalize and load a shard's sources; one summary per source."""
         from mediamon import service
-        from mediamon_airflow import run_time, settings
+        from mediamon_airflow import run_time, settings, shard_options
 
         context = get_current_context()
         run_key, now = run_time(context)
-        refetch = context["params"]["refetch"]
-        return service.ingest(settings(), [source_name], run_key, now, refetch_known=refetch)[0]
+        options = shard_options(shard["of"], refetch=context["params"]["refetch"])
+        return service.ingest_shard(settings(), shard["sources"], run_key, now, options)
 
     @task(outlets=[ARTICLES], trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
-    def summarize(summaries: list[dict[str, object]]) -> dict[str, int]:
+    def summarize(shards: list[list[dict[str, object]] | None]) -> dict[str, int]:
         """Add up what the sources loaded; the asset event tells the alerts DAG to run."""
         from mediamon.models import total_stats
+        from mediamon.shards import flatten_summaries
 
-        return total_stats(summaries)
+        return total_stats(flatten_summaries(shards))
 
-    summarize(ingest_source.expand(source_name=plan_sources()))
+    summarize(ingest_shard.expand(shard=plan_sources()))
 
 
 mediamon_ingest()

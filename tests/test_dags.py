@@ -22,6 +22,7 @@ from mediamon.config import PROJECT_ROOT, Settings
 from mediamon.sitehost import serve_folder
 
 DAG_IDS = {"mediamon_ingest", "mediamon_alerts"}
+MORE_THAN_MAP_LIMIT = 1030  # Airflow maps over at most 1,024 values
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +91,8 @@ def test_dag_policies(airflow: Any) -> None:
 def test_ingest_dag_shape(airflow: Any) -> None:
     dag = airflow.dags["mediamon_ingest"]
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
-        "plan_sources": ["ingest_source"],
-        "ingest_source": ["summarize"],
+        "plan_sources": ["ingest_shard"],
+        "ingest_shard": ["summarize"],
         "summarize": [],
     }
     assert [o.name for o in dag.get_task("summarize").outlets] == ["mediamon_articles"]
@@ -134,3 +135,36 @@ def test_alerts_dag_shape(airflow: Any) -> None:
         "detect_spikes": ["deliver_alerts"],
         "deliver_alerts": [],
     }
+
+
+def test_more_due_sources_than_airflow_can_map_are_all_ingested(
+    airflow: Any, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,030 sources on 1,030 loopback hosts, one item each: one task per source would
+    fail on Airflow's max_map_length (1,024); shards ingest every one of them."""
+    from bench.feedfarm import serve_farm
+
+    sources_file = Settings.from_env().sources_path
+    original = sources_file.read_text("utf-8")
+    monkeypatch.setenv("MEDIAMON_SHARDS", "6")
+    dag = airflow.dags["mediamon_ingest"]
+    with serve_farm(MORE_THAN_MAP_LIMIT, 1, pages=False) as farm:
+        farm.sources_yaml(sources_file, fetch_pages=False)
+        try:
+            run = dag.test(logical_date=datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
+        finally:
+            sources_file.write_text(original, "utf-8")
+    assert run.state == "success"
+    with engine.connect() as conn:
+        per_source = dict(
+            conn.execute(sa.text("select source, count(*) from bi.articles group by 1")).all()
+        )
+        feeds = conn.execute(
+            sa.text("select count(*) from fetch_log where kind = 'feed' and error is null")
+        ).scalar_one()
+    assert len(per_source) == MORE_THAN_MAP_LIMIT and set(per_source.values()) == {1}
+    assert feeds == MORE_THAN_MAP_LIMIT
+    shards = [ti for ti in run.get_task_instances() if ti.task_id == "ingest_shard"]
+    assert len(shards) == 6 and all(ti.state == "success" for ti in shards)
+    labels = {ti.rendered_map_index for ti in shards}
+    assert all(label and label.startswith("site-") and " +" in label for label in labels), labels

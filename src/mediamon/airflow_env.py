@@ -34,6 +34,9 @@ def airflow_environment(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The LocalExecutor forks this many workers up front (32 by default: ~2 GB);
+        # the ingest DAG maps over as many shards, each using its share of the cores.
+        "AIRFLOW__CORE__PARALLELISM": str(box_parallelism()),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": "8080",
@@ -55,6 +58,12 @@ def airflow_environment(
     for key, value in defaults.items():
         env.setdefault(key, value)
     return env
+
+
+def box_parallelism(cores: int | None = None) -> int:
+    """Task slots for this machine: two per core (a shard waits on the network part of
+    the time), at least 4 so the small tasks of other DAGs still find a slot."""
+    return max(4, 2 * (cores or os.cpu_count() or 1))
 
 
 def airflow_command(args: Sequence[str]) -> list[str]:

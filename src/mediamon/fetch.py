@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -128,6 +128,17 @@ class GuardedSession(requests.Session):
         self.backoff_s = backoff_s
         self.limiter = HostLimiter()
         self.robots = RobotsCache()
+        # Shared across tasks when set (mediamon.robots_store); the RobotsCache above
+        # still makes each origin one lookup per session.
+        self.robots_store: RobotsStore | None = None
+
+
+class RobotsStore(Protocol):
+    """robots.txt bodies kept beyond one session (see mediamon.robots_store)."""
+
+    def get(self, origin: str) -> str | None: ...
+
+    def put(self, origin: str, robots_url: str, body: str, status: int | None) -> None: ...
 
 
 def make_session(user_agent: str, retries: int = 3, backoff_s: float = 0.5) -> requests.Session:
@@ -523,6 +534,10 @@ def _robots_rules(
     robots_url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/robots.txt"
 
     def load() -> RobotsRules:
+        store = session.robots_store
+        stored = store.get(origin) if store is not None else None
+        if stored is not None:
+            return RobotsRules.parse(stored, robots_url)
         result = fetch(
             session,
             robots_url,
@@ -533,8 +548,13 @@ def _robots_rules(
             deadline_s=min(DOWNLOAD_DEADLINE_S, 30.0),
         )
         if result.ok:
-            return RobotsRules.parse(result.content.decode("utf-8", "replace"), robots_url)
+            body = result.content.decode("utf-8", "replace")
+            if store is not None:
+                store.put(origin, robots_url, body, result.status)
+            return RobotsRules.parse(body, robots_url)
         if result.status is not None and 400 <= result.status < 500 and result.status != 429:
+            if store is not None:
+                store.put(origin, robots_url, "", result.status)
             return RobotsRules(source=robots_url)  # no robots.txt: everything is allowed
         # RFC 9309: an unreachable robots.txt (5xx, 429, network) means disallow all.
         return RobotsRules.unreachable(robots_url, f"robots.txt unreachable ({result.error})")

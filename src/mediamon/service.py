@@ -17,7 +17,9 @@ from mediamon import db, load, migrate, pipeline
 from mediamon.config import Settings
 from mediamon.decode import decode_html
 from mediamon.feeds import FeedItem
-from mediamon.fetch import make_session
+from mediamon.fetch import GuardedSession, make_session
+from mediamon.shard_runner import ShardOptions
+from mediamon.shards import Shard
 from mediamon.sources import Source, load_sources
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,72 @@ def prepare(
         due = configured if force else pipeline.due_sources(conn, configured, ids, now)
     engine.dispose()
     return [s.name for s in due]
+
+
+def plan(
+    settings: Settings,
+    now: datetime,
+    *,
+    only: Sequence[str] = (),
+    force: bool = False,
+    shards: int,
+) -> list[Shard]:
+    """Upgrade the schema, sync the sources file into ``sources``, and split the due
+    sources into at most ``shards`` shards (never more than Airflow's 1,024), each
+    host's sources in one shard (see :mod:`mediamon.shards`).
+
+    Raises:
+        SourceConfigError: the sources file is invalid.
+        ValueError: ``only`` names a source that is not configured.
+    """
+    from mediamon.shards import plan_shards
+
+    configured = load_sources(settings.sources_path)
+    selected = _select(configured, only)
+    engine = engine_for(settings)
+    try:
+        with engine.begin() as conn:
+            ids = load.sync_sources(conn, configured)
+            due = selected if force else pipeline.due_sources(conn, selected, ids, now)
+    finally:
+        engine.dispose()
+    planned = plan_shards(due, shards)
+    logger.info("%d of %d sources due, in %d shards", len(due), len(selected), len(planned))
+    return planned
+
+
+def ingest_shard(
+    settings: Settings,
+    source_names: Sequence[str],
+    run_key: str,
+    now: datetime,
+    options: ShardOptions,
+) -> list[dict[str, object]]:
+    """Ingest one shard's sources, as stored by :func:`plan` (no sources file is read),
+    with one HTTP session, one lazily started extraction pool and robots.txt cached in
+    the database. Returns one summary per source.
+
+    Raises:
+        ShardIncomplete: a source crashed; the others were ingested first.
+    """
+    from mediamon import shard_runner
+    from mediamon.robots_store import DatabaseRobotsStore
+    from mediamon.source_store import stored_sources
+
+    engine = shard_runner.make_shard_engine(db.resolve_url(settings))
+    try:
+        with engine.connect() as conn:
+            configured, ids = stored_sources(conn, source_names)
+        with make_session(
+            settings.user_agent, settings.http_retries, settings.http_backoff_s
+        ) as session:
+            if isinstance(session, GuardedSession):
+                session.robots_store = DatabaseRobotsStore(engine)
+            return shard_runner.ingest_sources(
+                engine, configured, ids, session, run_key, now, options
+            )
+    finally:
+        engine.dispose()
 
 
 def ingest(

@@ -209,3 +209,22 @@ def load_sources(path: Path) -> list[Source]:
         if raw.get("enabled", True):
             sources.append(source)
     return sources
+
+
+def source_from_stored(
+    name: str, kind: str, location: str, language: str | None, settings: dict[str, Any]
+) -> Source:
+    """Rebuild a source from its row in ``sources`` (what :func:`load_sources` read and
+    ``load.sync_sources`` stored), so that ingest tasks need not parse the sources file.
+
+    Raises:
+        SourceConfigError: the stored settings are no longer valid (the message names
+            the source and field).
+    """
+    raw: dict[str, Any] = {**settings, "name": name, "kind": kind}
+    # location is the resolved URL or folder; the stored path may be relative to a file.
+    raw["url" if kind == "feed" else "path"] = location
+    raw.pop("path" if kind == "feed" else "url", None)
+    if raw.get("language") is None and language is not None:
+        raw["language"] = language
+    return _source_from_mapping(raw, 0, Path("sources table"))

@@ -84,3 +84,28 @@ def failure_mail() -> dict[str, Any]:
         " Log: {{ ti.log_url }}",
     )
     return {"on_failure_callback": notifier}
+
+
+def shard_count() -> int:
+    """Shards per cycle: ``MEDIAMON_SHARDS`` when set, else Airflow's ``[core]
+    parallelism`` (the task slots; mediamon sizes it to the box), at most 1,024."""
+    from airflow.sdk import conf
+
+    from mediamon.shards import requested_shards
+    from mediamon.shards import shard_count as clamp
+
+    return clamp(requested_shards(), conf.getint("core", "parallelism", fallback=32))
+
+
+def shard_options(shards_in_run: int, *, refetch: bool) -> Any:
+    """How one shard task runs: its extraction pool shares this machine's cores with the
+    other shards that run at the same time (at most ``parallelism`` of them)."""
+    import os
+
+    from airflow.sdk import conf
+
+    from mediamon.shard_runner import ShardOptions, configured_workers, pool_size
+
+    concurrent = min(max(1, shards_in_run), conf.getint("core", "parallelism", fallback=32))
+    workers = pool_size(os.cpu_count() or 1, concurrent, configured_workers())
+    return ShardOptions(workers=workers, refetch_known=refetch)
