@@ -10,6 +10,7 @@ loop in a process of its own, so it never holds the measured process's GIL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,36 +79,36 @@ def _serve(sources: int, articles: int, pages: bool, ready: Any) -> None:
             return 200, "text/html", page_bodies[(index * articles + j) % len(page_bodies)]
         return 404, "text/plain", b"not found"
 
+    async def handle(
+        index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        host, port = writer.get_extra_info("sockname")[:2]
+        base = f"http://{host}:{port}"
+        try:
+            while True:  # keep-alive: one connection, many requests
+                head = await reader.readuntil(b"\r\n\r\n")
+                if len(head) > MAX_REQUEST_HEAD:
+                    break
+                path = head.split(b" ", 2)[1].decode("latin-1")
+                status, kind, body = answer(index, base, path)
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
     async def main() -> None:
         servers = []
         urls = []
         for index in range(sources):
-
-            def handler(index: int = index) -> Any:
-                async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                    host, port = writer.get_extra_info("sockname")[:2]
-                    base = f"http://{host}:{port}"
-                    try:
-                        while True:  # keep-alive: one connection, many requests
-                            head = await reader.readuntil(b"\r\n\r\n")
-                            if len(head) > MAX_REQUEST_HEAD:
-                                break
-                            path = head.split(b" ", 2)[1].decode("latin-1")
-                            status, kind, body = answer(index, base, path)
-                            writer.write(
-                                f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\n"
-                                f"Content-Length: {len(body)}\r\n\r\n".encode()
-                                + body
-                            )
-                            await writer.drain()
-                    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-                        pass
-                    finally:
-                        writer.close()
-
-                return handle
-
-            server = await asyncio.start_server(handler(), host_address(index), 0)
+            server = await asyncio.start_server(
+                functools.partial(handle, index), host_address(index), 0
+            )
             servers.append(server)
             host, port = server.sockets[0].getsockname()[:2]
             urls.append(f"http://{host}:{port}")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from mediamon.airflow_env import airflow_command, airflow_environment
 from mediamon.config import PROJECT_ROOT, Settings
 from mediamon.sitehost import serve_folder
 
-DAG_IDS = {"mediamon_ingest", "mediamon_alerts"}
+DAG_IDS = {"mediamon_ingest", "mediamon_alerts", "mediamon_maintenance"}
 MORE_THAN_MAP_LIMIT = 1030  # Airflow maps over at most 1,024 values
 
 
@@ -168,3 +169,52 @@ def test_more_due_sources_than_airflow_can_map_are_all_ingested(
     assert len(shards) == 6 and all(ti.state == "success" for ti in shards)
     labels = {ti.rendered_map_index for ti in shards}
     assert all(label and label.startswith("site-") and " +" in label for label in labels), labels
+
+
+def test_maintenance_prunes_old_metadata_logs_and_fetch_log(
+    airflow: Any, engine: sa.Engine
+) -> None:
+    from airflow.sdk import conf
+
+    logs = Path(conf.get("logging", "base_log_folder")) / "dag_id=old" / "run_id=x"
+    logs.mkdir(parents=True, exist_ok=True)
+    old_log, new_log = logs / "old.log", logs / "new.log"
+    old_log.write_text("old"), new_log.write_text("new")
+    long_ago = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+    os.utime(old_log, (long_ago, long_ago))
+    metadata = sa.create_engine(db.normalize_url(os.environ["MEDIAMON_AIRFLOW_DATABASE_URL"]))
+    with metadata.begin() as conn:
+        conn.execute(
+            sa.text("insert into log (dttm, event) values (:at, 'mediamon-test-old')"),
+            {"at": datetime(2024, 1, 1, tzinfo=UTC)},
+        )
+    with engine.begin() as conn:
+        source = conn.execute(
+            sa.text(
+                "insert into sources (name, kind, location, poll_interval)"
+                " values ('old', 'feed', 'https://old.example/', '15 minutes')"
+                " returning source_id"
+            )
+        ).scalar_one()
+        for run, at in (
+            ("r-old", datetime(2024, 1, 1, tzinfo=UTC)),
+            ("r-new", datetime(2024, 5, 30, tzinfo=UTC)),
+        ):
+            conn.execute(
+                sa.text(
+                    "insert into fetch_log (run_key, source_id, url, kind, fetched_at)"
+                    " values (:run, :source, 'https://old.example/', 'feed', :at)"
+                ),
+                {"run": run, "source": source, "at": at},
+            )
+    run = airflow.dags["mediamon_maintenance"].test(logical_date=datetime(2024, 6, 1, tzinfo=UTC))
+    assert run.state == "success"
+    assert not old_log.exists() and new_log.exists()
+    with metadata.connect() as conn:
+        left = conn.execute(
+            sa.text("select count(*) from log where event = 'mediamon-test-old'")
+        ).scalar_one()
+    metadata.dispose()
+    assert left == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select run_key from fetch_log")).scalars().all() == ["r-new"]

@@ -47,8 +47,12 @@ def airflow_environment(
         "MEDIAMON_VAR_DIR": str(settings.var_dir),
         "MEDIAMON_SOURCES": str(settings.sources_path),
     }
+    metadata_url = metadata_url or env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     if metadata_url:
         defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
+        # For the maintenance DAG's `airflow db clean` (Airflow 3 hides its own setting
+        # from tasks).
+        defaults["MEDIAMON_AIRFLOW_DATABASE_URL"] = metadata_url
         # Airflow 3.3 derives its async URL with asyncpg, which we do not install.
         defaults["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = metadata_url.replace(
             "postgresql+psycopg://", "postgresql+psycopg_async://"

@@ -157,6 +157,17 @@ def ingest(
     return summaries
 
 
+def prune_fetch_log(settings: Settings, before: datetime) -> int:
+    """Delete the fetch-log rows older than ``before``; return how many."""
+    from mediamon import retention
+
+    engine = engine_for(settings)
+    try:
+        return retention.prune_fetch_log(engine, before)
+    finally:
+        engine.dispose()
+
+
 def import_archive(
     settings: Settings,
     folder: Path,

@@ -109,3 +109,26 @@ def shard_options(shards_in_run: int, *, refetch: bool) -> Any:
     concurrent = min(max(1, shards_in_run), conf.getint("core", "parallelism", fallback=32))
     workers = pool_size(os.cpu_count() or 1, concurrent, configured_workers())
     return ShardOptions(workers=workers, refetch_known=refetch)
+
+
+def retention_cutoff(context: dict[str, Any], param: str) -> datetime:
+    """The run's time minus the ``param`` days of retention."""
+    from datetime import timedelta
+
+    days = max(1, int(context["params"][param]))
+    return run_time(context)[1] - timedelta(days=days)
+
+
+def metadata_url() -> str:
+    """Airflow's metadata database for ``airflow db clean``: ``MEDIAMON_AIRFLOW_DATABASE_URL``
+    (mediamon's environment and the compose file set it; Airflow 3 hides its own setting
+    from tasks)."""
+    import os
+
+    url = os.environ.get("MEDIAMON_AIRFLOW_DATABASE_URL")
+    if not url:
+        raise RuntimeError(
+            "MEDIAMON_AIRFLOW_DATABASE_URL is not set: the maintenance task cannot reach"
+            " Airflow's metadata database to run airflow db clean"
+        )
+    return url
