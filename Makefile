@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean
+.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke bench-scale celery-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: install ## benchmarks: throughput, extraction quality, load, DAG parse ti
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
 	$(BIN)/python -m bench.run --smoke
+
+bench-scale: install ## one ingest cycle at 10/100/1,000 sources through a real scheduler (~30 min)
+	$(BIN)/python -m bench.scale
 
 clean: ## remove the virtualenv and var/ (stops the embedded database first)
 	-$(BIN)/mediamon db stop

@@ -37,13 +37,14 @@ class Farm:
     urls: list[str]
     pid: int
 
-    def sources_yaml(self, path: Path, *, fetch_pages: bool = True) -> None:
+    def sources_yaml(self, path: Path, *, fetch_pages: bool = True, max_items: int = 500) -> None:
         """Write a sources file with one feed source per site (names ``site-0001``…)."""
         lines = ["sources:"]
         for index, url in enumerate(self.urls):
             lines.append(
                 f"  - {{name: site-{index:04d}, url: '{url}/feed.xml', language: zh,"
-                f" allow_private_network: true, fetch_pages: {str(fetch_pages).lower()}}}"
+                f" allow_private_network: true, fetch_pages: {str(fetch_pages).lower()},"
+                f" max_items: {max_items}}}"
             )
         path.write_text("\n".join(lines) + "\n", "utf-8")
 
