@@ -23,7 +23,7 @@ install: $(STAMP) ## create .venv with the pinned versions and mediamon (editabl
 
 lock: ## re-resolve the dependencies and rewrite requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q -U pip
-	.venv-lock/bin/pip install -q -e '.[airflow,dev]'
+	.venv-lock/bin/pip install -q -e '.[airflow,celery,dev]'
 	{ sed -n '1,3p' requirements.lock; .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
@@ -52,6 +52,9 @@ bench: install ## benchmarks: throughput, extraction quality, load, DAG parse ti
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
 	$(BIN)/python -m bench.run --smoke
+
+celery-smoke: install ## Airflow on two Celery workers (Redis, PostgreSQL) and the compose file's services, natively (CI, ~3 min)
+	$(BIN)/pytest -q -m celery tests/test_celery.py tests/test_compose.py
 
 bench-scale: install ## one ingest cycle at 10/100/1,000 sources through a real scheduler (~30 min)
 	$(BIN)/python -m bench.scale
