@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     url = db_commands.add_parser("url", help="print the database URL (starts the embedded server)")
     url.add_argument("--database", default="mediamon", help="database name (embedded server)")
     db_commands.add_parser("stop", help="stop the embedded PostgreSQL server")
+    db_commands.add_parser(
+        "roles",
+        help="create or update the tasks' writer role and the BI login named by"
+        " MEDIAMON_WRITER_ROLE / MEDIAMON_BI_LOGIN (passwords from *_PASSWORD)",
+    )
 
     ingest = commands.add_parser("ingest", help="run one ingest cycle without Airflow")
     ingest.add_argument(
@@ -91,6 +96,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print("applied: " + ", ".join(applied) if applied else "schema is up to date")
         elif args.db_command == "url":
             print(db.resolve_url(settings, args.database))
+        elif args.db_command == "roles":
+            from mediamon import roles
+
+            engine = db.make_engine(db.resolve_url(settings))
+            for line in roles.ensure_roles(engine, *roles.logins_from_env()) or ["nothing named"]:
+                print(line)
+            engine.dispose()
         else:
             print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
         return 0

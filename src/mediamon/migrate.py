@@ -73,13 +73,16 @@ def upgrade(engine: sa.Engine, folder: Path | None = None) -> list[str]:
     with engine.connect() as conn:
         conn.execute(sa.text("select pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
         try:
-            conn.execute(
-                sa.text(
-                    "create table if not exists schema_migrations ("
-                    " version integer primary key, name text not null,"
-                    " checksum text not null, applied_at timestamptz not null default now())"
+            # Checked first: the tasks' writer role may not create tables, and PostgreSQL
+            # refuses even "create table if not exists" on a table that exists.
+            if conn.execute(sa.text("select to_regclass('schema_migrations')")).scalar() is None:
+                conn.execute(
+                    sa.text(
+                        "create table if not exists schema_migrations ("
+                        " version integer primary key, name text not null,"
+                        " checksum text not null, applied_at timestamptz not null default now())"
+                    )
                 )
-            )
             conn.commit()
             done: dict[int, str] = dict(
                 conn.execute(sa.text("select version, checksum from schema_migrations")).all()
