@@ -350,6 +350,11 @@ def _verdicts(results: list[Result]) -> list[str]:
 
 
 def main() -> None:
+    import signal
+    import sys
+
+    # SIGTERM unwinds like Ctrl-C, so every service, server and database is cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--sizes", default="10,100,1000", help="numbers of sources")

@@ -43,6 +43,9 @@ def airflow_environment(
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "8793",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # A busy small box answers the execution API slowly: with the default 5 s a task
+        # times out, retries a call that had succeeded, and fails on the state conflict.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__SIMPLE_AUTH_MANAGER__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "MEDIAMON_VAR_DIR": str(settings.var_dir),
         "MEDIAMON_SOURCES": str(settings.sources_path),
