@@ -6,7 +6,6 @@ ingest worker and its other tasks on the default worker, as Airflow's metadata s
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 
 from bench import airflow_stack
 from bench.feedfarm import serve_farm
+from bench.scale import unscheduled
 from mediamon.airflow_env import airflow_environment
 from mediamon.config import PROJECT_ROOT, Settings
 
@@ -34,9 +34,9 @@ def test_ingest_dag_runs_on_two_celery_workers(
 ) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
-    shutil.copy(PROJECT_ROOT / "dags" / "mediamon_ingest.py", dags)
+    dag_file = (PROJECT_ROOT / "dags" / "mediamon_ingest.py").read_text("utf-8")
+    (dags / "mediamon_ingest.py").write_text(unscheduled(dag_file), "utf-8")  # triggered only
     sources = tmp_path / "sources.yaml"
-    sources.write_text("sources: []\n", "utf-8")
     settings = replace(
         Settings.from_env(), database_url=database_url, sources_path=sources, var_dir=tmp_path
     )
@@ -45,6 +45,7 @@ def test_ingest_dag_runs_on_two_celery_workers(
         serve_farm(SITES, ARTICLES) as farm,
         airflow_stack.metadata_database(base) as metadata_url,
     ):
+        farm.sources_yaml(sources)
         env = airflow_environment(settings, {**base, "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url})
         env = airflow_stack.stack_environment(env, metadata_url, tmp_path)
         env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
@@ -59,8 +60,6 @@ def test_ingest_dag_runs_on_two_celery_workers(
             airflow_stack.start_celery_worker(stack, "worker-default", "default", 1)
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_ingest")
-            stack.wait_until_idle("mediamon_ingest")
-            farm.sources_yaml(sources)
             run_id = stack.trigger("mediamon_ingest")
             times = stack.wait_for_run("mediamon_ingest", run_id, timeout_s=150)
             tasks = stack.task_instances("mediamon_ingest", run_id)

@@ -333,7 +333,8 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
         farm.sources_yaml(config / "sources.yaml")
         created = requests.post(
             f"{stack.api_url}/api/v2/dags/mediamon_ingest/dagRuns",
-            json={"logical_date": None, "conf": {}},
+            # force: a run the schedule started at a quarter hour may have polled them
+            json={"logical_date": None, "conf": {"force": True}},
             headers=headers,
             timeout=30,
         )

@@ -104,6 +104,8 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
 
 
 def _html2txt(html: str) -> str:
+    if "<" not in html:  # plain text, as many feeds' summaries are: trafilatura would
+        return unescape(html)  # return "" and log an ERROR for every such item
     import trafilatura
 
     return str(trafilatura.html2txt(html) or "")

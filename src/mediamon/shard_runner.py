@@ -57,12 +57,15 @@ class LazyExtractionPool(Executor):
     With more than one worker, the first :meth:`submit` imports trafilatura, loads the
     folding table and the language model, freezes the heap (so forked workers share those
     pages, as :func:`mediamon.pipeline.extraction_pool` does) and forks the workers; with
-    one, articles are built in the calling thread. Thread-safe.
+    one, articles are built in the calling thread, one at a time: trafilatura parses
+    with module-level lxml parsers, which are not thread-safe (two source threads
+    extracting at once span a task for minutes). Thread-safe.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
         self._lock = threading.Lock()
+        self._inline = threading.Lock()  # one build at a time in this process
         self._pool: ProcessPoolExecutor | None = None
         self._frozen = False
         self.started = False
@@ -75,7 +78,8 @@ class LazyExtractionPool(Executor):
             return self._pool.submit(fn, *args, **kwargs)
         future: Future[T] = Future()
         try:
-            future.set_result(fn(*args, **kwargs))
+            with self._inline:
+                future.set_result(fn(*args, **kwargs))
         except BaseException as error:  # noqa: BLE001 - handed to the caller, as a pool would
             future.set_exception(error)
         return future
