@@ -257,10 +257,18 @@ class Stack:
         raise TimeoutError(f"{message} in {timeout_s} s")
 
     def stop(self) -> None:
-        """SIGTERM every service's process group, then SIGKILL what is left."""
+        """SIGTERM every service's process group, then SIGKILL what is left, including
+        task processes that moved to process groups of their own."""
+        import psutil
+
+        descendants: list[psutil.Process] = []
+        for process in self.processes.values():
+            with suppress(psutil.Error):
+                descendants += psutil.Process(process.pid).children(recursive=True)
         for process in self.processes.values():
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         for process in self.processes.values():
             try:
@@ -268,9 +276,12 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        for process in self.processes.values():  # stray task processes of a group
+        for process in self.processes.values():  # stray processes of a group
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+        for child in descendants:
+            with suppress(psutil.Error):
+                child.kill()
 
 
 @dataclass(frozen=True)
