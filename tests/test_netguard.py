@@ -89,9 +89,14 @@ def test_bad_urls_are_refused_before_any_lookup(url: str, message: str) -> None:
     ],
 )
 def test_private_addresses_in_any_spelling_are_refused(url: str) -> None:
-    with pytest.raises(netguard.BlockedURL, match="the source does not allow private networks"):
+    refusal = "never fetched" if "169.254" in url else "the source does not allow private"
+    with pytest.raises(netguard.BlockedURL, match=refusal):
         netguard.vet(url)
-    assert netguard.vet(url, allow_private=True).addresses
+    if "169.254.169.254" in url:  # metadata: refused whatever the allowance
+        with pytest.raises(netguard.BlockedURL, match="never fetched, whatever"):
+            netguard.vet(url, private_ok={netguard.url_host_key(url)})
+    else:
+        assert netguard.vet(url, private_ok={netguard.url_host_key(url)}).addresses
 
 
 FakeDNS = Callable[[dict[str, list[str]]], list[str]]
@@ -138,7 +143,7 @@ def test_names_resolving_to_private_addresses_are_refused(fake_dns: FakeDNS) -> 
         netguard.vet("http://metadata.test/latest")
     assert str(error.value) == (
         "blocked: metadata.test resolves to 169.254.169.254, which is cloud metadata"
-        " (the source does not allow private networks)"
+        " (never fetched, whatever the configuration)"
     )
     with pytest.raises(netguard.BlockedURL, match="10.20.30.40, which is private"):
         netguard.vet("https://intranet.test/", literal_ok=True)  # a name is always checked
@@ -184,7 +189,10 @@ def test_international_host_names_are_pinned_too(httpserver: HTTPServer, fake_dn
         result = fetch(session, f"http://新闻.test:{httpserver.port}/", allow_private_network=True)
     assert result.ok and result.content.decode() == "好"
     assert asked == [ascii_name]
-    assert netguard.vet(f"http://新闻.test:{httpserver.port}/", allow_private=True).host == (
+    assert netguard.vet(
+        f"http://新闻.test:{httpserver.port}/",
+        private_ok={f"{ascii_name}:{httpserver.port}"},
+    ).host == (
         ascii_name
     )
 

@@ -227,7 +227,7 @@ def fetch_options(source: Source) -> dict[str, Any]:
     """The source's limits as keyword arguments of :func:`mediamon.fetch.fetch`."""
     interval = source.host_min_interval
     return {
-        "allow_private_network": source.allow_private_network,
+        "private_hosts": source.private_hosts,
         "limits": HostLimits(
             interval.total_seconds() if interval is not None else None,
             source.host_max_connections,
