@@ -187,7 +187,9 @@ def build_article(job: ArticleJob) -> BuildResult:
     title = cap(
         clean_text(item.title or (meta.title if meta else "") or ""), limits.MAX_TITLE_CHARS
     )
-    match_text = fold(body)  # the title stays out: syndicated copies often retitle
+    # The title stays out: syndicated copies often retitle. Folding may lengthen the text
+    # (NFKC spells out ligatures and ellipses): the cap holds after it too.
+    match_text = fold(body)[: limits.MAX_BODY_CHARS]
     published = item.published_at or (meta.published_at if meta else None)
     if published is not None:
         published = to_utc(published)
