@@ -143,6 +143,8 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
 
     for path in paths:
         try:
+            if not path.exists():
+                raise InputError(f"{path}: no such file")
             if not path.is_file():  # /dev/zero, a FIFO or a folder would never end
                 raise InputError(f"{path}: not a regular file")
             decoded = decode_html(read_capped(path, DEFAULT_MAX_BYTES))
