@@ -359,7 +359,7 @@ def test_retry_after_is_clamped_to_max_poll_interval(
     ("entry", "field"),
     [
         ("poll_interval: 999999999d", "poll_interval"),
-        ("poll_interval: 1e400", "poll_interval"),
+        ("poll_interval: 1.0e+400", "poll_interval"),
         ("poll_interval: 100000000000000000000000", "poll_interval"),
         ("poll_interval: 366d", "poll_interval"),
         ("max_poll_interval: 99999999999999h", "max_poll_interval"),
