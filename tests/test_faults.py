@@ -202,7 +202,10 @@ def test_entity_expansion_bombs_are_not_expanded(engine: sa.Engine, server: Faul
     stats = run_ingest(engine, sources, NOW)
     assert time.monotonic() - started < 10
     for name in ("laughs", "quadratic"):
-        assert "feed declares a DTD or XML entities; removed before parsing, nothing expanded" in stats[name].errors
+        assert (
+            "feed declares a DTD or XML entities; removed before parsing, nothing expanded"
+            in stats[name].errors
+        )
     titles = {a["source"]: a["title"] for a in articles(engine).values()}
     assert "root:" not in str(titles["laughs"])  # no external entity either
     assert len(str(titles["laughs"])) < 100

@@ -192,9 +192,7 @@ def test_international_host_names_are_pinned_too(httpserver: HTTPServer, fake_dn
     assert netguard.vet(
         f"http://新闻.test:{httpserver.port}/",
         private_ok={f"{ascii_name}:{httpserver.port}"},
-    ).host == (
-        ascii_name
-    )
+    ).host == (ascii_name)
 
 
 def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:

@@ -82,7 +82,10 @@ class IngestStats:
 
 def total_stats(summaries: list[dict[str, object]]) -> dict[str, int]:
     """Sum the counts of several :meth:`IngestStats.as_dict` summaries (None = a failed task)."""
-    keys = ("items", "new", "updated", "unchanged", "already_known", "failed", "duplicates")
+    keys = (
+        "items", "new", "updated", "unchanged", "already_known", "failed", "duplicates",
+        "claims", "left_for_next_poll",
+    )  # fmt: skip
     totals = dict.fromkeys(keys, 0)
     totals["sources"] = 0
     for summary in summaries:

@@ -77,7 +77,10 @@ class BuildResult:
 
 def default_workers() -> int:
     """Extraction processes: ``MEDIAMON_WORKERS``, else one per core."""
-    return max(1, int(os.environ.get("MEDIAMON_WORKERS") or os.cpu_count() or 1))
+    from mediamon.config import env_number
+
+    cores = os.cpu_count() or 1
+    return int(env_number(os.environ, "MEDIAMON_WORKERS", cores, 1, 64, whole=True))
 
 
 @contextmanager
