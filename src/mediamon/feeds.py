@@ -28,6 +28,11 @@ MAX_URL_LENGTH = 2048  # the same cap the fetcher applies (mediamon.netguard)
 # Markup declarations that may define entities: <!DOCTYPE (with its internal subset)
 # and, outside one, stray <!ENTITY (invalid XML, but a lenient parser may read it).
 DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+# What matters inside a declaration: quotes, comments, PIs, the internal subset's
+# brackets, and the declaration's end (inside the subset, only its end bracket).
+DECLARATION_SYNTAX = re.compile(r"""["'\[>]|<!--|<\?""")
+SUBSET_SYNTAX = re.compile(r"""["'\]]|<!--|<\?""")
+MAX_DECLARATION_TOKENS = 100_000
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -176,44 +181,43 @@ def without_declarations(text: str) -> tuple[str, int]:
     Quoted strings, comments and processing instructions inside a declaration are
     skipped as a unit, so a ``]`` or ``>`` inside them does not end it early; a
     declaration that never ends takes the rest of the document with it (the feed is
-    then refused, never expanded). Removal repeats until none is left, so pieces
-    around a removed declaration cannot join into a new one.
+    then refused, never expanded). Each declaration is replaced by a space, so the
+    pieces around it cannot join into a new ``<!DOCTYPE``; one pass, linear in the text.
     """
-    removed = 0
-    while match := DECLARATION.search(text):
-        end = _declaration_end(text, match.end())
-        text = text[: match.start()] + text[end:]
-        removed += 1
-    return text, removed
+    pieces: list[str] = []
+    position = 0
+    while match := DECLARATION.search(text, position):
+        pieces.append(text[position : match.start()])
+        position = _declaration_end(text, match.end())
+    if not pieces:
+        return text, 0
+    return " ".join([*pieces, text[position:]]), len(pieces)
 
 
 def _declaration_end(text: str, position: int) -> int:
     """Index just past the ``>`` that closes the declaration whose body starts at
-    ``position`` (nested ``[ … ]`` subset, quotes, comments and PIs skipped)."""
-    depth = 0
-    length = len(text)
-    while position < length:
-        char = text[position]
-        if char in "\"'":
-            close = text.find(char, position + 1)
-            position = length if close < 0 else close + 1
-            continue
-        if text.startswith("<!--", position):
-            close = text.find("-->", position + 4)
-            position = length if close < 0 else close + 3
-            continue
-        if text.startswith("<?", position):
-            close = text.find("?>", position + 2)
-            position = length if close < 0 else close + 2
-            continue
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth = max(depth - 1, 0)
-        elif char == ">" and depth == 0:
-            return position + 1
-        position += 1
-    return length
+    ``position`` (its ``[ … ]`` internal subset, quotes, comments and PIs skipped). A
+    declaration that does not end, or takes more than MAX_DECLARATION_TOKENS steps
+    (real DTDs take dozens), runs to the end of the text."""
+    in_subset = False
+    for _ in range(MAX_DECLARATION_TOKENS):
+        pattern = SUBSET_SYNTAX if in_subset else DECLARATION_SYNTAX
+        match = pattern.search(text, position)
+        if match is None:
+            break
+        token = match.group()
+        position = match.end()
+        closing = {'"': '"', "'": "'", "<!--": "-->", "<?": "?>"}.get(token)
+        if closing is not None:
+            close = text.find(closing, position)
+            if close < 0:
+                break
+            position = close + len(closing)
+        elif token in "[]":
+            in_subset = token == "["
+        else:  # ">" outside the subset
+            return position
+    return len(text)
 
 
 def _capped(item: FeedItem) -> FeedItem:
