@@ -378,6 +378,32 @@ def test_huge_config_numbers_are_rejected_naming_the_field(
         load_sources(path)
 
 
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "-1" + "0" * 400])
+def test_huge_topic_thresholds_are_rejected_naming_the_field(value: str) -> None:
+    from mediamon.topics import TopicConfigError, parse_topics
+
+    text = "version: 1\ntopics:\n  - key: t\n    name: t\n    terms: [t]\n"
+    text += f"    thresholds: {{min_stories: {value}}}\n"
+    with pytest.raises(TopicConfigError, match="thresholds.min_stories must be between"):
+        parse_topics(text, "topics.yaml")
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "\u00b2"])
+def test_absurd_content_length_is_one_items_error(
+    engine: sa.Engine, server: FaultServer, length: str
+) -> None:
+    """int() refuses 5000 digits and "²" passes str.isdigit(): neither may escape fetch()
+    and take the source (and the run) down."""
+    server.route("/odd", respond(page("奇怪的长度"), headers={"Content-Length": length}))
+    server.route("/fine", respond(page("正常")))
+    feed = rss([item(server.url("/odd")), item(server.url("/fine"), title="正常")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    # Without a usable length the body runs until the server closes: 1 s read timeout.
+    source = feed_source("odd", server.url("/feed.xml"), read_timeout=timedelta(seconds=1))
+    stats = run_ingest(engine, [source], NOW)["odd"]
+    assert stats.new == 2 and server.hits("/fine") == 1
+
+
 # --------------------------------------------------- 7. workers die with their parent
 
 

@@ -386,7 +386,10 @@ def _read_response(
         return result
     encoding = headers.get("content-encoding", "").strip().lower()
     length = headers.get("content-length", "")
-    if encoding in ("", "identity") and length.isdigit() and int(length) > max_bytes:
+    # ASCII digits only ("²".isdigit() is true), and a length of 16 digits or more is
+    # over any cap without converting it (int() refuses more than 4300 digits).
+    declared = length.isascii() and length.isdigit()
+    if encoding in ("", "identity") and declared and (len(length) > 15 or int(length) > max_bytes):
         result.error = f"body larger than {max_bytes} bytes"
         return result
     try:
