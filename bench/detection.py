@@ -35,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from mediamon.spikes import HOURS_PER_WEEK, HourlySeries, SpikeParams, assess, replay
-from mediamon.topics import Topic
+from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, SpikeParams, assess, replay
+from mediamon.topics.rules import Topic
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 WARMUP_WEEKS = 4
@@ -302,8 +302,10 @@ def _db_timing(url: str, corpus: Corpus, at: datetime, expected: list[float]) ->
 
     import sqlalchemy as sa
 
-    from mediamon import db, migrate, topic_store
-    from mediamon.topics import TopicSet
+    from mediamon import db
+    from mediamon.alerts import deliver as topic_store
+    from mediamon.db import migrate
+    from mediamon.topics.rules import TopicSet
 
     name = "mediamon_bench_detection"
     admin = sa.create_engine(db.normalize_url(url), isolation_level="AUTOCOMMIT")

@@ -20,9 +20,9 @@ from typing import Any
 
 from bench.common import corpus_pages, scratch_database, track_memory
 from mediamon import service
-from mediamon.config import Settings
-from mediamon.feeds import MAX_ITEMS
+from mediamon.ingest.feeds import MAX_ITEMS
 from mediamon.models import total_stats
+from mediamon.settings import Settings
 
 
 def _serve(articles: int, port_queue: Any) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mediamon import db, migrate
-from mediamon.archive import parse_archive_text
+from mediamon import db
+from mediamon.db import migrate
+from mediamon.ingest.archive import parse_archive_text
+from mediamon.ingest.run import ArticleJob, build_article
 from mediamon.models import Article
-from mediamon.pipeline import ArticleJob, build_article
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

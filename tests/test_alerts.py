@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mediamon.alerts import (
+from mediamon.alerts.render import (
     BAR,
     BAR_HIGHLIGHT,
     AlertContent,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.archive import ArchiveFormatError, archive_files, parse_archive_text
+from mediamon.ingest.archive import ArchiveFormatError, archive_files, parse_archive_text
 
 
 def test_seed_header(shared_dir: Path) -> None:

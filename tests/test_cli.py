@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.cli import main
-from mediamon.config import PROJECT_ROOT
+from mediamon.settings import DEMO_DIR
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def test_bad_archive_files_are_named_and_the_rest_load(
 ) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
-    shutil.copy(PROJECT_ROOT / "demo" / "archive" / "000_206a002612bb7ab9.txt", folder / "001.txt")
+    shutil.copy(DEMO_DIR / "archive" / "000_206a002612bb7ab9.txt", folder / "001.txt")
     (folder / "002_broken.txt").write_text("no header at all\n<p>text</p>", "utf-8")
     assert main(["import-archive", str(folder), "--source-name", "mixed"]) == 1
     summary = json.loads(capsys.readouterr().out)
@@ -72,7 +72,7 @@ def test_bad_archive_files_are_named_and_the_rest_load(
 def test_extract_prints_one_json_line_per_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    site = PROJECT_ROOT / "demo" / "site" / "news" / "2024" / "04"
+    site = DEMO_DIR / "site" / "news" / "2024" / "04"
     missing = tmp_path / "missing.html"
     assert (
         main(

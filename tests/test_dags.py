@@ -17,16 +17,16 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon import db
-from mediamon.airflow_env import airflow_command, airflow_environment
-from mediamon.config import PROJECT_ROOT, Settings
-from mediamon.sitehost import serve_folder
+from mediamon.devtools.airflow_env import airflow_command, airflow_environment, dags_folder
+from mediamon.devtools.sitehost import serve_folder
+from mediamon.settings import DEMO_DIR, Settings
 
 DAG_IDS = {"mediamon_ingest", "mediamon_alerts"}
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    with serve_folder(PROJECT_ROOT / "demo" / "site") as base:
+    with serve_folder(DEMO_DIR / "site") as base:
         yield base
 
 
@@ -42,7 +42,7 @@ def airflow(
         "sources:\n"
         f"  - {{name: demo-news, url: '{site}/feed.xml', language: zh,"
         " allow_private_network: true}\n"
-        f"  - {{name: archive, kind: archive, path: '{PROJECT_ROOT / 'demo' / 'archive'}'}}\n",
+        f"  - {{name: archive, kind: archive, path: '{DEMO_DIR / 'archive'}'}}\n",
         "utf-8",
     )
     metadata_url = db.ensure_database(database_url, f"airflow_test_{uuid.uuid4().hex[:8]}")
@@ -59,7 +59,7 @@ def airflow(
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     from airflow.dag_processing.dagbag import DagBag
 
-    yield DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    yield DagBag(dag_folder=str(dags_folder()))
     from airflow import settings as airflow_settings
 
     airflow_settings.dispose_orm()  # before its database goes

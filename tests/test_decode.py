@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 
-from mediamon.decode import canonical_encoding, decode_html
+from mediamon.ingest.decode import canonical_encoding, decode_html
 
 TEXT = "台湾海峡局势紧张，出口管制范围扩大。朱镕基与王喆出席会议。"
 

@@ -23,8 +23,8 @@ from bench.scoring import (
     score_page,
     tokens,
 )
-from mediamon.decode import decode_html
-from mediamon.extract import Extracted, clean_text, extract, load_site_rules
+from mediamon.ingest.decode import decode_html
+from mediamon.ingest.extract import Extracted, clean_text, extract, load_site_rules
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 

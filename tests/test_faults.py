@@ -45,10 +45,12 @@ from faults.server import (
     truncated_gzip,
 )
 
-from mediamon import db, migrate, pipeline, service
-from mediamon.config import PROJECT_ROOT, Settings
-from mediamon.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, make_session
-from mediamon.sitehost import serve_folder
+from mediamon import db, service
+from mediamon.db import migrate
+from mediamon.devtools.sitehost import serve_folder
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, make_session
+from mediamon.settings import DEMO_DIR, Settings
 
 NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
 RSS = "application/rss+xml; charset=utf-8"
@@ -512,7 +514,7 @@ def test_misbehaving_sources_leave_the_others_complete(
     }
     server.route("/ssrf", redirect("http://169.254.169.254/latest/"))
     lines = ["sources:"]
-    with serve_folder(PROJECT_ROOT / "demo" / "site") as demo:
+    with serve_folder(DEMO_DIR / "site") as demo:
         lines.append(
             f"  - {{name: demo-news, url: '{demo}/feed.xml', language: zh,"
             " allow_private_network: true}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.feeds import MAX_ITEMS, FeedError, parse_feed
+from mediamon.ingest.feeds import MAX_ITEMS, FeedError, parse_feed
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from mediamon import service
-from mediamon.config import PROJECT_ROOT, Settings
-from mediamon.sitehost import serve_folder
+from mediamon.devtools.sitehost import serve_folder
+from mediamon.settings import DEMO_DIR, Settings
 
 NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def settings(
     tmp_path: Path, database_url: str, broken_site: str, httpserver: HTTPServer
 ) -> Iterator[Settings]:
     httpserver.expect_request("/feed.xml").respond_with_data("down", status=500)
-    with serve_folder(PROJECT_ROOT / "demo" / "site") as base:
+    with serve_folder(DEMO_DIR / "site") as base:
         path = tmp_path / "sources.yaml"
         path.write_text(
             "sources:\n"
@@ -47,7 +47,7 @@ def settings(
             f"  - {{name: malformed, url: '{broken_site}/malformed.xml'}}\n"
             f"  - {{name: empty, url: '{broken_site}/empty.xml'}}\n"
             "  - {name: no-dns, url: 'http://mediamon-test.invalid/feed.xml'}\n"
-            f"  - {{name: archive, kind: archive, path: '{PROJECT_ROOT / 'demo' / 'archive'}'}}\n",
+            f"  - {{name: archive, kind: archive, path: '{DEMO_DIR / 'archive'}'}}\n",
             "utf-8",
         )
         yield Settings(

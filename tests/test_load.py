@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mediamon import load, migrate, normalize
+from mediamon.db import migrate
+from mediamon.ingest import load, normalize
+from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
-from mediamon.sources import Source
 
 NOW = datetime(2024, 4, 20, tzinfo=UTC)
 BODY = "\n".join(f"第{n}句话讲述了一件完全不同的新闻事件，编号为{n * 7919}。" for n in range(10))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mediamon import mail
+from mediamon.alerts import smtp as mail
 from mediamon.cli import main
-from mediamon.demo import mail_sink
-from mediamon.demo_history import write_history
+from mediamon.devtools.demo import mail_sink
+from mediamon.devtools.demo_history import write_history
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 

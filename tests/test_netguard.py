@@ -16,8 +16,8 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from mediamon import netguard
-from mediamon.fetch import fetch, make_session
+from mediamon.ingest import netguard
+from mediamon.ingest.fetch import fetch, make_session
 
 
 @pytest.mark.parametrize(

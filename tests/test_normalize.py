@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from mediamon import normalize
-from mediamon.config import PROJECT_ROOT
+from mediamon.ingest import normalize
+from mediamon.settings import DEMO_DIR
 
 
 def test_clean_text_tidies_whitespace_and_invisible_characters() -> None:
@@ -73,7 +73,7 @@ def test_content_hash_ignores_spacing_and_punctuation_only() -> None:
     assert a != c
 
 
-SEED = PROJECT_ROOT / "demo" / "archive" / "000_206a002612bb7ab9.txt"
+SEED = DEMO_DIR / "archive" / "000_206a002612bb7ab9.txt"
 # The seed's paragraphs as plain text: a real article, varied enough for hashing.
 STORY = "\n".join(
     re.sub(r"<[^>]+>", "", p).strip()

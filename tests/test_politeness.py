@@ -15,16 +15,16 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from mediamon.fetch import FetchResult, fetch, make_session
-from mediamon.pipeline import fetch_options
-from mediamon.politeness import (
+from mediamon.ingest.fetch import FetchResult, fetch, make_session
+from mediamon.ingest.politeness import (
     DEFAULT_MIN_INTERVAL_S,
     HostDeferred,
     HostLimiter,
     HostLimits,
     RobotsRules,
 )
-from mediamon.sources import load_sources
+from mediamon.ingest.run import fetch_options
+from mediamon.ingest.sources import load_sources
 
 
 @pytest.fixture()
@@ -263,7 +263,7 @@ def test_crawl_delay_spaces_page_requests(
     ],
 )
 def test_invalid_fetch_settings_are_named(tmp_path: Path, entry: str, message: str) -> None:
-    from mediamon.sources import SourceConfigError
+    from mediamon.ingest.sources import SourceConfigError
 
     path = tmp_path / "sources.yaml"
     path.write_text(f"sources:\n  - {{name: a, url: 'https://x/f', {entry}}}\n", "utf-8")

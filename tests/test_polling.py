@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from faults.helpers import feed_source, item, page, rss, run_ingest, state
 from faults.server import FaultServer, conditional, fault_server, respond
 
-from mediamon import pipeline
-from mediamon.polling import failure_delay, next_interval
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.polling import failure_delay, next_interval
 
 NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
 RSS = "application/rss+xml; charset=utf-8"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.config import PROJECT_ROOT
-from mediamon.sources import SourceConfigError, load_sources
+from mediamon.ingest.sources import SourceConfigError, load_sources
+from mediamon.settings import DEFAULT_CONFIG_DIR
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_default_config_is_valid() -> None:
-    sources = load_sources(PROJECT_ROOT / "config" / "sources.yaml")
+    sources = load_sources(DEFAULT_CONFIG_DIR / "sources.yaml")
     assert len(sources) >= 3
     assert all(s.kind == "feed" and s.location.startswith("https://") for s in sources)
     assert {s.language for s in sources} == {"zh"}

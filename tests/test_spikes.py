@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from mediamon.spikes import (
+from mediamon.spikes.model import (
     HourlySeries,
     SpikeParams,
     apply_cooldown,

@@ -16,10 +16,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from mediamon import topic_store
-from mediamon.models import Article
-from mediamon.normalize import fold
-from mediamon.topic_store import (
+from mediamon.alerts import deliver as topic_store
+from mediamon.alerts.deliver import (
     DeliveryError,
     assess_topics,
     deliver_pending,
@@ -32,7 +30,9 @@ from mediamon.topic_store import (
     stored_topics,
     sync_topics,
 )
-from mediamon.topics import TopicSet, load_topics, parse_topics
+from mediamon.ingest.normalize import fold
+from mediamon.models import Article
+from mediamon.topics.rules import TopicSet, load_topics, parse_topics
 from tests.smtp_server import free_port, serve_smtp, smtp_send
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mediamon.ingest.normalize import fold
 from mediamon.models import Article
-from mediamon.normalize import fold
-from mediamon.topics import (
+from mediamon.topics.rules import (
     RuleError,
     Topic,
     TopicConfigError,

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mediamon import db, migrate, service
-from mediamon.config import Settings
-from mediamon.sources import SourceConfigError
-from mediamon.topic_store import DeliveryError
+from mediamon import db, service
+from mediamon.alerts.deliver import DeliveryError
+from mediamon.db import migrate
+from mediamon.ingest.sources import SourceConfigError
+from mediamon.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,15 +127,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":
-        from mediamon import demo
+        from mediamon.devtools import demo
 
         return demo.main()
     if args.command == "run":
-        from mediamon.airflow_env import run_services
+        from mediamon.devtools.airflow_env import run_services
 
         return run_services(settings)
     if args.command == "airflow":
-        from mediamon.airflow_env import run_airflow
+        from mediamon.devtools.airflow_env import run_airflow
 
         return run_airflow(settings, args.args)
     print(json.dumps(service.status(settings), ensure_ascii=False, default=str, indent=2))

@@ -13,12 +13,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mediamon import db, load, migrate, pipeline
-from mediamon.config import Settings
-from mediamon.decode import decode_html
-from mediamon.feeds import FeedItem
-from mediamon.fetch import make_session
-from mediamon.sources import Source, load_sources
+from mediamon import db
+from mediamon.db import migrate
+from mediamon.db.queries import query
+from mediamon.ingest import load
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.decode import decode_html
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import make_session
+from mediamon.ingest.sources import Source, load_sources
+from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +107,8 @@ def import_archive(
     The source is named after the folder unless ``source_name`` is given; importing the
     same folder again changes nothing.
     """
-    from mediamon.archive import archive_files
-    from mediamon.sources import NAME_PATTERN
+    from mediamon.ingest.archive import archive_files
+    from mediamon.ingest.sources import NAME_PATTERN
 
     folder = folder.resolve()
     name = (
@@ -172,7 +176,7 @@ def status(settings: Settings) -> dict[str, Any]:
         with engine.connect() as conn:
             rows = (
                 conn.execute(
-                    load.query("source_status"),
+                    query("source_status"),
                     {"since": datetime.now(UTC) - timedelta(days=1)},
                 )
                 .mappings()
@@ -194,7 +198,8 @@ def run_alerts(
     """Refresh the topics, match new articles, detect spikes at ``at`` and deliver pending
     alerts through ``send`` (default: the ``mediamon_smtp`` connection from the
     environment; no connection means alerts stay pending)."""
-    from mediamon import mail, topic_store
+    from mediamon.alerts import deliver as topic_store
+    from mediamon.alerts import smtp as mail
 
     if send is None and not dry_run:
         smtp = mail.settings_from_env()
@@ -220,7 +225,7 @@ def run_alerts(
 def match_topics(settings: Settings) -> dict[str, Any]:
     """Load the topics file (an invalid one keeps the stored definitions) and match the
     articles that are new, or all of them for topics whose rules changed."""
-    from mediamon import topic_store
+    from mediamon.alerts import deliver as topic_store
 
     engine = engine_for(settings)
     try:
@@ -233,7 +238,7 @@ def match_topics(settings: Settings) -> dict[str, Any]:
 
 def detect_spikes(settings: Settings, at: datetime) -> list[int]:
     """Test each active topic's window ending at ``at``; return the new alerts' ids."""
-    from mediamon import topic_store
+    from mediamon.alerts import deliver as topic_store
 
     engine = engine_for(settings)
     try:
@@ -249,7 +254,7 @@ def deliver_alerts(
     sender: str | None = None,
 ) -> dict[str, Any]:
     """Send every pending alert (and due digest) once; failures stay pending."""
-    from mediamon import topic_store
+    from mediamon.alerts import deliver as topic_store
 
     engine = engine_for(settings)
     try:

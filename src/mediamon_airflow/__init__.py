@@ -20,7 +20,7 @@ def settings() -> Any:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from mediamon.config import Settings
+    from mediamon.settings import Settings
 
     configured = Settings.from_env()
     try:
@@ -48,7 +48,7 @@ def smtp_send() -> tuple[Any, str | None]:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from mediamon import mail
+    from mediamon.alerts import smtp as mail
 
     try:
         conn = BaseHook.get_connection(SMTP_CONN_ID)
@@ -68,10 +68,9 @@ def failure_mail() -> dict[str, Any]:
     """``default_args`` that mail ``MEDIAMON_OPS_EMAIL`` (comma-separated) when a task has
     failed for good, through the ``mediamon_smtp`` connection; empty when unset.
     Read at parse time: an environment variable costs nothing, unlike a Variable."""
-    import os
+    from mediamon.settings import Settings
 
-    configured = os.environ.get("MEDIAMON_OPS_EMAIL", "")
-    recipients = [address.strip() for address in configured.split(",") if address.strip()]
+    recipients = list(Settings.from_env().ops_emails)
     if not recipients:
         return {}
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier

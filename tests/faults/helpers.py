@@ -8,10 +8,11 @@ from html import escape
 
 import sqlalchemy as sa
 
-from mediamon import load, pipeline
-from mediamon.fetch import make_session
+from mediamon.ingest import load
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.fetch import make_session
+from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
-from mediamon.sources import Source
 
 USER_AGENT = "mediamon-faults/1.0 (+https://example.org)"
 PARAGRAPH = (

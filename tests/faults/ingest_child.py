@@ -7,9 +7,10 @@ import json
 import sys
 from datetime import datetime
 
-from mediamon import pipeline, service
-from mediamon.config import Settings
-from mediamon.sources import load_sources
+from mediamon import service
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.sources import load_sources
+from mediamon.settings import Settings
 
 
 def main() -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mediamon.feeds import FeedItem
-from mediamon.normalize import from_epoch_ms
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.normalize import from_epoch_ms
 
 EPOCH_LINE = re.compile(r"^<!--\s*(\d{10,13})\s*-->$")
 TITLE_LINE = re.compile(r"^\[(?P<title>.*)\]\((?P<url>https?://[^\s)]+)\)$")

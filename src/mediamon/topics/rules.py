@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from mediamon.normalize import fold
-from mediamon.spikes import SpikeParams
+from mediamon.ingest.normalize import fold
+from mediamon.spikes.model import SpikeParams
 
 logger = logging.getLogger(__name__)
 

@@ -17,12 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db
-from mediamon.airflow_env import airflow_command, airflow_environment
-from mediamon.config import PROJECT_ROOT, Settings
-from mediamon.demo_history import write_history
-from mediamon.sitehost import serve_folder
+from mediamon.devtools.airflow_env import airflow_command, airflow_environment
+from mediamon.devtools.demo_history import write_history
+from mediamon.devtools.sitehost import serve_folder
+from mediamon.settings import DEMO_DIR, Settings
 
-DEMO_DIR = PROJECT_ROOT / "demo"
 DEMO_PORT = 18765
 # The invented history ends with a burst of Taiwan stories in the hour before this.
 BURST_END = datetime(2024, 4, 17, 2, 0, tzinfo=UTC)

@@ -25,10 +25,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mediamon.fetch import Validators
-from mediamon.normalize import url_hash
-from mediamon.sources import Source
-from mediamon.tables import articles
+from mediamon.db.tables import articles
+from mediamon.ingest.fetch import Validators
+from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.sources import Source
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from mediamon.config import Settings
+from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -26,13 +26,12 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon import archive, load, memory, polling
-from mediamon.decode import decode_html
-from mediamon.extract import extract
-from mediamon.feeds import FeedError, FeedItem, parse_feed
-from mediamon.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
-from mediamon.models import Article, FetchRecord, IngestStats
-from mediamon.normalize import (
+from mediamon.ingest import archive, load, memory, polling
+from mediamon.ingest.decode import decode_html
+from mediamon.ingest.extract import extract
+from mediamon.ingest.feeds import FeedError, FeedItem, parse_feed
+from mediamon.ingest.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
+from mediamon.ingest.normalize import (
     canonical_url,
     clean_text,
     content_hash,
@@ -43,8 +42,10 @@ from mediamon.normalize import (
     to_utc,
     warm_up,
 )
-from mediamon.politeness import HostLimits
-from mediamon.sources import Source
+from mediamon.ingest.politeness import HostLimits
+from mediamon.ingest.sources import Source
+from mediamon.models import Article, FetchRecord, IngestStats
+from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class BuildResult:
 
 def default_workers() -> int:
     """Extraction processes: ``MEDIAMON_WORKERS``, else one per core."""
-    return max(1, int(os.environ.get("MEDIAMON_WORKERS") or os.cpu_count() or 1))
+    return Settings.from_env().workers or max(1, os.cpu_count() or 1)
 
 
 @contextmanager

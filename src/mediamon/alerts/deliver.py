@@ -23,17 +23,17 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mediamon import alerts as render
-from mediamon.normalize import fold
-from mediamon.spikes import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
-from mediamon.tables import (
+from mediamon.alerts import render
+from mediamon.db.tables import (
     alert_deliveries,
     alerts_table,
     mentions,
     topic_versions,
     topics_table,
 )
-from mediamon.topics import Topic, TopicConfigError, TopicSet, load_topics, topic_from_dict
+from mediamon.ingest.normalize import fold
+from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
+from mediamon.topics.rules import Topic, TopicConfigError, TopicSet, load_topics, topic_from_dict
 
 logger = logging.getLogger(__name__)
 

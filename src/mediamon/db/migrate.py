@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from mediamon.config import PROJECT_ROOT
+from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +33,9 @@ class Migration:
 
 
 def migrations_dir() -> Path:
-    """Folder of migration files (``MEDIAMON_SQL_DIR`` overrides the repository's)."""
-    return Path(os.environ.get("MEDIAMON_SQL_DIR") or PROJECT_ROOT / "sql") / "migrations"
+    """Folder of migration files: the package's ``sql/migrations`` (``MEDIAMON_SQL_DIR``
+    overrides the folder)."""
+    return Settings.from_env().sql_dir / "migrations"
 
 
 def load_migrations(folder: Path | None = None) -> list[Migration]:

@@ -23,8 +23,8 @@ import requests
 from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
-from mediamon import netguard
-from mediamon.politeness import (
+from mediamon.ingest import netguard
+from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
     ROBOTS_MAX_BYTES,
     HostDeferred,

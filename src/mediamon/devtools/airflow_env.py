@@ -11,7 +11,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mediamon import db
-from mediamon.config import PROJECT_ROOT, Settings
+from mediamon.settings import PACKAGE_DIR, Settings
+
+
+def dags_folder() -> Path:
+    """The DAG files: the checkout's ``dags/`` when running from one, else the copy
+    installed with ``mediamon_airflow`` (a plain ``pip install`` has no checkout)."""
+    checkout = PACKAGE_DIR.parents[1] / "dags"
+    if checkout.is_dir():
+        return checkout
+    return PACKAGE_DIR.parent / "mediamon_airflow" / "dags"
 
 
 def airflow_environment(
@@ -19,7 +28,7 @@ def airflow_environment(
 ) -> dict[str, str]:
     """Environment variables for ``airflow`` commands; values already set in ``base`` win."""
     env = dict(os.environ if base is None else base)
-    metadata_url = env.get("MEDIAMON_AIRFLOW_DATABASE_URL")
+    metadata_url = Settings.from_env(env).airflow_database_url
     if not metadata_url and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:
         metadata_url = (
             db.ensure_database(settings.database_url, "airflow")
@@ -30,8 +39,8 @@ def airflow_environment(
         metadata_url = db.normalize_url(metadata_url)
     defaults = {
         "AIRFLOW_HOME": str(settings.var_dir / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(dags_folder().parent / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",

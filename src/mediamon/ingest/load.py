@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from functools import cache
 from typing import Any, cast
 
 import psycopg
@@ -13,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 
-from mediamon.config import PROJECT_ROOT
+from mediamon.db.queries import query
+from mediamon.db.tables import articles, fetch_log, sources
+from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
-from mediamon.normalize import url_hash
-from mediamon.sources import Source
-from mediamon.tables import articles, fetch_log, sources
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +38,6 @@ WRITTEN_COLUMNS = (
     "first_seen_at",
     *ARTICLE_CONTENT_FIELDS,
 )
-
-
-@cache
-def query(name: str) -> sa.TextClause:
-    """A named query from ``sql/queries``."""
-    return sa.text((PROJECT_ROOT / "sql" / "queries" / f"{name}.sql").read_text("utf-8"))
 
 
 def sync_sources(conn: sa.Connection, configured: Sequence[Source]) -> dict[str, int]:

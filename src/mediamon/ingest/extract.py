@@ -11,15 +11,15 @@ everything after an end-of-article marker ("相关阅读", "Related articles"...
 second half dropped, and a line repeated right after itself kept once.
 
 Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
-``config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``.
+``default_config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``
+(:class:`mediamon.settings.Settings`); the ingest task loads them once, before any page.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mediamon.settings import Settings
+
 logger = logging.getLogger(__name__)
 
-CONFIG_ENV = "MEDIAMON_EXTRACTION_CONFIG"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "extraction.yaml"
 
 # Precision-mode text with fewer sentence marks than this is checked against balanced mode.
 THIN_SENTENCE_MARKS = 20
@@ -136,6 +136,7 @@ def extract(
     *,
     with_metadata: bool = True,
     known: Collection[str] = (),
+    rules: Mapping[str, SiteRule] | None = None,
 ) -> Extracted | None:
     """Extract the main text and metadata of an article page.
 
@@ -148,6 +149,8 @@ def extract(
         known: Metadata the caller already has, from the feed, and so not looked for in
             the page (any of "title", "author", "date"): the byline search alone costs
             a fifth of an extraction.
+        rules: Per-site rules by domain (:func:`load_site_rules`); None means those of
+            the configured file.
 
     Returns:
         The extraction, or None when the page has no article text.
@@ -155,7 +158,7 @@ def extract(
     tree = _parse(html)
     if tree is None:
         return None
-    rule = site_rule(url)
+    rule = site_rule(url, configured_site_rules() if rules is None else rules)
     prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
     text, mode = _document_text(_bare(tree, url, precision=True, prune=prune)), "precision"
     if not text or len(_SENTENCE_MARK.findall(text)) < THIN_SENTENCE_MARKS:
@@ -358,12 +361,18 @@ def _dedup(lines: list[str]) -> list[str]:
 # --- per-site rules ---------------------------------------------------------------------
 
 
-def site_rule(url: str | None) -> SiteRule | None:
-    """The configured rule for a URL's host (longest matching domain), if any."""
-    if not url:
-        return None
-    rules = load_site_rules(os.environ.get(CONFIG_ENV) or str(DEFAULT_CONFIG_PATH))
-    if not rules:
+def configured_site_rules() -> dict[str, SiteRule]:
+    """The rules of the configured file (``MEDIAMON_EXTRACTION_CONFIG``), cached.
+
+    Raises:
+        ValueError: The file is not valid YAML or a rule is malformed.
+    """
+    return load_site_rules(str(Settings.from_env().extraction_path))
+
+
+def site_rule(url: str | None, rules: Mapping[str, SiteRule]) -> SiteRule | None:
+    """The rule for a URL's host (longest matching domain), if any."""
+    if not url or not rules:
         return None
     host = (urlsplit(url).hostname or "").lower()
     while host:
@@ -375,7 +384,7 @@ def site_rule(url: str | None) -> SiteRule | None:
 
 @lru_cache(maxsize=4)
 def load_site_rules(path: str) -> dict[str, SiteRule]:
-    """Per-site rules of a YAML file (see ``config/extraction.yaml``); none if it is absent.
+    """Per-site rules of a YAML file (see ``default_config/extraction.yaml``); none if it is absent.
 
     Raises:
         ValueError: The file is not valid YAML or a rule is malformed.
