@@ -114,7 +114,7 @@ def mediamon_rate(articles: int, workers: int | None) -> IngestRun:
             )
             settings = Settings(database_url=url, sources_path=sources, var_dir=Path(tmp))
             now = datetime.now(UTC)
-            names = service.prepare(settings, now, force=True)
+            names = service.plan_sources(settings, now, force=True)
             cpu_before = _cpu_seconds(server.pid or 0)
             with track_memory(exclude=frozenset({server.pid or 0})) as memory:
                 started = time.perf_counter()

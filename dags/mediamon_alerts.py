@@ -5,7 +5,7 @@ re-reads the topics (`config/topics.yaml`; an invalid file keeps the previous
 definitions), matches new articles, tests each topic's latest hour against its baseline
 and mails new alerts and due digests through the `mediamon_smtp` connection. A retry or a
 re-run never sends the same alert twice (dedupe key per topic and window). Logic lives in
-`mediamon.service` and `mediamon.topic_store`; the method is in `docs/spikes.md`.
+`mediamon.service` (topics/, spikes/, alerts/); the method is in `docs/spikes.md`.
 """
 
 from __future__ import annotations

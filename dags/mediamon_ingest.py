@@ -54,7 +54,7 @@ def mediamon_ingest() -> None:
         context = get_current_context()
         _, now = run_time(context)
         params = context["params"]
-        return service.prepare(settings(), now, only=params["sources"], force=params["force"])
+        return service.plan_sources(settings(), now, only=params["sources"], force=params["force"])
 
     @task(multiple_outputs=False, max_active_tis_per_dagrun=4)
     def ingest_source(source_name: str) -> dict[str, object]:

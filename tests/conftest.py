@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from mediamon import db
 from mediamon.db import migrate
 from mediamon.ingest.archive import parse_archive_text
-from mediamon.ingest.run import ArticleJob, build_article
+from mediamon.ingest.build import ArticleJob, build_article
 from mediamon.models import Article
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -48,7 +48,9 @@ from faults.server import (
 from mediamon import db, service
 from mediamon.db import migrate
 from mediamon.devtools.sitehost import serve_folder
+from mediamon.ingest import build, polling
 from mediamon.ingest import run as pipeline
+from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, make_session
 from mediamon.settings import DEMO_DIR, Settings
 
@@ -361,8 +363,8 @@ def test_long_retry_after_defers_the_source(engine: sa.Engine, server: FaultServ
     assert row["next_poll_at"] >= NOW + timedelta(hours=2)
     with engine.connect() as conn:
         ids = dict(conn.execute(sa.text("select name, source_id from sources")).all())
-        assert pipeline.due_sources(conn, [source], ids, NOW + timedelta(hours=1)) == []
-        assert pipeline.due_sources(conn, [source], ids, NOW + timedelta(hours=2)) == [source]
+        assert polling.due(conn, [source], ids, NOW + timedelta(hours=1)) == []
+        assert polling.due(conn, [source], ids, NOW + timedelta(hours=2)) == [source]
     assert server.hits("/feed.xml") == 1  # not retried within the run
 
 
@@ -393,14 +395,14 @@ def test_page_host_asking_to_wait_is_left_alone(engine: sa.Engine, server: Fault
 def test_extractor_crash_fails_one_item_only(
     engine: sa.Engine, server: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pipeline.extract
+    real = build.extract
 
     def crashing(html: str, url: str | None = None, **options: Any) -> Any:
         if "炸弹" in html:
             raise RecursionError("maximum recursion depth exceeded")
         return real(html, url, **options)
 
-    monkeypatch.setattr(pipeline, "extract", crashing)
+    monkeypatch.setattr(build, "extract", crashing)
     server.route("/ok", respond(page("正常")))
     server.route("/bomb", respond(page("炸弹")))
     feed = rss(
@@ -470,14 +472,14 @@ def test_chinese_charsets_arrive_without_mojibake(
     url = server.route("/page", respond(body, content_type=content_type))
     result = get(url, accept_types=PAGE_TYPES)
     assert result.ok
-    job = pipeline.ArticleJob(
-        item=pipeline.FeedItem(link=url, title=None),
+    job = build.ArticleJob(
+        item=FeedItem(link=url, title=None),
         source_language="zh",
         drop_params=(),
         seen_at=NOW,
         page=result,
     )
-    built = pipeline.build_article(job)
+    built = build.build_article(job)
     assert built.article is not None, built.note
     assert built.article.content_origin == "page"
     assert expected in built.article.body_text + (built.article.title or "")
@@ -531,7 +533,7 @@ def test_misbehaving_sources_leave_the_others_complete(
             database_url=database_url, sources_path=sources_path, var_dir=tmp_path,
             http_retries=0,
         )  # fmt: skip
-        names = service.prepare(settings, NOW)
+        names = service.plan_sources(settings, NOW)
         started = time.monotonic()
         summaries = {
             s["source"]: s for s in service.ingest(settings, names, "iso:1", NOW, workers=1)

@@ -69,7 +69,7 @@ def articles_by_path(engine: sa.Engine) -> dict[str, Any]:
 def test_ingest_loads_demo_site_and_records_broken_sources(
     engine: sa.Engine, settings: Settings
 ) -> None:
-    names = service.prepare(settings, NOW)
+    names = service.plan_sources(settings, NOW)
     assert len(names) == 6
     summaries = service.ingest(settings, names, "test:1", NOW, workers=2)
     by_source = {s["source"]: s for s in summaries}
@@ -129,7 +129,7 @@ def test_ingest_loads_demo_site_and_records_broken_sources(
 def test_second_run_of_the_same_interval_changes_nothing(
     engine: sa.Engine, settings: Settings
 ) -> None:
-    names = service.prepare(settings, NOW)
+    names = service.plan_sources(settings, NOW)
     service.ingest(settings, names, "test:1", NOW, workers=1)
     before = snapshot(engine)
     with engine.connect() as conn:
@@ -150,9 +150,9 @@ def test_second_run_of_the_same_interval_changes_nothing(
 
 def test_poll_interval_decides_what_is_due(engine: sa.Engine, settings: Settings) -> None:
     service.ingest(settings, ["demo-news"], "test:1", NOW, workers=1)
-    due = service.prepare(settings, NOW)
+    due = service.plan_sources(settings, NOW)
     assert "demo-news" not in due and "archive" in due
-    assert "demo-news" in service.prepare(settings, NOW.replace(hour=13))
-    assert service.prepare(settings, NOW, only=["demo-news"], force=True) == ["demo-news"]
+    assert "demo-news" in service.plan_sources(settings, NOW.replace(hour=13))
+    assert service.plan_sources(settings, NOW, only=["demo-news"], force=True) == ["demo-news"]
     with pytest.raises(ValueError, match="unknown source"):
-        service.prepare(settings, NOW, only=["nope"])
+        service.plan_sources(settings, NOW, only=["nope"])

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from faults.helpers import feed_source, item, page, rss, run_ingest, state
 from faults.server import FaultServer, conditional, fault_server, respond
 
-from mediamon.ingest import run as pipeline
+from mediamon.ingest import polling
 from mediamon.ingest.polling import failure_delay, next_interval
 
 NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
@@ -136,8 +136,8 @@ def test_failing_source_backs_off_and_is_never_dropped(
         delays.append(row["next_poll_at"] - when)
         with engine.connect() as conn:
             ids = dict(conn.execute(sa.text("select name, source_id from sources")).all())
-            assert pipeline.due_sources(conn, [source], ids, row["next_poll_at"]) == [source]
-            assert pipeline.due_sources(conn, [source], ids, row["next_poll_at"] - M) == []
+            assert polling.due(conn, [source], ids, row["next_poll_at"]) == [source]
+            assert polling.due(conn, [source], ids, row["next_poll_at"] - M) == []
         when = row["next_poll_at"]
     assert delays == [30 * M, 60 * M, 120 * M, 120 * M, 120 * M, 120 * M]
     assert row["consecutive_failures"] == 6 and row["last_outcome"] == "failed"
@@ -182,12 +182,12 @@ def test_due_sources_follow_the_state(engine: sa.Engine, server: FaultServer) ->
                 " values ('never-polled', 'feed', 'x', '15 minutes') returning source_id"
             )
         ).scalar_one()
-        assert pipeline.due_sources(conn, [source, fresh], ids, NOW + 9 * M) == [fresh]
-        assert pipeline.due_sources(conn, [source, fresh], ids, NOW + 10 * M) == [source, fresh]
+        assert polling.due(conn, [source, fresh], ids, NOW + 9 * M) == [fresh]
+        assert polling.due(conn, [source, fresh], ids, NOW + 10 * M) == [source, fresh]
         # The operator changed the configured interval: it applies from the last poll.
         longer = replace(source, poll_interval=60 * M)
-        assert pipeline.due_sources(conn, [longer], ids, NOW + 30 * M) == []
-        assert pipeline.due_sources(conn, [longer], ids, NOW + 60 * M) == [longer]
+        assert polling.due(conn, [longer], ids, NOW + 30 * M) == []
+        assert polling.due(conn, [longer], ids, NOW + 60 * M) == [longer]
 
 
 def test_source_health_shows_the_polling_state(engine: sa.Engine, server: FaultServer) -> None:

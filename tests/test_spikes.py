@@ -8,15 +8,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from mediamon.spikes.episodes import apply_cooldown, replay
 from mediamon.spikes.model import (
     HourlySeries,
     SpikeParams,
-    apply_cooldown,
     assess,
     find_spikes,
     nbinom_sf,
     poisson_sf,
-    replay,
 )
 
 START = datetime(2024, 1, 1, tzinfo=UTC)  # a Monday

@@ -16,23 +16,16 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts import deliver as topic_store
-from mediamon.alerts.deliver import (
-    DeliveryError,
-    assess_topics,
-    deliver_pending,
-    detect,
-    hourly_counts,
-    hourly_counts_by_source,
-    hourly_totals,
-    match_articles,
-    refresh_topics,
-    stored_topics,
-    sync_topics,
-)
-from mediamon.ingest.normalize import fold
+from mediamon import service
+from mediamon.alerts.deliver import DeliveryError, deliver_pending
 from mediamon.models import Article
+from mediamon.settings import Settings
+from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
+from mediamon.spikes.detect import assess_topics, detect
+from mediamon.text import fold
+from mediamon.topics.match import match_articles
 from mediamon.topics.rules import TopicSet, load_topics, parse_topics
+from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
 from tests.smtp_server import free_port, serve_smtp, smtp_send
 
 REPO = Path(__file__).resolve().parents[1]
@@ -693,11 +686,17 @@ def test_run_alerts_end_to_end(engine: sa.Engine, tmp_path: Path, smtp: tuple[Si
     refresh_topics(engine, path)
     ids = add_background(engine)
     add_burst(engine, ids, BURST_HOUR)
-    dry = topic_store.run_alerts(engine, path, AT, dry_run=True)
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        sources_path=tmp_path / "sources.yaml",
+        var_dir=tmp_path,
+        topics_path=path,
+    )
+    dry = service.run_alerts(settings, AT, dry_run=True)
     assert dry["dry_run"] and scalar(engine, "select count(*) from alerts") == 0
-    summary = topic_store.run_alerts(engine, path, AT, send=smtp_send(port))
+    summary = service.run_alerts(settings, AT, send=smtp_send(port))
     assert len(summary["alerts_created"]) == 1
     assert summary["delivery"]["sent"] == 2
-    repeat = topic_store.run_alerts(engine, path, AT, send=smtp_send(port))
+    repeat = service.run_alerts(settings, AT, send=smtp_send(port))
     assert repeat["alerts_created"] == [] and repeat["delivery"]["sent"] == 0
     assert len(sink.messages) == 2

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.ingest.normalize import fold
 from mediamon.models import Article
+from mediamon.text import fold
 from mediamon.topics.rules import (
     RuleError,
     Topic,

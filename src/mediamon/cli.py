@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "ingest":
         now = datetime.now(UTC)
-        names = service.prepare(settings, now, only=args.source, force=True)
+        names = service.plan_sources(settings, now, only=args.source, force=True)
         summaries = service.ingest(
             settings, names, f"cli:{now.isoformat()}", now, refetch_known=args.refetch
         )

@@ -1,6 +1,6 @@
 """Pure rendering of alert and digest mails: subject, text, HTML and an inline PNG chart.
 
-Nothing here sends mail or reads the database: :mod:`mediamon.topic_store` gathers the
+Nothing here sends mail or reads the database: :mod:`mediamon.alerts.deliver` gathers the
 content and hands the finished :class:`email.message.EmailMessage` to a send callable.
 Every string that comes from an article (title, source, URL) is escaped in the HTML, and
 only http(s) URLs become links.

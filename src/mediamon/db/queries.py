@@ -8,6 +8,10 @@ import sqlalchemy as sa
 
 from mediamon.settings import Settings
 
+# A story's time, as in the index articles_story_time (migration 0003): keep the two
+# identical, or the counts stop using the index. {a} is the articles alias.
+STORY_TIME = "least(coalesce({a}.published_at, {a}.first_seen_at), {a}.first_seen_at)"
+
 
 @cache
 def query(name: str) -> sa.TextClause:

@@ -1,14 +1,15 @@
-"""Pure normalization: text cleanup and folding, canonical URLs, UTC times, language, keys."""
+"""Pure normalization: text cleanup, canonical URLs, UTC times, language, keys."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mediamon.text import HORIZONTAL_SPACE, fold
 
 # Query parameters that only track the reader (campaign, click and referral ids).
 TRACKING_PARAMS = frozenset(
@@ -20,7 +21,6 @@ TRACKING_PARAMS = frozenset(
 )  # fmt: skip
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 MANY_NEWLINES = re.compile(r"\n{3,}")
 NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
@@ -35,21 +35,6 @@ def clean_text(text: str) -> str:
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-@functools.cache
-def _t2s() -> object:
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def fold(text: str) -> str:
-    """The matching form: NFKC (full-width to ASCII), case-folded, traditional Chinese
-    folded to simplified, whitespace collapsed. Search on this, show the original."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = _t2s().convert(text)  # type: ignore[attr-defined]
-    return HORIZONTAL_SPACE.sub(" ", text).strip()
 
 
 def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:

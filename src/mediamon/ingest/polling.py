@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,6 @@ SHORTEN_ABOVE = 0.5  # share of new items above which the interval shortens
 LENGTHEN_BELOW = 0.2  # share of new items below which it lengthens
 SHORTEN_FACTOR = 0.5  # missing news is worse than an extra request: react fast ...
 LENGTHEN_FACTOR = 1.5  # ... and slow down gently
-OUTCOMES = ("polled", "not_modified", "unchanged", "failed", "deferred")
 
 # The state a run starts from, kept beside the state it left (column name_before).
 BEFORE_COLUMNS: tuple[tuple[str, Any], ...] = (
@@ -144,7 +143,6 @@ class PollOutcome:
     validators: Validators | None = None
     body_sha256: bytes | None = None
     retry_after_s: float | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def next_interval(

@@ -28,7 +28,6 @@ MAX_DISPERSION = 10.0
 TRIM_FROM = 10  # with this many samples or more, dispersion leaves out the highest one
 POISSON_SIZE = 1e8  # above this size the negative binomial is a Poisson to double precision
 MIN_P_VALUE = 1e-300
-STATUSES = ("spike", "quiet", "outage", "no_baseline")
 
 
 @dataclass(frozen=True)
@@ -387,59 +386,6 @@ def find_spikes(series: HourlySeries, params: SpikeParams, topic: str = "") -> l
         if spike.fired:
             found.append(spike)
     return found
-
-
-def apply_cooldown(spikes: Sequence[Spike], cooldown_hours: int) -> list[Spike]:
-    """Drop spikes of a topic that come within ``cooldown_hours`` of its previous alert."""
-    kept: list[Spike] = []
-    last: dict[str, datetime] = {}
-    for spike in sorted(spikes, key=lambda s: s.window_end):
-        previous = last.get(spike.topic)
-        if previous is not None and spike.window_end - previous < timedelta(hours=cooldown_hours):
-            continue
-        kept.append(spike)
-        last[spike.topic] = spike.window_end
-    return kept
-
-
-def replay(
-    series: HourlySeries, params: SpikeParams, topic: str = "", *, first: int | None = None
-) -> list[Spike]:
-    """Run hourly detection over a series the way the alert store does, and return the
-    spikes that would open an alert.
-
-    An alert opens an episode that lasts while the windows stay elevated
-    (:attr:`Spike.still_elevated`); a new alert needs the episode over and the cooldown
-    since the previous alert passed. Outages neither open nor end an episode.
-
-    Args:
-        series: Hourly counts.
-        params: Thresholds.
-        topic: Copied into the results.
-        first: Index of the first window end tested (default: the first with a full
-            baseline).
-    """
-    start = params.window_hours + params.baseline_weeks * HOURS_PER_WEEK
-    opened: list[Spike] = []
-    in_episode = False
-    last_alert: int | None = None
-    for end in range(
-        start if first is None else max(first, params.window_hours), len(series.counts) + 1
-    ):
-        spike = assess_index(series, end, params, topic)
-        if spike.status not in ("spike", "quiet"):
-            continue
-        if in_episode:
-            in_episode = spike.still_elevated or spike.fired
-            continue
-        if not spike.fired:
-            continue
-        if last_alert is not None and end - last_alert < params.cooldown_hours:
-            continue
-        opened.append(spike)
-        in_episode = True
-        last_alert = end
-    return opened
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tracked topics: the versioned YAML file, its rule syntax and the compiled matcher.
 
-Pure: no database here (see :mod:`mediamon.topic_store`). The rule syntax is documented in
+Pure: no database here (see :mod:`mediamon.topics.store`). The rule syntax is documented in
 ``docs/topics.md``; in short, each entry of a topic's ``terms`` is one rule::
 
     台湾                      a term (matched on the folded text: 臺灣, ｔａｉｗａｎ, ... alike)
@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from mediamon.ingest.normalize import fold
 from mediamon.spikes.model import SpikeParams
+from mediamon.text import fold
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ TOKEN = re.compile(
 LOWER_OPERATOR = re.compile(r"(?i)^(near/\d*|not)$|near/\d")
 DEFAULT_DIGEST_HOUR = 8
 DEFAULT_TIMEZONE = "UTC"
-DEFAULT_PATH = Path("config") / "topics.yaml"
 
 
 class TopicConfigError(ValueError):
