@@ -14,11 +14,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import articles_asset, failure_mail
 
-ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+ARTICLES = articles_asset()
 
 
 @dag(

@@ -80,18 +80,7 @@ def settings_from_env(
             data = json.loads(raw)
         except json.JSONDecodeError as error:
             raise MailConfigError(f"{name}: not valid JSON: {error}") from error
-        if not data.get("host"):
-            raise MailConfigError(f"{name}: the connection has no host")
-        extra = data.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra or "{}")
-        return SmtpSettings(
-            host=data["host"],
-            port=int(data.get("port") or 465),
-            login=data.get("login"),
-            password=data.get("password"),
-            extra=extra,
-        )
+        return connection_settings(data, name)
     parts = urlsplit(raw)
     if not parts.hostname:
         raise MailConfigError(f"{name}: expected connection JSON or a URI like smtp://host:25")
@@ -101,6 +90,27 @@ def settings_from_env(
         login=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         extra=dict(parse_qsl(parts.query)),
+    )
+
+
+def connection_settings(data: Mapping[str, Any], name: str = SMTP_CONN_ID) -> SmtpSettings:
+    """An SMTP connection's fields (Airflow's connection JSON: host, port, login,
+    password, extra as a dict or a JSON string) as :class:`SmtpSettings`.
+
+    Raises:
+        MailConfigError: the connection has no host.
+    """
+    if not data.get("host"):
+        raise MailConfigError(f"{name}: the connection has no host")
+    extra = data.get("extra") or {}
+    if isinstance(extra, str):
+        extra = json.loads(extra or "{}")
+    return SmtpSettings(
+        host=data["host"],
+        port=int(data.get("port") or 465),
+        login=data.get("login"),
+        password=data.get("password"),
+        extra=extra,
     )
 
 
