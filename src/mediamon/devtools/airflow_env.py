@@ -15,12 +15,9 @@ from mediamon.settings import PACKAGE_DIR, Settings
 
 
 def dags_folder() -> Path:
-    """The DAG files: the checkout's ``dags/`` when running from one, else the copy
-    installed with ``mediamon_airflow`` (a plain ``pip install`` has no checkout)."""
-    checkout = PACKAGE_DIR.parents[1] / "dags"
-    if checkout.is_dir():
-        return checkout
-    return PACKAGE_DIR.parent / "mediamon_airflow" / "dags"
+    """The checkout's ``dags/`` (``mediamon run`` and ``demo`` are developer tools; an
+    installed image sets ``AIRFLOW__CORE__DAGS_FOLDER``, which wins, see the Dockerfile)."""
+    return PACKAGE_DIR.parents[1] / "dags"
 
 
 def airflow_environment(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import hashlib
 import smtplib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -19,16 +18,15 @@ import sqlalchemy as sa
 from mediamon import service
 from mediamon.alerts.deliver import DeliveryError, deliver_pending
 from mediamon.models import Article
-from mediamon.settings import Settings
+from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
 from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
 from mediamon.spikes.detect import assess_topics, detect
 from mediamon.text import fold
 from mediamon.topics.match import match_articles
 from mediamon.topics.rules import TopicSet, load_topics, parse_topics
 from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
-from tests.smtp_server import free_port, serve_smtp, smtp_send
+from tests.support.smtp_server import Sink, free_port, smtp_send
 
-REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday; background runs five weeks before it
 BURST_HOUR = T0 + timedelta(hours=10)
 AT = BURST_HOUR + timedelta(hours=1)
@@ -55,22 +53,6 @@ topics:
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture()
-def smtp() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    with serve_smtp(sink) as port:
-        yield sink, port
 
 
 @pytest.fixture()
@@ -255,7 +237,7 @@ def test_seed_article_counts_for_both_default_topics(
 ) -> None:
     article = built_seed
     assert article is not None and article.published_at is not None
-    defaults = load_topics(REPO / "config" / "topics.yaml")
+    defaults = load_topics(DEFAULT_CONFIG_DIR / "topics.yaml")
     sync_topics(engine, defaults)
     with engine.begin() as conn:
         source = add_source(conn, "rfi-archive")
@@ -542,8 +524,8 @@ def test_delivery_sends_once_and_escapes(
     now = AT + timedelta(minutes=5)
     stats = deliver_pending(engine, smtp_send(port), now, sender="mediamon <alerts@example.org>")
     assert (stats.sent, stats.failed, stats.notified) == (2, 0, [alert_id])
-    assert sorted(r for r, _ in sink.messages) == [["desk@example.org"], ["duty@example.org"]]
-    message = email.message_from_bytes(sink.messages[0][1], policy=default_policy)
+    assert sorted(r for _, r, _ in sink.messages) == [["desk@example.org"], ["duty@example.org"]]
+    message = email.message_from_bytes(sink.messages[0][2], policy=default_policy)
     expected = scalar(engine, "select expected from alerts")
     assert 0.3 < expected < 1.5  # ~0.6 stories an hour in the background
     assert message["Subject"] == f"[mediamon] 台湾: 10 stories in 1 h, expected {expected:.1f}"
@@ -594,7 +576,7 @@ def test_smtp_down_leaves_alert_pending_then_sends_once(
 
     stats = deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=15))
     assert stats.sent == 1 and stats.failed == 0
-    assert sorted(r[0] for r, _ in sink.messages) == ["desk@example.org", "duty@example.org"]
+    assert sorted(r[0] for _, r, _ in sink.messages) == ["desk@example.org", "duty@example.org"]
     assert scalar(engine, "select state from alerts") == "notified"
     deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=20))
     assert len(sink.messages) == 2
@@ -606,11 +588,11 @@ def test_digest_is_sent_once_after_its_hour(
     sink, port = smtp
     alert_on_burst(engine, topics)
     deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5))
-    assert all(r != ["editors@example.org"] for r, _ in sink.messages)  # not yet: 08:00 UTC
+    assert all(r != ["editors@example.org"] for _, r, _ in sink.messages)  # not yet: 08:00 UTC
     next_morning = T0 + timedelta(days=1, hours=8, minutes=3)
     stats = deliver_pending(engine, smtp_send(port), next_morning)
     assert stats.digests == 1
-    digests = [m for r, m in sink.messages if r == ["editors@example.org"]]
+    digests = [m for _, r, m in sink.messages if r == ["editors@example.org"]]
     assert len(digests) == 1
     message = email.message_from_bytes(digests[0], policy=default_policy)
     assert message["Subject"] == "[mediamon] digest 2024-03-05: 1 alert (台湾)"
@@ -625,7 +607,7 @@ def test_backfilled_alerts_are_not_mailed_late(
     alert_on_burst(engine, topics)
     stats = deliver_pending(engine, smtp_send(port), AT + timedelta(days=3))
     assert (stats.skipped, stats.digests, stats.sent) == (2, 1, 1)  # the digest still lists it
-    assert [r for r, _ in sink.messages] == [["editors@example.org"]]
+    assert [r for _, r, _ in sink.messages] == [["editors@example.org"]]
     assert scalar(engine, "select state from alerts") == "notified"
 
 

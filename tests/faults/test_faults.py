@@ -19,7 +19,28 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from faults.helpers import (
+
+from mediamon import db, service
+from mediamon.db import migrate
+from mediamon.devtools.sitehost import serve_folder
+from mediamon.ingest import build, polling
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, make_session
+from mediamon.settings import DEMO_DIR, Settings
+from tests.support.fault_server import (
+    FaultServer,
+    fault_server,
+    gzip_bomb,
+    redirect,
+    reset_mid_body,
+    respond,
+    short_body,
+    silent,
+    slow_drip,
+    truncated_gzip,
+)
+from tests.support.faults import (
     PARAGRAPH,
     TRADITIONAL,
     USER_AGENT,
@@ -32,27 +53,6 @@ from faults.helpers import (
     run_ingest,
     state,
 )
-from faults.server import (
-    FaultServer,
-    fault_server,
-    gzip_bomb,
-    redirect,
-    reset_mid_body,
-    respond,
-    short_body,
-    silent,
-    slow_drip,
-    truncated_gzip,
-)
-
-from mediamon import db, service
-from mediamon.db import migrate
-from mediamon.devtools.sitehost import serve_folder
-from mediamon.ingest import build, polling
-from mediamon.ingest import run as pipeline
-from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, make_session
-from mediamon.settings import DEMO_DIR, Settings
 
 NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
 RSS = "application/rss+xml; charset=utf-8"
@@ -744,7 +744,7 @@ def test_sigkill_mid_ingest_then_retry(
         " allow_private_network: true}\n",
         "utf-8",
     )
-    child = Path(__file__).parent / "faults" / "ingest_child.py"
+    child = Path(__file__).parents[1] / "support" / "ingest_child.py"
     env = {
         **os.environ,
         "MEDIAMON_DATABASE_URL": database_url,

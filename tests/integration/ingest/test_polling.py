@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from faults.helpers import feed_source, item, page, rss, run_ingest, state
-from faults.server import FaultServer, conditional, fault_server, respond
 
 from mediamon.ingest import polling
 from mediamon.ingest.polling import failure_delay, next_interval
+from tests.support.fault_server import FaultServer, conditional, fault_server, respond
+from tests.support.faults import feed_source, item, page, rss, run_ingest, state
 
 NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
 RSS = "application/rss+xml; charset=utf-8"

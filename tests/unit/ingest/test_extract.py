@@ -25,8 +25,9 @@ from bench.scoring import (
 )
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import Extracted, clean_text, extract, load_site_rules
+from tests.support import SHARED
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+CORPORA = SHARED / "corpora"
 
 
 # --- scoring ----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import struct
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.policy import default as default_policy
 from typing import Any
@@ -23,28 +22,10 @@ from mediamon.alerts.render import (
     render_digest,
     safe_link,
 )
-from tests.smtp_server import serve_smtp, smtp_send
+from tests.support.smtp_server import Sink, smtp_send
 
 END = datetime(2024, 4, 2, 21, tzinfo=UTC)
 EVIL_TITLE = '<script>alert("x")</script> 拜登 & 习近平 <b>通话</b>'
-
-
-class Sink:
-    """aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture()
-def smtp() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    with serve_smtp(sink) as port:
-        yield sink, port
 
 
 def content(**changes: Any) -> AlertContent:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from mediamon.models import Article
+from mediamon.settings import DEFAULT_CONFIG_DIR
 from mediamon.text import fold
 from mediamon.topics.rules import (
     RuleError,
@@ -19,8 +19,7 @@ from mediamon.topics.rules import (
     topic_from_dict,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-TOPICS_FILE = REPO / "config" / "topics.yaml"
+TOPICS_FILE = DEFAULT_CONFIG_DIR / "topics.yaml"
 
 
 @pytest.fixture(scope="module")

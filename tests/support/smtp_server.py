@@ -1,5 +1,6 @@
-"""A real SMTP server (aiosmtpd) on a free 127.0.0.1 port for the mail tests, and a
-plain sender to it. Each test module keeps its own handler: what it records differs."""
+"""A real SMTP server (aiosmtpd) on a free 127.0.0.1 port for the mail tests, the sink
+that records what it receives (fixture ``smtp`` in tests/conftest.py), and a plain
+sender to it."""
 
 from __future__ import annotations
 
@@ -8,9 +9,30 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiosmtpd.controller import Controller
+
+
+class Received(NamedTuple):
+    """One message as the server got it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+class Sink:
+    """aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+        )
+        return "250 OK"
 
 
 def free_port() -> int:
