@@ -76,9 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings.from_env()
     try:
-        return _run(args, settings)
+        return _run(args, Settings.from_env())
     except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
         print(f"mediamon: {error}", file=sys.stderr)
         return 2
