@@ -38,7 +38,7 @@ import numpy as np
 
 from mediamon.spikes.episodes import replay
 from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, SpikeParams, assess
-from mediamon.topics.rules import Topic
+from mediamon.topics.definitions import Topic
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 WARMUP_WEEKS = 4
@@ -308,7 +308,7 @@ def _db_timing(url: str, corpus: Corpus, at: datetime, expected: list[float]) ->
     from mediamon.db import migrate
     from mediamon.spikes import detect
     from mediamon.topics import store
-    from mediamon.topics.rules import TopicSet
+    from mediamon.topics.definitions import TopicSet
 
     name = "mediamon_bench_detection"
     admin = sa.create_engine(db.normalize_url(url), isolation_level="AUTOCOMMIT")

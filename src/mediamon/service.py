@@ -28,7 +28,8 @@ from mediamon.settings import Settings
 from mediamon.spikes import detect
 from mediamon.spikes.model import Spike
 from mediamon.topics import match, store
-from mediamon.topics.rules import TopicConfigError, load_topics
+from mediamon.topics.definitions import TopicConfigError
+from mediamon.topics.file import load_topics
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
 from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
 from mediamon.spikes.detect import assess_topics, detect
 from mediamon.text import fold
+from mediamon.topics.definitions import TopicSet
+from mediamon.topics.file import load_topics, parse_topics
 from mediamon.topics.match import match_articles
-from mediamon.topics.rules import TopicSet, load_topics, parse_topics
 from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
 from tests.support.smtp_server import Sink, free_port, smtp_send
 

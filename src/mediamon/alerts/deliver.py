@@ -24,7 +24,7 @@ from mediamon.db.tables import (
     alerts_table,
 )
 from mediamon.spikes.counts import hourly_counts
-from mediamon.topics.rules import Topic, TopicSet
+from mediamon.topics.definitions import Topic, TopicSet
 from mediamon.topics.store import stored_topics
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from mediamon.db.tables import (
 from mediamon.spikes.counts import hourly_counts, hourly_totals
 from mediamon.spikes.episodes import decide
 from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
-from mediamon.topics.rules import Topic, TopicSet
+from mediamon.topics.definitions import Topic, TopicSet
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from mediamon.db.tables import (
     topics_table,
 )
 from mediamon.text import fold
-from mediamon.topics.rules import Topic, TopicSet
+from mediamon.topics.definitions import Topic, TopicSet
 
 logger = logging.getLogger(__name__)
 

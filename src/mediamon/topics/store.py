@@ -15,7 +15,8 @@ from mediamon.db.tables import (
     topic_versions,
     topics_table,
 )
-from mediamon.topics.rules import TopicConfigError, TopicSet, load_topics, topic_from_dict
+from mediamon.topics.definitions import TopicConfigError, TopicSet, topic_from_dict
+from mediamon.topics.file import load_topics
 
 logger = logging.getLogger(__name__)
 

@@ -9,15 +9,9 @@ import pytest
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR
 from mediamon.text import fold
-from mediamon.topics.rules import (
-    RuleError,
-    Topic,
-    TopicConfigError,
-    load_topics,
-    parse_rule,
-    parse_topics,
-    topic_from_dict,
-)
+from mediamon.topics.definitions import Topic, TopicConfigError, topic_from_dict
+from mediamon.topics.file import load_topics, parse_topics
+from mediamon.topics.rules import RuleError, parse_rule
 
 TOPICS_FILE = DEFAULT_CONFIG_DIR / "topics.yaml"
 
