@@ -141,7 +141,7 @@ def extract(
     """Extract the main text and metadata of an article page.
 
     Args:
-        html: The page, already decoded (see :mod:`mediamon.decode`): trafilatura
+        html: The page, already decoded (see :mod:`mediamon.ingest.decode`): trafilatura
             guessing the charset itself garbles many GBK pages.
         url: The page's URL, which helps trafilatura resolve links and dates, and
             selects the per-site rules of the configuration.

@@ -12,7 +12,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
-MAX_URL_LENGTH = 2048  # the same cap the fetcher applies (mediamon.netguard)
+MAX_URL_LENGTH = 2048  # the same cap the fetcher applies (mediamon.ingest.netguard)
 # Entity-expansion bombs (billion laughs, quadratic blowup) and external entities live
 # in the DTD's internal subset. feedparser strips some such declarations but not all, and
 # then only expat's amplification limit (libexpat >= 2.4) stops the expansion after

@@ -46,7 +46,7 @@ MAX_BYTES = 15 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
 # Retry-After up to this long is waited for inside the task; a longer one defers the
-# host for the rest of the run (and the source's next poll, see mediamon.polling).
+# host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
 MAX_RETRY_AFTER_S = 30.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Content types by what is fetched; "" is a response without Content-Type, "*+xml"
@@ -213,7 +213,7 @@ def fetch(
         TypeError: ``session`` was not made by :func:`make_session`.
     """
     if not isinstance(session, GuardedSession):
-        raise TypeError("fetch() needs a session from mediamon.fetch.make_session")
+        raise TypeError("fetch() needs a session from mediamon.ingest.fetch.make_session")
     limits = limits or HostLimits()
     started = time.monotonic()
     chain: list[str] = [url]

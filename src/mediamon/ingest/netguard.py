@@ -326,7 +326,7 @@ _PinnedPoolKey = collections.namedtuple(  # type: ignore[misc]
 class GuardedAdapter(HTTPAdapter):
     """An adapter that connects only to vetted addresses.
 
-    The address comes from the :func:`pinned` target set by :func:`mediamon.fetch.fetch`;
+    The address comes from the :func:`pinned` target set by :func:`mediamon.ingest.fetch.fetch`;
     a request sent without one (someone calling ``session.get``) is vetted here under the
     strict policy, so the session never reaches an unchecked address.
     """

@@ -3,7 +3,7 @@
 Work goes in chunks: each chunk's pages are fetched on a few threads, turned into
 articles on a process pool (extraction is CPU-bound), and loaded with its fetch log in
 one transaction, so a failure never leaves a half-written chunk and memory stays flat.
-The source's polling state (mediamon.polling) is written last, once every chunk is in:
+The source's polling state (mediamon.ingest.polling) is written last, once every chunk is in:
 a run that dies half-way leaves it as it was, and the next run polls the feed again.
 """
 
@@ -81,7 +81,7 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
 
 
 def fetch_options(source: Source) -> dict[str, Any]:
-    """The source's limits as keyword arguments of :func:`mediamon.fetch.fetch`."""
+    """The source's limits as keyword arguments of :func:`mediamon.ingest.fetch.fetch`."""
     interval = source.host_min_interval
     return {
         "allow_private_network": source.allow_private_network,
@@ -114,8 +114,8 @@ def ingest_source(
     Args:
         engine: The data database.
         source: What to ingest.
-        source_id: Its id in ``sources`` (see :func:`mediamon.load.sync_sources`).
-        session: HTTP session from :func:`mediamon.fetch.make_session` (None for archives).
+        source_id: Its id in ``sources`` (see :func:`mediamon.ingest.load.sync_sources`).
+        session: HTTP session from :func:`mediamon.ingest.fetch.make_session` (None for archives).
         run_key: Identifies this run in the fetch log, e.g. the DAG run's interval.
         now: The time of the fetch, recorded as first_seen_at.
         pool: Process pool for extraction, from :func:`extraction_pool`.
