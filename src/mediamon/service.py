@@ -89,6 +89,7 @@ def ingest(
     others (its errors are in the fetch log and the returned summaries)."""
     names = list(source_names)
     configured = _select(load_sources(settings.sources_path), names)
+    site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     engine = engine_for(settings)
     summaries: list[dict[str, object]] = []
     try:
@@ -103,7 +104,7 @@ def ingest(
             for source in configured:
                 stats = pipeline.ingest_source(
                     engine, source, ids[source.name], session, run_key, now,
-                    pool=pool, refetch_known=refetch_known,
+                    pool=pool, refetch_known=refetch_known, site_rules=site_rules,
                 )  # fmt: skip
                 summaries.append(stats.as_dict())
     finally:
@@ -139,6 +140,7 @@ def import_archive(
     if not NAME_PATTERN.match(name):
         raise ValueError(f"{name!r} is not a valid source name; pass --source-name")
     source = Source(name=name, kind="archive", location=str(folder), language=language)
+    site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     if total:
         total(len(archive_files(folder)))
     engine = engine_for(settings)
@@ -149,7 +151,7 @@ def import_archive(
         with pipeline.extraction_pool() as pool:
             stats = pipeline.ingest_source(
                 engine, source, ids[name], None, f"import:{folder}", now,
-                pool=pool, progress=progress,
+                pool=pool, progress=progress, site_rules=site_rules,
             )  # fmt: skip
     finally:
         engine.dispose()

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import unescape
 
 from mediamon.ingest import memory
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.extract import extract
+from mediamon.ingest.extract import SiteRule, extract
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import FetchResult
 from mediamon.ingest.normalize import (
@@ -44,6 +45,8 @@ class ArticleJob:
     seen_at: datetime
     page: FetchResult | None = None
     archived_html: str | None = None
+    # Per-site extraction rules, loaded once per run (None: those of the configured file).
+    site_rules: Mapping[str, SiteRule] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ def build_article(job: ArticleJob) -> BuildResult:
     if job.archived_html is not None:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
-        meta = extract(job.archived_html, item.link, known=_known_metadata(item))
+        meta = extract(
+            job.archived_html, item.link, known=_known_metadata(item), rules=job.site_rules
+        )
         text = meta.text if meta else html_to_text(job.archived_html) or None
         if not text:
             return BuildResult(None, "archived HTML holds no text")
@@ -108,7 +113,9 @@ def build_article(job: ArticleJob) -> BuildResult:
             note = f"page is {job.page.content_type}, not HTML"
         else:
             decoded = decode_html(job.page.content, job.page.charset)
-            meta = extract(decoded.text, final_url, known=_known_metadata(item))
+            meta = extract(
+                decoded.text, final_url, known=_known_metadata(item), rules=job.site_rules
+            )
             if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                 text = meta.text
             else:

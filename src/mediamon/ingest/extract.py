@@ -158,7 +158,7 @@ def extract(
     tree = _parse(html)
     if tree is None:
         return None
-    rule = site_rule(url, configured_site_rules() if rules is None else rules)
+    rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
     prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
     text, mode = _document_text(_bare(tree, url, precision=True, prune=prune)), "precision"
     if not text or len(_SENTENCE_MARK.findall(text)) < THIN_SENTENCE_MARKS:

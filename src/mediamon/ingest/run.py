@@ -14,10 +14,10 @@ import hashlib
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from mediamon.ingest.build import (
     build_article_safely,
 )
 from mediamon.ingest.decode import decode_html
+from mediamon.ingest.extract import SiteRule
 from mediamon.ingest.feeds import FeedError, FeedItem, parse_feed
 from mediamon.ingest.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
 from mediamon.ingest.normalize import (
@@ -106,6 +107,7 @@ def ingest_source(
     pool: Executor | None = None,
     refetch_known: bool = False,
     progress: Callable[[int], None] | None = None,
+    site_rules: Mapping[str, SiteRule] | None = None,
 ) -> IngestStats:
     """Run one ingest cycle of one source. Source-level failures (the feed cannot be
     fetched or parsed, an archive file is malformed) are recorded in the fetch log, the
@@ -121,34 +123,65 @@ def ingest_source(
         pool: Process pool for extraction, from :func:`extraction_pool`.
         refetch_known: Fetch pages of articles already stored (normally skipped).
         progress: Called with the number of items finished after each chunk.
+        site_rules: Per-site extraction rules, loaded once by the caller (None: those of
+            the configured file).
     """
     stats = IngestStats(source=source.name)
     with engine.connect() as conn:
         stored = polling.load_state(conn, source_id)
     state = stored.before(run_key) if stored is not None else None
-    poll = polling.PollOutcome()
+    job = ArticleJob(
+        item=FeedItem(link=""),
+        source_language=source.language,
+        drop_params=source.drop_query_params,
+        seen_at=now,
+        site_rules=site_rules,
+    )  # each item's job is this one with its item (and page) in place
+    chunks: Iterator[Chunk]
     if source.kind == "archive":
-        chunks = _archive_chunks(source, now, stats, poll)
+        poll = polling.PollOutcome()
+        try:
+            files = archive.archive_files(Path(source.location))
+        except archive.ArchiveFormatError as error:
+            stats.errors.append(str(error))
+            poll.outcome, poll.error = "failed", str(error)
+            files = []
+        chunks = archive_chunks(files, job)
+        stats.items = poll.items = len(files)
     elif session is None:
         raise ValueError(f"source {source.name}: a feed needs an HTTP session")
     else:
-        chunks = _feed_chunks(
-            engine, source, source_id, session, run_key, now, stats, refetch_known, state, poll
+        options = fetch_options(source)
+        feed = poll_feed(session, source, state, now, refetch_known=refetch_known, **options)
+        poll = feed.poll
+        stats.errors.extend(feed.errors)
+        with engine.begin() as conn:
+            load.write_fetch_log(conn, run_key, source_id, [feed.record])
+        items, repeated = _distinct_items(feed.items, source, now)
+        stats.errors.extend(repeated)
+        stats.items = poll.items = len(items)
+        chunks = feed_chunks(
+            engine, session, source, items, job, refetch_known=refetch_known, **options
         )
     # Two chunks in flight: the workers build chunk N while this process fetches chunk
     # N+1 and loads chunk N-1, so neither the cores nor the network wait on each other.
-    in_flight: deque[tuple[list[ArticleJob], list[FetchRecord], list[Any]]] = deque()
-    for jobs, records in chunks:
-        in_flight.append((jobs, records, _start_building(pool, jobs)))
+    in_flight: deque[tuple[Chunk, list[Any]]] = deque()
+    for chunk in chunks:
+        stats.already_known += chunk.already_known
+        poll.new += chunk.new
+        if not chunk.entries:
+            continue
+        in_flight.append((chunk, _start_building(pool, chunk.jobs())))
         if len(in_flight) > 1:
-            _load_chunk(engine, source_id, run_key, now, stats, *in_flight.popleft())
+            loaded, pending = in_flight.popleft()
+            _load_chunk(engine, source_id, run_key, now, stats, loaded, pending)
             if progress:
-                progress(len(jobs))
+                progress(len(loaded.entries))
     while in_flight:
-        jobs, records, pending = in_flight.popleft()
-        _load_chunk(engine, source_id, run_key, now, stats, jobs, records, pending)
+        loaded, pending = in_flight.popleft()
+        _load_chunk(engine, source_id, run_key, now, stats, loaded, pending)
         if progress:
-            progress(len(jobs))
+            progress(len(loaded.entries))
     if source.kind == "archive":
         poll.new = stats.new
     stats.poll = poll.outcome
@@ -158,7 +191,48 @@ def ingest_source(
     return stats
 
 
-Chunk = tuple[list[ArticleJob], list[FetchRecord]]
+@dataclass(frozen=True)
+class Entry:
+    """One item of a chunk: its fetch-log row, and the article to build (None when the
+    item failed before that, e.g. an unreadable archive file)."""
+
+    record: FetchRecord
+    job: ArticleJob | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Items fetched together, loaded in one transaction.
+
+    Attributes:
+        entries: The items to load (may be empty when every item was already stored).
+        already_known: Items skipped because their article is stored.
+        new: Items never seen before (they drive adaptive polling).
+    """
+
+    entries: list[Entry]
+    already_known: int = 0
+    new: int = 0
+
+    def jobs(self) -> list[ArticleJob]:
+        return [e.job for e in self.entries if e.job is not None]
+
+
+@dataclass
+class FeedPoll:
+    """One fetch of a source's feed: its fetch-log row, its items and how the poll went.
+
+    Attributes:
+        record: The feed's fetch-log row (with the fetch or parse error, if any).
+        items: The feed's items (none when it failed, was not modified or is unchanged).
+        poll: The poll's outcome so far (items and new items are counted later).
+        errors: Lines for the run's summary: skipped items, the feed's error.
+    """
+
+    record: FetchRecord
+    items: list[FeedItem]
+    poll: polling.PollOutcome
+    errors: list[str]
 
 
 def _start_building(pool: Executor | None, jobs: list[ArticleJob]) -> list[Any]:
@@ -174,22 +248,29 @@ def _load_chunk(
     run_key: str,
     now: datetime,
     stats: IngestStats,
-    jobs: list[ArticleJob],
-    records: list[FetchRecord],
+    chunk: Chunk,
     pending: list[Any],
 ) -> None:
     """Wait for a chunk's articles and load them with its fetch log in one transaction."""
-    results: list[BuildResult] = [p.result() if isinstance(p, Future) else p for p in pending]
+    results = iter([p.result() if isinstance(p, Future) else p for p in pending])
     built: list[Article] = []
-    # records[i] belongs to jobs[i]; records past the jobs are files that failed early.
-    for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
+    records: list[FetchRecord] = []
+    for entry in chunk.entries:
+        record = entry.record
+        if entry.job is None:  # failed before building: the record says why
+            stats.failed += 1
+            stats.errors.append(record.error or f"{record.url}: failed")
+            records.append(record)
+            continue
+        result: BuildResult = next(results)
         if result.article is None:
             stats.failed += 1
-            stats.errors.append(f"{job.item.link}: {result.note}")
+            stats.errors.append(f"{entry.job.item.link}: {result.note}")
         else:
             built.append(result.article)
         if result.note:  # the note includes the fetch error, if there was one
-            records[index] = replace(records[index], error=result.note)
+            record = replace(record, error=result.note)
+        records.append(record)
     with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, records)
         written = load.upsert_articles(conn, source_id, built, now)
@@ -200,21 +281,29 @@ def _load_chunk(
     memory.return_freed()  # the chunk's pages and articles
 
 
-def _feed_chunks(
-    engine: sa.Engine,
-    source: Source,
-    source_id: int,
+def poll_feed(
     session: requests.Session,
-    run_key: str,
-    now: datetime,
-    stats: IngestStats,
-    refetch_known: bool,
+    source: Source,
     state: polling.SourceState | None,
-    poll: polling.PollOutcome,
-) -> Iterator[Chunk]:
-    options = fetch_options(source)
-    # ``state`` is what the last completed poll left (the state is written only once a
-    # poll has loaded everything), so an unchanged feed holds nothing left to load.
+    now: datetime,
+    *,
+    refetch_known: bool = False,
+    **options: Any,
+) -> FeedPoll:
+    """Fetch and parse the source's feed, conditionally when the last poll left
+    validators (``state`` is what the last completed poll left: the state is written only
+    once a poll has loaded everything, so an unchanged feed holds nothing left to load).
+
+    Args:
+        session: HTTP session.
+        source: The feed source.
+        state: The source's polling state before this run, if any.
+        now: The time of the fetch.
+        refetch_known: Read the feed even when it is unchanged.
+        options: :func:`fetch_options` of the source.
+    """
+    poll = polling.PollOutcome(feed_url=source.location)
+    errors: list[str] = []
     validators = None
     if state is not None and not source.ignore_validators and not refetch_known:
         validators = state.validators_for(source.location)
@@ -227,7 +316,6 @@ def _feed_chunks(
         **options,
     )
     record = _record(response, "feed", now)
-    poll.feed_url = source.location
     poll.retry_after_s = response.retry_after_s
     items: list[FeedItem] = []
     if response.not_modified and validators is None:
@@ -255,38 +343,44 @@ def _feed_chunks(
                     max_items=source.max_items,
                 )
                 items = parsed.items
-                if parsed.skipped:
-                    stats.errors.extend(parsed.skipped)
+                errors.extend(parsed.skipped)
             except FeedError as error:
                 record = replace(record, error=str(error))
     if record.error:
-        stats.errors.append(f"{source.location}: {record.error}")
+        errors.append(f"{source.location}: {record.error}")
         poll.outcome = "deferred" if response.retry_after_s else "failed"
         poll.error = record.error
-    with engine.begin() as conn:
-        load.write_fetch_log(conn, run_key, source_id, [record])
-    items = _distinct_items(items, source, now, stats)
-    stats.items = poll.items = len(items)
-    if not items:
-        return
+    return FeedPoll(record, items, poll, errors)
+
+
+def feed_chunks(
+    engine: sa.Engine,
+    session: requests.Session,
+    source: Source,
+    items: list[FeedItem],
+    job: ArticleJob,
+    *,
+    refetch_known: bool = False,
+    **options: Any,
+) -> Iterator[Chunk]:
+    """The feed's items in chunks, each page fetched (a few threads) unless the source
+    reads only the feed; items whose article is stored are skipped (unless
+    ``refetch_known``). ``job`` is the template every item's job is made from."""
+    now = job.seen_at
     for start in range(0, len(items), CHUNK_SIZE):
         chunk = items[start : start + CHUNK_SIZE]
         urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
         with engine.connect() as conn:
             known, earlier = polling.seen_before(conn, urls.values(), now)
-        poll.new += sum(1 for i in chunk if urls[i.link] not in earlier)
+        new = sum(1 for i in chunk if urls[i.link] not in earlier)
+        already_known = 0
         if not refetch_known:
             fresh = [i for i in chunk if urls[i.link] not in known]
-            stats.already_known += len(chunk) - len(fresh)
+            already_known = len(chunk) - len(fresh)
             chunk = fresh
         if not chunk:
+            yield Chunk([], already_known, new)
             continue
-        job = ArticleJob(
-            item=chunk[0],
-            source_language=source.language,
-            drop_params=source.drop_query_params,
-            seen_at=now,
-        )
         if source.fetch_pages:
 
             def page(item: FeedItem) -> FetchResult:
@@ -300,75 +394,65 @@ def _feed_chunks(
 
             with ThreadPoolExecutor(max_workers=PAGE_THREADS) as threads:
                 pages = list(threads.map(page, chunk))
-            jobs = [replace(job, item=i, page=p) for i, p in zip(chunk, pages, strict=True)]
-            records = [_record(p, "page", now) for p in pages]
+            entries = [
+                Entry(_record(p, "page", now), replace(job, item=i, page=p))
+                for i, p in zip(chunk, pages, strict=True)
+            ]
         else:
-            jobs = [replace(job, item=i) for i in chunk]
-            records = [
-                FetchRecord(url=i.link, kind="page", fetched_at=now, error="feed only")
+            entries = [
+                Entry(
+                    FetchRecord(url=i.link, kind="page", fetched_at=now, error="feed only"),
+                    replace(job, item=i),
+                )
                 for i in chunk
             ]
-        yield jobs, records
+        yield Chunk(entries, already_known, new)
 
 
 def _distinct_items(
-    items: list[FeedItem], source: Source, now: datetime, stats: IngestStats
-) -> list[FeedItem]:
+    items: list[FeedItem], source: Source, now: datetime
+) -> tuple[list[FeedItem], list[str]]:
     """Drop items whose canonical URL repeats an earlier item's (tracking parameters
-    differ); note dates in the future, which build_article replaces by first-seen time."""
+    differ); note dates in the future, which build_article replaces by first-seen time.
+    Returns the items kept and a line for each item dropped or noted."""
     kept: list[FeedItem] = []
+    notes: list[str] = []
     seen: set[str] = set()
     for item in items:
         key = canonical_url(item.link, source.drop_query_params)
         if key in seen:
-            stats.errors.append(f"{item.link}: same article as an earlier item ({key})")
+            notes.append(f"{item.link}: same article as an earlier item ({key})")
             continue
         seen.add(key)
         if item.published_at is not None and item.published_at > now + FUTURE_TOLERANCE:
-            stats.errors.append(
+            notes.append(
                 f"{item.link}: date {item.published_at.isoformat()} is in the future;"
                 " first-seen time used"
             )
         kept.append(item)
-    return kept
+    return kept, notes
 
 
-def _archive_chunks(
-    source: Source, now: datetime, stats: IngestStats, poll: polling.PollOutcome
-) -> Iterator[Chunk]:
-    folder = Path(source.location)
-    try:
-        files = archive.archive_files(folder)
-    except archive.ArchiveFormatError as error:
-        stats.errors.append(str(error))
-        poll.outcome, poll.error = "failed", str(error)
-        return
-    stats.items = poll.items = len(files)
+def archive_chunks(files: list[Path], job: ArticleJob) -> Iterator[Chunk]:
+    """An archive folder's files in chunks; a file that cannot be read or parsed is an
+    entry without a job, its error in its fetch-log row."""
+    now = job.seen_at
     for start in range(0, len(files), CHUNK_SIZE):
-        jobs: list[ArticleJob] = []
-        records: list[FetchRecord] = []
-        bad: list[FetchRecord] = []
+        entries: list[Entry] = []
+        bad: list[Entry] = []
         for path in files[start : start + CHUNK_SIZE]:
             url = path.as_uri()
             try:
                 data = path.read_bytes()
                 item, html = archive.parse_archive_text(decode_html(data).text, path.name)
             except (OSError, archive.ArchiveFormatError) as error:
-                stats.failed += 1
-                stats.errors.append(str(error))
-                bad.append(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))
-                continue
-            jobs.append(
-                ArticleJob(
-                    item=item,
-                    source_language=source.language,
-                    drop_params=source.drop_query_params,
-                    seen_at=now,
-                    archived_html=html,
+                bad.append(
+                    Entry(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))
                 )
-            )
-            records.append(FetchRecord(url=url, kind="file", fetched_at=now, bytes=len(data)))
-        yield jobs, records + bad
+                continue
+            record = FetchRecord(url=url, kind="file", fetched_at=now, bytes=len(data))
+            entries.append(Entry(record, replace(job, item=item, archived_html=html)))
+        yield Chunk(entries + bad)
 
 
 def _record(response: FetchResult, kind: str, now: datetime) -> FetchRecord:
