@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import sqlalchemy as sa
@@ -13,8 +14,13 @@ from mediamon.settings import Settings
 STORY_TIME = "least(coalesce({a}.published_at, {a}.first_seen_at), {a}.first_seen_at)"
 
 
+# In a query file, {story_time(r)} is STORY_TIME on the articles alias r.
+STORY_TIME_MARK = re.compile(r"\{story_time\((\w+)\)\}")
+
+
 @cache
 def query(name: str) -> sa.TextClause:
     """The query in ``sql/queries/<name>.sql`` (``MEDIAMON_SQL_DIR`` overrides the folder)."""
     folder = Settings.from_env().sql_dir / "queries"
-    return sa.text((folder / f"{name}.sql").read_text("utf-8"))
+    text = (folder / f"{name}.sql").read_text("utf-8")
+    return sa.text(STORY_TIME_MARK.sub(lambda m: STORY_TIME.format(a=m.group(1)), text))

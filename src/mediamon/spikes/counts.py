@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from mediamon.db.queries import STORY_TIME
+from mediamon.db.queries import query
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +23,8 @@ def hourly_counts(
     A story is a root article (``duplicate_of`` is null): a copy that mentions the topic
     counts for its root, in the root's hour, so syndicated copies count once.
     """
-    story_time = STORY_TIME.format(a="r")
     rows = conn.execute(
-        sa.text(
-            f"select m.topic, date_trunc('hour', {story_time}, 'UTC') as hour,"
-            "  count(distinct r.article_id) as stories"
-            " from mentions m"
-            " join articles a on a.article_id = m.article_id"
-            " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"
-            f" where m.topic = any(:topics) and {story_time} >= :start and {story_time} < :end"
-            " group by 1, 2"
-        ),
+        query("topic_hourly_counts"),
         {"topics": list(topic_keys), "start": start, "end": end},
     )
     counts: dict[str, dict[datetime, int]] = defaultdict(dict)
@@ -46,18 +37,8 @@ def hourly_counts_by_source(
     conn: sa.Connection, topic_key: str, start: datetime, end: datetime
 ) -> dict[tuple[datetime, str], int]:
     """Distinct stories of one topic per (UTC hour, source of the story's root)."""
-    story_time = STORY_TIME.format(a="r")
     rows = conn.execute(
-        sa.text(
-            f"select date_trunc('hour', {story_time}, 'UTC') as hour, s.name,"
-            "  count(distinct r.article_id)"
-            " from mentions m"
-            " join articles a on a.article_id = m.article_id"
-            " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"
-            " join sources s on s.source_id = r.source_id"
-            f" where m.topic = :topic and {story_time} >= :start and {story_time} < :end"
-            " group by 1, 2"
-        ),
+        query("topic_hourly_counts_by_source"),
         {"topic": topic_key, "start": start, "end": end},
     )
     return {(hour.astimezone(UTC), source): int(n) for hour, source, n in rows}
@@ -67,15 +48,8 @@ def hourly_totals(
     conn: sa.Connection, start: datetime, end: datetime
 ) -> list[tuple[datetime, str, str | None, int]]:
     """All distinct stories per (UTC hour, source, language) in [start, end)."""
-    story_time = STORY_TIME.format(a="a")
     rows = conn.execute(
-        sa.text(
-            f"select date_trunc('hour', {story_time}, 'UTC') as hour, s.name, a.language,"
-            "  count(*)"
-            " from articles a join sources s on s.source_id = a.source_id"
-            f" where a.duplicate_of is null and {story_time} >= :start and {story_time} < :end"
-            " group by 1, 2, 3"
-        ),
+        query("hourly_totals"),
         {"start": start, "end": end},
     )
     return [(hour.astimezone(UTC), source, language, int(n)) for hour, source, language, n in rows]

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mediamon.db.queries import query
 from mediamon.db.tables import (
     mentions,
     topics_table,
@@ -184,13 +185,7 @@ def _replace_mentions(
         )
     # Pairs of this batch that no longer match (the article or the rules changed).
     result = conn.execute(
-        sa.text(
-            "delete from mentions m"
-            " where m.article_id = any(:ids) and m.topic = any(:keys)"
-            " and not exists (select 1 from unnest(cast(:f_ids as bigint[]),"
-            " cast(:f_topics as text[])) as f(article_id, topic)"
-            " where f.article_id = m.article_id and f.topic = m.topic)"
-        ),
+        query("stale_mentions"),
         {
             "ids": ids,
             "keys": keys,
