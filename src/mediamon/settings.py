@@ -26,7 +26,7 @@ DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
 
-T = TypeVar("T")
+T = TypeVar("T", int, float)
 
 
 class SettingsError(ValueError):
@@ -93,7 +93,7 @@ class Settings:
                 value = parse(raw.strip())
             except ValueError:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
-            if value < 0:  # type: ignore[operator]
+            if value < 0:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}")
             return value
 
