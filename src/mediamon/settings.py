@@ -27,7 +27,7 @@ DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
 
-T = TypeVar("T")
+T = TypeVar("T", int, float)
 
 
 # Every number from the environment is clamped to a range before any arithmetic: a
@@ -102,7 +102,7 @@ class Settings:
                 value = parse(raw.strip())
             except ValueError:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
-            if not 0 <= value <= high:  # type: ignore[operator]
+            if not 0 <= value <= high:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}")
             return value
 
