@@ -518,13 +518,10 @@ def test_feed_text_about_another_site_never_poisons_its_article(
     assert "真实报道" in str(article["body_text"]) and "伪造" not in str(article["body_text"])
     with engine.connect() as conn:
         claim = conn.execute(
-            sa.text(
-                "select s.name, c.title, c.body_text, c.canonical_url from article_claims c"
-                " join sources s using (source_id)"
-            )
+            sa.text("select source, title, body_text, url, article_id from bi.article_claims")
         ).one()
-    assert claim.name == "evil" and claim.title == "伪造标题" and "伪造内容" in claim.body_text
-    assert claim.canonical_url == story
+    assert claim.source == "evil" and claim.title == "伪造标题" and "伪造内容" in claim.body_text
+    assert claim.url == story and claim.article_id is not None  # the page is an article now
     run_ingest(engine, [evil], NOW + timedelta(minutes=2), "faults:3", refetch_known=True)
     (after,) = articles(engine).values()
     assert after["source"] == "site" and after["body_text"] == article["body_text"]
