@@ -26,8 +26,8 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from bench.common import REPO_ROOT
 from mediamon import db
-from mediamon.config import PROJECT_ROOT
 
 _TEMPLATES: dict[str, str] = {}  # admin URL -> migrated template database
 
@@ -43,7 +43,7 @@ def airflow_bin() -> str:
 
 
 def _admin_url() -> str:
-    return db.scratch_admin_url("MEDIAMON_TEST_DATABASE_URL", PROJECT_ROOT / "var" / "bench")
+    return db.scratch_admin_url("MEDIAMON_TEST_DATABASE_URL", REPO_ROOT / "var" / "bench")
 
 
 def _sql_admin(statement: str) -> None:
@@ -340,9 +340,7 @@ def start_celery_worker(stack: Stack, name: str, queues: str, concurrency: int) 
         **stack.env,
         "MEDIAMON_WORKER_NAME": name,
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bench.airflow_stack.worker_hostname",
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
-        ),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     stack.start(
         name,

@@ -30,11 +30,11 @@ from bench import airflow_stack
 from bench.common import scratch_database
 from bench.feedfarm import serve_farm
 from mediamon import db
-from mediamon.airflow_env import airflow_environment, box_parallelism
-from mediamon.config import PROJECT_ROOT, Settings
+from mediamon.devtools.airflow_env import airflow_environment, box_parallelism, dags_folder
+from mediamon.settings import Settings
 
 DAG_ID = "mediamon_ingest"
-# The ingest DAG before shards (main at f6b283d): one mapped task per source, at most 4
+# The ingest DAG before shards (main at fa07ce4): one mapped task per source, at most 4
 # at once, each parsing the sources file and starting its own extraction pool.
 PER_SOURCE_DAG = """
 from datetime import timedelta
@@ -54,7 +54,7 @@ def mediamon_ingest():
         context = get_current_context()
         _, now = run_time(context)
         params = context["params"]
-        return service.prepare(settings(), now, only=params["sources"], force=params["force"])
+        return service.plan_sources(settings(), now, only=params["sources"], force=params["force"])
 
     @task(max_active_tis_per_dagrun=4)
     def ingest_source(source_name):
@@ -226,7 +226,7 @@ def measure(case: Case, timeout_s: float) -> Result:
         home = Path(tmp)
         dags = home / "dags"
         dags.mkdir()
-        dag_file = (PROJECT_ROOT / "dags" / "mediamon_ingest.py").read_text("utf-8")
+        dag_file = (dags_folder() / "mediamon_ingest.py").read_text("utf-8")
         if case.design != "shards":
             dag_file = PER_SOURCE_DAG
         (dags / "mediamon_ingest.py").write_text(unscheduled(dag_file), "utf-8")

@@ -16,11 +16,11 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import articles_asset, failure_mail
 
-ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+ARTICLES = articles_asset()
 # Celery workers listening on this queue run the ingest shards; the small tasks stay on
 # the default queue. The LocalExecutor ignores queues.
 INGEST_QUEUE = "ingest"
@@ -60,7 +60,7 @@ def mediamon_ingest() -> None:
         context = get_current_context()
         _, now = run_time(context)
         params = context["params"]
-        shards = service.plan(
+        shards = service.plan_shards(
             settings(), now, only=params["sources"], force=params["force"], shards=shard_count()
         )
         return [shard.as_xcom(len(shards)) for shard in shards]
@@ -83,8 +83,8 @@ def mediamon_ingest() -> None:
     @task(outlets=[ARTICLES], trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def summarize(shards: list[list[dict[str, object]] | None]) -> dict[str, int]:
         """Add up what the sources loaded; the asset event tells the alerts DAG to run."""
+        from mediamon.ingest.shards import flatten_summaries
         from mediamon.models import total_stats
-        from mediamon.shards import flatten_summaries
 
         return total_stats(flatten_summaries(shards))
 

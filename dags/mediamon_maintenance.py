@@ -4,7 +4,7 @@ Daily retention, so that neither Airflow nor mediamon grows without bound: Airfl
 metadata older than `airflow_keep_days` (`airflow db clean`, given the metadata database
 through `MEDIAMON_AIRFLOW_DATABASE_URL`: Airflow 3 keeps tasks out of it otherwise), task
 log files older than `airflow_keep_days`, and `fetch_log` rows older than
-`fetch_log_keep_days` (articles are never pruned). Logic lives in `mediamon.retention`.
+`fetch_log_keep_days` (articles are never pruned). Logic lives in `mediamon.db.retention`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def mediamon_maintenance() -> None:
     @task
     def clean_airflow_metadata() -> int:
         """`airflow db clean` of the metadata older than the retention."""
-        from mediamon import retention
+        from mediamon.db import retention
         from mediamon_airflow import metadata_url, retention_cutoff
 
         cutoff = retention_cutoff(get_current_context(), "airflow_keep_days")
@@ -57,7 +57,7 @@ def mediamon_maintenance() -> None:
         """Delete task log files older than the retention."""
         from airflow.sdk import conf
 
-        from mediamon import retention
+        from mediamon.db import retention
         from mediamon_airflow import retention_cutoff
 
         cutoff = retention_cutoff(get_current_context(), "airflow_keep_days")

@@ -1,0 +1,169 @@
+"""Bytes to text before extraction: HTTP charset, meta charset, UTF-8, then detection.
+
+Chinese pages often declare gb2312 while using characters only GBK/GB18030 have, and
+Big5 pages use HKSCS characters; labels are widened to the superset encodings so those
+characters decode instead of turning into U+FFFD.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+# Labels widened to the encoding browsers actually use for them (WHATWG Encoding).
+WIDER_ENCODING = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "gb_2312-80": "gb18030",
+    "csgb2312": "gb18030",
+    "chinese": "gb18030",
+    "euc-cn": "gb18030",
+    "hz-gb-2312": "gb18030",
+    "big5": "big5hkscs",
+    "big5-hkscs": "big5hkscs",
+    "cn-big5": "big5hkscs",
+    "x-x-big5": "big5hkscs",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "utf8": "utf-8",
+}
+META_SCAN_BYTES = 4096
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.-]+)""", re.IGNORECASE)
+XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.-]+)""")
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE, whose BOM it starts with
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# An XML document without a BOM still shows its encoding family in its first bytes,
+# "<?" written in UTF-32 or UTF-16 (XML 1.0, appendix F).
+XML_START = (
+    (b"<\0\0\0", "utf-32-le"),
+    (b"\0\0\0<", "utf-32-be"),
+    (b"<\0?\0", "utf-16-le"),
+    (b"\0<\0?", "utf-16-be"),
+)
+# Text that is UTF-8 but for a few bad bytes (a truncated character, one stray Latin-1
+# byte) is read as UTF-8 with those bytes replaced, when valid multi-byte characters
+# outnumber them this many times; a document in another encoding read as UTF-8 has
+# more bad sequences than good ones. Re-decoding a whole Chinese feed as a single-byte
+# encoding because of one bad byte turned every character into mojibake.
+UTF8_REPAIR_RATIO = 20
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Decoded text and how it was decoded."""
+
+    text: str
+    encoding: str
+    replaced: int  # U+FFFD characters introduced by decoding
+
+
+def canonical_encoding(label: str | None) -> str | None:
+    """Python codec name for a charset label, widened per WIDER_ENCODING; None if unknown."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    label = WIDER_ENCODING.get(label, label)
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return WIDER_ENCODING.get(name, name)
+
+
+def content_type_charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type header value, if any."""
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip("\"'")
+    return None
+
+
+def declared_charsets(content: bytes, http_charset: str | None) -> list[str]:
+    """Charsets the response declares, most authoritative first (HTTP, then document)."""
+    labels: list[str | None] = [http_charset]
+    head = content[:META_SCAN_BYTES]
+    for pattern in (XML_ENCODING, META_CHARSET):
+        match = pattern.search(head)
+        if match:
+            labels.append(match.group(1).decode("ascii", "replace"))
+    found: list[str] = []
+    for label in labels:
+        encoding = canonical_encoding(label)
+        if encoding and encoding not in found:
+            found.append(encoding)
+    return found
+
+
+def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
+    """Decode an HTML or XML document.
+
+    Order: a BOM; strict UTF-8 (a long run of valid multi-byte UTF-8 is almost never
+    another encoding, and it catches UTF-8 pages mislabelled as GBK); the declared
+    charsets (HTTP header, then XML declaration and meta tag); charset detection. The
+    first that decodes without error wins; failing that, the one with the fewest
+    replacement characters.
+    """
+    for bom, encoding in BOMS:
+        if content.startswith(bom):
+            text = content[len(bom) :].decode(encoding, "replace")
+            return Decoded(text, encoding, text.count("\ufffd"))
+    for start, encoding in XML_START:
+        if content.startswith(start):
+            text = content.decode(encoding, "replace")
+            return Decoded(text, encoding, text.count("\ufffd"))
+    try:
+        return Decoded(content.decode("utf-8"), "utf-8", 0)
+    except UnicodeDecodeError:
+        pass
+    repaired = _mostly_utf8(content)
+    if repaired is not None:
+        return repaired
+    candidates = [e for e in declared_charsets(content, http_charset) if e != "utf-8"]
+    candidates += [e for e in (_detect(content), "gb18030") if e and e not in candidates]
+    best: Decoded | None = None
+    for encoding in candidates:
+        text = content.decode(encoding, "replace")
+        decoded = Decoded(text, encoding, text.count("\ufffd"))
+        if decoded.replaced == 0:
+            return decoded
+        if best is None or decoded.replaced < best.replaced:
+            best = decoded
+    if best is None or best.replaced > 0:
+        utf8 = content.decode("utf-8", "replace")
+        fallback = Decoded(utf8, "utf-8", utf8.count("\ufffd"))
+        if best is None or fallback.replaced < best.replaced:
+            best = fallback
+    logger.debug("decoded with %d replacement characters as %s", best.replaced, best.encoding)
+    return best
+
+
+def _mostly_utf8(content: bytes) -> Decoded | None:
+    """UTF-8 with its few bad bytes replaced, if the document is UTF-8 but for them."""
+    text = content.decode("utf-8", "replace")
+    replaced = text.count("\ufffd") - content.count("\ufffd".encode())
+    non_ascii = len(text) - len(text.encode("ascii", "ignore")) - replaced
+    if replaced > 0 and non_ascii >= UTF8_REPAIR_RATIO * replaced:
+        logger.debug("UTF-8 with %d bad byte sequence(s) replaced", replaced)
+        return Decoded(text, "utf-8", replaced)
+    return None
+
+
+def _detect(content: bytes) -> str | None:
+    from charset_normalizer import from_bytes
+
+    match = from_bytes(content[:65536]).best()
+    return canonical_encoding(match.encoding) if match else None
