@@ -4,13 +4,17 @@ nothing. Airflow's metadata lives in its own PostgreSQL database, made for the s
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +25,9 @@ from mediamon.airflow_env import airflow_command, airflow_environment
 from mediamon.config import PROJECT_ROOT, Settings
 from mediamon.sitehost import serve_folder
 
-DAG_IDS = {"mediamon_ingest", "mediamon_alerts"}
+DAG_IDS = {"mediamon_ingest", "mediamon_alerts", "mediamon_health", "mediamon_health_report"}
+# Tasks that must not retry: the watcher only re-states a failure upstream.
+NO_RETRIES = {("mediamon_ingest", "watcher")}
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +89,32 @@ def test_dag_policies(airflow: Any) -> None:
         assert dag.tags and "mediamon" in dag.tags
         assert dag.doc_md
         assert not dag.catchup
+        assert dag.owner == "mediamon"
         for task in dag.tasks:
-            assert task.retries >= 2, f"{dag_id}.{task.task_id} needs retries"
+            if (dag_id, task.task_id) in NO_RETRIES:
+                assert task.retries == 0
+            else:
+                assert task.retries >= 2, f"{dag_id}.{task.task_id} needs retries"
 
 
 def test_ingest_dag_shape(airflow: Any) -> None:
     dag = airflow.dags["mediamon_ingest"]
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
-        "plan_sources": ["ingest_source"],
-        "ingest_source": ["summarize"],
-        "summarize": [],
+        "plan_sources": ["ingest_source", "watcher"],
+        "ingest_source": ["summarize", "watcher"],
+        "summarize": ["check_quality", "publish_articles", "watcher"],
+        "check_quality": ["publish_articles", "watcher"],
+        "publish_articles": ["watcher"],
+        "watcher": [],
     }
-    assert [o.name for o in dag.get_task("summarize").outlets] == ["mediamon_articles"]
+    assert [o.name for o in dag.get_task("publish_articles").outlets] == ["mediamon_articles"]
+    assert dag.get_task("summarize").trigger_rule == "all_done"
+    assert dag.get_task("watcher").trigger_rule == "one_failed"
     assert dag.timetable.expression == "*/15 * * * *"
+    # The trigger form offers the configured sources (read at parse time) as a multi-select.
+    sources = dag.params.get_param("sources")
+    assert sources.schema["type"] == "array"
+    assert sources.schema["examples"] == ["demo-news", "archive"]
 
 
 def test_dag_run_loads_and_a_rerun_changes_nothing(airflow: Any, engine: sa.Engine) -> None:
@@ -134,3 +153,200 @@ def test_alerts_dag_shape(airflow: Any) -> None:
         "detect_spikes": ["deliver_alerts"],
         "deliver_alerts": [],
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Run states, read from Airflow's metadata database (what the UI shows), not return values.
+
+
+@pytest.fixture(scope="module")
+def metadata(airflow: Any) -> Iterator[sa.Engine]:
+    """An engine on Airflow's metadata database (the fixture above configured it)."""
+    engine = sa.create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    yield engine
+    engine.dispose()
+
+
+def run_state(metadata: sa.Engine, dag_id: str, run_id: str) -> tuple[str, dict[str, Any]]:
+    """The run's state and each task's (state, try_number), as stored."""
+    with metadata.connect() as conn:
+        state = conn.execute(
+            sa.text("select state from dag_run where dag_id = :d and run_id = :r"),
+            {"d": dag_id, "r": run_id},
+        ).scalar_one()
+        tasks = conn.execute(
+            sa.text(
+                "select task_id, map_index, state, try_number from task_instance"
+                " where dag_id = :d and run_id = :r"
+            ),
+            {"d": dag_id, "r": run_id},
+        ).all()
+    by_task: dict[str, Any] = {}
+    for task_id, map_index, task_state, tries in tasks:
+        key = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+        by_task[key] = (task_state, tries)
+    return state, by_task
+
+
+def stored_xcom(metadata: sa.Engine, dag_id: str, run_id: str, task_id: str) -> Any:
+    with metadata.connect() as conn:
+        value = conn.execute(
+            sa.text(
+                "select value from xcom where dag_id = :d and run_id = :r and task_id = :t"
+                " and key = 'return_value'"
+            ),
+            {"d": dag_id, "r": run_id, "t": task_id},
+        ).scalar_one()
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends
+
+
+def write_sources(path: Path, entries: list[str]) -> Path:
+    path.write_text("sources:\n" + "".join(f"  - {e}\n" for e in entries), "utf-8")
+    return path
+
+
+def down_source(name: str) -> str:
+    return (
+        f"{{name: {name}, url: 'http://127.0.0.1:{closed_port()}/feed.xml',"
+        " allow_private_network: true}"
+    )
+
+
+@pytest.fixture()
+def quick_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIAMON_HTTP_RETRIES", "0")  # a refused connection fails at once
+
+
+def test_every_source_failing_fails_the_run(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+) -> None:
+    sources = write_sources(
+        tmp_path / "sources.yaml", [down_source("down-a"), down_source("down-b")]
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    run = airflow.dags["mediamon_ingest"].test(
+        logical_date=datetime(2024, 5, 1, 12, 0, tzinfo=UTC), run_conf={"force": True}
+    )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "failed"
+    assert tasks["ingest_source[0]"][0] == tasks["ingest_source[1]"][0] == "success"
+    assert tasks["summarize"] == ("failed", 1)  # no retries: re-summing changes nothing
+    assert tasks["publish_articles"][0] == "upstream_failed"  # no asset event, no alerts
+    assert tasks["watcher"][0] == "failed"
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select * from ingest_runs")).one()
+    assert row.status == "failed" and row.sources_due == 2 and row.sources_failed == 2
+    assert row.error.startswith("all 2 due source(s) failed")
+
+
+def test_a_config_error_fails_the_run_with_one_try(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine
+) -> None:
+    run = airflow.dags["mediamon_ingest"].test(
+        logical_date=datetime(2024, 5, 2, 12, 0, tzinfo=UTC), run_conf={"sources": ["nope"]}
+    )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "failed"
+    assert tasks["plan_sources"] == ("failed", 1)
+    assert tasks["watcher"][0] == "failed"
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select status, error from ingest_runs")).one()
+    assert row.status == "failed"
+    assert row.error.startswith("configuration error: unknown source(s): nope")
+
+
+def test_one_failing_source_of_three_is_counted_and_the_run_stands(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    site: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sources = write_sources(
+        tmp_path / "sources.yaml",
+        [
+            f"{{name: demo-news, url: '{site}/feed.xml', language: zh,"
+            " allow_private_network: true}",
+            f"{{name: archive, kind: archive, path: '{PROJECT_ROOT / 'demo' / 'archive'}'}}",
+            down_source("down"),
+        ],
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    with caplog.at_level(logging.WARNING):
+        run = airflow.dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 5, 3, 12, 0, tzinfo=UTC), run_conf={"force": True}
+        )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "success"
+    assert tasks["publish_articles"][0] == "success"  # 7 new articles: the asset event
+    assert tasks["watcher"][0] == "skipped"
+    summary = stored_xcom(metadata, "mediamon_ingest", run.run_id, "summarize")
+    assert summary["sources"] == 3 and summary["sources_failed"] == 1
+    assert summary["failed_sources"] == ["down"] and summary["new"] == 7
+    assert any(
+        r.levelno == logging.WARNING and "source down failed" in r.getMessage()
+        for r in caplog.records
+    )
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select status, checks from ingest_runs")).one()
+    assert row.status == "success" and all(check["passed"] for check in row.checks)
+
+
+def test_a_failed_quality_check_fails_the_run(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A feed whose items have text but no title: loaded, then caught by the check.
+    site = tmp_path / "site"
+    site.mkdir()
+    items = "".join(
+        f"<item><link>{{{{BASE}}}}/a{n}.html</link><pubDate>Mon, 01 Apr 2024 0{n}:00:00"
+        f" +0000</pubDate><description>第{n}篇没有标题的文章正文，内容足够长以便保存。"
+        "</description></item>"
+        for n in range(3)
+    )
+    (site / "feed.xml").write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>t</title>'
+        f"<link>http://127.0.0.1/</link>{items}</channel></rss>",
+        "utf-8",
+    )
+    with serve_folder(site) as base:
+        sources = write_sources(
+            tmp_path / "sources.yaml",
+            [
+                f"{{name: untitled, url: '{base}/feed.xml', language: zh, fetch_pages: false,"
+                " allow_private_network: true}"
+            ],
+        )
+        monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+        run = airflow.dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 5, 4, 12, 0, tzinfo=UTC), run_conf={"force": True}
+        )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "failed"
+    assert tasks["summarize"][0] == "success"
+    assert tasks["check_quality"] == ("failed", 1)
+    assert tasks["publish_articles"][0] == "upstream_failed"  # no alerts on bad data
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select status, checks, error from ingest_runs")).one()
+    assert row.status == "failed"
+    failed = {c["name"]: c["detail"] for c in row.checks if not c["passed"]}
+    assert list(failed) == ["urls_and_titles_present"]
+    assert "3 without title" in failed["urls_and_titles_present"]

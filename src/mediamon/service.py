@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from mediamon import db, load, migrate, pipeline
 from mediamon.config import Settings
 from mediamon.decode import decode_html
+from mediamon.errors import ConfigError
 from mediamon.feeds import FeedItem
 from mediamon.fetch import make_session
 from mediamon.sources import Source, load_sources
@@ -43,7 +44,7 @@ def prepare(
 
     Raises:
         SourceConfigError: the sources file is invalid.
-        ValueError: ``only`` names a source that is not configured.
+        ConfigError: ``only`` names a source that is not configured.
     """
     configured = _select(load_sources(settings.sources_path), only)
     engine = engine_for(settings)
@@ -268,7 +269,7 @@ def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
     by_name = {s.name: s for s in configured}
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}"
         )
     return [by_name[n] for n in wanted]

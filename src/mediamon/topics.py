@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from mediamon.errors import ConfigError
 from mediamon.normalize import fold
 from mediamon.spikes import SpikeParams
 
@@ -68,7 +69,7 @@ DEFAULT_TIMEZONE = "UTC"
 DEFAULT_PATH = Path("config") / "topics.yaml"
 
 
-class TopicConfigError(ValueError):
+class TopicConfigError(ConfigError):
     """The topics file is invalid; the message names the file, the line and the reason."""
 
 
