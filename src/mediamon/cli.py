@@ -202,8 +202,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from mediamon.topics import load_topics
 
         topic_set = load_topics(settings.topics_path)
-        names = ", ".join(topic_set.keys())
-        print(f"{settings.topics_path}: valid, {len(topic_set)} topic(s): {names}")
+        topic_names = ", ".join(topic_set.keys())
+        print(f"{settings.topics_path}: valid, {len(topic_set)} topic(s): {topic_names}")
         return 0
     if args.command == "airflow":
         from mediamon.airflow_env import run_airflow

@@ -1,0 +1,204 @@
+"""The ops watchdog (``mediamon health run``) against a real PostgreSQL and a real SMTP
+server on 127.0.0.1: one incident mail per problem episode, none on a repeat, a recovery
+mail when it clears, nothing at all in a dry run; and what each check finds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon import health, load, runs
+from mediamon.cli import main
+from mediamon.models import Article
+from mediamon.sources import Source
+from tests.smtp_server import serve_smtp
+
+T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
+
+
+class Recorder:
+    """An aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+@pytest.fixture()
+def smtp(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> Iterator[Recorder]:
+    recorder = Recorder()
+    with serve_smtp(recorder) as port:
+        monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+        monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        yield recorder
+
+
+def add_articles(
+    engine: sa.Engine, built_seed: Article, source: str, times: list[datetime]
+) -> None:
+    """One article per time in ``times``, first seen then, through the real load path."""
+    with engine.begin() as conn:
+        ids = load.sync_sources(
+            conn, [Source(name=source, kind="feed", location=f"https://{source}.example/rss")]
+        )
+        for moment in times:
+            url = f"https://{source}.example/{moment:%Y%m%d%H%M}"
+            article = replace(built_seed, canonical_url=url, url=url)
+            load.upsert_articles(conn, ids[source], [article], moment)
+
+
+def hourly(end: datetime, hours: int) -> list[datetime]:
+    return [end - timedelta(hours=h) for h in range(hours)]
+
+
+def test_a_silent_source_is_mailed_once_and_its_recovery_once(
+    smtp: Recorder,
+    engine: sa.Engine,
+    built_seed: Article,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Both sources bring an article every hour for two days; "quiet" stops 10 h before T.
+    add_articles(engine, built_seed, "busy", hourly(T - timedelta(minutes=15), 48))
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+
+    assert main(["health", "run", "--at", T.isoformat(), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "source_silent:quiet: source quiet has brought no new article for 10 h" in dry
+    assert smtp.messages == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from incidents")).scalar_one() == 0
+
+    assert main(["health", "run", "--at", T.isoformat()]) == 0
+    assert len(smtp.messages) == 1
+    (incident,) = smtp.messages
+    assert incident["To"] == "ops@example.org"
+    assert incident["Subject"] == (
+        "[mediamon] INCIDENT: source quiet has brought no new article for 10 h"
+    )
+    text = incident.get_body(("plain",))
+    html = incident.get_body(("html",))
+    assert text is not None and html is not None
+    plain = text.get_content()
+    assert "Since: 2024-06-10 02:00 UTC" in plain
+    assert "Usually a new article every 60 min" in plain
+    assert "What to do: Check that https://quiet.example/rss still lists" in plain
+    assert "<table" in html.get_content()
+
+    capsys.readouterr()
+    assert main(["health", "run", "--at", T.isoformat()]) == 0  # the same time again
+    assert len(smtp.messages) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["opened"] == []
+
+    later = T + timedelta(minutes=15)
+    add_articles(engine, built_seed, "quiet", [later])
+    add_articles(engine, built_seed, "busy", [later])
+    assert main(["health", "run", "--at", later.isoformat()]) == 0
+    assert len(smtp.messages) == 2
+    recovery = smtp.messages[1]
+    assert recovery["Subject"] == (
+        "[mediamon] RESOLVED: source quiet has brought no new article for 10 h"
+    )
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select * from bi.incidents")).mappings().one()
+    assert row["kind"] == "source_silent" and row["subject"] == "quiet"
+    assert not row["is_open"] and row["resolved_at"] == later
+    assert row["notified_at"] == T and row["recovery_notified_at"] == later
+
+    assert main(["health", "run", "--at", (later + timedelta(minutes=15)).isoformat()]) == 0
+    assert len(smtp.messages) == 2  # nothing open, nothing cleared: no mail
+
+
+def test_without_a_mail_connection_incidents_wait_and_the_command_fails(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP", raising=False)
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    assert main(["health", "run", "--at", T.isoformat()]) == 1
+    assert "1 open incident(s) not mailed: no mediamon_smtp connection" in capsys.readouterr().err
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select notified_at from incidents")).scalar_one() is None
+
+
+def test_findings_from_runs_polls_and_alerts(engine: sa.Engine) -> None:
+    limits = health.HealthThresholds()
+    with engine.begin() as conn:
+        ids = load.sync_sources(
+            conn, [Source(name="down", kind="feed", location="https://down.example/rss")]
+        )
+        conn.execute(
+            sa.text(
+                "insert into source_state (source_id, base_interval, poll_interval,"
+                " next_poll_at, last_polled_at, last_outcome, consecutive_failures,"
+                " last_error, run_key)"
+                " values (:id, '15 min', '15 min', :at, :at, 'failed', 3, 'HTTP 503', 'r')"
+            ),
+            {"id": ids["down"], "at": T},
+        )
+        # Two hours ago a run succeeded; the last one loaded but failed a check.
+        ok = runs.summarize([{"source": "down", "poll": "polled", "new": 1}])
+        runs.record(conn, "ok", T - timedelta(hours=2), ok)
+        runs.record_checks(conn, "ok", T - timedelta(hours=2), [])
+        runs.record(conn, "bad", T - timedelta(minutes=15), ok)
+        runs.record_checks(
+            conn,
+            "bad",
+            T - timedelta(minutes=15),
+            [{"name": "duplicate_rate", "passed": False, "detail": "9 of 9 copies"}],
+        )
+        found = {f.key: f for f in health.find_problems(conn, T, limits)}
+    assert set(found) == {
+        "source_failing:down",
+        "ingest_stale:ingest",
+        "quality_check:duplicate_rate",
+    }
+    assert found["source_failing:down"].detail.startswith("https://down.example/rss: HTTP 503")
+    assert found["ingest_stale:ingest"].since == T - timedelta(hours=2)
+    assert found["quality_check:duplicate_rate"].detail == "bad: 9 of 9 copies"
+
+    with engine.begin() as conn:
+        failed = runs.summarize([{"source": "down", "poll": "failed", "errors": ["HTTP 503"]}])
+        assert runs.record(conn, "worse", T - timedelta(minutes=1), failed) == "failed"
+        found = {f.key: f for f in health.find_problems(conn, T, limits)}
+    assert found["ingest_failed:ingest"].detail == ("worse: all 1 due source(s) failed: down")
+    assert found["ingest_failed:ingest"].since == T - timedelta(minutes=15)  # the streak
+
+
+def test_thresholds_come_from_the_environment_clamped() -> None:
+    limits = health.HealthThresholds.from_env(
+        {"MEDIAMON_HEALTH_FAILING_POLLS": "5", "MEDIAMON_HEALTH_VOLUME_RATIO": "7",
+         "MEDIAMON_HEALTH_MIN_SILENCE_MINUTES": "90"}
+    )  # fmt: skip
+    assert limits.failing_polls == 5 and limits.volume_ratio == 1
+    assert limits.min_silence == timedelta(minutes=90)
+    from mediamon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MEDIAMON_HEALTH_SILENT_FACTOR='often'"):
+        health.HealthThresholds.from_env({"MEDIAMON_HEALTH_SILENT_FACTOR": "often"})
