@@ -202,3 +202,83 @@ def test_thresholds_come_from_the_environment_clamped() -> None:
 
     with pytest.raises(ConfigError, match="MEDIAMON_HEALTH_SILENT_FACTOR='often'"):
         health.HealthThresholds.from_env({"MEDIAMON_HEALTH_SILENT_FACTOR": "often"})
+
+
+def test_a_volume_cliff_against_past_weeks(engine: sa.Engine, built_seed: Article) -> None:
+    # The 3 hours before T, a week, two and three weeks earlier: 10 articles an hour;
+    # in the last 3 hours before T, only 2 in all.
+    times = [
+        T - timedelta(days=7 * week, hours=hour, minutes=6 * n)
+        for week in (1, 2, 3)
+        for hour in range(3)
+        for n in range(10)
+    ]
+    add_articles(engine, built_seed, "wire", times)
+    add_articles(engine, built_seed, "wire", [T - timedelta(minutes=30), T - timedelta(hours=2)])
+    limits = replace(health.HealthThresholds(), min_arrivals=10_000)  # silence aside
+    with engine.connect() as conn:
+        (finding,) = health.find_problems(conn, T, limits)
+    assert finding.key == "volume_drop:all"
+    assert finding.summary == "2 new articles in the last 3 h, usually 30"
+    with engine.connect() as conn:
+        # Half the usual volume is a slow day, not a cliff.
+        assert health.find_problems(conn, T, replace(limits, volume_ratio=0.05)) == []
+
+
+def test_alerts_pending_for_over_an_hour(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into topics (topic, name, version, match_version, definition)"
+                " values ('tw', '台湾', 'v1', 'm1', '{}')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "insert into alerts (dedupe_key, topic, topic_version, window_start, window_end,"
+                " observed, expected, lift, score, p_value, total_stories, details,"
+                " last_window_end, peak_observed, created_at)"
+                " values ('tw:1', 'tw', 'v1', :start, :end, 9, 1, 9, 6, 1e-6, 40, '{}', :end, 9,"
+                " :created)"
+            ),
+            {"start": T - timedelta(hours=3), "end": T - timedelta(hours=2),
+             "created": T - timedelta(minutes=90)},
+        )  # fmt: skip
+        (finding,) = health.find_problems(conn, T, health.HealthThresholds())
+        assert finding.key == "alerts_undelivered:alerts"
+        assert finding.since == T - timedelta(minutes=90)
+        assert (
+            health.find_problems(conn, T - timedelta(minutes=31), health.HealthThresholds()) == []
+        )
+
+
+def test_weekly_source_health_report_is_mailed_once_a_week(
+    smtp: Recorder,
+    engine: sa.Engine,
+    built_seed: Article,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_articles(engine, built_seed, "busy", hourly(T, 24 * 10))  # 10 days, one an hour
+    with engine.begin() as conn:
+        (source_id,) = conn.execute(sa.text("select source_id from sources")).scalars()
+        for hours, (error, elapsed) in enumerate([(None, 100), ("HTTP 503", 900), (None, 300)]):
+            conn.execute(
+                sa.text(
+                    "insert into fetch_log (run_key, source_id, url, kind, fetched_at,"
+                    " elapsed_ms, error) values (:run, :id, 'https://busy.example/rss',"
+                    " 'feed', :at, :ms, :error)"
+                ),
+                {"run": f"r{hours}", "id": source_id, "at": T - timedelta(hours=hours),
+                 "ms": elapsed, "error": error},
+            )  # fmt: skip
+    assert main(["health", "report", "--at", T.isoformat()]) == 0
+    assert main(["health", "report", "--at", (T + timedelta(hours=1)).isoformat()]) == 0
+    assert len(smtp.messages) == 1  # the same ISO week: once
+    (report,) = smtp.messages
+    assert report["Subject"] == "[mediamon] source health, week to 2024-06-10"
+    text = report.get_body(("plain",))
+    assert text is not None
+    header, row = text.get_content().splitlines()[2:4]
+    assert header.split()[:4] == ["Source", "Polls", "Failures", "Articles"]
+    # 3 polls, 1 failed, 168 articles this week against 72 the week before, median 300 ms.
+    assert row.split() == ["busy", "3", "1", "168", "300", "+133%"]
