@@ -29,6 +29,8 @@ def airflow_environment(
         )
     if metadata_url:
         metadata_url = db.normalize_url(metadata_url)
+    # MEDIAMON_AIRFLOW_PORT moves the UI off 8080 (another service, a second checkout).
+    port = env.get("MEDIAMON_AIRFLOW_PORT") or "8080"
     defaults = {
         "AIRFLOW_HOME": str(settings.var_dir / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -37,8 +39,8 @@ def airflow_environment(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": "8080",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
+        "AIRFLOW__API__PORT": port,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "8793",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         # Loopback only: everyone who can reach the UI is admin, no login. Airflow 3.3 reads
@@ -73,7 +75,7 @@ def run_airflow(settings: Settings, args: Sequence[str], **kwargs: object) -> in
 
 
 SERVICES = (
-    ("api-server", "-H", "127.0.0.1", "-p", "8080"),
+    ("api-server", "-H", "127.0.0.1"),  # the port: AIRFLOW__API__PORT
     # serve-logs would listen on 0.0.0.0; the api-server reads local log files instead.
     ("scheduler", "--skip-serve-logs"),
     ("dag-processor",),
@@ -81,7 +83,6 @@ SERVICES = (
 )
 
 
-API_URL = "http://127.0.0.1:8080"
 STARTUP_TIMEOUT_S = 180
 
 
@@ -102,6 +103,7 @@ def run_services(settings: Settings) -> int:
     if subprocess.run(airflow_command(["db", "migrate"]), env=env, check=False).returncode:
         return 1
     # Each service leads its own process group, so stopping it stops its workers too.
+    api_url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
     processes = [
         subprocess.Popen(airflow_command(list(args)), env=env, start_new_session=True)
         for args in SERVICES
@@ -109,9 +111,9 @@ def run_services(settings: Settings) -> int:
     pids = services_file(settings)
     pids.write_text("".join(f"{p.pid}\n" for p in processes), encoding="utf-8")
     try:
-        if _wait_for_api(processes):
+        if _wait_for_api(api_url, processes):
             print(
-                f"Airflow UI: {API_URL}  (no login on loopback: every user is admin;"
+                f"Airflow UI: {api_url}  (no login on loopback: every user is admin;"
                 " `make stop` or Ctrl-C stops every service)",
                 flush=True,
             )
@@ -136,7 +138,7 @@ def run_services(settings: Settings) -> int:
     return 0
 
 
-def _wait_for_api(processes: Sequence[subprocess.Popen[bytes]]) -> bool:
+def _wait_for_api(api_url: str, processes: Sequence[subprocess.Popen[bytes]]) -> bool:
     """Whether the api-server's health endpoint answered before the timeout (False as
     soon as a service exits)."""
     import time
@@ -148,7 +150,7 @@ def _wait_for_api(processes: Sequence[subprocess.Popen[bytes]]) -> bool:
         if any(p.poll() is not None for p in processes):
             return False
         try:
-            with urllib.request.urlopen(f"{API_URL}/api/v2/monitor/health", timeout=2) as answer:
+            with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=2) as answer:
                 if answer.status == 200:
                     return True
         except (urllib.error.URLError, OSError):
