@@ -50,7 +50,8 @@ def incident_message(
     )
     rows = "".join(
         f'<tr><th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
-        f'{esc(name)}</th><td style="padding:4px 0">{esc(value, DETAIL_CHARS)}</td></tr>'
+        f'{esc(name)}</th><td style="padding:4px 0;overflow-wrap:anywhere">'
+        f"{esc(value, DETAIL_CHARS)}</td></tr>"
         for name, value in fields
     )
     colour = "#1a7f37" if recovery else "#b42318"
@@ -91,7 +92,8 @@ def report_message(
     """The weekly source-health report: one row per source."""
     subject = f"[mediamon] source health, week to {end:%Y-%m-%d}"
     head = f"Source health from {_when(start)} to {_when(end)}."
-    cells = [[clean(row.get(key), 80) for key, _ in REPORT_COLUMNS] for row in rows]
+    # str() first: clean() turns a falsy value (a count of 0) into "".
+    cells = [[clean(str(row.get(key, "")), 80) for key, _ in REPORT_COLUMNS] for row in rows]
     widths = [
         max(len(title), *(len(c[i]) for c in cells)) if cells else len(title)
         for i, (_, title) in enumerate(REPORT_COLUMNS)
