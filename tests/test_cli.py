@@ -83,7 +83,7 @@ def test_extract_prints_one_json_line_per_file(
                 str(missing),
             ]
         )
-        == 0
+        == 1  # a file failed
     )
     gbk, traditional, absent = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert gbk["encoding"] == "gb18030" and "出口管制" in gbk["text"]
@@ -91,7 +91,7 @@ def test_extract_prints_one_json_line_per_file(
     assert gbk["language"] == "zh"
     assert set(gbk) >= {"path", "title", "text", "published_at", "language"}
     assert "臺灣" in traditional["text"]
-    assert absent["path"] == str(missing) and "error" in absent
+    assert absent == {"path": str(missing), "error": f"{missing}: no such file"}
 
 
 def test_bad_sources_file_is_a_clear_error(
@@ -148,17 +148,16 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("command", [["status"], ["ingest"], ["health", "run"], ["db", "upgrade"]])
-def test_an_unreachable_database_is_one_line_and_exit_2(
+def test_an_unreachable_database_is_one_line_and_exit_3(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(
         "MEDIAMON_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{_closed_port()}/mediamon"
     )
-    assert main(command) == 2
+    assert main(command) == 3  # errors.EXIT_DATABASE
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
-    assert err.startswith("mediamon: cannot reach the database: ")
-    assert "--debug shows the traceback" in err and "Traceback" not in err
+    assert err.startswith("mediamon: database unavailable: ") and "Traceback" not in err
     with pytest.raises(sa.exc.OperationalError):
         main(["--debug", *command])
 

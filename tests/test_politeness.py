@@ -58,7 +58,7 @@ def test_per_source_settings_reach_the_fetcher(tmp_path: Path) -> None:
     assert options["limits"] == HostLimits(12.0, 1)
     assert options["max_bytes"] == 1_000_000 and options["deadline_s"] == 30.0
     assert fetch_options(plain)["limits"] == HostLimits(None, 2)
-    assert not fetch_options(plain)["allow_private_network"]
+    assert fetch_options(plain)["private_hosts"] == frozenset()
 
 
 def test_min_interval_spaces_requests_to_one_host(
@@ -253,8 +253,8 @@ def test_crawl_delay_spaces_page_requests(
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ("host_max_connections: 0", "host_max_connections: expected a whole number above 0"),
-        ("max_items: many", "max_items: expected a whole number above 0"),
+        ("host_max_connections: 0", "host_max_connections: expected a whole number from 1 to 64"),
+        ("max_items: many", "max_items: expected a whole number from 1 to 100000"),
         ("respect_robots_txt: 'no'", "respect_robots_txt: expected true or false"),
         ("ignore_validators: 1", "ignore_validators: expected true or false"),
         ("host_min_interval: soon", "host_min_interval: expected a duration"),

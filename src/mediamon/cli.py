@@ -10,18 +10,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from mediamon import db, migrate, service
+from mediamon import db, errors, migrate, service
 from mediamon.config import Settings
-from mediamon.errors import UserError
+from mediamon.errors import EXIT_USAGE, InputError
+from mediamon.sources import SourceConfigError
 from mediamon.topic_store import DeliveryError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediamon", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     database = commands.add_parser("db", help="database administration")
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = health_commands.add_parser(name, help=text)
         command.add_argument(
-            "--at", type=_utc_time, help="the time to judge, ISO 8601 (default: now); naive is UTC"
+            "--at", help="the time to judge, ISO 8601 (default: now); naive is UTC"
         )
         command.add_argument(
             "--dry-run", action="store_true", help="show what it finds: write and send nothing"
@@ -72,9 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts_run = alert_commands.add_parser(
         "run", help="match topics, detect spikes and mail alerts (via mediamon_smtp)"
     )
-    alerts_run.add_argument(
-        "--at", type=_utc_time, help="detection time, ISO 8601 (default: now); naive is UTC"
-    )
+    alerts_run.add_argument("--at", help="detection time, ISO 8601 (default: now); naive is UTC")
     alerts_run.add_argument(
         "--dry-run", action="store_true", help="test only: write and send nothing"
     )
@@ -90,9 +89,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Detection times mediamon accepts: spike detection looks weeks back from them, and
+# datetime arithmetic ends at year 1 and 9999.
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _utc_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """``--at``: an ISO 8601 time (naive is UTC) within EARLIEST_AT … LATEST_AT."""
+    try:
+        moment = datetime.fromisoformat(value)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InputError(
+            f"--at: expected an ISO 8601 time such as 2024-04-20T12:00, got {value!r}"
+        ) from None
+    if not EARLIEST_AT <= moment < LATEST_AT:
+        raise InputError(f"--at: {value} is outside {EARLIEST_AT:%Y-%m-%d} … {LATEST_AT:%Y-%m-%d}")
+    return moment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,32 +118,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _run(args, Settings.from_env())
-    except (
-        UserError,
-        ValueError,
-        FileNotFoundError,
-        DeliveryError,
-        sa.exc.SQLAlchemyError,
-    ) as error:
+    except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
         if args.debug:
             raise
-        print(f"mediamon: {_one_line(error)} (--debug shows the traceback)", file=sys.stderr)
-        return 2
+        print(f"mediamon: {_one_line(error)}", file=sys.stderr)
+        return getattr(error, "exit_code", EXIT_USAGE)
+    except Exception as error:  # noqa: BLE001 - known failures become one line
+        explained = errors.explain(error)
+        if explained is None or args.debug:
+            raise
+        print(f"mediamon: {_one_line(explained)}", file=sys.stderr)
+        return explained.exit_code
 
 
 def _one_line(error: BaseException) -> str:
-    """The error as one line; a database error names what failed, not the SQL."""
-    if isinstance(error, sa.exc.DBAPIError) and error.orig is not None:
-        reason = " ".join(str(error.orig).split())
-        kind = (
-            "cannot reach the database"
-            if error.connection_invalidated or isinstance(error, sa.exc.OperationalError)
-            else "database error"
-        )
-        return f"{kind}: {reason[:300]}"
-    if isinstance(error, sa.exc.SQLAlchemyError):
-        return f"database error: {' '.join(str(error).split())[:300]}"
-    return " ".join(str(error).split())[:500]
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -174,11 +177,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False))
         return 0 if not summary["failed"] else 1
     if args.command == "extract":
+        failed = 0
         for line in service.extract_files(args.files):
             print(line)
-        return 0
+            failed += "error" in json.loads(line)
+        return 1 if failed else 0
     if args.command == "alerts":
-        summary = service.run_alerts(settings, args.at or datetime.now(UTC), dry_run=args.dry_run)
+        at = _utc_time(args.at) if args.at else datetime.now(UTC)
+        summary = service.run_alerts(settings, at, dry_run=args.dry_run)
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":
@@ -222,7 +228,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _health(args: argparse.Namespace, settings: Settings) -> int:
     from mediamon import ops
 
-    at = args.at or datetime.now(UTC)
+    at = _utc_time(args.at) if args.at else datetime.now(UTC)
     if args.health_command == "report":
         outcome = ops.health_report(settings, at, dry_run=args.dry_run)
         print(json.dumps(outcome.as_dict(), ensure_ascii=False))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediamon import __version__
+from mediamon.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_USER_AGENT = (
@@ -49,6 +50,35 @@ class Settings:
             var_dir=Path(env.get("MEDIAMON_VAR_DIR") or PROJECT_ROOT / "var"),
             topics_path=Path(env.get("MEDIAMON_TOPICS") or PROJECT_ROOT / "config" / "topics.yaml"),
             user_agent=env.get("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
-            http_retries=int(env.get("MEDIAMON_HTTP_RETRIES") or 3),
-            http_backoff_s=float(env.get("MEDIAMON_HTTP_BACKOFF") or 0.5),
+            http_retries=int(env_number(env, "MEDIAMON_HTTP_RETRIES", 3, 0, 10, whole=True)),
+            http_backoff_s=env_number(env, "MEDIAMON_HTTP_BACKOFF", 0.5, 0.0, 60.0),
         )
+
+
+def env_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float,
+    high: float,
+    *,
+    whole: bool = False,
+) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or empty).
+
+    Raises:
+        ConfigError: not a number, or outside ``low`` … ``high``; the message names the
+            variable, the range and the value.
+    """
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    kind = "a whole number" if whole else "a number"
+    problem = ConfigError(f"{name}: expected {kind} from {low:g} to {high:g}, got {raw!r}")
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        raise problem from None
+    if not low <= value <= high:  # NaN fails this too
+        raise problem
+    return value

@@ -13,6 +13,7 @@ import gc
 import hashlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -26,11 +27,12 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon import archive, load, memory, polling
+from mediamon import archive, limits, load, memory, parentwatch, polling, provenance
 from mediamon.decode import decode_html
 from mediamon.extract import extract
 from mediamon.feeds import FeedError, FeedItem, parse_feed
 from mediamon.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
+from mediamon.limits import cap, cap_optional
 from mediamon.models import Article, FetchRecord, IngestStats
 from mediamon.normalize import (
     canonical_url,
@@ -75,7 +77,10 @@ class BuildResult:
 
 def default_workers() -> int:
     """Extraction processes: ``MEDIAMON_WORKERS``, else one per core."""
-    return max(1, int(os.environ.get("MEDIAMON_WORKERS") or os.cpu_count() or 1))
+    from mediamon.config import env_number
+
+    cores = os.cpu_count() or 1
+    return int(env_number(os.environ, "MEDIAMON_WORKERS", cores, 1, 64, whole=True))
 
 
 @contextmanager
@@ -97,7 +102,15 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
     gc.freeze()
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=parentwatch.die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
+            # The workers start on the first task: start them here, on the thread that
+            # owns the pool (the parent-death signal follows the forking thread).
+            pool.submit(os.getpid).result()
             yield pool
     finally:
         gc.unfreeze()
@@ -173,9 +186,13 @@ def build_article(job: ArticleJob) -> BuildResult:
         origin, text = fallback
         note = (note + f"; used {origin}") if note else None
 
-    body = clean_text(text)
-    title = clean_text(item.title or (meta.title if meta else "") or "") or None
-    match_text = fold(body)  # the title stays out: syndicated copies often retitle
+    body = cap(clean_text(text), limits.MAX_BODY_CHARS)
+    title = cap(
+        clean_text(item.title or (meta.title if meta else "") or ""), limits.MAX_TITLE_CHARS
+    )
+    # The title stays out: syndicated copies often retitle. Folding may lengthen the text
+    # (NFKC spells out ligatures and ellipses): the cap holds after it too.
+    match_text = fold(body)[: limits.MAX_BODY_CHARS]
     published = item.published_at or (meta.published_at if meta else None)
     if published is not None:
         published = to_utc(published)
@@ -190,18 +207,24 @@ def build_article(job: ArticleJob) -> BuildResult:
     summary = None
     if item.summary_html and origin != "feed_summary":
         summary = clean_text(_html2txt(item.summary_html)) or None
+    summary = summary or (meta.description if meta else None)
     article = Article(
         canonical_url=canonical_url(final_url, job.drop_params),
         url=item.link,
-        title=title,
-        author=item.author or (meta.author if meta else None),
+        title=title or None,
+        author=cap_optional(
+            item.author or (meta.author if meta else None), limits.MAX_AUTHOR_CHARS
+        ),
         published_at=published,
         language=language,
         body_text=body,
         match_text=match_text,
-        summary=summary or (meta.description if meta else None),
-        image_url=meta.image if meta else None,
-        categories=item.categories or (meta.categories if meta else ()),
+        summary=cap_optional(summary, limits.MAX_SUMMARY_CHARS),
+        image_url=cap_optional(meta.image if meta else None, limits.MAX_URL_CHARS),
+        categories=tuple(
+            cap(c, limits.MAX_CATEGORY_CHARS)
+            for c in (item.categories or (meta.categories if meta else ()))[: limits.MAX_CATEGORIES]
+        ),
         content_origin=origin,
         content_hash=content_hash(match_text),
         sentence_hashes=sentence_hashes(match_text),
@@ -227,7 +250,7 @@ def fetch_options(source: Source) -> dict[str, Any]:
     """The source's limits as keyword arguments of :func:`mediamon.fetch.fetch`."""
     interval = source.host_min_interval
     return {
-        "allow_private_network": source.allow_private_network,
+        "private_hosts": source.private_hosts,
         "limits": HostLimits(
             interval.total_seconds() if interval is not None else None,
             source.host_max_connections,
@@ -266,6 +289,8 @@ def ingest_source(
         progress: Called with the number of items finished after each chunk.
     """
     stats = IngestStats(source=source.name)
+    deadline = time.monotonic() + source.budget.total_seconds()
+    own_site = provenance.site_of(source.location) if source.kind == "feed" else None
     with engine.connect() as conn:
         stored = polling.load_state(conn, source_id)
     state = stored.before(run_key) if stored is not None else None
@@ -276,20 +301,21 @@ def ingest_source(
         raise ValueError(f"source {source.name}: a feed needs an HTTP session")
     else:
         chunks = _feed_chunks(
-            engine, source, source_id, session, run_key, now, stats, refetch_known, state, poll
-        )
+            engine, source, source_id, session, run_key, now, stats, refetch_known, state, poll,
+            deadline,
+        )  # fmt: skip
     # Two chunks in flight: the workers build chunk N while this process fetches chunk
     # N+1 and loads chunk N-1, so neither the cores nor the network wait on each other.
     in_flight: deque[tuple[list[ArticleJob], list[FetchRecord], list[Any]]] = deque()
     for jobs, records in chunks:
         in_flight.append((jobs, records, _start_building(pool, jobs)))
         if len(in_flight) > 1:
-            _load_chunk(engine, source_id, run_key, now, stats, *in_flight.popleft())
+            _load_chunk(engine, source_id, own_site, run_key, now, stats, *in_flight.popleft())
             if progress:
                 progress(len(jobs))
     while in_flight:
         jobs, records, pending = in_flight.popleft()
-        _load_chunk(engine, source_id, run_key, now, stats, jobs, records, pending)
+        _load_chunk(engine, source_id, own_site, run_key, now, stats, jobs, records, pending)
         if progress:
             progress(len(jobs))
     if source.kind == "archive":
@@ -316,6 +342,7 @@ def _start_building(pool: Executor | None, jobs: list[ArticleJob]) -> list[Any]:
 def _load_chunk(
     engine: sa.Engine,
     source_id: int,
+    own_site: str | None,
     run_key: str,
     now: datetime,
     stats: IngestStats,
@@ -326,18 +353,25 @@ def _load_chunk(
     """Wait for a chunk's articles and load them with its fetch log in one transaction."""
     results: list[BuildResult] = [p.result() if isinstance(p, Future) else p for p in pending]
     built: list[Article] = []
+    claims: list[Article] = []
     # records[i] belongs to jobs[i]; records past the jobs are files that failed early.
     for index, (job, result) in enumerate(zip(jobs, results, strict=True)):
-        if result.article is None:
+        article, note = result.article, result.note
+        if article is None:
             stats.failed += 1
-            stats.errors.append(f"{job.item.link}: {result.note}")
+            stats.errors.append(f"{job.item.link}: {note}")
+        elif provenance.is_claim(article, own_site):
+            claims.append(article)
+            note = f"{note or 'feed text'}; another site's URL: kept as this source's claim"
         else:
-            built.append(result.article)
-        if result.note:  # the note includes the fetch error, if there was one
-            records[index] = replace(records[index], error=result.note)
+            built.append(article)
+        if note:  # the note includes the fetch error, if there was one
+            records[index] = replace(records[index], error=note)
     with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, records)
         written = load.upsert_articles(conn, source_id, built, now)
+        provenance.store_claims(conn, source_id, claims, now)
+    stats.claims += len(claims)
     stats.new += written.inserted
     stats.updated += written.updated
     stats.duplicates += written.copies
@@ -356,6 +390,7 @@ def _feed_chunks(
     refetch_known: bool,
     state: polling.SourceState | None,
     poll: polling.PollOutcome,
+    deadline: float,
 ) -> Iterator[Chunk]:
     options = fetch_options(source)
     # ``state`` is what the last completed poll left (the state is written only once a
@@ -415,6 +450,9 @@ def _feed_chunks(
     if not items:
         return
     for start in range(0, len(items), CHUNK_SIZE):
+        if time.monotonic() > deadline:
+            _left_for_next_poll(source, len(items) - start, stats, poll)
+            return
         chunk = items[start : start + CHUNK_SIZE]
         urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
         with engine.connect() as conn:
@@ -434,7 +472,9 @@ def _feed_chunks(
         )
         if source.fetch_pages:
 
-            def page(item: FeedItem) -> FetchResult:
+            def page(item: FeedItem) -> FetchResult | None:
+                if time.monotonic() > deadline:
+                    return None  # over the source's time budget: the next poll takes it
                 return fetch(
                     session,
                     item.link,
@@ -444,9 +484,16 @@ def _feed_chunks(
                 )
 
             with ThreadPoolExecutor(max_workers=PAGE_THREADS) as threads:
-                pages = list(threads.map(page, chunk))
-            jobs = [replace(job, item=i, page=p) for i, p in zip(chunk, pages, strict=True)]
-            records = [_record(p, "page", now) for p in pages]
+                fetched = list(zip(chunk, threads.map(page, chunk), strict=True))
+            done = [(i, p) for i, p in fetched if p is not None]
+            if len(done) < len(fetched):
+                rest = len(fetched) - len(done) + max(0, len(items) - start - CHUNK_SIZE)
+                _left_for_next_poll(source, rest, stats, poll)
+            jobs = [replace(job, item=i, page=p) for i, p in done]
+            records = [_record(p, "page", now) for _, p in done]
+            if len(done) < len(fetched):
+                yield jobs, records
+                return
         else:
             jobs = [replace(job, item=i) for i in chunk]
             records = [
@@ -454,6 +501,20 @@ def _feed_chunks(
                 for i in chunk
             ]
         yield jobs, records
+
+
+def _left_for_next_poll(
+    source: Source, count: int, stats: IngestStats, poll: polling.PollOutcome
+) -> None:
+    """Note that ``count`` items wait for the next poll; forget the feed's validators
+    and hash so that poll reads the feed again instead of finding it unchanged."""
+    stats.left_for_next_poll += count
+    stats.errors.append(
+        f"time budget of {source.budget.total_seconds():g} s used up:"
+        f" {count} item(s) left for the next poll"
+    )
+    poll.validators = None
+    poll.body_sha256 = None
 
 
 def _distinct_items(
@@ -496,9 +557,9 @@ def _archive_chunks(
         for path in files[start : start + CHUNK_SIZE]:
             url = path.as_uri()
             try:
-                data = path.read_bytes()
+                data = archive.read_capped(path, source.max_bytes)
                 item, html = archive.parse_archive_text(decode_html(data).text, path.name)
-            except (OSError, archive.ArchiveFormatError) as error:
+            except (OSError, ValueError) as error:  # ArchiveFormatError, or a bad file
                 stats.failed += 1
                 stats.errors.append(str(error))
                 bad.append(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))

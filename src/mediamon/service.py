@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from mediamon import db, load, migrate, pipeline
 from mediamon.config import Settings
 from mediamon.decode import decode_html
-from mediamon.errors import ConfigError
+from mediamon.errors import ConfigError, InputError
 from mediamon.feeds import FeedItem
 from mediamon.fetch import make_session
 from mediamon.sources import Source, load_sources
@@ -138,11 +138,19 @@ def import_archive(
 def extract_files(paths: Iterable[Path]) -> Iterable[str]:
     """One JSON line per local HTML file: path, title, text, published_at, language —
     the same decode, extract and normalize steps an article page goes through."""
+    from mediamon.archive import ArchiveFormatError, read_capped
+    from mediamon.sources import DEFAULT_MAX_BYTES
+
     for path in paths:
         try:
-            decoded = decode_html(path.read_bytes())
-        except OSError as error:
-            yield json.dumps({"path": str(path), "error": str(error)}, ensure_ascii=False)
+            if not path.exists():
+                raise InputError(f"{path}: no such file")
+            if not path.is_file():  # /dev/zero, a FIFO or a folder would never end
+                raise InputError(f"{path}: not a regular file")
+            decoded = decode_html(read_capped(path, DEFAULT_MAX_BYTES))
+        except (OSError, ArchiveFormatError, InputError) as error:
+            message = str(error) if isinstance(error, ValueError) else f"{path}: {error}"
+            yield json.dumps({"path": str(path), "error": message}, ensure_ascii=False)
             continue
         job = pipeline.ArticleJob(
             item=FeedItem(link=path.resolve().as_uri()),

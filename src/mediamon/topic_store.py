@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon import alerts as render
+from mediamon import limits
 from mediamon.normalize import fold
 from mediamon.spikes import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
 from mediamon.tables import (
@@ -306,7 +307,10 @@ def _match_pass(
     while True:
         # Keyset pages, each in its own short transaction: no long-lived cursor.
         query = sa.text(
-            "select a.article_id, a.title, a.match_text, a.language, s.name as source"
+            # Rows stored before the caps of mediamon.limits existed are cut here too.
+            f"select a.article_id, left(a.title, {limits.MAX_TITLE_CHARS}) as title,"
+            f" left(a.match_text, {limits.MAX_BODY_CHARS}) as match_text,"
+            " a.language, s.name as source"
             " from articles a join sources s on s.source_id = a.source_id"
             " where a.article_id > :last"
             + (" and a.updated_at >= :since" if since is not None else "")
@@ -660,7 +664,8 @@ def alert_content(
     story_time = STORY_TIME.format(a="r")
     stories = conn.execute(
         sa.text(
-            f"select r.title, s.name as source, {story_time} as published_at, r.url"
+            f"select left(r.title, {limits.MAX_TITLE_CHARS}) as title, s.name as source,"
+            f" {story_time} as published_at, r.url"
             " from mentions m"
             " join articles a on a.article_id = m.article_id"
             " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"
