@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,12 @@ def airflow(
     admin.dispose()
 
 
+def conf(**params: object) -> dict[str, object]:
+    """A run's conf naming every param: ``dag.test`` keeps conf values on the DAG's params
+    for later runs in the same process, so a test must not rely on defaults."""
+    return {"sources": [], "force": False, "refetch": False, **params}
+
+
 def test_dag_files_import_cleanly(airflow: Any) -> None:
     assert airflow.import_errors == {}
     assert set(airflow.dags) == DAG_IDS
@@ -120,7 +126,7 @@ def test_ingest_dag_shape(airflow: Any) -> None:
 def test_dag_run_loads_and_a_rerun_changes_nothing(airflow: Any, engine: sa.Engine) -> None:
     dag = airflow.dags["mediamon_ingest"]
     logical_date = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
-    run = dag.test(logical_date=logical_date, run_conf={"force": True})
+    run = dag.test(logical_date=logical_date, run_conf=conf(force=True))
     assert run.state == "success"
     with engine.connect() as conn:
         articles = conn.execute(sa.text("select * from articles order by article_id")).all()
@@ -128,7 +134,7 @@ def test_dag_run_loads_and_a_rerun_changes_nothing(airflow: Any, engine: sa.Engi
         sources = conn.execute(sa.text("select source, count(*) from bi.articles group by 1")).all()
     assert dict(sources) == {"demo-news": 6, "archive": 1}
 
-    rerun = dag.test(logical_date=logical_date, run_conf={"force": True, "refetch": True})
+    rerun = dag.test(logical_date=logical_date, run_conf=conf(force=True, refetch=True))
     assert rerun.state == "success"
     with engine.connect() as conn:
         assert conn.execute(sa.text("select * from articles order by article_id")).all() == articles
@@ -236,7 +242,7 @@ def test_every_source_failing_fails_the_run(
     )
     monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
     run = airflow.dags["mediamon_ingest"].test(
-        logical_date=datetime(2024, 5, 1, 12, 0, tzinfo=UTC), run_conf={"force": True}
+        logical_date=datetime(2024, 5, 1, 12, 0, tzinfo=UTC), run_conf=conf(force=True)
     )
     state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
     assert state == "failed"
@@ -254,7 +260,7 @@ def test_a_config_error_fails_the_run_with_one_try(
     airflow: Any, metadata: sa.Engine, engine: sa.Engine
 ) -> None:
     run = airflow.dags["mediamon_ingest"].test(
-        logical_date=datetime(2024, 5, 2, 12, 0, tzinfo=UTC), run_conf={"sources": ["nope"]}
+        logical_date=datetime(2024, 5, 2, 12, 0, tzinfo=UTC), run_conf=conf(sources=["nope"])
     )
     state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
     assert state == "failed"
@@ -288,7 +294,7 @@ def test_one_failing_source_of_three_is_counted_and_the_run_stands(
     monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
     with caplog.at_level(logging.WARNING):
         run = airflow.dags["mediamon_ingest"].test(
-            logical_date=datetime(2024, 5, 3, 12, 0, tzinfo=UTC), run_conf={"force": True}
+            logical_date=datetime(2024, 5, 3, 12, 0, tzinfo=UTC), run_conf=conf(force=True)
         )
     state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
     assert state == "success"
@@ -337,7 +343,7 @@ def test_a_failed_quality_check_fails_the_run(
         )
         monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
         run = airflow.dags["mediamon_ingest"].test(
-            logical_date=datetime(2024, 5, 4, 12, 0, tzinfo=UTC), run_conf={"force": True}
+            logical_date=datetime(2024, 5, 4, 12, 0, tzinfo=UTC), run_conf=conf(force=True)
         )
     state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
     assert state == "failed"
@@ -350,3 +356,40 @@ def test_a_failed_quality_check_fails_the_run(
     failed = {c["name"]: c["detail"] for c in row.checks if not c["passed"]}
     assert list(failed) == ["urls_and_titles_present"]
     assert "3 without title" in failed["urls_and_titles_present"]
+
+
+def test_health_dag_mails_an_incident_and_is_red_while_it_cannot(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+) -> None:
+    from tests.smtp_server import serve_smtp
+    from tests.test_health import Recorder
+
+    # A failed ingest run an hour and a half ago: two incidents (failed, stale).
+    sources = write_sources(tmp_path / "sources.yaml", [down_source("down")])
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    ingest_at = datetime(2024, 5, 5, 12, 0, tzinfo=UTC)
+    airflow.dags["mediamon_ingest"].test(logical_date=ingest_at, run_conf=conf(force=True))
+    health = airflow.dags["mediamon_health"]
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP", raising=False)
+    unmailed = health.test(logical_date=ingest_at + timedelta(minutes=75))
+    assert run_state(metadata, "mediamon_health", unmailed.run_id)[0] == "failed"
+
+    recorder = Recorder()
+    with serve_smtp(recorder) as port:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        mailed = health.test(logical_date=ingest_at + timedelta(minutes=90))
+    assert run_state(metadata, "mediamon_health", mailed.run_id)[0] == "success"
+    assert sorted(m["Subject"] for m in recorder.messages) == [
+        "[mediamon] INCIDENT: no successful ingest run for 90 min",
+        "[mediamon] INCIDENT: the latest ingest run failed",
+    ]
