@@ -67,6 +67,23 @@ def add_articles(
             load.upsert_articles(conn, ids[source], [article], moment)
 
 
+def add_polls(engine: sa.Engine, source: str, times: list[datetime]) -> None:
+    """Feed fetches of ``source`` that found the feed (and nothing new, or something)."""
+    with engine.begin() as conn:
+        source_id = conn.execute(
+            sa.text("select source_id from sources where name = :n"), {"n": source}
+        ).scalar_one()
+        for moment in times:
+            conn.execute(
+                sa.text(
+                    "insert into fetch_log (run_key, source_id, url, kind, fetched_at, status)"
+                    " values (:run, :id, :url, 'feed', :at, 200)"
+                ),
+                {"run": f"poll:{moment.isoformat()}", "id": source_id,
+                 "url": f"https://{source}.example/rss", "at": moment},
+            )  # fmt: skip
+
+
 def hourly(end: datetime, hours: int) -> list[datetime]:
     return [end - timedelta(hours=h) for h in range(hours)]
 
@@ -80,6 +97,8 @@ def test_a_silent_source_is_mailed_once_and_its_recovery_once(
     # Both sources bring an article every hour for two days; "quiet" stops 10 h before T.
     add_articles(engine, built_seed, "busy", hourly(T - timedelta(minutes=15), 48))
     add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "busy", hourly(T - timedelta(minutes=15), 48))
+    add_polls(engine, "quiet", hourly(T - timedelta(minutes=5), 58))
 
     assert main(["health", "run", "--at", T.isoformat(), "--dry-run"]) == 0
     dry = capsys.readouterr().out
@@ -141,6 +160,7 @@ def test_without_a_mail_connection_incidents_wait_and_the_command_fails(
     monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
     monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP", raising=False)
     add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", [T - timedelta(minutes=5)])
     assert main(["health", "run", "--at", T.isoformat()]) == 1
     assert "1 open incident(s) not mailed: no mediamon_smtp connection" in capsys.readouterr().err
     with engine.connect() as conn:
@@ -282,3 +302,18 @@ def test_weekly_source_health_report_is_mailed_once_a_week(
     assert header.split()[:4] == ["Source", "Polls", "Failures", "Articles"]
     # 3 polls, 1 failed, 168 articles this week against 72 the week before, median 300 ms.
     assert row.split() == ["busy", "3", "1", "168", "300", "+133%"]
+
+
+def test_a_source_no_longer_polled_is_not_silent(engine: sa.Engine, built_seed: Article) -> None:
+    add_articles(engine, built_seed, "removed", hourly(T - timedelta(hours=10), 48))
+    limits = health.HealthThresholds()
+    with engine.connect() as conn:
+        assert health.find_problems(conn, T, limits) == []  # never polled after its news
+    add_polls(engine, "removed", [T - timedelta(hours=9)])  # polled, but not yet overdue
+    with engine.connect() as conn:
+        assert health.find_problems(conn, T, limits) == []
+    add_polls(engine, "removed", [T - timedelta(hours=5)])  # overdue (4 h) and nothing
+    with engine.connect() as conn:
+        assert [f.key for f in health.find_problems(conn, T, limits)] == ["source_silent:removed"]
+        later = T + timedelta(days=2)  # no poll for a day: removed from the sources file
+        assert health.find_problems(conn, later, limits) == []

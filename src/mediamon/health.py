@@ -37,6 +37,8 @@ from mediamon.runs import CHECKS_FAILED
 logger = logging.getLogger(__name__)
 
 Send = Callable[[EmailMessage], None]
+# A source not polled for this long is not judged silent (it was removed, or nothing runs).
+POLLED_WITHIN = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class HealthThresholds:
 
     Attributes:
         failing_polls: Consecutive failed polls that make a source ``source_failing``.
-        silent_factor: A source is silent after this many times its usual interval.
+        silent_factor: A source is silent after this many times its usual interval (and
+            a poll since then found nothing new).
         min_silence: ... and never before this long (a source that publishes every 15
             minutes may pause for an hour at night).
         history: How far back the usual interval and volume are learned.
@@ -224,9 +227,11 @@ def _silent_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds)
             "   from arrivals)"
             " select s.name, s.location, count(g.gap) as gaps, max(g.t) as last_arrival,"
             "  percentile_cont(0.5) within group (order by extract(epoch from g.gap))"
-            "   filter (where g.gap is not null) as usual_s"
+            "   filter (where g.gap is not null) as usual_s,"
+            "  (select max(f.fetched_at) from fetch_log f where f.source_id = s.source_id"
+            "    and f.kind in ('feed', 'file') and f.fetched_at <= :at) as last_poll"
             " from gaps g join sources s using (source_id)"
-            " group by s.name, s.location order by s.name"
+            " group by s.source_id, s.name, s.location order by s.name"
         ),
         {"start": at - limits.history, "at": at},
     ).all()
@@ -237,7 +242,15 @@ def _silent_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds)
         usual = timedelta(seconds=float(row.usual_s))
         allowed = max(usual * limits.silent_factor, limits.min_silence)
         quiet = at - row.last_arrival
-        if quiet <= allowed:
+        # Silent means: polled while overdue, and nothing new. A source no longer polled
+        # (removed from the file, or the scheduler stopped) is not silent; ingest_stale
+        # and source_failing cover the rest.
+        polled_while_overdue = (
+            row.last_poll is not None
+            and row.last_poll > row.last_arrival + allowed
+            and row.last_poll > at - POLLED_WITHIN
+        )
+        if quiet <= allowed or not polled_while_overdue:
             continue
         findings.append(
             Finding(
