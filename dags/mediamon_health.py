@@ -30,10 +30,14 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
+from mediamon_airflow import failure_mail
+
 DEFAULT_ARGS = {
     "owner": "mediamon",
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
+    # The watchdog failing (its database down) is itself worth a mail.
+    **failure_mail(),
     "execution_timeout": timedelta(minutes=10),
 }
 

@@ -148,7 +148,8 @@ def mediamon_ingest() -> None:
             raise AirflowSkipException("nothing new loaded: no asset event, no alerts run")
         return {"loaded": loaded}
 
-    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+    # No failure mail of its own: the task that failed has sent one already.
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
     def watcher() -> None:
         """Fails the run when any task failed: ``summarize`` runs ALL_DONE and would
         otherwise leave a broken run green (Airflow best practices, "watcher")."""

@@ -150,6 +150,13 @@ def test_ops_failure_mail_is_opt_in(airflow: Any, monkeypatch: pytest.MonkeyPatc
     notifier = mediamon_airflow.failure_mail()["on_failure_callback"]
     assert notifier.to == ["ops@example.org", "oncall@example.org"]
     assert notifier.smtp_conn_id == "mediamon_smtp"
+    # The watcher re-states a failure another task already mailed: no second mail.
+    from airflow.dag_processing.dagbag import DagBag
+
+    parsed = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))  # with MEDIAMON_OPS_EMAIL set
+    for task in parsed.dags["mediamon_ingest"].tasks:
+        callbacks = task.on_failure_callback
+        assert (not callbacks) is (task.task_id == "watcher"), task.task_id
 
 
 def test_alerts_dag_shape(airflow: Any) -> None:
