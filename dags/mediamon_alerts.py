@@ -15,8 +15,8 @@ incident after an hour. A failed send fails `deliver_alerts` (after its retries)
 was sent stays sent.
 
 **Where to look.** `bi.alerts`, `bi.alert_deliveries`; `mediamon alerts run --dry-run`
-shows what detection would do now. Logic lives in `mediamon.service` and
-`mediamon.topic_store`; the method is in `docs/spikes.md`.
+shows what detection would do now. Logic lives in `mediamon.service` (topics/, spikes/,
+alerts/); the method is in `docs/spikes.md`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import logging
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import articles_asset, failure_mail
 
-ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+ARTICLES = articles_asset()
 
 
 @dag(

@@ -58,7 +58,7 @@ def mediamon_health() -> None:
         """Find problems, keep incidents, mail new ones and recoveries."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mediamon import ops
+        from mediamon.ops import service as ops
         from mediamon_airflow import config_errors_fail_at_once, run_time, settings, smtp_send
 
         _, now = run_time(get_current_context())
@@ -93,7 +93,7 @@ def mediamon_health_report() -> None:
         """Mail the source-health report for the week ending at this run's time, once."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mediamon import ops
+        from mediamon.ops import service as ops
         from mediamon_airflow import run_time, settings, smtp_send
 
         _, now = run_time(get_current_context())

@@ -32,11 +32,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from mediamon_airflow import configured_source_names, failure_mail
+from mediamon_airflow import articles_asset, configured_source_names, failure_mail
 
-ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+ARTICLES = articles_asset()
 
 
 @dag(
@@ -76,8 +76,9 @@ def mediamon_ingest() -> None:
     @task
     def plan_sources() -> list[str]:
         """Upgrade the schema, sync the sources file, and name the sources due."""
-        from mediamon import ops, service
+        from mediamon import service
         from mediamon.errors import ConfigError
+        from mediamon.ops import service as ops
         from mediamon_airflow import config_errors_fail_at_once, run_time, settings
 
         context = get_current_context()
@@ -85,7 +86,7 @@ def mediamon_ingest() -> None:
         params = context["params"]
         with config_errors_fail_at_once():
             try:
-                return service.prepare(
+                return service.plan_sources(
                     settings(), now, only=params["sources"], force=params["force"]
                 )
             except ConfigError as error:
@@ -110,7 +111,7 @@ def mediamon_ingest() -> None:
         ingest tasks failed; fails (without retries) when every due source failed."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mediamon import ops
+        from mediamon.ops import service as ops
         from mediamon_airflow import run_time, settings
 
         run_key, now = run_time(get_current_context())
@@ -125,7 +126,7 @@ def mediamon_ingest() -> None:
         """Data-quality checks on this run's articles; a failed check fails the run."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mediamon import ops
+        from mediamon.ops import service as ops
         from mediamon_airflow import config_errors_fail_at_once, run_time, settings
 
         run_key, now = run_time(get_current_context())

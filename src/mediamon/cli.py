@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mediamon import db, errors, migrate, service
-from mediamon.config import Settings
+from mediamon import db, errors, service
+from mediamon.alerts.deliver import DeliveryError
+from mediamon.db import migrate
 from mediamon.errors import EXIT_USAGE, InputError
-from mediamon.sources import SourceConfigError
-from mediamon.topic_store import DeliveryError
+from mediamon.ingest.sources import SourceConfigError
+from mediamon.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,11 +148,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
         return 0
     if args.command == "ingest":
-        from mediamon import ops
+        from mediamon.ops import service as ops
 
         now = datetime.now(UTC)
         run_key = f"cli:{now.isoformat()}"
-        names = service.prepare(settings, now, only=args.source, force=True)
+        names = service.plan_sources(settings, now, only=args.source, force=True)
         summaries = service.ingest(settings, names, run_key, now, refetch_known=args.refetch)
         for summary in summaries:
             print(json.dumps(summary, ensure_ascii=False))
@@ -188,15 +189,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":
-        from mediamon import demo
+        from mediamon.devtools import demo
 
         return demo.main()
     if args.command == "run":
-        from mediamon.airflow_env import run_services
+        from mediamon.devtools.airflow_env import run_services
 
         return run_services(settings)
     if args.command == "stop":
-        from mediamon.airflow_env import stop_services
+        from mediamon.devtools.airflow_env import stop_services
 
         stopped = stop_services(settings)
         print(f"Airflow: stopped {stopped} service(s)" if stopped else "Airflow: not running")
@@ -205,17 +206,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "health":
         return _health(args, settings)
     if args.command == "topics":
-        from mediamon.topics import load_topics
+        from mediamon.topics.file import load_topics
 
         topic_set = load_topics(settings.topics_path)
         topic_names = ", ".join(topic_set.keys())
         print(f"{settings.topics_path}: valid, {len(topic_set)} topic(s): {topic_names}")
         return 0
     if args.command == "airflow":
-        from mediamon.airflow_env import run_airflow
+        from mediamon.devtools.airflow_env import run_airflow
 
         return run_airflow(settings, args.args)
-    from mediamon import ops
+    from mediamon.ops import service as ops
 
     report = ops.source_status(settings, datetime.now(UTC))
     if args.json:
@@ -226,7 +227,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:
-    from mediamon import ops
+    from mediamon.ops import service as ops
 
     at = _utc_time(args.at) if args.at else datetime.now(UTC)
     if args.health_command == "report":

@@ -13,7 +13,7 @@ MAX_TITLE_CHARS = 1_000
 MAX_AUTHOR_CHARS = 300
 MAX_SUMMARY_CHARS = 5_000
 MAX_BODY_CHARS = 200_000  # ~100 printed pages; the longest page of the corpora has 40,000
-MAX_URL_CHARS = 2_048  # the fetcher refuses longer URLs (mediamon.netguard)
+MAX_URL_CHARS = 2_048  # the fetcher refuses longer URLs (mediamon.ingest.netguard)
 MAX_CATEGORIES = 50
 MAX_CATEGORY_CHARS = 200
 # HTML a feed item carries (content:encoded, description) before it is turned into

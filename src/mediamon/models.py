@@ -54,11 +54,11 @@ class IngestStats:
     failed: int = 0
     duplicates: int = 0
     # Feed text about another site's URL whose page could not be fetched: kept as this
-    # source's claim (mediamon.provenance), not as an article.
+    # source's claim (mediamon.ingest.provenance), not as an article.
     claims: int = 0
     # Items not started when the source's time budget ran out; the next poll takes them.
     left_for_next_poll: int = 0
-    # How the poll went (mediamon.polling): polled, or not_modified / unchanged when the
+    # How the poll went (mediamon.ingest.polling): polled, or not_modified / unchanged when the
     # feed had nothing new (an HTTP 304, the same bytes), failed, deferred (Retry-After).
     poll: str = "polled"
     errors: list[str] = field(default_factory=list)
