@@ -270,9 +270,7 @@ def test_alerts_pending_for_over_an_hour(engine: sa.Engine) -> None:
         (finding,) = health.find_problems(conn, T, HealthThresholds())
         assert finding.key == "alerts_undelivered:alerts"
         assert finding.since == T - timedelta(minutes=90)
-        assert (
-            health.find_problems(conn, T - timedelta(minutes=31), HealthThresholds()) == []
-        )
+        assert health.find_problems(conn, T - timedelta(minutes=31), HealthThresholds()) == []
 
 
 def test_weekly_source_health_report_is_mailed_once_a_week(
