@@ -253,7 +253,9 @@ def test_every_source_failing_fails_the_run(
     )
     state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
     assert state == "failed"
-    assert tasks["ingest_source[0]"][0] == tasks["ingest_source[1]"][0] == "success"
+    # The ingest tasks (however the sources are grouped into them) did their job: green.
+    ingest_states = {v[0] for k, v in tasks.items() if k.startswith("ingest_")}
+    assert ingest_states == {"success"}
     assert tasks["summarize"] == ("failed", 1)  # no retries: re-summing changes nothing
     assert tasks["publish_articles"][0] == "upstream_failed"  # no asset event, no alerts
     assert tasks["watcher"][0] == "failed"
