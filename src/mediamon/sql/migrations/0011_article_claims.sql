@@ -19,3 +19,24 @@ create table article_claims (
     primary key (source_id, url_hash)
 );
 create index article_claims_url on article_claims (url_hash);
+
+-- For dashboards (the BI contract, see 0002): who claimed what about which URL, and
+-- whether that URL is an article now (fetched from its own page by some source).
+create view bi.article_claims as
+select s.name as source,
+       c.canonical_url as url,
+       c.url as linked_url,
+       c.title,
+       c.published_at,
+       c.language,
+       c.body_text,
+       c.content_origin,
+       c.first_claimed_at,
+       a.article_id
+from article_claims c
+join sources s on s.source_id = c.source_id
+left join articles a on a.url_hash = c.url_hash;
+comment on view bi.article_claims is
+    'Feed text about another site''s URL whose page the claiming source could not fetch: '
+    'kept as that source''s claim, never as the article. article_id is set once the URL '
+    'is an article (its own page fetched).';
