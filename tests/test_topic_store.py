@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon import topic_store
+from mediamon.mail_i18n import number
 from mediamon.models import Article
 from mediamon.normalize import fold
 from mediamon.topic_store import (
@@ -553,7 +554,10 @@ def test_delivery_sends_once_and_escapes(
     message = email.message_from_bytes(sink.messages[0][1], policy=default_policy)
     expected = scalar(engine, "select expected from alerts")
     assert 0.3 < expected < 1.5  # ~0.6 stories an hour in the background
-    assert message["Subject"] == f"[mediamon] 台湾: 10 stories in 1 h, expected {expected:.1f}"
+    assert message["Subject"] == (
+        f"[mediamon] 台湾: 10 stories in 1 hour, about {number(10 / expected)}× the usual"
+        f" {number(expected)}"
+    )
     assert message["From"] == "mediamon <alerts@example.org>"
     assert message["X-Mediamon-Alert"] == str(alert_id)
     html_part = message.get_body(("html",))

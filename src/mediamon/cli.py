@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mediamon import db, migrate, service
 from mediamon.config import Settings
+from mediamon.digests import DigestError
 from mediamon.sources import SourceConfigError
 from mediamon.topic_store import DeliveryError
 
@@ -54,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     alerts_run.add_argument(
         "--dry-run", action="store_true", help="test only: write and send nothing"
     )
+    digest = commands.add_parser("digest", help="daily and weekly digests of new stories")
+    digest_commands = digest.add_subparsers(dest="digest_command", required=True)
+    digest_run = digest_commands.add_parser(
+        "run", help="send the digests due now (or at --at), once per recipient and period"
+    )
+    digest_run.add_argument(
+        "--at", type=_utc_time, help="the run's time, ISO 8601 (default: now); naive is UTC"
+    )
+    digest_run.add_argument(
+        "--dry-run", action="store_true", help="show who is due and how many stories; send nothing"
+    )
     commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
     commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
     airflow = commands.add_parser(
@@ -75,10 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings.from_env()
     try:
-        return _run(args, settings)
-    except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
+        return _run(args, Settings.from_env())
+    except (
+        SourceConfigError,
+        ValueError,
+        FileNotFoundError,
+        DeliveryError,
+        DigestError,
+    ) as error:
         print(f"mediamon: {error}", file=sys.stderr)
         return 2
 
@@ -123,6 +140,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "alerts":
         summary = service.run_alerts(settings, args.at or datetime.now(UTC), dry_run=args.dry_run)
+        print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
+        return 0
+    if args.command == "digest":
+        summary = service.run_digests(settings, args.at or datetime.now(UTC), dry_run=args.dry_run)
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,24 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
+# The zone people read times in (mails, BI views): the desks mediamon is built for.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_UNSUBSCRIBE = "mediamon-unsubscribe@localhost"
+
+
+def display_timezone(name: str, origin: str = "MEDIAMON_TIMEZONE") -> str:
+    """``name`` if it is an IANA time zone (``Asia/Shanghai``), else a clear error.
+
+    Raises:
+        ValueError: naming ``origin`` and the bad value.
+    """
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"{origin}: unknown time zone {name!r} (expected an IANA name such as Asia/Shanghai)"
+        ) from error
+    return name
 
 
 @dataclass(frozen=True)
@@ -27,6 +46,11 @@ class Settings:
         user_agent: User-Agent header sent with every request.
         http_retries: Retries of a request after a connection error or a 5xx answer.
         http_backoff_s: Base of the exponential backoff between those retries.
+        timezone: IANA zone in which mails (and the BI views) show times, unless a
+            recipient chooses another.
+        base_url: Where mediamon's pages are served (``https://host``), for links in mails;
+            None: mails link nowhere but the articles.
+        unsubscribe_address: Mailbox named in every mail's ``List-Unsubscribe``.
     """
 
     database_url: str | None
@@ -36,6 +60,9 @@ class Settings:
     user_agent: str = DEFAULT_USER_AGENT
     http_retries: int = 3
     http_backoff_s: float = 0.5
+    timezone: str = DEFAULT_TIMEZONE
+    base_url: str | None = None
+    unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -51,4 +78,7 @@ class Settings:
             user_agent=env.get("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
             http_retries=int(env.get("MEDIAMON_HTTP_RETRIES") or 3),
             http_backoff_s=float(env.get("MEDIAMON_HTTP_BACKOFF") or 0.5),
+            timezone=display_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
+            base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
+            unsubscribe_address=env.get("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,
         )

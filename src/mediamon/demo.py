@@ -26,6 +26,8 @@ DEMO_DIR = PROJECT_ROOT / "demo"
 DEMO_PORT = 18765
 # The invented history ends with a burst of Taiwan stories in the hour before this.
 BURST_END = datetime(2024, 4, 17, 2, 0, tzinfo=UTC)
+# The next daily digest after the burst: 08:00 in Asia/Shanghai (config/topics.yaml).
+DIGEST_AT = datetime(2024, 4, 18, 0, 0, tzinfo=UTC)
 SOURCES_TEMPLATE = """\
 # Written by `make demo`: the bundled sample site and the seed archive.
 sources:
@@ -56,11 +58,14 @@ def write_demo_sources(path: Path, base: str, history: Path) -> Path:
 
 
 class MailSink:
-    """An SMTP server on 127.0.0.1 that saves each message it receives as an .eml file."""
+    """An SMTP server on 127.0.0.1 that saves each message it receives as an .eml file,
+    numbered after those already in the folder (earlier runs' mails are kept)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.saved: list[Path] = []
+        numbers = [int(p.stem) for p in folder.glob("*.eml") if p.stem.isdigit()]
+        self.next_number = max(numbers, default=0) + 1
 
     async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         from email import message_from_bytes
@@ -68,7 +73,8 @@ class MailSink:
 
         message = message_from_bytes(envelope.content)
         subject = str(make_header(decode_header(message.get("Subject", ""))))
-        path = self.folder / f"{len(self.saved) + 1:02d}.eml"
+        path = self.folder / f"{self.next_number:02d}.eml"
+        self.next_number += 1
         path.write_bytes(envelope.content)
         self.saved.append(path)
         print(
@@ -87,8 +93,6 @@ def mail_sink(folder: Path) -> Iterator[tuple[MailSink, int]]:
     from aiosmtpd.controller import Controller
 
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.eml"):
-        old.unlink()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -248,6 +252,11 @@ def main() -> int:
             " (airflow dags test) ..."
         )
         _airflow(env, ["dags", "test", "mediamon_alerts", BURST_END.isoformat()], log)
+        print(
+            f"running the mediamon_digests DAG at {DIGEST_AT:%Y-%m-%d %H:%M}Z"
+            " (the next morning's daily digest) ..."
+        )
+        _airflow(env, ["dags", "test", "mediamon_digests", DIGEST_AT.isoformat()], log)
         mails = list(sink.saved)
     engine = db.make_engine(db.resolve_url(settings))
     try:

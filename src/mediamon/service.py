@@ -195,6 +195,7 @@ def run_alerts(
     alerts through ``send`` (default: the ``mediamon_smtp`` connection from the
     environment; no connection means alerts stay pending)."""
     from mediamon import mail, topic_store
+    from mediamon.mail_render import MailOptions
 
     if send is None and not dry_run:
         smtp = mail.settings_from_env()
@@ -212,9 +213,63 @@ def run_alerts(
             send=send,
             sender=sender or topic_store.DEFAULT_SENDER,
             dry_run=dry_run,
+            options=MailOptions.from_settings(settings),
         )
     finally:
         engine.dispose()
+
+
+def run_digests(
+    settings: Settings,
+    at: datetime,
+    *,
+    send: Callable[[EmailMessage], None] | None = None,
+    sender: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Send the digests due at ``at`` (``mediamon digest run`` and the ``mediamon_digests``
+    DAG). The topics file is synced and new articles matched first, so a digest lists
+    every story loaded before it; a dry run only reads (the file, or the stored topics
+    if it is invalid) and says who is due with how many stories.
+
+    Raises:
+        MailConfigError: a real run without a ``mediamon_smtp`` connection (digests would
+            silently never go out).
+    """
+    from mediamon import digests, mail, topic_store
+    from mediamon.mail_render import MailOptions
+    from mediamon.topics import TopicConfigError, load_topics
+
+    if send is None and not dry_run:
+        smtp = mail.settings_from_env()
+        if smtp is None:
+            raise mail.MailConfigError(
+                f"no {mail.SMTP_CONN_ID} connection (AIRFLOW_CONN_MEDIAMON_SMTP): nothing sent"
+            )
+        send = mail.smtp_sender(smtp)
+        sender = sender or smtp.sender
+    engine = engine_for(settings)
+    try:
+        if dry_run:
+            try:
+                topics = load_topics(settings.topics_path)
+            except TopicConfigError:
+                topics = topic_store.stored_topics(engine)
+        else:
+            topics = topic_store.refresh_topics(engine, settings.topics_path).topics
+            topic_store.match_articles(engine, topics)
+        stats = digests.run_digests(
+            engine,
+            topics,
+            at,
+            send,
+            sender=sender or topic_store.DEFAULT_SENDER,
+            options=MailOptions.from_settings(settings),
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+    return {"dry_run": dry_run, **stats.as_dict()}
 
 
 def match_topics(settings: Settings) -> dict[str, Any]:
@@ -248,13 +303,18 @@ def deliver_alerts(
     now: datetime,
     sender: str | None = None,
 ) -> dict[str, Any]:
-    """Send every pending alert (and due digest) once; failures stay pending."""
+    """Send every pending alert once; failures stay pending."""
     from mediamon import topic_store
+    from mediamon.mail_render import MailOptions
 
     engine = engine_for(settings)
     try:
         stats = topic_store.deliver_pending(
-            engine, send, now, sender=sender or topic_store.DEFAULT_SENDER
+            engine,
+            send,
+            now,
+            sender=sender or topic_store.DEFAULT_SENDER,
+            options=MailOptions.from_settings(settings),
         )
     finally:
         engine.dispose()

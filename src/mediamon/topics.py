@@ -38,7 +38,10 @@ FILE_FORMAT_VERSION = 1
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ADDRESS_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
-MODES = ("immediate", "digest")
+# "digest" is the older name of "daily".
+MODES = ("immediate", "daily", "weekly", "digest")
+LOCALES = ("zh-CN", "en")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_NEAR = 200
 # Letters and digits that form Latin, Greek or Cyrillic words (after case folding): a term
 # that begins or ends with one must not continue a longer word (taiwan ≠ taiwanese).
@@ -64,7 +67,7 @@ TOKEN = re.compile(
 )
 LOWER_OPERATOR = re.compile(r"(?i)^(near/\d*|not)$|near/\d")
 DEFAULT_DIGEST_HOUR = 8
-DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LOCALE = "en"
 DEFAULT_PATH = Path("config") / "topics.yaml"
 
 
@@ -375,15 +378,28 @@ class Recipient:
 
     Attributes:
         address: E-mail address.
-        mode: ``immediate`` (one mail per alert) or ``digest`` (one mail a day).
-        digest_hour: Local hour at which the daily digest is sent.
-        timezone: IANA zone of ``digest_hour``.
+        mode: ``immediate`` (one mail per alert), ``daily`` or ``weekly`` (a digest of
+            every new story of the period, spikes on top); ``digest`` means ``daily``.
+        digest_hour: Local hour at which the digest is sent.
+        timezone: IANA zone of the times in the recipient's mails and of ``digest_hour``;
+            None: the display zone (``MEDIAMON_TIMEZONE``).
+        locale: Language of the mails (``zh-CN`` or ``en``).
+        digest_weekday: Day of a weekly digest, 0 = Monday.
     """
 
     address: str
     mode: str = "immediate"
     digest_hour: int = DEFAULT_DIGEST_HOUR
-    timezone: str = DEFAULT_TIMEZONE
+    timezone: str | None = None
+    locale: str = DEFAULT_LOCALE
+    digest_weekday: int = 0
+
+    @property
+    def cadence(self) -> str | None:
+        """``daily`` or ``weekly`` for a digest recipient, None for immediate mail."""
+        if self.mode == "immediate":
+            return None
+        return "weekly" if self.mode == "weekly" else "daily"
 
 
 @dataclass(frozen=True)
@@ -572,8 +588,8 @@ TOPIC_KEYS = {
     "recipients",
 }
 SCOPE_KEYS = {"languages", "sources"}
-RECIPIENT_KEYS = {"address", "mode", "digest_hour", "timezone"}
-DIGEST_KEYS = {"hour", "timezone"}
+RECIPIENT_KEYS = {"address", "mode", "digest_hour", "digest_weekday", "timezone", "locale"}
+DIGEST_KEYS = {"hour", "timezone", "weekday"}
 
 
 class _Reader:
@@ -673,21 +689,25 @@ def parse_topics(text: str, name: str = "topics.yaml") -> TopicSet:
             )
         seen[topic.key] = node.start_mark.line + 1
         for recipient, r_node in recipient_nodes:
-            if recipient.mode != "digest":
+            if recipient.cadence is None:
                 continue
-            earlier = digest_schedules.get(recipient.address)
-            if earlier and (earlier[0].digest_hour, earlier[0].timezone) != (
-                recipient.digest_hour,
-                recipient.timezone,
-            ):
+            schedule = f"{recipient.address} {recipient.cadence}"
+            earlier = digest_schedules.get(schedule)
+            if earlier and _schedule(earlier[0]) != _schedule(recipient):
                 raise reader.error(
                     r_node,
-                    f"{recipient.address} gets one digest a day: its digest hour and timezone "
-                    f"must be the same as on line {earlier[1].start_mark.line + 1}",
+                    f"{recipient.address} gets one {recipient.cadence} digest for all its "
+                    "topics: its digest hour, weekday, timezone and locale must be the same "
+                    f"as on line {earlier[1].start_mark.line + 1}",
                 )
-            digest_schedules.setdefault(recipient.address, (recipient, r_node))
+            digest_schedules.setdefault(schedule, (recipient, r_node))
         topics.append(topic)
     return TopicSet(tuple(topics), origin=name)
+
+
+def _schedule(recipient: Recipient) -> tuple[object, ...]:
+    weekday = recipient.digest_weekday if recipient.cadence == "weekly" else None
+    return (recipient.digest_hour, weekday, recipient.timezone, recipient.locale)
 
 
 def load_topics(path: Path) -> TopicSet:
@@ -709,33 +729,38 @@ class _Defaults:
     recipients: tuple[Recipient, ...]
     recipient_nodes: tuple[yaml.Node, ...]
     digest_hour: int
-    timezone: str
+    timezone: str | None
+    digest_weekday: int
     languages: tuple[str, ...]
     sources: tuple[str, ...]
 
 
 def _defaults(reader: _Reader, node: yaml.Node | None) -> _Defaults:
-    base = _Defaults({}, (), (), DEFAULT_DIGEST_HOUR, DEFAULT_TIMEZONE, (), ())
+    base = _Defaults({}, (), (), DEFAULT_DIGEST_HOUR, None, 0, (), ())
     if node is None:
         return base
     entries = reader.mapping(node, "defaults", DEFAULT_KEYS)
-    digest_hour, timezone = DEFAULT_DIGEST_HOUR, DEFAULT_TIMEZONE
+    digest_hour, timezone, weekday = DEFAULT_DIGEST_HOUR, None, 0
     if "digest" in entries:
         digest = reader.mapping(entries["digest"], "defaults.digest", DIGEST_KEYS)
         if "hour" in digest:
             digest_hour = _hour(reader, digest["hour"])
         if "timezone" in digest:
             timezone = _timezone(reader, digest["timezone"])
+        if "weekday" in digest:
+            weekday = _weekday(reader, digest["weekday"])
     params = _thresholds(reader, entries["thresholds"], {}) if "thresholds" in entries else {}
     recipients: list[tuple[Recipient, yaml.Node]] = []
+    schedule = _Defaults({}, (), (), digest_hour, timezone, weekday, (), ())
     if "recipients" in entries:
-        recipients = _recipients(reader, entries["recipients"], digest_hour, timezone)
+        recipients = _recipients(reader, entries["recipients"], schedule)
     return _Defaults(
         params=params,
         recipients=tuple(r for r, _ in recipients),
         recipient_nodes=tuple(n for _, n in recipients),
         digest_hour=digest_hour,
         timezone=timezone,
+        digest_weekday=weekday,
         languages=_languages(reader, entries["languages"]) if "languages" in entries else (),
         sources=tuple(t for _, t in reader.texts(entries["sources"], "sources"))
         if "sources" in entries
@@ -776,9 +801,7 @@ def _topic(
     except ValueError as error:
         raise reader.error(entries.get("thresholds", node), f"{what}: {error}") from error
     if "recipients" in entries:
-        recipients = _recipients(
-            reader, entries["recipients"], defaults.digest_hour, defaults.timezone
-        )
+        recipients = _recipients(reader, entries["recipients"], defaults)
     else:
         recipients = list(zip(defaults.recipients, defaults.recipient_nodes, strict=True))
     addresses = [(r.address, r.mode) for r, _ in recipients]
@@ -829,7 +852,7 @@ def _thresholds(reader: _Reader, node: yaml.Node, base: dict[str, Any]) -> dict[
 
 
 def _recipients(
-    reader: _Reader, node: yaml.Node, digest_hour: int, timezone: str
+    reader: _Reader, node: yaml.Node, defaults: _Defaults
 ) -> list[tuple[Recipient, yaml.Node]]:
     result: list[tuple[Recipient, yaml.Node]] = []
     for item in reader.sequence(node, "recipients"):
@@ -845,10 +868,33 @@ def _recipients(
         mode = reader.text(entries["mode"], "mode") if "mode" in entries else "immediate"
         if mode not in MODES:
             raise reader.error(entries["mode"], f"mode must be one of {list(MODES)}, got {mode!r}")
-        hour = _hour(reader, entries["digest_hour"]) if "digest_hour" in entries else digest_hour
-        zone = _timezone(reader, entries["timezone"]) if "timezone" in entries else timezone
-        result.append((Recipient(address, mode, hour, zone), item))
+        if mode == "digest":
+            mode = "daily"
+        hour = defaults.digest_hour
+        if "digest_hour" in entries:
+            hour = _hour(reader, entries["digest_hour"])
+        zone = (
+            _timezone(reader, entries["timezone"]) if "timezone" in entries else defaults.timezone
+        )
+        weekday = defaults.digest_weekday
+        if "digest_weekday" in entries:
+            weekday = _weekday(reader, entries["digest_weekday"])
+        locale = DEFAULT_LOCALE
+        if "locale" in entries:
+            locale = reader.text(entries["locale"], "locale")
+            if locale not in LOCALES:
+                raise reader.error(
+                    entries["locale"], f"locale must be one of {list(LOCALES)}, got {locale!r}"
+                )
+        result.append((Recipient(address, mode, hour, zone, locale, weekday), item))
     return result
+
+
+def _weekday(reader: _Reader, node: yaml.Node) -> int:
+    name = reader.text(node, "weekday").lower()
+    if name not in WEEKDAYS:
+        raise reader.error(node, f"weekday must be one of {list(WEEKDAYS)}, got {name!r}")
+    return WEEKDAYS.index(name)
 
 
 def _hour(reader: _Reader, node: yaml.Node) -> int:
