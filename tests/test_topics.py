@@ -196,7 +196,8 @@ def test_file_defaults_are_resolved() -> None:
     assert taiwan.params.min_stories == 5 and chips.params.min_stories == 5
     assert chips.params.min_lift == 3.0
     assert [r.address for r in taiwan.recipients] == ["desk@example.org"]
-    assert chips.recipients[0].mode == "digest" and chips.recipients[0].timezone == "Europe/Paris"
+    # "digest" is the older name of "daily"
+    assert chips.recipients[0].mode == "daily" and chips.recipients[0].timezone == "Europe/Paris"
     assert taiwan.in_scope("zh", "rfi") and not taiwan.in_scope("en", "rfi")
 
 
@@ -206,7 +207,7 @@ def test_file_defaults_are_resolved() -> None:
         (GOOD.replace("terms: [台湾, Taiwan]", "terms: [台湾, Taiwan"), None, "YAML syntax"),
         (GOOD.replace("    terms: [芯片]", "    terms: [芯片 near/3 设备]"), 12, "capitals"),
         (GOOD.replace("min_lift: 3", "min_lift: lots"), 13, "must be a number"),
-        (GOOD.replace("mode: digest", "mode: weekly"), 15, "mode must be"),
+        (GOOD.replace("mode: digest", "mode: hourly"), 15, "mode must be"),
         (GOOD.replace("key: chips", "key: taiwan"), 10, "already used"),
         (GOOD.replace("scope:", "scop:"), 9, "unknown key 'scop'"),
         (GOOD.replace("Europe/Paris", "Mars/Olympus"), 15, "unknown timezone"),
@@ -240,7 +241,7 @@ def test_digest_schedule_must_agree_across_topics() -> None:
         "  - key: x\n    name: X\n    terms: [x]\n    recipients:\n"
         "      - {address: a@example.org, mode: digest, digest_hour: 9}\n"
     )
-    with pytest.raises(TopicConfigError, match="one digest a day"):
+    with pytest.raises(TopicConfigError, match="gets one daily digest for all its topics"):
         parse_topics(text, "topics.yaml")
 
 

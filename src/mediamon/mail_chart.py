@@ -24,8 +24,8 @@ from mediamon.mail_i18n import Catalog, number, utc_offset
 logger = logging.getLogger(__name__)
 
 # Display size in CSS pixels; the PNG has SCALE times as many.
-CHART_WIDTH = 600
-CHART_HEIGHT = 300
+CHART_WIDTH = 560
+CHART_HEIGHT = 320
 SCALE = 2
 BAR_COLOUR = "#6f8fb8"
 WINDOW_COLOUR = "#c62828"
@@ -116,7 +116,7 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
     dpi = 100
     figure = Figure(figsize=(CHART_WIDTH / dpi, CHART_HEIGHT / dpi), dpi=dpi)
     FigureCanvasAgg(figure)
-    axes = figure.add_axes((0.07, 0.2, 0.91, 0.66))
+    axes = figure.add_axes((0.08, 0.21, 0.9, 0.64))
     hours = len(data.counts)
     xs = list(range(hours))
     first_window = max(0, data.hour_index(data.window_start))
@@ -156,10 +156,10 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
     for x in midnights:
         axes.axvline(x, color="#d0d0d0", linewidth=0.8, zorder=0)
     axes.set_xticks(midnights, [""] * len(midnights))
-    axes.set_xticks(middles, labels, minor=True, fontsize=10, family=family)
+    axes.set_xticks(middles, labels, minor=True, fontsize=12, family=family)
     axes.tick_params(axis="x", which="major", length=4)
     axes.tick_params(axis="x", which="minor", length=0, pad=3)
-    axes.tick_params(axis="y", labelsize=10)
+    axes.tick_params(axis="y", labelsize=12)
     axes.set_xlim(-0.5, hours - 0.5)
     peak = max([*data.counts, *data.usual_high, 1])
     axes.set_ylim(0, peak * 1.3)
@@ -178,14 +178,14 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
         arrowprops={"arrowstyle": "->", "color": WINDOW_COLOUR, "linewidth": 1.2},
         ha="right",
         va="center",
-        fontsize=11,
+        fontsize=13,
         fontweight="bold",
         color=WINDOW_COLOUR,
         family=family,
     )
     # The zone of the day labels, where a reader looks for it: at the end of the axis.
     axes.set_xlabel(
-        utc_offset(data.window_end.astimezone(zone)), loc="right", fontsize=9, color="#666666"
+        utc_offset(data.window_end.astimezone(zone)), loc="right", fontsize=10, color="#666666"
     )
     figure.legend(
         handles=[
@@ -194,10 +194,10 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
             Patch(color=WINDOW_COLOUR, label=catalog("chart_window")),
         ],
         loc="upper left",
-        bbox_to_anchor=(0.06, 1.0),
+        bbox_to_anchor=(0.05, 1.01),
         ncol=3,
         frameon=False,
-        prop={"family": family, "size": 10},
+        prop={"family": family, "size": 12},
         handlelength=1.2,
         columnspacing=1.2,
     )

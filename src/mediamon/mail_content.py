@@ -173,10 +173,9 @@ def alerts_between(
     """(id, topic) of the alerts of these topics whose window ended in (start, end],
     newest first."""
     a = alerts_table.c
-    return list(
-        conn.execute(
-            sa.select(a.alert_id, a.topic)
-            .where(a.topic.in_(list(topic_keys)), a.window_end > start, a.window_end <= end)
-            .order_by(a.window_end.desc(), a.alert_id.desc())
-        ).tuples()
+    found = conn.execute(
+        sa.select(a.alert_id, a.topic)
+        .where(a.topic.in_(list(topic_keys)), a.window_end > start, a.window_end <= end)
+        .order_by(a.window_end.desc(), a.alert_id.desc())
     )
+    return [(int(alert_id), str(topic)) for alert_id, topic in found]

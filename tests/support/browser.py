@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ def chromium_path() -> str:
     """The chromium executable (``MEDIAMON_CHROMIUM`` or the first on PATH); fails the
     test when there is none."""
     configured = os.environ.get("MEDIAMON_CHROMIUM")
-    for name in ((configured,) if configured else CANDIDATES):
+    for name in (configured,) if configured else CANDIDATES:
         found = shutil.which(name)
         if found:
             return found
@@ -127,8 +127,8 @@ class Chromium:
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        self._sockets = ExitStack()
         self.port = self._wait_for_port()
-        self._sockets: list[ClientConnection] = []
 
     def _wait_for_port(self) -> int:
         marker = Path(self._profile) / "DevToolsActivePort"
@@ -148,8 +148,9 @@ class Chromium:
         with connect(self._browser_url(), max_size=None) as browser:
             browser_page = Page(browser)
             target = browser_page.call("Target.createTarget", url="about:blank")["targetId"]
-        socket = connect(f"ws://127.0.0.1:{self.port}/devtools/page/{target}", max_size=None)
-        self._sockets.append(socket)
+        socket = self._sockets.enter_context(
+            connect(f"ws://127.0.0.1:{self.port}/devtools/page/{target}", max_size=None)
+        )
         page = Page(socket)
         page.call(
             "Emulation.setDeviceMetricsOverride",
@@ -169,8 +170,7 @@ class Chromium:
         return f"ws://127.0.0.1:{self.port}{path}"
 
     def close(self) -> None:
-        for socket in self._sockets:
-            socket.close()
+        self._sockets.close()
         if self._process.poll() is None:
             self._process.terminate()
             try:
