@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean
+.PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,14 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv with the pinned versions and mediamon (editable)
 
+# The mail and page tests look through headless Debian chromium; the chart's Chinese labels
+# need a CJK font. Installed once by apt (root, or sudo), found on later runs.
+APT_INSTALL := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+browser: ## install headless chromium and the Noto CJK fonts (Debian packages) if missing
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then \
+		$(APT_INSTALL) update && $(APT_INSTALL) install -y --no-install-recommends chromium fonts-noto-cjk; \
+	fi
+
 lock: ## re-resolve the dependencies and rewrite requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q -U pip
 	.venv-lock/bin/pip install -q -e '.[airflow,dev]'
@@ -34,7 +42,7 @@ lint: install ## ruff check and format check
 typecheck: install ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test: install ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP)
+test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, chromium)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q
 

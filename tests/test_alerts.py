@@ -1,227 +1,280 @@
-"""Alert mails: rendering, escaping, the PNG chart and delivery to a real SMTP server."""
+"""The pure pieces of alert mails: snippets, the message catalogue, times with offsets,
+escaping of hostile article text, the chart PNG and the text table. (The whole mail, sent
+and rendered in chromium: test_mail_render.py; digests: test_digests.py.)"""
 
 from __future__ import annotations
 
-import email
-import struct
-import zlib
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from email.policy import default as default_policy
-from typing import Any
+import io
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 
-from mediamon.alerts import (
-    BAR,
-    BAR_HIGHLIGHT,
-    AlertContent,
-    Story,
-    bar_chart_png,
-    build_message,
-    render_alert,
-    render_digest,
-    safe_link,
+from mediamon.alerts import build_message, clean, safe_link
+from mediamon.config import Settings, display_timezone
+from mediamon.mail_chart import (
+    CHART_HEIGHT,
+    CHART_WIDTH,
+    SCALE,
+    ChartData,
+    day_table,
+    format_day_table,
+    render_chart,
 )
-from tests.smtp_server import serve_smtp, smtp_send
+from mediamon.mail_i18n import MESSAGES, Catalog, local_span, local_time, number
+from mediamon.mail_render import (
+    AlertMail,
+    MailOptions,
+    Reader,
+    StoryItem,
+    rank_stories,
+    render_alert_mail,
+)
+from mediamon.snippets import MAX_SNIPPET_CHARS, make_snippet
+from mediamon.topics import parse_rule
 
-END = datetime(2024, 4, 2, 21, tzinfo=UTC)
-EVIL_TITLE = '<script>alert("x")</script> 拜登 & 习近平 <b>通话</b>'
-
-
-class Sink:
-    """aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture()
-def smtp() -> Iterator[tuple[Sink, int]]:
-    sink = Sink()
-    with serve_smtp(sink) as port:
-        yield sink, port
+END = datetime(2024, 4, 17, 2, tzinfo=UTC)  # 10:00 in Shanghai, a Wednesday
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+TAIWAN = [parse_rule("台湾"), parse_rule("Taiwan")]
 
 
-def content(**changes: Any) -> AlertContent:
-    base = AlertContent(
-        alert_id=42,
-        topic_key="taiwan",
-        topic_name="台湾",
-        window_start=END - timedelta(hours=1),
-        window_end=END,
-        observed=12,
-        expected=2.5,
-        p_value=2e-6,
-        total_stories=180,
-        stories=(
-            Story(
-                EVIL_TITLE,
-                "rfi<img src=x onerror=alert(1)>",
-                END - timedelta(minutes=25),
-                "javascript:alert(document.cookie)",
-            ),
-            Story(
-                "台湾海峡局势",
-                "bbc",
-                END - timedelta(minutes=40),
-                'https://example.org/a?x=1&y="><script>',
-            ),
-            Story(None, "cna", None, "https://example.org/b"),
-        ),
-        history=tuple((i * 7) % 5 for i in range(167)) + (12,),
-        history_start=END - timedelta(hours=168),
-        params={"min_stories": 4, "min_lift": 2.0, "max_p_value": 0.0001},
+# --- snippets ---------------------------------------------------------------------------
+
+
+def test_snippet_marks_hits_in_the_text_as_published() -> None:
+    snippet = make_snippet(TAIWAN, "據報導，臺灣海峽今天局勢緊張，多方關注。另一件事。")
+    assert snippet is not None
+    assert snippet.hits == ("臺灣",)  # the reader's characters, found through folding
+    assert (
+        snippet.text == "據報導，臺灣海峽今天局勢緊張，多方關注。另一件事。"
+    )  # short: two sentences
+    full_width = make_snippet(TAIWAN, "Ｎｅｗｓ：ＴＡＩＷＡＮ ｓａｙｓ ｓｏ.")
+    assert full_width is not None and full_width.hits == ("ＴＡＩＷＡＮ",)
+    assert make_snippet(TAIWAN, "Taiwanese food is popular.") is None  # a longer word
+    assert make_snippet(TAIWAN, "") is None and make_snippet(TAIWAN, None) is None
+
+
+def test_snippet_is_the_sentence_of_the_first_hit_cut_around_it() -> None:
+    text = (
+        "第一句与此无关。"
+        + "很长的背景介绍" * 30
+        + "，台湾方面今天表示关注"
+        + "后续内容" * 30
+        + "。末句提到台湾。"
     )
-    return AlertContent(**{**base.__dict__, **changes})
+    snippet = make_snippet(TAIWAN, text)
+    assert snippet is not None
+    assert len(snippet.text) <= MAX_SNIPPET_CHARS
+    assert snippet.leading and snippet.trailing  # cut inside its sentence: shown with …
+    assert snippet.hits == ("台湾",) and "第一句" not in snippet.text and "末句" not in snippet.text
+    near = make_snippet([parse_rule("限制 NEAR/8 出口")], "美方对中国限制高科技出口及打压。")
+    assert near is not None and near.hits == ("限制高科技出口",)
 
 
-def _parts(message: email.message.EmailMessage) -> dict[str, Any]:
-    found: dict[str, Any] = {"images": []}
-    for part in message.walk():
-        kind = part.get_content_type()
-        if kind == "text/plain":
-            found["text"] = part.get_content()
-        elif kind == "text/html":
-            found["html"] = part.get_content()
-        elif kind == "image/png":
-            found["images"].append((part["Content-ID"], part.get_content()))
-    return found
+# --- catalogue and times ----------------------------------------------------------------
 
 
-def test_alert_mail_is_received_parsed_and_escaped(smtp: tuple[Sink, int]) -> None:
-    sink, port = smtp
-    rendered = render_alert(content(), "Asia/Shanghai")
+def test_every_message_exists_in_every_locale_with_the_same_placeholders() -> None:
+    import string
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+    english = MESSAGES["en"]
+    for locale, messages in MESSAGES.items():
+        assert messages.keys() == english.keys(), locale
+        for key, text in messages.items():
+            assert fields(text) <= fields(english[key]) | {"weekday"}, (locale, key)
+
+
+def test_times_carry_their_offset() -> None:
+    assert local_time(END, SHANGHAI) == "2024-04-17 10:00 (UTC+08:00)"
+    assert local_time(END, ZoneInfo("America/St_Johns")) == "2024-04-16 23:30 (UTC-02:30)"
+    assert (
+        local_span(END - timedelta(hours=1), END, SHANGHAI) == "2024-04-17 09:00–10:00 (UTC+08:00)"
+    )
+    assert [number(v) for v in (0.2, 0.04, 2.34, 45.2, 0)] == ["0.2", "0.04", "2.3", "45", "0"]
+
+
+def test_display_timezone_is_validated() -> None:
+    assert Settings.from_env({}).timezone == "Asia/Shanghai"
+    assert Settings.from_env({"MEDIAMON_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
+    with pytest.raises(ValueError, match="MEDIAMON_TIMEZONE: unknown time zone 'CST8'"):
+        display_timezone("CST8")
+    with pytest.raises(ValueError, match="MEDIAMON_TIMEZONE: unknown time zone 'Mars/Base'"):
+        Settings.from_env({"MEDIAMON_TIMEZONE": "Mars/Base"})
+
+
+# --- the alert mail, pure -----------------------------------------------------------------
+
+EVIL = '<script>alert("x")</script> 台湾 \u202egnp.exe & <b>通话</b>'
+
+
+def story(story_id: int, **changes: object) -> StoryItem:
+    base: dict[str, object] = {
+        "story_id": story_id,
+        "title": f"台湾新闻 {story_id}",
+        "url": f"https://example.org/{story_id}",
+        "outlet": "cna",
+        "published_at": END - timedelta(minutes=story_id),
+        "mentions": 1,
+    }
+    return StoryItem(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def alert(**changes: object) -> AlertMail:
+    base: dict[str, object] = {
+        "alert_id": 7,
+        "topic_key": "taiwan",
+        "topic_name": "台湾",
+        "window_start": END - timedelta(hours=1),
+        "window_end": END,
+        "observed": 9,
+        "expected": 0.2,
+        "p_value": 1.7e-10,
+        "total_stories": 13,
+        "stories": (),
+        "params": {"min_stories": 4, "max_p_value": 0.0001},
+    }
+    return AlertMail(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_reason_is_plain_language_first_and_statistics_below() -> None:
+    rendered = render_alert_mail(alert(), Reader("a@example.org", "en"), MailOptions())
+    first = rendered.text.splitlines()[2]
+    assert first == (
+        "9 stories mentioning 台湾 in the hour to 2024-04-17 10:00 (UTC+08:00), about 45 times"
+        " the usual 0.2 for a Wednesday at this hour."
+    )
+    assert "All sources together published 13 stories in that time; 9 of them mention 台湾." in (
+        rendered.text
+    )
+    assert rendered.text.index("p-value 1.7e-10") > rendered.text.index("Statistics")
+    assert rendered.subject == "[mediamon] 台湾: 9 stories in 1 hour, about 45× the usual 0.2"
+    chinese = render_alert_mail(alert(), Reader("a@example.org", "zh-CN"), MailOptions())
+    assert chinese.subject == "[mediamon] 台湾：1 小时内 9 篇报道，约为平常 0.2 篇的 45 倍"
+    assert "约为平常周三这个时段 0.2 篇的 45 倍" in chinese.text
+    new = render_alert_mail(alert(expected=0.0), Reader("a@example.org", "en"), MailOptions())
+    assert "usually none" in new.subject and "there are usually none" in new.text
+
+
+def test_hostile_article_text_is_escaped_and_stripped() -> None:
+    hostile = story(
+        1,
+        title=EVIL,
+        outlet="rfi<img src=x onerror=alert(1)>",
+        url="javascript:alert(document.cookie)",
+        snippet=make_snippet(TAIWAN, EVIL),
+        title_snippet=make_snippet(TAIWAN, EVIL),
+    )
+    quoted = story(2, url='https://example.org/a?x=1&y="><script>')
+    rendered = render_alert_mail(
+        alert(stories=(hostile, quoted)), Reader("a@example.org"), MailOptions()
+    )
+    page = rendered.html
+    assert "<script" not in page and "<img src=x" not in page and "<b>通话" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "\u202e" not in page and "\u202e" not in rendered.text
+    assert "javascript:" not in page  # not a link
+    assert 'href="https://example.org/a?x=1&amp;y=&quot;&gt;&lt;script&gt;"' in page
+    assert "<mark" in page and "【台湾】" in rendered.text
     message = build_message(
-        rendered,
-        "mediamon <alerts@example.org>",
-        ["desk@example.org"],
-        message_id="<alert-42@mediamon.invalid>",
-        sent_at=END,
-    )
-    smtp_send(port)(message)
-
-    assert len(sink.messages) == 1
-    mail_from, rcpt_tos, raw = sink.messages[0]
-    assert mail_from == "alerts@example.org"
-    assert rcpt_tos == ["desk@example.org"]
-    received = email.message_from_bytes(raw, policy=default_policy)
-    assert isinstance(received, email.message.EmailMessage)
-    assert received["Subject"] == "[mediamon] 台湾: 12 stories in 1 h, expected 2.5"
-    assert "=?utf-8?" in raw.decode("ascii").split("\r\n\r\n", 1)[0]  # encoded, not raw bytes
-    assert received["To"] == "desk@example.org"
-    assert received["Message-ID"] == "<alert-42@mediamon.invalid>"
-    assert received.get_content_type() == "multipart/alternative"
-
-    parts = _parts(received)
-    html_text = parts["html"]
-    assert "<script" not in html_text
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; 拜登 &amp; 习近平" in html_text
-    assert "onerror=alert(1)&gt;" in html_text and "<img src=x" not in html_text
-    assert "javascript:" not in html_text  # not a link, and its text is not shown in HTML
-    assert 'href="https://example.org/a?x=1&amp;y=&quot;&gt;&lt;script&gt;"' in html_text
-    assert 'href="https://example.org/b"' in html_text
-    assert "12 stories in 1 h, expected 2.5" in html_text
-    assert "2024-04-03 04:00–05:00 CST" in html_text  # the recipient's timezone
-
-    assert EVIL_TITLE in parts["text"]  # plain text needs no escaping
-    assert "(no title)" in parts["text"]
-
-    assert len(parts["images"]) == 1
-    cid, png = parts["images"][0]
-    assert f'src="cid:{cid.strip("<>")}"' in html_text
-    width, height, _ = decode_png(png)
-    assert (width, height) == (680, 98)
-
-
-def test_digest_lists_every_alert_with_its_chart(smtp: tuple[Sink, int]) -> None:
-    sink, port = smtp
-    alerts = [
-        content(),
-        content(
-            alert_id=43,
-            topic_key="export-controls",
-            topic_name="出口管制",
-            window_start=END,
-            window_end=END + timedelta(hours=1),
-            observed=6,
-            expected=1.0,
+        render_alert_mail(
+            alert(topic_name="台湾\r\nBcc: all@example.org"), Reader("a@b.org"), MailOptions()
         ),
-    ]
-    rendered = render_digest(alerts, date(2024, 4, 3), "Asia/Shanghai")
-    message = build_message(rendered, "alerts@example.org", ["editors@example.org"])
-    smtp_send(port)(message)
-    received = email.message_from_bytes(sink.messages[0][2], policy=default_policy)
-    assert received["Subject"] == "[mediamon] digest 2024-04-03: 2 alerts (出口管制, 台湾)"
-    parts = _parts(received)
-    assert parts["html"].index("出口管制") < parts["html"].index("台湾")  # newest first
-    assert "<script" not in parts["html"]
-    assert len(parts["images"]) == 2
-    for cid, _ in parts["images"]:
-        assert f"cid:{cid.strip('<>')}" in parts["html"]
+        "m@example.org",
+        ["a@b.org"],
+    )
+    assert "\n" not in message["Subject"] and message["Bcc"] is None
+    assert clean("a\u202eb\u2066c\u200fd") == "abcd"
 
 
-def test_subject_cannot_be_split_by_a_topic_name() -> None:
-    rendered = render_alert(content(topic_name="台湾\r\nBcc: everyone@example.org"))
-    message = build_message(rendered, "a@example.org", ["b@example.org"])
-    assert "\n" not in message["Subject"]
-    assert message["Bcc"] is None
+def test_top_stories_in_full_the_rest_compact_or_linked() -> None:
+    stories = tuple(story(i) for i in range(1, 9))
+    rendered = render_alert_mail(alert(stories=stories), Reader("a@example.org"), MailOptions())
+    assert rendered.html.count('class="story"') == 5
+    assert rendered.html.count('class="story compact"') == 3
+    many = tuple(story(i) for i in range(1, 120))
+    linked = render_alert_mail(
+        alert(stories=many),
+        Reader("a@example.org"),
+        MailOptions(base_url="https://mediamon.example.org"),
+    )
+    assert "14 more stories: https://mediamon.example.org/mediamon/?topic=taiwan&from=" in (
+        linked.text
+    )
+    unlinked = render_alert_mail(alert(stories=many), Reader("a@example.org"), MailOptions())
+    assert "14 more stories are not listed here." in unlinked.text
+
+
+def test_ranking_rule() -> None:
+    headline = story(1, title_hits=1)
+    syndicated = story(2, other_outlets=("bbc", "dw"))
+    talky = story(3, mentions=9)
+    newest = story(4, published_at=END)
+    ranked = rank_stories([newest, talky, syndicated, headline])
+    assert [s.story_id for s in ranked] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("url", ["HTTP://example.org/", "https://www.rfi.fr/cn/a"])
+def test_http_links(url: str) -> None:
+    assert safe_link(url) == url
 
 
 @pytest.mark.parametrize(
-    ("url", "ok"),
-    [
-        ("https://www.rfi.fr/cn/a", True),
-        ("HTTP://example.org/", True),
-        ("javascript:alert(1)", False),
-        ("data:text/html,<script>", False),
-        ("//example.org/a", False),
-        ("https://exa mple.org/", False),
-        ("https:///nohost", False),
-        ("", False),
-    ],
-)
-def test_only_http_links(url: str, ok: bool) -> None:
-    assert (safe_link(url) is not None) is ok
+    "url",
+    ["javascript:alert(1)", "data:text/html,<script>", "//example.org/a", "https:///nohost",
+     "https://exa mple.org/", "https://example.org/\u202eexe", ""],
+)  # fmt: skip
+def test_no_other_links(url: str) -> None:
+    assert safe_link(url) is None
 
 
-def decode_png(data: bytes) -> tuple[int, int, bytes]:
-    """A strict reader for the writer's output: checks every CRC; returns RGB rows."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    position = 8
-    chunks: dict[bytes, bytes] = {}
-    while position < len(data):
-        (length,) = struct.unpack(">I", data[position : position + 4])
-        kind = data[position + 4 : position + 8]
-        body = data[position + 8 : position + 8 + length]
-        (crc,) = struct.unpack(">I", data[position + 8 + length : position + 12 + length])
-        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, kind
-        chunks[kind] = chunks.get(kind, b"") + body
-        position += 12 + length
-    assert set(chunks) == {b"IHDR", b"IDAT", b"IEND"}
-    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
-    assert (depth, colour) == (8, 2)
-    raw = zlib.decompress(chunks[b"IDAT"])
-    assert len(raw) == height * (1 + 3 * width)
-    rows = b"".join(raw[y * (1 + 3 * width) + 1 : (y + 1) * (1 + 3 * width)] for y in range(height))
-    return width, height, rows
+# --- chart ------------------------------------------------------------------------------
 
 
-def test_bar_chart_png_draws_bars() -> None:
-    png = bar_chart_png([0, 5, 10], highlight=[2])
-    width, height, rgb = decode_png(png)
+def chart(counts: tuple[int, ...]) -> ChartData:
+    start = END - timedelta(hours=len(counts))
+    return ChartData(
+        start=start,
+        counts=counts,
+        usual_low=tuple(0.0 for _ in counts),
+        usual_high=tuple(2.0 for _ in counts),
+        usual_mean=tuple(0.5 for _ in counts),
+        window_start=END - timedelta(hours=1),
+        window_end=END,
+        observed=counts[-1],
+        expected=0.2,
+        baseline_weeks=4,
+    )
 
-    def pixel(x: int, y: int) -> tuple[int, ...]:
-        offset = (y * width + x) * 3
-        return tuple(rgb[offset : offset + 3])
 
-    bottom = height - 5  # the row just above the axis
-    assert pixel(4, bottom) == (255, 255, 255)  # zero: no bar
-    assert pixel(8, bottom) == BAR
-    assert pixel(8, 10) == (255, 255, 255)  # half height: no ink near the top
-    assert pixel(12, bottom) == BAR_HIGHLIGHT
-    assert pixel(12, 5) == BAR_HIGHLIGHT  # the tallest bar reaches the top
+def test_chart_png_is_double_size_with_the_window_in_red() -> None:
+    data = chart(tuple(1 if i % 5 == 0 else 0 for i in range(167)) + (9,))
+    png = render_chart(data, SHANGHAI, Catalog.for_locale("zh-CN"))
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.size == (CHART_WIDTH * SCALE, CHART_HEIGHT * SCALE)
+    width, height = image.size
+
+    def reddish(x: int, y: int) -> bool:
+        r, g, b = image.getpixel((x, y))  # type: ignore[misc]
+        return bool(r > 150 and g < 90 and b < 90)
+
+    # The alert bar: red pixels in the rightmost tenth of the plot, none on the left.
+    right = sum(reddish(x, y) for x in range(int(width * 0.9), width) for y in range(height))
+    left = sum(
+        reddish(x, y) for x in range(0, int(width * 0.5)) for y in range(height // 4, height)
+    )
+    assert right > 200 and left == 0
+
+
+def test_day_table_matches_the_chart() -> None:
+    data = chart(tuple(1 for _ in range(167)) + (9,))
+    rows = day_table(data, SHANGHAI)
+    assert sum(r.stories for r in rows) == 167 + 9
+    assert rows[-1].day.isoformat() == "2024-04-17" and rows[-1].stories == 9 + 9  # 00:00–10:00
+    assert rows[-1].peak_stories == 9 and rows[-1].peak_hour is not None
+    assert rows[-1].peak_hour.hour == 9
+    lines = format_day_table(rows, Catalog.for_locale("en"))
+    assert lines[-1].startswith("2024-04-17 Wed") and "09:00 (9)" in lines[-1]

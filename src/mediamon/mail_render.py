@@ -203,7 +203,8 @@ class DigestMail:
 
     @property
     def story_count(self) -> int:
-        return sum(len(t.stories) for t in self.topics)
+        """Distinct stories (one that mentions two topics is listed under both)."""
+        return len({s.story_id for t in self.topics for s in t.stories})
 
 
 # ---------------------------------------------------------------------------------------
