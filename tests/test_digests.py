@@ -20,6 +20,7 @@ from mediamon.models import Article
 from mediamon.topic_store import match_articles, sync_topics
 from mediamon.topics import TopicSet, load_topics, parse_topics
 from tests.smtp_server import free_port, serve_smtp, smtp_send
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
 from tests.test_topic_store import (
     ARTICLE_SQL,
     T0,
@@ -96,6 +97,19 @@ def listed_ids(html_text: str) -> list[int]:
     return sorted(int(i) for i in re.findall(r'data-story="(\d+)"', html_text))
 
 
+def look_in_chromium(message: EmailMessage, name: str) -> None:
+    """No horizontal scrolling at phone and desktop widths; screenshots for people."""
+    with Chromium() as browser:
+        for width in (390, 1280):
+            page_file = mail_html_file(message, ARTIFACTS / f"{name}-{width}.html")
+            page = browser.open(page_file.as_uri(), width=width)
+            scroll, client = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            page.screenshot(ARTIFACTS / f"{name}-{width}.png")
+            assert scroll <= client <= width
+
+
 def test_latest_digest_time_is_local_and_weekly() -> None:
     paris = ZoneInfo("Europe/Paris")
     # 2024-03-31: clocks go forward in Paris; the digest stays at 08:00 local.
@@ -151,6 +165,7 @@ def test_digest_lists_every_new_story_once_per_period(engine: sa.Engine, topics:
         assert sum(p.get_content_type() == "image/png" for p in daily.walk()) == 1
         assert "2024-03-04 08:00 (UTC+00:00) 至 2024-03-05 08:00 (UTC+00:00)" in text_of(daily)
 
+        look_in_chromium(daily, "digest-daily")
         weekly = mails["weekly@example.org"]  # Monday 08:00 UTC: the week before the burst
         week = (T0 + timedelta(days=-7, hours=8), T0 + timedelta(hours=8))
         assert listed_ids(html_of(weekly)) == story_ids_between(engine, "taiwan", *week)
