@@ -166,3 +166,23 @@ def test_digest_run_mails_each_recipient_once(
     # Daily: 08:00 Shanghai to 08:00 Shanghai; weekly: Wednesday 07:00 London, a week back.
     assert periods["editors@example.org"]["period_end"] == "2024-04-18T00:00:00+00:00"
     assert periods["weekly@example.org"]["period_start"] == "2024-04-10T06:00:00+00:00"
+
+
+def test_demo_mail_sink_keeps_earlier_mails(tmp_path: Path) -> None:
+    """A second `make demo` numbers its mails after the first run's and deletes none."""
+    from email.message import EmailMessage
+
+    from tests.smtp_server import smtp_send
+
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "01.eml").write_bytes(b"Subject: first run\r\n\r\nkept\r\n")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "x"
+    message.set_content("hello")
+    for _ in range(2):  # two demo runs
+        with mail_sink(folder) as (sink, port):
+            smtp_send(port)(message)
+            assert len(sink.saved) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["01.eml", "02.eml", "03.eml"]
+    assert (folder / "01.eml").read_bytes() == b"Subject: first run\r\n\r\nkept\r\n"

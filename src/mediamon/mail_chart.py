@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -227,13 +228,29 @@ def day_table(data: ChartData, zone: tzinfo) -> list[DayRow]:
     return result
 
 
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a fixed-width font (CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    fill = " " * max(0, width - _width(text))
+    return fill + text if right else text + fill
+
+
 def format_day_table(rows: Sequence[DayRow], catalog: Catalog) -> list[str]:
     """The table as fixed-width lines for the plain-text part."""
-    header = (catalog("table_day"), catalog("table_stories"), catalog("table_usual"))
-    lines = [f"{header[0]:<16} {header[1]:>8} {header[2]:>8}  {catalog('table_peak')}"]
+    cells = [(catalog("table_day"), catalog("table_stories"), catalog("table_usual"))]
+    peaks = [catalog("table_peak")]
     for row in rows:
         weekday = catalog.weekday(datetime(row.day.year, row.day.month, row.day.day), short=True)
-        day = f"{row.day:%Y-%m-%d} {weekday}"
-        peak = f"{row.peak_hour:%H:00} ({row.peak_stories})" if row.peak_hour is not None else "–"
-        lines.append(f"{day:<16} {row.stories:>8} {number(row.usual):>8}  {peak}")
-    return lines
+        cells.append((f"{row.day:%Y-%m-%d} {weekday}", str(row.stories), number(row.usual)))
+        peaks.append(
+            f"{row.peak_hour:%H:00} ({row.peak_stories})" if row.peak_hour is not None else "–"
+        )
+    widths = [max(_width(c[i]) for c in cells) for i in range(3)]
+    return [
+        f"{_pad(day, widths[0])}  {_pad(stories, widths[1], right=True)}  "
+        f"{_pad(usual, widths[2], right=True)}  {peak}"
+        for (day, stories, usual), peak in zip(cells, peaks, strict=True)
+    ]

@@ -331,7 +331,7 @@ def _stories_section(
             + "".join(_compact_html(s, zone, catalog) for s in listed)
             + "</ul>"
         )
-        lines.append(catalog("more_heading") + ":")
+        lines.append(catalog("more_heading"))
         for story in listed:
             meta = " · ".join(_meta(story, zone, catalog))
             title = clean(story.title) or catalog("no_title")
