@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -140,9 +140,7 @@ def due_digests(
             slot = (recipient.address, cadence)
             if slot in schedules:
                 earlier = schedules[slot]
-                schedules[slot] = DueDigest(
-                    **{**earlier.__dict__, "topics": (*earlier.topics, topic.key)}
-                )
+                schedules[slot] = replace(earlier, topics=(*earlier.topics, topic.key))
                 continue
             schedules[slot] = DueDigest(
                 address=recipient.address,
@@ -170,9 +168,7 @@ def due_digests(
             if last is not None and plan.period_end - last.period_end <= MAX_CATCH_UP:
                 start = min(start, last.period_end)  # catch up on missed periods
                 late_since = last.selected_at
-            due.append(
-                DueDigest(**{**plan.__dict__, "period_start": start, "late_since": late_since})
-            )
+            due.append(replace(plan, period_start=start, late_since=late_since))
     return due
 
 
@@ -194,7 +190,7 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
         if stories:
             sections.append(TopicStories(key, topic.name if topic else key, tuple(stories)))
     spikes = tuple(
-        alert_mail(conn, alert_id, topics.get(key))
+        alert_mail(conn, alert_id, topics.get(key), with_stories=False)
         for alert_id, key in alerts_between(conn, plan.topics, plan.period_start, plan.period_end)
     )
     return DigestMail(plan.cadence, plan.period_start, plan.period_end, spikes, tuple(sections))

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from mediamon.mail_chart import ChartData
 from mediamon.mail_render import AlertMail, StoryItem, rank_stories
 from mediamon.snippets import MAX_SEARCH_CHARS, make_snippet
+from mediamon.spikes import HOURS_PER_WEEK
 from mediamon.tables import alerts_table
 from mediamon.topics import Topic
 
-CHART_HOURS = 7 * 24
-HOURS_PER_WEEK = 7 * 24
+CHART_HOURS = HOURS_PER_WEEK  # the chart shows the last 7 days
 # The same expression as mediamon.topic_store.STORY_TIME and the index articles_story_time.
 STORY_TIME = "least(coalesce({a}.published_at, {a}.first_seen_at), {a}.first_seen_at)"
 
@@ -138,8 +138,11 @@ def chart_data(
     )
 
 
-def alert_mail(conn: sa.Connection, alert_id: int, topic: Topic | None) -> AlertMail:
-    """Everything an alert mail shows, for the alert ``alert_id``."""
+def alert_mail(
+    conn: sa.Connection, alert_id: int, topic: Topic | None, *, with_stories: bool = True
+) -> AlertMail:
+    """Everything an alert mail shows, for the alert ``alert_id`` (without its stories
+    for a digest, which lists them under their topic)."""
     row = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()
     params = dict((row.details or {}).get("params", {}))
     weeks = int(params.get("baseline_weeks") or (topic.params.baseline_weeks if topic else 4))
@@ -153,7 +156,9 @@ def alert_mail(conn: sa.Connection, alert_id: int, topic: Topic | None) -> Alert
         expected=row.expected,
         p_value=row.p_value,
         total_stories=row.total_stories,
-        stories=tuple(stories_between(conn, row.topic, topic, row.window_start, row.window_end)),
+        stories=tuple(stories_between(conn, row.topic, topic, row.window_start, row.window_end))
+        if with_stories
+        else (),
         chart=chart_data(
             conn,
             row.topic,

@@ -22,8 +22,15 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from mediamon.alerts import InlineImage, Rendered, build_message, clean, esc, safe_link
-from mediamon.config import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
-from mediamon.mail_chart import ChartData, day_table, format_day_table, render_chart
+from mediamon.config import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, PROJECT_ROOT, Settings
+from mediamon.mail_chart import (
+    CHART_HEIGHT,
+    CHART_WIDTH,
+    ChartData,
+    day_table,
+    format_day_table,
+    render_chart,
+)
 from mediamon.mail_i18n import Catalog, local_span, local_time, number, utc_offset
 from mediamon.snippets import Snippet
 
@@ -59,10 +66,13 @@ class MailOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailOptions:
+        path = settings.topics_path
+        shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
         return cls(
             timezone=settings.timezone,
             unsubscribe_address=settings.unsubscribe_address,
             base_url=settings.base_url,
+            topics_file=str(shown),
         )
 
     @property
@@ -111,9 +121,6 @@ class StoryItem:
     mentions: int = 0
     title_snippet: Snippet | None = None
     snippet: Snippet | None = None
-
-
-RANKING = "title hits, outlets, mentions, newest"
 
 
 def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
@@ -386,8 +393,6 @@ def _chart_html(
 ) -> str:
     if image is None or alert.chart is None:
         return ""
-    from mediamon.mail_chart import CHART_HEIGHT, CHART_WIDTH
-
     caption = catalog(
         "chart_caption",
         zone=utc_offset(alert.window_end.astimezone(zone)),
