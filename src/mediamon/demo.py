@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -178,8 +178,8 @@ def summary(engine: sa.Engine) -> str:
     return "\n".join(lines)
 
 
-def alert_summary(engine: sa.Engine, mails: list[Path]) -> str:
-    """The alerts recorded and the mails the sink saved."""
+def alert_summary(engine: sa.Engine, mails: Sequence[Path], earlier: Sequence[Path] = ()) -> str:
+    """The alerts recorded, the mails the sink saved and those of earlier runs."""
     with engine.connect() as conn:
         alerts = conn.execute(sa.text("select * from bi.alerts order by 1")).mappings().all()
     lines = ["", f"== alerts: {len(alerts)} =="]
@@ -194,8 +194,10 @@ def alert_summary(engine: sa.Engine, mails: list[Path]) -> str:
             "mails_sent",
         )
         lines.append("  " + ", ".join(f"{f}={alert[f]}" for f in fields if f in alert))
-    lines += ["", f"== mails delivered to the local SMTP sink: {len(mails)} =="]
+    lines += ["", f"== mails delivered to the local SMTP sink in this run: {len(mails)} =="]
     lines += [f"  {path}  (open it in a mail client, or read it as text)" for path in mails]
+    if earlier:
+        lines.append(f"  earlier runs' mails, kept: {', '.join(p.name for p in earlier)}")
     return "\n".join(lines)
 
 
@@ -261,7 +263,8 @@ def main() -> int:
     engine = db.make_engine(db.resolve_url(settings))
     try:
         print(summary(engine))
-        print(alert_summary(engine, mails))
+        earlier = sorted(p for p in (demo_var / "mail").glob("*.eml") if p not in mails)
+        print(alert_summary(engine, mails, earlier))
     finally:
         engine.dispose()
     print(f"\nThe database keeps running (var/pgdata); `{sys.argv[0]} db stop` stops it.")

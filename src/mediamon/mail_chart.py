@@ -244,7 +244,7 @@ def format_day_table(rows: Sequence[DayRow], catalog: Catalog) -> list[str]:
     peaks = [catalog("table_peak")]
     for row in rows:
         weekday = catalog.weekday(datetime(row.day.year, row.day.month, row.day.day), short=True)
-        cells.append((f"{row.day:%Y-%m-%d} {weekday}", str(row.stories), number(row.usual)))
+        cells.append((f"{row.day:%Y-%m-%d} {weekday}", str(row.stories), f"{row.usual:.1f}"))
         peaks.append(
             f"{row.peak_hour:%H:00} ({row.peak_stories})" if row.peak_hour is not None else "–"
         )
