@@ -249,3 +249,44 @@ def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: A
     assert "【限制高科技出口】" in text
     assert message["Subject"].startswith("[mediamon] 每日摘要 2024-04-03：")
     assert "2024-04-03 04:45 (UTC+08:00)" in text
+
+
+def test_missed_days_are_caught_up_and_late_stories_listed(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """Nothing lost: a day without a run is covered by the next digest, and a story
+    loaded after its period's digest went out comes in the next one."""
+    ids = alert_on_burst(engine, topics)
+    assert ids
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        send = smtp_send(port)
+        first = T0 + timedelta(hours=8, minutes=3)  # Monday 08:03: the day before
+        run_digests(engine, topics, first, send, sender="m@example.org", options=OPTIONS)
+        assert len(sink.messages) == 2
+        with engine.begin() as conn:
+            source = add_source(conn, "late-news")
+            late_id = conn.execute(
+                ARTICLE_SQL,
+                article_row(
+                    source,
+                    "https://late.example/1",
+                    "迟到的台湾新闻",
+                    "一篇晚到的台湾报道。",
+                    T0 + timedelta(hours=7),  # in the first digest's period ...
+                    first_seen_at=datetime.now(UTC),  # ... but loaded after it was sent
+                ),
+            ).scalar_one()
+        match_articles(engine, topics)
+        # No run on Tuesday: Wednesday's digest covers Monday 08:00 to Wednesday 08:00.
+        third = T0 + timedelta(days=2, hours=8, minutes=3)
+        stats = run_digests(engine, topics, third, send, sender="m@example.org", options=OPTIONS)
+        assert (stats.due, stats.sent) == (1, 1)  # the weekly recipient is not due
+        recipients, raw = sink.messages[-1]
+        assert recipients == ["editors@example.org"]
+        digest = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(digest, EmailMessage)
+    period = (T0 + timedelta(hours=8), T0 + timedelta(days=2, hours=8))
+    expected = sorted({*story_ids_between(engine, "taiwan", *period), late_id})
+    assert listed_ids(html_of(digest)) == expected
+    assert "2024-03-04 08:00 (UTC+00:00) 至 2024-03-06 08:00 (UTC+00:00)" in text_of(digest)
