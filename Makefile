@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# apt needs root: sudo unless we are root already (containers, CI)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
 .PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke clean
@@ -21,13 +23,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv with the pinned versions and mediamon (editable)
 
-# The mail and page tests look through headless Debian chromium; the chart's Chinese labels
-# need a CJK font. Installed once by apt (root, or sudo), found on later runs.
-APT_INSTALL := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
-browser: ## install headless chromium and the Noto CJK fonts (Debian packages) if missing
-	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then \
-		$(APT_INSTALL) update && $(APT_INSTALL) install -y --no-install-recommends chromium fonts-noto-cjk; \
-	fi
+browser: ## Debian's chromium and CJK fonts, for the tests that look at pages (apt, once)
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; }
 
 lock: ## re-resolve the dependencies and rewrite requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q -U pip
@@ -42,7 +41,7 @@ lint: install ## ruff check and format check
 typecheck: install ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, chromium)
+test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, Chromium)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q
 
