@@ -3,7 +3,7 @@
 Every hour, sends the daily and weekly digests that are due: each digest recipient of
 `config/topics.yaml` gets, at their local digest hour, every new story of their topics
 in the period, grouped by topic, with the period's spikes on top. The code decides who is
-due (`mediamon.digests`); a digest is recorded per recipient and period, so a retry or a
+due (`mediamon.alerts.digest`); a digest is recorded per recipient and period, so a retry or a
 re-run sends nothing twice, and nothing is sent when nothing is new. The same code runs
 from `mediamon digest run [--at TIME] [--dry-run]`.
 """

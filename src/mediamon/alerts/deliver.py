@@ -1,0 +1,245 @@
+"""Delivery: every pending alert mailed once to each immediate recipient (digests are
+:mod:`mediamon.alerts.digest`'s). Every write is an upsert on a natural key, so a retried
+or repeated run sends nothing twice."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.alerts.compose import MailOptions, Reader, alert_message
+from mediamon.alerts.content import alert_mail
+from mediamon.db.tables import (
+    alert_deliveries,
+    alerts_table,
+)
+from mediamon.topics.definitions import TopicSet
+from mediamon.topics.store import stored_topics
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_LOCK_KEY = 0x6D6D_616C_6572_7402
+MAX_ALERT_AGE = timedelta(hours=24)
+DEFAULT_SENDER = "mediamon <mediamon@localhost>"
+
+
+class DeliveryError(RuntimeError):
+    """Some mails could not be sent; their alerts stay pending for the next run.
+
+    Attributes:
+        stats: What the delivery run did, failures included.
+    """
+
+    def __init__(self, message: str, stats: DeliveryStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+@dataclass
+class DeliveryStats:
+    """What one :func:`deliver_pending` call did."""
+
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    notified: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    busy: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "notified": self.notified,
+            "errors": self.errors[:20],
+            "busy": self.busy,
+        }
+
+
+def message_id(kind: str, key: str, recipient: str) -> str:
+    """A stable Message-ID, so a mail sent again after a crash can be recognized."""
+    digest = hashlib.sha256(recipient.lower().encode("utf-8")).hexdigest()[:12]
+    return f"<{kind}-{key}.{digest}@mediamon.invalid>"
+
+
+def deliver_pending(
+    engine: sa.Engine,
+    send: Callable[[EmailMessage], None],
+    now: datetime,
+    *,
+    sender: str = DEFAULT_SENDER,
+    topics: TopicSet | None = None,
+    max_age: timedelta = MAX_ALERT_AGE,
+    options: MailOptions | None = None,
+) -> DeliveryStats:
+    """Send every pending alert once (digests are :mod:`mediamon.alerts.digest`'s job).
+
+    Each recipient gets their own mail. A delivery is recorded only after ``send``
+    returned, and an alert becomes ``notified`` only when all its immediate recipients
+    have theirs, so a failed send leaves it pending for the next run and a repeated run
+    sends nothing twice. Alerts older than ``max_age`` (a backfill) are not mailed
+    immediately (recorded as skipped); digests still show them among their period's spikes.
+
+    Args:
+        engine: The data database.
+        send: Sends one message (e.g. through Airflow's SmtpHook, or smtplib); raises
+            on failure.
+        now: The time of this run (decides what is due and stale; the Date header).
+        sender: The From address.
+        topics: Recipients come from here (default: the stored definitions).
+        max_age: Older alerts are not mailed one by one.
+        options: Display zone, unsubscribe address and base URL of the mails.
+
+    Returns:
+        Counts of sent, skipped and failed mails.
+
+    Raises:
+        DeliveryError: at least one send failed (after every other mail was tried and the
+            successes recorded); the failed ones stay pending.
+    """
+    now = now.astimezone(UTC)
+    topics = topics if topics is not None else stored_topics(engine, include_inactive=True)
+    stats = DeliveryStats()
+    with engine.connect() as lock:
+        # One delivery at a time: two overlapping runs must not both send.
+        got = lock.execute(
+            sa.text("select pg_try_advisory_lock(:key)"), {"key": DELIVERY_LOCK_KEY}
+        ).scalar_one()
+        lock.commit()
+        if not got:
+            logger.warning("another delivery is running; nothing sent")
+            stats.busy = True
+            return stats
+        try:
+            _deliver_immediate(
+                engine, send, now, sender, topics, max_age, options or MailOptions(), stats
+            )
+        finally:
+            lock.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": DELIVERY_LOCK_KEY})
+            lock.commit()
+    if stats.failed:
+        raise DeliveryError(
+            f"{stats.failed} mail(s) not sent, left pending: " + "; ".join(stats.errors[:3]),
+            stats,
+        )
+    return stats
+
+
+def _record_delivery(engine: sa.Engine, rows: Sequence[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(alert_deliveries).values(list(rows)).on_conflict_do_nothing())
+
+
+def _try_send(
+    send: Callable[[EmailMessage], None], message: EmailMessage, stats: DeliveryStats
+) -> bool:
+    try:
+        send(message)
+    except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
+        stats.failed += 1
+        stats.errors.append(f"{message['To']}: {type(error).__name__}: {error}")
+        logger.warning("mail to %s not sent: %s", message["To"], error)
+        return False
+    return True
+
+
+def _deliver_immediate(
+    engine: sa.Engine,
+    send: Callable[[EmailMessage], None],
+    now: datetime,
+    sender: str,
+    topics: TopicSet,
+    max_age: timedelta,
+    options: MailOptions,
+    stats: DeliveryStats,
+) -> None:
+    a = alerts_table.c
+    with engine.connect() as conn:
+        pending = conn.execute(
+            sa.select(a.alert_id, a.topic, a.window_end)
+            .where(a.state == "open")
+            .order_by(a.alert_id)
+        ).all()
+    for alert_id, topic_key, window_end in pending:
+        topic = topics.get(topic_key)
+        recipients = [r for r in (topic.recipients if topic else ()) if r.mode == "immediate"]
+        with engine.connect() as conn:
+            done = set(
+                conn.execute(
+                    sa.select(alert_deliveries.c.recipient).where(
+                        alert_deliveries.c.alert_id == alert_id,
+                        alert_deliveries.c.mode == "immediate",
+                    )
+                ).scalars()
+            )
+            content = alert_mail(conn, alert_id, topic) if recipients else None
+        complete = True
+        for recipient in recipients:
+            if recipient.address in done:
+                continue
+            if window_end < now - max_age:
+                _record_delivery(
+                    engine,
+                    [
+                        {
+                            "alert_id": alert_id,
+                            "recipient": recipient.address,
+                            "mode": "immediate",
+                            "status": "skipped",
+                            "message_id": None,
+                            "sent_at": now,
+                            "note": f"older than {max_age} when first due: not mailed",
+                        }
+                    ],
+                )
+                stats.skipped += 1
+                continue
+            assert content is not None
+            mid = message_id("alert", str(alert_id), recipient.address)
+            message = alert_message(
+                content,
+                Reader(recipient.address, recipient.locale, recipient.timezone),
+                options,
+                sender=sender,
+                message_id=mid,
+                sent_at=now,
+            )
+            if not _try_send(send, message, stats):
+                complete = False
+                continue
+            _record_delivery(
+                engine,
+                [
+                    {
+                        "alert_id": alert_id,
+                        "recipient": recipient.address,
+                        "mode": "immediate",
+                        "status": "sent",
+                        "message_id": mid,
+                        "sent_at": now,
+                        "note": None,
+                    }
+                ],
+            )
+            stats.sent += 1
+        if complete:
+            with engine.begin() as conn:
+                conn.execute(
+                    alerts_table.update()
+                    .where(a.alert_id == alert_id, a.state == "open")
+                    .values(
+                        state=sa.case((a.cleared_at.is_not(None), "resolved"), else_="notified"),
+                        notified_at=now,
+                        resolved_at=sa.case((a.cleared_at.is_not(None), now), else_=None),
+                    )
+                )
+            stats.notified.append(alert_id)

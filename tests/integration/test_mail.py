@@ -1,0 +1,188 @@
+"""Alert mail from the command line through the ``mediamon_smtp`` connection, to a real
+SMTP server (aiosmtpd) on 127.0.0.1, on the demo's invented history with its burst."""
+
+from __future__ import annotations
+
+import json
+import re
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.alerts import smtp as mail
+from mediamon.cli import main
+from mediamon.devtools.demo import mail_sink
+from mediamon.devtools.demo_history import write_history
+
+BURST_END = "2024-04-17T02:00:00+00:00"
+
+
+def test_connection_from_env_json_and_uri() -> None:
+    json_conn = {
+        "AIRFLOW_CONN_MEDIAMON_SMTP": json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": 8025, "login": "u",
+             "password": "hunter2", "extra": {"disable_ssl": True, "from_email": "a@b.c"}}
+        )
+    }  # fmt: skip
+    settings = mail.settings_from_env(environ=json_conn)
+    assert settings is not None
+    assert (settings.host, settings.port, settings.login) == ("127.0.0.1", 8025, "u")
+    assert not settings.use_ssl and settings.use_starttls and settings.sender == "a@b.c"
+    assert "hunter2" not in repr(settings)  # the password stays out of logs
+
+    uri = mail.settings_from_env(
+        environ={
+            "AIRFLOW_CONN_MEDIAMON_SMTP": "smtp://me:s%40cret@mail.example.org:25?disable_ssl=true&disable_tls=true"
+        }
+    )
+    assert uri is not None and uri.password == "s@cret" and not uri.use_starttls
+    assert mail.settings_from_env(environ={}) is None
+    with pytest.raises(mail.MailConfigError, match="AIRFLOW_CONN_MEDIAMON_SMTP: not valid JSON"):
+        mail.settings_from_env(environ={"AIRFLOW_CONN_MEDIAMON_SMTP": "{nope"})
+
+
+@pytest.fixture()
+def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Path:
+    from datetime import datetime
+
+    folder = tmp_path / "history"
+    write_history(folder, datetime.fromisoformat(BURST_END), weeks=2)
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    return folder
+
+
+def test_alerts_run_mails_once_through_the_connection(
+    history: Path,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["import-archive", str(history), "--source-name", "history"]) == 0
+    capsys.readouterr()
+
+    assert main(["alerts", "run", "--at", BURST_END, "--dry-run"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["dry_run"] is True
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from alerts")).scalar_one() == 0
+
+    with mail_sink(tmp_path / "mail") as (sink, port):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        assert main(["alerts", "run", "--at", BURST_END]) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert main(["alerts", "run", "--at", BURST_END]) == 0  # a re-run sends nothing
+        second = json.loads(capsys.readouterr().out)
+        saved = list(sink.saved)
+
+    assert len(first["alerts_created"]) == 1, first
+    assert first["delivery"]["sent"] >= 1
+    assert second["alerts_created"] == [] and second["delivery"]["sent"] == 0
+    immediate = [p for p in saved if b"desk@example.org" in p.read_bytes()]
+    assert len(immediate) == 1
+    message = message_from_bytes(immediate[0].read_bytes(), policy=policy.default)
+    assert message["Subject"].startswith("[mediamon] 台湾：1 小时内 9 篇报道")  # desk reads zh-CN
+    assert message["To"] == "desk@example.org"
+    with engine.connect() as conn:
+        state = conn.execute(sa.text("select state from bi.alerts")).scalar_one()
+    assert state == "notified"
+
+
+DIGEST_TOPICS = """\
+version: 1
+defaults:
+  digest: {hour: 8, timezone: Asia/Shanghai}
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, 台海]
+    recipients:
+      - {address: desk@example.org, mode: immediate, locale: zh-CN}
+      - {address: editors@example.org, mode: daily, locale: zh-CN}
+      - {address: weekly@example.org, mode: weekly, digest_weekday: wednesday, locale: en,
+         timezone: Europe/London, digest_hour: 7}
+"""
+
+
+def test_digest_run_mails_each_recipient_once(
+    history: Path,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topics_file = tmp_path / "topics.yaml"
+    topics_file.write_text(DIGEST_TOPICS, encoding="utf-8")
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(topics_file))
+    assert main(["import-archive", str(history), "--source-name", "history"]) == 0
+    capsys.readouterr()
+    at = "2024-04-18T00:30:00+00:00"  # 08:30 in Shanghai, the morning after the burst
+    assert main(["digest", "run", "--at", at, "--dry-run"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["dry_run"] and dry["due"] == 2 and dry["sent"] == 0
+
+    with mail_sink(tmp_path / "mail") as (sink, port):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        assert main(["digest", "run", "--at", at]) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert main(["digest", "run", "--at", at]) == 0  # the same periods again: nothing
+        second = json.loads(capsys.readouterr().out)
+        saved = list(sink.saved)
+
+    assert (first["sent"], first["failed"]) == (2, 0)
+    assert (second["due"], second["sent"]) == (0, 0)
+    assert len(saved) == 2
+    periods = {d["recipient"]: d for d in first["digests"]}
+    for path in saved:
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        digest = periods[message["To"]]
+        with engine.connect() as conn:
+            expected = sorted(
+                conn.execute(
+                    sa.text(
+                        "select distinct story_id from bi.topic_mentions"
+                        " where topic = 'taiwan' and published_at >= :start"
+                        " and published_at < :end"
+                    ),
+                    {"start": digest["period_start"], "end": digest["period_end"]},
+                ).scalars()
+            )
+        html_part = message.get_body(("html",))
+        assert html_part is not None
+        listed = sorted(int(i) for i in re.findall(r'data-story="(\d+)"', html_part.get_content()))
+        assert expected and listed == expected, message["To"]
+        assert digest["stories"] == len(expected)
+    # Daily: 08:00 Shanghai to 08:00 Shanghai; weekly: Wednesday 07:00 London, a week back.
+    assert periods["editors@example.org"]["period_end"] == "2024-04-18T00:00:00+00:00"
+    assert periods["weekly@example.org"]["period_start"] == "2024-04-10T06:00:00+00:00"
+
+
+def test_demo_mail_sink_keeps_earlier_mails(tmp_path: Path) -> None:
+    """A second `make demo` numbers its mails after the first run's and deletes none."""
+    from email.message import EmailMessage
+
+    from tests.support.smtp_server import smtp_send
+
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "01.eml").write_bytes(b"Subject: first run\r\n\r\nkept\r\n")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "x"
+    message.set_content("hello")
+    for _ in range(2):  # two demo runs
+        with mail_sink(folder) as (sink, port):
+            smtp_send(port)(message)
+            assert len(sink.saved) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["01.eml", "02.eml", "03.eml"]
+    assert (folder / "01.eml").read_bytes() == b"Subject: first run\r\n\r\nkept\r\n"
