@@ -109,7 +109,7 @@ class StoryItem:
         other_outlets: Sources of syndicated copies, other than ``outlet``.
         title_hits: Occurrences of the topic in the title.
         mentions: Occurrences in title and body, copies included.
-        title_snippet: The title with its hits marked, if it has any.
+        title_snippet: The whole title with its hits marked, if it has any.
         snippet: The sentence(s) around the first hit in the body.
     """
 
@@ -248,9 +248,7 @@ def _join_pieces(raw: Sequence[tuple[str, bool]], shown: Sequence[str]) -> str:
 
 
 def _title_html(story: StoryItem, catalog: Catalog) -> str:
-    if story.title_snippet is not None and not (
-        story.title_snippet.leading or story.title_snippet.trailing
-    ):
+    if story.title_snippet is not None:
         label = _snippet_html(story.title_snippet)
     else:
         label = esc(story.title) or esc(catalog("no_title"))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from mediamon.alerts.chart import ChartData
 from mediamon.alerts.compose import AlertMail, StoryItem, rank_stories
-from mediamon.alerts.snippet import MAX_SEARCH_CHARS, make_snippet
+from mediamon.alerts.snippet import MAX_SEARCH_CHARS, make_snippet, mark_hits
 from mediamon.db.queries import query
 from mediamon.db.tables import alerts_table
 from mediamon.spikes.counts import hourly_counts
@@ -69,7 +69,7 @@ def stories_between(
             other_outlets=tuple(row.other_outlets or ()),
             title_hits=int(row.title_hits or 0),
             mentions=int(row.mentions or 0),
-            title_snippet=make_snippet(rules, row.title) if rules else None,
+            title_snippet=mark_hits(rules, row.title) if rules else None,
             snippet=make_snippet(rules, row.body) if rules else None,
         )
         for row in rows

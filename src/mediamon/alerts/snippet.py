@@ -139,3 +139,22 @@ def make_snippet(rules: Sequence[Rule], text: str | None) -> Snippet | None:
     if parts and not parts[-1][1]:
         parts[-1] = (parts[-1][0].rstrip(), False)
     return Snippet(tuple(p for p in parts if p[0]), leading, trailing)
+
+
+def mark_hits(rules: Sequence[Rule], text: str | None) -> Snippet | None:
+    """All of ``text`` (a title) with every hit of ``rules`` marked; None without a hit."""
+    if not text:
+        return None
+    spans = hit_spans(rules, text)
+    if not spans:
+        return None
+    parts: list[tuple[str, bool]] = []
+    position = 0
+    for start, end in spans:
+        if start > position:
+            parts.append((text[position:start], False))
+        parts.append((text[start:end], True))
+        position = end
+    if position < len(text):
+        parts.append((text[position:], False))
+    return Snippet(tuple(parts))

@@ -15,7 +15,7 @@ from mediamon.alerts.compose import (
     render_alert_mail,
 )
 from mediamon.alerts.render import build_message, clean
-from mediamon.alerts.snippet import make_snippet
+from mediamon.alerts.snippet import make_snippet, mark_hits
 from mediamon.topics.rules import parse_rule
 
 END = datetime(2024, 4, 17, 2, tzinfo=UTC)  # 10:00 in Shanghai, a Wednesday
@@ -78,7 +78,7 @@ def test_hostile_article_text_is_escaped_and_stripped() -> None:
         outlet="rfi<img src=x onerror=alert(1)>",
         url="javascript:alert(document.cookie)",
         snippet=make_snippet(TAIWAN, EVIL),
-        title_snippet=make_snippet(TAIWAN, EVIL),
+        title_snippet=mark_hits(TAIWAN, EVIL),
     )
     quoted = story(2, url='https://example.org/a?x=1&y="><script>')
     rendered = render_alert_mail(

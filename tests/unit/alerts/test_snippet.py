@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mediamon.alerts.snippet import MAX_SNIPPET_CHARS, make_snippet
+from mediamon.alerts.snippet import MAX_SNIPPET_CHARS, make_snippet, mark_hits
 from mediamon.topics.rules import parse_rule
 
 TAIWAN = [parse_rule("台湾"), parse_rule("Taiwan")]
@@ -36,3 +36,11 @@ def test_snippet_is_the_sentence_of_the_first_hit_cut_around_it() -> None:
     assert snippet.hits == ("台湾",) and "第一句" not in snippet.text and "末句" not in snippet.text
     near = make_snippet([parse_rule("限制 NEAR/8 出口")], "美方对中国限制高科技出口及打压。")
     assert near is not None and near.hits == ("限制高科技出口",)
+
+
+def test_a_title_is_marked_whole() -> None:
+    title = "Markets calm. Then Taiwan said so; TAIWAN again."
+    marked = mark_hits(TAIWAN, title)
+    assert marked is not None and marked.text == title  # never cut at a sentence
+    assert marked.hits == ("Taiwan", "TAIWAN")
+    assert mark_hits(TAIWAN, "Markets calm.") is None
