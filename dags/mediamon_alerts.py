@@ -5,8 +5,8 @@
 not run for nothing): re-reads the topics (`config/topics.yaml`; an invalid file keeps
 the previous definitions — check one with `mediamon topics check`), matches new articles
 (`match_topics`), tests each topic's latest hour against its baseline (`detect_spikes`)
-and mails new alerts and due digests through the `mediamon_smtp` connection
-(`deliver_alerts`).
+and mails new alerts through the `mediamon_smtp` connection (`deliver_alerts`; digests
+are `mediamon_digests`' job).
 
 **Run states.** A retry or re-run never sends the same alert twice (dedupe key per topic
 and window). Without a `mediamon_smtp` connection `deliver_alerts` stays green with a
@@ -69,7 +69,7 @@ def mediamon_alerts() -> None:
 
     @task(multiple_outputs=False)
     def deliver_alerts() -> dict[str, object]:
-        """Mail pending alerts and due digests once each; a failure leaves them pending."""
+        """Mail pending alerts once each; a failure leaves them pending."""
         from mediamon import service
         from mediamon_airflow import run_time, settings, smtp_send
 
