@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db
-from mediamon.alerts import deliver, smtp
+from mediamon.alerts import deliver, digest, smtp
+from mediamon.alerts.compose import MailOptions
 from mediamon.db import migrate
-from mediamon.db.queries import query
-from mediamon.errors import InputError
+from mediamon.errors import ConfigError, InputError
 from mediamon.ingest import build, load, plan
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.decode import decode_html
@@ -63,7 +63,7 @@ def plan_sources(
 
     Raises:
         SourceConfigError: the sources file is invalid.
-        ValueError: the extraction file is invalid, or ``only`` names a source that is
+        ConfigError: the extraction file is invalid, or ``only`` names a source that is
             not configured.
     """
     return [s.name for s in _due_sources(settings, now, only, force)]
@@ -98,7 +98,12 @@ def _due_sources(
     settings: Settings, now: datetime, only: Sequence[str], force: bool
 ) -> list[Source]:
     configured = _select(load_sources(settings.sources_path), only)
-    load_site_rules(str(settings.extraction_path))
+    try:
+        load_site_rules(str(settings.extraction_path))
+    except ConfigError:
+        raise
+    except ValueError as error:  # a bad extraction file: fix the file, do not retry
+        raise ConfigError(str(error)) from error
     try:
         load_topics(settings.topics_path)
     except TopicConfigError as error:
@@ -278,24 +283,6 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
         )
 
 
-def status(settings: Settings) -> dict[str, Any]:
-    """Counts per source: articles, copies, last fetch and its errors in the last day."""
-    engine = engine_for(settings)
-    try:
-        with engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    query("source_status"),
-                    {"since": datetime.now(UTC) - timedelta(days=1)},
-                )
-                .mappings()
-                .all()
-            )
-    finally:
-        engine.dispose()
-    return {"sources": [dict(r) for r in rows]}
-
-
 def run_alerts(
     settings: Settings,
     at: datetime,
@@ -387,14 +374,70 @@ def deliver_alerts(
     now: datetime,
     sender: str | None = None,
 ) -> dict[str, Any]:
-    """Task ``deliver_alerts``: send every pending alert (and due digest) once; failures
-    stay pending (:class:`mediamon.alerts.deliver.DeliveryError`)."""
+    """Task ``deliver_alerts``: send every pending alert once; failures stay pending
+    (:class:`mediamon.alerts.deliver.DeliveryError`)."""
     engine = engine_for(settings)
     try:
-        stats = deliver.deliver_pending(engine, send, now, sender=sender or deliver.DEFAULT_SENDER)
+        stats = deliver.deliver_pending(
+            engine,
+            send,
+            now,
+            sender=sender or deliver.DEFAULT_SENDER,
+            options=MailOptions.from_settings(settings),
+        )
     finally:
         engine.dispose()
     return dict(stats.as_dict())
+
+
+def run_digests(
+    settings: Settings,
+    at: datetime,
+    *,
+    send: Callable[[EmailMessage], None] | None = None,
+    sender: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """``mediamon digest run`` and the ``mediamon_digests`` DAG's task: send the digests
+    due at ``at``. The topics file is synced and new articles matched first, so a digest
+    lists every story loaded before it; a dry run only reads (the file, or the stored
+    topics if it is invalid) and says who is due with how many stories.
+
+    Raises:
+        MailConfigError: a real run without a ``mediamon_smtp`` connection (digests would
+            silently never go out).
+        DigestError: some digests could not be sent (they are due again next run).
+    """
+    if send is None and not dry_run:
+        smtp_settings = smtp.settings_from_env()
+        if smtp_settings is None:
+            raise smtp.MailConfigError(
+                f"no {smtp.SMTP_CONN_ID} connection (AIRFLOW_CONN_MEDIAMON_SMTP): nothing sent"
+            )
+        send = smtp.smtp_sender(smtp_settings)
+        sender = sender or smtp_settings.sender
+    engine = engine_for(settings)
+    try:
+        if dry_run:
+            try:
+                topics = load_topics(settings.topics_path)
+            except TopicConfigError:
+                topics = store.stored_topics(engine)
+        else:
+            topics = store.refresh_topics(engine, settings.topics_path).topics
+            match.match_articles(engine, topics)
+        stats = digest.run_digests(
+            engine,
+            topics,
+            at,
+            send,
+            sender=sender or deliver.DEFAULT_SENDER,
+            options=MailOptions.from_settings(settings),
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+    return {"dry_run": dry_run, **stats.as_dict()}
 
 
 def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
@@ -404,7 +447,7 @@ def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
     by_name = {s.name: s for s in configured}
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}"
         )
     return [by_name[n] for n in wanted]

@@ -9,20 +9,26 @@ any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` 
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
 from mediamon import __version__
 from mediamon.errors import ConfigError
+from mediamon.ops.thresholds import HealthThresholds, QualityLimits
 
 # A regular (unzipped) install: the package's data files are plain files on disk.
 PACKAGE_DIR = Path(str(files("mediamon")))
 DEFAULT_CONFIG_DIR = PACKAGE_DIR / "default_config"
 DEFAULT_SQL_DIR = PACKAGE_DIR / "sql"
 DEMO_DIR = PACKAGE_DIR / "devtools" / "demo"
+# The BI views' and the page's local days and hours (and the alert mails' local times): the
+# audience mostly follows Chinese-language news, so China's zone unless configured.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_UNSUBSCRIBE = "mediamon-unsubscribe@localhost"
 DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
@@ -39,6 +45,22 @@ MAX_WORKERS = 64
 
 class SettingsError(ConfigError):
     """An environment variable holds a value mediamon cannot use (a ValueError too)."""
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone name (``Asia/Shanghai``, ``UTC``).
+
+    Raises:
+        SettingsError: naming MEDIAMON_TIMEZONE and the value, when it is not one.
+    """
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
+            " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
+        ) from None
+    return name
 
 
 @dataclass(frozen=True)
@@ -62,7 +84,17 @@ class Settings:
         workers: ``MEDIAMON_WORKERS``, extraction processes; None means one per core.
         airflow_database_url: ``MEDIAMON_AIRFLOW_DATABASE_URL``, Airflow's metadata
             database for ``mediamon run``/``demo``; None means the embedded server.
-        ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets task-failure mail.
+        ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets ops mail: incidents,
+            recoveries, the weekly source-health report, task failures.
+        airflow_port: ``MEDIAMON_AIRFLOW_PORT``, the port of the UI ``mediamon run`` starts.
+        health: ``MEDIAMON_HEALTH_*``, the watchdog's thresholds.
+        quality: ``MEDIAMON_QUALITY_*``, the data-quality checks' thresholds.
+        timezone: ``MEDIAMON_TIMEZONE``, the IANA zone of local days and hours: mails show
+            times in it (with the UTC offset) unless a recipient chooses another.
+        base_url: ``MEDIAMON_BASE_URL``, where mediamon's pages are served, for "more
+            stories" links in mails; None: mails link only to articles.
+        unsubscribe_address: ``MEDIAMON_UNSUBSCRIBE_ADDRESS``, the mailbox named in every
+            mail's ``List-Unsubscribe``.
     """
 
     database_url: str | None
@@ -77,6 +109,12 @@ class Settings:
     workers: int | None = None
     airflow_database_url: str | None = None
     ops_emails: tuple[str, ...] = ()
+    airflow_port: int = 8080
+    health: HealthThresholds = field(default_factory=HealthThresholds)
+    quality: QualityLimits = field(default_factory=QualityLimits)
+    timezone: str = DEFAULT_TIMEZONE
+    base_url: str | None = None
+    unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -134,4 +172,11 @@ class Settings:
             workers=workers or None,
             airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
             ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),
+            airflow_port=number("MEDIAMON_AIRFLOW_PORT", int, "a port from 1 to 65535", 8080, 65535)
+            or 8080,
+            health=HealthThresholds.from_env(env),
+            quality=QualityLimits.from_env(env),
+            timezone=validate_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
+            base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
+            unsubscribe_address=text("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,
         )

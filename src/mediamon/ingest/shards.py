@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -116,17 +116,3 @@ def shard_label(names: Sequence[str]) -> str:
     shown = ", ".join(names[:LABEL_NAMES])
     rest = len(names) - LABEL_NAMES
     return f"{shown} +{rest}" if rest > 0 else shown
-
-
-def flatten_summaries(
-    shard_results: Iterable[list[dict[str, object]] | None],
-) -> list[dict[str, object] | None]:
-    """The per-source summaries of every shard, one list; a shard whose task failed for
-    good (no return value) counts as one None, as a failed per-source task did."""
-    flat: list[dict[str, object] | None] = []
-    for result in shard_results:
-        if result is None:
-            flat.append(None)
-        else:
-            flat.extend(result)
-    return flat

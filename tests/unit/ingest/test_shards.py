@@ -11,7 +11,6 @@ import pytest
 from mediamon.ingest.shard_runner import pool_size
 from mediamon.ingest.shards import (
     MAX_SHARDS,
-    flatten_summaries,
     host_key,
     plan_shards,
     requested_shards,
@@ -61,7 +60,6 @@ def test_shards_setting_and_pool_size() -> None:
         requested_shards({"MEDIAMON_SHARDS": "many"})
     assert pool_size(2, 4) == 1 and pool_size(8, 2) == 4 and pool_size(2, 4, configured=3) == 3
     assert shard_label(["a"]) == "a" and shard_label(["a", "b", "c"]) == "a, b +1"
-    assert flatten_summaries([[{"source": "a"}], None, []]) == [{"source": "a"}, None]
 
 
 def test_plain_text_feed_summary_is_kept_without_trafilatura_errors(
