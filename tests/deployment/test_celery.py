@@ -69,17 +69,21 @@ def test_ingest_dag_runs_on_two_celery_workers(
                 ).all()
             metadata.dispose()
     assert times.state == "success", [(t["task_id"], t["state"]) for t in tasks]
-    placed = {(t["task_id"], t["queue"], t["hostname"], t["state"]) for t in tasks}
-    assert placed == {
-        ("plan_sources", "default", "worker-default", "success"),
-        ("ingest_shard", "ingest", "worker-ingest", "success"),
-        ("summarize", "default", "worker-default", "success"),
-    }
+    ran = [t for t in tasks if t["state"] == "success"]
+    assert {t["task_id"] for t in ran} >= {"plan_sources", "ingest_shard", "summarize"}
+    for task in ran:  # the shards on the ingest worker, everything else on the default one
+        expected = (
+            ("ingest", "worker-ingest")
+            if task["task_id"] == "ingest_shard"
+            else ("default", "worker-default")
+        )
+        assert (task["queue"], task["hostname"]) == expected, task
+    assert all(t["state"] in ("success", "skipped") for t in tasks), tasks  # watcher: skipped
     assert sum(1 for t in tasks if t["task_id"] == "ingest_shard") == 3
     assert {t["executor"] for t in tasks} <= {"CeleryExecutor", None}
     # The PostgreSQL result backend holds a row per Celery task (the last one may still
     # read STARTED: the run can end before the worker records the result).
-    assert sum(dict(results).values()) >= len(tasks)
+    assert sum(dict(results).values()) >= len(ran)
     assert set(dict(results)) <= {"SUCCESS", "STARTED"} and dict(results).get("SUCCESS")
     with engine.connect() as conn:
         loaded = conn.execute(sa.text("select count(*) from bi.articles")).scalar_one()

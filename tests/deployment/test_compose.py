@@ -216,8 +216,10 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
         times = stack.wait_for_run("mediamon_ingest", run_id, timeout_s=150)
         tasks = stack.task_instances("mediamon_ingest", run_id)
     assert times.state == "success", [(t["task_id"], t["state"]) for t in tasks]
-    assert {(t["task_id"], t["queue"]) for t in tasks} == {
-        ("plan_sources", "default"), ("ingest_shard", "ingest"), ("summarize", "default"),
+    for task in (t for t in tasks if t["state"] == "success"):
+        assert task["queue"] == ("ingest" if task["task_id"] == "ingest_shard" else "default")
+    assert {t["task_id"] for t in tasks if t["state"] == "success"} >= {
+        "plan_sources", "ingest_shard", "summarize",
     }  # fmt: skip
     engine = sa.create_engine(news_url)
     with engine.connect() as conn:
