@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db, load, migrate, pipeline
+from mediamon.bi import settings as bi_settings
 from mediamon.config import Settings
 from mediamon.decode import decode_html
 from mediamon.feeds import FeedItem
@@ -24,9 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 def engine_for(settings: Settings) -> sa.Engine:
-    """Engine on the configured database (or the embedded one), schema up to date."""
+    """Engine on the configured database (or the embedded one), schema up to date and the
+    ``bi`` views on the configured time zone."""
     engine = db.make_engine(db.resolve_url(settings))
     migrate.upgrade(engine)
+    with engine.begin() as conn:
+        bi_settings.sync_timezone(conn, settings.timezone)
     return engine
 
 
@@ -45,10 +49,12 @@ def prepare(
         SourceConfigError: the sources file is invalid.
         ValueError: ``only`` names a source that is not configured.
     """
-    configured = _select(load_sources(settings.sources_path), only)
+    in_file = load_sources(settings.sources_path)
+    configured = _select(in_file, only)
     engine = engine_for(settings)
     with engine.begin() as conn:
         ids = load.sync_sources(conn, configured)
+        bi_settings.mark_enabled_sources(conn, [s.name for s in in_file])
         due = configured if force else pipeline.due_sources(conn, configured, ids, now)
     engine.dispose()
     return [s.name for s in due]
