@@ -226,14 +226,19 @@ select s.name                                          as source,
        coalesce(ar.articles_total, 0)                  as articles_total
 from sources s
 cross join bi.settings cfg
+-- Each figure reads only what it needs through the (source_id, time) indexes: the last
+-- fetch and the last success from the newest rows, the counts from the last 24 hours, so
+-- the view stays fast when the fetch log holds years.
 left join lateral (
-    select max(fl.fetched_at)                                            as last_fetch,
-           max(fl.fetched_at) filter (where fl.error is null)            as last_success,
-           count(*) filter (where fl.fetched_at > now() - interval '24 hours') as fetches_24h,
-           count(*) filter (where fl.fetched_at > now() - interval '24 hours'
-                                  and fl.error is not null)              as errors_24h
+    select (select max(fl.fetched_at) from fetch_log fl
+             where fl.source_id = s.source_id)                          as last_fetch,
+           (select fl.fetched_at from fetch_log fl
+             where fl.source_id = s.source_id and fl.error is null
+             order by fl.fetched_at desc limit 1)                       as last_success,
+           count(*)                                                     as fetches_24h,
+           count(*) filter (where fl.error is not null)                 as errors_24h
     from fetch_log fl
-    where fl.source_id = s.source_id
+    where fl.source_id = s.source_id and fl.fetched_at > now() - interval '24 hours'
 ) f on true
 left join lateral (
     select count(*) filter (where a.first_seen_at > now() - interval '24 hours') as articles_24h,
@@ -350,12 +355,20 @@ left join lateral (
 order by s.name, d.day_local
 $$;
 
+create function bi.latest_story_at()
+returns timestamptz
+language sql stable security definer
+set search_path = pg_catalog, public
+as $$
+    select max(least(coalesce(published_at, first_seen_at), first_seen_at)) from articles
+$$;
+
 create view bi.topic_hourly_filled as
 select *
 from bi.topic_hours(
     (select min(least(coalesce(published_at, first_seen_at), first_seen_at)) from articles),
     (select max(least(coalesce(published_at, first_seen_at), first_seen_at)) from articles)
-        + interval '1 hour');
+        + interval '1 microsecond');  -- the end is exclusive
 
 create view bi.topic_daily as
 select topic,
@@ -371,7 +384,7 @@ create view bi.source_daily as
 select *
 from bi.source_days(
     (select min(first_seen_at) from articles),
-    (select max(first_seen_at) from articles) + interval '1 day');
+    (select max(first_seen_at) from articles) + interval '1 microsecond');
 
 -- Grants: the views dropped above lost theirs; the new objects get theirs here too (the
 -- default privileges of 0004 only cover objects created by the role that set them).
@@ -382,11 +395,13 @@ begin
         grant select on all tables in schema bi to mediamon_bi;
         grant execute on function bi.topic_hours(timestamptz, timestamptz) to mediamon_bi;
         grant execute on function bi.source_days(timestamptz, timestamptz) to mediamon_bi;
+        grant execute on function bi.latest_story_at() to mediamon_bi;
     end if;
 end
 $$;
 revoke execute on function bi.topic_hours(timestamptz, timestamptz) from public;
 revoke execute on function bi.source_days(timestamptz, timestamptz) from public;
+revoke execute on function bi.latest_story_at() from public;
 
 -- What every view, table, function and column means. Times: *_at columns are timestamptz
 -- (an instant; shown in the session's time zone, UTC for mediamon's connections);
@@ -436,6 +451,9 @@ comment on function bi.topic_hours(timestamptz, timestamptz) is
     'Gap-free hourly series per active topic for the local hours overlapping [p_from, p_to) '
     '(at most 1,100 days): stories, all stories and share, with 0 for empty hours. Same '
     'columns as bi.topic_hourly_filled.';
+comment on function bi.latest_story_at() is
+    'Time of the newest story (the index answers it at once): where charts of the latest '
+    'data end.';
 comment on function bi.source_days(timestamptz, timestamptz) is
     'Ingest volume per source for the local days overlapping [p_from, p_to) (at most 1,100 '
     'days), 0 for days without articles. Same columns as bi.source_daily.';

@@ -70,15 +70,22 @@ def require_password_over_tcp(pgdata: Path) -> None:
 
 
 def _pg_ctl(pgdata: Path, action: str, port: int) -> None:
-    from pgserver import _commands
-    from pgserver.postgres_server import PostgresServer
-    from pgserver.utils import find_suitable_socket_dir
+    import warnings
 
-    socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        from pgserver import _commands
+        from pgserver.postgres_server import PostgresServer
+        from pgserver.utils import find_suitable_socket_dir
+
+        socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
     options = ["-o", f"-h {LOOPBACK}", "-o", f"-p {port}", "-o", f"-k {socket_dir}"]
     extra = ["-m", "fast"] if action == "restart" else []
+    # pgserver._commands makes one function per binary at import: mypy cannot see them.
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
     try:
-        _commands.pg_ctl(  # type: ignore[attr-defined]  - made at import, one per binary
+        pg_ctl(
             ["-w", *extra, *options, "-l", str(pgdata / "log"), action],
             pgdata=pgdata,
             user=_system_user(),
