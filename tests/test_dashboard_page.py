@@ -6,8 +6,9 @@ kept in ``var/screenshots/`` (``MEDIAMON_SCREENSHOT_DIR``)."""
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,10 +25,12 @@ import sqlalchemy as sa
 from mediamon import db
 from mediamon.airflow_env import airflow_command, airflow_environment
 from mediamon.config import PROJECT_ROOT, Settings
+from tests.bi_browser import headless_chromium
 from tests.bi_demo_data import DEMO_SOURCES, demo_database
 
 __all__ = ["demo_database"]  # a fixture, used by name
 
+VIEWER, VIEWER_PASSWORD = "analyst", "s3cret-viewer"
 EVIL_TITLE = '<b id="evil">台湾</b><script>document.title="pwned"</script>'
 
 
@@ -36,14 +40,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def chromium() -> str:
-    """Debian's chromium (``make test`` installs it); its absence fails the test."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
-    return found
-
-
 @pytest.fixture(scope="module")
 def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``airflow api-server`` with mediamon's plugins folder, on a free port; its base URL."""
@@ -51,6 +47,8 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
     metadata_url = db.ensure_database(demo_database, f"airflow_page_{uuid.uuid4().hex[:8]}")
     settings = replace(Settings.from_env(), database_url=demo_database, var_dir=home)
     port = _free_port()
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({VIEWER: VIEWER_PASSWORD}), encoding="utf-8")
     env = airflow_environment(
         settings, {**os.environ, "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url}
     )
@@ -60,8 +58,11 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            # Airflow 3.3 reads it from [core]: every visitor is an admin after /auth/token/login
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            # A real login: one viewer with a password (Airflow 3.3 reads these from [core]).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__SIMPLE_AUTH_MANAGER__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{VIEWER}:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         }
     )
     log = (home / "api-server.log").open("wb")
@@ -74,6 +75,7 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
         env=env,
         stdout=log,
         stderr=log,
+        start_new_session=True,  # its workers go with it: the group is stopped below
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -89,11 +91,11 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
             time.sleep(1)
         yield base
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
         admin = sa.create_engine(db.normalize_url(demo_database), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -102,8 +104,11 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
         admin.dispose()
 
 
-def _token(base: str) -> str:
-    answer = requests.get(f"{base}/auth/token", timeout=30)
+def _token(base: str, password: str = VIEWER_PASSWORD) -> str:
+    """Log in the way the UI's login form does."""
+    answer = requests.post(
+        f"{base}/auth/token", json={"username": VIEWER, "password": password}, timeout=30
+    )
     assert answer.status_code == 201, answer.text
     return str(answer.json()["access_token"])
 
@@ -116,6 +121,10 @@ def test_page_needs_airflows_login(api_server: str) -> None:
         f"{api_server}/mediamon/", headers={"Authorization": "Bearer not-a-token"}, timeout=30
     )
     assert forged.status_code in (401, 403)
+    wrong = requests.post(
+        f"{api_server}/auth/token", json={"username": VIEWER, "password": "guess"}, timeout=30
+    )
+    assert wrong.status_code == 401
 
 
 def test_plugin_is_in_the_navigation(api_server: str) -> None:
@@ -155,19 +164,22 @@ def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -
     assert direct.status_code == 200, direct.text[-2000:]
     assert "script-src" not in direct.headers["Content-Security-Policy"]  # no script at all
 
-    # The way a person arrives: Airflow's login sets its cookie, then the page loads.
-    login = f"{api_server}/auth/token/login?next={api_server}/mediamon/"
-    browser = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        "--window-size=1280,2200",
-    ]  # fmt: skip
-    dom = subprocess.run(
-        [*browser, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", login],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    ).stdout
+    # The way a person arrives: Airflow's login leaves its token in a cookie, and the
+    # browser sends it to the page (the UI shows the page in a frame, same origin).
+    folder = Path(os.environ.get("MEDIAMON_SCREENSHOT_DIR") or PROJECT_ROOT / "var" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / "mediamon_page.png"
+    shot.unlink(missing_ok=True)
+    with headless_chromium(tmp_path / "profile") as tab:
+        tab.call("Network.setCookie", name="_token", value=_token(api_server), url=api_server)
+        tab.open(f"{api_server}/mediamon/")
+        dom = tab.evaluate("document.documentElement.outerHTML")
+        injected = tab.evaluate("[document.getElementById('evil'), document.title]")
+        tab.screenshot(shot)
+        in_ui = _page_in_airflow_ui(tab, api_server)
+        tab.screenshot(folder / "mediamon_in_airflow.png")
+    assert in_ui == f"{api_server}/mediamon/"
+    assert shot.stat().st_size > 20_000, "the screenshot is missing or blank"
     assert 'data-topic="taiwan"' in dom and "<h3>台湾" in dom, dom[:2000]
     alert_row = dom[dom.index('<tr class="alert"') :]
     alert_row = alert_row[: alert_row.index("</tr>")]
@@ -178,17 +190,28 @@ def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -
     for source in DEMO_SOURCES:
         assert f'<tr class="source" data-source="{source}">' in dom, source
         assert f'<section class="card volume" data-source="{source}">' in dom, source
-    assert 'id="evil"' not in dom and "pwned" not in dom
-    assert '&lt;b id="evil"&gt;台湾&lt;/b&gt;&lt;script&gt;' in dom
+    # the title shows as text: no element made from it, no script run
+    assert injected == [None, "mediamon — topics, alerts and sources"]
+    assert "&lt;b id=" in dom and "&lt;script&gt;" in dom
 
-    folder = Path(os.environ.get("MEDIAMON_SCREENSHOT_DIR") or PROJECT_ROOT / "var" / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    shot = folder / "mediamon_page.png"
-    shot.unlink(missing_ok=True)
-    subprocess.run(
-        [*browser, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}", login],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert shot.stat().st_size > 20_000, "the screenshot is missing or blank"
+
+def _page_in_airflow_ui(tab: Any, base: str) -> str:
+    """Open Airflow's UI, follow the navigation's "mediamon" entry, and return the address
+    of the frame the UI shows it in."""
+    tab.open(f"{base}/")
+    link = _wait_for(tab, "document.querySelector('a[href$=\"plugin/mediamon\"]')?.href")
+    tab.open(link)
+    source = str(_wait_for(tab, "document.querySelector('iframe')?.src"))
+    # the frame is same-origin: wait until the page inside it has rendered
+    _wait_for(tab, "document.querySelector('iframe').contentDocument?.querySelector('h3')")
+    return source
+
+
+def _wait_for(tab: Any, expression: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = tab.evaluate(expression)
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{expression} stayed empty for {timeout} s")
