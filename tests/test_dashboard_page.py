@@ -203,7 +203,8 @@ def _page_in_airflow_ui(tab: Any, base: str) -> str:
     tab.open(link)
     source = str(_wait_for(tab, "document.querySelector('iframe')?.src"))
     # the frame is same-origin: wait until the page inside it has rendered
-    _wait_for(tab, "document.querySelector('iframe').contentDocument?.querySelector('h3')?.textContent")
+    framed = "document.querySelector('iframe').contentDocument"
+    _wait_for(tab, f"{framed}?.querySelector('h3')?.textContent")
     return source
 
 
