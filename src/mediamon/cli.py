@@ -117,9 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings.from_env()
     try:
-        return _run(args, settings)
+        return _run(args, Settings.from_env())
     except (
         SourceConfigError,
         ValueError,
