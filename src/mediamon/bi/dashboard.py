@@ -172,14 +172,17 @@ def _alerts(conn: sa.Connection) -> list[AlertRow]:
     alerts = [
         AlertRow(**{k: r[k] for k in AlertRow.__dataclass_fields__ if k != "stories"}) for r in rows
     ]
-    if alerts:
+    for alert in alerts:
         stories = conn.execute(
             query("dashboard_alert_stories"),
-            {"alert_ids": [a.alert_id for a in alerts], "per_alert": STORIES_PER_ALERT},
+            {
+                "topic": alert.topic,
+                "window_start": alert.window_start,
+                "window_end": alert.window_end,
+                "per_alert": STORIES_PER_ALERT,
+            },
         ).mappings()
-        by_alert = {a.alert_id: a for a in alerts}
-        for story in stories:
-            by_alert[story["alert_id"]].stories.append(dict(story))
+        alert.stories.extend(dict(story) for story in stories)
     return alerts
 
 
