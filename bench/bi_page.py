@@ -29,7 +29,8 @@ DAYS = 14
 # measures reading, not loading. Texts are distinct per row (md5), about 1 kB each.
 SEED = """
 insert into sources (name, kind, location, language, poll_interval)
-select 'source-' || s, 'feed', 'https://example.invalid/' || s || '/feed', 'zh', interval '15 minutes'
+select 'source-' || s, 'feed', 'https://example.invalid/' || s || '/feed', 'zh',
+       interval '15 minutes'
 from generate_series(1, 20) s;
 
 insert into topics (topic, name, version, match_version, definition)
@@ -39,7 +40,8 @@ insert into articles (article_id, url_hash, canonical_url, url, source_id, title
                       first_seen_at, language, body_text, match_text, content_origin,
                       content_hash, duplicate_of)
 overriding system value
-select i, sha256(i::text::bytea), 'https://example.invalid/a/' || i, 'https://example.invalid/a/' || i,
+select i, sha256(i::text::bytea), 'https://example.invalid/a/' || i,
+       'https://example.invalid/a/' || i,
        1 + i % 20, '新闻 ' || i,
        :end - (interval '365 days') * (i::float8 / :n),
        :end - (interval '365 days') * (i::float8 / :n) + interval '5 minutes',
