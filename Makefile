@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# apt needs root: sudo unless we are root already (containers, CI)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean
+.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean browser superset-zip bench-page
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,13 +30,18 @@ lock: ## re-resolve the dependencies and rewrite requirements.lock
 	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
 lint: install ## ruff check and format check
-	$(BIN)/ruff check src dags tests bench
-	$(BIN)/ruff format --check src dags tests bench
+	$(BIN)/ruff check src dags plugins tests bench
+	$(BIN)/ruff format --check src dags plugins tests bench
 
 typecheck: install ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test: install ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP)
+browser: ## Debian's chromium and CJK fonts, for the tests that look at pages (apt, once)
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; }
+
+test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, Chromium)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q
 
@@ -49,6 +56,12 @@ stop: install ## stop the embedded PostgreSQL
 
 bench: install ## benchmarks: throughput, extraction quality, load, DAG parse time
 	$(BIN)/python -m bench.run
+
+bench-page: install ## the mediamon page's queries on a million articles (about 4 minutes)
+	$(BIN)/python -m bench.bi_page
+
+superset-zip: install ## build var/superset/mediamon_dashboard.zip from bi/superset/ (import it in Superset)
+	$(BIN)/python -m mediamon.bi.superset_export bi/superset var/superset/mediamon_dashboard.zip
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
 	$(BIN)/python -m bench.run --smoke
