@@ -134,3 +134,26 @@ def test_bad_settings_are_one_line(
     monkeypatch.setenv("MEDIAMON_TIMEZONE", "Beijing")
     assert main(["db", "url"]) == 2
     assert "MEDIAMON_TIMEZONE: 'Beijing' is not an IANA time zone name" in capsys.readouterr().err
+
+
+def test_a_taken_port_leaves_the_socket_and_says_so(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as squatter:  # another checkout's server, say
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path))
+        monkeypatch.setenv("MEDIAMON_PG_PORT", str(port))
+        try:
+            assert main(["db", "url"]) == 0  # the demo still runs, on the socket
+            assert "host=" in capsys.readouterr().out
+            assert f"127.0.0.1:{port} is taken" in caplog.text
+            assert main(["db", "bi-user", "metabase"]) == 2
+            assert "listens on its socket only" in capsys.readouterr().err
+        finally:
+            db.stop_embedded(tmp_path)

@@ -85,12 +85,14 @@ def _bi_user(settings: Settings, name: str) -> int:
         url = sa.make_url(db.resolve_url(settings))
         if settings.database_url and url.host:
             host, port = url.host, url.port or 5432
-        elif settings.pg_port:
-            host, port = access.LOOPBACK, settings.pg_port
         else:
-            raise ValueError(
-                "bi-user: the embedded server listens on its socket only (MEDIAMON_PG_PORT=0)"
-            )
+            listener = access.embedded_listener(settings.var_dir / "pgdata")
+            if listener is None or not listener.tcp:
+                raise ValueError(
+                    "bi-user: the embedded server listens on its socket only"
+                    f" (MEDIAMON_PG_PORT={settings.pg_port}; taken by another server?)"
+                )
+            host, port = access.LOOPBACK, listener.port
         login = access.create_bi_login(
             engine, name, os.environ.get("MEDIAMON_BI_PASSWORD") or None, host, port
         )

@@ -69,7 +69,28 @@ def require_password_over_tcp(pgdata: Path) -> None:
         hba.write_text("\n".join(changed) + "\n", encoding="utf-8")
 
 
-def _pg_ctl(pgdata: Path, action: str, port: int) -> None:
+def _port_taken(port: int) -> bool:
+    """Whether something else listens on 127.0.0.1:``port`` already (another checkout's
+    server, a system PostgreSQL)."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def _warn_taken(port: int) -> None:
+    logger.warning(
+        "127.0.0.1:%d is taken: the embedded PostgreSQL listens on its socket only, so BI"
+        " tools cannot reach it; set MEDIAMON_PG_PORT to a free port (0: socket only)",
+        port,
+    )
+
+
+def _pg_ctl(pgdata: Path, action: str, port: int | None) -> None:
     import warnings
 
     with warnings.catch_warnings():
@@ -80,7 +101,8 @@ def _pg_ctl(pgdata: Path, action: str, port: int) -> None:
         from pgserver.utils import find_suitable_socket_dir
 
         socket_dir = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
-    options = ["-o", f"-h {LOOPBACK}", "-o", f"-p {port}", "-o", f"-k {socket_dir}"]
+    listen = ["-o", f"-h {LOOPBACK}", "-o", f"-p {port}"] if port else ["-o", '-h ""']
+    options = [*listen, "-o", f"-k {socket_dir}"]
     extra = ["-m", "fast"] if action == "restart" else []
     # pgserver._commands makes one function per binary at import: mypy cannot see them.
     pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
@@ -92,10 +114,10 @@ def _pg_ctl(pgdata: Path, action: str, port: int) -> None:
             timeout=60,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        where = f"{LOOPBACK}:{port}" if port else "its socket"
         raise EmbeddedServerError(
-            f"the embedded PostgreSQL could not listen on {LOOPBACK}:{port} (port in use?);"
-            f" set MEDIAMON_PG_PORT to a free port, or 0 for the socket only;"
-            f" server log: {pgdata / 'log'}"
+            f"the embedded PostgreSQL could not start on {where}; set MEDIAMON_PG_PORT to a"
+            f" free port, or 0 for the socket only; server log: {pgdata / 'log'}"
         ) from error
 
 
@@ -107,6 +129,9 @@ def start_listening(pgdata: Path, port: int) -> None:
     info = _postmaster(pgdata)
     if info is not None and info.is_running():
         return
+    if _port_taken(port):
+        _warn_taken(port)
+        return  # pgserver starts it on its socket only
     require_password_over_tcp(pgdata)
     logger.info("starting the embedded PostgreSQL on %s:%d", LOOPBACK, port)
     _pg_ctl(pgdata, "start", port)
@@ -119,13 +144,27 @@ def ensure_listening(pgdata: Path, port: int) -> Listener:
     if info is None or not info.is_running():
         raise EmbeddedServerError(f"the embedded PostgreSQL under {pgdata} is not running")
     if port > 0 and (info.hostname != LOOPBACK or info.port != port):
+        if _port_taken(port):
+            # never restart (and cut the connections of Airflow's services) for nothing
+            _warn_taken(port)
+            return _listener(info)
         require_password_over_tcp(pgdata)
         logger.warning("restarting the embedded PostgreSQL to listen on %s:%d", LOOPBACK, port)
         _pg_ctl(pgdata, "restart", port)
         info = _postmaster(pgdata)
+    return _listener(info)
+
+
+def _listener(info: Any) -> Listener:
     return Listener(
         socket_dir=Path(info.socket_dir), port=int(info.port), tcp=info.hostname == LOOPBACK
     )
+
+
+def embedded_listener(pgdata: Path) -> Listener | None:
+    """Where the running embedded server listens; None when it is not running."""
+    info = _postmaster(pgdata)
+    return _listener(info) if info is not None and info.is_running() else None
 
 
 def socket_url(listener: Listener, database: str, *, driver: str = "postgresql") -> str:
