@@ -113,7 +113,14 @@ def test_import_zip_has_superset_layout(tmp_path: Path) -> None:
     for kind in ("databases", "datasets", "charts", "dashboards"):
         assert any(n.startswith(f"{superset_export.ZIP_ROOT}/{kind}/") for n in names), kind
     (database,) = superset_export.load(EXPORT, "databases")
-    assert "XXXXXXXXXX" in database["sqlalchemy_uri"]  # no password in the repository
+    assert sa.make_url(database["sqlalchemy_uri"]).password is None  # none in the repository
+    with_url = superset_export.build_zip(
+        EXPORT, tmp_path / "with_url.zip", "postgresql://superset:pw@127.0.0.1:54320/mediamon"
+    )
+    with zipfile.ZipFile(with_url) as archive:
+        inside = yaml.safe_load(archive.read(f"{superset_export.ZIP_ROOT}/databases/mediamon.yaml"))
+    assert inside["sqlalchemy_uri"] == "postgresql://superset:pw@127.0.0.1:54320/mediamon"
+    assert inside["uuid"] == database["uuid"]
 
 
 def _readme_queries() -> list[str]:
