@@ -41,9 +41,12 @@ browser: ## Debian's chromium and CJK fonts, for the tests that look at pages (a
 	  $(SUDO) apt-get update && \
 	  $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; }
 
-test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, Chromium)
+test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, Chromium), with coverage
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov=mediamon --cov=mediamon_airflow --cov-report=term:skip-covered
+
+test-fast: install ## the unit tests only (tests/unit: no database, no Airflow), under a minute
+	$(BIN)/pytest -q -m unit tests/unit
 
 demo: install ## ingest the bundled sample site and the seed through Airflow, offline, and print the counts
 	$(BIN)/mediamon demo
@@ -60,8 +63,8 @@ bench: install ## benchmarks: throughput, extraction quality, load, DAG parse ti
 bench-page: install ## the mediamon page's queries on a million articles (about 4 minutes)
 	$(BIN)/python -m bench.bi_page
 
-superset-zip: install ## build var/superset/mediamon_dashboard.zip from bi/superset/ (import it in Superset)
-	$(BIN)/python -m mediamon.bi.superset_export bi/superset var/superset/mediamon_dashboard.zip
+superset-zip: install ## build var/superset/mediamon_dashboard.zip from src/mediamon/bi/superset/ (import it in Superset)
+	$(BIN)/python -m mediamon.bi.superset_export src/mediamon/bi/superset var/superset/mediamon_dashboard.zip
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
 	$(BIN)/python -m bench.run --smoke

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from bench.common import scratch_database
 from mediamon import db
 from mediamon.bi import dashboard
-from mediamon.load import query
+from mediamon.db.queries import query
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 14

@@ -172,8 +172,8 @@ def run_page(page: Page) -> PageResult:
     """
     import trafilatura
 
-    from mediamon.decode import decode_html
-    from mediamon.extract import extract
+    from mediamon.ingest.decode import decode_html
+    from mediamon.ingest.extract import extract
 
     raw = page.html_path.read_bytes()
     outputs: dict[str, str] = {}

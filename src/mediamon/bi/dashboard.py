@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from mediamon.bi.access import BI_ROLE
 from mediamon.bi.charts import Bar, Marker, bar_chart
-from mediamon.load import query
+from mediamon.db.queries import query
 
 logger = logging.getLogger(__name__)
 

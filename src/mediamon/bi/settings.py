@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def sync_timezone(conn: sa.Connection, timezone: str) -> bool:
-    """Write ``timezone`` (validated by :func:`mediamon.config.validate_timezone`) into
+    """Write ``timezone`` (validated by :func:`mediamon.settings.validate_timezone`) into
     ``bi.settings``; return whether it changed. A no-op write is skipped, so calling this on
     every database open costs one read."""
     changed = conn.execute(

@@ -1,6 +1,6 @@
-"""The Superset dashboard kept in the repository (``bi/superset``, Superset's own export
-layout: metadata.yaml, databases/, datasets/, charts/, dashboards/) and the import zip
-built from it: ``python -m mediamon.bi.superset_export [FOLDER] [ZIP]`` (``make
+"""The Superset dashboard kept in the repository (``src/mediamon/bi/superset``, in
+Superset's own export layout: metadata.yaml, databases/, datasets/, charts/, dashboards/)
+and the import zip built from it: ``python -m mediamon.bi.superset_export [FOLDER] [ZIP]`` (``make
 superset-zip``). Superset itself is never imported: it needs SQLAlchemy < 2.
 
 The repository's database URL has no password. ``MEDIAMON_SUPERSET_DB_URL`` (the URL
@@ -19,12 +19,13 @@ from typing import Any
 
 import yaml
 
-from mediamon.config import PROJECT_ROOT
+from mediamon.settings import PACKAGE_DIR, Settings
 
 logger = logging.getLogger(__name__)
 
-EXPORT_DIR = PROJECT_ROOT / "bi" / "superset"
-DEFAULT_ZIP = PROJECT_ROOT / "var" / "superset" / "mediamon_dashboard.zip"
+# Package data, so an installed mediamon can build the zip too.
+EXPORT_DIR = PACKAGE_DIR / "bi" / "superset"
+ZIP_NAME = "mediamon_dashboard.zip"
 # Superset reads an export zip as one folder of YAML files
 ZIP_ROOT = "mediamon_dashboard"
 
@@ -45,9 +46,7 @@ def dataset_source(dataset: dict[str, Any]) -> str:
     return f'"{dataset["schema"]}"."{dataset["table_name"]}"'
 
 
-def build_zip(
-    folder: Path = EXPORT_DIR, destination: Path = DEFAULT_ZIP, database_url: str | None = None
-) -> Path:
+def build_zip(folder: Path, destination: Path, database_url: str | None = None) -> Path:
     """Zip ``folder`` the way Superset exports: every file under one top folder; with
     ``database_url``, the database's URL is replaced by it in the zip."""
     if not (folder / "metadata.yaml").is_file():
@@ -71,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(args[0]) if args else EXPORT_DIR
     import os
 
-    destination = Path(args[1]) if len(args) > 1 else DEFAULT_ZIP
+    settings = Settings.from_env()
+    default = settings.var_dir / "superset" / ZIP_NAME
+    destination = Path(args[1]) if len(args) > 1 else default
     database_url = os.environ.get("MEDIAMON_SUPERSET_DB_URL") or None
     print(build_zip(folder, destination, database_url))
     return 0
