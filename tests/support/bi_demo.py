@@ -30,7 +30,7 @@ def seed_demo(url: str, var_dir: Path) -> Settings:
         sources = write_demo_sources(var_dir / "sources.yaml", base, history)
         settings = replace(settings, sources_path=sources)
         now = datetime.now(UTC)
-        names = service.prepare(settings, now, force=True)
+        names = service.plan_sources(settings, now, force=True)
         service.ingest(settings, names, "bi-test", now, workers=1)
     created = service.run_alerts(settings, BURST_END)["alerts_created"]
     assert len(created) == 1, created
