@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean browser superset-zip bench-page
+.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean browser superset-zip superset-check bench-page
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ bench-page: install ## the mediamon page's queries on a million articles (about 
 
 superset-zip: install ## build var/superset/mediamon_dashboard.zip from src/mediamon/bi/superset/ (import it in Superset)
 	$(BIN)/python -m mediamon.bi.superset_export src/mediamon/bi/superset var/superset/mediamon_dashboard.zip
+
+superset-check: install ## import the dashboard into a real Superset 6.1 (its own virtualenv in var/, made once)
+	$(BIN)/python -m mediamon.devtools.superset_check
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
 	$(BIN)/python -m bench.run --smoke
