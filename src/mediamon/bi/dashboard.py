@@ -10,6 +10,7 @@ SVG charts (no script, no CDN). The Airflow plugin serves it; nothing here impor
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -196,12 +197,14 @@ def _trend(hours: Sequence[Any], alerts: Sequence[AlertRow], end: datetime) -> T
     name = first["topic_name"]
     recent = [h for h in hours if h["hour"] >= end - timedelta(hours=HOURS_SHOWN)]
     topic_alerts = [a for a in alerts if a.topic == topic]
-    hour_index = {h["hour"]: i for i, h in enumerate(recent)}
+    starts = [h["hour"] for h in recent]
     markers = []
     for alert in topic_alerts:
-        # the flag stands on the window's last hour: the hour the alert fired on
-        index = hour_index.get(alert.window_end - timedelta(hours=1))
-        if index is not None:
+        # The flag stands on the bar holding the window's last moment (local hours start
+        # off the UTC hour in zones such as Asia/Kolkata, so look it up, not match it).
+        last = alert.window_end - timedelta(microseconds=1)
+        index = bisect_right(starts, last) - 1
+        if index >= 0 and last < starts[index] + timedelta(hours=1):
             markers.append(
                 Marker(
                     index=index,

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import yaml
 
 from mediamon import db, service
-from mediamon.bi import access, superset_export
+from mediamon.bi import access, dashboard, superset_export
 from mediamon.settings import Settings, SettingsError, validate_timezone
 from tests.support import REPO_ROOT
 from tests.support.bi_demo import demo_database
@@ -204,11 +204,15 @@ def test_timezone_setting_moves_local_days(demo_database: str, tmp_path: Path) -
         " order by article_id limit 1"
     )
     try:
-        for zone in ("UTC", "America/New_York", "Asia/Shanghai"):
+        for zone in ("UTC", "America/New_York", "Asia/Kolkata", "Asia/Shanghai"):
             engine = service.engine_for(replace(settings, timezone=zone))
             with engine.connect() as conn:
                 utc, local, day = conn.execute(query).one()
+            # the alert's flag finds its hour even where local hours start at :30 UTC
+            page = dashboard.page_html(engine, datetime.now(UTC))
             engine.dispose()
+            assert page.count('class="alert-marker"') == 1, zone
+            assert f"Local time: {zone}" in page
             assert local == utc.astimezone(ZoneInfo(zone)).replace(tzinfo=None), zone
             assert day == local.date()
     finally:
