@@ -18,6 +18,7 @@ from mediamon.alerts import deliver, smtp
 from mediamon.bi import settings as bi_settings
 from mediamon.db import migrate
 from mediamon.db.queries import query
+from mediamon.errors import InputError
 from mediamon.ingest import build, load, plan
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.decode import decode_html
@@ -168,11 +169,19 @@ def import_archive(
 def extract_files(paths: Iterable[Path]) -> Iterable[str]:
     """One JSON line per local HTML file: path, title, text, published_at, language —
     the same decode, extract and normalize steps an article page goes through."""
+    from mediamon.ingest.archive import ArchiveFormatError, read_capped
+    from mediamon.ingest.sources import DEFAULT_MAX_BYTES
+
     for path in paths:
         try:
-            decoded = decode_html(path.read_bytes())
-        except OSError as error:
-            yield json.dumps({"path": str(path), "error": str(error)}, ensure_ascii=False)
+            if not path.exists():
+                raise InputError(f"{path}: no such file")
+            if not path.is_file():  # /dev/zero, a FIFO or a folder would never end
+                raise InputError(f"{path}: not a regular file")
+            decoded = decode_html(read_capped(path, DEFAULT_MAX_BYTES))
+        except (OSError, ArchiveFormatError, InputError) as error:
+            message = str(error) if isinstance(error, ValueError) else f"{path}: {error}"
+            yield json.dumps({"path": str(path), "error": message}, ensure_ascii=False)
             continue
         job = build.ArticleJob(
             item=FeedItem(link=path.resolve().as_uri()),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mediamon import __version__
+from mediamon.errors import ConfigError
 
 # A regular (unzipped) install: the package's data files are plain files on disk.
 PACKAGE_DIR = Path(str(files("mediamon")))
@@ -35,8 +36,15 @@ DEFAULT_USER_AGENT = (
 T = TypeVar("T", int, float)
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value mediamon cannot use."""
+# Every number from the environment is clamped to a range before any arithmetic: a
+# backoff of 0.5 × 2^1000 s overflows, a thousand workers would fork a thousand times.
+MAX_HTTP_RETRIES = 10
+MAX_HTTP_BACKOFF_S = 60.0
+MAX_WORKERS = 64
+
+
+class SettingsError(ConfigError):
+    """An environment variable holds a value mediamon cannot use (a ValueError too)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,8 @@ class Settings:
         def path(name: str, default: Path) -> Path:
             return Path(env.get(name) or default)
 
-        def number(name: str, parse: Callable[[str], T], kind: str, default: T) -> T:
+        def number(name: str, parse: Callable[[str], T], kind: str, default: T, high: float) -> T:
+            """The variable as a number from 0 to ``high`` (NaN and infinity refused)."""
             raw = env.get(name)
             if not raw:
                 return default
@@ -105,24 +114,23 @@ class Settings:
                 value = parse(raw.strip())
             except ValueError:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
-            if value < 0:
+            if not 0 <= value <= high:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}")
             return value
 
-        workers = number("MEDIAMON_WORKERS", int, "a whole number of processes >= 1", 0)
+        workers = number(
+            "MEDIAMON_WORKERS", int, "a whole number of processes from 1 to 64", 0, MAX_WORKERS
+        )
         if env.get("MEDIAMON_WORKERS") and workers < 1:
             raise SettingsError(
                 f"MEDIAMON_WORKERS={env['MEDIAMON_WORKERS']!r}: expected a whole number of"
-                " processes >= 1"
+                " processes from 1 to 64"
             )
         ops = env.get("MEDIAMON_OPS_EMAIL", "")
-        pg_port = number("MEDIAMON_PG_PORT", int, "a port number (1-65535; 0: socket only)",
-                         DEFAULT_PG_PORT)  # fmt: skip
-        if pg_port > 65535:
-            raise SettingsError(
-                f"MEDIAMON_PG_PORT={env['MEDIAMON_PG_PORT']!r}: expected a port number"
-                " (1-65535; 0: socket only)"
-            )
+        pg_port = number(
+            "MEDIAMON_PG_PORT", int, "a port number (1-65535; 0: socket only)",
+            DEFAULT_PG_PORT, 65535,
+        )  # fmt: skip
         return cls(
             database_url=text("MEDIAMON_DATABASE_URL"),
             sources_path=path("MEDIAMON_SOURCES", DEFAULT_CONFIG_DIR / "sources.yaml"),
@@ -133,8 +141,12 @@ class Settings:
             ),
             sql_dir=path("MEDIAMON_SQL_DIR", DEFAULT_SQL_DIR),
             user_agent=text("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
-            http_retries=number("MEDIAMON_HTTP_RETRIES", int, "a whole number >= 0", 3),
-            http_backoff_s=number("MEDIAMON_HTTP_BACKOFF", float, "seconds (a number >= 0)", 0.5),
+            http_retries=number(
+                "MEDIAMON_HTTP_RETRIES", int, "a whole number from 0 to 10", 3, MAX_HTTP_RETRIES
+            ),
+            http_backoff_s=number(
+                "MEDIAMON_HTTP_BACKOFF", float, "seconds from 0 to 60", 0.5, MAX_HTTP_BACKOFF_S
+            ),
             workers=workers or None,
             airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
             ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mediamon import limits
 from mediamon.alerts import render
 from mediamon.db.queries import STORY_TIME
 from mediamon.db.tables import (
@@ -82,7 +83,8 @@ def alert_content(
     story_time = STORY_TIME.format(a="r")
     stories = conn.execute(
         sa.text(
-            f"select r.title, s.name as source, {story_time} as published_at, r.url"
+            f"select left(r.title, {limits.MAX_TITLE_CHARS}) as title, s.name as source,"
+            f" {story_time} as published_at, r.url"
             " from mentions m"
             " join articles a on a.article_id = m.article_id"
             " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"

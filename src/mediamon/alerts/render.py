@@ -27,7 +27,11 @@ logger = logging.getLogger(__name__)
 SUBJECT_PREFIX = "[mediamon]"
 MAX_TITLE_CHARS = 200
 MAX_URL_CHARS = 2000
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control characters, line and paragraph separators, and the bidirectional controls that
+# can reorder what a reader sees (U+202E turns "gpj.exe" into "exe.jpg").
+CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+"
+)
 # Chart geometry (pixels) and colours (RGB).
 BAR_WIDTH = 3
 BAR_GAP = 1
@@ -116,7 +120,8 @@ class Rendered:
 
 def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
     """Untrusted text on one line: control characters and line breaks become spaces."""
-    text = " ".join(CONTROL.sub(" ", str(value or "")).split())
+    # Cut before cleaning: a stored title may be any length (rows older than the caps).
+    text = " ".join(CONTROL.sub(" ", str(value or "")[: limit * 4 + 64]).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from mediamon.errors import EXIT_DATABASE, InputError, UserError
+
 logger = logging.getLogger(__name__)
 
 BI_ROLE = "mediamon_bi"
@@ -29,8 +31,10 @@ ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED_ROLES = frozenset({"postgres", BI_ROLE, "public"})
 
 
-class EmbeddedServerError(RuntimeError):
+class EmbeddedServerError(UserError):
     """The embedded server could not be started the way it is configured."""
+
+    exit_code = EXIT_DATABASE
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def standard_url(url: str) -> str:
     tools): ``postgresql://``, without a SQLAlchemy driver."""
     scheme, sep, rest = url.partition("://")
     if not sep or not scheme.startswith(("postgresql", "postgres")):
-        raise ValueError(f"not a PostgreSQL URL: {scheme}://…")
+        raise InputError(f"not a PostgreSQL URL: {scheme}://…")
     return "postgresql://" + rest
 
 
@@ -200,11 +204,11 @@ def create_bi_login(
     statement log.
 
     Raises:
-        ValueError: ``name`` is not a plain lower-case role name or is reserved; the role
-            ``mediamon_bi`` is missing (the migration could not create it).
+        InputError: ``name`` is not a plain lower-case role name or is reserved.
+        UserError: the role ``mediamon_bi`` is missing (the migration could not create it).
     """
     if not ROLE_NAME.match(name) or name in RESERVED_ROLES or name.startswith("pg_"):
-        raise ValueError(
+        raise InputError(
             f"bi-user: {name!r} is not allowed; use lower-case letters, digits and _ "
             f"(not {', '.join(sorted(RESERVED_ROLES))} or pg_*)"
         )
@@ -219,7 +223,7 @@ def create_bi_login(
             ).scalars()
         )
         if BI_ROLE not in roles:
-            raise ValueError(
+            raise UserError(
                 f"bi-user: role {BI_ROLE} is missing; run `mediamon db upgrade` as a user"
                 " allowed to create roles"
             )

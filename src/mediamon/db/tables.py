@@ -62,6 +62,23 @@ articles = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# A feed's text about an article on another site (0011_article_claims.sql).
+article_claims = sa.Table(
+    "article_claims",
+    metadata,
+    sa.Column("source_id", sa.Integer, primary_key=True),
+    sa.Column("url_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("canonical_url", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("body_text", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("language", sa.Text),
+    sa.Column("content_origin", sa.Text, nullable=False),
+    sa.Column("first_claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Topics, mentions and alerts (0003_topics.sql).
 topics_table = sa.Table(
     "topics",

@@ -292,10 +292,11 @@ def _thresholds(reader: _Reader, node: yaml.Node, base: dict[str, Any]) -> dict[
         value = reader.value(value_node)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise reader.error(value_node, f"thresholds.{key} must be a number")
-        if kind is int and not float(value).is_integer():
-            raise reader.error(value_node, f"thresholds.{key} must be a whole number")
+        # The range first: float() of a huge integer overflows, and NaN fails it too.
         if not low <= value <= high:
             raise reader.error(value_node, f"thresholds.{key} must be between {low} and {high}")
+        if kind is int and not float(value).is_integer():
+            raise reader.error(value_node, f"thresholds.{key} must be a whole number")
         result[key] = int(value) if kind is int else float(value)
     return result
 

@@ -1,4 +1,5 @@
--- BI views an analyst can trust (issue 13): a local time zone beside UTC, gap-free series
+-- BI views an analyst can trust (issue 13; numbered 0013 because 0007-0012 are taken by
+-- other work): a local time zone beside UTC, gap-free series
 -- for charts, rounded derived numbers, a status per source, and a comment on every view
 -- and column (psql \d+, Superset, Metabase and Grafana show them).
 --
@@ -607,7 +608,19 @@ begin
         ('source_daily', 'copies', 'Of them, syndicated copies.'),
         ('source_daily', 'fetches', 'Fetches made that day.'),
         ('source_daily', 'failed_fetches', 'Of them, failed.'),
-        ('source_daily', 'bytes', 'Bytes received that day.')
+        ('source_daily', 'bytes', 'Bytes received that day.'),
+
+        -- bi.article_claims (0011) came without column comments
+        ('article_claims', 'source', 'The source whose feed made the claim.'),
+        ('article_claims', 'url', 'Canonical URL the claim is about (another site''s page).'),
+        ('article_claims', 'linked_url', 'The URL as the feed linked it.'),
+        ('article_claims', 'title', 'Title the feed gave.'),
+        ('article_claims', 'published_at', 'Publication time the feed gave (UTC instant).'),
+        ('article_claims', 'language', 'Language code of the claimed text.'),
+        ('article_claims', 'body_text', 'The feed''s text about the URL (never stored as the article).'),
+        ('article_claims', 'content_origin', 'Where the text came from: feed_content or feed_summary.'),
+        ('article_claims', 'first_claimed_at', 'When mediamon first saw the claim (UTC instant).'),
+        ('article_claims', 'article_id', 'The article at that URL once its own page was fetched; null until then.')
     ) as v (relation, col, doc) loop
         -- quote_ident/quote_literal, not format(): psycopg reads a percent sign as a placeholder
         execute 'comment on column bi.' || quote_ident(c.relation) || '.' || quote_ident(c.col)
