@@ -8,7 +8,9 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -32,18 +34,36 @@ def _psql() -> str:
     return found
 
 
+@contextmanager
+def server_folder() -> Iterator[Path]:
+    """A folder for an embedded server, outside pytest's temporary folders: run as root,
+    the server runs as user pgserver, and every pytest session on the machine resets
+    /tmp/pytest-of-root to mode 0700, which locks that user out mid-test."""
+    folder = Path(tempfile.mkdtemp(prefix="mediamon-bi-"))
+    try:
+        yield folder
+    finally:
+        db.stop_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+def embedded() -> Iterator[tuple[Path, int]]:
     """A fresh embedded server's var folder and TCP port (the environment of the CLI)."""
-    var_dir = tmp_path_factory.mktemp("embedded_bi")
+    with server_folder() as var_dir:
+        yield from _embedded_env(var_dir)
+
+
+def _embedded_env(var_dir: Path) -> Iterator[tuple[Path, int]]:
     port = _free_port()
     patch = pytest.MonkeyPatch()
     patch.delenv("MEDIAMON_DATABASE_URL", raising=False)
     patch.setenv("MEDIAMON_VAR_DIR", str(var_dir))
     patch.setenv("MEDIAMON_PG_PORT", str(port))
-    yield var_dir, port
-    db.stop_embedded(var_dir)
-    patch.undo()
+    try:
+        yield var_dir, port
+    finally:
+        patch.undo()
 
 
 def test_db_url_is_standard_and_psql_accepts_it(
@@ -137,23 +157,19 @@ def test_bad_settings_are_one_line(
 
 
 def test_a_taken_port_leaves_the_socket_and_says_so(
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with socket.socket() as squatter:  # another checkout's server, say
+    with server_folder() as var_dir, socket.socket() as squatter:  # another checkout's, say
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
         monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
-        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path))
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(var_dir))
         monkeypatch.setenv("MEDIAMON_PG_PORT", str(port))
-        try:
-            assert main(["db", "url"]) == 0  # the demo still runs, on the socket
-            assert "host=" in capsys.readouterr().out
-            assert f"127.0.0.1:{port} is taken" in caplog.text
-            assert main(["db", "bi-user", "metabase"]) == 2
-            assert "listens on its socket only" in capsys.readouterr().err
-        finally:
-            db.stop_embedded(tmp_path)
+        assert main(["db", "url"]) == 0  # the demo still runs, on the socket
+        assert "host=" in capsys.readouterr().out
+        assert f"127.0.0.1:{port} is taken" in caplog.text
+        assert main(["db", "bi-user", "metabase"]) == 2
+        assert "listens on its socket only" in capsys.readouterr().err
