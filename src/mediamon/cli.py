@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from mediamon import db, errors, service
 from mediamon.alerts.deliver import DeliveryError
+from mediamon.alerts.digest import DigestError
 from mediamon.bi import access
 from mediamon.db import migrate
 from mediamon.errors import EXIT_USAGE, ConfigError, InputError
@@ -71,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     alerts_run.add_argument(
         "--dry-run", action="store_true", help="test only: write and send nothing"
     )
+    digest = commands.add_parser("digest", help="daily and weekly digests of new stories")
+    digest_commands = digest.add_subparsers(dest="digest_command", required=True)
+    digest_run = digest_commands.add_parser(
+        "run", help="send the digests due now (or at --at), once per recipient and period"
+    )
+    digest_run.add_argument("--at", help="the run's time, ISO 8601 (default: now); naive is UTC")
+    digest_run.add_argument(
+        "--dry-run", action="store_true", help="show who is due and how many stories; send nothing"
+    )
     commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
     commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
     airflow = commands.add_parser(
@@ -109,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _run(args, Settings.from_env())
-    except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
+    except (
+        SourceConfigError,
+        ValueError,
+        FileNotFoundError,
+        DeliveryError,
+        DigestError,
+    ) as error:
         if args.debug:
             raise
         print(f"mediamon: {_one_line(error)}", file=sys.stderr)
@@ -202,6 +218,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "alerts":
         at = _utc_time(args.at) if args.at else datetime.now(UTC)
         summary = service.run_alerts(settings, at, dry_run=args.dry_run)
+        print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
+        return 0
+    if args.command == "digest":
+        summary = service.run_digests(
+            settings, _utc_time(args.at) if args.at else datetime.now(UTC), dry_run=args.dry_run
+        )
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":

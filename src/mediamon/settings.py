@@ -9,6 +9,7 @@ any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` 
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
@@ -29,6 +30,7 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 # The embedded PostgreSQL's port on 127.0.0.1 (BI tools connect there): fixed, so a
 # dashboard's connection keeps working, and away from a system server's 5432.
 DEFAULT_PG_PORT = 54320
+DEFAULT_UNSUBSCRIBE = "mediamon-unsubscribe@localhost"
 DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
@@ -45,6 +47,22 @@ MAX_WORKERS = 64
 
 class SettingsError(ConfigError):
     """An environment variable holds a value mediamon cannot use (a ValueError too)."""
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone name (``Asia/Shanghai``, ``UTC``).
+
+    Raises:
+        SettingsError: naming MEDIAMON_TIMEZONE and the value, when it is not one.
+    """
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
+            " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
+        ) from None
+    return name
 
 
 @dataclass(frozen=True)
@@ -69,8 +87,12 @@ class Settings:
         airflow_database_url: ``MEDIAMON_AIRFLOW_DATABASE_URL``, Airflow's metadata
             database for ``mediamon run``/``demo``; None means the embedded server.
         ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets task-failure mail.
-        timezone: ``MEDIAMON_TIMEZONE``, the IANA time zone of local days and hours (bi
-            views, the mediamon page, alert mails).
+        timezone: ``MEDIAMON_TIMEZONE``, the IANA zone of local days and hours: mails show
+            times in it (with the UTC offset) unless a recipient chooses another.
+        base_url: ``MEDIAMON_BASE_URL``, where mediamon's pages are served, for "more
+            stories" links in mails; None: mails link only to articles.
+        unsubscribe_address: ``MEDIAMON_UNSUBSCRIBE_ADDRESS``, the mailbox named in every
+            mail's ``List-Unsubscribe``.
         pg_port: ``MEDIAMON_PG_PORT``, the embedded PostgreSQL's port on 127.0.0.1 (and
             its socket); 0 means the socket only.
     """
@@ -88,6 +110,8 @@ class Settings:
     airflow_database_url: str | None = None
     ops_emails: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
+    base_url: str | None = None
+    unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
     pg_port: int = DEFAULT_PG_PORT
 
     @classmethod
@@ -151,24 +175,7 @@ class Settings:
             airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
             ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),
             timezone=validate_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
+            base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
+            unsubscribe_address=text("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,
             pg_port=pg_port,
         )
-
-
-def validate_timezone(name: str) -> str:
-    """Return ``name`` if it is an IANA time zone name (``Asia/Shanghai``, ``UTC``).
-
-    Raises:
-        SettingsError: naming MEDIAMON_TIMEZONE and the value, when it is not one.
-    """
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        # zoneinfo also accepts some file paths; only names like Area/City or UTC pass here
-        raise SettingsError(
-            f"MEDIAMON_TIMEZONE={name!r}: expected an IANA time zone name"
-            " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
-        ) from None
-    return name

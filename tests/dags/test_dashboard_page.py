@@ -2,7 +2,7 @@
 loads the plugin from ``plugins/``, refuses the page without Airflow's login, lists the
 page in the UI's navigation, and serves it; headless Debian Chromium renders it and the
 rendered page shows the 台湾 topic with its alert and the demo sources. The screenshot is
-kept in ``var/screenshots/`` (``MEDIAMON_SCREENSHOT_DIR``)."""
+kept in ``var/test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ import sqlalchemy as sa
 from mediamon import db
 from mediamon.devtools.airflow_env import airflow_command, airflow_environment
 from mediamon.settings import Settings
-from tests.support import REPO_ROOT
 from tests.support.bi_demo import DEMO_SOURCES, demo_database
-from tests.support.browser import headless_chromium
+from tests.support.browser import ARTIFACTS, Page, chromium
 
 __all__ = ["demo_database"]  # a fixture, used by name
 
@@ -167,18 +166,17 @@ def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -
 
     # The way a person arrives: Airflow's login leaves its token in a cookie, and the
     # browser sends it to the page (the UI shows the page in a frame, same origin).
-    folder = Path(os.environ.get("MEDIAMON_SCREENSHOT_DIR") or REPO_ROOT / "var" / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    shot = folder / "mediamon_page.png"
+    shot = ARTIFACTS / "mediamon_page.png"
     shot.unlink(missing_ok=True)
-    with headless_chromium(tmp_path / "profile") as tab:
+    with chromium() as browser:
+        tab = browser.open("about:blank", width=1280)
         tab.call("Network.setCookie", name="_token", value=_token(api_server), url=api_server)
-        tab.open(f"{api_server}/mediamon/")
+        _navigate(tab, f"{api_server}/mediamon/")
         dom = tab.evaluate("document.documentElement.outerHTML")
         injected = tab.evaluate("[document.getElementById('evil'), document.title]")
         tab.screenshot(shot)
         in_ui = _page_in_airflow_ui(tab, api_server)
-        tab.screenshot(folder / "mediamon_in_airflow.png")
+        tab.screenshot(ARTIFACTS / "mediamon_in_airflow.png")
     assert in_ui == f"{api_server}/mediamon/"
     assert shot.stat().st_size > 20_000, "the screenshot is missing or blank"
     assert 'data-topic="taiwan"' in dom and "<h3>台湾" in dom, dom[:2000]
@@ -196,12 +194,17 @@ def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -
     assert "&lt;b id=" in dom and "&lt;script&gt;" in dom
 
 
-def _page_in_airflow_ui(tab: Any, base: str) -> str:
+def _navigate(tab: Page, url: str) -> None:
+    tab.call("Page.navigate", url=url)
+    tab.wait_for("Page.loadEventFired")
+
+
+def _page_in_airflow_ui(tab: Page, base: str) -> str:
     """Open Airflow's UI, follow the navigation's "mediamon" entry, and return the address
     of the frame the UI shows it in."""
-    tab.open(f"{base}/")
+    _navigate(tab, f"{base}/")
     link = _wait_for(tab, "document.querySelector('a[href$=\"plugin/mediamon\"]')?.href")
-    tab.open(link)
+    _navigate(tab, link)
     source = str(_wait_for(tab, "document.querySelector('iframe')?.src"))
     # the frame is same-origin: wait until the page inside it has rendered
     framed = "document.querySelector('iframe').contentDocument"
@@ -209,7 +212,7 @@ def _page_in_airflow_ui(tab: Any, base: str) -> str:
     return source
 
 
-def _wait_for(tab: Any, expression: str, timeout: float = 60) -> Any:
+def _wait_for(tab: Page, expression: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = tab.evaluate(expression)

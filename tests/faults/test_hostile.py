@@ -677,7 +677,7 @@ def test_canonical_url_keeps_ipv6_brackets() -> None:
 
 
 def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) -> None:
-    from mediamon.alerts.render import AlertContent, Story, render_alert
+    from mediamon.alerts.compose import AlertMail, MailOptions, Reader, StoryItem, render_alert_mail
 
     bidi = "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
     title = f"台湾{bidi}gpj.exe"
@@ -687,8 +687,8 @@ def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) 
     (stored,) = articles(engine).values()
     assert not set(bidi) & set(str(stored["title"]) + str(stored["body_text"]))
     end = NOW
-    rendered = render_alert(
-        AlertContent(
+    rendered = render_alert_mail(
+        AlertMail(
             alert_id=1,
             topic_key="t",
             topic_name=f"台湾{bidi}",
@@ -698,11 +698,20 @@ def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) 
             expected=1.0,
             p_value=1e-5,
             total_stories=50,
-            stories=(Story(title, f"src{bidi}", end, "https://example.com/bidi"),),
-            history=(0,) * 167 + (5,),
-            history_start=end - timedelta(hours=168),
+            stories=(
+                StoryItem(
+                    story_id=1,
+                    title=title,
+                    url="https://example.com/bidi",
+                    outlet=f"src{bidi}",
+                    published_at=end,
+                    other_outlets=(f"copy{bidi}",),
+                ),
+            ),
             params={},
-        )
+        ),
+        Reader("a@example.org", "en"),
+        MailOptions(),
     )
     for part in (rendered.subject, rendered.text, rendered.html):
         assert not set(bidi) & set(part), part[:200]

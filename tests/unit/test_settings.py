@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from mediamon.cli import main
-from mediamon.settings import DEFAULT_CONFIG_DIR, DEFAULT_SQL_DIR, Settings, SettingsError
+from mediamon.settings import (
+    DEFAULT_CONFIG_DIR,
+    DEFAULT_SQL_DIR,
+    Settings,
+    SettingsError,
+    validate_timezone,
+)
 
 
 def test_defaults_point_into_the_installed_package() -> None:
@@ -79,3 +85,12 @@ def test_the_cli_prints_one_line_for_a_bad_variable(
     assert main(["status"]) == 2
     err = capsys.readouterr().err
     assert err == "mediamon: MEDIAMON_HTTP_RETRIES='abc': expected a whole number from 0 to 10\n"
+
+
+def test_display_timezone_is_validated_and_defaults_to_shanghai() -> None:
+    assert Settings.from_env({}).timezone == "Asia/Shanghai"
+    assert Settings.from_env({"MEDIAMON_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
+    with pytest.raises(SettingsError, match="MEDIAMON_TIMEZONE: 'CST8' is not an IANA time zone"):
+        validate_timezone("CST8")
+    with pytest.raises(SettingsError, match="MEDIAMON_TIMEZONE: 'Mars/Base' is not an IANA"):
+        Settings.from_env({"MEDIAMON_TIMEZONE": "Mars/Base"})

@@ -146,3 +146,18 @@ alert_deliveries = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("note", sa.Text),
 )
+
+digest_deliveries = sa.Table(
+    "digest_deliveries",
+    metadata,
+    sa.Column("recipient", sa.Text, primary_key=True),
+    sa.Column("cadence", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("period_end", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("stories", sa.Integer, nullable=False),
+    sa.Column("topics", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("message_id", sa.Text),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("selected_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -153,7 +153,7 @@ def test_bad_settings_are_one_line(
     monkeypatch.setenv("MEDIAMON_PG_PORT", "5432")
     monkeypatch.setenv("MEDIAMON_TIMEZONE", "Beijing")
     assert main(["db", "url"]) == 2
-    assert "MEDIAMON_TIMEZONE='Beijing': expected an IANA time zone name" in capsys.readouterr().err
+    assert "MEDIAMON_TIMEZONE: 'Beijing' is not an IANA time zone name" in capsys.readouterr().err
 
 
 def test_a_taken_port_leaves_the_socket_and_says_so(
