@@ -1,7 +1,7 @@
 # mediamon on the official Airflow image. The package is installed into the image as a
 # plain wheel with `pip install .` (never editable, never _PIP_ADDITIONAL_REQUIREMENTS);
-# its SQL and default config are package data. dags/, plugins/ and config/ are mounted by
-# docker-compose.yml, so editing sources or topics needs no rebuild.
+# its SQL and default config are package data. dags/, plugins/ (the mediamon page) and
+# config/ are mounted by docker-compose.yml, so editing sources or topics needs no rebuild.
 FROM apache/airflow:3.3.2-python3.11
 COPY --chown=airflow:root requirements.lock pyproject.toml README.md /opt/mediamon/
 # The pinned versions, without pgserver: the image always has a database server to use.

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny inputs: check that all runs")
     smoke = parser.parse_args().smoke
 
-    from bench import detection, extraction_quality, load, parse, scale, throughput
+    from bench import bi_page, detection, extraction_quality, load, parse, scale, throughput
 
     def printed(lines: list[str]) -> None:
         print("\n".join(lines))
@@ -42,6 +42,8 @@ def main() -> None:
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
+        ("mediamon page", lambda: printed(bi_page.run(20_000 if smoke else 1_000_000,
+                                                      1 if smoke else 5))),
         # 10 and 100 sources here; `make bench-scale` adds 1,000, one big source and Celery.
         ("scale", lambda: printed(scale.run(smoke, sizes=(10, 100), celery=False))),
     ]  # fmt: skip
