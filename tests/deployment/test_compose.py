@@ -134,7 +134,6 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
     services = airflow_services(document)
     config = tmp_path / "config"
     shutil.copytree(REPO_ROOT / "config", config)
-    (config / "sources.yaml").write_text("sources: []\n", "utf-8")
     paths = {
         "/opt/airflow/dags": REPO_ROOT / "dags",
         "/opt/airflow/plugins": REPO_ROOT / "plugins",
@@ -172,6 +171,7 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
         serve_farm(4, 2) as farm,
         airflow_stack.running(envs["api-server"], metadata_url) as stack,
     ):
+        farm.sources_yaml(config / "sources.yaml")
         for name in (
             "api-server",
             "scheduler",
@@ -202,8 +202,8 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
         stack.wait_for_dag("mediamon_ingest")
         for worker in ("worker-ingest", "worker-default"):
             assert _healthcheck(services[worker], envs[worker], api_port) == 0, worker
-        stack.wait_until_idle("mediamon_ingest")
-        farm.sources_yaml(config / "sources.yaml")
+        # The run the schedule starts when the DAG appears may poll them first: the
+        # triggered run forces a poll, and queues behind it (max_active_runs=1).
         created = requests.post(
             f"{stack.api_url}/api/v2/dags/mediamon_ingest/dagRuns",
             # force: a run the schedule started at a quarter hour may have polled them
@@ -213,7 +213,7 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
         )
         assert created.status_code == 200, created.text
         run_id = created.json()["dag_run_id"]
-        times = stack.wait_for_run("mediamon_ingest", run_id, timeout_s=150)
+        times = stack.wait_for_run("mediamon_ingest", run_id, timeout_s=300)
         tasks = stack.task_instances("mediamon_ingest", run_id)
     assert times.state == "success", [(t["task_id"], t["state"]) for t in tasks]
     for task in (t for t in tasks if t["state"] == "success"):

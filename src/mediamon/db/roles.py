@@ -76,21 +76,29 @@ def ensure_roles(engine: sa.Engine, writer: Login | None, bi_login: Login | None
                 login(writer)
                 who = sql.Identifier(writer.name)
                 owner = sql.Identifier(cursor.execute("select current_user").fetchone()[0])
-                for statement in (
-                    "grant connect on database {db} to {who}",
-                    "grant usage on schema public to {who}",
-                    "grant select, insert, update, delete on all tables in schema public to {who}",
-                    "grant usage, select on all sequences in schema public to {who}",
-                    "alter default privileges for role {owner} in schema public"
-                    " grant select, insert, update, delete on tables to {who}",
-                    "alter default privileges for role {owner} in schema public"
-                    " grant usage, select on sequences to {who}",
-                ):
-                    run(
-                        sql.SQL(statement).format(
-                            db=sql.Identifier(raw.info.dbname), who=who, owner=owner
-                        )
+                run(
+                    sql.SQL("grant connect on database {} to {}").format(
+                        sql.Identifier(raw.info.dbname), who
                     )
+                )
+                # public: mediamon's tables; bi: its settings table (the tasks keep the
+                # time zone there) beside the views.
+                for schema in ("public", "bi"):
+                    for statement in (
+                        "grant usage on schema {schema} to {who}",
+                        "grant select, insert, update, delete on all tables in schema {schema}"
+                        " to {who}",
+                        "grant usage, select on all sequences in schema {schema} to {who}",
+                        "alter default privileges for role {owner} in schema {schema}"
+                        " grant select, insert, update, delete on tables to {who}",
+                        "alter default privileges for role {owner} in schema {schema}"
+                        " grant usage, select on sequences to {who}",
+                    ):
+                        run(
+                            sql.SQL(statement).format(
+                                schema=sql.Identifier(schema), who=who, owner=owner
+                            )
+                        )
                 done.append(f"granted {writer.name} read and write on mediamon's tables")
             if bi_login is not None:
                 login(bi_login)
