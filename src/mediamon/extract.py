@@ -1,14 +1,14 @@
-"""Article text and metadata from decoded HTML, by trafilatura.
+"""Article text and metadata from decoded HTML, by trafilatura and readability-lxml.
 
-Extraction runs trafilatura in precision mode first: on news pages it keeps the article
-and drops the "related news", comment and footer blocks that balanced mode often appends.
-Precision mode sometimes grabs the wrong block instead (a comment, a reprint notice, a
-list of links); when its text has few sentences, a balanced extraction is run as well and
-wins if it has many times more sentence punctuation. The chosen text is then cleaned:
-markdown table markup removed, boilerplate lines (editor, source, copyright, share and
-QR-code prompts, platform disclaimers) stripped where they stand at the start or end,
+The page is parsed once and read by two extractors (:mod:`mediamon.candidates`):
+trafilatura in precision mode and readability-lxml. Each text is cleaned: markdown
+table markup removed, boilerplate lines (editor, source, copyright, share and QR-code
+prompts, platform disclaimers) stripped where they stand at the start or end,
 everything after an end-of-article marker ("相关阅读", "Related articles"...) in the
-second half dropped, and a line repeated right after itself kept once.
+second half dropped, and a line repeated right after itself kept once. Then
+:mod:`mediamon.choose` picks one by evidence (agreement, link text, sentence shape),
+with a model fit by cross-validation across sites. Only when neither found any text does
+trafilatura's balanced mode run.
 
 Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
 ``config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``.
@@ -27,20 +27,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mediamon.candidates import link_texts, parse, readability_text, trafilatura_text
+from mediamon.choose import choose
+
 logger = logging.getLogger(__name__)
 
 CONFIG_ENV = "MEDIAMON_EXTRACTION_CONFIG"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "extraction.yaml"
 
-# Precision-mode text with fewer sentence marks than this is checked against balanced mode.
-THIN_SENTENCE_MARKS = 20
-# Balanced mode wins when it has this many times the precision text's sentence marks.
-BALANCED_WINS_RATIO = 6
 # Lines stripped from each end of the text at most.
 MAX_EDGE_LINES = 8
 
-# Sentence punctuation: CJK marks anywhere, Latin ones before a space or line end.
-_SENTENCE_MARK = re.compile(r"[。！？；，、]|[,.;:!?](?=\s|$)")
 _TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$")
 _TABLE_CELL_SEP = re.compile(r"\s*(?<!\\)\|\s*")
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
@@ -95,8 +92,8 @@ _END_MARKERS = re.compile(
 class Extracted:
     """What trafilatura found in a page. Any field may be missing except ``text``.
 
-    ``mode`` says which extraction the text came from: ``precision`` (the default) or
-    ``balanced`` (the fallback, see the module documentation).
+    ``mode`` says which extraction the text came from: ``precision``, ``readability``
+    or ``balanced`` (the fallback, see the module documentation).
     """
 
     text: str
@@ -146,23 +143,23 @@ def extract(
             selects the per-site rules of the configuration.
         with_metadata: Look for metadata at all (not for fragments of a feed).
         known: Metadata the caller already has, from the feed, and so not looked for in
-            the page (any of "title", "author", "date"): the byline search alone costs
-            a fifth of an extraction.
+            the page (any of "title", "author", "date", "categories"): the byline search
+            alone costs a fifth of an extraction.
 
     Returns:
         The extraction, or None when the page has no article text.
     """
-    tree = _parse(html)
+    tree = parse(html)
     if tree is None:
         return None
     rule = site_rule(url)
     prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
-    text, mode = _document_text(_bare(tree, url, precision=True, prune=prune)), "precision"
-    if not text or len(_SENTENCE_MARK.findall(text)) < THIN_SENTENCE_MARKS:
-        balanced = _document_text(_bare(tree, url, precision=False, prune=prune))
-        if not text or _prefer_balanced(text, balanced):
-            text, mode = balanced, "balanced"
-    text = clean_text(text, rule)
+    found = read_candidates(tree, url, rule)
+    choice = choose(found.precision, found.readability, found.link_texts)
+    text, mode = choice.text, choice.name
+    if mode == "none":  # neither extractor found text: the evidence that a pass missed it
+        text = clean_text(trafilatura_text(tree, url, precision=False, prune=prune), rule)
+        mode = "balanced"
     if not text:
         return None
     meta = _metadata(tree, url, frozenset(known)) if with_metadata else {}
@@ -180,50 +177,23 @@ def extract(
     )
 
 
-def _parse(html: str) -> Any:
-    """The page's lxml tree (parsed once for every trafilatura run), or None.
+@dataclass(frozen=True)
+class Candidates:
+    """The cleaned texts of both extractors and the page's link texts (for the chooser)."""
 
-    trafilatura refuses a document that does not start like HTML and parses to a single
-    element (a page behind junk or a wrapper element, a fragment); such a document is
-    parsed again inside ``<html><body>``.
-    """
-    from trafilatura.settings import DEFAULT_CONFIG
-    from trafilatura.utils import load_html
-
-    max_size = DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")
-    try:
-        tree = load_html(html, max_size)
-        if tree is None and "<" in html:
-            tree = load_html(f"<html><body>{html}</body></html>", max_size)
-        return tree
-    except Exception:
-        logger.warning("unparsable HTML", exc_info=True)
-        return None
+    precision: str
+    readability: str
+    link_texts: frozenset[str]
 
 
-def _bare(tree: Any, url: str | None, *, precision: bool, prune: list[str] | None) -> Any:
-    """One trafilatura run on a copy of the tree; the Document, or None without text.
-
-    Precision mode runs ``fast`` (without the readability/justext comparison): on news
-    pages the comparison mostly re-adds the boilerplate precision mode dropped, and the
-    balanced fallback covers the pages where precision mode misses the article.
-    """
-    from trafilatura import bare_extraction
-
-    try:
-        return bare_extraction(
-            tree,
-            url=url,
-            fast=precision,
-            favor_precision=precision,
-            include_comments=False,
-            include_tables=True,
-            deduplicate=False,
-            prune_xpath=prune,
-        )
-    except Exception:  # trafilatura raises on some malformed trees; treat as no text
-        logger.warning("trafilatura failed on %s", url, exc_info=True)
-        return None
+def read_candidates(tree: Any, url: str | None, rule: SiteRule | None = None) -> Candidates:
+    """Both extractors' cleaned texts of a parsed page (see :mod:`mediamon.candidates`)."""
+    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
+    return Candidates(
+        precision=clean_text(trafilatura_text(tree, url, precision=True, prune=prune), rule),
+        readability=clean_text(readability_text(tree, prune=prune), rule),
+        link_texts=link_texts(tree),
+    )
 
 
 def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, Any]:
@@ -233,7 +203,8 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
     extensive search of the text costs ten times more (1.6 s on one 21 kB page of the
     corpora), and where the markup has no date its guesses are often a bare year read
     as 1 January; the feed's date comes first anyway. Tags and the licence, which
-    mediamon does not keep, are skipped.
+    mediamon does not keep, are skipped, and so are the byline and category-link searches
+    on pages with structured data (JSON-LD or Open Graph) that names no author or section.
     """
     try:
         from htmldate import find_date
@@ -261,15 +232,19 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
             logger.debug("JSON-LD metadata failed on %s", url, exc_info=True)
         if "title" not in known:
             meta.title = meta.title or extract_title(tree)
-        if "author" not in known:
-            meta.author = meta.author or extract_author(tree)
+        # The byline and category-link searches cost a seventh of an extraction; a page
+        # whose structured data names no author or section seldom has what they find.
+        structured = _has_structured_data(tree)
+        if "author" not in known and not meta.author and not structured:
+            meta.author = extract_author(tree)
         meta.url = meta.url or extract_url(tree, url)
         if "date" not in known:
             params = set_date_params(False)
             params["url"] = meta.url
             meta.date = find_date(tree, **params)
         meta.sitename = (meta.sitename or extract_sitename(tree) or "").lstrip("@") or None
-        meta.categories = meta.categories or extract_catstags("category", tree)
+        if "categories" not in known and not meta.categories and not structured:
+            meta.categories = extract_catstags("category", tree)
         meta.clean_and_trim()
         return dict(meta.as_dict())
     except Exception:
@@ -277,20 +252,10 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
         return {}
 
 
-def _document_text(document: Any) -> str:
-    text = getattr(document, "text", None)
-    return text.strip() if isinstance(text, str) else ""
-
-
-def _prefer_balanced(precise: str, balanced: str) -> bool:
-    """Whether the balanced text should replace a thin precision-mode text.
-
-    Precision mode occasionally picks a short block that is not the article (a reader
-    comment, a newsletter or reprint notice, a list of links) when balanced mode has the
-    article; the article then has many times more sentences.
-    """
-    marks = len(_SENTENCE_MARK.findall(precise))
-    return len(_SENTENCE_MARK.findall(balanced)) > BALANCED_WINS_RATIO * max(marks, 1)
+def _has_structured_data(tree: Any) -> bool:
+    return bool(
+        tree.xpath('boolean(//script[@type="application/ld+json"] | //meta[@property="og:type"])')
+    )
 
 
 # --- cleaning ---------------------------------------------------------------------------

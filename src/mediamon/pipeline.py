@@ -132,7 +132,12 @@ def _feed_text(item: FeedItem) -> tuple[str, str] | None:
 def _known_metadata(item: FeedItem) -> list[str]:
     """What the feed item already says, so the page need not be searched for it (the
     feed's own values are used first anyway)."""
-    given = {"title": item.title, "author": item.author, "date": item.published_at}
+    given = {
+        "title": item.title,
+        "author": item.author,
+        "date": item.published_at,
+        "categories": item.categories,
+    }
     return [name for name, value in given.items() if value]
 
 
