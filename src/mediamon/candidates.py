@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from lxml import etree
-
 logger = logging.getLogger(__name__)
 
 # Links whose text is shorter than this are buttons and tags, never an article line.
@@ -163,7 +161,7 @@ def _readability_document() -> Any:
 
         def transform_misused_divs_into_paragraphs(self) -> None:
             for elem in self.tags(self.html, "div"):
-                if not _HAS_BLOCK(elem):
+                if not _has_block(elem):
                     elem.tag = "p"  # a div of inline content is a paragraph
             for elem in self.tags(self.html, "div"):
                 children = list(elem)
@@ -178,7 +176,7 @@ def _readability_document() -> Any:
                     if child.tag == "br":
                         paragraph = None
                         continue
-                    if child.tag not in _INLINE_TAGS or _HAS_BLOCK(child):
+                    if child.tag not in _INLINE_TAGS or _has_block(child):
                         paragraph = None
                         continue
                     if paragraph is None:
@@ -197,11 +195,19 @@ def _readability_document() -> Any:
     return FastDocument
 
 
-# readability's test for a div holding block elements ("<p" also matches pre, param...)
-_HAS_BLOCK = etree.XPath(
-    "boolean(.//*[starts-with(local-name(), 'p') or self::blockquote or self::dl"
-    " or self::div or self::img or self::ol or self::table or self::ul])"
-)
+_BLOCK_TAGS = frozenset({"blockquote", "dl", "div", "img", "ol", "table", "ul"})
+
+
+def _has_block(element: Any) -> bool:
+    """readability's test for an element holding block elements: its regular expression
+    on the serialized children ("<p" also matches pre, param...), without serializing."""
+    for descendant in element.iterdescendants():
+        tag = descendant.tag
+        if isinstance(tag, str) and (tag[:1] == "p" or tag in _BLOCK_TAGS):
+            return True
+    return False
+
+
 _INLINE_TAGS = frozenset(
     {"a", "b", "cite", "code", "em", "font", "i", "small", "span", "strong", "sub", "sup", "u"}
 )
@@ -210,6 +216,14 @@ _INLINE_TAGS = frozenset(
 def _text_length(element: Any) -> int:
     """Length of an element's text with whitespace runs counted as one character."""
     return len(" ".join((element.text_content() or "").split()))
+
+
+def warm_up() -> None:
+    """Import the extractors now, in a parent process, so that forked workers share them
+    instead of each importing its own."""
+    import trafilatura  # noqa: F401
+
+    _readability_document()
 
 
 def html_text(html: str) -> str:

@@ -21,6 +21,8 @@ TRACKING_PARAMS = frozenset(
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+# Unicode category Cc (C0 and C1 controls, DEL) except newline and tab.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MANY_NEWLINES = re.compile(r"\n{3,}")
 NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
@@ -32,7 +34,7 @@ def clean_text(text: str) -> str:
     """Text as published, tidied: NFC, no zero-width or control characters, one space
     between words, no trailing spaces, at most one empty line in a row."""
     text = unicodedata.normalize("NFC", text).translate(ZERO_WIDTH)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = CONTROL.sub("", text)
     lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 

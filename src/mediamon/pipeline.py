@@ -26,7 +26,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon import archive, load, memory, polling
+from mediamon import archive, candidates, load, memory, polling
 from mediamon.decode import decode_html
 from mediamon.extract import extract
 from mediamon.feeds import FeedError, FeedItem, parse_feed
@@ -88,8 +88,7 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
         return
     import multiprocessing
 
-    import trafilatura  # noqa: F401 - imported before the fork, shared by the workers
-
+    candidates.warm_up()  # the extractors, imported before the fork and shared by the workers
     warm_up()
     # fork (not spawn): the workers share the parent's loaded libraries and models; the
     # frozen objects are never scanned by a worker's garbage collector, which would
