@@ -38,7 +38,14 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from bench import short_articles
-from bench.extraction_cv import CrossValidation, DevPage, cross_validate, model_literal, site_of
+from bench.extraction_cv import (
+    CrossValidation,
+    DevPage,
+    ablation,
+    cross_validate,
+    model_literal,
+    site_of,
+)
 from bench.scoring import (
     PageScore,
     aggregate,
@@ -232,9 +239,9 @@ def run_page(page: Page) -> PageResult:
     """
     import trafilatura
 
-    from mediamon.candidates import parse, trafilatura_text
+    from mediamon.candidates import link_texts, parse, readability_text, trafilatura_text
     from mediamon.decode import decode_html
-    from mediamon.extract import extract, read_candidates
+    from mediamon.extract import extract
 
     raw = page.raw()
     outputs: dict[str, str] = {}
@@ -275,21 +282,26 @@ def run_page(page: Page) -> PageResult:
     for step in steps[turn:] + steps[:turn]:
         step()
 
-    decoded_text = decode_html(raw).text
-    tree = parse(decoded_text)
-    found = read_candidates(tree, page.url) if tree is not None else None
+    tree = parse(decode_html(raw).text)
+    texts = ("", "", "")
+    if tree is not None:
+        texts = (
+            trafilatura_text(tree, page.url, precision=True),
+            readability_text(tree),
+            trafilatura_text(tree, page.url, precision=False),
+        )
+    precision, readability, balanced = (clean_text(text) for text in texts)
     dev = DevPage(
         corpus=page.corpus,
         id=page.id,
         lang=page.lang,
         site=page.site,
         reference=page.reference,
-        precision=found.precision if found else "",
-        readability=found.readability if found else "",
-        balanced=clean_text(trafilatura_text(tree, page.url, precision=False))
-        if tree is not None
-        else "",
-        link_texts=found.link_texts if found else frozenset(),
+        precision=precision,
+        readability=readability,
+        balanced=balanced,
+        link_texts=link_texts(tree) if tree is not None else frozenset(),
+        raw=texts,
     )
     baseline_text, mediamon_text = outputs["trafilatura"], outputs["mediamon"]
     return PageResult(
@@ -398,6 +410,37 @@ def format_quality(results: Sequence[PageResult], report: Report | None = None) 
     return "\n".join(lines)
 
 
+def format_ablation(report: Report) -> str:
+    """CV F1 with each kind of boilerplate line kept, beside all kinds stripped."""
+    started = time.perf_counter()
+    variants = ablation([r.dev for r in report.results])
+    names = [name for name, _ in rows(report.results)]
+
+    def f1s(texts: Sequence[str]) -> dict[str, float]:
+        scores = {
+            (r.corpus, r.id): score_page(t, r.dev.reference, r.lang)
+            for r, t in zip(report.results, texts, strict=True)
+        }
+        return {
+            name: aggregate(scores[(r.corpus, r.id)] for r in group).f1
+            for name, group in rows(report.results)
+        }
+
+    shipped = f1s(report.cv.held_out_text)
+    header = f"{'boilerplate lines kept':<24}" + "".join(f" {n[:13]:>13}" for n in names)
+    lines = [
+        "Cleaning rules by cross-validation: CV F1 change when a kind of edge line is kept"
+        " (> 0: the rule costs F1)",
+        header,
+        f"{'none (shipped)':<24}" + "".join(f" {shipped[n]:13.3f}" for n in names),
+    ]
+    for kind, cv in variants.items():
+        scores = f1s(cv.held_out_text)
+        lines.append(f"{kind:<24}" + "".join(f" {scores[n] - shipped[n]:+13.3f}" for n in names))
+    lines.append(f"  ({time.perf_counter() - started:.0f} s)")
+    return "\n".join(lines)
+
+
 def _same_model(a: Model, b: Model) -> bool:
     return model_literal(a) == model_literal(b)
 
@@ -495,6 +538,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="pages per corpus at most")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--per-page", action="store_true", help="also print per-page F1")
+    parser.add_argument(
+        "--ablation", action="store_true", help="cross-validate each cleaning rule (slow)"
+    )
     args = parser.parse_args(argv)
 
     if not args.corpora.is_dir():
@@ -519,6 +565,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_losses(report))
     print()
+    if args.ablation:
+        print(format_ablation(report))
+        print()
     print(format_speed(results))
     print()
     print(format_charset(results))

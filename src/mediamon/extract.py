@@ -42,34 +42,51 @@ _TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$")
 _TABLE_CELL_SEP = re.compile(r"\s*(?<!\\)\|\s*")
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 
-# Boilerplate lines, stripped only at the start or end of the text.
-_EDGE_PATTERNS = (
+# Boilerplate lines, stripped only at the start or end of the text, by kind (the bench
+# measures each kind's worth by cross-validation: bench/extraction_cv.py).
+EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
     # editor, source and byline-like credits of Chinese news
-    r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
-    r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
-    r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
+    "credits": (
+        r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
+        r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
+        r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
+    ),
     # copyright and reprint notices
-    r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
-    r"版权声明|无断转载|무단전재|reproduction without|non-commercial use only|"
-    r"may not be (re)?published|without (the )?(prior )?written permission",
-    r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
-    r"不得转载|谢绝转载|转载须",
+    "copyright": (
+        r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
+        r"版权声明|无断转载|무단전재|reproduction without|non-commercial use only|"
+        r"may not be (re)?published|without (the )?(prior )?written permission",
+        r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
+        r"不得转载|谢绝转载|转载须",
+    ),
     # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
-    r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
-    r"^notice: the content above",
-    r"本平台仅提供信息存储",
+    "disclaimers": (
+        r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
+        r"^notice: the content above",
+        r"本平台仅提供信息存储",
+    ),
     # share, follow, QR code, app prompts
-    r"^(分享到|分享至|分享|转发到|扫描二维码|扫一扫|扫码|长按(识别)?二维码|关注我们|点击关注|"
-    r"打开.{0,12}(app|客户端)|下载.{0,12}(app|客户端)|举报|反馈|举报\s*/\s*反馈|查看更多|"
-    r"加载更多|点击加载更多|查看原文|阅读原文|返回顶部|返回首页|上一篇|下一篇|打印|"
-    r"关闭窗口|收藏|点赞|评论)\s*[:：]?\s*$",
-    r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
-    r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
-    r"comments?)\s*[:.]?$",
-    r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
-    r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
-)
-_EDGE_RE = re.compile("|".join(f"(?:{p})" for p in _EDGE_PATTERNS), re.IGNORECASE)
+    "prompts": (
+        r"^(分享到|分享至|分享|转发到|扫描二维码|扫一扫|扫码|长按(识别)?二维码|关注我们|点击关注|"
+        r"打开.{0,12}(app|客户端)|下载.{0,12}(app|客户端)|举报|反馈|举报\s*/\s*反馈|查看更多|"
+        r"加载更多|点击加载更多|查看原文|阅读原文|返回顶部|返回首页|上一篇|下一篇|打印|"
+        r"关闭窗口|收藏|点赞|评论)\s*[:：]?\s*$",
+        r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
+        r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
+        r"comments?)\s*[:.]?$",
+        r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
+        r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
+    ),
+}
+
+
+def edge_pattern(kinds: Collection[str] = tuple(EDGE_PATTERNS)) -> re.Pattern[str]:
+    """One regular expression of the boilerplate lines of the given kinds."""
+    patterns = [p for kind in kinds for p in EDGE_PATTERNS[kind]]
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
+
+
+_EDGE_RE = edge_pattern()
 # Labels that are never article text, dropped wherever they are.
 _LABEL_LINES = re.compile(
     r"^(advertisement|advertisements|ad|sponsored|广告|推广|赞助内容|\[?广告\]?|"
@@ -261,9 +278,12 @@ def _has_structured_data(tree: Any) -> bool:
 # --- cleaning ---------------------------------------------------------------------------
 
 
-def clean_text(text: str, rule: SiteRule | None = None) -> str:
-    """Plain article text from trafilatura's: see the module documentation."""
-    edge = (_EDGE_RE, *rule.boilerplate) if rule else (_EDGE_RE,)
+def clean_text(
+    text: str, rule: SiteRule | None = None, edge_lines: re.Pattern[str] = _EDGE_RE
+) -> str:
+    """Plain article text from an extractor's: see the module documentation.
+    ``edge_lines``: the built-in boilerplate lines (the bench leaves kinds out)."""
+    edge = (edge_lines, *rule.boilerplate) if rule else (edge_lines,)
     drop = rule.drop_lines if rule else ()
     lines = [line for line in (_plain_line(raw) for raw in text.splitlines()) if line]
     lines = [
