@@ -34,9 +34,12 @@ lint: install ## ruff check and format check
 typecheck: install ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test: install ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP)
+test: install ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP), with coverage
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov=mediamon --cov=mediamon_airflow --cov-report=term:skip-covered
+
+test-fast: install ## the unit tests only (tests/unit: no database, no Airflow), under a minute
+	$(BIN)/pytest -q -m unit tests/unit
 
 demo: install ## ingest the bundled sample site and the seed through Airflow, offline, and print the counts
 	$(BIN)/mediamon demo

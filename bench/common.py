@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediamon import db
-from mediamon.config import PROJECT_ROOT
 
-CORPORA = Path(os.environ.get("MEDIAMON_CORPORA") or PROJECT_ROOT.parent / "shared" / "corpora")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+CORPORA = Path(os.environ.get("MEDIAMON_CORPORA") or REPO_ROOT.parent / "shared" / "corpora")
 LABELLED = (
     "aeb",
     "magic_html_article",
@@ -38,9 +39,9 @@ def corpus_pages(limit: int | None = None) -> list[bytes]:
 @contextmanager
 def scratch_database(prefix: str) -> Iterator[str]:
     """A fresh database with mediamon's schema (server as for the tests)."""
-    from mediamon import migrate
+    from mediamon.db import migrate
 
-    admin = db.scratch_admin_url("MEDIAMON_BENCH_DATABASE_URL", PROJECT_ROOT / "var" / "bench")
+    admin = db.scratch_admin_url("MEDIAMON_BENCH_DATABASE_URL", REPO_ROOT / "var" / "bench")
     with db.scratch_database(admin, prefix) as url:
         engine = db.make_engine(url)
         migrate.upgrade(engine)

@@ -12,12 +12,13 @@ Run from the repository root::
    with a different topic mix). Bursts are injected at random hours outside outages:
    1–6 hours of extra stories (Poisson, 1–6 times the usual count plus 2–8 stories).
    Both detectors run hour by hour with the same episode/cooldown rule
-   (:func:`mediamon.spikes.replay` for mediamon). A burst is found when an alert opens
+   (:func:`mediamon.spikes.episodes.replay` for mediamon, built on the production
+   :func:`mediamon.spikes.episodes.decide`). A burst is found when an alert opens
    during it or within the window after it; any other alert is false.
 2. **Timing.** 1M synthetic articles over 5 weeks (4 weeks of baseline, hourly),
    200 topics (an article mentions 0–3 of them; ~15 % are syndicated copies, which the
    counts skip). Timed separately: (a) turning the articles into hourly counts per topic
-   and totals (numpy, the job the SQL in topic_store does in PostgreSQL), (b) one
+   and totals (numpy, the job the SQL in mediamon.spikes.counts does in PostgreSQL), (b) one
    detection pass: :func:`mediamon.spikes.assess` for 200 topics at the latest hour.
    Also the matcher's speed (:meth:`mediamon.topics.Topic.match` with 200 topics on
    synthetic Chinese articles), extrapolated to 1M articles.
@@ -35,8 +36,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from mediamon.spikes import HOURS_PER_WEEK, HourlySeries, SpikeParams, assess, replay
-from mediamon.topics import Topic
+from mediamon.spikes.episodes import replay
+from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, SpikeParams, assess
+from mediamon.topics.definitions import Topic
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 WARMUP_WEEKS = 4
@@ -296,14 +298,17 @@ def timing(n_articles: int, n_topics: int, seed: int, db_url: str | None = None)
 
 def _db_timing(url: str, corpus: Corpus, at: datetime, expected: list[float]) -> None:
     """The same pass in PostgreSQL: load the corpus into a scratch database, then time
-    topic_store.assess_topics (the SQL hourly counts and totals, then the maths) and
+    mediamon.spikes.detect.assess_topics (the SQL hourly counts and totals, then the maths) and
     detect (the same, plus the alert bookkeeping)."""
     import hashlib
 
     import sqlalchemy as sa
 
-    from mediamon import db, migrate, topic_store
-    from mediamon.topics import TopicSet
+    from mediamon import db
+    from mediamon.db import migrate
+    from mediamon.spikes import detect
+    from mediamon.topics import store
+    from mediamon.topics.definitions import TopicSet
 
     name = "mediamon_bench_detection"
     admin = sa.create_engine(db.normalize_url(url), isolation_level="AUTOCOMMIT")
@@ -320,7 +325,7 @@ def _db_timing(url: str, corpus: Corpus, at: datetime, expected: list[float]) ->
                 for i in range(corpus.n_topics)
             )
         )
-        topic_store.sync_topics(engine, topics)
+        store.sync_topics(engine, topics)
         started = time.perf_counter()
         n = corpus.size
         with engine.begin() as conn:
@@ -368,13 +373,13 @@ def _db_timing(url: str, corpus: Corpus, at: datetime, expected: list[float]) ->
         timings = []
         for _ in range(2):
             started = time.perf_counter()
-            spikes = topic_store.assess_topics(engine, topics, at)
+            spikes = detect.assess_topics(engine, topics, at)
             timings.append(time.perf_counter() - started)
         same = all(
             math.isclose(s.expected, e, rel_tol=1e-9) for s, e in zip(spikes, expected, strict=True)
         )
         started = time.perf_counter()
-        created = topic_store.detect(engine, topics, at)
+        created = detect.detect(engine, topics, at)
         detect_seconds = time.perf_counter() - started
         print(f"  (c) PostgreSQL ({name}): loaded in {load_seconds:.0f} s;")
         print(

@@ -1,4 +1,4 @@
-"""Cross-validation of the extraction chooser (mediamon.choose) across sites.
+"""Cross-validation of the extraction chooser (mediamon.ingest.choose) across sites.
 
 Every parameter of the chooser is chosen here, never by hand on the pages at hand: the
 logistic model's weights, its ridge penalty and the navigation-line threshold. The
@@ -12,12 +12,12 @@ reference's ``url``, else the page's ``og:url``, else the page id's prefix: gne_
   cross-validation by site, then the weights fit on all of them) and applied to the
   held-out site's pages. What a new site can expect.
 * **In-sample F1**: the parameters fit on every site, as shipped in
-  ``mediamon.choose.MODEL``.
+  ``mediamon.ingest.choose.MODEL``.
 
     python -m bench.extraction_quality [--only CORPUS ...] [--limit N]
 
 prints the fit on all sites as a ``Model(...)`` literal, to be copied into
-``mediamon/choose.py`` when it differs from the shipped one.
+``mediamon/ingest/choose.py`` when it differs from the shipped one.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mediamon.choose import Model, choose
-from mediamon.extract import EDGE_PATTERNS, clean_text, edge_pattern
+from mediamon.ingest.choose import Model, choose
+from mediamon.ingest.extract import EDGE_PATTERNS, clean_text, edge_pattern
 
 NAVIGATION_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.9)
 L2_GRID = (0.3, 1.0, 3.0)
@@ -60,7 +60,7 @@ def site_of(corpus: str, page_id: str, url: str | None, raw: bytes = b"") -> str
 
 @dataclass(frozen=True)
 class DevPage:
-    """One development page's candidates, as :func:`mediamon.extract.read_candidates`
+    """One development page's candidates, as :func:`mediamon.ingest.extract.read_candidates`
     gives them, with what is needed to score them."""
 
     corpus: str
@@ -207,7 +207,7 @@ def cross_validate(pages: Sequence[DevPage]) -> CrossValidation:
 
 def ablation(pages: Sequence[DevPage]) -> dict[str, CrossValidation]:
     """The cross-validation again with each kind of boilerplate line (see
-    ``mediamon.extract.EDGE_PATTERNS``) left in the text: a kind whose removal does not
+    ``mediamon.ingest.extract.EDGE_PATTERNS``) left in the text: a kind whose removal does not
     raise the cross-validated F1 is a rule the data does not support."""
     results = {}
     for kind in EDGE_PATTERNS:

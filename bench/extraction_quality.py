@@ -13,10 +13,11 @@ of :mod:`bench.scoring`, on the same pages in the same run:
 * ``readability-lxml``: the page decoded with resiliparse's charset detector, then
   ``readability.Document(html).summary()`` as text;
 * ``resiliparse``: the same decoding, then ``extract_plain_text(main_content=True)``;
-* ``mediamon``: :func:`mediamon.decode.decode_html` then :func:`mediamon.extract.extract`
-  as ingest calls it when the feed gave the title and date. Its F1 is given in sample
-  (the shipped chooser, fit on all these pages) and cross-validated (leave one site
-  out, see :mod:`bench.extraction_cv`): the second is what an unseen site can expect.
+* ``mediamon``: :func:`mediamon.ingest.decode.decode_html` then
+  :func:`mediamon.ingest.extract.extract` as ingest calls it when the feed gave the
+  title and date. Its F1 is given in sample (the shipped chooser, fit on all these
+  pages) and cross-validated (leave one site out, see :mod:`bench.extraction_cv`): the
+  second is what an unseen site can expect.
 
 and prints F1 and CPU milliseconds per page of each per corpus, the pages where
 mediamon (cross-validated) is worse than plain trafilatura, and the charset figures of
@@ -53,8 +54,8 @@ from bench.scoring import (
     page_language,
     score_page,
 )
-from mediamon.choose import MODEL, Model
-from mediamon.extract import clean_text
+from mediamon.ingest.choose import MODEL, Model
+from mediamon.ingest.extract import clean_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
@@ -92,7 +93,7 @@ class PageResult:
     mode: str  # the candidate mediamon chose
     peer_seconds: dict[str, float]
     decode_seconds: float  # decode_html
-    extract_seconds: float  # mediamon.extract.extract(decoded text)
+    extract_seconds: float  # mediamon.ingest.extract.extract(decoded text)
     plain_on_text_seconds: float  # trafilatura.extract(decoded text, txt): extract()'s yardstick
     baseline_fffd: bool
     baseline_mojibake: bool
@@ -214,7 +215,7 @@ def _readability_peer(raw: bytes) -> str:
     from readability import Document
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
-    from mediamon.candidates import html_text
+    from mediamon.ingest.candidates import html_text
 
     try:
         return html_text(Document(bytes_to_str(raw, detect_encoding(raw))).summary())
@@ -239,9 +240,9 @@ def run_page(page: Page) -> PageResult:
     """
     import trafilatura
 
-    from mediamon.candidates import link_texts, parse, readability_text, trafilatura_text
-    from mediamon.decode import decode_html
-    from mediamon.extract import extract
+    from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
+    from mediamon.ingest.decode import decode_html
+    from mediamon.ingest.extract import extract
 
     raw = page.raw()
     outputs: dict[str, str] = {}

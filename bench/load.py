@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from bench.common import scratch_database
-from mediamon import db, load, normalize
+from mediamon import db
+from mediamon.db.tables import articles
+from mediamon.ingest import load, normalize
+from mediamon.ingest.run import CHUNK_SIZE
+from mediamon.ingest.sources import Source
 from mediamon.models import Article
-from mediamon.pipeline import CHUNK_SIZE
-from mediamon.sources import Source
-from mediamon.tables import articles
 
 # Common characters of news text: the synthetic bodies look like Chinese articles.
 CHARACTERS = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mediamon.config import PROJECT_ROOT
+from mediamon.devtools.airflow_env import dags_folder
 
 PROBE = """
 import runpy, sys, time
@@ -23,7 +23,7 @@ print(best)
 
 def parse_times(repeat: int = 5) -> dict[str, float]:
     """Seconds per DAG file (best of ``repeat`` imports in a fresh interpreter)."""
-    dags = PROJECT_ROOT / "dags"
+    dags = dags_folder()
     times: dict[str, float] = {}
     for path in sorted(dags.glob("*.py")):
         if path.name.startswith("_"):

@@ -20,9 +20,9 @@ from typing import Any
 
 from bench.common import corpus_pages, scratch_database, track_memory
 from mediamon import service
-from mediamon.config import Settings
-from mediamon.feeds import MAX_ITEMS
+from mediamon.ingest.feeds import MAX_ITEMS
 from mediamon.models import total_stats
+from mediamon.settings import Settings
 
 
 def _serve(articles: int, port_queue: Any) -> None:
@@ -114,7 +114,7 @@ def mediamon_rate(articles: int, workers: int | None) -> IngestRun:
             )
             settings = Settings(database_url=url, sources_path=sources, var_dir=Path(tmp))
             now = datetime.now(UTC)
-            names = service.prepare(settings, now, force=True)
+            names = service.plan_sources(settings, now, force=True)
             cpu_before = _cpu_seconds(server.pid or 0)
             with track_memory(exclude=frozenset({server.pid or 0})) as memory:
                 started = time.perf_counter()

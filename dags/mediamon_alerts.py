@@ -5,7 +5,7 @@ re-reads the topics (`config/topics.yaml`; an invalid file keeps the previous
 definitions), matches new articles, tests each topic's latest hour against its baseline
 and mails new alerts and due digests through the `mediamon_smtp` connection. A retry or a
 re-run never sends the same alert twice (dedupe key per topic and window). Logic lives in
-`mediamon.service` and `mediamon.topic_store`; the method is in `docs/spikes.md`.
+`mediamon.service` (topics/, spikes/, alerts/); the method is in `docs/spikes.md`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import articles_asset, failure_mail
 
-ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+ARTICLES = articles_asset()
 
 
 @dag(

@@ -14,11 +14,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import articles_asset, failure_mail
 
-ARTICLES = Asset(name="mediamon_articles", uri="mediamon://articles")
+ARTICLES = articles_asset()
 
 
 @dag(
@@ -54,7 +54,7 @@ def mediamon_ingest() -> None:
         context = get_current_context()
         _, now = run_time(context)
         params = context["params"]
-        return service.prepare(settings(), now, only=params["sources"], force=params["force"])
+        return service.plan_sources(settings(), now, only=params["sources"], force=params["force"])
 
     @task(multiple_outputs=False, max_active_tis_per_dagrun=4)
     def ingest_source(source_name: str) -> dict[str, object]:

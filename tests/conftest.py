@@ -14,14 +14,28 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mediamon import db, migrate
-from mediamon.archive import parse_archive_text
+from mediamon import db
+from mediamon.db import migrate
+from mediamon.ingest.archive import parse_archive_text
+from mediamon.ingest.build import ArticleJob, build_article
 from mediamon.models import Article
-from mediamon.pipeline import ArticleJob, build_article
+from tests.support import SHARED
+from tests.support.smtp_server import Sink, serve_smtp
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
 SEED = "000_206a002612bb7ab9.txt"  # the RFI article mediamon started from
+
+
+SUITES = {"unit": "unit", "integration": "integration", "dags": "airflow", "faults": "faults"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its suite's folder (tests/unit → ``unit``, tests/dags →
+    ``airflow``...), so ``-m`` selects a suite whatever the paths given."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        suite = item.path.relative_to(tests_dir).parts[0]
+        if suite in SUITES:
+            item.add_marker(SUITES[suite])
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +95,11 @@ def built_seed(shared_dir: Path) -> Article:
     article = build_article(job).article
     assert article is not None
     return article
+
+
+@pytest.fixture()
+def smtp() -> Iterator[tuple[Sink, int]]:
+    """A real SMTP server on a free loopback port, and the sink recording its mail."""
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        yield sink, port

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mediamon import db, migrate, service
-from mediamon.config import Settings
-from mediamon.sources import SourceConfigError
-from mediamon.topic_store import DeliveryError
+from mediamon import db, service
+from mediamon.alerts.deliver import DeliveryError
+from mediamon.db import migrate
+from mediamon.ingest.sources import SourceConfigError
+from mediamon.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,9 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings.from_env()
     try:
-        return _run(args, settings)
+        return _run(args, Settings.from_env())
     except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
         print(f"mediamon: {error}", file=sys.stderr)
         return 2
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "ingest":
         now = datetime.now(UTC)
-        names = service.prepare(settings, now, only=args.source, force=True)
+        names = service.plan_sources(settings, now, only=args.source, force=True)
         summaries = service.ingest(
             settings, names, f"cli:{now.isoformat()}", now, refetch_known=args.refetch
         )
@@ -126,15 +126,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":
-        from mediamon import demo
+        from mediamon.devtools import demo
 
         return demo.main()
     if args.command == "run":
-        from mediamon.airflow_env import run_services
+        from mediamon.devtools.airflow_env import run_services
 
         return run_services(settings)
     if args.command == "airflow":
-        from mediamon.airflow_env import run_airflow
+        from mediamon.devtools.airflow_env import run_airflow
 
         return run_airflow(settings, args.args)
     print(json.dumps(service.status(settings), ensure_ascii=False, default=str, indent=2))

@@ -53,7 +53,7 @@ class IngestStats:
     already_known: int = 0
     failed: int = 0
     duplicates: int = 0
-    # How the poll went (mediamon.polling): polled, or not_modified / unchanged when the
+    # How the poll went (mediamon.ingest.polling): polled, or not_modified / unchanged when the
     # feed had nothing new (an HTTP 304, the same bytes), failed, deferred (Retry-After).
     poll: str = "polled"
     errors: list[str] = field(default_factory=list)

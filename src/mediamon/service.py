@@ -13,12 +13,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mediamon import db, load, migrate, pipeline
-from mediamon.config import Settings
-from mediamon.decode import decode_html
-from mediamon.feeds import FeedItem
-from mediamon.fetch import make_session
-from mediamon.sources import Source, load_sources
+from mediamon import db
+from mediamon.alerts import deliver, smtp
+from mediamon.db import migrate
+from mediamon.db.queries import query
+from mediamon.ingest import build, load, plan
+from mediamon.ingest import run as pipeline
+from mediamon.ingest.decode import decode_html
+from mediamon.ingest.extract import load_site_rules
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import make_session
+from mediamon.ingest.sources import Source, load_sources
+from mediamon.settings import Settings
+from mediamon.spikes import detect
+from mediamon.spikes.model import Spike
+from mediamon.topics import match, store
+from mediamon.topics.definitions import TopicConfigError
+from mediamon.topics.file import load_topics
 
 logger = logging.getLogger(__name__)
 
@@ -30,27 +41,38 @@ def engine_for(settings: Settings) -> sa.Engine:
     return engine
 
 
-def prepare(
+def plan_sources(
     settings: Settings, now: datetime, *, only: Sequence[str] = (), force: bool = False
 ) -> list[str]:
-    """Upgrade the schema, sync the sources file into ``sources``, and name the sources due.
+    """Task ``plan_sources``: check the configuration files, upgrade the schema, sync the
+    sources file into ``sources``, and name the sources due.
+
+    A bad sources or extraction file fails here, before any source is fetched; a bad
+    topics file is logged (the alerts run keeps the stored topics, see
+    :func:`mediamon.topics.store.refresh_topics`) and does not stop ingestion.
 
     Args:
-        settings: Where the database and sources file are.
+        settings: Where the database and configuration files are.
         now: The run's time; a source is due when its poll interval has passed.
         only: Restrict to these source names (unknown names are an error).
         force: Treat every selected source as due.
 
     Raises:
         SourceConfigError: the sources file is invalid.
-        ValueError: ``only`` names a source that is not configured.
+        ValueError: the extraction file is invalid, or ``only`` names a source that is
+            not configured.
     """
     configured = _select(load_sources(settings.sources_path), only)
+    load_site_rules(str(settings.extraction_path))
+    try:
+        load_topics(settings.topics_path)
+    except TopicConfigError as error:
+        logger.error("%s; the alerts run keeps the stored topic definitions", error)
     engine = engine_for(settings)
-    with engine.begin() as conn:
-        ids = load.sync_sources(conn, configured)
-        due = configured if force else pipeline.due_sources(conn, configured, ids, now)
-    engine.dispose()
+    try:
+        due = plan.plan_sources(engine, configured, now, force=force)
+    finally:
+        engine.dispose()
     return [s.name for s in due]
 
 
@@ -67,6 +89,7 @@ def ingest(
     others (its errors are in the fetch log and the returned summaries)."""
     names = list(source_names)
     configured = _select(load_sources(settings.sources_path), names)
+    site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     engine = engine_for(settings)
     summaries: list[dict[str, object]] = []
     try:
@@ -81,7 +104,7 @@ def ingest(
             for source in configured:
                 stats = pipeline.ingest_source(
                     engine, source, ids[source.name], session, run_key, now,
-                    pool=pool, refetch_known=refetch_known,
+                    pool=pool, refetch_known=refetch_known, site_rules=site_rules,
                 )  # fmt: skip
                 summaries.append(stats.as_dict())
     finally:
@@ -103,8 +126,8 @@ def import_archive(
     The source is named after the folder unless ``source_name`` is given; importing the
     same folder again changes nothing.
     """
-    from mediamon.archive import archive_files
-    from mediamon.sources import NAME_PATTERN
+    from mediamon.ingest.archive import archive_files
+    from mediamon.ingest.sources import NAME_PATTERN
 
     folder = folder.resolve()
     name = (
@@ -117,6 +140,7 @@ def import_archive(
     if not NAME_PATTERN.match(name):
         raise ValueError(f"{name!r} is not a valid source name; pass --source-name")
     source = Source(name=name, kind="archive", location=str(folder), language=language)
+    site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     if total:
         total(len(archive_files(folder)))
     engine = engine_for(settings)
@@ -127,7 +151,7 @@ def import_archive(
         with pipeline.extraction_pool() as pool:
             stats = pipeline.ingest_source(
                 engine, source, ids[name], None, f"import:{folder}", now,
-                pool=pool, progress=progress,
+                pool=pool, progress=progress, site_rules=site_rules,
             )  # fmt: skip
     finally:
         engine.dispose()
@@ -143,14 +167,14 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
         except OSError as error:
             yield json.dumps({"path": str(path), "error": str(error)}, ensure_ascii=False)
             continue
-        job = pipeline.ArticleJob(
+        job = build.ArticleJob(
             item=FeedItem(link=path.resolve().as_uri()),
             source_language=None,
             drop_params=(),
             seen_at=datetime.now(UTC),
             archived_html=decoded.text,
         )
-        article = pipeline.build_article(job).article
+        article = build.build_article(job).article
         published = article.published_at if article else None
         yield json.dumps(
             {
@@ -172,7 +196,7 @@ def status(settings: Settings) -> dict[str, Any]:
         with engine.connect() as conn:
             rows = (
                 conn.execute(
-                    load.query("source_status"),
+                    query("source_status"),
                     {"since": datetime.now(UTC) - timedelta(days=1)},
                 )
                 .mappings()
@@ -191,53 +215,79 @@ def run_alerts(
     sender: str | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Refresh the topics, match new articles, detect spikes at ``at`` and deliver pending
-    alerts through ``send`` (default: the ``mediamon_smtp`` connection from the
-    environment; no connection means alerts stay pending)."""
-    from mediamon import mail, topic_store
+    """``mediamon alerts run``: the ``mediamon_alerts`` DAG's three tasks in one call —
+    :func:`match_topics` → :func:`detect_spikes` at ``at`` → :func:`deliver_alerts`
+    through ``send`` (default: the ``mediamon_smtp`` connection from the environment; no
+    connection means alerts stay pending).
 
-    if send is None and not dry_run:
-        smtp = mail.settings_from_env()
-        if smtp is not None:
-            send = mail.smtp_sender(smtp)
-            sender = sender or smtp.sender
+    With ``dry_run`` nothing is written or sent: the topics file is validated (the stored
+    definitions are used if it is invalid) and the windows are tested on the mentions as
+    they are.
+    """
+    if dry_run:
+        return _dry_run(settings, at)
+    if send is None:
+        smtp_settings = smtp.settings_from_env()
+        if smtp_settings is not None:
+            send = smtp.smtp_sender(smtp_settings)
+            sender = sender or smtp_settings.sender
         else:
-            logger.warning("no %s connection: alerts stay pending", mail.SMTP_CONN_ID)
+            logger.warning("no %s connection: alerts stay pending", smtp.SMTP_CONN_ID)
+    matched = match_topics(settings)
+    summary: dict[str, Any] = {
+        "topics": matched["topics"],
+        "matched": matched["matched"],
+        "alerts_created": detect_spikes(settings, at),
+    }
+    if send is not None:
+        summary["delivery"] = deliver_alerts(settings, send, at, sender)
+    return summary
+
+
+def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
     engine = engine_for(settings)
     try:
-        return topic_store.run_alerts(
-            engine,
-            settings.topics_path,
-            at,
-            send=send,
-            sender=sender or topic_store.DEFAULT_SENDER,
-            dry_run=dry_run,
-        )
+        try:
+            topics = load_topics(settings.topics_path)
+            error = None
+        except TopicConfigError as problem:
+            topics, error = store.stored_topics(engine), str(problem)
+        spikes = detect.assess_topics(engine, topics, at)
     finally:
         engine.dispose()
+    return {"dry_run": True, "topics_error": error, "windows": [_spike_summary(s) for s in spikes]}
+
+
+def _spike_summary(spike: Spike) -> dict[str, Any]:
+    return {
+        "topic": spike.topic,
+        "window_end": spike.window_end.isoformat(),
+        "status": spike.status,
+        "observed": int(spike.observed),
+        "expected": round(float(spike.expected), 3),
+        "p_value": float(spike.p_value),
+    }
 
 
 def match_topics(settings: Settings) -> dict[str, Any]:
-    """Load the topics file (an invalid one keeps the stored definitions) and match the
-    articles that are new, or all of them for topics whose rules changed."""
-    from mediamon import topic_store
-
+    """Task ``match_topics``: load the topics file (an invalid one keeps the stored
+    definitions) and match the articles that are new, or all of them for topics whose
+    rules changed."""
     engine = engine_for(settings)
     try:
-        refresh = topic_store.refresh_topics(engine, settings.topics_path)
-        matched = topic_store.match_articles(engine, refresh.topics)
+        refresh = store.refresh_topics(engine, settings.topics_path)
+        matched = match.match_articles(engine, refresh.topics)
     finally:
         engine.dispose()
     return {"topics": refresh.as_dict(), "matched": matched.as_dict()}
 
 
 def detect_spikes(settings: Settings, at: datetime) -> list[int]:
-    """Test each active topic's window ending at ``at``; return the new alerts' ids."""
-    from mediamon import topic_store
-
+    """Task ``detect_spikes``: test each active topic's window ending at ``at``; return
+    the new alerts' ids."""
     engine = engine_for(settings)
     try:
-        return topic_store.detect(engine, topic_store.stored_topics(engine), at)
+        return detect.detect(engine, store.stored_topics(engine), at)
     finally:
         engine.dispose()
 
@@ -248,14 +298,11 @@ def deliver_alerts(
     now: datetime,
     sender: str | None = None,
 ) -> dict[str, Any]:
-    """Send every pending alert (and due digest) once; failures stay pending."""
-    from mediamon import topic_store
-
+    """Task ``deliver_alerts``: send every pending alert (and due digest) once; failures
+    stay pending (:class:`mediamon.alerts.deliver.DeliveryError`)."""
     engine = engine_for(settings)
     try:
-        stats = topic_store.deliver_pending(
-            engine, send, now, sender=sender or topic_store.DEFAULT_SENDER
-        )
+        stats = deliver.deliver_pending(engine, send, now, sender=sender or deliver.DEFAULT_SENDER)
     finally:
         engine.dispose()
     return dict(stats.as_dict())

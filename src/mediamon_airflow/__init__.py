@@ -8,8 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from mediamon.alerts.smtp import SMTP_CONN_ID
+
 DATABASE_CONN_ID = "mediamon_db"
-SMTP_CONN_ID = "mediamon_smtp"
+
+
+def articles_asset() -> Any:
+    """The ``mediamon_articles`` asset: ``mediamon_ingest`` emits it after a run,
+    ``mediamon_alerts`` is scheduled on it. Defined here once for both DAGs."""
+    from airflow.sdk import Asset
+
+    return Asset(name="mediamon_articles", uri="mediamon://articles")
 
 
 def settings() -> Any:
@@ -20,7 +29,7 @@ def settings() -> Any:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from mediamon.config import Settings
+    from mediamon.settings import Settings
 
     configured = Settings.from_env()
     try:
@@ -48,30 +57,30 @@ def smtp_send() -> tuple[Any, str | None]:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from mediamon import mail
+    from mediamon.alerts import smtp
 
     try:
         conn = BaseHook.get_connection(SMTP_CONN_ID)
     except AirflowNotFoundException:
         return None, None
-    settings = mail.SmtpSettings(
-        host=conn.host or "localhost",
-        port=conn.port or 465,
-        login=conn.login,
-        password=conn.password,
-        extra=conn.extra_dejson,
-    )
-    return mail.smtp_sender(settings), settings.sender
+    fields = {
+        "host": conn.host or "localhost",
+        "port": conn.port,
+        "login": conn.login,
+        "password": conn.password,
+        "extra": conn.extra_dejson,
+    }
+    settings = smtp.connection_settings(fields, SMTP_CONN_ID)
+    return smtp.smtp_sender(settings), settings.sender
 
 
 def failure_mail() -> dict[str, Any]:
     """``default_args`` that mail ``MEDIAMON_OPS_EMAIL`` (comma-separated) when a task has
     failed for good, through the ``mediamon_smtp`` connection; empty when unset.
     Read at parse time: an environment variable costs nothing, unlike a Variable."""
-    import os
+    from mediamon.settings import Settings
 
-    configured = os.environ.get("MEDIAMON_OPS_EMAIL", "")
-    recipients = [address.strip() for address in configured.split(",") if address.strip()]
+    recipients = list(Settings.from_env().ops_emails)
     if not recipients:
         return {}
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier

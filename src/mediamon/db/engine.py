@@ -1,0 +1,157 @@
+"""Database engines: the configured server, or mediamon's own embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from mediamon.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_DATABASES = ("mediamon", "airflow")
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with its scheme set to the psycopg 3 driver.
+
+    Airflow connections render as ``postgres://`` and many tools write ``postgresql://``;
+    SQLAlchemy needs ``postgresql+psycopg://`` to pick psycopg 3.
+    """
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> sa.Engine:
+    """Create an engine for ``url`` (any postgres scheme).
+
+    Statements are planned at every execution (psycopg would prepare them after five):
+    mediamon's tables grow fast from empty, and a plan prepared while a table was small
+    stays in use. Reloading 20,000 articles into an emptied table ran 3,000 rows/s on
+    plans kept from its first rows, 6,000 planned afresh.
+    """
+    return sa.create_engine(
+        normalize_url(url), pool_pre_ping=True, connect_args={"prepare_threshold": None}
+    )
+
+
+def embedded_url(var_dir: Path, database: str = "mediamon") -> str:
+    """Start (or reuse) the embedded PostgreSQL under ``var_dir`` and return a URL.
+
+    The server outlives this process (cleanup_mode=None) so that Airflow's tasks, the CLI
+    and the scheduler share one server; ``mediamon db stop`` stops it.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        import pgserver  # heavy: only when the embedded server is actually wanted
+
+    pgdata = var_dir / "pgdata"
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode=None
+    )
+    existing = server.psql("select datname from pg_database;")
+    for name in EMBEDDED_DATABASES:
+        if name not in existing.split():
+            logger.info("creating database %s in the embedded server", name)
+            server.psql(f'create database "{name}";')
+    return normalize_url(str(server.get_uri(database)))
+
+
+def resolve_url(settings: Settings, database: str = "mediamon") -> str:
+    """The data database's URL: the configured one, else the embedded server's."""
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    return embedded_url(settings.var_dir, database)
+
+
+def ensure_database(url: str, name: str) -> str:
+    """Create database ``name`` on the server of ``url`` if missing; return its URL."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not a plain database name")
+    server_url = sa.make_url(normalize_url(url))
+    target = server_url.set(database=name)
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("select 1 from pg_database where datname = :name"), {"name": name}
+            ).first()
+            if not exists:
+                conn.execute(sa.text(f'create database "{name}"'))
+    finally:
+        engine.dispose()
+    return target.render_as_string(hide_password=False)
+
+
+def stop_embedded(var_dir: Path) -> bool:
+    """Stop the embedded server if it runs; return whether it was running."""
+    import subprocess
+
+    pgdata = var_dir / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode=None
+    )
+    pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
+    command = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "stop"]
+    if server.system_user is not None:
+        command = ["runuser", "-u", server.system_user, "--", *command]
+    subprocess.run(command, check=True, capture_output=True)
+    return True
+
+
+def local_server_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
+    """Whether a PostgreSQL server (or anything) listens on host:port."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def scratch_admin_url(env_var: str, var_dir: Path) -> str:
+    """A server for throwaway databases (tests, benchmarks): ``env_var`` if set, else the
+    local server on 127.0.0.1:5432 if one answers, else an embedded one under ``var_dir``."""
+    import os
+
+    configured = os.environ.get(env_var)
+    if configured:
+        return normalize_url(configured)
+    if local_server_answers():
+        return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    return embedded_url(var_dir, "postgres")
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """Create a uniquely named database on the server of ``admin_url``, yield its URL,
+    and drop it afterwards."""
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = ensure_database(admin_url, name)
+    try:
+        yield url
+    finally:
+        admin = sa.create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        finally:
+            admin.dispose()

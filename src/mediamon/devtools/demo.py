@@ -1,0 +1,262 @@
+"""``make demo``: the bundled sample site served on 127.0.0.1, the seed as an archive
+source, one real Airflow run of the ingest DAG on the embedded database, and a summary.
+Works offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from mediamon import db
+from mediamon.devtools.airflow_env import airflow_command, airflow_environment
+from mediamon.devtools.demo_history import write_history
+from mediamon.devtools.sitehost import serve_folder
+from mediamon.settings import DEMO_DIR, Settings
+
+DEMO_PORT = 18765
+# The invented history ends with a burst of Taiwan stories in the hour before this.
+BURST_END = datetime(2024, 4, 17, 2, 0, tzinfo=UTC)
+SOURCES_TEMPLATE = """\
+# Written by `make demo`: the bundled sample site and the seed archive.
+sources:
+  - name: demo-news
+    kind: feed
+    url: {base}/feed.xml
+    language: zh
+    poll_interval: 15m
+    allow_private_network: true   # the demo site is on 127.0.0.1
+  - name: rfi-archive
+    kind: archive
+    path: {archive}
+    language: zh
+  - name: demo-history
+    kind: archive
+    path: {history}
+    language: zh
+"""
+
+
+def write_demo_sources(path: Path, base: str, history: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        SOURCES_TEMPLATE.format(base=base, archive=DEMO_DIR / "archive", history=history),
+        encoding="utf-8",
+    )
+    return path
+
+
+class MailSink:
+    """An SMTP server on 127.0.0.1 that saves each message it receives as an .eml file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.saved: list[Path] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        from email import message_from_bytes
+        from email.header import decode_header, make_header
+
+        message = message_from_bytes(envelope.content)
+        subject = str(make_header(decode_header(message.get("Subject", ""))))
+        path = self.folder / f"{len(self.saved) + 1:02d}.eml"
+        path.write_bytes(envelope.content)
+        self.saved.append(path)
+        print(
+            f"  mail to {', '.join(envelope.rcpt_tos)}: {subject}  -> {path}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return "250 OK"
+
+
+@contextmanager
+def mail_sink(folder: Path) -> Iterator[tuple[MailSink, int]]:
+    """Run a :class:`MailSink` on a free loopback port; yield it and the port."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.eml"):
+        old.unlink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = MailSink(folder)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
+def _airflow(env: dict[str, str], args: list[str], log: Path) -> None:
+    with log.open("ab") as out:
+        result = subprocess.run(airflow_command(args), env=env, stdout=out, stderr=out, check=False)
+    if result.returncode != 0:
+        tail = log.read_text("utf-8", "replace").splitlines()[-30:]
+        raise SystemExit(
+            f"airflow {' '.join(args)} failed; last lines of {log}:\n" + "\n".join(tail)
+        )
+
+
+def summary(engine: sa.Engine) -> str:
+    """What was loaded, what failed and what was deduplicated, per source."""
+    with engine.connect() as conn:
+        loaded = (
+            conn.execute(
+                sa.text(
+                    "select source, count(*) as articles, count(duplicate_of) as copies,"
+                    " string_agg(distinct language, ',') as languages"
+                    " from bi.articles group by source order by source"
+                )
+            )
+            .mappings()
+            .all()
+        )
+        failures = (
+            conn.execute(
+                sa.text(
+                    "select source, url, error from bi.fetch_log where not ok"
+                    " and fetched_at = (select max(fetched_at) from bi.fetch_log)"
+                    " order by source, url"
+                )
+            )
+            .mappings()
+            .all()
+        )
+        copies = (
+            conn.execute(
+                sa.text(
+                    "select c.url as copy, o.url as original from bi.articles c"
+                    " join bi.articles o on o.article_id = c.duplicate_of order by c.url"
+                )
+            )
+            .mappings()
+            .all()
+        )
+        titles = (
+            conn.execute(
+                sa.text(
+                    "select source, published_at, language, title from bi.articles"
+                    " where source <> 'demo-history' order by published_at"
+                )
+            )
+            .mappings()
+            .all()
+        )
+    lines = ["", "== mediamon demo: what was loaded =="]
+    for row in loaded:
+        lines.append(
+            f"  {row['source']:<12} {row['articles']} articles ({row['copies']} syndicated copies),"
+            f" languages {row['languages']}"
+        )
+    lines.append(
+        "\n  articles from the sample site and the seed (demo-history is invented background):"
+    )
+    for row in titles:
+        lines.append(f"  {row['published_at']:%Y-%m-%d %H:%M}Z [{row['language']}] {row['title']}")
+    lines += ["", f"== failed fetches in the last run: {len(failures)} =="]
+    lines += [f"  {r['source']}: {r['url']}\n      {r['error']}" for r in failures]
+    lines += ["", f"== deduplicated: {len(copies)} =="]
+    lines += [f"  {r['copy']}\n      is a copy of {r['original']}" for r in copies]
+    return "\n".join(lines)
+
+
+def alert_summary(engine: sa.Engine, mails: list[Path]) -> str:
+    """The alerts recorded and the mails the sink saved."""
+    with engine.connect() as conn:
+        alerts = conn.execute(sa.text("select * from bi.alerts order by 1")).mappings().all()
+    lines = ["", f"== alerts: {len(alerts)} =="]
+    for alert in alerts:
+        fields = (
+            "topic_name",
+            "window_end",
+            "observed",
+            "expected",
+            "p_value",
+            "state",
+            "mails_sent",
+        )
+        lines.append("  " + ", ".join(f"{f}={alert[f]}" for f in fields if f in alert))
+    lines += ["", f"== mails delivered to the local SMTP sink: {len(mails)} =="]
+    lines += [f"  {path}  (open it in a mail client, or read it as text)" for path in mails]
+    return "\n".join(lines)
+
+
+def _demo_port() -> int:
+    """A fixed port, so the demo's article URLs (their natural keys) are the same each
+    run and a second run loads nothing twice; any free port if it is taken."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEMO_PORT))
+        except OSError:
+            return 0
+    return DEMO_PORT
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    demo_var = settings.var_dir / "demo"
+    demo_var.mkdir(parents=True, exist_ok=True)
+    log = demo_var / "airflow.log"
+    log.write_text("")
+    history = demo_var / "history"
+    files = write_history(history, BURST_END)
+    print(f"wrote {files} invented background stories (4 weeks, then a burst) to {history}")
+    with (
+        serve_folder(DEMO_DIR / "site", port=_demo_port()) as base,
+        mail_sink(demo_var / "mail") as (sink, smtp_port),
+    ):
+        sources = write_demo_sources(demo_var / "sources.yaml", base, history)
+        settings = replace(settings, sources_path=sources)
+        print(f"demo site on {base}; sources in {sources}")
+        env = airflow_environment(settings)
+        env["AIRFLOW_CONN_MEDIAMON_SMTP"] = json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "extra": {"disable_ssl": True, "disable_tls": True,
+                          "from_email": "mediamon demo <mediamon@localhost>"},
+            }
+        )  # fmt: skip
+        print(f"Airflow home {env['AIRFLOW_HOME']}; log in {log}")
+        print("migrating Airflow's metadata database ...")
+        _airflow(env, ["db", "migrate"], log)
+        print("running the mediamon_ingest DAG (airflow dags test) ...")
+        _airflow(
+            env,
+            ["dags", "test", "mediamon_ingest", "--conf", json.dumps({"force": True})],
+            log,
+        )
+        print(
+            f"running the mediamon_alerts DAG at {BURST_END:%Y-%m-%d %H:%M}Z"
+            " (airflow dags test) ..."
+        )
+        _airflow(env, ["dags", "test", "mediamon_alerts", BURST_END.isoformat()], log)
+        mails = list(sink.saved)
+    engine = db.make_engine(db.resolve_url(settings))
+    try:
+        print(summary(engine))
+        print(alert_summary(engine, mails))
+    finally:
+        engine.dispose()
+    print(f"\nThe database keeps running (var/pgdata); `{sys.argv[0]} db stop` stops it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""One article from a feed item and its page (or archived HTML): decode, extract with
+trafilatura (:mod:`mediamon.ingest.extract`), normalize (:mod:`mediamon.ingest.normalize`).
+Pure and picklable: runs in the extraction process pool."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from html import unescape
+
+from mediamon.ingest import memory
+from mediamon.ingest.decode import decode_html
+from mediamon.ingest.extract import SiteRule, extract
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import FetchResult
+from mediamon.ingest.normalize import (
+    canonical_url,
+    clean_text,
+    content_hash,
+    detect_language,
+    primary_language,
+    sentence_hashes,
+    to_utc,
+)
+from mediamon.models import Article
+from mediamon.text import fold
+
+logger = logging.getLogger(__name__)
+
+MIN_PAGE_TEXT_CHARS = 40  # shorter "articles" are navigation or paywall stubs
+FUTURE_TOLERANCE = timedelta(hours=1)
+HTML_TYPES = ("text/html", "application/xhtml+xml", "")
+
+
+@dataclass(frozen=True)
+class ArticleJob:
+    """Everything needed to build one article, picklable for the process pool."""
+
+    item: FeedItem
+    source_language: str | None
+    drop_params: tuple[str, ...]
+    seen_at: datetime
+    page: FetchResult | None = None
+    archived_html: str | None = None
+    # Per-site extraction rules, loaded once per run (None: those of the configured file).
+    site_rules: Mapping[str, SiteRule] | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    article: Article | None
+    note: str | None  # why the page's own text was not used, or why nothing was built
+
+
+def _html2txt(html: str) -> str:
+    import trafilatura
+
+    return str(trafilatura.html2txt(html) or "")
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment (feed content blocks): the extracted main text when
+    there is one, else all the text. Feeds also put plain text where HTML belongs."""
+    if "<" not in html:
+        return unescape(html)
+    html = f"<html><body>{html}</body></html>"
+    extracted = extract(html, with_metadata=False)
+    if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
+        return extracted.text
+    return _html2txt(html)
+
+
+def _feed_text(item: FeedItem) -> tuple[str, str] | None:
+    """The feed's own text for an item, full content before summary, with its origin."""
+    for origin, html in (("feed_content", item.content_html), ("feed_summary", item.summary_html)):
+        if html and (text := html_to_text(html).strip()):
+            return origin, text
+    return None
+
+
+def _known_metadata(item: FeedItem) -> list[str]:
+    """What the feed item already says, so the page need not be searched for it (the
+    feed's own values are used first anyway)."""
+    given = {
+        "title": item.title,
+        "author": item.author,
+        "date": item.published_at,
+        "categories": item.categories,
+    }
+    return [name for name, value in given.items() if value]
+
+
+def build_article(job: ArticleJob) -> BuildResult:
+    """Turn a feed item (and its page, or archived HTML) into a normalized article."""
+    item = job.item
+    text: str | None = None
+    origin = "page"
+    note: str | None = None
+    meta = None
+    raw: bytes | None = None
+    final_url = item.link
+    if job.archived_html is not None:
+        origin = "archive"
+        raw = job.archived_html.encode("utf-8")
+        meta = extract(
+            job.archived_html, item.link, known=_known_metadata(item), rules=job.site_rules
+        )
+        text = meta.text if meta else html_to_text(job.archived_html) or None
+        if not text:
+            return BuildResult(None, "archived HTML holds no text")
+    elif job.page is not None and job.page.ok:
+        raw = job.page.content
+        final_url = job.page.final_url
+        if job.page.content_type not in HTML_TYPES:
+            note = f"page is {job.page.content_type}, not HTML"
+        else:
+            decoded = decode_html(job.page.content, job.page.charset)
+            meta = extract(
+                decoded.text, final_url, known=_known_metadata(item), rules=job.site_rules
+            )
+            if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
+                text = meta.text
+            else:
+                note = "no article text found in the page"
+    elif job.page is not None:
+        note = f"page not fetched ({job.page.error})"
+    if text is None:
+        fallback = _feed_text(item)
+        if fallback is None:
+            return BuildResult(None, (note + "; " if note else "") + "feed item has no text")
+        origin, text = fallback
+        note = (note + f"; used {origin}") if note else None
+
+    body = clean_text(text)
+    title = clean_text(item.title or (meta.title if meta else "") or "") or None
+    match_text = fold(body)  # the title stays out: syndicated copies often retitle
+    published = item.published_at or (meta.published_at if meta else None)
+    if published is not None:
+        published = to_utc(published)
+        if published > job.seen_at + FUTURE_TOLERANCE:
+            published = None  # a date in the future is a feed bug, not news from tomorrow
+    language = (
+        primary_language(item.language)
+        or primary_language(meta.language if meta else None)
+        or job.source_language
+        or detect_language(body)
+    )
+    summary = None
+    if item.summary_html and origin != "feed_summary":
+        summary = clean_text(_html2txt(item.summary_html)) or None
+    article = Article(
+        canonical_url=canonical_url(final_url, job.drop_params),
+        url=item.link,
+        title=title,
+        author=item.author or (meta.author if meta else None),
+        published_at=published,
+        language=language,
+        body_text=body,
+        match_text=match_text,
+        summary=summary or (meta.description if meta else None),
+        image_url=meta.image if meta else None,
+        categories=item.categories or (meta.categories if meta else ()),
+        content_origin=origin,
+        content_hash=content_hash(match_text),
+        sentence_hashes=sentence_hashes(match_text),
+        raw_sha256=hashlib.sha256(raw).digest() if raw is not None else None,
+        raw_bytes=len(raw) if raw is not None else None,
+    )
+    return BuildResult(article, note)
+
+
+def build_article_safely(job: ArticleJob) -> BuildResult:
+    """:func:`build_article`, with a crash on one hostile page turned into that item's
+    failure instead of the whole source's (the traceback goes to the log)."""
+    try:
+        return build_article(job)
+    except Exception as error:  # noqa: BLE001 - recorded per item, never fatal to the run
+        logger.exception("building %s failed", job.item.link)
+        return BuildResult(None, f"extraction failed: {type(error).__name__}: {error}"[:300])
+    finally:
+        memory.return_freed()  # the page's parse trees

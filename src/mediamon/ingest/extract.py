@@ -1,0 +1,442 @@
+"""Article text and metadata from decoded HTML, by trafilatura and readability-lxml.
+
+The page is parsed once and read by two extractors (:mod:`mediamon.ingest.candidates`):
+trafilatura in precision mode and readability-lxml. Each text is cleaned: markdown
+table markup removed, boilerplate lines (editor, source, copyright, share and QR-code
+prompts, platform disclaimers) stripped where they stand at the start or end,
+everything after an end-of-article marker ("相关阅读", "Related articles"...) in the
+second half dropped, and a line repeated right after itself kept once. Then
+:mod:`mediamon.ingest.choose` picks one by evidence (agreement, link text, sentence shape),
+with a model fit by cross-validation across sites. Only when neither found any text does
+trafilatura's balanced mode run.
+
+Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
+``default_config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``
+(:class:`mediamon.settings.Settings`); the ingest task loads them once, before any page.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
+from mediamon.ingest.choose import choose
+from mediamon.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+# Lines stripped from each end of the text at most.
+MAX_EDGE_LINES = 8
+
+_TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$")
+_TABLE_CELL_SEP = re.compile(r"\s*(?<!\\)\|\s*")
+_SPACES = re.compile(r"[ \t\u3000\xa0]+")
+
+# Boilerplate lines, stripped only at the start or end of the text, by kind (the bench
+# measures each kind's worth by cross-validation: bench/extraction_cv.py).
+EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
+    # editor, source and byline-like credits of Chinese news
+    "credits": (
+        r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
+        r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
+        r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
+    ),
+    # copyright and reprint notices
+    "copyright": (
+        r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
+        r"版权声明|无断转载|무단전재|reproduction without|non-commercial use only|"
+        r"may not be (re)?published|without (the )?(prior )?written permission",
+        r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
+        r"不得转载|谢绝转载|转载须",
+    ),
+    # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
+    "disclaimers": (
+        r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
+        r"^notice: the content above",
+        r"本平台仅提供信息存储",
+    ),
+    # share, follow, QR code, app prompts
+    "prompts": (
+        r"^(分享到|分享至|分享|转发到|扫描二维码|扫一扫|扫码|长按(识别)?二维码|关注我们|点击关注|"
+        r"打开.{0,12}(app|客户端)|下载.{0,12}(app|客户端)|举报|反馈|举报\s*/\s*反馈|查看更多|"
+        r"加载更多|点击加载更多|查看原文|阅读原文|返回顶部|返回首页|上一篇|下一篇|打印|"
+        r"关闭窗口|收藏|点赞|评论)\s*[:：]?\s*$",
+        r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
+        r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
+        r"comments?)\s*[:.]?$",
+        r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
+        r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
+    ),
+}
+
+
+def edge_pattern(kinds: Collection[str] = tuple(EDGE_PATTERNS)) -> re.Pattern[str]:
+    """One regular expression of the boilerplate lines of the given kinds."""
+    patterns = [p for kind in kinds for p in EDGE_PATTERNS[kind]]
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
+
+
+_EDGE_RE = edge_pattern()
+# Labels that are never article text, dropped wherever they are.
+_LABEL_LINES = re.compile(
+    r"^(advertisement|advertisements|ad|sponsored|广告|推广|赞助内容|\[?广告\]?|"
+    r"分享到\s*[:：]?|分享\s*[:：]|scroll to continue with content)$",
+    re.IGNORECASE,
+)
+# Headings after which a news page has only related links, comments or recommendations.
+_END_MARKERS = re.compile(
+    r"^[【\[]?\s*(相关(阅读|新闻|文章|报道|推荐|链接|专题|资讯)|推荐阅读|延伸阅读|热门(推荐|文章|新闻|阅读)|"
+    r"猜你喜欢|为您推荐|为你推荐|大家都在看|更多(精彩|阅读|新闻|资讯)|精彩推荐|热点推荐|"
+    r"网友评论|最新评论|热门评论|发表评论|我要评论|评论区|"
+    r"related( articles| stories| posts| news| content| coverage)?|more (stories|from .{1,40})|"
+    r"recommended( for you| stories| articles)?|you may also like|most popular|most read|"
+    r"trending( now)?|latest (news|stories))\s*[】\]]?\s*[:：]?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What trafilatura found in a page. Any field may be missing except ``text``.
+
+    ``mode`` says which extraction the text came from: ``precision``, ``readability``
+    or ``balanced`` (the fallback, see the module documentation).
+    """
+
+    text: str
+    title: str | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    language: str | None = None
+    image: str | None = None
+    description: str | None = None
+    sitename: str | None = None
+    categories: tuple[str, ...] = field(default_factory=tuple)
+    mode: str = "precision"
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """Per-site extraction rules from the configuration file.
+
+    Attributes:
+        domain: Host the rule applies to, and its subdomains (``163.com`` covers
+            ``news.163.com``).
+        prune_xpath: XPath expressions of elements removed before extraction.
+        boilerplate: Regular expressions (searched, case-insensitive) of lines removed
+            from the start and end of the text, on top of the built-in ones.
+        drop_lines: Regular expressions of lines removed wherever they are.
+    """
+
+    domain: str
+    prune_xpath: tuple[str, ...] = ()
+    boilerplate: tuple[re.Pattern[str], ...] = ()
+    drop_lines: tuple[re.Pattern[str], ...] = ()
+
+
+def extract(
+    html: str,
+    url: str | None = None,
+    *,
+    with_metadata: bool = True,
+    known: Collection[str] = (),
+    rules: Mapping[str, SiteRule] | None = None,
+) -> Extracted | None:
+    """Extract the main text and metadata of an article page.
+
+    Args:
+        html: The page, already decoded (see :mod:`mediamon.ingest.decode`): trafilatura
+            guessing the charset itself garbles many GBK pages.
+        url: The page's URL, which helps trafilatura resolve links and dates, and
+            selects the per-site rules of the configuration.
+        with_metadata: Look for metadata at all (not for fragments of a feed).
+        known: Metadata the caller already has, from the feed, and so not looked for in
+            the page (any of "title", "author", "date", "categories"): the byline search
+            alone costs a fifth of an extraction.
+        rules: Per-site rules by domain (:func:`load_site_rules`); None means those of
+            the configured file.
+
+    Returns:
+        The extraction, or None when the page has no article text.
+    """
+    tree = parse(html)
+    if tree is None:
+        return None
+    rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
+    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
+    found = read_candidates(tree, url, rule)
+    choice = choose(found.precision, found.readability, found.link_texts)
+    text, mode = choice.text, choice.name
+    if mode == "none":  # neither extractor found text: the evidence that a pass missed it
+        text = clean_text(trafilatura_text(tree, url, precision=False, prune=prune), rule)
+        mode = "balanced"
+    if not text:
+        return None
+    meta = _metadata(tree, url, frozenset(known)) if with_metadata else {}
+    return Extracted(
+        text=text,
+        title=_str(meta.get("title")),
+        author=_str(meta.get("author")),
+        published_at=_date(meta.get("date")),
+        language=_str(meta.get("language")),
+        image=_str(meta.get("image")),
+        description=_str(meta.get("description")),
+        sitename=_str(meta.get("sitename")),
+        categories=_categories(meta.get("categories")),
+        mode=mode,
+    )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The cleaned texts of both extractors and the page's link texts (for the chooser)."""
+
+    precision: str
+    readability: str
+    link_texts: frozenset[str]
+
+
+def read_candidates(tree: Any, url: str | None, rule: SiteRule | None = None) -> Candidates:
+    """Both extractors' cleaned texts of a parsed page (see :mod:`mediamon.ingest.candidates`)."""
+    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
+    return Candidates(
+        precision=clean_text(trafilatura_text(tree, url, precision=True, prune=prune), rule),
+        readability=clean_text(readability_text(tree, prune=prune), rule),
+        link_texts=link_texts(tree),
+    )
+
+
+def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, Any]:
+    """Metadata as trafilatura's ``extract_metadata`` finds it, at a fraction of the cost.
+
+    The same steps, except: the date comes from the markup and the URL only. htmldate's
+    extensive search of the text costs ten times more (1.6 s on one 21 kB page of the
+    corpora), and where the markup has no date its guesses are often a bare year read
+    as 1 January; the feed's date comes first anyway. Tags and the licence, which
+    mediamon does not keep, are skipped, and so are the byline and category-link searches
+    on pages with structured data (JSON-LD or Open Graph) that names no author or section.
+    """
+    try:
+        from htmldate import find_date
+        from trafilatura.metadata import (
+            examine_meta,
+            extract_author,
+            extract_catstags,
+            extract_meta_json,
+            extract_sitename,
+            extract_title,
+            extract_url,
+        )
+        from trafilatura.settings import set_date_params
+    except ImportError:  # trafilatura reorganised its internals: the slow, public way
+        from trafilatura.metadata import extract_metadata
+
+        return dict(extract_metadata(tree, url).as_dict())
+    try:
+        meta = examine_meta(tree)
+        if meta.author and " " not in meta.author:
+            meta.author = None
+        try:
+            meta = extract_meta_json(tree, meta)
+        except Exception:  # trafilatura's JSON-LD parsing has bugs on odd pages
+            logger.debug("JSON-LD metadata failed on %s", url, exc_info=True)
+        if "title" not in known:
+            meta.title = meta.title or extract_title(tree)
+        # The byline and category-link searches cost a seventh of an extraction; a page
+        # whose structured data names no author or section seldom has what they find.
+        structured = _has_structured_data(tree)
+        if "author" not in known and not meta.author and not structured:
+            meta.author = extract_author(tree)
+        meta.url = meta.url or extract_url(tree, url)
+        if "date" not in known:
+            params = set_date_params(False)
+            params["url"] = meta.url
+            meta.date = find_date(tree, **params)
+        meta.sitename = (meta.sitename or extract_sitename(tree) or "").lstrip("@") or None
+        if "categories" not in known and not meta.categories and not structured:
+            meta.categories = extract_catstags("category", tree)
+        meta.clean_and_trim()
+        return dict(meta.as_dict())
+    except Exception:
+        logger.warning("metadata extraction failed on %s", url, exc_info=True)
+        return {}
+
+
+def _has_structured_data(tree: Any) -> bool:
+    return bool(
+        tree.xpath('boolean(//script[@type="application/ld+json"] | //meta[@property="og:type"])')
+    )
+
+
+# --- cleaning ---------------------------------------------------------------------------
+
+
+def clean_text(
+    text: str, rule: SiteRule | None = None, edge_lines: re.Pattern[str] = _EDGE_RE
+) -> str:
+    """Plain article text from an extractor's: see the module documentation.
+    ``edge_lines``: the built-in boilerplate lines (the bench leaves kinds out)."""
+    edge = (edge_lines, *rule.boilerplate) if rule else (edge_lines,)
+    drop = rule.drop_lines if rule else ()
+    lines = [line for line in (_plain_line(raw) for raw in text.splitlines()) if line]
+    lines = [
+        line
+        for line in lines
+        if not _LABEL_LINES.match(line) and not any(p.search(line) for p in drop)
+    ]
+    lines = _cut_at_end_marker(lines)
+    lines = _strip_edges(lines, edge)
+    return "\n".join(_dedup(lines))
+
+
+def _plain_line(line: str) -> str:
+    """A line without markdown table markup and with spaces collapsed."""
+    if "|" in line:
+        if _TABLE_RULE.match(line):
+            return ""
+        if line.lstrip().startswith("|"):
+            cells = [c for c in _TABLE_CELL_SEP.split(line) if c.strip()]
+            line = " ".join(cells).replace("\\|", "|")
+    return _SPACES.sub(" ", line).strip()
+
+
+def _cut_at_end_marker(lines: list[str]) -> list[str]:
+    """Drop everything from an end-of-article heading in the second half of the text."""
+    total = sum(len(line) for line in lines)
+    seen = 0
+    for index, line in enumerate(lines):
+        if seen >= total / 2 and len(line) <= 30 and _END_MARKERS.match(line):
+            return lines[:index]
+        seen += len(line)
+    return lines
+
+
+def _strip_edges(lines: list[str], patterns: tuple[re.Pattern[str], ...]) -> list[str]:
+    def boilerplate(line: str) -> bool:
+        return len(line) <= 300 and any(p.search(line) for p in patterns)
+
+    start = 0
+    while start < min(len(lines), MAX_EDGE_LINES) and boilerplate(lines[start]):
+        start += 1
+    end = len(lines)
+    while end > max(start, len(lines) - MAX_EDGE_LINES) and boilerplate(lines[end - 1]):
+        end -= 1
+    return lines[start:end]
+
+
+def _dedup(lines: list[str]) -> list[str]:
+    """Lines without immediate repeats (a caption or notice rendered twice in a row).
+
+    Only neighbours: repeats further apart are often real structure (the same heading
+    in each section of a recipe or a schedule).
+    """
+    return [line for index, line in enumerate(lines) if index == 0 or line != lines[index - 1]]
+
+
+# --- per-site rules ---------------------------------------------------------------------
+
+
+def configured_site_rules() -> dict[str, SiteRule]:
+    """The rules of the configured file (``MEDIAMON_EXTRACTION_CONFIG``), cached.
+
+    Raises:
+        ValueError: The file is not valid YAML or a rule is malformed.
+    """
+    return load_site_rules(str(Settings.from_env().extraction_path))
+
+
+def site_rule(url: str | None, rules: Mapping[str, SiteRule]) -> SiteRule | None:
+    """The rule for a URL's host (longest matching domain), if any."""
+    if not url or not rules:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    while host:
+        if host in rules:
+            return rules[host]
+        host = host.partition(".")[2]
+    return None
+
+
+@lru_cache(maxsize=4)
+def load_site_rules(path: str) -> dict[str, SiteRule]:
+    """Per-site rules of a YAML file (see ``default_config/extraction.yaml``); none if it is absent.
+
+    Raises:
+        ValueError: The file is not valid YAML or a rule is malformed.
+    """
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{file}: not valid YAML: {error}") from error
+    sites = document.get("sites") if isinstance(document, dict) else None
+    if sites is None:
+        return {}
+    if not isinstance(sites, list):
+        raise ValueError(f"{file}: 'sites' must be a list")
+    rules: dict[str, SiteRule] = {}
+    for number, entry in enumerate(sites, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("domain"), str):
+            raise ValueError(f"{file}: site {number} needs a 'domain'")
+        domain = entry["domain"].strip().lower().removeprefix("www.")
+        try:
+            rules[domain] = SiteRule(
+                domain=domain,
+                prune_xpath=_strings(entry.get("prune_xpath")),
+                boilerplate=tuple(
+                    re.compile(p, re.IGNORECASE) for p in _strings(entry.get("boilerplate"))
+                ),
+                drop_lines=tuple(
+                    re.compile(p, re.IGNORECASE) for p in _strings(entry.get("drop_lines"))
+                ),
+            )
+        except re.error as error:
+            raise ValueError(f"{file}: site {domain}: bad regular expression: {error}") from error
+    return rules
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a string or a list of strings, got {value!r}")
+
+
+# --- metadata ---------------------------------------------------------------------------
+
+
+def _str(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _categories(value: object) -> tuple[str, ...]:
+    items = value.split(";") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return ()
+    return tuple(c.strip() for c in items if isinstance(c, str) and c.strip())
+
+
+def _date(value: object) -> datetime | None:
+    """trafilatura gives a day (YYYY-MM-DD); midnight UTC stands for it."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value[:10], "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,581 @@
+"""HTTP fetching with one session per task: the SSRF guard, politeness, conditional GET,
+timeouts with a total deadline, a size cap after decompression, accepted content types,
+and redirects followed one checked hop at a time.
+
+:func:`fetch` never raises for network, HTTP or content faults: they end up in
+:attr:`FetchResult.error` with a short, stable description for the fetch log.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from urllib3 import exceptions as u3
+from urllib3.util.retry import Retry
+
+from mediamon.ingest import netguard
+from mediamon.ingest.politeness import (
+    MAX_CRAWL_DELAY_S,
+    ROBOTS_MAX_BYTES,
+    HostDeferred,
+    HostLimiter,
+    HostLimits,
+    RobotsCache,
+    RobotsRules,
+)
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 20.0
+# requests' read timeout applies to each read, so a slow-drip server could hold a
+# download open forever; the deadline bounds each request from sending it to the last
+# byte of the body (a watchdog breaks the connection when it passes).
+DOWNLOAD_DEADLINE_S = 60.0
+MAX_BYTES = 15 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+# Retry-After up to this long is waited for inside the task; a longer one defers the
+# host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
+MAX_RETRY_AFTER_S = 30.0
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+# Content types by what is fetched; "" is a response without Content-Type, "*+xml"
+# and "*/xml" match any XML type. HTML and plain text are accepted for feeds because
+# servers mislabel feeds; the parser reports a page that is not a feed.
+FEED_TYPES = (
+    "*/xml", "*+xml", "text/plain", "text/html", "application/octet-stream",
+    "binary/octet-stream", "",
+)  # fmt: skip
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Validators:
+    """Conditional GET validators from the previous fetch of a URL."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        if self.last_modified:
+            headers["If-Modified-Since"] = self.last_modified
+        return headers
+
+
+@dataclass
+class FetchResult:
+    """What one GET produced. ``error`` is None exactly when the fetch succeeded; then
+    ``content`` is the body, empty for a 304 Not Modified."""
+
+    url: str
+    final_url: str
+    status: int | None
+    content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    elapsed_ms: int = 0
+    error: str | None = None
+    redirects: tuple[str, ...] = ()  # the URLs redirected from, in order
+    retry_after_s: float | None = None  # the host asked to be left alone this long
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304 and self.error is None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def charset(self) -> str | None:
+        """The charset parameter of the Content-Type header, if any."""
+        for part in self.headers.get("content-type", "").split(";")[1:]:
+            key, _, value = part.partition("=")
+            if key.strip().lower() == "charset" and value.strip():
+                return value.strip().strip("\"'")
+        return None
+
+    @property
+    def validators(self) -> Validators:
+        return Validators(self.headers.get("etag"), self.headers.get("last-modified"))
+
+
+class GuardedSession(requests.Session):
+    """A session whose every connection goes through the SSRF guard, carrying the
+    politeness state (per-host limits, Retry-After deferrals, robots.txt rules) that all
+    fetches made with it share."""
+
+    def __init__(self, retries: int = 3, backoff_s: float = 0.5) -> None:
+        super().__init__()
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.limiter = HostLimiter()
+        self.robots = RobotsCache()
+
+
+def make_session(user_agent: str, retries: int = 3, backoff_s: float = 0.5) -> requests.Session:
+    """A guarded session (a :class:`GuardedSession`) for :func:`fetch`.
+
+    Connection errors are retried by urllib3 with backoff; 5xx and 429 answers are
+    retried by :func:`fetch`, through the politeness limits and honouring Retry-After.
+    Proxy settings from the environment are ignored: a proxy resolves names itself, so
+    the guard could not check the address it connects to.
+
+    Args:
+        user_agent: Sent with every request so sites can identify and contact us; its
+            first word is also the name robots.txt rules are matched against.
+        retries: Attempts after the first, for connection errors and retryable answers.
+        backoff_s: Base of the exponential backoff between attempts.
+    """
+    session = GuardedSession(retries, backoff_s)
+    session.trust_env = False
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=0,
+        redirect=False,
+        backoff_factor=backoff_s,
+        allowed_methods=("GET", "HEAD"),
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
+    adapter = netguard.GuardedAdapter(max_retries=retry, pool_maxsize=8)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(
+        {
+            "User-Agent": user_agent,
+            "Accept": "application/rss+xml, application/atom+xml, application/xml, "
+            "text/xml, text/html;q=0.9, */*;q=0.5",
+            "Accept-Language": "zh, en;q=0.5",
+            # Only what _BodyDecoder undoes (it checks the stream is complete).
+            "Accept-Encoding": "gzip, deflate",
+        }
+    )
+    return session
+
+
+def fetch(
+    session: requests.Session,
+    url: str,
+    *,
+    max_bytes: int = MAX_BYTES,
+    deadline_s: float = DOWNLOAD_DEADLINE_S,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+    allow_private_network: bool = False,
+    configured_url: bool = False,
+    validators: Validators | None = None,
+    accept_types: Collection[str] | None = None,
+    limits: HostLimits | None = None,
+    check_robots: bool = False,
+    max_redirects: int = MAX_REDIRECTS,
+) -> FetchResult:
+    """GET ``url``; never raises for network, HTTP or content failures (see ``error``).
+
+    Args:
+        session: From :func:`make_session`.
+        url: http(s) URL.
+        max_bytes: Body size cap after decompression; larger bodies are an error.
+        deadline_s: Bound on each request, from sending it to the body's last byte.
+        timeout: Connect and per-read timeouts in seconds.
+        allow_private_network: Private, loopback and link-local addresses are allowed
+            (the source's ``allow_private_network``).
+        configured_url: ``url`` is a source's own URL from the sources file: if its host
+            is written as an IP address or ``localhost``, it is fetched even when private
+            (the operator wrote it). Redirect hops are checked all the same.
+        validators: Send If-None-Match / If-Modified-Since; a 304 answer is a success
+            with empty content (:attr:`FetchResult.not_modified`).
+        accept_types: Content types to download (see FEED_TYPES, PAGE_TYPES); others are
+            an error without reading the body. None accepts any type.
+        limits: Per-host politeness; None means the defaults.
+        check_robots: Obey robots.txt (for article pages), on every redirect hop.
+        max_redirects: Redirect hops followed before giving up.
+
+    Raises:
+        TypeError: ``session`` was not made by :func:`make_session`.
+    """
+    if not isinstance(session, GuardedSession):
+        raise TypeError("fetch() needs a session from mediamon.ingest.fetch.make_session")
+    limits = limits or HostLimits()
+    started = time.monotonic()
+    chain: list[str] = [url]
+    current = url
+    attempt = 0
+    headers = validators.headers() if validators else {}
+
+    def done(**kwargs: Any) -> FetchResult:
+        elapsed = int((time.monotonic() - started) * 1000)
+        kwargs.setdefault("final_url", current)
+        kwargs.setdefault("status", None)
+        kwargs.setdefault("content", b"")
+        return FetchResult(url=url, elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
+
+    while True:
+        try:
+            target = netguard.vet(
+                current,
+                allow_private=allow_private_network,
+                literal_ok=configured_url and len(chain) == 1,
+            )
+        except requests.RequestException as error:
+            return done(error=_describe(error))
+        interval = limits.interval_for(target.is_loopback)
+        if check_robots:
+            rules = _robots_rules(session, target, allow_private_network, limits, timeout)
+            if not rules.allowed(current):
+                return done(error=rules.refusal())
+            if rules.crawl_delay_s:
+                interval = max(interval, min(rules.crawl_delay_s, MAX_CRAWL_DELAY_S))
+        try:
+            with session.limiter.slot(
+                target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S
+            ):
+                exchange = _exchange(
+                    session, target, headers, timeout, deadline_s, max_bytes, accept_types
+                )
+        except HostDeferred as deferred:
+            return done(error=str(deferred), retry_after_s=deferred.remaining_s)
+        if exchange.location is not None:
+            following = urljoin(current, exchange.location)
+            if following in chain:
+                return done(
+                    status=exchange.status,
+                    headers=exchange.headers,
+                    error="redirect loop: " + " -> ".join([*chain, following]),
+                )
+            if len(chain) > max_redirects:
+                return done(
+                    status=exchange.status,
+                    headers=exchange.headers,
+                    error=f"too many redirects (more than {max_redirects}): {url} -> … ->"
+                    f" {following}",
+                )
+            chain.append(following)
+            current = following
+            headers = {}  # validators belong to the URL they were sent for
+            continue
+        if exchange.status in RETRY_STATUSES and exchange.error is not None:
+            retry_after = _retry_after(exchange.headers)
+            if retry_after is not None:
+                session.limiter.defer(target.host, retry_after)
+            retryable = retry_after is None or retry_after <= MAX_RETRY_AFTER_S
+            if attempt < session.retries and retryable:
+                attempt += 1
+                if retry_after is None:  # a deferral makes the next slot() wait instead
+                    time.sleep(session.backoff_s * 2 ** (attempt - 1))
+                continue
+            message = exchange.error
+            if retry_after is not None:
+                message += f"; Retry-After {retry_after:.0f} s"
+            return done(
+                status=exchange.status,
+                headers=exchange.headers,
+                error=message,
+                retry_after_s=retry_after,
+            )
+        return done(
+            status=exchange.status,
+            headers=exchange.headers,
+            content=exchange.content,
+            error=exchange.error,
+        )
+
+
+@dataclass
+class _Exchange:
+    """One request and its response, before redirects and retries are decided."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    error: str | None = None
+    location: str | None = None
+
+
+def _exchange(
+    session: GuardedSession,
+    target: netguard.Target,
+    headers: dict[str, str],
+    timeout: tuple[float, float],
+    deadline_s: float,
+    max_bytes: int,
+    accept_types: Collection[str] | None,
+) -> _Exchange:
+    """Send one GET to the vetted ``target`` and read its body within the limits."""
+    overran = f"download took longer than {deadline_s:g} s"
+    with netguard.pinned(target) as pin:
+        watchdog = threading.Timer(deadline_s, pin.abort)
+        watchdog.daemon = True
+        watchdog.start()
+        started = time.monotonic()
+        try:
+            try:
+                response = session.get(
+                    target.url,
+                    headers=headers,
+                    timeout=timeout,
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as error:
+                return _Exchange(error=overran if pin.aborted else _describe(error))
+            with response:
+                result = _read_response(response, started, deadline_s, max_bytes, accept_types)
+                if result.error is None and result.location is None:
+                    response.raw.release_conn()  # read to the end: keep the connection alive
+            if pin.aborted and result.error is None and result.location is None:
+                result.error, result.content = overran, b""
+            elif pin.aborted and result.error and result.error.startswith("connection broken"):
+                result.error = overran
+            return result
+        finally:
+            watchdog.cancel()
+
+
+def _read_response(
+    response: requests.Response,
+    started: float,
+    deadline_s: float,
+    max_bytes: int,
+    accept_types: Collection[str] | None,
+) -> _Exchange:
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    status = response.status_code
+    result = _Exchange(status=status, headers=headers)
+    if status in REDIRECT_STATUSES:
+        location = headers.get("location", "").strip()
+        if not location:
+            result.error = f"HTTP {status} redirect without a Location header"
+        else:
+            result.location = location
+        return result
+    if status == 304:
+        return result
+    if status >= 400:
+        result.error = f"HTTP {status} {response.reason or ''}".strip()
+        return result
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if accept_types is not None and not _type_accepted(content_type, accept_types):
+        result.error = f"content type {content_type or '(none)'} not accepted"
+        return result
+    encoding = headers.get("content-encoding", "").strip().lower()
+    length = headers.get("content-length", "")
+    if encoding in ("", "identity") and length.isdigit() and int(length) > max_bytes:
+        result.error = f"body larger than {max_bytes} bytes"
+        return result
+    try:
+        decoder = _BodyDecoder(encoding)
+    except ValueError as error:
+        result.error = f"bad content encoding: {error}"
+        return result
+    raw = response.raw
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if time.monotonic() - started > deadline_s:
+                result.error = f"download took longer than {deadline_s:g} s"
+                return result
+            data = raw.read1(CHUNK_BYTES, decode_content=False)
+            if not data:
+                break
+            piece = decoder.feed(data, max_bytes - size)
+            size += len(piece)
+            if size > max_bytes:
+                result.error = f"body larger than {max_bytes} bytes"
+                return result
+            chunks.append(piece)
+        tail = decoder.finish()
+        size += len(tail)
+        if size > max_bytes:
+            result.error = f"body larger than {max_bytes} bytes"
+            return result
+        chunks.append(tail)
+    except _DecodeFailed as error:
+        result.error = f"bad content encoding: {error}"
+        return result
+    except (u3.ReadTimeoutError, TimeoutError) as error:
+        result.error = f"read timeout: {error}"
+        return result
+    except (u3.HTTPError, OSError, requests.RequestException) as error:
+        result.error = f"connection broken mid-body: {_short(error)}"
+        return result
+    result.content = b"".join(chunks)
+    return result
+
+
+class _DecodeFailed(Exception):
+    """The body's content coding is corrupt or incomplete."""
+
+
+class _BodyDecoder:
+    """Undoes gzip or deflate with a bound on the output of every step (a small
+    compressed body can expand a thousandfold), and checks the compressed stream ended:
+    urllib3 returns a gzip body cut in the middle as if it were whole."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self._zlib: Any = None
+        self._first = True
+        if encoding in ("", "identity"):
+            return
+        if encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
+        else:
+            raise ValueError(f"unsupported content coding {encoding!r}")
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Decode ``data``; return at most ``room + 1`` bytes (more means over the cap)."""
+        if self._zlib is None:
+            return data
+        try:
+            out = self._decompress(data, room)
+        except zlib.error as error:
+            if not (self.encoding == "deflate" and self._first):
+                raise _DecodeFailed(str(error)) from error
+            # Servers often send raw deflate without the zlib header the spec asks for.
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                out = self._decompress(data, room)
+            except zlib.error as raw_error:
+                raise _DecodeFailed(str(raw_error)) from raw_error
+        self._first = False
+        return out
+
+    def _decompress(self, data: bytes, room: int) -> bytes:
+        out: bytes = self._zlib.decompress(data, max(room, 0) + 1)
+        # A finished gzip member may be followed by another (concatenated gzip).
+        while self._zlib.eof and self._zlib.unused_data and len(out) <= room:
+            rest = self._zlib.unused_data
+            if self.encoding not in ("gzip", "x-gzip") or not rest.startswith(b"\x1f\x8b"):
+                break  # trailing garbage after the stream: ignored, as browsers do
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += self._zlib.decompress(rest, max(room - len(out), 0) + 1)
+        return out
+
+    def finish(self) -> bytes:
+        if self._zlib is None:
+            return b""
+        if not self._zlib.eof:
+            raise _DecodeFailed(
+                f"truncated {self.encoding} stream (the body ends before the compressed data)"
+            )
+        return b""
+
+
+def _type_accepted(content_type: str, accepted: Collection[str]) -> bool:
+    for pattern in accepted:
+        if pattern == content_type:
+            return True
+        if pattern == "*+xml" and content_type.endswith("+xml"):
+            return True
+        if pattern == "*/xml" and content_type.endswith("/xml"):
+            return True
+    return False
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), if any."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    # Wall-clock time here paces HTTP requests; it decides no data.
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _robots_rules(
+    session: GuardedSession,
+    target: netguard.Target,
+    allow_private_network: bool,
+    limits: HostLimits,
+    timeout: tuple[float, float],
+) -> RobotsRules:
+    parts = urlsplit(target.url)
+    origin = f"{target.scheme}://{target.host}:{target.port}"
+    robots_url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/robots.txt"
+
+    def load() -> RobotsRules:
+        result = fetch(
+            session,
+            robots_url,
+            allow_private_network=allow_private_network,
+            limits=limits,
+            timeout=timeout,
+            max_bytes=ROBOTS_MAX_BYTES,
+            deadline_s=min(DOWNLOAD_DEADLINE_S, 30.0),
+        )
+        if result.ok:
+            return RobotsRules.parse(result.content.decode("utf-8", "replace"), robots_url)
+        if result.status is not None and 400 <= result.status < 500 and result.status != 429:
+            return RobotsRules(source=robots_url)  # no robots.txt: everything is allowed
+        # RFC 9309: an unreachable robots.txt (5xx, 429, network) means disallow all.
+        return RobotsRules.unreachable(robots_url, f"robots.txt unreachable ({result.error})")
+
+    return session.robots.rules(origin, load)
+
+
+def _short(error: BaseException) -> str:
+    detail = str(error)
+    return detail[:300] + "…" if len(detail) > 300 else detail
+
+
+def _describe(error: requests.RequestException) -> str:
+    """A short, stable description of a request failure for the fetch log.
+
+    With retries on, urllib3 wraps the last failure in MaxRetryError; the description
+    names that underlying failure, not the wrapper.
+    """
+    if isinstance(error, netguard.BlockedURL | netguard.ResolutionFailed):
+        return str(error)  # already a complete description
+    reason: BaseException = error
+    if error.args and isinstance(error.args[0], u3.MaxRetryError) and error.args[0].reason:
+        reason = error.args[0].reason
+    kinds: tuple[tuple[type[BaseException], str], ...] = (
+        # NewConnectionError subclasses ConnectTimeoutError: test it first.
+        (u3.NameResolutionError, "DNS lookup failed"),
+        (u3.NewConnectionError, "connection failed"),
+        (requests.exceptions.ConnectTimeout, "connect timeout"),
+        (u3.ConnectTimeoutError, "connect timeout"),
+        (requests.exceptions.ReadTimeout, "read timeout"),
+        (u3.ReadTimeoutError, "read timeout"),
+        (requests.exceptions.TooManyRedirects, "too many redirects"),
+        (requests.exceptions.SSLError, "TLS error"),
+        (u3.SSLError, "TLS error"),
+        (requests.exceptions.ContentDecodingError, "bad content encoding"),
+        (requests.exceptions.ChunkedEncodingError, "connection broken mid-body"),
+        (u3.ProtocolError, "connection broken"),
+        (requests.exceptions.InvalidSchema, "unsupported URL scheme"),
+        (requests.exceptions.InvalidURL, "invalid URL"),
+        (requests.exceptions.MissingSchema, "invalid URL"),
+        (requests.exceptions.ConnectionError, "connection failed"),
+    )
+    label = next((text for kind, text in kinds if isinstance(reason, kind)), "request failed")
+    return f"{label}: {_short(reason)}"

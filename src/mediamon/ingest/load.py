@@ -1,0 +1,311 @@
+"""Idempotent writes: every table is upserted on its natural key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.db.queries import query
+from mediamon.db.tables import articles, fetch_log, sources
+from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.sources import Source
+from mediamon.models import Article, FetchRecord
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_MIN_CHARS = 30
+DUPLICATE_MIN_SENTENCES = 3
+DUPLICATE_MIN_SHARED = 0.8  # of the shorter article's sentences
+# Fields whose change makes a stored article count as updated.
+ARTICLE_CONTENT_FIELDS = (
+    "url", "title", "author", "published_at", "language", "body_text", "match_text",
+    "summary", "image_url", "categories", "content_origin", "content_hash", "sentence_hashes",
+    "raw_sha256", "raw_bytes",
+)  # fmt: skip
+
+
+WRITTEN_COLUMNS = (
+    "url_hash",
+    "canonical_url",
+    "source_id",
+    "first_seen_at",
+    *ARTICLE_CONTENT_FIELDS,
+)
+
+
+def sync_sources(conn: sa.Connection, configured: Sequence[Source]) -> dict[str, int]:
+    """Upsert the configured sources by name; return their ids by name."""
+    rows = [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "location": s.location,
+            "language": s.language,
+            "poll_interval": s.poll_interval,
+            "settings": s.settings,
+        }
+        for s in configured
+    ]
+    if rows:
+        statement = insert(sources).values(rows)
+        excluded = statement.excluded
+        changed = ("kind", "location", "language", "poll_interval", "settings")
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sources.c.name],
+                set_={**{c: excluded[c] for c in changed}, "updated_at": sa.func.now()},
+                where=sa.or_(*(sources.c[c].is_distinct_from(excluded[c]) for c in changed)),
+            )
+        )
+    return dict(conn.execute(sa.select(sources.c.name, sources.c.source_id)).all())
+
+
+def write_fetch_log(
+    conn: sa.Connection, run_key: str, source_id: int, records: Iterable[FetchRecord]
+) -> int:
+    """Upsert fetch records on (run_key, source_id, url); a retry overwrites its rows."""
+    rows = [{"run_key": run_key, "source_id": source_id, **asdict(r)} for r in records]
+    if not rows:
+        return 0
+    unique: dict[str, dict[str, object]] = {str(r["url"]): r for r in rows}
+    statement = insert(fetch_log)
+    excluded = statement.excluded
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[fetch_log.c.run_key, fetch_log.c.source_id, fetch_log.c.url],
+            set_={
+                c: excluded[c]
+                for c in ("kind", "fetched_at", "status", "bytes", "elapsed_ms", "error")
+            },
+        ),
+        list(unique.values()),
+    )
+    return len(unique)
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What :func:`upsert_articles` wrote."""
+
+    inserted: int
+    updated: int
+    article_ids: list[int]  # of the rows inserted or updated
+    copies: int  # of those, how many are linked to an earlier article as a copy
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What decides whether an article copies another."""
+
+    article_id: int
+    content_hash: bytes | None  # None when the text is too short for the exact rule
+    sentences: frozenset[int]
+
+
+def upsert_articles(
+    conn: sa.Connection, source_id: int, batch: Sequence[Article], seen_at: object
+) -> Upserted:
+    """Insert new articles and update changed ones, each linked to the first earlier
+    article of which it is a syndicated copy (see :func:`copy_roots`); unchanged rows
+    are not touched.
+
+    New articles are COPYed with ids drawn beforehand, so their copy links are known
+    before they are written; stored ones go through ``insert ... on conflict``. If
+    another transaction stores one of the new URLs in between, the unique key refuses
+    the COPY and the batch is looked up and written again.
+
+    Args:
+        conn: Open connection; the caller owns the transaction.
+        source_id: The source that found these articles (kept from the first finder).
+        batch: Articles, at most one per canonical URL (the last one wins).
+        seen_at: When this batch was fetched (first_seen_at of new rows).
+    """
+    by_url = {a.canonical_url: a for a in batch}
+    if not by_url:
+        return Upserted(0, 0, [], 0)
+    rows = [article_row(a, source_id, seen_at) for a in by_url.values()]
+    try:
+        with conn.begin_nested():
+            return _write_articles(conn, rows)
+    except sa.exc.IntegrityError as error:
+        if not isinstance(error.orig, psycopg.errors.UniqueViolation):
+            raise
+    with conn.begin_nested():  # another transaction stored one of the URLs meanwhile
+        return _write_articles(conn, rows)
+
+
+def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upserted:
+    drawn = conn.execute(query("article_ids"), {"url_hashes": [r["url_hash"] for r in rows]})
+    stored: dict[object, int] = {}
+    new_ids: list[int] = []
+    for key, stored_id, new_id in drawn:
+        if stored_id is not None:
+            stored[key] = stored_id
+        else:
+            new_ids.append(new_id)
+    new = [r for r in rows if r["url_hash"] not in stored]
+    # ascending in the batch's order, so that "earlier" means the same for every article
+    ids: dict[object, int] = {
+        **stored,
+        **{r["url_hash"]: i for r, i in zip(new, sorted(new_ids), strict=True)},
+    }
+    fingerprints = [_fingerprint(ids[r["url_hash"]], r) for r in rows]
+    roots = copy_roots(fingerprints, _root_candidates(conn, fingerprints))
+    for row in rows:
+        row["article_id"] = ids[row["url_hash"]]
+        row["duplicate_of"] = roots[ids[row["url_hash"]]]
+
+    # Rows go in natural-key order: two transactions writing overlapping URLs then wait
+    # on each other's first shared one instead of each holding one the other needs.
+    in_key_order = sorted(rows, key=lambda r: cast(bytes, r["url_hash"]))
+    _copy_new_articles(conn, [r for r in in_key_order if r["url_hash"] not in stored])
+    updated = _update_stored_articles(conn, [r for r in in_key_order if r["url_hash"] in stored])
+    written = [ids[r["url_hash"]] for r in new] + updated
+    return Upserted(
+        inserted=len(new),
+        updated=len(updated),
+        article_ids=written,
+        copies=sum(1 for article_id in written if roots[article_id] is not None),
+    )
+
+
+def _fingerprint(article_id: int, row: dict[str, Any]) -> Fingerprint:
+    long_enough = len(row["match_text"]) >= DUPLICATE_MIN_CHARS
+    return Fingerprint(
+        article_id=article_id,
+        content_hash=row["content_hash"] if long_enough else None,
+        sentences=frozenset(row["sentence_hashes"]),
+    )
+
+
+def _root_candidates(conn: sa.Connection, batch: Sequence[Fingerprint]) -> list[Fingerprint]:
+    """Stored roots sharing the text or a sentence with an article of ``batch``, but not
+    the batch's own stored rows (their new text counts, not the stored one)."""
+    sentences = sorted(
+        {h for f in batch if len(f.sentences) >= DUPLICATE_MIN_SENTENCES for h in f.sentences}
+    )
+    content_hashes = [f.content_hash for f in batch if f.content_hash is not None]
+    if not sentences and not content_hashes:
+        return []
+    found = conn.execute(
+        query("root_candidates").bindparams(
+            sa.bindparam("content_hashes", type_=pg.ARRAY(sa.LargeBinary)),
+            sa.bindparam("sentence_hashes", type_=pg.ARRAY(sa.BigInteger)),
+        ),
+        {
+            "content_hashes": content_hashes,
+            "sentence_hashes": sentences,
+            "min_sentences": DUPLICATE_MIN_SENTENCES,
+        },
+    )
+    own = {f.article_id for f in batch}
+    roots = {  # by id: a root with the same text and a shared sentence comes twice
+        article_id: Fingerprint(article_id, content, frozenset(hashes))
+        for article_id, content, hashes in found
+        if article_id not in own
+    }
+    return list(roots.values())
+
+
+def copy_roots(
+    batch: Sequence[Fingerprint], stored_roots: Sequence[Fingerprint]
+) -> dict[int, int | None]:
+    """For each article of ``batch``, the id of the first earlier root it copies, or None.
+
+    An article copies an earlier one with the same text (when long enough to tell), or
+    when they share at least DUPLICATE_MIN_SHARED of the shorter one's sentences (each
+    having DUPLICATE_MIN_SENTENCES or more): a copy with its own byline, credit line or
+    footer, or other paragraph breaks. Only roots (articles that copy none) are linked
+    to, and only earlier ones, so links never form a cycle. The batch's roots count for
+    its later articles.
+
+    Args:
+        batch: The articles being written, with their ids.
+        stored_roots: Stored roots that may be originals (:func:`_root_candidates`).
+    """
+    by_text: dict[bytes, list[int]] = {}
+    by_sentence: dict[int, list[Fingerprint]] = {}
+
+    def add(root: Fingerprint) -> None:
+        if root.content_hash is not None:
+            by_text.setdefault(root.content_hash, []).append(root.article_id)
+        if len(root.sentences) >= DUPLICATE_MIN_SENTENCES:
+            for h in root.sentences:
+                by_sentence.setdefault(h, []).append(root)
+
+    for root in stored_roots:
+        add(root)
+    roots: dict[int, int | None] = {}
+    for article in sorted(batch, key=lambda f: f.article_id):
+        originals = list(by_text.get(article.content_hash, ())) if article.content_hash else []
+        if len(article.sentences) >= DUPLICATE_MIN_SENTENCES:
+            shared: dict[int, int] = {}
+            sizes: dict[int, int] = {}
+            for h in article.sentences:
+                for other in by_sentence.get(h, ()):
+                    shared[other.article_id] = shared.get(other.article_id, 0) + 1
+                    sizes[other.article_id] = len(other.sentences)
+            originals += [
+                other
+                for other, count in shared.items()
+                if count >= DUPLICATE_MIN_SHARED * min(sizes[other], len(article.sentences))
+            ]
+        earlier = [i for i in originals if i < article.article_id]
+        roots[article.article_id] = min(earlier, default=None)
+        if roots[article.article_id] is None:
+            add(article)
+    return roots
+
+
+def _copy_new_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
+    """COPY rows that are not stored yet, ids and copy links included."""
+    if not rows:
+        return
+    columns = ("article_id", *WRITTEN_COLUMNS, "duplicate_of")
+    statement = f"copy articles ({', '.join(columns)}) from stdin"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.Error as error:  # as SQLAlchemy's own, like every other statement's
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> list[int]:
+    """Upsert rows whose URL is stored; return the ids of those that changed. (A refetch
+    or a re-import: one multi-row statement, slower per row than COPY but rare.)"""
+    if not rows:
+        return []
+    columns = (*WRITTEN_COLUMNS, "duplicate_of")
+    changed = (*ARTICLE_CONTENT_FIELDS, "duplicate_of")
+    statement = insert(articles).values([{c: r[c] for c in columns} for r in rows])
+    excluded = statement.excluded
+    result = conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[articles.c.url_hash],
+            set_={**{f: excluded[f] for f in changed}, "updated_at": sa.func.now()},
+            where=sa.or_(*(articles.c[f].is_distinct_from(excluded[f]) for f in changed)),
+        ).returning(articles.c.article_id)
+    )
+    return list(result.scalars())
+
+
+def article_row(article: Article, source_id: int, seen_at: object) -> dict[str, object]:
+    """The ``articles`` columns (all but the generated ones) for one article."""
+    return {
+        **{f: getattr(article, f) for f in ARTICLE_CONTENT_FIELDS},
+        "categories": list(article.categories),
+        "sentence_hashes": list(article.sentence_hashes),
+        "canonical_url": article.canonical_url,
+        "url_hash": url_hash(article.canonical_url),
+        "source_id": source_id,
+        "first_seen_at": seen_at,
+    }

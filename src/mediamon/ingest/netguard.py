@@ -1,0 +1,376 @@
+"""SSRF guard: resolve a URL's host once, refuse addresses mediamon must not reach, and
+connect to exactly the address that was checked.
+
+A feed is input from strangers: its item links, and every redirect a server answers
+with, may point at the machine mediamon runs on, the office network or a cloud metadata
+service. :func:`vet` parses the URL, resolves its host once and refuses it when any
+address is loopback, private, link-local, multicast, reserved, shared (CGNAT),
+unspecified or a known cloud-metadata address, or when the scheme is not http(s).
+:class:`GuardedAdapter` then connects to the vetted address itself, keeping the URL's
+host name for the Host header, TLS SNI and certificate checks, so a DNS answer that
+changes between the check and the connection (DNS rebinding) cannot redirect it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import ipaddress
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import connection as u3connection
+from urllib3 import connectionpool as u3pool
+from urllib3 import exceptions as u3exceptions
+from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
+from urllib3.util import connection as u3util
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_SCHEMES = ("http", "https")
+MAX_URL_LENGTH = 2048
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Metadata services of the big clouds. Most sit in link-local or private space and are
+# refused anyway; Azure's wire server (168.63.129.16) is a public address, and these are
+# named so the error says what was hit.
+CLOUD_METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle
+        "169.254.170.2",  # AWS ECS task metadata
+        "100.100.100.200",  # Alibaba Cloud
+        "168.63.129.16",  # Azure wire server
+        "192.0.0.192",  # Oracle Cloud (classic)
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+    )
+)
+# IPv6 prefixes that carry an IPv4 address: the embedded address is checked too.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class BlockedURL(requests.RequestException):
+    """The URL is refused before any connection: scheme, length or address."""
+
+
+class ResolutionFailed(requests.ConnectionError):
+    """The host name did not resolve."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL whose host was resolved and checked: connect to ``address`` only."""
+
+    url: str
+    scheme: str
+    host: str  # as written in the URL, lowercased (an IP literal without brackets)
+    port: int
+    addresses: tuple[str, ...]  # every address the host resolved to, all vetted
+
+    @property
+    def is_loopback(self) -> bool:
+        return all(ipaddress.ip_address(a).is_loopback for a in self.addresses)
+
+
+def blocked_reason(address: IPAddress) -> str | None:
+    """Why an address must not be fetched (e.g. ``loopback``), or None if it is public."""
+    if address in CLOUD_METADATA:
+        return "cloud metadata"
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if address.teredo:
+            embedded = address.teredo[1]
+        if address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            inner = blocked_reason(embedded)
+            return f"{inner} (IPv4 {embedded} inside IPv6)" if inner else None
+    checks = (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
+        ("private", address.is_private),
+    )
+    for name, hit in checks:
+        if hit:
+            return name
+    if not address.is_global:  # 100.64.0.0/10 and the like
+        return "not globally routable"
+    return None
+
+
+def is_ip_literal(host: str) -> bool:
+    """Whether ``host`` is written as an IP address (dotted IPv4 or IPv6)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, without repeats.
+
+    Raises:
+        ResolutionFailed: the name does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise ResolutionFailed(f"DNS lookup failed: {host}: {error}") from error
+    addresses: list[str] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone index
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise ResolutionFailed(f"DNS lookup failed: {host}: no addresses")
+    return addresses
+
+
+def check_url_syntax(url: str, check_length: bool = True) -> tuple[str, str, int]:
+    """Scheme, host and port of ``url``, refusing what is never fetched.
+
+    Raises:
+        BlockedURL: too long, not http(s), no host, or a bad port.
+    """
+    if check_length and len(url) > MAX_URL_LENGTH:
+        raise BlockedURL(f"blocked: URL longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise BlockedURL(f"blocked: invalid URL: {error}") from error
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise BlockedURL(f"blocked: scheme {scheme or '(none)'!r} is not http or https")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise BlockedURL("blocked: URL has no host")
+    if not host.isascii():
+        # The form requests sends (IDNA 2008, UTS 46), so both sides name the same host.
+        import idna
+
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as error:
+            raise BlockedURL(f"blocked: invalid host name: {error}") from error
+    return scheme, host, port or (443 if scheme == "https" else 80)
+
+
+def vet(url: str, *, allow_private: bool = False, literal_ok: bool = False) -> Target:
+    """Resolve ``url``'s host once and check every address it resolves to.
+
+    Args:
+        url: The URL about to be fetched (a feed item's link, a redirect target ...).
+        allow_private: The source has ``allow_private_network: true``: any address goes.
+        literal_ok: The URL was written by the operator (a source's own URL): a host
+            written as an IP address, or ``localhost``, is taken as intended, even when
+            private; a host name is resolved and checked like any other.
+
+    Returns:
+        The target, with the address to connect to.
+
+    Raises:
+        BlockedURL: the URL or one of its addresses is refused.
+        ResolutionFailed: the host does not resolve.
+    """
+    scheme, host, port = check_url_syntax(url)
+    addresses = resolve(host, port)
+    written_out = is_ip_literal(host) or (
+        host == "localhost" and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    )
+    if not (allow_private or (literal_ok and written_out)):
+        for address in addresses:
+            reason = blocked_reason(ipaddress.ip_address(address))
+            if reason:
+                what = address if host == address else f"{host} resolves to {address}, which"
+                raise BlockedURL(
+                    f"blocked: {what} is {reason} (the source does not allow private networks)"
+                )
+    return Target(url=url, scheme=scheme, host=host, port=port, addresses=tuple(addresses))
+
+
+@dataclass
+class Pin:
+    """The vetted target of the request in flight on this thread, and its connection
+    once one is chosen (so a watchdog can abort a download that overruns its deadline)."""
+
+    target: Target
+    connection: Any = None
+    aborted: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            self.connection = conn
+            if self.aborted:
+                _shutdown(conn)
+
+    def abort(self) -> None:
+        """Break the connection: a blocked read returns at once with an error."""
+        with self._lock:
+            self.aborted = True
+            if self.connection is not None:
+                _shutdown(self.connection)
+
+
+def _shutdown(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+_PIN: ContextVar[Pin | None] = ContextVar("mediamon_netguard_pin", default=None)
+
+
+@contextmanager
+def pinned(target: Target) -> Iterator[Pin]:
+    """Within the block, requests on this thread to ``target``'s host connect to its
+    vetted address (see :class:`GuardedAdapter`)."""
+    pin = Pin(target)
+    token = _PIN.set(pin)
+    try:
+        yield pin
+    finally:
+        _PIN.reset(token)
+
+
+class _PinnedConnectionMixin:
+    """Connects to the vetted ``pinned_addresses`` (in order, the first that answers)
+    instead of resolving the host name again."""
+
+    def __init__(self, *args: Any, pinned_addresses: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pinned_addresses = pinned_addresses
+
+    def _new_conn(self) -> socket.socket:
+        if not self._pinned_addresses:  # never: the adapter always pins
+            raise BlockedURL("blocked: connection without a vetted address")
+        conn: Any = self
+        failure: OSError | None = None
+        for address in self._pinned_addresses:
+            try:
+                sock = u3util.create_connection(
+                    (address, conn.port),
+                    conn.timeout,
+                    source_address=conn.source_address,
+                    socket_options=conn.socket_options,
+                )
+            except OSError as error:
+                failure = error
+                continue
+            pin = _PIN.get()
+            if pin is not None and pin.aborted:  # the deadline passed while connecting
+                sock.close()
+                raise u3exceptions.NewConnectionError(conn, "download deadline passed")
+            return sock
+        if isinstance(failure, TimeoutError):
+            raise u3exceptions.ConnectTimeoutError(
+                conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
+            ) from failure
+        raise u3exceptions.NewConnectionError(
+            conn, f"Failed to establish a new connection: {failure}"
+        ) from failure
+
+    def connect(self) -> None:
+        # HTTPS pools connect (TLS handshake included) before request(): attach first,
+        # so the deadline watchdog can break a handshake that drips too.
+        pin = _PIN.get()
+        if pin is not None:
+            pin.attach(self)
+        super().connect()  # type: ignore[misc]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        pin = _PIN.get()
+        if pin is not None:
+            pin.attach(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _PinnedHTTPConnection(_PinnedConnectionMixin, u3connection.HTTPConnection):
+    pass
+
+
+class _PinnedHTTPSConnection(_PinnedConnectionMixin, u3connection.HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPConnectionPool(u3pool.HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
+
+
+class _PinnedHTTPSConnectionPool(u3pool.HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
+
+
+# Pools are keyed by the vetted address too, so a pooled connection is only reused for
+# the address it was opened to.
+_PinnedPoolKey = collections.namedtuple(  # type: ignore[misc]
+    "_PinnedPoolKey", [*PoolKey._fields, "key_pinned_addresses"]
+)
+
+
+class GuardedAdapter(HTTPAdapter):
+    """An adapter that connects only to vetted addresses.
+
+    The address comes from the :func:`pinned` target set by :func:`mediamon.ingest.fetch.fetch`;
+    a request sent without one (someone calling ``session.get``) is vetted here under the
+    strict policy, so the session never reaches an unchecked address.
+    """
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        manager: PoolManager = self.poolmanager
+        manager.pool_classes_by_scheme = {
+            "http": _PinnedHTTPConnectionPool,
+            "https": _PinnedHTTPSConnectionPool,
+        }
+        key_fn = functools.partial(_default_key_normalizer, _PinnedPoolKey)  # type: ignore[arg-type]
+        manager.key_fn_by_scheme = {"http": key_fn, "https": key_fn}
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[Any, Any]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        url = request.url or ""
+        pin = _PIN.get()
+        target = pin.target if pin is not None else None
+        # The prepared URL is percent-encoded, often longer than the link as written:
+        # its length was checked before encoding.
+        scheme, host, port = check_url_syntax(url, check_length=False)
+        if target is None or (target.scheme, target.host, target.port) != (scheme, host, port):
+            target = vet(url)
+        pool_kwargs["pinned_addresses"] = target.addresses  # type: ignore[typeddict-unknown-key]
+        return host_params, pool_kwargs
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Any = None,
+        cert: tuple[str, str] | str | None = None,
+    ) -> Any:
+        if proxies and requests.utils.select_proxy(request.url or "", proxies):
+            # A proxy resolves names itself: the guard could not pin the address.
+            raise BlockedURL("blocked: proxies are not supported by the SSRF guard")
+        return super().get_connection_with_tls_context(request, verify, None, cert)

@@ -1,0 +1,152 @@
+"""Pure normalization: text cleanup, canonical URLs, UTC times, language, keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mediamon.text import HORIZONTAL_SPACE, fold
+
+# Query parameters that only track the reader (campaign, click and referral ids).
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "mc_cid", "mc_eid",
+        "igshid", "ref", "ref_src", "referrer", "spm", "share", "from", "xtor", "at_medium",
+        "at_campaign", "ocid", "cmpid", "_ga", "wt.mc_id", "maca", "s_cid",
+    }
+)  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Unicode category Cc (C0 and C1 controls, DEL) except newline and tab.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+MANY_NEWLINES = re.compile(r"\n{3,}")
+NOT_WORD = re.compile(r"[\W_]+")
+# Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
+SENTENCE_END = re.compile(r"[。！？!?；;\n]+|\.\s")
+SENTENCE_MIN_CHARS = 10  # shorter pieces (bylines, datelines) say little about identity
+
+
+def clean_text(text: str) -> str:
+    """Text as published, tidied: NFC, no zero-width or control characters, one space
+    between words, no trailing spaces, at most one empty line in a row."""
+    text = unicodedata.normalize("NFC", text).translate(ZERO_WIDTH)
+    text = CONTROL.sub("", text)
+    lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
+    """The URL that identifies an article: scheme and host lower-cased, default port,
+    fragment and tracking parameters dropped, remaining parameters sorted.
+
+    Args:
+        url: Absolute http(s) URL.
+        drop_params: Further parameter names to drop (per-source configuration).
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    port = parts.port
+    netloc = (
+        host
+        if port is None or (scheme, port) in (("http", 80), ("https", 443))
+        else (f"{host}:{port}")
+    )
+    extra = {p.lower() for p in drop_params}
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in TRACKING_PARAMS
+        and key.lower() not in extra
+        and not key.lower().startswith(TRACKING_PREFIXES)
+    ]
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+
+
+def url_hash(url: str) -> bytes:
+    return hashlib.sha256(url.encode("utf-8")).digest()
+
+
+def to_utc(moment: datetime) -> datetime:
+    """A timezone-aware UTC datetime; naive values are taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def primary_language(tag: str | None) -> str | None:
+    """``zh-CN`` → ``zh``, ``en_US`` → ``en``; None for empty or malformed tags."""
+    if not tag:
+        return None
+    primary = re.split(r"[-_]", tag.strip().lower(), maxsplit=1)[0]
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+def _script_language(sample: str) -> str | None:
+    """The language a script settles on its own: kana is Japanese, hangul Korean, and
+    text mostly of Han characters is Chinese. None when the script does not decide."""
+    letters = [ch for ch in sample if ch.isalpha()]
+    if not letters:
+        return None
+    kana = sum(1 for ch in letters if "\u3040" <= ch <= "\u30ff")
+    hangul = sum(1 for ch in letters if "\uac00" <= ch <= "\ud7af" or "\u1100" <= ch <= "\u11ff")
+    han = sum(1 for ch in letters if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
+    if kana >= 0.05 * len(letters):
+        return "ja"
+    if hangul >= 0.2 * len(letters):
+        return "ko"
+    if han >= 0.5 * len(letters):
+        return "zh"
+    return None
+
+
+def detect_language(text: str) -> str | None:
+    """Language of ``text``, or None when the text is too short to tell. The script
+    decides Chinese, Japanese and Korean; py3langid (a 90 MB model in memory) is asked
+    only about the rest."""
+    if len(NOT_WORD.sub("", text)) < 20:
+        return None
+    sample = text[:5000]
+    by_script = _script_language(sample)
+    if by_script:
+        return by_script
+    import py3langid
+
+    language, _score = py3langid.classify(sample)
+    return str(language)
+
+
+def warm_up() -> None:
+    """Load the folding table and the language model now, in a parent process, so that
+    forked extraction workers share those pages instead of each loading its own."""
+    fold("臺灣")
+    import py3langid
+
+    py3langid.classify("warm up the language identification model")
+
+
+def content_hash(match_text: str) -> bytes:
+    """Exact-duplicate key: the folded text without spaces or punctuation."""
+    return hashlib.sha256(NOT_WORD.sub("", match_text).encode("utf-8")).digest()
+
+
+def sentence_hashes(match_text: str) -> tuple[int, ...]:
+    """Signed 64-bit hashes of the substantial sentences of the folded text, in order,
+    without repeats. Two articles sharing most of them are copies of one story, even when
+    one adds a byline or footer or breaks its paragraphs elsewhere."""
+    found: dict[int, None] = {}
+    for sentence in SENTENCE_END.split(match_text):
+        compact = NOT_WORD.sub("", sentence)
+        if len(compact) >= SENTENCE_MIN_CHARS:
+            digest = hashlib.blake2b(compact.encode("utf-8"), digest_size=8).digest()
+            found[int.from_bytes(digest, "big", signed=True)] = None
+    return tuple(found)

@@ -1,0 +1,333 @@
+"""Adaptive polling and conditional GET state per source, kept in ``source_state``.
+
+After each poll a source's interval moves: it halves when most of the feed's items were
+new (we are polling too rarely and might miss items that scroll off the feed), grows by
+half when few were (we are polling too often), within a floor and a cap. A source that
+fails backs off exponentially up to the cap but is always polled again. A Retry-After
+answer pushes the next poll past the time the server asked for.
+
+The state also keeps the feed's validators (ETag, Last-Modified) and the SHA-256 of its
+last body, for conditional GET and for feeds whose body is unchanged although their
+validators changed. It is written once, after every chunk of the poll was loaded, so a
+poll that dies half-way is simply done again. The row also keeps what it was before the
+run that wrote it: a retry of that run (same run key) starts again from there, so with
+the same feed it leaves the row exactly as the first attempt did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.db.tables import articles
+from mediamon.ingest.fetch import Validators
+from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.sources import Source
+
+logger = logging.getLogger(__name__)
+
+SHORTEN_ABOVE = 0.5  # share of new items above which the interval shortens
+LENGTHEN_BELOW = 0.2  # share of new items below which it lengthens
+SHORTEN_FACTOR = 0.5  # missing news is worse than an extra request: react fast ...
+LENGTHEN_FACTOR = 1.5  # ... and slow down gently
+
+# The state a run starts from, kept beside the state it left (column name_before).
+BEFORE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("feed_url", sa.Text),
+    ("etag", sa.Text),
+    ("last_modified", sa.Text),
+    ("body_sha256", sa.LargeBinary),
+    ("base_interval", sa.Interval),
+    ("poll_interval", sa.Interval),
+    ("consecutive_failures", sa.Integer),
+    ("last_success_at", sa.DateTime(timezone=True)),
+)
+# Created by sql/migrations/0005_source_state.sql (never create_all()).
+source_state = sa.Table(
+    "source_state",
+    sa.MetaData(),
+    sa.Column("source_id", sa.Integer, primary_key=True),
+    sa.Column("feed_url", sa.Text),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("body_sha256", sa.LargeBinary),
+    sa.Column("base_interval", sa.Interval, nullable=False),
+    sa.Column("poll_interval", sa.Interval, nullable=False),
+    sa.Column("next_poll_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_polled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_success_at", sa.DateTime(timezone=True)),
+    sa.Column("last_outcome", sa.Text, nullable=False),
+    sa.Column("last_items", sa.Integer, nullable=False),
+    sa.Column("last_new", sa.Integer, nullable=False),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("deferred_until", sa.DateTime(timezone=True)),
+    sa.Column("run_key", sa.Text, nullable=False),
+    *(sa.Column(f"{name}_before", kind) for name, kind in BEFORE_COLUMNS),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """A row of ``source_state``."""
+
+    feed_url: str | None
+    etag: str | None
+    last_modified: str | None
+    body_sha256: bytes | None
+    base_interval: timedelta
+    poll_interval: timedelta
+    next_poll_at: datetime
+    last_polled_at: datetime
+    last_success_at: datetime | None
+    last_outcome: str
+    last_items: int
+    last_new: int
+    consecutive_failures: int
+    last_error: str | None
+    deferred_until: datetime | None
+    run_key: str
+    feed_url_before: str | None = None
+    etag_before: str | None = None
+    last_modified_before: str | None = None
+    body_sha256_before: bytes | None = None
+    base_interval_before: timedelta | None = None  # None: no state before that run
+    poll_interval_before: timedelta | None = None
+    consecutive_failures_before: int | None = None
+    last_success_at_before: datetime | None = None
+
+    def before(self, run_key: str) -> SourceState | None:
+        """The state a poll under ``run_key`` starts from: this one, or, when this row
+        was written by ``run_key`` itself (a retry), the state before it (None if the
+        source had never been polled before)."""
+        if self.run_key != run_key:
+            return self
+        if self.base_interval_before is None or self.poll_interval_before is None:
+            return None
+        return replace(
+            self,
+            feed_url=self.feed_url_before,
+            etag=self.etag_before,
+            last_modified=self.last_modified_before,
+            body_sha256=self.body_sha256_before,
+            base_interval=self.base_interval_before,
+            poll_interval=self.poll_interval_before,
+            consecutive_failures=self.consecutive_failures_before or 0,
+            last_success_at=self.last_success_at_before,
+            run_key="",
+        )
+
+    def validators_for(self, url: str) -> Validators | None:
+        """The stored validators, if they belong to ``url``."""
+        if self.feed_url != url or not (self.etag or self.last_modified):
+            return None
+        return Validators(self.etag, self.last_modified)
+
+
+@dataclass
+class PollOutcome:
+    """What one poll of a source found; filled in while the source is ingested."""
+
+    outcome: str = "polled"
+    items: int = 0
+    new: int = 0
+    error: str | None = None
+    feed_url: str | None = None
+    validators: Validators | None = None
+    body_sha256: bytes | None = None
+    retry_after_s: float | None = None
+
+
+def next_interval(
+    current: timedelta, items: int, new: int, floor: timedelta, cap: timedelta
+) -> timedelta:
+    """The poll interval after a successful poll that saw ``items`` items, ``new`` new.
+
+    Args:
+        current: The interval before this poll.
+        items: Items in the feed (after caps); 0 for an unchanged feed.
+        new: Items not seen before this run.
+        floor: Shortest interval.
+        cap: Longest interval.
+    """
+    share = new / items if items else 0.0
+    if share > SHORTEN_ABOVE:
+        current = current * SHORTEN_FACTOR
+    elif share < LENGTHEN_BELOW:
+        current = current * LENGTHEN_FACTOR
+    return min(max(current, floor), cap)
+
+
+def failure_delay(interval: timedelta, failures: int, cap: timedelta) -> timedelta:
+    """Time to the next poll of a source that failed ``failures`` times in a row."""
+    return min(interval * (1 << min(failures, 16)), max(cap, interval))
+
+
+def load_state(conn: sa.Connection, source_id: int) -> SourceState | None:
+    """The source's polling state, or None before its first poll."""
+    row = (
+        conn.execute(sa.select(source_state).where(source_state.c.source_id == source_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return SourceState(**{f: row[f] for f in SourceState.__dataclass_fields__})
+
+
+def seen_before(
+    conn: sa.Connection, canonical_urls: Iterable[str], now: datetime
+) -> tuple[set[str], set[str]]:
+    """Of ``canonical_urls``: those stored, and those stored before this run's time.
+
+    An article first seen at ``now`` was loaded by an earlier attempt of this same run,
+    so it still counts as new for adaptive polling.
+    """
+    by_hash = {url_hash(u): u for u in set(canonical_urls)}
+    if not by_hash:
+        return set(), set()
+    rows = conn.execute(
+        sa.select(articles.c.canonical_url, articles.c.first_seen_at).where(
+            articles.c.url_hash.in_(list(by_hash))
+        )
+    ).all()
+    stored = {url for url, _ in rows}
+    earlier = {url for url, first_seen in rows if first_seen < now}
+    return stored, earlier
+
+
+def record_poll(
+    conn: sa.Connection,
+    source: Source,
+    source_id: int,
+    run_key: str,
+    now: datetime,
+    before: SourceState | None,
+    poll: PollOutcome,
+) -> SourceState:
+    """Compute and upsert the source's state after a poll; return it.
+
+    Args:
+        conn: Open connection; the caller owns the transaction.
+        source: The source polled.
+        source_id: Its id.
+        run_key: The run that polled.
+        now: The run's time.
+        before: The state the poll started from (:meth:`SourceState.before`).
+        poll: What the poll found.
+    """
+    floor, cap = source.poll_bounds
+    if before is not None and before.base_interval == source.poll_interval:
+        interval = before.poll_interval
+    else:  # first poll, or the configured interval changed: start from it
+        interval = source.poll_interval
+    interval = min(max(interval, floor), cap)
+    failures = before.consecutive_failures if before else 0
+    last_success = before.last_success_at if before else None
+    deferred_until = (
+        now + timedelta(seconds=poll.retry_after_s) if poll.retry_after_s is not None else None
+    )
+    # Validators and body hash of the last good fetch (kept through failures).
+    validators = before.validators_for(source.location) if before else None
+    body = before.body_sha256 if before and before.feed_url == source.location else None
+    feed_url = source.location if before and (validators or body) else None
+    if poll.outcome in ("failed", "deferred"):
+        failures += 1
+        next_poll_at = now + failure_delay(interval, failures, cap)
+    else:
+        failures = 0
+        last_success = now
+        interval = next_interval(interval, poll.items, poll.new, floor, cap)
+        next_poll_at = now + interval
+        if poll.outcome == "polled":
+            validators, body = poll.validators, poll.body_sha256
+        else:  # not_modified / unchanged: a fresh ETag may come with a 304
+            validators = poll.validators or validators
+            body = poll.body_sha256 or body
+        feed_url = poll.feed_url
+    if deferred_until is not None:
+        next_poll_at = max(next_poll_at, deferred_until)
+    state = SourceState(
+        feed_url=feed_url,
+        etag=validators.etag if validators else None,
+        last_modified=validators.last_modified if validators else None,
+        body_sha256=body,
+        base_interval=source.poll_interval,
+        poll_interval=interval,
+        next_poll_at=next_poll_at,
+        last_polled_at=now,
+        last_success_at=last_success,
+        last_outcome=poll.outcome,
+        last_items=poll.items,
+        last_new=poll.new,
+        consecutive_failures=failures,
+        last_error=poll.error,
+        deferred_until=deferred_until,
+        run_key=run_key,
+        **{
+            f"{name}_before": getattr(before, name) if before is not None else None
+            for name, _ in BEFORE_COLUMNS
+        },
+    )
+    values = {f: getattr(state, f) for f in SourceState.__dataclass_fields__}
+    statement = insert(source_state).values(source_id=source_id, **values)
+    excluded = statement.excluded
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[source_state.c.source_id],
+            set_={**{f: excluded[f] for f in values}, "updated_at": sa.func.now()},
+            where=sa.or_(*(source_state.c[f].is_distinct_from(excluded[f]) for f in values)),
+        )
+    )
+    logger.info(
+        "source %s: %s, %d of %d items new; next poll in %s",
+        source.name,
+        poll.outcome,
+        poll.new,
+        poll.items,
+        next_poll_at - now,
+    )
+    return state
+
+
+def due(
+    conn: sa.Connection, configured: Sequence[Source], ids: dict[str, int], now: datetime
+) -> list[Source]:
+    """The sources whose next poll time has come.
+
+    A source never polled is due. One whose configured ``poll_interval`` changed since
+    its last poll is due once that new interval has passed since then.
+    """
+    rows = {
+        row.source_id: row
+        for row in conn.execute(
+            sa.select(
+                source_state.c.source_id,
+                source_state.c.base_interval,
+                source_state.c.next_poll_at,
+                source_state.c.last_polled_at,
+                source_state.c.deferred_until,
+            ).where(source_state.c.source_id.in_([ids[s.name] for s in configured]))
+        )
+    }
+    chosen: list[Source] = []
+    for source in configured:
+        row = rows.get(ids[source.name])
+        if row is None:
+            chosen.append(source)
+            continue
+        when = row.next_poll_at
+        if row.base_interval != source.poll_interval:
+            when = row.last_polled_at + source.poll_interval
+            if row.deferred_until is not None:
+                when = max(when, row.deferred_until)
+        if when <= now:
+            chosen.append(source)
+    return chosen

@@ -1,0 +1,466 @@
+"""One ingest cycle of one source: fetch, decode, extract, normalize, load.
+
+Work goes in chunks: each chunk's pages are fetched on a few threads, turned into
+articles on a process pool (extraction is CPU-bound), and loaded with its fetch log in
+one transaction, so a failure never leaves a half-written chunk and memory stays flat.
+The source's polling state (mediamon.ingest.polling) is written last, once every chunk is in:
+a run that dies half-way leaves it as it was, and the next run polls the feed again.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from mediamon.ingest import archive, candidates, load, memory, polling
+from mediamon.ingest.build import (
+    FUTURE_TOLERANCE,
+    ArticleJob,
+    BuildResult,
+    build_article_safely,
+)
+from mediamon.ingest.decode import decode_html
+from mediamon.ingest.extract import SiteRule
+from mediamon.ingest.feeds import FeedError, FeedItem, parse_feed
+from mediamon.ingest.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
+from mediamon.ingest.normalize import (
+    canonical_url,
+    warm_up,
+)
+from mediamon.ingest.politeness import HostLimits
+from mediamon.ingest.sources import Source
+from mediamon.models import Article, FetchRecord, IngestStats
+from mediamon.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 200
+PAGE_THREADS = 4
+
+
+def default_workers() -> int:
+    """Extraction processes: ``MEDIAMON_WORKERS``, else one per core."""
+    return Settings.from_env().workers or max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
+    """A process pool for :func:`build_article`, or None to build in this process."""
+    workers = default_workers() if workers is None else workers
+    memory.tune_allocator()
+    if workers <= 1:
+        yield None
+        return
+    import multiprocessing
+
+    candidates.warm_up()  # the extractors, imported before the fork and shared by the workers
+    warm_up()
+    # fork (not spawn): the workers share the parent's loaded libraries and models; the
+    # frozen objects are never scanned by a worker's garbage collector, which would
+    # otherwise touch, and so copy, every shared page (Python's gc.freeze advice).
+    gc.freeze()
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()
+
+
+def fetch_options(source: Source) -> dict[str, Any]:
+    """The source's limits as keyword arguments of :func:`mediamon.ingest.fetch.fetch`."""
+    interval = source.host_min_interval
+    return {
+        "allow_private_network": source.allow_private_network,
+        "limits": HostLimits(
+            interval.total_seconds() if interval is not None else None,
+            source.host_max_connections,
+        ),
+        "max_bytes": source.max_bytes,
+        "deadline_s": source.download_deadline.total_seconds(),
+        "timeout": (source.connect_timeout.total_seconds(), source.read_timeout.total_seconds()),
+    }
+
+
+def ingest_source(
+    engine: sa.Engine,
+    source: Source,
+    source_id: int,
+    session: requests.Session | None,
+    run_key: str,
+    now: datetime,
+    *,
+    pool: Executor | None = None,
+    refetch_known: bool = False,
+    progress: Callable[[int], None] | None = None,
+    site_rules: Mapping[str, SiteRule] | None = None,
+) -> IngestStats:
+    """Run one ingest cycle of one source. Source-level failures (the feed cannot be
+    fetched or parsed, an archive file is malformed) are recorded in the fetch log, the
+    returned stats and the source's polling state; only database errors raise.
+
+    Args:
+        engine: The data database.
+        source: What to ingest.
+        source_id: Its id in ``sources`` (see :func:`mediamon.ingest.load.sync_sources`).
+        session: HTTP session from :func:`mediamon.ingest.fetch.make_session` (None for archives).
+        run_key: Identifies this run in the fetch log, e.g. the DAG run's interval.
+        now: The time of the fetch, recorded as first_seen_at.
+        pool: Process pool for extraction, from :func:`extraction_pool`.
+        refetch_known: Fetch pages of articles already stored (normally skipped).
+        progress: Called with the number of items finished after each chunk.
+        site_rules: Per-site extraction rules, loaded once by the caller (None: those of
+            the configured file).
+    """
+    stats = IngestStats(source=source.name)
+    with engine.connect() as conn:
+        stored = polling.load_state(conn, source_id)
+    state = stored.before(run_key) if stored is not None else None
+    job = ArticleJob(
+        item=FeedItem(link=""),
+        source_language=source.language,
+        drop_params=source.drop_query_params,
+        seen_at=now,
+        site_rules=site_rules,
+    )  # each item's job is this one with its item (and page) in place
+    chunks: Iterator[Chunk]
+    if source.kind == "archive":
+        poll = polling.PollOutcome()
+        try:
+            files = archive.archive_files(Path(source.location))
+        except archive.ArchiveFormatError as error:
+            stats.errors.append(str(error))
+            poll.outcome, poll.error = "failed", str(error)
+            files = []
+        chunks = archive_chunks(files, job)
+        stats.items = poll.items = len(files)
+    elif session is None:
+        raise ValueError(f"source {source.name}: a feed needs an HTTP session")
+    else:
+        options = fetch_options(source)
+        feed = poll_feed(session, source, state, now, refetch_known=refetch_known, **options)
+        poll = feed.poll
+        stats.errors.extend(feed.errors)
+        with engine.begin() as conn:
+            load.write_fetch_log(conn, run_key, source_id, [feed.record])
+        items, repeated = _distinct_items(feed.items, source, now)
+        stats.errors.extend(repeated)
+        stats.items = poll.items = len(items)
+        chunks = feed_chunks(
+            engine, session, source, items, job, refetch_known=refetch_known, **options
+        )
+    # Two chunks in flight: the workers build chunk N while this process fetches chunk
+    # N+1 and loads chunk N-1, so neither the cores nor the network wait on each other.
+    in_flight: deque[tuple[Chunk, list[Any]]] = deque()
+    for chunk in chunks:
+        stats.already_known += chunk.already_known
+        poll.new += chunk.new
+        if not chunk.entries:
+            continue
+        in_flight.append((chunk, _start_building(pool, chunk.jobs())))
+        if len(in_flight) > 1:
+            loaded, pending = in_flight.popleft()
+            _load_chunk(engine, source_id, run_key, now, stats, loaded, pending)
+            if progress:
+                progress(len(loaded.entries))
+    while in_flight:
+        loaded, pending = in_flight.popleft()
+        _load_chunk(engine, source_id, run_key, now, stats, loaded, pending)
+        if progress:
+            progress(len(loaded.entries))
+    if source.kind == "archive":
+        poll.new = stats.new
+    stats.poll = poll.outcome
+    with engine.begin() as conn:
+        polling.record_poll(conn, source, source_id, run_key, now, state, poll)
+    logger.info("source %s: %s", source.name, stats.as_dict())
+    return stats
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a chunk: its fetch-log row, and the article to build (None when the
+    item failed before that, e.g. an unreadable archive file)."""
+
+    record: FetchRecord
+    job: ArticleJob | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Items fetched together, loaded in one transaction.
+
+    Attributes:
+        entries: The items to load (may be empty when every item was already stored).
+        already_known: Items skipped because their article is stored.
+        new: Items never seen before (they drive adaptive polling).
+    """
+
+    entries: list[Entry]
+    already_known: int = 0
+    new: int = 0
+
+    def jobs(self) -> list[ArticleJob]:
+        return [e.job for e in self.entries if e.job is not None]
+
+
+@dataclass
+class FeedPoll:
+    """One fetch of a source's feed: its fetch-log row, its items and how the poll went.
+
+    Attributes:
+        record: The feed's fetch-log row (with the fetch or parse error, if any).
+        items: The feed's items (none when it failed, was not modified or is unchanged).
+        poll: The poll's outcome so far (items and new items are counted later).
+        errors: Lines for the run's summary: skipped items, the feed's error.
+    """
+
+    record: FetchRecord
+    items: list[FeedItem]
+    poll: polling.PollOutcome
+    errors: list[str]
+
+
+def _start_building(pool: Executor | None, jobs: list[ArticleJob]) -> list[Any]:
+    """Futures of the chunk's articles on the pool, or the results themselves without one."""
+    if pool is None:
+        return [build_article_safely(job) for job in jobs]
+    return [pool.submit(build_article_safely, job) for job in jobs]
+
+
+def _load_chunk(
+    engine: sa.Engine,
+    source_id: int,
+    run_key: str,
+    now: datetime,
+    stats: IngestStats,
+    chunk: Chunk,
+    pending: list[Any],
+) -> None:
+    """Wait for a chunk's articles and load them with its fetch log in one transaction."""
+    results = iter([p.result() if isinstance(p, Future) else p for p in pending])
+    built: list[Article] = []
+    records: list[FetchRecord] = []
+    for entry in chunk.entries:
+        record = entry.record
+        if entry.job is None:  # failed before building: the record says why
+            stats.failed += 1
+            stats.errors.append(record.error or f"{record.url}: failed")
+            records.append(record)
+            continue
+        result: BuildResult = next(results)
+        if result.article is None:
+            stats.failed += 1
+            stats.errors.append(f"{entry.job.item.link}: {result.note}")
+        else:
+            built.append(result.article)
+        if result.note:  # the note includes the fetch error, if there was one
+            record = replace(record, error=result.note)
+        records.append(record)
+    with engine.begin() as conn:
+        load.write_fetch_log(conn, run_key, source_id, records)
+        written = load.upsert_articles(conn, source_id, built, now)
+    stats.new += written.inserted
+    stats.updated += written.updated
+    stats.duplicates += written.copies
+    stats.unchanged += len({a.canonical_url for a in built}) - len(written.article_ids)
+    memory.return_freed()  # the chunk's pages and articles
+
+
+def poll_feed(
+    session: requests.Session,
+    source: Source,
+    state: polling.SourceState | None,
+    now: datetime,
+    *,
+    refetch_known: bool = False,
+    **options: Any,
+) -> FeedPoll:
+    """Fetch and parse the source's feed, conditionally when the last poll left
+    validators (``state`` is what the last completed poll left: the state is written only
+    once a poll has loaded everything, so an unchanged feed holds nothing left to load).
+
+    Args:
+        session: HTTP session.
+        source: The feed source.
+        state: The source's polling state before this run, if any.
+        now: The time of the fetch.
+        refetch_known: Read the feed even when it is unchanged.
+        options: :func:`fetch_options` of the source.
+    """
+    poll = polling.PollOutcome(feed_url=source.location)
+    errors: list[str] = []
+    validators = None
+    if state is not None and not source.ignore_validators and not refetch_known:
+        validators = state.validators_for(source.location)
+    response = fetch(
+        session,
+        source.location,
+        configured_url=True,
+        validators=validators,
+        accept_types=FEED_TYPES,
+        **options,
+    )
+    record = _record(response, "feed", now)
+    poll.retry_after_s = response.retry_after_s
+    items: list[FeedItem] = []
+    if response.not_modified and validators is None:
+        record = replace(record, error="HTTP 304 Not Modified to a request without validators")
+    elif response.not_modified:
+        poll.outcome = "not_modified"
+        poll.validators = response.validators if response.validators.etag else validators
+    elif response.ok:
+        body_hash = hashlib.sha256(response.content).digest()
+        poll.validators = None if source.ignore_validators else response.validators
+        poll.body_sha256 = body_hash
+        if (
+            state is not None
+            and not refetch_known
+            and state.feed_url == source.location
+            and state.body_sha256 == body_hash
+        ):
+            poll.outcome = "unchanged"  # same bytes as last time: nothing new to read
+        else:
+            try:
+                parsed = parse_feed(
+                    response.content,
+                    response.final_url,
+                    response.headers.get("content-type"),
+                    max_items=source.max_items,
+                )
+                items = parsed.items
+                errors.extend(parsed.skipped)
+            except FeedError as error:
+                record = replace(record, error=str(error))
+    if record.error:
+        errors.append(f"{source.location}: {record.error}")
+        poll.outcome = "deferred" if response.retry_after_s else "failed"
+        poll.error = record.error
+    return FeedPoll(record, items, poll, errors)
+
+
+def feed_chunks(
+    engine: sa.Engine,
+    session: requests.Session,
+    source: Source,
+    items: list[FeedItem],
+    job: ArticleJob,
+    *,
+    refetch_known: bool = False,
+    **options: Any,
+) -> Iterator[Chunk]:
+    """The feed's items in chunks, each page fetched (a few threads) unless the source
+    reads only the feed; items whose article is stored are skipped (unless
+    ``refetch_known``). ``job`` is the template every item's job is made from."""
+    now = job.seen_at
+    for start in range(0, len(items), CHUNK_SIZE):
+        chunk = items[start : start + CHUNK_SIZE]
+        urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
+        with engine.connect() as conn:
+            known, earlier = polling.seen_before(conn, urls.values(), now)
+        new = sum(1 for i in chunk if urls[i.link] not in earlier)
+        already_known = 0
+        if not refetch_known:
+            fresh = [i for i in chunk if urls[i.link] not in known]
+            already_known = len(chunk) - len(fresh)
+            chunk = fresh
+        if not chunk:
+            yield Chunk([], already_known, new)
+            continue
+        if source.fetch_pages:
+
+            def page(item: FeedItem) -> FetchResult:
+                return fetch(
+                    session,
+                    item.link,
+                    accept_types=PAGE_TYPES,
+                    check_robots=source.respect_robots_txt,
+                    **options,
+                )
+
+            with ThreadPoolExecutor(max_workers=PAGE_THREADS) as threads:
+                pages = list(threads.map(page, chunk))
+            entries = [
+                Entry(_record(p, "page", now), replace(job, item=i, page=p))
+                for i, p in zip(chunk, pages, strict=True)
+            ]
+        else:
+            entries = [
+                Entry(
+                    FetchRecord(url=i.link, kind="page", fetched_at=now, error="feed only"),
+                    replace(job, item=i),
+                )
+                for i in chunk
+            ]
+        yield Chunk(entries, already_known, new)
+
+
+def _distinct_items(
+    items: list[FeedItem], source: Source, now: datetime
+) -> tuple[list[FeedItem], list[str]]:
+    """Drop items whose canonical URL repeats an earlier item's (tracking parameters
+    differ); note dates in the future, which build_article replaces by first-seen time.
+    Returns the items kept and a line for each item dropped or noted."""
+    kept: list[FeedItem] = []
+    notes: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        key = canonical_url(item.link, source.drop_query_params)
+        if key in seen:
+            notes.append(f"{item.link}: same article as an earlier item ({key})")
+            continue
+        seen.add(key)
+        if item.published_at is not None and item.published_at > now + FUTURE_TOLERANCE:
+            notes.append(
+                f"{item.link}: date {item.published_at.isoformat()} is in the future;"
+                " first-seen time used"
+            )
+        kept.append(item)
+    return kept, notes
+
+
+def archive_chunks(files: list[Path], job: ArticleJob) -> Iterator[Chunk]:
+    """An archive folder's files in chunks; a file that cannot be read or parsed is an
+    entry without a job, its error in its fetch-log row."""
+    now = job.seen_at
+    for start in range(0, len(files), CHUNK_SIZE):
+        entries: list[Entry] = []
+        bad: list[Entry] = []
+        for path in files[start : start + CHUNK_SIZE]:
+            url = path.as_uri()
+            try:
+                data = path.read_bytes()
+                item, html = archive.parse_archive_text(decode_html(data).text, path.name)
+            except (OSError, archive.ArchiveFormatError) as error:
+                bad.append(
+                    Entry(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))
+                )
+                continue
+            record = FetchRecord(url=url, kind="file", fetched_at=now, bytes=len(data))
+            entries.append(Entry(record, replace(job, item=item, archived_html=html)))
+        yield Chunk(entries + bad)
+
+
+def _record(response: FetchResult, kind: str, now: datetime) -> FetchRecord:
+    return FetchRecord(
+        url=response.url,
+        kind=kind,
+        fetched_at=now,
+        status=response.status,
+        bytes=len(response.content),
+        elapsed_ms=response.elapsed_ms,
+        error=response.error,
+    )

@@ -1,0 +1,122 @@
+"""Settings: every ``MEDIAMON_*`` environment variable, read once, typed and validated.
+
+Read explicitly (:meth:`Settings.from_env`), never at import. A bad value fails with a
+:class:`SettingsError` naming the variable and what it expects. Defaults point into the
+installed package (``default_config/``, ``sql/``), so a plain ``pip install`` works from
+any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import TypeVar
+
+from mediamon import __version__
+
+# A regular (unzipped) install: the package's data files are plain files on disk.
+PACKAGE_DIR = Path(str(files("mediamon")))
+DEFAULT_CONFIG_DIR = PACKAGE_DIR / "default_config"
+DEFAULT_SQL_DIR = PACKAGE_DIR / "sql"
+DEMO_DIR = PACKAGE_DIR / "devtools" / "demo"
+DEFAULT_USER_AGENT = (
+    f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
+)
+
+T = TypeVar("T", int, float)
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value mediamon cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where mediamon finds its database, configuration and working files.
+
+    Attributes:
+        database_url: ``MEDIAMON_DATABASE_URL``, the data database; None means the
+            embedded server.
+        sources_path: ``MEDIAMON_SOURCES``, the YAML file listing the sources.
+        var_dir: ``MEDIAMON_VAR_DIR``, the working directory of the embedded database
+            and the demo (default ``./var``).
+        topics_path: ``MEDIAMON_TOPICS``, the YAML file defining the tracked topics.
+        extraction_path: ``MEDIAMON_EXTRACTION_CONFIG``, optional per-site extraction rules.
+        sql_dir: ``MEDIAMON_SQL_DIR``, the folder holding ``migrations/`` and ``queries/``.
+        user_agent: ``MEDIAMON_USER_AGENT``, the User-Agent header of every request.
+        http_retries: ``MEDIAMON_HTTP_RETRIES``, retries of a request after a connection
+            error or a 5xx answer.
+        http_backoff_s: ``MEDIAMON_HTTP_BACKOFF``, base of the exponential backoff between
+            those retries, in seconds.
+        workers: ``MEDIAMON_WORKERS``, extraction processes; None means one per core.
+        airflow_database_url: ``MEDIAMON_AIRFLOW_DATABASE_URL``, Airflow's metadata
+            database for ``mediamon run``/``demo``; None means the embedded server.
+        ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets task-failure mail.
+    """
+
+    database_url: str | None
+    sources_path: Path
+    var_dir: Path
+    topics_path: Path = DEFAULT_CONFIG_DIR / "topics.yaml"
+    extraction_path: Path = DEFAULT_CONFIG_DIR / "extraction.yaml"
+    sql_dir: Path = DEFAULT_SQL_DIR
+    user_agent: str = DEFAULT_USER_AGENT
+    http_retries: int = 3
+    http_backoff_s: float = 0.5
+    workers: int | None = None
+    airflow_database_url: str | None = None
+    ops_emails: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``MEDIAMON_*`` environment variables.
+
+        Raises:
+            SettingsError: a variable holds a value of the wrong type or range.
+        """
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            return env.get(name) or None
+
+        def path(name: str, default: Path) -> Path:
+            return Path(env.get(name) or default)
+
+        def number(name: str, parse: Callable[[str], T], kind: str, default: T) -> T:
+            raw = env.get(name)
+            if not raw:
+                return default
+            try:
+                value = parse(raw.strip())
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
+            if value < 0:
+                raise SettingsError(f"{name}={raw!r}: expected {kind}")
+            return value
+
+        workers = number("MEDIAMON_WORKERS", int, "a whole number of processes >= 1", 0)
+        if env.get("MEDIAMON_WORKERS") and workers < 1:
+            raise SettingsError(
+                f"MEDIAMON_WORKERS={env['MEDIAMON_WORKERS']!r}: expected a whole number of"
+                " processes >= 1"
+            )
+        ops = env.get("MEDIAMON_OPS_EMAIL", "")
+        return cls(
+            database_url=text("MEDIAMON_DATABASE_URL"),
+            sources_path=path("MEDIAMON_SOURCES", DEFAULT_CONFIG_DIR / "sources.yaml"),
+            var_dir=path("MEDIAMON_VAR_DIR", Path("var").absolute()),
+            topics_path=path("MEDIAMON_TOPICS", DEFAULT_CONFIG_DIR / "topics.yaml"),
+            extraction_path=path(
+                "MEDIAMON_EXTRACTION_CONFIG", DEFAULT_CONFIG_DIR / "extraction.yaml"
+            ),
+            sql_dir=path("MEDIAMON_SQL_DIR", DEFAULT_SQL_DIR),
+            user_agent=text("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
+            http_retries=number("MEDIAMON_HTTP_RETRIES", int, "a whole number >= 0", 3),
+            http_backoff_s=number("MEDIAMON_HTTP_BACKOFF", float, "seconds (a number >= 0)", 0.5),
+            workers=workers or None,
+            airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
+            ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),
+        )

@@ -1,0 +1,215 @@
+"""Detection: every topic's latest window tested against its baseline, and the alert
+state (open, extended, cleared) recorded by the one episode rule of
+:mod:`mediamon.spikes.episodes`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.db.tables import (
+    alerts_table,
+)
+from mediamon.spikes.counts import hourly_counts, hourly_totals
+from mediamon.spikes.episodes import decide
+from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
+from mediamon.topics.definitions import Topic, TopicSet
+
+logger = logging.getLogger(__name__)
+
+# Same constant in every mediamon process; distinct from mediamon.db.migrate's lock.
+DETECT_LOCK_KEY = 0x6D6D_616C_6572_7401
+
+
+def _series(
+    start: datetime,
+    hours: int,
+    counts: dict[datetime, int],
+    totals: Sequence[tuple[datetime, str, str | None, int]],
+    topic: Topic,
+) -> HourlySeries:
+    story_counts = [0] * hours
+    volume = [0] * hours
+    step = timedelta(hours=1)
+    for hour, n in counts.items():
+        index = (hour - start) // step
+        if 0 <= index < hours:
+            story_counts[index] += n
+    for hour, source, language, n in totals:
+        index = (hour - start) // step
+        if 0 <= index < hours and topic.in_scope(language, source):
+            volume[index] += n
+    return HourlySeries(start, story_counts, volume)
+
+
+def assess_topics(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[Spike]:
+    """Test every topic's window ending at ``at`` (read only; the dry run shows these).
+
+    Args:
+        engine: The data database.
+        topics: The topics to test.
+        at: Detection time; the window ends at the start of its hour (UTC).
+    """
+    end = floor_hour(at)
+    if not len(topics):
+        return []
+    hours = max(t.params.baseline_weeks * HOURS_PER_WEEK + t.params.window_hours for t in topics)
+    start = end - timedelta(hours=hours)
+    with engine.connect() as conn:
+        counts = hourly_counts(conn, topics.keys(), start, end)
+        totals = hourly_totals(conn, start, end)
+    return [
+        assess(_series(start, hours, counts.get(t.key, {}), totals, t), end, t.params, t.key)
+        for t in topics
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Alerts
+
+
+def dedupe_key(spike: Spike) -> str:
+    """One alert per topic and window: ``taiwan/2024-04-02T20:00Z/1h``."""
+    return (
+        f"{spike.topic}/{spike.window_start.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
+        f"/{spike.params.window_hours}h"
+    )
+
+
+def detect(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[int]:
+    """Test each topic's latest window and record alerts.
+
+    A firing window opens an alert unless one exists for the same topic and window (a
+    re-run), the topic's episode is still open (the topic has not re-armed), or another
+    alert of the topic lies within its cooldown. An episode ends when its window is no
+    longer elevated (see :attr:`mediamon.spikes.Spike.still_elevated`); an outage neither
+    opens nor ends one.
+
+    Args:
+        engine: The data database (mentions up to date: see :func:`match_articles`).
+        topics: The topics in force.
+        at: Detection time; the window ends at the start of its hour (UTC).
+
+    Returns:
+        Ids of the alerts this call created (empty on a re-run).
+    """
+    spikes = assess_topics(engine, topics, at)
+    created: list[int] = []
+    with engine.begin() as conn:
+        # Concurrent runs (a retry beside a late run) take turns.
+        conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": DETECT_LOCK_KEY})
+        for spike in spikes:
+            topic = topics.get(spike.topic)
+            if topic is None:  # assess_topics tests exactly the given topics
+                raise ValueError(f"spike of unknown topic {spike.topic!r}")
+            alert_id = _record(conn, spike, topic)
+            if alert_id is not None:
+                created.append(alert_id)
+    if created:
+        logger.info("alerts created: %s", created)
+    return created
+
+
+def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
+    a = alerts_table.c
+    at = spike.window_end
+    if spike.status not in ("spike", "quiet"):
+        logger.info("topic %s at %s: %s, nothing decided", topic.key, at, spike.status)
+        return None
+    if conn.execute(sa.select(a.alert_id).where(a.dedupe_key == dedupe_key(spike))).first():
+        return None  # this window was already decided
+    episode = conn.execute(
+        sa.select(a.alert_id, a.last_window_end)
+        .where(a.topic == topic.key, a.cleared_at.is_(None), a.window_end < at)
+        .order_by(a.window_end.desc())
+        .limit(1)
+    ).first()
+    cooldown = timedelta(hours=topic.params.cooldown_hours)
+    nearest = conn.execute(
+        sa.select(a.alert_id, a.window_end)
+        .where(a.topic == topic.key, a.window_end > at - cooldown, a.window_end < at + cooldown)
+        .limit(1)
+    ).first()
+    decision = decide(
+        spike,
+        episode.last_window_end if episode is not None else None,
+        nearest.window_end if nearest is not None else None,
+        cooldown,
+    )
+    if decision.clear_stale and episode is not None:
+        _clear(conn, episode.alert_id, episode.last_window_end)
+    if decision.action == "extend" and episode is not None:
+        conn.execute(
+            alerts_table.update()
+            .where(a.alert_id == episode.alert_id)
+            .values(
+                last_window_end=sa.func.greatest(a.last_window_end, at),
+                peak_observed=sa.func.greatest(a.peak_observed, spike.observed),
+            )
+        )
+        return None
+    if decision.action == "clear" and episode is not None:
+        _clear(conn, episode.alert_id, at)
+        return None
+    if decision.action != "open":
+        if spike.fired and nearest is not None:  # fired, no episode: the cooldown held it
+            logger.info(
+                "topic %s at %s: spike within cooldown of alert %s", topic.key, at, nearest[0]
+            )
+        return None
+    statement = (
+        insert(alerts_table)
+        .values(
+            dedupe_key=dedupe_key(spike),
+            topic=topic.key,
+            topic_version=topic.version,
+            window_start=spike.window_start,
+            window_end=spike.window_end,
+            observed=int(spike.observed),
+            expected=float(spike.expected),
+            lift=float(spike.lift),
+            score=float(spike.score),
+            p_value=float(spike.p_value),
+            total_stories=int(spike.total_stories),
+            details=_jsonable(spike.details()),
+            state="open",
+            last_window_end=spike.window_end,
+            peak_observed=int(spike.observed),
+            created_at=sa.func.now(),
+        )
+        .on_conflict_do_nothing(index_elements=[a.dedupe_key])
+        .returning(a.alert_id)
+    )
+    return conn.execute(statement).scalar_one_or_none()
+
+
+def _clear(conn: sa.Connection, alert_id: int, when: datetime) -> None:
+    a = alerts_table.c
+    conn.execute(
+        alerts_table.update()
+        .where(a.alert_id == alert_id, a.cleared_at.is_(None))
+        .values(
+            cleared_at=when,
+            # Resolved only once notified: a cleared alert whose mail is still pending
+            # stays open and is sent (then resolved) by deliver_pending.
+            state=sa.case((a.state == "notified", "resolved"), else_=a.state),
+            resolved_at=sa.case((a.state == "notified", when), else_=a.resolved_at),
+        )
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON for jsonb: infinities and NaN become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "item"):  # numpy scalars, from callers' series
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,221 @@
+"""The topic model: a topic (rules, scope, thresholds, recipients) and its versions.
+
+A topic's ``version`` hashes its whole definition, ``match_version`` only what decides
+matching (with :data:`MATCHER_REVISION`), so only a change of rules re-matches articles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
+from typing import Any
+
+from mediamon.spikes.model import SpikeParams
+from mediamon.topics.rules import Rule, count_hits, parse_rule
+
+logger = logging.getLogger(__name__)
+
+# Bump when the meaning of a rule changes in code, so every topic is re-matched.
+MATCHER_REVISION = 1
+DEFAULT_DIGEST_HOUR = 8
+DEFAULT_TIMEZONE = "UTC"
+
+
+class TopicConfigError(ValueError):
+    """The topics file is invalid; the message names the file, the line and the reason."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who is told about a topic's alerts, and how.
+
+    Attributes:
+        address: E-mail address.
+        mode: ``immediate`` (one mail per alert) or ``digest`` (one mail a day).
+        digest_hour: Local hour at which the daily digest is sent.
+        timezone: IANA zone of ``digest_hour``.
+    """
+
+    address: str
+    mode: str = "immediate"
+    digest_hour: int = DEFAULT_DIGEST_HOUR
+    timezone: str = DEFAULT_TIMEZONE
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One tracked topic, with its defaults resolved.
+
+    Attributes:
+        key: Short ASCII identifier, the key in the database (``taiwan``).
+        name: Display name (``台湾``).
+        terms: The rules as written (see ``docs/topics.md``).
+        exclude: Rules that veto the whole article when they occur in its title or body.
+        languages: Only articles in these languages (empty: all).
+        sources: Only articles from these sources (empty: all).
+        params: Spike detection thresholds.
+        recipients: Who gets the alerts.
+        description: Free text for people.
+    """
+
+    key: str
+    name: str
+    terms: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    params: SpikeParams = field(default_factory=SpikeParams)
+    recipients: tuple[Recipient, ...] = ()
+    description: str | None = None
+
+    @cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(parse_rule(t) for t in self.terms)
+
+    @cached_property
+    def exclusions(self) -> tuple[Rule, ...]:
+        return tuple(parse_rule(t) for t in self.exclude)
+
+    def in_scope(self, language: str | None, source: str | None) -> bool:
+        """Whether an article of this language and source is considered at all."""
+        if self.languages and (language or "") not in self.languages:
+            return False
+        return not self.sources or (source or "") in self.sources
+
+    def hits(self, text_folded: str) -> int:
+        """Occurrences of the topic's rules in one folded text."""
+        if not text_folded:
+            return 0
+        return count_hits(
+            s for rule in self.rules if rule.possible(text_folded) for s in rule.spans(text_folded)
+        )
+
+    def match(self, title_folded: str, body_folded: str) -> tuple[int, int]:
+        """Count the topic's occurrences in an article.
+
+        Args:
+            title_folded: ``fold(title)`` (titles are stored as published: fold them first).
+            body_folded: ``fold(body)``, i.e. ``articles.match_text``.
+
+        Returns:
+            (title hits, body hits); (0, 0) when an exclusion occurs in title or body.
+        """
+        title_hits = self.hits(title_folded)
+        body_hits = self.hits(body_folded)
+        if (title_hits or body_hits) and any(
+            (rule.possible(title_folded) and rule.spans(title_folded))
+            or (rule.possible(body_folded) and rule.spans(body_folded))
+            for rule in self.exclusions
+        ):
+            return 0, 0
+        return title_hits, body_hits
+
+    def matching_definition(self) -> dict[str, Any]:
+        """The part of the definition that decides which articles match, normalized."""
+        return {
+            "terms": sorted({r.canonical() for r in self.rules}),
+            "exclude": sorted({r.canonical() for r in self.exclusions}),
+            "languages": sorted(self.languages),
+            "sources": sorted(self.sources),
+            "matcher": MATCHER_REVISION,
+        }
+
+    @cached_property
+    def match_version(self) -> str:
+        """Hash of :meth:`matching_definition`: when it changes, past articles are
+        re-matched. Reordering terms or writing 臺灣 for 台湾 does not change it."""
+        return _digest(self.matching_definition())
+
+    @cached_property
+    def version(self) -> str:
+        """Hash of the whole normalized definition (thresholds and recipients too)."""
+        return _digest(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form, read back by :func:`topic_from_dict` (stored in the database)."""
+        return {
+            "key": self.key,
+            "name": self.name,
+            "description": self.description,
+            "terms": list(self.terms),
+            "exclude": list(self.exclude),
+            "languages": list(self.languages),
+            "sources": list(self.sources),
+            "params": asdict(self.params),
+            "recipients": [asdict(r) for r in self.recipients],
+        }
+
+
+@dataclass(frozen=True)
+class TopicSet:
+    """The topics in force, and where they came from (a file path or ``database``)."""
+
+    topics: tuple[Topic, ...]
+    origin: str = ""
+
+    def __iter__(self) -> Iterator[Topic]:
+        return iter(self.topics)
+
+    def __len__(self) -> int:
+        return len(self.topics)
+
+    def get(self, key: str) -> Topic | None:
+        return next((t for t in self.topics if t.key == key), None)
+
+    def keys(self) -> list[str]:
+        return [t.key for t in self.topics]
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def topic_from_dict(data: Mapping[str, Any]) -> Topic:
+    """Rebuild a topic from :meth:`Topic.to_dict` (the copy kept in the database).
+
+    Raises:
+        TopicConfigError: the stored definition is not valid (it always was when stored).
+    """
+    try:
+        params_data = dict(data.get("params") or {})
+        known = {f.name for f in fields(SpikeParams)}
+        params = SpikeParams(**{k: v for k, v in params_data.items() if k in known})
+        topic = Topic(
+            key=str(data["key"]),
+            name=str(data["name"]),
+            description=data.get("description"),
+            terms=tuple(str(t) for t in data["terms"]),
+            exclude=tuple(str(t) for t in data.get("exclude") or ()),
+            languages=tuple(data.get("languages") or ()),
+            sources=tuple(data.get("sources") or ()),
+            params=params,
+            recipients=tuple(Recipient(**r) for r in data.get("recipients") or ()),
+        )
+        topic.rules  # noqa: B018 - compile now, so a bad stored rule fails here
+        topic.exclusions  # noqa: B018
+    except (KeyError, TypeError, ValueError) as error:
+        raise TopicConfigError(f"stored topic definition is invalid: {error}") from error
+    return topic
+
+
+# ---------------------------------------------------------------------------------------
+# The YAML file
+
+THRESHOLD_FIELDS: dict[str, tuple[type, float, float]] = {
+    # name: (type, minimum, maximum)
+    "window_hours": (int, 1, 48),
+    "baseline_weeks": (int, 1, 12),
+    "min_stories": (int, 1, 100_000),
+    "min_lift": (float, 1.0, 1000.0),
+    "max_p_value": (float, 1e-12, 0.5),
+    "outage_ratio": (float, 0.0, 1.0),
+    "min_baseline_hours": (int, 0, 24 * 7 * 12),
+    "prior_stories": (float, 0.01, 10_000.0),
+    "cooldown_hours": (int, 0, 24 * 30),
+    "rearm_p_value": (float, 1e-12, 1.0),
+}

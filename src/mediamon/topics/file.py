@@ -1,0 +1,349 @@
+"""The versioned topics file (YAML): read, validated with file and line in every error,
+into a :class:`~mediamon.topics.definitions.TopicSet`. The format is in ``docs/topics.md``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mediamon.spikes.model import SpikeParams
+from mediamon.topics.definitions import (
+    DEFAULT_DIGEST_HOUR,
+    DEFAULT_TIMEZONE,
+    THRESHOLD_FIELDS,
+    Recipient,
+    Topic,
+    TopicConfigError,
+    TopicSet,
+)
+from mediamon.topics.rules import RuleError, parse_rule
+
+logger = logging.getLogger(__name__)
+
+FILE_FORMAT_VERSION = 1
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ADDRESS_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
+MODES = ("immediate", "digest")
+TOP_KEYS = {"version", "defaults", "topics"}
+DEFAULT_KEYS = {"thresholds", "recipients", "digest", "languages", "sources"}
+TOPIC_KEYS = {
+    "key",
+    "name",
+    "description",
+    "terms",
+    "exclude",
+    "scope",
+    "thresholds",
+    "recipients",
+}
+SCOPE_KEYS = {"languages", "sources"}
+RECIPIENT_KEYS = {"address", "mode", "digest_hour", "timezone"}
+DIGEST_KEYS = {"hour", "timezone"}
+
+
+class _Reader:
+    """Walks yaml's node tree so every error can name the line it is about."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def error(self, node: yaml.Node | None, reason: str) -> TopicConfigError:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        return TopicConfigError(f"{self.name}{line}: {reason}")
+
+    def mapping(self, node: yaml.Node, what: str, allowed: set[str]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping (key: value)")
+        result: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                raise self.error(key_node, f"{what}: keys must be plain words")
+            if key not in allowed:
+                raise self.error(
+                    key_node, f"{what}: unknown key {key!r} (expected one of {sorted(allowed)})"
+                )
+            if key in result:
+                raise self.error(key_node, f"{what}: {key!r} is given twice")
+            result[key] = value_node
+        return result
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, f"{what} must be a list")
+        return list(node.value)
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        # The scalar as written: a term such as NO or 2024 stays text (YAML would make
+        # them a boolean and a number).
+        if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+            raise self.error(node, f"{what} must be non-empty text")
+        return str(node.value).strip()
+
+    def texts(self, node: yaml.Node, what: str) -> list[tuple[yaml.Node, str]]:
+        if isinstance(node, yaml.ScalarNode):
+            return [(node, self.text(node, what))]
+        return [(item, self.text(item, what)) for item in self.sequence(node, what)]
+
+    def value(self, node: yaml.Node) -> Any:
+        return self._constructor.construct_object(node, deep=True)
+
+
+def parse_topics(text: str, name: str = "topics.yaml") -> TopicSet:
+    """Parse and validate a topics file.
+
+    Args:
+        text: The YAML text.
+        name: The file's name or path, used in error messages.
+
+    Returns:
+        The topics, defaults resolved and rules compiled.
+
+    Raises:
+        TopicConfigError: YAML syntax error or invalid content; the message names the
+            file, the line and the reason.
+    """
+    reader = _Reader(name)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        reason = " ".join(str(p) for p in (error.context, error.problem) if p)
+        raise TopicConfigError(f"{name}{line}: YAML syntax error: {reason}") from error
+    except yaml.YAMLError as error:
+        raise TopicConfigError(f"{name}: YAML error: {error}") from error
+    if root is None:
+        raise TopicConfigError(f"{name}: the file is empty")
+    top = reader.mapping(root, "the file", TOP_KEYS)
+    if "version" in top:
+        version = reader.value(top["version"])
+        if version != FILE_FORMAT_VERSION:
+            raise reader.error(top["version"], f"version must be {FILE_FORMAT_VERSION}")
+    defaults = _defaults(reader, top.get("defaults"))
+    if "topics" not in top:
+        raise reader.error(root, "the file has no 'topics' list")
+    topic_nodes = reader.sequence(top["topics"], "topics")
+    if not topic_nodes:
+        raise reader.error(top["topics"], "topics must not be empty")
+    topics: list[Topic] = []
+    seen: dict[str, int] = {}
+    digest_schedules: dict[str, tuple[Recipient, yaml.Node]] = {}
+    for node in topic_nodes:
+        topic, recipient_nodes = _topic(reader, node, defaults)
+        if topic.key in seen:
+            raise reader.error(
+                node, f"topic key {topic.key!r} is already used on line {seen[topic.key]}"
+            )
+        seen[topic.key] = node.start_mark.line + 1
+        for recipient, r_node in recipient_nodes:
+            if recipient.mode != "digest":
+                continue
+            earlier = digest_schedules.get(recipient.address)
+            if earlier and (earlier[0].digest_hour, earlier[0].timezone) != (
+                recipient.digest_hour,
+                recipient.timezone,
+            ):
+                raise reader.error(
+                    r_node,
+                    f"{recipient.address} gets one digest a day: its digest hour and timezone "
+                    f"must be the same as on line {earlier[1].start_mark.line + 1}",
+                )
+            digest_schedules.setdefault(recipient.address, (recipient, r_node))
+        topics.append(topic)
+    return TopicSet(tuple(topics), origin=name)
+
+
+def load_topics(path: Path) -> TopicSet:
+    """Read and validate the topics file at ``path``.
+
+    Raises:
+        TopicConfigError: the file cannot be read or is invalid (file, line and reason).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise TopicConfigError(f"{path}: cannot read the file: {error}") from error
+    return parse_topics(text, str(path))
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    params: dict[str, Any]
+    recipients: tuple[Recipient, ...]
+    recipient_nodes: tuple[yaml.Node, ...]
+    digest_hour: int
+    timezone: str
+    languages: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+def _defaults(reader: _Reader, node: yaml.Node | None) -> _Defaults:
+    base = _Defaults({}, (), (), DEFAULT_DIGEST_HOUR, DEFAULT_TIMEZONE, (), ())
+    if node is None:
+        return base
+    entries = reader.mapping(node, "defaults", DEFAULT_KEYS)
+    digest_hour, timezone = DEFAULT_DIGEST_HOUR, DEFAULT_TIMEZONE
+    if "digest" in entries:
+        digest = reader.mapping(entries["digest"], "defaults.digest", DIGEST_KEYS)
+        if "hour" in digest:
+            digest_hour = _hour(reader, digest["hour"])
+        if "timezone" in digest:
+            timezone = _timezone(reader, digest["timezone"])
+    params = _thresholds(reader, entries["thresholds"], {}) if "thresholds" in entries else {}
+    recipients: list[tuple[Recipient, yaml.Node]] = []
+    if "recipients" in entries:
+        recipients = _recipients(reader, entries["recipients"], digest_hour, timezone)
+    return _Defaults(
+        params=params,
+        recipients=tuple(r for r, _ in recipients),
+        recipient_nodes=tuple(n for _, n in recipients),
+        digest_hour=digest_hour,
+        timezone=timezone,
+        languages=_languages(reader, entries["languages"]) if "languages" in entries else (),
+        sources=tuple(t for _, t in reader.texts(entries["sources"], "sources"))
+        if "sources" in entries
+        else (),
+    )
+
+
+def _topic(
+    reader: _Reader, node: yaml.Node, defaults: _Defaults
+) -> tuple[Topic, list[tuple[Recipient, yaml.Node]]]:
+    entries = reader.mapping(node, "a topic", TOPIC_KEYS)
+    for required in ("key", "name", "terms"):
+        if required not in entries:
+            raise reader.error(node, f"a topic needs {required!r}")
+    key = reader.text(entries["key"], "key")
+    if not KEY_PATTERN.match(key):
+        raise reader.error(
+            entries["key"], f"key must be short lowercase ASCII (a-z, 0-9, _ -), got {key!r}"
+        )
+    name = reader.text(entries["name"], "name")
+    what = f"topic {key!r}"
+    terms = _rules(reader, entries["terms"], f"{what}: terms")
+    if not terms:
+        raise reader.error(entries["terms"], f"{what}: terms must not be empty")
+    exclude = _rules(reader, entries["exclude"], f"{what}: exclude") if "exclude" in entries else []
+    languages, sources = defaults.languages, defaults.sources
+    if "scope" in entries:
+        scope = reader.mapping(entries["scope"], f"{what}: scope", SCOPE_KEYS)
+        if "languages" in scope:
+            languages = _languages(reader, scope["languages"])
+        if "sources" in scope:
+            sources = tuple(t for _, t in reader.texts(scope["sources"], "sources"))
+    params = dict(defaults.params)
+    if "thresholds" in entries:
+        params = _thresholds(reader, entries["thresholds"], params)
+    try:
+        spike_params = SpikeParams(**params)
+    except ValueError as error:
+        raise reader.error(entries.get("thresholds", node), f"{what}: {error}") from error
+    if "recipients" in entries:
+        recipients = _recipients(
+            reader, entries["recipients"], defaults.digest_hour, defaults.timezone
+        )
+    else:
+        recipients = list(zip(defaults.recipients, defaults.recipient_nodes, strict=True))
+    addresses = [(r.address, r.mode) for r, _ in recipients]
+    if len(set(addresses)) != len(addresses):
+        raise reader.error(entries.get("recipients", node), f"{what}: a recipient is listed twice")
+    description = None
+    if "description" in entries:
+        description = reader.text(entries["description"], "description")
+    topic = Topic(
+        key=key,
+        name=name,
+        description=description,
+        terms=tuple(terms),
+        exclude=tuple(exclude),
+        languages=languages,
+        sources=sources,
+        params=spike_params,
+        recipients=tuple(r for r, _ in recipients),
+    )
+    return topic, recipients
+
+
+def _rules(reader: _Reader, node: yaml.Node, what: str) -> list[str]:
+    rules: list[str] = []
+    for item, text in reader.texts(node, what):
+        try:
+            parse_rule(text)
+        except RuleError as error:
+            raise reader.error(item, f"{what}: {error}") from error
+        rules.append(text)
+    return rules
+
+
+def _thresholds(reader: _Reader, node: yaml.Node, base: dict[str, Any]) -> dict[str, Any]:
+    entries = reader.mapping(node, "thresholds", set(THRESHOLD_FIELDS))
+    result = dict(base)
+    for key, value_node in entries.items():
+        kind, low, high = THRESHOLD_FIELDS[key]
+        value = reader.value(value_node)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise reader.error(value_node, f"thresholds.{key} must be a number")
+        if kind is int and not float(value).is_integer():
+            raise reader.error(value_node, f"thresholds.{key} must be a whole number")
+        if not low <= value <= high:
+            raise reader.error(value_node, f"thresholds.{key} must be between {low} and {high}")
+        result[key] = int(value) if kind is int else float(value)
+    return result
+
+
+def _recipients(
+    reader: _Reader, node: yaml.Node, digest_hour: int, timezone: str
+) -> list[tuple[Recipient, yaml.Node]]:
+    result: list[tuple[Recipient, yaml.Node]] = []
+    for item in reader.sequence(node, "recipients"):
+        if isinstance(item, yaml.ScalarNode):
+            entries: dict[str, yaml.Node] = {"address": item}
+        else:
+            entries = reader.mapping(item, "a recipient", RECIPIENT_KEYS)
+        if "address" not in entries:
+            raise reader.error(item, "a recipient needs an address")
+        address = reader.text(entries["address"], "address")
+        if not ADDRESS_PATTERN.match(address):
+            raise reader.error(entries["address"], f"not an e-mail address: {address!r}")
+        mode = reader.text(entries["mode"], "mode") if "mode" in entries else "immediate"
+        if mode not in MODES:
+            raise reader.error(entries["mode"], f"mode must be one of {list(MODES)}, got {mode!r}")
+        hour = _hour(reader, entries["digest_hour"]) if "digest_hour" in entries else digest_hour
+        zone = _timezone(reader, entries["timezone"]) if "timezone" in entries else timezone
+        result.append((Recipient(address, mode, hour, zone), item))
+    return result
+
+
+def _hour(reader: _Reader, node: yaml.Node) -> int:
+    value = reader.value(node)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 23:
+        raise reader.error(node, "the digest hour must be a whole number from 0 to 23")
+    return value
+
+
+def _timezone(reader: _Reader, node: yaml.Node) -> str:
+    name = reader.text(node, "timezone")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise reader.error(node, f"unknown timezone {name!r}") from error
+    return name
+
+
+def _languages(reader: _Reader, node: yaml.Node) -> tuple[str, ...]:
+    result = []
+    for item, text in reader.texts(node, "languages"):
+        code = text.lower()
+        if not LANGUAGE_PATTERN.match(code):
+            raise reader.error(item, f"languages are ISO 639 codes such as zh or en, got {text!r}")
+        result.append(code)
+    return tuple(result)

@@ -1,0 +1,196 @@
+"""Matching articles to topics: ``mentions`` brought up to date, incrementally, or in
+full for a topic whose rules changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.db.queries import query
+from mediamon.db.tables import (
+    mentions,
+    topics_table,
+)
+from mediamon.text import fold
+from mediamon.topics.definitions import Topic, TopicSet
+
+logger = logging.getLogger(__name__)
+
+MATCH_BATCH = 500
+# Articles changed up to this long before the last match run are matched again: an ingest
+# transaction that started earlier may have committed after that run looked.
+MATCH_OVERLAP = timedelta(hours=1)
+
+
+@dataclass
+class MatchStats:
+    """What one :func:`match_articles` call did."""
+
+    articles: int = 0
+    mentions: int = 0
+    removed: int = 0
+    full_rematch: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "articles": self.articles,
+            "mentions": self.mentions,
+            "removed": self.removed,
+            "full_rematch": self.full_rematch,
+        }
+
+
+def match_article(
+    topics: Iterable[Topic],
+    title: str | None,
+    match_text: str,
+    language: str | None,
+    source: str | None,
+) -> dict[str, tuple[int, int]]:
+    """The topics an article mentions, with (title hits, body hits). Pure."""
+    title_folded = fold(title) if title else ""
+    found: dict[str, tuple[int, int]] = {}
+    for topic in topics:
+        if not topic.in_scope(language, source):
+            continue
+        title_hits, body_hits = topic.match(title_folded, match_text)
+        if title_hits or body_hits:
+            found[topic.key] = (title_hits, body_hits)
+    return found
+
+
+def match_articles(
+    engine: sa.Engine, topics: TopicSet, *, batch_size: int = MATCH_BATCH
+) -> MatchStats:
+    """Bring ``mentions`` up to date for the given (synced) topics.
+
+    Topics whose matching rules changed since their mentions were computed are matched
+    against every article (and their old mentions dropped); the others only against the
+    articles inserted or changed since the previous run.
+
+    Raises:
+        ValueError: a topic is not synced (call :func:`sync_topics` first).
+    """
+    with engine.connect() as conn:
+        started = conn.execute(sa.select(sa.func.now())).scalar_one()
+        state = {
+            row.topic: row
+            for row in conn.execute(
+                sa.select(
+                    topics_table.c.topic,
+                    topics_table.c.match_version,
+                    topics_table.c.matched_version,
+                    topics_table.c.matched_through,
+                ).where(topics_table.c.topic.in_(topics.keys()))
+            )
+        }
+    for topic in topics:
+        row = state.get(topic.key)
+        if row is None or row.match_version != topic.match_version:
+            raise ValueError(f"topic {topic.key!r} is not synced: call sync_topics first")
+    full = [t for t in topics if state[t.key].matched_version != t.match_version]
+    incremental = [t for t in topics if t not in full]
+    stats = MatchStats(full_rematch=[t.key for t in full])
+    if full:
+        _match_pass(engine, full, None, batch_size, stats)
+        with engine.begin() as conn:
+            for topic in full:
+                # Mentions of articles no longer in scope, under the old rules.
+                deleted = conn.execute(
+                    mentions.delete().where(
+                        mentions.c.topic == topic.key,
+                        mentions.c.match_version != topic.match_version,
+                    )
+                )
+                stats.removed += deleted.rowcount
+    if incremental:
+        marks = [state[t.key].matched_through for t in incremental]
+        since = None if None in marks else min(marks) - MATCH_OVERLAP
+        _match_pass(engine, incremental, since, batch_size, stats)
+    with engine.begin() as conn:
+        for topic in topics:
+            conn.execute(
+                topics_table.update()
+                .where(topics_table.c.topic == topic.key)
+                .values(matched_version=topic.match_version, matched_through=started)
+            )
+    return stats
+
+
+def _match_pass(
+    engine: sa.Engine,
+    topics: Sequence[Topic],
+    since: datetime | None,
+    batch_size: int,
+    stats: MatchStats,
+) -> None:
+    keys = [t.key for t in topics]
+    versions = {t.key: t.match_version for t in topics}
+    last_id = 0
+    while True:
+        # Keyset pages, each in its own short transaction: no long-lived cursor.
+        query = sa.text(
+            "select a.article_id, a.title, a.match_text, a.language, s.name as source"
+            " from articles a join sources s on s.source_id = a.source_id"
+            " where a.article_id > :last"
+            + (" and a.updated_at >= :since" if since is not None else "")
+            + " order by a.article_id limit :limit"
+        )
+        params: dict[str, Any] = {"last": last_id, "limit": batch_size}
+        if since is not None:
+            params["since"] = since
+        with engine.begin() as conn:
+            rows = conn.execute(query, params).all()
+            if not rows:
+                return
+            last_id = rows[-1].article_id
+            found: list[dict[str, Any]] = []
+            for row in rows:
+                hits = match_article(topics, row.title, row.match_text, row.language, row.source)
+                found += [
+                    {
+                        "article_id": row.article_id,
+                        "topic": key,
+                        "match_version": versions[key],
+                        "title_hits": title_hits,
+                        "body_hits": body_hits,
+                    }
+                    for key, (title_hits, body_hits) in hits.items()
+                ]
+            ids = [row.article_id for row in rows]
+            stats.articles += len(rows)
+            stats.removed += _replace_mentions(conn, ids, keys, found)
+            stats.mentions += len(found)
+
+
+def _replace_mentions(
+    conn: sa.Connection, ids: list[int], keys: list[str], found: list[dict[str, Any]]
+) -> int:
+    if found:
+        statement = insert(mentions).values([{**f, "matched_at": sa.func.now()} for f in found])
+        excluded = statement.excluded
+        changed = ("match_version", "title_hits", "body_hits")
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[mentions.c.article_id, mentions.c.topic],
+                set_={c: excluded[c] for c in changed} | {"matched_at": sa.func.now()},
+                where=sa.or_(*(mentions.c[c].is_distinct_from(excluded[c]) for c in changed)),
+            )
+        )
+    # Pairs of this batch that no longer match (the article or the rules changed).
+    result = conn.execute(
+        query("stale_mentions"),
+        {
+            "ids": ids,
+            "keys": keys,
+            "f_ids": [f["article_id"] for f in found],
+            "f_topics": [f["topic"] for f in found],
+        },
+    )
+    return int(result.rowcount)

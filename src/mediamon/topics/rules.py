@@ -1,0 +1,343 @@
+"""The topic rule language: a rule's syntax, parsed into a compiled matcher.
+
+Pure: no database here (see :mod:`mediamon.topics.store`). The rule syntax is documented in
+``docs/topics.md``; in short, each entry of a topic's ``terms`` is one rule::
+
+    台湾                      a term (matched on the folded text: 臺灣, ｔａｉｗａｎ, ... alike)
+    export control*           Latin words; * continues a Latin word (controls, controlled)
+    限制 NEAR/8 出口           both within 8 characters (CJK) or 8 words (Latin), either order
+    (限制|管制) NEAR/5 出口    alternatives in parentheses
+    台海 NOT 台海网            drop occurrences that overlap an occurrence of 台海网
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from mediamon.text import fold
+
+logger = logging.getLogger(__name__)
+
+MAX_NEAR = 200
+# Letters and digits that form Latin, Greek or Cyrillic words (after case folding): a term
+# that begins or ends with one must not continue a longer word (taiwan ≠ taiwanese).
+ALNUM = "0-9a-z\u00c0-\u02af\u0370-\u03ff\u0400-\u04ff"
+ALNUM_CHAR = re.compile(f"[{ALNUM}]")
+CJK_CHAR = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
+)
+WORD = re.compile(r"\w+")
+WHITESPACE = re.compile(r"\s")
+TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<quoted>"[^"]*")
+      | (?P<near>NEAR/(?P<distance>\d+))(?=[\s("]|$)
+      | (?P<not>NOT)(?=[\s("]|$)
+      | (?P<reserved>AND|OR)(?=[\s("]|$)
+      | (?P<open>\()
+      | (?P<close>\))
+      | (?P<bar>\|)
+      | (?P<word>[^\s()|"]+)
+    )""",
+    re.VERBOSE,
+)
+LOWER_OPERATOR = re.compile(r"(?i)^(near/\d*|not)$|near/\d")
+
+
+class RuleError(ValueError):
+    """A rule cannot be parsed; the message says why (the caller adds file and line)."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One side of a rule: a phrase, or alternatives ``(a|b|c)``, all folded."""
+
+    phrases: tuple[str, ...]
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        # Longest first, so the alternation prefers 台湾海峡 over 台湾 at the same place.
+        ordered = sorted(self.phrases, key=lambda p: (-len(p), p))
+        return re.compile("|".join(_phrase_regex(p) for p in ordered))
+
+    @property
+    def has_cjk(self) -> bool:
+        return any(CJK_CHAR.search(p) for p in self.phrases)
+
+    def canonical(self) -> str:
+        quoted = [_quote(p) for p in self.phrases]
+        return quoted[0] if len(quoted) == 1 else "(" + "|".join(quoted) + ")"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A compiled rule: ``first [NEAR/n second] [NOT excluded ...]``.
+
+    Attributes:
+        first: The term, or the first side of a proximity rule.
+        second: The other side of a proximity rule, else None.
+        distance: The NEAR distance, else None.
+        excluded: Occurrences overlapping any of these are dropped.
+    """
+
+    first: Operand
+    second: Operand | None = None
+    distance: int | None = None
+    excluded: tuple[Operand, ...] = ()
+
+    @property
+    def unit(self) -> str:
+        """``chars`` when either side has CJK text, else ``words``."""
+        sides = [self.first] + ([self.second] if self.second else [])
+        return "chars" if any(s.has_cjk for s in sides) else "words"
+
+    def canonical(self) -> str:
+        """The normalized text of the rule (the form that is hashed into the version)."""
+        text = self.first.canonical()
+        if self.second is not None:
+            text += f" NEAR/{self.distance} {self.second.canonical()}"
+        for operand in self.excluded:
+            text += f" NOT {operand.canonical()}"
+        return text
+
+    @cached_property
+    def _needles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # A phrase cannot occur without its longest word: a plain substring test (in C)
+        # rules out most texts before any regular expression runs.
+        def words(operand: Operand | None) -> tuple[str, ...]:
+            if operand is None:
+                return ()
+            return tuple({max(p.replace("*", "").split(" "), key=len) for p in operand.phrases})
+
+        return words(self.first), words(self.second)
+
+    def possible(self, text: str) -> bool:
+        """False when the rule certainly does not occur in ``text`` (a cheap test)."""
+        first, second = self._needles
+        return any(n in text for n in first) and (not second or any(n in text for n in second))
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Occurrences of the rule in a folded text, as (start, end) offsets."""
+        found = [m.span() for m in self.first.pattern.finditer(text)]
+        if not found:
+            return []
+        if self.second is not None and self.distance is not None:
+            others = [m.span() for m in self.second.pattern.finditer(text)]
+            found = _near(text, found, others, self.distance, self.unit)
+        for operand in self.excluded:
+            if not found:
+                break
+            blocked = [m.span() for m in operand.pattern.finditer(text)]
+            found = [s for s in found if not any(_overlap(s, b) for b in blocked)]
+        return found
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse one rule (see ``docs/topics.md``).
+
+    Raises:
+        RuleError: the rule is empty, uses an unknown operator, or is malformed.
+    """
+    source = unicodedata.normalize("NFKC", text).strip()
+    if not source:
+        raise RuleError("empty rule")
+    tokens = _tokenize(source)
+    position = 0
+
+    def operand() -> Operand:
+        nonlocal position
+        if position >= len(tokens):
+            raise RuleError(f"{source!r}: a term is missing at the end")
+        kind, value = tokens[position]
+        if kind == "phrase":
+            position += 1
+            return Operand((value,))
+        if kind != "open":
+            raise RuleError(f"{source!r}: expected a term before {value!r}")
+        position += 1
+        phrases: list[str] = []
+        while True:
+            if position >= len(tokens) or tokens[position][0] != "phrase":
+                raise RuleError(f"{source!r}: expected a term inside ( | )")
+            phrases.append(tokens[position][1])
+            position += 1
+            if position >= len(tokens):
+                raise RuleError(f"{source!r}: ( without )")
+            kind, value = tokens[position]
+            position += 1
+            if kind == "close":
+                break
+            if kind != "bar":
+                raise RuleError(f"{source!r}: expected | or ) inside parentheses, got {value!r}")
+        return Operand(tuple(sorted(set(phrases))))
+
+    first = operand()
+    second: Operand | None = None
+    distance: int | None = None
+    excluded: list[Operand] = []
+    while position < len(tokens):
+        kind, value = tokens[position]
+        position += 1
+        if kind == "near":
+            if second is not None or excluded:
+                raise RuleError(f"{source!r}: only one NEAR per rule, before any NOT")
+            distance = int(value)
+            if not 0 <= distance <= MAX_NEAR:
+                raise RuleError(f"{source!r}: NEAR distance must be 0 to {MAX_NEAR}")
+            second = operand()
+        elif kind == "not":
+            excluded.append(operand())
+        else:
+            raise RuleError(f"{source!r}: expected NEAR/n or NOT, got {value!r}")
+    return Rule(first, second, distance, tuple(excluded))
+
+
+def _tokenize(source: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    words: list[str] = []
+
+    def flush() -> None:
+        if words:
+            phrase = _fold_phrase(" ".join(words), source)
+            tokens.append(("phrase", phrase))
+            words.clear()
+
+    position = 0
+    while position < len(source):
+        match = TOKEN.match(source, position)
+        if match is None or match.end() == position:
+            break  # only trailing whitespace is left
+        position = match.end()
+        if match.group("quoted") is not None:
+            flush()
+            inner = match.group("quoted")[1:-1]
+            if not inner.strip():
+                raise RuleError(f"{source!r}: empty quotes")
+            words.append(inner)
+            flush()
+        elif match.group("word") is not None:
+            word = match.group("word")
+            if LOWER_OPERATOR.search(word):
+                raise RuleError(
+                    f"{source!r}: write operators in capitals between spaces "
+                    f"(NEAR/8, NOT), or quote the text; got {word!r}"
+                )
+            words.append(word)
+        elif match.group("reserved") is not None:
+            raise RuleError(
+                f"{source!r}: {match.group('reserved')} is not an operator here: list "
+                "alternatives as separate terms or (a|b), use NEAR/n for co-occurrence, "
+                "or quote the word"
+            )
+        else:
+            flush()
+            kind = next(k for k in ("near", "not", "open", "close", "bar") if match.group(k))
+            value = match.group("distance") if kind == "near" else match.group(kind)
+            tokens.append((kind, value))
+    flush()
+    return tokens
+
+
+def _fold_phrase(raw: str, source: str) -> str:
+    phrase = " ".join(fold(raw).split())
+    if not phrase:
+        raise RuleError(f"{source!r}: a term folds to nothing")
+    for word in phrase.split(" "):
+        stem = word[:-1] if word.endswith("*") else word
+        if "*" in stem or (word.endswith("*") and not (stem and ALNUM_CHAR.match(stem[-1]))):
+            raise RuleError(f"{source!r}: * may only end a Latin word or number ({word!r})")
+    return phrase
+
+
+def _phrase_regex(phrase: str) -> str:
+    words = phrase.split(" ")
+    parts: list[str] = []
+    for index, word in enumerate(words):
+        if index:
+            # Chinese needs no spaces: a space next to a CJK character is optional.
+            between = words[index - 1][-1] + word[0]
+            parts.append(r"\s*" if CJK_CHAR.search(between) else r"\s+")
+        if word.endswith("*"):
+            parts.append(re.escape(word[:-1]) + f"[{ALNUM}]*")
+        else:
+            parts.append(re.escape(word))
+    pattern = "".join(parts)
+    if ALNUM_CHAR.match(phrase[0]):
+        pattern = f"(?<![{ALNUM}])" + pattern
+    if ALNUM_CHAR.match(phrase[-1]) or phrase.endswith("*"):
+        pattern += f"(?![{ALNUM}])"
+    return pattern
+
+
+def _quote(phrase: str) -> str:
+    plain = (
+        " " not in phrase
+        and not any(c in phrase for c in '()|"')
+        and not (LOWER_OPERATOR.search(phrase) or phrase in ("and", "or"))
+    )
+    return phrase if plain else f'"{phrase}"'
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _gap_units(gap: str, unit: str) -> int:
+    if unit == "words":
+        return len(WORD.findall(gap))
+    return len(gap) - len(WHITESPACE.findall(gap))
+
+
+def _near(
+    text: str,
+    firsts: Sequence[tuple[int, int]],
+    seconds: Sequence[tuple[int, int]],
+    distance: int,
+    unit: str,
+) -> list[tuple[int, int]]:
+    """Spans covering each first occurrence and its closest second within ``distance``."""
+    if not seconds:
+        return []
+    starts = sorted(s for s, _ in seconds)
+    by_start = sorted(seconds)
+    by_end = sorted(seconds, key=lambda s: s[1])
+    ends = [e for _, e in by_end]
+    result: list[tuple[int, int]] = []
+    for a_start, a_end in firsts:
+        candidates: list[tuple[int, tuple[int, int]]] = []
+        # The nearest second after the first starts first; the nearest before ends last.
+        after = bisect.bisect_left(starts, a_end)
+        if after < len(by_start):
+            b_start, b_end = by_start[after]
+            candidates.append((_gap_units(text[a_end:b_start], unit), (a_start, b_end)))
+        before = bisect.bisect_right(ends, a_start) - 1
+        if before >= 0:
+            b_start, b_end = by_end[before]
+            candidates.append((_gap_units(text[b_end:a_start], unit), (b_start, a_end)))
+        if candidates:
+            gap, span = min(candidates)
+            if gap <= distance:
+                result.append(span)
+    return result
+
+
+def count_hits(spans: Iterable[tuple[int, int]]) -> int:
+    """Occurrences counted once each: overlapping spans (台湾 inside 台湾海峡, two NEAR
+    pairs sharing a word) merge into one."""
+    count = 0
+    last_end = -1
+    for start, end in sorted(spans):
+        if start >= last_end:
+            count += 1
+        last_end = max(last_end, end)
+    return count
+
+
+# ---------------------------------------------------------------------------------------
+# Topics

@@ -1,0 +1,145 @@
+"""Topic definitions in the database: the file's topics synced into ``topics`` (every
+version kept in ``topic_versions``), or the stored ones when the file is invalid."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.db.tables import (
+    topic_versions,
+    topics_table,
+)
+from mediamon.topics.definitions import TopicConfigError, TopicSet, topic_from_dict
+from mediamon.topics.file import load_topics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicRefresh:
+    """The outcome of reading the topics file.
+
+    Attributes:
+        topics: The topics in force (the file's, or the stored ones when it was rejected).
+        changed: Keys of topics that are new or whose definition changed.
+        rematch: Keys whose matching rules changed (their past articles are re-matched).
+        removed: Keys no longer in the file (kept, inactive).
+        error: Why the file was rejected (file, line and reason), else None.
+    """
+
+    topics: TopicSet
+    changed: tuple[str, ...] = ()
+    rematch: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topics": self.topics.keys(),
+            "changed": list(self.changed),
+            "rematch": list(self.rematch),
+            "removed": list(self.removed),
+            "error": self.error,
+        }
+
+
+def sync_topics(engine: sa.Engine, topics: TopicSet) -> TopicRefresh:
+    """Store a valid topic set as the definitions in force.
+
+    New and changed topics are upserted on their key and every new version is kept in
+    ``topic_versions``; topics missing from the set become inactive (their mentions stay).
+    """
+    with engine.begin() as conn:
+        before = {
+            row.topic: row
+            for row in conn.execute(
+                sa.select(
+                    topics_table.c.topic,
+                    topics_table.c.version,
+                    topics_table.c.match_version,
+                    topics_table.c.active,
+                )
+            )
+        }
+        changed: list[str] = []
+        rematch: list[str] = []
+        for topic in topics:
+            old = before.get(topic.key)
+            if old is not None and old.version == topic.version and old.active:
+                continue
+            changed.append(topic.key)
+            if old is None or old.match_version != topic.match_version:
+                rematch.append(topic.key)
+            definition = topic.to_dict()
+            statement = insert(topics_table).values(
+                topic=topic.key,
+                name=topic.name,
+                version=topic.version,
+                match_version=topic.match_version,
+                definition=definition,
+                active=True,
+                updated_at=sa.func.now(),
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[topics_table.c.topic],
+                    set_={
+                        c: statement.excluded[c]
+                        for c in ("name", "version", "match_version", "definition", "active")
+                    }
+                    | {"updated_at": sa.func.now()},
+                )
+            )
+            conn.execute(
+                insert(topic_versions)
+                .values(
+                    topic=topic.key,
+                    version=topic.version,
+                    match_version=topic.match_version,
+                    definition=definition,
+                )
+                .on_conflict_do_nothing()
+            )
+        removed = sorted(k for k, row in before.items() if row.active and topics.get(k) is None)
+        if removed:
+            conn.execute(
+                topics_table.update()
+                .where(topics_table.c.topic.in_(removed))
+                .values(active=False, updated_at=sa.func.now())
+            )
+    if changed or removed:
+        logger.info("topics: changed %s, re-match %s, removed %s", changed, rematch, removed)
+    return TopicRefresh(topics, tuple(changed), tuple(rematch), tuple(removed))
+
+
+def stored_topics(engine: sa.Engine, *, include_inactive: bool = False) -> TopicSet:
+    """The definitions in force, as stored by the last successful :func:`sync_topics`."""
+    query = sa.select(topics_table.c.definition).order_by(topics_table.c.topic)
+    if not include_inactive:
+        query = query.where(topics_table.c.active)
+    with engine.connect() as conn:
+        definitions = conn.execute(query).scalars().all()
+    return TopicSet(tuple(topic_from_dict(d) for d in definitions), origin="database")
+
+
+def refresh_topics(engine: sa.Engine, path: Path) -> TopicRefresh:
+    """Read the topics file and sync it; when it is invalid keep the stored definitions.
+
+    Raises:
+        TopicConfigError: the file is invalid and no valid definition was ever stored.
+    """
+    try:
+        topics = load_topics(path)
+    except TopicConfigError as error:
+        stored = stored_topics(engine)
+        if not len(stored):
+            raise
+        logger.error("%s; the previous valid topic definitions stay in force", error)
+        return TopicRefresh(stored, error=str(error))
+    return sync_topics(engine, topics)

@@ -1,0 +1,184 @@
+"""Loading: upserts on natural keys, atomic batches, duplicate links; migrations."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.db import migrate
+from mediamon.ingest import load, normalize
+from mediamon.ingest.sources import Source
+from mediamon.models import Article, FetchRecord
+
+NOW = datetime(2024, 4, 20, tzinfo=UTC)
+BODY = "\n".join(f"第{n}句话讲述了一件完全不同的新闻事件，编号为{n * 7919}。" for n in range(10))
+
+
+def article(url: str, body: str = BODY) -> Article:
+    match = normalize.fold(body)
+    return Article(
+        canonical_url=url, url=url, title="标题", author=None, published_at=NOW, language="zh",
+        body_text=body, match_text=match, summary=None, image_url=None, categories=(),
+        content_origin="page", content_hash=normalize.content_hash(match),
+        sentence_hashes=normalize.sentence_hashes(match), raw_sha256=None, raw_bytes=None,
+    )  # fmt: skip
+
+
+def source_id(engine: sa.Engine) -> int:
+    with engine.begin() as conn:
+        ids = load.sync_sources(conn, [Source(name="s", kind="feed", location="https://x/f")])
+    return ids["s"]
+
+
+def test_upsert_inserts_updates_and_leaves_unchanged_rows_alone(engine: sa.Engine) -> None:
+    sid = source_id(engine)
+    with engine.begin() as conn:
+        written = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        assert (written.inserted, written.updated) == (1, 0)
+    with engine.begin() as conn:
+        written = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        assert (written.inserted, written.updated, written.article_ids) == (0, 0, [])
+        changed = dataclasses.replace(article("https://x/1"), title="新标题")
+        written = load.upsert_articles(conn, sid, [changed], NOW)
+        assert (written.inserted, written.updated) == (0, 1)
+        count = conn.execute(sa.text("select count(*) from articles")).scalar_one()
+    assert count == 1
+
+
+def test_a_failing_batch_leaves_nothing_behind(engine: sa.Engine) -> None:
+    sid = source_id(engine)
+    bad = dataclasses.replace(article("https://x/2"), content_origin="not-an-origin")
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        load.write_fetch_log(
+            conn, "run", sid, [FetchRecord(url="https://x/f", kind="feed", fetched_at=NOW)]
+        )
+        load.upsert_articles(conn, sid, [article("https://x/1"), bad], NOW)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from articles")).scalar_one() == 0
+        assert conn.execute(sa.text("select count(*) from fetch_log")).scalar_one() == 0
+
+
+def test_copies_link_to_the_first_article_and_short_texts_do_not(engine: sa.Engine) -> None:
+    sid = source_id(engine)
+    with engine.begin() as conn:
+        written = load.upsert_articles(
+            conn, sid,
+            [
+                article("https://a/1"),
+                article("https://b/1", "（本报讯）" + BODY + "\n责任编辑：王五"),  # syndicated copy
+                article("https://c/1", BODY.replace("\n", "")),  # same text, other layout
+                article("https://d/1", "图片"), article("https://e/1", "图片"),  # too short
+                article("https://f/1", BODY[::-1]),  # other text
+            ],
+            NOW,
+        )  # fmt: skip
+        assert written.copies == 2
+        ids = written.article_ids
+        links = dict(
+            conn.execute(sa.text("select canonical_url, duplicate_of from articles")).all()
+        )
+    assert links["https://b/1"] == links["https://c/1"] == ids[0]
+    assert links["https://a/1"] is None and links["https://f/1"] is None
+    assert links["https://d/1"] is None and links["https://e/1"] is None
+
+
+def test_migrations_are_recorded_once_and_guarded(engine: sa.Engine, tmp_path: Path) -> None:
+    assert migrate.upgrade(engine) == []  # the fixture applied them all already
+    with engine.connect() as conn:
+        versions = (
+            conn.execute(sa.text("select version from schema_migrations order by 1"))
+            .scalars()
+            .all()
+        )
+    assert versions == [m.version for m in migrate.load_migrations()]
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for m in migrate.load_migrations():
+        (folder / f"{m.name}.sql").write_text(m.sql + "\n-- edited", "utf-8")
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        migrate.upgrade(engine, folder)
+    (folder / "readme.txt").write_text("x", "utf-8")
+    with pytest.raises(ValueError, match="NNNN_description.sql"):
+        migrate.load_migrations(folder)
+
+
+def test_copies_of_stored_articles_are_linked_and_relinked_when_they_change(
+    engine: sa.Engine,
+) -> None:
+    sid = source_id(engine)
+    with engine.begin() as conn:
+        original = load.upsert_articles(conn, sid, [article("https://a/1")], NOW)
+    with engine.begin() as conn:
+        copy = load.upsert_articles(conn, sid, [article("https://b/1", BODY + "\n（新华社）")], NOW)
+        assert copy.copies == 1
+        # the copy is rewritten as a story of its own: its link goes
+        rewritten = article("https://b/1", BODY[::-1])
+        assert load.upsert_articles(conn, sid, [rewritten], NOW).copies == 0
+        links = dict(
+            conn.execute(sa.text("select canonical_url, duplicate_of from articles")).all()
+        )
+    assert links == {"https://a/1": None, "https://b/1": None}
+    assert original.article_ids[0] < copy.article_ids[0]
+
+
+def test_a_url_stored_by_another_transaction_meanwhile_is_updated_not_doubled(
+    engine: sa.Engine,
+) -> None:
+    sid = source_id(engine)
+    results: list[load.Upserted] = []
+
+    def second_writer() -> None:
+        with engine.begin() as conn:
+            # Does not see the first writer's row yet, so its COPY waits on the unique
+            # key, then fails when the first commits: the batch is written again.
+            results.append(load.upsert_articles(conn, sid, [article("https://x/1")], NOW))
+
+    with engine.begin() as conn:
+        load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        time.sleep(0.5)  # let the second writer reach the unique key
+    thread.join(timeout=30)
+    assert [(r.inserted, r.updated) for r in results] == [(0, 0)]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from articles")).scalar_one() == 1
+
+
+def fingerprint(article_id: int, sentences: range, text: bytes | None = None) -> load.Fingerprint:
+    return load.Fingerprint(article_id, text, frozenset(sentences))
+
+
+def test_copy_roots_follow_the_shared_sentence_rule() -> None:
+    stored = [fingerprint(1, range(10)), fingerprint(2, range(100, 103))]
+    batch = [
+        fingerprint(5, range(2, 10)),  # 8 of its 8 sentences are in 1: a copy
+        fingerprint(6, range(100, 120)),  # holds all 3 of 2's: the shorter one's 80 %
+        fingerprint(7, range(3, 13)),  # 7 of 10 shared with 1: under 80 %
+        fingerprint(8, range(300, 302)),  # two sentences: too few to tell
+        fingerprint(9, range(3, 13)),  # a copy of 7, a root of this batch
+        fingerprint(3, range(0, 10)),  # stored before 5 but after 1: copies 1
+    ]
+    roots = load.copy_roots(batch, stored)
+    assert roots == {3: 1, 5: 1, 6: 2, 7: None, 8: None, 9: 7}
+
+
+def test_copy_roots_link_only_to_earlier_roots_with_the_same_text() -> None:
+    same = b"x" * 32
+    batch = [fingerprint(4, range(0), same), fingerprint(9, range(0), same)]
+    assert load.copy_roots(batch, [fingerprint(7, range(0), same)]) == {4: None, 9: 4}
+
+
+def test_batches_in_one_transaction_each_write_only_their_own_rows(engine: sa.Engine) -> None:
+    sid = source_id(engine)
+    with engine.begin() as conn:
+        first = load.upsert_articles(conn, sid, [article("https://x/1")], NOW)
+        second = load.upsert_articles(conn, sid, [article("https://x/2", BODY[::-1])], NOW)
+    assert (first.inserted, second.inserted) == (1, 1)
+    assert first.article_ids != second.article_ids

@@ -1,0 +1,685 @@
+"""Topics in a real PostgreSQL: definitions, mentions, counts, alerts and mail delivery."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import smtplib
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from mediamon import service
+from mediamon.alerts.deliver import DeliveryError, deliver_pending
+from mediamon.models import Article
+from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
+from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
+from mediamon.spikes.detect import assess_topics, detect
+from mediamon.text import fold
+from mediamon.topics.definitions import TopicSet
+from mediamon.topics.file import load_topics, parse_topics
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
+from tests.support.smtp_server import Sink, free_port, smtp_send
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday; background runs five weeks before it
+BURST_HOUR = T0 + timedelta(hours=10)
+AT = BURST_HOUR + timedelta(hours=1)
+EVIL = "<script>alert('x')</script>台湾突发"
+
+TOPICS_YAML = """\
+version: 1
+defaults:
+  thresholds: {min_stories: 4, min_lift: 2.0, max_p_value: 0.0001, cooldown_hours: 6}
+  digest: {hour: 8, timezone: UTC}
+  recipients:
+    - {address: desk@example.org, mode: immediate}
+    - {address: duty@example.org, mode: immediate}
+    - {address: editors@example.org, mode: digest}
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, Taiwan]
+  - key: export-controls
+    name: 出口管制
+    terms: [出口管制, 出口管理, (限制|管制) NEAR/8 出口]
+    recipients: [{address: trade@example.org, mode: immediate}]
+"""
+
+
+# --- fixtures and helpers -----------------------------------------------------------------
+
+
+@pytest.fixture()
+def topics(engine: sa.Engine) -> TopicSet:
+    parsed = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, parsed)
+    return parsed
+
+
+def add_source(conn: sa.Connection, name: str, language: str = "zh") -> int:
+    return int(
+        conn.execute(
+            sa.text(
+                "insert into sources (name, kind, location, language, poll_interval)"
+                " values (:n, 'feed', :loc, :lang, interval '15 minutes') returning source_id"
+            ),
+            {"n": name, "loc": f"https://{name}.example/feed", "lang": language},
+        ).scalar_one()
+    )
+
+
+ARTICLE_SQL = sa.text(
+    "insert into articles (url_hash, canonical_url, url, source_id, title, published_at,"
+    " first_seen_at, language, body_text, match_text, content_origin, content_hash,"
+    " duplicate_of)"
+    " values (:url_hash, :url, :url, :source_id, :title, :published_at, :first_seen_at,"
+    " :language, :body, :match_text, 'page', :content_hash, :duplicate_of)"
+    " returning article_id"
+)
+
+
+def article_row(
+    source_id: int,
+    url: str,
+    title: str | None,
+    body: str,
+    published_at: datetime | None,
+    *,
+    first_seen_at: datetime | None = None,
+    language: str = "zh",
+    duplicate_of: int | None = None,
+) -> dict[str, Any]:
+    seen = first_seen_at or (published_at or T0) + timedelta(minutes=5)
+    return {
+        "url_hash": hashlib.sha256(url.encode()).digest(),
+        "url": url,
+        "source_id": source_id,
+        "title": title,
+        "published_at": published_at,
+        "first_seen_at": seen,
+        "language": language,
+        "body": body,
+        "match_text": fold(body),
+        "content_hash": hashlib.sha256(body.encode()).digest(),
+        "duplicate_of": duplicate_of,
+    }
+
+
+def add_article(conn: sa.Connection, **row: Any) -> int:
+    return int(conn.execute(ARTICLE_SQL, article_row(**row)).scalar_one())
+
+
+def add_background(engine: sa.Engine, *, weeks: int = 5, seed: int = 3) -> dict[str, int]:
+    """Five weeks of hourly news up to the burst hour: ~8 stories an hour, of which
+    ~0.6 mention 台湾 (Poisson)."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        ids = {"rfi": add_source(conn, "rfi"), "cna": add_source(conn, "cna")}
+        hour = BURST_HOUR - timedelta(weeks=weeks)
+        n = 0
+        while hour < BURST_HOUR:
+            for i in range(int(rng.poisson(8))):
+                n += 1
+                rows.append(
+                    article_row(
+                        ids["rfi" if i % 2 else "cna"],
+                        f"https://news.example/{n}",
+                        f"经济新闻 {n}",
+                        f"今日股市消息 {n}。央行维持利率。",
+                        hour + timedelta(minutes=int(rng.integers(0, 60))),
+                    )
+                )
+            for _ in range(int(rng.poisson(0.6))):
+                n += 1
+                rows.append(
+                    article_row(
+                        ids["cna"],
+                        f"https://news.example/{n}",
+                        f"两岸新闻 {n}",
+                        f"台湾方面今日表示 {n}。",
+                        hour + timedelta(minutes=int(rng.integers(0, 60))),
+                    )
+                )
+            hour += timedelta(hours=1)
+        conn.execute(ARTICLE_SQL, rows)
+    return ids
+
+
+def add_burst(
+    engine: sa.Engine,
+    ids: dict[str, int],
+    hour: datetime,
+    stories: int = 10,
+    copies: int = 3,
+    tag: str = "b",
+) -> list[int]:
+    """A burst of 台湾 stories in ``hour`` (the first with syndicated copies), plus the
+    hour's usual other news."""
+    made = []
+    with engine.begin() as conn:
+        for i in range(stories):
+            made.append(
+                add_article(
+                    conn,
+                    source_id=ids["cna"],
+                    url=f"https://burst.example/{tag}{i}",
+                    title=EVIL if i == 0 else f"台湾局势 {tag}{i}",
+                    body=f"台湾海峡紧张。台湾 {tag}{i}。",
+                    published_at=hour + timedelta(minutes=5 + i),
+                )
+            )
+        for c in range(copies):
+            add_article(
+                conn,
+                source_id=ids["rfi"],
+                url=f"https://copy.example/{tag}{c}",
+                title=f"转载：台湾局势 {tag}0",
+                body=f"台湾海峡紧张。台湾 {tag}0。转载 {c}",
+                published_at=hour + timedelta(minutes=30 + c),
+                duplicate_of=made[0],
+            )
+        for i in range(8):
+            add_article(
+                conn,
+                source_id=ids["rfi"],
+                url=f"https://news.example/{tag}-other-{i}",
+                title=f"经济新闻 {tag}{i}",
+                body=f"今日股市消息 {tag}{i}。",
+                published_at=hour + timedelta(minutes=2 * i),
+            )
+    return made
+
+
+def alert_on_burst(engine: sa.Engine, topics: TopicSet) -> list[int]:
+    """Background news, a burst at BURST_HOUR, matched and detected at AT: the ids of
+    the alerts that opened."""
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    match_articles(engine, topics)
+    return detect(engine, topics, AT)
+
+
+def add_quiet_hour(engine: sa.Engine, ids: dict[str, int], hour: datetime, tag: str) -> None:
+    with engine.begin() as conn:
+        for i in range(8):
+            add_article(
+                conn,
+                source_id=ids["rfi"],
+                url=f"https://news.example/{tag}-quiet-{i}",
+                title=f"经济新闻 {tag}{i}",
+                body=f"今日股市消息 {tag}{i}。",
+                published_at=hour + timedelta(minutes=3 * i),
+            )
+
+
+def scalar(engine: sa.Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).scalar()
+
+
+def rows(engine: sa.Engine, sql: str, **params: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(sql), params).all())
+
+
+# --- topics and mentions ------------------------------------------------------------------
+
+
+def test_seed_article_counts_for_both_default_topics(
+    engine: sa.Engine, built_seed: Article
+) -> None:
+    article = built_seed
+    assert article is not None and article.published_at is not None
+    defaults = load_topics(DEFAULT_CONFIG_DIR / "topics.yaml")
+    sync_topics(engine, defaults)
+    with engine.begin() as conn:
+        source = add_source(conn, "rfi-archive")
+        conn.execute(
+            ARTICLE_SQL,
+            {
+                **article_row(
+                    source,
+                    article.canonical_url,
+                    article.title,
+                    article.body_text,
+                    article.published_at,
+                    first_seen_at=datetime(2024, 4, 3, tzinfo=UTC),
+                ),
+                "match_text": article.match_text,
+            },
+        )
+    stats = match_articles(engine, defaults)
+    assert stats.articles == 1
+    found = rows(engine, "select topic, title_hits, body_hits from mentions order by topic")
+    assert found == [("export-controls", 0, 5), ("taiwan", 1, 8)]
+    hour = datetime(2024, 4, 2, 20, tzinfo=UTC)  # published 20:45 UTC
+    with engine.connect() as conn:
+        counts = hourly_counts(conn, ["taiwan", "export-controls"], hour, hour + timedelta(hours=1))
+    assert counts == {"taiwan": {hour: 1}, "export-controls": {hour: 1}}
+    named = rows(
+        engine, "select topic_name, stories, total_stories from bi.topic_hourly order by topic_name"
+    )
+    assert named == [("出口管制", 1, 1), ("台湾", 1, 1)]
+
+
+def test_variants_match_in_the_database(engine: sa.Engine, topics: TopicSet) -> None:
+    with engine.begin() as conn:
+        source = add_source(conn, "cna")
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/1",
+            title="臺灣總統就職",
+            body="新聞內容。",
+            published_at=T0,
+        )
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/2",
+            title=None,
+            body="ＴＡＩＷＡＮ ｓｔｒａｉｔ",
+            published_at=T0,
+        )
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/3",
+            title="天氣",
+            body="今日晴。",
+            published_at=T0,
+        )
+    match_articles(engine, topics)
+    assert rows(
+        engine,
+        "select a.url, m.title_hits, m.body_hits from mentions m"
+        " join articles a using (article_id) order by a.url",
+    ) == [
+        ("https://a.example/1", 1, 0),
+        ("https://a.example/2", 0, 1),
+    ]
+
+
+def test_duplicates_count_once_at_the_roots_hour(engine: sa.Engine, topics: TopicSet) -> None:
+    with engine.begin() as conn:
+        source = add_source(conn, "cna")
+        other = add_source(conn, "rfi")
+        root = add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/root",
+            title="台湾",
+            body="台湾新闻",
+            published_at=T0 + timedelta(minutes=50),
+        )
+        for i in range(3):  # syndicated copies, published in the next hours
+            add_article(
+                conn,
+                source_id=other,
+                url=f"https://b.example/{i}",
+                title="台湾",
+                body="台湾新闻 转载",
+                published_at=T0 + timedelta(hours=1 + i),
+                duplicate_of=root,
+            )
+    match_articles(engine, topics)
+    assert scalar(engine, "select count(*) from mentions") == 4
+    with engine.connect() as conn:
+        counts = hourly_counts(conn, ["taiwan"], T0, T0 + timedelta(hours=6))
+        by_source = hourly_counts_by_source(conn, "taiwan", T0, T0 + timedelta(hours=6))
+        totals = hourly_totals(conn, T0, T0 + timedelta(hours=6))
+    assert counts == {"taiwan": {T0: 1}}
+    assert by_source == {(T0, "cna"): 1}
+    assert totals == [(T0, "cna", "zh", 1)]
+    assert scalar(engine, "select count(distinct story_id) from bi.topic_mentions") == 1
+
+
+def test_changed_rules_rematch_past_articles(engine: sa.Engine, tmp_path: Path) -> None:
+    path = tmp_path / "topics.yaml"
+    path.write_text(TOPICS_YAML, encoding="utf-8")
+    first = refresh_topics(engine, path)
+    assert set(first.changed) == set(first.rematch) == {"taiwan", "export-controls"}
+    with engine.begin() as conn:
+        source = add_source(conn, "cna")
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/1",
+            title=None,
+            body="台海局势紧张",
+            published_at=T0,
+        )
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/2",
+            title=None,
+            body="台湾选举",
+            published_at=T0,
+        )
+    match_articles(engine, first.topics)
+    assert scalar(engine, "select count(*) from mentions where topic = 'taiwan'") == 1
+
+    # A threshold change is a new version, but matching stays as it is.
+    path.write_text(TOPICS_YAML.replace("min_lift: 2.0", "min_lift: 3.0"), encoding="utf-8")
+    second = refresh_topics(engine, path)
+    assert set(second.changed) == {"taiwan", "export-controls"} and second.rematch == ()
+    assert match_articles(engine, second.topics).full_rematch == []
+
+    # A new term re-matches every past article of that topic.
+    edited = TOPICS_YAML.replace("min_lift: 2.0", "min_lift: 3.0").replace(
+        "terms: [台湾, Taiwan]", "terms: [台湾, Taiwan, 台海]"
+    )
+    path.write_text(edited, encoding="utf-8")
+    third = refresh_topics(engine, path)
+    assert third.rematch == ("taiwan",)
+    stats = match_articles(engine, third.topics)
+    assert stats.full_rematch == ["taiwan"]
+    assert scalar(engine, "select count(*) from mentions where topic = 'taiwan'") == 2
+    new_version = third.topics.get("taiwan").match_version  # type: ignore[union-attr]
+    assert rows(engine, "select distinct match_version from mentions") == [(new_version,)]
+    assert scalar(engine, "select count(*) from topic_versions where topic = 'taiwan'") == 3
+
+    # Removing the term removes the mention it made.
+    path.write_text(TOPICS_YAML, encoding="utf-8")
+    fourth = refresh_topics(engine, path)
+    match_articles(engine, fourth.topics)
+    assert scalar(engine, "select count(*) from mentions where topic = 'taiwan'") == 1
+
+
+def test_invalid_file_keeps_the_previous_definition(engine: sa.Engine, tmp_path: Path) -> None:
+    path = tmp_path / "topics.yaml"
+    path.write_text(TOPICS_YAML, encoding="utf-8")
+    good = refresh_topics(engine, path)
+    path.write_text(TOPICS_YAML.replace("terms: [台湾, Taiwan]", "terms: [台湾, Taiwan"), "utf-8")
+    bad = refresh_topics(engine, path)
+    assert bad.error is not None
+    assert bad.error.startswith(f"{path}:") and "YAML syntax error" in bad.error
+    assert [t.version for t in bad.topics] == [t.version for t in stored_topics(engine)]
+    assert {t.key: t.version for t in bad.topics} == {t.key: t.version for t in good.topics}
+    path.write_text(TOPICS_YAML.replace("Taiwan]", "Taiwan near/3 x]"), encoding="utf-8")
+    still = refresh_topics(engine, path)
+    assert still.error is not None and ":12: " in still.error and "capitals" in still.error
+    assert scalar(engine, "select count(*) from topic_versions") == 2
+
+
+def test_incremental_matching_follows_edits(engine: sa.Engine, topics: TopicSet) -> None:
+    with engine.begin() as conn:
+        source = add_source(conn, "cna")
+        first = add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/1",
+            title=None,
+            body="台湾新闻",
+            published_at=T0,
+        )
+    match_articles(engine, topics)
+    with engine.begin() as conn:
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/2",
+            title="Taiwan",
+            body="news",
+            published_at=T0,
+        )
+        conn.execute(
+            sa.text(
+                "update articles set body_text = 'x', match_text = 'x', updated_at = now()"
+                " where article_id = :id"
+            ),
+            {"id": first},
+        )
+    stats = match_articles(engine, topics)
+    assert stats.full_rematch == []
+    assert rows(engine, "select a.url from mentions join articles a using (article_id)") == [
+        ("https://a.example/2",)
+    ]
+
+
+# --- detection and alerts -----------------------------------------------------------------
+
+
+def test_burst_alerts_once_and_rerun_creates_nothing(engine: sa.Engine, topics: TopicSet) -> None:
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    match_articles(engine, topics)
+    spikes = {s.topic: s for s in assess_topics(engine, topics, AT)}
+    taiwan = spikes["taiwan"]
+    assert taiwan.fired and taiwan.observed == 10  # ten stories; the copies count once
+    assert taiwan.total_stories == 18
+    assert not spikes["export-controls"].fired
+
+    created = detect(engine, topics, AT + timedelta(minutes=7))  # any time in the hour
+    assert len(created) == 1
+    assert detect(engine, topics, AT) == []  # a retry or re-run
+    assert detect(engine, topics, AT + timedelta(minutes=59)) == []
+    alert = rows(
+        engine,
+        "select topic, observed, state, window_start, window_end, dedupe_key,"
+        " details->'params'->>'min_stories' from alerts",
+    )[0]
+    assert alert == ("taiwan", 10, "open", BURST_HOUR, AT, "taiwan/2024-03-04T10:00Z/1h", "4")
+    view = rows(engine, "select topic_name, observed, state, mails_sent from bi.alerts")
+    assert view == [("台湾", 10, "open", 0)]
+
+
+def test_quiet_hour_and_outage_do_not_alert(engine: sa.Engine, topics: TopicSet) -> None:
+    ids = add_background(engine)
+    add_quiet_hour(engine, ids, BURST_HOUR, "q")
+    match_articles(engine, topics)
+    assert detect(engine, topics, AT) == []
+    # Next hour most sources are down, and the one left writes about Taiwan.
+    with engine.begin() as conn:
+        for i in range(2):
+            add_article(
+                conn,
+                source_id=ids["cna"],
+                url=f"https://o.example/{i}",
+                title="台湾",
+                body="台湾",
+                published_at=AT + timedelta(minutes=i),
+            )
+    match_articles(engine, topics)
+    outage = {s.topic: s for s in assess_topics(engine, topics, AT + timedelta(hours=1))}
+    assert outage["taiwan"].status == "outage"
+    assert detect(engine, topics, AT + timedelta(hours=1)) == []
+    assert scalar(engine, "select count(*) from alerts") == 0
+
+
+def test_cooldown_and_rearm(engine: sa.Engine, topics: TopicSet) -> None:
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR, tag="a")
+    add_burst(engine, ids, BURST_HOUR + timedelta(hours=1), tag="b")  # still elevated
+    add_quiet_hour(engine, ids, BURST_HOUR + timedelta(hours=2), "c")  # over: re-armed
+    add_burst(engine, ids, BURST_HOUR + timedelta(hours=3), tag="d")  # inside the cooldown
+    for h in range(4, 8):
+        add_quiet_hour(engine, ids, BURST_HOUR + timedelta(hours=h), f"q{h}")
+    add_burst(engine, ids, BURST_HOUR + timedelta(hours=8), tag="e")  # after the cooldown
+    match_articles(engine, topics)
+    created = [detect(engine, topics, AT + timedelta(hours=h)) for h in range(9)]
+    assert [len(c) for c in created] == [1, 0, 0, 0, 0, 0, 0, 0, 1]
+    episodes = rows(
+        engine,
+        "select window_end, last_window_end, peak_observed, cleared_at"
+        " from alerts order by alert_id",
+    )
+    assert episodes[0] == (AT, AT + timedelta(hours=1), 10, AT + timedelta(hours=2))
+    assert episodes[1][0] == AT + timedelta(hours=8) and episodes[1][3] is None
+
+
+def test_delivery_sends_once_and_escapes(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    sink, port = smtp
+    [alert_id] = alert_on_burst(engine, topics)
+    now = AT + timedelta(minutes=5)
+    stats = deliver_pending(engine, smtp_send(port), now, sender="mediamon <alerts@example.org>")
+    assert (stats.sent, stats.failed, stats.notified) == (2, 0, [alert_id])
+    assert sorted(r for _, r, _ in sink.messages) == [["desk@example.org"], ["duty@example.org"]]
+    message = email.message_from_bytes(sink.messages[0][2], policy=default_policy)
+    expected = scalar(engine, "select expected from alerts")
+    assert 0.3 < expected < 1.5  # ~0.6 stories an hour in the background
+    assert message["Subject"] == f"[mediamon] 台湾: 10 stories in 1 h, expected {expected:.1f}"
+    assert message["From"] == "mediamon <alerts@example.org>"
+    assert message["X-Mediamon-Alert"] == str(alert_id)
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    html_text = html_part.get_content()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;台湾突发" in html_text
+    assert "<script" not in html_text
+    assert 'href="https://burst.example/b0"' in html_text
+    assert any(p.get_content_type() == "image/png" for p in message.walk())
+
+    # A retry, a re-run of detection and another delivery send nothing new.
+    assert detect(engine, topics, AT) == []
+    again = deliver_pending(engine, smtp_send(port), now + timedelta(minutes=10))
+    assert (again.sent, again.notified) == (0, [])
+    assert len(sink.messages) == 2
+    assert scalar(engine, "select state from alerts") == "notified"
+    assert scalar(engine, "select mails_sent from bi.alerts") == 2
+
+
+def test_smtp_down_leaves_alert_pending_then_sends_once(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    closed = free_port()  # nothing listens here: connection refused
+    with pytest.raises(DeliveryError) as failure:
+        deliver_pending(engine, smtp_send(closed), AT + timedelta(minutes=5))
+    assert failure.value.stats.failed == 2 and failure.value.stats.sent == 0
+    assert scalar(engine, "select state from alerts") == "open"
+    assert scalar(engine, "select count(*) from alert_deliveries") == 0
+
+    # Half-broken: the first recipient's mail goes through, the second fails.
+    calls = {"n": 0}
+
+    def flaky(message: EmailMessage) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise smtplib.SMTPServerDisconnected("lost")
+        smtp_send(port)(message)
+
+    with pytest.raises(DeliveryError):
+        deliver_pending(engine, flaky, AT + timedelta(minutes=10))
+    assert scalar(engine, "select state from alerts") == "open"
+    assert len(sink.messages) == 1
+
+    stats = deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=15))
+    assert stats.sent == 1 and stats.failed == 0
+    assert sorted(r[0] for _, r, _ in sink.messages) == ["desk@example.org", "duty@example.org"]
+    assert scalar(engine, "select state from alerts") == "notified"
+    deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=20))
+    assert len(sink.messages) == 2
+
+
+def test_digest_is_sent_once_after_its_hour(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5))
+    assert all(r != ["editors@example.org"] for _, r, _ in sink.messages)  # not yet: 08:00 UTC
+    next_morning = T0 + timedelta(days=1, hours=8, minutes=3)
+    stats = deliver_pending(engine, smtp_send(port), next_morning)
+    assert stats.digests == 1
+    digests = [m for _, r, m in sink.messages if r == ["editors@example.org"]]
+    assert len(digests) == 1
+    message = email.message_from_bytes(digests[0], policy=default_policy)
+    assert message["Subject"] == "[mediamon] digest 2024-03-05: 1 alert (台湾)"
+    assert deliver_pending(engine, smtp_send(port), next_morning + timedelta(hours=1)).digests == 0
+    assert len(sink.messages) == 3
+
+
+def test_backfilled_alerts_are_not_mailed_late(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    stats = deliver_pending(engine, smtp_send(port), AT + timedelta(days=3))
+    assert (stats.skipped, stats.digests, stats.sent) == (2, 1, 1)  # the digest still lists it
+    assert [r for _, r, _ in sink.messages] == [["editors@example.org"]]
+    assert scalar(engine, "select state from alerts") == "notified"
+
+
+# --- BI -----------------------------------------------------------------------------------
+
+
+def test_bi_views_and_role(engine: sa.Engine, topics: TopicSet) -> None:
+    with engine.begin() as conn:
+        source = add_source(conn, "cna")
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/1",
+            title="台湾",
+            body="台湾",
+            published_at=T0 + timedelta(minutes=10),
+        )
+        add_article(
+            conn,
+            source_id=source,
+            url="https://a.example/2",
+            title="x",
+            body="y",
+            published_at=T0 + timedelta(minutes=20),
+        )
+        conn.execute(
+            sa.text(
+                "insert into fetch_log (run_key, source_id, url, kind, fetched_at, status, error)"
+                " values ('r1', :s, 'https://cna.example/feed', 'feed', now() - interval '1 hour',"
+                " 200, null), ('r2', :s, 'https://cna.example/feed', 'feed',"
+                " now() - interval '10 minutes', 503, 'HTTP 503')"
+            ),
+            {"s": source},
+        )
+    match_articles(engine, topics)
+    assert rows(
+        engine, "select topic, hour, stories, total_stories from bi.topic_hourly order by topic"
+    ) == [("export-controls", T0, 0, 2), ("taiwan", T0, 1, 2)]
+    health = rows(
+        engine,
+        "select source, fetches_24h, errors_24h, error_rate_24h,"
+        " last_success < last_fetch from bi.source_health",
+    )
+    assert health == [("cna", 2, 1, 0.5, True)]
+    assert scalar(engine, "select count(*) from bi.topic_source_hourly") == 1
+    for view in ("topic_mentions", "topic_hourly", "alerts", "source_health", "articles"):
+        assert scalar(engine, f"select has_table_privilege('mediamon_bi', 'bi.{view}', 'select')")
+    assert not scalar(
+        engine, "select has_table_privilege('mediamon_bi', 'public.articles', 'select')"
+    )
+    assert scalar(engine, "select has_schema_privilege('mediamon_bi', 'bi', 'usage')")
+
+
+def test_run_alerts_end_to_end(engine: sa.Engine, tmp_path: Path, smtp: tuple[Sink, int]) -> None:
+    sink, port = smtp
+    path = tmp_path / "topics.yaml"
+    path.write_text(TOPICS_YAML, encoding="utf-8")
+    refresh_topics(engine, path)
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        sources_path=tmp_path / "sources.yaml",
+        var_dir=tmp_path,
+        topics_path=path,
+    )
+    dry = service.run_alerts(settings, AT, dry_run=True)
+    assert dry["dry_run"] and scalar(engine, "select count(*) from alerts") == 0
+    summary = service.run_alerts(settings, AT, send=smtp_send(port))
+    assert len(summary["alerts_created"]) == 1
+    assert summary["delivery"]["sent"] == 2
+    repeat = service.run_alerts(settings, AT, send=smtp_send(port))
+    assert repeat["alerts_created"] == [] and repeat["delivery"]["sent"] == 0
+    assert len(sink.messages) == 2

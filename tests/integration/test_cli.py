@@ -1,0 +1,104 @@
+"""The ``mediamon`` command on the seed, a mixed archive folder and local HTML files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.cli import main
+from mediamon.settings import DEMO_DIR
+
+
+@pytest.fixture()
+def env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> None:
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+
+
+def test_import_archive_of_the_seed(
+    env: None, engine: sa.Engine, shared_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import-archive", str(shared_dir / "seeds")]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["new"] == 1 and first["failed"] == 0
+
+    with engine.connect() as conn:
+        (row,) = conn.execute(sa.text("select * from bi.articles")).mappings().all()
+    assert row["title"] == "拜登习近平通话 在台湾和高技术出口问题上针锋相对"
+    assert row["url"] == (
+        "https://www.rfi.fr/cn/%E4%B8%AD%E5%9B%BD/20240402-%E6%8B%9C%E7%99%BB%E4%B9%A0%E8%BF%91"
+        "%E5%B9%B3%E9%80%9A%E8%AF%9D-%E5%9C%A8%E5%8F%B0%E6%B9%BE%E5%92%8C%E9%AB%98%E6%8A%80%E6"
+        "%9C%AF%E5%87%BA%E5%8F%A3%E9%97%AE%E9%A2%98%E4%B8%8A%E9%92%88%E9%94%8B%E7%9B%B8%E5%AF%B9"
+    )
+    assert row["published_at"] == datetime(2024, 4, 2, 20, 45, 1, tzinfo=UTC)
+    assert row["language"] == "zh"
+    body = row["body_text"]
+    assert body.startswith("美国总统拜登与中国国家主席习近平周二通话")
+    assert "限制高科技出口" in body and "高科技出口管理" in body and "技术出口的限制" in body
+    assert body.count("台湾") == 5
+    assert "布林肯将" in body  # the last paragraph
+    for share in ("分享", "facebook", "whatsapp", "rfi.my", "02/04/2024"):
+        assert share not in body
+    assert row["duplicate_of"] is None
+
+    assert main(["import-archive", str(shared_dir / "seeds")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["new"] == 0 and again["unchanged"] == 1
+
+
+def test_bad_archive_files_are_named_and_the_rest_load(
+    env: None, engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(DEMO_DIR / "archive" / "000_206a002612bb7ab9.txt", folder / "001.txt")
+    (folder / "002_broken.txt").write_text("no header at all\n<p>text</p>", "utf-8")
+    assert main(["import-archive", str(folder), "--source-name", "mixed"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["new"] == 1 and summary["failed"] == 1
+    assert summary["errors"] == ["002_broken.txt: line 1 must be <!--epoch milliseconds-->"]
+    with engine.connect() as conn:
+        error = conn.execute(
+            sa.text("select error from bi.fetch_log where url like '%002_broken.txt'")
+        ).scalar_one()
+    assert error.startswith("002_broken.txt: line 1")
+
+
+def test_extract_prints_one_json_line_per_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    site = DEMO_DIR / "site" / "news" / "2024" / "04"
+    missing = tmp_path / "missing.html"
+    assert (
+        main(
+            [
+                "extract",
+                str(site / "chip-export.html"),
+                str(site / "hk-tw-trade.html"),
+                str(missing),
+            ]
+        )
+        == 0
+    )
+    gbk, traditional, absent = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert gbk["encoding"] == "gb18030" and "出口管制" in gbk["text"]
+    assert gbk["title"].startswith("美国拟进一步收紧对华芯片出口管制")
+    assert gbk["language"] == "zh"
+    assert set(gbk) >= {"path", "title", "text", "published_at", "language"}
+    assert "臺灣" in traditional["text"]
+    assert absent["path"] == str(missing) and "error" in absent
+
+
+def test_bad_sources_file_is_a_clear_error(
+    env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("sources:\n  - {name: a, url: 'gopher://x'}\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(bad))
+    assert main(["ingest"]) == 2
+    assert f"{bad}: source 'a'.url" in capsys.readouterr().err

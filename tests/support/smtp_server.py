@@ -1,0 +1,63 @@
+"""A real SMTP server (aiosmtpd) on a free 127.0.0.1 port for the mail tests, the sink
+that records what it receives (fixture ``smtp`` in tests/conftest.py), and a plain
+sender to it."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from typing import Any, NamedTuple
+
+from aiosmtpd.controller import Controller
+
+
+class Received(NamedTuple):
+    """One message as the server got it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+class Sink:
+    """aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+        )
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serve_smtp(handler: Any) -> Iterator[int]:
+    """Run ``handler`` (an aiosmtpd handler) on a free loopback port; yield the port."""
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def smtp_send(port: int, timeout: float = 10) -> Callable[[EmailMessage], None]:
+    """A ``send`` callable delivering to the server on ``port`` without TLS."""
+
+    def send(message: EmailMessage) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as client:
+            client.send_message(message)
+
+    return send

@@ -1,0 +1,99 @@
+"""Pure normalization: text, folding, URLs, times, duplicate keys."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+from mediamon.ingest import normalize
+from mediamon.settings import DEMO_DIR
+
+
+def test_clean_text_tidies_whitespace_and_invisible_characters() -> None:
+    raw = "  第一段\u200b  文字\t\t结束  \r\n\n\n\n第二段\x07  "
+    assert normalize.clean_text(raw) == "第一段 文字 结束\n\n第二段"
+
+
+def test_clean_text_keeps_published_punctuation() -> None:
+    # The text as published keeps full-width punctuation; only the matching form folds it.
+    assert normalize.clean_text("台湾，２０２４年") == "台湾，２０２４年"
+
+
+def test_fold_maps_traditional_and_full_width_to_one_form() -> None:
+    assert normalize.fold("臺灣") == normalize.fold("台灣") == normalize.fold("台湾") == "台湾"
+    assert normalize.fold("ＡＩ伺服器　２０２４") == "ai伺服器 2024"
+    assert normalize.fold("Export Controls") == "export controls"
+
+
+def test_canonical_url_drops_tracking_fragment_and_default_port() -> None:
+    url = "HTTPS://News.Example.COM:443/a/b.html?utm_source=rss&id=7&fbclid=x&b=2#top"
+    assert normalize.canonical_url(url) == "https://news.example.com/a/b.html?b=2&id=7"
+
+
+def test_canonical_url_drops_configured_params_and_keeps_other_ports() -> None:
+    url = "http://127.0.0.1:8080/a?session=1&page=2"
+    assert normalize.canonical_url(url, ["session"]) == "http://127.0.0.1:8080/a?page=2"
+    assert normalize.canonical_url("http://example.com") == "http://example.com/"
+
+
+def test_times_are_utc() -> None:
+    beijing = timezone(timedelta(hours=8))
+    assert normalize.to_utc(datetime(2024, 4, 3, 4, 45, 1, tzinfo=beijing)) == datetime(
+        2024, 4, 2, 20, 45, 1, tzinfo=UTC
+    )
+    assert normalize.to_utc(datetime(2024, 4, 2, 20, 45, 1)).tzinfo is UTC
+    assert normalize.from_epoch_ms(1712090701000) == datetime(2024, 4, 2, 20, 45, 1, tzinfo=UTC)
+
+
+def test_primary_language() -> None:
+    assert normalize.primary_language("zh-CN") == "zh"
+    assert normalize.primary_language("en_US") == "en"
+    assert normalize.primary_language("") is None
+    assert normalize.primary_language("not a tag!") is None
+
+
+def test_detect_language_needs_enough_text() -> None:
+    assert (
+        normalize.detect_language(
+            "美国总统拜登与中国国家主席习近平周二通话，讨论台湾问题和出口限制。"
+        )
+        == "zh"
+    )
+    assert (
+        normalize.detect_language("The president spoke with his counterpart about trade.") == "en"
+    )
+    assert normalize.detect_language("ok") is None
+
+
+def test_content_hash_ignores_spacing_and_punctuation_only() -> None:
+    a = normalize.content_hash(normalize.fold("台湾海峡，局势紧张。"))
+    b = normalize.content_hash(normalize.fold("臺灣海峽 局勢緊張"))
+    c = normalize.content_hash(normalize.fold("台湾海峡局势缓和"))
+    assert a == b
+    assert a != c
+
+
+SEED = DEMO_DIR / "archive" / "000_206a002612bb7ab9.txt"
+# The seed's paragraphs as plain text: a real article, varied enough for hashing.
+STORY = "\n".join(
+    re.sub(r"<[^>]+>", "", p).strip()
+    for p in SEED.read_text("utf-8").split("------", 1)[1].split("</p>")
+    if len(re.sub(r"<[^>]+>", "", p).strip()) > 20
+)
+
+
+def test_sentence_hashes_survive_bylines_footers_and_new_paragraph_breaks() -> None:
+    copy = (
+        "来源：华文观察\n"
+        + STORY.replace("\n", "")
+        + "\n本稿件由华文观察授权转发，转载请注明出处。"
+    )
+    original = normalize.sentence_hashes(normalize.fold(STORY))
+    copied = normalize.sentence_hashes(normalize.fold(copy))
+    assert len(original) >= 20
+    assert set(original) <= set(copied)
+    assert all(-(2**63) <= h < 2**63 for h in original)  # fits PostgreSQL bigint
+    other = normalize.sentence_hashes(
+        normalize.fold("完全不同的一篇文章，讲的是经济数据与消费回暖。")
+    )
+    assert not set(other) & set(original)

@@ -1,0 +1,243 @@
+"""Topic definitions: the YAML file, the rule syntax and the matcher (pure, no database)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from mediamon.models import Article
+from mediamon.settings import DEFAULT_CONFIG_DIR
+from mediamon.text import fold
+from mediamon.topics.definitions import Topic, TopicConfigError, topic_from_dict
+from mediamon.topics.file import load_topics, parse_topics
+from mediamon.topics.rules import RuleError, parse_rule
+
+TOPICS_FILE = DEFAULT_CONFIG_DIR / "topics.yaml"
+
+
+@pytest.fixture(scope="module")
+def default_topics() -> dict[str, Topic]:
+    return {t.name: t for t in load_topics(TOPICS_FILE)}
+
+
+@pytest.fixture(scope="module")
+def seed_article(built_seed: Article) -> tuple[str, str]:
+    """The seed, parsed and extracted the way ingest does: (title, match_text)."""
+    assert built_seed.title is not None
+    return built_seed.title, built_seed.match_text
+
+
+def topic(*terms: str, exclude: tuple[str, ...] = ()) -> Topic:
+    return Topic(key="t", name="T", terms=terms, exclude=exclude)
+
+
+# --- the seed and the default topics ---------------------------------------------------
+
+
+def test_seed_counts_for_taiwan(
+    default_topics: dict[str, Topic], seed_article: tuple[str, str]
+) -> None:
+    title, body = seed_article
+    title_hits, body_hits = default_topics["台湾"].match(fold(title), body)
+    assert title_hits == 1
+    # 台湾 five times (one inside 台湾海峡, counted once), 台海 twice, 赖清德 once.
+    assert body_hits == 8
+
+
+def test_seed_counts_for_export_controls_without_the_word(
+    default_topics: dict[str, Topic], seed_article: tuple[str, str]
+) -> None:
+    title, body = seed_article
+    assert "出口管制" not in body
+    title_hits, body_hits = default_topics["出口管制"].match(fold(title), body)
+    # 限制高科技出口 ×2, 高科技出口管理, 技术出口的限制 ×2.
+    assert (title_hits, body_hits) == (0, 5)
+
+
+def test_traditional_and_full_width_variants_match(default_topics: dict[str, Topic]) -> None:
+    taiwan = default_topics["台湾"]
+    assert taiwan.match(fold("臺灣總統大選"), "") == (1, 0)
+    assert taiwan.match(fold("台灣海峽局勢"), "") == (1, 0)
+    assert taiwan.match("", fold("ＴＡＩＷＡＮ Strait")) == (0, 1)
+    exports = default_topics["出口管制"]
+    assert exports.match(fold("美國擴大對華出口管制"), "") == (1, 0)
+    assert exports.match("", fold("ＥＸＰＯＲＴ ＣＯＮＴＲＯＬＳ on chips")) == (0, 1)
+    assert exports.match("", fold("對華晶片出口的限制")) == (0, 1)
+
+
+def test_unrelated_text_does_not_match(default_topics: dict[str, Topic]) -> None:
+    text = fold("日本央行维持利率不变，出口数据好于预期。Thailand exports rose.")
+    assert default_topics["台湾"].match("", text) == (0, 0)
+    assert default_topics["出口管制"].match("", text) == (0, 0)
+
+
+def test_match_version_ignores_order_and_script() -> None:
+    a = topic("台湾", "Taiwan", "限制 NEAR/8 出口")
+    b = topic("出口 NEAR/8 限制", "TAIWAN", "臺灣", "限制 NEAR/8 出口")
+    c = topic("台湾", "Taiwan")
+    assert a.match_version != c.match_version
+    # 臺灣 folds to 台湾; TAIWAN to taiwan; the proximity rule is written the same.
+    assert topic("臺灣", "TAIWAN", "限制 NEAR/8 出口").match_version == a.match_version
+    assert b.match_version != a.match_version  # an extra rule (出口 NEAR/8 限制) counts
+
+
+def test_definition_round_trips_through_the_database_form(
+    default_topics: dict[str, Topic],
+) -> None:
+    for original in default_topics.values():
+        copy = topic_from_dict(original.to_dict())
+        assert copy == original
+        assert copy.version == original.version
+        assert copy.match_version == original.match_version
+
+
+# --- rule syntax -----------------------------------------------------------------------
+
+
+def test_near_counts_characters_for_chinese_either_order() -> None:
+    rule = topic("限制 NEAR/3 出口")
+    assert rule.hits("限制高科技出口") == 1  # three characters between
+    assert rule.hits("技术出口的限制") == 1  # reversed order
+    assert rule.hits("限制了高端科技的出口") == 0  # six characters between
+    assert topic("限制 NEAR/0 出口").hits("限制出口") == 1
+
+
+def test_near_counts_words_for_latin() -> None:
+    rule = topic("export NEAR/2 controls")
+    assert rule.hits("new export and chip controls") == 1
+    assert rule.hits("export of advanced chip controls") == 0
+    assert rule.hits("controls on export") == 1
+
+
+def test_latin_terms_respect_word_boundaries_but_not_cjk_neighbours() -> None:
+    rule = topic("taiwan")
+    assert rule.hits("taiwanese food") == 0
+    assert rule.hits("在taiwan的") == 1
+    assert rule.hits("chinese taipei, taiwan.") == 1
+    assert topic("export control*").hits("export controlled items, export controls") == 2
+
+
+def test_overlapping_terms_count_once() -> None:
+    assert topic("台湾", "台湾海峡").hits("台湾海峡和台湾") == 2
+
+
+def test_not_drops_overlapping_occurrences() -> None:
+    rule = topic("台海 NOT 台海网")
+    assert rule.hits("台海网报道") == 0
+    assert rule.hits("台海网报道台海局势") == 1
+
+
+def test_exclude_vetoes_the_article() -> None:
+    rule = topic("台湾", exclude=("食谱",))
+    assert rule.match("台湾卤肉饭", "食谱如下") == (0, 0)
+    assert rule.match("台湾", "选举") == (1, 0)
+
+
+def test_alternatives() -> None:
+    rule = topic("(限制|禁止) NEAR/4 出口")
+    assert rule.hits("禁止芯片出口") == 1
+    assert rule.hits("鼓励芯片出口") == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        ("限制 near/8 出口", "capitals"),
+        ("限制 NEAR/8", "missing"),
+        ("台湾 AND 美国", "not an operator"),
+        ("(限制|出口", "without )"),
+        ("*taiwan", "only end"),
+        ("限制 NEAR/8 出口 NEAR/3 芯片", "only one NEAR"),
+        ("   ", "empty"),
+    ],
+)
+def test_bad_rules_are_rejected(rule: str, reason: str) -> None:
+    with pytest.raises(RuleError, match=re.escape(reason)):
+        parse_rule(rule)
+
+
+def test_quoted_text_may_contain_operator_words() -> None:
+    assert topic('"not guilty"').hits("pleaded not guilty") == 1
+
+
+# --- the file --------------------------------------------------------------------------
+
+GOOD = """\
+version: 1
+defaults:
+  thresholds: {min_stories: 5}
+  recipients: [desk@example.org]
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, Taiwan]
+    scope: {languages: [zh]}
+  - key: chips
+    name: 芯片
+    terms: [芯片]
+    thresholds: {min_lift: 3}
+    recipients:
+      - {address: a@example.org, mode: digest, digest_hour: 7, timezone: Europe/Paris}
+"""
+
+
+def test_file_defaults_are_resolved() -> None:
+    topics = parse_topics(GOOD, "t.yaml")
+    taiwan, chips = topics.get("taiwan"), topics.get("chips")
+    assert taiwan is not None and chips is not None
+    assert taiwan.params.min_stories == 5 and chips.params.min_stories == 5
+    assert chips.params.min_lift == 3.0
+    assert [r.address for r in taiwan.recipients] == ["desk@example.org"]
+    assert chips.recipients[0].mode == "digest" and chips.recipients[0].timezone == "Europe/Paris"
+    assert taiwan.in_scope("zh", "rfi") and not taiwan.in_scope("en", "rfi")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        (GOOD.replace("terms: [台湾, Taiwan]", "terms: [台湾, Taiwan"), None, "YAML syntax"),
+        (GOOD.replace("    terms: [芯片]", "    terms: [芯片 near/3 设备]"), 12, "capitals"),
+        (GOOD.replace("min_lift: 3", "min_lift: lots"), 13, "must be a number"),
+        (GOOD.replace("mode: digest", "mode: weekly"), 15, "mode must be"),
+        (GOOD.replace("key: chips", "key: taiwan"), 10, "already used"),
+        (GOOD.replace("scope:", "scop:"), 9, "unknown key 'scop'"),
+        (GOOD.replace("Europe/Paris", "Mars/Olympus"), 15, "unknown timezone"),
+        (GOOD.replace("[desk@example.org]", "[desk-at-example]"), 4, "not an e-mail"),
+    ],
+)
+def test_bad_files_name_the_line_and_reason(text: str, line: int | None, reason: str) -> None:
+    with pytest.raises(TopicConfigError, match=re.escape(reason)) as caught:
+        parse_topics(text, "topics.yaml")
+    message = str(caught.value)
+    assert message.startswith("topics.yaml:")
+    if line is not None:
+        assert message.startswith(f"topics.yaml:{line}:"), message
+
+
+def test_yaml_syntax_error_has_a_line_number() -> None:
+    text = GOOD.replace("    name: 芯片\n", "    name: 芯片\n   bad indent: [\n")
+    with pytest.raises(TopicConfigError, match=r"^topics\.yaml:\d+: YAML syntax error"):
+        parse_topics(text, "topics.yaml")
+
+
+def test_terms_that_yaml_would_turn_into_booleans_stay_text() -> None:
+    topics = parse_topics("topics:\n  - {key: n, name: N, terms: [NO, 2024]}\n")
+    only = topics.get("n")
+    assert only is not None and only.terms == ("NO", "2024")
+    assert only.hits("no 2024") == 2
+
+
+def test_digest_schedule_must_agree_across_topics() -> None:
+    text = GOOD + (
+        "  - key: x\n    name: X\n    terms: [x]\n    recipients:\n"
+        "      - {address: a@example.org, mode: digest, digest_hour: 9}\n"
+    )
+    with pytest.raises(TopicConfigError, match="one digest a day"):
+        parse_topics(text, "topics.yaml")
+
+
+def test_the_shipped_file_is_valid() -> None:
+    topics = load_topics(TOPICS_FILE)
+    assert {"台湾", "出口管制"} <= {t.name for t in topics}
+    assert all(t.recipients for t in topics)
