@@ -187,7 +187,7 @@ def extract(
         title=_str(meta.get("title")),
         author=_str(meta.get("author")),
         published_at=_date(meta.get("date")),
-        language=_str(meta.get("language")),
+        language=_str(meta.get("language")) or _declared_language(tree),
         image=_str(meta.get("image")),
         description=_str(meta.get("description")),
         sitename=_str(meta.get("sitename")),
@@ -269,6 +269,15 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
     except Exception:
         logger.warning("metadata extraction failed on %s", url, exc_info=True)
         return {}
+
+
+def _declared_language(tree: Any) -> str | None:
+    """The language the page declares: ``<html lang>``, else a Content-Language meta."""
+    declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    if not declared:
+        found = tree.xpath('//meta[@http-equiv="content-language"]/@content')
+        declared = found[0] if found else None
+    return _str(declared)
 
 
 def _has_structured_data(tree: Any) -> bool:
