@@ -406,7 +406,7 @@ def format_quality(results: Sequence[PageResult], report: Report | None = None) 
     lines.append(f"Fit on all sites: {model_literal(report.cv.full_fit)}")
     lines.append(
         f"Shipped         : {model_literal(MODEL)}"
-        + ("" if _same_model(report.cv.full_fit, MODEL) else "  (differs: refit with --fit)")
+        + ("" if _same_model(report.cv.full_fit, MODEL) else _DIFFERS)
     )
     return "\n".join(lines)
 
@@ -440,6 +440,9 @@ def format_ablation(report: Report) -> str:
         lines.append(f"{kind:<24}" + "".join(f" {scores[n] - shipped[n]:+13.3f}" for n in names))
     lines.append(f"  ({time.perf_counter() - started:.0f} s)")
     return "\n".join(lines)
+
+
+_DIFFERS = "  (differs: a partial run, or copy the fit into mediamon/ingest/choose.py)"
 
 
 def _same_model(a: Model, b: Model) -> bool:
