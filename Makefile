@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# apt needs root: sudo unless we are root already (containers, CI)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lint typecheck test test-fast demo run stop bench bench-smoke clean
+.PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +23,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv with the pinned versions and mediamon (editable)
 
+browser: ## Debian's chromium and CJK fonts, for the tests that look at pages (apt, once)
+	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; }
+
 lock: ## re-resolve the dependencies and rewrite requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q -U pip
 	.venv-lock/bin/pip install -q -e '.[airflow,dev]'
@@ -34,7 +41,7 @@ lint: install ## ruff check and format check
 typecheck: install ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test: install ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP), with coverage
+test: install browser ## lint, typecheck and the whole test suite (real PostgreSQL, Airflow, HTTP, SMTP, Chromium), with coverage
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q --cov=mediamon --cov=mediamon_airflow --cov-report=term:skip-covered
 

@@ -3,9 +3,10 @@
 Runs whenever `mediamon_ingest` has loaded articles (the `mediamon_articles` asset):
 re-reads the topics (`config/topics.yaml`; an invalid file keeps the previous
 definitions), matches new articles, tests each topic's latest hour against its baseline
-and mails new alerts and due digests through the `mediamon_smtp` connection. A retry or a
-re-run never sends the same alert twice (dedupe key per topic and window). Logic lives in
-`mediamon.service` (topics/, spikes/, alerts/); the method is in `docs/spikes.md`.
+and mails new alerts through the `mediamon_smtp` connection (digests are
+`mediamon_digests`' job). A retry or a re-run never sends the same alert twice (dedupe
+key per topic and window). Logic lives in `mediamon.service` (topics/, spikes/,
+alerts/); the method is in `docs/spikes.md`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def mediamon_alerts() -> None:
 
     @task(multiple_outputs=False)
     def deliver_alerts() -> dict[str, object]:
-        """Mail pending alerts and due digests once each; a failure leaves them pending."""
+        """Mail pending alerts once each; a failure leaves them pending."""
         from mediamon import service
         from mediamon_airflow import run_time, settings, smtp_send
 

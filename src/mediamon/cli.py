@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mediamon import db, service
+from mediamon import db, errors, service
 from mediamon.alerts.deliver import DeliveryError
+from mediamon.alerts.digest import DigestError
 from mediamon.db import migrate
+from mediamon.errors import EXIT_USAGE, InputError
 from mediamon.ingest.sources import SourceConfigError
 from mediamon.settings import Settings
 
@@ -20,6 +22,9 @@ from mediamon.settings import Settings
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediamon", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     database = commands.add_parser("db", help="database administration")
@@ -49,11 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     alerts_run = alert_commands.add_parser(
         "run", help="match topics, detect spikes and mail alerts (via mediamon_smtp)"
     )
-    alerts_run.add_argument(
-        "--at", type=_utc_time, help="detection time, ISO 8601 (default: now); naive is UTC"
-    )
+    alerts_run.add_argument("--at", help="detection time, ISO 8601 (default: now); naive is UTC")
     alerts_run.add_argument(
         "--dry-run", action="store_true", help="test only: write and send nothing"
+    )
+    digest = commands.add_parser("digest", help="daily and weekly digests of new stories")
+    digest_commands = digest.add_subparsers(dest="digest_command", required=True)
+    digest_run = digest_commands.add_parser(
+        "run", help="send the digests due now (or at --at), once per recipient and period"
+    )
+    digest_run.add_argument("--at", help="the run's time, ISO 8601 (default: now); naive is UTC")
+    digest_run.add_argument(
+        "--dry-run", action="store_true", help="show who is due and how many stories; send nothing"
     )
     commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
     commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
@@ -64,9 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Detection times mediamon accepts: spike detection looks weeks back from them, and
+# datetime arithmetic ends at year 1 and 9999.
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _utc_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """``--at``: an ISO 8601 time (naive is UTC) within EARLIEST_AT … LATEST_AT."""
+    try:
+        moment = datetime.fromisoformat(value)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InputError(
+            f"--at: expected an ISO 8601 time such as 2024-04-20T12:00, got {value!r}"
+        ) from None
+    if not EARLIEST_AT <= moment < LATEST_AT:
+        raise InputError(f"--at: {value} is outside {EARLIEST_AT:%Y-%m-%d} … {LATEST_AT:%Y-%m-%d}")
+    return moment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,9 +105,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _run(args, Settings.from_env())
-    except (SourceConfigError, ValueError, FileNotFoundError, DeliveryError) as error:
-        print(f"mediamon: {error}", file=sys.stderr)
-        return 2
+    except (
+        SourceConfigError,
+        ValueError,
+        FileNotFoundError,
+        DeliveryError,
+        DigestError,
+    ) as error:
+        if args.debug:
+            raise
+        print(f"mediamon: {_one_line(error)}", file=sys.stderr)
+        return getattr(error, "exit_code", EXIT_USAGE)
+    except Exception as error:  # noqa: BLE001 - known failures become one line
+        explained = errors.explain(error)
+        if explained is None or args.debug:
+            raise
+        print(f"mediamon: {_one_line(explained)}", file=sys.stderr)
+        return explained.exit_code
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,11 +163,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False))
         return 0 if not summary["failed"] else 1
     if args.command == "extract":
+        failed = 0
         for line in service.extract_files(args.files):
             print(line)
-        return 0
+            failed += "error" in json.loads(line)
+        return 1 if failed else 0
     if args.command == "alerts":
-        summary = service.run_alerts(settings, args.at or datetime.now(UTC), dry_run=args.dry_run)
+        at = _utc_time(args.at) if args.at else datetime.now(UTC)
+        summary = service.run_alerts(settings, at, dry_run=args.dry_run)
+        print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
+        return 0
+    if args.command == "digest":
+        summary = service.run_digests(
+            settings, _utc_time(args.at) if args.at else datetime.now(UTC), dry_run=args.dry_run
+        )
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "demo":

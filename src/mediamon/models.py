@@ -53,6 +53,11 @@ class IngestStats:
     already_known: int = 0
     failed: int = 0
     duplicates: int = 0
+    # Feed text about another site's URL whose page could not be fetched: kept as this
+    # source's claim (mediamon.ingest.provenance), not as an article.
+    claims: int = 0
+    # Items not started when the source's time budget ran out; the next poll takes them.
+    left_for_next_poll: int = 0
     # How the poll went (mediamon.ingest.polling): polled, or not_modified / unchanged when the
     # feed had nothing new (an HTTP 304, the same bytes), failed, deferred (Retry-After).
     poll: str = "polled"
@@ -68,6 +73,8 @@ class IngestStats:
             "already_known": self.already_known,
             "failed": self.failed,
             "duplicates": self.duplicates,
+            "claims": self.claims,
+            "left_for_next_poll": self.left_for_next_poll,
             "poll": self.poll,
             "errors": self.errors[:20],
         }
@@ -75,7 +82,10 @@ class IngestStats:
 
 def total_stats(summaries: list[dict[str, object]]) -> dict[str, int]:
     """Sum the counts of several :meth:`IngestStats.as_dict` summaries (None = a failed task)."""
-    keys = ("items", "new", "updated", "unchanged", "already_known", "failed", "duplicates")
+    keys = (
+        "items", "new", "updated", "unchanged", "already_known", "failed", "duplicates",
+        "claims", "left_for_next_poll",
+    )  # fmt: skip
     totals = dict.fromkeys(keys, 0)
     totals["sources"] = 0
     for summary in summaries:

@@ -14,9 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db
-from mediamon.alerts import deliver, smtp
+from mediamon.alerts import deliver, digest, smtp
+from mediamon.alerts.compose import MailOptions
 from mediamon.db import migrate
 from mediamon.db.queries import query
+from mediamon.errors import InputError
 from mediamon.ingest import build, load, plan
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.decode import decode_html
@@ -161,11 +163,19 @@ def import_archive(
 def extract_files(paths: Iterable[Path]) -> Iterable[str]:
     """One JSON line per local HTML file: path, title, text, published_at, language —
     the same decode, extract and normalize steps an article page goes through."""
+    from mediamon.ingest.archive import ArchiveFormatError, read_capped
+    from mediamon.ingest.sources import DEFAULT_MAX_BYTES
+
     for path in paths:
         try:
-            decoded = decode_html(path.read_bytes())
-        except OSError as error:
-            yield json.dumps({"path": str(path), "error": str(error)}, ensure_ascii=False)
+            if not path.exists():
+                raise InputError(f"{path}: no such file")
+            if not path.is_file():  # /dev/zero, a FIFO or a folder would never end
+                raise InputError(f"{path}: not a regular file")
+            decoded = decode_html(read_capped(path, DEFAULT_MAX_BYTES))
+        except (OSError, ArchiveFormatError, InputError) as error:
+            message = str(error) if isinstance(error, ValueError) else f"{path}: {error}"
+            yield json.dumps({"path": str(path), "error": message}, ensure_ascii=False)
             continue
         job = build.ArticleJob(
             item=FeedItem(link=path.resolve().as_uri()),
@@ -298,14 +308,70 @@ def deliver_alerts(
     now: datetime,
     sender: str | None = None,
 ) -> dict[str, Any]:
-    """Task ``deliver_alerts``: send every pending alert (and due digest) once; failures
-    stay pending (:class:`mediamon.alerts.deliver.DeliveryError`)."""
+    """Task ``deliver_alerts``: send every pending alert once; failures stay pending
+    (:class:`mediamon.alerts.deliver.DeliveryError`)."""
     engine = engine_for(settings)
     try:
-        stats = deliver.deliver_pending(engine, send, now, sender=sender or deliver.DEFAULT_SENDER)
+        stats = deliver.deliver_pending(
+            engine,
+            send,
+            now,
+            sender=sender or deliver.DEFAULT_SENDER,
+            options=MailOptions.from_settings(settings),
+        )
     finally:
         engine.dispose()
     return dict(stats.as_dict())
+
+
+def run_digests(
+    settings: Settings,
+    at: datetime,
+    *,
+    send: Callable[[EmailMessage], None] | None = None,
+    sender: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """``mediamon digest run`` and the ``mediamon_digests`` DAG's task: send the digests
+    due at ``at``. The topics file is synced and new articles matched first, so a digest
+    lists every story loaded before it; a dry run only reads (the file, or the stored
+    topics if it is invalid) and says who is due with how many stories.
+
+    Raises:
+        MailConfigError: a real run without a ``mediamon_smtp`` connection (digests would
+            silently never go out).
+        DigestError: some digests could not be sent (they are due again next run).
+    """
+    if send is None and not dry_run:
+        smtp_settings = smtp.settings_from_env()
+        if smtp_settings is None:
+            raise smtp.MailConfigError(
+                f"no {smtp.SMTP_CONN_ID} connection (AIRFLOW_CONN_MEDIAMON_SMTP): nothing sent"
+            )
+        send = smtp.smtp_sender(smtp_settings)
+        sender = sender or smtp_settings.sender
+    engine = engine_for(settings)
+    try:
+        if dry_run:
+            try:
+                topics = load_topics(settings.topics_path)
+            except TopicConfigError:
+                topics = store.stored_topics(engine)
+        else:
+            topics = store.refresh_topics(engine, settings.topics_path).topics
+            match.match_articles(engine, topics)
+        stats = digest.run_digests(
+            engine,
+            topics,
+            at,
+            send,
+            sender=sender or deliver.DEFAULT_SENDER,
+            options=MailOptions.from_settings(settings),
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+    return {"dry_run": dry_run, **stats.as_dict()}
 
 
 def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:

@@ -9,6 +9,7 @@ any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` 
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
@@ -16,12 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from mediamon import __version__
+from mediamon.errors import ConfigError
 
 # A regular (unzipped) install: the package's data files are plain files on disk.
 PACKAGE_DIR = Path(str(files("mediamon")))
 DEFAULT_CONFIG_DIR = PACKAGE_DIR / "default_config"
 DEFAULT_SQL_DIR = PACKAGE_DIR / "sql"
 DEMO_DIR = PACKAGE_DIR / "devtools" / "demo"
+# The BI views' and the page's local days and hours (and the alert mails' local times): the
+# audience mostly follows Chinese-language news, so China's zone unless configured.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_UNSUBSCRIBE = "mediamon-unsubscribe@localhost"
 DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
@@ -29,8 +35,31 @@ DEFAULT_USER_AGENT = (
 T = TypeVar("T", int, float)
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value mediamon cannot use."""
+# Every number from the environment is clamped to a range before any arithmetic: a
+# backoff of 0.5 × 2^1000 s overflows, a thousand workers would fork a thousand times.
+MAX_HTTP_RETRIES = 10
+MAX_HTTP_BACKOFF_S = 60.0
+MAX_WORKERS = 64
+
+
+class SettingsError(ConfigError):
+    """An environment variable holds a value mediamon cannot use (a ValueError too)."""
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone name (``Asia/Shanghai``, ``UTC``).
+
+    Raises:
+        SettingsError: naming MEDIAMON_TIMEZONE and the value, when it is not one.
+    """
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
+            " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
+        ) from None
+    return name
 
 
 @dataclass(frozen=True)
@@ -55,6 +84,12 @@ class Settings:
         airflow_database_url: ``MEDIAMON_AIRFLOW_DATABASE_URL``, Airflow's metadata
             database for ``mediamon run``/``demo``; None means the embedded server.
         ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets task-failure mail.
+        timezone: ``MEDIAMON_TIMEZONE``, the IANA zone of local days and hours: mails show
+            times in it (with the UTC offset) unless a recipient chooses another.
+        base_url: ``MEDIAMON_BASE_URL``, where mediamon's pages are served, for "more
+            stories" links in mails; None: mails link only to articles.
+        unsubscribe_address: ``MEDIAMON_UNSUBSCRIBE_ADDRESS``, the mailbox named in every
+            mail's ``List-Unsubscribe``.
     """
 
     database_url: str | None
@@ -69,6 +104,9 @@ class Settings:
     workers: int | None = None
     airflow_database_url: str | None = None
     ops_emails: tuple[str, ...] = ()
+    timezone: str = DEFAULT_TIMEZONE
+    base_url: str | None = None
+    unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -85,7 +123,8 @@ class Settings:
         def path(name: str, default: Path) -> Path:
             return Path(env.get(name) or default)
 
-        def number(name: str, parse: Callable[[str], T], kind: str, default: T) -> T:
+        def number(name: str, parse: Callable[[str], T], kind: str, default: T, high: float) -> T:
+            """The variable as a number from 0 to ``high`` (NaN and infinity refused)."""
             raw = env.get(name)
             if not raw:
                 return default
@@ -93,15 +132,17 @@ class Settings:
                 value = parse(raw.strip())
             except ValueError:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}") from None
-            if value < 0:
+            if not 0 <= value <= high:
                 raise SettingsError(f"{name}={raw!r}: expected {kind}")
             return value
 
-        workers = number("MEDIAMON_WORKERS", int, "a whole number of processes >= 1", 0)
+        workers = number(
+            "MEDIAMON_WORKERS", int, "a whole number of processes from 1 to 64", 0, MAX_WORKERS
+        )
         if env.get("MEDIAMON_WORKERS") and workers < 1:
             raise SettingsError(
                 f"MEDIAMON_WORKERS={env['MEDIAMON_WORKERS']!r}: expected a whole number of"
-                " processes >= 1"
+                " processes from 1 to 64"
             )
         ops = env.get("MEDIAMON_OPS_EMAIL", "")
         return cls(
@@ -114,9 +155,16 @@ class Settings:
             ),
             sql_dir=path("MEDIAMON_SQL_DIR", DEFAULT_SQL_DIR),
             user_agent=text("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
-            http_retries=number("MEDIAMON_HTTP_RETRIES", int, "a whole number >= 0", 3),
-            http_backoff_s=number("MEDIAMON_HTTP_BACKOFF", float, "seconds (a number >= 0)", 0.5),
+            http_retries=number(
+                "MEDIAMON_HTTP_RETRIES", int, "a whole number from 0 to 10", 3, MAX_HTTP_RETRIES
+            ),
+            http_backoff_s=number(
+                "MEDIAMON_HTTP_BACKOFF", float, "seconds from 0 to 60", 0.5, MAX_HTTP_BACKOFF_S
+            ),
             workers=workers or None,
             airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
             ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),
+            timezone=validate_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
+            base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
+            unsubscribe_address=text("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,
         )

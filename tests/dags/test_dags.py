@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from mediamon import db
 from mediamon.devtools.airflow_env import airflow_command, airflow_environment, dags_folder
 from mediamon.devtools.sitehost import serve_folder
+from mediamon.models import Article
 from mediamon.settings import DEMO_DIR, Settings
 
-DAG_IDS = {"mediamon_ingest", "mediamon_alerts"}
+DAG_IDS = {"mediamon_ingest", "mediamon_alerts", "mediamon_digests"}
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,46 @@ def test_alerts_dag_shape(airflow: Any) -> None:
         "detect_spikes": ["deliver_alerts"],
         "deliver_alerts": [],
     }
+
+
+def test_digests_dag_sends_each_digest_once(
+    airflow: Any, engine: sa.Engine, built_seed: Article, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hourly; the run after 08:00 in Shanghai mails the daily digest of
+    config/topics.yaml (the seed article), a re-run of the hour mails nothing."""
+    import json
+    from email import message_from_bytes, policy
+
+    from mediamon.settings import DEFAULT_CONFIG_DIR
+    from mediamon.topics.file import load_topics
+    from mediamon.topics.store import sync_topics
+    from tests.integration.test_alert_stages import ARTICLE_SQL, add_source, article_row
+    from tests.support.smtp_server import Sink, serve_smtp
+
+    dag = airflow.dags["mediamon_digests"]
+    assert [t.task_id for t in dag.tasks] == ["send_digests"]
+    assert dag.timetable.expression in ("@hourly", "0 * * * *")
+    sync_topics(engine, load_topics(DEFAULT_CONFIG_DIR / "topics.yaml"))
+    with engine.begin() as conn:
+        source = add_source(conn, "rfi-archive")
+        row = article_row(
+            source, built_seed.canonical_url, built_seed.title, built_seed.body_text,
+            built_seed.published_at, first_seen_at=datetime(2024, 4, 3, tzinfo=UTC),
+        )  # fmt: skip
+        conn.execute(ARTICLE_SQL, {**row, "match_text": built_seed.match_text})
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        hour = datetime(2024, 4, 3, 0, 0, tzinfo=UTC)  # the run ending 09:00 in Shanghai
+        assert dag.test(logical_date=hour).state == "success"
+        assert dag.test(logical_date=hour).state == "success"
+    assert [r for _, r, _ in sink.messages] == [["editors@example.org"]]
+    message = message_from_bytes(sink.messages[0].content, policy=policy.default)
+    assert message["Subject"].startswith("[mediamon] 每日摘要 2024-04-03：1 篇新报道")
+    with engine.connect() as conn:
+        recorded = conn.execute(sa.text("select status, stories from digest_deliveries")).all()
+    assert [tuple(r) for r in recorded] == [("sent", 1)]  # the seed, listed under both topics

@@ -83,7 +83,7 @@ def test_extract_prints_one_json_line_per_file(
                 str(missing),
             ]
         )
-        == 0
+        == 1  # a file failed
     )
     gbk, traditional, absent = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert gbk["encoding"] == "gb18030" and "出口管制" in gbk["text"]
@@ -91,7 +91,7 @@ def test_extract_prints_one_json_line_per_file(
     assert gbk["language"] == "zh"
     assert set(gbk) >= {"path", "title", "text", "published_at", "language"}
     assert "臺灣" in traditional["text"]
-    assert absent["path"] == str(missing) and "error" in absent
+    assert absent == {"path": str(missing), "error": f"{missing}: no such file"}
 
 
 def test_bad_sources_file_is_a_clear_error(

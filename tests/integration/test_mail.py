@@ -4,6 +4,7 @@ SMTP server (aiosmtpd) on 127.0.0.1, on the demo's invented history with its bur
 from __future__ import annotations
 
 import json
+import re
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -87,8 +88,101 @@ def test_alerts_run_mails_once_through_the_connection(
     immediate = [p for p in saved if b"desk@example.org" in p.read_bytes()]
     assert len(immediate) == 1
     message = message_from_bytes(immediate[0].read_bytes(), policy=policy.default)
-    assert message["Subject"].startswith("[mediamon] 台湾: 9 stories")
+    assert message["Subject"].startswith("[mediamon] 台湾：1 小时内 9 篇报道")  # desk reads zh-CN
     assert message["To"] == "desk@example.org"
     with engine.connect() as conn:
         state = conn.execute(sa.text("select state from bi.alerts")).scalar_one()
     assert state == "notified"
+
+
+DIGEST_TOPICS = """\
+version: 1
+defaults:
+  digest: {hour: 8, timezone: Asia/Shanghai}
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, 台海]
+    recipients:
+      - {address: desk@example.org, mode: immediate, locale: zh-CN}
+      - {address: editors@example.org, mode: daily, locale: zh-CN}
+      - {address: weekly@example.org, mode: weekly, digest_weekday: wednesday, locale: en,
+         timezone: Europe/London, digest_hour: 7}
+"""
+
+
+def test_digest_run_mails_each_recipient_once(
+    history: Path,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topics_file = tmp_path / "topics.yaml"
+    topics_file.write_text(DIGEST_TOPICS, encoding="utf-8")
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(topics_file))
+    assert main(["import-archive", str(history), "--source-name", "history"]) == 0
+    capsys.readouterr()
+    at = "2024-04-18T00:30:00+00:00"  # 08:30 in Shanghai, the morning after the burst
+    assert main(["digest", "run", "--at", at, "--dry-run"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["dry_run"] and dry["due"] == 2 and dry["sent"] == 0
+
+    with mail_sink(tmp_path / "mail") as (sink, port):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        assert main(["digest", "run", "--at", at]) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert main(["digest", "run", "--at", at]) == 0  # the same periods again: nothing
+        second = json.loads(capsys.readouterr().out)
+        saved = list(sink.saved)
+
+    assert (first["sent"], first["failed"]) == (2, 0)
+    assert (second["due"], second["sent"]) == (0, 0)
+    assert len(saved) == 2
+    periods = {d["recipient"]: d for d in first["digests"]}
+    for path in saved:
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        digest = periods[message["To"]]
+        with engine.connect() as conn:
+            expected = sorted(
+                conn.execute(
+                    sa.text(
+                        "select distinct story_id from bi.topic_mentions"
+                        " where topic = 'taiwan' and published_at >= :start"
+                        " and published_at < :end"
+                    ),
+                    {"start": digest["period_start"], "end": digest["period_end"]},
+                ).scalars()
+            )
+        html_part = message.get_body(("html",))
+        assert html_part is not None
+        listed = sorted(int(i) for i in re.findall(r'data-story="(\d+)"', html_part.get_content()))
+        assert expected and listed == expected, message["To"]
+        assert digest["stories"] == len(expected)
+    # Daily: 08:00 Shanghai to 08:00 Shanghai; weekly: Wednesday 07:00 London, a week back.
+    assert periods["editors@example.org"]["period_end"] == "2024-04-18T00:00:00+00:00"
+    assert periods["weekly@example.org"]["period_start"] == "2024-04-10T06:00:00+00:00"
+
+
+def test_demo_mail_sink_keeps_earlier_mails(tmp_path: Path) -> None:
+    """A second `make demo` numbers its mails after the first run's and deletes none."""
+    from email.message import EmailMessage
+
+    from tests.support.smtp_server import smtp_send
+
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "01.eml").write_bytes(b"Subject: first run\r\n\r\nkept\r\n")
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.org", "x"
+    message.set_content("hello")
+    for _ in range(2):  # two demo runs
+        with mail_sink(folder) as (sink, port):
+            smtp_send(port)(message)
+            assert len(sink.saved) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["01.eml", "02.eml", "03.eml"]
+    assert (folder / "01.eml").read_bytes() == b"Subject: first run\r\n\r\nkept\r\n"

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from mediamon.cli import main
-from mediamon.settings import DEFAULT_CONFIG_DIR, DEFAULT_SQL_DIR, Settings, SettingsError
+from mediamon.settings import (
+    DEFAULT_CONFIG_DIR,
+    DEFAULT_SQL_DIR,
+    Settings,
+    SettingsError,
+    validate_timezone,
+)
 
 
 def test_defaults_point_into_the_installed_package() -> None:
@@ -56,11 +62,15 @@ def test_every_variable_is_read() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
-        ("MEDIAMON_HTTP_RETRIES", "abc", "a whole number >= 0"),
-        ("MEDIAMON_HTTP_RETRIES", "-1", "a whole number >= 0"),
+        ("MEDIAMON_HTTP_RETRIES", "abc", "a whole number from 0 to 10"),
+        ("MEDIAMON_HTTP_RETRIES", "-1", "a whole number from 0 to 10"),
+        ("MEDIAMON_HTTP_RETRIES", "1000", "a whole number from 0 to 10"),
         ("MEDIAMON_HTTP_BACKOFF", "soon", "seconds"),
-        ("MEDIAMON_WORKERS", "0", "processes >= 1"),
-        ("MEDIAMON_WORKERS", "1.5", "processes >= 1"),
+        ("MEDIAMON_HTTP_BACKOFF", "nan", "seconds from 0 to 60"),
+        ("MEDIAMON_HTTP_BACKOFF", "inf", "seconds from 0 to 60"),
+        ("MEDIAMON_WORKERS", "0", "processes from 1 to 64"),
+        ("MEDIAMON_WORKERS", "1.5", "processes from 1 to 64"),
+        ("MEDIAMON_WORKERS", "100000", "processes from 1 to 64"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_type(name: str, value: str, expected: str) -> None:
@@ -74,4 +84,13 @@ def test_the_cli_prints_one_line_for_a_bad_variable(
     monkeypatch.setenv("MEDIAMON_HTTP_RETRIES", "abc")
     assert main(["status"]) == 2
     err = capsys.readouterr().err
-    assert err == "mediamon: MEDIAMON_HTTP_RETRIES='abc': expected a whole number >= 0\n"
+    assert err == "mediamon: MEDIAMON_HTTP_RETRIES='abc': expected a whole number from 0 to 10\n"
+
+
+def test_display_timezone_is_validated_and_defaults_to_shanghai() -> None:
+    assert Settings.from_env({}).timezone == "Asia/Shanghai"
+    assert Settings.from_env({"MEDIAMON_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
+    with pytest.raises(SettingsError, match="MEDIAMON_TIMEZONE: 'CST8' is not an IANA time zone"):
+        validate_timezone("CST8")
+    with pytest.raises(SettingsError, match="MEDIAMON_TIMEZONE: 'Mars/Base' is not an IANA"):
+        Settings.from_env({"MEDIAMON_TIMEZONE": "Mars/Base"})

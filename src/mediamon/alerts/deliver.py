@@ -1,39 +1,33 @@
-"""Delivery: every pending alert mailed once to each immediate recipient, and the daily
-digests that are due. Every write is an upsert on a natural key, so a retried or repeated
-run sends nothing twice."""
+"""Delivery: every pending alert mailed once to each immediate recipient (digests are
+:mod:`mediamon.alerts.digest`'s). Every write is an upsert on a natural key, so a retried
+or repeated run sends nothing twice."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mediamon.alerts import render
-from mediamon.db.queries import STORY_TIME
+from mediamon.alerts.compose import MailOptions, Reader, alert_message
+from mediamon.alerts.content import alert_mail
 from mediamon.db.tables import (
     alert_deliveries,
     alerts_table,
 )
-from mediamon.spikes.counts import hourly_counts
-from mediamon.topics.definitions import Topic, TopicSet
+from mediamon.topics.definitions import TopicSet
 from mediamon.topics.store import stored_topics
 
 logger = logging.getLogger(__name__)
 
 DELIVERY_LOCK_KEY = 0x6D6D_616C_6572_7402
 MAX_ALERT_AGE = timedelta(hours=24)
-MAX_DIGEST_AGE = timedelta(days=7)
-TOP_STORIES = 5
-CHART_HOURS = 7 * 24
 DEFAULT_SENDER = "mediamon <mediamon@localhost>"
 
 
@@ -56,7 +50,6 @@ class DeliveryStats:
     sent: int = 0
     skipped: int = 0
     failed: int = 0
-    digests: int = 0
     notified: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     busy: bool = False
@@ -66,53 +59,10 @@ class DeliveryStats:
             "sent": self.sent,
             "skipped": self.skipped,
             "failed": self.failed,
-            "digests": self.digests,
             "notified": self.notified,
             "errors": self.errors[:20],
             "busy": self.busy,
         }
-
-
-def alert_content(
-    conn: sa.Connection, alert_id: int, topic: Topic | None = None, *, top: int = TOP_STORIES
-) -> render.AlertContent:
-    """Gather what an alert mail shows: the numbers, the top stories and 7 days of counts."""
-    row = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()
-    name = topic.name if topic else row.topic
-    story_time = STORY_TIME.format(a="r")
-    stories = conn.execute(
-        sa.text(
-            f"select r.title, s.name as source, {story_time} as published_at, r.url"
-            " from mentions m"
-            " join articles a on a.article_id = m.article_id"
-            " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"
-            " join sources s on s.source_id = r.source_id"
-            f" where m.topic = :topic and {story_time} >= :start and {story_time} < :end"
-            f" group by r.article_id, s.name"
-            " order by max(m.title_hits) desc, count(*) desc,"
-            "  max(m.title_hits + m.body_hits) desc, published_at desc, r.article_id"
-            " limit :top"
-        ),
-        {"topic": row.topic, "start": row.window_start, "end": row.window_end, "top": top},
-    ).all()
-    history_start = row.window_end - timedelta(hours=CHART_HOURS)
-    counts = hourly_counts(conn, [row.topic], history_start, row.window_end).get(row.topic, {})
-    history = tuple(counts.get(history_start + timedelta(hours=i), 0) for i in range(CHART_HOURS))
-    return render.AlertContent(
-        alert_id=row.alert_id,
-        topic_key=row.topic,
-        topic_name=name,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        observed=row.observed,
-        expected=row.expected,
-        p_value=row.p_value,
-        total_stories=row.total_stories,
-        stories=tuple(render.Story(s.title, s.source, s.published_at, s.url) for s in stories),
-        history=history,
-        history_start=history_start,
-        params=dict(row.details.get("params", {})),
-    )
 
 
 def message_id(kind: str, key: str, recipient: str) -> str:
@@ -129,14 +79,15 @@ def deliver_pending(
     sender: str = DEFAULT_SENDER,
     topics: TopicSet | None = None,
     max_age: timedelta = MAX_ALERT_AGE,
+    options: MailOptions | None = None,
 ) -> DeliveryStats:
-    """Send every pending alert once, and the daily digests that are due.
+    """Send every pending alert once (digests are :mod:`mediamon.alerts.digest`'s job).
 
     Each recipient gets their own mail. A delivery is recorded only after ``send``
     returned, and an alert becomes ``notified`` only when all its immediate recipients
     have theirs, so a failed send leaves it pending for the next run and a repeated run
     sends nothing twice. Alerts older than ``max_age`` (a backfill) are not mailed
-    immediately (recorded as skipped) but still appear in digests.
+    immediately (recorded as skipped); digests still show them among their period's spikes.
 
     Args:
         engine: The data database.
@@ -146,6 +97,7 @@ def deliver_pending(
         sender: The From address.
         topics: Recipients come from here (default: the stored definitions).
         max_age: Older alerts are not mailed one by one.
+        options: Display zone, unsubscribe address and base URL of the mails.
 
     Returns:
         Counts of sent, skipped and failed mails.
@@ -168,8 +120,9 @@ def deliver_pending(
             stats.busy = True
             return stats
         try:
-            _deliver_immediate(engine, send, now, sender, topics, max_age, stats)
-            _deliver_digests(engine, send, now, sender, topics, stats)
+            _deliver_immediate(
+                engine, send, now, sender, topics, max_age, options or MailOptions(), stats
+            )
         finally:
             lock.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": DELIVERY_LOCK_KEY})
             lock.commit()
@@ -206,6 +159,7 @@ def _deliver_immediate(
     sender: str,
     topics: TopicSet,
     max_age: timedelta,
+    options: MailOptions,
     stats: DeliveryStats,
 ) -> None:
     a = alerts_table.c
@@ -227,7 +181,7 @@ def _deliver_immediate(
                     )
                 ).scalars()
             )
-            content = alert_content(conn, alert_id, topic) if recipients else None
+            content = alert_mail(conn, alert_id, topic) if recipients else None
         complete = True
         for recipient in recipients:
             if recipient.address in done:
@@ -251,13 +205,13 @@ def _deliver_immediate(
                 continue
             assert content is not None
             mid = message_id("alert", str(alert_id), recipient.address)
-            message = render.build_message(
-                render.render_alert(content, recipient.timezone),
-                sender,
-                [recipient.address],
+            message = alert_message(
+                content,
+                Reader(recipient.address, recipient.locale, recipient.timezone),
+                options,
+                sender=sender,
                 message_id=mid,
                 sent_at=now,
-                headers={"X-Mediamon-Alert": str(alert_id), "X-Mediamon-Topic": topic_key},
             )
             if not _try_send(send, message, stats):
                 complete = False
@@ -289,90 +243,3 @@ def _deliver_immediate(
                     )
                 )
             stats.notified.append(alert_id)
-
-
-def digest_cutoff(now: datetime, hour: int, timezone: str) -> tuple[datetime, date]:
-    """The latest digest time at or before ``now`` (UTC) and its local date."""
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    cutoff = datetime.combine(local.date(), time(hour), tzinfo=zone)
-    if cutoff > local:
-        cutoff = datetime.combine(local.date() - timedelta(days=1), time(hour), tzinfo=zone)
-    return cutoff.astimezone(UTC), cutoff.date()
-
-
-def _deliver_digests(
-    engine: sa.Engine,
-    send: Callable[[EmailMessage], None],
-    now: datetime,
-    sender: str,
-    topics: TopicSet,
-    stats: DeliveryStats,
-) -> None:
-    subscriptions: dict[str, list[str]] = defaultdict(list)
-    schedule: dict[str, tuple[int, str]] = {}
-    for topic in topics:
-        for recipient in topic.recipients:
-            if recipient.mode == "digest":
-                subscriptions[recipient.address].append(topic.key)
-                schedule.setdefault(recipient.address, (recipient.digest_hour, recipient.timezone))
-    a = alerts_table.c
-    for address, keys in sorted(subscriptions.items()):
-        hour, timezone = schedule[address]
-        cutoff, day = digest_cutoff(now, hour, timezone)
-        with engine.connect() as conn:
-            ids = (
-                conn.execute(
-                    sa.select(a.alert_id)
-                    .where(
-                        a.topic.in_(keys),
-                        a.window_end <= cutoff,
-                        a.window_end > cutoff - MAX_DIGEST_AGE,
-                        ~sa.exists().where(
-                            alert_deliveries.c.alert_id == a.alert_id,
-                            alert_deliveries.c.recipient == address,
-                            alert_deliveries.c.mode == "digest",
-                        ),
-                    )
-                    .order_by(a.alert_id)
-                )
-                .scalars()
-                .all()
-            )
-            if not ids:
-                continue
-            contents = [
-                alert_content(conn, i, topics.get(k), top=3)
-                for i, k in conn.execute(sa.select(a.alert_id, a.topic).where(a.alert_id.in_(ids)))
-            ]
-        key = (
-            f"{day.isoformat()}-{hashlib.sha256(','.join(map(str, ids)).encode()).hexdigest()[:8]}"
-        )
-        mid = message_id("digest", key, address)
-        message = render.build_message(
-            render.render_digest(contents, day, timezone),
-            sender,
-            [address],
-            message_id=mid,
-            sent_at=now,
-            headers={"X-Mediamon-Digest": day.isoformat()},
-        )
-        if not _try_send(send, message, stats):
-            continue
-        _record_delivery(
-            engine,
-            [
-                {
-                    "alert_id": i,
-                    "recipient": address,
-                    "mode": "digest",
-                    "status": "sent",
-                    "message_id": mid,
-                    "sent_at": now,
-                    "note": None,
-                }
-                for i in ids
-            ],
-        )
-        stats.digests += 1
-        stats.sent += 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from mediamon.errors import ConfigError
 from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,29 @@ def make_engine(url: str) -> sa.Engine:
     )
 
 
+def checked_url(url: str, name: str) -> str:
+    """``url`` for the psycopg driver, if it is a well-formed PostgreSQL URL.
+
+    Raises:
+        ConfigError: malformed, or another database; the message names ``name`` and
+            never shows the password.
+    """
+    try:
+        parsed = sa.make_url(normalize_url(url))
+        parsed.port  # noqa: B018 - a non-numeric port fails only when read
+    except (sa.exc.ArgumentError, ValueError) as error:
+        reason = str(error).split(" from string", 1)[0]
+        raise ConfigError(
+            f"{name}: not a database URL ({reason}); expected"
+            " postgresql://user:password@host:port/database"
+        ) from None
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"{name}: mediamon needs PostgreSQL, got a {parsed.get_backend_name()}:// URL"
+        )
+    return normalize_url(url)
+
+
 def embedded_url(var_dir: Path, database: str = "mediamon") -> str:
     """Start (or reuse) the embedded PostgreSQL under ``var_dir`` and return a URL.
 
@@ -69,9 +93,13 @@ def embedded_url(var_dir: Path, database: str = "mediamon") -> str:
 
 
 def resolve_url(settings: Settings, database: str = "mediamon") -> str:
-    """The data database's URL: the configured one, else the embedded server's."""
+    """The data database's URL: the configured one, else the embedded server's.
+
+    Raises:
+        ConfigError: the configured URL is malformed or not a PostgreSQL URL.
+    """
     if settings.database_url:
-        return normalize_url(settings.database_url)
+        return checked_url(settings.database_url, "MEDIAMON_DATABASE_URL")
     return embedded_url(settings.var_dir, database)
 
 

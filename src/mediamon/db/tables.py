@@ -62,6 +62,23 @@ articles = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# A feed's text about an article on another site (0011_article_claims.sql).
+article_claims = sa.Table(
+    "article_claims",
+    metadata,
+    sa.Column("source_id", sa.Integer, primary_key=True),
+    sa.Column("url_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("canonical_url", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("body_text", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("language", sa.Text),
+    sa.Column("content_origin", sa.Text, nullable=False),
+    sa.Column("first_claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Topics, mentions and alerts (0003_topics.sql).
 topics_table = sa.Table(
     "topics",
@@ -128,4 +145,19 @@ alert_deliveries = sa.Table(
     sa.Column("message_id", sa.Text),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("note", sa.Text),
+)
+
+digest_deliveries = sa.Table(
+    "digest_deliveries",
+    metadata,
+    sa.Column("recipient", sa.Text, primary_key=True),
+    sa.Column("cadence", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("period_end", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("stories", sa.Integer, nullable=False),
+    sa.Column("topics", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("message_id", sa.Text),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("selected_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,6 +25,8 @@ from mediamon.settings import DEMO_DIR, Settings
 DEMO_PORT = 18765
 # The invented history ends with a burst of Taiwan stories in the hour before this.
 BURST_END = datetime(2024, 4, 17, 2, 0, tzinfo=UTC)
+# The next daily digest after the burst: 08:00 in Asia/Shanghai (config/topics.yaml).
+DIGEST_AT = datetime(2024, 4, 18, 0, 0, tzinfo=UTC)
 SOURCES_TEMPLATE = """\
 # Written by `make demo`: the bundled sample site and the seed archive.
 sources:
@@ -55,11 +57,14 @@ def write_demo_sources(path: Path, base: str, history: Path) -> Path:
 
 
 class MailSink:
-    """An SMTP server on 127.0.0.1 that saves each message it receives as an .eml file."""
+    """An SMTP server on 127.0.0.1 that saves each message it receives as an .eml file,
+    numbered after those already in the folder (earlier runs' mails are kept)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.saved: list[Path] = []
+        numbers = [int(p.stem) for p in folder.glob("*.eml") if p.stem.isdigit()]
+        self.next_number = max(numbers, default=0) + 1
 
     async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         from email import message_from_bytes
@@ -67,7 +72,8 @@ class MailSink:
 
         message = message_from_bytes(envelope.content)
         subject = str(make_header(decode_header(message.get("Subject", ""))))
-        path = self.folder / f"{len(self.saved) + 1:02d}.eml"
+        path = self.folder / f"{self.next_number:02d}.eml"
+        self.next_number += 1
         path.write_bytes(envelope.content)
         self.saved.append(path)
         print(
@@ -86,8 +92,6 @@ def mail_sink(folder: Path) -> Iterator[tuple[MailSink, int]]:
     from aiosmtpd.controller import Controller
 
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.eml"):
-        old.unlink()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -173,8 +177,8 @@ def summary(engine: sa.Engine) -> str:
     return "\n".join(lines)
 
 
-def alert_summary(engine: sa.Engine, mails: list[Path]) -> str:
-    """The alerts recorded and the mails the sink saved."""
+def alert_summary(engine: sa.Engine, mails: Sequence[Path], earlier: Sequence[Path] = ()) -> str:
+    """The alerts recorded, the mails the sink saved and those of earlier runs."""
     with engine.connect() as conn:
         alerts = conn.execute(sa.text("select * from bi.alerts order by 1")).mappings().all()
     lines = ["", f"== alerts: {len(alerts)} =="]
@@ -189,8 +193,10 @@ def alert_summary(engine: sa.Engine, mails: list[Path]) -> str:
             "mails_sent",
         )
         lines.append("  " + ", ".join(f"{f}={alert[f]}" for f in fields if f in alert))
-    lines += ["", f"== mails delivered to the local SMTP sink: {len(mails)} =="]
+    lines += ["", f"== mails delivered to the local SMTP sink in this run: {len(mails)} =="]
     lines += [f"  {path}  (open it in a mail client, or read it as text)" for path in mails]
+    if earlier:
+        lines.append(f"  earlier runs' mails, kept: {', '.join(p.name for p in earlier)}")
     return "\n".join(lines)
 
 
@@ -247,11 +253,17 @@ def main() -> int:
             " (airflow dags test) ..."
         )
         _airflow(env, ["dags", "test", "mediamon_alerts", BURST_END.isoformat()], log)
+        print(
+            f"running the mediamon_digests DAG at {DIGEST_AT:%Y-%m-%d %H:%M}Z"
+            " (the next morning's daily digest) ..."
+        )
+        _airflow(env, ["dags", "test", "mediamon_digests", DIGEST_AT.isoformat()], log)
         mails = list(sink.saved)
     engine = db.make_engine(db.resolve_url(settings))
     try:
         print(summary(engine))
-        print(alert_summary(engine, mails))
+        earlier = sorted(p for p in (demo_var / "mail").glob("*.eml") if p not in mails)
+        print(alert_summary(engine, mails, earlier))
     finally:
         engine.dispose()
     print(f"\nThe database keeps running (var/pgdata); `{sys.argv[0]} db stop` stops it.")

@@ -58,6 +58,24 @@ def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
     return item, html
 
 
+def read_capped(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refusing a file over ``max_bytes`` before reading it (and, if
+    it grows meanwhile or is no regular file, after reading at most one byte more).
+
+    Raises:
+        ArchiveFormatError: the file is larger than ``max_bytes``.
+        OSError: the file cannot be read.
+    """
+    too_big = f"{path.name}: file larger than {max_bytes} bytes; not read"
+    if path.stat().st_size > max_bytes:
+        raise ArchiveFormatError(too_big)
+    with path.open("rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ArchiveFormatError(too_big)
+    return data
+
+
 def archive_files(folder: Path) -> list[Path]:
     """The files of an archive folder in name order (hidden files and READMEs skipped)."""
     if not folder.is_dir():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import unescape
 
+from mediamon import limits
 from mediamon.ingest import memory
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import SiteRule, extract
@@ -25,6 +26,7 @@ from mediamon.ingest.normalize import (
     sentence_hashes,
     to_utc,
 )
+from mediamon.limits import cap, cap_optional
 from mediamon.models import Article
 from mediamon.text import fold
 
@@ -134,9 +136,13 @@ def build_article(job: ArticleJob) -> BuildResult:
         origin, text = fallback
         note = (note + f"; used {origin}") if note else None
 
-    body = clean_text(text)
-    title = clean_text(item.title or (meta.title if meta else "") or "") or None
-    match_text = fold(body)  # the title stays out: syndicated copies often retitle
+    body = cap(clean_text(text), limits.MAX_BODY_CHARS)
+    title = cap(
+        clean_text(item.title or (meta.title if meta else "") or ""), limits.MAX_TITLE_CHARS
+    )
+    # The title stays out: syndicated copies often retitle. Folding may lengthen the text
+    # (NFKC spells out ligatures and ellipses): the cap holds after it too.
+    match_text = fold(body)[: limits.MAX_BODY_CHARS]
     published = item.published_at or (meta.published_at if meta else None)
     if published is not None:
         published = to_utc(published)
@@ -152,18 +158,24 @@ def build_article(job: ArticleJob) -> BuildResult:
     summary = None
     if item.summary_html and origin != "feed_summary":
         summary = clean_text(_html2txt(item.summary_html)) or None
+    summary = summary or (meta.description if meta else None)
     article = Article(
         canonical_url=canonical_url(final_url, job.drop_params),
         url=item.link,
-        title=title,
-        author=item.author or (meta.author if meta else None),
+        title=title or None,
+        author=cap_optional(
+            item.author or (meta.author if meta else None), limits.MAX_AUTHOR_CHARS
+        ),
         published_at=published,
         language=language,
         body_text=body,
         match_text=match_text,
-        summary=summary or (meta.description if meta else None),
-        image_url=meta.image if meta else None,
-        categories=item.categories or (meta.categories if meta else ()),
+        summary=cap_optional(summary, limits.MAX_SUMMARY_CHARS),
+        image_url=cap_optional(meta.image if meta else None, limits.MAX_URL_CHARS),
+        categories=tuple(
+            cap(c, limits.MAX_CATEGORY_CHARS)
+            for c in (item.categories or (meta.categories if meta else ()))[: limits.MAX_CATEGORIES]
+        ),
         content_origin=origin,
         content_hash=content_hash(match_text),
         sentence_hashes=sentence_hashes(match_text),

@@ -40,9 +40,25 @@ META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.-]+
 XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.-]+)""")
 BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE, whose BOM it starts with
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# An XML document without a BOM still shows its encoding family in its first bytes,
+# "<?" written in UTF-32 or UTF-16 (XML 1.0, appendix F).
+XML_START = (
+    (b"<\0\0\0", "utf-32-le"),
+    (b"\0\0\0<", "utf-32-be"),
+    (b"<\0?\0", "utf-16-le"),
+    (b"\0<\0?", "utf-16-be"),
+)
+# Text that is UTF-8 but for a few bad bytes (a truncated character, one stray Latin-1
+# byte) is read as UTF-8 with those bytes replaced, when valid multi-byte characters
+# outnumber them this many times; a document in another encoding read as UTF-8 has
+# more bad sequences than good ones. Re-decoding a whole Chinese feed as a single-byte
+# encoding because of one bad byte turned every character into mojibake.
+UTF8_REPAIR_RATIO = 20
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,15 @@ def canonical_encoding(label: str | None) -> str | None:
     except LookupError:
         return None
     return WIDER_ENCODING.get(name, name)
+
+
+def content_type_charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type header value, if any."""
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip("\"'")
+    return None
 
 
 def declared_charsets(content: bytes, http_charset: str | None) -> list[str]:
@@ -96,10 +121,17 @@ def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
         if content.startswith(bom):
             text = content[len(bom) :].decode(encoding, "replace")
             return Decoded(text, encoding, text.count("\ufffd"))
+    for start, encoding in XML_START:
+        if content.startswith(start):
+            text = content.decode(encoding, "replace")
+            return Decoded(text, encoding, text.count("\ufffd"))
     try:
         return Decoded(content.decode("utf-8"), "utf-8", 0)
     except UnicodeDecodeError:
         pass
+    repaired = _mostly_utf8(content)
+    if repaired is not None:
+        return repaired
     candidates = [e for e in declared_charsets(content, http_charset) if e != "utf-8"]
     candidates += [e for e in (_detect(content), "gb18030") if e and e not in candidates]
     best: Decoded | None = None
@@ -117,6 +149,17 @@ def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
             best = fallback
     logger.debug("decoded with %d replacement characters as %s", best.replaced, best.encoding)
     return best
+
+
+def _mostly_utf8(content: bytes) -> Decoded | None:
+    """UTF-8 with its few bad bytes replaced, if the document is UTF-8 but for them."""
+    text = content.decode("utf-8", "replace")
+    replaced = text.count("\ufffd") - content.count("\ufffd".encode())
+    non_ascii = len(text) - len(text.encode("ascii", "ignore")) - replaced
+    if replaced > 0 and non_ascii >= UTF8_REPAIR_RATIO * replaced:
+        logger.debug("UTF-8 with %d bad byte sequence(s) replaced", replaced)
+        return Decoded(text, "utf-8", replaced)
+    return None
 
 
 def _detect(content: bytes) -> str | None:

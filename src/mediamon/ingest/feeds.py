@@ -1,24 +1,39 @@
-"""Feed parsing (RSS 2.0, RSS 1.0/RDF, Atom) into plain items, by feedparser."""
+"""Feed parsing (RSS 2.0, RSS 1.0/RDF, Atom) into plain items, by feedparser.
+
+A feed is decoded by the same decoder as pages (:func:`mediamon.ingest.decode.decode_html`:
+BOM, UTF-16/32 without one, UTF-8 with a few bad bytes replaced where they stand, HTTP
+charset, XML declaration, detection), and its DTD is removed from the decoded text
+before parsing, wherever it stands. Entity declarations can only live in a DTD, so no
+reference can expand, whatever the encoding or the comments and processing instructions
+around it; the XML parser itself (defusedxml's expat reader) refuses any DTD that would
+still arrive, so a way around the removal ends in a refused feed, never an expansion.
+"""
 
 from __future__ import annotations
 
 import calendar
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from mediamon import limits
+from mediamon.limits import cap, cap_optional
 
 logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
 MAX_URL_LENGTH = 2048  # the same cap the fetcher applies (mediamon.ingest.netguard)
-# Entity-expansion bombs (billion laughs, quadratic blowup) and external entities live
-# in the DTD's internal subset. feedparser strips some such declarations but not all, and
-# then only expat's amplification limit (libexpat >= 2.4) stops the expansion after
-# megabytes of work; mediamon removes an internal subset that declares entities before
-# parsing, so references come out as literal "&name;" text whatever expat does.
-DTD_SUBSET_END = re.compile(rb"\]\s*>")
+# Markup declarations that may define entities: <!DOCTYPE (with its internal subset)
+# and, outside one, stray <!ENTITY (invalid XML, but a lenient parser may read it).
+DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+# What matters inside a declaration: quotes, comments, PIs, the internal subset's
+# brackets, and the declaration's end (inside the subset, only its end bracket).
+DECLARATION_SYNTAX = re.compile(r"""["'\[>]|<!--|<\?""")
+SUBSET_SYNTAX = re.compile(r"""["'\]]|<!--|<\?""")
+MAX_DECLARATION_TOKENS = 100_000
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
 class FeedError(ValueError):
@@ -55,7 +70,7 @@ def parse_feed(
     entry's link and entries past ``max_items`` are left out; ``skipped`` says why.
 
     Args:
-        content: The raw bytes (feedparser reads the XML encoding declaration itself).
+        content: The raw bytes, decoded here like a page (see the module documentation).
         url: The feed's URL, to resolve relative links.
         content_type: The HTTP Content-Type header, if any.
         max_items: Keep at most this many items (the first ones, usually the newest).
@@ -64,10 +79,22 @@ def parse_feed(
         FeedError: the document is not XML, is not a feed, or has no usable entries.
     """
     import feedparser
+    import feedparser.api
+    from defusedxml import DefusedXmlException
 
-    content, declared_entities = _without_entity_declarations(content)
-    headers = {"content-location": url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(content, response_headers=headers, sanitize_html=True)
+    from mediamon.ingest.decode import content_type_charset, decode_html
+
+    decoded = decode_html(content, content_type_charset(content_type))
+    text, declarations = without_declarations(decoded.text)
+    # The text is handed over as UTF-8 saying so: feedparser must not decode it again.
+    data = ('<?xml version="1.0" encoding="utf-8"?>' + XML_DECLARATION.sub("", text)).encode()
+    headers = {"content-location": url, "content-type": "application/xml; charset=utf-8"}
+    # The strict parser is defusedxml's expat reader (see create_parser below).
+    feedparser.api.PREFERRED_XML_PARSERS = [__name__]
+    try:
+        parsed = feedparser.parse(data, response_headers=headers, sanitize_html=True)
+    except DefusedXmlException as error:  # a DTD got past without_declarations
+        raise FeedError(f"feed declares a DTD or entities; refused: {error}") from error
     if not parsed.entries:
         if not parsed.get("version"):
             problem = f": {parsed.bozo_exception}" if parsed.bozo else ""
@@ -78,8 +105,15 @@ def parse_feed(
     feed_language = parsed.feed.get("language")
     items: list[FeedItem] = []
     skipped: list[str] = []
-    if declared_entities:
-        skipped.append("feed declares XML entities in its DTD; they were not expanded")
+    if declarations:
+        skipped.append(
+            "feed declares a DTD or XML entities; removed before parsing, nothing expanded"
+        )
+    if decoded.replaced:
+        skipped.append(
+            f"feed has {decoded.replaced} undecodable byte sequence(s) in {decoded.encoding};"
+            " shown as U+FFFD where they stand"
+        )
     if parsed.bozo:
         # feedparser's lenient parser recovered entries from invalid XML: keep them, say so.
         skipped.append(
@@ -110,7 +144,7 @@ def parse_feed(
             skipped.append(f"item {index} ({title!r}) repeats an earlier item's link {link}")
             continue
         seen.add(link)
-        items.append(
+        feed_item = _capped(
             FeedItem(
                 link=link,
                 title=entry.get("title") or None,
@@ -122,26 +156,83 @@ def parse_feed(
                 categories=tuple(t["term"] for t in entry.get("tags", []) if t.get("term")),
             )
         )
+        if decoded.replaced and "\ufffd" in " ".join(
+            filter(None, (feed_item.title, feed_item.summary_html, feed_item.content_html))
+        ):
+            skipped.append(f"item {index} ({title!r}) has undecodable bytes (shown as U+FFFD)")
+        items.append(feed_item)
     if not items:
         raise FeedError("feed has no usable items: " + "; ".join(skipped)[:500])
     return ParsedFeed(items=items, skipped=skipped, title=parsed.feed.get("title"))
 
 
-def _without_entity_declarations(content: bytes) -> tuple[bytes, bool]:
-    """The document without its DTD's internal subset if that declares entities, and
-    whether it did. (A UTF-16 feed is left to feedparser and expat's limits.)"""
-    start = content.find(b"<!DOCTYPE")
-    if start < 0:
-        return content, False
-    subset = content.find(b"[", start)
-    tag_end = content.find(b">", start)
-    if subset < 0 or 0 <= tag_end < subset:
-        return content, False  # no internal subset, e.g. the RSS 0.91 public DTD
-    match = DTD_SUBSET_END.search(content, subset)
-    end = match.end() if match else len(content)
-    if b"<!ENTITY" not in content[subset:end]:
-        return content, False
-    return content[:start] + content[end:], True
+def create_parser(*args: Any, **kwargs: Any) -> Any:
+    """The SAX parser feedparser uses for feeds (``xml.sax.make_parser`` calls this by
+    module name): expat that refuses any DTD, entity declaration or external reference."""
+    from defusedxml.expatreader import DefusedExpatParser
+
+    return DefusedExpatParser(*args, forbid_dtd=True, **kwargs)
+
+
+def without_declarations(text: str) -> tuple[str, int]:
+    """``text`` without any ``<!DOCTYPE …>`` (internal subset included) or stray
+    ``<!ENTITY …>`` declaration, wherever it stands; and how many were removed.
+
+    Quoted strings, comments and processing instructions inside a declaration are
+    skipped as a unit, so a ``]`` or ``>`` inside them does not end it early; a
+    declaration that never ends takes the rest of the document with it (the feed is
+    then refused, never expanded). Each declaration is replaced by a space, so the
+    pieces around it cannot join into a new ``<!DOCTYPE``; one pass, linear in the text.
+    """
+    pieces: list[str] = []
+    position = 0
+    while match := DECLARATION.search(text, position):
+        pieces.append(text[position : match.start()])
+        position = _declaration_end(text, match.end())
+    if not pieces:
+        return text, 0
+    return " ".join([*pieces, text[position:]]), len(pieces)
+
+
+def _declaration_end(text: str, position: int) -> int:
+    """Index just past the ``>`` that closes the declaration whose body starts at
+    ``position`` (its ``[ … ]`` internal subset, quotes, comments and PIs skipped). A
+    declaration that does not end, or takes more than MAX_DECLARATION_TOKENS steps
+    (real DTDs take dozens), runs to the end of the text."""
+    in_subset = False
+    for _ in range(MAX_DECLARATION_TOKENS):
+        pattern = SUBSET_SYNTAX if in_subset else DECLARATION_SYNTAX
+        match = pattern.search(text, position)
+        if match is None:
+            break
+        token = match.group()
+        position = match.end()
+        closing = {'"': '"', "'": "'", "<!--": "-->", "<?": "?>"}.get(token)
+        if closing is not None:
+            close = text.find(closing, position)
+            if close < 0:
+                break
+            position = close + len(closing)
+        elif token in "[]":
+            in_subset = token == "["
+        else:  # ">" outside the subset
+            return position
+    return len(text)
+
+
+def _capped(item: FeedItem) -> FeedItem:
+    """The item with every field cut to the caps of :mod:`mediamon.limits`."""
+    return replace(
+        item,
+        title=cap_optional(item.title, limits.MAX_TITLE_CHARS),
+        author=cap_optional(item.author, limits.MAX_AUTHOR_CHARS),
+        summary_html=cap_optional(item.summary_html, limits.MAX_FEED_HTML_CHARS),
+        content_html=cap_optional(item.content_html, limits.MAX_FEED_HTML_CHARS),
+        language=cap_optional(item.language, 35),  # the longest sensible BCP 47 tag
+        categories=tuple(
+            cap(c, limits.MAX_CATEGORY_CHARS) for c in item.categories[: limits.MAX_CATEGORIES]
+        ),
+    )
 
 
 def _link(entry: Any) -> str | None:

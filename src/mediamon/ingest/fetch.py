@@ -24,6 +24,7 @@ from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
 from mediamon.ingest import netguard
+from mediamon.ingest.decode import content_type_charset
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
     ROBOTS_MAX_BYTES,
@@ -48,6 +49,9 @@ MAX_REDIRECTS = 5
 # Retry-After up to this long is waited for inside the task; a longer one defers the
 # host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
 MAX_RETRY_AFTER_S = 30.0
+# A longer Retry-After is read as this (a week); a source's max_poll_interval caps the
+# deferral of its next poll further.
+MAX_RETRY_AFTER_RECORDED_S = 7 * 24 * 3600.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Content types by what is fetched; "" is a response without Content-Type, "*+xml"
 # and "*/xml" match any XML type. HTML and plain text are accepted for feeds because
@@ -106,11 +110,7 @@ class FetchResult:
     @property
     def charset(self) -> str | None:
         """The charset parameter of the Content-Type header, if any."""
-        for part in self.headers.get("content-type", "").split(";")[1:]:
-            key, _, value = part.partition("=")
-            if key.strip().lower() == "charset" and value.strip():
-                return value.strip().strip("\"'")
-        return None
+        return content_type_charset(self.headers.get("content-type"))
 
     @property
     def validators(self) -> Validators:
@@ -181,6 +181,7 @@ def fetch(
     deadline_s: float = DOWNLOAD_DEADLINE_S,
     timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
     allow_private_network: bool = False,
+    private_hosts: Collection[str] | None = None,
     configured_url: bool = False,
     validators: Validators | None = None,
     accept_types: Collection[str] | None = None,
@@ -196,8 +197,13 @@ def fetch(
         max_bytes: Body size cap after decompression; larger bodies are an error.
         deadline_s: Bound on each request, from sending it to the body's last byte.
         timeout: Connect and per-read timeouts in seconds.
-        allow_private_network: Private, loopback and link-local addresses are allowed
-            (the source's ``allow_private_network``).
+        allow_private_network: ``url``'s own host and port may be loopback or private
+            (and only they: other hosts, ports and spellings stay refused on every hop).
+        private_hosts: The ``host:port`` pairs that may be private, when the allowance
+            is not ``url``'s own host (pages of a source: the source's host and its
+            ``allow_hosts``, see :attr:`mediamon.sources.Source.private_hosts`);
+            overrides ``allow_private_network``. Cloud-metadata addresses are refused
+            whatever either says.
         configured_url: ``url`` is a source's own URL from the sources file: if its host
             is written as an IP address or ``localhost``, it is fetched even when private
             (the operator wrote it). Redirect hops are checked all the same.
@@ -220,6 +226,8 @@ def fetch(
     current = url
     attempt = 0
     headers = validators.headers() if validators else {}
+    if private_hosts is None:
+        private_hosts = _own_host(url) if allow_private_network else frozenset()
 
     def done(**kwargs: Any) -> FetchResult:
         elapsed = int((time.monotonic() - started) * 1000)
@@ -232,14 +240,14 @@ def fetch(
         try:
             target = netguard.vet(
                 current,
-                allow_private=allow_private_network,
+                private_ok=private_hosts,
                 literal_ok=configured_url and len(chain) == 1,
             )
         except requests.RequestException as error:
             return done(error=_describe(error))
         interval = limits.interval_for(target.is_loopback)
         if check_robots:
-            rules = _robots_rules(session, target, allow_private_network, limits, timeout)
+            rules = _robots_rules(session, target, private_hosts, limits, timeout)
             if not rules.allowed(current):
                 return done(error=rules.refusal())
             if rules.crawl_delay_s:
@@ -378,7 +386,10 @@ def _read_response(
         return result
     encoding = headers.get("content-encoding", "").strip().lower()
     length = headers.get("content-length", "")
-    if encoding in ("", "identity") and length.isdigit() and int(length) > max_bytes:
+    # ASCII digits only ("²".isdigit() is true), and a length of 16 digits or more is
+    # over any cap without converting it (int() refuses more than 4300 digits).
+    declared = length.isascii() and length.isdigit()
+    if encoding in ("", "identity") and declared and (len(length) > 15 or int(length) > max_bytes):
         result.error = f"body larger than {max_bytes} bytes"
         return result
     try:
@@ -495,26 +506,30 @@ def _type_accepted(content_type: str, accepted: Collection[str]) -> bool:
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), if any."""
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), if any,
+    clamped to 0 … MAX_RETRY_AFTER_RECORDED_S (the source's max_poll_interval caps it
+    further, see mediamon.polling): the value comes from a stranger's server."""
     value = headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        # A 20-digit number is a valid header; compared as an int, never made a float.
+        return float(min(int(value[:32]), int(MAX_RETRY_AFTER_RECORDED_S)))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     # Wall-clock time here paces HTTP requests; it decides no data.
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_RECORDED_S)
 
 
 def _robots_rules(
     session: GuardedSession,
     target: netguard.Target,
-    allow_private_network: bool,
+    private_hosts: Collection[str],
     limits: HostLimits,
     timeout: tuple[float, float],
 ) -> RobotsRules:
@@ -526,7 +541,7 @@ def _robots_rules(
         result = fetch(
             session,
             robots_url,
-            allow_private_network=allow_private_network,
+            private_hosts=private_hosts,
             limits=limits,
             timeout=timeout,
             max_bytes=ROBOTS_MAX_BYTES,
@@ -540,6 +555,13 @@ def _robots_rules(
         return RobotsRules.unreachable(robots_url, f"robots.txt unreachable ({result.error})")
 
     return session.robots.rules(origin, load)
+
+
+def _own_host(url: str) -> frozenset[str]:
+    try:
+        return frozenset({netguard.url_host_key(url)})
+    except netguard.BlockedURL:
+        return frozenset()  # vet() refuses the URL with the reason
 
 
 def _short(error: BaseException) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from mediamon.db.queries import query
 from mediamon.db.tables import articles, fetch_log, sources
 from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.provenance import PAGE_ORIGINS
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
 
@@ -288,11 +289,24 @@ def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object
     changed = (*ARTICLE_CONTENT_FIELDS, "duplicate_of")
     statement = insert(articles).values([{c: r[c] for c in columns} for r in rows])
     excluded = statement.excluded
+    # Provenance (mediamon.provenance): a page's text is attributed to the source that
+    # fetched it, and a feed's text never replaces a page's.
+    from_page = excluded.content_origin.in_(PAGE_ORIGINS)
     result = conn.execute(
         statement.on_conflict_do_update(
             index_elements=[articles.c.url_hash],
-            set_={**{f: excluded[f] for f in changed}, "updated_at": sa.func.now()},
-            where=sa.or_(*(articles.c[f].is_distinct_from(excluded[f]) for f in changed)),
+            set_={
+                **{f: excluded[f] for f in changed},
+                "source_id": sa.case((from_page, excluded.source_id), else_=articles.c.source_id),
+                "updated_at": sa.func.now(),
+            },
+            where=sa.and_(
+                sa.or_(
+                    *(articles.c[f].is_distinct_from(excluded[f]) for f in changed),
+                    sa.and_(from_page, articles.c.source_id != excluded.source_id),
+                ),
+                sa.or_(from_page, articles.c.content_origin.not_in(PAGE_ORIGINS)),
+            ),
         ).returning(articles.c.article_id)
     )
     return list(result.scalars())

@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -169,15 +169,36 @@ def check_url_syntax(url: str, check_length: bool = True) -> tuple[str, str, int
     return scheme, host, port or (443 if scheme == "https" else 80)
 
 
-def vet(url: str, *, allow_private: bool = False, literal_ok: bool = False) -> Target:
+def host_key(host: str, port: int) -> str:
+    """``host:port`` as the network allowance names it (IPv6 literals in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def url_host_key(url: str) -> str:
+    """The ``host:port`` of an http(s) URL, spelled as :func:`vet` compares it.
+
+    Raises:
+        BlockedURL: the URL is not a usable http(s) URL.
+    """
+    _scheme, host, port = check_url_syntax(url, check_length=False)
+    return host_key(host, port)
+
+
+def vet(url: str, *, private_ok: Collection[str] = (), literal_ok: bool = False) -> Target:
     """Resolve ``url``'s host once and check every address it resolves to.
 
     Args:
         url: The URL about to be fetched (a feed item's link, a redirect target ...).
-        allow_private: The source has ``allow_private_network: true``: any address goes.
+        private_ok: ``host:port`` pairs (see :func:`host_key`) that may be loopback or
+            private: a source's own host and port when it sets ``allow_private_network``,
+            and its ``allow_hosts``. The pair is compared as the URL spells it, so
+            another spelling of the same address (``localhost``, ``2130706433``,
+            ``[::1]``, another 127.x address) or another port is refused.
         literal_ok: The URL was written by the operator (a source's own URL): a host
             written as an IP address, or ``localhost``, is taken as intended, even when
             private; a host name is resolved and checked like any other.
+
+    Cloud-metadata addresses are refused whatever ``private_ok`` and ``literal_ok`` say.
 
     Returns:
         The target, with the address to connect to.
@@ -191,14 +212,20 @@ def vet(url: str, *, allow_private: bool = False, literal_ok: bool = False) -> T
     written_out = is_ip_literal(host) or (
         host == "localhost" and all(ipaddress.ip_address(a).is_loopback for a in addresses)
     )
-    if not (allow_private or (literal_ok and written_out)):
-        for address in addresses:
-            reason = blocked_reason(ipaddress.ip_address(address))
-            if reason:
-                what = address if host == address else f"{host} resolves to {address}, which"
-                raise BlockedURL(
-                    f"blocked: {what} is {reason} (the source does not allow private networks)"
-                )
+    key = host_key(host, port)
+    allowed = key in private_ok or (literal_ok and written_out)
+    for address in addresses:
+        reason = blocked_reason(ipaddress.ip_address(address))
+        if reason is None or (allowed and not reason.startswith("cloud metadata")):
+            continue
+        what = address if host == address else f"{host} resolves to {address}, which"
+        if reason.startswith("cloud metadata"):
+            why = "never fetched, whatever the configuration"
+        elif private_ok:
+            why = f"only {', '.join(sorted(private_ok))} may be private for this source"
+        else:
+            why = "the source does not allow private networks"
+        raise BlockedURL(f"blocked: {what} is {reason} ({why})")
     return Target(url=url, scheme=scheme, host=host, port=port, addresses=tuple(addresses))
 
 

@@ -23,6 +23,11 @@ TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 # Unicode category Cc (C0 and C1 controls, DEL) except newline and tab.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidirectional controls (embeddings, overrides, isolates, marks) reorder what a reader
+# sees; an article's text never needs them.
+BIDI_CONTROLS = dict.fromkeys(
+    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], None
+)
 MANY_NEWLINES = re.compile(r"\n{3,}")
 NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
@@ -33,7 +38,7 @@ SENTENCE_MIN_CHARS = 10  # shorter pieces (bylines, datelines) say little about 
 def clean_text(text: str) -> str:
     """Text as published, tidied: NFC, no zero-width or control characters, one space
     between words, no trailing spaces, at most one empty line in a row."""
-    text = unicodedata.normalize("NFC", text).translate(ZERO_WIDTH)
+    text = unicodedata.normalize("NFC", text).translate(ZERO_WIDTH).translate(BIDI_CONTROLS)
     text = CONTROL.sub("", text)
     lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
@@ -50,6 +55,8 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     port = parts.port
     netloc = (
         host

@@ -10,6 +10,7 @@ feed, its article pages, robots.txt and every redirect hop.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -192,9 +193,11 @@ class RobotsRules:
             for key, value in group:
                 if key == "crawl-delay":
                     try:
-                        delay = max(delay or 0.0, float(value))
+                        seconds = float(value)
                     except ValueError:
                         continue
+                    if math.isfinite(seconds):  # "inf" and "nan" parse as floats too
+                        delay = max(delay or 0.0, seconds)
                 elif value:  # an empty Disallow: means nothing is disallowed
                     pattern = _normalize(value)
                     parsed.append(_Rule(key == "allow", pattern, _pattern_regex(pattern)))

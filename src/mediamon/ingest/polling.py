@@ -231,9 +231,12 @@ def record_poll(
     interval = min(max(interval, floor), cap)
     failures = before.consecutive_failures if before else 0
     last_success = before.last_success_at if before else None
-    deferred_until = (
-        now + timedelta(seconds=poll.retry_after_s) if poll.retry_after_s is not None else None
-    )
+    deferred_until = None
+    if poll.retry_after_s is not None:
+        # A server's Retry-After never pushes the next poll past max_poll_interval (a
+        # date in year 9999 would otherwise retire the source for good).
+        wait = min(max(poll.retry_after_s, 0.0), cap.total_seconds())
+        deferred_until = now + timedelta(seconds=wait)
     # Validators and body hash of the last good fetch (kept through failures).
     validators = before.validators_for(source.location) if before else None
     body = before.body_sha256 if before and before.feed_url == source.location else None

@@ -13,6 +13,7 @@ import gc
 import hashlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -25,7 +26,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon.ingest import archive, candidates, load, memory, polling
+from mediamon.ingest import archive, candidates, load, memory, parentwatch, polling, provenance
 from mediamon.ingest.build import (
     FUTURE_TOLERANCE,
     ArticleJob,
@@ -41,7 +42,7 @@ from mediamon.ingest.normalize import (
     warm_up,
 )
 from mediamon.ingest.politeness import HostLimits
-from mediamon.ingest.sources import Source
+from mediamon.ingest.sources import DEFAULT_MAX_BYTES, Source
 from mediamon.models import Article, FetchRecord, IngestStats
 from mediamon.settings import Settings
 
@@ -74,7 +75,15 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
     gc.freeze()
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=parentwatch.die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
+            # The workers start on the first task: start them here, on the thread that
+            # owns the pool (the parent-death signal follows the forking thread).
+            pool.submit(os.getpid).result()
             yield pool
     finally:
         gc.unfreeze()
@@ -84,7 +93,7 @@ def fetch_options(source: Source) -> dict[str, Any]:
     """The source's limits as keyword arguments of :func:`mediamon.ingest.fetch.fetch`."""
     interval = source.host_min_interval
     return {
-        "allow_private_network": source.allow_private_network,
+        "private_hosts": source.private_hosts,
         "limits": HostLimits(
             interval.total_seconds() if interval is not None else None,
             source.host_max_connections,
@@ -126,6 +135,8 @@ def ingest_source(
             the configured file).
     """
     stats = IngestStats(source=source.name)
+    deadline = time.monotonic() + source.budget.total_seconds()
+    own_site = provenance.site_of(source.location) if source.kind == "feed" else None
     with engine.connect() as conn:
         stored = polling.load_state(conn, source_id)
     state = stored.before(run_key) if stored is not None else None
@@ -145,7 +156,7 @@ def ingest_source(
             stats.errors.append(str(error))
             poll.outcome, poll.error = "failed", str(error)
             files = []
-        chunks = archive_chunks(files, job)
+        chunks = archive_chunks(files, job, source.max_bytes)
         stats.items = poll.items = len(files)
     elif session is None:
         raise ValueError(f"source {source.name}: a feed needs an HTTP session")
@@ -160,25 +171,28 @@ def ingest_source(
         stats.errors.extend(repeated)
         stats.items = poll.items = len(items)
         chunks = feed_chunks(
-            engine, session, source, items, job, refetch_known=refetch_known, **options
-        )
+            engine, session, source, items, job,
+            refetch_known=refetch_known, deadline=deadline, **options,
+        )  # fmt: skip
     # Two chunks in flight: the workers build chunk N while this process fetches chunk
     # N+1 and loads chunk N-1, so neither the cores nor the network wait on each other.
     in_flight: deque[tuple[Chunk, list[Any]]] = deque()
     for chunk in chunks:
         stats.already_known += chunk.already_known
         poll.new += chunk.new
+        if chunk.left_for_next_poll:
+            _left_for_next_poll(source, chunk.left_for_next_poll, stats, poll)
         if not chunk.entries:
             continue
         in_flight.append((chunk, _start_building(pool, chunk.jobs())))
         if len(in_flight) > 1:
             loaded, pending = in_flight.popleft()
-            _load_chunk(engine, source_id, run_key, now, stats, loaded, pending)
+            _load_chunk(engine, source_id, own_site, run_key, now, stats, loaded, pending)
             if progress:
                 progress(len(loaded.entries))
     while in_flight:
         loaded, pending = in_flight.popleft()
-        _load_chunk(engine, source_id, run_key, now, stats, loaded, pending)
+        _load_chunk(engine, source_id, own_site, run_key, now, stats, loaded, pending)
         if progress:
             progress(len(loaded.entries))
     if source.kind == "archive":
@@ -207,11 +221,14 @@ class Chunk:
         entries: The items to load (may be empty when every item was already stored).
         already_known: Items skipped because their article is stored.
         new: Items never seen before (they drive adaptive polling).
+        left_for_next_poll: Items not started because the source's time budget ran out
+            (this chunk's and every later one's: the chunk is then the last).
     """
 
     entries: list[Entry]
     already_known: int = 0
     new: int = 0
+    left_for_next_poll: int = 0
 
     def jobs(self) -> list[ArticleJob]:
         return [e.job for e in self.entries if e.job is not None]
@@ -241,9 +258,24 @@ def _start_building(pool: Executor | None, jobs: list[ArticleJob]) -> list[Any]:
     return [pool.submit(build_article_safely, job) for job in jobs]
 
 
+def _left_for_next_poll(
+    source: Source, count: int, stats: IngestStats, poll: polling.PollOutcome
+) -> None:
+    """Note that ``count`` items wait for the next poll; forget the feed's validators
+    and hash so that poll reads the feed again instead of finding it unchanged."""
+    stats.left_for_next_poll += count
+    stats.errors.append(
+        f"time budget of {source.budget.total_seconds():g} s used up:"
+        f" {count} item(s) left for the next poll"
+    )
+    poll.validators = None
+    poll.body_sha256 = None
+
+
 def _load_chunk(
     engine: sa.Engine,
     source_id: int,
+    own_site: str | None,
     run_key: str,
     now: datetime,
     stats: IngestStats,
@@ -253,6 +285,7 @@ def _load_chunk(
     """Wait for a chunk's articles and load them with its fetch log in one transaction."""
     results = iter([p.result() if isinstance(p, Future) else p for p in pending])
     built: list[Article] = []
+    claims: list[Article] = []
     records: list[FetchRecord] = []
     for entry in chunk.entries:
         record = entry.record
@@ -262,17 +295,23 @@ def _load_chunk(
             records.append(record)
             continue
         result: BuildResult = next(results)
-        if result.article is None:
+        article, note = result.article, result.note
+        if article is None:
             stats.failed += 1
-            stats.errors.append(f"{entry.job.item.link}: {result.note}")
+            stats.errors.append(f"{entry.job.item.link}: {note}")
+        elif provenance.is_claim(article, own_site):
+            claims.append(article)
+            note = f"{note or 'feed text'}; another site's URL: kept as this source's claim"
         else:
-            built.append(result.article)
-        if result.note:  # the note includes the fetch error, if there was one
-            record = replace(record, error=result.note)
+            built.append(article)
+        if note:  # the note includes the fetch error, if there was one
+            record = replace(record, error=note)
         records.append(record)
     with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, records)
         written = load.upsert_articles(conn, source_id, built, now)
+        provenance.store_claims(conn, source_id, claims, now)
+    stats.claims += len(claims)
     stats.new += written.inserted
     stats.updated += written.updated
     stats.duplicates += written.copies
@@ -360,13 +399,23 @@ def feed_chunks(
     job: ArticleJob,
     *,
     refetch_known: bool = False,
+    deadline: float | None = None,
     **options: Any,
 ) -> Iterator[Chunk]:
     """The feed's items in chunks, each page fetched (a few threads) unless the source
     reads only the feed; items whose article is stored are skipped (unless
-    ``refetch_known``). ``job`` is the template every item's job is made from."""
+    ``refetch_known``). ``job`` is the template every item's job is made from. No page
+    is started after ``deadline`` (``time.monotonic()``, the source's time budget): the
+    chunk then says how many items wait for the next poll, and is the last."""
     now = job.seen_at
+
+    def over_budget() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
     for start in range(0, len(items), CHUNK_SIZE):
+        if over_budget():
+            yield Chunk([], left_for_next_poll=len(items) - start)
+            return
         chunk = items[start : start + CHUNK_SIZE]
         urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
         with engine.connect() as conn:
@@ -382,7 +431,9 @@ def feed_chunks(
             continue
         if source.fetch_pages:
 
-            def page(item: FeedItem) -> FetchResult:
+            def page(item: FeedItem) -> FetchResult | None:
+                if over_budget():
+                    return None  # over the source's time budget: the next poll takes it
                 return fetch(
                     session,
                     item.link,
@@ -396,7 +447,12 @@ def feed_chunks(
             entries = [
                 Entry(_record(p, "page", now), replace(job, item=i, page=p))
                 for i, p in zip(chunk, pages, strict=True)
+                if p is not None
             ]
+            if len(entries) < len(chunk):
+                left = len(chunk) - len(entries) + max(0, len(items) - start - CHUNK_SIZE)
+                yield Chunk(entries, already_known, new, left_for_next_poll=left)
+                return
         else:
             entries = [
                 Entry(
@@ -432,9 +488,12 @@ def _distinct_items(
     return kept, notes
 
 
-def archive_chunks(files: list[Path], job: ArticleJob) -> Iterator[Chunk]:
-    """An archive folder's files in chunks; a file that cannot be read or parsed is an
-    entry without a job, its error in its fetch-log row."""
+def archive_chunks(
+    files: list[Path], job: ArticleJob, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[Chunk]:
+    """An archive folder's files in chunks; a file that cannot be read or parsed, or is
+    larger than ``max_bytes`` (refused before reading), is an entry without a job, its
+    error in its fetch-log row."""
     now = job.seen_at
     for start in range(0, len(files), CHUNK_SIZE):
         entries: list[Entry] = []
@@ -442,9 +501,9 @@ def archive_chunks(files: list[Path], job: ArticleJob) -> Iterator[Chunk]:
         for path in files[start : start + CHUNK_SIZE]:
             url = path.as_uri()
             try:
-                data = path.read_bytes()
+                data = archive.read_capped(path, max_bytes)
                 item, html = archive.parse_archive_text(decode_html(data).text, path.name)
-            except (OSError, archive.ArchiveFormatError) as error:
+            except (OSError, ValueError) as error:  # ArchiveFormatError, or a bad file
                 bad.append(
                     Entry(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,20 +15,33 @@ KINDS = ("feed", "archive")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DEFAULT_POLL_INTERVAL = timedelta(minutes=15)
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
-DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Adaptive polling moves a source's interval between poll_interval / 4 and
 # poll_interval * 8 unless min_poll_interval / max_poll_interval say otherwise.
 DEFAULT_POLL_FLOOR_DIVISOR = 4
 DEFAULT_POLL_CAP_FACTOR = 8
 DEFAULT_MAX_ITEMS = 500
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
+# A source's wall-clock budget for one poll, unless time_budget says otherwise: half its
+# poll interval, so a source full of slow pages cannot hold its task (and, in the CLI,
+# every later source) past the next poll.
+DEFAULT_TIME_BUDGET_FRACTION = 0.5
+# Every number in the file is checked against a range before any arithmetic: durations
+# up to a year, counts up to these bounds (a larger value is a typo or an attack, and
+# would overflow datetime arithmetic later).
+MAX_DURATION = timedelta(days=365)
+COUNT_BOUNDS = {
+    "host_max_connections": 64,
+    "max_items": 100_000,
+    "max_bytes": 1024 * 1024 * 1024,
+}
 
 
 # Fetch and polling settings (see Source); each is optional in the sources file.
 BOOLEAN_FIELDS = ("respect_robots_txt", "ignore_validators")
 DURATION_FIELDS = (
     "host_min_interval", "min_poll_interval", "max_poll_interval",
-    "connect_timeout", "read_timeout", "download_deadline",
+    "connect_timeout", "read_timeout", "download_deadline", "time_budget",
 )  # fmt: skip
 COUNT_FIELDS = ("host_max_connections", "max_items", "max_bytes")
 
@@ -49,7 +63,10 @@ class Source:
         drop_query_params: Extra query parameters to strip when canonicalizing this
             source's URLs (beside the global tracking parameters).
         fetch_pages: Fetch each item's article page (else use the feed's content).
-        allow_private_network: Allow URLs on loopback/private addresses (demo, tests).
+        allow_private_network: The feed's own host and port (as written in ``location``)
+            may be a loopback or private address (demo, tests); every other private
+            address stays refused, cloud-metadata addresses always.
+        allow_hosts: Further ``host:port`` pairs that may be private for this source.
         host_min_interval: Time between the starts of two requests to one host; None
             means 5 s (0 s for hosts on this machine's loopback address).
         host_max_connections: Requests in flight to one host at once.
@@ -65,6 +82,8 @@ class Source:
         connect_timeout: Connect timeout of one request.
         read_timeout: Timeout of each read of one request.
         download_deadline: Bound on one request, from sending it to the body's end.
+        time_budget: Wall-clock bound on one poll of the source; items not started by
+            then wait for the next poll. None means poll_interval × 0.5.
     """
 
     name: str
@@ -75,6 +94,7 @@ class Source:
     drop_query_params: tuple[str, ...] = ()
     fetch_pages: bool = True
     allow_private_network: bool = False
+    allow_hosts: tuple[str, ...] = ()
     host_min_interval: timedelta | None = None
     host_max_connections: int = 2
     respect_robots_txt: bool = True
@@ -86,6 +106,7 @@ class Source:
     connect_timeout: timedelta = timedelta(seconds=5)
     read_timeout: timedelta = timedelta(seconds=20)
     download_deadline: timedelta = timedelta(seconds=60)
+    time_budget: timedelta | None = None
     settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -95,19 +116,56 @@ class Source:
         cap = self.max_poll_interval or self.poll_interval * DEFAULT_POLL_CAP_FACTOR
         return floor, max(cap, floor)
 
+    @property
+    def budget(self) -> timedelta:
+        """The wall-clock budget of one poll (``time_budget``, else a share of the
+        poll interval)."""
+        return self.time_budget or self.poll_interval * DEFAULT_TIME_BUDGET_FRACTION
+
+    @property
+    def private_hosts(self) -> frozenset[str]:
+        """The ``host:port`` pairs this source may fetch on private addresses: its own
+        feed's host and port when ``allow_private_network`` is set, and ``allow_hosts``."""
+        from mediamon.ingest.netguard import BlockedURL, url_host_key
+
+        hosts = set(self.allow_hosts)
+        if self.allow_private_network and self.kind == "feed":
+            with contextlib.suppress(BlockedURL):  # the fetch refuses the URL, saying why
+                hosts.add(url_host_key(self.location))
+        return frozenset(hosts)
+
 
 def parse_duration(value: object, where: str) -> timedelta:
-    """Parse ``90s``, ``15m``, ``2h``, ``1d`` or a number of seconds."""
+    """Parse ``90s``, ``15m``, ``2h``, ``1d`` or a number of seconds, at most a year."""
+    problem = f"{where}: expected a duration such as 15m (at most 365d), got {value!r}"
     if isinstance(value, bool):
-        raise SourceConfigError(f"{where}: expected a duration such as 15m, got {value!r}")
+        raise SourceConfigError(problem)
     if isinstance(value, int | float):
-        if value < 0:
-            raise SourceConfigError(f"{where}: expected a duration such as 15m, got {value!r}")
+        # NaN and infinity fail the comparison too; checked before timedelta() sees them.
+        if not 0 <= value <= MAX_DURATION.total_seconds():
+            raise SourceConfigError(problem)
         return timedelta(seconds=value)
     match = DURATION.match(str(value).strip())
-    if not match:
-        raise SourceConfigError(f"{where}: expected a duration such as 15m, got {value!r}")
-    return timedelta(**{DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    if not match or len(match.group(1)) > 12:
+        raise SourceConfigError(problem)
+    amount = int(match.group(1))
+    seconds = amount * UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise SourceConfigError(problem)
+    return timedelta(seconds=seconds)
+
+
+def parse_host_port(value: object, where: str) -> str:
+    """A ``host:port`` entry of ``allow_hosts``, spelled as the SSRF guard compares it."""
+    from mediamon.ingest.netguard import BlockedURL, url_host_key
+
+    problem = f"{where}: expected host:port such as 127.0.0.1:8080, got {value!r}"
+    if not isinstance(value, str) or not re.fullmatch(r"\S+:\d{1,5}", value.strip()):
+        raise SourceConfigError(problem)
+    try:
+        return url_host_key(f"http://{value.strip()}/")
+    except BlockedURL as error:
+        raise SourceConfigError(problem) from error
 
 
 def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
@@ -122,7 +180,7 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     where = f"{path}: source {name!r}"
     known = {
         "name", "kind", "url", "path", "language", "poll_interval",
-        "drop_query_params", "fetch_pages", "allow_private_network", "enabled",
+        "drop_query_params", "fetch_pages", "allow_private_network", "allow_hosts", "enabled",
         *BOOLEAN_FIELDS, *DURATION_FIELDS, *COUNT_FIELDS,
     }  # fmt: skip
     unknown = sorted(set(raw) - known)
@@ -158,9 +216,18 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     for key in COUNT_FIELDS:
         if key in raw:
             value = raw[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SourceConfigError(f"{where}.{key}: expected a whole number above 0")
+            bound = COUNT_BOUNDS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+                raise SourceConfigError(
+                    f"{where}.{key}: expected a whole number from 1 to {bound}, got {value!r}"
+                )
             extra[key] = value
+    hosts = raw.get("allow_hosts", [])
+    if not isinstance(hosts, list):
+        raise SourceConfigError(f"{where}.allow_hosts: expected a list of host:port")
+    extra["allow_hosts"] = tuple(
+        parse_host_port(h, f"{where}.allow_hosts[{n}]") for n, h in enumerate(hosts)
+    )
     source = Source(
         name=name,
         kind=kind,
@@ -195,6 +262,13 @@ def load_sources(path: Path) -> list[Source]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise SourceConfigError(f"{path}: sources file not found") from error
+    except UnicodeDecodeError as error:
+        raise SourceConfigError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
+            f" {error.start}); save the sources file as UTF-8"
+        ) from error
+    except OSError as error:
+        raise SourceConfigError(f"{path}: cannot read the sources file: {error}") from error
     except yaml.YAMLError as error:
         raise SourceConfigError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):

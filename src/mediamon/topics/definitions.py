@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # Bump when the meaning of a rule changes in code, so every topic is re-matched.
 MATCHER_REVISION = 1
 DEFAULT_DIGEST_HOUR = 8
-DEFAULT_TIMEZONE = "UTC"
+DEFAULT_LOCALE = "en"
 
 
 class TopicConfigError(ValueError):
@@ -35,15 +35,28 @@ class Recipient:
 
     Attributes:
         address: E-mail address.
-        mode: ``immediate`` (one mail per alert) or ``digest`` (one mail a day).
-        digest_hour: Local hour at which the daily digest is sent.
-        timezone: IANA zone of ``digest_hour``.
+        mode: ``immediate`` (one mail per alert), ``daily`` or ``weekly`` (a digest of
+            every new story of the period, spikes on top); ``digest`` means ``daily``.
+        digest_hour: Local hour at which the digest is sent.
+        timezone: IANA zone of the times in the recipient's mails and of ``digest_hour``;
+            None: the display zone (``MEDIAMON_TIMEZONE``).
+        locale: Language of the mails (``zh-CN`` or ``en``).
+        digest_weekday: Day of a weekly digest, 0 = Monday.
     """
 
     address: str
     mode: str = "immediate"
     digest_hour: int = DEFAULT_DIGEST_HOUR
-    timezone: str = DEFAULT_TIMEZONE
+    timezone: str | None = None
+    locale: str = DEFAULT_LOCALE
+    digest_weekday: int = 0
+
+    @property
+    def cadence(self) -> str | None:
+        """``daily`` or ``weekly`` for a digest recipient, None for immediate mail."""
+        if self.mode == "immediate":
+            return None
+        return "weekly" if self.mode == "weekly" else "daily"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import yaml
 from mediamon.spikes.model import SpikeParams
 from mediamon.topics.definitions import (
     DEFAULT_DIGEST_HOUR,
-    DEFAULT_TIMEZONE,
+    DEFAULT_LOCALE,
     THRESHOLD_FIELDS,
     Recipient,
     Topic,
@@ -30,7 +30,10 @@ FILE_FORMAT_VERSION = 1
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ADDRESS_PATTERN = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}$")
-MODES = ("immediate", "digest")
+# "digest" is the older name of "daily".
+MODES = ("immediate", "daily", "weekly", "digest")
+LOCALES = ("zh-CN", "en")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 TOP_KEYS = {"version", "defaults", "topics"}
 DEFAULT_KEYS = {"thresholds", "recipients", "digest", "languages", "sources"}
 TOPIC_KEYS = {
@@ -44,8 +47,8 @@ TOPIC_KEYS = {
     "recipients",
 }
 SCOPE_KEYS = {"languages", "sources"}
-RECIPIENT_KEYS = {"address", "mode", "digest_hour", "timezone"}
-DIGEST_KEYS = {"hour", "timezone"}
+RECIPIENT_KEYS = {"address", "mode", "digest_hour", "digest_weekday", "timezone", "locale"}
+DIGEST_KEYS = {"hour", "timezone", "weekday"}
 
 
 class _Reader:
@@ -145,21 +148,25 @@ def parse_topics(text: str, name: str = "topics.yaml") -> TopicSet:
             )
         seen[topic.key] = node.start_mark.line + 1
         for recipient, r_node in recipient_nodes:
-            if recipient.mode != "digest":
+            if recipient.cadence is None:
                 continue
-            earlier = digest_schedules.get(recipient.address)
-            if earlier and (earlier[0].digest_hour, earlier[0].timezone) != (
-                recipient.digest_hour,
-                recipient.timezone,
-            ):
+            schedule = f"{recipient.address} {recipient.cadence}"
+            earlier = digest_schedules.get(schedule)
+            if earlier and _schedule(earlier[0]) != _schedule(recipient):
                 raise reader.error(
                     r_node,
-                    f"{recipient.address} gets one digest a day: its digest hour and timezone "
-                    f"must be the same as on line {earlier[1].start_mark.line + 1}",
+                    f"{recipient.address} gets one {recipient.cadence} digest for all its "
+                    "topics: its digest hour, weekday, timezone and locale must be the same "
+                    f"as on line {earlier[1].start_mark.line + 1}",
                 )
-            digest_schedules.setdefault(recipient.address, (recipient, r_node))
+            digest_schedules.setdefault(schedule, (recipient, r_node))
         topics.append(topic)
     return TopicSet(tuple(topics), origin=name)
+
+
+def _schedule(recipient: Recipient) -> tuple[object, ...]:
+    weekday = recipient.digest_weekday if recipient.cadence == "weekly" else None
+    return (recipient.digest_hour, weekday, recipient.timezone, recipient.locale)
 
 
 def load_topics(path: Path) -> TopicSet:
@@ -181,33 +188,38 @@ class _Defaults:
     recipients: tuple[Recipient, ...]
     recipient_nodes: tuple[yaml.Node, ...]
     digest_hour: int
-    timezone: str
+    timezone: str | None
+    digest_weekday: int
     languages: tuple[str, ...]
     sources: tuple[str, ...]
 
 
 def _defaults(reader: _Reader, node: yaml.Node | None) -> _Defaults:
-    base = _Defaults({}, (), (), DEFAULT_DIGEST_HOUR, DEFAULT_TIMEZONE, (), ())
+    base = _Defaults({}, (), (), DEFAULT_DIGEST_HOUR, None, 0, (), ())
     if node is None:
         return base
     entries = reader.mapping(node, "defaults", DEFAULT_KEYS)
-    digest_hour, timezone = DEFAULT_DIGEST_HOUR, DEFAULT_TIMEZONE
+    digest_hour, timezone, weekday = DEFAULT_DIGEST_HOUR, None, 0
     if "digest" in entries:
         digest = reader.mapping(entries["digest"], "defaults.digest", DIGEST_KEYS)
         if "hour" in digest:
             digest_hour = _hour(reader, digest["hour"])
         if "timezone" in digest:
             timezone = _timezone(reader, digest["timezone"])
+        if "weekday" in digest:
+            weekday = _weekday(reader, digest["weekday"])
     params = _thresholds(reader, entries["thresholds"], {}) if "thresholds" in entries else {}
     recipients: list[tuple[Recipient, yaml.Node]] = []
+    schedule = _Defaults({}, (), (), digest_hour, timezone, weekday, (), ())
     if "recipients" in entries:
-        recipients = _recipients(reader, entries["recipients"], digest_hour, timezone)
+        recipients = _recipients(reader, entries["recipients"], schedule)
     return _Defaults(
         params=params,
         recipients=tuple(r for r, _ in recipients),
         recipient_nodes=tuple(n for _, n in recipients),
         digest_hour=digest_hour,
         timezone=timezone,
+        digest_weekday=weekday,
         languages=_languages(reader, entries["languages"]) if "languages" in entries else (),
         sources=tuple(t for _, t in reader.texts(entries["sources"], "sources"))
         if "sources" in entries
@@ -248,9 +260,7 @@ def _topic(
     except ValueError as error:
         raise reader.error(entries.get("thresholds", node), f"{what}: {error}") from error
     if "recipients" in entries:
-        recipients = _recipients(
-            reader, entries["recipients"], defaults.digest_hour, defaults.timezone
-        )
+        recipients = _recipients(reader, entries["recipients"], defaults)
     else:
         recipients = list(zip(defaults.recipients, defaults.recipient_nodes, strict=True))
     addresses = [(r.address, r.mode) for r, _ in recipients]
@@ -292,16 +302,17 @@ def _thresholds(reader: _Reader, node: yaml.Node, base: dict[str, Any]) -> dict[
         value = reader.value(value_node)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise reader.error(value_node, f"thresholds.{key} must be a number")
-        if kind is int and not float(value).is_integer():
-            raise reader.error(value_node, f"thresholds.{key} must be a whole number")
+        # The range first: float() of a huge integer overflows, and NaN fails it too.
         if not low <= value <= high:
             raise reader.error(value_node, f"thresholds.{key} must be between {low} and {high}")
+        if kind is int and not float(value).is_integer():
+            raise reader.error(value_node, f"thresholds.{key} must be a whole number")
         result[key] = int(value) if kind is int else float(value)
     return result
 
 
 def _recipients(
-    reader: _Reader, node: yaml.Node, digest_hour: int, timezone: str
+    reader: _Reader, node: yaml.Node, defaults: _Defaults
 ) -> list[tuple[Recipient, yaml.Node]]:
     result: list[tuple[Recipient, yaml.Node]] = []
     for item in reader.sequence(node, "recipients"):
@@ -317,10 +328,33 @@ def _recipients(
         mode = reader.text(entries["mode"], "mode") if "mode" in entries else "immediate"
         if mode not in MODES:
             raise reader.error(entries["mode"], f"mode must be one of {list(MODES)}, got {mode!r}")
-        hour = _hour(reader, entries["digest_hour"]) if "digest_hour" in entries else digest_hour
-        zone = _timezone(reader, entries["timezone"]) if "timezone" in entries else timezone
-        result.append((Recipient(address, mode, hour, zone), item))
+        if mode == "digest":
+            mode = "daily"
+        hour = defaults.digest_hour
+        if "digest_hour" in entries:
+            hour = _hour(reader, entries["digest_hour"])
+        zone = defaults.timezone
+        if "timezone" in entries:
+            zone = _timezone(reader, entries["timezone"])
+        weekday = defaults.digest_weekday
+        if "digest_weekday" in entries:
+            weekday = _weekday(reader, entries["digest_weekday"])
+        locale = DEFAULT_LOCALE
+        if "locale" in entries:
+            locale = reader.text(entries["locale"], "locale")
+            if locale not in LOCALES:
+                raise reader.error(
+                    entries["locale"], f"locale must be one of {list(LOCALES)}, got {locale!r}"
+                )
+        result.append((Recipient(address, mode, hour, zone, locale, weekday), item))
     return result
+
+
+def _weekday(reader: _Reader, node: yaml.Node) -> int:
+    name = reader.text(node, "weekday").lower()
+    if name not in WEEKDAYS:
+        raise reader.error(node, f"weekday must be one of {list(WEEKDAYS)}, got {name!r}")
+    return WEEKDAYS.index(name)
 
 
 def _hour(reader: _Reader, node: yaml.Node) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mediamon import limits
 from mediamon.db.queries import query
 from mediamon.db.tables import (
     mentions,
@@ -136,7 +137,10 @@ def _match_pass(
     while True:
         # Keyset pages, each in its own short transaction: no long-lived cursor.
         query = sa.text(
-            "select a.article_id, a.title, a.match_text, a.language, s.name as source"
+            # Rows stored before the caps of mediamon.limits existed are cut here too.
+            f"select a.article_id, left(a.title, {limits.MAX_TITLE_CHARS}) as title,"
+            f" left(a.match_text, {limits.MAX_BODY_CHARS}) as match_text,"
+            " a.language, s.name as source"
             " from articles a join sources s on s.source_id = a.source_id"
             " where a.article_id > :last"
             + (" and a.updated_at >= :since" if since is not None else "")

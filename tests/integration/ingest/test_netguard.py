@@ -89,9 +89,14 @@ def test_bad_urls_are_refused_before_any_lookup(url: str, message: str) -> None:
     ],
 )
 def test_private_addresses_in_any_spelling_are_refused(url: str) -> None:
-    with pytest.raises(netguard.BlockedURL, match="the source does not allow private networks"):
+    refusal = "never fetched" if "169.254" in url else "the source does not allow private"
+    with pytest.raises(netguard.BlockedURL, match=refusal):
         netguard.vet(url)
-    assert netguard.vet(url, allow_private=True).addresses
+    if "169.254.169.254" in url:  # metadata: refused whatever the allowance
+        with pytest.raises(netguard.BlockedURL, match="never fetched, whatever"):
+            netguard.vet(url, private_ok={netguard.url_host_key(url)})
+    else:
+        assert netguard.vet(url, private_ok={netguard.url_host_key(url)}).addresses
 
 
 FakeDNS = Callable[[dict[str, list[str]]], list[str]]
@@ -138,7 +143,7 @@ def test_names_resolving_to_private_addresses_are_refused(fake_dns: FakeDNS) -> 
         netguard.vet("http://metadata.test/latest")
     assert str(error.value) == (
         "blocked: metadata.test resolves to 169.254.169.254, which is cloud metadata"
-        " (the source does not allow private networks)"
+        " (never fetched, whatever the configuration)"
     )
     with pytest.raises(netguard.BlockedURL, match="10.20.30.40, which is private"):
         netguard.vet("https://intranet.test/", literal_ok=True)  # a name is always checked
@@ -184,9 +189,10 @@ def test_international_host_names_are_pinned_too(httpserver: HTTPServer, fake_dn
         result = fetch(session, f"http://新闻.test:{httpserver.port}/", allow_private_network=True)
     assert result.ok and result.content.decode() == "好"
     assert asked == [ascii_name]
-    assert netguard.vet(f"http://新闻.test:{httpserver.port}/", allow_private=True).host == (
-        ascii_name
-    )
+    assert netguard.vet(
+        f"http://新闻.test:{httpserver.port}/",
+        private_ok={f"{ascii_name}:{httpserver.port}"},
+    ).host == (ascii_name)
 
 
 def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -269,3 +275,36 @@ def test_the_session_guards_requests_made_without_fetch(httpserver: HTTPServer) 
 def test_plain_requests_session_is_not_accepted() -> None:
     with pytest.raises(TypeError):
         fetch(requests.Session(), "http://example.com/")
+
+
+@pytest.mark.parametrize(
+    "host", ["169.254.169.254", "100.100.100.200", "168.63.129.16", "[fd00:ec2::254]"]
+)
+def test_metadata_addresses_are_refused_whatever_the_configuration(host: str) -> None:
+    """Cloud metadata is never fetched: not as the operator's own URL, not as a host the
+    source allows (issue 11, finding 1)."""
+    url = f"http://{host}/latest/meta-data/"
+    with pytest.raises(netguard.BlockedURL, match="never fetched, whatever the configuration"):
+        netguard.vet(url, literal_ok=True)
+    with pytest.raises(netguard.BlockedURL, match="never fetched, whatever the configuration"):
+        netguard.vet(url, private_ok={netguard.url_host_key(url)}, literal_ok=True)
+
+
+def test_private_allowance_is_one_host_and_port_as_spelled(fake_dns: FakeDNS) -> None:
+    fake_dns({"intranet.test": ["10.20.30.40"], "imds.test": ["169.254.169.254"]})
+    allowed = {"127.0.0.1:8080", "intranet.test:80", "imds.test:80"}
+    assert netguard.vet("http://127.0.0.1:8080/feed", private_ok=allowed).addresses
+    assert netguard.vet("http://intranet.test/", private_ok=allowed).addresses == ("10.20.30.40",)
+    for url in (
+        "http://127.0.0.1:8081/",  # another port
+        "http://127.0.0.2:8080/",  # another loopback address
+        "http://localhost:8080/",  # another spelling
+        "http://2130706433:8080/",
+        "http://0x7f000001:8080/",
+        "http://[::1]:8080/",
+        "http://intranet.test:8080/",
+    ):
+        with pytest.raises(netguard.BlockedURL, match="only 127.0.0.1:8080, imds.test:80"):
+            netguard.vet(url, private_ok=allowed)
+    with pytest.raises(netguard.BlockedURL, match="cloud metadata"):
+        netguard.vet("http://imds.test/", private_ok=allowed)

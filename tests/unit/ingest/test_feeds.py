@@ -136,7 +136,37 @@ def test_entity_bombs_and_external_entities_are_not_expanded() -> None:
     assert time.monotonic() - started < 10  # expanding 10^9 "lol"s would never finish
     (entry,) = parsed.items
     assert entry.title is not None and len(entry.title) < 50 and "root:" not in entry.title
-    assert parsed.skipped[0] == "feed declares XML entities in its DTD; they were not expanded"
+    assert (
+        parsed.skipped[0]
+        == "feed declares a DTD or XML entities; removed before parsing, nothing expanded"
+    )
     # mediamon removed the declarations: expat never started expanding (its amplification
     # limit, the backstop, would otherwise stop it after megabytes of work).
     assert "undefined entity" in parsed.skipped[1] and "amplification" not in parsed.skipped[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<!DOC<!DOCTYPE x>TYPE y [<!ENTITY a "zz">]><rss/>',  # pieces that would join
+        '<!DOCTYPE x [<!ENTITY b "]>"><!-- ]> --><?pi ]>?><!ENTITY a "q">]><rss>&a;</rss>',
+        "<!DOCTYPE x [" + '""' * 200_000 + "]><rss/>",  # past the token cap: cut to the end
+        '<!ENTITY a "stray"><rss/>',
+    ],
+)
+def test_no_declaration_survives_removal(text: str) -> None:
+    from mediamon.ingest.feeds import without_declarations
+
+    cleaned, removed = without_declarations(text)
+    assert removed >= 1
+    assert "<!DOCTYPE" not in cleaned and "<!ENTITY" not in cleaned
+
+
+def test_a_public_dtd_feed_still_parses() -> None:
+    document = rss("<item><title>旧格式</title><link>https://example.com/a</link></item>")
+    public = (
+        b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"'
+        b' "http://my.netscape.com/publish/formats/rss-0.91.dtd"><rss '
+    )
+    parsed = parse_feed(document.replace(b"<rss ", public, 1), "https://example.com/feed")
+    assert [i.title for i in parsed.items] == ["旧格式"]

@@ -189,7 +189,8 @@ def test_file_defaults_are_resolved() -> None:
     assert taiwan.params.min_stories == 5 and chips.params.min_stories == 5
     assert chips.params.min_lift == 3.0
     assert [r.address for r in taiwan.recipients] == ["desk@example.org"]
-    assert chips.recipients[0].mode == "digest" and chips.recipients[0].timezone == "Europe/Paris"
+    # "digest" is the older name of "daily"
+    assert chips.recipients[0].mode == "daily" and chips.recipients[0].timezone == "Europe/Paris"
     assert taiwan.in_scope("zh", "rfi") and not taiwan.in_scope("en", "rfi")
 
 
@@ -199,7 +200,13 @@ def test_file_defaults_are_resolved() -> None:
         (GOOD.replace("terms: [台湾, Taiwan]", "terms: [台湾, Taiwan"), None, "YAML syntax"),
         (GOOD.replace("    terms: [芯片]", "    terms: [芯片 near/3 设备]"), 12, "capitals"),
         (GOOD.replace("min_lift: 3", "min_lift: lots"), 13, "must be a number"),
-        (GOOD.replace("mode: digest", "mode: weekly"), 15, "mode must be"),
+        (GOOD.replace("mode: digest", "mode: hourly"), 15, "mode must be"),
+        (GOOD.replace("mode: digest,", "mode: digest, locale: fr,"), 15, "locale must be one of"),
+        (
+            GOOD.replace("mode: digest,", "mode: weekly, digest_weekday: someday,"),
+            15,
+            "weekday must be one of",
+        ),
         (GOOD.replace("key: chips", "key: taiwan"), 10, "already used"),
         (GOOD.replace("scope:", "scop:"), 9, "unknown key 'scop'"),
         (GOOD.replace("Europe/Paris", "Mars/Olympus"), 15, "unknown timezone"),
@@ -233,7 +240,7 @@ def test_digest_schedule_must_agree_across_topics() -> None:
         "  - key: x\n    name: X\n    terms: [x]\n    recipients:\n"
         "      - {address: a@example.org, mode: digest, digest_hour: 9}\n"
     )
-    with pytest.raises(TopicConfigError, match="one digest a day"):
+    with pytest.raises(TopicConfigError, match="gets one daily digest for all its topics"):
         parse_topics(text, "topics.yaml")
 
 
@@ -241,3 +248,18 @@ def test_the_shipped_file_is_valid() -> None:
     topics = load_topics(TOPICS_FILE)
     assert {"台湾", "出口管制"} <= {t.name for t in topics}
     assert all(t.recipients for t in topics)
+
+
+def test_recipient_locale_weekly_and_display_zone() -> None:
+    text = GOOD.replace(
+        "mode: digest, digest_hour: 7, timezone: Europe/Paris",
+        "mode: weekly, digest_weekday: Friday, digest_hour: 7, locale: zh-CN",
+    )
+    chips = parse_topics(text, "t.yaml").get("chips")
+    assert chips is not None
+    [recipient] = chips.recipients
+    assert (recipient.cadence, recipient.digest_weekday, recipient.locale) == ("weekly", 4, "zh-CN")
+    assert recipient.timezone is None  # the display zone, MEDIAMON_TIMEZONE
+    taiwan = parse_topics(GOOD, "t.yaml").get("taiwan")
+    assert taiwan is not None and taiwan.recipients[0].cadence is None  # immediate
+    assert taiwan.recipients[0].locale == "en"

@@ -1,0 +1,56 @@
+"""## mediamon_digests
+
+Every hour, sends the daily and weekly digests that are due: each digest recipient of
+`config/topics.yaml` gets, at their local digest hour, every new story of their topics
+in the period, grouped by topic, with the period's spikes on top. The code decides who is
+due (`mediamon.alerts.digest`); a digest is recorded per recipient and period, so a retry or a
+re-run sends nothing twice, and nothing is sent when nothing is new. The same code runs
+from `mediamon digest run [--at TIME] [--dry-run]`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from mediamon_airflow import failure_mail
+
+
+@dag(
+    dag_id="mediamon_digests",
+    schedule="@hourly",
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "mediamon",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        **failure_mail(),
+        "execution_timeout": timedelta(minutes=30),
+    },
+    tags=["mediamon", "alerts"],
+    doc_md=__doc__,
+)
+def mediamon_digests() -> None:
+    @task(multiple_outputs=False)
+    def send_digests() -> dict[str, object]:
+        """Send each due digest once; a failed send is due again at the next try."""
+        from mediamon import service
+        from mediamon_airflow import run_time, settings, smtp_send
+
+        send, sender = smtp_send()
+        if send is None:  # not configured is a setting, not a failure: nothing is recorded
+            return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
+        _, now = run_time(get_current_context())
+        summary = service.run_digests(settings(), now, send=send, sender=sender)
+        # XCom carries counts, not the recipients' addresses.
+        return {k: summary[k] for k in ("due", "sent", "empty", "failed", "stories")}
+
+    send_digests()
+
+
+mediamon_digests()

@@ -1,0 +1,256 @@
+"""The chart of an alert mail: 7 days of hourly stories, the usual range, the alert window.
+
+Drawn with matplotlib's Agg renderer (no pyplot, so no global state and no display) as a
+PNG: mail clients block SVG. It is rendered at twice its display size, so it stays crisp
+on high-DPI screens, and the mail shows it at ``max-width:100%`` so it shrinks to a phone's
+width instead of running off it. Day ticks are local midnights in the recipient's time
+zone. Chinese labels need a CJK font (Debian's fonts-noto-cjk); without one the chart
+falls back to English words, and its dates are digits either way.
+
+The same facts, as a small table for the plain-text part, come from :func:`day_table`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from functools import cache
+
+from mediamon.alerts.catalog import Catalog, number, utc_offset
+
+logger = logging.getLogger(__name__)
+
+# Display size in CSS pixels; the PNG has SCALE times as many.
+CHART_WIDTH = 560
+CHART_HEIGHT = 320
+SCALE = 2
+BAR_COLOUR = "#6f8fb8"
+WINDOW_COLOUR = "#c62828"
+BAND_COLOUR = "#9e9e9e"
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK TC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+)
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What the chart shows, all counts per UTC hour, oldest first.
+
+    Attributes:
+        start: Start of the first hour (UTC).
+        counts: Topic stories per hour.
+        usual_low: Lowest count of the same hour of the week in the baseline weeks.
+        usual_high: Highest count of the same hour of the week in the baseline weeks.
+        usual_mean: Mean count of the same hour of the week in the baseline weeks.
+        window_start: Start of the alert window (UTC).
+        window_end: End of the alert window (UTC, exclusive).
+        observed: Stories in the window.
+        expected: Stories the detector expected in the window.
+        baseline_weeks: How many weeks the usual range is drawn from.
+    """
+
+    start: datetime
+    counts: tuple[int, ...]
+    usual_low: tuple[float, ...]
+    usual_high: tuple[float, ...]
+    usual_mean: tuple[float, ...]
+    window_start: datetime
+    window_end: datetime
+    observed: int
+    expected: float
+    baseline_weeks: int
+
+    def hour_index(self, moment: datetime) -> int:
+        return int((moment - self.start) // HOUR)
+
+
+@dataclass(frozen=True)
+class DayRow:
+    """One local day of the chart, for the text table."""
+
+    day: date
+    stories: int
+    usual: float
+    peak_hour: datetime | None  # local start of the busiest hour (None: no stories)
+    peak_stories: int
+
+
+@cache
+def cjk_font() -> str | None:
+    """The family name of an installed CJK font, or None."""
+    from matplotlib import font_manager
+
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    found = next((family for family in CJK_FAMILIES if family in installed), None)
+    if found is None:
+        logger.warning("no CJK font installed (fonts-noto-cjk): charts use English labels")
+    return found
+
+
+def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
+    """The chart as PNG bytes, ``CHART_WIDTH × CHART_HEIGHT`` CSS pixels at ``SCALE``×.
+
+    Args:
+        data: The series and the alert window.
+        zone: Time zone of the day ticks.
+        catalog: Words of the labels (English when the locale needs a missing CJK font).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    font = cjk_font()
+    if catalog.is_chinese and font is None:
+        catalog = Catalog.for_locale("en")
+    family = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]
+    dpi = 100
+    figure = Figure(figsize=(CHART_WIDTH / dpi, CHART_HEIGHT / dpi), dpi=dpi)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0.08, 0.21, 0.9, 0.64))
+    hours = len(data.counts)
+    xs = list(range(hours))
+    first_window = max(0, data.hour_index(data.window_start))
+    last_window = min(hours, data.hour_index(data.window_end))
+    colours = [
+        WINDOW_COLOUR if first_window <= i < last_window else BAR_COLOUR for i in range(hours)
+    ]
+    # The usual range as a step band behind the bars, hour by hour.
+    axes.fill_between(
+        [x - 0.5 for x in xs] + [hours - 0.5],
+        list(data.usual_low) + [data.usual_low[-1] if hours else 0],
+        list(data.usual_high) + [data.usual_high[-1] if hours else 0],
+        step="post",
+        color=BAND_COLOUR,
+        alpha=0.35,
+        linewidth=0,
+        zorder=1,
+    )
+    axes.bar(xs, data.counts, width=0.9, color=colours, linewidth=0, zorder=2)
+    axes.axvspan(first_window - 0.5, last_window - 0.5, color=WINDOW_COLOUR, alpha=0.12, zorder=0)
+
+    # Lines at local midnight; each day's label centred under its day (a day with less
+    # than a quarter on the chart gets none: its label would not fit).
+    midnights: list[float] = []
+    days: dict[date, list[int]] = {}
+    for index in range(hours):
+        local = (data.start + index * HOUR).astimezone(zone)
+        if local.hour == 0 and index:
+            midnights.append(index - 0.5)
+        days.setdefault(local.date(), []).append(index)
+    middles = [sum(ix) / len(ix) for ix in days.values() if len(ix) >= 6]
+    labels = [
+        f"{catalog.weekday(datetime(d.year, d.month, d.day), short=True)}\n{d:%m-%d}"
+        for d, ix in days.items()
+        if len(ix) >= 6
+    ]
+    for x in midnights:
+        axes.axvline(x, color="#d0d0d0", linewidth=0.8, zorder=0)
+    axes.set_xticks(midnights, [""] * len(midnights))
+    axes.set_xticks(middles, labels, minor=True, fontsize=12, family=family)
+    axes.tick_params(axis="x", which="major", length=4)
+    axes.tick_params(axis="x", which="minor", length=0, pad=3)
+    axes.tick_params(axis="y", labelsize=12)
+    axes.set_xlim(-0.5, hours - 0.5)
+    peak = max([*data.counts, *data.usual_high, 1])
+    axes.set_ylim(0, peak * 1.3)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(axis="y", color="#eeeeee", linewidth=0.8, zorder=0)
+    axes.set_axisbelow(True)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+
+    observed = catalog("chart_observed", observed=data.observed, expected=number(data.expected))
+    axes.annotate(
+        observed,
+        xy=(last_window - 1, data.counts[last_window - 1] if last_window > 0 else 0),
+        xytext=(-28, 0),
+        textcoords="offset points",
+        arrowprops={"arrowstyle": "->", "color": WINDOW_COLOUR, "linewidth": 1.2},
+        ha="right",
+        va="center",
+        fontsize=13,
+        fontweight="bold",
+        color=WINDOW_COLOUR,
+        family=family,
+    )
+    # The zone of the day labels, where a reader looks for it: at the end of the axis.
+    axes.set_xlabel(
+        utc_offset(data.window_end.astimezone(zone)), loc="right", fontsize=10, color="#666666"
+    )
+    figure.legend(
+        handles=[
+            Patch(color=BAR_COLOUR, label=catalog("table_stories")),
+            Patch(color=BAND_COLOUR, alpha=0.35, label=catalog("chart_band")),
+            Patch(color=WINDOW_COLOUR, label=catalog("chart_window")),
+        ],
+        loc="upper left",
+        bbox_to_anchor=(0.05, 1.01),
+        ncol=3,
+        frameon=False,
+        prop={"family": family, "size": 12},
+        handlelength=1.2,
+        columnspacing=1.2,
+    )
+    output = io.BytesIO()
+    figure.savefig(output, format="png", dpi=dpi * SCALE, metadata={"Software": None})
+    return output.getvalue()
+
+
+def day_table(data: ChartData, zone: tzinfo) -> list[DayRow]:
+    """The chart's facts per local day: stories, the usual count, the busiest hour."""
+    rows: dict[date, list[tuple[datetime, int, float]]] = {}
+    for index, count in enumerate(data.counts):
+        local = (data.start + index * HOUR).astimezone(zone)
+        rows.setdefault(local.date(), []).append((local, count, data.usual_mean[index]))
+    result = []
+    for day, hours in rows.items():
+        busiest = max(hours, key=lambda h: (h[1], h[0]))
+        result.append(
+            DayRow(
+                day=day,
+                stories=sum(h[1] for h in hours),
+                usual=sum(h[2] for h in hours),
+                peak_hour=busiest[0] if busiest[1] else None,
+                peak_stories=busiest[1],
+            )
+        )
+    return result
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a fixed-width font (CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    fill = " " * max(0, width - _width(text))
+    return fill + text if right else text + fill
+
+
+def format_day_table(rows: Sequence[DayRow], catalog: Catalog) -> list[str]:
+    """The table as fixed-width lines for the plain-text part."""
+    cells = [(catalog("table_day"), catalog("table_stories"), catalog("table_usual"))]
+    peaks = [catalog("table_peak")]
+    for row in rows:
+        weekday = catalog.weekday(datetime(row.day.year, row.day.month, row.day.day), short=True)
+        cells.append((f"{row.day:%Y-%m-%d} {weekday}", str(row.stories), f"{row.usual:.1f}"))
+        peaks.append(
+            f"{row.peak_hour:%H:00} ({row.peak_stories})" if row.peak_hour is not None else "–"
+        )
+    widths = [max(_width(c[i]) for c in cells) for i in range(3)]
+    return [
+        f"{_pad(day, widths[0])}  {_pad(stories, widths[1], right=True)}  "
+        f"{_pad(usual, widths[2], right=True)}  {peak}"
+        for (day, stories, usual), peak in zip(cells, peaks, strict=True)
+    ]

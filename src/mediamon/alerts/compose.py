@@ -1,0 +1,696 @@
+"""Alert mails and digests as people read them: the reason in plain words first, every
+story of the window with a snippet, a chart that explains itself, the statistics below,
+and why the recipient got the mail and how to change that.
+
+Pure: :mod:`mediamon.alerts.content` gathers what is shown, :mod:`mediamon.alerts.deliver`
+and :mod:`mediamon.alerts.digest` send it. The HTML is built for mail clients: one column at most
+680 px wide that shrinks to a phone's width, inline styles, the chart as an inline PNG
+(``cid:``) at ``max-width:100%``. Everything an article supplies is cleaned (control and
+bidi characters dropped) and escaped; only http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+from mediamon.alerts.catalog import Catalog, local_span, local_time, number, utc_offset
+from mediamon.alerts.chart import (
+    CHART_HEIGHT,
+    CHART_WIDTH,
+    ChartData,
+    day_table,
+    format_day_table,
+    render_chart,
+)
+from mediamon.alerts.render import InlineImage, Rendered, build_message, clean, esc, safe_link
+from mediamon.alerts.snippet import Snippet
+from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
+
+# Stories shown in full (with snippet); the rest of the window as a compact list.
+TOP_STORIES = 5
+# At most this many in the compact list; beyond, a count (and a link if configured).
+MAX_LISTED = 100
+# Charts in one digest (one per spike, newest first).
+MAX_DIGEST_CHARTS = 3
+TOPICS_FILE = "config/topics.yaml"
+MARK_STYLE = "background:#fff3a0;color:inherit;padding:0 1px"
+FONT = (
+    "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,'Noto Sans CJK SC',"
+    "'PingFang SC','Microsoft YaHei',sans-serif"
+)
+
+
+@dataclass(frozen=True)
+class MailOptions:
+    """Settings every mail needs.
+
+    Attributes:
+        timezone: Display zone when the recipient has none (``MEDIAMON_TIMEZONE``).
+        unsubscribe_address: The mailbox of ``List-Unsubscribe``.
+        base_url: mediamon's web address, for "more stories" links; None: no links.
+        topics_file: The topics file as the reader should look for it.
+    """
+
+    timezone: str = DEFAULT_TIMEZONE
+    unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
+    base_url: str | None = None
+    topics_file: str = TOPICS_FILE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailOptions:
+        # Relative to the working directory when inside it: the path an operator types.
+        path, here = settings.topics_path.absolute(), Path.cwd()
+        shown = path.relative_to(here) if path.is_relative_to(here) else path
+        return cls(
+            timezone=settings.timezone,
+            unsubscribe_address=settings.unsubscribe_address,
+            base_url=settings.base_url,
+            topics_file=str(shown),
+        )
+
+    @property
+    def list_domain(self) -> str:
+        """The domain of ``List-Id`` values: the unsubscribe mailbox's."""
+        domain = self.unsubscribe_address.rpartition("@")[2]
+        return re.sub(r"[^A-Za-z0-9.-]", "", domain) or "localhost"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who a mail is for: address, language and time zone."""
+
+    address: str
+    locale: str = "en"
+    timezone: str | None = None
+
+    def zone(self, options: MailOptions) -> ZoneInfo:
+        return ZoneInfo(self.timezone or options.timezone)
+
+
+@dataclass(frozen=True)
+class StoryItem:
+    """One story (a root article and its syndicated copies). Text fields are untrusted.
+
+    Attributes:
+        story_id: The root article's id.
+        title: Its title.
+        url: Its URL.
+        outlet: Its source's name.
+        published_at: The story's time (UTC).
+        other_outlets: Sources of syndicated copies, other than ``outlet``.
+        title_hits: Occurrences of the topic in the title.
+        mentions: Occurrences in title and body, copies included.
+        title_snippet: The whole title with its hits marked, if it has any.
+        snippet: The sentence(s) around the first hit in the body.
+    """
+
+    story_id: int
+    title: str | None
+    url: str
+    outlet: str
+    published_at: datetime | None
+    other_outlets: tuple[str, ...] = ()
+    title_hits: int = 0
+    mentions: int = 0
+    title_snippet: Snippet | None = None
+    snippet: Snippet | None = None
+
+
+def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
+    """The order stated in every mail: the topic in the headline first, then the most
+    outlets, then the most mentions, then the newest (then the id, for a stable order)."""
+    oldest = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+    return sorted(
+        stories,
+        key=lambda s: (
+            s.title_hits > 0,
+            len(s.other_outlets),
+            s.mentions,
+            s.published_at or oldest,
+            -s.story_id,
+        ),
+        reverse=True,
+    )
+
+
+@dataclass(frozen=True)
+class AlertMail:
+    """What an alert mail says (topic level; rendered per reader).
+
+    Attributes:
+        alert_id: The alert's id, if stored.
+        topic_key: The topic's key.
+        topic_name: The topic's display name.
+        window_start: Start of the window that fired (UTC).
+        window_end: End of the window (exclusive, UTC).
+        observed: Stories in the window.
+        expected: Stories expected from the baseline.
+        p_value: Tail probability of ``observed``.
+        total_stories: Stories of all topics and none, from every source, in the window.
+        stories: Every story of the window, ranked.
+        chart: The 7-day series, or None when there is no history.
+        params: The thresholds that were applied.
+    """
+
+    alert_id: int | None
+    topic_key: str
+    topic_name: str
+    window_start: datetime
+    window_end: datetime
+    observed: int
+    expected: float
+    p_value: float
+    total_stories: int
+    stories: tuple[StoryItem, ...] = ()
+    chart: ChartData | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def hours(self) -> int:
+        return max(1, round((self.window_end - self.window_start) / timedelta(hours=1)))
+
+    @property
+    def lift(self) -> float:
+        return self.observed / self.expected if self.expected > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class TopicStories:
+    """A digest's section: one topic and its new stories, ranked."""
+
+    topic_key: str
+    topic_name: str
+    stories: tuple[StoryItem, ...]
+
+
+@dataclass(frozen=True)
+class DigestMail:
+    """What a digest says.
+
+    Attributes:
+        cadence: ``daily`` or ``weekly``.
+        period_start: Start of the period (UTC).
+        period_end: End of the period (UTC, exclusive).
+        spikes: The period's alerts of the reader's topics, newest first.
+        topics: The reader's topics with new stories (topics without any are left out).
+    """
+
+    cadence: str
+    period_start: datetime
+    period_end: datetime
+    spikes: tuple[AlertMail, ...]
+    topics: tuple[TopicStories, ...]
+
+    @property
+    def story_count(self) -> int:
+        """Distinct stories (one that mentions two topics is listed under both)."""
+        return len({s.story_id for t in self.topics for s in t.stories})
+
+
+# ---------------------------------------------------------------------------------------
+# Pieces
+
+
+def _snippet_html(snippet: Snippet) -> str:
+    parts = [
+        f'<mark style="{MARK_STYLE}">{esc(text, 400)}</mark>' if hit else esc(text, 400)
+        for text, hit in snippet.parts
+    ]
+    # esc() strips edge spaces of each piece: put the spaces between Latin words back.
+    joined = _join_pieces(snippet.parts, parts)
+    return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
+
+
+def _snippet_text(snippet: Snippet) -> str:
+    parts = [f"【{clean(text, 400)}】" if hit else clean(text, 400) for text, hit in snippet.parts]
+    joined = _join_pieces(snippet.parts, parts)
+    return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
+
+
+def _join_pieces(raw: Sequence[tuple[str, bool]], shown: Sequence[str]) -> str:
+    out = ""
+    for (text, _), piece in zip(raw, shown, strict=True):
+        if out and text[:1].isspace():
+            out += " "
+        out += piece
+        if text[-1:].isspace():
+            out += " "
+    return re.sub(" {2,}", " ", out).strip()
+
+
+def _title_html(story: StoryItem, catalog: Catalog) -> str:
+    if story.title_snippet is not None:
+        label = _snippet_html(story.title_snippet)
+    else:
+        label = esc(story.title) or esc(catalog("no_title"))
+    target = safe_link(story.url)
+    if target is None:
+        return f"<b>{label}</b>"
+    return f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b"><b>{label}</b></a>'
+
+
+def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
+    return local_time(moment, zone) if moment is not None else catalog("unknown_time")
+
+
+def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+    items = [clean(story.outlet, 80), _when(story.published_at, zone, catalog)]
+    if story.other_outlets:
+        names = ", ".join(clean(o, 40) for o in story.other_outlets[:5])
+        items.append(f"{catalog.counted('more_outlets', len(story.other_outlets))} ({names})")
+    return items
+
+
+def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
+    meta = " · ".join(esc(m, 400) for m in _meta(story, zone, catalog))
+    snippet = (
+        f'<div class="snippet" style="margin:2px 0 0">{_snippet_html(story.snippet)}</div>'
+        if story.snippet is not None
+        else ""
+    )
+    return (
+        f'<li class="story" data-story="{story.story_id}" style="margin:0 0 12px">'
+        f"{_title_html(story, catalog)}"
+        f'<div style="color:#666;font-size:13px">{meta}</div>{snippet}</li>'
+    )
+
+
+def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
+    title = esc(story.title) or esc(catalog("no_title"))
+    target = safe_link(story.url)
+    if target is not None:
+        title = f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b">{title}</a>'
+    meta = " · ".join(esc(m, 400) for m in _meta(story, zone, catalog))
+    return (
+        f'<li class="story compact" data-story="{story.story_id}" style="margin:0 0 6px">'
+        f'{title} <span style="color:#666;font-size:13px">· {meta}</span></li>'
+    )
+
+
+def _story_lines(story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+    title = clean(story.title) or catalog("no_title")
+    lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog))]
+    if story.snippet is not None:
+        lines.append("   " + _snippet_text(story.snippet))
+    lines.append("   " + clean(story.url, 2000))
+    return lines
+
+
+def _more_link(options: MailOptions, topic_key: str, start: datetime, end: datetime) -> str | None:
+    if not options.base_url:
+        return None
+    query = urlencode(
+        {"topic": topic_key, "from": start.isoformat(), "to": end.isoformat()}, quote_via=quote
+    )
+    return safe_link(f"{options.base_url}/mediamon/?{query}")
+
+
+def _stories_section(
+    stories: Sequence[StoryItem],
+    zone: ZoneInfo,
+    catalog: Catalog,
+    more_link: str | None,
+) -> tuple[str, list[str]]:
+    """The full top stories and the compact rest: (HTML, text lines)."""
+    top, rest = list(stories[:TOP_STORIES]), list(stories[TOP_STORIES:])
+    listed, hidden = rest[:MAX_LISTED], len(rest) - len(rest[:MAX_LISTED])
+    parts = [
+        '<ol style="padding-left:22px;margin:8px 0">'
+        + "".join(_story_html(s, zone, catalog) for s in top)
+        + "</ol>"
+    ]
+    lines: list[str] = []
+    for index, story in enumerate(top, 1):
+        lines += _story_lines(story, index, zone, catalog) + [""]
+    if listed:
+        parts.append(f'<h4 style="margin:12px 0 4px">{esc(catalog("more_heading"))}</h4>')
+        parts.append(
+            '<ul style="padding-left:22px;margin:4px 0">'
+            + "".join(_compact_html(s, zone, catalog) for s in listed)
+            + "</ul>"
+        )
+        lines.append(catalog("more_heading"))
+        for story in listed:
+            meta = " · ".join(_meta(story, zone, catalog))
+            title = clean(story.title) or catalog("no_title")
+            lines.append(f"- {title} · {meta}  {clean(story.url, 2000)}")
+        lines.append("")
+    if hidden:
+        if more_link:
+            link = f'<a href="{html.escape(more_link, quote=True)}">{esc(more_link, 2000)}</a>'
+            parts.append(f"<p>{catalog('more_elsewhere', n=hidden, link=link)}</p>")
+            lines.append(catalog("more_elsewhere", n=hidden, link=more_link))
+        else:
+            parts.append(f"<p>{esc(catalog('more_not_shown', n=hidden))}</p>")
+            lines.append(catalog("more_not_shown", n=hidden))
+    return "".join(parts), lines
+
+
+def reason(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> str:
+    """The plain-language reason: "9 stories mentioning 台湾 in the hour to 2024-04-17
+    10:00 (UTC+08:00), about 45 times the usual 0.2 for a Wednesday at this hour." """
+    end = alert.window_end.astimezone(zone)
+    values = {
+        "observed": alert.observed,
+        "topic": clean(alert.topic_name, 80),
+        "the_hours": catalog.counted("the_hours", alert.hours),
+        "end": local_time(alert.window_end, zone),
+        "weekday": catalog.weekday(end - timedelta(minutes=1)),
+        "expected": number(alert.expected),
+        "lift": number(alert.lift) if alert.expected > 0 else "",
+    }
+    return catalog("reason" if alert.expected > 0 else "reason_new", **values)
+
+
+def _lift_phrase(alert: AlertMail, catalog: Catalog) -> str:
+    if alert.expected <= 0:
+        return catalog("lift_phrase_new")
+    return catalog("lift_phrase", lift=number(alert.lift), expected=number(alert.expected))
+
+
+def _chart_image(
+    alert: AlertMail, zone: ZoneInfo, catalog: Catalog, cid_stem: str
+) -> InlineImage | None:
+    if alert.chart is None or not alert.chart.counts:
+        return None
+    png = render_chart(alert.chart, zone, catalog)
+    cid = re.sub(r"[^A-Za-z0-9.-]", "-", cid_stem) + "@mediamon"
+    alt = catalog("chart_alt", observed=alert.observed, expected=number(alert.expected))
+    return InlineImage(cid, png, alt)
+
+
+def _chart_html(
+    image: InlineImage | None, alert: AlertMail, zone: ZoneInfo, catalog: Catalog
+) -> str:
+    if image is None or alert.chart is None:
+        return ""
+    caption = catalog(
+        "chart_caption",
+        zone=utc_offset(alert.window_end.astimezone(zone)),
+        weeks=alert.chart.baseline_weeks,
+    )
+    return (
+        f'<h3 style="margin:16px 0 6px;font-size:16px">{esc(catalog("chart_heading"))}</h3>'
+        f'<img class="chart" src="cid:{esc(image.cid)}" alt="{esc(image.alt, 400)}" '
+        f'width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
+        f'style="display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;border:0">'
+        f'<div style="color:#666;font-size:12px;margin:4px 0 0">{esc(caption, 400)}</div>'
+    )
+
+
+def _chart_lines(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+    if alert.chart is None or not alert.chart.counts:
+        return []
+    heading = f"{catalog('chart_heading')} ({utc_offset(alert.window_end.astimezone(zone))})"
+    window = local_span(alert.window_start, alert.window_end, zone)
+    return [
+        heading,
+        *format_day_table(day_table(alert.chart, zone), catalog),
+        catalog(
+            "table_window", window=window, observed=alert.observed, expected=number(alert.expected)
+        ),
+        "",
+    ]
+
+
+def _details(alert: AlertMail, catalog: Catalog) -> str:
+    text = catalog(
+        "details",
+        p_value=f"{alert.p_value:.2g}",
+        observed=alert.observed,
+        expected_exact=f"{alert.expected:.3g}",
+    )
+    keys = ("min_stories", "min_lift", "max_p_value", "window_hours", "baseline_weeks")
+    shown = ", ".join(f"{k}={alert.params[k]}" for k in keys if k in alert.params)
+    return text + (" " + catalog("thresholds", thresholds=shown) if shown else "")
+
+
+def _page(title: str, body: str, locale: str) -> str:
+    return (
+        f'<!DOCTYPE html><html lang="{esc(locale)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{esc(title, 300)}</title></head>"
+        '<body style="margin:0;padding:0;background:#f3f4f6">'
+        f'<div style="max-width:680px;margin:0 auto;background:#ffffff;padding:16px;'
+        f"box-sizing:border-box;font-family:{FONT};font-size:15px;line-height:1.5;"
+        'color:#222222;overflow-wrap:anywhere;word-break:break-word">'
+        f"{body}</div></body></html>"
+    )
+
+
+def _bar(text: str) -> str:
+    return (
+        '<div id="alert-bar" style="background:#c62828;color:#ffffff;padding:10px 14px;'
+        f'border-radius:4px;font-weight:bold;font-size:17px">{esc(text, 200)}</div>'
+    )
+
+
+def _footer_html(paragraphs: Sequence[str]) -> str:
+    inner = "".join(f'<p style="margin:4px 0">{esc(p, 2000)}</p>' for p in paragraphs)
+    return (
+        '<div style="border-top:1px solid #e0e0e0;margin-top:20px;padding-top:8px;'
+        f'color:#666;font-size:12px">{inner}</div>'
+    )
+
+
+def unsubscribe_uri(options: MailOptions, list_name: str, recipient: str) -> str:
+    """``mailto:`` URI asking to take ``recipient`` off ``list_name``."""
+    subject = quote(f"unsubscribe {list_name} {recipient}", safe="")
+    return f"mailto:{options.unsubscribe_address}?subject={subject}"
+
+
+def list_headers(options: MailOptions, list_name: str, recipient: str) -> dict[str, str]:
+    """``List-Id`` and ``List-Unsubscribe`` (RFC 2919, RFC 2369) for one list."""
+    label = re.sub(r"[^a-z0-9-]", "-", list_name.lower())
+    return {
+        "List-Id": f"mediamon {label} <{label}.mediamon.{options.list_domain}>",
+        "List-Unsubscribe": f"<{unsubscribe_uri(options, list_name, recipient)}>",
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Alert mail
+
+
+def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) -> Rendered:
+    """One alert for one reader: subject, plain text and HTML with the chart."""
+    catalog = Catalog.for_locale(reader.locale)
+    zone = reader.zone(options)
+    topic = clean(alert.topic_name, 80)
+    subject = catalog(
+        "subject_alert",
+        topic=topic,
+        observed=alert.observed,
+        hours=catalog.counted("hours", alert.hours),
+        lift_phrase=_lift_phrase(alert, catalog),
+    )
+    why = reason(alert, zone, catalog)
+    context = catalog("context", total=alert.total_stories, observed=alert.observed, topic=topic)
+    image = _chart_image(alert, zone, catalog, f"chart-{alert.topic_key}")
+    link = _more_link(options, alert.topic_key, alert.window_start, alert.window_end)
+    stories_html, story_lines = _stories_section(alert.stories, zone, catalog, link)
+    heading = catalog("stories_heading", n=len(alert.stories))
+    window = local_span(alert.window_start, alert.window_end, zone)
+    reference = catalog(
+        "reference", alert_id=alert.alert_id if alert.alert_id is not None else "–", window=window
+    )
+    footer = [
+        catalog("why_alert", address=reader.address, topic=topic, key=alert.topic_key),
+        catalog(
+            "how_to_change",
+            key=alert.topic_key,
+            path=options.topics_file,
+            unsubscribe=unsubscribe_uri(options, alert.topic_key, reader.address),
+        ),
+        reference,
+    ]
+    text = [
+        catalog("alert_bar", topic=topic),
+        "",
+        why,
+        context,
+        "",
+        *_chart_lines(alert, zone, catalog),
+        heading,
+        catalog("order_rule"),
+        "",
+        *story_lines,
+        catalog("details_heading"),
+        _details(alert, catalog),
+        "",
+        "-- ",
+        *footer,
+    ]
+    body = "".join(
+        [
+            _bar(catalog("alert_bar", topic=topic)),
+            f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc(why, 1000)}</b></p>',
+            f'<p style="color:#555;margin:0 0 8px">{esc(context, 1000)}</p>',
+            _chart_html(image, alert, zone, catalog),
+            f'<h3 style="margin:18px 0 2px;font-size:16px">{esc(heading)}</h3>',
+            f'<div style="color:#666;font-size:12px">{esc(catalog("order_rule"), 400)}</div>',
+            stories_html,
+            f'<h4 style="margin:16px 0 2px">{esc(catalog("details_heading"))}</h4>',
+            '<p style="color:#555;font-size:13px;margin:0">'
+            f"{esc(_details(alert, catalog), 2000)}</p>",
+            _footer_html(footer),
+        ]
+    )
+    return Rendered(
+        subject,
+        "\n".join(text) + "\n",
+        _page(subject, body, catalog.locale),
+        (image,) if image else (),
+    )
+
+
+def alert_message(
+    alert: AlertMail,
+    reader: Reader,
+    options: MailOptions,
+    *,
+    sender: str,
+    message_id: str | None = None,
+    sent_at: datetime | None = None,
+) -> EmailMessage:
+    """The finished alert mail for one reader, list headers included."""
+    headers = {
+        **list_headers(options, alert.topic_key, reader.address),
+        "X-Mediamon-Topic": alert.topic_key,
+    }
+    if alert.alert_id is not None:
+        headers["X-Mediamon-Alert"] = str(alert.alert_id)
+    return build_message(
+        render_alert_mail(alert, reader, options),
+        sender,
+        [reader.address],
+        message_id=message_id,
+        sent_at=sent_at,
+        headers=headers,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Digest
+
+
+def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions) -> Rendered:
+    """One digest for one reader: the period's spikes on top, then every new story of
+    each topic (top ones in full, the rest compact)."""
+    catalog = Catalog.for_locale(reader.locale)
+    zone = reader.zone(options)
+    names = [clean(t.topic_name, 40) for t in digest.topics]
+    shown_names = "、".join(names[:4]) if catalog.is_chinese else ", ".join(names[:4])
+    if len(names) > 4:
+        shown_names += "…"
+    count = catalog.counted("new_stories", digest.story_count)
+    last_day = (digest.period_end - timedelta(minutes=1)).astimezone(zone)
+    first_day = digest.period_start.astimezone(zone)
+    if digest.cadence == "weekly":
+        subject = catalog(
+            "subject_digest_weekly",
+            first=f"{first_day:%m-%d}",
+            last=f"{last_day:%m-%d}",
+            count=count,
+            topics=shown_names,
+        )
+    else:
+        subject = catalog(
+            "subject_digest_daily", day=f"{last_day:%Y-%m-%d}", count=count, topics=shown_names
+        )
+    start, end = local_time(digest.period_start, zone), local_time(digest.period_end, zone)
+    heading = catalog("digest_heading", count=count, start=start, end=end)
+    parts = [
+        _bar(subject.removeprefix("[mediamon] ")),
+        f'<p style="margin:12px 0"><b>{esc(heading, 400)}</b></p>',
+    ]
+    text = [subject.removeprefix("[mediamon] "), heading, ""]
+    images: list[InlineImage] = []
+    if digest.spikes:
+        parts.append(
+            f'<h2 style="margin:16px 0 4px;font-size:18px">{esc(catalog("spikes_heading"))}</h2>'
+        )
+        text += [catalog("spikes_heading"), ""]
+        for index, spike in enumerate(digest.spikes):
+            why = reason(spike, zone, catalog)
+            parts.append(f'<p style="margin:8px 0 4px"><b>{esc(why, 1000)}</b></p>')
+            text.append("* " + why)
+            if index < MAX_DIGEST_CHARTS:
+                image = _chart_image(spike, zone, catalog, f"chart-{index}-{spike.topic_key}")
+                if image is not None:
+                    images.append(image)
+                    parts.append(_chart_html(image, spike, zone, catalog))
+                text += ["", *_chart_lines(spike, zone, catalog)]
+        text.append("")
+    for section in digest.topics:
+        title = catalog(
+            "topic_heading",
+            topic=clean(section.topic_name, 80),
+            count=catalog.counted("new_stories", len(section.stories)),
+        )
+        link = _more_link(options, section.topic_key, digest.period_start, digest.period_end)
+        html_part, lines = _stories_section(section.stories, zone, catalog, link)
+        parts += [
+            f'<h2 class="topic" style="margin:20px 0 2px;font-size:18px">{esc(title, 200)}</h2>',
+            f'<div style="color:#666;font-size:12px">{esc(catalog("order_rule"), 400)}</div>',
+            html_part,
+        ]
+        text += ["== " + title, catalog("order_rule"), "", *lines]
+    cadence = catalog(f"cadence_{digest.cadence}")
+    keys = [t.topic_key for t in digest.topics]
+    footer = [
+        catalog(
+            "why_digest",
+            cadence=cadence,
+            address=reader.address,
+            topics=(" 、" if catalog.is_chinese else ", ").join(names) or "–",
+        ),
+        catalog(
+            "how_to_change",
+            key=", ".join(keys),
+            path=options.topics_file,
+            unsubscribe=unsubscribe_uri(options, f"digest-{digest.cadence}", reader.address),
+        ),
+        catalog("period", start=start, end=end),
+    ]
+    parts.append(_footer_html(footer))
+    text += ["-- ", *footer]
+    return Rendered(
+        subject,
+        "\n".join(text) + "\n",
+        _page(subject, "".join(parts), catalog.locale),
+        tuple(images),
+    )
+
+
+def digest_message(
+    digest: DigestMail,
+    reader: Reader,
+    options: MailOptions,
+    *,
+    sender: str,
+    message_id: str | None = None,
+    sent_at: datetime | None = None,
+) -> EmailMessage:
+    """The finished digest for one reader, list headers included."""
+    headers = {
+        **list_headers(options, f"digest-{digest.cadence}", reader.address),
+        "X-Mediamon-Digest": f"{digest.cadence} {digest.period_end.isoformat()}",
+    }
+    return build_message(
+        render_digest_mail(digest, reader, options),
+        sender,
+        [reader.address],
+        message_id=message_id,
+        sent_at=sent_at,
+        headers=headers,
+    )

@@ -1,0 +1,166 @@
+"""What alert mails and digests show, read from the database: every story of a window
+(syndicated copies folded into their root, with their outlets), snippets, and the 7-day
+series with its usual range.
+
+Read only. A story is a root article (``duplicate_of`` is null) at its story time, as in
+:func:`mediamon.spikes.counts.hourly_counts`, so the mail lists exactly the stories counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from mediamon.alerts.chart import ChartData
+from mediamon.alerts.compose import AlertMail, StoryItem, rank_stories
+from mediamon.alerts.snippet import MAX_SEARCH_CHARS, make_snippet, mark_hits
+from mediamon.db.queries import query
+from mediamon.db.tables import alerts_table
+from mediamon.spikes.counts import hourly_counts
+from mediamon.spikes.model import HOURS_PER_WEEK
+from mediamon.topics.definitions import Topic
+
+CHART_HOURS = HOURS_PER_WEEK  # the chart shows the last 7 days
+
+
+def stories_between(
+    conn: sa.Connection,
+    topic_key: str,
+    topic: Topic | None,
+    start: datetime,
+    end: datetime,
+    *,
+    late_since: datetime | None = None,
+    late_from: datetime | None = None,
+) -> list[StoryItem]:
+    """Every story mentioning the topic with its story time in [start, end), ranked.
+
+    Args:
+        conn: A connection to the data database.
+        topic_key: The topic.
+        topic: Its definition, for snippets (None: no snippets).
+        start: Start of the period (UTC).
+        end: End of the period (UTC, exclusive).
+        late_since: Also stories first seen after this moment whose story time is in
+            [late_from, start): they arrived after the previous digest was made.
+        late_from: See ``late_since``.
+    """
+    rows = conn.execute(
+        query("topic_stories"),
+        {
+            "topic": topic_key,
+            "start": start,
+            "end": end,
+            "late_since": late_since if late_from is not None else None,
+            "late_from": late_from,
+            "body_chars": MAX_SEARCH_CHARS,
+        },
+    ).all()
+    rules = topic.rules if topic is not None else ()
+    items = [
+        StoryItem(
+            story_id=row.article_id,
+            title=row.title,
+            url=row.url,
+            outlet=row.outlet,
+            published_at=row.story_time.astimezone(UTC) if row.story_time else None,
+            other_outlets=tuple(row.other_outlets or ()),
+            title_hits=int(row.title_hits or 0),
+            mentions=int(row.mentions or 0),
+            title_snippet=mark_hits(rules, row.title) if rules else None,
+            snippet=make_snippet(rules, row.body) if rules else None,
+        )
+        for row in rows
+    ]
+    return rank_stories(items)
+
+
+def chart_data(
+    conn: sa.Connection,
+    topic_key: str,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    observed: int,
+    expected: float,
+    baseline_weeks: int,
+) -> ChartData:
+    """The 7 days of hourly stories ending at ``window_end``, and for each hour the range
+    and mean of the same hour of the week in the ``baseline_weeks`` weeks before it."""
+    weeks = max(1, baseline_weeks)
+    start = window_end - timedelta(hours=CHART_HOURS)
+    first = start - timedelta(hours=HOURS_PER_WEEK * weeks)
+    counts = hourly_counts(conn, [topic_key], first, window_end).get(topic_key, {})
+    hour = timedelta(hours=1)
+    series = tuple(counts.get(start + i * hour, 0) for i in range(CHART_HOURS))
+    low: list[float] = []
+    high: list[float] = []
+    mean: list[float] = []
+    for i in range(CHART_HOURS):
+        moment = start + i * hour
+        samples = [counts.get(moment - timedelta(weeks=k), 0) for k in range(1, weeks + 1)]
+        low.append(float(min(samples)))
+        high.append(float(max(samples)))
+        mean.append(sum(samples) / len(samples))
+    return ChartData(
+        start=start,
+        counts=series,
+        usual_low=tuple(low),
+        usual_high=tuple(high),
+        usual_mean=tuple(mean),
+        window_start=window_start,
+        window_end=window_end,
+        observed=observed,
+        expected=expected,
+        baseline_weeks=weeks,
+    )
+
+
+def alert_mail(
+    conn: sa.Connection, alert_id: int, topic: Topic | None, *, with_stories: bool = True
+) -> AlertMail:
+    """Everything an alert mail shows, for the alert ``alert_id`` (without its stories
+    for a digest, which lists them under their topic)."""
+    row = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()
+    params = dict((row.details or {}).get("params", {}))
+    weeks = int(params.get("baseline_weeks") or (topic.params.baseline_weeks if topic else 4))
+    return AlertMail(
+        alert_id=row.alert_id,
+        topic_key=row.topic,
+        topic_name=topic.name if topic else row.topic,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        observed=row.observed,
+        expected=row.expected,
+        p_value=row.p_value,
+        total_stories=row.total_stories,
+        stories=tuple(stories_between(conn, row.topic, topic, row.window_start, row.window_end))
+        if with_stories
+        else (),
+        chart=chart_data(
+            conn,
+            row.topic,
+            row.window_start,
+            row.window_end,
+            observed=row.observed,
+            expected=row.expected,
+            baseline_weeks=weeks,
+        ),
+        params=params,
+    )
+
+
+def alerts_between(
+    conn: sa.Connection, topic_keys: Sequence[str], start: datetime, end: datetime
+) -> list[tuple[int, str]]:
+    """(id, topic) of the alerts of these topics whose window ended in (start, end],
+    newest first."""
+    a = alerts_table.c
+    found = conn.execute(
+        sa.select(a.alert_id, a.topic)
+        .where(a.topic.in_(list(topic_keys)), a.window_end > start, a.window_end <= end)
+        .order_by(a.window_end.desc(), a.alert_id.desc())
+    )
+    return [(int(alert_id), str(topic)) for alert_id, topic in found]

@@ -1,0 +1,326 @@
+"""Digests like Google Alerts: per recipient, daily or weekly at a local hour, every new
+story of their topics in the period, grouped by topic, the period's spikes on top.
+
+``mediamon digest run`` and the ``mediamon_digests`` DAG (hourly) call :func:`run_digests`;
+it decides who is due. A recipient's period ends at their latest digest time at or
+before ``now`` and starts where their previous digest ended (a missed run is caught up,
+at most :data:`MAX_CATCH_UP` back) or one period earlier. Each (recipient, cadence,
+period end) is recorded in ``digest_deliveries`` once its mail was sent, or found empty
+(nothing is sent then), so a second run for the same period sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
+from email.message import EmailMessage
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mediamon.alerts.compose import (
+    DigestMail,
+    MailOptions,
+    Reader,
+    TopicStories,
+    digest_message,
+)
+from mediamon.alerts.content import alert_mail, alerts_between, stories_between
+from mediamon.db.tables import digest_deliveries
+from mediamon.topics.definitions import TopicSet
+
+logger = logging.getLogger(__name__)
+
+# Distinct from mediamon.db.migrate's and mediamon.alerts.deliver's locks.
+DIGEST_LOCK_KEY = 0x6D6D_616C_6572_7403
+MAX_CATCH_UP = timedelta(days=14)
+PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+
+
+@dataclass(frozen=True)
+class DueDigest:
+    """One recipient's digest that is due.
+
+    Attributes:
+        address: The recipient.
+        cadence: ``daily`` or ``weekly``.
+        locale: Language of the mail.
+        timezone: The recipient's zone (None: the display zone).
+        topics: Keys of the topics the recipient follows with this cadence.
+        period_start: Start of the period (UTC).
+        period_end: End of the period (UTC, exclusive): the digest time.
+        late_since: Stories first seen after this (the previous digest's selection) and
+            dated in the period before ``period_start`` are listed too; None: no previous.
+    """
+
+    address: str
+    cadence: str
+    locale: str
+    timezone: str | None
+    topics: tuple[str, ...]
+    period_start: datetime
+    period_end: datetime
+    late_since: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.cadence}-{self.period_end.astimezone(UTC):%Y%m%dT%H%MZ}"
+
+
+@dataclass
+class DigestStats:
+    """What one :func:`run_digests` call did."""
+
+    due: int = 0
+    sent: int = 0
+    empty: int = 0
+    failed: int = 0
+    stories: int = 0
+    busy: bool = False
+    digests: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "due": self.due,
+            "sent": self.sent,
+            "empty": self.empty,
+            "failed": self.failed,
+            "stories": self.stories,
+            "busy": self.busy,
+            "digests": self.digests,
+            "errors": self.errors[:20],
+        }
+
+
+class DigestError(RuntimeError):
+    """Some digests could not be sent; they are tried again by the next run."""
+
+    def __init__(self, message: str, stats: DigestStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+def latest_digest_time(
+    now: datetime, cadence: str, hour: int, weekday: int, zone: ZoneInfo
+) -> datetime:
+    """The latest digest time at or before ``now``: ``hour`` o'clock local, every day or
+    on ``weekday`` (0 = Monday); returned in UTC. Local calendar arithmetic, so a digest
+    stays at 08:00 across a daylight-saving change."""
+    local = now.astimezone(zone)
+    day = local.date()
+    while True:
+        candidate = datetime.combine(day, time(hour), tzinfo=zone)
+        if candidate <= local and (cadence == "daily" or day.weekday() == weekday):
+            return candidate.astimezone(UTC)
+        day -= timedelta(days=1)
+
+
+def _previous_period_start(end: datetime, cadence: str, zone: ZoneInfo) -> datetime:
+    local = end.astimezone(zone)
+    days = PERIODS[cadence].days
+    start = datetime.combine(local.date() - timedelta(days=days), local.time(), tzinfo=zone)
+    return start.astimezone(UTC)
+
+
+def due_digests(
+    engine: sa.Engine, topics: TopicSet, now: datetime, options: MailOptions
+) -> list[DueDigest]:
+    """The digests due at ``now``: one per (recipient, cadence) whose latest period has
+    not been recorded yet."""
+    schedules: dict[tuple[str, str], DueDigest] = {}
+    for topic in topics:
+        for recipient in topic.recipients:
+            cadence = recipient.cadence
+            if cadence is None:
+                continue
+            zone = ZoneInfo(recipient.timezone or options.timezone)
+            end = latest_digest_time(
+                now, cadence, recipient.digest_hour, recipient.digest_weekday, zone
+            )
+            slot = (recipient.address, cadence)
+            if slot in schedules:
+                earlier = schedules[slot]
+                schedules[slot] = replace(earlier, topics=(*earlier.topics, topic.key))
+                continue
+            schedules[slot] = DueDigest(
+                address=recipient.address,
+                cadence=cadence,
+                locale=recipient.locale,
+                timezone=recipient.timezone,
+                topics=(topic.key,),
+                period_start=_previous_period_start(end, cadence, zone),
+                period_end=end,
+            )
+    d = digest_deliveries.c
+    due: list[DueDigest] = []
+    with engine.connect() as conn:
+        for (address, cadence), plan in sorted(schedules.items()):
+            last = conn.execute(
+                sa.select(d.period_end, d.selected_at)
+                .where(d.recipient == address, d.cadence == cadence)
+                .order_by(d.period_end.desc())
+                .limit(1)
+            ).first()
+            if last is not None and last.period_end >= plan.period_end:
+                continue  # this period (or a later one: a run --at in the past) is done
+            start = plan.period_start
+            late_since = None
+            if last is not None and plan.period_end - last.period_end <= MAX_CATCH_UP:
+                start = min(start, last.period_end)  # catch up on missed periods
+                late_since = last.selected_at
+            due.append(replace(plan, period_start=start, late_since=late_since))
+    return due
+
+
+def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> DigestMail:
+    """The content of one due digest."""
+    length = PERIODS[plan.cadence]
+    sections = []
+    for key in plan.topics:
+        topic = topics.get(key)
+        stories = stories_between(
+            conn,
+            key,
+            topic,
+            plan.period_start,
+            plan.period_end,
+            late_since=plan.late_since,
+            late_from=plan.period_start - length,
+        )
+        if stories:
+            sections.append(TopicStories(key, topic.name if topic else key, tuple(stories)))
+    spikes = tuple(
+        alert_mail(conn, alert_id, topics.get(key), with_stories=False)
+        for alert_id, key in alerts_between(conn, plan.topics, plan.period_start, plan.period_end)
+    )
+    return DigestMail(plan.cadence, plan.period_start, plan.period_end, spikes, tuple(sections))
+
+
+def digest_message_id(plan: DueDigest) -> str:
+    """A stable Message-ID, so a digest sent again after a crash can be recognized."""
+    digest = hashlib.sha256(plan.address.lower().encode("utf-8")).hexdigest()[:12]
+    return f"<digest-{plan.key}.{digest}@mediamon.invalid>"
+
+
+def run_digests(
+    engine: sa.Engine,
+    topics: TopicSet,
+    now: datetime,
+    send: Callable[[EmailMessage], None] | None,
+    *,
+    sender: str,
+    options: MailOptions,
+    dry_run: bool = False,
+) -> DigestStats:
+    """Send every digest due at ``now`` once.
+
+    Args:
+        engine: The data database.
+        topics: The topics in force (recipients and snippets come from here).
+        now: The time of this run (``--at``): decides who is due and the periods.
+        send: Sends one message and raises on failure; None with ``dry_run``.
+        sender: The From address.
+        options: Display zone, unsubscribe address, base URL.
+        dry_run: Say what is due and how many stories each digest would list; send and
+            record nothing.
+
+    Raises:
+        DigestError: at least one send failed (after every other digest was tried);
+            the failed ones are due again at the next run.
+    """
+    now = now.astimezone(UTC)
+    stats = DigestStats()
+    with engine.connect() as lock:
+        # One digest run at a time: two overlapping runs must not both send.
+        got = lock.execute(
+            sa.text("select pg_try_advisory_lock(:key)"), {"key": DIGEST_LOCK_KEY}
+        ).scalar_one()
+        lock.commit()
+        if not got:
+            logger.warning("another digest run is in progress; nothing sent")
+            stats.busy = True
+            return stats
+        try:
+            _run(engine, topics, now, send, sender, options, dry_run, stats)
+        finally:
+            lock.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": DIGEST_LOCK_KEY})
+            lock.commit()
+    if stats.failed:
+        raise DigestError(
+            f"{stats.failed} digest(s) not sent, due again: " + "; ".join(stats.errors[:3]), stats
+        )
+    return stats
+
+
+def _run(
+    engine: sa.Engine,
+    topics: TopicSet,
+    now: datetime,
+    send: Callable[[EmailMessage], None] | None,
+    sender: str,
+    options: MailOptions,
+    dry_run: bool,
+    stats: DigestStats,
+) -> None:
+    plans = due_digests(engine, topics, now, options)
+    stats.due = len(plans)
+    for plan in plans:
+        with engine.connect() as conn:
+            selected_at = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+            digest = build_digest(conn, plan, topics)
+        summary = {
+            "recipient": plan.address,
+            "cadence": plan.cadence,
+            "period_start": plan.period_start.isoformat(),
+            "period_end": plan.period_end.isoformat(),
+            "stories": digest.story_count,
+            "spikes": len(digest.spikes),
+        }
+        stats.digests.append(summary)
+        if dry_run:
+            continue
+        record = {
+            "recipient": plan.address,
+            "cadence": plan.cadence,
+            "period_start": plan.period_start,
+            "period_end": plan.period_end,
+            "stories": digest.story_count,
+            "topics": [t.topic_key for t in digest.topics],
+            "sent_at": now,
+            "selected_at": selected_at,
+        }
+        if digest.story_count == 0 and not digest.spikes:
+            _record(engine, {**record, "status": "empty", "message_id": None})
+            stats.empty += 1
+            continue
+        mid = digest_message_id(plan)
+        message = digest_message(
+            digest,
+            Reader(plan.address, plan.locale, plan.timezone),
+            options,
+            sender=sender,
+            message_id=mid,
+            sent_at=now,
+        )
+        assert send is not None
+        try:
+            send(message)
+        except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
+            stats.failed += 1
+            stats.errors.append(f"{plan.address}: {type(error).__name__}: {error}")
+            logger.warning("digest to %s not sent: %s", plan.address, error)
+            continue
+        _record(engine, {**record, "status": "sent", "message_id": mid})
+        stats.sent += 1
+        stats.stories += digest.story_count
+
+
+def _record(engine: sa.Engine, row: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(digest_deliveries).values(row).on_conflict_do_nothing())

@@ -1,0 +1,160 @@
+"""Snippets: the sentence (or two) around a topic's first hit in an article, with every hit
+in it marked, cut from the text as published (not the folded text the matcher reads).
+
+Pure. The matcher works on ``fold(text)`` (NFKC, case folding, traditional → simplified,
+whitespace collapsed), whose offsets are not the original's. :func:`fold_with_offsets`
+folds the original one character at a time instead, keeping where each folded character
+came from, so a hit found there maps back to the words a reader sees (臺灣 stays 臺灣).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mediamon.text import _t2s
+from mediamon.topics.rules import Rule
+
+# A snippet longer than this is cut around the hit (characters).
+MAX_SNIPPET_CHARS = 160
+# A first sentence shorter than this gets the next one too.
+SHORT_SENTENCE = 40
+# Only the beginning of very long bodies is searched: a snippet is for a mail.
+MAX_SEARCH_CHARS = 50_000
+SENTENCE_END = re.compile(r"[。！？!?；;]+[”’」』）)]*|(?<=[.])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Text pieces in order; ``True`` marks a hit of the topic (shown highlighted).
+
+    Attributes:
+        parts: (text, is_hit) pairs; the text is untrusted (escape it for HTML).
+        leading: The snippet starts inside a sentence (show "…" before it).
+        trailing: The snippet stops inside a sentence (show "…" after it).
+    """
+
+    parts: tuple[tuple[str, bool], ...]
+    leading: bool = False
+    trailing: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+    @property
+    def hits(self) -> tuple[str, ...]:
+        return tuple(text for text, hit in self.parts if hit)
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int]]:
+    """Fold ``text`` like :func:`mediamon.text.fold` (without collapsing whitespace:
+    the rules accept any run of it), and give for each folded character the index of the
+    original character it came from."""
+    pieces = [unicodedata.normalize("NFKC", c).casefold() for c in text]
+    joined = "".join(pieces)
+    converted: str = _t2s().convert(joined)  # type: ignore[attr-defined]
+    if len(converted) != len(joined):
+        # A phrase conversion changed the length: convert each piece on its own (slower,
+        # and word-level choices are lost, but the offsets stay exact).
+        pieces = [_t2s().convert(p) for p in pieces]  # type: ignore[attr-defined]
+        converted = "".join(pieces)
+    origin: list[int] = []
+    for index, piece in enumerate(pieces):
+        origin.extend([index] * len(piece))
+    return converted, origin
+
+
+def hit_spans(rules: Sequence[Rule], text: str) -> list[tuple[int, int]]:
+    """Occurrences of ``rules`` in ``text`` as (start, end) offsets of the original text,
+    overlapping ones merged, in order."""
+    folded, origin = fold_with_offsets(text[:MAX_SEARCH_CHARS])
+    if not folded:
+        return []
+    found = sorted(s for rule in rules if rule.possible(folded) for s in rule.spans(folded))
+    merged: list[tuple[int, int]] = []
+    for start, end in found:
+        if end <= start:
+            continue
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return [(origin[start], origin[end - 1] + 1) for start, end in merged]
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for match in SENTENCE_END.finditer(text):
+        if match.end() > start:
+            bounds.append((start, match.end()))
+            start = match.end()
+    if start < len(text):
+        bounds.append((start, len(text)))
+    return bounds
+
+
+def make_snippet(rules: Sequence[Rule], text: str | None) -> Snippet | None:
+    """The sentence around the first hit of ``rules`` in ``text`` (two when the first is
+    short), at most :data:`MAX_SNIPPET_CHARS` around the hit, hits marked; None when
+    ``text`` has no hit."""
+    if not text:
+        return None
+    spans = hit_spans(rules, text)
+    if not spans:
+        return None
+    first_start, first_end = spans[0]
+    sentences = _sentences(text)
+    which = next(i for i, (s, e) in enumerate(sentences) if s <= first_start < e)
+    start, end = sentences[which]
+    if end - start < SHORT_SENTENCE and which + 1 < len(sentences):
+        end = sentences[which + 1][1]
+    leading = trailing = False
+    if end - start > MAX_SNIPPET_CHARS:
+        # Keep the hit about a third of the way in: the reader sees what leads up to it.
+        room = MAX_SNIPPET_CHARS - (first_end - first_start)
+        new_start = max(start, first_start - room // 3)
+        new_end = min(end, new_start + MAX_SNIPPET_CHARS)
+        new_start = max(start, min(new_start, new_end - MAX_SNIPPET_CHARS))
+        leading, trailing = new_start > start, new_end < end
+        start, end = new_start, new_end
+    parts: list[tuple[str, bool]] = []
+    position = start
+    for hit_start, hit_end in spans:
+        if hit_end <= start or hit_start >= end:
+            continue
+        hit_start, hit_end = max(hit_start, start), min(hit_end, end)
+        if hit_start > position:
+            parts.append((text[position:hit_start], False))
+        parts.append((text[hit_start:hit_end], True))
+        position = hit_end
+    if position < end:
+        parts.append((text[position:end], False))
+    # Whitespace at the edges (line breaks between sentences) means nothing in a mail.
+    if parts and not parts[0][1]:
+        parts[0] = (parts[0][0].lstrip(), False)
+    if parts and not parts[-1][1]:
+        parts[-1] = (parts[-1][0].rstrip(), False)
+    return Snippet(tuple(p for p in parts if p[0]), leading, trailing)
+
+
+def mark_hits(rules: Sequence[Rule], text: str | None) -> Snippet | None:
+    """All of ``text`` (a title) with every hit of ``rules`` marked; None without a hit."""
+    if not text:
+        return None
+    spans = hit_spans(rules, text)
+    if not spans:
+        return None
+    parts: list[tuple[str, bool]] = []
+    position = 0
+    for start, end in spans:
+        if start > position:
+            parts.append((text[position:start], False))
+        parts.append((text[start:end], True))
+        position = end
+    if position < len(text):
+        parts.append((text[position:], False))
+    return Snippet(tuple(parts))

@@ -1,0 +1,64 @@
+"""Errors a user can fix, and how the command line turns any failure into one line.
+
+A :class:`UserError` carries a message that names what is wrong (the file, the field,
+the variable, the server) and the exit status the ``mediamon`` command ends with.
+:func:`explain` turns the known failures of libraries (a database that does not answer,
+a database URL SQLAlchemy cannot read, memory running out) into one; ``mediamon
+--debug`` shows the traceback instead. Commands add their own cases by raising a
+subclass or by extending :func:`explain`.
+"""
+
+from __future__ import annotations
+
+import re
+
+EXIT_USAGE = 2  # the command line, a configuration file or variable is wrong
+EXIT_DATABASE = 3  # the database cannot be reached or used
+EXIT_RESOURCES = 4  # the machine ran out of something (memory)
+
+
+class UserError(Exception):
+    """A problem the user can fix; ``str(error)`` is the whole message."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration file, environment variable or option is invalid."""
+
+
+class InputError(UserError, ValueError):
+    """A file or value given on the command line cannot be used."""
+
+
+class DatabaseUnavailable(UserError):
+    """The database does not answer, does not exist or refuses us."""
+
+    exit_code = EXIT_DATABASE
+
+
+class OutOfMemory(UserError):
+    exit_code = EXIT_RESOURCES
+
+
+def explain(error: BaseException) -> UserError | None:
+    """The :class:`UserError` a library failure amounts to, or None for a bug."""
+    if isinstance(error, UserError):
+        return error
+    if isinstance(error, MemoryError):
+        return OutOfMemory("out of memory (a file or a database row too large to hold?)")
+    import sqlalchemy as sa
+
+    if isinstance(error, sa.exc.NoSuchModuleError | sa.exc.ArgumentError):
+        return ConfigError(f"database URL: {_first_line(error)}")
+    if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return DatabaseUnavailable(f"database unavailable: {_first_line(error.orig or error)}")
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message, without the driver's noise or a password."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = re.sub(r"\s+", " ", text.replace("FATAL:", "")).strip()
+    text = text.removeprefix("connection failed: ")
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)

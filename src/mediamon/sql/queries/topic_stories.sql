@@ -1,0 +1,26 @@
+-- Every story mentioning a topic with its story time in [:start, :end): the root article
+-- (a syndicated copy counts for its root, as in topic_hourly_counts), its outlet, the
+-- other outlets that carried a copy, the most title hits and all hits of root and copies,
+-- and the start of its body for a snippet. Also, when :late_since is given, the stories
+-- first seen after it whose story time is in [:late_from, :start): they were loaded
+-- after the previous digest picked its stories.
+select r.article_id, r.title, r.url, s.name as outlet, {story_time(r)} as story_time,
+       left(r.body_text, :body_chars) as body,
+       max(m.title_hits) as title_hits,
+       sum(m.title_hits + m.body_hits) as mentions,
+       array(select distinct cs.name
+               from articles c
+               join sources cs on cs.source_id = c.source_id
+              where c.duplicate_of = r.article_id and cs.name <> s.name
+              order by cs.name) as other_outlets
+  from mentions m
+  join articles a on a.article_id = m.article_id
+  join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)
+  join sources s on s.source_id = r.source_id
+ where m.topic = :topic
+   and (({story_time(r)} >= :start and {story_time(r)} < :end)
+        or (cast(:late_since as timestamptz) is not null
+            and {story_time(r)} >= cast(:late_from as timestamptz)
+            and {story_time(r)} < :start
+            and r.first_seen_at > cast(:late_since as timestamptz)))
+ group by r.article_id, s.name

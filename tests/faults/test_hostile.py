@@ -1,0 +1,717 @@
+"""Hostile input (issue 11): each test is one numbered finding of the attack run, replayed
+against servers on 127.0.0.1 and a real PostgreSQL. Each names a row of docs/faults.md.
+
+1. allow_private_network lifted every check        -> test_private_allowance_*
+2. entity expansion bounded only by expat's ratio  -> test_entity_*, test_fields_are_capped
+3. no per-source time budget                       -> test_time_budget_*
+4. feed bodies not decoded like pages              -> test_feed_*_decod*
+5. archive files read whole                        -> test_archive_*
+6. remote and config numbers trusted               -> test_retry_after_*, test_huge_*
+7. workers outlive a SIGKILLed ingest              -> test_workers_die_with_a_killed_ingest
+8. cross-source poisoning                          -> test_feed_text_about_another_site_*
+9. unclear errors                                  -> test_cli_*, test_canonical_*, test_bidi_*
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon import limits
+from mediamon.ingest.sources import Source, SourceConfigError, load_sources
+from tests.support.fault_server import FaultServer, fault_server, redirect, respond
+from tests.support.faults import (
+    PARAGRAPH,
+    articles,
+    feed_source,
+    fetch_log,
+    item,
+    page,
+    rss,
+    run_ingest,
+)
+from tests.support.faults import state as source_state
+
+NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
+RSS = "application/rss+xml; charset=utf-8"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def server() -> Iterator[FaultServer]:
+    with fault_server() as running:
+        yield running
+
+
+@pytest.fixture()
+def other_server() -> Iterator[FaultServer]:
+    with fault_server() as running:
+        yield running
+
+
+# ------------------------------------------------- 1. the private-network allowance
+
+
+def test_private_allowance_is_the_sources_own_host_and_port_only(
+    engine: sa.Engine, server: FaultServer, other_server: FaultServer
+) -> None:
+    """A source on 127.0.0.1:P with allow_private_network reaches 127.0.0.1:P and nothing
+    else: not another port, not another spelling of the address, not through a redirect."""
+    port = server.port
+    server.route("/ok", respond(page("本站文章")))
+    server.route("/secret", respond(page("内部机密")))
+    other_server.route("/secret", respond(page("另一个端口的机密")))
+    server.route("/hop", redirect(other_server.url("/secret")))
+    refused = [
+        other_server.url("/secret"),  # another port
+        f"http://localhost:{port}/secret",  # another spelling of the same address
+        f"http://127.0.0.2:{port}/secret",  # another 127.x address
+        f"http://[::1]:{port}/secret",  # IPv6 loopback
+        f"http://2130706433:{port}/secret",  # decimal
+        f"http://0x7f000001:{port}/secret",  # hex
+        f"http://0x7f.1:{port}/secret",  # hex, short form
+    ]
+    links = [server.url("/ok"), server.url("/hop"), *refused]
+    feed = rss([item(u, title=f"第{n}条") for n, u in enumerate(links)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    source = feed_source("allowed", server.url("/feed.xml"))
+    stats = run_ingest(engine, [source], NOW)["allowed"]
+    assert server.hits("/ok") == 1 and stats.failed == 0
+    assert server.hits("/secret") == 0 and other_server.hits("/secret") == 0
+    log = fetch_log(engine, "allowed")
+    for url in [server.url("/hop"), *refused]:
+        assert str(log[url]["error"]).startswith("page not fetched (blocked: "), log[url]
+    assert f"only 127.0.0.1:{port} may be private" in str(log[refused[0]]["error"])
+    assert articles(engine)[server.url("/ok")]["content_origin"] == "page"
+
+
+def test_private_allowance_extends_to_allow_hosts_only(
+    engine: sa.Engine, server: FaultServer, other_server: FaultServer
+) -> None:
+    other_server.route("/story", respond(page("允许的另一台主机")))
+    other_server.route("/feed.xml", respond(b"", "404 Not Found"))
+    feed = rss([item(other_server.url("/story"), title="允许")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    source = feed_source(
+        "with-hosts", server.url("/feed.xml"), allow_hosts=(f"127.0.0.1:{other_server.port}",)
+    )
+    stats = run_ingest(engine, [source], NOW)["with-hosts"]
+    assert other_server.hits("/story") == 1 and stats.new == 1
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["allow_hosts: [127.0.0.1]", "allow_hosts: ['not a host:port']", "allow_hosts: 127.0.0.1:80"],
+)
+def test_allow_hosts_entries_are_validated(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(f"sources:\n  - {{name: a, url: 'http://127.0.0.1:1/f', {entry}}}\n", "utf-8")
+    with pytest.raises(SourceConfigError, match=r"source 'a'\.allow_hosts"):
+        load_sources(path)
+
+
+# ------------------------------------------------------ 2. entity expansion, field caps
+
+# 6 million characters if expanded: under the 8 MiB of output after which expat's own
+# amplification limit would step in, so only mediamon stands between it and the row.
+QUADRATIC_VALUE = "A" * 3_000
+QUADRATIC_REFS = "&a;" * 2_000
+SUBSET = f'[<!ENTITY a "{QUADRATIC_VALUE}">]'
+
+
+def bomb_item(link: str) -> str:
+    """An item whose title is the references themselves (item() would escape them)."""
+    return (
+        f"<item><title>{QUADRATIC_REFS}</title><link>{link}</link>"
+        "<description>摘要</description></item>"
+    )
+
+
+def _utf16(document: bytes) -> bytes:
+    text = document.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+ENTITY_EVASIONS = {
+    # The old stripper looked at the first "<!DOCTYPE" only: a comment holding one
+    # (closed before any "[") made it give up on the real one.
+    "comment-first": lambda link: rss(
+        [bomb_item(link)],
+        prolog=f"<!-- <!DOCTYPE x> --><!DOCTYPE rss {SUBSET}>",
+    ),
+    # A processing instruction with a ">" before the DOCTYPE.
+    "pi-first": lambda link: rss(
+        [bomb_item(link)],
+        prolog=f'<?xml-stylesheet href="a.xsl?x=1>2"?><!DOCTYPE rss {SUBSET}>',
+    ),
+    # It searched the bytes for an ASCII "<!DOCTYPE": UTF-16 hides it.
+    "utf-16": lambda link: _utf16(rss([bomb_item(link)], prolog=f"<!DOCTYPE rss {SUBSET}>")),
+    # A "]>" inside a quoted entity value ended its subset early.
+    "quoted-end": lambda link: rss(
+        [bomb_item(link)],
+        prolog=f'<!DOCTYPE rss [<!ENTITY b "x]>y"><!ENTITY a "{QUADRATIC_VALUE}">]>',
+    ),
+}
+
+
+@pytest.mark.parametrize("evasion", list(ENTITY_EVASIONS))
+def test_entity_declarations_never_expand_whatever_the_wrapping(
+    engine: sa.Engine, server: FaultServer, evasion: str
+) -> None:
+    document = ENTITY_EVASIONS[evasion](server.url("/1"))
+    server.route("/feed.xml", respond(document, content_type="application/xml"))
+    source = feed_source("bomb", server.url("/feed.xml"), fetch_pages=False)
+    started = time.monotonic()
+    stats = run_ingest(engine, [source], NOW)["bomb"]
+    assert time.monotonic() - started < 15
+    with engine.connect() as conn:
+        longest = conn.execute(sa.text("select max(length(title)) from articles")).scalar()
+    assert longest is not None
+    assert QUADRATIC_VALUE[:100] not in str(articles(engine)), f"expanded: {longest} chars"
+    assert longest <= limits.MAX_TITLE_CHARS
+    assert (
+        "feed declares a DTD or XML entities; removed before parsing, nothing expanded"
+        in stats.errors
+    )
+
+
+def test_fields_are_capped_before_they_are_stored_or_matched(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """No entity needed: a feed can simply send a megabyte title and summary."""
+    huge_title = "台湾" * 500_000
+    huge_text = (PARAGRAPH + "\n") * 8_000  # ~500,000 characters
+    feed = rss([item(server.url("/big"), title=huge_title, description=huge_text)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    run_ingest(engine, [feed_source("big", server.url("/feed.xml"), fetch_pages=False)], NOW)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "select length(title) as title, length(body_text) as body,"
+                " length(match_text) as match from articles"
+            )
+        ).one()
+    assert row.title <= limits.MAX_TITLE_CHARS
+    assert row.body <= limits.MAX_BODY_CHARS and row.match <= limits.MAX_BODY_CHARS
+
+
+# ------------------------------------------------------------------ 3. time budget
+
+
+def _slow_pages(server: FaultServer, prefix: str, count: int, delay_s: float) -> list[str]:
+    links = []
+    for n in range(count):
+
+        def slow(conn: Any, n: int = n) -> None:
+            time.sleep(delay_s)
+            respond(page(f"慢页面{n}"))(conn)
+
+        links.append(server.route(f"/{prefix}/{n}", slow))
+    return links
+
+
+def test_time_budget_leaves_the_rest_for_the_next_poll(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """20 pages of 0.4 s, two at a time (the host limit), with a 1 s budget: the poll
+    stops after about a second, says how many items wait, and the next source runs;
+    later polls take the rest, and the feed is read again (not 'unchanged')."""
+    links = _slow_pages(server, "slow", 20, 0.4)
+    server.route(
+        "/slow.xml",
+        respond(rss([item(u, title=f"第{n}条") for n, u in enumerate(links)]), content_type=RSS),
+    )
+    server.route("/fast/1", respond(page("快")))
+    server.route("/fast.xml", respond(rss([item(server.url("/fast/1"))]), content_type=RSS))
+    slow = feed_source("slow", server.url("/slow.xml"), time_budget=timedelta(seconds=1))
+    fast = feed_source("fast", server.url("/fast.xml"))
+    started = time.monotonic()
+    stats = run_ingest(engine, [slow, fast], NOW)
+    assert time.monotonic() - started < 4  # 20 × 0.4 s / 2 would take 4 s and more
+    first = stats["slow"]
+    assert first.left_for_next_poll > 0 and first.new + first.left_for_next_poll == 20
+    assert (
+        f"time budget of 1 s used up: {first.left_for_next_poll} item(s) left for the next poll"
+        in first.errors
+    )
+    assert first.as_dict()["left_for_next_poll"] == first.left_for_next_poll
+    assert stats["fast"].new == 1
+    loaded = first.new
+    for poll in range(2, 12):
+        later = run_ingest(engine, [slow], NOW + timedelta(hours=poll), f"faults:{poll}")["slow"]
+        assert later.poll == "polled" and later.new > 0  # read again, and progress
+        loaded += later.new
+        if not later.left_for_next_poll:
+            break
+    assert loaded == 20 and len(articles(engine, "slow")) == 20
+
+
+def test_time_budget_defaults_to_half_the_poll_interval() -> None:
+    source = Source(name="s", kind="feed", location="https://x/", poll_interval=timedelta(hours=1))
+    assert source.budget == timedelta(minutes=30)
+
+
+# -------------------------------------------------------------- 4. feed decoding
+
+CHINESE_ITEMS = [
+    ("台湾新闻", "台湾海峡局势紧张，" + PARAGRAPH),
+    ("出口管制", "美国加强出口管制，" + PARAGRAPH),
+]
+
+
+def _feed_in(encoding: str, declared: str, bad_byte_in: int | None = None) -> bytes:
+    parts = [
+        f"<item><title>{t}</title><link>LINK/{n}</link><description>{d}</description></item>"
+        for n, (t, d) in enumerate(CHINESE_ITEMS * 5)
+    ]
+    encoded = [p.encode(encoding) for p in parts]
+    if bad_byte_in is not None:  # one invalid byte inside one item's description
+        encoded[bad_byte_in] = encoded[bad_byte_in].replace(
+            b"</description>", b"\xff</description>"
+        )
+    head = (
+        f'<?xml version="1.0" encoding="{declared}"?><rss version="2.0"><channel><title>t</title>'
+    )
+    return head.encode() + b"".join(encoded) + b"</channel></rss>"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (_feed_in("utf-8", "utf-8", bad_byte_in=3), "application/rss+xml; charset=utf-8"),
+        (_feed_in("gbk", "utf-8"), "application/rss+xml; charset=utf-8"),
+        (_feed_in("gbk", "gbk"), "application/rss+xml"),
+        (b"\xff\xfe" + _feed_in("utf-8", "utf-16").decode().encode("utf-16-le"), "text/xml"),
+    ],
+    ids=["utf8-one-bad-byte", "gbk-labelled-utf8", "gbk-declared", "utf16-bom"],
+)
+def test_feed_bodies_are_decoded_like_pages(
+    engine: sa.Engine, server: FaultServer, body: bytes, content_type: str
+) -> None:
+    # The items link to this server (feed text for another site would be a claim).
+    for encoding in ("utf-16-le", "ascii"):
+        body = body.replace("LINK".encode(encoding), server.url("").encode(encoding))
+    server.route("/feed.xml", respond(body, content_type=content_type))
+    source = feed_source("charset", server.url("/feed.xml"), fetch_pages=False, language=None)
+    stats = run_ingest(engine, [source], NOW)["charset"]
+    assert stats.new == 10, stats.errors
+    stored = articles(engine)
+    titles = sorted(str(a["title"]) for a in stored.values())
+    assert titles == sorted(t for t, _ in CHINESE_ITEMS * 5)
+    assert {a["language"] for a in stored.values()} == {"zh"}
+    damaged = [url for url, a in stored.items() if "\ufffd" in str(a["body_text"])]
+    if b"\xff</description>" in body:  # only the item with the bad byte shows it
+        assert damaged == [server.url("/3")]
+        assert "item 3 ('出口管制') has undecodable bytes (shown as U+FFFD)" in stats.errors
+    else:
+        assert damaged == []
+
+
+# ------------------------------------------------------------------------ 5. archives
+
+
+def _archive_file(path: Path, title: str) -> None:
+    path.write_text(
+        f"<!--1712090701000-->\n[{title}](https://example.com/{path.stem})\n------\n"
+        f"<html><body><article><p>{PARAGRAPH}</p><p>{PARAGRAPH}</p></article></body></html>\n",
+        "utf-8",
+    )
+
+
+def test_archive_files_over_the_cap_are_refused_before_reading(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _archive_file(folder / "a-good.txt", "好文件")
+    huge = folder / "b-huge.txt"
+    with huge.open("wb") as file:  # 200 MB, sparse: costs no disk
+        file.truncate(200 * 1024 * 1024)
+    (folder / "c-binary.txt").write_bytes(b"\x00\xff" * 100)
+    _archive_file(folder / "d-good.txt", "另一个好文件")
+    source = Source(name="arch", kind="archive", location=str(folder))
+    started = time.monotonic()
+    stats = run_ingest(engine, [source], NOW)["arch"]
+    assert time.monotonic() - started < 10
+    assert stats.new == 2 and stats.failed == 2
+    assert "b-huge.txt: file larger than 15728640 bytes; not read" in stats.errors
+    log = fetch_log(engine, "arch")
+    assert str(log[huge.as_uri()]["error"]).endswith("not read")
+    small = Source(name="arch-small", kind="archive", location=str(folder), max_bytes=100)
+    assert run_ingest(engine, [small], NOW)["arch-small"].new == 0
+
+
+# ---------------------------------------------------------------- 6. outside numbers
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT", "\u00b2\u00b3"]
+)
+def test_retry_after_is_clamped_to_max_poll_interval(
+    engine: sa.Engine, server: FaultServer, retry_after: str
+) -> None:
+    server.route(
+        "/feed.xml", respond("busy", "429 Too Many Requests", headers={"Retry-After": retry_after})
+    )
+    source = feed_source("busy", server.url("/feed.xml"), max_poll_interval=timedelta(hours=2))
+    stats = run_ingest(engine, [source], NOW)["busy"]
+    assert stats.poll in ("deferred", "failed")
+    state = source_state(engine, "busy")
+    next_poll = state["next_poll_at"]
+    assert isinstance(next_poll, datetime) and next_poll <= NOW + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("poll_interval: 999999999d", "poll_interval"),
+        ("poll_interval: 1.0e+400", "poll_interval"),
+        ("poll_interval: 100000000000000000000000", "poll_interval"),
+        ("poll_interval: 366d", "poll_interval"),
+        ("max_poll_interval: 99999999999999h", "max_poll_interval"),
+        ("download_deadline: .nan", "download_deadline"),
+        ("time_budget: 400d", "time_budget"),
+        ("max_bytes: 99999999999999999999", "max_bytes"),
+        ("max_items: 10000000", "max_items"),
+    ],
+)
+def test_huge_config_numbers_are_rejected_naming_the_field(
+    tmp_path: Path, entry: str, field: str
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(f"sources:\n  - {{name: a, url: 'https://x/f', {entry}}}\n", "utf-8")
+    with pytest.raises(SourceConfigError, match=rf"source 'a'\.{field}: expected"):
+        load_sources(path)
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "-1" + "0" * 400])
+def test_huge_topic_thresholds_are_rejected_naming_the_field(value: str) -> None:
+    from mediamon.topics.definitions import TopicConfigError
+    from mediamon.topics.file import parse_topics
+
+    text = "version: 1\ntopics:\n  - key: t\n    name: t\n    terms: [t]\n"
+    text += f"    thresholds: {{min_stories: {value}}}\n"
+    with pytest.raises(TopicConfigError, match="thresholds.min_stories must be between"):
+        parse_topics(text, "topics.yaml")
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "\u00b2"])
+def test_absurd_content_length_is_one_items_error(
+    engine: sa.Engine, server: FaultServer, length: str
+) -> None:
+    """int() refuses 5000 digits and "²" passes str.isdigit(): neither may escape fetch()
+    and take the source (and the run) down."""
+    server.route("/odd", respond(page("奇怪的长度"), headers={"Content-Length": length}))
+    server.route("/fine", respond(page("正常")))
+    feed = rss([item(server.url("/odd")), item(server.url("/fine"), title="正常")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    # Without a usable length the body runs until the server closes: 1 s read timeout.
+    source = feed_source("odd", server.url("/feed.xml"), read_timeout=timedelta(seconds=1))
+    stats = run_ingest(engine, [source], NOW)["odd"]
+    assert stats.new == 2 and server.hits("/fine") == 1
+
+
+# --------------------------------------------------- 7. workers die with their parent
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status  # a zombie has exited already
+
+
+def test_workers_die_with_a_killed_ingest(
+    engine: sa.Engine, database_url: str, server: FaultServer, tmp_path: Path
+) -> None:
+    """SIGKILL to the ingest process alone (not its group): its extraction workers must
+    not live on holding its sockets and database connection."""
+    links = _slow_pages(server, "w", 40, 0.3)
+    feed = rss([item(u, title=f"第{n}篇") for n, u in enumerate(links)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    sources_path = tmp_path / "sources.yaml"
+    sources_path.write_text(
+        f"sources:\n  - {{name: orphans, url: '{server.url('/feed.xml')}', language: zh,"
+        " allow_private_network: true}\n",
+        "utf-8",
+    )
+    env = {
+        **os.environ,
+        "MEDIAMON_DATABASE_URL": database_url,
+        "MEDIAMON_SOURCES": str(sources_path),
+    }
+    child = REPO / "tests" / "support" / "ingest_child.py"
+    process = subprocess.Popen(
+        [sys.executable, str(child), "orphans:1", NOW.isoformat(), "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+            workers = _children(process.pid)
+            time.sleep(0.1)
+        assert len(workers) >= 2, "the ingest should have started two extraction workers"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = [w for w in workers if _alive(w)]
+        assert survivors == [], f"workers {survivors} outlived their killed parent"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for worker in workers:  # the test started them: never leave one behind
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)
+
+
+# --------------------------------------------------------------- 8. provenance
+
+
+def test_feed_text_about_another_site_never_poisons_its_article(
+    engine: sa.Engine, server: FaultServer, other_server: FaultServer
+) -> None:
+    """An 'aggregator' on one site lists the other site's story (with a tracking
+    parameter) and its own fake text. The site's own source still fetches the story;
+    the text is the page's, attributed to the site's source; the fake text stays the
+    aggregator's claim, and a refetch by the aggregator changes nothing."""
+    story = other_server.url("/story")
+    real = "真实报道：" + PARAGRAPH
+    other_server.route("/story", respond(page("真实标题", text=real)))
+    other_server.route("/feed.xml", respond(rss([item(story, title="真实标题")]), content_type=RSS))
+    fake = "伪造内容：" + "这是一段捏造的文字，声称来自那家网站。" * 10
+    server.route(
+        "/feed.xml",
+        respond(
+            rss([item(story + "?utm_source=evil", title="伪造标题", description=fake)]),
+            content_type=RSS,
+        ),
+    )
+    evil = feed_source("evil", server.url("/feed.xml"), fetch_pages=False)
+    site = feed_source("site", other_server.url("/feed.xml"))
+    first = run_ingest(engine, [evil], NOW)["evil"]
+    assert (first.new, first.claims) == (0, 1)
+    second = run_ingest(engine, [site], NOW + timedelta(minutes=1), "faults:2")["site"]
+    assert second.new == 1 and second.already_known == 0
+    assert other_server.hits("/story") == 1
+    (article,) = articles(engine).values()
+    assert article["source"] == "site" and article["title"] == "真实标题"
+    assert "真实报道" in str(article["body_text"]) and "伪造" not in str(article["body_text"])
+    with engine.connect() as conn:
+        claim = conn.execute(
+            sa.text("select source, title, body_text, url, article_id from bi.article_claims")
+        ).one()
+    assert claim.source == "evil" and claim.title == "伪造标题" and "伪造内容" in claim.body_text
+    assert claim.url == story and claim.article_id is not None  # the page is an article now
+    run_ingest(engine, [evil], NOW + timedelta(minutes=2), "faults:3", refetch_known=True)
+    (after,) = articles(engine).values()
+    assert after["source"] == "site" and after["body_text"] == article["body_text"]
+
+
+def test_attribution_follows_who_fetched_the_page(
+    engine: sa.Engine, server: FaultServer, other_server: FaultServer
+) -> None:
+    """A source whose page fetch failed stored its own site's feed text; when a page
+    fetch succeeds (here: a refetch), the page's text replaces it, and a feed's text
+    never replaces a page's."""
+    calls = {"n": 0}
+
+    def flaky(conn: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            respond("down", "404 Not Found")(conn)
+        else:
+            respond(page("页面标题", text="页面正文：" + PARAGRAPH))(conn)
+
+    story = server.route("/story", flaky)
+    server.route("/feed.xml", respond(rss([item(story, title="页面标题")]), content_type=RSS))
+    source = feed_source("own", server.url("/feed.xml"))
+    run_ingest(engine, [source], NOW)
+    assert articles(engine)[story]["content_origin"] == "feed_summary"
+    run_ingest(engine, [source], NOW + timedelta(hours=1), "faults:2", refetch_known=True)
+    assert articles(engine)[story]["content_origin"] == "page"
+    feed_only = feed_source("own", server.url("/feed.xml"), fetch_pages=False)
+    run_ingest(engine, [feed_only], NOW + timedelta(hours=2), "faults:3", refetch_known=True)
+    assert articles(engine)[story]["content_origin"] == "page"
+
+
+# ------------------------------------------------------------- 9. clear errors
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``mediamon ARGS`` in a child with 1.5 GiB of address space (so a runaway read
+    ends in MemoryError, not in the machine's swap)."""
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1536 * 1024 * 1024, 1536 * 1024 * 1024))
+
+    environment = {**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var"), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_memory,  # noqa: PLW1509 - no threads in the parent matter here
+    )
+
+
+def _bad_sources(tmp_path: Path) -> str:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("sources:\n  - {name: caf\xe9, url: 'https://x/f'}\n".encode("latin-1"))
+    return str(path)
+
+
+CLI_CASES = {
+    "database-down": (
+        ["status"],
+        lambda url, tmp: {
+            "MEDIAMON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/x"
+        },
+        3,
+        'database unavailable: connection to server at "127.0.0.1"',
+    ),
+    "database-missing": (
+        ["status"],
+        lambda url, tmp: {
+            "MEDIAMON_DATABASE_URL": str(sa.make_url(url).set(database="mediamon_no_such_db"))
+        },
+        3,
+        'database "mediamon_no_such_db" does not exist',
+    ),
+    "not-postgresql": (
+        ["status"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": "mysql://root:secret@127.0.0.1/news"},
+        2,
+        "MEDIAMON_DATABASE_URL: mediamon needs PostgreSQL, got a mysql:// URL",
+    ),
+    "malformed-url": (
+        ["status"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": "postgresql://u:secret@127.0.0.1:port/db"},
+        2,
+        "MEDIAMON_DATABASE_URL: not a database URL",
+    ),
+    "http-retries": (
+        ["status"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url, "MEDIAMON_HTTP_RETRIES": "abc"},
+        2,
+        "MEDIAMON_HTTP_RETRIES='abc': expected a whole number from 0 to 10",
+    ),
+    "alerts-at-year-1": (
+        ["alerts", "run", "--at", "0001-01-01", "--dry-run"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url},
+        2,
+        "--at: 0001-01-01 is outside 1970-01-01",
+    ),
+    "extract-dev-zero": (
+        ["extract", "/dev/zero"],
+        lambda url, tmp: {},
+        1,
+        '"error": "/dev/zero: not a regular file"',
+    ),
+    "sources-not-utf8": (
+        ["ingest"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url, "MEDIAMON_SOURCES": _bad_sources(tmp)},
+        2,
+        "latin1.yaml: not UTF-8 text (byte 0xe9",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_errors_are_one_clear_line(database_url: str, tmp_path: Path, case: str) -> None:
+    args, env, code, message = CLI_CASES[case]
+    result = _cli(args, tmp_path, **env(database_url, tmp_path))
+    output = (result.stdout + result.stderr).strip()
+    assert "Traceback" not in output, output[-3000:]
+    assert result.returncode == code, output[-3000:]
+    assert len(output.splitlines()) == 1 and message in output, output[-3000:]
+    assert "secret" not in output  # a password never reaches the terminal
+
+
+def test_cli_debug_shows_the_traceback(database_url: str, tmp_path: Path) -> None:
+    env = {"MEDIAMON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/x"}
+    result = _cli(["--debug", "status"], tmp_path, **env)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_canonical_url_keeps_ipv6_brackets() -> None:
+    from mediamon.ingest.normalize import canonical_url
+
+    assert canonical_url("http://[::1]:8080/a?utm_source=x&b=1#top") == "http://[::1]:8080/a?b=1"
+    assert canonical_url("HTTPS://[2001:DB8::1]:443/x") == "https://[2001:db8::1]/x"
+
+
+def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) -> None:
+    from mediamon.alerts.compose import AlertMail, MailOptions, Reader, StoryItem, render_alert_mail
+
+    bidi = "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+    title = f"台湾{bidi}gpj.exe"
+    feed = rss([item(server.url("/bidi"), title=title, description=bidi + PARAGRAPH)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    run_ingest(engine, [feed_source("bidi", server.url("/feed.xml"), fetch_pages=False)], NOW)
+    (stored,) = articles(engine).values()
+    assert not set(bidi) & set(str(stored["title"]) + str(stored["body_text"]))
+    end = NOW
+    rendered = render_alert_mail(
+        AlertMail(
+            alert_id=1,
+            topic_key="t",
+            topic_name=f"台湾{bidi}",
+            window_start=end - timedelta(hours=1),
+            window_end=end,
+            observed=5,
+            expected=1.0,
+            p_value=1e-5,
+            total_stories=50,
+            stories=(
+                StoryItem(
+                    story_id=1,
+                    title=title,
+                    url="https://example.com/bidi",
+                    outlet=f"src{bidi}",
+                    published_at=end,
+                    other_outlets=(f"copy{bidi}",),
+                ),
+            ),
+            params={},
+        ),
+        Reader("a@example.org", "en"),
+        MailOptions(),
+    )
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert not set(bidi) & set(part), part[:200]

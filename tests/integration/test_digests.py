@@ -1,0 +1,292 @@
+"""Digests in a real PostgreSQL, mailed to a real SMTP server: every new story of the
+period once, grouped by topic, spikes on top, once per recipient and period."""
+
+from __future__ import annotations
+
+import email
+import re
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.alerts.compose import MailOptions
+from mediamon.alerts.digest import DigestError, latest_digest_time, run_digests
+from mediamon.models import Article
+from mediamon.settings import DEFAULT_CONFIG_DIR
+from mediamon.topics.definitions import TopicSet
+from mediamon.topics.file import load_topics, parse_topics
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import sync_topics
+from tests.integration.test_alert_stages import (
+    ARTICLE_SQL,
+    T0,
+    add_source,
+    alert_on_burst,
+    article_row,
+    rows,
+    scalar,
+)
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
+from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
+
+OPTIONS = MailOptions(timezone="Asia/Shanghai", unsubscribe_address="leave@mediamon.example")
+TOPICS_YAML = """\
+version: 1
+defaults:
+  thresholds: {min_stories: 4, min_lift: 2.0, max_p_value: 0.0001, cooldown_hours: 6}
+  digest: {hour: 8, timezone: UTC}
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, Taiwan]
+    recipients:
+      - {address: desk@example.org, mode: immediate}
+      - {address: editors@example.org, mode: daily, locale: zh-CN}
+      - {address: weekly@example.org, mode: weekly, digest_weekday: monday, locale: en}
+  - key: export-controls
+    name: 出口管制
+    terms: [出口管制, (限制|管制) NEAR/8 出口]
+    recipients:
+      - {address: editors@example.org, mode: daily, locale: zh-CN}
+"""
+STORY_TIME = "least(coalesce(r.published_at, r.first_seen_at), r.first_seen_at)"
+
+
+def received(sink: Sink) -> dict[str, EmailMessage]:
+    found = {}
+    for _, recipients, raw in sink.messages:
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        found[recipients[0]] = message
+    return found
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def story_ids_between(engine: sa.Engine, topic: str, start: datetime, end: datetime) -> list[int]:
+    return sorted(
+        r[0]
+        for r in rows(
+            engine,
+            "select distinct r.article_id from mentions m"
+            " join articles a on a.article_id = m.article_id"
+            " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"
+            f" where m.topic = :topic and {STORY_TIME} >= :start and {STORY_TIME} < :end",
+            topic=topic,
+            start=start,
+            end=end,
+        )
+    )
+
+
+def listed_ids(html_text: str) -> list[int]:
+    return sorted(int(i) for i in re.findall(r'data-story="(\d+)"', html_text))
+
+
+def look_in_chromium(message: EmailMessage, name: str) -> None:
+    """No horizontal scrolling at phone and desktop widths; screenshots for people."""
+    with Chromium() as browser:
+        for width in (390, 1280):
+            page_file = mail_html_file(message, ARTIFACTS / f"{name}-{width}.html")
+            page = browser.open(page_file.as_uri(), width=width)
+            scroll, client = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            page.screenshot(ARTIFACTS / f"{name}-{width}.png")
+            assert scroll <= client <= width
+
+
+def test_latest_digest_time_is_local_and_weekly() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    # 2024-03-31: clocks go forward in Paris; the digest stays at 08:00 local.
+    before, after = datetime(2024, 3, 30, 9, tzinfo=UTC), datetime(2024, 3, 31, 9, tzinfo=UTC)
+    assert latest_digest_time(before, "daily", 8, 0, paris) == datetime(2024, 3, 30, 7, tzinfo=UTC)
+    assert latest_digest_time(after, "daily", 8, 0, paris) == datetime(2024, 3, 31, 6, tzinfo=UTC)
+    # Before 08:00 local, the latest digest time is yesterday's.
+    early = datetime(2024, 3, 30, 6, 59, tzinfo=UTC)
+    assert latest_digest_time(early, "daily", 8, 0, paris) == datetime(2024, 3, 29, 7, tzinfo=UTC)
+    # Weekly on Monday (0): from Wednesday 2024-04-17 back to Monday 2024-04-15.
+    wednesday = datetime(2024, 4, 17, 12, tzinfo=UTC)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert latest_digest_time(wednesday, "weekly", 8, 0, shanghai) == datetime(
+        2024, 4, 15, 0, tzinfo=UTC
+    )
+
+
+@pytest.fixture()
+def topics(engine: sa.Engine) -> TopicSet:
+    parsed = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, parsed)
+    return parsed
+
+
+def test_digest_lists_every_new_story_once_per_period(engine: sa.Engine, topics: TopicSet) -> None:
+    alert_on_burst(engine, topics)  # five weeks of news, a burst at BURST_HOUR, an alert
+    now = T0 + timedelta(days=1, hours=8, minutes=3)  # Tuesday 08:03 UTC
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        stats = run_digests(
+            engine, topics, now, smtp_send(port), sender="m@example.org", options=OPTIONS
+        )
+        assert (stats.sent, stats.failed) == (2, 0)
+        mails = received(sink)
+        assert sorted(mails) == ["editors@example.org", "weekly@example.org"]
+
+        daily = mails["editors@example.org"]
+        period = (T0 + timedelta(hours=8), T0 + timedelta(days=1, hours=8))
+        expected = story_ids_between(engine, "taiwan", *period)
+        assert len(expected) >= 10  # the burst (the background ends with it)
+        html_text = html_of(daily)
+        assert listed_ids(html_text) == expected  # every story of the period, once
+        assert daily["Subject"] == (
+            f"[mediamon] 每日摘要 2024-03-05：{len(expected)} 篇新报道（台湾）"
+        )
+        assert daily["List-Unsubscribe"] == (
+            "<mailto:leave@mediamon.example?subject=unsubscribe%20digest-daily%20"
+            "editors%40example.org>"
+        )
+        assert daily["List-Id"] == "mediamon digest-daily <digest-daily.mediamon.mediamon.example>"
+        # The spike of the period on top, with its chart; then the topic's stories.
+        assert html_text.index("本期报道高峰") < html_text.index('class="topic"')
+        assert sum(p.get_content_type() == "image/png" for p in daily.walk()) == 1
+        assert "2024-03-04 08:00 (UTC+00:00) 至 2024-03-05 08:00 (UTC+00:00)" in text_of(daily)
+
+        look_in_chromium(daily, "digest-daily")
+        weekly = mails["weekly@example.org"]  # Monday 08:00 UTC: the week before the burst
+        week = (T0 + timedelta(days=-7, hours=8), T0 + timedelta(hours=8))
+        assert listed_ids(html_of(weekly)) == story_ids_between(engine, "taiwan", *week)
+        assert weekly["Subject"].startswith("[mediamon] Weekly digest 02-26–03-04: ")
+
+        # A second run for the same periods sends nothing.
+        again = run_digests(
+            engine, topics, now + timedelta(minutes=30), smtp_send(port),
+            sender="m@example.org", options=OPTIONS,
+        )  # fmt: skip
+        assert (again.due, again.sent) == (0, 0)
+        assert len(sink.messages) == 2
+
+        # The next day nothing is new (the data ends at the burst): nothing is sent.
+        quiet = run_digests(
+            engine, topics, now + timedelta(days=1), smtp_send(port),
+            sender="m@example.org", options=OPTIONS,
+        )  # fmt: skip
+        assert (quiet.due, quiet.sent, quiet.empty) == (1, 0, 1)
+        assert len(sink.messages) == 2
+    assert rows(
+        engine, "select recipient, cadence, status from digest_deliveries order by period_end, 1"
+    ) == [
+        ("weekly@example.org", "weekly", "sent"),
+        ("editors@example.org", "daily", "sent"),
+        ("editors@example.org", "daily", "empty"),
+    ]
+
+
+def test_failed_digest_is_due_again(engine: sa.Engine, topics: TopicSet) -> None:
+    alert_on_burst(engine, topics)
+    now = T0 + timedelta(days=1, hours=8, minutes=3)
+    with pytest.raises(DigestError) as failure:
+        run_digests(
+            engine, topics, now, smtp_send(free_port()), sender="m@example.org", options=OPTIONS
+        )
+    assert failure.value.stats.failed == 2
+    assert scalar(engine, "select count(*) from digest_deliveries") == 0
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        stats = run_digests(
+            engine, topics, now + timedelta(hours=1), smtp_send(port),
+            sender="m@example.org", options=OPTIONS,
+        )  # fmt: skip
+    assert stats.sent == 2 and len(sink.messages) == 2
+
+
+def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: Article) -> None:
+    """The seed never writes 出口管制; its snippet shows where the rule matched."""
+    defaults = load_topics(DEFAULT_CONFIG_DIR / "topics.yaml")
+    sync_topics(engine, defaults)
+    with engine.begin() as conn:
+        source = add_source(conn, "rfi-archive")
+        conn.execute(
+            ARTICLE_SQL,
+            {
+                **article_row(
+                    source,
+                    built_seed.canonical_url,
+                    built_seed.title,
+                    built_seed.body_text,
+                    built_seed.published_at,
+                    first_seen_at=datetime(2024, 4, 3, tzinfo=UTC),
+                ),
+                "match_text": built_seed.match_text,
+            },
+        )
+    match_articles(engine, defaults)
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        # The seed was published 2024-04-03 04:45 in Shanghai; the digest goes at 08:00.
+        at = datetime(2024, 4, 3, 0, 30, tzinfo=UTC)
+        stats = run_digests(
+            engine, defaults, at, smtp_send(port), sender="m@example.org", options=OPTIONS
+        )
+    assert stats.sent == 1
+    [message] = received(sink).values()
+    html_text, text = html_of(message), text_of(message)
+    section = html_text[html_text.index("出口管制：") :]
+    assert re.search(r"<mark[^>]*>限制高科技出口</mark>", section), section[:2000]
+    assert "【限制高科技出口】" in text
+    assert message["Subject"].startswith("[mediamon] 每日摘要 2024-04-03：")
+    assert "2024-04-03 04:45 (UTC+08:00)" in text
+
+
+def test_missed_days_are_caught_up_and_late_stories_listed(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """Nothing lost: a day without a run is covered by the next digest, and a story
+    loaded after its period's digest went out comes in the next one."""
+    ids = alert_on_burst(engine, topics)
+    assert ids
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        send = smtp_send(port)
+        first = T0 + timedelta(hours=8, minutes=3)  # Monday 08:03: the day before
+        run_digests(engine, topics, first, send, sender="m@example.org", options=OPTIONS)
+        assert len(sink.messages) == 2
+        with engine.begin() as conn:
+            source = add_source(conn, "late-news")
+            late_id = conn.execute(
+                ARTICLE_SQL,
+                article_row(
+                    source,
+                    "https://late.example/1",
+                    "迟到的台湾新闻",
+                    "一篇晚到的台湾报道。",
+                    T0 + timedelta(hours=7),  # in the first digest's period ...
+                    first_seen_at=datetime.now(UTC),  # ... but loaded after it was sent
+                ),
+            ).scalar_one()
+        match_articles(engine, topics)
+        # No run on Tuesday: Wednesday's digest covers Monday 08:00 to Wednesday 08:00.
+        third = T0 + timedelta(days=2, hours=8, minutes=3)
+        stats = run_digests(engine, topics, third, send, sender="m@example.org", options=OPTIONS)
+        assert (stats.due, stats.sent) == (1, 1)  # the weekly recipient is not due
+        _, recipients, raw = sink.messages[-1]
+        assert recipients == ["editors@example.org"]
+        digest = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(digest, EmailMessage)
+    period = (T0 + timedelta(hours=8), T0 + timedelta(days=2, hours=8))
+    expected = sorted({*story_ids_between(engine, "taiwan", *period), late_id})
+    assert listed_ids(html_of(digest)) == expected
+    assert "2024-03-04 08:00 (UTC+00:00) 至 2024-03-06 08:00 (UTC+00:00)" in text_of(digest)

@@ -1,0 +1,173 @@
+"""The alert mail as a recipient sees it: sent through a real SMTP server from a real
+PostgreSQL, parsed, and rendered in headless chromium at phone and desktop widths.
+
+Screenshots are saved to var/test-artifacts/ (look at them: the chart must be legible).
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.alerts.compose import MailOptions
+from mediamon.alerts.deliver import deliver_pending
+from mediamon.spikes.detect import detect
+from mediamon.text import fold
+from mediamon.topics.definitions import TopicSet
+from mediamon.topics.file import parse_topics
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import sync_topics
+from tests.integration.test_alert_stages import AT, BURST_HOUR, add_background, add_burst, rows
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
+from tests.support.smtp_server import Sink, serve_smtp, smtp_send
+
+TOPICS_YAML = """\
+version: 1
+defaults:
+  thresholds: {min_stories: 4, min_lift: 2.0, max_p_value: 0.0001, cooldown_hours: 6}
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, Taiwan]
+    recipients:
+      - {address: desk@example.org, mode: immediate, locale: zh-CN}
+      - {address: duty@example.org, mode: immediate, locale: en, timezone: America/Chicago}
+"""
+OPTIONS = MailOptions(timezone="Asia/Shanghai", unsubscribe_address="leave@mediamon.example")
+TIME_WITH_OFFSET = re.compile(
+    r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?:–\d{2}:\d{2})? \(UTC[+-]\d{2}:\d{2}\)"
+)
+CLOCK = re.compile(r"(?<!UTC[+-])\d{2}:\d{2}")  # a clock time, not an offset
+
+
+@pytest.fixture()
+def mails(engine: sa.Engine) -> Iterator[dict[str, EmailMessage]]:
+    """The burst's alert, delivered to both recipients; their received mails by address."""
+    topics: TopicSet = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, topics)
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(
+            engine, smtp_send(port), AT + timedelta(minutes=5), topics=topics, options=OPTIONS
+        )
+    received = {}
+    for _, recipients, raw in sink.messages:
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        received[recipients[0]] = message
+    yield received
+
+
+def window_story_ids(engine: sa.Engine) -> list[int]:
+    """Every story (root article) of the alert window that mentions the topic."""
+    return sorted(
+        r[0]
+        for r in rows(
+            engine,
+            "select distinct coalesce(a.duplicate_of, a.article_id) from mentions m"
+            " join articles a on a.article_id = m.article_id"
+            " join articles r on r.article_id = coalesce(a.duplicate_of, a.article_id)"
+            " join alerts al on al.topic = m.topic"
+            " where least(coalesce(r.published_at, r.first_seen_at), r.first_seen_at)"
+            "  >= al.window_start"
+            " and least(coalesce(r.published_at, r.first_seen_at), r.first_seen_at)"
+            "  < al.window_end",
+        )
+    )
+
+
+LAYOUT = """(() => {
+  const root = document.documentElement;
+  const bar = document.getElementById('alert-bar').getBoundingClientRect();
+  const chart = document.querySelector('img.chart');
+  const box = chart.getBoundingClientRect();
+  return {
+    scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, innerWidth: innerWidth,
+    bar: [bar.left, bar.right, bar.top, bar.width, bar.height],
+    chart: [box.left, box.right, box.width, box.height, chart.naturalWidth, chart.complete],
+    stories: [...document.querySelectorAll('li.story')].map(e => Number(e.dataset.story)),
+    full: [...document.querySelectorAll('li.story:not(.compact)')].map(
+      e => [...e.querySelectorAll('.snippet mark')].map(m => m.textContent)),
+    fontSize: parseFloat(getComputedStyle(document.body.firstElementChild).fontSize),
+  };
+})()"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_alert_mail_in_chromium(
+    engine: sa.Engine, mails: dict[str, EmailMessage], width: int, tmp_path: Path
+) -> None:
+    expected_ids = window_story_ids(engine)
+    assert len(expected_ids) == 10  # the burst's stories; its syndicated copies fold in
+    with Chromium() as browser:
+        for address, message in sorted(mails.items()):
+            name = f"alert-{address.split('@')[0]}-{width}"
+            page_file = mail_html_file(message, ARTIFACTS / f"{name}.html")
+            page = browser.open(page_file.as_uri(), width=width)
+            layout: dict[str, Any] = page.evaluate(LAYOUT)
+            page.screenshot(ARTIFACTS / f"{name}.png")
+
+            # No horizontal scrolling (a desktop scroll bar may take a few pixels).
+            assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
+            left, right, top, bar_width, bar_height = layout["bar"]
+            assert left >= 0 and right <= width and top >= 0 and bar_width > 0 and bar_height > 0
+            c_left, c_right, c_width, c_height, natural, complete = layout["chart"]
+            assert complete and c_left >= 0 and c_right <= width, layout["chart"]
+            # Shown at most at half its pixel width: crisp on a 2x screen; and the whole
+            # chart (its red alert bar is at the right end) is on screen at 390 px too.
+            assert natural >= 2 * c_width - 1 and c_width >= min(560, width - 40) - 1
+            assert c_height > 100
+            assert sorted(layout["stories"]) == expected_ids  # each story once
+            assert len(layout["full"]) == 5  # the top five in full, the rest compact
+            for marks in layout["full"]:
+                assert marks and all(fold(m) in ("台湾", "taiwan") for m in marks), marks
+            assert layout["fontSize"] >= 14
+
+
+def test_mail_headers_times_and_locale(mails: dict[str, EmailMessage]) -> None:
+    chinese, english = mails["desk@example.org"], mails["duty@example.org"]
+    assert chinese["Subject"].startswith("[mediamon] 台湾：1 小时内 10 篇报道，约为平常")
+    assert english["Subject"].startswith("[mediamon] 台湾: 10 stories in 1 hour, about")
+    for message, address in ((chinese, "desk"), (english, "duty")):
+        assert message["List-Id"] == "mediamon taiwan <taiwan.mediamon.mediamon.example>"
+        assert message["List-Unsubscribe"] == (
+            "<mailto:leave@mediamon.example?subject=unsubscribe%20taiwan%20"
+            f"{address}%40example.org>"
+        )
+        assert message["Auto-Submitted"] == "auto-generated"
+    parts = {
+        m["To"]: (m.get_body(("plain",)).get_content(), m.get_body(("html",)).get_content())
+        for m in (chinese, english)
+    }
+    text, html_text = parts["desk@example.org"]
+    # The recipient's zone with its offset: Shanghai for desk, Chicago (CDT) for duty.
+    assert "截至 2024-03-04 19:00 (UTC+08:00) 的 1 小时内，有 10 篇报道提到「台湾」" in text
+    assert "2024-03-04 05:00 (UTC-06:00)" in parts["duty@example.org"][0]
+    # Every clock time shown in the HTML carries its offset.
+    visible = re.sub(r"<[^>]+>", " ", html_text)
+    with_offset = {
+        m.start()
+        for t in TIME_WITH_OFFSET.finditer(visible)
+        for m in CLOCK.finditer(visible, t.start(), t.end())
+    }
+    bare = [m.group() for m in CLOCK.finditer(visible) if m.start() not in with_offset]
+    assert not bare, bare
+    # Snippets in the plain text: the term in 【】.
+    assert "【台湾】海峡紧张。【台湾】" in text
+    # Why you got it and how to change it.
+    assert "desk@example.org" in text and "key: taiwan" in text and "config/topics.yaml" in text
+    assert "<script" not in html_text and "&lt;script&gt;" in html_text
+    assert "+1 outlet" in parts["duty@example.org"][0]  # the syndicated copies, folded

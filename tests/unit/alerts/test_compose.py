@@ -1,0 +1,129 @@
+"""What an alert mail says, pure: the plain-language reason first, every story ranked by
+the stated rule, hostile article text escaped. (The whole mail, sent and rendered in
+chromium: tests/integration/alerts/test_mail_render.py.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from mediamon.alerts.compose import (
+    AlertMail,
+    MailOptions,
+    Reader,
+    StoryItem,
+    rank_stories,
+    render_alert_mail,
+)
+from mediamon.alerts.render import build_message, clean
+from mediamon.alerts.snippet import make_snippet, mark_hits
+from mediamon.topics.rules import parse_rule
+
+END = datetime(2024, 4, 17, 2, tzinfo=UTC)  # 10:00 in Shanghai, a Wednesday
+TAIWAN = [parse_rule("台湾"), parse_rule("Taiwan")]
+EVIL = '<script>alert("x")</script> 台湾 \u202egnp.exe & <b>通话</b>'
+
+
+def story(story_id: int, **changes: object) -> StoryItem:
+    base: dict[str, object] = {
+        "story_id": story_id,
+        "title": f"台湾新闻 {story_id}",
+        "url": f"https://example.org/{story_id}",
+        "outlet": "cna",
+        "published_at": END - timedelta(minutes=story_id),
+        "mentions": 1,
+    }
+    return StoryItem(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def alert(**changes: object) -> AlertMail:
+    base: dict[str, object] = {
+        "alert_id": 7,
+        "topic_key": "taiwan",
+        "topic_name": "台湾",
+        "window_start": END - timedelta(hours=1),
+        "window_end": END,
+        "observed": 9,
+        "expected": 0.2,
+        "p_value": 1.7e-10,
+        "total_stories": 13,
+        "stories": (),
+        "params": {"min_stories": 4, "max_p_value": 0.0001},
+    }
+    return AlertMail(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_reason_is_plain_language_first_and_statistics_below() -> None:
+    rendered = render_alert_mail(alert(), Reader("a@example.org", "en"), MailOptions())
+    first = rendered.text.splitlines()[2]
+    assert first == (
+        "9 stories mentioning 台湾 in the hour to 2024-04-17 10:00 (UTC+08:00), about 45 times"
+        " the usual 0.2 for a Wednesday at this hour."
+    )
+    assert "All sources together published 13 stories in that time; 9 of them mention 台湾." in (
+        rendered.text
+    )
+    assert rendered.text.index("p-value 1.7e-10") > rendered.text.index("Statistics")
+    assert rendered.subject == "[mediamon] 台湾: 9 stories in 1 hour, about 45× the usual 0.2"
+    chinese = render_alert_mail(alert(), Reader("a@example.org", "zh-CN"), MailOptions())
+    assert chinese.subject == "[mediamon] 台湾：1 小时内 9 篇报道，约为平常 0.2 篇的 45 倍"
+    assert "约为平常周三这个时段 0.2 篇的 45 倍" in chinese.text
+    new = render_alert_mail(alert(expected=0.0), Reader("a@example.org", "en"), MailOptions())
+    assert "usually none" in new.subject and "there are usually none" in new.text
+
+
+def test_hostile_article_text_is_escaped_and_stripped() -> None:
+    hostile = story(
+        1,
+        title=EVIL,
+        outlet="rfi<img src=x onerror=alert(1)>",
+        url="javascript:alert(document.cookie)",
+        snippet=make_snippet(TAIWAN, EVIL),
+        title_snippet=mark_hits(TAIWAN, EVIL),
+    )
+    quoted = story(2, url='https://example.org/a?x=1&y="><script>')
+    rendered = render_alert_mail(
+        alert(stories=(hostile, quoted)), Reader("a@example.org"), MailOptions()
+    )
+    page = rendered.html
+    assert "<script" not in page and "<img src=x" not in page and "<b>通话" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "\u202e" not in page and "\u202e" not in rendered.text
+    assert "javascript:" not in page  # not a link
+    assert 'href="https://example.org/a?x=1&amp;y=&quot;&gt;&lt;script&gt;"' in page
+    assert "<mark" in page and "【台湾】" in rendered.text
+    message = build_message(
+        render_alert_mail(
+            alert(topic_name="台湾\r\nBcc: all@example.org"), Reader("a@b.org"), MailOptions()
+        ),
+        "m@example.org",
+        ["a@b.org"],
+    )
+    assert "\n" not in message["Subject"] and message["Bcc"] is None
+    assert clean("a\u202eb\u2066c\u200fd\u061ce") == "a b c d e"  # bidi controls: gone
+
+
+def test_top_stories_in_full_the_rest_compact_or_linked() -> None:
+    stories = tuple(story(i) for i in range(1, 9))
+    rendered = render_alert_mail(alert(stories=stories), Reader("a@example.org"), MailOptions())
+    assert rendered.html.count('class="story"') == 5
+    assert rendered.html.count('class="story compact"') == 3
+    many = tuple(story(i) for i in range(1, 120))
+    linked = render_alert_mail(
+        alert(stories=many),
+        Reader("a@example.org"),
+        MailOptions(base_url="https://mediamon.example.org"),
+    )
+    assert "14 more stories: https://mediamon.example.org/mediamon/?topic=taiwan&from=" in (
+        linked.text
+    )
+    unlinked = render_alert_mail(alert(stories=many), Reader("a@example.org"), MailOptions())
+    assert "14 more stories are not listed here." in unlinked.text
+
+
+def test_ranking_rule() -> None:
+    headline = story(1, title_hits=1)
+    syndicated = story(2, other_outlets=("bbc", "dw"))
+    talky = story(3, mentions=9)
+    newest = story(4, published_at=END)
+    ranked = rank_stories([newest, talky, syndicated, headline])
+    assert [s.story_id for s in ranked] == [1, 2, 3, 4]

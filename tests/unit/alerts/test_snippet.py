@@ -1,0 +1,46 @@
+"""Snippets: the sentence around a topic's first hit, cut from the text as published."""
+
+from __future__ import annotations
+
+from mediamon.alerts.snippet import MAX_SNIPPET_CHARS, make_snippet, mark_hits
+from mediamon.topics.rules import parse_rule
+
+TAIWAN = [parse_rule("台湾"), parse_rule("Taiwan")]
+
+
+def test_snippet_marks_hits_in_the_text_as_published() -> None:
+    snippet = make_snippet(TAIWAN, "據報導，臺灣海峽今天局勢緊張，多方關注。另一件事。")
+    assert snippet is not None
+    assert snippet.hits == ("臺灣",)  # the reader's characters, found through folding
+    assert (
+        snippet.text == "據報導，臺灣海峽今天局勢緊張，多方關注。另一件事。"
+    )  # short: two sentences
+    full_width = make_snippet(TAIWAN, "Ｎｅｗｓ：ＴＡＩＷＡＮ ｓａｙｓ ｓｏ.")
+    assert full_width is not None and full_width.hits == ("ＴＡＩＷＡＮ",)
+    assert make_snippet(TAIWAN, "Taiwanese food is popular.") is None  # a longer word
+    assert make_snippet(TAIWAN, "") is None and make_snippet(TAIWAN, None) is None
+
+
+def test_snippet_is_the_sentence_of_the_first_hit_cut_around_it() -> None:
+    text = (
+        "第一句与此无关。"
+        + "很长的背景介绍" * 30
+        + "，台湾方面今天表示关注"
+        + "后续内容" * 30
+        + "。末句提到台湾。"
+    )
+    snippet = make_snippet(TAIWAN, text)
+    assert snippet is not None
+    assert len(snippet.text) <= MAX_SNIPPET_CHARS
+    assert snippet.leading and snippet.trailing  # cut inside its sentence: shown with …
+    assert snippet.hits == ("台湾",) and "第一句" not in snippet.text and "末句" not in snippet.text
+    near = make_snippet([parse_rule("限制 NEAR/8 出口")], "美方对中国限制高科技出口及打压。")
+    assert near is not None and near.hits == ("限制高科技出口",)
+
+
+def test_a_title_is_marked_whole() -> None:
+    title = "Markets calm. Then Taiwan said so; TAIWAN again."
+    marked = mark_hits(TAIWAN, title)
+    assert marked is not None and marked.text == title  # never cut at a sentence
+    assert marked.hits == ("Taiwan", "TAIWAN")
+    assert mark_hits(TAIWAN, "Markets calm.") is None
