@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mediamon.ingest.choose import Model, choose
+from mediamon.ingest.choose import LinkTexts, Model, choose, with_missed_lead
 from mediamon.ingest.extract import EDGE_PATTERNS, clean_text, edge_pattern
 
 NAVIGATION_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.9)
@@ -105,7 +105,7 @@ def _tables(pages: Sequence[DevPage]) -> dict[float | None, _Table]:
             choice = choose(page.precision, page.readability, page.link_texts, probe)
             # the texts the model would weigh: after the navigation lines are dropped
             p_text = choose(page.precision, "", page.link_texts, probe).text
-            r_text = choose("", page.readability, page.link_texts, probe).text
+            r_text = _text_of(page, "readability", navigation)
             if choice.features is not None:
                 xs.append(choice.features)
                 forced.append(-1)
@@ -220,9 +220,11 @@ def _text_of(page: DevPage, name: str, navigation: float | None) -> str:
     if name == "balanced":
         return page.balanced
     probe = Model(0.0, (0.0,) * 5, navigation)
+    precision = choose(page.precision, "", page.link_texts, probe).text
     if name == "precision":
-        return choose(page.precision, "", page.link_texts, probe).text
-    return choose("", page.readability, page.link_texts, probe).text
+        return precision
+    readability = choose("", page.readability, page.link_texts, probe).text
+    return with_missed_lead(precision, readability, LinkTexts(page.link_texts))
 
 
 def model_literal(model: Model) -> str:

@@ -17,6 +17,10 @@ covers. Its few coefficients are fit with leave-one-site-out cross-validation ov
 development corpora (``python -m bench.extraction_cv``), which prints the
 cross-validated F1 beside the in-sample F1; the ones below are the fit on all sites.
 
+When readability's text wins, the lead paragraphs it missed (prose lines precision has
+before the first line both share: some sites set the lead apart from the body) are put
+back in front of it.
+
 A candidate with no text at all loses to one with text; when both are empty the caller
 runs trafilatura's balanced mode (the first two missed the text, that is evidence). A
 short text is never replaced for being short: a brief news item of 150 characters that
@@ -36,6 +40,8 @@ _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 # A line that reads as a sentence: CJK sentence marks anywhere, Latin ones at a word end.
 _SENTENCE = re.compile(r"[。！？；，]|[.!?;,](?=\s|$|[\"'”’)])")
 _SPACE = re.compile(r"\s+")
+# A missed lead paragraph is at least this long (shorter prose lines are datelines).
+_MIN_LEAD = 40
 # Link texts are indexed by their first characters (the shortest kept has four).
 _PREFIX = 4
 
@@ -66,7 +72,7 @@ class Model:
 # Fit by ``python -m bench.extraction_cv --fit`` on all development sites (see the module
 # documentation); ``make bench`` prints its cross-validated figures.
 MODEL = Model(
-    intercept=-0.960, weights=(2.260, -1.234, -1.282, 2.619, 0.000), navigation=0.5, l2=1.0
+    intercept=-0.705, weights=(1.672, -0.993, -1.224, 2.689, 0.000), navigation=0.5, l2=1.0
 )
 
 
@@ -194,5 +200,22 @@ def choose(
         return Choice(readability, "readability")
     x = features(precision, readability, links)
     if model.score(x) > 0:
-        return Choice(readability, "readability", x)
+        return Choice(with_missed_lead(precision, readability, links), "readability", x)
     return Choice(precision, "precision", x)
+
+
+def with_missed_lead(precision: str, readability: str, links: LinkTexts) -> str:
+    """Readability's text with the lead paragraphs it missed: the prose lines that
+    precision's text has before the first line the two share (a lead set apart from the
+    body, like RFI's chapo, is outside readability's block)."""
+    readability_flat = _SPACE.sub("", readability)
+    lead: list[str] = []
+    for line in precision.splitlines():
+        flat = _SPACE.sub("", line)
+        if flat and flat in readability_flat:
+            break
+        if _SENTENCE.search(line) and link_share(line, links) < 0.5 and len(flat) >= _MIN_LEAD:
+            lead.append(line)
+    else:
+        return readability  # nothing shared: precision's lines are not a lead of this text
+    return "\n".join([*lead, readability]) if lead else readability

@@ -19,7 +19,14 @@ from mediamon.ingest.candidates import (
     readability_text,
     trafilatura_text,
 )
-from mediamon.ingest.choose import LinkTexts, Model, choose, drop_navigation, link_share
+from mediamon.ingest.choose import (
+    LinkTexts,
+    Model,
+    choose,
+    drop_navigation,
+    link_share,
+    with_missed_lead,
+)
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import clean_text, extract
 from tests.support import SHARED
@@ -150,3 +157,18 @@ def test_cross_validation_learns_from_other_sites_only() -> None:
     # ...and the scores of the held-out texts follow from the choices
     for page, text in zip(pages, result.held_out_text, strict=True):
         assert score_page(text, page.reference, "zh").f1 > 0.5
+
+
+def test_a_lead_readability_missed_is_put_back() -> None:
+    lead = "美国总统拜登与中国国家主席习近平周二通话，根据白宫的表述，通话的目的旨在管控紧张关系。"
+    body = "这是继去年11月旧金山会晤之后的首次通话。两国领导人此次通话并不是为了宣布什么。"
+    tail = "另外，一位白宫高级官员宣布，美国财政部长将在未来几天内前往中国。"
+    precision = "\n".join(["拜登习近平通话", "2024-04-02 来源：RFI", lead, body])
+    readability = "\n".join([body, tail])
+    restored = with_missed_lead(precision, readability, LinkTexts(frozenset()))
+    # the lead comes back; the title and dateline (no sentence, too short) do not
+    assert restored.splitlines() == [lead, body, tail]
+    # precision lines after the shared ones are not a lead
+    assert with_missed_lead(body + "\n" + lead, readability, LinkTexts(frozenset())) == readability
+    # nothing shared: the texts are about different blocks, nothing is added
+    assert with_missed_lead(lead, tail, LinkTexts(frozenset())) == tail
