@@ -40,8 +40,11 @@ _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac0
 # A line that reads as a sentence: CJK sentence marks anywhere, Latin ones at a word end.
 _SENTENCE = re.compile(r"[。！？；，]|[.!?;,](?=\s|$|[\"'”’)])")
 _SPACE = re.compile(r"\s+")
-# A missed lead paragraph is at least this long (shorter prose lines are datelines).
+# A missed lead paragraph is at least this long (shorter prose lines are datelines), and
+# readability has less than _LACKING of its runs of _SHINGLE characters.
 _MIN_LEAD = 40
+_LACKING = 0.5
+_SHINGLE = 8
 # Link texts are indexed by their first characters (the shortest kept has four).
 _PREFIX = 4
 
@@ -72,7 +75,7 @@ class Model:
 # Fit by ``python -m bench.extraction_cv --fit`` on all development sites (see the module
 # documentation); ``make bench`` prints its cross-validated figures.
 MODEL = Model(
-    intercept=-0.705, weights=(1.672, -0.993, -1.224, 2.689, 0.000), navigation=0.5, l2=1.0
+    intercept=-1.388, weights=(3.739, -1.882, -2.269, 3.502, 0.000), navigation=0.5, l2=0.3
 )
 
 
@@ -206,16 +209,32 @@ def choose(
 
 def with_missed_lead(precision: str, readability: str, links: LinkTexts) -> str:
     """Readability's text with the lead paragraphs it missed: the prose lines that
-    precision's text has before the first line the two share (a lead set apart from the
-    body, like RFI's chapo, is outside readability's block)."""
+    precision's text has before the first line the two share, and readability lacks
+    (a lead set apart from the body, like RFI's chapo, is outside readability's block).
+    Lacking is judged by runs of characters, not exact lines: the two extractors
+    break lines differently, and a line holding readability's whole text is no lead."""
     readability_flat = _SPACE.sub("", readability)
     lead: list[str] = []
     for line in precision.splitlines():
         flat = _SPACE.sub("", line)
         if flat and flat in readability_flat:
             break
-        if _SENTENCE.search(line) and link_share(line, links) < 0.5 and len(flat) >= _MIN_LEAD:
+        if (
+            _shingles_in(flat, readability_flat) < _LACKING
+            and _SENTENCE.search(line)
+            and link_share(line, links) < 0.5
+            and len(flat) >= _MIN_LEAD
+        ):
             lead.append(line)
     else:
         return readability  # nothing shared: precision's lines are not a lead of this text
     return "\n".join([*lead, readability]) if lead else readability
+
+
+def _shingles_in(flat: str, other: str) -> float:
+    """Share of the runs of _SHINGLE characters of ``flat`` (every _SHINGLE-th) that
+    ``other`` contains; for a shorter line, whether ``other`` contains it."""
+    if len(flat) <= _SHINGLE:
+        return 1.0 if flat in other else 0.0
+    starts = range(0, len(flat) - _SHINGLE + 1, _SHINGLE)
+    return sum(flat[i : i + _SHINGLE] in other for i in starts) / len(starts)
