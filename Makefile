@@ -54,8 +54,8 @@ demo: install ## ingest the bundled sample site and the seed through Airflow, of
 run: install ## start Airflow (api-server on 127.0.0.1:8080, scheduler, dag-processor, triggerer)
 	$(BIN)/mediamon run
 
-stop: install ## stop the embedded PostgreSQL
-	$(BIN)/mediamon db stop
+stop: install ## stop every service `make run` started (Airflow) and the embedded PostgreSQL
+	$(BIN)/mediamon stop
 
 bench: install ## benchmarks: throughput, extraction quality, load, DAG parse time
 	$(BIN)/python -m bench.run

@@ -1,16 +1,27 @@
-"""## mediamon_alerts
+"""## mediamon_alerts — topic spike alerts
 
-Runs whenever `mediamon_ingest` has loaded articles (the `mediamon_articles` asset):
-re-reads the topics (`config/topics.yaml`; an invalid file keeps the previous
-definitions), matches new articles, tests each topic's latest hour against its baseline
-and mails new alerts through the `mediamon_smtp` connection (digests are
-`mediamon_digests`' job). A retry or a re-run never sends the same alert twice (dedupe
-key per topic and window). Logic lives in `mediamon.service` (topics/, spikes/,
+**What it does.** Runs whenever `mediamon_ingest` loaded new or changed articles (asset
+`mediamon_articles`; an ingest run that loaded nothing emits no event, so this DAG does
+not run for nothing): re-reads the topics (`config/topics.yaml`; an invalid file keeps
+the previous definitions — check one with `mediamon topics check`), matches new articles
+(`match_topics`), tests each topic's latest hour against its baseline (`detect_spikes`)
+and mails new alerts through the `mediamon_smtp` connection (`deliver_alerts`; digests
+are `mediamon_digests`' job).
+
+**Run states.** A retry or re-run never sends the same alert twice (dedupe key per topic
+and window). Without a `mediamon_smtp` connection `deliver_alerts` stays green with a
+WARNING and the alerts wait; the `mediamon_health` watchdog opens an `alerts_undelivered`
+incident after an hour. A failed send fails `deliver_alerts` (after its retries); what
+was sent stays sent.
+
+**Where to look.** `bi.alerts`, `bi.alert_deliveries`; `mediamon alerts run --dry-run`
+shows what detection would do now. Logic lives in `mediamon.service` (topics/, spikes/,
 alerts/); the method is in `docs/spikes.md`.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pendulum
@@ -63,7 +74,12 @@ def mediamon_alerts() -> None:
         from mediamon_airflow import run_time, settings, smtp_send
 
         send, sender = smtp_send()
-        if send is None:  # not configured is a setting, not a failure: alerts wait
+        if send is None:
+            # Not a task failure (a retry cannot define the connection): the alerts wait,
+            # and the mediamon_health watchdog opens an incident once one waited an hour.
+            logging.getLogger(__name__).warning(
+                "connection mediamon_smtp is not defined: alerts stay pending"
+            )
             return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
         _, now = run_time(get_current_context())
         return service.deliver_alerts(settings(), send, now, sender)

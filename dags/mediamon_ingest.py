@@ -1,12 +1,30 @@
-"""## mediamon_ingest
+"""## mediamon_ingest — fetch and load the news sources
 
-Every 15 minutes: fetch each due source (RSS/Atom feed or archive folder), extract the
-articles with trafilatura, normalize them and upsert them into PostgreSQL. Mapped over
-sources, never over articles; data moves through Postgres, XCom carries names and counts.
-Emits the `mediamon_articles` asset for downstream DAGs (alerts).
+**What it does.** Every 15 minutes: names the sources that are due (`plan_sources`),
+fetches each one's feed or archive folder, extracts the articles with trafilatura,
+normalizes them and upserts them into PostgreSQL (`ingest_source`, one task per source),
+records how the run went (`summarize`, table `ingest_runs`), runs the data-quality checks
+on this run's articles (`check_quality`) and, when something new was loaded, tells
+`mediamon_alerts` to run (`publish_articles`, asset `mediamon_articles`).
 
-Params: `sources` (names, empty = all due), `force` (ignore poll intervals),
-`refetch` (fetch pages of articles already stored). Logic lives in `mediamon.service`.
+**Run states.**
+- *Failed* (red): a configuration error (bad sources file, unknown source name: fails at
+  once, no retries), a database error (after retries), **every** due source failing, or a
+  failed data-quality check. The `watcher` task turns any failed task into a failed run.
+- *Success* (green) with failing sources: one source down among many is not a red run;
+  `summarize` counts it (`sources_failed` in its return value), logs it at WARNING, and
+  the `mediamon_health` watchdog mails ops when it keeps failing.
+- `publish_articles` *skipped*: nothing new was loaded, so no asset event and no alerts run.
+
+**Where to look.** The red task's log; `summarize`'s return value (XCom) for the counts;
+`mediamon status` for each source's state and last error; `bi.source_health`,
+`bi.incidents` in PostgreSQL.
+
+**Re-running.** Clearing a run re-ingests the same interval: fetch-log rows and articles
+are upserted, so nothing is loaded twice. To poll sources now, trigger with params:
+`sources` (pick from the configured names; empty = all due), `force` (ignore poll
+intervals), `refetch` (fetch pages of articles already stored). Logic lives in
+`mediamon.service` and `mediamon.ops`; README "Operations" has the details.
 """
 
 from __future__ import annotations
@@ -16,7 +34,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from mediamon_airflow import articles_asset, failure_mail
+from mediamon_airflow import articles_asset, configured_source_names, failure_mail
 
 ARTICLES = articles_asset()
 
@@ -37,9 +55,19 @@ ARTICLES = articles_asset()
         "execution_timeout": timedelta(minutes=30),
     },
     params={
-        "sources": Param([], type="array", description="Source names; empty means all due"),
-        "force": Param(False, type="boolean", description="Ignore poll intervals"),
-        "refetch": Param(False, type="boolean", description="Fetch pages already stored"),
+        "sources": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            # `examples` on an array: a multi-select of the configured names in the form.
+            examples=configured_source_names(),
+            title="Sources",
+            description="Sources to poll; empty means all that are due",
+        ),
+        "force": Param(False, type="boolean", title="Force", description="Ignore poll intervals"),
+        "refetch": Param(
+            False, type="boolean", title="Refetch", description="Fetch pages already stored"
+        ),
     },
     tags=["mediamon", "ingest"],
     doc_md=__doc__,
@@ -49,32 +77,94 @@ def mediamon_ingest() -> None:
     def plan_sources() -> list[str]:
         """Upgrade the schema, sync the sources file, and name the sources due."""
         from mediamon import service
-        from mediamon_airflow import run_time, settings
+        from mediamon.errors import ConfigError
+        from mediamon.ops import service as ops
+        from mediamon_airflow import config_errors_fail_at_once, run_time, settings
 
         context = get_current_context()
-        _, now = run_time(context)
+        run_key, now = run_time(context)
         params = context["params"]
-        return service.plan_sources(settings(), now, only=params["sources"], force=params["force"])
+        with config_errors_fail_at_once():
+            try:
+                return service.plan_sources(
+                    settings(), now, only=params["sources"], force=params["force"]
+                )
+            except ConfigError as error:
+                ops.record_failed_run(settings(), run_key, now, f"configuration error: {error}")
+                raise
 
     @task(multiple_outputs=False, max_active_tis_per_dagrun=4)
     def ingest_source(source_name: str) -> dict[str, object]:
         """Fetch, extract, normalize and load one source."""
         from mediamon import service
-        from mediamon_airflow import run_time, settings
+        from mediamon_airflow import config_errors_fail_at_once, run_time, settings
 
         context = get_current_context()
         run_key, now = run_time(context)
         refetch = context["params"]["refetch"]
-        return service.ingest(settings(), [source_name], run_key, now, refetch_known=refetch)[0]
+        with config_errors_fail_at_once():
+            return service.ingest(settings(), [source_name], run_key, now, refetch_known=refetch)[0]
 
-    @task(outlets=[ARTICLES], trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
-    def summarize(summaries: list[dict[str, object]]) -> dict[str, int]:
-        """Add up what the sources loaded; the asset event tells the alerts DAG to run."""
-        from mediamon.models import total_stats
+    @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
+    def summarize(summaries: list[object]) -> dict[str, object]:
+        """Record the run in ``ingest_runs``; count failed sources. Runs even when some
+        ingest tasks failed; fails (without retries) when every due source failed."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return total_stats(summaries)
+        from mediamon.ops import service as ops
+        from mediamon_airflow import run_time, settings
 
-    summarize(ingest_source.expand(source_name=plan_sources()))
+        run_key, now = run_time(get_current_context())
+        verdict = ops.finish_ingest(settings(), run_key, now, summaries)
+        print(f"run summary: {verdict.summary}")  # the log shows it even when the run fails
+        if verdict.failure:
+            raise AirflowFailException(verdict.failure)
+        return verdict.summary
+
+    @task(multiple_outputs=False)
+    def check_quality() -> dict[str, object]:
+        """Data-quality checks on this run's articles; a failed check fails the run."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mediamon.ops import service as ops
+        from mediamon_airflow import config_errors_fail_at_once, run_time, settings
+
+        run_key, now = run_time(get_current_context())
+        with config_errors_fail_at_once():
+            result = ops.check_quality(settings(), run_key, now)
+        for check in result["checks"]:
+            print(f"{'ok    ' if check['passed'] else 'FAILED'} {check['name']}: {check['detail']}")
+        if result["failed"]:
+            raise AirflowFailException(f"data-quality check(s) failed: {result['failed']}")
+        return result
+
+    @task(outlets=[ARTICLES], multiple_outputs=False)
+    def publish_articles(summary: dict[str, object]) -> dict[str, object]:
+        """Emit the ``mediamon_articles`` asset event, so ``mediamon_alerts`` runs; skipped
+        when nothing new was loaded."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        loaded = sum(int(summary.get(key, 0) or 0) for key in ("new", "updated"))  # type: ignore[call-overload]
+        if not loaded:
+            raise AirflowSkipException("nothing new loaded: no asset event, no alerts run")
+        return {"loaded": loaded}
+
+    # No failure mail of its own: the task that failed has sent one already.
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=None)
+    def watcher() -> None:
+        """Fails the run when any task failed: ``summarize`` runs ALL_DONE and would
+        otherwise leave a broken run green (Airflow best practices, "watcher")."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed; see the red task's log")
+
+    planned = plan_sources()
+    ingested = ingest_source.expand(source_name=planned)
+    summary = summarize(ingested)
+    checked = check_quality()
+    published = publish_articles(summary)
+    summary >> checked >> published
+    [planned, ingested, summary, checked, published] >> watcher()
 
 
 mediamon_ingest()

@@ -48,7 +48,28 @@ def _parser() -> argparse.ArgumentParser:
     extract = commands.add_parser("extract", help="print one JSON line per local HTML file")
     extract.add_argument("files", nargs="+", type=Path)
 
-    commands.add_parser("status", help="articles, copies and fetch errors per source")
+    status = commands.add_parser(
+        "status", help="per source: state, last success, last error, articles in 24 h"
+    )
+    status.add_argument("--json", action="store_true", help="JSON for scripts")
+
+    health = commands.add_parser("health", help="the ops watchdog and its weekly report")
+    health_commands = health.add_subparsers(dest="health_command", required=True)
+    for name, text in (
+        ("run", "find problems, open or close incidents, mail MEDIAMON_OPS_EMAIL"),
+        ("report", "mail the weekly source-health report (once per ISO week)"),
+    ):
+        command = health_commands.add_parser(name, help=text)
+        command.add_argument(
+            "--at", help="the time to judge, ISO 8601 (default: now); naive is UTC"
+        )
+        command.add_argument(
+            "--dry-run", action="store_true", help="show what it finds: write and send nothing"
+        )
+
+    topics = commands.add_parser("topics", help="the topics file")
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True)
+    topic_commands.add_parser("check", help="validate topics.yaml (MEDIAMON_TOPICS); exit 2 if bad")
     alerts = commands.add_parser("alerts", help="topic spike alerts")
     alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
     alerts_run = alert_commands.add_parser(
@@ -69,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
     commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
+    commands.add_parser(
+        "stop", help="stop the Airflow services `mediamon run` started, and the embedded database"
+    )
     airflow = commands.add_parser(
         "airflow", help="run an airflow command in mediamon's environment"
     )
@@ -140,14 +164,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
         return 0
     if args.command == "ingest":
+        from mediamon.ops import service as ops
+
         now = datetime.now(UTC)
+        run_key = f"cli:{now.isoformat()}"
         names = service.plan_sources(settings, now, only=args.source, force=True)
-        summaries = service.ingest(
-            settings, names, f"cli:{now.isoformat()}", now, refetch_known=args.refetch
-        )
+        summaries = service.ingest(settings, names, run_key, now, refetch_known=args.refetch)
         for summary in summaries:
             print(json.dumps(summary, ensure_ascii=False))
-        return 0
+        verdict = ops.finish_ingest(settings, run_key, now, summaries)
+        checks = ops.check_quality(settings, run_key, now)
+        print(json.dumps({"run": verdict.summary, "checks_failed": checks["failed"]}))
+        for reason in (verdict.failure, checks["failed"] and f"checks failed: {checks['failed']}"):
+            if reason:
+                print(f"mediamon: run failed: {reason}", file=sys.stderr)
+        return 1 if verdict.failure or checks["failed"] else 0
     if args.command == "import-archive":
         from tqdm import tqdm
 
@@ -187,12 +218,97 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from mediamon.devtools.airflow_env import run_services
 
         return run_services(settings)
+    if args.command == "stop":
+        from mediamon.devtools.airflow_env import stop_services
+
+        stopped = stop_services(settings)
+        print(f"Airflow: stopped {stopped} service(s)" if stopped else "Airflow: not running")
+        print("database: " + ("stopped" if db.stop_embedded(settings.var_dir) else "not running"))
+        return 0
+    if args.command == "health":
+        return _health(args, settings)
+    if args.command == "topics":
+        from mediamon.topics.file import load_topics
+
+        topic_set = load_topics(settings.topics_path)
+        topic_names = ", ".join(topic_set.keys())
+        print(f"{settings.topics_path}: valid, {len(topic_set)} topic(s): {topic_names}")
+        return 0
     if args.command == "airflow":
         from mediamon.devtools.airflow_env import run_airflow
 
         return run_airflow(settings, args.args)
-    print(json.dumps(service.status(settings), ensure_ascii=False, default=str, indent=2))
+    from mediamon.ops import service as ops
+
+    report = ops.source_status(settings, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str, indent=2))
+    else:
+        print(_status_table(report))
     return 0
+
+
+def _health(args: argparse.Namespace, settings: Settings) -> int:
+    from mediamon.ops import service as ops
+
+    at = _utc_time(args.at) if args.at else datetime.now(UTC)
+    if args.health_command == "report":
+        outcome = ops.health_report(settings, at, dry_run=args.dry_run)
+        print(json.dumps(outcome.as_dict(), ensure_ascii=False))
+        if args.dry_run:
+            print(_table(outcome.rows, ("source", "polls", "failures", "articles",
+                                        "median_latency_ms", "trend")))  # fmt: skip
+        return 0 if outcome.sent or args.dry_run or "already" in (outcome.note or "") else 1
+    result = ops.health_run(settings, at, dry_run=args.dry_run)
+    for finding in result.findings:
+        print(f"{finding.key}: {finding.summary} (since {finding.since:%Y-%m-%d %H:%M} UTC)")
+    if not result.findings:
+        print("no problems found")
+    print(json.dumps(result.as_dict(), ensure_ascii=False))
+    if result.unmailed and not args.dry_run:
+        print(f"mediamon: {len(result.unmailed)} open incident(s) not mailed: {result.note}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def _when(moment: object) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if isinstance(moment, datetime) else "-"
+
+
+def _status_table(report: dict[str, object]) -> str:
+    sources = report["sources"]
+    assert isinstance(sources, list)
+    rows = [
+        {
+            "source": s["source"],
+            "state": s["state"],
+            "last success (UTC)": _when(s["last_success"]),
+            "articles 24h": s["articles_24h"],
+            "last error": " ".join(str(s["last_error"] or "-").split())[:70],
+        }
+        for s in sources
+    ]
+    text = _table(rows, ("source", "state", "last success (UTC)", "articles 24h", "last error"))
+    incidents = report["open_incidents"]
+    assert isinstance(incidents, list)
+    if incidents:
+        text += "\n\nopen incidents:\n" + "\n".join(
+            f"  {i['kind']}: {i['summary']} (since {_when(i['since'])})" for i in incidents
+        )
+    return text
+
+
+def _table(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
+    """A plain text table; the last column is left ragged."""
+    if not rows:
+        return "(no sources yet: run `mediamon ingest` or the mediamon_ingest DAG)"
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = [[c.upper() for c in columns], *cells]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 if __name__ == "__main__":

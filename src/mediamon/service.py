@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,7 @@ from mediamon import db
 from mediamon.alerts import deliver, digest, smtp
 from mediamon.alerts.compose import MailOptions
 from mediamon.db import migrate
-from mediamon.db.queries import query
-from mediamon.errors import InputError
+from mediamon.errors import ConfigError, InputError
 from mediamon.ingest import build, load, plan
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.decode import decode_html
@@ -61,11 +60,16 @@ def plan_sources(
 
     Raises:
         SourceConfigError: the sources file is invalid.
-        ValueError: the extraction file is invalid, or ``only`` names a source that is
+        ConfigError: the extraction file is invalid, or ``only`` names a source that is
             not configured.
     """
     configured = _select(load_sources(settings.sources_path), only)
-    load_site_rules(str(settings.extraction_path))
+    try:
+        load_site_rules(str(settings.extraction_path))
+    except ConfigError:
+        raise
+    except ValueError as error:  # a bad extraction file: fix the file, do not retry
+        raise ConfigError(str(error)) from error
     try:
         load_topics(settings.topics_path)
     except TopicConfigError as error:
@@ -197,24 +201,6 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
             },
             ensure_ascii=False,
         )
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    """Counts per source: articles, copies, last fetch and its errors in the last day."""
-    engine = engine_for(settings)
-    try:
-        with engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    query("source_status"),
-                    {"since": datetime.now(UTC) - timedelta(days=1)},
-                )
-                .mappings()
-                .all()
-            )
-    finally:
-        engine.dispose()
-    return {"sources": [dict(r) for r in rows]}
 
 
 def run_alerts(
@@ -381,7 +367,7 @@ def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
     by_name = {s.name: s for s in configured}
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}"
         )
     return [by_name[n] for n in wanted]

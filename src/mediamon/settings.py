@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
 from mediamon import __version__
 from mediamon.errors import ConfigError
+from mediamon.ops.thresholds import HealthThresholds, QualityLimits
 
 # A regular (unzipped) install: the package's data files are plain files on disk.
 PACKAGE_DIR = Path(str(files("mediamon")))
@@ -83,7 +84,11 @@ class Settings:
         workers: ``MEDIAMON_WORKERS``, extraction processes; None means one per core.
         airflow_database_url: ``MEDIAMON_AIRFLOW_DATABASE_URL``, Airflow's metadata
             database for ``mediamon run``/``demo``; None means the embedded server.
-        ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets task-failure mail.
+        ops_emails: ``MEDIAMON_OPS_EMAIL`` (comma-separated), who gets ops mail: incidents,
+            recoveries, the weekly source-health report, task failures.
+        airflow_port: ``MEDIAMON_AIRFLOW_PORT``, the port of the UI ``mediamon run`` starts.
+        health: ``MEDIAMON_HEALTH_*``, the watchdog's thresholds.
+        quality: ``MEDIAMON_QUALITY_*``, the data-quality checks' thresholds.
         timezone: ``MEDIAMON_TIMEZONE``, the IANA zone of local days and hours: mails show
             times in it (with the UTC offset) unless a recipient chooses another.
         base_url: ``MEDIAMON_BASE_URL``, where mediamon's pages are served, for "more
@@ -104,6 +109,9 @@ class Settings:
     workers: int | None = None
     airflow_database_url: str | None = None
     ops_emails: tuple[str, ...] = ()
+    airflow_port: int = 8080
+    health: HealthThresholds = field(default_factory=HealthThresholds)
+    quality: QualityLimits = field(default_factory=QualityLimits)
     timezone: str = DEFAULT_TIMEZONE
     base_url: str | None = None
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
@@ -164,6 +172,10 @@ class Settings:
             workers=workers or None,
             airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
             ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),
+            airflow_port=number("MEDIAMON_AIRFLOW_PORT", int, "a port from 1 to 65535", 8080, 65535)
+            or 8080,
+            health=HealthThresholds.from_env(env),
+            quality=QualityLimits.from_env(env),
             timezone=validate_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
             base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
             unsubscribe_address=text("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,

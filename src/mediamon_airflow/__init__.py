@@ -5,6 +5,8 @@ folder on ``sys.path`` only in some processes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,3 +95,40 @@ def failure_mail() -> dict[str, Any]:
         " Log: {{ ti.log_url }}",
     )
     return {"on_failure_callback": notifier}
+
+
+@contextmanager
+def config_errors_fail_at_once() -> Iterator[None]:
+    """Turn mediamon's :class:`~mediamon.errors.ConfigError` into ``AirflowFailException``:
+    the task fails at once, without retries (a retry cannot fix a file). Other errors
+    (a database that is down) keep their retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mediamon.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as error:
+        raise AirflowFailException(f"configuration error: {error}") from error
+
+
+def configured_source_names() -> list[str]:
+    """Names in the sources file, for the trigger form's multi-select; [] when the file
+    cannot be read. Runs at parse time: one small YAML file, no database, no network
+    (about a millisecond; the DAG file's parse budget is 0.2 s). The choice is only a
+    picking aid: ``plan_sources`` checks the names against the file it reads at run time.
+    """
+    import os
+
+    import yaml
+
+    from mediamon.settings import DEFAULT_CONFIG_DIR
+
+    path = os.environ.get("MEDIAMON_SOURCES") or str(DEFAULT_CONFIG_DIR / "sources.yaml")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        entries = document["sources"]
+        return [str(entry["name"]) for entry in entries if isinstance(entry, dict)]
+    except Exception:  # noqa: BLE001 - a broken file must not break parsing; plan_sources says why
+        return []

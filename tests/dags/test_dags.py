@@ -4,13 +4,17 @@ nothing. Airflow's metadata lives in its own PostgreSQL database, made for the s
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +26,15 @@ from mediamon.devtools.sitehost import serve_folder
 from mediamon.models import Article
 from mediamon.settings import DEMO_DIR, Settings
 
-DAG_IDS = {"mediamon_ingest", "mediamon_alerts", "mediamon_digests"}
+DAG_IDS = {
+    "mediamon_ingest",
+    "mediamon_alerts",
+    "mediamon_digests",
+    "mediamon_health",
+    "mediamon_health_report",
+}
+# Tasks that must not retry: the watcher only re-states a failure upstream.
+NO_RETRIES = {("mediamon_ingest", "watcher")}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +85,12 @@ def airflow(
     admin.dispose()
 
 
+def conf(**params: object) -> dict[str, object]:
+    """A run's conf naming every param: ``dag.test`` keeps conf values on the DAG's params
+    for later runs in the same process, so a test must not rely on defaults."""
+    return {"sources": [], "force": False, "refetch": False, **params}
+
+
 def test_dag_files_import_cleanly(airflow: Any) -> None:
     assert airflow.import_errors == {}
     assert set(airflow.dags) == DAG_IDS
@@ -84,25 +102,38 @@ def test_dag_policies(airflow: Any) -> None:
         assert dag.tags and "mediamon" in dag.tags
         assert dag.doc_md
         assert not dag.catchup
+        assert dag.owner == "mediamon"
         for task in dag.tasks:
-            assert task.retries >= 2, f"{dag_id}.{task.task_id} needs retries"
+            if (dag_id, task.task_id) in NO_RETRIES:
+                assert task.retries == 0
+            else:
+                assert task.retries >= 2, f"{dag_id}.{task.task_id} needs retries"
 
 
 def test_ingest_dag_shape(airflow: Any) -> None:
     dag = airflow.dags["mediamon_ingest"]
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
-        "plan_sources": ["ingest_source"],
-        "ingest_source": ["summarize"],
-        "summarize": [],
+        "plan_sources": ["ingest_source", "watcher"],
+        "ingest_source": ["summarize", "watcher"],
+        "summarize": ["check_quality", "publish_articles", "watcher"],
+        "check_quality": ["publish_articles", "watcher"],
+        "publish_articles": ["watcher"],
+        "watcher": [],
     }
-    assert [o.name for o in dag.get_task("summarize").outlets] == ["mediamon_articles"]
+    assert [o.name for o in dag.get_task("publish_articles").outlets] == ["mediamon_articles"]
+    assert dag.get_task("summarize").trigger_rule == "all_done"
+    assert dag.get_task("watcher").trigger_rule == "one_failed"
     assert dag.timetable.expression == "*/15 * * * *"
+    # The trigger form offers the configured sources (read at parse time) as a multi-select.
+    sources = dag.params.get_param("sources")
+    assert sources.schema["type"] == "array"
+    assert sources.schema["examples"] == ["demo-news", "archive"]
 
 
 def test_dag_run_loads_and_a_rerun_changes_nothing(airflow: Any, engine: sa.Engine) -> None:
     dag = airflow.dags["mediamon_ingest"]
     logical_date = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
-    run = dag.test(logical_date=logical_date, run_conf={"force": True})
+    run = dag.test(logical_date=logical_date, run_conf=conf(force=True))
     assert run.state == "success"
     with engine.connect() as conn:
         articles = conn.execute(sa.text("select * from articles order by article_id")).all()
@@ -110,7 +141,7 @@ def test_dag_run_loads_and_a_rerun_changes_nothing(airflow: Any, engine: sa.Engi
         sources = conn.execute(sa.text("select source, count(*) from bi.articles group by 1")).all()
     assert dict(sources) == {"demo-news": 6, "archive": 1}
 
-    rerun = dag.test(logical_date=logical_date, run_conf={"force": True, "refetch": True})
+    rerun = dag.test(logical_date=logical_date, run_conf=conf(force=True, refetch=True))
     assert rerun.state == "success"
     with engine.connect() as conn:
         assert conn.execute(sa.text("select * from articles order by article_id")).all() == articles
@@ -126,6 +157,13 @@ def test_ops_failure_mail_is_opt_in(airflow: Any, monkeypatch: pytest.MonkeyPatc
     notifier = mediamon_airflow.failure_mail()["on_failure_callback"]
     assert notifier.to == ["ops@example.org", "oncall@example.org"]
     assert notifier.smtp_conn_id == "mediamon_smtp"
+    # The watcher re-states a failure another task already mailed: no second mail.
+    from airflow.dag_processing.dagbag import DagBag
+
+    parsed = DagBag(dag_folder=str(dags_folder()))  # with MEDIAMON_OPS_EMAIL set
+    for task in parsed.dags["mediamon_ingest"].tasks:
+        callbacks = task.on_failure_callback
+        assert (not callbacks) is (task.task_id == "watcher"), task.task_id
 
 
 def test_alerts_dag_shape(airflow: Any) -> None:
@@ -178,3 +216,239 @@ def test_digests_dag_sends_each_digest_once(
     with engine.connect() as conn:
         recorded = conn.execute(sa.text("select status, stories from digest_deliveries")).all()
     assert [tuple(r) for r in recorded] == [("sent", 1)]  # the seed, listed under both topics
+
+
+# ---------------------------------------------------------------------------------------
+# Run states, read from Airflow's metadata database (what the UI shows), not return values.
+
+
+@pytest.fixture(scope="module")
+def metadata(airflow: Any) -> Iterator[sa.Engine]:
+    """An engine on Airflow's metadata database (the fixture above configured it)."""
+    engine = sa.create_engine(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    yield engine
+    engine.dispose()
+
+
+def run_state(metadata: sa.Engine, dag_id: str, run_id: str) -> tuple[str, dict[str, Any]]:
+    """The run's state and each task's (state, try_number), as stored."""
+    with metadata.connect() as conn:
+        state = conn.execute(
+            sa.text("select state from dag_run where dag_id = :d and run_id = :r"),
+            {"d": dag_id, "r": run_id},
+        ).scalar_one()
+        tasks = conn.execute(
+            sa.text(
+                "select task_id, map_index, state, try_number from task_instance"
+                " where dag_id = :d and run_id = :r"
+            ),
+            {"d": dag_id, "r": run_id},
+        ).all()
+    by_task: dict[str, Any] = {}
+    for task_id, map_index, task_state, tries in tasks:
+        key = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+        by_task[key] = (task_state, tries)
+    return state, by_task
+
+
+def stored_xcom(metadata: sa.Engine, dag_id: str, run_id: str, task_id: str) -> Any:
+    with metadata.connect() as conn:
+        value = conn.execute(
+            sa.text(
+                "select value from xcom where dag_id = :d and run_id = :r and task_id = :t"
+                " and key = 'return_value'"
+            ),
+            {"d": dag_id, "r": run_id, "t": task_id},
+        ).scalar_one()
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends
+
+
+def write_sources(path: Path, entries: list[str]) -> Path:
+    path.write_text("sources:\n" + "".join(f"  - {e}\n" for e in entries), "utf-8")
+    return path
+
+
+def down_source(name: str) -> str:
+    return (
+        f"{{name: {name}, url: 'http://127.0.0.1:{closed_port()}/feed.xml',"
+        " allow_private_network: true}"
+    )
+
+
+@pytest.fixture()
+def quick_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIAMON_HTTP_RETRIES", "0")  # a refused connection fails at once
+
+
+def test_every_source_failing_fails_the_run(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+) -> None:
+    sources = write_sources(
+        tmp_path / "sources.yaml", [down_source("down-a"), down_source("down-b")]
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    run = airflow.dags["mediamon_ingest"].test(
+        logical_date=datetime(2024, 5, 1, 12, 0, tzinfo=UTC), run_conf=conf(force=True)
+    )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "failed"
+    # The ingest tasks (however the sources are grouped into them) did their job: green.
+    ingest_states = {v[0] for k, v in tasks.items() if k.startswith("ingest_")}
+    assert ingest_states == {"success"}
+    assert tasks["summarize"] == ("failed", 1)  # no retries: re-summing changes nothing
+    assert tasks["publish_articles"][0] == "upstream_failed"  # no asset event, no alerts
+    assert tasks["watcher"][0] == "failed"
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select * from ingest_runs")).one()
+    assert row.status == "failed" and row.sources_due == 2 and row.sources_failed == 2
+    assert row.error.startswith("all 2 due source(s) failed")
+
+
+def test_a_config_error_fails_the_run_with_one_try(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine
+) -> None:
+    run = airflow.dags["mediamon_ingest"].test(
+        logical_date=datetime(2024, 5, 2, 12, 0, tzinfo=UTC), run_conf=conf(sources=["nope"])
+    )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "failed"
+    assert tasks["plan_sources"] == ("failed", 1)
+    assert tasks["watcher"][0] == "failed"
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select status, error from ingest_runs")).one()
+    assert row.status == "failed"
+    assert row.error.startswith("configuration error: unknown source(s): nope")
+
+
+def test_one_failing_source_of_three_is_counted_and_the_run_stands(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    site: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sources = write_sources(
+        tmp_path / "sources.yaml",
+        [
+            f"{{name: demo-news, url: '{site}/feed.xml', language: zh,"
+            " allow_private_network: true}",
+            f"{{name: archive, kind: archive, path: '{DEMO_DIR / 'archive'}'}}",
+            down_source("down"),
+        ],
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    with caplog.at_level(logging.WARNING):
+        run = airflow.dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 5, 3, 12, 0, tzinfo=UTC), run_conf=conf(force=True)
+        )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "success"
+    assert tasks["publish_articles"][0] == "success"  # 7 new articles: the asset event
+    assert tasks["watcher"][0] == "skipped"
+    summary = stored_xcom(metadata, "mediamon_ingest", run.run_id, "summarize")
+    assert summary["sources"] == 3 and summary["sources_failed"] == 1
+    assert summary["failed_sources"] == ["down"] and summary["new"] == 7
+    assert any(
+        r.levelno == logging.WARNING and "source down failed" in r.getMessage()
+        for r in caplog.records
+    )
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select status, checks from ingest_runs")).one()
+    assert row.status == "success" and all(check["passed"] for check in row.checks)
+
+
+def test_a_failed_quality_check_fails_the_run(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A feed whose items have text but no title: loaded, then caught by the check.
+    site = tmp_path / "site"
+    site.mkdir()
+    items = "".join(
+        f"<item><link>{{{{BASE}}}}/a{n}.html</link><pubDate>Mon, 01 Apr 2024 0{n}:00:00"
+        f" +0000</pubDate><description>第{n}篇没有标题的文章正文，内容足够长以便保存。"
+        "</description></item>"
+        for n in range(3)
+    )
+    (site / "feed.xml").write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>t</title>'
+        f"<link>http://127.0.0.1/</link>{items}</channel></rss>",
+        "utf-8",
+    )
+    with serve_folder(site) as base:
+        sources = write_sources(
+            tmp_path / "sources.yaml",
+            [
+                f"{{name: untitled, url: '{base}/feed.xml', language: zh, fetch_pages: false,"
+                " allow_private_network: true}"
+            ],
+        )
+        monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+        run = airflow.dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 5, 4, 12, 0, tzinfo=UTC), run_conf=conf(force=True)
+        )
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "failed"
+    assert tasks["summarize"][0] == "success"
+    assert tasks["check_quality"] == ("failed", 1)
+    assert tasks["publish_articles"][0] == "upstream_failed"  # no alerts on bad data
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select status, checks, error from ingest_runs")).one()
+    assert row.status == "failed"
+    failed = {c["name"]: c["detail"] for c in row.checks if not c["passed"]}
+    assert list(failed) == ["urls_and_titles_present"]
+    assert "3 without title" in failed["urls_and_titles_present"]
+
+
+def test_health_dag_mails_an_incident_and_is_red_while_it_cannot(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+) -> None:
+    from tests.integration.test_health import Mailbox
+    from tests.support.smtp_server import Sink, serve_smtp
+
+    # A failed ingest run an hour and a half ago: two incidents (failed, stale).
+    sources = write_sources(tmp_path / "sources.yaml", [down_source("down")])
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    ingest_at = datetime(2024, 5, 5, 12, 0, tzinfo=UTC)
+    airflow.dags["mediamon_ingest"].test(logical_date=ingest_at, run_conf=conf(force=True))
+    health = airflow.dags["mediamon_health"]
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP", raising=False)
+    unmailed = health.test(logical_date=ingest_at + timedelta(minutes=75))
+    assert run_state(metadata, "mediamon_health", unmailed.run_id)[0] == "failed"
+
+    mailbox = Mailbox(Sink())
+    with serve_smtp(mailbox.sink) as port:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MEDIAMON_SMTP",
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                        "extra": {"disable_ssl": True, "disable_tls": True}}),
+        )  # fmt: skip
+        mailed = health.test(logical_date=ingest_at + timedelta(minutes=90))
+    assert run_state(metadata, "mediamon_health", mailed.run_id)[0] == "success"
+    assert sorted(m["Subject"] for m in mailbox.messages) == [
+        "[mediamon] INCIDENT: no successful ingest run for 90 min",
+        "[mediamon] INCIDENT: the latest ingest run failed",
+    ]

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.cli import main
-from mediamon.settings import DEMO_DIR
+from mediamon.settings import DEFAULT_CONFIG_DIR, DEMO_DIR
 
 
 @pytest.fixture()
@@ -102,3 +102,76 @@ def test_bad_sources_file_is_a_clear_error(
     monkeypatch.setenv("MEDIAMON_SOURCES", str(bad))
     assert main(["ingest"]) == 2
     assert f"{bad}: source 'a'.url" in capsys.readouterr().err
+
+
+def test_status_is_a_table_with_the_last_error_and_json_for_scripts(
+    env: None,
+    engine: sa.Engine,
+    shared_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    down = f"http://127.0.0.1:{_closed_port()}/feed.xml"
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"sources:\n  - {{name: down, url: '{down}', allow_private_network: true}}\n", "utf-8"
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    monkeypatch.setenv("MEDIAMON_HTTP_RETRIES", "0")
+    assert main(["import-archive", str(shared_dir / "seeds"), "--source-name", "seed"]) == 0
+    assert main(["ingest"]) == 1  # its only source failed: the run failed
+    assert "run failed: all 1 due source(s) failed: down" in capsys.readouterr().err
+
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["SOURCE", "STATE", "LAST", "SUCCESS", "(UTC)", "ARTICLES", "24H",
+                                "LAST", "ERROR"]  # fmt: skip
+    rows = {line.split()[0]: line for line in lines[1:3]}
+    assert rows["down"].split()[1:4] == ["failing", "(1x)", "-"]
+    assert "Connection refused" in rows["down"] or "connect" in rows["down"].lower()
+    assert rows["seed"].split()[1] == "ok" and rows["seed"].split()[4] == "1"
+
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_name = {s["source"]: s for s in report["sources"]}
+    assert by_name["down"]["state"] == "failing (1x)" and by_name["down"]["last_error"]
+    assert by_name["seed"]["articles_24h"] == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [["status"], ["ingest"], ["health", "run"], ["db", "upgrade"]])
+def test_an_unreachable_database_is_one_line_and_exit_3(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(
+        "MEDIAMON_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{_closed_port()}/mediamon"
+    )
+    assert main(command) == 3  # errors.EXIT_DATABASE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("mediamon: database unavailable: ") and "Traceback" not in err
+    with pytest.raises(sa.exc.OperationalError):
+        main(["--debug", *command])
+
+
+def test_topics_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(DEFAULT_CONFIG_DIR / "topics.yaml"))
+    assert main(["topics", "check"]) == 0
+    assert ": valid, " in capsys.readouterr().out
+
+    bad = tmp_path / "topics.yaml"
+    bad.write_text("version: 1\ntopics:\n  - key: x\n    terms: 12\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(bad))
+    assert main(["topics", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mediamon: {bad}") and err.count("\n") == 1

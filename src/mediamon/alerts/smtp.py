@@ -20,13 +20,15 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from mediamon.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 SMTP_CONN_ID = "mediamon_smtp"
 TRUE = ("1", "true", "yes", "on")
 
 
-class MailConfigError(ValueError):
+class MailConfigError(ConfigError):
     """The SMTP connection is missing or malformed; the message names it."""
 
 

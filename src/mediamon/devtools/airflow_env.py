@@ -4,6 +4,7 @@ LocalExecutor, every service on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -34,6 +35,8 @@ def airflow_environment(
         )
     if metadata_url:
         metadata_url = db.normalize_url(metadata_url)
+    # MEDIAMON_AIRFLOW_PORT moves the UI off 8080 (another service, a second checkout).
+    port = str(settings.airflow_port)
     defaults = {
         "AIRFLOW_HOME": str(settings.var_dir / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
@@ -42,11 +45,13 @@ def airflow_environment(
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": "8080",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:8080/execution/",
+        "AIRFLOW__API__PORT": port,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "8793",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "AIRFLOW__SIMPLE_AUTH_MANAGER__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # Loopback only: everyone who can reach the UI is admin, no login. Airflow 3.3 reads
+        # this option from [core], not [simple_auth_manager].
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "MEDIAMON_VAR_DIR": str(settings.var_dir),
         "MEDIAMON_SOURCES": str(settings.sources_path),
     }
@@ -76,7 +81,7 @@ def run_airflow(settings: Settings, args: Sequence[str], **kwargs: object) -> in
 
 
 SERVICES = (
-    ("api-server", "-H", "127.0.0.1", "-p", "8080"),
+    ("api-server", "-H", "127.0.0.1"),  # the port: AIRFLOW__API__PORT
     # serve-logs would listen on 0.0.0.0; the api-server reads local log files instead.
     ("scheduler", "--skip-serve-logs"),
     ("dag-processor",),
@@ -84,9 +89,18 @@ SERVICES = (
 )
 
 
+STARTUP_TIMEOUT_S = 180
+
+
+def services_file(settings: Settings) -> Path:
+    """Where ``mediamon run`` notes the process ids it started (for ``mediamon stop``)."""
+    return settings.var_dir / "airflow" / "services.pids"
+
+
 def run_services(settings: Settings) -> int:
-    """Start Airflow's long-running services on loopback; stop them all on Ctrl-C or
-    when any one of them exits."""
+    """Start Airflow's long-running services on loopback; print the UI's address once the
+    api-server answers; stop them all on Ctrl-C, on ``mediamon stop``, or when any one
+    of them exits."""
     import signal
     import time
 
@@ -94,9 +108,24 @@ def run_services(settings: Settings) -> int:
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     if subprocess.run(airflow_command(["db", "migrate"]), env=env, check=False).returncode:
         return 1
-    processes = [subprocess.Popen(airflow_command(list(args)), env=env) for args in SERVICES]
-    print("Airflow UI: http://127.0.0.1:8080  (Ctrl-C stops every service)", flush=True)
+    # Each service leads its own process group, so stopping it stops its workers too.
+    api_url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+    processes = [
+        subprocess.Popen(airflow_command(list(args)), env=env, start_new_session=True)
+        for args in SERVICES
+    ]
+    pids = services_file(settings)
+    pids.write_text("".join(f"{p.pid}\n" for p in processes), encoding="utf-8")
     try:
+        if _wait_for_api(api_url, processes):
+            print(
+                f"Airflow UI: {api_url}  (no login on loopback: every user is admin;"
+                " `make stop` or Ctrl-C stops every service)",
+                flush=True,
+            )
+        else:
+            print("mediamon: the Airflow api-server did not answer; see the log above",
+                  file=sys.stderr, flush=True)  # fmt: skip
         while all(p.poll() is None for p in processes):
             time.sleep(1)
     except KeyboardInterrupt:
@@ -104,10 +133,71 @@ def run_services(settings: Settings) -> int:
     finally:
         for process in processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                _signal_group(process.pid, signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+        pids.unlink(missing_ok=True)
     return 0
+
+
+def _wait_for_api(api_url: str, processes: Sequence[subprocess.Popen[bytes]]) -> bool:
+    """Whether the api-server's health endpoint answered before the timeout (False as
+    soon as a service exits)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def _signal_group(pid: int, signal_number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal_number)
+
+
+def stop_services(settings: Settings, timeout_s: float = 30) -> int:
+    """Stop the services a ``mediamon run`` started (from its pid file); return how many
+    were running. A pid is signalled only while it still runs an ``airflow`` command, so
+    a recycled pid is never hit."""
+    import signal
+    import time
+
+    pids_path = services_file(settings)
+    if not pids_path.exists():
+        return 0
+    running = []
+    for line in pids_path.read_text(encoding="utf-8").split():
+        pid = int(line)
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"airflow" in command:
+            running.append(pid)
+            _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while running and time.monotonic() < deadline:
+        running_now = [pid for pid in running if Path(f"/proc/{pid}").exists()]
+        if not running_now:
+            break
+        time.sleep(0.5)
+    for pid in running:
+        if Path(f"/proc/{pid}").exists():
+            _signal_group(pid, signal.SIGKILL)
+    pids_path.unlink(missing_ok=True)
+    return len(running)

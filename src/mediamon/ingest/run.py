@@ -200,7 +200,9 @@ def ingest_source(
     stats.poll = poll.outcome
     with engine.begin() as conn:
         polling.record_poll(conn, source, source_id, run_key, now, state, poll)
-    logger.info("source %s: %s", source.name, stats.as_dict())
+    # A failed poll is WARNING: ops read it in the task log; the run itself stands.
+    level = logging.WARNING if poll.outcome == "failed" else logging.INFO
+    logger.log(level, "source %s: %s", source.name, stats.as_dict())
     return stats
 
 

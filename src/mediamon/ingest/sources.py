@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from mediamon.errors import ConfigError
+
 KINDS = ("feed", "archive")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DEFAULT_POLL_INTERVAL = timedelta(minutes=15)
@@ -46,7 +48,7 @@ DURATION_FIELDS = (
 COUNT_FIELDS = ("host_max_connections", "max_items", "max_bytes")
 
 
-class SourceConfigError(ValueError):
+class SourceConfigError(ConfigError):
     """The sources file is invalid; the message names the file, source and field."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from mediamon.errors import ConfigError
 from mediamon.spikes.model import SpikeParams
 from mediamon.topics.rules import Rule, count_hits, parse_rule
 
@@ -25,7 +26,7 @@ DEFAULT_DIGEST_HOUR = 8
 DEFAULT_LOCALE = "en"
 
 
-class TopicConfigError(ValueError):
+class TopicConfigError(ConfigError):
     """The topics file is invalid; the message names the file, the line and the reason."""
 
 

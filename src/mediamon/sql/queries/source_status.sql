@@ -1,11 +1,21 @@
--- Per source: articles, syndicated copies, last fetch, and fetch errors since :since.
-select s.name,
-       (select count(*) from articles a where a.source_id = s.source_id) as articles,
+-- Per source, for `mediamon status`: its polling state, last success, last error text
+-- (the polling state's, else the fetch log's), and articles first seen since :since.
+select s.name as source,
+       s.kind,
+       st.last_outcome,
+       coalesce(st.consecutive_failures, 0) as consecutive_failures,
+       coalesce(st.last_success_at,
+                (select max(f.fetched_at) from fetch_log f
+                  where f.source_id = s.source_id and f.error is null)) as last_success,
+       st.last_polled_at,
+       st.next_poll_at,
+       coalesce(st.last_error,
+                (select f.error from fetch_log f
+                  where f.source_id = s.source_id and f.error is not null
+                  order by f.fetched_at desc limit 1)) as last_error,
        (select count(*) from articles a
-         where a.source_id = s.source_id and a.duplicate_of is not null) as duplicates,
-       (select max(fetched_at) from fetch_log f where f.source_id = s.source_id) as last_fetch,
-       (select count(*) from fetch_log f
-         where f.source_id = s.source_id and f.error is not null
-           and f.fetched_at > :since) as errors_since
+         where a.source_id = s.source_id and a.first_seen_at > :since) as articles_24h,
+       (select count(*) from articles a where a.source_id = s.source_id) as articles
 from sources s
+left join source_state st using (source_id)
 order by s.name

@@ -1,0 +1,112 @@
+"""## mediamon_health — the ops watchdog
+
+**What it does.** Every 15 minutes, independent of task callbacks (a killed task runs
+none), it reads mediamon's database and opens an *incident* for each problem it sees:
+a source failing its last polls, a source silent for several times its usual interval,
+total ingest volume falling off a cliff against the same hours of past weeks, topic alerts
+pending undelivered for over an hour, no successful ingest run for over an hour, the
+latest ingest run failed, a failed data-quality check. Each incident is mailed once to
+`MEDIAMON_OPS_EMAIL` through the `mediamon_smtp` connection, and once more when it clears.
+
+**Run states.** Green: the watchdog ran and every open incident has been mailed. Red:
+the database could not be read, or an open incident could not be mailed (no
+`mediamon_smtp` connection, `MEDIAMON_OPS_EMAIL` unset, the server down) — the log lists
+the incidents; they wait in `bi.incidents` and go out once mail works.
+
+**Where to look.** `bi.incidents` (every episode, open and closed); `mediamon health run
+--dry-run` shows what the watchdog sees now without writing or sending; thresholds are
+`MEDIAMON_HEALTH_*` variables (README "Operations"). Re-running a run is harmless: an
+incident is mailed once whatever runs find it.
+
+`mediamon_health_report` mails the weekly source-health report (per source: polls,
+failures, articles, median latency, trend), once per ISO week; its task is *skipped* when
+the report was already sent or mail is not set up.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+from mediamon_airflow import failure_mail
+
+DEFAULT_ARGS = {
+    "owner": "mediamon",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    # The watchdog failing (its database down) is itself worth a mail.
+    **failure_mail(),
+    "execution_timeout": timedelta(minutes=10),
+}
+
+
+@dag(
+    dag_id="mediamon_health",
+    schedule="*/15 * * * *",
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["mediamon", "ops"],
+    doc_md=__doc__,
+)
+def mediamon_health() -> None:
+    @task(multiple_outputs=False)
+    def watchdog() -> dict[str, object]:
+        """Find problems, keep incidents, mail new ones and recoveries."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mediamon.ops import service as ops
+        from mediamon_airflow import config_errors_fail_at_once, run_time, settings, smtp_send
+
+        _, now = run_time(get_current_context())
+        send, sender = smtp_send()
+        with config_errors_fail_at_once():
+            result = ops.health_run(settings(), now, send=send, sender=sender)
+        for finding in result.findings:
+            print(f"{finding.key}: {finding.summary}")
+        if result.unmailed:
+            raise AirflowFailException(
+                f"{len(result.unmailed)} open incident(s) not mailed ({result.note}):"
+                f" {', '.join(result.unmailed)}"
+            )
+        return result.as_dict()
+
+    watchdog()
+
+
+@dag(
+    dag_id="mediamon_health_report",
+    schedule="0 7 * * 1",  # Mondays 07:00 UTC: the week just ended
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["mediamon", "ops"],
+    doc_md=__doc__,
+)
+def mediamon_health_report() -> None:
+    @task(multiple_outputs=False)
+    def weekly_report() -> dict[str, object]:
+        """Mail the source-health report for the week ending at this run's time, once."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mediamon.ops import service as ops
+        from mediamon_airflow import run_time, settings, smtp_send
+
+        _, now = run_time(get_current_context())
+        send, sender = smtp_send()
+        outcome = ops.health_report(settings(), now, send=send, sender=sender)
+        if not outcome.sent:
+            # A report is a courtesy, not an alarm: without mail set up it is skipped (the
+            # watchdog's own run turns red when an incident cannot be mailed).
+            raise AirflowSkipException(f"report not sent: {outcome.note}")
+        return outcome.as_dict()
+
+    weekly_report()
+
+
+mediamon_health()
+mediamon_health_report()

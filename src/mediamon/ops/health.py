@@ -1,0 +1,530 @@
+"""The ops watchdog: finds what is wrong from mediamon's own tables, keeps one incident per
+problem episode and mails each once (and once more when it clears).
+
+It reads only the database, so it works from the ``mediamon_health`` DAG and from
+``mediamon health run`` alike, and does not depend on task callbacks (a SIGKILLed task
+runs none). What it looks for:
+
+- ``source_failing``: a source whose last N polls failed (``source_state``);
+- ``source_silent``: a source with no new article for K times its usual interval between
+  arrivals, learned from its last weeks (median gap);
+- ``volume_drop``: all sources together brought far fewer articles in the last hours than
+  in the same hours of past weeks;
+- ``alerts_undelivered``: topic alerts pending for over an hour (no SMTP connection, the
+  server down);
+- ``ingest_stale``: no successful ingest run (``ingest_runs``) for over an hour;
+- ``ingest_failed``: the latest ingest run failed (all sources, a config or database
+  error);
+- ``quality_check``: a data-quality check failed in the latest checked run.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+
+from mediamon.ops.runs import CHECKS_FAILED
+from mediamon.ops.thresholds import HealthThresholds
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[EmailMessage], None]
+# A source not polled for this long is not judged silent (it was removed, or nothing runs).
+POLLED_WITHIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem the watchdog sees now; ``key`` names the episode (kind:subject)."""
+
+    kind: str
+    subject: str
+    summary: str
+    detail: str
+    advice: str
+    since: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+
+@dataclass
+class HealthResult:
+    """What one watchdog run found and did (sent counts are 0 in a dry run)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    mailed: list[str] = field(default_factory=list)
+    recoveries_mailed: list[str] = field(default_factory=list)
+    unmailed: list[str] = field(default_factory=list)  # open incidents nobody was told of
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "findings": [f.key for f in self.findings],
+            "opened": self.opened,
+            "resolved": self.resolved,
+            "mailed": self.mailed,
+            "recoveries_mailed": self.recoveries_mailed,
+            "unmailed": self.unmailed,
+            "note": self.note,
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# Findings
+
+
+def find_problems(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+    """Every problem visible at ``at``, in a stable order."""
+    return [
+        *_failing_sources(conn, at, limits),
+        *_silent_sources(conn, at, limits),
+        *_volume_drop(conn, at, limits),
+        *_undelivered_alerts(conn, at, limits),
+        *_ingest_runs(conn, at, limits),
+    ]
+
+
+def _ago(at: datetime, then: datetime) -> str:
+    return _duration(at - then)
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes / 60
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _failing_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+    rows = conn.execute(
+        sa.text(
+            "select s.name, s.location, st.consecutive_failures, st.last_error,"
+            "       st.last_success_at, st.last_polled_at,"
+            "       (select min(f.fetched_at) from fetch_log f"
+            "         where f.source_id = s.source_id and f.kind in ('feed', 'file')"
+            "           and f.error is not null"
+            "           and f.fetched_at > coalesce(st.last_success_at, '-infinity')"
+            "       ) as first_failure"
+            " from source_state st join sources s using (source_id)"
+            " where st.consecutive_failures >= :n order by s.name"
+        ),
+        {"n": limits.failing_polls},
+    ).all()
+    findings = []
+    for row in rows:
+        since = row.first_failure or row.last_polled_at
+        last_ok = (
+            f"last success {row.last_success_at.isoformat()}"
+            if row.last_success_at
+            else "never succeeded"
+        )
+        findings.append(
+            Finding(
+                kind="source_failing",
+                subject=row.name,
+                summary=f"source {row.name} failed its last {row.consecutive_failures} polls",
+                detail=f"{row.location}: {row.last_error or 'no error text'} ({last_ok})",
+                advice=(
+                    f"Open {row.location} from the worker host; if it moved or is gone, fix"
+                    f" or disable '{row.name}' in the sources file. The ingest task's log and"
+                    " `mediamon status` show each failed poll."
+                ),
+                since=since,
+            )
+        )
+    return findings
+
+
+def _silent_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+    # An arrival: a moment (a run's time) at which the source brought new articles.
+    rows = conn.execute(
+        sa.text(
+            "with arrivals as ("
+            "  select source_id, first_seen_at as t from articles"
+            "   where first_seen_at > :start and first_seen_at <= :at group by 1, 2),"
+            " gaps as ("
+            "  select source_id, t, t - lag(t) over (partition by source_id order by t) as gap"
+            "   from arrivals)"
+            " select s.name, s.location, count(g.gap) as gaps, max(g.t) as last_arrival,"
+            "  percentile_cont(0.5) within group (order by extract(epoch from g.gap))"
+            "   filter (where g.gap is not null) as usual_s,"
+            "  (select max(f.fetched_at) from fetch_log f where f.source_id = s.source_id"
+            "    and f.kind in ('feed', 'file') and f.fetched_at <= :at) as last_poll"
+            " from gaps g join sources s using (source_id)"
+            " group by s.source_id, s.name, s.location order by s.name"
+        ),
+        {"start": at - limits.history, "at": at},
+    ).all()
+    findings = []
+    for row in rows:
+        if row.gaps < limits.min_arrivals - 1 or row.usual_s is None:
+            continue
+        usual = timedelta(seconds=float(row.usual_s))
+        allowed = max(usual * limits.silent_factor, limits.min_silence)
+        quiet = at - row.last_arrival
+        # Silent means: polled while overdue, and nothing new. A source no longer polled
+        # (removed from the file, or the scheduler stopped) is not silent; ingest_stale
+        # and source_failing cover the rest.
+        polled_while_overdue = (
+            row.last_poll is not None
+            and row.last_poll > row.last_arrival + allowed
+            and row.last_poll > at - POLLED_WITHIN
+        )
+        if quiet <= allowed or not polled_while_overdue:
+            continue
+        findings.append(
+            Finding(
+                kind="source_silent",
+                subject=row.name,
+                summary=f"source {row.name} has brought no new article for {_duration(quiet)}",
+                detail=(
+                    f"Usually a new article every {_duration(usual)} (median over"
+                    f" {row.gaps} gaps in the last {_duration(limits.history)}); silent for"
+                    f" more than {limits.silent_factor:g}x that. Last new article first seen"
+                    f" {row.last_arrival.isoformat()}. Feed: {row.location}"
+                ),
+                advice=(
+                    f"Check that {row.location} still lists recent articles and that polls"
+                    f" of '{row.name}' succeed (`mediamon status`); a feed that stopped"
+                    " updating or moved needs a new URL in the sources file."
+                ),
+                since=row.last_arrival,
+            )
+        )
+    return findings
+
+
+def _volume_drop(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+    weeks = max(1, limits.history // timedelta(days=7))
+    first = conn.execute(
+        sa.text("select min(first_seen_at) from articles where first_seen_at <= :at"), {"at": at}
+    ).scalar_one()
+    if first is None:
+        return []
+    counts: dict[int, int] = {}
+    for week in range(weeks + 1):
+        end = at - timedelta(days=7 * week)
+        if week and end - limits.volume_window < first:
+            break  # before mediamon ran: no baseline, not zero
+        counts[week] = int(
+            conn.execute(
+                sa.text(
+                    "select count(*) from articles where first_seen_at > :start"
+                    " and first_seen_at <= :end"
+                ),
+                {"start": end - limits.volume_window, "end": end},
+            ).scalar_one()
+        )
+    past = [n for week, n in counts.items() if week > 0]
+    if not past:
+        return []
+    baseline = statistics.median(past)
+    now_count = counts[0]
+    if baseline < limits.min_volume or now_count >= limits.volume_ratio * baseline:
+        return []
+    window = _duration(limits.volume_window)
+    return [
+        Finding(
+            kind="volume_drop",
+            subject="all",
+            summary=f"{now_count} new articles in the last {window}, usually {baseline:g}",
+            detail=(
+                f"The same {window} of the past {len(past)} week(s) brought"
+                f" {', '.join(str(n) for n in past)} articles (median {baseline:g}); a cliff is"
+                f" under {limits.volume_ratio:.0%} of that."
+            ),
+            advice=(
+                "Look for many sources failing at once (network, DNS, proxy, a blocked user"
+                " agent) in `mediamon status` and the last mediamon_ingest runs."
+            ),
+            since=at - limits.volume_window,
+        )
+    ]
+
+
+def _undelivered_alerts(
+    conn: sa.Connection, at: datetime, limits: HealthThresholds
+) -> list[Finding]:
+    row = conn.execute(
+        sa.text(
+            "select count(*) as pending, min(created_at) as oldest from alerts"
+            " where state = 'open' and created_at <= :limit"
+        ),
+        {"limit": at - limits.alert_age},
+    ).one()
+    if not row.pending:
+        return []
+    return [
+        Finding(
+            kind="alerts_undelivered",
+            subject="alerts",
+            summary=f"{row.pending} topic alert(s) pending for over {_duration(limits.alert_age)}",
+            detail=f"The oldest was detected {row.oldest.isoformat()} and is still not mailed.",
+            advice=(
+                "Check the Airflow connection mediamon_smtp (defined? server reachable?) and"
+                " the log of the last mediamon_alerts.deliver_alerts task; pending alerts go"
+                " out on the next run once mail works."
+            ),
+            since=row.oldest,
+        )
+    ]
+
+
+def _ingest_runs(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+    runs = conn.execute(
+        sa.text(
+            "select count(*) as runs, min(run_at) as first,"
+            "       max(run_at) filter (where status = 'success') as last_success"
+            " from ingest_runs where run_at <= :at"
+        ),
+        {"at": at},
+    ).one()
+    if not runs.runs:
+        return []  # never run under the scheduler (or the CLI): nothing to expect
+    findings = []
+    since = runs.last_success or runs.first
+    if at - since > limits.stale_after:
+        findings.append(
+            Finding(
+                kind="ingest_stale",
+                subject="ingest",
+                summary=f"no successful ingest run for {_ago(at, since)}",
+                detail=(
+                    f"Last successful run: {runs.last_success.isoformat()}"
+                    if runs.last_success
+                    else f"No run has succeeded since the first, {runs.first.isoformat()}."
+                ),
+                advice=(
+                    "Is the scheduler running and mediamon_ingest unpaused? Look at its last"
+                    " runs in the Airflow UI (Grid view) and their failed tasks' logs."
+                ),
+                since=since,
+            )
+        )
+    latest = conn.execute(
+        sa.text(
+            "select run_key, run_at, status, error, checks from ingest_runs"
+            " where run_at <= :at order by run_at desc, finished_at desc limit 1"
+        ),
+        {"at": at},
+    ).one()
+    failed_checks = [c for c in latest.checks or [] if not c.get("passed")]
+    # A run failed by its checks alone is reported per check below, not twice.
+    causes = [
+        line for line in (latest.error or "").splitlines() if not line.startswith(CHECKS_FAILED)
+    ]
+    if latest.status == "failed" and (causes or not failed_checks):
+        streak_start = conn.execute(
+            sa.text(
+                "select min(run_at) from ingest_runs where run_at <= :at and run_at >"
+                " coalesce((select max(run_at) from ingest_runs"
+                "           where run_at <= :at and status <> 'failed'), '-infinity')"
+            ),
+            {"at": at},
+        ).scalar_one()
+        findings.append(
+            Finding(
+                kind="ingest_failed",
+                subject="ingest",
+                summary="the latest ingest run failed",
+                detail=f"{latest.run_key}: {'; '.join(causes) or 'no error recorded'}",
+                advice=(
+                    "Open the run in the Airflow UI (mediamon_ingest, Grid view): the red task's"
+                    " log names the cause. A config error needs the sources file fixed; then"
+                    " trigger the DAG again."
+                ),
+                since=streak_start or latest.run_at,
+            )
+        )
+    for check in failed_checks:
+        findings.append(
+            Finding(
+                kind="quality_check",
+                subject=str(check.get("name")),
+                summary=f"data-quality check {check.get('name')} failed",
+                detail=f"{latest.run_key}: {check.get('detail')}",
+                advice=(
+                    "Look at the articles of that run (bi.articles, first_seen_at = the run's"
+                    " time) and the check_quality task's log; a source whose pages changed"
+                    " layout needs its extraction looked at."
+                ),
+                since=latest.run_at,
+            )
+        )
+    return findings
+
+
+# ---------------------------------------------------------------------------------------
+# Incidents
+
+
+def open_incidents(conn: sa.Connection) -> dict[str, Any]:
+    """The open incidents by dedupe key."""
+    rows = conn.execute(
+        sa.text("select * from incidents where resolved_at is null order by incident_id")
+    ).all()
+    return {row.dedupe_key: row for row in rows}
+
+
+def reconcile(
+    conn: sa.Connection, findings: Sequence[Finding], at: datetime
+) -> tuple[list[str], list[str]]:
+    """Open an incident per new finding, refresh the open ones still found and resolve
+    the rest; return the keys opened and resolved."""
+    before = open_incidents(conn)
+    opened = []
+    for finding in findings:
+        conn.execute(
+            sa.text(
+                "insert into incidents (dedupe_key, kind, subject, summary, detail, advice,"
+                " since, opened_at, last_seen_at)"
+                " values (:key, :kind, :subject, :summary, :detail, :advice, :since, :at, :at)"
+                " on conflict (dedupe_key) where resolved_at is null do update set"
+                " summary = excluded.summary, detail = excluded.detail,"
+                " last_seen_at = greatest(incidents.last_seen_at, excluded.last_seen_at)"
+            ),
+            {
+                "key": finding.key,
+                "kind": finding.kind,
+                "subject": finding.subject,
+                "summary": finding.summary,
+                "detail": finding.detail,
+                "advice": finding.advice,
+                "since": finding.since,
+                "at": at,
+            },
+        )
+        if finding.key not in before:
+            opened.append(finding.key)
+    found = {f.key for f in findings}
+    resolved = [key for key in before if key not in found]
+    if resolved:
+        conn.execute(
+            sa.text(
+                "update incidents set resolved_at = :at"
+                " where resolved_at is null and dedupe_key = any(:keys)"
+            ),
+            {"at": at, "keys": resolved},
+        )
+    return opened, resolved
+
+
+def notify(
+    engine: sa.Engine,
+    send: Send,
+    sender: str,
+    recipients: Sequence[str],
+    at: datetime,
+) -> tuple[list[str], list[str]]:
+    """Mail every open incident not yet mailed and every recovery not yet mailed, each
+    once: the row is locked while its mail goes out and marked in the same transaction,
+    so overlapping runs cannot both send it. A failed send leaves it for the next run.
+
+    Returns:
+        The dedupe keys of the incident mails and the recovery mails sent.
+
+    Raises:
+        Exception: whatever ``send`` raised, after the other mails were tried.
+    """
+    from mediamon.ops import mail as ops_mail
+
+    mailed: list[str] = []
+    recovered: list[str] = []
+    errors: list[Exception] = []
+    with engine.connect() as conn:
+        due = conn.execute(
+            sa.text(
+                "select incident_id from incidents"
+                " where (resolved_at is null and notified_at is null)"
+                "    or (resolved_at is not null and notified_at is not null"
+                "        and recovery_notified_at is null)"
+                " order by incident_id"
+            )
+        ).scalars()
+        due_ids = list(due)
+    for incident_id in due_ids:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.text(
+                    "select * from incidents where incident_id = :id"
+                    " and ((resolved_at is null and notified_at is null)"
+                    "   or (resolved_at is not null and notified_at is not null"
+                    "       and recovery_notified_at is null))"
+                    " for update skip locked"
+                ),
+                {"id": incident_id},
+            ).one_or_none()
+            if row is None:
+                continue  # another run has it, or it changed meanwhile
+            recovery = row.resolved_at is not None
+            message = ops_mail.incident_message(row, recovery, sender, recipients, at)
+            try:
+                send(message)
+            except Exception as error:  # noqa: BLE001 - the others still go out; re-raised below
+                logger.error("mailing incident %s failed: %s", row.dedupe_key, error)
+                errors.append(error)
+                continue
+            column = "recovery_notified_at" if recovery else "notified_at"
+            conn.execute(
+                sa.text(f"update incidents set {column} = :at where incident_id = :id"),
+                {"at": at, "id": incident_id},
+            )
+            (recovered if recovery else mailed).append(row.dedupe_key)
+    if errors:
+        raise errors[0]
+    return mailed, recovered
+
+
+def run(
+    engine: sa.Engine,
+    at: datetime,
+    *,
+    send: Send | None,
+    sender: str,
+    recipients: Sequence[str],
+    limits: HealthThresholds,
+    dry_run: bool = False,
+) -> HealthResult:
+    """One watchdog pass at ``at``: find, record, mail. A dry run finds and reports what
+    it would open and resolve, and writes and sends nothing."""
+    result = HealthResult()
+    with engine.begin() as conn:
+        result.findings = find_problems(conn, at, limits)
+        if dry_run:
+            before = open_incidents(conn)
+            found = {f.key for f in result.findings}
+            result.opened = [key for key in found if key not in before]
+            result.resolved = [key for key in before if key not in found]
+            result.note = "dry run: nothing written, nothing sent"
+            return result
+        result.opened, result.resolved = reconcile(conn, result.findings, at)
+    for key in result.opened:
+        logger.warning("incident opened: %s", key)
+    if send is None or not recipients:
+        result.note = (
+            "no mediamon_smtp connection" if send is None else "MEDIAMON_OPS_EMAIL is not set"
+        ) + ": incidents are recorded (bi.incidents) but not mailed"
+    else:
+        result.mailed, result.recoveries_mailed = notify(engine, send, sender, recipients, at)
+    with engine.connect() as conn:
+        result.unmailed = list(
+            conn.execute(
+                sa.text(
+                    "select dedupe_key from incidents where resolved_at is null"
+                    " and notified_at is null order by incident_id"
+                )
+            ).scalars()
+        )
+    return result

@@ -1,0 +1,130 @@
+"""The ops team's mails: an incident, its recovery, the weekly source-health report.
+Plain text and HTML; everything that came from outside (source names, URLs, error texts)
+is cleaned and escaped by :mod:`mediamon.alerts`' helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from mediamon.alerts.render import Rendered, build_message, clean, esc
+
+DETAIL_CHARS = 2000
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def incident_message(
+    incident: Any,
+    recovery: bool,
+    sender: str,
+    recipients: Sequence[str],
+    at: datetime,
+) -> EmailMessage:
+    """The mail for one ``incidents`` row: the problem, or that it cleared."""
+    state = "RESOLVED" if recovery else "INCIDENT"
+    subject = f"[mediamon] {state}: {clean(incident.summary, 200)}"
+    fields = [
+        ("What", clean(incident.summary, 300)),
+        ("Since", _when(incident.since)),
+        ("Found", _when(incident.opened_at)),
+    ]
+    if recovery:
+        fields.append(("Cleared", _when(incident.resolved_at)))
+    fields += [
+        ("Detail", clean(incident.detail, DETAIL_CHARS)),
+        ("What to do", "Nothing: it cleared." if recovery else clean(incident.advice, 600)),
+        ("Incident", f"{incident.incident_id} ({clean(incident.dedupe_key, 200)})"),
+    ]
+    lead = "This problem has cleared." if recovery else "The mediamon watchdog found a problem."
+    text = (
+        lead
+        + "\n\n"
+        + "\n".join(f"{name}: {value}" for name, value in fields)
+        + "\n\nAll incidents: the bi.incidents view; `mediamon health run --dry-run` shows"
+        " what the watchdog sees now.\n"
+    )
+    rows = "".join(
+        f'<tr><th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
+        f'{esc(name)}</th><td style="padding:4px 0;overflow-wrap:anywhere">'
+        f"{esc(value, DETAIL_CHARS)}</td></tr>"
+        for name, value in fields
+    )
+    colour = "#1a7f37" if recovery else "#b42318"
+    html = _page(
+        subject,
+        f'<h2 style="color:{colour};font-size:18px">{esc(state)}: {esc(incident.summary)}</h2>'
+        f"<p>{esc(lead)}</p>"
+        f'<table style="border-collapse:collapse;max-width:100%">{rows}</table>'
+        '<p style="color:#555">All incidents: the <code>bi.incidents</code> view;'
+        " <code>mediamon health run --dry-run</code> shows what the watchdog sees now.</p>",
+    )
+    return build_message(
+        Rendered(subject=subject, text=text, html=html),
+        sender,
+        recipients,
+        sent_at=at,
+        headers={"X-Mediamon-Incident": f"{incident.dedupe_key} {state.lower()}"},
+    )
+
+
+REPORT_COLUMNS = (
+    ("source", "Source"),
+    ("polls", "Polls"),
+    ("failures", "Failures"),
+    ("articles", "Articles"),
+    ("median_latency_ms", "Median latency (ms)"),
+    ("trend", "Trend vs week before"),
+)
+
+
+def report_message(
+    rows: Sequence[Mapping[str, Any]],
+    start: datetime,
+    end: datetime,
+    sender: str,
+    recipients: Sequence[str],
+) -> EmailMessage:
+    """The weekly source-health report: one row per source."""
+    subject = f"[mediamon] source health, week to {end:%Y-%m-%d}"
+    head = f"Source health from {_when(start)} to {_when(end)}."
+    # str() first: clean() turns a falsy value (a count of 0) into "".
+    cells = [[clean(str(row.get(key, "")), 80) for key, _ in REPORT_COLUMNS] for row in rows]
+    widths = [
+        max(len(title), *(len(c[i]) for c in cells)) if cells else len(title)
+        for i, (_, title) in enumerate(REPORT_COLUMNS)
+    ]
+    lines = [
+        "  ".join(title.ljust(w) for (_, title), w in zip(REPORT_COLUMNS, widths, strict=True)),
+        *("  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells),
+    ]
+    text = head + "\n\n" + "\n".join(lines) + "\n" + ("" if rows else "(no sources)\n")
+    header = "".join(
+        f'<th style="text-align:left;padding:4px 8px;border-bottom:1px solid #ccc">{esc(t)}</th>'
+        for _, t in REPORT_COLUMNS
+    )
+    body_rows = "".join(
+        "<tr>" + "".join(f'<td style="padding:4px 8px">{esc(c)}</td>' for c in cell) + "</tr>"
+        for cell in cells
+    )
+    html = _page(
+        subject,
+        f'<h2 style="font-size:18px">{esc(subject)}</h2><p>{esc(head)}</p>'
+        '<div style="overflow-x:auto"><table style="border-collapse:collapse">'
+        f"<thead><tr>{header}</tr></thead><tbody>{body_rows}</tbody></table></div>",
+    )
+    return build_message(Rendered(subject=subject, text=text, html=html), sender, recipients)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title></head>"
+        '<body style="font-family:sans-serif;font-size:14px;color:#222;margin:12px">'
+        f"{body}</body></html>"
+    )

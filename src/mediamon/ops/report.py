@@ -1,0 +1,113 @@
+"""The weekly source-health report: per source, its polls, failed polls, new articles,
+median poll latency and the trend against the week before. Mailed once per ISO week
+(``ops_reports`` remembers), so a re-run of the weekly task sends nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What :func:`send_weekly` did."""
+
+    key: str
+    rows: list[dict[str, Any]]
+    sent: bool
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"report": self.key, "sources": len(self.rows), "sent": self.sent, "note": self.note}
+
+
+def report_key(at: datetime) -> str:
+    year, week, _ = at.isocalendar()
+    return f"source-health:{year}-W{week:02d}"
+
+
+def report_rows(conn: sa.Connection, end: datetime) -> list[dict[str, Any]]:
+    """One row per source for the week ending at ``end``."""
+    rows = conn.execute(
+        sa.text(
+            "select s.name as source,"
+            "  coalesce(f.polls, 0) as polls, coalesce(f.failures, 0) as failures,"
+            "  f.median_latency_ms,"
+            "  (select count(*) from articles a where a.source_id = s.source_id"
+            "     and a.first_seen_at > :start and a.first_seen_at <= :end) as articles,"
+            "  (select count(*) from articles a where a.source_id = s.source_id"
+            "     and a.first_seen_at > :before and a.first_seen_at <= :start) as articles_before"
+            " from sources s left join lateral ("
+            "  select count(distinct run_key) as polls,"
+            "         count(*) filter (where kind = 'feed' and error is not null) as failures,"
+            "         round(percentile_cont(0.5) within group (order by elapsed_ms)"
+            "               filter (where kind = 'feed')) as median_latency_ms"
+            "    from fetch_log fl where fl.source_id = s.source_id and fl.kind in ('feed', 'file')"
+            "     and fl.fetched_at > :start and fl.fetched_at <= :end) f on true"
+            " order by s.name"
+        ),
+        {"start": end - WEEK, "end": end, "before": end - 2 * WEEK},
+    ).mappings()
+    report = []
+    for row in rows:
+        item = dict(row)
+        item["median_latency_ms"] = (
+            int(item["median_latency_ms"]) if item["median_latency_ms"] is not None else "-"
+        )
+        item["trend"] = _trend(int(item["articles"]), int(item.pop("articles_before")))
+        report.append(item)
+    return report
+
+
+def _trend(now: int, before: int) -> str:
+    if before == 0:
+        return "new" if now else "-"
+    change = (now - before) / before
+    return f"{change:+.0%}"
+
+
+def send_weekly(
+    engine: sa.Engine,
+    at: datetime,
+    *,
+    send: Callable[[EmailMessage], None] | None,
+    sender: str,
+    recipients: Sequence[str],
+    dry_run: bool = False,
+) -> ReportOutcome:
+    """Mail the report for the week ending at ``at`` unless this ISO week's was sent."""
+    from mediamon.ops import mail as ops_mail
+
+    key = report_key(at)
+    with engine.connect() as conn:
+        rows = report_rows(conn, at)
+        already = conn.execute(
+            sa.text("select sent_at from ops_reports where report_key = :key"), {"key": key}
+        ).scalar_one_or_none()
+    if already is not None:
+        return ReportOutcome(key, rows, False, f"already sent {already.isoformat()}")
+    if dry_run:
+        return ReportOutcome(key, rows, False, "dry run: nothing written, nothing sent")
+    if send is None or not recipients:
+        missing = "no mediamon_smtp connection" if send is None else "MEDIAMON_OPS_EMAIL unset"
+        return ReportOutcome(key, rows, False, f"{missing}: not sent")
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            sa.text(
+                "insert into ops_reports (report_key, sent_at) values (:key, :at)"
+                " on conflict do nothing returning report_key"
+            ),
+            {"key": key, "at": at},
+        ).first()
+        if claimed is None:
+            return ReportOutcome(key, rows, False, "sent by a concurrent run")
+        # Sent inside the claiming transaction: a failed send rolls the claim back.
+        send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients))
+    return ReportOutcome(key, rows, True)

@@ -1,0 +1,184 @@
+"""How an ingest run went, decided from its per-source summaries, and its ``ingest_runs``
+row (the record the watchdog reads instead of asking Airflow).
+
+A run fails when every due source failed (nothing could be fetched: the network, DNS or
+the configuration is broken) or when a data-quality check failed. One failing source among
+several does not fail the run — ops would learn to ignore red — it is counted
+(``sources_failed``), logged at WARNING and followed up by the watchdog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+logger = logging.getLogger(__name__)
+
+# Poll outcomes (mediamon.polling) that mean the source could not be read this time.
+FAILED_POLLS = ("failed",)
+PER_SOURCE = ("items", "new", "updated", "unchanged", "failed")
+CHECKS_FAILED = "data-quality check(s) failed"
+COUNTED = ("items", "new", "updated", "unchanged", "already_known", "failed", "duplicates")
+
+
+@dataclass
+class RunSummary:
+    """What an ingest run did, summed over its sources; small enough for XCom.
+
+    ``failed`` counts articles that could not be built (as before); ``sources_failed``
+    counts sources whose poll failed.
+    """
+
+    sources: int = 0
+    sources_failed: int = 0
+    failed_sources: list[str] = field(default_factory=list)
+    per_source: list[dict[str, object]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
+
+    @property
+    def all_failed(self) -> bool:
+        """Every due source failed (and there was at least one)."""
+        return self.sources > 0 and self.sources_failed == self.sources
+
+    @property
+    def loaded(self) -> int:
+        """Articles new or changed: what downstream DAGs have to look at."""
+        return self.counts["new"] + self.counts["updated"]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "sources": self.sources,
+            "sources_failed": self.sources_failed,
+            "failed_sources": self.failed_sources[:50],
+            **self.counts,
+        }
+
+
+def flatten(summaries: Iterable[Any]) -> list[Mapping[str, Any]]:
+    """Per-source summaries from however the run's tasks grouped them: one dict per
+    task, a list of dicts per task (shards), or None for a task that returned nothing."""
+    flat: list[Mapping[str, Any]] = []
+    for item in summaries:
+        if isinstance(item, Mapping):
+            flat.append(item)
+        elif isinstance(item, Sequence) and not isinstance(item, str):
+            flat.extend(flatten(item))
+    return flat
+
+
+def summarize(summaries: Iterable[Any]) -> RunSummary:
+    """Add up per-source summaries (:meth:`mediamon.models.IngestStats.as_dict`) and count
+    the sources whose poll failed; each of those is logged at WARNING."""
+    run = RunSummary()
+    for summary in flatten(summaries):
+        run.sources += 1
+        run.per_source.append(
+            {"source": str(summary.get("source", "?")), "poll": str(summary.get("poll", ""))}
+            | {key: _count(summary.get(key)) for key in PER_SOURCE}
+        )
+        for key in COUNTED:
+            run.counts[key] += _count(summary.get(key))
+        if summary.get("poll") in FAILED_POLLS:
+            name = str(summary.get("source", "?"))
+            run.sources_failed += 1
+            run.failed_sources.append(name)
+            errors = summary.get("errors") or []
+            first = str(errors[0]) if isinstance(errors, list) and errors else "no detail"
+            logger.warning("source %s failed: %s", name, first)
+    return run
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def failure_reason(run: RunSummary) -> str | None:
+    """Why this run must be marked failed, or None when it stands."""
+    if run.all_failed:
+        shown = ", ".join(run.failed_sources[:10])
+        return f"all {run.sources} due source(s) failed: {shown}"
+    return None
+
+
+def record(
+    conn: sa.Connection,
+    run_key: str,
+    run_at: datetime,
+    run: RunSummary,
+    *,
+    error: str | None = None,
+) -> str:
+    """Upsert the run's row after its sources were ingested; return its status
+    (``failed`` when ``error`` or :func:`failure_reason` says so, else ``loaded``: the
+    checks are still to come). A re-run of the interval overwrites the row."""
+    reason = error or failure_reason(run)
+    status = "failed" if reason else "loaded"
+    conn.execute(
+        sa.text(
+            "insert into ingest_runs (run_key, run_at, finished_at, status, sources_due,"
+            " sources_failed, failed_sources, articles_new, articles_updated, sources, checks,"
+            " error)"
+            " values (:key, :at, clock_timestamp(), :status, :due, :failed, :names, :new,"
+            " :updated, cast(:sources as jsonb), null, :error)"
+            " on conflict (run_key) do update set run_at = excluded.run_at,"
+            " finished_at = excluded.finished_at, status = excluded.status,"
+            " sources_due = excluded.sources_due, sources_failed = excluded.sources_failed,"
+            " failed_sources = excluded.failed_sources, articles_new = excluded.articles_new,"
+            " articles_updated = excluded.articles_updated, sources = excluded.sources,"
+            " checks = null,"
+            " error = excluded.error"
+            # Planning failed (its row says why) and nothing was ingested: keep the cause.
+            " where not (ingest_runs.status = 'failed' and excluded.sources_due = 0)"
+        ),
+        {
+            "key": run_key,
+            "at": run_at,
+            "status": status,
+            "due": run.sources,
+            "failed": run.sources_failed,
+            "names": run.failed_sources,
+            "new": run.counts["new"],
+            "updated": run.counts["updated"],
+            "sources": json.dumps(run.per_source),
+            "error": reason,
+        },
+    )
+    return status
+
+
+def record_checks(
+    conn: sa.Connection, run_key: str, run_at: datetime, results: Sequence[Mapping[str, Any]]
+) -> str:
+    """Store the data-quality results on the run's row and settle its status: ``success``
+    when the run had not failed and every check passed, else ``failed``. A run that was
+    never summarized (checks run alone) gets a row of its own."""
+    failed = [str(r["name"]) for r in results if not r["passed"]]
+    row = conn.execute(
+        sa.text(
+            "insert into ingest_runs (run_key, run_at, finished_at, status, checks, error)"
+            " values (:key, :at, clock_timestamp(), :status, cast(:checks as jsonb), :error)"
+            " on conflict (run_key) do update set finished_at = excluded.finished_at,"
+            " checks = excluded.checks,"
+            " status = case when ingest_runs.status = 'failed' or :any_failed"
+            "               then 'failed' else 'success' end,"
+            " error = case when :any_failed"
+            "              then concat_ws(E'\\n', ingest_runs.error, excluded.error)"
+            "              else ingest_runs.error end"
+            " returning status"
+        ),
+        {
+            "key": run_key,
+            "at": run_at,
+            "status": "failed" if failed else "success",
+            "checks": json.dumps(list(results), default=str),
+            "error": f"{CHECKS_FAILED}: {', '.join(failed)}" if failed else None,
+            "any_failed": bool(failed),
+        },
+    ).scalar_one()
+    return str(row)

@@ -1,0 +1,190 @@
+"""Operations for the ops team, shared by the CLI and the Airflow tasks: recording how an
+ingest run went, its data-quality checks, the watchdog, the weekly report and the status
+table. Each takes plain values, opens what it needs and returns a small summary."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import sqlalchemy as sa
+
+from mediamon.db.queries import query
+from mediamon.ops import health, quality, runs
+from mediamon.ops import report as source_report
+from mediamon.service import engine_for
+from mediamon.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[EmailMessage], None]
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    """How an ingest run ended: its summary (XCom-sized) and the reason it failed, if so."""
+
+    summary: dict[str, object]
+    failure: str | None
+
+
+def finish_ingest(
+    settings: Settings, run_key: str, run_at: datetime, summaries: Iterable[Any]
+) -> RunVerdict:
+    """Sum the run's per-source summaries (however its tasks grouped them), record the
+    run in ``ingest_runs`` and say whether it failed (every due source failed)."""
+    run = runs.summarize(summaries)
+    engine = engine_for(settings)
+    try:
+        with engine.begin() as conn:
+            runs.record(conn, run_key, run_at, run)
+    finally:
+        engine.dispose()
+    reason = runs.failure_reason(run)
+    if run.sources_failed and not reason:
+        logger.warning(
+            "%d of %d source(s) failed: %s",
+            run.sources_failed,
+            run.sources,
+            ", ".join(run.failed_sources),
+        )
+    return RunVerdict(run.as_dict(), reason)
+
+
+def record_failed_run(settings: Settings, run_key: str, run_at: datetime, error: str) -> None:
+    """Record a run that failed before ingesting (a config error in planning), so the
+    watchdog reports it; a database that cannot be reached is only logged."""
+    try:
+        engine = engine_for(settings)
+        try:
+            with engine.begin() as conn:
+                runs.record(conn, run_key, run_at, runs.RunSummary(), error=error)
+        finally:
+            engine.dispose()
+    except sa.exc.SQLAlchemyError as db_error:
+        logger.error("could not record the failed run %s: %s", run_key, db_error)
+
+
+def check_quality(settings: Settings, run_key: str, run_at: datetime) -> dict[str, Any]:
+    """Run the data-quality checks on the run's articles, store the results on its
+    ``ingest_runs`` row and return ``{"status", "checks", "failed"}``."""
+    limits = settings.quality
+    engine = engine_for(settings)
+    try:
+        with engine.begin() as conn:
+            results = quality.run_checks(conn, run_key, run_at, limits)
+            status = runs.record_checks(conn, run_key, run_at, [r.as_dict() for r in results])
+    finally:
+        engine.dispose()
+    for result in results:
+        log = logger.info if result.passed else logger.error
+        log("check %s %s: %s", result.name, "passed" if result.passed else "FAILED", result.detail)
+    return {
+        "status": status,
+        "checks": [r.as_dict() for r in results],
+        "failed": [r.name for r in results if not r.passed],
+    }
+
+
+def _mail_from_env(send: Send | None, sender: str | None) -> tuple[Send | None, str]:
+    """``send``, or a sender through the ``mediamon_smtp`` connection from the environment
+    (None when it is not defined)."""
+    from mediamon.alerts import smtp as mail
+    from mediamon.alerts.deliver import DEFAULT_SENDER
+
+    if send is None:
+        smtp = mail.settings_from_env()
+        if smtp is not None:
+            send, sender = mail.smtp_sender(smtp), sender or smtp.sender
+    return send, sender or DEFAULT_SENDER
+
+
+def health_run(
+    settings: Settings,
+    at: datetime,
+    *,
+    send: Send | None = None,
+    sender: str | None = None,
+    dry_run: bool = False,
+) -> health.HealthResult:
+    """One watchdog pass at ``at`` (see :mod:`mediamon.ops.health`); mails go to
+    ``MEDIAMON_OPS_EMAIL`` through ``send`` (default: the ``mediamon_smtp`` connection)."""
+    if not dry_run:
+        send, sender = _mail_from_env(send, sender)
+    engine = engine_for(settings)
+    try:
+        return health.run(
+            engine,
+            at,
+            send=send,
+            sender=sender or "",
+            recipients=settings.ops_emails,
+            limits=settings.health,
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+
+
+def health_report(
+    settings: Settings,
+    at: datetime,
+    *,
+    send: Send | None = None,
+    sender: str | None = None,
+    dry_run: bool = False,
+) -> source_report.ReportOutcome:
+    """The weekly source-health report for the week ending at ``at``, mailed once."""
+    if not dry_run:
+        send, sender = _mail_from_env(send, sender)
+    engine = engine_for(settings)
+    try:
+        return source_report.send_weekly(
+            engine,
+            at,
+            send=send,
+            sender=sender or "",
+            recipients=settings.ops_emails,
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+
+
+def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
+    """Per source: its state, last success, last error text, articles in the last 24 h;
+    and the open incidents."""
+    engine = engine_for(settings)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                query("source_status"),
+                {"since": now - timedelta(days=1)},
+            ).mappings()
+            sources = [dict(row, state=_state(row)) for row in rows]
+            incidents = [
+                dict(row)
+                for row in conn.execute(
+                    sa.text(
+                        "select kind, subject, summary, since from incidents"
+                        " where resolved_at is null order by since"
+                    )
+                ).mappings()
+            ]
+    finally:
+        engine.dispose()
+    return {"sources": sources, "open_incidents": incidents}
+
+
+def _state(row: Any) -> str:
+    if row["last_outcome"] is None:
+        return "never polled"
+    if row["last_outcome"] == "failed":
+        return f"failing ({row['consecutive_failures']}x)"
+    if row["last_outcome"] == "deferred":
+        return "deferred"
+    return "ok"

@@ -1,0 +1,115 @@
+"""`mediamon run` / `mediamon stop` as an operator uses them (`make run`, `make stop`):
+real Airflow services on a free loopback port; the URL is printed only once the
+api-server answers, the UI opens in headless chromium without a login, and `stop` ends
+every process `run` started."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon import db
+from mediamon.cli import main
+from tests.support.smtp_server import free_port
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # field 5 of stat: the group
+            members.append(int(entry.name))
+    return members
+
+
+def test_run_prints_the_url_once_the_ui_answers_without_login_and_stop_ends_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed (Debian package chromium)")
+    metadata_url = db.ensure_database(database_url, f"airflow_run_{uuid.uuid4().hex[:8]}")
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "MEDIAMON_"))
+    }
+    env |= {
+        "MEDIAMON_DATABASE_URL": database_url,
+        "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url,
+        "MEDIAMON_VAR_DIR": str(tmp_path / "var"),
+        "MEDIAMON_AIRFLOW_PORT": str(port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # no runs needed here
+    }
+    service = subprocess.Popen(
+        [sys.executable, "-m", "mediamon.cli", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in service.stdout or ()], daemon=True
+    ).start()
+    try:
+        deadline = time.monotonic() + 300
+        announced = None
+        while announced is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=5)
+            except queue.Empty:
+                assert service.poll() is None, "mediamon run exited"
+                continue
+            if line.startswith("Airflow UI: "):
+                announced = line
+        assert announced is not None, "no URL printed"
+        url = f"http://127.0.0.1:{port}"
+        assert announced.startswith(f"Airflow UI: {url}  (no login")
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as answer:
+            assert answer.status == 200  # it answered before the URL was printed
+
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
+             "--dump-dom", f"{url}/dags"],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        assert "mediamon_ingest" in dom and "mediamon_health" in dom
+        assert 'type="password"' not in dom  # no login form
+
+        pids = (tmp_path / "var" / "airflow" / "services.pids").read_text().split()
+        assert len(pids) == 4
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+        monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+        assert main(["stop"]) == 0
+        service.wait(timeout=60)  # `run` ends when its services do
+        for pid in pids:
+            assert group_members(int(pid)) == [], f"processes of service {pid} still run"
+    finally:
+        if service.poll() is None:
+            os.killpg(service.pid, 9)
+        admin = sa.create_engine(db.normalize_url(database_url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = sa.make_url(metadata_url).database
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()

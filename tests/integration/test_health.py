@@ -1,0 +1,320 @@
+"""The ops watchdog (``mediamon health run``) against a real PostgreSQL and a real SMTP
+server on 127.0.0.1: one incident mail per problem episode, none on a repeat, a recovery
+mail when it clears, nothing at all in a dry run; and what each check finds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.cli import main
+from mediamon.ingest import load
+from mediamon.ingest.sources import Source
+from mediamon.models import Article
+from mediamon.ops import health, runs
+from mediamon.ops.thresholds import HealthThresholds
+from tests.support.smtp_server import Sink
+
+T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
+
+
+class Mailbox:
+    """The messages a real SMTP server on 127.0.0.1 received, parsed."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        parsed = [message_from_bytes(m.content, policy=policy.default) for m in self.sink.messages]
+        assert all(isinstance(m, EmailMessage) for m in parsed)
+        return parsed  # type: ignore[return-value]
+
+
+@pytest.fixture()
+def mailbox(
+    smtp: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+) -> Mailbox:
+    """The CLI's environment: the test database, MEDIAMON_OPS_EMAIL and a mediamon_smtp
+    connection to the test's SMTP server."""
+    sink, port = smtp
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_SMTP",
+        json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                    "extra": {"disable_ssl": True, "disable_tls": True}}),
+    )  # fmt: skip
+    return Mailbox(sink)
+
+
+def add_articles(
+    engine: sa.Engine, built_seed: Article, source: str, times: list[datetime]
+) -> None:
+    """One article per time in ``times``, first seen then, through the real load path."""
+    with engine.begin() as conn:
+        ids = load.sync_sources(
+            conn, [Source(name=source, kind="feed", location=f"https://{source}.example/rss")]
+        )
+        for moment in times:
+            url = f"https://{source}.example/{moment:%Y%m%d%H%M}"
+            article = replace(built_seed, canonical_url=url, url=url)
+            load.upsert_articles(conn, ids[source], [article], moment)
+
+
+def add_polls(engine: sa.Engine, source: str, times: list[datetime]) -> None:
+    """Feed fetches of ``source`` that found the feed (and nothing new, or something)."""
+    with engine.begin() as conn:
+        source_id = conn.execute(
+            sa.text("select source_id from sources where name = :n"), {"n": source}
+        ).scalar_one()
+        for moment in times:
+            conn.execute(
+                sa.text(
+                    "insert into fetch_log (run_key, source_id, url, kind, fetched_at, status)"
+                    " values (:run, :id, :url, 'feed', :at, 200)"
+                ),
+                {"run": f"poll:{moment.isoformat()}", "id": source_id,
+                 "url": f"https://{source}.example/rss", "at": moment},
+            )  # fmt: skip
+
+
+def hourly(end: datetime, hours: int) -> list[datetime]:
+    return [end - timedelta(hours=h) for h in range(hours)]
+
+
+def test_a_silent_source_is_mailed_once_and_its_recovery_once(
+    mailbox: Mailbox,
+    engine: sa.Engine,
+    built_seed: Article,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Both sources bring an article every hour for two days; "quiet" stops 10 h before T.
+    add_articles(engine, built_seed, "busy", hourly(T - timedelta(minutes=15), 48))
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "busy", hourly(T - timedelta(minutes=15), 48))
+    add_polls(engine, "quiet", hourly(T - timedelta(minutes=5), 58))
+
+    assert main(["health", "run", "--at", T.isoformat(), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "source_silent:quiet: source quiet has brought no new article for 10 h" in dry
+    assert mailbox.messages == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from incidents")).scalar_one() == 0
+
+    assert main(["health", "run", "--at", T.isoformat()]) == 0
+    assert len(mailbox.messages) == 1
+    (incident,) = mailbox.messages
+    assert incident["To"] == "ops@example.org"
+    assert incident["Subject"] == (
+        "[mediamon] INCIDENT: source quiet has brought no new article for 10 h"
+    )
+    text = incident.get_body(("plain",))
+    html = incident.get_body(("html",))
+    assert text is not None and html is not None
+    plain = text.get_content()
+    assert "Since: 2024-06-10 02:00 UTC" in plain
+    assert "Usually a new article every 60 min" in plain
+    assert "What to do: Check that https://quiet.example/rss still lists" in plain
+    assert "<table" in html.get_content()
+
+    capsys.readouterr()
+    assert main(["health", "run", "--at", T.isoformat()]) == 0  # the same time again
+    assert len(mailbox.messages) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["opened"] == []
+
+    later = T + timedelta(minutes=15)
+    add_articles(engine, built_seed, "quiet", [later])
+    add_articles(engine, built_seed, "busy", [later])
+    assert main(["health", "run", "--at", later.isoformat()]) == 0
+    assert len(mailbox.messages) == 2
+    recovery = mailbox.messages[1]
+    assert recovery["Subject"] == (
+        "[mediamon] RESOLVED: source quiet has brought no new article for 10 h"
+    )
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select * from bi.incidents")).mappings().one()
+    assert row["kind"] == "source_silent" and row["subject"] == "quiet"
+    assert not row["is_open"] and row["resolved_at"] == later
+    assert row["notified_at"] == T and row["recovery_notified_at"] == later
+
+    assert main(["health", "run", "--at", (later + timedelta(minutes=15)).isoformat()]) == 0
+    assert len(mailbox.messages) == 2  # nothing open, nothing cleared: no mail
+
+
+def test_without_a_mail_connection_incidents_wait_and_the_command_fails(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP", raising=False)
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", [T - timedelta(minutes=5)])
+    assert main(["health", "run", "--at", T.isoformat()]) == 1
+    assert "1 open incident(s) not mailed: no mediamon_smtp connection" in capsys.readouterr().err
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select notified_at from incidents")).scalar_one() is None
+
+
+def test_findings_from_runs_polls_and_alerts(engine: sa.Engine) -> None:
+    limits = HealthThresholds()
+    with engine.begin() as conn:
+        ids = load.sync_sources(
+            conn, [Source(name="down", kind="feed", location="https://down.example/rss")]
+        )
+        conn.execute(
+            sa.text(
+                "insert into source_state (source_id, base_interval, poll_interval,"
+                " next_poll_at, last_polled_at, last_outcome, consecutive_failures,"
+                " last_error, run_key)"
+                " values (:id, '15 min', '15 min', :at, :at, 'failed', 3, 'HTTP 503', 'r')"
+            ),
+            {"id": ids["down"], "at": T},
+        )
+        # Two hours ago a run succeeded; the last one loaded but failed a check.
+        ok = runs.summarize([{"source": "down", "poll": "polled", "new": 1}])
+        runs.record(conn, "ok", T - timedelta(hours=2), ok)
+        runs.record_checks(conn, "ok", T - timedelta(hours=2), [])
+        runs.record(conn, "bad", T - timedelta(minutes=15), ok)
+        runs.record_checks(
+            conn,
+            "bad",
+            T - timedelta(minutes=15),
+            [{"name": "duplicate_rate", "passed": False, "detail": "9 of 9 copies"}],
+        )
+        found = {f.key: f for f in health.find_problems(conn, T, limits)}
+    assert set(found) == {
+        "source_failing:down",
+        "ingest_stale:ingest",
+        "quality_check:duplicate_rate",
+    }
+    assert found["source_failing:down"].detail.startswith("https://down.example/rss: HTTP 503")
+    assert found["ingest_stale:ingest"].since == T - timedelta(hours=2)
+    assert found["quality_check:duplicate_rate"].detail == "bad: 9 of 9 copies"
+
+    with engine.begin() as conn:
+        failed = runs.summarize([{"source": "down", "poll": "failed", "errors": ["HTTP 503"]}])
+        assert runs.record(conn, "worse", T - timedelta(minutes=1), failed) == "failed"
+        found = {f.key: f for f in health.find_problems(conn, T, limits)}
+    assert found["ingest_failed:ingest"].detail == ("worse: all 1 due source(s) failed: down")
+    assert found["ingest_failed:ingest"].since == T - timedelta(minutes=15)  # the streak
+
+
+def test_thresholds_come_from_the_environment_clamped() -> None:
+    limits = HealthThresholds.from_env(
+        {"MEDIAMON_HEALTH_FAILING_POLLS": "5", "MEDIAMON_HEALTH_VOLUME_RATIO": "7",
+         "MEDIAMON_HEALTH_MIN_SILENCE_MINUTES": "90"}
+    )  # fmt: skip
+    assert limits.failing_polls == 5 and limits.volume_ratio == 1
+    assert limits.min_silence == timedelta(minutes=90)
+    from mediamon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MEDIAMON_HEALTH_SILENT_FACTOR='often'"):
+        HealthThresholds.from_env({"MEDIAMON_HEALTH_SILENT_FACTOR": "often"})
+
+
+def test_a_volume_cliff_against_past_weeks(engine: sa.Engine, built_seed: Article) -> None:
+    # The 3 hours before T, a week, two and three weeks earlier: 10 articles an hour;
+    # in the last 3 hours before T, only 2 in all.
+    times = [
+        T - timedelta(days=7 * week, hours=hour, minutes=6 * n)
+        for week in (1, 2, 3)
+        for hour in range(3)
+        for n in range(10)
+    ]
+    add_articles(engine, built_seed, "wire", times)
+    add_articles(engine, built_seed, "wire", [T - timedelta(minutes=30), T - timedelta(hours=2)])
+    limits = replace(HealthThresholds(), min_arrivals=10_000)  # silence aside
+    with engine.connect() as conn:
+        (finding,) = health.find_problems(conn, T, limits)
+    assert finding.key == "volume_drop:all"
+    assert finding.summary == "2 new articles in the last 3 h, usually 30"
+    with engine.connect() as conn:
+        # Half the usual volume is a slow day, not a cliff.
+        assert health.find_problems(conn, T, replace(limits, volume_ratio=0.05)) == []
+
+
+def test_alerts_pending_for_over_an_hour(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into topics (topic, name, version, match_version, definition)"
+                " values ('tw', '台湾', 'v1', 'm1', '{}')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "insert into alerts (dedupe_key, topic, topic_version, window_start, window_end,"
+                " observed, expected, lift, score, p_value, total_stories, details,"
+                " last_window_end, peak_observed, created_at)"
+                " values ('tw:1', 'tw', 'v1', :start, :end, 9, 1, 9, 6, 1e-6, 40, '{}', :end, 9,"
+                " :created)"
+            ),
+            {"start": T - timedelta(hours=3), "end": T - timedelta(hours=2),
+             "created": T - timedelta(minutes=90)},
+        )  # fmt: skip
+        (finding,) = health.find_problems(conn, T, HealthThresholds())
+        assert finding.key == "alerts_undelivered:alerts"
+        assert finding.since == T - timedelta(minutes=90)
+        assert health.find_problems(conn, T - timedelta(minutes=31), HealthThresholds()) == []
+
+
+def test_weekly_source_health_report_is_mailed_once_a_week(
+    mailbox: Mailbox,
+    engine: sa.Engine,
+    built_seed: Article,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_articles(engine, built_seed, "busy", hourly(T, 24 * 10))  # 10 days, one an hour
+    with engine.begin() as conn:
+        (source_id,) = conn.execute(sa.text("select source_id from sources")).scalars()
+        for hours, (error, elapsed) in enumerate([(None, 100), ("HTTP 503", 900), (None, 300)]):
+            conn.execute(
+                sa.text(
+                    "insert into fetch_log (run_key, source_id, url, kind, fetched_at,"
+                    " elapsed_ms, error) values (:run, :id, 'https://busy.example/rss',"
+                    " 'feed', :at, :ms, :error)"
+                ),
+                {"run": f"r{hours}", "id": source_id, "at": T - timedelta(hours=hours),
+                 "ms": elapsed, "error": error},
+            )  # fmt: skip
+    assert main(["health", "report", "--at", T.isoformat()]) == 0
+    assert main(["health", "report", "--at", (T + timedelta(hours=1)).isoformat()]) == 0
+    assert len(mailbox.messages) == 1  # the same ISO week: once
+    (report,) = mailbox.messages
+    assert report["Subject"] == "[mediamon] source health, week to 2024-06-10"
+    text = report.get_body(("plain",))
+    assert text is not None
+    header, row = text.get_content().splitlines()[2:4]
+    assert header.split()[:4] == ["Source", "Polls", "Failures", "Articles"]
+    # 3 polls, 1 failed, 168 articles this week against 72 the week before, median 300 ms.
+    assert row.split() == ["busy", "3", "1", "168", "300", "+133%"]
+
+
+def test_a_source_no_longer_polled_is_not_silent(engine: sa.Engine, built_seed: Article) -> None:
+    add_articles(engine, built_seed, "removed", hourly(T - timedelta(hours=10), 48))
+    limits = HealthThresholds()
+    with engine.connect() as conn:
+        assert health.find_problems(conn, T, limits) == []  # never polled after its news
+    add_polls(engine, "removed", [T - timedelta(hours=9)])  # polled, but not yet overdue
+    with engine.connect() as conn:
+        assert health.find_problems(conn, T, limits) == []
+    add_polls(engine, "removed", [T - timedelta(hours=5)])  # overdue (4 h) and nothing
+    with engine.connect() as conn:
+        assert [f.key for f in health.find_problems(conn, T, limits)] == ["source_silent:removed"]
+        later = T + timedelta(days=2)  # no poll for a day: removed from the sources file
+        assert health.find_problems(conn, later, limits) == []

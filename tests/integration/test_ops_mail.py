@@ -1,0 +1,83 @@
+"""The ops mails as people see them: rendered by headless Debian chromium at phone and
+desktop widths (no sideways scrolling), with everything a source supplied escaped.
+Screenshots are saved to var/test-artifacts/ops-*.png."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mediamon.ops import mail as ops_mail
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
+
+AT = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
+HOSTILE = '<img src=x onerror="alert(1)"> feed said: </td></table><b>bold</b>'
+LAYOUT = """(() => ({
+  scrollWidth: document.documentElement.scrollWidth,
+  clientWidth: document.documentElement.clientWidth,
+  images: document.images.length,
+  bold: document.querySelectorAll('b').length,
+  text: document.body.innerText,
+}))()"""
+
+
+def render(browser: Chromium, message: EmailMessage, name: str, width: int) -> dict[str, Any]:
+    """The mail's layout facts in chromium at ``width`` px; a screenshot is left in
+    var/test-artifacts/ for people to look at."""
+    page_file = mail_html_file(message, ARTIFACTS / f"{name}-{width}.html")
+    page = browser.open(page_file.as_uri(), width=width)
+    page.screenshot(ARTIFACTS / f"{name}-{width}.png")
+    layout: dict[str, Any] = page.evaluate(LAYOUT)
+    return layout
+
+
+def incident(**changes: object) -> SimpleNamespace:
+    row = {
+        "incident_id": 7,
+        "dedupe_key": "source_failing:rfi-cn",
+        "summary": "source rfi-cn failed its last 3 polls",
+        "detail": "https://www.rfi.fr/cn/" + "very-long-path-" * 20 + ": " + HOSTILE,
+        "advice": "Open the feed URL from the worker host.",
+        "since": AT - timedelta(hours=1),
+        "opened_at": AT,
+        "resolved_at": None,
+    }
+    return SimpleNamespace(**(row | changes))
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_incident_and_recovery_mail_fit_and_escape(width: int) -> None:
+    with Chromium() as browser:
+        for recovery in (False, True):
+            row = incident(resolved_at=AT + timedelta(hours=2) if recovery else None)
+            message = ops_mail.incident_message(row, recovery, "m <m@x.org>", ["ops@x.org"], AT)
+            name = "ops-recovery" if recovery else "ops-incident"
+            layout = render(browser, message, name, width)
+            # No sideways scrolling; the source's markup shows as text, not as markup.
+            assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
+            assert layout["images"] == 0 and layout["bold"] == 0
+            assert '<img src=x onerror="alert(1)">' in layout["text"]
+            assert ("Cleared" in layout["text"]) is recovery
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_weekly_report_fits(width: int) -> None:
+    rows = [
+        {"source": f"source-{n}-with-a-long-name", "polls": 672, "failures": n,
+         "articles": 1200 + n, "median_latency_ms": 350, "trend": "+12%"}
+        for n in range(12)
+    ]  # fmt: skip
+    message = ops_mail.report_message(rows, AT - timedelta(days=7), AT, "m@x.org", ["o@x.org"])
+    with Chromium() as browser:
+        layout = render(browser, message, "ops-report", width)
+    assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
+    assert layout["text"].count("-with-a-long-name") == 12  # one row per source
+    text = message.get_body(("plain",))
+    assert isinstance(text, EmailMessage)
+    assert text.get_content().splitlines()[3].split() == [
+        "source-0-with-a-long-name", "672", "0", "1200", "350", "+12%"
+    ]  # fmt: skip
