@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke clean
+.PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke clean superset-zip superset-check bench-page
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,8 +35,8 @@ lock: ## re-resolve the dependencies and rewrite requirements.lock
 	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
 lint: install ## ruff check and format check
-	$(BIN)/ruff check src dags tests bench
-	$(BIN)/ruff format --check src dags tests bench
+	$(BIN)/ruff check src dags plugins tests bench
+	$(BIN)/ruff format --check src dags plugins tests bench
 
 typecheck: install ## mypy (strict) on the package
 	$(BIN)/mypy
@@ -59,6 +59,15 @@ stop: install ## stop every service `make run` started (Airflow) and the embedde
 
 bench: install ## benchmarks: throughput, extraction quality, load, DAG parse time
 	$(BIN)/python -m bench.run
+
+bench-page: install ## the mediamon page's queries on a million articles (about 4 minutes)
+	$(BIN)/python -m bench.bi_page
+
+superset-zip: install ## build var/superset/mediamon_dashboard.zip from src/mediamon/bi/superset/ (import it in Superset)
+	$(BIN)/python -m mediamon.bi.superset_export src/mediamon/bi/superset var/superset/mediamon_dashboard.zip
+
+superset-check: install ## import the dashboard into a real Superset 6.1 (its own virtualenv in var/, made once)
+	$(BIN)/python -m mediamon.devtools.superset_check
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
 	$(BIN)/python -m bench.run --smoke

@@ -29,7 +29,15 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny inputs: check that all runs")
     smoke = parser.parse_args().smoke
 
-    from bench import detection, extraction_quality, ingest_small, load, parse, throughput
+    from bench import (
+        bi_page,
+        detection,
+        extraction_quality,
+        ingest_small,
+        load,
+        parse,
+        throughput,
+    )
 
     def printed(lines: list[str]) -> None:
         print("\n".join(lines))
@@ -45,6 +53,8 @@ def main() -> None:
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
+        ("mediamon page", lambda: printed(bi_page.run(20_000 if smoke else 1_000_000,
+                                                      1 if smoke else 5))),
     ]  # fmt: skip
     note = " (smoke run: figures mean nothing)" if smoke else ""
     print(f"mediamon benchmarks on {machine()}{note}")

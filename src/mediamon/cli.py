@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from mediamon import db, errors, service
 from mediamon.alerts.deliver import DeliveryError
 from mediamon.alerts.digest import DigestError
+from mediamon.bi import access
 from mediamon.db import migrate
-from mediamon.errors import EXIT_USAGE, InputError
+from mediamon.errors import EXIT_USAGE, ConfigError, InputError
 from mediamon.ingest.sources import SourceConfigError
 from mediamon.settings import Settings
 
@@ -30,8 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     database = commands.add_parser("db", help="database administration")
     db_commands = database.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply pending SQL migrations")
-    url = db_commands.add_parser("url", help="print the database URL (starts the embedded server)")
+    url = db_commands.add_parser(
+        "url", help="print the database URL, as psql reads it (starts the embedded server)"
+    )
     url.add_argument("--database", default="mediamon", help="database name (embedded server)")
+    url.add_argument(
+        "--sqlalchemy", action="store_true", help="SQLAlchemy form (postgresql+psycopg://)"
+    )
+    bi_user = db_commands.add_parser(
+        "bi-user",
+        help="create a login in the read-only role mediamon_bi and print its URL once"
+        " (password: MEDIAMON_BI_PASSWORD, else generated)",
+    )
+    bi_user.add_argument("name", help="login name (lower-case letters, digits, _)")
     db_commands.add_parser("stop", help="stop the embedded PostgreSQL server")
 
     ingest = commands.add_parser("ingest", help="run one ingest cycle without Airflow")
@@ -148,6 +162,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return explained.exit_code
 
 
+def _bi_user(settings: Settings, name: str) -> int:
+    import os
+
+    engine = service.engine_for(settings)
+    try:
+        url = sa.make_url(db.resolve_url(settings))
+        if settings.database_url and url.host:
+            host, port = url.host, url.port or 5432
+        else:
+            listener = access.embedded_listener(settings.var_dir / "pgdata")
+            if listener is None or not listener.tcp:
+                raise ConfigError(
+                    "bi-user: the embedded server listens on its socket only"
+                    f" (MEDIAMON_PG_PORT={settings.pg_port}; taken by another server?)"
+                )
+            host, port = access.LOOPBACK, listener.port
+        login = access.create_bi_login(
+            engine, name, os.environ.get("MEDIAMON_BI_PASSWORD") or None, host, port
+        )
+    finally:
+        engine.dispose()
+    print(login.url)
+    print(
+        f"{'created' if login.created else 'new password for'} {login.name} in role"
+        f" {access.BI_ROLE} (reads bi.* only); the password is not stored: keep this URL",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -159,7 +203,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             applied = migrate.upgrade(engine)
             print("applied: " + ", ".join(applied) if applied else "schema is up to date")
         elif args.db_command == "url":
-            print(db.resolve_url(settings, args.database))
+            url = db.resolve_url(settings, args.database)
+            print(url if args.sqlalchemy else access.standard_url(url))
+        elif args.db_command == "bi-user":
+            return _bi_user(settings, args.name)
         else:
             print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
         return 0

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from mediamon import db
 from mediamon.alerts import deliver, digest, smtp
 from mediamon.alerts.compose import MailOptions
+from mediamon.bi import settings as bi_settings
 from mediamon.db import migrate
 from mediamon.errors import ConfigError, InputError
 from mediamon.ingest import build, load, plan
@@ -36,9 +37,12 @@ logger = logging.getLogger(__name__)
 
 
 def engine_for(settings: Settings) -> sa.Engine:
-    """Engine on the configured database (or the embedded one), schema up to date."""
+    """Engine on the configured database (or the embedded one), schema up to date and the
+    ``bi`` views on the configured time zone."""
     engine = db.make_engine(db.resolve_url(settings))
     migrate.upgrade(engine)
+    with engine.begin() as conn:
+        bi_settings.sync_timezone(conn, settings.timezone)
     return engine
 
 
@@ -63,7 +67,8 @@ def plan_sources(
         ConfigError: the extraction file is invalid, or ``only`` names a source that is
             not configured.
     """
-    configured = _select(load_sources(settings.sources_path), only)
+    in_file = load_sources(settings.sources_path)
+    configured = _select(in_file, only)
     try:
         load_site_rules(str(settings.extraction_path))
     except ConfigError:
@@ -77,6 +82,8 @@ def plan_sources(
     engine = engine_for(settings)
     try:
         due = plan.plan_sources(engine, configured, now, force=force)
+        with engine.begin() as conn:
+            bi_settings.mark_enabled_sources(conn, [s.name for s in in_file])
     finally:
         engine.dispose()
     return [s.name for s in due]

@@ -28,6 +28,9 @@ DEMO_DIR = PACKAGE_DIR / "devtools" / "demo"
 # The BI views' and the page's local days and hours (and the alert mails' local times): the
 # audience mostly follows Chinese-language news, so China's zone unless configured.
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+# The embedded PostgreSQL's port on 127.0.0.1 (BI tools connect there): fixed, so a
+# dashboard's connection keeps working, and away from a system server's 5432.
+DEFAULT_PG_PORT = 54320
 DEFAULT_UNSUBSCRIBE = "mediamon-unsubscribe@localhost"
 DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
@@ -95,6 +98,8 @@ class Settings:
             stories" links in mails; None: mails link only to articles.
         unsubscribe_address: ``MEDIAMON_UNSUBSCRIBE_ADDRESS``, the mailbox named in every
             mail's ``List-Unsubscribe``.
+        pg_port: ``MEDIAMON_PG_PORT``, the embedded PostgreSQL's port on 127.0.0.1 (and
+            its socket); 0 means the socket only.
     """
 
     database_url: str | None
@@ -115,6 +120,7 @@ class Settings:
     timezone: str = DEFAULT_TIMEZONE
     base_url: str | None = None
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
+    pg_port: int = DEFAULT_PG_PORT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +159,10 @@ class Settings:
                 " processes from 1 to 64"
             )
         ops = env.get("MEDIAMON_OPS_EMAIL", "")
+        pg_port = number(
+            "MEDIAMON_PG_PORT", int, "a port number (1-65535; 0: socket only)",
+            DEFAULT_PG_PORT, 65535,
+        )  # fmt: skip
         return cls(
             database_url=text("MEDIAMON_DATABASE_URL"),
             sources_path=path("MEDIAMON_SOURCES", DEFAULT_CONFIG_DIR / "sources.yaml"),
@@ -179,4 +189,5 @@ class Settings:
             timezone=validate_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
             base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
             unsubscribe_address=text("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,
+            pg_port=pg_port,
         )

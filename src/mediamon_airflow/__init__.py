@@ -132,3 +132,25 @@ def configured_source_names() -> list[str]:
         return [str(entry["name"]) for entry in entries if isinstance(entry, dict)]
     except Exception:  # noqa: BLE001 - a broken file must not break parsing; plan_sources says why
         return []
+
+
+def api_server_engine() -> Any:
+    """An engine on mediamon's database for the api-server (the mediamon page): the
+    ``mediamon_db`` connection when one is defined (the api-server reads connections from
+    its own secrets backends and metadata database, not through the task SDK), else
+    ``MEDIAMON_DATABASE_URL``, else the embedded server."""
+    from dataclasses import replace
+
+    from airflow.models.connection import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from mediamon import db
+    from mediamon.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        uri = Connection.get_connection_from_secrets(DATABASE_CONN_ID).get_uri()
+        settings = replace(settings, database_url=uri)
+    except AirflowNotFoundException:
+        pass
+    return db.make_engine(db.resolve_url(settings))

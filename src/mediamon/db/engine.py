@@ -16,6 +16,7 @@ from mediamon.settings import Settings
 logger = logging.getLogger(__name__)
 
 EMBEDDED_DATABASES = ("mediamon", "airflow")
+DRIVER = "postgresql+psycopg"
 
 
 def normalize_url(url: str) -> str:
@@ -66,13 +67,16 @@ def checked_url(url: str, name: str) -> str:
     return normalize_url(url)
 
 
-def embedded_url(var_dir: Path, database: str = "mediamon") -> str:
+def embedded_url(var_dir: Path, database: str = "mediamon", tcp_port: int = 0) -> str:
     """Start (or reuse) the embedded PostgreSQL under ``var_dir`` and return a URL.
 
     The server outlives this process (cleanup_mode=None) so that Airflow's tasks, the CLI
-    and the scheduler share one server; ``mediamon db stop`` stops it.
+    and the scheduler share one server; ``mediamon db stop`` stops it. With ``tcp_port``
+    it also listens on 127.0.0.1 at that port, for BI tools (``mediamon.bi.access``).
     """
     import warnings
+
+    from mediamon.bi import access
 
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
@@ -81,15 +85,15 @@ def embedded_url(var_dir: Path, database: str = "mediamon") -> str:
 
     pgdata = var_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(  # type: ignore[attr-defined]
+    access.start_listening(pgdata, tcp_port)
+    pgserver.get_server(  # type: ignore[attr-defined]
         pgdata, cleanup_mode=None
     )
-    existing = server.psql("select datname from pg_database;")
+    listener = access.ensure_listening(pgdata, tcp_port)
+    # Our own URL, not pgserver's: its URL leaves out the port, which may not be 5432 here.
     for name in EMBEDDED_DATABASES:
-        if name not in existing.split():
-            logger.info("creating database %s in the embedded server", name)
-            server.psql(f'create database "{name}";')
-    return normalize_url(str(server.get_uri(database)))
+        ensure_database(access.socket_url(listener, "postgres", driver=DRIVER), name)
+    return access.socket_url(listener, database, driver=DRIVER)
 
 
 def resolve_url(settings: Settings, database: str = "mediamon") -> str:
@@ -100,7 +104,7 @@ def resolve_url(settings: Settings, database: str = "mediamon") -> str:
     """
     if settings.database_url:
         return checked_url(settings.database_url, "MEDIAMON_DATABASE_URL")
-    return embedded_url(settings.var_dir, database)
+    return embedded_url(settings.var_dir, database, settings.pg_port)
 
 
 def ensure_database(url: str, name: str) -> str:

@@ -31,7 +31,7 @@ def airflow_environment(
         metadata_url = (
             db.ensure_database(settings.database_url, "airflow")
             if settings.database_url
-            else db.embedded_url(settings.var_dir, "airflow")
+            else db.embedded_url(settings.var_dir, "airflow", settings.pg_port)
         )
     if metadata_url:
         metadata_url = db.normalize_url(metadata_url)

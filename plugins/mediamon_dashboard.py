@@ -1,0 +1,25 @@
+"""The mediamon page in Airflow's UI: the app of ``mediamon.bi.webapp`` served by the
+api-server at ``/mediamon/`` behind Airflow's own login, and a "mediamon" entry in the
+navigation that shows it inside the UI. Wiring only; the page lives in ``mediamon.bi``."""
+
+from __future__ import annotations
+
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends
+
+from mediamon.bi.webapp import make_app
+from mediamon_airflow import api_server_engine
+
+# A mounted app inherits none of the core API's auth: require what the UI requires (a
+# valid Airflow token, from the UI's cookie or a Bearer header, and the right to see it).
+app = make_app(api_server_engine, dependencies=[Depends(requires_access_view(AccessView.WEBSITE))])
+
+
+class MediamonDashboardPlugin(AirflowPlugin):
+    name = "mediamon_dashboard"
+    fastapi_apps = [{"app": app, "url_prefix": "/mediamon", "name": "mediamon page"}]
+    external_views = [
+        {"name": "mediamon", "href": "/mediamon/", "url_route": "mediamon", "destination": "nav"}
+    ]

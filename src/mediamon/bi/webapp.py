@@ -1,0 +1,64 @@
+"""The web app behind the page: one FastAPI app the Airflow plugin mounts at ``/mediamon``.
+The caller passes the engine factory and the authentication dependencies (the plugin
+passes Airflow's own), so the app itself never imports Airflow."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from mediamon.bi import dashboard
+
+logger = logging.getLogger(__name__)
+
+# Nothing on the page loads from elsewhere, and nothing may: no script at all, inline
+# styles and SVG only, framed only by Airflow's own UI (the external view's iframe).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; form-action 'self'; frame-ancestors 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any] = ()) -> FastAPI:
+    """The page's app: ``GET /`` renders the page (``?days=N``, 1–90).
+
+    Args:
+        engine_factory: Makes the engine on mediamon's database; called once, at the
+            first request (the api-server imports plugins before any database is needed).
+        dependencies: FastAPI dependencies applied to every route (authentication).
+    """
+    app = FastAPI(
+        title="mediamon",
+        dependencies=list(dependencies),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    lock = threading.Lock()
+    # One engine (its pool) for the app's life; a mounted app gets no lifespan events, so
+    # its connections close with the api-server's process.
+    engines: list[sa.Engine] = []
+
+    def engine() -> sa.Engine:
+        with lock:
+            if not engines:
+                engines.append(engine_factory())
+            return engines[0]
+
+    # A plain def: FastAPI runs it on its thread pool, so the blocking queries never hold
+    # up the api-server's event loop.
+    @app.get("/", response_class=HTMLResponse)
+    def page(days: str = str(dashboard.DEFAULT_DAYS)) -> HTMLResponse:
+        html = dashboard.page_html(engine(), days=dashboard.clamp_days(days))
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+    return app

@@ -1,0 +1,222 @@
+"""The mediamon page as a user sees it: a real Airflow api-server on a free loopback port
+loads the plugin from ``plugins/``, refuses the page without Airflow's login, lists the
+page in the UI's navigation, and serves it; headless Debian Chromium renders it and the
+rendered page shows the 台湾 topic with its alert and the demo sources. The screenshot is
+kept in ``var/test-artifacts/``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from mediamon import db
+from mediamon.devtools.airflow_env import airflow_command, airflow_environment
+from mediamon.settings import Settings
+from tests.support.bi_demo import DEMO_SOURCES, demo_database
+from tests.support.browser import ARTIFACTS, Page, chromium
+
+__all__ = ["demo_database"]  # a fixture, used by name
+
+VIEWER, VIEWER_PASSWORD = "analyst", "s3cret-viewer"
+EVIL_TITLE = '<b id="evil">台湾</b><script>document.title="pwned"</script>'
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``airflow api-server`` with mediamon's plugins folder, on a free port; its base URL."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    metadata_url = db.ensure_database(demo_database, f"airflow_page_{uuid.uuid4().hex[:8]}")
+    settings = replace(Settings.from_env(), database_url=demo_database, var_dir=home)
+    port = _free_port()
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({VIEWER: VIEWER_PASSWORD}), encoding="utf-8")
+    env = airflow_environment(
+        settings, {**os.environ, "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url}
+    )
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            # A real login: one viewer with a password (Airflow 3.3 reads these from [core]).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__SIMPLE_AUTH_MANAGER__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{VIEWER}:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        }
+    )
+    log = (home / "api-server.log").open("wb")
+    migrated = subprocess.run(
+        airflow_command(["db", "migrate"]), env=env, stdout=log, stderr=log, check=False
+    )
+    assert migrated.returncode == 0, (home / "api-server.log").read_text()[-3000:]
+    server = subprocess.Popen(
+        airflow_command(["api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"]),
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # its workers go with it: the group is stopped below
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, (home / "api-server.log").read_text()[-3000:]
+            try:
+                if requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "api-server did not answer within 180 s"
+            time.sleep(1)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+        admin = sa.create_engine(db.normalize_url(demo_database), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = sa.make_url(metadata_url).database
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+def _token(base: str, password: str = VIEWER_PASSWORD) -> str:
+    """Log in the way the UI's login form does."""
+    answer = requests.post(
+        f"{base}/auth/token", json={"username": VIEWER, "password": password}, timeout=30
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["access_token"])
+
+
+def test_page_needs_airflows_login(api_server: str) -> None:
+    anonymous = requests.get(f"{api_server}/mediamon/", timeout=30)
+    assert anonymous.status_code in (401, 403), anonymous.status_code
+    assert "台湾" not in anonymous.text
+    forged = requests.get(
+        f"{api_server}/mediamon/", headers={"Authorization": "Bearer not-a-token"}, timeout=30
+    )
+    assert forged.status_code in (401, 403)
+    wrong = requests.post(
+        f"{api_server}/auth/token", json={"username": VIEWER, "password": "guess"}, timeout=30
+    )
+    assert wrong.status_code == 401
+
+
+def test_plugin_is_in_the_navigation(api_server: str) -> None:
+    answer = requests.get(
+        f"{api_server}/api/v2/plugins",
+        headers={"Authorization": f"Bearer {_token(api_server)}"},
+        timeout=30,
+    )
+    assert answer.ok, answer.text
+    plugins = {p["name"]: p for p in answer.json()["plugins"]}
+    views = plugins["mediamon_dashboard"]["external_views"]
+    assert [(v["href"], v["url_route"], v["destination"]) for v in views] == [
+        ("/mediamon/", "mediamon", "nav")
+    ]
+
+
+def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -> None:
+    engine = db.make_engine(demo_database)
+    with engine.begin() as conn:  # an article-supplied title that tries to run a script
+        observed, expected = conn.execute(
+            sa.text("select observed, expected from bi.alerts where topic_name = '台湾'")
+        ).one()
+        conn.execute(
+            sa.text(
+                "update articles set title = :t where article_id = (select min(article_id)"
+                " from bi.topic_mentions m join bi.alerts a using (topic)"
+                " where m.published_at >= a.window_start and m.published_at < a.window_end)"
+            ),
+            {"t": EVIL_TITLE},
+        )
+    engine.dispose()
+    direct = requests.get(
+        f"{api_server}/mediamon/?days=14",
+        headers={"Authorization": f"Bearer {_token(api_server)}"},
+        timeout=60,
+    )
+    assert direct.status_code == 200, direct.text[-2000:]
+    assert "script-src" not in direct.headers["Content-Security-Policy"]  # no script at all
+
+    # The way a person arrives: Airflow's login leaves its token in a cookie, and the
+    # browser sends it to the page (the UI shows the page in a frame, same origin).
+    shot = ARTIFACTS / "mediamon_page.png"
+    shot.unlink(missing_ok=True)
+    with chromium() as browser:
+        tab = browser.open("about:blank", width=1280)
+        tab.call("Network.setCookie", name="_token", value=_token(api_server), url=api_server)
+        _navigate(tab, f"{api_server}/mediamon/")
+        dom = tab.evaluate("document.documentElement.outerHTML")
+        injected = tab.evaluate("[document.getElementById('evil'), document.title]")
+        tab.screenshot(shot)
+        in_ui = _page_in_airflow_ui(tab, api_server)
+        tab.screenshot(ARTIFACTS / "mediamon_in_airflow.png")
+    assert in_ui == f"{api_server}/mediamon/"
+    assert shot.stat().st_size > 20_000, "the screenshot is missing or blank"
+    assert 'data-topic="taiwan"' in dom and "<h3>台湾" in dom, dom[:2000]
+    alert_row = dom[dom.index('<tr class="alert"') :]
+    alert_row = alert_row[: alert_row.index("</tr>")]
+    assert "台湾" in alert_row and f">{observed}<" in alert_row, alert_row
+    assert f">{expected}<" in alert_row and str(expected) == f"{expected:.2f}", alert_row
+    assert 'class="alert-marker"' in dom  # the alert's flag on the hourly chart
+    assert f"{observed} / {expected}" in dom
+    for source in DEMO_SOURCES:
+        assert f'<tr class="source" data-source="{source}">' in dom, source
+        assert f'<section class="card volume" data-source="{source}">' in dom, source
+    # the title shows as text: no element made from it, no script run
+    assert injected == [None, "mediamon — topics, alerts and sources"]
+    assert "&lt;b id=" in dom and "&lt;script&gt;" in dom
+
+
+def _navigate(tab: Page, url: str) -> None:
+    tab.call("Page.navigate", url=url)
+    tab.wait_for("Page.loadEventFired")
+
+
+def _page_in_airflow_ui(tab: Page, base: str) -> str:
+    """Open Airflow's UI, follow the navigation's "mediamon" entry, and return the address
+    of the frame the UI shows it in."""
+    _navigate(tab, f"{base}/")
+    link = _wait_for(tab, "document.querySelector('a[href$=\"plugin/mediamon\"]')?.href")
+    _navigate(tab, link)
+    source = str(_wait_for(tab, "document.querySelector('iframe')?.src"))
+    # the frame is same-origin: wait until the page inside it has rendered
+    framed = "document.querySelector('iframe').contentDocument"
+    _wait_for(tab, f"{framed}?.querySelector('h3')?.textContent")
+    return source
+
+
+def _wait_for(tab: Page, expression: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = tab.evaluate(expression)
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{expression} stayed empty for {timeout} s")
