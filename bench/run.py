@@ -29,7 +29,16 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny inputs: check that all runs")
     smoke = parser.parse_args().smoke
 
-    from bench import bi_page, detection, extraction_quality, load, parse, scale, throughput
+    from bench import (
+        bi_page,
+        detection,
+        extraction_quality,
+        ingest_small,
+        load,
+        parse,
+        scale,
+        throughput,
+    )
 
     def printed(lines: list[str]) -> None:
         print("\n".join(lines))
@@ -38,6 +47,9 @@ def main() -> None:
         ("extraction quality", lambda: extraction_quality.main(["--limit", "3"] if smoke else [])),
         ("ingest throughput", lambda: printed(throughput.run(
             articles=60 if smoke else 10_000, workers=None, baseline_pages=30 if smoke else None
+        ))),
+        ("small ingest", lambda: printed(ingest_small.run(
+            articles=20 if smoke else 200, repeat=1 if smoke else 3
         ))),
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),

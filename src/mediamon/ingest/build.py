@@ -88,7 +88,12 @@ def _feed_text(item: FeedItem) -> tuple[str, str] | None:
 def _known_metadata(item: FeedItem) -> list[str]:
     """What the feed item already says, so the page need not be searched for it (the
     feed's own values are used first anyway)."""
-    given = {"title": item.title, "author": item.author, "date": item.published_at}
+    given = {
+        "title": item.title,
+        "author": item.author,
+        "date": item.published_at,
+        "categories": item.categories,
+    }
     return [name for name, value in given.items() if value]
 
 
@@ -145,11 +150,12 @@ def build_article(job: ArticleJob) -> BuildResult:
         published = to_utc(published)
         if published > job.seen_at + FUTURE_TOLERANCE:
             published = None  # a date in the future is a feed bug, not news from tomorrow
+    # the page's declared language is checked against the script (templates declare
+    # "en" on Chinese pages), so it comes after the feed's and the source's
     language = (
         primary_language(item.language)
-        or primary_language(meta.language if meta else None)
         or job.source_language
-        or detect_language(body)
+        or detect_language(body, declared=meta.language if meta else None)
     )
     summary = None
     if item.summary_html and origin != "feed_summary":

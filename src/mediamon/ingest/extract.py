@@ -1,14 +1,14 @@
-"""Article text and metadata from decoded HTML, by trafilatura.
+"""Article text and metadata from decoded HTML, by trafilatura and readability-lxml.
 
-Extraction runs trafilatura in precision mode first: on news pages it keeps the article
-and drops the "related news", comment and footer blocks that balanced mode often appends.
-Precision mode sometimes grabs the wrong block instead (a comment, a reprint notice, a
-list of links); when its text has few sentences, a balanced extraction is run as well and
-wins if it has many times more sentence punctuation. The chosen text is then cleaned:
-markdown table markup removed, boilerplate lines (editor, source, copyright, share and
-QR-code prompts, platform disclaimers) stripped where they stand at the start or end,
+The page is parsed once and read by two extractors (:mod:`mediamon.ingest.candidates`):
+trafilatura in precision mode and readability-lxml. Each text is cleaned: markdown
+table markup removed, boilerplate lines (editor, source, copyright, share and QR-code
+prompts, platform disclaimers) stripped where they stand at the start or end,
 everything after an end-of-article marker ("相关阅读", "Related articles"...) in the
-second half dropped, and a line repeated right after itself kept once.
+second half dropped, and a line repeated right after itself kept once. Then
+:mod:`mediamon.ingest.choose` picks one by evidence (agreement, link text, sentence shape),
+with a model fit by cross-validation across sites. Only when neither found any text does
+trafilatura's balanced mode run.
 
 Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
 ``default_config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``
@@ -27,52 +27,65 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
+from mediamon.ingest.choose import choose
 from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-# Precision-mode text with fewer sentence marks than this is checked against balanced mode.
-THIN_SENTENCE_MARKS = 20
-# Balanced mode wins when it has this many times the precision text's sentence marks.
-BALANCED_WINS_RATIO = 6
 # Lines stripped from each end of the text at most.
 MAX_EDGE_LINES = 8
 
-# Sentence punctuation: CJK marks anywhere, Latin ones before a space or line end.
-_SENTENCE_MARK = re.compile(r"[。！？；，、]|[,.;:!?](?=\s|$)")
 _TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*:?-*:?\s*$")
 _TABLE_CELL_SEP = re.compile(r"\s*(?<!\\)\|\s*")
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 
-# Boilerplate lines, stripped only at the start or end of the text.
-_EDGE_PATTERNS = (
+# Boilerplate lines, stripped only at the start or end of the text, by kind (the bench
+# measures each kind's worth by cross-validation: bench/extraction_cv.py).
+EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
     # editor, source and byline-like credits of Chinese news
-    r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
-    r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
-    r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
+    "credits": (
+        r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
+        r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
+        r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
+    ),
     # copyright and reprint notices
-    r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
-    r"版权声明|无断转载|무단전재|reproduction without|non-commercial use only|"
-    r"may not be (re)?published|without (the )?(prior )?written permission",
-    r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
-    r"不得转载|谢绝转载|转载须",
+    "copyright": (
+        r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
+        r"版权声明|无断转载|무단전재|reproduction without|non-commercial use only|"
+        r"may not be (re)?published|without (the )?(prior )?written permission",
+        r"未经.{0,30}(授权|许可|同意).{0,12}(转载|使用|复制|摘编)|转载请注明|禁止转载|"
+        r"不得转载|谢绝转载|转载须",
+    ),
     # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
-    r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
-    r"^notice: the content above",
-    r"本平台仅提供信息存储",
+    "disclaimers": (
+        r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
+        r"^notice: the content above",
+        r"本平台仅提供信息存储",
+    ),
     # share, follow, QR code, app prompts
-    r"^(分享到|分享至|分享|转发到|扫描二维码|扫一扫|扫码|长按(识别)?二维码|关注我们|点击关注|"
-    r"打开.{0,12}(app|客户端)|下载.{0,12}(app|客户端)|举报|反馈|举报\s*/\s*反馈|查看更多|"
-    r"加载更多|点击加载更多|查看原文|阅读原文|返回顶部|返回首页|上一篇|下一篇|打印|"
-    r"关闭窗口|收藏|点赞|评论)\s*[:：]?\s*$",
-    r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
-    r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
-    r"comments?)\s*[:.]?$",
-    r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
-    r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
-)
-_EDGE_RE = re.compile("|".join(f"(?:{p})" for p in _EDGE_PATTERNS), re.IGNORECASE)
+    "prompts": (
+        r"^(分享到|分享至|分享|转发到|扫描二维码|扫一扫|扫码|长按(识别)?二维码|关注我们|点击关注|"
+        r"打开.{0,12}(app|客户端)|下载.{0,12}(app|客户端)|举报|反馈|举报\s*/\s*反馈|查看更多|"
+        r"加载更多|点击加载更多|查看原文|阅读原文|返回顶部|返回首页|上一篇|下一篇|打印|"
+        r"关闭窗口|收藏|点赞|评论)\s*[:：]?\s*$",
+        r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
+        r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
+        r"comments?)\s*[:.]?$",
+        r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
+        r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
+    ),
+}
+
+
+def edge_pattern(kinds: Collection[str] = tuple(EDGE_PATTERNS)) -> re.Pattern[str]:
+    """One regular expression of the boilerplate lines of the given kinds."""
+    patterns = [p for kind in kinds for p in EDGE_PATTERNS[kind]]
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", re.IGNORECASE)
+
+
+_EDGE_RE = edge_pattern()
 # Labels that are never article text, dropped wherever they are.
 _LABEL_LINES = re.compile(
     r"^(advertisement|advertisements|ad|sponsored|广告|推广|赞助内容|\[?广告\]?|"
@@ -95,8 +108,8 @@ _END_MARKERS = re.compile(
 class Extracted:
     """What trafilatura found in a page. Any field may be missing except ``text``.
 
-    ``mode`` says which extraction the text came from: ``precision`` (the default) or
-    ``balanced`` (the fallback, see the module documentation).
+    ``mode`` says which extraction the text came from: ``precision``, ``readability``
+    or ``balanced`` (the fallback, see the module documentation).
     """
 
     text: str
@@ -147,25 +160,25 @@ def extract(
             selects the per-site rules of the configuration.
         with_metadata: Look for metadata at all (not for fragments of a feed).
         known: Metadata the caller already has, from the feed, and so not looked for in
-            the page (any of "title", "author", "date"): the byline search alone costs
-            a fifth of an extraction.
+            the page (any of "title", "author", "date", "categories"): the byline search
+            alone costs a fifth of an extraction.
         rules: Per-site rules by domain (:func:`load_site_rules`); None means those of
             the configured file.
 
     Returns:
         The extraction, or None when the page has no article text.
     """
-    tree = _parse(html)
+    tree = parse(html)
     if tree is None:
         return None
     rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
     prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
-    text, mode = _document_text(_bare(tree, url, precision=True, prune=prune)), "precision"
-    if not text or len(_SENTENCE_MARK.findall(text)) < THIN_SENTENCE_MARKS:
-        balanced = _document_text(_bare(tree, url, precision=False, prune=prune))
-        if not text or _prefer_balanced(text, balanced):
-            text, mode = balanced, "balanced"
-    text = clean_text(text, rule)
+    found = read_candidates(tree, url, rule)
+    choice = choose(found.precision, found.readability, found.link_texts)
+    text, mode = choice.text, choice.name
+    if mode == "none":  # neither extractor found text: the evidence that a pass missed it
+        text = clean_text(trafilatura_text(tree, url, precision=False, prune=prune), rule)
+        mode = "balanced"
     if not text:
         return None
     meta = _metadata(tree, url, frozenset(known)) if with_metadata else {}
@@ -174,7 +187,7 @@ def extract(
         title=_str(meta.get("title")),
         author=_str(meta.get("author")),
         published_at=_date(meta.get("date")),
-        language=_str(meta.get("language")),
+        language=_str(meta.get("language")) or _declared_language(tree),
         image=_str(meta.get("image")),
         description=_str(meta.get("description")),
         sitename=_str(meta.get("sitename")),
@@ -183,50 +196,23 @@ def extract(
     )
 
 
-def _parse(html: str) -> Any:
-    """The page's lxml tree (parsed once for every trafilatura run), or None.
+@dataclass(frozen=True)
+class Candidates:
+    """The cleaned texts of both extractors and the page's link texts (for the chooser)."""
 
-    trafilatura refuses a document that does not start like HTML and parses to a single
-    element (a page behind junk or a wrapper element, a fragment); such a document is
-    parsed again inside ``<html><body>``.
-    """
-    from trafilatura.settings import DEFAULT_CONFIG
-    from trafilatura.utils import load_html
-
-    max_size = DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")
-    try:
-        tree = load_html(html, max_size)
-        if tree is None and "<" in html:
-            tree = load_html(f"<html><body>{html}</body></html>", max_size)
-        return tree
-    except Exception:
-        logger.warning("unparsable HTML", exc_info=True)
-        return None
+    precision: str
+    readability: str
+    link_texts: frozenset[str]
 
 
-def _bare(tree: Any, url: str | None, *, precision: bool, prune: list[str] | None) -> Any:
-    """One trafilatura run on a copy of the tree; the Document, or None without text.
-
-    Precision mode runs ``fast`` (without the readability/justext comparison): on news
-    pages the comparison mostly re-adds the boilerplate precision mode dropped, and the
-    balanced fallback covers the pages where precision mode misses the article.
-    """
-    from trafilatura import bare_extraction
-
-    try:
-        return bare_extraction(
-            tree,
-            url=url,
-            fast=precision,
-            favor_precision=precision,
-            include_comments=False,
-            include_tables=True,
-            deduplicate=False,
-            prune_xpath=prune,
-        )
-    except Exception:  # trafilatura raises on some malformed trees; treat as no text
-        logger.warning("trafilatura failed on %s", url, exc_info=True)
-        return None
+def read_candidates(tree: Any, url: str | None, rule: SiteRule | None = None) -> Candidates:
+    """Both extractors' cleaned texts of a parsed page (see :mod:`mediamon.ingest.candidates`)."""
+    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
+    return Candidates(
+        precision=clean_text(trafilatura_text(tree, url, precision=True, prune=prune), rule),
+        readability=clean_text(readability_text(tree, prune=prune), rule),
+        link_texts=link_texts(tree),
+    )
 
 
 def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, Any]:
@@ -236,7 +222,8 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
     extensive search of the text costs ten times more (1.6 s on one 21 kB page of the
     corpora), and where the markup has no date its guesses are often a bare year read
     as 1 January; the feed's date comes first anyway. Tags and the licence, which
-    mediamon does not keep, are skipped.
+    mediamon does not keep, are skipped, and so are the byline and category-link searches
+    on pages with structured data (JSON-LD or Open Graph) that names no author or section.
     """
     try:
         from htmldate import find_date
@@ -264,15 +251,19 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
             logger.debug("JSON-LD metadata failed on %s", url, exc_info=True)
         if "title" not in known:
             meta.title = meta.title or extract_title(tree)
-        if "author" not in known:
-            meta.author = meta.author or extract_author(tree)
+        # The byline and category-link searches cost a seventh of an extraction; a page
+        # whose structured data names no author or section seldom has what they find.
+        structured = _has_structured_data(tree)
+        if "author" not in known and not meta.author and not structured:
+            meta.author = extract_author(tree)
         meta.url = meta.url or extract_url(tree, url)
         if "date" not in known:
             params = set_date_params(False)
             params["url"] = meta.url
             meta.date = find_date(tree, **params)
         meta.sitename = (meta.sitename or extract_sitename(tree) or "").lstrip("@") or None
-        meta.categories = meta.categories or extract_catstags("category", tree)
+        if "categories" not in known and not meta.categories and not structured:
+            meta.categories = extract_catstags("category", tree)
         meta.clean_and_trim()
         return dict(meta.as_dict())
     except Exception:
@@ -280,28 +271,30 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
         return {}
 
 
-def _document_text(document: Any) -> str:
-    text = getattr(document, "text", None)
-    return text.strip() if isinstance(text, str) else ""
+def _declared_language(tree: Any) -> str | None:
+    """The language the page declares: ``<html lang>``, else a Content-Language meta."""
+    declared = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    if not declared:
+        found = tree.xpath('//meta[@http-equiv="content-language"]/@content')
+        declared = found[0] if found else None
+    return _str(declared)
 
 
-def _prefer_balanced(precise: str, balanced: str) -> bool:
-    """Whether the balanced text should replace a thin precision-mode text.
-
-    Precision mode occasionally picks a short block that is not the article (a reader
-    comment, a newsletter or reprint notice, a list of links) when balanced mode has the
-    article; the article then has many times more sentences.
-    """
-    marks = len(_SENTENCE_MARK.findall(precise))
-    return len(_SENTENCE_MARK.findall(balanced)) > BALANCED_WINS_RATIO * max(marks, 1)
+def _has_structured_data(tree: Any) -> bool:
+    return bool(
+        tree.xpath('boolean(//script[@type="application/ld+json"] | //meta[@property="og:type"])')
+    )
 
 
 # --- cleaning ---------------------------------------------------------------------------
 
 
-def clean_text(text: str, rule: SiteRule | None = None) -> str:
-    """Plain article text from trafilatura's: see the module documentation."""
-    edge = (_EDGE_RE, *rule.boilerplate) if rule else (_EDGE_RE,)
+def clean_text(
+    text: str, rule: SiteRule | None = None, edge_lines: re.Pattern[str] = _EDGE_RE
+) -> str:
+    """Plain article text from an extractor's: see the module documentation.
+    ``edge_lines``: the built-in boilerplate lines (the bench leaves kinds out)."""
+    edge = (edge_lines, *rule.boilerplate) if rule else (edge_lines,)
     drop = rule.drop_lines if rule else ()
     lines = [line for line in (_plain_line(raw) for raw in text.splitlines()) if line]
     lines = [

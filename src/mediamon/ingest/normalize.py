@@ -21,6 +21,8 @@ TRACKING_PARAMS = frozenset(
 )  # fmt: skip
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_")
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Unicode category Cc (C0 and C1 controls, DEL) except newline and tab.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Bidirectional controls (embeddings, overrides, isolates, marks) reorder what a reader
 # sees; an article's text never needs them.
 BIDI_CONTROLS = dict.fromkeys(
@@ -37,7 +39,7 @@ def clean_text(text: str) -> str:
     """Text as published, tidied: NFC, no zero-width or control characters, one space
     between words, no trailing spaces, at most one empty line in a row."""
     text = unicodedata.normalize("NFC", text).translate(ZERO_WIDTH).translate(BIDI_CONTROLS)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = CONTROL.sub("", text)
     lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 
@@ -96,34 +98,42 @@ def primary_language(tag: str | None) -> str | None:
     return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
 
 
+# Letters (word characters that are not digits or "_"), and those of each script.
+_LETTER = re.compile(r"[^\W\d_]")
+_KANA = re.compile(r"(?=[^\W\d_])[\u3040-\u30ff]")
+_HANGUL = re.compile(r"(?=[^\W\d_])[\uac00-\ud7af\u1100-\u11ff]")
+_HAN = re.compile(r"(?=[^\W\d_])[\u4e00-\u9fff\u3400-\u4dbf]")
+
+
 def _script_language(sample: str) -> str | None:
     """The language a script settles on its own: kana is Japanese, hangul Korean, and
     text mostly of Han characters is Chinese. None when the script does not decide."""
-    letters = [ch for ch in sample if ch.isalpha()]
+    letters = len(_LETTER.findall(sample))
     if not letters:
         return None
-    kana = sum(1 for ch in letters if "\u3040" <= ch <= "\u30ff")
-    hangul = sum(1 for ch in letters if "\uac00" <= ch <= "\ud7af" or "\u1100" <= ch <= "\u11ff")
-    han = sum(1 for ch in letters if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf")
-    if kana >= 0.05 * len(letters):
+    if len(_KANA.findall(sample)) >= 0.05 * letters:
         return "ja"
-    if hangul >= 0.2 * len(letters):
+    if len(_HANGUL.findall(sample)) >= 0.2 * letters:
         return "ko"
-    if han >= 0.5 * len(letters):
+    if len(_HAN.findall(sample)) >= 0.5 * letters:
         return "zh"
     return None
 
 
-def detect_language(text: str) -> str | None:
+def detect_language(text: str, declared: str | None = None) -> str | None:
     """Language of ``text``, or None when the text is too short to tell. The script
-    decides Chinese, Japanese and Korean; py3langid (a 90 MB model in memory) is asked
-    only about the rest."""
+    decides Chinese, Japanese and Korean; then the language the page declares (its
+    ``<html lang>``), if it is not one of those three the script ruled out; py3langid
+    (a 90 MB model in memory, a few milliseconds a page) is asked only about the rest."""
     if len(NOT_WORD.sub("", text)) < 20:
         return None
     sample = text[:5000]
     by_script = _script_language(sample)
     if by_script:
         return by_script
+    stated = primary_language(declared)
+    if stated and stated not in ("zh", "ja", "ko"):
+        return stated
     import py3langid
 
     language, _score = py3langid.classify(sample)

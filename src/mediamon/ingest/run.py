@@ -26,7 +26,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon.ingest import archive, load, memory, parentwatch, polling, provenance
+from mediamon.ingest import archive, candidates, load, memory, parentwatch, polling, provenance
 from mediamon.ingest.build import (
     FUTURE_TOLERANCE,
     ArticleJob,
@@ -67,8 +67,7 @@ def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
         return
     import multiprocessing
 
-    import trafilatura  # noqa: F401 - imported before the fork, shared by the workers
-
+    candidates.warm_up()  # the extractors, imported before the fork and shared by the workers
     warm_up()
     # fork (not spawn): the workers share the parent's loaded libraries and models; the
     # frozen objects are never scanned by a worker's garbage collector, which would

@@ -219,3 +219,10 @@ def test_page_metadata_the_feed_already_gave_is_not_searched_for() -> None:
     assert known.text == searched.text
     bare = extract(BYLINE_PAGE, with_metadata=False)
     assert bare is not None and bare.text == searched.text and bare.author is None
+
+
+def test_the_page_declares_its_language() -> None:
+    declared = extract(BYLINE_PAGE.replace("<html>", '<html lang="en-GB">'), with_metadata=True)
+    assert declared is not None and declared.language == "en-GB"
+    undeclared = extract(BYLINE_PAGE)
+    assert undeclared is not None and undeclared.language is None

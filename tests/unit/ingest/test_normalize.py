@@ -65,6 +65,15 @@ def test_detect_language_needs_enough_text() -> None:
     assert normalize.detect_language("ok") is None
 
 
+def test_declared_language_counts_only_where_the_script_does_not_decide() -> None:
+    chinese = "美国总统拜登与中国国家主席习近平周二通话，讨论台湾问题和出口限制。"
+    assert normalize.detect_language(chinese, declared="en") == "zh"  # a template's "en"
+    english = "The president spoke with his counterpart about trade."
+    assert normalize.detect_language(english, declared="pt-BR") == "pt"
+    assert normalize.detect_language(english, declared="zh-CN") == "en"  # ruled out
+    assert normalize.detect_language(english, declared="not a tag!") == "en"
+
+
 def test_content_hash_ignores_spacing_and_punctuation_only() -> None:
     a = normalize.content_hash(normalize.fold("台湾海峡，局势紧张。"))
     b = normalize.content_hash(normalize.fold("臺灣海峽 局勢緊張"))

@@ -1,0 +1,169 @@
+"""CPU per article of a small ``mediamon ingest``, start-up included, beside
+``trafilatura.extract`` on the same pages.
+
+One source's cycle usually brings 5-50 new articles, so what a process pays once
+(interpreter start, imports, pool creation, language model) is paid per source per
+cycle. This runs the real CLI, ``mediamon ingest``, as a subprocess against one RSS feed
+of ``--articles`` items (titles and dates in the feed) on 127.0.0.1, and counts the CPU
+time of every mediamon process (the CLI and its extraction workers: they are its
+children, so the operating system adds their time to it when they end). PostgreSQL and
+the page server are not counted. The baseline is ``trafilatura.extract(raw bytes)`` on
+the same pages in a fresh process, extraction calls only. Runs are repeated and the
+cheapest counts on each side: on a shared machine the slower runs measure the
+neighbours.
+
+    python -m bench.ingest_small [--articles 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from bench.common import corpus_pages, scratch_database
+
+TARGET_RATIO = 1.35
+
+
+def sample_pages(articles: int) -> list[bytes]:
+    """``articles`` corpus pages spread over every corpus (a stride, not the first ones)."""
+    pages = corpus_pages()
+    return [pages[i * len(pages) // articles % len(pages)] for i in range(articles)]
+
+
+def _serve(articles: int, port_queue: Any) -> None:
+    """One RSS feed of ``articles`` items and their pages (in a process of its own)."""
+    pages = sample_pages(articles)
+    start = datetime(2024, 4, 1, tzinfo=UTC)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            if self.path == "/feed.xml":
+                items = "".join(
+                    f"<item><title>Article {i}</title><link>{base}/a/{i}.html</link>"
+                    f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate></item>"
+                    for i in range(articles)
+                )
+                body = f"<rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
+                self._send(body.encode(), "application/rss+xml")
+            elif self.path.startswith("/a/"):
+                self._send(pages[int(self.path.split("/")[2].split(".")[0])], "text/html")
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def trafilatura_seconds(articles: int) -> float:
+    """CPU seconds of trafilatura.extract(raw bytes) over the same pages, calls only."""
+    import trafilatura
+
+    pages = sample_pages(articles)
+    trafilatura.extract(pages[0], output_format="txt")  # its lazy imports, not a page
+    started = time.process_time()
+    for page in pages:
+        trafilatura.extract(page, output_format="txt")
+    return time.process_time() - started
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def mediamon_seconds(articles: int, port: int) -> tuple[float, int]:
+    """CPU seconds of one ``mediamon ingest`` of the feed, all its processes, and the
+    number of articles it loaded."""
+    import json
+
+    with scratch_database("mediamon_small") as url, TemporaryDirectory() as tmp:
+        sources = Path(tmp) / "sources.yaml"
+        sources.write_text(
+            f"sources:\n  - {{name: small, url: 'http://127.0.0.1:{port}/feed.xml',"
+            " allow_private_network: true, host_max_connections: 4}\n",
+            "utf-8",
+        )
+        env = {
+            **os.environ,
+            "MEDIAMON_DATABASE_URL": url,
+            "MEDIAMON_SOURCES": str(sources),
+            "MEDIAMON_VAR_DIR": tmp,
+        }
+        mediamon = Path(sys.executable).with_name("mediamon")
+        before = _children_cpu()
+        done = subprocess.run(
+            [str(mediamon), "ingest"], env=env, capture_output=True, text=True, check=False
+        )
+        cpu = _children_cpu() - before
+    if done.returncode != 0:
+        raise RuntimeError(f"mediamon ingest failed ({done.returncode}): {done.stderr[-2000:]}")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return cpu, int(summary.get("new", 0))
+
+
+def run(articles: int = 200, repeat: int = 3) -> list[str]:
+    spawn = multiprocessing.get_context("spawn")
+    queue: Any = spawn.Queue()
+    server = spawn.Process(target=_serve, args=(articles, queue), daemon=True)
+    server.start()
+    try:
+        port = queue.get(timeout=60)
+        ingests = [mediamon_seconds(articles, port) for _ in range(repeat)]
+    finally:
+        server.terminate()
+        server.join()
+    baselines = []
+    for _ in range(repeat):
+        with spawn.Pool(1) as single:  # a fresh process: the same start as the CLI's workers
+            baselines.append(single.apply(trafilatura_seconds, (articles,)))
+    loaded = ingests[0][1]
+    ingest_ms = min(cpu for cpu, _ in ingests) * 1000 / articles
+    baseline_ms = min(baselines) * 1000 / articles
+    ratio = ingest_ms / baseline_ms
+    verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
+    return [
+        f"Small ingest: `mediamon ingest` of one feed of {articles} articles on 127.0.0.1"
+        " (titles and dates in the feed), start-up included, PostgreSQL excluded",
+        f"  trafilatura.extract, same pages : {baseline_ms:6.1f} CPU ms per page"
+        f" (cheapest of {', '.join(f'{b * 1000 / articles:.1f}' for b in baselines)})",
+        f"  mediamon ingest, all processes  : {ingest_ms:6.1f} CPU ms per article"
+        f" (cheapest of {', '.join(f'{c * 1000 / articles:.1f}' for c, _ in ingests)});"
+        f" {loaded} loaded",
+        f"  ratio {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--articles", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print("\n".join(run(args.articles, args.repeat)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Candidate article texts of one page, from more than one extractor, on one parse.
+
+The page is parsed once; each extractor works on that tree (trafilatura copies it
+itself, readability-lxml gets a copy of its own, since it rewrites the tree it reads):
+
+* ``precision``: trafilatura in precision mode, ``fast`` (without its readability and
+  jusText comparison): on news pages it keeps the article and drops the "related
+  news", comment and footer blocks balanced mode often appends;
+* ``readability``: readability-lxml's article block: it scores blocks by their text and
+  commas rather than trafilatura's markup rules, so where one of the two picks the wrong
+  block the other usually does not;
+* ``balanced``: trafilatura's default mode, run only when neither of the two above
+  found any text (see :mod:`mediamon.ingest.choose`).
+
+Besides the texts, :func:`link_texts` collects what the page says inside links: the
+navigation, lists of other articles and tag clouds are link text, an article's
+paragraphs are not. The chooser uses it as the link density of a candidate's lines.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Links whose text is shorter than this are buttons and tags, never an article line.
+_MIN_LINK_TEXT = 4
+_SPACE = re.compile(r"\s+")
+_READABILITY_BLOCKS = frozenset(
+    {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "pre"}
+)
+
+
+def parse(html: str) -> Any:
+    """The page's lxml tree, shared by every extractor, or None.
+
+    trafilatura refuses a document that does not start like HTML and parses to a single
+    element (a page behind junk or a wrapper element, a fragment); such a document is
+    parsed again inside ``<html><body>``.
+    """
+    from trafilatura.settings import DEFAULT_CONFIG
+    from trafilatura.utils import load_html
+
+    max_size = DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")
+    try:
+        tree = load_html(html, max_size)
+        if tree is None and "<" in html:
+            tree = load_html(f"<html><body>{html}</body></html>", max_size)
+        return tree
+    except Exception:
+        logger.warning("unparsable HTML", exc_info=True)
+        return None
+
+
+def trafilatura_text(
+    tree: Any, url: str | None, *, precision: bool, prune: list[str] | None = None
+) -> str:
+    """One trafilatura run on the tree (which it copies): its text, "" without any.
+
+    Precision mode runs ``fast``: on news pages the comparison with readability and
+    jusText mostly re-adds the boilerplate precision mode dropped, and readability-lxml
+    is a candidate of its own here.
+    """
+    from trafilatura import bare_extraction
+
+    try:
+        document = bare_extraction(
+            tree,
+            url=url,
+            fast=precision,
+            favor_precision=precision,
+            include_comments=False,
+            include_tables=True,
+            deduplicate=False,
+            prune_xpath=prune,
+        )
+    except Exception:  # trafilatura raises on some malformed trees; treat as no text
+        logger.warning("trafilatura failed on %s", url, exc_info=True)
+        return ""
+    text = getattr(document, "text", None)
+    return text.strip() if isinstance(text, str) else ""
+
+
+def readability_text(tree: Any, prune: list[str] | None = None) -> str:
+    """readability-lxml's article text from a copy of the tree, "" when it finds none.
+
+    ``prune``: XPath expressions of elements removed first (a site's configured rule).
+    """
+    from readability.readability import Unparseable
+
+    try:
+        document = _readability_document()(tree)
+        document.prune = prune or ()
+        html = document.summary(html_partial=True)
+    except (Unparseable, ValueError, TypeError):
+        logger.debug("readability found no article", exc_info=True)
+        return ""
+    return html_text(html)
+
+
+@lru_cache(maxsize=1)
+def _readability_document() -> Any:
+    """readability-lxml's Document on an already parsed tree, made cheaper.
+
+    The same algorithm, with its slow steps done the fast way (two thirds of its time
+    went to them):
+
+    * no HTML cleaner: lxml_html_clean costs half of readability's time, mostly
+      rewriting ``javascript:`` links; only the article's text is kept here, so dropping
+      scripts, styles and hidden elements is all the cleaning it needs;
+    * unlikely candidates looked for among elements with a class or id only (the others
+      never match), each class name tested once;
+    * a div's block children found by walking them instead of serializing the div;
+    * text lengths without three regular-expression passes per element.
+
+    The tree is copied: readability rewrites the tree it reads, and the other
+    extractors share it.
+    """
+    from lxml import etree
+    from lxml.html import fragment_fromstring
+    from readability import Document
+    from readability.readability import REGEXES
+
+    unlikely, maybe = REGEXES["unlikelyCandidatesRe"], REGEXES["okMaybeItsACandidateRe"]
+
+    @lru_cache(maxsize=8192)  # class names repeat within a page and across a site's pages
+    def unlikely_names(names: str) -> bool:
+        return bool(unlikely.search(names)) and not maybe.search(names)
+
+    class FastDocument(Document):  # type: ignore[misc]
+        prune: Sequence[str] = ()
+
+        def _parse(self, input: Any) -> Any:  # noqa: A002 - readability's name
+            doc = copy.deepcopy(input)
+            for expression in self.prune:
+                for element in doc.xpath(expression):
+                    if element.getparent() is not None:
+                        element.drop_tree()
+            etree.strip_elements(doc, "script", "style", "noscript", with_tail=False)
+            for element in doc.xpath("//body//*[@hidden or @style]"):
+                style = _SPACE.sub("", element.get("style") or "").lower()
+                if element.get("hidden") is not None or "display:none" in style:
+                    element.drop_tree()  # the xpath keeps the root out: it has a parent
+            self.encoding = "utf-8"
+            return doc
+
+        def get_link_density(self, elem: Any) -> float:
+            links = sum(_text_length(link) for link in elem.iterfind(".//a"))
+            return links / max(_text_length(elem), 1)
+
+        def remove_unlikely_candidates(self) -> None:
+            for elem in self.html.xpath(".//*[@class or @id]"):
+                if (
+                    unlikely_names(f"{elem.get('class', '')} {elem.get('id', '')}")
+                    and elem.tag not in ("html", "body")
+                    and not elem.xpath("ancestor-or-self::pre | ancestor-or-self::code")
+                    and not elem.xpath(
+                        "descendant-or-self::main | descendant-or-self::article | "
+                        "descendant-or-self::math"
+                    )
+                ):
+                    elem.drop_tree()
+
+        def transform_misused_divs_into_paragraphs(self) -> None:
+            for elem in self.tags(self.html, "div"):
+                if not _has_block(elem):
+                    elem.tag = "p"  # a div of inline content is a paragraph
+            for elem in self.tags(self.html, "div"):
+                children = list(elem)
+                paragraph = None
+                if elem.text and elem.text.strip():
+                    p = fragment_fromstring("<p/>")
+                    p.text = elem.text
+                    elem.text = None
+                    elem.insert(0, p)
+                    paragraph = p
+                for child in children:
+                    if child.tag == "br":
+                        paragraph = None
+                        continue
+                    if child.tag not in _INLINE_TAGS or _has_block(child):
+                        paragraph = None
+                        continue
+                    if paragraph is None:
+                        paragraph = fragment_fromstring("<p/>")
+                        child.addprevious(paragraph)
+                    paragraph.append(child)
+                for pos, child in reversed(list(enumerate(elem))):
+                    if child.tail and child.tail.strip():
+                        p = fragment_fromstring("<p/>")
+                        p.text = child.tail
+                        child.tail = None
+                        elem.insert(pos + 1, p)
+                    if child.tag == "br":
+                        child.drop_tree()
+
+    return FastDocument
+
+
+_BLOCK_TAGS = frozenset({"blockquote", "dl", "div", "img", "ol", "table", "ul"})
+
+
+def _has_block(element: Any) -> bool:
+    """readability's test for an element holding block elements: its regular expression
+    on the serialized children ("<p" also matches pre, param...), without serializing."""
+    for descendant in element.iterdescendants():
+        tag = descendant.tag
+        if isinstance(tag, str) and (tag[:1] == "p" or tag in _BLOCK_TAGS):
+            return True
+    return False
+
+
+_INLINE_TAGS = frozenset(
+    {"a", "b", "cite", "code", "em", "font", "i", "small", "span", "strong", "sub", "sup", "u"}
+)
+
+
+def _text_length(element: Any) -> int:
+    """Length of an element's text with whitespace runs counted as one character."""
+    return len(" ".join((element.text_content() or "").split()))
+
+
+def warm_up() -> None:
+    """Import the extractors now, in a parent process, so that forked workers share them
+    instead of each importing its own."""
+    import trafilatura  # noqa: F401
+
+    _readability_document()
+
+
+def html_text(html: str) -> str:
+    """Plain text of an HTML fragment (readability's article), one line per block."""
+    import lxml.html
+
+    if not html.strip():
+        return ""
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    lines: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        line = _SPACE.sub(" ", "".join(current)).strip()
+        if line:
+            lines.append(line)
+        current.clear()
+
+    def walk(element: Any) -> None:
+        block = isinstance(element.tag, str) and element.tag in _READABILITY_BLOCKS
+        if block:
+            flush()
+        if element.text:
+            current.append(element.text)
+        for child in element:
+            walk(child)
+            if child.tail:
+                current.append(child.tail)
+        if block:
+            flush()
+
+    walk(root)
+    flush()
+    return "\n".join(lines)
+
+
+def link_texts(tree: Any) -> frozenset[str]:
+    """Whitespace-free texts of the page's links (and of list items made of one link)."""
+    texts: set[str] = set()
+    for anchor in tree.iter("a"):
+        text = _SPACE.sub("", anchor.text_content() or "")
+        if len(text) >= _MIN_LINK_TEXT:
+            texts.add(text)
+    return frozenset(texts)

@@ -1,0 +1,240 @@
+"""Which candidate text is the article: evidence that transfers across sites, not length.
+
+Two extractors read every page (see :mod:`mediamon.ingest.candidates`): trafilatura in
+precision mode and readability-lxml. Where they agree, either will do. Where they
+differ, the lines one has and the other lacks decide: lines that are article text read
+as sentences (sentence punctuation, few of them repeating the page's link texts), while
+navigation, lists of other articles, tag clouds and comment widgets are short lines that
+repeat what the page's links say. Each candidate's "own" lines are described by
+
+* ``link``: the share of their characters in lines that are a link text of the page;
+* ``prose``: the share of their characters in lines with sentence punctuation that are
+  not link text;
+
+and the choice is a logistic model over the difference of the two sides
+(readability's own lines minus precision's), plus how much of each text the other one
+covers. Its few coefficients are fit with leave-one-site-out cross-validation over the
+development corpora (``python -m bench.extraction_cv``), which prints the
+cross-validated F1 beside the in-sample F1; the ones below are the fit on all sites.
+
+When readability's text wins, the lead paragraphs it missed (prose lines precision has
+before the first line both share: some sites set the lead apart from the body) are put
+back in front of it.
+
+A candidate with no text at all loses to one with text; when both are empty the caller
+runs trafilatura's balanced mode (the first two missed the text, that is evidence). A
+short text is never replaced for being short: a brief news item of 150 characters that
+both extractors find is the article, however long the page around it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Tokens compared between candidates: a CJK character, or a word of other scripts.
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|\w+")
+# A line that reads as a sentence: CJK sentence marks anywhere, Latin ones at a word end.
+_SENTENCE = re.compile(r"[。！？；，]|[.!?;,](?=\s|$|[\"'”’)])")
+_SPACE = re.compile(r"\s+")
+# A missed lead paragraph is at least this long (shorter prose lines are datelines), and
+# readability has less than _LACKING of its runs of _SHINGLE characters.
+_MIN_LEAD = 40
+_LACKING = 0.5
+_SHINGLE = 8
+# Link texts are indexed by their first characters (the shortest kept has four).
+_PREFIX = 4
+
+FEATURES = ("covered_p", "covered_r", "own_size", "prose", "link")
+
+
+@dataclass(frozen=True)
+class Model:
+    """The chooser's fitted parameters.
+
+    Attributes:
+        intercept, weights: The logistic model over :data:`FEATURES`: readability's text
+            wins where ``intercept + weights·x > 0``.
+        navigation: Lines whose link share (see :func:`link_share`) reaches this are
+            dropped from both candidates first; None keeps them.
+        l2: The ridge penalty the weights were fit with (a record of the fit).
+    """
+
+    intercept: float
+    weights: tuple[float, ...]
+    navigation: float | None = None
+    l2: float = 1.0
+
+    def score(self, features: Sequence[float]) -> float:
+        return self.intercept + sum(w * x for w, x in zip(self.weights, features, strict=True))
+
+
+# Fit by ``python -m bench.extraction_cv --fit`` on all development sites (see the module
+# documentation); ``make bench`` prints its cross-validated figures.
+MODEL = Model(
+    intercept=-1.388, weights=(3.739, -1.882, -2.269, 3.502, 0.000), navigation=0.5, l2=0.3
+)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen text, its candidate's name, and the features that chose it."""
+
+    text: str
+    name: str
+    features: tuple[float, ...] | None = None
+
+
+def tokens(text: str) -> Counter[str]:
+    return Counter(_TOKEN.findall(text.lower()))
+
+
+def _covered(part: Counter[str], whole: Counter[str]) -> float:
+    """Share of ``part``'s tokens that ``whole`` has too (with their counts)."""
+    total = sum(part.values())
+    if not total:
+        return 0.0
+    return sum(min(count, whole[token]) for token, count in part.items()) / total
+
+
+def _own_lines(lines: list[str], other: str) -> list[str]:
+    """Lines of a candidate that the other candidate does not contain."""
+    other_flat = _SPACE.sub("", other)
+    return [line for line in lines if _SPACE.sub("", line) not in other_flat]
+
+
+class LinkTexts:
+    """The page's link texts (whitespace removed), indexed for :func:`link_share`."""
+
+    def __init__(self, texts: frozenset[str]) -> None:
+        self.texts = texts
+        self._by_prefix: dict[str, list[str]] = {}
+        self._longest = max(map(len, texts), default=0)
+        for text in texts:
+            self._by_prefix.setdefault(text[:_PREFIX], []).append(text)
+
+    def __bool__(self) -> bool:
+        return bool(self.texts)
+
+    def longest_in(self, flat: str) -> int:
+        """Length of the longest link text inside ``flat`` that is at least half of it."""
+        if flat in self.texts:
+            return len(flat)
+        if len(flat) > 2 * self._longest:  # a paragraph longer than any link text allows
+            return 0
+        best = 0
+        # a link text of at least half the line starts in its first half
+        for start in range(len(flat) // 2 + 1):
+            for text in self._by_prefix.get(flat[start : start + _PREFIX], ()):
+                if best < len(text) and 2 * len(text) >= len(flat) and flat.startswith(text, start):
+                    best = len(text)
+        return best
+
+
+def link_share(line: str, link_texts: LinkTexts) -> float:
+    """Share of a line's characters that one link text of the page makes up (the longest
+    link text inside the line, if it is at least half of it: a headline with its date)."""
+    flat = _SPACE.sub("", line)
+    return link_texts.longest_in(flat) / len(flat) if flat else 0.0
+
+
+def drop_navigation(text: str, link_texts: LinkTexts, threshold: float | None) -> str:
+    """The text without lines that are mostly one of the page's link texts: navigation,
+    lists of other articles (``threshold`` None keeps every line)."""
+    if threshold is None or not link_texts:
+        return text
+    return "\n".join(line for line in text.splitlines() if link_share(line, link_texts) < threshold)
+
+
+def _describe(lines: list[str], link_texts: LinkTexts) -> tuple[float, float, int]:
+    """(link share, prose share, characters) of a candidate's own lines."""
+    total = link = prose = 0.0
+    for line in lines:
+        size = len(_SPACE.sub("", line))
+        total += size
+        share = link_share(line, link_texts)
+        link += share * size
+        if share < 0.5 and _SENTENCE.search(line):
+            prose += size
+    if not total:
+        return 0.0, 0.0, 0
+    return link / total, prose / total, int(total)
+
+
+def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[float, ...]:
+    """The evidence for readability's text over precision's (see the module docs)."""
+    p_tokens, r_tokens = tokens(precision), tokens(readability)
+    p_lines, r_lines = precision.splitlines(), readability.splitlines()
+    p_link, p_prose, p_size = _describe(_own_lines(p_lines, readability), link_texts)
+    r_link, r_prose, r_size = _describe(_own_lines(r_lines, precision), link_texts)
+    # the own lines' sizes on a log scale: which side adds more, whatever the page's size
+    own_size = math.log((r_size + 1) / (p_size + 1)) / 4
+    return (
+        _covered(p_tokens, r_tokens),
+        _covered(r_tokens, p_tokens),
+        own_size,
+        r_prose * min(r_size, 400) / 400 - p_prose * min(p_size, 400) / 400,
+        r_link - p_link,
+    )
+
+
+def choose(
+    precision: str,
+    readability: str,
+    link_texts: frozenset[str],
+    model: Model = MODEL,
+) -> Choice:
+    """The precision or the readability text (cleaned), by the model: see the module
+    documentation. An empty text is never chosen over one with tokens; both empty gives
+    an empty Choice named "none"."""
+    links = LinkTexts(link_texts)
+    precision = drop_navigation(precision, links, model.navigation)
+    readability = drop_navigation(readability, links, model.navigation)
+    has_precision, has_readability = (
+        bool(_TOKEN.search(precision)),
+        bool(_TOKEN.search(readability)),
+    )
+    if not has_readability:
+        return Choice(precision, "precision" if has_precision else "none")
+    if not has_precision:
+        return Choice(readability, "readability")
+    x = features(precision, readability, links)
+    if model.score(x) > 0:
+        return Choice(with_missed_lead(precision, readability, links), "readability", x)
+    return Choice(precision, "precision", x)
+
+
+def with_missed_lead(precision: str, readability: str, links: LinkTexts) -> str:
+    """Readability's text with the lead paragraphs it missed: the prose lines that
+    precision's text has before the first line the two share, and readability lacks
+    (a lead set apart from the body, like RFI's chapo, is outside readability's block).
+    Lacking is judged by runs of characters, not exact lines: the two extractors
+    break lines differently, and a line holding readability's whole text is no lead."""
+    readability_flat = _SPACE.sub("", readability)
+    lead: list[str] = []
+    for line in precision.splitlines():
+        flat = _SPACE.sub("", line)
+        if flat and flat in readability_flat:
+            break
+        if (
+            _shingles_in(flat, readability_flat) < _LACKING
+            and _SENTENCE.search(line)
+            and link_share(line, links) < 0.5
+            and len(flat) >= _MIN_LEAD
+        ):
+            lead.append(line)
+    else:
+        return readability  # nothing shared: precision's lines are not a lead of this text
+    return "\n".join([*lead, readability]) if lead else readability
+
+
+def _shingles_in(flat: str, other: str) -> float:
+    """Share of the runs of _SHINGLE characters of ``flat`` (every _SHINGLE-th) that
+    ``other`` contains; for a shorter line, whether ``other`` contains it."""
+    if len(flat) <= _SHINGLE:
+        return 1.0 if flat in other else 0.0
+    starts = range(0, len(flat) - _SHINGLE + 1, _SHINGLE)
+    return sum(flat[i : i + _SHINGLE] in other for i in starts) / len(starts)
