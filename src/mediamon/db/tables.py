@@ -62,7 +62,7 @@ articles = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# A feed's text about an article on another site (0011_article_claims.sql).
+# A feed's text about an article on another site (0009_article_claims.sql).
 article_claims = sa.Table(
     "article_claims",
     metadata,

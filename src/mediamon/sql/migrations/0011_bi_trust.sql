@@ -1,5 +1,4 @@
--- BI views an analyst can trust (issue 13; numbered 0013 because 0007-0012 are taken by
--- other work): a local time zone beside UTC, gap-free series
+-- BI views an analyst can trust (issue 13): a local time zone beside UTC, gap-free series
 -- for charts, rounded derived numbers, a status per source, and a comment on every view
 -- and column (psql \d+, Superset, Metabase and Grafana show them).
 --
@@ -610,7 +609,7 @@ begin
         ('source_daily', 'failed_fetches', 'Of them, failed.'),
         ('source_daily', 'bytes', 'Bytes received that day.'),
 
-        -- bi.article_claims (0011) came without column comments
+        -- bi.article_claims (0009) came without column comments
         ('article_claims', 'source', 'The source whose feed made the claim.'),
         ('article_claims', 'url', 'Canonical URL the claim is about (another site''s page).'),
         ('article_claims', 'linked_url', 'The URL as the feed linked it.'),
