@@ -121,8 +121,13 @@ def mediamon_seconds(articles: int, port: int) -> tuple[float, int]:
         cpu = _children_cpu() - before
     if done.returncode != 0:
         raise RuntimeError(f"mediamon ingest failed ({done.returncode}): {done.stderr[-2000:]}")
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    return cpu, int(summary.get("new", 0))
+    # `mediamon ingest` prints {"run": totals, "checks_failed": ...} (the run's record).
+    totals = json.loads(done.stdout.strip().splitlines()[-1])["run"]
+    loaded = int(totals["new"])
+    if loaded != articles:
+        # A figure per article means nothing if the articles were not all loaded.
+        raise RuntimeError(f"mediamon ingest loaded {loaded} of {articles} articles: {totals}")
+    return cpu, loaded
 
 
 def run(articles: int = 200, repeat: int = 3) -> list[str]:
