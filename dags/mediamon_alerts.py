@@ -27,7 +27,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import articles_asset, failure_mail
+from mediamon_airflow import articles_asset, task_defaults
 
 ARTICLES = articles_asset()
 
@@ -38,14 +38,9 @@ ARTICLES = articles_asset()
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "mediamon",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        **failure_mail(),
-        "execution_timeout": timedelta(minutes=20),
-    },
+    default_args=task_defaults(
+        retries=3, retry_delay=timedelta(minutes=2), timeout=timedelta(minutes=20)
+    ),
     tags=["mediamon", "alerts"],
     doc_md=__doc__,
 )

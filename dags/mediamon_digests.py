@@ -15,7 +15,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import task_defaults
 
 
 @dag(
@@ -24,14 +24,9 @@ from mediamon_airflow import failure_mail
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "mediamon",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        **failure_mail(),
-        "execution_timeout": timedelta(minutes=30),
-    },
+    default_args=task_defaults(
+        retries=3, retry_delay=timedelta(minutes=2), timeout=timedelta(minutes=30)
+    ),
     tags=["mediamon", "alerts"],
     doc_md=__doc__,
 )

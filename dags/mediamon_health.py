@@ -30,16 +30,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import task_defaults
 
-DEFAULT_ARGS = {
-    "owner": "mediamon",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    # The watchdog failing (its database down) is itself worth a mail.
-    **failure_mail(),
-    "execution_timeout": timedelta(minutes=10),
-}
+# The watchdog failing (its database down) is itself worth a mail (task_defaults does).
+DEFAULT_ARGS = task_defaults(
+    retries=2, retry_delay=timedelta(minutes=1), timeout=timedelta(minutes=10), backoff=False
+)
 
 
 @dag(

@@ -37,7 +37,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from mediamon_airflow import articles_asset, configured_source_names, failure_mail
+from mediamon_airflow import articles_asset, configured_source_names, task_defaults
 
 ARTICLES = articles_asset()
 # Celery workers listening on this queue run the ingest shards; the small tasks stay on
@@ -52,14 +52,9 @@ INGEST_QUEUE = "ingest"
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args={
-        "owner": "mediamon",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        **failure_mail(),
-        "execution_timeout": timedelta(minutes=30),
-    },
+    default_args=task_defaults(
+        retries=2, retry_delay=timedelta(minutes=1), timeout=timedelta(minutes=30)
+    ),
     params={
         "sources": Param(
             [],

@@ -15,7 +15,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from mediamon_airflow import failure_mail
+from mediamon_airflow import task_defaults
 
 
 @dag(
@@ -24,13 +24,9 @@ from mediamon_airflow import failure_mail
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "mediamon",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=10),
-        **failure_mail(),
-        "execution_timeout": timedelta(hours=1),
-    },
+    default_args=task_defaults(
+        retries=2, retry_delay=timedelta(minutes=10), timeout=timedelta(hours=1), backoff=False
+    ),
     params={
         "airflow_keep_days": Param(
             30, type="integer", minimum=1, description="Days of Airflow metadata and task logs kept"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mediamon.alerts.smtp import SMTP_CONN_ID
@@ -95,6 +95,21 @@ def failure_mail() -> dict[str, Any]:
         " Log: {{ ti.log_url }}",
     )
     return {"on_failure_callback": notifier}
+
+
+def task_defaults(
+    *, retries: int, retry_delay: timedelta, timeout: timedelta, backoff: bool = True
+) -> dict[str, Any]:
+    """The ``default_args`` every mediamon DAG shares (owner, retries, the ops failure
+    mail, a time limit per task); each DAG says only how patient it is."""
+    return {
+        "owner": "mediamon",
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": backoff,
+        **failure_mail(),
+        "execution_timeout": timeout,
+    }
 
 
 @contextmanager
