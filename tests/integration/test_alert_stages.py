@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from mediamon import service
 from mediamon.alerts.catalog import number
-from mediamon.alerts.deliver import DeliveryError, deliver_pending
+from mediamon.alerts.deliver import DELIVERY_LOCK_KEY, DeliveryError, deliver_pending
+from mediamon.db.engine import session_lock
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
 from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
@@ -552,6 +553,21 @@ def test_delivery_sends_once_and_escapes(
     assert len(sink.messages) == 2
     assert scalar(engine, "select state from alerts") == "notified"
     assert scalar(engine, "select mails_sent from bi.alerts") == 2
+
+
+def test_an_overlapping_delivery_sends_nothing_and_the_next_sends_once(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    now = AT + timedelta(minutes=5)
+    with session_lock(engine, DELIVERY_LOCK_KEY) as got:  # another delivery is running
+        assert got
+        busy = deliver_pending(engine, smtp_send(port), now)
+    assert busy.busy and busy.sent == 0 and sink.messages == []
+    assert scalar(engine, "select state from alerts") == "open"
+    after = deliver_pending(engine, smtp_send(port), now)  # the lock was released
+    assert not after.busy and after.sent == 2 and len(sink.messages) == 2
 
 
 def test_smtp_down_leaves_alert_pending_then_sends_once(

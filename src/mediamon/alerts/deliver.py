@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts.compose import MailOptions, Reader, alert_message
 from mediamon.alerts.content import alert_mail
+from mediamon.db.engine import session_lock
 from mediamon.db.tables import (
     alert_deliveries,
     alerts_table,
@@ -109,23 +110,15 @@ def deliver_pending(
     now = now.astimezone(UTC)
     topics = topics if topics is not None else stored_topics(engine, include_inactive=True)
     stats = DeliveryStats()
-    with engine.connect() as lock:
-        # One delivery at a time: two overlapping runs must not both send.
-        got = lock.execute(
-            sa.text("select pg_try_advisory_lock(:key)"), {"key": DELIVERY_LOCK_KEY}
-        ).scalar_one()
-        lock.commit()
+    # One delivery at a time: two overlapping runs must not both send.
+    with session_lock(engine, DELIVERY_LOCK_KEY) as got:
         if not got:
             logger.warning("another delivery is running; nothing sent")
             stats.busy = True
             return stats
-        try:
-            _deliver_immediate(
-                engine, send, now, sender, topics, max_age, options or MailOptions(), stats
-            )
-        finally:
-            lock.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": DELIVERY_LOCK_KEY})
-            lock.commit()
+        _deliver_immediate(
+            engine, send, now, sender, topics, max_age, options or MailOptions(), stats
+        )
     if stats.failed:
         raise DeliveryError(
             f"{stats.failed} mail(s) not sent, left pending: " + "; ".join(stats.errors[:3]),

@@ -31,6 +31,7 @@ from mediamon.alerts.compose import (
     digest_message,
 )
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
+from mediamon.db.engine import session_lock
 from mediamon.db.tables import digest_deliveries
 from mediamon.topics.definitions import TopicSet
 
@@ -236,21 +237,13 @@ def run_digests(
     """
     now = now.astimezone(UTC)
     stats = DigestStats()
-    with engine.connect() as lock:
-        # One digest run at a time: two overlapping runs must not both send.
-        got = lock.execute(
-            sa.text("select pg_try_advisory_lock(:key)"), {"key": DIGEST_LOCK_KEY}
-        ).scalar_one()
-        lock.commit()
+    # One digest run at a time: two overlapping runs must not both send.
+    with session_lock(engine, DIGEST_LOCK_KEY) as got:
         if not got:
             logger.warning("another digest run is in progress; nothing sent")
             stats.busy = True
             return stats
-        try:
-            _run(engine, topics, now, send, sender, options, dry_run, stats)
-        finally:
-            lock.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": DIGEST_LOCK_KEY})
-            lock.commit()
+        _run(engine, topics, now, send, sender, options, dry_run, stats)
     if stats.failed:
         raise DigestError(
             f"{stats.failed} digest(s) not sent, due again: " + "; ".join(stats.errors[:3]), stats

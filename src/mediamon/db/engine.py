@@ -192,3 +192,21 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
                 conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
         finally:
             admin.dispose()
+
+
+@contextmanager
+def session_lock(engine: sa.Engine, key: int) -> Iterator[bool]:
+    """Hold PostgreSQL's session advisory lock ``key`` for the block if no one else does;
+    yields whether it was got. Runs that must not overlap (two deliveries would both send)
+    take it; a run that does not get it does nothing rather than wait."""
+    with engine.connect() as conn:
+        got = bool(
+            conn.execute(sa.text("select pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
+        )
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()
