@@ -34,6 +34,9 @@ from mediamon.ingest.choose import LinkTexts, Model, choose, with_missed_lead
 from mediamon.ingest.extract import EDGE_PATTERNS, clean_text, edge_pattern
 
 NAVIGATION_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.9)
+# The least length of a lead paragraph put back in front of readability's text (None:
+# the rule off): choose.with_missed_lead.
+LEAD_GRID: tuple[int | None, ...] = (None, 20, 40, 80)
 L2_GRID = (0.3, 1.0, 3.0)
 INNER_FOLDS = 5
 # Pages where the candidates' F1 differ by less than this teach the model nothing.
@@ -83,41 +86,50 @@ def clean_page(page: DevPage, edge_lines: re.Pattern[str]) -> DevPage:
 
 @dataclass
 class _Table:
-    """Per page, for one navigation threshold: features, forced choices and the F1 of
-    each candidate, as arrays (the cross-validation refits thousands of times)."""
+    """Per page, for one navigation threshold and lead length: features, forced choices
+    and the F1 of each candidate, as arrays (the cross-validation refits thousands of
+    times)."""
 
     x: np.ndarray  # features (pages x FEATURES)
     forced: np.ndarray  # -1 model decides, 0 precision, 1 readability, 2 balanced
     f1: np.ndarray  # pages x (precision, readability, balanced)
 
 
-def _tables(pages: Sequence[DevPage]) -> dict[float | None, _Table]:
+Setting = tuple[float | None, int | None]  # (navigation threshold, lead length)
+
+
+def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
     from bench.scoring import score_page
 
     def f1(text: str, page: DevPage) -> float:
         return score_page(text, page.reference, page.lang).f1
 
-    tables: dict[float | None, _Table] = {}
+    tables: dict[Setting, _Table] = {}
     for navigation in NAVIGATION_GRID:
         probe = Model(intercept=0.0, weights=(0.0,) * 5, navigation=navigation)
-        xs, forced, scores = [], [], []
+        xs, forced, p_scores, b_scores = [], [], [], []
         for page in pages:
             choice = choose(page.precision, page.readability, page.link_texts, probe)
             # the texts the model would weigh: after the navigation lines are dropped
             p_text = choose(page.precision, "", page.link_texts, probe).text
-            r_text = _text_of(page, "readability", navigation)
             if choice.features is not None:
                 xs.append(choice.features)
                 forced.append(-1)
             else:
                 xs.append((0.0,) * 5)
                 forced.append({"precision": 0, "readability": 1, "none": 2}[choice.name])
-            scores.append((f1(p_text, page), f1(r_text, page), f1(page.balanced, page)))
-        tables[navigation] = _Table(np.array(xs), np.array(forced), np.array(scores))
+            p_scores.append(f1(p_text, page))
+            b_scores.append(f1(page.balanced, page))
+        for lead in LEAD_GRID:
+            scores = [
+                (p, f1(_text_of(page, "readability", (navigation, lead)), page), b)
+                for page, p, b in zip(pages, p_scores, b_scores, strict=True)
+            ]
+            tables[navigation, lead] = _Table(np.array(xs), np.array(forced), np.array(scores))
     return tables
 
 
-def _fit(table: _Table, rows: np.ndarray, l2: float, navigation: float | None) -> Model:
+def _fit(table: _Table, rows: np.ndarray, l2: float, setting: Setting) -> Model:
     """Weighted ridge logistic regression (IRLS): readability over precision, each page
     weighted by how much the choice matters to its F1."""
     use = rows[(table.forced[rows] == -1)]
@@ -125,7 +137,7 @@ def _fit(table: _Table, rows: np.ndarray, l2: float, navigation: float | None) -
     use, gap = use[np.abs(gap) > MIN_F1_GAP], gap[np.abs(gap) > MIN_F1_GAP]
     n_features = table.x.shape[1]
     if len(use) == 0:
-        return Model(0.0, (0.0,) * n_features, navigation, l2)
+        return Model(0.0, (0.0,) * n_features, setting[0], l2, setting[1])
     x = np.hstack([np.ones((len(use), 1)), table.x[use]])
     y = (gap > 0).astype(float)
     weight = np.abs(gap) / np.abs(gap).mean()
@@ -139,7 +151,8 @@ def _fit(table: _Table, rows: np.ndarray, l2: float, navigation: float | None) -
         beta -= step
         if np.abs(step).max() < 1e-6:
             break
-    return Model(float(beta[0]), tuple(float(b) for b in beta[1:]), navigation, l2)
+    weights = tuple(float(b) for b in beta[1:])
+    return Model(float(beta[0]), weights, setting[0], l2, setting[1])
 
 
 def _chosen(table: _Table, rows: np.ndarray, model: Model) -> np.ndarray:
@@ -156,22 +169,23 @@ def _fold(site: str, folds: int) -> int:
     return zlib.crc32(site.encode()) % folds
 
 
-def select(tables: dict[float | None, _Table], sites: np.ndarray, rows: np.ndarray) -> Model:
-    """The model for the pages ``rows``: the penalty and navigation threshold with the
-    best inner cross-validated mean page F1 (folds by site), then fit on all ``rows``."""
+def select(tables: dict[Setting, _Table], sites: np.ndarray, rows: np.ndarray) -> Model:
+    """The model for the pages ``rows``: the penalty, navigation threshold and lead
+    length with the best inner cross-validated mean page F1 (folds by site), then fit
+    on all ``rows``."""
     folds = np.array([_fold(s, INNER_FOLDS) for s in sites[rows]])
-    best: tuple[float, float | None, float] | None = None
-    for navigation, table in tables.items():
+    best: tuple[float, Setting, float] | None = None
+    for setting, table in tables.items():
         for l2 in L2_GRID:
             total = 0.0
             for fold in range(INNER_FOLDS):
                 train, test = rows[folds != fold], rows[folds == fold]
-                total += _page_f1(table, test, _fit(table, train, l2, navigation)) * len(test)
+                total += _page_f1(table, test, _fit(table, train, l2, setting)) * len(test)
             if best is None or total > best[0] + 1e-9:
-                best = (total, navigation, l2)
+                best = (total, setting, l2)
     assert best is not None
-    _, navigation, l2 = best
-    return _fit(tables[navigation], rows, l2, navigation)
+    _, setting, l2 = best
+    return _fit(tables[setting], rows, l2, setting)
 
 
 @dataclass(frozen=True)
@@ -197,9 +211,10 @@ def cross_validate(pages: Sequence[DevPage]) -> CrossValidation:
     for site in sorted(set(sites)):
         train, test = all_rows[sites != site], all_rows[sites == site]
         model = select(tables, sites, train)
-        for row, index in zip(test, _chosen(tables[model.navigation], test, model), strict=True):
+        setting = (model.navigation, model.lead)
+        for row, index in zip(test, _chosen(tables[setting], test, model), strict=True):
             held_out[row] = _NAMES[index]
-            held_out_text[row] = _text_of(pages[row], _NAMES[index], model.navigation)
+            held_out_text[row] = _text_of(pages[row], _NAMES[index], setting)
     return CrossValidation(
         held_out, held_out_text, select(tables, sites, all_rows), len(set(sites))
     )
@@ -216,7 +231,8 @@ def ablation(pages: Sequence[DevPage]) -> dict[str, CrossValidation]:
     return results
 
 
-def _text_of(page: DevPage, name: str, navigation: float | None) -> str:
+def _text_of(page: DevPage, name: str, setting: Setting) -> str:
+    navigation, lead = setting
     if name == "balanced":
         return page.balanced
     probe = Model(0.0, (0.0,) * 5, navigation)
@@ -224,14 +240,14 @@ def _text_of(page: DevPage, name: str, navigation: float | None) -> str:
     if name == "precision":
         return precision
     readability = choose("", page.readability, page.link_texts, probe).text
-    return with_missed_lead(precision, readability, LinkTexts(page.link_texts))
+    return with_missed_lead(precision, readability, LinkTexts(page.link_texts), lead)
 
 
 def model_literal(model: Model) -> str:
     weights = ", ".join(f"{w:.3f}" for w in model.weights)
     return (
         f"Model(intercept={model.intercept:.3f}, weights=({weights}), "
-        f"navigation={model.navigation}, l2={model.l2})"
+        f"navigation={model.navigation}, l2={model.l2}, lead={model.lead})"
     )
 
 

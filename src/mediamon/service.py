@@ -25,6 +25,7 @@ from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import load_site_rules
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import GuardedSession, make_session
+from mediamon.ingest.pool import extraction_pool
 from mediamon.ingest.shard_runner import ShardOptions
 from mediamon.ingest.shards import Shard
 from mediamon.ingest.sources import Source, load_sources
@@ -182,7 +183,7 @@ def ingest(
             make_session(
                 settings.user_agent, settings.http_retries, settings.http_backoff_s
             ) as session,
-            pipeline.extraction_pool(workers) as pool,
+            extraction_pool(workers) as pool,
         ):
             for source in configured:
                 stats = pipeline.ingest_source(
@@ -242,7 +243,7 @@ def import_archive(
         with engine.begin() as conn:
             ids = load.sync_sources(conn, [source])
         now = datetime.now(UTC)
-        with pipeline.extraction_pool() as pool:
+        with extraction_pool() as pool:
             stats = pipeline.ingest_source(
                 engine, source, ids[name], None, f"import:{folder}", now,
                 pool=pool, progress=progress, site_rules=site_rules,

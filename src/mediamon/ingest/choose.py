@@ -39,10 +39,8 @@ from dataclasses import dataclass
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|\w+")
 # A line that reads as a sentence: CJK sentence marks anywhere, Latin ones at a word end.
 _SENTENCE = re.compile(r"[。！？；，]|[.!?;,](?=\s|$|[\"'”’)])")
-_SPACE = re.compile(r"\s+")
-# A missed lead paragraph is at least this long (shorter prose lines are datelines), and
-# readability has less than _LACKING of its runs of _SHINGLE characters.
-_MIN_LEAD = 40
+# Readability lacks a missed lead paragraph: it has less than _LACKING of the lead's runs
+# of _SHINGLE characters (the lead's least length is the model's ``lead``).
 _LACKING = 0.5
 _SHINGLE = 8
 # Link texts are indexed by their first characters (the shortest kept has four).
@@ -61,12 +59,16 @@ class Model:
         navigation: Lines whose link share (see :func:`link_share`) reaches this are
             dropped from both candidates first; None keeps them.
         l2: The ridge penalty the weights were fit with (a record of the fit).
+        lead: The least length of a lead paragraph put back in front of readability's
+            text (:func:`with_missed_lead`; shorter prose lines are datelines); None
+            puts none back.
     """
 
     intercept: float
     weights: tuple[float, ...]
     navigation: float | None = None
     l2: float = 1.0
+    lead: int | None = None
 
     def score(self, features: Sequence[float]) -> float:
         return self.intercept + sum(w * x for w, x in zip(self.weights, features, strict=True))
@@ -75,7 +77,11 @@ class Model:
 # Fit by ``python -m bench.extraction_cv --fit`` on all development sites (see the module
 # documentation); ``make bench`` prints its cross-validated figures.
 MODEL = Model(
-    intercept=-1.388, weights=(3.739, -1.882, -2.269, 3.502, 0.000), navigation=0.5, l2=0.3
+    intercept=-0.960,
+    weights=(2.260, -1.234, -1.282, 2.619, 0.000),
+    navigation=0.5,
+    l2=1.0,
+    lead=None,
 )
 
 
@@ -86,6 +92,11 @@ class Choice:
     text: str
     name: str
     features: tuple[float, ...] | None = None
+
+
+def _flat(text: str) -> str:
+    """The text without whitespace (str.split's whitespace is the regex ``\\s``)."""
+    return "".join(text.split())
 
 
 def tokens(text: str) -> Counter[str]:
@@ -102,8 +113,8 @@ def _covered(part: Counter[str], whole: Counter[str]) -> float:
 
 def _own_lines(lines: list[str], other: str) -> list[str]:
     """Lines of a candidate that the other candidate does not contain."""
-    other_flat = _SPACE.sub("", other)
-    return [line for line in lines if _SPACE.sub("", line) not in other_flat]
+    other_flat = _flat(other)
+    return [line for line in lines if _flat(line) not in other_flat]
 
 
 class LinkTexts:
@@ -111,6 +122,7 @@ class LinkTexts:
 
     def __init__(self, texts: frozenset[str]) -> None:
         self.texts = texts
+        self._found: dict[str, int] = {}  # longest_in by line: both candidates share lines
         self._by_prefix: dict[str, list[str]] = {}
         self._longest = max(map(len, texts), default=0)
         for text in texts:
@@ -121,6 +133,12 @@ class LinkTexts:
 
     def longest_in(self, flat: str) -> int:
         """Length of the longest link text inside ``flat`` that is at least half of it."""
+        found = self._found.get(flat)
+        if found is None:
+            found = self._found[flat] = self._longest_in(flat)
+        return found
+
+    def _longest_in(self, flat: str) -> int:
         if flat in self.texts:
             return len(flat)
         if len(flat) > 2 * self._longest:  # a paragraph longer than any link text allows
@@ -137,7 +155,7 @@ class LinkTexts:
 def link_share(line: str, link_texts: LinkTexts) -> float:
     """Share of a line's characters that one link text of the page makes up (the longest
     link text inside the line, if it is at least half of it: a headline with its date)."""
-    flat = _SPACE.sub("", line)
+    flat = _flat(line)
     return link_texts.longest_in(flat) / len(flat) if flat else 0.0
 
 
@@ -153,7 +171,7 @@ def _describe(lines: list[str], link_texts: LinkTexts) -> tuple[float, float, in
     """(link share, prose share, characters) of a candidate's own lines."""
     total = link = prose = 0.0
     for line in lines:
-        size = len(_SPACE.sub("", line))
+        size = len(_flat(line))
         total += size
         share = link_share(line, link_texts)
         link += share * size
@@ -203,27 +221,30 @@ def choose(
         return Choice(readability, "readability")
     x = features(precision, readability, links)
     if model.score(x) > 0:
-        return Choice(with_missed_lead(precision, readability, links), "readability", x)
+        return Choice(with_missed_lead(precision, readability, links, model.lead), "readability", x)
     return Choice(precision, "precision", x)
 
 
-def with_missed_lead(precision: str, readability: str, links: LinkTexts) -> str:
+def with_missed_lead(precision: str, readability: str, links: LinkTexts, least: int | None) -> str:
     """Readability's text with the lead paragraphs it missed: the prose lines that
     precision's text has before the first line the two share, and readability lacks
     (a lead set apart from the body, like RFI's chapo, is outside readability's block).
     Lacking is judged by runs of characters, not exact lines: the two extractors
-    break lines differently, and a line holding readability's whole text is no lead."""
-    readability_flat = _SPACE.sub("", readability)
+    break lines differently, and a line holding readability's whole text is no lead.
+    ``least``: a lead line's least length (None: no lead is put back)."""
+    if least is None:
+        return readability
+    readability_flat = _flat(readability)
     lead: list[str] = []
     for line in precision.splitlines():
-        flat = _SPACE.sub("", line)
+        flat = _flat(line)
         if flat and flat in readability_flat:
             break
         if (
             _shingles_in(flat, readability_flat) < _LACKING
             and _SENTENCE.search(line)
             and link_share(line, links) < 0.5
-            and len(flat) >= _MIN_LEAD
+            and len(flat) >= least
         ):
             lead.append(line)
     else:

@@ -9,15 +9,12 @@ a run that dies half-way leaves it as it was, and the next run polls the feed ag
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +23,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon.ingest import archive, candidates, load, memory, parentwatch, polling, provenance
+from mediamon.ingest import archive, load, memory, polling, provenance
 from mediamon.ingest.build import (
     FUTURE_TOLERANCE,
     ArticleJob,
@@ -37,56 +34,15 @@ from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import SiteRule
 from mediamon.ingest.feeds import FeedError, FeedItem, parse_feed
 from mediamon.ingest.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
-from mediamon.ingest.normalize import (
-    canonical_url,
-    warm_up,
-)
+from mediamon.ingest.normalize import canonical_url
 from mediamon.ingest.politeness import HostLimits
 from mediamon.ingest.sources import DEFAULT_MAX_BYTES, Source
 from mediamon.models import Article, FetchRecord, IngestStats
-from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 200
 PAGE_THREADS = 4
-
-
-def default_workers() -> int:
-    """Extraction processes: ``MEDIAMON_WORKERS``, else one per core."""
-    return Settings.from_env().workers or max(1, os.cpu_count() or 1)
-
-
-@contextmanager
-def extraction_pool(workers: int | None = None) -> Iterator[Executor | None]:
-    """A process pool for :func:`build_article`, or None to build in this process."""
-    workers = default_workers() if workers is None else workers
-    memory.tune_allocator()
-    if workers <= 1:
-        yield None
-        return
-    import multiprocessing
-
-    candidates.warm_up()  # the extractors, imported before the fork and shared by the workers
-    warm_up()
-    # fork (not spawn): the workers share the parent's loaded libraries and models; the
-    # frozen objects are never scanned by a worker's garbage collector, which would
-    # otherwise touch, and so copy, every shared page (Python's gc.freeze advice).
-    gc.freeze()
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=context,
-            initializer=parentwatch.die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            # The workers start on the first task: start them here, on the thread that
-            # owns the pool (the parent-death signal follows the forking thread).
-            pool.submit(os.getpid).result()
-            yield pool
-    finally:
-        gc.unfreeze()
 
 
 def fetch_options(source: Source) -> dict[str, Any]:
@@ -128,7 +84,7 @@ def ingest_source(
         session: HTTP session from :func:`mediamon.ingest.fetch.make_session` (None for archives).
         run_key: Identifies this run in the fetch log, e.g. the DAG run's interval.
         now: The time of the fetch, recorded as first_seen_at.
-        pool: Process pool for extraction, from :func:`extraction_pool`.
+        pool: Process pool for extraction (:mod:`mediamon.ingest.pool`); None builds here.
         refetch_known: Fetch pages of articles already stored (normally skipped).
         progress: Called with the number of items finished after each chunk.
         site_rules: Per-site extraction rules, loaded once by the caller (None: those of

@@ -11,15 +11,11 @@ database error, a bug) never stops the others, and is reported once they are don
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ParamSpec, TypeVar
 
 import requests
 import sqlalchemy as sa
@@ -27,13 +23,11 @@ import sqlalchemy as sa
 from mediamon.ingest import memory
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.extract import SiteRule
+from mediamon.ingest.pool import LazyExtractionPool
 from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
 
 logger = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 # Sources ingested at once in one shard. Most of a source's time on a real site is spent
 # waiting: for the network, and for its host's 5 s politeness interval. Threads waiting
@@ -51,93 +45,6 @@ class ShardIncomplete(RuntimeError):
         details = "; ".join(f"{name}: {error}" for name, error in crashed.items())
         super().__init__(f"{len(crashed)} source(s) crashed ({names}); {details}"[:2000])
         self.crashed = crashed
-
-
-class LazyExtractionPool(Executor):
-    """The shard's extraction pool, started by the first article submitted to it.
-
-    With more than one worker, the first :meth:`submit` imports trafilatura, loads the
-    folding table and the language model, freezes the heap (so forked workers share those
-    pages, as :func:`mediamon.ingest.run.extraction_pool` does) and forks the workers, on
-    a thread of the pool's own that lives until :meth:`shutdown`: the workers' parent-death
-    signal (:mod:`mediamon.ingest.parentwatch`) follows the thread that forked them. With
-    one worker, articles are built in the calling thread, one at a time: trafilatura
-    parses with module-level lxml parsers, which are not thread-safe (two source threads
-    extracting at once spun a task for minutes). Thread-safe.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = max(1, workers)
-        self._lock = threading.Lock()
-        self._inline = threading.Lock()  # one build at a time in this process
-        self._pool: ProcessPoolExecutor | None = None
-        self._owner: threading.Thread | None = None
-        self._release = threading.Event()
-        self._frozen = False
-        self.started = False
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        with self._lock:
-            if not self.started:
-                self._start()
-        if self._pool is not None:
-            return self._pool.submit(fn, *args, **kwargs)
-        future: Future[T] = Future()
-        try:
-            with self._inline:
-                future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # noqa: BLE001 - handed to the caller, as a pool would
-            future.set_exception(error)
-        return future
-
-    def _start(self) -> None:
-        self.started = True
-        if self.workers <= 1:
-            return
-        import multiprocessing
-
-        import trafilatura  # noqa: F401 - imported before the fork, shared by the workers
-
-        from mediamon.ingest import parentwatch
-        from mediamon.ingest.normalize import warm_up
-
-        warm_up()
-        gc.freeze()  # see ingest.run.extraction_pool: workers share, never copy, these pages
-        self._frozen = True
-        started: Future[ProcessPoolExecutor] = Future()
-
-        def own() -> None:
-            try:
-                pool = ProcessPoolExecutor(
-                    self.workers,
-                    mp_context=multiprocessing.get_context("fork"),
-                    initializer=parentwatch.die_with_parent,
-                    initargs=(os.getpid(),),
-                )
-                pool.submit(os.getpid).result()  # fork the workers now, on this thread
-            except BaseException as error:  # noqa: BLE001 - raised in the submitting thread
-                started.set_exception(error)
-                return
-            started.set_result(pool)
-            self._release.wait()
-
-        self._owner = threading.Thread(target=own, name="extraction-pool", daemon=True)
-        self._owner.start()
-        self._pool = started.result()
-        logger.info("extraction pool of %d processes started", self.workers)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
-                self._pool = None
-            self._release.set()
-            if self._owner is not None:
-                self._owner.join()
-                self._owner = None
-            if self._frozen:
-                gc.unfreeze()
-                self._frozen = False
 
 
 @dataclass(frozen=True)

@@ -165,10 +165,14 @@ def test_a_lead_readability_missed_is_put_back() -> None:
     tail = "另外，一位白宫高级官员宣布，美国财政部长将在未来几天内前往中国。"
     precision = "\n".join(["拜登习近平通话", "2024-04-02 来源：RFI", lead, body])
     readability = "\n".join([body, tail])
-    restored = with_missed_lead(precision, readability, LinkTexts(frozenset()))
+    links = LinkTexts(frozenset())
+    restored = with_missed_lead(precision, readability, links, 40)
     # the lead comes back; the title and dateline (no sentence, too short) do not
     assert restored.splitlines() == [lead, body, tail]
     # precision lines after the shared ones are not a lead
-    assert with_missed_lead(body + "\n" + lead, readability, LinkTexts(frozenset())) == readability
+    assert with_missed_lead(body + "\n" + lead, readability, links, 40) == readability
     # nothing shared: the texts are about different blocks, nothing is added
-    assert with_missed_lead(lead, tail, LinkTexts(frozenset())) == tail
+    assert with_missed_lead(lead, tail, links, 40) == tail
+    # a least length above the lead's, or the rule off, adds nothing
+    assert with_missed_lead(precision, readability, links, len(lead) + 1) == readability
+    assert with_missed_lead(precision, readability, links, None) == readability
