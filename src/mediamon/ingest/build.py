@@ -71,7 +71,7 @@ def html_to_text(html: str) -> str:
     if "<" not in html:
         return unescape(html)
     html = f"<html><body>{html}</body></html>"
-    extracted = extract(html, with_metadata=False)
+    extracted = extract(html, with_metadata=False, fragment=True)
     if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
         return extracted.text
     return _html2txt(html)
@@ -110,7 +110,11 @@ def build_article(job: ArticleJob) -> BuildResult:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
         meta = extract(
-            job.archived_html, item.link, known=_known_metadata(item), rules=job.site_rules
+            job.archived_html,
+            item.link,
+            known=_known_metadata(item),
+            rules=job.site_rules,
+            fragment=True,
         )
         text = meta.text if meta else html_to_text(job.archived_html) or None
         if not text:

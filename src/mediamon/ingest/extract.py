@@ -150,6 +150,7 @@ def extract(
     with_metadata: bool = True,
     known: Collection[str] = (),
     rules: Mapping[str, SiteRule] | None = None,
+    fragment: bool = False,
 ) -> Extracted | None:
     """Extract the main text and metadata of an article page.
 
@@ -164,6 +165,11 @@ def extract(
             alone costs a fifth of an extraction.
         rules: Per-site rules by domain (:func:`load_site_rules`); None means those of
             the configured file.
+        fragment: The HTML is an article's own markup (an archived feed item, a feed's
+            content block), not a page: there is no page around it to choose against,
+            so trafilatura's precision text is taken whole. It keeps a lead set apart
+            from the body, which readability's pick of one block drops (the seed
+            article's); the chooser's corpora hold pages only.
 
     Returns:
         The extraction, or None when the page has no article text.
@@ -173,9 +179,13 @@ def extract(
         return None
     rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
     prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
-    found = read_candidates(tree, url, rule)
-    choice = choose(found.precision, found.readability, found.link_texts)
-    text, mode = choice.text, choice.name
+    if fragment:
+        text = clean_text(trafilatura_text(tree, url, precision=True, prune=prune), rule)
+        mode = "precision" if text else "none"
+    else:
+        found = read_candidates(tree, url, rule)
+        choice = choose(found.precision, found.readability, found.link_texts)
+        text, mode = choice.text, choice.name
     if mode == "none":  # neither extractor found text: the evidence that a pass missed it
         text = clean_text(trafilatura_text(tree, url, precision=False, prune=prune), rule)
         mode = "balanced"
