@@ -90,8 +90,18 @@ def cjk_font() -> str | None:
     """The family name of an installed CJK font, or None."""
     from matplotlib import font_manager
 
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
-    found = next((family for family in CJK_FAMILIES if family in installed), None)
+    def find() -> str | None:
+        installed = {entry.name for entry in font_manager.fontManager.ttflist}
+        return next((family for family in CJK_FAMILIES if family in installed), None)
+
+    found = find()
+    if found is None:
+        # matplotlib caches its font list on first use: a CJK font installed after that
+        # (`make browser` installs fonts-noto-cjk) is on disk but not in the list.
+        for path in font_manager.findSystemFonts():
+            if "CJK" in path or "SourceHan" in path:
+                font_manager.fontManager.addfont(path)
+        found = find()
     if found is None:
         logger.warning("no CJK font installed (fonts-noto-cjk): charts use English labels")
     return found

@@ -7,14 +7,17 @@ import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from PIL import Image
 
 from mediamon.alerts.catalog import Catalog
 from mediamon.alerts.chart import (
     CHART_HEIGHT,
     CHART_WIDTH,
+    CJK_FAMILIES,
     SCALE,
     ChartData,
+    cjk_font,
     day_table,
     format_day_table,
     render_chart,
@@ -68,3 +71,18 @@ def test_day_table_matches_the_chart() -> None:
     assert rows[-1].peak_hour.hour == 9
     lines = format_day_table(rows, Catalog.for_locale("en"))
     assert lines[-1].startswith("2024-04-17 Wed") and "09:00 (9)" in lines[-1]
+
+
+def test_a_cjk_font_installed_after_matplotlib_cached_its_font_list_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from matplotlib import font_manager
+
+    # matplotlib's cached list from before fonts-noto-cjk was installed: no CJK entry
+    without_cjk = [e for e in font_manager.fontManager.ttflist if "CJK" not in e.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", without_cjk)
+    cjk_font.cache_clear()
+    try:
+        assert cjk_font() in CJK_FAMILIES
+    finally:
+        cjk_font.cache_clear()
