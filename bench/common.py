@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mediamon import db
 
@@ -93,3 +94,53 @@ def track_memory(
     finally:
         stop.set()
         thread.join()
+
+
+def serve_feeds(
+    pages: list[bytes] | None, articles: int, per_feed: int, summaries: bool, port_queue: Any
+) -> None:
+    """A site of ``articles`` article URLs (``/a/<i>.html``, cycling through ``pages``;
+    None: the corpus pages, loaded here so the measured process never holds them) and
+    RSS feeds of ``per_feed`` items each (``/feed/<n>.xml``, titles and dates, with a
+    one-word summary when ``summaries``). Run it in a process of its own, so it never
+    holds the measured process's GIL; it puts its port on ``port_queue``."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies = corpus_pages() if pages is None else pages
+    start = datetime(2024, 4, 1, tzinfo=UTC)
+    summary = "<description>summary</description>" if summaries else ""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            number = self.path.rsplit("/", 1)[-1].split(".")[0]
+            if self.path.startswith("/feed/") and number.isdigit():
+                n = int(number)
+                items = "".join(
+                    f"<item><title>Article {i}</title><link>{base}/a/{i}.html</link>"
+                    f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate>"
+                    f"{summary}</item>"
+                    for i in range(n * per_feed, min((n + 1) * per_feed, articles))
+                )
+                body = f"<rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
+                self._send(body.encode(), "application/rss+xml")
+            elif self.path.startswith("/a/") and number.isdigit():
+                self._send(bodies[int(number) % len(bodies)], "text/html")
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port_queue.put(server.server_address[1])
+    server.serve_forever()

@@ -24,14 +24,11 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from bench.common import corpus_pages, scratch_database
+from bench.common import corpus_pages, scratch_database, serve_feeds
 
 TARGET_RATIO = 1.35
 
@@ -56,42 +53,6 @@ def sample_pages(articles: int) -> list[bytes]:
             if len(picked) == articles:
                 return picked
     raise RuntimeError(f"fewer than {articles} article pages in the corpora")
-
-
-def _serve(pages: list[bytes], port_queue: Any) -> None:
-    """One RSS feed of an item per page, and the pages (in a process of its own)."""
-    articles = len(pages)
-    start = datetime(2024, 4, 1, tzinfo=UTC)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            if self.path == "/feed.xml":
-                items = "".join(
-                    f"<item><title>Article {i}</title><link>{base}/a/{i}.html</link>"
-                    f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate></item>"
-                    for i in range(articles)
-                )
-                body = f"<rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
-                self._send(body.encode(), "application/rss+xml")
-            elif self.path.startswith("/a/"):
-                self._send(pages[int(self.path.split("/")[2].split(".")[0])], "text/html")
-            else:
-                self.send_error(404)
-
-        def _send(self, body: bytes, content_type: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_queue.put(server.server_address[1])
-    server.serve_forever()
 
 
 def trafilatura_seconds(pages: list[bytes]) -> float:
@@ -119,7 +80,7 @@ def mediamon_seconds(articles: int, port: int, var_dir: Path) -> tuple[float, in
     with scratch_database("mediamon_small") as url, TemporaryDirectory() as tmp:
         sources = Path(tmp) / "sources.yaml"
         sources.write_text(
-            f"sources:\n  - {{name: small, url: 'http://127.0.0.1:{port}/feed.xml',"
+            f"sources:\n  - {{name: small, url: 'http://127.0.0.1:{port}/feed/0.xml',"
             " allow_private_network: true, host_max_connections: 4}\n",
             "utf-8",
         )
@@ -157,7 +118,10 @@ def run(articles: int = 200, repeat: int = 3) -> list[str]:
     pages = sample_pages(articles)
     spawn = multiprocessing.get_context("spawn")
     queue: Any = spawn.Queue()
-    server = spawn.Process(target=_serve, args=(pages, queue), daemon=True)
+    # one feed of every article: titles and dates, no summary
+    server = spawn.Process(
+        target=serve_feeds, args=(pages, len(pages), len(pages), False, queue), daemon=True
+    )
     server.start()
     try:
         port = queue.get(timeout=60)

@@ -11,60 +11,16 @@ import contextlib
 import multiprocessing
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from bench.common import corpus_pages, scratch_database, track_memory
+from bench.common import corpus_pages, scratch_database, serve_feeds, track_memory
 from mediamon import service
 from mediamon.ingest.feeds import MAX_ITEMS
 from mediamon.models import total_stats
 from mediamon.settings import Settings
-
-
-def _serve(articles: int, port_queue: Any) -> None:
-    """A site of ``articles`` distinct URLs cycling through the corpus pages, with one
-    RSS feed per MAX_ITEMS articles (run in its own process so it never holds our GIL)."""
-    pages = corpus_pages()  # loaded here: the measured process never holds the corpus
-    feeds = (articles + MAX_ITEMS - 1) // MAX_ITEMS
-    start = datetime(2024, 4, 1, tzinfo=UTC)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            if self.path.startswith("/feed/"):
-                n = int(self.path.split("/")[2].split(".")[0])
-                ids = range(n * MAX_ITEMS, min((n + 1) * MAX_ITEMS, articles))
-                items = "".join(
-                    f"<item><title>Article {i}</title><link>{base}/a/{i}.html</link>"
-                    f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate>"
-                    "<description>summary</description></item>"
-                    for i in ids
-                )
-                body = f"<rss version='2.0'><channel><title>f</title>{items}</channel></rss>"
-                self._send(body.encode(), "application/rss+xml")
-            elif self.path.startswith("/a/"):
-                i = int(self.path.split("/")[2].split(".")[0])
-                self._send(pages[i % len(pages)], "text/html")
-            else:
-                self.send_error(404)
-
-        def _send(self, body: bytes, content_type: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_queue.put((server.server_address[1], feeds))
-    server.serve_forever()
 
 
 def plain_trafilatura_rate(limit: int | None) -> float:
@@ -95,11 +51,13 @@ class IngestRun:
 def mediamon_rate(articles: int, workers: int | None) -> IngestRun:
     """A full ingest of ``articles`` pages, measured."""
     queue: Any = multiprocessing.get_context("spawn").Queue()
+    # one feed per MAX_ITEMS articles, cycling through the corpus pages
     server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(articles, queue), daemon=True
+        target=serve_feeds, args=(None, articles, MAX_ITEMS, True, queue), daemon=True
     )
     server.start()
-    port, feeds = queue.get(timeout=60)
+    port = queue.get(timeout=60)
+    feeds = (articles + MAX_ITEMS - 1) // MAX_ITEMS
     try:
         with scratch_database("mediamon_bench") as url, TemporaryDirectory() as tmp:
             sources = Path(tmp) / "sources.yaml"

@@ -178,16 +178,15 @@ def extract(
     if tree is None:
         return None
     rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
-    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
     if fragment:
-        text = clean_text(trafilatura_text(tree, url, precision=True, prune=prune), rule)
+        text = trafilatura_cleaned(tree, url, rule, precision=True)
         mode = "precision" if text else "none"
     else:
         found = read_candidates(tree, url, rule)
         choice = choose(found.precision, found.readability, found.link_texts)
         text, mode = choice.text, choice.name
     if mode == "none":  # neither extractor found text: the evidence that a pass missed it
-        text = clean_text(trafilatura_text(tree, url, precision=False, prune=prune), rule)
+        text = trafilatura_cleaned(tree, url, rule, precision=False)
         mode = "balanced"
     if not text:
         return None
@@ -217,12 +216,23 @@ class Candidates:
 
 def read_candidates(tree: Any, url: str | None, rule: SiteRule | None = None) -> Candidates:
     """Both extractors' cleaned texts of a parsed page (see :mod:`mediamon.ingest.candidates`)."""
-    prune = list(rule.prune_xpath) if rule and rule.prune_xpath else None
     return Candidates(
-        precision=clean_text(trafilatura_text(tree, url, precision=True, prune=prune), rule),
-        readability=clean_text(readability_text(tree, prune=prune), rule),
+        precision=trafilatura_cleaned(tree, url, rule, precision=True),
+        readability=clean_text(readability_text(tree, prune=_prune(rule)), rule),
         link_texts=link_texts(tree),
     )
+
+
+def trafilatura_cleaned(
+    tree: Any, url: str | None, rule: SiteRule | None, *, precision: bool
+) -> str:
+    """trafilatura's text of a parsed page (precision or balanced mode), cleaned, with
+    the site's rule applied."""
+    return clean_text(trafilatura_text(tree, url, precision=precision, prune=_prune(rule)), rule)
+
+
+def _prune(rule: SiteRule | None) -> list[str] | None:
+    return list(rule.prune_xpath) if rule and rule.prune_xpath else None
 
 
 def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, Any]:
