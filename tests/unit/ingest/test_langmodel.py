@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import py3langid
 import pytest
 
@@ -54,3 +55,19 @@ def test_a_damaged_copy_falls_back_to_the_packaged_model(
         identifier = langmodel.identifier()
     assert identifier.classify(SAMPLES[1])[0] == "fr"
     assert "no usable decompressed copy" in caplog.text
+
+
+def test_the_copy_is_mapped_not_read_and_replaces_the_old_single_file_copy(
+    var_dir: Path,
+) -> None:
+    cache = var_dir / "cache"
+    cache.mkdir()
+    old_copy = cache / "py3langid-model-4586720-1795998863.npz"  # as written before 2026-12
+    old_copy.write_bytes(b"old")
+    identifier = langmodel.identifier()
+    assert not old_copy.exists()
+    # the two large tables stay on disk, shared by every process through the page cache
+    assert isinstance(identifier.nb_ptc, np.memmap)
+    assert isinstance(identifier.tk_nextmove, memoryview)
+    assert identifier.tk_nextmove.obj is not None
+    assert identifier.classify(SAMPLES[0])[0] == "en"
