@@ -13,11 +13,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mediamon import db, errors, service
-from mediamon.alerts.deliver import DeliveryError
-from mediamon.alerts.digest import DigestError
 from mediamon.bi import access
 from mediamon.db import migrate
-from mediamon.errors import EXIT_USAGE, ConfigError, InputError
+from mediamon.errors import EXIT_USAGE, ConfigError, InputError, MailNotSent
 from mediamon.ingest.sources import SourceConfigError
 from mediamon.settings import Settings
 
@@ -152,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SourceConfigError,
         ValueError,
         FileNotFoundError,
-        DeliveryError,
-        DigestError,
+        MailNotSent,
     ) as error:
         if args.debug:
             raise

@@ -37,6 +37,12 @@ class DatabaseUnavailable(UserError):
     exit_code = EXIT_DATABASE
 
 
+class MailNotSent(RuntimeError):
+    """Some mails could not be sent; they are tried again by the next run (the alert
+    and digest runs raise subclasses). Defined here so that the command line can tell
+    them apart without importing the mail stack."""
+
+
 class OutOfMemory(UserError):
     exit_code = EXIT_RESOURCES
 

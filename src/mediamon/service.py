@@ -14,8 +14,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db
-from mediamon.alerts import deliver, digest, smtp
-from mediamon.alerts.compose import MailOptions
 from mediamon.bi import settings as bi_settings
 from mediamon.db import migrate
 from mediamon.errors import ConfigError, InputError
@@ -311,6 +309,9 @@ def run_alerts(
     """
     if dry_run:
         return _dry_run(settings, at)
+    # the mail stack is imported where mail is sent: `mediamon ingest` never loads it
+    from mediamon.alerts import smtp
+
     if send is None:
         smtp_settings = smtp.settings_from_env()
         if smtp_settings is not None:
@@ -385,6 +386,9 @@ def deliver_alerts(
 ) -> dict[str, Any]:
     """Task ``deliver_alerts``: send every pending alert once; failures stay pending
     (:class:`mediamon.alerts.deliver.DeliveryError`)."""
+    from mediamon.alerts import deliver
+    from mediamon.alerts.compose import MailOptions
+
     engine = engine_for(settings)
     try:
         stats = deliver.deliver_pending(
@@ -417,6 +421,9 @@ def run_digests(
             silently never go out).
         DigestError: some digests could not be sent (they are due again next run).
     """
+    from mediamon.alerts import deliver, digest, smtp
+    from mediamon.alerts.compose import MailOptions
+
     if send is None and not dry_run:
         smtp_settings = smtp.settings_from_env()
         if smtp_settings is None:

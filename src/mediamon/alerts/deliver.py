@@ -22,6 +22,7 @@ from mediamon.db.tables import (
     alert_deliveries,
     alerts_table,
 )
+from mediamon.errors import MailNotSent
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.store import stored_topics
 
@@ -32,7 +33,7 @@ MAX_ALERT_AGE = timedelta(hours=24)
 DEFAULT_SENDER = "mediamon <mediamon@localhost>"
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(MailNotSent):
     """Some mails could not be sent; their alerts stay pending for the next run.
 
     Attributes:

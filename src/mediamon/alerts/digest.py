@@ -33,6 +33,7 @@ from mediamon.alerts.compose import (
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
 from mediamon.db.engine import session_lock
 from mediamon.db.tables import digest_deliveries
+from mediamon.errors import MailNotSent
 from mediamon.topics.definitions import TopicSet
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class DigestStats:
         }
 
 
-class DigestError(RuntimeError):
+class DigestError(MailNotSent):
     """Some digests could not be sent; they are tried again by the next run."""
 
     def __init__(self, message: str, stats: DigestStats) -> None:
