@@ -113,6 +113,10 @@ def serve_feeds(
     summary = "<description>summary</description>" if summaries else ""
 
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as news sites' servers do: with http.server's HTTP/1.0 every page
+        # cost the measured ingest a new connection (and its address checks).
+        protocol_version = "HTTP/1.1"
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
             number = self.path.rsplit("/", 1)[-1].split(".")[0]
