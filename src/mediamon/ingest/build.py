@@ -200,4 +200,4 @@ def build_article_safely(job: ArticleJob) -> BuildResult:
         logger.exception("building %s failed", job.item.link)
         return BuildResult(None, f"extraction failed: {type(error).__name__}: {error}"[:300])
     finally:
-        memory.return_freed()  # the page's parse trees
+        memory.page_done()  # its parse trees go back to the system now and then
