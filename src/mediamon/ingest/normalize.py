@@ -126,9 +126,9 @@ def detect_language(text: str, declared: str | None = None) -> str | None:
     ``<html lang>``), if it is not one of those three the script ruled out; py3langid
     (a 90 MB model in memory, a few milliseconds a page, see
     :mod:`mediamon.ingest.langmodel`) is asked only about the rest."""
-    if len(NOT_WORD.sub("", text)) < 20:
-        return None
     sample = text[:2000]  # as decisive as 5,000 characters on every corpus page (bench)
+    if len(NOT_WORD.sub("", sample)) < 20 and len(NOT_WORD.sub("", text)) < 20:
+        return None
     by_script = _script_language(sample)
     if by_script:
         return by_script

@@ -63,6 +63,9 @@ def test_detect_language_needs_enough_text() -> None:
         normalize.detect_language("The president spoke with his counterpart about trade.") == "en"
     )
     assert normalize.detect_language("ok") is None
+    # enough text counts over the whole of it, not just the sample the model reads
+    late = "—" * 2500 + " 美国总统拜登与中国国家主席习近平周二通话，讨论台湾问题和出口限制。"
+    assert normalize.detect_language(late) is not None
 
 
 def test_declared_language_counts_only_where_the_script_does_not_decide() -> None:
