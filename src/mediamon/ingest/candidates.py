@@ -58,15 +58,23 @@ def _load_html(html: str) -> Any:
     """trafilatura's ``load_html`` for a decoded page (its repairs, its parser settings,
     its test that the document is HTML at all), on :func:`_parser`."""
     import lxml.html
+    from lxml import etree
     from trafilatura.utils import is_dubious_html, repair_faulty_html
 
     beginning = html[:50].lower()
     html = repair_faulty_html(html, beginning)
+    # As load_html: a string lxml refuses (an XML encoding declaration: it wants bytes)
+    # is parsed as bytes, and a document lxml finds empty is no tree (the caller then
+    # tries it inside <html><body>).
     tree = None
-    with contextlib.suppress(ValueError):  # a string with an XML encoding declaration:
-        tree = lxml.html.fromstring(html, parser=_parser())  # lxml then wants bytes
+    with contextlib.suppress(ValueError, etree.LxmlError):
+        tree = lxml.html.fromstring(html, parser=_parser())
     if tree is None or len(tree) < 1:
-        tree = lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=_parser())
+        try:
+            tree = lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=_parser())
+        except (ValueError, etree.LxmlError):
+            logger.debug("lxml found no document", exc_info=True)
+            return None
     if is_dubious_html(beginning) and len(tree) < 2:
         return None  # one element and no "html" at the start: not a page
     return tree

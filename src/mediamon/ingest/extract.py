@@ -188,11 +188,9 @@ def extract(
         found = read_candidates(tree, url, rule, taking_over=html)
         choice = choose(found.precision, found.readability, found.link_texts)
         text, mode = choice.text, choice.name
-        tree = None  # readability's now
     if mode == "none":  # neither extractor found text: the evidence that a pass missed it
-        text = trafilatura_cleaned(
-            tree if tree is not None else parse(html), url, rule, precision=False
-        )
+        unread = tree if fragment else parse(html)  # readability rewrote a page's tree
+        text = trafilatura_cleaned(unread, url, rule, precision=False)
         mode = "balanced"
     if not text:
         return None

@@ -9,6 +9,7 @@ The F1 floors are the values measured with trafilatura 2.3.1 minus a margin of a
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from bench.scoring import (
     score_page,
     tokens,
 )
+from mediamon.ingest.candidates import parse
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import Extracted, clean_text, extract, load_site_rules
 from tests.support import SHARED
@@ -220,6 +222,15 @@ def test_page_metadata_the_feed_already_gave_is_not_searched_for() -> None:
     assert known.text == searched.text
     bare = extract(BYLINE_PAGE, with_metadata=False)
     assert bare is not None and bare.text == searched.text and bare.author is None
+
+
+def test_a_document_lxml_finds_empty_is_parsed_inside_html_body_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert parse("") is None
+        assert parse("<!-- only a comment -->") is not None  # as trafilatura's load_html
+    assert not caplog.records
 
 
 def test_the_author_comes_from_metadata_not_from_a_byline_search() -> None:
