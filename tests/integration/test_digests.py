@@ -4,10 +4,12 @@ period once, grouped by topic, spikes on top, once per recipient and period."""
 from __future__ import annotations
 
 import email
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -290,3 +292,31 @@ def test_missed_days_are_caught_up_and_late_stories_listed(
     expected = sorted({*story_ids_between(engine, "taiwan", *period), late_id})
     assert listed_ids(html_of(digest)) == expected
     assert "2024-03-04 08:00 (UTC+00:00) 至 2024-03-06 08:00 (UTC+00:00)" in text_of(digest)
+
+
+def test_the_command_line_says_in_one_line_that_digests_were_not_sent(
+    engine: sa.Engine,
+    topics: TopicSet,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the mail error types live in mediamon.errors, so the CLI needs no mail stack to
+    # name them: a refused SMTP server is one line and a non-zero exit, no traceback
+    from mediamon.cli import main
+
+    alert_on_burst(engine, topics)
+    (tmp_path / "topics.yaml").write_text(TOPICS_YAML, "utf-8")
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(tmp_path / "topics.yaml"))
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": free_port()}
+    smtp["extra"] = {"disable_ssl": True, "disable_tls": True}
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", json.dumps(smtp))
+    at = (T0 + timedelta(days=1, hours=8, minutes=3)).isoformat()
+    assert main(["digest", "run", "--at", at]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mediamon: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert scalar(engine, "select count(*) from digest_deliveries") == 0
