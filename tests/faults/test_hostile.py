@@ -10,6 +10,9 @@ against servers on 127.0.0.1 and a real PostgreSQL. Each names a row of docs/fau
 7. workers outlive a SIGKILLed ingest              -> test_workers_die_with_a_killed_ingest
 8. cross-source poisoning                          -> test_feed_text_about_another_site_*
 9. unclear errors                                  -> test_cli_*, test_canonical_*, test_bidi_*
+10. pages whose extraction takes minutes (found in session 6: trafilatura's work, and
+    the chooser's before it was mended, grows with the square of a paragraph's size)
+                                                   -> test_a_page_too_costly_to_extract_*
 """
 
 from __future__ import annotations
@@ -491,6 +494,57 @@ def test_workers_die_with_a_killed_ingest(
         for worker in workers:  # the test started them: never leave one behind
             if _alive(worker):
                 os.kill(worker, signal.SIGKILL)
+
+
+# ------------------------------------------------- 10. pages costly to extract
+
+
+def test_a_page_too_costly_to_extract_is_given_up_and_its_feed_text_kept(
+    engine: sa.Engine,
+    database_url: str,
+    server: FaultServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One paragraph of 30,000 spans (6 MB) costs the extractors from 6 s to 90 s of CPU,
+    most of it inside single calls into lxml that no Python signal interrupts. The
+    worker is ended at its hard CPU limit (or the page given up at the soft one, if the
+    timer gets through first): the item keeps the feed's text, the fetch log says why,
+    and the other pages are built, by new workers if need be."""
+    from mediamon import service
+    from mediamon.ingest import cpulimit
+    from mediamon.settings import Settings
+
+    # set before the workers fork: they inherit them
+    monkeypatch.setattr(cpulimit, "MAX_EXTRACTION_CPU_S", 1.0)
+    monkeypatch.setattr(cpulimit, "MAX_JOB_CPU_S", 3.0)
+    spans = "".join(f"<span>{PARAGRAPH}{n}</span>" for n in range(30_000))
+    costly = server.route(
+        "/costly",
+        respond(f"<html><head><title>慢</title></head><body><p>{spans}</p></body></html>"),
+    )
+    fine = [server.route(f"/fine/{n}", respond(page(f"正常{n}"))) for n in range(4)]
+    items = [item(costly, title="慢", description="摘要：慢页面的摘要，" + PARAGRAPH)]
+    items += [item(url, title=f"正常{n}") for n, url in enumerate(fine)]
+    server.route("/feed.xml", respond(rss(items), content_type=RSS))
+    sources_path = tmp_path / "sources.yaml"
+    sources_path.write_text(
+        f"sources:\n  - {{name: costly, url: '{server.url('/feed.xml')}', language: zh,"
+        " allow_private_network: true}\n",
+        "utf-8",
+    )
+    settings = Settings(database_url=database_url, sources_path=sources_path, var_dir=tmp_path)
+    (summary,) = service.ingest(settings, ["costly"], "costly:1", NOW, workers=2)
+    assert summary["new"] == 5 and summary["failed"] == 0
+    stored = articles(engine, "costly")
+    assert stored[costly]["content_origin"] == "feed_summary"
+    assert all(stored[url]["content_origin"] == "page" for url in fine)
+    error = str(fetch_log(engine, "costly")[costly]["error"])
+    assert error.endswith("used feed_summary"), error
+    assert (
+        "page extraction gave up after 1 s of CPU" in error
+        or "page extraction failed: extraction worker ended after 3 s of CPU" in error
+    ), error
 
 
 # --------------------------------------------------------------- 8. provenance

@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import unescape
+from typing import Any
 
 from mediamon import limits
-from mediamon.ingest import memory
+from mediamon.ingest import cpulimit, memory
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.extract import SiteRule, extract
+from mediamon.ingest.extract import Extracted, SiteRule, extract
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import FetchResult
 from mediamon.ingest.normalize import (
@@ -77,6 +78,19 @@ def html_to_text(html: str) -> str:
     return _html2txt(html)
 
 
+def _extract_bounded(
+    html: str, url: str | None, **options: Any
+) -> tuple[Extracted | None, str | None]:
+    """:func:`extract`, given up after ``cpulimit.MAX_EXTRACTION_CPU_S`` of CPU in an
+    extraction worker: (the extraction, None) or (None, why it was given up)."""
+    try:
+        with cpulimit.cpu_limit(cpulimit.MAX_EXTRACTION_CPU_S):
+            return extract(html, url, **options), None
+    except cpulimit.ExtractionTimeout as stopped:
+        logger.warning("extraction of %s %s", url, stopped)
+        return None, f"extraction {stopped} ({len(html):,} characters of HTML)"
+
+
 def _feed_text(item: FeedItem) -> tuple[str, str] | None:
     """The feed's own text for an item, full content before summary, with its origin."""
     for origin, html in (("feed_content", item.content_html), ("feed_summary", item.summary_html)):
@@ -109,13 +123,15 @@ def build_article(job: ArticleJob) -> BuildResult:
     if job.archived_html is not None:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
-        meta = extract(
+        meta, stopped = _extract_bounded(
             job.archived_html,
             item.link,
             known=_known_metadata(item),
             rules=job.site_rules,
             fragment=True,
         )
+        if stopped:
+            return BuildResult(None, f"archived HTML: {stopped}")
         text = meta.text if meta else html_to_text(job.archived_html) or None
         if not text:
             return BuildResult(None, "archived HTML holds no text")
@@ -126,13 +142,13 @@ def build_article(job: ArticleJob) -> BuildResult:
             note = f"page is {job.page.content_type}, not HTML"
         else:
             decoded = decode_html(job.page.content, job.page.charset)
-            meta = extract(
+            meta, stopped = _extract_bounded(
                 decoded.text, final_url, known=_known_metadata(item), rules=job.site_rules
             )
             if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                 text = meta.text
             else:
-                note = "no article text found in the page"
+                note = f"page {stopped}" if stopped else "no article text found in the page"
     elif job.page is not None:
         note = f"page not fetched ({job.page.error})"
     if text is None:

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon.ingest import archive, load, memory, polling, provenance
+from mediamon.ingest import archive, cpulimit, load, memory, polling, provenance
 from mediamon.ingest.build import (
     FUTURE_TOLERANCE,
     ArticleJob,
@@ -143,12 +144,12 @@ def ingest_source(
         in_flight.append((chunk, _start_building(pool, chunk.jobs())))
         if len(in_flight) > 1:
             loaded, pending = in_flight.popleft()
-            _load_chunk(engine, source_id, own_site, run_key, now, stats, loaded, pending)
+            _load_chunk(engine, source_id, own_site, run_key, now, stats, loaded, pending, pool)
             if progress:
                 progress(len(loaded.entries))
     while in_flight:
         loaded, pending = in_flight.popleft()
-        _load_chunk(engine, source_id, own_site, run_key, now, stats, loaded, pending)
+        _load_chunk(engine, source_id, own_site, run_key, now, stats, loaded, pending, pool)
         if progress:
             progress(len(loaded.entries))
     if source.kind == "archive":
@@ -216,6 +217,32 @@ def _start_building(pool: Executor | None, jobs: list[ArticleJob]) -> list[Any]:
     return [pool.submit(build_article_safely, job) for job in jobs]
 
 
+def _built(
+    pool: Executor | None, job: ArticleJob, pending: Future[BuildResult] | BuildResult
+) -> BuildResult:
+    """A build's result. If its page cost the worker its CPU limit, the article is built
+    again from the feed's text alone: a hostile page never costs the item."""
+    if not isinstance(pending, Future):
+        return pending
+    try:
+        return pending.result()
+    except BrokenProcessPool as error:
+        return BuildResult(None, f"extraction failed: {error}")
+    except cpulimit.WorkerKilled as error:
+        if job.page is None:  # an archived file: nothing simpler to build from
+            return BuildResult(None, f"extraction failed: {error}")
+        note = f"page extraction failed: {error}"
+        without_page = replace(job, page=None)
+        again = (
+            pool.submit(build_article_safely, without_page).result()
+            if pool is not None
+            else build_article_safely(without_page)
+        )
+        if again.article is None:
+            return BuildResult(None, f"{note}; {again.note}")
+        return BuildResult(again.article, f"{note}; used {again.article.content_origin}")
+
+
 def _left_for_next_poll(
     source: Source, count: int, stats: IngestStats, poll: polling.PollOutcome
 ) -> None:
@@ -239,9 +266,10 @@ def _load_chunk(
     stats: IngestStats,
     chunk: Chunk,
     pending: list[Any],
+    pool: Executor | None = None,
 ) -> None:
     """Wait for a chunk's articles and load them with its fetch log in one transaction."""
-    results = iter([p.result() if isinstance(p, Future) else p for p in pending])
+    results = iter([_built(pool, j, p) for j, p in zip(chunk.jobs(), pending, strict=True)])
     built: list[Article] = []
     claims: list[Article] = []
     records: list[FetchRecord] = []
