@@ -17,9 +17,10 @@ Two limits, both counted in the worker's CPU time:
 
 Both count the CPU time of the whole process, which is only right in a process that
 builds one article at a time and does nothing else: the extraction pool's workers
-(:func:`enable` is their initializer's job). Where articles are built in the ingest's
-own process (``MEDIAMON_WORKERS=1``), fetch threads share that clock and the signal would
-reach another thread, so neither limit applies there.
+(:func:`enable` is their initializer's job), which every ingest and shard has, one at
+least. Where articles are built in the calling process (a pool of 0 workers, tests
+only), fetch threads share that clock and the signal would reach another thread, so
+neither limit applies there.
 """
 
 from __future__ import annotations

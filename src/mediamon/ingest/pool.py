@@ -43,7 +43,7 @@ def default_workers() -> int:
 @contextmanager
 def extraction_pool(workers: int | None = None) -> Iterator[LazyExtractionPool]:
     """A :class:`LazyExtractionPool` of ``workers`` processes (default
-    :func:`default_workers`; 1 builds in this process), shut down on leaving."""
+    :func:`default_workers`; 0 builds in this process), shut down on leaving."""
     memory.tune_allocator()
     pool = LazyExtractionPool(default_workers() if workers is None else workers)
     try:
@@ -55,18 +55,20 @@ def extraction_pool(workers: int | None = None) -> Iterator[LazyExtractionPool]:
 class LazyExtractionPool(Executor):
     """An extraction pool started by the first article submitted to it.
 
-    With more than one worker, the first :meth:`submit` imports the extractors, loads the
-    folding table and the language model, freezes the heap (so forked workers share those
-    pages) and forks the workers, on
-    a thread of the pool's own that lives until :meth:`shutdown`: the workers' parent-death
-    signal (:mod:`mediamon.ingest.parentwatch`) follows the thread that forked them. With
-    one worker, articles are built in the calling thread, one at a time: trafilatura
-    parses with module-level lxml parsers, which are not thread-safe (two source threads
+    The first :meth:`submit` imports the extractors, loads the folding table and the
+    language model, freezes the heap (so forked workers share those pages) and forks the
+    workers, on a thread of the pool's own that lives until :meth:`shutdown`: the
+    workers' parent-death signal (:mod:`mediamon.ingest.parentwatch`) follows the thread
+    that forked them. Even one worker is a process of its own: there a page's CPU
+    limits (:mod:`mediamon.ingest.cpulimit`) can stop it, and if the kernel has to end
+    the worker, the pool starts another and runs the other jobs again. With 0 workers
+    (tests), articles are built in the calling thread, one at a time: trafilatura parses
+    with module-level lxml parsers, which are not thread-safe (two source threads
     extracting at once spun a task for minutes). Thread-safe.
     """
 
     def __init__(self, workers: int) -> None:
-        self.workers = max(1, workers)
+        self.workers = max(0, workers)
         self._lock = threading.Lock()
         self._inline = threading.Lock()  # one build at a time in this process
         self._pool: _Workers | None = None
@@ -134,7 +136,7 @@ class LazyExtractionPool(Executor):
 
     def _start(self) -> None:
         self.started = True
-        if self.workers <= 1:
+        if self.workers == 0:
             return
         from mediamon.ingest import candidates, normalize
 
@@ -153,6 +155,11 @@ class LazyExtractionPool(Executor):
         :meth:`shutdown` (the workers' parent-death signal follows the forking thread)."""
         import multiprocessing
 
+        # Celery's prefork workers are daemonic processes, and multiprocessing refuses a
+        # daemonic process children lest they be orphaned when it is ended: the shard
+        # crashed. These workers die with their parent (parentwatch), so the refusal
+        # protects nothing here.
+        multiprocessing.current_process().daemon = False
         tracker = _Tracker(self.workers)
         started: Future[_Workers] = Future()
 

@@ -52,7 +52,7 @@ class ShardOptions:
     """How a shard runs.
 
     Attributes:
-        workers: Extraction processes (1: build in the task's own process).
+        workers: Extraction processes (0: build in the task's own process).
         source_threads: Sources ingested at once.
         refetch_known: Fetch pages of articles already stored.
     """
@@ -64,8 +64,9 @@ class ShardOptions:
 
 def pool_size(cores: int, concurrent_shards: int, configured: int | None = None) -> int:
     """Extraction processes for one shard: ``configured`` (``MEDIAMON_WORKERS``) when set,
-    else the cores divided among the shards that run at once. Two shards on two cores
-    build in their own processes: a pool would only add forks and pickling."""
+    else the cores divided among the shards that run at once, and at least one: a page
+    too costly to extract can then be stopped, and the task goes on (a pool of one costs
+    a fork, about 0.1 s of CPU, when a shard has something to build)."""
     if configured is not None:
         return max(1, configured)
     return max(1, cores // max(1, concurrent_shards))

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from typing import Any
 
 import pytest
 
@@ -55,3 +57,26 @@ def test_jobs_within_their_limit_run_on_the_same_workers() -> None:
         assert len(pids | {pool.submit(worker_pid).result() for _ in range(20)}) <= 2
     finally:
         pool.shutdown()
+
+
+def _pool_in_this_process(results: Any) -> None:
+    pool = LazyExtractionPool(1)
+    try:
+        results.put(pool.submit(double, 21).result(timeout=60))
+    except BaseException as error:  # noqa: BLE001 - reported to the test
+        results.put(repr(error))
+    finally:
+        pool.shutdown()
+
+
+def test_a_daemonic_process_starts_its_pool() -> None:
+    """Celery's prefork workers are daemonic: multiprocessing refused their Airflow task
+    processes a pool ("daemonic processes are not allowed to have children")."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    task = context.Process(target=_pool_in_this_process, args=(results,), daemon=True)
+    task.start()
+    try:
+        assert results.get(timeout=120) == 42
+    finally:
+        task.join(30)

@@ -127,6 +127,7 @@ def test_pool_starts_only_for_new_articles_and_robots_txt_is_read_once_across_ta
     httpserver.expect_request("/robots.txt").respond_with_data("User-agent: *\nDisallow: /x/\n")
     settings.sources_path.write_text(feeds_on(httpserver, ["news", "more"], 3), "utf-8")
     caplog.set_level(logging.INFO, logger="mediamon.ingest.shard_runner")
+    caplog.set_level(logging.INFO, logger="mediamon.ingest.pool")  # alone, it was WARNING
     (shard,) = service.plan_shards(settings, NOW, shards=2)
     options = ShardOptions(workers=2)
     first = service.ingest_shard(settings, shard.sources, "run-1", NOW, options)
