@@ -198,9 +198,12 @@ class LazyExtractionPool(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._closed = True
-            if self._pool is not None:
-                self._pool.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
-                self._pool = None
+            pool, self._pool = self._pool, None
+        # Waited for outside the lock: a job of a pool breaking now takes the lock in
+        # _replace on that pool's own thread, which this wait would otherwise block.
+        if pool is not None:
+            pool.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+        with self._lock:
             self._release.set()
             for owner in self._owners:
                 owner.join()
