@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 
 from mediamon.text import fold
 
@@ -33,7 +34,7 @@ CJK_CHAR = re.compile(
     "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
 )
 WORD = re.compile(r"\w+")
-WHITESPACE = re.compile(r"\s")
+NON_SPACE = re.compile(r"\S")
 TOKEN = re.compile(
     r"""\s*(?:
         (?P<quoted>"[^"]*")
@@ -133,8 +134,7 @@ class Rule:
         for operand in self.excluded:
             if not found:
                 break
-            blocked = [m.span() for m in operand.pattern.finditer(text)]
-            found = [s for s in found if not any(_overlap(s, b) for b in blocked)]
+            found = _not_overlapping(found, [m.span() for m in operand.pattern.finditer(text)])
         return found
 
 
@@ -284,14 +284,29 @@ def _quote(phrase: str) -> str:
     return phrase if plain else f'"{phrase}"'
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
+def _not_overlapping(
+    spans: list[tuple[int, int]], blocked: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The spans that overlap none of ``blocked``, a regular expression's matches: in
+    order and apart, so their ends are sorted too, and the one blocked span that can
+    overlap a span is the first that ends after it starts (comparing every pair took a
+    minute on a hostile article of 40,000 of each)."""
+    starts = [start for start, _ in blocked]
+    ends = [end for _, end in blocked]
+    kept = []
+    for start, end in spans:
+        first = bisect.bisect_right(ends, start)
+        if first == len(blocked) or starts[first] >= end:
+            kept.append((start, end))
+    return kept
 
 
-def _gap_units(gap: str, unit: str) -> int:
-    if unit == "words":
-        return len(WORD.findall(gap))
-    return len(gap) - len(WHITESPACE.findall(gap))
+def _gap_units(text: str, start: int, end: int, unit: str, limit: int) -> int:
+    """The size of ``text[start:end]`` in words, or in characters other than whitespace,
+    counted up to ``limit + 1`` only: with the whole gap counted, a hostile article of
+    60,000 occurrences of the first term and one of the second, at its end, took 36 s."""
+    units = (WORD if unit == "words" else NON_SPACE).finditer(text, start, end)
+    return sum(1 for _ in islice(units, limit + 1))
 
 
 def _near(
@@ -315,11 +330,11 @@ def _near(
         after = bisect.bisect_left(starts, a_end)
         if after < len(by_start):
             b_start, b_end = by_start[after]
-            candidates.append((_gap_units(text[a_end:b_start], unit), (a_start, b_end)))
+            candidates.append((_gap_units(text, a_end, b_start, unit, distance), (a_start, b_end)))
         before = bisect.bisect_right(ends, a_start) - 1
         if before >= 0:
             b_start, b_end = by_end[before]
-            candidates.append((_gap_units(text[b_end:a_start], unit), (b_start, a_end)))
+            candidates.append((_gap_units(text, b_end, a_start, unit, distance), (b_start, a_end)))
         if candidates:
             gap, span = min(candidates)
             if gap <= distance:
