@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import MailOptions
+from mediamon.alerts.compose import TOP_STORIES, MailOptions, rank_stories
+from mediamon.alerts.content import stories_between
 from mediamon.alerts.digest import DigestError, latest_digest_time, run_digests
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR
@@ -195,6 +196,23 @@ def test_digest_lists_every_new_story_once_per_period(engine: sa.Engine, topics:
         ("editors@example.org", "daily", "sent"),
         ("editors@example.org", "daily", "empty"),
     ]
+
+
+def test_only_the_top_stories_are_given_a_snippet(engine: sa.Engine, topics: TopicSet) -> None:
+    """Mails show a snippet for their top stories only; a busy week's thousands of other
+    bodies are not read (the whole window's were, 50,000 characters each)."""
+    alert_on_burst(engine, topics)
+    everything = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    with engine.connect() as conn:
+        stories = stories_between(conn, "taiwan", topics.get("taiwan"), *everything)
+    assert [s.story_id for s in stories] == [s.story_id for s in rank_stories(stories)], (
+        "still ranked"
+    )
+    assert sorted(s.story_id for s in stories) == story_ids_between(engine, "taiwan", *everything)
+    assert len(stories) > TOP_STORIES
+    for story in stories[:TOP_STORIES]:
+        assert story.snippet is not None and "台湾" in story.snippet.hits, story
+    assert all(story.snippet is None for story in stories[TOP_STORIES:])
 
 
 def test_failed_digest_is_due_again(engine: sa.Engine, topics: TopicSet) -> None:

@@ -9,12 +9,13 @@ Read only. A story is a root article (``duplicate_of`` is null) at its story tim
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from mediamon.alerts.chart import ChartData
-from mediamon.alerts.compose import AlertMail, StoryItem, rank_stories
+from mediamon.alerts.compose import TOP_STORIES, AlertMail, StoryItem, rank_stories
 from mediamon.alerts.snippet import MAX_SEARCH_CHARS, make_snippet, mark_hits
 from mediamon.db.queries import query
 from mediamon.db.tables import alerts_table
@@ -35,7 +36,8 @@ def stories_between(
     late_since: datetime | None = None,
     late_from: datetime | None = None,
 ) -> list[StoryItem]:
-    """Every story mentioning the topic with its story time in [start, end), ranked.
+    """Every story mentioning the topic with its story time in [start, end), ranked; the
+    first :data:`~mediamon.alerts.compose.TOP_STORIES` with a snippet of their body.
 
     Args:
         conn: A connection to the data database.
@@ -55,26 +57,39 @@ def stories_between(
             "end": end,
             "late_since": late_since if late_from is not None else None,
             "late_from": late_from,
-            "body_chars": MAX_SEARCH_CHARS,
         },
     ).all()
     rules = topic.rules if topic is not None else ()
-    items = [
-        StoryItem(
-            story_id=row.article_id,
-            title=row.title,
-            url=row.url,
-            outlet=row.outlet,
-            published_at=row.story_time.astimezone(UTC) if row.story_time else None,
-            other_outlets=tuple(row.other_outlets or ()),
-            title_hits=int(row.title_hits or 0),
-            mentions=int(row.mentions or 0),
-            title_snippet=mark_hits(rules, row.title) if rules else None,
-            snippet=make_snippet(rules, row.body) if rules else None,
-        )
-        for row in rows
+    ranked = rank_stories(
+        [
+            StoryItem(
+                story_id=row.article_id,
+                title=row.title,
+                url=row.url,
+                outlet=row.outlet,
+                published_at=row.story_time.astimezone(UTC) if row.story_time else None,
+                other_outlets=tuple(row.other_outlets or ()),
+                title_hits=int(row.title_hits or 0),
+                mentions=int(row.mentions or 0),
+                title_snippet=mark_hits(rules, row.title) if rules else None,
+            )
+            for row in rows
+        ]
+    )
+    if not rules:
+        return ranked
+    # Mails show a snippet for the top stories only: a busy topic's week has thousands
+    # of stories, whose bodies (50,000 characters each at most) were all read and cut.
+    top = ranked[:TOP_STORIES]
+    found = conn.execute(
+        query("story_bodies"),
+        {"ids": [story.story_id for story in top], "body_chars": MAX_SEARCH_CHARS},
+    )
+    bodies: dict[int, str] = {row.article_id: row.body for row in found}
+    with_snippets = [
+        replace(story, snippet=make_snippet(rules, bodies.get(story.story_id))) for story in top
     ]
-    return rank_stories(items)
+    return with_snippets + ranked[TOP_STORIES:]
 
 
 def chart_data(

@@ -1,11 +1,11 @@
 -- Every story mentioning a topic with its story time in [:start, :end): the root article
 -- (a syndicated copy counts for its root, as in topic_hourly_counts), its outlet, the
--- other outlets that carried a copy, the most title hits and all hits of root and copies,
--- and the start of its body for a snippet. Also, when :late_since is given, the stories
+-- other outlets that carried a copy, the most title hits and all hits of root and copies
+-- (story_bodies gives the bodies of the few shown with a snippet). Also, when
+-- :late_since is given, the stories
 -- first seen after it whose story time is in [:late_from, :start): they were loaded
 -- after the previous digest picked its stories.
 select r.article_id, r.title, r.url, s.name as outlet, {story_time(r)} as story_time,
-       left(r.body_text, :body_chars) as body,
        max(m.title_hits) as title_hits,
        sum(m.title_hits + m.body_hits) as mentions,
        array(select distinct cs.name
