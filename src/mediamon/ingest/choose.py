@@ -136,10 +136,14 @@ class LinkTexts:
     def __init__(self, texts: frozenset[str]) -> None:
         self.texts = texts
         self._found: dict[str, int] = {}  # longest_in by line: both candidates share lines
-        self._by_prefix: dict[str, list[str]] = {}
+        # The lengths of the link texts that begin with each prefix, longest first: a
+        # line is searched for each length, not each text (10,000 links sharing their
+        # first characters made every line position compare 10,000 texts).
+        lengths: dict[str, set[int]] = {}
         self._longest = max(map(len, texts), default=0)
         for text in texts:
-            self._by_prefix.setdefault(text[:_PREFIX], []).append(text)
+            lengths.setdefault(text[:_PREFIX], set()).add(len(text))
+        self._lengths = {prefix: sorted(found, reverse=True) for prefix, found in lengths.items()}
 
     def __bool__(self) -> bool:
         return bool(self.texts)
@@ -159,9 +163,12 @@ class LinkTexts:
         best = 0
         # a link text of at least half the line starts in its first half
         for start in range(len(flat) // 2 + 1):
-            for text in self._by_prefix.get(flat[start : start + _PREFIX], ()):
-                if best < len(text) and 2 * len(text) >= len(flat) and flat.startswith(text, start):
-                    best = len(text)
+            for length in self._lengths.get(flat[start : start + _PREFIX], ()):
+                if length <= best or 2 * length < len(flat):
+                    break
+                if start + length <= len(flat) and flat[start : start + length] in self.texts:
+                    best = length
+                    break
         return best
 
 
