@@ -231,13 +231,9 @@ def _built(
     except cpulimit.WorkerKilled as error:
         if job.page is None:  # an archived file: nothing simpler to build from
             return BuildResult(None, f"extraction failed: {error}")
+        assert pool is not None, "a future comes from the pool"
         note = f"page extraction failed: {error}"
-        without_page = replace(job, page=None)
-        again = (
-            pool.submit(build_article_safely, without_page).result()
-            if pool is not None
-            else build_article_safely(without_page)
-        )
+        again = pool.submit(build_article_safely, replace(job, page=None)).result()
         if again.article is None:
             return BuildResult(None, f"{note}; {again.note}")
         return BuildResult(again.article, f"{note}; used {again.article.content_origin}")
