@@ -399,6 +399,44 @@ def test_every_source_failing_fails_the_run(
     assert row.error.startswith("all 2 due source(s) failed")
 
 
+def test_a_run_with_no_source_due_is_green_but_does_not_clear_the_failure(
+    airflow: Any,
+    metadata: sa.Engine,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_failures: None,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from mediamon.ops import health
+    from mediamon.ops.thresholds import HealthThresholds
+
+    monkeypatch.setenv(
+        "MEDIAMON_SOURCES", str(write_sources(tmp_path / "sources.yaml", [down_source("gone")]))
+    )
+    dag = airflow.dags["mediamon_ingest"]
+    first = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+    assert dag.test(logical_date=first, run_conf=conf(force=True)).state == "failed"
+    # A quarter of an hour later the source is backing off: nothing is due, nothing fails.
+    capfd.readouterr()
+    later = first + timedelta(minutes=15)
+    run = dag.test(logical_date=later, run_conf=conf())
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert state == "success"
+    assert tasks["summarize"][0] == "success"
+    assert tasks["publish_articles"][0] == "skipped"
+    # Airflow's client logs an ERROR when a task reads past the end of a mapped output.
+    assert "XCom not found" not in capfd.readouterr().out
+    with engine.connect() as conn:
+        idle = conn.execute(
+            sa.text("select status, sources_due from ingest_runs where run_at = :at"),
+            {"at": later},
+        ).one()
+        assert tuple(idle) == ("success", 0)
+        found = {f.key for f in health.find_problems(conn, later, HealthThresholds())}
+    assert "ingest_failed:ingest" in found  # the source is still down
+
+
 def test_a_config_error_fails_the_run_with_one_try(
     airflow: Any, metadata: sa.Engine, engine: sa.Engine
 ) -> None:

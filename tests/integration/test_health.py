@@ -214,6 +214,28 @@ def test_findings_from_runs_polls_and_alerts(engine: sa.Engine) -> None:
     assert found["ingest_failed:ingest"].since == T - timedelta(minutes=15)  # the streak
 
 
+def test_a_run_with_no_source_due_does_not_clear_a_failed_ingest(engine: sa.Engine) -> None:
+    # Every source failed; the next runs find them all backing off, poll nothing and
+    # succeed. That says nothing about ingest: the incident stays open, its streak too.
+    limits = HealthThresholds()
+    failed = runs.summarize([{"source": "down", "poll": "failed", "errors": ["DNS"]}])
+    with engine.begin() as conn:
+        assert runs.record(conn, "down", T - timedelta(minutes=30), failed) == "failed"
+        for minutes in (15, 0):
+            runs.record(conn, f"idle{minutes}", T - timedelta(minutes=minutes), runs.summarize([]))
+            runs.record_checks(conn, f"idle{minutes}", T - timedelta(minutes=minutes), [])
+        assert conn.execute(sa.text("select status from ingest_runs where run_key = 'idle0'")
+                            ).scalar_one() == "success"  # fmt: skip
+        found = {f.key: f for f in health.find_problems(conn, T, limits)}
+        assert found["ingest_failed:ingest"].detail == "down: all 1 due source(s) failed: down"
+        assert found["ingest_failed:ingest"].since == T - timedelta(minutes=30)
+        # a run that read a source again is the evidence that clears it
+        ok = runs.summarize([{"source": "down", "poll": "polled", "new": 1}])
+        runs.record(conn, "back", T + timedelta(minutes=15), ok)
+        later = {f.key for f in health.find_problems(conn, T + timedelta(minutes=15), limits)}
+    assert "ingest_failed:ingest" not in later
+
+
 def test_thresholds_come_from_the_environment_clamped() -> None:
     limits = HealthThresholds.from_env(
         {"MEDIAMON_HEALTH_FAILING_POLLS": "5", "MEDIAMON_HEALTH_VOLUME_RATIO": "7",

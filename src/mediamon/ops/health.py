@@ -36,6 +36,8 @@ from mediamon.ops.thresholds import HealthThresholds
 logger = logging.getLogger(__name__)
 
 Send = Callable[[EmailMessage], None]
+# Ingest runs that tell whether ingest works: failed ones, and those that polled a source.
+_TELLING = "(status = 'failed' or sources_due > 0)"
 # A source not polled for this long is not judged silent (it was removed, or nothing runs).
 POLLED_WITHIN = timedelta(days=1)
 
@@ -313,13 +315,18 @@ def _ingest_runs(conn: sa.Connection, at: datetime, limits: HealthThresholds) ->
                 since=since,
             )
         )
+    # A run that found no source due (all backing off after failures, or none configured)
+    # succeeds without reading anything: it says nothing about whether ingest works, and
+    # must not close an ingest_failed incident while the sources are still down.
     latest = conn.execute(
         sa.text(
             "select run_key, run_at, status, error, checks from ingest_runs"
-            " where run_at <= :at order by run_at desc, finished_at desc limit 1"
+            f" where run_at <= :at and {_TELLING} order by run_at desc, finished_at desc limit 1"
         ),
         {"at": at},
-    ).one()
+    ).one_or_none()
+    if latest is None:
+        return findings
     failed_checks = [c for c in latest.checks or [] if not c.get("passed")]
     # A run failed by its checks alone is reported per check below, not twice.
     causes = [
@@ -328,9 +335,9 @@ def _ingest_runs(conn: sa.Connection, at: datetime, limits: HealthThresholds) ->
     if latest.status == "failed" and (causes or not failed_checks):
         streak_start = conn.execute(
             sa.text(
-                "select min(run_at) from ingest_runs where run_at <= :at and run_at >"
-                " coalesce((select max(run_at) from ingest_runs"
-                "           where run_at <= :at and status <> 'failed'), '-infinity')"
+                f"select min(run_at) from ingest_runs where run_at <= :at and {_TELLING}"
+                " and run_at > coalesce((select max(run_at) from ingest_runs"
+                f"  where run_at <= :at and status <> 'failed' and {_TELLING}), '-infinity')"
             ),
             {"at": at},
         ).scalar_one()
