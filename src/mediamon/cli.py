@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from mediamon.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mediamon", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mediamon", description=__doc__.replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error, not one line"
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("files", nargs="+", type=Path)
 
     status = commands.add_parser(
-        "status", help="per source: state, last success, last error, articles in 24 h"
+        "status", help="per source: state and why (as bi.source_health), last success, last error"
     )
     status.add_argument("--json", action="store_true", help="JSON for scripts")
 
@@ -145,7 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return _run(args, Settings.from_env())
+        status = _run(args, Settings.from_env())
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+        return status
+    except BrokenPipeError:
+        # The reader went away (`mediamon alerts run --dry-run | head`): no traceback, and
+        # nothing more to stdout (Python flushes it again on exit; the docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (
         SourceConfigError,
         ValueError,
@@ -165,8 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bi_user(settings: Settings, name: str) -> int:
-    import os
-
     engine = service.engine_for(settings)
     try:
         url = sa.make_url(db.resolve_url(settings))
@@ -213,7 +219,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             from mediamon.db import roles
 
             engine = db.make_engine(db.resolve_url(settings))
-            for line in roles.ensure_roles(engine, *roles.logins_from_env()) or ["nothing named"]:
+            named = roles.ensure_roles(engine, *roles.logins_from_env())
+            for line in named or [
+                "nothing to do: set MEDIAMON_WRITER_ROLE and MEDIAMON_WRITER_PASSWORD, or"
+                " MEDIAMON_BI_LOGIN and MEDIAMON_BI_PASSWORD, to create those roles"
+            ]:
                 print(line)
             engine.dispose()
         else:
@@ -339,13 +349,16 @@ def _status_table(report: dict[str, object]) -> str:
         {
             "source": s["source"],
             "state": s["state"],
+            "why": s["state_reason"] or "-",
             "last success (UTC)": _when(s["last_success"]),
             "articles 24h": s["articles_24h"],
             "last error": " ".join(str(s["last_error"] or "-").split())[:70],
         }
         for s in sources
     ]
-    text = _table(rows, ("source", "state", "last success (UTC)", "articles 24h", "last error"))
+    text = _table(
+        rows, ("source", "state", "why", "last success (UTC)", "articles 24h", "last error")
+    )
     incidents = report["open_incidents"]
     assert isinstance(incidents, list)
     if incidents:

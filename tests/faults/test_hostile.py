@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from mediamon import limits
 from mediamon.ingest.sources import Source, SourceConfigError, load_sources
+from mediamon.settings import DEMO_DIR
 from tests.support.fault_server import FaultServer, fault_server, redirect, respond
 from tests.support.faults import (
     PARAGRAPH,
@@ -721,6 +722,22 @@ def test_cli_debug_shows_the_traceback(database_url: str, tmp_path: Path) -> Non
     env = {"MEDIAMON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/x"}
     result = _cli(["--debug", "status"], tmp_path, **env)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_a_reader_closing_the_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    # `mediamon extract … | head -1`: the reader is gone before mediamon writes.
+    page = DEMO_DIR / "site" / "news" / "2024" / "04" / "chip-export.html"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mediamon.cli", "extract", *[str(page)] * 20],
+        env={**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    errors = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1
+    assert errors == ""
 
 
 def test_canonical_url_keeps_ipv6_brackets() -> None:

@@ -125,18 +125,26 @@ def test_status_is_a_table_with_the_last_error_and_json_for_scripts(
 
     assert main(["status"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["SOURCE", "STATE", "LAST", "SUCCESS", "(UTC)", "ARTICLES", "24H",
-                                "LAST", "ERROR"]  # fmt: skip
+    assert lines[0].split() == ["SOURCE", "STATE", "WHY", "LAST", "SUCCESS", "(UTC)", "ARTICLES",
+                                "24H", "LAST", "ERROR"]  # fmt: skip
     rows = {line.split()[0]: line for line in lines[1:3]}
-    assert rows["down"].split()[1:4] == ["failing", "(1x)", "-"]
+    assert rows["down"].split()[1:5] == ["failing", "never", "fetched", "successfully"]
     assert "Connection refused" in rows["down"] or "connect" in rows["down"].lower()
-    assert rows["seed"].split()[1] == "ok" and rows["seed"].split()[4] == "1"
+    # imported once from the command line, not polled: the sources file does not name it
+    assert rows["seed"].split()[1:6] == ["disabled", "not", "in", "the", "sources"]
 
     assert main(["status", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     by_name = {s["source"]: s for s in report["sources"]}
-    assert by_name["down"]["state"] == "failing (1x)" and by_name["down"]["last_error"]
+    assert by_name["down"]["last_error"]
     assert by_name["seed"]["articles_24h"] == 1
+    # The command states what the analysts' view states, word for word.
+    with engine.connect() as conn:
+        health = conn.execute(sa.text("select source, status, status_reason from bi.source_health"))
+        assert {row.source: (row.status, row.status_reason) for row in health} == {
+            name: (s["state"], s["state_reason"]) for name, s in by_name.items()
+        }
+    assert by_name["down"]["state"] == "failing"
 
 
 def _closed_port() -> int:

@@ -156,8 +156,9 @@ def health_report(
 
 
 def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
-    """Per source: its state, last success, last error text, articles in the last 24 h;
-    and the open incidents."""
+    """Per source: its state and why (``bi.source_health``'s status and reason, so the
+    command and the dashboards agree), last success, last error text, articles in the
+    last 24 h; and the open incidents."""
     engine = engine_for(settings)
     try:
         with engine.connect() as conn:
@@ -165,7 +166,7 @@ def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
                 query("source_status"),
                 {"since": now - timedelta(days=1)},
             ).mappings()
-            sources = [dict(row, state=_state(row)) for row in rows]
+            sources = [dict(row) for row in rows]
             incidents = [
                 dict(row)
                 for row in conn.execute(
@@ -178,13 +179,3 @@ def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
     finally:
         engine.dispose()
     return {"sources": sources, "open_incidents": incidents}
-
-
-def _state(row: Any) -> str:
-    if row["last_outcome"] is None:
-        return "never polled"
-    if row["last_outcome"] == "failed":
-        return f"failing ({row['consecutive_failures']}x)"
-    if row["last_outcome"] == "deferred":
-        return "deferred"
-    return "ok"

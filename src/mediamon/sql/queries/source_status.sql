@@ -1,7 +1,10 @@
--- Per source, for `mediamon status`: its polling state, last success, last error text
+-- Per source, for `mediamon status`: its health as bi.source_health states it (one
+-- definition for the CLI and the dashboards), polling state, last success, last error text
 -- (the polling state's, else the fetch log's), and articles first seen since :since.
 select s.name as source,
        s.kind,
+       h.status as state,
+       h.status_reason as state_reason,
        st.last_outcome,
        coalesce(st.consecutive_failures, 0) as consecutive_failures,
        coalesce(st.last_success_at,
@@ -17,5 +20,6 @@ select s.name as source,
          where a.source_id = s.source_id and a.first_seen_at > :since) as articles_24h,
        (select count(*) from articles a where a.source_id = s.source_id) as articles
 from sources s
+join bi.source_health h on h.source = s.name
 left join source_state st using (source_id)
 order by s.name
