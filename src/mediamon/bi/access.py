@@ -141,9 +141,10 @@ def start_listening(pgdata: Path, port: int) -> None:
     _pg_ctl(pgdata, "start", port)
 
 
-def ensure_listening(pgdata: Path, port: int) -> Listener:
+def ensure_listening(pgdata: Path, port: int, *, fresh: bool = False) -> Listener:
     """After pgserver started (or adopted) the server: restart it once with ``port`` on
-    127.0.0.1 if it does not listen there yet. Returns where it listens."""
+    127.0.0.1 if it does not listen there yet. Returns where it listens. ``fresh``: pgserver
+    has just created the server, so the restart is its first start's last step, not news."""
     info = _postmaster(pgdata)
     if info is None or not info.is_running():
         raise EmbeddedServerError(f"the embedded PostgreSQL under {pgdata} is not running")
@@ -153,7 +154,14 @@ def ensure_listening(pgdata: Path, port: int) -> Listener:
             _warn_taken(port)
             return _listener(info)
         require_password_over_tcp(pgdata)
-        logger.warning("restarting the embedded PostgreSQL to listen on %s:%d", LOOPBACK, port)
+        # A restart cuts every connection (Airflow's services, a BI tool): worth a warning,
+        # unless the server was created a moment ago and nobody can be connected yet.
+        logger.log(
+            logging.INFO if fresh else logging.WARNING,
+            "restarting the embedded PostgreSQL to listen on %s:%d",
+            LOOPBACK,
+            port,
+        )
         _pg_ctl(pgdata, "restart", port)
         info = _postmaster(pgdata)
     return _listener(info)

@@ -79,22 +79,15 @@ def embedded_url(var_dir: Path, database: str = "mediamon", tcp_port: int = 0) -
     and the scheduler share one server; ``mediamon db stop`` stops it. With ``tcp_port``
     it also listens on 127.0.0.1 at that port, for BI tools (``mediamon.bi.access``).
     """
-    import warnings
-
     from mediamon.bi import access
 
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-        warnings.simplefilter("ignore")
-        import pgserver  # heavy: only when the embedded server is actually wanted
-
+    pgserver = _pgserver()
     pgdata = var_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not (pgdata / "PG_VERSION").exists()
     access.start_listening(pgdata, tcp_port)
-    pgserver.get_server(  # type: ignore[attr-defined]
-        pgdata, cleanup_mode=None
-    )
-    listener = access.ensure_listening(pgdata, tcp_port)
+    pgserver.get_server(pgdata, cleanup_mode=None)
+    listener = access.ensure_listening(pgdata, tcp_port, fresh=fresh)
     # Our own URL, not pgserver's: its URL leaves out the port, which may not be 5432 here.
     for name in EMBEDDED_DATABASES:
         ensure_database(access.socket_url(listener, "postgres", driver=DRIVER), name)
@@ -131,6 +124,19 @@ def ensure_database(url: str, name: str) -> str:
     return target.render_as_string(hide_password=False)
 
 
+def _pgserver() -> Any:
+    """The pgserver module, imported only when the embedded server is wanted (heavy), and
+    without platformdirs' warning that XDG_RUNTIME_DIR is unset (containers, CI, ``sudo``:
+    harmless here, and it made ``mediamon db stop`` look broken)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    return pgserver
+
+
 def stop_embedded(var_dir: Path) -> bool:
     """Stop the embedded server if it runs; return whether it was running."""
     import subprocess
@@ -138,11 +144,8 @@ def stop_embedded(var_dir: Path) -> bool:
     pgdata = var_dir / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return False
-    import pgserver
-
-    server = pgserver.get_server(  # type: ignore[attr-defined]
-        pgdata, cleanup_mode=None
-    )
+    pgserver = _pgserver()
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
     pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
     command = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "stop"]
     if server.system_user is not None:

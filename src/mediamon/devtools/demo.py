@@ -161,9 +161,9 @@ def summary(engine: sa.Engine) -> str:
         )
     lines = ["", "== mediamon demo: what was loaded =="]
     for row in loaded:
-        copies = f"{row['copies']} syndicated {'copy' if row['copies'] == 1 else 'copies'}"
+        syndicated = f"{row['copies']} syndicated {'copy' if row['copies'] == 1 else 'copies'}"
         lines.append(
-            f"  {row['source']:<12} {row['articles']} articles ({copies}),"
+            f"  {row['source']:<12} {row['articles']} articles ({syndicated}),"
             f" languages {row['languages']}"
         )
     lines.append(

@@ -5,10 +5,14 @@ login that reads ``bi.*`` over TCP and is refused everything else."""
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,3 +177,30 @@ def test_a_taken_port_leaves_the_socket_and_says_so(
         assert f"127.0.0.1:{port} is taken" in caplog.text
         assert main(["db", "bi-user", "metabase"]) == 2
         assert "listens on its socket only" in capsys.readouterr().err
+
+
+def test_a_first_start_and_a_stop_say_nothing_alarming(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A new user's first command creates the server; its restart onto the TCP port is part
+    # of that start (nobody can be connected yet), not a WARNING. Stopping it is one word.
+    with server_folder() as var_dir, warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. platformdirs' RuntimeDirWarning
+        monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(var_dir))
+        monkeypatch.setenv("MEDIAMON_PG_PORT", str(_free_port()))
+        assert main(["db", "url"]) == 0
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        assert capsys.readouterr().err == ""
+        # in a new process: pgserver warns when it is first imported
+        stop = subprocess.run(
+            [sys.executable, "-m", "mediamon.cli", "db", "stop"],
+            env={k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (stop.returncode, stop.stdout, stop.stderr) == (0, "stopped\n", "")
