@@ -83,6 +83,13 @@ def test_run_prints_the_url_once_the_ui_answers_without_login_and_stop_ends_it(
             if line.startswith("Airflow UI: "):
                 announced = line
         assert announced is not None, "no URL printed"
+        # the services write to their own files, not over the address
+        logs = tmp_path / "var" / "airflow" / "logs" / "services"
+        assert {p.name for p in logs.iterdir()} >= {"api-server.log", "scheduler.log"}
+        printed = []
+        while not lines.empty():
+            printed.append(lines.get())
+        assert len(printed) < 5, printed
         url = f"http://127.0.0.1:{port}"
         assert announced.startswith(f"Airflow UI: {url}  (no login")
         with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as answer:

@@ -113,6 +113,11 @@ def services_file(settings: Settings) -> Path:
     return settings.var_dir / "airflow" / "services.pids"
 
 
+def services_log_dir(settings: Settings) -> Path:
+    """Where ``mediamon run`` writes each service's output (``api-server.log`` …)."""
+    return settings.var_dir / "airflow" / "logs" / "services"
+
+
 def run_services(settings: Settings) -> int:
     """Start Airflow's long-running services on loopback; print the UI's address once the
     api-server answers; stop them all on Ctrl-C, on ``mediamon stop``, or when any one
@@ -125,13 +130,26 @@ def run_services(settings: Settings) -> int:
     if subprocess.run(airflow_command(["db", "migrate"]), env=env, check=False).returncode:
         return 1
     # Each service leads its own process group, so stopping it stops its workers too.
+    # Their output goes to a file each: four services print hundreds of lines a minute,
+    # and the one line a person needs here (the UI's address) scrolled away at once.
     api_url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
-    processes = [
-        subprocess.Popen(airflow_command(list(args)), env=env, start_new_session=True)
-        for args in SERVICES
-    ]
+    logs = services_log_dir(settings)
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for args in SERVICES:
+        with (logs / f"{args[0]}.log").open("ab") as log:
+            processes.append(
+                subprocess.Popen(
+                    airflow_command(list(args)),
+                    env=env,
+                    start_new_session=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     pids = services_file(settings)
     pids.write_text("".join(f"{p.pid}\n" for p in processes), encoding="utf-8")
+    print(f"starting Airflow's services; their logs: {logs}/", flush=True)
     try:
         if _wait_for_api(api_url, processes):
             print(
@@ -140,10 +158,15 @@ def run_services(settings: Settings) -> int:
                 flush=True,
             )
         else:
-            print("mediamon: the Airflow api-server did not answer; see the log above",
+            print(f"mediamon: the Airflow api-server did not answer; see {logs}/",
                   file=sys.stderr, flush=True)  # fmt: skip
         while all(p.poll() is None for p in processes):
             time.sleep(1)
+        for (name, *_), process in zip(SERVICES, processes, strict=True):
+            # not one that `mediamon stop` ended (SIGTERM: -15 here, or 143 from a shell)
+            if process.returncode not in (None, 0, -signal.SIGTERM, 128 + signal.SIGTERM):
+                print(f"mediamon: Airflow's {name} exited ({process.returncode});"
+                      f" see {logs / name}.log", file=sys.stderr, flush=True)  # fmt: skip
     except KeyboardInterrupt:
         pass
     finally:
