@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import threading
 import time
 import zlib
@@ -584,8 +585,13 @@ def _own_host(url: str) -> frozenset[str]:
         return frozenset()  # vet() refuses the URL with the reason
 
 
+# urllib3 starts its messages with the connection object's repr; the fetch log's line
+# already names the URL, and the class name is ours (netguard's pinned connection).
+_CONNECTION_REPR = re.compile(r"^<?\w*Connection(?:Pool)?\(host='[^']*', port=\d+\)>?: ")
+
+
 def _short(error: BaseException) -> str:
-    detail = str(error)
+    detail = _CONNECTION_REPR.sub("", str(error))
     return detail[:300] + "…" if len(detail) > 300 else detail
 
 
