@@ -230,21 +230,30 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
         return 0
     if args.command == "ingest":
+        from mediamon.ingest.shard_runner import ShardIncomplete
         from mediamon.ops import service as ops
 
         now = datetime.now(UTC)
         run_key = f"cli:{now.isoformat()}"
         names = service.plan_sources(settings, now, only=args.source, force=True)
-        summaries = service.ingest(settings, names, run_key, now, refetch_known=args.refetch)
+        crashed = None
+        try:
+            summaries = service.ingest(settings, names, run_key, now, refetch_known=args.refetch)
+        except ShardIncomplete as incomplete:  # the other sources ran: record the run
+            summaries, crashed = incomplete.summaries, str(incomplete)
         for summary in summaries:
             print(json.dumps(summary, ensure_ascii=False))
         verdict = ops.finish_ingest(settings, run_key, now, summaries)
         checks = ops.check_quality(settings, run_key, now)
         print(json.dumps({"run": verdict.summary, "checks_failed": checks["failed"]}))
-        for reason in (verdict.failure, checks["failed"] and f"checks failed: {checks['failed']}"):
-            if reason:
-                print(f"mediamon: run failed: {reason}", file=sys.stderr)
-        return 1 if verdict.failure or checks["failed"] else 0
+        failures = (
+            verdict.failure,
+            crashed,
+            checks["failed"] and f"checks failed: {checks['failed']}",
+        )
+        for reason in filter(None, failures):
+            print(f"mediamon: run failed: {reason}", file=sys.stderr)
+        return 1 if any(failures) else 0
     if args.command == "import-archive":
         from tqdm import tqdm
 

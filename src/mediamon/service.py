@@ -168,12 +168,20 @@ def ingest(
     workers: int | None = None,
 ) -> list[dict[str, object]]:
     """Ingest the named sources, one after the other; a failing source never stops the
-    others (its errors are in the fetch log and the returned summaries)."""
+    others (its errors are in the fetch log and the returned summaries).
+
+    Raises:
+        ShardIncomplete: a source crashed (a bug, the database); raised after every
+            source has run, with all their summaries.
+    """
+    from mediamon.ingest.shard_runner import ShardIncomplete, ingest_isolated
+
     names = list(source_names)
     configured = _select(load_sources(settings.sources_path), names)
     site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     engine = engine_for(settings)
     summaries: list[dict[str, object]] = []
+    crashed: dict[str, str] = {}
     try:
         with engine.begin() as conn:
             ids = load.sync_sources(conn, configured)
@@ -184,13 +192,16 @@ def ingest(
             extraction_pool(workers) as pool,
         ):
             for source in configured:
-                stats = pipeline.ingest_source(
-                    engine, source, ids[source.name], session, run_key, now,
-                    pool=pool, refetch_known=refetch_known, site_rules=site_rules,
+                summaries.append(
+                    ingest_isolated(
+                        engine, source, ids[source.name], session, run_key, now, crashed,
+                        pool=pool, refetch_known=refetch_known, site_rules=site_rules,
+                    )
                 )  # fmt: skip
-                summaries.append(stats.as_dict())
     finally:
         engine.dispose()
+    if crashed:
+        raise ShardIncomplete(crashed, summaries)
     return summaries
 
 

@@ -259,9 +259,11 @@ def test_items_without_link_or_date_and_with_bad_links(
     stats = run_ingest(engine, [feed_source("links", server.url("/feed.xml"))], NOW)["links"]
     assert stats.new == 2 and stats.failed == 0
     assert "item 0 ('没有链接') has no link" in stats.errors
-    assert "item 1 ('脚本链接') link 'javascript:alert(1)' is not http(s)" in stats.errors
+    assert (
+        "item 1 ('脚本链接') link 'javascript:alert(1)' is not a valid http(s) URL" in stats.errors
+    )
     # feedparser writes file:///etc/passwd as file://etc/passwd
-    assert "item 2 ('文件链接') link 'file://etc/passwd' is not http(s)" in stats.errors
+    assert "item 2 ('文件链接') link 'file://etc/passwd' is not a valid http(s) URL" in stats.errors
     assert "item 3 ('超长链接') link is longer than 2048 characters" in stats.errors
     with engine.connect() as conn:
         published = dict(conn.execute(sa.text("select title, published_at from bi.articles")).all())

@@ -17,6 +17,7 @@ against servers on 127.0.0.1 and a real PostgreSQL. Each names a row of docs/fau
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -786,3 +787,116 @@ def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) 
     )
     for part in (rendered.subject, rendered.text, rendered.html):
         assert not set(bidi) & set(part), part[:200]
+
+
+# ------------------------------------------- feeds that made a whole run end (round 8)
+
+
+def test_hostile_feeds_and_pages_fail_alone_and_the_run_goes_on(
+    server: FaultServer,
+    engine: sa.Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each of these ended `mediamon ingest` (traceback or one line), the sources after
+    it never polled and the bad feed's good items lost, run after run."""
+    from mediamon.cli import main
+
+    link = server.url
+    # an emoji as two UTF-16 halves, a reference past U+10FFFF, NUL as a reference
+    surrogates = rss([item(link("/s/1"), title="笑 &#55357;&#56832; &#x110000; &#0;"),
+                      item(link("/s/2"))]).replace(b"&amp;#", b"&#")  # fmt: skip
+    # a codec that is no charset, with one byte that is not UTF-8
+    rot13 = (
+        rss([item(link("/r/1"), title="caf\xe9")])
+        .replace(b'encoding="UTF-8"', b'encoding="rot13"')
+        .replace(b"caf\xc3\xa9", b"caf\xe9")
+    )
+    bad_port = rss([item(link("/p/1").replace("/p/1", ":99999/p/1")), item(link("/p/2"))])
+    # a page whose structured data puts NUL in the section (the item has no category)
+    nul_page = page("正常").replace(
+        "</head>",
+        '<script type="application/ld+json">{"@context": "https://schema.org", "@type":'
+        ' "NewsArticle", "articleSection": "Wo\\u0000rld", "author": {"name": "A\\u0000B"}}'
+        "</script></head>",
+    )
+    server.route("/n/1", respond(nul_page))
+    nul = rss([item(link("/n/1"))])
+    feeds = {"surrogates": surrogates, "rot13": rot13, "port": bad_port, "nul": nul}
+    for name, feed in feeds.items():
+        server.route(f"/{name}.xml", respond(feed, content_type="application/rss+xml"))
+    for path in ("/s/1", "/s/2", "/r/1", "/p/2"):
+        server.route(path, respond(page("正常")))
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n" + "".join(
+            f"  - {{name: {name}, url: '{link(f'/{name}.xml')}', allow_private_network: true}}\n"
+            for name in feeds
+        ), "utf-8",
+    )  # fmt: skip
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    monkeypatch.setenv("MEDIAMON_WORKERS", "1")
+
+    assert main(["ingest"]) == 0
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "run failed" not in out.err
+    stored = articles(engine)
+    assert {a["source"] for a in stored.values()} == set(feeds)  # every source loaded
+    assert stored[link("/s/1")]["title"] == "笑 \U0001f600 \ufffd \ufffd"
+    assert len([a for a in stored.values() if a["source"] == "port"]) == 1
+    assert stored[link("/n/1")]["categories"] == ["World"]  # the NUL dropped, not the row
+    assert stored[link("/n/1")]["author"] == "AB"
+    summaries = [json.loads(line) for line in out.out.splitlines()]
+    port = next(s for s in summaries if s.get("source") == "port")
+    assert any("is not a valid http(s) URL" in line for line in port["errors"])
+
+
+def test_a_source_that_crashes_does_not_stop_the_next(
+    server: FaultServer,
+    engine: sa.Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A bug nobody has found yet, in one source's poll: the command line ran the sources
+    # one after another and stopped at the first crash, without recording the run.
+    from mediamon.cli import main
+    from mediamon.ingest import run
+
+    real = run.parse_feed
+
+    def crashing(content: bytes, url: str, *args: Any, **kwargs: Any) -> Any:
+        if "first" in url:
+            raise KeyError("a bug")
+        return real(content, url, *args, **kwargs)
+
+    monkeypatch.setattr(run, "parse_feed", crashing)
+    for name in ("first", "second"):
+        server.route(
+            f"/{name}.xml", respond(rss([item(server.url(f"/{name}/1"))]), content_type=RSS)
+        )
+        server.route(f"/{name}/1", respond(page(name)))
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n" + "".join(
+            f"  - {{name: {n}, url: '{server.url(f'/{n}.xml')}', allow_private_network: true}}\n"
+            for n in ("first", "second")
+        ), "utf-8",
+    )  # fmt: skip
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    monkeypatch.setenv("MEDIAMON_WORKERS", "1")
+
+    assert main(["ingest"]) == 1
+    err = capsys.readouterr().err
+    assert "mediamon: run failed: 1 source(s) crashed (first); first: KeyError: 'a bug'" in err
+    assert {a["source"] for a in articles(engine).values()} == {"second"}
+    with engine.connect() as conn:
+        run_row = conn.execute(sa.text("select sources_due, sources_failed from ingest_runs")).one()
+    assert tuple(run_row) == (2, 1)  # recorded, the crash counted as a failed source

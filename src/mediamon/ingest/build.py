@@ -186,7 +186,8 @@ def build_article(job: ArticleJob) -> BuildResult:
         url=item.link,
         title=title or None,
         author=cap_optional(
-            item.author or (meta.author if meta else None), limits.MAX_AUTHOR_CHARS
+            clean_text(item.author or (meta.author if meta else None) or "") or None,
+            limits.MAX_AUTHOR_CHARS,
         ),
         published_at=published,
         language=language,
@@ -195,8 +196,9 @@ def build_article(job: ArticleJob) -> BuildResult:
         summary=cap_optional(summary, limits.MAX_SUMMARY_CHARS),
         image_url=cap_optional(meta.image if meta else None, limits.MAX_URL_CHARS),
         categories=tuple(
-            cap(c, limits.MAX_CATEGORY_CHARS)
+            cap(cleaned, limits.MAX_CATEGORY_CHARS)
             for c in (item.categories or (meta.categories if meta else ()))[: limits.MAX_CATEGORIES]
+            if (cleaned := clean_text(c))
         ),
         content_origin=origin,
         content_hash=content_hash(match_text),

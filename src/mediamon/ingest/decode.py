@@ -70,17 +70,30 @@ class Decoded:
     replaced: int  # U+FFFD characters introduced by decoding
 
 
+# Python codecs a document may name that are no character encoding of a document: they
+# turn "\x00" in the text into a NUL (unicode-escape) or fail on any input (idna,
+# undefined). Codecs that are not text encodings at all (rot-13, base64, zlib …) are
+# refused by their own flag.
+NOT_DOCUMENT_ENCODINGS = frozenset(
+    {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"}
+)
+
+
 def canonical_encoding(label: str | None) -> str | None:
-    """Python codec name for a charset label, widened per WIDER_ENCODING; None if unknown."""
+    """Python codec name for a charset label, widened per WIDER_ENCODING; None if unknown
+    or not a character encoding a document can be written in."""
     if not label:
         return None
     label = label.strip().strip("\"'").lower()
     label = WIDER_ENCODING.get(label, label)
     try:
-        name = codecs.lookup(label).name
+        codec = codecs.lookup(label)
     except LookupError:
         return None
-    return WIDER_ENCODING.get(name, name)
+    # `_is_text_encoding` is how str.encode itself tells rot-13 from a charset.
+    if not getattr(codec, "_is_text_encoding", True) or codec.name in NOT_DOCUMENT_ENCODINGS:
+        return None
+    return WIDER_ENCODING.get(codec.name, codec.name)
 
 
 def content_type_charset(content_type: str | None) -> str | None:

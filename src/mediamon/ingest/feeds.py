@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from mediamon import limits
 from mediamon.limits import cap, cap_optional
@@ -34,6 +35,25 @@ DECLARATION_SYNTAX = re.compile(r"""["'\[>]|<!--|<\?""")
 SUBSET_SYNTAX = re.compile(r"""["'\]]|<!--|<\?""")
 MAX_DECLARATION_TOKENS = 100_000
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+# Numeric character references. One to a code point XML does not allow (a surrogate, NUL
+# or another control, past U+10FFFF) made feedparser raise instead of reporting a bad
+# feed, and the source's whole run ended with it.
+CHARACTER_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+# Shapes whose parsing cost grows with their square in feedparser (attributes and
+# namespace declarations are looked up by scanning all of them; an item's tags each
+# rescan the item): 100,000 attributes on one tag took 140 s, 100,000 categories in one
+# item 240 s. Real feeds stay far below these; a feed beyond them is refused.
+MAX_ATTRIBUTES = 256
+MAX_NAMESPACES = 256
+MAX_ITEM_ELEMENTS = 2_000
+# feedparser's lenient parser, which recovers items from malformed XML, costs ~70 µs a
+# tag (6 MB of tags: 137 s and 1.1 GB); a malformed feed with more tags is refused.
+MAX_LENIENT_TAGS = 50_000
+ITEM_TAGS = frozenset({"item", "entry"})
+# feedparser reads every item (~0.2 ms each: 100,000 tiny items took 19 s) though at most
+# max_items are kept: items past this many times max_items are dropped before it reads
+# them (room for the items skipped for a bad link or a repeat).
+MAX_PARSED_PER_KEPT = 4
 
 
 class FeedError(ValueError):
@@ -86,8 +106,10 @@ def parse_feed(
 
     decoded = decode_html(content, content_type_charset(content_type))
     text, declarations = without_declarations(decoded.text)
+    text = valid_character_references(text)
     # The text is handed over as UTF-8 saying so: feedparser must not decode it again.
     data = ('<?xml version="1.0" encoding="utf-8"?>' + XML_DECLARATION.sub("", text)).encode()
+    data, removed = within_limits(data, keep=MAX_PARSED_PER_KEPT * max_items)
     headers = {"content-location": url, "content-type": "application/xml; charset=utf-8"}
     # The strict parser is defusedxml's expat reader (see create_parser below).
     feedparser.api.PREFERRED_XML_PARSERS = [__name__]
@@ -95,6 +117,9 @@ def parse_feed(
         parsed = feedparser.parse(data, response_headers=headers, sanitize_html=True)
     except DefusedXmlException as error:  # a DTD got past without_declarations
         raise FeedError(f"feed declares a DTD or entities; refused: {error}") from error
+    except Exception as error:  # noqa: BLE001 - feedparser's own failure on odd input
+        # One source's feed, never the run: the poll fails with this line.
+        raise FeedError(f"feed could not be parsed: {type(error).__name__}: {error}") from error
     if not parsed.entries:
         if not parsed.get("version"):
             problem = f": {parsed.bozo_exception}" if parsed.bozo else ""
@@ -122,15 +147,17 @@ def parse_feed(
     seen: set[str] = set()
     for index, entry in enumerate(parsed.entries):
         if len(items) >= max_items:
-            skipped.append(f"{len(parsed.entries) - index} items past the cap of {max_items}")
+            past = len(parsed.entries) - index + removed
+            skipped.append(f"{past} items past the cap of {max_items}")
             break
         title = entry.get("title", "untitled")
         raw_link = entry.get("link") or (entry.get("id") if entry.get("guidislink") else None)
         link = _link(entry)
         if not link:
             if isinstance(raw_link, str) and raw_link.strip():
+                written = raw_link.strip()[:80]
                 skipped.append(
-                    f"item {index} ({title!r}) link {raw_link.strip()[:80]!r} is not http(s)"
+                    f"item {index} ({title!r}) link {written!r} is not a valid http(s) URL"
                 )
             else:
                 skipped.append(f"item {index} ({title!r}) has no link")
@@ -161,9 +188,104 @@ def parse_feed(
         ):
             skipped.append(f"item {index} ({title!r}) has undecodable bytes (shown as U+FFFD)")
         items.append(feed_item)
+    if removed and len(items) < max_items:
+        skipped.append(f"{removed} items past the first {len(parsed.entries)} not read")
     if not items:
         raise FeedError("feed has no usable items: " + "; ".join(skipped)[:500])
     return ParsedFeed(items=items, skipped=skipped, title=parsed.feed.get("title"))
+
+
+def valid_character_references(text: str) -> str:
+    """``text`` with every numeric character reference XML allows kept as written, the
+    two UTF-16 halves of one character that old CMSs write (``&#55357;&#56832;``)
+    joined into it, and any other (a lone half, NUL, a control, past U+10FFFF) written
+    as U+FFFD."""
+    if "&#" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        digits = match.group(1) or match.group(2)
+        if len(digits.lstrip("0")) > 7:  # past U+10FFFF in either base; int() not needed
+            return "&#xFFFD;"
+        code = int(digits, 16 if match.group(1) else 10)
+        if 0xD800 <= code <= 0xDFFF:
+            return chr(code)  # a half: joined with its other half below, or replaced
+        if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF:
+            return match.group()
+        return "&#xFFFD;"
+
+    halves = CHARACTER_REFERENCE.sub(replace, text)
+    # UTF-16 round trip: a high half followed by a low half is one character again; a
+    # lone half becomes U+FFFD (the decoder's "replace").
+    return halves.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
+    """The feed document as feedparser may read it, and how many items were dropped from
+    it (those past the first ``keep``, when it is well-formed XML).
+
+    Raises:
+        FeedError: its shape would cost feedparser minutes (see MAX_ATTRIBUTES,
+            MAX_LENIENT_TAGS).
+    """
+    from lxml import etree
+
+    refused, root, well_formed = _costly_shape(data)
+    if refused:
+        raise FeedError(f"feed refused: {refused}")
+    if root is None or not well_formed:
+        return data, 0
+    items = [e for e in root.iter(etree.Element) if etree.QName(e).localname in ITEM_TAGS]
+    if len(items) <= keep:
+        return data, 0
+    for item in items[keep:]:
+        parent = item.getparent()
+        if parent is not None:
+            parent.remove(item)
+    return etree.tostring(root, encoding="utf-8", xml_declaration=True), len(items) - keep
+
+
+def _costly_shape(data: bytes) -> tuple[str | None, Any, bool]:
+    """Why feedparser must not be given this document, or None; its tree as lxml reads
+    it (in C, in linear time), and whether it is well-formed."""
+    from lxml import etree
+
+    # recover: a malformed feed is read as far as it goes, as feedparser's lenient parser
+    # will read it, so its shape is checked too
+    parser = etree.XMLParser(
+        recover=True, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    root = etree.fromstring(data, parser)
+    well_formed = not parser.error_log.filter_from_errors()
+    if not well_formed:
+        tags = data.count(b"<")
+        if tags > MAX_LENIENT_TAGS:
+            return (
+                (
+                    f"malformed XML with {tags:,} tags, too many to recover items from"
+                    f" (at most {MAX_LENIENT_TAGS:,})"
+                ),
+                None,
+                False,
+            )
+    if root is None:
+        return None, None, False  # nothing XML in it: feedparser says what is wrong
+    declared = 0
+    for element in root.iter(etree.Element):  # elements only: no comments or PIs
+        name = etree.QName(element).localname
+        if len(element.attrib) > MAX_ATTRIBUTES:
+            refused = f"<{name}> has {len(element.attrib):,} attributes (at most {MAX_ATTRIBUTES})"
+            return refused, None, well_formed
+        parent = element.getparent()
+        declared += len(element.nsmap) - (len(parent.nsmap) if parent is not None else 0)
+        if declared > MAX_NAMESPACES:
+            return f"more than {MAX_NAMESPACES} namespace declarations", None, well_formed
+        if name in ITEM_TAGS:
+            inside = sum(1 for _ in element.iter())
+            if inside > MAX_ITEM_ELEMENTS:
+                refused = f"one <{name}> holds {inside:,} elements (at most {MAX_ITEM_ELEMENTS:,})"
+                return refused, None, well_formed
+    return None, root, well_formed
 
 
 def create_parser(*args: Any, **kwargs: Any) -> Any:
@@ -236,12 +358,22 @@ def _capped(item: FeedItem) -> FeedItem:
 
 
 def _link(entry: Any) -> str | None:
+    """The entry's http(s) link, if it has one that parses (a port of 99999 or "abc"
+    made URL canonicalization raise later, outside any one item's handling)."""
     link = entry.get("link")
     if not link and entry.get("guidislink"):
         link = entry.get("id")
-    if isinstance(link, str) and link.startswith(("http://", "https://")):
-        return link.strip()
-    return None
+    if not (isinstance(link, str) and link.startswith(("http://", "https://"))):
+        return None
+    link = link.strip()
+    if any(ord(c) < 0x20 or c == "\x7f" for c in link):  # NUL and other controls
+        return None
+    try:
+        parts = urlsplit(link)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return None
+    return link if parts.hostname else None
 
 
 def _content(entry: Any) -> str | None:

@@ -313,13 +313,20 @@ def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object
 
 
 def article_row(article: Article, source_id: int, seen_at: object) -> dict[str, object]:
-    """The ``articles`` columns (all but the generated ones) for one article."""
+    """The ``articles`` columns (all but the generated ones) for one article. PostgreSQL
+    text cannot hold NUL: one that got this far (the builders clean every text field)
+    is dropped here rather than failing the whole chunk's transaction."""
+    canonical = article.canonical_url.replace("\x00", "")
     return {
-        **{f: getattr(article, f) for f in ARTICLE_CONTENT_FIELDS},
-        "categories": list(article.categories),
+        **{f: _without_nul(getattr(article, f)) for f in ARTICLE_CONTENT_FIELDS},
+        "categories": [c.replace("\x00", "") for c in article.categories],
         "sentence_hashes": list(article.sentence_hashes),
-        "canonical_url": article.canonical_url,
-        "url_hash": url_hash(article.canonical_url),
+        "canonical_url": canonical,
+        "url_hash": url_hash(canonical),
         "source_id": source_id,
         "first_seen_at": seen_at,
     }
+
+
+def _without_nul(value: object) -> object:
+    return value.replace("\x00", "") if isinstance(value, str) else value

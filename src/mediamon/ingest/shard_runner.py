@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import requests
 import sqlalchemy as sa
@@ -37,14 +38,18 @@ DB_POOL_SIZE = 4  # connections per shard task: PostgreSQL's 100 are shared by e
 
 
 class ShardIncomplete(RuntimeError):
-    """Some sources of a shard crashed (database error or bug); the others were loaded.
-    Raised after every source has run, so Airflow retries the shard."""
+    """Some sources of a shard (or of a command-line run) crashed (database error or
+    bug); the others were loaded. Raised after every source has run, so Airflow retries
+    the shard. ``summaries`` holds every source's, the crashed ones as failed polls."""
 
-    def __init__(self, crashed: dict[str, str]) -> None:
+    def __init__(
+        self, crashed: dict[str, str], summaries: list[dict[str, object]] | None = None
+    ) -> None:
         names = ", ".join(crashed)
         details = "; ".join(f"{name}: {error}" for name, error in crashed.items())
         super().__init__(f"{len(crashed)} source(s) crashed ({names}); {details}"[:2000])
         self.crashed = crashed
+        self.summaries = summaries or []
 
 
 @dataclass(frozen=True)
@@ -93,18 +98,10 @@ def ingest_sources(
     crashed: dict[str, str] = {}
 
     def one(source: Source) -> dict[str, object]:
-        try:
-            stats = pipeline.ingest_source(
-                engine, source, ids[source.name], session, run_key, now,
-                pool=pool, refetch_known=options.refetch_known, site_rules=site_rules,
-            )  # fmt: skip
-            return stats.as_dict()
-        except Exception as error:  # noqa: BLE001 - isolated per source, reported below
-            logger.exception("source %s crashed", source.name)
-            crashed[source.name] = f"{type(error).__name__}: {error}"[:300]
-            failed = IngestStats(source=source.name, poll="failed")
-            failed.errors.append(crashed[source.name])
-            return failed.as_dict()
+        return ingest_isolated(
+            engine, source, ids[source.name], session, run_key, now, crashed,
+            pool=pool, refetch_known=options.refetch_known, site_rules=site_rules,
+        )  # fmt: skip
 
     try:
         threads = max(1, min(options.source_threads, len(sources)))
@@ -118,8 +115,32 @@ def ingest_sources(
         "used" if pool.started else "never started (nothing to extract)",
     )
     if crashed:
-        raise ShardIncomplete(crashed)
+        raise ShardIncomplete(crashed, summaries)
     return summaries
+
+
+def ingest_isolated(
+    engine: sa.Engine,
+    source: Source,
+    source_id: int,
+    session: requests.Session,
+    run_key: str,
+    now: datetime,
+    crashed: dict[str, str],
+    **options: Any,
+) -> dict[str, object]:
+    """:func:`mediamon.ingest.run.ingest_source`'s summary; if it raises, the error is
+    logged with its traceback, noted in ``crashed`` and the source counted as a failed
+    poll, so the sources after it still run."""
+    try:
+        stats = pipeline.ingest_source(engine, source, source_id, session, run_key, now, **options)
+        return stats.as_dict()
+    except Exception as error:  # noqa: BLE001 - isolated per source, reported by the caller
+        logger.exception("source %s crashed", source.name)
+        crashed[source.name] = f"{type(error).__name__}: {error}"[:300]
+        failed = IngestStats(source=source.name, poll="failed")
+        failed.errors.append(crashed[source.name])
+        return failed.as_dict()
 
 
 def make_shard_engine(url: str) -> sa.Engine:

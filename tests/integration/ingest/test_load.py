@@ -51,6 +51,23 @@ def test_upsert_inserts_updates_and_leaves_unchanged_rows_alone(engine: sa.Engin
     assert count == 1
 
 
+def test_a_nul_that_reached_the_loader_is_dropped_not_the_chunk(engine: sa.Engine) -> None:
+    # PostgreSQL text cannot hold NUL: one in any field failed the chunk's COPY, and with
+    # it up to 200 articles, run after run.
+    sid = source_id(engine)
+    hostile = dataclasses.replace(
+        article("https://x/\x001"), title="标\x00题", author="A\x00B", categories=("Wo\x00rld",)
+    )
+    with engine.begin() as conn:
+        written = load.upsert_articles(conn, sid, [hostile, article("https://x/2")], NOW)
+        assert written.inserted == 2
+        row = conn.execute(
+            sa.text("select canonical_url, title, author, categories from articles"
+                    " where canonical_url <> 'https://x/2'")
+        ).one()  # fmt: skip
+    assert tuple(row) == ("https://x/1", "标题", "AB", ["World"])
+
+
 def test_a_failing_batch_leaves_nothing_behind(engine: sa.Engine) -> None:
     sid = source_id(engine)
     bad = dataclasses.replace(article("https://x/2"), content_origin="not-an-origin")

@@ -104,7 +104,7 @@ def test_unusable_links_are_reported_and_repeats_named() -> None:
     assert [i.link for i in parsed.items] == ["https://example.com/a", "https://example.com/b"]
     assert parsed.items[1].published_at is None
     assert parsed.skipped == [
-        "item 0 ('js') link 'javascript:alert(1)' is not http(s)",
+        "item 0 ('js') link 'javascript:alert(1)' is not a valid http(s) URL",
         "item 1 ('long') link is longer than 2048 characters",
         "item 3 ('a again') repeats an earlier item's link https://example.com/a",
     ]
@@ -170,3 +170,81 @@ def test_a_public_dtd_feed_still_parses() -> None:
     )
     parsed = parse_feed(document.replace(b"<rss ", public, 1), "https://example.com/feed")
     assert [i.title for i in parsed.items] == ["旧格式"]
+
+
+def _rss(items: str, head: str = '<rss version="2.0">') -> bytes:
+    return f"{head}<channel><title>t</title>{items}</channel></rss>".encode()
+
+
+def _item(n: int, extra: str = "") -> str:
+    return f"<item><title>t{n}</title><link>http://e.example/{n}</link>{extra}</item>"
+
+
+def test_character_references_xml_forbids_do_not_break_the_feed() -> None:
+    # An emoji written as its two UTF-16 halves (old CMSs), a lone half, a code point
+    # past U+10FFFF, one of a hundred digits, NUL: feedparser raised on each (one bad
+    # feed ended the whole run). Markup written as references stays text.
+    title = "&#55357;&#56832; &#xD800; &#x110000; &#" + "9" * 100 + "; &#0; &#60;b&#62;"
+    parsed = parse_feed(_rss(f"<item><title>{title}</title><link>http://e.example/1</link>"
+                             "<author>x&#0;y</author></item>"), "http://e.example/f")  # fmt: skip
+    item = parsed.items[0]
+    assert item.title == "\U0001f600 \ufffd \ufffd \ufffd \ufffd <b>"
+    assert item.author == "x\ufffdy"
+
+
+def test_a_charset_label_that_names_no_character_encoding_is_ignored() -> None:
+    # rot13, base64 … are Python codecs, not charsets: decoding raised LookupError;
+    # unicode_escape would have turned the text "\x00" into a NUL.
+    for label in ("rot13", "base64", "idna", "undefined", "unicode_escape"):
+        feed = f'<?xml version="1.0" encoding="{label}"?>'.encode() + _rss(
+            "<item><title>caf\xe9 \\x00</title><link>http://e.example/1</link></item>"
+        ).replace(b"\xc3\xa9", b"\xe9")
+        for charset in (label, None):
+            title = parse_feed(feed, "http://e.example/f", f"text/xml; charset={charset}")
+            assert title.items[0].title == "café \\x00", label
+
+
+ATTRIBUTES = " ".join(f'a{i}="1"' for i in range(5000))
+NAMESPACES = " ".join(f'xmlns:x{i}="urn:{i}"' for i in range(300))
+
+
+@pytest.mark.parametrize(
+    ("feed", "refusal"),
+    [
+        (_rss(_item(1, f"<category {ATTRIBUTES}>c</category>")),
+         "<category> has 5,000 attributes (at most 256)"),
+        (_rss(_item(1), f'<rss version="2.0" {NAMESPACES}>'),
+         "more than 256 namespace declarations"),
+        (_rss(_item(1, "<category>c</category>" * 5000)),
+         "one <item> holds 5,003 elements (at most 2,000)"),
+        (_rss(_item(1, "<description>" + "<b>" * 60_000 + "</description>")),
+         "malformed XML with 60,0"),
+    ],
+    ids=["attributes", "namespaces", "categories", "lenient-tags"],
+)  # fmt: skip
+def test_feeds_whose_shape_costs_feedparser_minutes_are_refused(feed: bytes, refusal: str) -> None:
+    # Each costs feedparser time that grows with the square of its size (or 70 µs a
+    # tag for a malformed one): 100,000 attributes took 140 s.
+    with pytest.raises(FeedError, match="^feed refused: ") as refused:
+        parse_feed(feed, "http://e.example/f")
+    assert refusal in str(refused.value)
+
+
+def test_items_far_past_the_cap_are_not_parsed_but_counted() -> None:
+    # 100,000 tiny items took feedparser 19 s for the 500 that are kept.
+    feed = _rss("".join(_item(n) for n in range(30_000)))
+    parsed = parse_feed(feed, "http://e.example/f", max_items=10)
+    assert [i.link for i in parsed.items] == [f"http://e.example/{n}" for n in range(10)]
+    assert parsed.skipped == ["29990 items past the cap of 10"]
+
+
+def test_links_with_a_bad_port_or_a_control_character_are_skipped() -> None:
+    items = "".join(
+        f"<item><title>{name}</title><link>{link}</link></item>"
+        for name, link in [("port", "http://e.example:99999/a"), ("word", "http://e.example:abc/b"),
+                           ("del", "http://e.example/\x7fc"), ("ok", "http://e.example/d")]
+    )  # fmt: skip
+    parsed = parse_feed(_rss(items), "http://e.example/f")
+    assert [i.link for i in parsed.items] == ["http://e.example/d"]
+    assert len(parsed.skipped) == 3
+    assert all("is not a valid http(s) URL" in line for line in parsed.skipped)
