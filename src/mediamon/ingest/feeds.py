@@ -281,7 +281,7 @@ def _costly_shape(data: bytes) -> tuple[str | None, Any, bool]:
         if declared > MAX_NAMESPACES:
             return f"more than {MAX_NAMESPACES} namespace declarations", None, well_formed
         if name in ITEM_TAGS:
-            inside = sum(1 for _ in element.iter())
+            inside = sum(1 for _ in element.iter(etree.Element))
             if inside > MAX_ITEM_ELEMENTS:
                 refused = f"one <{name}> holds {inside:,} elements (at most {MAX_ITEM_ELEMENTS:,})"
                 return refused, None, well_formed
