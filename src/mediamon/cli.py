@@ -257,7 +257,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "import-archive":
         from tqdm import tqdm
 
-        with tqdm(unit="file", desc=str(args.folder), file=sys.stderr) as bar:
+        # delay: no bar for an import that fails at once (not a folder) or ends quickly
+        with tqdm(unit="file", desc=str(args.folder), file=sys.stderr, delay=0.5) as bar:
             summary = service.import_archive(
                 settings,
                 args.folder,
