@@ -14,7 +14,7 @@ runs none). What it looks for:
   server down);
 - ``ingest_stale``: no successful ingest run (``ingest_runs``) for over an hour;
 - ``ingest_failed``: the latest ingest run failed (all sources, a config or database
-  error);
+  error); a run that found no source due read nothing and does not count;
 - ``quality_check``: a data-quality check failed in the latest checked run.
 """
 
