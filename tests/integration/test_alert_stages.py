@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import hashlib
 import smtplib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -24,7 +25,7 @@ from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
 from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
 from mediamon.spikes.detect import assess_topics, detect
 from mediamon.text import fold
-from mediamon.topics.definitions import TopicSet
+from mediamon.topics.definitions import Recipient, TopicSet
 from mediamon.topics.file import load_topics, parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
@@ -602,6 +603,23 @@ def test_smtp_down_leaves_alert_pending_then_sends_once(
     assert scalar(engine, "select state from alerts") == "notified"
     deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=20))
     assert len(sink.messages) == 2
+
+
+def test_an_address_the_mail_library_refuses_fails_its_mail_only(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    # Stored before the topics file refused such addresses: an encoded word that the mail
+    # library decodes into CR LF. Building its message raised out of the whole run, so
+    # the recipients after it never got the alert, run after run.
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    hostile = Recipient("=?utf-8?q?a=0D=0Abcc=3Aevil?=@example.org", "immediate")
+    stored = TopicSet(tuple(replace(t, recipients=(hostile, *t.recipients)) for t in topics))
+    with pytest.raises(DeliveryError) as failure:
+        deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5), topics=stored)
+    assert failure.value.stats.failed == 1 and failure.value.stats.sent == 2
+    assert "=?utf-8?q?a=0D=0Abcc=3Aevil?=@example.org: ValueError" in failure.value.stats.errors[0]
+    assert sorted(r[0] for _, r, _ in sink.messages) == ["desk@example.org", "duty@example.org"]
 
 
 def test_backfilled_alerts_are_not_mailed_late(

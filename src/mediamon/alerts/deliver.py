@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,14 +135,19 @@ def _record_delivery(engine: sa.Engine, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _try_send(
-    send: Callable[[EmailMessage], None], message: EmailMessage, stats: DeliveryStats
+    send: Callable[[EmailMessage], None],
+    build: Callable[[], EmailMessage],
+    address: str,
+    stats: DeliveryStats,
 ) -> bool:
+    """Build and send one mail. The message is built here, inside the try: an address
+    the mail library refuses in a header fails that mail, not the rest of the run."""
     try:
-        send(message)
+        send(build())
     except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
         stats.failed += 1
-        stats.errors.append(f"{message['To']}: {type(error).__name__}: {error}")
-        logger.warning("mail to %s not sent: %s", message["To"], error)
+        stats.errors.append(f"{address}: {type(error).__name__}: {error}")
+        logger.warning("mail to %s not sent: %s", address, error)
         return False
     return True
 
@@ -199,7 +205,8 @@ def _deliver_immediate(
                 continue
             assert content is not None
             mid = message_id("alert", str(alert_id), recipient.address)
-            message = alert_message(
+            build = partial(
+                alert_message,
                 content,
                 Reader(recipient.address, recipient.locale, recipient.timezone),
                 options,
@@ -207,7 +214,7 @@ def _deliver_immediate(
                 message_id=mid,
                 sent_at=now,
             )
-            if not _try_send(send, message, stats):
+            if not _try_send(send, build, recipient.address, stats):
                 complete = False
                 continue
             _record_delivery(

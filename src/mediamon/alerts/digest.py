@@ -294,17 +294,20 @@ def _run(
             stats.empty += 1
             continue
         mid = digest_message_id(plan)
-        message = digest_message(
-            digest,
-            Reader(plan.address, plan.locale, plan.timezone),
-            options,
-            sender=sender,
-            message_id=mid,
-            sent_at=now,
-        )
         assert send is not None
         try:
-            send(message)
+            # Built inside the try: an address the mail library refuses in a header
+            # fails this digest, not the others of the run.
+            send(
+                digest_message(
+                    digest,
+                    Reader(plan.address, plan.locale, plan.timezone),
+                    options,
+                    sender=sender,
+                    message_id=mid,
+                    sent_at=now,
+                )
+            )
         except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
             stats.failed += 1
             stats.errors.append(f"{plan.address}: {type(error).__name__}: {error}")

@@ -232,6 +232,35 @@ def test_file_defaults_are_resolved() -> None:
         (GOOD.replace("scope:", "scop:"), 9, "unknown key 'scop'"),
         (GOOD.replace("Europe/Paris", "Mars/Olympus"), 15, "unknown timezone"),
         (GOOD.replace("[desk@example.org]", "[desk-at-example]"), 4, "not an e-mail"),
+        # hostile ones (each passed the check, then broke every alert run, or crashed it)
+        # an encoded word the mail library decodes into a CR LF header break
+        (
+            GOOD.replace("desk@example.org", '"=?utf-8?q?a=0D=0Abcc=3Aevil?=@example.org"'),
+            4,
+            "not an e-mail",
+        ),
+        (GOOD.replace("desk@example.org", '"a:b@example.org"'), 4, "not an e-mail"),  # a group
+        (GOOD.replace("desk@example.org", '"(x)cm@example.org"'), 4, "not an e-mail"),
+        (GOOD.replace("desk@example.org", '"q\\x7fd@example.org"'), 4, "U+007F"),
+        (GOOD.replace("[芯片]", '["a\\0b"]'), 12, "contains the control or surrogate U+0000"),
+        (GOOD.replace("[芯片]", '["\\ud800"]'), 12, "contains the control or surrogate U+D800"),
+        (GOOD.replace("Europe/Paris", "America"), 15, "unknown timezone 'America'"),
+        (
+            GOOD.replace("[芯片]", "[(" + "|".join(f"w{i}" for i in range(501)) + ")]"),
+            12,
+            "more than 500 alternatives",
+        ),
+        ("topics: " + "[" * 2000 + "]" * 2000, None, "nested too deeply"),
+        (
+            "defaults: {recipients: &R ["
+            + ", ".join(f"r{i}@example.org" for i in range(500))
+            + "]}\ntopics:\n"
+            + "".join(
+                f"  - {{key: t{i}, name: t, terms: [x], recipients: *R}}\n" for i in range(500)
+            ),
+            None,
+            "once YAML aliases are expanded",
+        ),
     ],
 )
 def test_bad_files_name_the_line_and_reason(text: str, line: int | None, reason: str) -> None:
