@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.normalize import from_epoch_ms
 
 EPOCH_LINE = re.compile(r"^<!--\s*(\d{10,13})\s*-->$")
-TITLE_LINE = re.compile(r"^\[(?P<title>.*)\]\((?P<url>https?://[^\s)]+)\)$")
+URL_SCHEMES = ("http://", "https://")
+URL_BREAK = re.compile(r"[\s)]")
 SEPARATOR = re.compile(r"^-{3,}$")
 
 
@@ -38,9 +41,10 @@ def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
     epoch = EPOCH_LINE.match(header[0])
     if not epoch:
         raise ArchiveFormatError(f"{name}: line 1 must be <!--epoch milliseconds-->")
-    link = TITLE_LINE.match(header[1])
-    if not link:
+    link = split_title_line(header[1])
+    if link is None:
         raise ArchiveFormatError(f"{name}: line 2 must be [title](http(s) URL)")
+    title, url = link
     if not SEPARATOR.match(header[2]):
         raise ArchiveFormatError(f"{name}: line 3 must be a ------ separator")
     html = lines[3] if len(lines) > 3 else ""
@@ -50,27 +54,65 @@ def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
     # Ten digits are epoch seconds; the format's thirteen are milliseconds.
     published = from_epoch_ms(value * 1000 if value < 10**11 else value)
     item = FeedItem(
-        link=link.group("url"),
-        title=link.group("title").strip() or None,
+        link=url,
+        title=title.strip() or None,
         published_at=published,
         content_html=html,
     )
     return item, html
 
 
+def split_title_line(line: str) -> tuple[str, str] | None:
+    """``[title](url)`` as (title, url), or None if the line is not one.
+
+    The URL is http(s), without whitespace or ``)``; the title may contain anything,
+    ``](`` included, so the URL starts after the last ``](`` that leaves a valid URL
+    (what the former ``^\\[(?P<title>.*)\\]\\((?P<url>https?://[^\\s)]+)\\)$`` matched).
+    """
+    # Scans from the right, each character looked at a bounded number of times: the
+    # regex backtracked quadratically (35 s of CPU for a 200 KB line of "](http://a").
+    if not (line.startswith("[") and line.endswith(")")):
+        return None
+    end = len(line) - 1
+    clean_from = end  # line[clean_from:end] holds no whitespace and no ")"
+    opening = line.rfind("](", 1, end)
+    while opening >= 1:
+        start = opening + 2
+        if URL_BREAK.search(line, start, clean_from):
+            return None  # so does every URL starting further left
+        clean_from = start
+        for scheme in URL_SCHEMES:
+            if line.startswith(scheme, start, end) and end - start > len(scheme):
+                return line[1:opening], line[start:end]
+        opening = line.rfind("](", 1, opening + 1)
+    return None
+
+
 def read_capped(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, refusing a file over ``max_bytes`` before reading it (and, if
-    it grows meanwhile or is no regular file, after reading at most one byte more).
+    it grows meanwhile, after reading at most one byte more).
 
     Raises:
-        ArchiveFormatError: the file is larger than ``max_bytes``.
+        ArchiveFormatError: the file is larger than ``max_bytes``, or is no regular file
+            (a FIFO, a device, a folder).
         OSError: the file cannot be read.
     """
     too_big = f"{path.name}: file larger than {max_bytes} bytes; not read"
-    if path.stat().st_size > max_bytes:
-        raise ArchiveFormatError(too_big)
-    with path.open("rb") as file:
-        data = file.read(max_bytes + 1)
+    # The listing checked is_file, but the path may since have become a FIFO (or a
+    # device): O_NONBLOCK keeps open() from waiting for a writer, and the checks run on
+    # the descriptor that is then read, not on the path, which could change again.
+    # Symlinks are followed, as archive_files' is_file follows them.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise ArchiveFormatError(f"{path.name}: not a regular file; not read")
+        if status.st_size > max_bytes:
+            raise ArchiveFormatError(too_big)
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ArchiveFormatError(too_big)
     return data

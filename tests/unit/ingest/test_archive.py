@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from mediamon.ingest.archive import ArchiveFormatError, archive_files, parse_archive_text
+from mediamon.ingest.archive import (
+    ArchiveFormatError,
+    archive_files,
+    parse_archive_text,
+    read_capped,
+    split_title_line,
+)
 
 
 def test_seed_header(shared_dir: Path) -> None:
@@ -41,3 +50,85 @@ def test_epoch_seconds_and_crlf() -> None:
         "<!--1712090701-->\r\n[t](https://x.org/a)\r\n------\r\n<p>x</p>", "a.txt"
     )
     assert item.published_at == datetime(2024, 4, 2, 20, 45, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("[t](https://x.org/a)", ("t", "https://x.org/a")),
+        ("[](http://x)", ("", "http://x")),
+        ("[a [b] (c)](http://x/y?z=1#f)", ("a [b] (c)", "http://x/y?z=1#f")),
+        # The URL starts after the last "](" that leaves a valid one.
+        ("[a](http://x](http://y)", ("a](http://x", "http://y")),
+        ("[a](http://x](ftp)", ("a", "http://x](ftp")),
+        ("[a](http://x](http://)", ("a", "http://x](http://")),
+        ("[a](http://x y)", None),
+        ("[a](http://x)y)", None),
+        ("[a](http://)", None),
+        ("[a](ftp://x)", None),
+        ("[a](http://x", None),
+        ("a](http://x)", None),
+    ],
+)
+def test_title_line_forms(line: str, expected: tuple[str, str] | None) -> None:
+    assert split_title_line(line) == expected
+
+
+def test_title_line_of_many_link_openings_is_parsed_in_linear_time() -> None:
+    # 200 KB: the former regex spent about 35 s of CPU here, so a backtracking
+    # regression shows as a very slow test.
+    openings = "](http://a" * 20_000
+    with pytest.raises(ArchiveFormatError, match=r"^hostile\.txt: line 2 must be"):
+        parse_archive_text(f"<!--1712090701000-->\n[{openings}\n------\n<p>x</p>", "hostile.txt")
+    with pytest.raises(ArchiveFormatError, match="line 2"):
+        parse_archive_text(f"<!--1712090701000-->\n[{openings} )\n------\n<p>x</p>", "h.txt")
+    item, _ = parse_archive_text(f"<!--1712090701000-->\n[{openings})\n------\n<p>x</p>", "h.txt")
+    assert item.link == "http://a"
+    assert item.title == "](http://a" * 19_999
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    # archive_files saw a regular file; by the time it is read the name is a FIFO,
+    # whose open() would block until some writer came.
+    fifo = tmp_path / "item.txt"
+    os.mkfifo(fifo)
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(read_capped(fifo, 1000))
+        except Exception as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():  # unblock the reader so the suite can end
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("read_capped blocked on a FIFO")
+    (error,) = outcome
+    assert isinstance(error, ArchiveFormatError)
+    assert str(error) == "item.txt: not a regular file; not read"
+
+
+def test_a_folder_is_refused_as_not_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "item.txt").mkdir()
+    with pytest.raises(ArchiveFormatError, match=r"^item\.txt: not a regular file"):
+        read_capped(tmp_path / "item.txt", 1000)
+
+
+def test_symlinks_to_regular_files_are_still_read(tmp_path: Path) -> None:
+    (tmp_path / "target.txt").write_bytes(b"<p>x</p>")
+    (tmp_path / "item.txt").symlink_to(tmp_path / "target.txt")
+    assert archive_files(tmp_path) == [tmp_path / "item.txt", tmp_path / "target.txt"]
+    assert read_capped(tmp_path / "item.txt", 1000) == b"<p>x</p>"
+
+
+def test_files_over_the_cap_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "item.txt"
+    path.write_bytes(b"x" * 1001)
+    with pytest.raises(ArchiveFormatError, match="file larger than 1000 bytes; not read"):
+        read_capped(path, 1000)
+    path.write_bytes(b"x" * 1000)
+    assert read_capped(path, 1000) == b"x" * 1000
