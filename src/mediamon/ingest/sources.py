@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -46,6 +47,17 @@ DURATION_FIELDS = (
     "connect_timeout", "read_timeout", "download_deadline", "time_budget",
 )  # fmt: skip
 COUNT_FIELDS = ("host_max_connections", "max_items", "max_bytes")
+# No field of a source needs a control character; NUL in particular passes YAML (as
+# "\0") and only fails later, in PostgreSQL or in the file system.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+# YAML aliases let a few lines stand for millions of values (one anchored list reused by
+# every source), which every later step would pay for. The expanded document is measured
+# against these bounds before anything else reads it; real sources files are a few
+# hundred values and a few kilobytes.
+MAX_EXPANDED_VALUES = 200_000
+MAX_EXPANDED_CHARACTERS = 10_000_000
+# Values quoted in error messages are cut here, so each error stays one readable line.
+MAX_QUOTED_CHARS = 200
 
 
 class SourceConfigError(ConfigError):
@@ -137,9 +149,26 @@ class Source:
         return frozenset(hosts)
 
 
+def quoted(value: object) -> str:
+    """``repr(value)`` for an error message: whatever may be a URL's userinfo (up to
+    the last ``@``) replaced by ``***``, and cut to one short line.
+
+    Error messages reach the terminal, logs and the fetch log; a password written into
+    the sources file must not. The text is cut at the last ``@`` rather than parsed as
+    a URL because the URLs quoted here are the ones that did not parse (a password
+    holding ``/`` makes the rest of it look like a path).
+    """
+    text = repr(value)
+    head, at, tail = text.rpartition("@")
+    if at:
+        scheme, slashes, _userinfo = head.partition("//")
+        text = f"{scheme}{slashes}***@{tail}" if slashes else f"***@{tail}"
+    return text if len(text) <= MAX_QUOTED_CHARS else text[:MAX_QUOTED_CHARS] + "…"
+
+
 def parse_duration(value: object, where: str) -> timedelta:
     """Parse ``90s``, ``15m``, ``2h``, ``1d`` or a number of seconds, at most a year."""
-    problem = f"{where}: expected a duration such as 15m (at most 365d), got {value!r}"
+    problem = f"{where}: expected a duration such as 15m (at most 365d), got {quoted(value)}"
     if isinstance(value, bool):
         raise SourceConfigError(problem)
     if isinstance(value, int | float):
@@ -161,8 +190,10 @@ def parse_host_port(value: object, where: str) -> str:
     """A ``host:port`` entry of ``allow_hosts``, spelled as the SSRF guard compares it."""
     from mediamon.ingest.netguard import BlockedURL, url_host_key
 
-    problem = f"{where}: expected host:port such as 127.0.0.1:8080, got {value!r}"
-    if not isinstance(value, str) or not re.fullmatch(r"\S+:\d{1,5}", value.strip()):
+    problem = f"{where}: expected host:port such as 127.0.0.1:8080, got {quoted(value)}"
+    # No userinfo, path, query or fragment: url_host_key would read "http://h:1" or
+    # "h/x:1" as some other host:port instead of refusing it.
+    if not isinstance(value, str) or not re.fullmatch(r"[^\s@/?#\\]+:\d{1,5}", value.strip()):
         raise SourceConfigError(problem)
     try:
         return url_host_key(f"http://{value.strip()}/")
@@ -170,16 +201,66 @@ def parse_host_port(value: object, where: str) -> str:
         raise SourceConfigError(problem) from error
 
 
+def parse_feed_url(value: object, where: str) -> str:
+    """A feed's URL, refused now if the fetch could not use it or would leak a password."""
+    from mediamon.ingest.netguard import BlockedURL, check_url_syntax
+
+    if not isinstance(value, str) or not re.match(r"^https?://", value):
+        raise SourceConfigError(f"{where}: a feed needs an http(s) URL, got {quoted(value)}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - reading it is the check: it parses the port
+    except ValueError as error:
+        # urlsplit's own message may quote the netloc or port, where a password can be.
+        reason = "a bad port" if "Port" in str(error) else "a malformed host"
+        raise SourceConfigError(
+            f"{where}: not a valid URL ({reason}), got {quoted(value)}"
+        ) from error
+    if "@" in parts.netloc:
+        raise SourceConfigError(
+            f"{where}: credentials in the URL are not allowed (they would be stored in the"
+            " fetch log and shown to BI users); remove the user name and password (secrets"
+            " belong in environment variables or Airflow connections)"
+        )
+    if not parts.hostname:
+        raise SourceConfigError(f"{where}: the URL has no host, got {quoted(value)}")
+    try:
+        check_url_syntax(value, check_length=False)
+    except BlockedURL as error:
+        reason = str(error).removeprefix("blocked: ")
+        raise SourceConfigError(f"{where}: {reason}, got {quoted(value)}") from error
+    return value
+
+
+def _refuse_control_characters(raw: dict[str, Any], where: str) -> None:
+    for key, value in raw.items():
+        entries = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for n, entry in entries:
+            bad = CONTROL_CHARACTER.search(entry) if isinstance(entry, str) else None
+            if bad:
+                field_name = key if n is None else f"{key}[{n}]"
+                raise SourceConfigError(
+                    f"{where}.{field_name}: control character U+{ord(bad.group()):04X}"
+                    f" (at position {bad.start()}) is not allowed"
+                )
+
+
 def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     where = f"{path}: sources[{index}]"
     if not isinstance(raw, dict):
         raise SourceConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     name = raw.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    # fullmatch: the pattern's $ would also match before a final newline.
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise SourceConfigError(
-            f"{where}.name: expected a short lowercase name (a-z, 0-9, _ . -), got {name!r}"
+            f"{where}.name: expected a short lowercase name (a-z, 0-9, _ . -), got {quoted(name)}"
         )
     where = f"{path}: source {name!r}"
+    for key in raw:
+        if not isinstance(key, str) or CONTROL_CHARACTER.search(key):
+            raise SourceConfigError(
+                f"{where}: field names must be text without control characters, got {quoted(key)}"
+            )
     known = {
         "name", "kind", "url", "path", "language", "poll_interval",
         "drop_query_params", "fetch_pages", "allow_private_network", "allow_hosts", "enabled",
@@ -188,13 +269,12 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SourceConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    _refuse_control_characters(raw, where)
     kind = raw.get("kind", "feed")
     if kind not in KINDS:
-        raise SourceConfigError(f"{where}.kind: expected one of {KINDS}, got {kind!r}")
+        raise SourceConfigError(f"{where}.kind: expected one of {KINDS}, got {quoted(kind)}")
     if kind == "feed":
-        location = raw.get("url")
-        if not isinstance(location, str) or not re.match(r"^https?://", location):
-            raise SourceConfigError(f"{where}.url: a feed needs an http(s) URL, got {location!r}")
+        location = parse_feed_url(raw.get("url"), f"{where}.url")
     else:
         folder = raw.get("path")
         if not isinstance(folder, str) or not folder:
@@ -221,7 +301,7 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
             bound = COUNT_BOUNDS[key]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
                 raise SourceConfigError(
-                    f"{where}.{key}: expected a whole number from 1 to {bound}, got {value!r}"
+                    f"{where}.{key}: expected a whole number from 1 to {bound}, got {quoted(value)}"
                 )
             extra[key] = value
     hosts = raw.get("allow_hosts", [])
@@ -253,6 +333,50 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     return source
 
 
+def _yaml_problem(error: Exception) -> str:
+    """One line for a YAML error: PyYAML's own message spans lines and quotes the line
+    of the file, which may hold a URL with a password."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        problem = error.problem or error.context or "syntax error"
+        mark = error.problem_mark or error.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{problem}{where}"
+    lines = str(error).splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _check_expanded_size(document: object, path: Path) -> None:
+    """Refuse a document whose values, with every alias expanded, pass the bounds.
+
+    Aliases make the loaded document a graph (even a cycle: ``&a [*a]``); it is walked
+    as the tree later code will see, and the walk ends as soon as a bound is passed, so
+    it costs at most the bounds, whatever the expanded size.
+    """
+    values, characters = 1, 0
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str | bytes):
+            characters += len(node)
+        # Children are counted when queued, not when visited: a list holding itself a
+        # thousand times must not queue a thousand entries per value counted.
+        elif isinstance(node, dict):
+            values += 2 * len(node)
+        elif isinstance(node, list | set | frozenset):
+            values += len(node)
+        if values > MAX_EXPANDED_VALUES or characters > MAX_EXPANDED_CHARACTERS:
+            raise SourceConfigError(
+                f"{path}: too large once YAML aliases are expanded (more than"
+                f" {MAX_EXPANDED_VALUES} values or {MAX_EXPANDED_CHARACTERS} characters);"
+                " write the sources out with fewer aliases"
+            )
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list | set | frozenset):
+            pending.extend(node)
+
+
 def load_sources(path: Path) -> list[Source]:
     """Read and validate the sources file; disabled sources are left out.
 
@@ -261,7 +385,7 @@ def load_sources(path: Path) -> list[Source]:
             the source and the field.
     """
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise SourceConfigError(f"{path}: sources file not found") from error
     except UnicodeDecodeError as error:
@@ -271,8 +395,15 @@ def load_sources(path: Path) -> list[Source]:
         ) from error
     except OSError as error:
         raise SourceConfigError(f"{path}: cannot read the sources file: {error}") from error
-    except yaml.YAMLError as error:
-        raise SourceConfigError(f"{path}: not valid YAML: {error}") from error
+    try:
+        document = yaml.safe_load(text)
+    except RecursionError as error:
+        # PyYAML's parser recurses once per level of brackets or indentation.
+        raise SourceConfigError(f"{path}: not valid YAML: nested too deeply") from error
+    except (yaml.YAMLError, ValueError) as error:
+        # ValueError: PyYAML's constructors let it through (2024-13-45, a 5,000-digit int).
+        raise SourceConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from error
+    _check_expanded_size(document, path)
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
         raise SourceConfigError(f"{path}: expected a mapping with a 'sources' list")
     sources: list[Source] = []

@@ -68,3 +68,167 @@ def test_duplicate_names_and_bad_yaml(tmp_path: Path) -> None:
         load_sources(write(tmp_path, "sources: [\n"))
     with pytest.raises(SourceConfigError, match="not found"):
         load_sources(tmp_path / "missing.yaml")
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(SourceConfigError) as error:
+        load_sources(path)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "position"),
+    [
+        ('url: "http://example.org/f\\0"', "url", 20),
+        ('url: "http://example.org/f", language: "z\\0h"', "language", 1),
+        ('url: "http://example.org/f", drop_query_params: [x, "y\\0"]', "drop_query_params[1]", 1),
+        ('url: "http://example.org/f", allow_hosts: ["h\\0:80"]', "allow_hosts[0]", 1),
+        ('kind: archive, path: "it\\0ems"', "path", 2),
+        ('url: "http://example.org/f\\x1b[2J"', "url", 20),
+    ],
+)
+def test_control_characters_are_refused_naming_the_field(
+    tmp_path: Path, entry: str, field: str, position: int
+) -> None:
+    path = write(tmp_path, f"sources:\n  - {{name: a, {entry}}}\n")
+    character = "U+001B" if "x1b" in entry else "U+0000"
+    assert refusal(path) == (
+        f"{path}: source 'a'.{field}: control character {character}"
+        f" (at position {position}) is not allowed"
+    )
+
+
+@pytest.mark.parametrize(("key", "shown"), [("1", "1"), ("null", "None"), ('"a\\0"', "'a\\x00'")])
+def test_field_names_that_are_not_text_are_refused(tmp_path: Path, key: str, shown: str) -> None:
+    path = write(tmp_path, f'sources:\n  - {{name: a, url: "http://example.org/f", {key}: 2}}\n')
+    assert refusal(path) == (
+        f"{path}: source 'a': field names must be text without control characters, got {shown}"
+    )
+
+
+def test_deep_nesting_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources: " + "[" * 2000 + "]" * 2000 + "\n")
+    assert refusal(path) == f"{path}: not valid YAML: nested too deeply"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "http://user:pw@[::1/feed",
+            "not a valid URL (a malformed host), got 'http://***@[::1/feed'",
+        ),
+        (
+            "http://example.org:99999/f",
+            "not a valid URL (a bad port), got 'http://example.org:99999/f'",
+        ),
+        ("http://example.org:8o/f", "not a valid URL (a bad port), got 'http://example.org:8o/f'"),
+        ("http:///feed", "the URL has no host, got 'http:///feed'"),
+        ("http://:80/feed", "the URL has no host, got 'http://:80/feed'"),
+        (
+            "http://ex\u00e4mple..org/f",
+            "invalid host name: Empty Label, got 'http://ex\u00e4mple..org/f'",
+        ),
+    ],
+)
+def test_unusable_urls_are_refused_when_the_file_is_read(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    path = write(tmp_path, f"sources:\n  - {{name: a, url: '{url}'}}\n")
+    assert refusal(path) == f"{path}: source 'a'.url: {problem}"
+
+
+CREDENTIALS = (
+    "credentials in the URL are not allowed (they would be stored in the fetch log and shown"
+    " to BI users); remove the user name and password (secrets belong in environment"
+    " variables or Airflow connections)"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("url: 'http://user:s3cretpw@example.org/feed'", f"url: {CREDENTIALS}"),
+        ("url: 'https://s3cretpw@example.org/feed'", f"url: {CREDENTIALS}"),
+        ("url: 'http://@example.org/feed'", f"url: {CREDENTIALS}"),
+        (
+            "url: 'ftp://user:s3cretpw@example.org/feed'",
+            "url: a feed needs an http(s) URL, got 'ftp://***@example.org/feed'",
+        ),
+        # The slash makes the rest of the password look like a path and its start a port.
+        (
+            "url: 'http://user:s3c/retpw@example.org/feed'",
+            "url: not a valid URL (a bad port), got 'http://***@example.org/feed'",
+        ),
+        (
+            "url: 'http://example.org/f', allow_hosts: ['http://user:s3cretpw@example.org:80']",
+            "allow_hosts[0]: expected host:port such as 127.0.0.1:8080,"
+            " got 'http://***@example.org:80'",
+        ),
+    ],
+)
+def test_credentials_in_urls_are_refused_and_never_echoed(
+    tmp_path: Path, entry: str, problem: str
+) -> None:
+    path = write(tmp_path, f"sources:\n  - {{name: a, {entry}}}\n")
+    message = refusal(path)
+    assert message == f"{path}: source 'a'.{problem}"
+    assert "s3c" not in message and "retpw" not in message
+
+
+def test_yaml_errors_are_one_line_without_the_files_text(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  - {name: a, url: 'http://user:s3cretpw@example.org/f'}}\n")
+    assert refusal(path) == (
+        f"{path}: not valid YAML: expected <block end>, but found '}}' (line 2, column 57)"
+    )
+    path = write(
+        tmp_path, "sources:\n  - {name: a, url: 'https://x/f', poll_interval: 2024-13-45}\n"
+    )
+    assert refusal(path) == f"{path}: not valid YAML: month must be in 1..12"
+
+
+PARAMS = "p: &P [" + ", ".join(f"p{n}" for n in range(3000)) + "]\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            PARAMS
+            + "sources:\n"
+            + "".join(
+                f"  - {{name: s{n}, url: 'https://x/f', drop_query_params: *P}}\n"
+                for n in range(3000)
+            ),
+            id="list-reused",
+        ),
+        pytest.param(
+            PARAMS
+            + "m: &M {url: 'https://x/f', drop_query_params: *P}\nsources:\n"
+            + "".join(f"  - {{<<: *M, name: s{n}}}\n" for n in range(100)),
+            id="mapping-reused",
+        ),
+        # 10**10 values: only a walk that stops at the bound ends.
+        pytest.param(
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join([f'*{chr(97 + n)}'] * 10)}]\n"
+                for n in range(9)
+            )
+            + "sources: *j\n",
+            id="billion-laughs",
+        ),
+        pytest.param("sources: &s [*s, *s]\n", id="cycle"),
+        pytest.param(
+            f"u: &U 'https://x/{'a' * 100_000}'\nsources:\n"
+            + "".join(f"  - {{name: s{n}, url: *U}}\n" for n in range(200)),
+            id="long-string-reused",
+        ),
+    ],
+)
+def test_documents_multiplied_by_aliases_are_refused(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    assert refusal(path) == (
+        f"{path}: too large once YAML aliases are expanded (more than 200000 values or"
+        " 10000000 characters); write the sources out with fewer aliases"
+    )
