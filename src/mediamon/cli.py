@@ -353,6 +353,8 @@ def _when(moment: object) -> str:
 
 
 def _status_table(report: dict[str, object]) -> str:
+    from mediamon.ingest.fetch import printable
+
     sources = report["sources"]
     assert isinstance(sources, list)
     rows = [
@@ -362,7 +364,8 @@ def _status_table(report: dict[str, object]) -> str:
             "why": s["state_reason"] or "-",
             "last success (UTC)": _when(s["last_success"]),
             "articles 24h": s["articles_24h"],
-            "last error": " ".join(str(s["last_error"] or "-").split())[:70],
+            # printable: the error may quote a server's reason phrase (ESC sequences)
+            "last error": printable(" ".join(str(s["last_error"] or "-").split()))[:70],
         }
         for s in sources
     ]

@@ -900,3 +900,35 @@ def test_a_source_that_crashes_does_not_stop_the_next(
     with engine.connect() as conn:
         run_row = conn.execute(sa.text("select sources_due, sources_failed from ingest_runs")).one()
     assert tuple(run_row) == (2, 1)  # recorded, the crash counted as a failed source
+
+
+def test_control_characters_a_server_sends_reach_neither_the_database_nor_a_terminal(
+    server: FaultServer,
+    engine: sa.Engine,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A NUL in a reason phrase made PostgreSQL refuse the fetch log, and the chunk's good
+    # articles with it, every run; an ESC sequence reached `mediamon status` raw.
+    from mediamon.cli import main
+
+    server.route("/nul", respond(page("坏"), status="500 A\x00B"))
+    server.route("/esc", respond(page("坏"), status="500 \x1b]0;PWNED\x07\x1b[31mRED"))
+    server.route("/hop", respond(b"", status="302 Found", headers={"Location": "/a\x1b[31m"}))
+    server.route("/ok", respond(page("正常")))
+    feed = rss([item(server.url(p), title=p) for p in ("/nul", "/esc", "/hop", "/ok")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("ctl", server.url("/feed.xml"))], NOW)["ctl"]
+    assert stats.new == 4  # the three bad pages fall back to the feed's text
+    errors = {url: str(row["error"]) for url, row in fetch_log(engine, "ctl").items()}
+    assert "(HTTP 500 A\ufffdB)" in errors[server.url("/nul")]
+    assert "(HTTP 500 \ufffd]0;PWNED\ufffd\ufffd[31mRED)" in errors[server.url("/esc")]
+    assert "control character" in errors[server.url("/hop")]
+    assert not any(c in "".join(errors.values()) for c in "\x00\x1b\x07")
+
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    assert main(["status"]) == 0
+    assert "\x1b" not in capsys.readouterr().out

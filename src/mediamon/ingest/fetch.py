@@ -242,6 +242,8 @@ def fetch(
         private_hosts = _own_host(url) if allow_private_network else frozenset()
 
     def done(**kwargs: Any) -> FetchResult:
+        if kwargs.get("error"):
+            kwargs["error"] = printable(kwargs["error"])
         elapsed = int((time.monotonic() - started) * 1000)
         kwargs.setdefault("final_url", current)
         kwargs.setdefault("status", None)
@@ -588,6 +590,18 @@ def _own_host(url: str) -> frozenset[str]:
 # urllib3 starts its messages with the connection object's repr; the fetch log's line
 # already names the URL, and the class name is ours (netguard's pinned connection).
 _CONNECTION_REPR = re.compile(r"^<?\w*Connection(?:Pool)?\(host='[^']*', port=\d+\)>?: ")
+
+
+# C0 and C1 controls and DEL: a server's reason phrase ("500 A\x00B", "500 \x1b]0;…\x07")
+# went into the fetch log (PostgreSQL refused the NUL, and the chunk with it) and, raw,
+# to the operator's terminal.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` (an error that may quote what a server sent) with every control character
+    shown as U+FFFD: safe for the database, the logs and a terminal."""
+    return _CONTROLS.sub("\ufffd", text)
 
 
 def _short(error: BaseException) -> str:

@@ -71,8 +71,14 @@ def sync_sources(conn: sa.Connection, configured: Sequence[Source]) -> dict[str,
 def write_fetch_log(
     conn: sa.Connection, run_key: str, source_id: int, records: Iterable[FetchRecord]
 ) -> int:
-    """Upsert fetch records on (run_key, source_id, url); a retry overwrites its rows."""
-    rows = [{"run_key": run_key, "source_id": source_id, **asdict(r)} for r in records]
+    """Upsert fetch records on (run_key, source_id, url); a retry overwrites its rows.
+    A NUL in a URL or an error (text a server or feed supplied) is dropped: PostgreSQL
+    refuses it, and with it the whole chunk's transaction."""
+    rows = [
+        {"run_key": run_key, "source_id": source_id,
+         **{k: _without_nul(v) for k, v in asdict(r).items()}}
+        for r in records
+    ]  # fmt: skip
     if not rows:
         return 0
     unique: dict[str, dict[str, object]] = {str(r["url"]): r for r in rows}

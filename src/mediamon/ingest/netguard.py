@@ -18,6 +18,7 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import re
 import socket
 import threading
 from collections.abc import Collection, Iterator
@@ -139,6 +140,9 @@ def resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def check_url_syntax(url: str, check_length: bool = True) -> tuple[str, str, int]:
     """Scheme, host and port of ``url``, refusing what is never fetched.
 
@@ -147,6 +151,8 @@ def check_url_syntax(url: str, check_length: bool = True) -> tuple[str, str, int
     """
     if check_length and len(url) > MAX_URL_LENGTH:
         raise BlockedURL(f"blocked: URL longer than {MAX_URL_LENGTH} characters")
+    if CONTROL.search(url):  # from a Location header or a feed: NUL, ESC … never belong
+        raise BlockedURL("blocked: URL contains a control character")
     try:
         parts = urlsplit(url)
         port = parts.port
