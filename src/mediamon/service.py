@@ -468,13 +468,34 @@ def run_digests(
 
 
 def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
-    wanted = list(only)
+    """The configured sources named in ``only`` (all when it is empty), each once, in
+    the order named. ``only`` comes from the command line or a DAG run's params, which
+    a user or the API may fill with anything: a name twice was polled twice (1,000
+    copies, 1,000 feed requests), a string was read as its letters.
+
+    Raises:
+        ConfigError: ``only`` is not a list of names, or names an unknown source.
+    """
+    if isinstance(only, str | bytes) or not isinstance(only, Iterable):
+        raise ConfigError(f"sources must be a list of source names, got {_shown(only)}")
+    names = list(only)
+    if not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"sources must be a list of source names, got {_shown(names)}")
+    wanted = list(dict.fromkeys(names))  # each once, first mention first
     if not wanted:
         return configured
     by_name = {s.name: s for s in configured}
     unknown = [n for n in wanted if n not in by_name]
     if unknown:
         raise ConfigError(
-            f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(by_name)}"
+            f"unknown source(s): {_shown(unknown)}; configured: {_shown(list(by_name))}"
         )
     return [by_name[n] for n in wanted]
+
+
+def _shown(names: object, most: int = 10) -> str:
+    """Names for a one-line message: the first ``most``, each cut, and how many more."""
+    if not isinstance(names, list | tuple):
+        return repr(names)[:100]
+    shown = ", ".join(str(n)[:60] for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

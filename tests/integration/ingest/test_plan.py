@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,33 @@ def test_a_bad_topics_file_is_logged_and_ingest_still_planned(
     with caplog.at_level(logging.ERROR, logger="mediamon.service"):
         assert service.plan_sources(settings, NOW, force=True) == ["wire"]
     assert "topics_path.yaml" in caplog.text and "stored topic definitions" in caplog.text
+
+
+def test_sources_named_twice_are_planned_once(tmp_path: Path, database_url: str) -> None:
+    # A DAG run's params or --source twice: 1,000 copies made 1,000 feed requests.
+    settings = settings_with(tmp_path, database_url)
+    assert service.plan_sources(settings, NOW, only=["wire"] * 1000, force=True) == ["wire"]
+    shards = service.plan_shards(settings, NOW, only=["wire"] * 100_000, force=True, shards=4)
+    assert [list(s.sources) for s in shards] == [["wire"]]
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        ("wire", "sources must be a list of source names, got 'wire'"),  # was read as w, i, r, e
+        ([1, None], "sources must be a list of source names, got 1, None"),
+        ([["wire"]], "sources must be a list of source names, got ['wire']"),
+        ([f"n{i}" for i in range(100_000)],
+         "unknown source(s): n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 99990 more;"
+         " configured: wire"),
+    ],
+)  # fmt: skip
+def test_sources_that_are_not_a_list_of_known_names_are_one_short_line(
+    tmp_path: Path, database_url: str, only: Any, message: str
+) -> None:
+    from mediamon.errors import ConfigError
+
+    settings = settings_with(tmp_path, database_url)
+    with pytest.raises(ConfigError) as refused:
+        service.plan_shards(settings, NOW, only=only, force=True, shards=4)
+    assert str(refused.value) == message
