@@ -131,10 +131,12 @@ def _utc_time(value: str) -> datetime:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InputError(
-            f"--at: expected an ISO 8601 time such as 2024-04-20T12:00, got {value!r}"
+            f"--at: expected an ISO 8601 time such as 2024-04-20T12:00, got {value[:40]!r}"
         ) from None
     if not EARLIEST_AT <= moment < LATEST_AT:
-        raise InputError(f"--at: {value} is outside {EARLIEST_AT:%Y-%m-%d} … {LATEST_AT:%Y-%m-%d}")
+        raise InputError(
+            f"--at: {value[:40]} is outside {EARLIEST_AT:%Y-%m-%d} … {LATEST_AT:%Y-%m-%d}"
+        )
     return moment
 
 
@@ -276,13 +278,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             failed += "error" in json.loads(line)
         return 1 if failed else 0
     if args.command == "alerts":
-        at = _utc_time(args.at) if args.at else datetime.now(UTC)
+        at = _utc_time(args.at) if args.at is not None else datetime.now(UTC)
         summary = service.run_alerts(settings, at, dry_run=args.dry_run)
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
     if args.command == "digest":
         summary = service.run_digests(
-            settings, _utc_time(args.at) if args.at else datetime.now(UTC), dry_run=args.dry_run
+            settings,
+            _utc_time(args.at) if args.at is not None else datetime.now(UTC),
+            dry_run=args.dry_run,
         )
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
         return 0
@@ -327,7 +331,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _health(args: argparse.Namespace, settings: Settings) -> int:
     from mediamon.ops import service as ops
 
-    at = _utc_time(args.at) if args.at else datetime.now(UTC)
+    at = _utc_time(args.at) if args.at is not None else datetime.now(UTC)
     if args.health_command == "report":
         outcome = ops.health_report(settings, at, dry_run=args.dry_run)
         print(json.dumps(outcome.as_dict(), ensure_ascii=False))

@@ -693,6 +693,18 @@ CLI_CASES = {
         2,
         "--at: 0001-01-01 is outside 1970-01-01",
     ),
+    "alerts-at-empty": (  # was taken as now
+        ["alerts", "run", "--at", "", "--dry-run"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url},
+        2,
+        "--at: expected an ISO 8601 time such as 2024-04-20T12:00, got ''",
+    ),
+    "alerts-at-100-kb": (  # the whole value was echoed
+        ["alerts", "run", "--at", "1" * 100_000, "--dry-run"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url},
+        2,
+        "--at: 1111111111111111111111111111111111111111 is outside 1970-01-01",
+    ),
     "extract-dev-zero": (
         ["extract", "/dev/zero"],
         lambda url, tmp: {},
