@@ -9,12 +9,14 @@ any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` 
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from mediamon import __version__
 from mediamon.errors import ConfigError
@@ -44,6 +46,16 @@ T = TypeVar("T", int, float)
 MAX_HTTP_RETRIES = 10
 MAX_HTTP_BACKOFF_S = 60.0
 MAX_WORKERS = 64
+# Control characters (C0, DEL, C1): no setting needs one. In a value that ends up in an
+# HTTP or mail header (User-Agent, List-Unsubscribe, To) a CR or LF would inject a header
+# or make every request fail; NUL, in any variable, only fails later (a path, a driver).
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What the User-Agent header can carry: http.client sends headers as Latin-1 and
+# requests refuses leading spaces, so printable ASCII only (stripped).
+NOT_HEADER_ASCII = re.compile(r"[^\x20-\x7e]")
+# A mailbox for ``<mailto:…>``: no spaces, angle brackets or second @.
+MAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+SQL_SUBFOLDERS = ("migrations", "queries")
 
 
 class SettingsError(ConfigError):
@@ -58,12 +70,70 @@ def validate_timezone(name: str) -> str:
     """
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the tz database (America, Etc) is found but cannot be read as a
+    # zone (IsADirectoryError), or the name is too long for the file system.
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise SettingsError(
             f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
             " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
         ) from None
     return name
+
+
+def _refuse_control_characters(name: str, raw: str, *, show: bool = True) -> None:
+    """Raise a :class:`SettingsError` naming ``name`` (and, when ``show``, the value) if
+    ``raw`` holds a control character."""
+    bad = CONTROL_CHARACTER.search(raw)
+    if bad:
+        where = f"{name}={raw!r}" if show else name
+        raise SettingsError(
+            f"{where}: control character U+{ord(bad.group()):04X} (at position {bad.start()})"
+            " is not allowed"
+        )
+
+
+def _sql_dir(raw: str) -> Path:
+    """``MEDIAMON_SQL_DIR``: an existing folder holding ``migrations/`` and ``queries/``."""
+    folder = Path(raw)
+    try:
+        if not folder.exists():
+            problem = "it does not exist"
+        elif not folder.is_dir():
+            problem = "it is not a folder"
+        else:
+            missing = [f"{sub}/" for sub in SQL_SUBFOLDERS if not (folder / sub).is_dir()]
+            problem = f"it has no {' or '.join(missing)}" if missing else ""
+    except OSError as error:
+        problem = f"it cannot be read: {error.strerror or type(error).__name__}"
+    if problem:
+        raise SettingsError(
+            f"MEDIAMON_SQL_DIR={raw!r}: expected a folder holding migrations/ and queries/"
+            f" ({problem})"
+        )
+    return folder
+
+
+def _base_url(raw: str) -> str:
+    """``MEDIAMON_BASE_URL``: an http(s) URL with a host, without query or fragment (mails
+    append ``/mediamon/?…`` to it), its trailing slashes removed."""
+    url = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        usable = (
+            parts.scheme.lower() in ("http", "https")
+            and bool(parts.hostname)
+            and not any(c.isspace() for c in url)
+            and not (parts.query or parts.fragment or "?" in url or "#" in url)
+        )
+        _ = parts.port  # a port that is not a number raises ValueError
+    except ValueError:
+        usable = False
+    if not usable:
+        raise SettingsError(
+            f"MEDIAMON_BASE_URL={raw!r}: expected an http(s) URL without query or fragment,"
+            " such as https://mediamon.example.org"
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -130,9 +200,23 @@ class Settings:
             SettingsError: a variable holds a value of the wrong type or range.
         """
         env = os.environ if environ is None else environ
+        # NUL in any variable (os.environ cannot hold one, a mapping can); the value is
+        # not shown, it may be a password.
+        for key, value in env.items():
+            if key.startswith("MEDIAMON_") and "\x00" in value:
+                _refuse_control_characters(key, value, show=False)
 
         def text(name: str) -> str | None:
             return env.get(name) or None
+
+        def header_text(name: str) -> str | None:
+            """A value that ends up in an HTTP or mail header: no control characters;
+            stripped, None when unset or blank."""
+            raw = env.get(name)
+            if not raw:
+                return None
+            _refuse_control_characters(name, raw)
+            return raw.strip() or None
 
         def path(name: str, default: Path) -> Path:
             return Path(env.get(name) or default)
@@ -158,7 +242,23 @@ class Settings:
                 f"MEDIAMON_WORKERS={env['MEDIAMON_WORKERS']!r}: expected a whole number of"
                 " processes from 1 to 64"
             )
-        ops = env.get("MEDIAMON_OPS_EMAIL", "")
+        ops = header_text("MEDIAMON_OPS_EMAIL") or ""
+        user_agent = header_text("MEDIAMON_USER_AGENT")
+        if user_agent is not None:
+            raw = env["MEDIAMON_USER_AGENT"]
+            bad = NOT_HEADER_ASCII.search(raw)
+            if bad:
+                raise SettingsError(
+                    f"MEDIAMON_USER_AGENT={raw!r}: character U+{ord(bad.group()):04X} (at"
+                    f" position {bad.start()}) is not allowed; an HTTP header is printable ASCII"
+                )
+        unsubscribe = header_text("MEDIAMON_UNSUBSCRIBE_ADDRESS")
+        if unsubscribe is not None and not MAIL_ADDRESS.fullmatch(unsubscribe):
+            raise SettingsError(
+                f"MEDIAMON_UNSUBSCRIBE_ADDRESS={env['MEDIAMON_UNSUBSCRIBE_ADDRESS']!r}:"
+                " expected a mail address such as unsubscribe@example.org"
+            )
+        base_url = header_text("MEDIAMON_BASE_URL")
         pg_port = number(
             "MEDIAMON_PG_PORT", int, "a port number (1-65535; 0: socket only)",
             DEFAULT_PG_PORT, 65535,
@@ -171,8 +271,10 @@ class Settings:
             extraction_path=path(
                 "MEDIAMON_EXTRACTION_CONFIG", DEFAULT_CONFIG_DIR / "extraction.yaml"
             ),
-            sql_dir=path("MEDIAMON_SQL_DIR", DEFAULT_SQL_DIR),
-            user_agent=text("MEDIAMON_USER_AGENT") or DEFAULT_USER_AGENT,
+            sql_dir=_sql_dir(env["MEDIAMON_SQL_DIR"])
+            if env.get("MEDIAMON_SQL_DIR")
+            else DEFAULT_SQL_DIR,
+            user_agent=user_agent or DEFAULT_USER_AGENT,
             http_retries=number(
                 "MEDIAMON_HTTP_RETRIES", int, "a whole number from 0 to 10", 3, MAX_HTTP_RETRIES
             ),
@@ -187,7 +289,7 @@ class Settings:
             health=HealthThresholds.from_env(env),
             quality=QualityLimits.from_env(env),
             timezone=validate_timezone(env.get("MEDIAMON_TIMEZONE") or DEFAULT_TIMEZONE),
-            base_url=(env.get("MEDIAMON_BASE_URL") or "").rstrip("/") or None,
-            unsubscribe_address=text("MEDIAMON_UNSUBSCRIBE_ADDRESS") or DEFAULT_UNSUBSCRIBE,
+            base_url=_base_url(env["MEDIAMON_BASE_URL"]) if base_url else None,
+            unsubscribe_address=unsubscribe or DEFAULT_UNSUBSCRIBE,
             pg_port=pg_port,
         )

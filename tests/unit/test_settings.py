@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from mediamon.cli import main
+from mediamon.errors import ConfigError
 from mediamon.settings import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_SQL_DIR,
+    DEFAULT_USER_AGENT,
     Settings,
     SettingsError,
     validate_timezone,
@@ -26,14 +28,16 @@ def test_defaults_point_into_the_installed_package() -> None:
     assert (settings.http_retries, settings.http_backoff_s) == (3, 0.5)
 
 
-def test_every_variable_is_read() -> None:
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    for sub in ("migrations", "queries"):
+        (tmp_path / "sql" / sub).mkdir(parents=True)
     settings = Settings.from_env(
         {
             "MEDIAMON_DATABASE_URL": "postgresql://db/x",
             "MEDIAMON_SOURCES": "/s.yaml",
             "MEDIAMON_TOPICS": "/t.yaml",
             "MEDIAMON_EXTRACTION_CONFIG": "/e.yaml",
-            "MEDIAMON_SQL_DIR": "/sql",
+            "MEDIAMON_SQL_DIR": str(tmp_path / "sql"),
             "MEDIAMON_VAR_DIR": "/var/mm",
             "MEDIAMON_USER_AGENT": "bot/1",
             "MEDIAMON_HTTP_RETRIES": "5",
@@ -49,7 +53,7 @@ def test_every_variable_is_read() -> None:
         var_dir=Path("/var/mm"),
         topics_path=Path("/t.yaml"),
         extraction_path=Path("/e.yaml"),
-        sql_dir=Path("/sql"),
+        sql_dir=tmp_path / "sql",
         user_agent="bot/1",
         http_retries=5,
         http_backoff_s=0.25,
@@ -94,3 +98,207 @@ def test_display_timezone_is_validated_and_defaults_to_shanghai() -> None:
         validate_timezone("CST8")
     with pytest.raises(SettingsError, match="MEDIAMON_TIMEZONE: 'Mars/Base' is not an IANA"):
         Settings.from_env({"MEDIAMON_TIMEZONE": "Mars/Base"})
+
+
+# The tester's findings: each bad value is one line naming the variable, never a
+# traceback and never silently accepted.
+
+
+@pytest.mark.parametrize("name", ["America", "Etc", "Asia", "Europe", "x" * 300])
+def test_a_tz_database_folder_is_not_a_time_zone(name: str) -> None:
+    # ZoneInfo("America") raises IsADirectoryError (an OSError), not ZoneInfoNotFoundError.
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_TIMEZONE": name})
+    assert str(caught.value) == (
+        f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
+        " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
+    )
+
+
+def test_the_cli_prints_one_line_for_a_tz_database_folder(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEDIAMON_TIMEZONE", "America")
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "mediamon: MEDIAMON_TIMEZONE: 'America' is not an IANA time zone name"
+        " (e.g. Asia/Shanghai, Europe/Paris, UTC)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("/dev/zero", "it is not a folder"),
+        ("{tmp}/absent", "it does not exist"),
+        ("{tmp}/empty", "it has no migrations/ or queries/"),
+        ("{tmp}/sql", "it has no migrations/"),
+        ("{tmp}/sql/queries", "it has no migrations/ or queries/"),
+        ("/" + "x" * 300, "it cannot be read: File name too long"),
+    ],
+)
+def test_an_sql_dir_that_is_not_a_folder_of_migrations_is_refused(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    (tmp_path / "sql" / "queries").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    value = value.format(tmp=tmp_path)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_SQL_DIR": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_SQL_DIR={value!r}: expected a folder holding migrations/ and queries/"
+        f" ({problem})"
+    )
+
+
+def test_the_packaged_sql_dir_is_accepted_when_named() -> None:
+    assert Settings.from_env({"MEDIAMON_SQL_DIR": str(DEFAULT_SQL_DIR)}).sql_dir == DEFAULT_SQL_DIR
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MEDIAMON_HEALTH_SILENT_FACTOR",
+        "MEDIAMON_HEALTH_VOLUME_RATIO",
+        "MEDIAMON_QUALITY_MAX_EMPTY_RATE",
+        "MEDIAMON_QUALITY_MAX_DUPLICATE_RATE",
+        # int() of NaN failed without naming the variable; minutes became timedelta(nan).
+        "MEDIAMON_HEALTH_FAILING_POLLS",
+        "MEDIAMON_HEALTH_MIN_ARRIVALS",
+        "MEDIAMON_HEALTH_MIN_VOLUME",
+        "MEDIAMON_HEALTH_MIN_SILENCE_MINUTES",
+        "MEDIAMON_HEALTH_HISTORY_MINUTES",
+        "MEDIAMON_HEALTH_VOLUME_WINDOW_MINUTES",
+        "MEDIAMON_HEALTH_ALERT_AGE_MINUTES",
+        "MEDIAMON_HEALTH_STALE_AFTER_MINUTES",
+        "MEDIAMON_QUALITY_MIN_ITEMS",
+        "MEDIAMON_QUALITY_FUTURE_TOLERANCE_MINUTES",
+    ],
+)
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan", "inf", "-Infinity"])
+def test_thresholds_refuse_nan_and_infinity(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: value})
+    assert str(caught.value) == f"{name}={value!r}: expected a finite number"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MEDIAMON_HTTP_RETRIES", "nan"),
+        ("MEDIAMON_HTTP_BACKOFF", "-inf"),
+        ("MEDIAMON_WORKERS", "nan"),
+        ("MEDIAMON_AIRFLOW_PORT", "nan"),
+        ("MEDIAMON_PG_PORT", "inf"),
+    ],
+)
+def test_the_other_numbers_refuse_nan_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name}={value!r}: expected "):
+        Settings.from_env({name: value})
+
+
+def test_finite_thresholds_are_still_clamped() -> None:
+    settings = Settings.from_env(
+        {
+            "MEDIAMON_HEALTH_SILENT_FACTOR": "1e300",
+            "MEDIAMON_HEALTH_VOLUME_RATIO": "-5",
+            "MEDIAMON_QUALITY_MAX_EMPTY_RATE": " 2 ",
+            "MEDIAMON_QUALITY_MIN_ITEMS": "0",
+        }
+    )
+    assert (settings.health.silent_factor, settings.health.volume_ratio) == (1000, 0)
+    assert (settings.quality.max_empty_rate, settings.quality.min_items) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "position"),
+    [
+        ("MEDIAMON_USER_AGENT", "ua\r\nX-Evil: 1", "U+000D (at position 2)"),
+        ("MEDIAMON_USER_AGENT", "ua\n", "U+000A (at position 2)"),
+        ("MEDIAMON_USER_AGENT", "bot/1\tx", "U+0009 (at position 5)"),
+        ("MEDIAMON_USER_AGENT", "bot\x85", "U+0085 (at position 3)"),
+        ("MEDIAMON_UNSUBSCRIBE_ADDRESS", "u@x\r\nBcc: a@b", "U+000D (at position 3)"),
+        ("MEDIAMON_BASE_URL", "https://m.example\r\nX: 1", "U+000D (at position 17)"),
+        ("MEDIAMON_OPS_EMAIL", "ops@example.org\nBcc: a@b", "U+000A (at position 15)"),
+    ],
+)
+def test_header_values_refuse_control_characters(name: str, value: str, position: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert str(caught.value) == f"{name}={value!r}: control character {position} is not allowed"
+
+
+def test_the_user_agent_is_printable_ascii_and_stripped() -> None:
+    value = "bot/1 (新闻)"
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_USER_AGENT": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_USER_AGENT={value!r}: character U+65B0 (at position 7) is not allowed;"
+        " an HTTP header is printable ASCII"
+    )
+    assert Settings.from_env({"MEDIAMON_USER_AGENT": "  bot/2 "}).user_agent == "bot/2"
+    # Empty or blank is unset: the default, never a header requests refuses.
+    for blank in ("", "   "):
+        assert Settings.from_env({"MEDIAMON_USER_AGENT": blank}).user_agent == DEFAULT_USER_AGENT
+
+
+@pytest.mark.parametrize("value", ["nobody", "a b@example.org", "<a@example.org>", "a@b@c"])
+def test_the_unsubscribe_address_is_a_mail_address(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_UNSUBSCRIBE_ADDRESS": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_UNSUBSCRIBE_ADDRESS={value!r}: expected a mail address such as"
+        " unsubscribe@example.org"
+    )
+    address = Settings.from_env({"MEDIAMON_UNSUBSCRIBE_ADDRESS": " u@m.example "})
+    assert address.unsubscribe_address == "u@m.example"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mediamon.example.org",
+        "ftp://mediamon.example.org",
+        "https://",
+        "https://m.example/a b",
+        "https://m.example/?x=1",
+        "https://m.example/#top",
+        "https://m.example:port/",
+        "http://[::1/",
+        "/",
+    ],
+)
+def test_the_base_url_is_an_http_url(value: str) -> None:
+    # Before: accepted, and safe_link() silently dropped every "more stories" link.
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_BASE_URL": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_BASE_URL={value!r}: expected an http(s) URL without query or fragment,"
+        " such as https://mediamon.example.org"
+    )
+
+
+def test_the_base_url_keeps_working_values() -> None:
+    base = Settings.from_env({"MEDIAMON_BASE_URL": "https://m.example/news//"}).base_url
+    assert base == "https://m.example/news"
+    assert Settings.from_env({"MEDIAMON_BASE_URL": ""}).base_url is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MEDIAMON_SOURCES",
+        "MEDIAMON_VAR_DIR",
+        "MEDIAMON_SQL_DIR",
+        "MEDIAMON_TIMEZONE",
+        "MEDIAMON_DATABASE_URL",
+        "MEDIAMON_USER_AGENT",
+        "MEDIAMON_HEALTH_FAILING_POLLS",
+        "MEDIAMON_BI_PASSWORD",  # not read here, and never shown: it may be a secret
+    ],
+)
+def test_nul_in_any_variable_is_one_line_without_the_value(name: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: "s3cret\x00x"})
+    assert str(caught.value) == f"{name}: control character U+0000 (at position 6) is not allowed"

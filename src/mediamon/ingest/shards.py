@@ -74,8 +74,10 @@ def requested_shards(environ: dict[str, str] | None = None) -> int | None:
     raw = (environ if environ is not None else os.environ).get("MEDIAMON_SHARDS", "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"MEDIAMON_SHARDS: expected a whole number above 0, got {raw!r}")
+    # ASCII digits only ("²".isdigit() is true, int("²") fails), and few enough of them
+    # that int() need not read thousands (the count is clamped to MAX_SHARDS anyway).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+        raise ValueError(f"MEDIAMON_SHARDS: expected a whole number above 0, got {raw[:40]!r}")
     return int(raw)
 
 

@@ -1,11 +1,12 @@
 """The thresholds of the watchdog (:mod:`mediamon.ops.health`) and of the data-quality
 checks (:mod:`mediamon.ops.quality`), read by :meth:`mediamon.settings.Settings.from_env`
 from ``MEDIAMON_HEALTH_*`` and ``MEDIAMON_QUALITY_*``; every value is clamped to a sane
-range, a value that is not a number is a :class:`~mediamon.errors.ConfigError` naming the
-variable."""
+range, a value that is not a (finite) number is a :class:`~mediamon.errors.ConfigError`
+naming the variable."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,15 +54,7 @@ class HealthThresholds:
         d = cls()
 
         def number(name: str, default: float, low: float, high: float) -> float:
-            key = f"MEDIAMON_HEALTH_{name}"
-            raw = env.get(key, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError as error:
-                raise ConfigError(f"{key}={raw!r}: expected a number") from error
-            return min(max(value, low), high)
+            return _number(env, f"MEDIAMON_HEALTH_{name}", default, low, high)
 
         def minutes(name: str, default: timedelta, high_days: float) -> timedelta:
             value = number(f"{name}_MINUTES", default.total_seconds() / 60, 1, high_days * 1440)
@@ -127,7 +120,12 @@ class QualityLimits:
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    """A number from ``env``, clamped to [low, high]; not a number is a config error."""
+    """A number from ``env``, clamped to [low, high]; not a number is a config error.
+
+    NaN and infinity are refused rather than clamped: ``min(max(nan, low), high)`` is NaN,
+    every comparison with it is false (the check it sets never fires), and ``int(nan)``
+    fails without naming the variable.
+    """
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -135,4 +133,6 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
         value = float(raw)
     except ValueError as error:
         raise ConfigError(f"{name}={raw!r}: expected a number") from error
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r}: expected a finite number")
     return min(max(value, low), high)
