@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -19,6 +20,9 @@ from mediamon.db import migrate
 from mediamon.errors import EXIT_USAGE, ConfigError, InputError, MailNotSent
 from mediamon.ingest.sources import SourceConfigError
 from mediamon.settings import Settings
+
+if TYPE_CHECKING:
+    from mediamon.ops.health import HealthResult
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -339,13 +343,26 @@ def _health(args: argparse.Namespace, settings: Settings) -> int:
             print(_table(outcome.rows, ("source", "polls", "failures", "articles",
                                         "median_latency_ms", "trend")))  # fmt: skip
         return 0 if outcome.sent or args.dry_run or "already" in (outcome.note or "") else 1
-    result = ops.health_run(settings, at, dry_run=args.dry_run)
+    from mediamon.ops.health import IncidentMailError
+
+    try:
+        result = ops.health_run(settings, at, dry_run=args.dry_run)
+    except IncidentMailError as unsent:
+        if unsent.result is None:
+            raise
+        _print_findings(unsent.result)  # what was found, then the one line (main)
+        raise
+    return _print_findings(result, dry_run=args.dry_run)
+
+
+def _print_findings(result: HealthResult, *, dry_run: bool = True) -> int:
+    """The watchdog run's findings and its JSON on stdout; 1 when incidents wait for mail."""
     for finding in result.findings:
         print(f"{finding.key}: {finding.summary} (since {finding.since:%Y-%m-%d %H:%M} UTC)")
     if not result.findings:
         print("no problems found")
     print(json.dumps(result.as_dict(), ensure_ascii=False))
-    if result.unmailed and not args.dry_run:
+    if result.unmailed and not dry_run:
         print(f"mediamon: {len(result.unmailed)} open incident(s) not mailed: {result.note}",
               file=sys.stderr)  # fmt: skip
         return 1

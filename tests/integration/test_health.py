@@ -20,7 +20,7 @@ from mediamon.ingest.sources import Source
 from mediamon.models import Article
 from mediamon.ops import health, runs
 from mediamon.ops.thresholds import HealthThresholds
-from tests.support.smtp_server import Sink
+from tests.support.smtp_server import Sink, free_port
 
 T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -168,6 +168,87 @@ def test_without_a_mail_connection_incidents_wait_and_the_command_fails(
     assert "1 open incident(s) not mailed: no mediamon_smtp connection" in capsys.readouterr().err
     with engine.connect() as conn:
         assert conn.execute(sa.text("select notified_at from incidents")).scalar_one() is None
+
+
+def mail_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, port: int) -> None:
+    """The CLI's environment with a mediamon_smtp connection to 127.0.0.1:``port``."""
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_SMTP",
+        json.dumps({"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True}}),
+    )
+
+
+REFUSED = "ConnectionRefusedError: [Errno 111] Connection refused"
+
+
+def test_with_the_mail_server_down_incidents_wait_and_the_command_fails_in_one_line(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    smtp: tuple[Sink, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: a traceback ending in ConnectionRefusedError.
+    mail_env(monkeypatch, database_url, tmp_path, free_port())  # nothing listens there
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", [T - timedelta(minutes=5)])
+    assert main(["health", "run", "--at", T.isoformat()]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"mediamon: 1 incident mail(s) not sent: source_silent:quiet: {REFUSED}"
+        " (the incidents stay recorded; the next run mails them)"
+    ]
+    assert out.startswith("source_silent:quiet: ")  # what was found is still shown
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("select dedupe_key, notified_at from incidents")).one()
+    assert tuple(row) == ("source_silent:quiet", None)
+
+    # The server is back: the next run mails the waiting incident, once.
+    sink, port = smtp
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_SMTP",
+        json.dumps({"host": "127.0.0.1", "port": port,
+                    "extra": {"disable_ssl": True, "disable_tls": True}}),
+    )  # fmt: skip
+    assert main(["health", "run", "--at", (T + timedelta(minutes=15)).isoformat()]) == 0
+    assert len(sink.messages) == 1
+    with engine.connect() as conn:
+        notified = conn.execute(sa.text("select notified_at from incidents")).scalar_one()
+    assert notified == T + timedelta(minutes=15)
+
+
+def test_a_failed_incident_mail_does_not_stop_the_others(
+    engine: sa.Engine, built_seed: Article
+) -> None:
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_articles(engine, built_seed, "still", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", [T - timedelta(minutes=5)])
+    add_polls(engine, "still", [T - timedelta(minutes=5)])
+    sent: list[EmailMessage] = []
+
+    def send(message: EmailMessage) -> None:
+        if "quiet" in str(message["Subject"]):
+            raise ConnectionResetError("server went away")
+        sent.append(message)
+
+    with pytest.raises(health.IncidentMailError) as failure:
+        health.run(
+            engine, T, send=send, sender="m@x", recipients=["ops@x"], limits=HealthThresholds()
+        )
+    assert str(failure.value) == (
+        "1 incident mail(s) not sent: source_silent:quiet: ConnectionResetError: server went"
+        " away (the incidents stay recorded; the next run mails them)"
+    )
+    result = failure.value.result
+    assert result is not None
+    assert result.mailed == ["source_silent:still"] and len(sent) == 1
+    assert result.unmailed == ["source_silent:quiet"]
+    assert failure.value.exit_code == 1
 
 
 def test_findings_from_runs_polls_and_alerts(engine: sa.Engine) -> None:
@@ -325,6 +406,38 @@ def test_weekly_source_health_report_is_mailed_once_a_week(
     assert header.split()[:4] == ["Source", "Polls", "Failures", "Articles"]
     # 3 polls, 1 failed, 168 articles this week against 72 the week before, median 300 ms.
     assert row.split() == ["busy", "3", "1", "168", "300", "+133%"]
+
+
+def test_with_the_mail_server_down_the_weekly_report_waits_and_the_command_fails(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    smtp: tuple[Sink, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: a traceback ending in ConnectionRefusedError.
+    mail_env(monkeypatch, database_url, tmp_path, free_port())
+    add_articles(engine, built_seed, "busy", hourly(T, 24))
+    assert main(["health", "report", "--at", T.isoformat()]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"mediamon: weekly report source-health:2024-W24 not sent: {REFUSED}"
+        " (the next run sends it)"
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from ops_reports")).scalar_one() == 0
+
+    sink, port = smtp
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_SMTP",
+        json.dumps({"host": "127.0.0.1", "port": port,
+                    "extra": {"disable_ssl": True, "disable_tls": True}}),
+    )  # fmt: skip
+    assert main(["health", "report", "--at", T.isoformat()]) == 0
+    assert len(sink.messages) == 1
 
 
 def test_a_source_no_longer_polled_is_not_silent(engine: sa.Engine, built_seed: Article) -> None:

@@ -15,6 +15,7 @@ from mediamon.alerts import smtp as mail
 from mediamon.cli import main
 from mediamon.devtools.demo import mail_sink
 from mediamon.devtools.demo_history import write_history
+from mediamon.errors import ConfigError
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 
@@ -41,6 +42,89 @@ def test_connection_from_env_json_and_uri() -> None:
     assert mail.settings_from_env(environ={}) is None
     with pytest.raises(mail.MailConfigError, match="AIRFLOW_CONN_MEDIAMON_SMTP: not valid JSON"):
         mail.settings_from_env(environ={"AIRFLOW_CONN_MEDIAMON_SMTP": "{nope"})
+
+
+CONN = "AIRFLOW_CONN_MEDIAMON_SMTP"
+PORT_RANGE = "expected a whole number from 1 to 65535, got"
+HOST_NAME = "host: expected a host name without spaces or control characters, got"
+MALFORMED = {
+    # name: (the variable's value, the one line; before: the error in the comment)
+    "port-1e400": ('{"host": "h", "port": 1e400}', f"port: {PORT_RANGE} inf"),  # OverflowError
+    "port-99999": ('{"host": "h", "port": 99999}', f"port: {PORT_RANGE} 99999"),  # port 34463
+    "port-0": ('{"host": "h", "port": 0}', f"port: {PORT_RANGE} 0"),  # silently 465
+    "port-abc": ('{"host": "h", "port": "abc"}', f"port: {PORT_RANGE} 'abc'"),  # int() literal
+    "port-true": ('{"host": "h", "port": true}', f"port: {PORT_RANGE} True"),  # port 1
+    "uri-port-99999": ("smtp://h:99999", f"port: {PORT_RANGE} '99999'"),  # Port out of range
+    "uri-port-abc": ("smtp://u:s3cret@h:abc", f"port: {PORT_RANGE} 'abc'"),  # could not cast
+    "uri-ipv6": ("smtp://u:s3cret@[::1:25", "not a valid URI (Invalid IPv6 URL)"),  # ValueError
+    "extra-list": ('{"host": "h", "extra": [1, 2]}', "extra: expected a JSON object, got a list"),
+    "extra-json-list": (  # AttributeError
+        '{"host": "h", "extra": "[1, 2]"}',
+        "extra: expected a JSON object, got a list",
+    ),
+    "extra-bad-json": (  # JSONDecodeError, not naming the variable
+        '{"host": "h", "extra": "{nope"}',
+        "extra: not valid JSON: Expecting property name enclosed in double quotes:"
+        " line 1 column 2 (char 1)",
+    ),
+    "host-number": ('{"host": 5}', f"{HOST_NAME} 5"),  # TypeError
+    "host-space": ('{"host": "mail example.org"}', f"{HOST_NAME} 'mail example.org'"),
+    "host-nul": ('{"host": "h\\u0000x"}', f"{HOST_NAME} 'h\\x00x'"),
+    "host-empty": ('{"host": ""}', "the connection has no host"),
+    "timeout-inf": (  # OverflowError when sending
+        '{"host": "h", "extra": {"timeout": "inf"}}',
+        "extra.timeout: expected a number of seconds, got 'inf'",
+    ),
+    "timeout-nan-uri": (
+        "smtp://h:25?timeout=nan",
+        "extra.timeout: expected a number of seconds, got 'nan'",
+    ),
+    "timeout-text": (  # ValueError when sending
+        '{"host": "h", "extra": {"timeout": "soon"}}',
+        "extra.timeout: expected a number of seconds, got 'soon'",
+    ),
+    "password-number": (
+        '{"host": "h", "password": 271828}',
+        "password: expected text, got a number",
+    ),
+    "login-number": ('{"host": "h", "login": 7}', "login: expected text, got 7"),
+    "from-email-header-break": (
+        '{"host": "h", "extra": {"from_email": "a@b.c\\r\\nBcc: x@y.z"}}',
+        "extra.from_email: expected an address without control characters,"
+        " got 'a@b.c\\r\\nBcc: x@y.z'",
+    ),
+    "json-trailing-data": ("{} []", "not valid JSON: Extra data: line 1 column 4 (char 3)"),
+    "nested-deeply": ('{"a": ' + "[" * 100_000, "not valid JSON: nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_connections_are_one_line_naming_the_variable_and_field(case: str) -> None:
+    value, message = MALFORMED[case]
+    with pytest.raises(mail.MailConfigError) as failure:
+        mail.settings_from_env(environ={CONN: value})
+    assert str(failure.value) == f"{CONN}: {message}"
+    assert isinstance(failure.value, ConfigError)  # the CLI: one line, exit 2
+    assert "s3cret" not in str(failure.value) and "271828" not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "seconds"),
+    [("0", 1.0), (-5, 1.0), ("12.5", 12.5), (10**400, 300.0), (None, 30.0)],
+    ids=["zero", "negative", "text", "huge", "unset"],
+)
+def test_connection_timeout_is_clamped(timeout: object, seconds: float) -> None:
+    conn = json.dumps({"host": "h", "port": "2525", "extra": {"timeout": timeout}})
+    settings = mail.settings_from_env(environ={CONN: conn})
+    assert settings is not None and (settings.port, settings.timeout_s) == (2525, seconds)
+
+
+def test_airflow_connection_fields_are_checked_the_same_way() -> None:
+    fields = {"host": "h", "port": 70000, "login": None, "password": "pw", "extra": {}}
+    with pytest.raises(mail.MailConfigError, match=r"^mediamon_smtp: port: expected a whole"):
+        mail.connection_settings(fields, mail.SMTP_CONN_ID)
+    fields = {"host": "h", "port": None, "login": None, "password": None, "extra": None}
+    assert mail.connection_settings(fields).port == 465  # Airflow: no port given
 
 
 @pytest.fixture()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping
@@ -26,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 SMTP_CONN_ID = "mediamon_smtp"
 TRUE = ("1", "true", "yes", "on")
+DEFAULT_PORT = 465
+DEFAULT_TIMEOUT_S = 30.0
+TIMEOUT_RANGE_S = (1.0, 300.0)  # a timeout from the connection is clamped to this
+MAX_HOST_CHARS = 253
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
 
 class MailConfigError(ConfigError):
@@ -41,6 +48,7 @@ class SmtpSettings:
     login: str | None = None
     password: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # extra's "timeout", checked and clamped
 
     @property
     def use_ssl(self) -> bool:
@@ -55,10 +63,6 @@ class SmtpSettings:
         value = self.extra.get("from_email")
         return str(value) if value else None
 
-    @property
-    def timeout_s(self) -> float:
-        return float(self.extra.get("timeout", 30))
-
 
 def _flag(value: object) -> bool:
     return value is True or str(value).lower() in TRUE
@@ -70,7 +74,8 @@ def settings_from_env(
     """The connection from ``AIRFLOW_CONN_<ID>``, or None when the variable is unset.
 
     Raises:
-        MailConfigError: the variable is set but is neither connection JSON nor a URI.
+        MailConfigError: the variable is set but is neither connection JSON nor a URI,
+            or a field is unusable (the message names the variable and the field).
     """
     env = os.environ if environ is None else environ
     name = f"AIRFLOW_CONN_{conn_id.upper()}"
@@ -78,42 +83,162 @@ def settings_from_env(
     if not raw:
         return None
     if raw.startswith("{"):
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise MailConfigError(f"{name}: not valid JSON: {error}") from error
+        data = _json(raw, name, "not valid JSON")
+        if not isinstance(data, dict):
+            raise MailConfigError(f"{name}: expected connection JSON (an object)")
         return connection_settings(data, name)
-    parts = urlsplit(raw)
-    if not parts.hostname:
+    try:
+        parts = urlsplit(raw)
+        hostname = parts.hostname
+    except ValueError as error:  # "Invalid IPv6 URL" and the like; the URI is not echoed
+        raise MailConfigError(f"{name}: not a valid URI ({error})") from None
+    if not hostname:
         raise MailConfigError(f"{name}: expected connection JSON or a URI like smtp://host:25")
-    return SmtpSettings(
-        host=parts.hostname,
-        port=parts.port or 465,
-        login=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        extra=dict(parse_qsl(parts.query)),
+    # parts.port raises for a port out of range or not a number: read it ourselves.
+    port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    return connection_settings(
+        {
+            "host": hostname,
+            "port": port,
+            "login": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None,
+            "extra": dict(parse_qsl(parts.query)),
+        },
+        name,
     )
 
 
 def connection_settings(data: Mapping[str, Any], name: str = SMTP_CONN_ID) -> SmtpSettings:
     """An SMTP connection's fields (Airflow's connection JSON: host, port, login,
-    password, extra as a dict or a JSON string) as :class:`SmtpSettings`.
+    password, extra as a dict or a JSON string) as :class:`SmtpSettings`, each checked.
 
     Raises:
-        MailConfigError: the connection has no host.
+        MailConfigError: the connection has no host, or a field is unusable: a host that
+            is not a host name, a port outside 1-65535, extra not a JSON object, a timeout
+            that is not a finite number; one line naming ``name`` and the field (a
+            password is never quoted).
     """
-    if not data.get("host"):
+    host = data.get("host")
+    if host is None or host == "":
         raise MailConfigError(f"{name}: the connection has no host")
-    extra = data.get("extra") or {}
-    if isinstance(extra, str):
-        extra = json.loads(extra or "{}")
+    extra = _extra(data.get("extra"), name)
+    sender = extra.get("from_email")
+    if sender is not None and not _text(sender):
+        raise MailConfigError(
+            f"{name}: extra.from_email: expected an address without control characters,"
+            f" got {_shown(sender)}"
+        )
     return SmtpSettings(
-        host=data["host"],
-        port=int(data.get("port") or 465),
-        login=data.get("login"),
-        password=data.get("password"),
+        host=_host(host, name),
+        port=_port(data.get("port"), name),
+        login=_optional_text(data.get("login"), name, "login", show=True),
+        password=_optional_text(data.get("password"), name, "password", show=False),
         extra=extra,
+        timeout_s=_timeout(extra.get("timeout"), name),
     )
+
+
+def _shown(value: object) -> str:
+    """``value`` as an error message quotes it: repr (control characters escaped), cut."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: object) -> str:
+    """What ``value`` is, without quoting it (for a password, or a big structure)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+def _text(value: object) -> bool:
+    """Whether ``value`` is a string without control or format characters (line breaks,
+    NUL, bidi controls: nothing that could break or disguise a header)."""
+    return isinstance(value, str) and all(c.isprintable() for c in value)
+
+
+def _json(text: str, name: str, problem: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MailConfigError(f"{name}: {problem}: {error}") from None
+    except RecursionError:
+        raise MailConfigError(f"{name}: {problem}: nested too deeply") from None
+    except ValueError as error:  # an integer of thousands of digits
+        raise MailConfigError(f"{name}: {problem}: {str(error).split(';')[0]}") from None
+
+
+def _extra(value: object, name: str) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        value = _json(value, name, "extra: not valid JSON")
+    if not isinstance(value, dict):
+        raise MailConfigError(f"{name}: extra: expected a JSON object, got {_kind(value)}")
+    return value
+
+
+def _host(value: object, name: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not _text(value)
+        or any(c.isspace() for c in value)
+        or len(value) > MAX_HOST_CHARS
+    ):
+        raise MailConfigError(
+            f"{name}: host: expected a host name without spaces or control characters,"
+            f" got {_shown(value)}"
+        )
+    return value
+
+
+def _port(value: object, name: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_PORT
+    number = int(value) if isinstance(value, float) and value.is_integer() else value
+    port: int | None = None
+    if isinstance(number, int) and not isinstance(number, bool):
+        port = number
+    elif isinstance(number, str) and number.isascii() and number.isdigit() and len(number) <= 5:
+        port = int(number)
+    if port is None or not 1 <= port <= 65535:
+        raise MailConfigError(
+            f"{name}: port: expected a whole number from 1 to 65535, got {_shown(value)}"
+        )
+    return port
+
+
+def _timeout(value: object, name: str) -> float:
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT_S
+    seconds = math.nan
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):  # clamped before float(), which overflows on 10**400
+        seconds = float(max(-1, min(value, 10**6)))
+    elif isinstance(value, float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        seconds = float(value)
+    if not math.isfinite(seconds):
+        raise MailConfigError(
+            f"{name}: extra.timeout: expected a number of seconds, got {_shown(value)}"
+        )
+    low, high = TIMEOUT_RANGE_S
+    return min(max(seconds, low), high)
+
+
+def _optional_text(value: object, name: str, what: str, *, show: bool) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        shown = _shown(value) if show else _kind(value)
+        raise MailConfigError(f"{name}: {what}: expected text, got {shown}")
+    return value
 
 
 def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mediamon.errors import MailNotSent
 from mediamon.ops.runs import CHECKS_FAILED
 from mediamon.ops.thresholds import HealthThresholds
 
@@ -40,6 +41,32 @@ Send = Callable[[EmailMessage], None]
 _TELLING = "(status = 'failed' or sources_due > 0)"
 # A source not polled for this long is not judged silent (it was removed, or nothing runs).
 POLLED_WITHIN = timedelta(days=1)
+
+
+class IncidentMailError(MailNotSent):
+    """Some incident or recovery mails could not be sent (the SMTP server is down, refuses
+    us); their incidents stay recorded and un-notified, so the next run mails them.
+
+    Attributes:
+        errors: One ``key: Error: text`` per mail not sent.
+        mailed: The incident mails that did go out, by dedupe key.
+        recovered: The recovery mails that did go out.
+        result: The run's :class:`HealthResult` (set by :func:`run`).
+    """
+
+    exit_code = 1  # like an incident that could not be mailed for want of a connection
+
+    def __init__(self, errors: list[str], mailed: list[str], recovered: list[str]) -> None:
+        super().__init__(
+            f"{len(errors)} incident mail(s) not sent: "
+            + "; ".join(errors[:3])
+            + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+            + " (the incidents stay recorded; the next run mails them)"
+        )
+        self.errors = errors
+        self.mailed = mailed
+        self.recovered = recovered
+        self.result: HealthResult | None = None
 
 
 @dataclass(frozen=True)
@@ -443,13 +470,14 @@ def notify(
         The dedupe keys of the incident mails and the recovery mails sent.
 
     Raises:
-        Exception: whatever ``send`` raised, after the other mails were tried.
+        IncidentMailError: at least one mail was not sent (after every other was tried
+            and the sent ones recorded); ``send``'s errors are in its message.
     """
     from mediamon.ops import mail as ops_mail
 
     mailed: list[str] = []
     recovered: list[str] = []
-    errors: list[Exception] = []
+    errors: list[str] = []
     with engine.connect() as conn:
         due = conn.execute(
             sa.text(
@@ -476,12 +504,13 @@ def notify(
             if row is None:
                 continue  # another run has it, or it changed meanwhile
             recovery = row.resolved_at is not None
-            message = ops_mail.incident_message(row, recovery, sender, recipients, at)
+            # Built inside the try, like alert mails: an address the mail library refuses
+            # fails the mails, not the watchdog run.
             try:
-                send(message)
-            except Exception as error:  # noqa: BLE001 - the others still go out; re-raised below
-                logger.error("mailing incident %s failed: %s", row.dedupe_key, error)
-                errors.append(error)
+                send(ops_mail.incident_message(row, recovery, sender, recipients, at))
+            except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
+                logger.info("mailing incident %s failed: %s", row.dedupe_key, error)
+                errors.append(f"{row.dedupe_key}: {type(error).__name__}: {error}")
                 continue
             column = "recovery_notified_at" if recovery else "notified_at"
             conn.execute(
@@ -490,7 +519,7 @@ def notify(
             )
             (recovered if recovery else mailed).append(row.dedupe_key)
     if errors:
-        raise errors[0]
+        raise IncidentMailError(errors, mailed, recovered)
     return mailed, recovered
 
 
@@ -505,8 +534,14 @@ def run(
     dry_run: bool = False,
 ) -> HealthResult:
     """One watchdog pass at ``at``: find, record, mail. A dry run finds and reports what
-    it would open and resolve, and writes and sends nothing."""
+    it would open and resolve, and writes and sends nothing.
+
+    Raises:
+        IncidentMailError: some mails were not sent; the incidents are recorded all the
+            same, the error's ``result`` says what the run found and did.
+    """
     result = HealthResult()
+    failure: IncidentMailError | None = None
     with engine.begin() as conn:
         result.findings = find_problems(conn, at, limits)
         if dry_run:
@@ -524,7 +559,12 @@ def run(
             "no mediamon_smtp connection" if send is None else "MEDIAMON_OPS_EMAIL is not set"
         ) + ": incidents are recorded (bi.incidents) but not mailed"
     else:
-        result.mailed, result.recoveries_mailed = notify(engine, send, sender, recipients, at)
+        try:
+            result.mailed, result.recoveries_mailed = notify(engine, send, sender, recipients, at)
+        except IncidentMailError as error:
+            failure = error
+            result.mailed, result.recoveries_mailed = error.mailed, error.recovered
+            result.note = str(error)
     with engine.connect() as conn:
         result.unmailed = list(
             conn.execute(
@@ -534,4 +574,7 @@ def run(
                 )
             ).scalars()
         )
+    if failure is not None:
+        failure.result = result
+        raise failure
     return result

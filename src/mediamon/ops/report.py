@@ -12,7 +12,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mediamon.errors import MailNotSent
+
 WEEK = timedelta(days=7)
+
+
+class ReportMailError(MailNotSent):
+    """The weekly report could not be sent (the SMTP server is down, refuses us); the
+    week is not marked as sent, so the next run sends it."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,11 @@ def send_weekly(
     recipients: Sequence[str],
     dry_run: bool = False,
 ) -> ReportOutcome:
-    """Mail the report for the week ending at ``at`` unless this ISO week's was sent."""
+    """Mail the report for the week ending at ``at`` unless this ISO week's was sent.
+
+    Raises:
+        ReportMailError: the mail was not sent; the week stays unsent for the next run.
+    """
     from mediamon.ops import mail as ops_mail
 
     key = report_key(at)
@@ -109,5 +122,11 @@ def send_weekly(
         if claimed is None:
             return ReportOutcome(key, rows, False, "sent by a concurrent run")
         # Sent inside the claiming transaction: a failed send rolls the claim back.
-        send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients))
+        try:
+            send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients))
+        except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
+            raise ReportMailError(
+                f"weekly report {key} not sent: {type(error).__name__}: {error}"
+                " (the next run sends it)"
+            ) from error
     return ReportOutcome(key, rows, True)
