@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from mediamon.alerts.compose import TOP_STORIES, MailOptions, rank_stories
 from mediamon.alerts.content import stories_between
-from mediamon.alerts.digest import DigestError, latest_digest_time, run_digests
+from mediamon.alerts.digest import DigestError, due_digests, latest_digest_time, run_digests
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR
 from mediamon.topics.definitions import TopicSet
@@ -269,6 +269,32 @@ def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: A
     assert "【限制高科技出口】" in text
     assert message["Subject"].startswith("[mediamon] 每日摘要 2024-04-03：")
     assert "2024-04-03 04:45 (UTC+08:00)" in text
+
+
+def test_a_changed_digest_hour_or_zone_mails_no_story_twice(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    # editors@ gets the daily digest at 08:00 UTC, then moves it to 20:00 New York time
+    # (01:00 UTC: EST until the 10th): the next period starts where the last digest
+    # ended, not a day before its own end (that re-sent 7 hours of stories).
+    alert_on_burst(engine, topics)
+    sent_at = T0 + timedelta(days=1, hours=8, minutes=3)
+    with serve_smtp(Sink()) as port:
+        run_digests(engine, topics, sent_at, smtp_send(port), sender="m@x.org", options=OPTIONS)
+    moved = parse_topics(
+        TOPICS_YAML.replace(
+            "{address: editors@example.org, mode: daily, locale: zh-CN}",
+            "{address: editors@example.org, mode: daily, locale: zh-CN, digest_hour: 20,"
+            " timezone: America/New_York}",
+        ),
+        "topics.yaml",
+    )
+    later = T0 + timedelta(days=2, hours=1, minutes=3)
+    (plan,) = [p for p in due_digests(engine, moved, later, OPTIONS) if p.cadence == "daily"]
+    assert (plan.period_start, plan.period_end) == (
+        T0 + timedelta(days=1, hours=8),  # the previous digest's end
+        T0 + timedelta(days=2, hours=1),  # 20:00 in New York
+    )
 
 
 def test_missed_days_are_caught_up_and_late_stories_listed(

@@ -174,7 +174,10 @@ def due_digests(
             start = plan.period_start
             late_since = None
             if last is not None and plan.period_end - last.period_end <= MAX_CATCH_UP:
-                start = min(start, last.period_end)  # catch up on missed periods
+                # From where the previous digest ended: earlier catches up on missed
+                # periods; later, after the recipient's hour or zone changed, keeps the
+                # stories of the previous digest out of this one (min() mailed them twice).
+                start = last.period_end
                 late_since = last.selected_at
             due.append(replace(plan, period_start=start, late_since=late_since))
     return due

@@ -70,6 +70,9 @@ class _Reader:
     def __init__(self, name: str) -> None:
         self.name = name
         self._constructor = yaml.constructor.SafeConstructor()
+        # Each mailbox under the spelling it was first written in: Case@x and case@x are
+        # one mailbox (mail servers match them so), which got two digests a day.
+        self.addresses: dict[str, str] = {}
 
     def error(self, node: yaml.Node | None, reason: str) -> TopicConfigError:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
@@ -384,6 +387,7 @@ def _recipients(
                 raise reader.error(
                     entries["locale"], f"locale must be one of {list(LOCALES)}, got {locale!r}"
                 )
+        address = reader.addresses.setdefault(address.casefold(), address)
         result.append((Recipient(address, mode, hour, zone, locale, weekday), item))
     return result
 

@@ -285,6 +285,26 @@ def test_terms_that_yaml_would_turn_into_booleans_stay_text() -> None:
     assert only.hits("no 2024") == 2
 
 
+def test_one_mailbox_spelled_in_two_cases_is_one_recipient() -> None:
+    # Case@ and case@ got a daily digest each, over overlapping periods.
+    def file(first: str, second: str) -> str:
+        return (
+            "topics:\n"
+            f"  - {{key: a, name: a, terms: [a], recipients: [{first}]}}\n"
+            f"  - {{key: b, name: b, terms: [b], recipients: [{second}]}}\n"
+        )
+
+    same = "{address: Desk@Example.org, mode: daily}", "{address: desk@example.org, mode: daily}"
+    topics = parse_topics(file(*same), "t.yaml")
+    assert {r.address for t in topics for r in t.recipients} == {"Desk@Example.org"}
+    hours = (
+        "{address: Desk@Example.org, mode: daily, digest_hour: 8}",
+        "{address: desk@example.org, mode: daily, digest_hour: 9}",
+    )
+    with pytest.raises(TopicConfigError, match="digest hour, weekday, timezone and locale"):
+        parse_topics(file(*hours), "t.yaml")
+
+
 def test_digest_schedule_must_agree_across_topics() -> None:
     text = GOOD + (
         "  - key: x\n    name: X\n    terms: [x]\n    recipients:\n"
