@@ -804,6 +804,24 @@ def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) 
 # ------------------------------------------- feeds that made a whole run end (round 8)
 
 
+def feed_sources_env(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path, feeds: dict[str, str]
+) -> None:
+    """The command line's environment: the test database and a sources file of these
+    feeds on 127.0.0.1, one extraction process."""
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n" + "".join(
+            f"  - {{name: {name}, url: '{url}', allow_private_network: true}}\n"
+            for name, url in feeds.items()
+        ), "utf-8",
+    )  # fmt: skip
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    monkeypatch.setenv("MEDIAMON_WORKERS", "1")
+
+
 def test_hostile_feeds_and_pages_fail_alone_and_the_run_goes_on(
     server: FaultServer,
     engine: sa.Engine,
@@ -841,17 +859,9 @@ def test_hostile_feeds_and_pages_fail_alone_and_the_run_goes_on(
         server.route(f"/{name}.xml", respond(feed, content_type="application/rss+xml"))
     for path in ("/s/1", "/s/2", "/r/1", "/p/2"):
         server.route(path, respond(page("正常")))
-    sources = tmp_path / "sources.yaml"
-    sources.write_text(
-        "sources:\n" + "".join(
-            f"  - {{name: {name}, url: '{link(f'/{name}.xml')}', allow_private_network: true}}\n"
-            for name in feeds
-        ), "utf-8",
-    )  # fmt: skip
-    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
-    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
-    monkeypatch.setenv("MEDIAMON_WORKERS", "1")
+    feed_sources_env(
+        monkeypatch, database_url, tmp_path, {name: link(f"/{name}.xml") for name in feeds}
+    )
 
     assert main(["ingest"]) == 0
     out = capsys.readouterr()
@@ -893,17 +903,10 @@ def test_a_source_that_crashes_does_not_stop_the_next(
             f"/{name}.xml", respond(rss([item(server.url(f"/{name}/1"))]), content_type=RSS)
         )
         server.route(f"/{name}/1", respond(page(name)))
-    sources = tmp_path / "sources.yaml"
-    sources.write_text(
-        "sources:\n" + "".join(
-            f"  - {{name: {n}, url: '{server.url(f'/{n}.xml')}', allow_private_network: true}}\n"
-            for n in ("first", "second")
-        ), "utf-8",
+    feed_sources_env(
+        monkeypatch, database_url, tmp_path,
+        {n: server.url(f"/{n}.xml") for n in ("first", "second")},
     )  # fmt: skip
-    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
-    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
-    monkeypatch.setenv("MEDIAMON_WORKERS", "1")
 
     assert main(["ingest"]) == 1
     err = capsys.readouterr().err
