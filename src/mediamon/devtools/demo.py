@@ -162,9 +162,9 @@ def summary(engine: sa.Engine) -> str:
     lines = ["", "== mediamon demo: what was loaded =="]
     for row in loaded:
         syndicated = f"{row['copies']} syndicated {'copy' if row['copies'] == 1 else 'copies'}"
+        articles = f"{row['articles']} article{'' if row['articles'] == 1 else 's'}"
         lines.append(
-            f"  {row['source']:<12} {row['articles']} articles ({syndicated}),"
-            f" languages {row['languages']}"
+            f"  {row['source']:<12} {articles} ({syndicated}), languages {row['languages']}"
         )
     lines.append(
         "\n  articles from the sample site and the seed (demo-history is invented background):"
