@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from mediamon import limits
 from mediamon.limits import cap, cap_optional
@@ -378,22 +377,23 @@ def _capped(item: FeedItem) -> FeedItem:
 
 
 def _link(entry: Any) -> str | None:
-    """The entry's http(s) link, if it has one that parses (a port of 99999 or "abc"
-    made URL canonicalization raise later, outside any one item's handling)."""
+    """The entry's http(s) link, if the fetcher could use it: netguard's syntax check (a
+    port of 99999 or "abc", a control character, no host) refused later made URL
+    canonicalization raise outside any one item's handling. The length is checked by
+    the caller, with its own note."""
+    from mediamon.ingest.netguard import BlockedURL, check_url_syntax
+
     link = entry.get("link")
     if not link and entry.get("guidislink"):
         link = entry.get("id")
     if not (isinstance(link, str) and link.startswith(("http://", "https://"))):
         return None
     link = link.strip()
-    if any(ord(c) < 0x20 or c == "\x7f" for c in link):  # NUL and other controls
-        return None
     try:
-        parts = urlsplit(link)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
-    except ValueError:
+        check_url_syntax(link, check_length=False)
+    except BlockedURL:
         return None
-    return link if parts.hostname else None
+    return link
 
 
 def _content(entry: Any) -> str | None:
