@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mediamon.ingest.choose import LinkTexts, Model, choose, with_missed_lead
+from mediamon.ingest.choose import FEATURES, LinkTexts, Model, choose, with_missed_lead
 from mediamon.ingest.extract import CLEANED_KINDS, EDGE_PATTERNS, clean_text, edge_pattern
 
 NAVIGATION_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.9)
@@ -106,7 +106,7 @@ def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
 
     tables: dict[Setting, _Table] = {}
     for navigation in NAVIGATION_GRID:
-        probe = Model(intercept=0.0, weights=(0.0,) * 5, navigation=navigation)
+        probe = Model(intercept=0.0, weights=(0.0,) * len(FEATURES), navigation=navigation)
         xs, forced, p_scores, b_scores = [], [], [], []
         for page in pages:
             choice = choose(page.precision, page.readability, page.link_texts, probe)
@@ -116,7 +116,7 @@ def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
                 xs.append(choice.features)
                 forced.append(-1)
             else:
-                xs.append((0.0,) * 5)
+                xs.append((0.0,) * len(FEATURES))
                 forced.append({"precision": 0, "readability": 1, "none": 2}[choice.name])
             p_scores.append(f1(p_text, page))
             b_scores.append(f1(page.balanced, page))
@@ -237,7 +237,7 @@ def _text_of(page: DevPage, name: str, setting: Setting) -> str:
     navigation, lead = setting
     if name == "balanced":
         return page.balanced
-    probe = Model(0.0, (0.0,) * 5, navigation)
+    probe = Model(0.0, (0.0,) * len(FEATURES), navigation)
     precision = choose(page.precision, "", page.link_texts, probe).text
     if name == "precision":
         return precision

@@ -10,6 +10,8 @@ repeat what the page's links say. Each candidate's "own" lines are described by
 * ``link``: the share of their characters in lines that are a link text of the page;
 * ``prose``: the share of their characters in lines with sentence punctuation that are
   not link text;
+* ``repeated``: the share of their characters in lines the candidate has more than once
+  (a gallery's caption per slide, a teaser shown twice);
 
 and the choice is a logistic model over the difference of the two sides
 (readability's own lines minus precision's), plus how much of each text the other one
@@ -32,13 +34,19 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 # Tokens compared between candidates: a CJK character, or a word of other scripts.
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]|\w+")
-# A line that reads as a sentence: CJK sentence marks anywhere, Latin ones at a word end.
-_SENTENCE = re.compile(r"[。！？；，]|[.!?;,](?=\s|$|[\"'”’)])")
+# A line that reads as a sentence: CJK sentence marks anywhere, the full stops and commas
+# of other scripts (Arabic and Urdu ۔ ، ؟ ؛, Devanagari । ॥, Armenian ։, Ethiopic ።,
+# Myanmar ။, Khmer ។) anywhere, Latin ones at a word end. Without the others, an Urdu
+# article's paragraphs read as no prose at all and lost to a headline list.
+_SENTENCE = re.compile(
+    r"[。！？；，]|[\u06d4\u060c\u061f\u061b\u0964\u0965\u0589\u1362\u104b\u17d4]"
+    r"|[.!?;,](?=\s|$|[\"'”’)])"
+)
 # Readability lacks a missed lead paragraph: it has less than _LACKING of the lead's runs
 # of _SHINGLE characters (the lead's least length is the model's ``lead``).
 _LACKING = 0.5
@@ -51,7 +59,7 @@ _PREFIX = 4
 # development pages has 53,000 characters; mediamon stores 200,000 at most.
 MAX_COMPARED_CHARS = 100_000
 
-FEATURES = ("covered_p", "covered_r", "own_size", "prose", "link")
+FEATURES = ("covered_p", "covered_r", "own_size", "prose", "link", "repeated")
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,10 @@ class Model:
 # Fit by ``python -m bench.extraction_cv --fit`` on all development sites (see the module
 # documentation); ``make bench`` prints its cross-validated figures.
 MODEL = Model(
-    intercept=-0.950,
-    weights=(2.240, -1.226, -1.276, 2.637, 0.000),
+    intercept=-2.110,
+    weights=(3.934, -1.295, -2.087, 4.147, 0.000, -2.963),
     navigation=0.5,
-    l2=1.0,
+    l2=0.3,
     lead=None,
 )
 
@@ -187,9 +195,12 @@ def drop_navigation(text: str, link_texts: LinkTexts, threshold: float | None) -
     return "\n".join(line for line in text.splitlines() if link_share(line, link_texts) < threshold)
 
 
-def _describe(lines: list[str], link_texts: LinkTexts) -> tuple[float, float, int]:
-    """(link share, prose share, characters) of a candidate's own lines."""
-    total = link = prose = 0.0
+def _describe(
+    lines: list[str], link_texts: LinkTexts, repeated: Collection[str]
+) -> tuple[float, float, float, int]:
+    """(link share, prose share, repeated share, characters) of a candidate's own lines;
+    ``repeated`` holds the lines its text has more than once."""
+    total = link = prose = twice = 0.0
     for line in lines:
         size = len(_flat(line))
         total += size
@@ -197,9 +208,15 @@ def _describe(lines: list[str], link_texts: LinkTexts) -> tuple[float, float, in
         link += share * size
         if share < 0.5 and _SENTENCE.search(line):
             prose += size
+        if line in repeated:
+            twice += size
     if not total:
-        return 0.0, 0.0, 0
-    return link / total, prose / total, int(total)
+        return 0.0, 0.0, 0.0, 0
+    return link / total, prose / total, twice / total, int(total)
+
+
+def _repeated(lines: list[str]) -> set[str]:
+    return {line for line, count in Counter(lines).items() if count > 1}
 
 
 def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[float, ...]:
@@ -207,8 +224,12 @@ def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[f
     precision, readability = precision[:MAX_COMPARED_CHARS], readability[:MAX_COMPARED_CHARS]
     p_tokens, r_tokens = tokens(precision), tokens(readability)
     p_lines, r_lines = precision.splitlines(), readability.splitlines()
-    p_link, p_prose, p_size = _describe(_own_lines(p_lines, readability), link_texts)
-    r_link, r_prose, r_size = _describe(_own_lines(r_lines, precision), link_texts)
+    p_link, p_prose, p_twice, p_size = _describe(
+        _own_lines(p_lines, readability), link_texts, _repeated(p_lines)
+    )
+    r_link, r_prose, r_twice, r_size = _describe(
+        _own_lines(r_lines, precision), link_texts, _repeated(r_lines)
+    )
     # the own lines' sizes on a log scale: which side adds more, whatever the page's size
     own_size = math.log((r_size + 1) / (p_size + 1)) / 4
     return (
@@ -217,6 +238,7 @@ def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[f
         own_size,
         r_prose * min(r_size, 400) / 400 - p_prose * min(p_size, 400) / 400,
         r_link - p_link,
+        r_twice - p_twice,
     )
 
 

@@ -22,10 +22,13 @@ from mediamon.ingest.candidates import (
     trafilatura_text,
 )
 from mediamon.ingest.choose import (
+    FEATURES,
+    MODEL,
     LinkTexts,
     Model,
     choose,
     drop_navigation,
+    features,
     link_share,
     with_missed_lead,
 )
@@ -76,11 +79,55 @@ def test_navigation_lines_are_dropped_and_prose_with_a_link_stays() -> None:
     assert drop_navigation(text, indexed, None) == text
 
 
+_ARTICLE = (
+    "The defense secretary arrived in Hanoi on Wednesday for talks on maritime security.\n"
+    "He said the two countries would expand training and share more information at sea.\n"
+    "Officials in Beijing did not comment on the visit, which ends on Friday."
+)
+
+
+def test_lines_a_candidate_repeats_are_evidence_against_it() -> None:
+    """A photo gallery's caption rendered once per slide (an AP page: four copies of a
+    caption and its credit) is not article text, however sentence-like it reads."""
+    caption = (
+        "U.S. Defense Secretary Mark Esper, left, and Vietnamese Defense Minister Ngo Xuan"
+        " Lich shake hands in Hanoi, Vietnam Wednesday, Nov. 20, 2019."
+    )
+    gallery = "\n".join([caption, "Photo: Hau Dinh, AP"] * 4)
+    readability = f"Robert Burns, AP National Security Writer\n{gallery}\n{_ARTICLE}"
+    x = features(_ARTICLE, readability, LinkTexts(frozenset()))
+    assert x[FEATURES.index("repeated")] > 0.9
+    assert choose(_ARTICLE, readability, frozenset()).name == "precision"
+    # the same lines once each are a lead image's caption: no evidence either way
+    once = f"{caption}\n{_ARTICLE}"
+    assert features(_ARTICLE, once, LinkTexts(frozenset()))[FEATURES.index("repeated")] == 0
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "پاکستان نے آئرلینڈ کو 7 وکٹوں سے شکست دیکر سیریز برابر کردی ہے۔",  # Urdu ۔
+        "وقال المتحدث إن المحادثات ستستمر، دون أن يحدد موعدا",  # Arabic ،
+        "सरकार ने नई नीति की घोषणा की है।",  # Hindi ।
+    ],
+)
+def test_prose_is_recognized_in_scripts_with_their_own_full_stops(sentence: str) -> None:
+    """Urdu paragraphs read as no prose at all (only CJK and Latin marks counted), so an
+    Urdu article lost to a list of headlines that precision mode had picked."""
+    headlines = "کرکٹ کی تازہ ترین خبریں\nپاکستان کی جیت"
+    x = features(headlines, sentence, LinkTexts(frozenset()))
+    assert x[FEATURES.index("prose")] > 0
+
+
+def test_the_shipped_model_weighs_every_feature() -> None:
+    assert len(MODEL.weights) == len(FEATURES)
+
+
 def test_an_empty_candidate_is_never_chosen() -> None:
-    always_readability = Model(intercept=10.0, weights=(0.0,) * 5)
+    always_readability = Model(intercept=10.0, weights=(0.0,) * len(FEATURES))
     assert choose("正文第一段，内容完整。", "", frozenset(), always_readability).name == "precision"
     assert choose("", "  \n ", frozenset(), always_readability).name == "none"
-    never = Model(intercept=-10.0, weights=(0.0,) * 5)
+    never = Model(intercept=-10.0, weights=(0.0,) * len(FEATURES))
     chosen = choose("", "Only readability found this paragraph.", frozenset(), never)
     assert chosen.name == "readability"
 
