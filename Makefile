@@ -23,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## create .venv with the pinned versions and mediamon (editable)
 
-browser: ## Debian's chromium and CJK fonts, for the tests that look at pages (apt, once)
+browser: ## Debian's chromium and CJK fonts, for the tests that look at pages and mail charts (apt, once)
 	@command -v chromium >/dev/null && dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update && \
 	  $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; }
@@ -45,7 +45,7 @@ test: install browser ## lint, typecheck and the whole test suite (real PostgreS
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q --cov=mediamon --cov=mediamon_airflow --cov-report=term:skip-covered
 
-test-fast: install ## the unit tests only (tests/unit: no database, no Airflow), under a minute
+test-fast: install browser ## the unit tests only (tests/unit: no database, no Airflow), under a minute
 	$(BIN)/pytest -q -m unit tests/unit
 
 demo: install ## ingest the bundled sample site and the seed through Airflow, offline, and print the counts
