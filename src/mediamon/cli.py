@@ -342,7 +342,7 @@ def _health(args: argparse.Namespace, settings: Settings) -> int:
         if args.dry_run:
             print(_table(outcome.rows, ("source", "polls", "failures", "articles",
                                         "median_latency_ms", "trend")))  # fmt: skip
-        return 0 if outcome.sent or args.dry_run or "already" in (outcome.note or "") else 1
+        return 0 if outcome.sent or outcome.already_sent or args.dry_run else 1
     from mediamon.ops.health import IncidentMailError
 
     try:

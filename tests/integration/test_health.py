@@ -5,6 +5,9 @@ mail when it clears, nothing at all in a dry run; and what each check finds."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -14,13 +17,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from mediamon import db
 from mediamon.cli import main
 from mediamon.ingest import load
 from mediamon.ingest.sources import Source
 from mediamon.models import Article
-from mediamon.ops import health, runs
+from mediamon.ops import health, report, runs
 from mediamon.ops.thresholds import HealthThresholds
-from tests.support.smtp_server import Sink, free_port
+from tests.support.smtp_server import Sink, free_port, smtp_send
 
 T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -453,3 +457,110 @@ def test_a_source_no_longer_polled_is_not_silent(engine: sa.Engine, built_seed: 
         assert [f.key for f in health.find_problems(conn, T, limits)] == ["source_silent:removed"]
         later = T + timedelta(days=2)  # no poll for a day: removed from the sources file
         assert health.find_problems(conn, later, limits) == []
+
+
+def test_overlapping_watchdog_runs_mail_each_incident_once_and_none_reports_it_unmailed(
+    smtp: tuple[Sink, int], engine: sa.Engine, built_seed: Article, database_url: str
+) -> None:
+    # Before: a run that found an incident's row locked skipped it, then listed it as
+    # not mailed while the other run's mail was going out: `mediamon health run` exited
+    # 1 ("open incident(s) not mailed: None") and the mediamon_health task failed
+    # without retry, although every incident was mailed once. Every round did that.
+    sources = ("q1", "q2", "q3", "q4")
+    for source in sources:
+        add_articles(engine, built_seed, source, hourly(T - timedelta(hours=10), 48))
+        add_polls(engine, source, hourly(T - timedelta(minutes=5), 58))
+    sink, port = smtp
+    mailbox = Mailbox(sink)
+    for round_ in range(3):
+        with engine.begin() as conn:
+            conn.execute(sa.text("truncate incidents"))
+        sink.messages.clear()
+        start = threading.Barrier(3)
+        reports: list[object] = []
+        runs_ = [
+            threading.Thread(target=_watchdog, args=(database_url, port, start, reports))
+            for _ in range(3)
+        ]
+        for run in runs_:
+            run.start()
+        for run in runs_:
+            run.join(60)
+        assert reports == [[], [], []], f"round {round_}"
+        subjects = Counter(str(m["Subject"]) for m in mailbox.messages)
+        assert len(subjects) == len(sources) and set(subjects.values()) == {1}
+
+
+def _watchdog(
+    database_url: str, port: int, start: threading.Barrier, reports: list[object]
+) -> None:
+    """One watchdog run on its own engine, like a second process (the CLI beside the
+    DAG's task); appends the incidents it reports unmailed, or its error."""
+    own = db.make_engine(database_url)
+    try:
+        start.wait()
+        result = health.run(
+            own, T, send=smtp_send(port), sender="m@x", recipients=["ops@x"],
+            limits=HealthThresholds(),
+        )  # fmt: skip
+        reports.append(result.unmailed)
+    except Exception as error:  # noqa: BLE001 - the test shows it
+        reports.append(repr(error))
+    finally:
+        own.dispose()
+
+
+def test_a_weekly_report_sent_by_an_overlapping_run_is_not_a_failure(
+    mailbox: Mailbox,
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    smtp: tuple[Sink, int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: the second of two overlapping `health report` runs printed "sent by a
+    # concurrent run" and exited 1, though the report went out once.
+    add_articles(engine, built_seed, "busy", hourly(T, 24))
+    release = threading.Event()
+    _, port = smtp
+
+    def slow_send(message: EmailMessage) -> None:
+        release.wait(30)  # the first run's mail is going out while the second starts
+        smtp_send(port)(message)
+
+    own = db.make_engine(database_url)
+    first: list[object] = []
+    sending = threading.Thread(
+        target=lambda: first.append(
+            report.send_weekly(own, T, send=slow_send, sender="m@x", recipients=["ops@x"])
+        )
+    )
+    sending.start()
+    second: list[int] = []
+    overlapping = threading.Thread(
+        target=lambda: second.append(main(["health", "report", "--at", T.isoformat()]))
+    )
+    overlapping.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _waiting_for_a_lock(engine) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the second run waits on the first's claim of the week
+    finally:
+        release.set()
+        sending.join(30)
+        overlapping.join(30)
+        own.dispose()
+    assert second == [0], capsys.readouterr()
+    assert len(mailbox.messages) == 1
+
+
+def _waiting_for_a_lock(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                sa.text(
+                    "select count(*) from pg_stat_activity"
+                    " where datname = current_database() and wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )

@@ -464,7 +464,10 @@ def notify(
 ) -> tuple[list[str], list[str]]:
     """Mail every open incident not yet mailed and every recovery not yet mailed, each
     once: the row is locked while its mail goes out and marked in the same transaction,
-    so overlapping runs cannot both send it. A failed send leaves it for the next run.
+    so overlapping runs cannot both send it. A run finding the row locked waits for the
+    other run's send and then sees the row marked (skipping it instead left it unmailed
+    in this run's report, which failed the watchdog while the mail was going out). A
+    failed send leaves it for the next run.
 
     Returns:
         The dedupe keys of the incident mails and the recovery mails sent.
@@ -497,12 +500,14 @@ def notify(
                     " and ((resolved_at is null and notified_at is null)"
                     "   or (resolved_at is not null and notified_at is not null"
                     "       and recovery_notified_at is null))"
-                    " for update skip locked"
+                    # Waits while another run mails it; each transaction locks one row,
+                    # so a wait never holds a lock another run needs.
+                    " for update"
                 ),
                 {"id": incident_id},
             ).one_or_none()
             if row is None:
-                continue  # another run has it, or it changed meanwhile
+                continue  # another run mailed it meanwhile, or it changed
             recovery = row.resolved_at is not None
             # Built inside the try, like alert mails: an address the mail library refuses
             # fails the mails, not the watchdog run.

@@ -26,12 +26,14 @@ class ReportMailError(MailNotSent):
 
 @dataclass(frozen=True)
 class ReportOutcome:
-    """What :func:`send_weekly` did."""
+    """What :func:`send_weekly` did; ``already_sent``: this week's report went out before,
+    or from an overlapping run while this one waited (not a failure of this run)."""
 
     key: str
     rows: list[dict[str, Any]]
     sent: bool
     note: str | None = None
+    already_sent: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"report": self.key, "sources": len(self.rows), "sent": self.sent, "note": self.note}
@@ -105,7 +107,8 @@ def send_weekly(
             sa.text("select sent_at from ops_reports where report_key = :key"), {"key": key}
         ).scalar_one_or_none()
     if already is not None:
-        return ReportOutcome(key, rows, False, f"already sent {already.isoformat()}")
+        note = f"already sent {already.isoformat()}"
+        return ReportOutcome(key, rows, False, note, already_sent=True)
     if dry_run:
         return ReportOutcome(key, rows, False, "dry run: nothing written, nothing sent")
     if send is None or not recipients:
@@ -120,7 +123,7 @@ def send_weekly(
             {"key": key, "at": at},
         ).first()
         if claimed is None:
-            return ReportOutcome(key, rows, False, "sent by a concurrent run")
+            return ReportOutcome(key, rows, False, "sent by a concurrent run", already_sent=True)
         # Sent inside the claiming transaction: a failed send rolls the claim back.
         try:
             send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients))
