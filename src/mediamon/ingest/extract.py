@@ -61,7 +61,8 @@ EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
     "disclaimers": (
-        r"^[“\"]?(特别声明|免责声明|郑重声明)\s*[:：]",
+        r"^[“\"【\[(（]?\s*(特别声明|免责声明|郑重声明)\s*([】\])）]|\s*[:：])",
+        r"^本文仅代表作者(本人|个人)?(的)?观点",
         r"^notice: the content above",
         r"本平台仅提供信息存储",
     ),
@@ -74,8 +75,8 @@ EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
         r"^(share|share this( article| story)?|tweet|email|print|follow us|advertisement|"
         r"sign up for .{0,60}newsletters?.*|subscribe( now)?|read more|load more|"
         r"comments?)\s*[:.]?$",
-        r"^.{0,12}((微信|微博|二维码).{0,20}(扫描|扫一扫|关注|分享)|"
-        r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码)).{0,12}$",
+        r"^.{0,12}((微信|微博|二维码|公众号).{0,20}(扫描|扫一扫|关注|分享)|"
+        r"(扫描|扫一扫|关注|分享).{0,20}(微信|微博|二维码|公众号)).{0,12}$",
     ),
 }
 

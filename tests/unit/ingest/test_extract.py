@@ -100,6 +100,29 @@ def test_boilerplate_lines_go_only_at_the_edges() -> None:
     assert clean_text(text).splitlines() == body
 
 
+@pytest.mark.parametrize(
+    "notice",
+    [
+        # a Hexun page: trafilatura's precision text was this line alone, and the page's
+        # article was lost to it
+        "【免责声明】本文仅代表作者本人观点，与和讯网无关。请读者仅作参考。",
+        "免责声明：本文来自腾讯新闻客户端自媒体，不代表腾讯网的观点和立场。",
+        "本文仅代表作者个人观点，不代表本站立场。",
+        "关注该公众号",
+    ],
+    ids=["bracketed", "colon", "unlabelled", "official-account"],
+)
+def test_bracketed_disclaimers_and_official_account_prompts_go(notice: str) -> None:
+    body = "据财联社9月26日消息，京津冀交通一体化建设各项工作取得积极成效。"
+    assert clean_text(f"{body}\n{notice}") == body
+    assert clean_text(notice) == ""
+
+
+def test_an_article_about_a_disclaimer_keeps_its_text() -> None:
+    line = "免责声明在合同中十分常见，律师提醒消费者签字前仔细阅读。"
+    assert clean_text(line) == line
+
+
 def test_editor_and_source_credits_stay() -> None:
     # Stripping them lowered the cross-validated F1 (bench --ablation): they are kept,
     # and the copyright line after them still goes.
