@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from mediamon import service
 from mediamon.alerts.catalog import number
 from mediamon.alerts.deliver import DELIVERY_LOCK_KEY, DeliveryError, deliver_pending
+from mediamon.alerts.smtp import connection_settings, smtp_sender
 from mediamon.db.engine import session_lock
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
@@ -29,7 +30,7 @@ from mediamon.topics.definitions import Recipient, TopicSet
 from mediamon.topics.file import load_topics, parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
-from tests.support.smtp_server import Sink, free_port, smtp_send
+from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday; background runs five weeks before it
 BURST_HOUR = T0 + timedelta(hours=10)
@@ -704,3 +705,34 @@ def test_run_alerts_end_to_end(engine: sa.Engine, tmp_path: Path, smtp: tuple[Si
     repeat = service.run_alerts(settings, AT, send=smtp_send(port))
     assert repeat["alerts_created"] == [] and repeat["delivery"]["sent"] == 0
     assert len(sink.messages) == 2
+
+
+class _RudeGoodbye(Sink):
+    """Accepts every message, then answers QUIT with an error, as some relays and
+    proxies do when they close the session first."""
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        return "421 4.3.2 closing, see you"
+
+
+def test_a_mail_accepted_before_a_failed_goodbye_is_sent_and_not_sent_again(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    # Before: the server's 250 for the message was followed by a 421 to QUIT; smtplib's
+    # `with` block raised it, the mail counted as not sent, and every run mailed the
+    # alert again (3 runs, 6 mails to 2 recipients) while it stayed open.
+    alert_on_burst(engine, topics)
+    sink = _RudeGoodbye()
+    with serve_smtp(sink) as port:
+        fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
+                  "disable_tls": True}}  # fmt: skip
+        send = smtp_sender(connection_settings(fields))
+        errors = []
+        for minutes in (5, 10, 15):
+            try:
+                deliver_pending(engine, send, AT + timedelta(minutes=minutes))
+            except DeliveryError as error:
+                errors.append(str(error))
+    assert sorted(r[0] for _, r, _ in sink.messages) == ["desk@example.org", "duty@example.org"]
+    assert errors == []
+    assert scalar(engine, "select state from alerts") == "notified"

@@ -254,12 +254,21 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
             )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
-        with client:
+        try:
             if settings.use_starttls:
                 client.starttls(context=context)
             if settings.login:
                 client.login(settings.login, settings.password or "")
             client.send_message(message)
+            # Accepted: whatever the server answers to QUIT, the mail is sent. (A `with`
+            # block raised a non-221 answer, the mail counted as not sent and every
+            # later run mailed it again.)
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError) as error:
+                logger.info("SMTP goodbye after a sent mail failed: %s", error)
+        finally:
+            client.close()
         logger.info("sent %r to %s", message["Subject"], message["To"])
 
     return send
