@@ -61,7 +61,7 @@ EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     # platform disclaimers (网易号, 搜狐号, 大风号, 百家号...)
     "disclaimers": (
-        r"^[“\"【\[(（]?\s*(特别声明|免责声明|郑重声明)\s*([】\])）]|\s*[:：])",
+        r"^[“\"【\[(（]?\s*(特别声明|免责声明|郑重声明)\s*[】\])）:：]",
         r"^本文仅代表作者(本人|个人)?(的)?观点",
         r"^notice: the content above",
         r"本平台仅提供信息存储",
