@@ -198,14 +198,22 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
 
 
 @contextmanager
-def session_lock(engine: sa.Engine, key: int) -> Iterator[bool]:
+def session_lock(engine: sa.Engine, key: int, *, wait: bool = False) -> Iterator[bool]:
     """Hold PostgreSQL's session advisory lock ``key`` for the block if no one else does;
     yields whether it was got. Runs that must not overlap (two deliveries would both send)
-    take it; a run that does not get it does nothing rather than wait."""
+    take it; a run that does not get it does nothing rather than wait. With ``wait`` the
+    block waits for the lock instead (always True): for work that must be done by every
+    run, one run at a time."""
     with engine.connect() as conn:
-        got = bool(
-            conn.execute(sa.text("select pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
-        )
+        if wait:
+            conn.execute(sa.text("select pg_advisory_lock(:key)"), {"key": key})
+            got = True
+        else:
+            got = bool(
+                conn.execute(
+                    sa.text("select pg_try_advisory_lock(:key)"), {"key": key}
+                ).scalar_one()
+            )
         conn.commit()
         try:
             yield got

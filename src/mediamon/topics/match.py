@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon import limits
+from mediamon.db.engine import session_lock
 from mediamon.db.queries import query
 from mediamon.db.tables import (
     mentions,
@@ -24,6 +25,8 @@ from mediamon.topics.definitions import Topic, TopicSet
 logger = logging.getLogger(__name__)
 
 MATCH_BATCH = 500
+# Distinct from the other advisory locks (mediamon.db.migrate, spikes.detect, alerts.*).
+MATCH_LOCK_KEY = 0x6D6D_616C_6572_7404
 # Articles changed up to this long before the last match run are matched again: an ingest
 # transaction that started earlier may have committed after that run looked.
 MATCH_OVERLAP = timedelta(hours=1)
@@ -75,9 +78,20 @@ def match_articles(
     against every article (and their old mentions dropped); the others only against the
     articles inserted or changed since the previous run.
 
+    One run at a time, the others wait (an advisory lock): two full re-matches of a topic
+    under different rules (the file edited twice, the alerts and the digest runs each
+    syncing it) interleaved, and the first, finishing, deleted the second's fresh
+    mentions as "old rules"; the second then marked the topic matched, and those
+    articles were never matched again.
+
     Raises:
         ValueError: a topic is not synced (call :func:`sync_topics` first).
     """
+    with session_lock(engine, MATCH_LOCK_KEY, wait=True):
+        return _match_articles(engine, topics, batch_size)
+
+
+def _match_articles(engine: sa.Engine, topics: TopicSet, batch_size: int) -> MatchStats:
     with engine.connect() as conn:
         started = conn.execute(sa.select(sa.func.now())).scalar_one()
         state = {
