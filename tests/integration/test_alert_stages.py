@@ -30,7 +30,7 @@ from mediamon.spikes.detect import assess_topics, detect
 from mediamon.text import fold
 from mediamon.topics.definitions import Recipient, TopicSet
 from mediamon.topics.file import load_topics, parse_topics
-from mediamon.topics.match import match_articles
+from mediamon.topics.match import MATCH_LOCK_KEY, match_articles
 from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
 from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
 
@@ -452,6 +452,54 @@ def test_two_rematches_under_different_rules_at_once_lose_no_mention(
         conn.execute(sa.text("update topics set matched_version = null"))
     match_articles(engine, second)  # every article against the rules in force
     assert after == scalar(engine, "select count(*) from mentions")
+
+
+def test_a_topics_file_synced_again_while_a_run_waits_to_match_is_matched_not_a_crash(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    # Before: the run synced the file, the file was edited and synced by another run
+    # before this one matched: ValueError `topic 'taiwan' is not synced: call sync_topics
+    # first` (`alerts run` and `digest run` exited 2 with it, the task failed).
+    path = tmp_path / "topics.yaml"
+    path.write_text(TOPICS_YAML, encoding="utf-8")
+    with engine.begin() as conn:
+        source = add_source(conn, "cna")
+        for n, body in enumerate(("台海局势紧张", "台湾选举")):
+            add_article(
+                conn, source_id=source, url=f"https://a.example/{n}", title=None, body=body,
+                published_at=T0,
+            )  # fmt: skip
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        sources_path=tmp_path / "sources.yaml",
+        var_dir=tmp_path,
+        topics_path=path,
+    )
+    outcome: list[object] = []
+
+    def alerts_run_matching() -> None:
+        try:
+            outcome.append(service.match_topics(settings))
+        except Exception as error:  # noqa: BLE001 - the test shows it
+            outcome.append(repr(error))
+
+    with session_lock(engine, MATCH_LOCK_KEY) as got:  # another run is matching
+        assert got
+        waiting = threading.Thread(target=alerts_run_matching)
+        waiting.start()
+        deadline = time.monotonic() + 30
+        while not scalar(
+            engine, "select count(*) from pg_stat_activity where wait_event = 'advisory'"
+        ):
+            assert time.monotonic() < deadline, outcome
+            time.sleep(0.01)
+        # Meanwhile the file gets a new term, and a third run syncs it.
+        path.write_text(TOPICS_YAML.replace("[台湾, Taiwan]", "[台湾, Taiwan, 台海]"), "utf-8")
+        refresh_topics(engine, path)
+    waiting.join(60)
+    assert isinstance(outcome[0], dict), outcome
+    # Matched under the definition in force, the newer one: both articles.
+    assert scalar(engine, "select count(*) from mentions where topic = 'taiwan'") == 2
 
 
 def test_invalid_file_keeps_the_previous_definition(engine: sa.Engine, tmp_path: Path) -> None:

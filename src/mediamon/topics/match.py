@@ -20,7 +20,7 @@ from mediamon.db.tables import (
     topics_table,
 )
 from mediamon.text import fold
-from mediamon.topics.definitions import Topic, TopicSet
+from mediamon.topics.definitions import Topic, TopicSet, topic_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -102,13 +102,23 @@ def _match_articles(engine: sa.Engine, topics: TopicSet, batch_size: int) -> Mat
                     topics_table.c.match_version,
                     topics_table.c.matched_version,
                     topics_table.c.matched_through,
+                    topics_table.c.definition,
                 ).where(topics_table.c.topic.in_(topics.keys()))
             )
         }
-    for topic in topics:
-        row = state.get(topic.key)
-        if row is None or row.match_version != topic.match_version:
-            raise ValueError(f"topic {topic.key!r} is not synced: call sync_topics first")
+    in_force = []
+    for given in topics:
+        row = state.get(given.key)
+        if row is None:
+            raise ValueError(f"topic {given.key!r} is not synced: call sync_topics first")
+        if row.match_version != given.match_version:
+            # Another run synced an edited file after the caller's sync (this run may have
+            # waited for the lock meanwhile): match under the stored definition, the one
+            # in force, instead of failing the run.
+            logger.info("topic %s: matched under the definition synced since", given.key)
+            given = topic_from_dict(row.definition)
+        in_force.append(given)
+    topics = TopicSet(tuple(in_force), topics.origin)
     full = [t for t in topics if state[t.key].matched_version != t.match_version]
     incremental = [t for t in topics if t not in full]
     stats = MatchStats(full_rematch=[t.key for t in full])
