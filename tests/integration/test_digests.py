@@ -364,3 +364,46 @@ def test_the_command_line_says_in_one_line_that_digests_were_not_sent(
     assert err.startswith("mediamon: ") and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
     assert scalar(engine, "select count(*) from digest_deliveries") == 0
+
+
+def test_a_story_an_ingest_commits_while_the_digest_runs_is_in_the_next_digest(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """An ingest run stamps its articles with the run's time and commits them later; a
+    story it commits after the digest picked its stories goes into the next digest."""
+    # Before: the next digest listed late stories first seen after the previous digest's
+    # selection; this one was first seen before it (the run's time) but committed after,
+    # so no digest ever listed it (the 08:00 digest and the 08:00 ingest run together).
+    now = datetime.now(UTC)
+    end = latest_digest_time(now, "daily", 8, 0, ZoneInfo("UTC"))
+    with engine.begin() as conn:
+        source = add_source(conn, "wire")
+        listed = conn.execute(
+            ARTICLE_SQL,
+            article_row(source, "https://wire.example/1", "台湾新闻一", "台湾消息。",
+                        end - timedelta(hours=2), first_seen_at=now - timedelta(hours=1)),
+        ).scalar_one()  # fmt: skip
+    sink = Sink()
+    with serve_smtp(sink) as port, engine.connect() as ingest:
+        send = smtp_send(port)
+        ingest.begin()  # an ingest transaction loading a chunk, not committed yet
+        late = ingest.execute(
+            ARTICLE_SQL,
+            article_row(source, "https://wire.example/2", "台湾新闻二", "台湾消息二。",
+                        end - timedelta(minutes=10), first_seen_at=now - timedelta(minutes=1)),
+        ).scalar_one()  # fmt: skip
+        match_articles(engine, topics)  # the digest run: match, then select and send
+        first = run_digests(engine, topics, end + timedelta(minutes=3), send,
+                            sender="m@example.org", options=OPTIONS)  # fmt: skip
+        ingest.commit()  # the chunk is in
+        match_articles(engine, topics)
+        second = run_digests(engine, topics, end + timedelta(days=1, minutes=3), send,
+                             sender="m@example.org", options=OPTIONS)  # fmt: skip
+    assert not first.failed and not second.failed
+    digests = [
+        email.message_from_bytes(raw, policy=default_policy)
+        for _, to, raw in sink.messages
+        if to == ["editors@example.org"]
+    ]
+    listed_by = [listed_ids(html_of(d)) for d in digests if isinstance(d, EmailMessage)]
+    assert listed_by == [[listed], [late]]  # each story once, none lost

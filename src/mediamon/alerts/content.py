@@ -35,6 +35,7 @@ def stories_between(
     *,
     late_since: datetime | None = None,
     late_from: datetime | None = None,
+    listed: Sequence[int] | None = None,
 ) -> list[StoryItem]:
     """Every story mentioning the topic with its story time in [start, end), ranked; the
     first :data:`~mediamon.alerts.compose.TOP_STORIES` with a snippet of their body.
@@ -45,9 +46,12 @@ def stories_between(
         topic: Its definition, for snippets (None: no snippets).
         start: Start of the period (UTC).
         end: End of the period (UTC, exclusive).
-        late_since: Also stories first seen after this moment whose story time is in
-            [late_from, start): they arrived after the previous digest was made.
+        late_since: When the previous digest picked its stories (None: no previous).
+            Stories with their story time in [late_from, start) that it did not list
+            (``listed``) are listed too: they arrived after it was made; without
+            ``listed``, those first seen after ``late_since``.
         late_from: See ``late_since``.
+        listed: The story ids the previous digest listed (None: not recorded).
     """
     rows = conn.execute(
         query("topic_stories"),
@@ -57,6 +61,7 @@ def stories_between(
             "end": end,
             "late_since": late_since if late_from is not None else None,
             "late_from": late_from,
+            "listed": list(listed) if listed is not None else None,
         },
     ).all()
     rules = topic.rules if topic is not None else ()

@@ -56,8 +56,11 @@ class DueDigest:
         topics: Keys of the topics the recipient follows with this cadence.
         period_start: Start of the period (UTC).
         period_end: End of the period (UTC, exclusive): the digest time.
-        late_since: Stories first seen after this (the previous digest's selection) and
-            dated in the period before ``period_start`` are listed too; None: no previous.
+        late_since: When the previous digest picked its stories; None: no previous.
+            Stories dated in the period before ``period_start`` that it did not list are
+            listed too (loaded or matched after it was made).
+        late_listed: The story ids the previous digest listed (None: not recorded, then
+            the late stories are those first seen after ``late_since``).
     """
 
     address: str
@@ -68,6 +71,7 @@ class DueDigest:
     period_start: datetime
     period_end: datetime
     late_since: datetime | None = None
+    late_listed: tuple[int, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -164,7 +168,7 @@ def due_digests(
     with engine.connect() as conn:
         for (address, cadence), plan in sorted(schedules.items()):
             last = conn.execute(
-                sa.select(d.period_end, d.selected_at)
+                sa.select(d.period_end, d.selected_at, d.story_ids)
                 .where(d.recipient == address, d.cadence == cadence)
                 .order_by(d.period_end.desc())
                 .limit(1)
@@ -173,13 +177,20 @@ def due_digests(
                 continue  # this period (or a later one: a run --at in the past) is done
             start = plan.period_start
             late_since = None
+            late_listed = None
             if last is not None and plan.period_end - last.period_end <= MAX_CATCH_UP:
                 # From where the previous digest ended: earlier catches up on missed
                 # periods; later, after the recipient's hour or zone changed, keeps the
                 # stories of the previous digest out of this one (min() mailed them twice).
                 start = last.period_end
                 late_since = last.selected_at
-            due.append(replace(plan, period_start=start, late_since=late_since))
+                # What it listed, not what was first seen after it: an ingest run stamps
+                # its articles with the run's time and commits them minutes later, and
+                # those committed after the previous pick were in no digest.
+                late_listed = tuple(last.story_ids) if last.story_ids is not None else None
+            due.append(
+                replace(plan, period_start=start, late_since=late_since, late_listed=late_listed)
+            )
     return due
 
 
@@ -197,6 +208,7 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
             plan.period_end,
             late_since=plan.late_since,
             late_from=plan.period_start - length,
+            listed=plan.late_listed,
         )
         if stories:
             sections.append(TopicStories(key, topic.name if topic else key, tuple(stories)))
@@ -291,6 +303,7 @@ def _run(
             "topics": [t.topic_key for t in digest.topics],
             "sent_at": now,
             "selected_at": selected_at,
+            "story_ids": sorted({s.story_id for t in digest.topics for s in t.stories}),
         }
         if digest.story_count == 0 and not digest.spikes:
             _record(engine, {**record, "status": "empty", "message_id": None})

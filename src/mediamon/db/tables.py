@@ -160,4 +160,5 @@ digest_deliveries = sa.Table(
     sa.Column("message_id", sa.Text),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("selected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("story_ids", pg.ARRAY(sa.BigInteger)),
 )

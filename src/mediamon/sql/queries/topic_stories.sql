@@ -2,9 +2,10 @@
 -- (a syndicated copy counts for its root, as in topic_hourly_counts), its outlet, the
 -- other outlets that carried a copy, the most title hits and all hits of root and copies
 -- (story_bodies gives the bodies of the few shown with a snippet). Also, when
--- :late_since is given, the stories
--- first seen after it whose story time is in [:late_from, :start): they were loaded
--- after the previous digest picked its stories.
+-- :late_since is given, the stories whose story time is in [:late_from, :start) that the
+-- previous digest did not list (:listed, its story ids), or, for a digest recorded
+-- without them (:listed null), those first seen after :late_since: they were loaded
+-- (committed, matched) after the previous digest picked its stories.
 select r.article_id, r.title, r.url, s.name as outlet, {story_time(r)} as story_time,
        max(m.title_hits) as title_hits,
        sum(m.title_hits + m.body_hits) as mentions,
@@ -22,5 +23,7 @@ select r.article_id, r.title, r.url, s.name as outlet, {story_time(r)} as story_
         or (cast(:late_since as timestamptz) is not null
             and {story_time(r)} >= cast(:late_from as timestamptz)
             and {story_time(r)} < :start
-            and r.first_seen_at > cast(:late_since as timestamptz)))
+            and case when cast(:listed as bigint[]) is null
+                     then r.first_seen_at > cast(:late_since as timestamptz)
+                     else r.article_id <> all(cast(:listed as bigint[])) end))
  group by r.article_id, s.name
