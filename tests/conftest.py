@@ -44,6 +44,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(SUITES[suite])
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Quiet pgserver's exit message: it logs at INFO from an atexit hook, after pytest
+    closed the streams that Airflow's logging set-up (imported by the DAG tests) writes
+    to, and each message ended the run's output with a "--- Logging error ---" trace."""
+    import logging
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a fresh database with mediamon's migrations applied."""
