@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from mediamon.alerts.compose import TOP_STORIES, MailOptions, rank_stories
 from mediamon.alerts.content import stories_between
 from mediamon.alerts.digest import DigestError, due_digests, latest_digest_time, run_digests
+from mediamon.db.queries import query
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR
 from mediamon.topics.definitions import TopicSet
@@ -407,3 +408,24 @@ def test_a_story_an_ingest_commits_while_the_digest_runs_is_in_the_next_digest(
     ]
     listed_by = [listed_ids(html_of(d)) for d in digests if isinstance(d, EmailMessage)]
     assert listed_by == [[listed], [late]]  # each story once, none lost
+
+
+def test_the_previous_digests_stories_are_left_out_through_a_hash(engine: sa.Engine) -> None:
+    """The stories a digest listed are looked up in a hash, not compared one by one:
+    `article_id <> all(listed)` compared every late story with every listed id (100,000
+    of each, measured on a plain series: 43 s, for one topic of one recipient's digest)."""
+    now = datetime.now(UTC)
+    params = {
+        "topic": "taiwan",
+        "start": now - timedelta(days=1),
+        "end": now,
+        "late_since": now - timedelta(days=1),
+        "late_from": now - timedelta(days=2),
+        "listed": list(range(1, 1001)),
+    }
+    with engine.connect() as conn:
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(sa.text(f"explain {query('topic_stories').text}"), params)
+        )
+    assert "hashed SubPlan" in plan, plan

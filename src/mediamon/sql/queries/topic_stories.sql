@@ -23,7 +23,10 @@ select r.article_id, r.title, r.url, s.name as outlet, {story_time(r)} as story_
         or (cast(:late_since as timestamptz) is not null
             and {story_time(r)} >= cast(:late_from as timestamptz)
             and {story_time(r)} < :start
-            and case when cast(:listed as bigint[]) is null
-                     then r.first_seen_at > cast(:late_since as timestamptz)
-                     else r.article_id <> all(cast(:listed as bigint[])) end))
+            -- not in (select unnest ...): a hashed subplan; `<> all(array)` compared each
+            -- row with every listed id (100,000 of each: 43 s instead of 0.5 s)
+            and ((cast(:listed as bigint[]) is null
+                  and r.first_seen_at > cast(:late_since as timestamptz))
+                 or (cast(:listed as bigint[]) is not null
+                     and r.article_id not in (select unnest(cast(:listed as bigint[])))))))
  group by r.article_id, s.name
