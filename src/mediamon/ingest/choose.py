@@ -87,8 +87,8 @@ class Model:
         return self.intercept + sum(w * x for w, x in zip(self.weights, features, strict=True))
 
 
-# Fit by ``python -m bench.extraction_cv --fit`` on all development sites (see the module
-# documentation); ``make bench`` prints its cross-validated figures.
+# The fit on all development sites that ``python -m bench.extraction_quality`` prints
+# ("Fit on all sites", see the module documentation) beside its cross-validated figures.
 MODEL = Model(
     intercept=-2.110,
     weights=(3.934, -1.295, -2.087, 4.147, 0.000, -2.963),
