@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon import db
+from mediamon.bi import settings as bi_settings
 from mediamon.cli import main
 from mediamon.ingest import load
 from mediamon.ingest.sources import Source
@@ -457,6 +458,47 @@ def test_a_source_no_longer_polled_is_not_silent(engine: sa.Engine, built_seed: 
         assert [f.key for f in health.find_problems(conn, T, limits)] == ["source_silent:removed"]
         later = T + timedelta(days=2)  # no poll for a day: removed from the sources file
         assert health.find_problems(conn, later, limits) == []
+
+
+def test_a_failing_source_removed_from_the_sources_file_closes_its_incident_once(
+    mailbox: Mailbox, engine: sa.Engine
+) -> None:
+    """Before: a source removed from the sources file while failing kept its failure
+    streak in ``source_state``, so every watchdog run found ``source_failing:dead`` again:
+    the incident stayed open for good (``mediamon status`` and ``bi.incidents`` listed it,
+    no recovery mail ever came) about a source nobody polls any more."""
+    with engine.begin() as conn:
+        ids = load.sync_sources(
+            conn,
+            [Source(name=name, kind="feed", location=f"https://{name}.example/rss")
+             for name in ("dead", "kept")],
+        )  # fmt: skip
+        for name in ("dead", "kept"):
+            conn.execute(
+                sa.text(
+                    "insert into source_state (source_id, base_interval, poll_interval,"
+                    " next_poll_at, last_polled_at, last_outcome, consecutive_failures,"
+                    " last_error, run_key)"
+                    " values (:id, '15 min', '15 min', :at, :at, 'failed', 3, 'HTTP 503', 'r')"
+                ),
+                {"id": ids[name], "at": T},
+            )
+    assert main(["health", "run", "--at", T.isoformat()]) == 0
+    assert sorted(m["Subject"] for m in mailbox.messages) == [
+        "[mediamon] INCIDENT: source dead failed its last 3 polls",
+        "[mediamon] INCIDENT: source kept failed its last 3 polls",
+    ]
+    with engine.begin() as conn:  # what the next ingest run's sync of the file does
+        bi_settings.mark_enabled_sources(conn, ["kept"])
+    later = T + timedelta(minutes=15)
+    assert main(["health", "run", "--at", later.isoformat()]) == 0
+    assert main(["health", "run", "--at", (later + timedelta(minutes=15)).isoformat()]) == 0
+    assert [m["Subject"] for m in mailbox.messages[2:]] == [
+        "[mediamon] RESOLVED: source dead failed its last 3 polls"
+    ]
+    with engine.connect() as conn:
+        open_ = conn.execute(sa.text("select subject from bi.incidents where is_open"))
+        assert open_.scalars().all() == ["kept"]
 
 
 def test_overlapping_watchdog_runs_mail_each_incident_once_and_none_reports_it_unmailed(

@@ -6,6 +6,7 @@ It reads only the database, so it works from the ``mediamon_health`` DAG and fro
 runs none). What it looks for:
 
 - ``source_failing``: a source whose last N polls failed (``source_state``);
+  sources no longer in the sources file (``sources.enabled``) are not judged;
 - ``source_silent``: a source with no new article for K times its usual interval between
   arrivals, learned from its last weeks (median gap);
 - ``volume_drop``: all sources together brought far fewer articles in the last hours than
@@ -147,7 +148,9 @@ def _failing_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds
             "           and f.fetched_at > coalesce(st.last_success_at, '-infinity')"
             "       ) as first_failure"
             " from source_state st join sources s using (source_id)"
-            " where st.consecutive_failures >= :n order by s.name"
+            # A source removed from the sources file (or disabled there) is not polled
+            # again: its failure streak is history, not a problem to keep open.
+            " where st.consecutive_failures >= :n and s.enabled order by s.name"
         ),
         {"n": limits.failing_polls},
     ).all()
@@ -191,7 +194,7 @@ def _silent_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds)
             "   filter (where g.gap is not null) as usual_s,"
             "  (select max(f.fetched_at) from fetch_log f where f.source_id = s.source_id"
             "    and f.kind in ('feed', 'file') and f.fetched_at <= :at) as last_poll"
-            " from gaps g join sources s using (source_id)"
+            " from gaps g join sources s using (source_id) where s.enabled"
             " group by s.source_id, s.name, s.location order by s.name"
         ),
         {"start": at - limits.history, "at": at},
