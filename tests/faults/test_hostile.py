@@ -13,6 +13,7 @@ against servers on 127.0.0.1 and a real PostgreSQL. Each names a row of docs/fau
 10. pages whose extraction takes minutes (found in session 6: trafilatura's work, and
     the chooser's before it was mended, grows with the square of a paragraph's size)
                                                    -> test_a_page_too_costly_to_extract_*
+11. URLs, pages, dates and text (round 9)           -> the tests after "round 9"
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -947,3 +949,30 @@ def test_control_characters_a_server_sends_reach_neither_the_database_nor_a_term
     monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
     assert main(["status"]) == 0
     assert "\x1b" not in capsys.readouterr().out
+
+
+# ------------------------------------------ URLs, pages, dates and text (round 9)
+
+
+def test_query_values_that_are_not_utf8_keep_articles_apart(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """Chinese sites put GBK in their query strings (?kw=北京 is %B1%B1%BE%A9). The
+    canonical URL read every byte that was not UTF-8 as U+FFFD, so ?kw=北京, ?kw=澳门,
+    ?kw=新闻 and ?kw=美国 were one URL: the items after the first were dropped as 'same
+    article as an earlier item' and their stories never loaded."""
+    words = {quote(w.encode("gbk")): w for w in ("北京", "澳门", "新闻", "美国")}
+
+    def by_query(conn: Any) -> None:
+        word = words[conn.path.split("kw=", 1)[1]]
+        respond(page(f"{word}新闻", text=f"{word}：" + PARAGRAPH))(conn)
+
+    server.route("/search", by_query)
+    links = [server.url(f"/search?kw={encoded}") for encoded in words]
+    feed = rss([item(link, title=word) for link, word in zip(links, words.values(), strict=True)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("gbk-query", server.url("/feed.xml"))], NOW)
+    assert stats["gbk-query"].new == 4, stats["gbk-query"].errors
+    stored = articles(engine)
+    assert {stored[link]["canonical_url"] for link in links} == set(links)
+    assert {str(stored[link]["body_text"])[:2] for link in links} == set(words.values())

@@ -28,6 +28,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 BIDI_CONTROLS = dict.fromkeys(
     [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)], None
 )
+# How percent-encoded bytes that are not UTF-8 are read and written back unchanged.
+ESCAPE = "surrogateescape"
 MANY_NEWLINES = re.compile(r"\n{3,}")
 NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
@@ -64,15 +66,17 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
         else (f"{host}:{port}")
     )
     extra = {p.lower() for p in drop_params}
+    # Bytes that are not UTF-8 (GBK query values on Chinese sites: ?kw=%CC%A8%CD%E5) are
+    # kept as they are, not replaced: U+FFFD made distinct articles one URL.
     query = [
         (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True, errors=ESCAPE)
         if key.lower() not in TRACKING_PARAMS
         and key.lower() not in extra
         and not key.lower().startswith(TRACKING_PREFIXES)
     ]
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query), errors=ESCAPE), ""))
 
 
 def url_hash(url: str) -> bytes:
