@@ -501,6 +501,41 @@ def test_a_failing_source_removed_from_the_sources_file_closes_its_incident_once
         assert open_.scalars().all() == ["kept"]
 
 
+def test_a_cleared_earlier_watchdog_run_mails_no_stale_incident_or_recovery(
+    mailbox: Mailbox, engine: sa.Engine, built_seed: Article
+) -> None:
+    """Before: an earlier watchdog run executed again (Airflow "clear task" on a past
+    mediamon_health run, or `health run --at` a past time) judged today's incidents by
+    the past: it opened again a problem a later run had seen clear (INCIDENT mailed) and
+    resolved one a later run had opened (RESOLVED mailed, the problem still there); the
+    next regular run undid both, two more false mails."""
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", hourly(T - timedelta(minutes=5), 58))
+    ok = runs.summarize([{"source": "quiet", "poll": "polled", "new": 1}])
+    failed = runs.summarize([{"source": "quiet", "poll": "failed", "errors": ["HTTP 503"]}])
+    with engine.begin() as conn:
+        runs.record(conn, "ok", T - timedelta(minutes=10), ok)
+        runs.record_checks(conn, "ok", T - timedelta(minutes=10), [])
+        runs.record(conn, "bad", T + timedelta(minutes=10), failed)
+    assert main(["health", "run", "--at", T.isoformat()]) == 0
+    later = T + timedelta(minutes=15)
+    add_articles(engine, built_seed, "quiet", [later])
+    assert main(["health", "run", "--at", later.isoformat()]) == 0
+    expected = [
+        "[mediamon] INCIDENT: source quiet has brought no new article for 10 h",
+        "[mediamon] RESOLVED: source quiet has brought no new article for 10 h",
+        "[mediamon] INCIDENT: the latest ingest run failed",
+    ]
+    assert [m["Subject"] for m in mailbox.messages] == expected
+
+    assert main(["health", "run", "--at", T.isoformat()]) == 0  # the first run, cleared
+    assert main(["health", "run", "--at", (later + timedelta(minutes=15)).isoformat()]) == 0
+    assert [m["Subject"] for m in mailbox.messages] == expected
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select kind, is_open from bi.incidents order by 1")).all()
+    assert [tuple(r) for r in rows] == [("ingest_failed", True), ("source_silent", False)]
+
+
 def test_overlapping_watchdog_runs_mail_each_incident_once_and_none_reports_it_unmailed(
     smtp: tuple[Sink, int], engine: sa.Engine, built_seed: Article, database_url: str
 ) -> None:

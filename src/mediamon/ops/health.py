@@ -415,14 +415,39 @@ def open_incidents(conn: sa.Connection) -> dict[str, Any]:
     return {row.dedupe_key: row for row in rows}
 
 
+def _changes(
+    conn: sa.Connection, findings: Sequence[Finding], at: datetime
+) -> tuple[list[Finding], list[str], list[str]]:
+    """What a run at ``at`` changes: the findings to record, the keys it opens and the
+    keys it resolves. A later run's judgement stands: a run at an earlier time (Airflow's
+    "clear task" on a past run, ``health run --at`` a past time) neither opens again a
+    problem a later run found cleared nor resolves one a later run still found."""
+    before = open_incidents(conn)
+    cleared_later = set(
+        conn.execute(
+            sa.text("select dedupe_key from incidents where resolved_at > :at"), {"at": at}
+        ).scalars()
+    )
+    current = [
+        f
+        for f in findings
+        if (f.key in before and before[f.key].last_seen_at <= at)
+        or (f.key not in before and f.key not in cleared_later)
+    ]
+    opened = [f.key for f in current if f.key not in before]
+    found = {f.key for f in findings}
+    resolved = [key for key, row in before.items() if key not in found and row.last_seen_at <= at]
+    return current, opened, resolved
+
+
 def reconcile(
     conn: sa.Connection, findings: Sequence[Finding], at: datetime
 ) -> tuple[list[str], list[str]]:
     """Open an incident per new finding, refresh the open ones still found and resolve
-    the rest; return the keys opened and resolved."""
-    before = open_incidents(conn)
-    opened = []
-    for finding in findings:
+    the rest; return the keys opened and resolved. What a later run judged stays (see
+    :func:`_changes`)."""
+    current, opened, resolved = _changes(conn, findings, at)
+    for finding in current:
         conn.execute(
             sa.text(
                 "insert into incidents (dedupe_key, kind, subject, summary, detail, advice,"
@@ -443,10 +468,6 @@ def reconcile(
                 "at": at,
             },
         )
-        if finding.key not in before:
-            opened.append(finding.key)
-    found = {f.key for f in findings}
-    resolved = [key for key in before if key not in found]
     if resolved:
         conn.execute(
             sa.text(
@@ -553,10 +574,7 @@ def run(
     with engine.begin() as conn:
         result.findings = find_problems(conn, at, limits)
         if dry_run:
-            before = open_incidents(conn)
-            found = {f.key for f in result.findings}
-            result.opened = [key for key in found if key not in before]
-            result.resolved = [key for key in before if key not in found]
+            _, result.opened, result.resolved = _changes(conn, result.findings, at)
             result.note = "dry run: nothing written, nothing sent"
             return result
         result.opened, result.resolved = reconcile(conn, result.findings, at)
