@@ -737,6 +737,28 @@ def test_backfilled_alerts_are_not_mailed_late(
     assert scalar(engine, "select state from alerts") == "notified"
 
 
+def test_an_alert_pending_when_its_topic_is_removed_is_not_mailed(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    """Before: an alert waiting for the SMTP server (down for hours) whose topic was then
+    taken out of the topics file was mailed to the topic's former recipients once mail
+    worked again, about a topic nobody followed any more, its "why you got it" pointing to
+    a topics.yaml entry that no longer existed."""
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    closed = free_port()  # nothing listens here: connection refused
+    with pytest.raises(DeliveryError):
+        deliver_pending(engine, smtp_send(closed), AT + timedelta(minutes=5))
+    sync_topics(engine, TopicSet(tuple(t for t in topics if t.key != "taiwan")))
+    stats = deliver_pending(engine, smtp_send(port), AT + timedelta(hours=3))
+    assert (stats.sent, stats.skipped, stats.failed) == (0, 2, 0)
+    assert sink.messages == []
+    assert scalar(engine, "select state from alerts") == "notified"  # not pending for ever
+    assert rows(engine, "select distinct status, note from alert_deliveries") == [
+        ("skipped", "topic no longer in the topics file when due: not mailed")
+    ]
+
+
 # --- BI -----------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from mediamon.db.engine import session_lock
 from mediamon.db.tables import (
     alert_deliveries,
     alerts_table,
+    topics_table,
 )
 from mediamon.errors import MailNotSent
 from mediamon.topics.definitions import TopicSet
@@ -91,6 +92,8 @@ def deliver_pending(
     have theirs, so a failed send leaves it pending for the next run and a repeated run
     sends nothing twice. Alerts older than ``max_age`` (a backfill) are not mailed
     immediately (recorded as skipped); digests still show them among their period's spikes.
+    Alerts of a topic removed from the topics file before its mail went out are not mailed
+    either (recorded as skipped).
 
     Args:
         engine: The data database.
@@ -169,9 +172,20 @@ def _deliver_immediate(
             .where(a.state == "open")
             .order_by(a.alert_id)
         ).all()
+        # Topics taken out of the topics file (or renamed: a new key) while their alert
+        # waited (the SMTP server down): nobody follows them any more.
+        removed = set(
+            conn.execute(sa.select(topics_table.c.topic).where(~topics_table.c.active)).scalars()
+        )
     for alert_id, topic_key, window_end in pending:
         topic = topics.get(topic_key)
         recipients = [r for r in (topic.recipients if topic else ()) if r.mode == "immediate"]
+        if window_end < now - max_age:
+            skip = f"older than {max_age} when first due: not mailed"
+        elif topic_key in removed:
+            skip = "topic no longer in the topics file when due: not mailed"
+        else:
+            skip = None
         with engine.connect() as conn:
             done = set(
                 conn.execute(
@@ -181,12 +195,12 @@ def _deliver_immediate(
                     )
                 ).scalars()
             )
-            content = alert_mail(conn, alert_id, topic) if recipients else None
+            content = alert_mail(conn, alert_id, topic) if recipients and not skip else None
         complete = True
         for recipient in recipients:
             if recipient.address in done:
                 continue
-            if window_end < now - max_age:
+            if skip:
                 _record_delivery(
                     engine,
                     [
@@ -197,7 +211,7 @@ def _deliver_immediate(
                             "status": "skipped",
                             "message_id": None,
                             "sent_at": now,
-                            "note": f"older than {max_age} when first due: not mailed",
+                            "note": skip,
                         }
                     ],
                 )
