@@ -413,6 +413,21 @@ def test_weekly_source_health_report_is_mailed_once_a_week(
     assert row.split() == ["busy", "3", "1", "168", "300", "+133%"]
 
 
+def test_the_weekly_report_leaves_out_sources_removed_before_the_week(
+    engine: sa.Engine, built_seed: Article
+) -> None:
+    """Before: a source taken out of the sources file stayed in every weekly report, a
+    row of zeros (0 polls, 0 articles) week after week, like a source that broke."""
+    add_articles(engine, built_seed, "gone", hourly(T - timedelta(days=20), 24))
+    add_articles(engine, built_seed, "left", hourly(T - timedelta(days=3), 24))
+    add_polls(engine, "left", [T - timedelta(days=3)])  # removed during the week
+    add_articles(engine, built_seed, "kept", hourly(T, 24))
+    with engine.begin() as conn:
+        bi_settings.mark_enabled_sources(conn, ["kept"])
+        rows = report.report_rows(conn, T)
+    assert [r["source"] for r in rows] == ["kept", "left"]
+
+
 def test_with_the_mail_server_down_the_weekly_report_waits_and_the_command_fails(
     engine: sa.Engine,
     built_seed: Article,

@@ -62,6 +62,9 @@ def report_rows(conn: sa.Connection, end: datetime) -> list[dict[str, Any]]:
             "               filter (where kind = 'feed')) as median_latency_ms"
             "    from fetch_log fl where fl.source_id = s.source_id and fl.kind in ('feed', 'file')"
             "     and fl.fetched_at > :start and fl.fetched_at <= :end) f on true"
+            # A source taken out of the sources file is reported for the weeks it was
+            # still polled in, not as a row of zeros every week after.
+            " where s.enabled or f.polls > 0"
             " order by s.name"
         ),
         {"start": end - WEEK, "end": end, "before": end - 2 * WEEK},
