@@ -976,3 +976,53 @@ def test_query_values_that_are_not_utf8_keep_articles_apart(
     stored = articles(engine)
     assert {stored[link]["canonical_url"] for link in links} == set(links)
     assert {str(stored[link]["body_text"])[:2] for link in links} == set(words.values())
+
+
+def test_dates_before_the_web_are_not_believed(engine: sa.Engine, server: FaultServer) -> None:
+    """A CMS without a date writes the epoch; templates write year 1000 or 0001. Such a
+    date was stored: the story of today stood in 1970, outside every spike window and
+    digest, and bi.topic_daily (which starts at the oldest story and spans at most 1,100
+    days) showed 1970-01-01 … 1973-01-05 and none of the day's stories."""
+    from mediamon.topics.file import parse_topics
+    from mediamon.topics.match import match_articles
+    from mediamon.topics.store import sync_topics
+
+    topics = parse_topics(
+        "version: 1\ntopics:\n  - key: taiwan\n    name: 台湾\n    terms: [台湾]\n"
+        "    recipients: [{address: desk@example.org, mode: immediate}]\n"
+    )
+    sync_topics(engine, topics)
+    dates = {
+        "/today": "Sat, 20 Apr 2024 08:00:00 +0800",
+        "/epoch": "Thu, 01 Jan 1970 00:00:00 GMT",
+        "/year-1000": "Wed, 01 Jan 1000 00:00:00 GMT",
+    }
+    feed = rss(
+        [
+            item(
+                server.url(path),
+                title=f"台湾{path}",
+                description=f"台湾{path}：" + PARAGRAPH,
+                date=d,
+            )
+            for path, d in dates.items()
+        ]
+    )
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    source = feed_source("old-dates", server.url("/feed.xml"), fetch_pages=False)
+    stats = run_ingest(engine, [source], NOW)["old-dates"]
+    assert stats.new == 3
+    assert (
+        f"{server.url('/epoch')}: date 1970-01-01T00:00:00+00:00 is before 1995;"
+        " first-seen time used" in stats.errors
+    )
+    stored = articles(engine)
+    assert stored[server.url("/today")]["published_at"] == datetime(2024, 4, 20, tzinfo=UTC)
+    assert stored[server.url("/epoch")]["published_at"] is None
+    assert stored[server.url("/year-1000")]["published_at"] is None
+    match_articles(engine, topics)
+    with engine.connect() as conn:
+        days = conn.execute(
+            sa.text("select day_local, stories from bi.topic_daily where stories > 0")
+        ).all()
+    assert [(day.isoformat(), stories) for day, stories in days] == [("2024-04-20", 3)]

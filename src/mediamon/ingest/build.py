@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 
@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 MIN_PAGE_TEXT_CHARS = 40  # shorter "articles" are navigation or paywall stubs
 FUTURE_TOLERANCE = timedelta(hours=1)
+# No news on the web is older. Earlier dates are feed bugs: a CMS without a date writes
+# the epoch (1970-01-01), a template year 1000 or 0001. Believed, they put a story of
+# today outside every spike window and digest, and the BI's day series, which starts at
+# the oldest story, before all the others. htmldate applies the same floor to pages.
+EARLIEST_PUBLISHED = datetime(1995, 1, 1, tzinfo=UTC)
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 
 
@@ -168,7 +173,7 @@ def build_article(job: ArticleJob) -> BuildResult:
     published = item.published_at or (meta.published_at if meta else None)
     if published is not None:
         published = to_utc(published)
-        if published > job.seen_at + FUTURE_TOLERANCE:
+        if not EARLIEST_PUBLISHED <= published <= job.seen_at + FUTURE_TOLERANCE:
             published = None  # a date in the future is a feed bug, not news from tomorrow
     # the page's declared language is checked against the script (templates declare
     # "en" on Chinese pages), so it comes after the feed's and the source's

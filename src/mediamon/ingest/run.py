@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from mediamon.ingest import archive, cpulimit, load, memory, polling, provenance
 from mediamon.ingest.build import (
+    EARLIEST_PUBLISHED,
     FUTURE_TOLERANCE,
     ArticleJob,
     BuildResult,
@@ -450,8 +451,8 @@ def _distinct_items(
     items: list[FeedItem], source: Source, now: datetime
 ) -> tuple[list[FeedItem], list[str]]:
     """Drop items whose canonical URL repeats an earlier item's (tracking parameters
-    differ); note dates in the future, which build_article replaces by first-seen time.
-    Returns the items kept and a line for each item dropped or noted."""
+    differ); note dates in the future or before 1995, which build_article replaces by
+    first-seen time. Returns the items kept and a line for each item dropped or noted."""
     kept: list[FeedItem] = []
     notes: list[str] = []
     seen: set[str] = set()
@@ -465,6 +466,11 @@ def _distinct_items(
             notes.append(
                 f"{item.link}: date {item.published_at.isoformat()} is in the future;"
                 " first-seen time used"
+            )
+        elif item.published_at is not None and item.published_at < EARLIEST_PUBLISHED:
+            notes.append(
+                f"{item.link}: date {item.published_at.isoformat()} is before"
+                f" {EARLIEST_PUBLISHED.year}; first-seen time used"
             )
         kept.append(item)
     return kept, notes
