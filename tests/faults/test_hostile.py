@@ -1026,3 +1026,40 @@ def test_dates_before_the_web_are_not_believed(engine: sa.Engine, server: FaultS
             sa.text("select day_local, stories from bi.topic_daily where stories > 0")
         ).all()
     assert [(day.isoformat(), stories) for day, stories in days] == [("2024-04-20", 3)]
+
+
+def test_feed_dates_are_read_whole_or_not_believed(engine: sa.Engine, server: FaultServer) -> None:
+    """feedparser's ISO 8601 fallback read the start of a date it knew and took the rest
+    from today's clock: "2024年4月20日 08:00" and "2024/04/20 08:00", as Chinese feeds
+    write dates, became the 1st of the current month (in the past or the future as the
+    month fell), "2024-02-31" 2 March; an offset of +99:99 moved a story four days back."""
+    dates = {
+        "/cn": ("2024年4月20日 08:00", datetime(2024, 4, 20, 8, tzinfo=UTC)),
+        "/slash": ("2024/04/20 09:30:15", datetime(2024, 4, 20, 9, 30, 15, tzinfo=UTC)),
+        "/iso": ("2024-04-20T08:00:00+08:00", datetime(2024, 4, 20, tzinfo=UTC)),
+        "/gmt": ("2024-04-20 08:00:00 GMT", datetime(2024, 4, 20, 8, tzinfo=UTC)),  # was 00:00
+        "/rfc": ("Sat, 20 Apr 2024 08:00:00 +0800", datetime(2024, 4, 20, tzinfo=UTC)),
+        "/feb-31": ("2024-02-31T08:00:00Z", None),
+        "/weekday": ("2024年4月20日 星期六", None),
+        "/offset": ("Sat, 20 Apr 2024 08:00:00 +99:99", None),
+        "/iso-offset": ("2024-04-20T08:00:00-99", None),
+    }
+    feed = rss([item(server.url(path), title=path, date=d) for path, (d, _) in dates.items()])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    source = feed_source("dates", server.url("/feed.xml"), fetch_pages=False)
+    stats = run_ingest(engine, [source], NOW)["dates"]
+    assert stats.new == len(dates)
+    stored = articles(engine)
+    assert {p: stored[server.url(p)]["published_at"] for p in dates} == {
+        p: when for p, (_, when) in dates.items()
+    }
+    notes = " ".join(stats.errors)
+    assert "('/slash') date" not in notes and "('/gmt') date" not in notes
+    assert (
+        "item 5 ('/feb-31') date '2024-02-31T08:00:00Z' is not a date (year, month and day,"
+        " then the time); first-seen time used" in stats.errors
+    )
+    assert (
+        "item 7 ('/offset') date 'Sat, 20 Apr 2024 08:00:00 +99:99' has an impossible UTC"
+        " offset (at most ±14:00); first-seen time used" in stats.errors
+    )

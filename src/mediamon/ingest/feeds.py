@@ -16,7 +16,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mediamon import limits
@@ -54,6 +54,22 @@ ITEM_TAGS = frozenset({"item", "entry"})
 # max_items are kept: items past this many times max_items are dropped before it reads
 # them (room for the items skipped for a bad link or a repeat).
 MAX_PARSED_PER_KEPT = 4
+
+
+# feedparser's ISO 8601 fallback reads the longest start of a date it knows and fills in
+# the rest from today's clock: "2024年4月20日 08:00" and "2024/04/20 08:00", as Chinese
+# feeds write dates, became the 1st of the current month (the year alone was read), and
+# "2024-02-31" 2 March. A date that starts with its year is read here instead, whole.
+YEAR_FIRST = re.compile(r"\s*\d{4}")
+CHINESE_DATE = re.compile(
+    r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?"
+    r"(?:\s*(\d{1,2})\s*[:：]\s*(\d{2})(?:\s*[:：]\s*(\d{2}))?)?"
+)
+UTC_NAMED = re.compile(r"\s*(?:GMT|UTC)$", re.IGNORECASE)  # naive times are UTC anyway
+# A UTC offset at the end of an RFC 822 date (+0800, -05:00). Real ones lie within
+# ±14:00; feedparser added whatever it was given ("+99:99": four days earlier).
+TRAILING_OFFSET = re.compile(r"[+-](\d{2}):?(\d{2})\s*$")
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 class FeedError(ValueError):
@@ -171,11 +187,14 @@ def parse_feed(
             skipped.append(f"item {index} ({title!r}) repeats an earlier item's link {link}")
             continue
         seen.add(link)
+        published_at, date_problem = _entry_time(entry)
+        if date_problem:
+            skipped.append(f"item {index} ({title!r}) {date_problem}; first-seen time used")
         feed_item = _capped(
             FeedItem(
                 link=link,
                 title=entry.get("title") or None,
-                published_at=_time(entry.get("published_parsed") or entry.get("updated_parsed")),
+                published_at=published_at,
                 author=entry.get("author") or None,
                 summary_html=entry.get("summary") or None,
                 content_html=_content(entry),
@@ -401,6 +420,66 @@ def _content(entry: Any) -> str | None:
     blocks = [c.get("value", "") for c in entry.get("content", [])]
     blocks = [b for b in blocks if b and b.strip()]
     return max(blocks, key=len) if blocks else None
+
+
+def _entry_time(entry: Any) -> tuple[datetime | None, str | None]:
+    """The entry's publication time (else its update time), and why a date it gives
+    was not believed."""
+    problem = None
+    for key in ("published", "updated"):
+        raw = entry.get(key) if key in entry else None  # no "updated" made of "published"
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        moment, why = _read_date(raw, entry.get(f"{key}_parsed"))
+        if moment is not None:
+            return moment, None
+        problem = problem or f"date {cap(raw.strip(), 60)!r} {why}"
+    return None, problem
+
+
+def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
+    """``raw`` as a UTC time (feedparser's reading ``parsed`` unless the date starts
+    with its year), or None and why not."""
+    if YEAR_FIRST.match(raw):
+        moment = _year_first_date(raw.strip())
+        if moment is None:
+            return None, "is not a date (year, month and day, then the time)"
+        offset = moment.utcoffset() or timedelta()
+    else:
+        written = TRAILING_OFFSET.search(raw)
+        offset = (
+            timedelta(hours=int(written[1]), minutes=int(written[2])) if written else timedelta()
+        )
+        if written and int(written[2]) > 59:
+            return None, "has an impossible UTC offset (at most ±14:00)"
+        moment = _time(parsed)
+        if moment is None:
+            return None, "is not a date"
+    if abs(offset) > MAX_UTC_OFFSET:
+        return None, "has an impossible UTC offset (at most ±14:00)"
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC), ""
+    except OverflowError:  # year 1 east of UTC
+        return None, "is not a date"
+
+
+def _year_first_date(text: str) -> datetime | None:
+    """An ISO 8601 date and time, or a Chinese feed's (``2024年4月20日 08:00``,
+    ``2024/04/20 08:00:00``, ``2024.04.20``), read whole; None if it is neither or
+    names a day or time that does not exist."""
+    text = UTC_NAMED.sub("", text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    match = CHINESE_DATE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
 
 
 def _time(value: Any) -> datetime | None:
