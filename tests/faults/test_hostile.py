@@ -1063,3 +1063,21 @@ def test_feed_dates_are_read_whole_or_not_believed(engine: sa.Engine, server: Fa
         "item 7 ('/offset') date 'Sat, 20 Apr 2024 08:00:00 +99:99' has an impossible UTC"
         " offset (at most ±14:00); first-seen time used" in stats.errors
     )
+
+
+def test_user_names_and_passwords_are_removed_from_item_links(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """An item linking https://www.example.com@evil.example/ leads to evil.example. The
+    link was stored whole and shown so in mail and BI, where it reads as www.example.com;
+    the user name and password went to the page's host as Basic credentials."""
+    server.route("/p", respond(page("页面")))
+    disguised = f"http://www.example.com:secret@127.0.0.1:{server.port}/p"
+    server.route("/feed.xml", respond(rss([item(disguised, title="伪装")]), content_type=RSS))
+    stats = run_ingest(engine, [feed_source("userinfo", server.url("/feed.xml"))], NOW)
+    assert "item 0 ('伪装') link had a user name or password; removed" in stats["userinfo"].errors
+    (stored,) = articles(engine).values()
+    assert stored["url"] == server.url("/p") and stored["content_origin"] == "page"
+    assert set(fetch_log(engine, "userinfo")) == {server.url("/feed.xml"), server.url("/p")}
+    (request,) = [headers for _, path, headers in server.requests if path == "/p"]
+    assert "authorization" not in {name.lower() for name in request}

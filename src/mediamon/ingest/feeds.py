@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mediamon import limits
 from mediamon.limits import cap, cap_optional
@@ -183,6 +184,9 @@ def parse_feed(
                 f"item {index} ({title!r}) link is longer than {MAX_URL_LENGTH} characters"
             )
             continue
+        link, had_userinfo = _without_userinfo(link)
+        if had_userinfo:
+            skipped.append(f"item {index} ({title!r}) link had a user name or password; removed")
         if link in seen:
             skipped.append(f"item {index} ({title!r}) repeats an earlier item's link {link}")
             continue
@@ -413,6 +417,16 @@ def _link(entry: Any) -> str | None:
     except BlockedURL:
         return None
     return link
+
+
+def _without_userinfo(link: str) -> tuple[str, bool]:
+    """``link`` without a user name and password, and whether it had them. A feed's
+    ``https://www.example.com@evil.example/`` leads to evil.example: shown whole, in
+    mail and BI, it reads as the first host (and credentials were sent to the second)."""
+    parts = urlsplit(link)
+    if "@" not in parts.netloc:
+        return link, False
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), True
 
 
 def _content(entry: Any) -> str | None:
