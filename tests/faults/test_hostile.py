@@ -1043,6 +1043,10 @@ def test_feed_dates_are_read_whole_or_not_believed(engine: sa.Engine, server: Fa
         "/weekday": ("2024年4月20日 星期六", None),
         "/offset": ("Sat, 20 Apr 2024 08:00:00 +99:99", None),
         "/iso-offset": ("2024-04-20T08:00:00-99", None),
+        # Chinese CMSs' offsets after the time, and a zone's name left to feedparser
+        "/space-offset": ("2024/04/20 08:00:00 +0800", datetime(2024, 4, 20, tzinfo=UTC)),
+        "/gmt-8": ("2024-04-20T08:00:00 GMT+8", datetime(2024, 4, 20, tzinfo=UTC)),
+        "/cst": ("2024-04-20 08:00:00 CST", datetime(2024, 4, 20, tzinfo=UTC)),
     }
     feed = rss([item(server.url(path), title=path, date=d) for path, (d, _) in dates.items()])
     server.route("/feed.xml", respond(feed, content_type=RSS))

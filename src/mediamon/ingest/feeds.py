@@ -16,7 +16,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,9 +64,11 @@ MAX_PARSED_PER_KEPT = 4
 YEAR_FIRST = re.compile(r"\s*\d{4}")
 CHINESE_DATE = re.compile(
     r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?"
-    r"(?:\s*(\d{1,2})\s*[:：]\s*(\d{2})(?:\s*[:：]\s*(\d{2}))?)?"
+    r"(?:[T\s]*(\d{1,2})\s*[:：]\s*(\d{2})(?:\s*[:：]\s*(\d{2}))?)?"
 )
 UTC_NAMED = re.compile(r"\s*(?:GMT|UTC)$", re.IGNORECASE)  # naive times are UTC anyway
+# An offset after a year-first date and time: "+08:00", "+0800", "GMT+8", "UTC+08:00".
+ZONE_OFFSET = re.compile(r"(?:GMT|UTC)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
 # A UTC offset at the end of an RFC 822 date (+0800, -05:00). Real ones lie within
 # ±14:00; feedparser added whatever it was given ("+99:99": four days earlier).
 TRAILING_OFFSET = re.compile(r"[+-](\d{2}):?(\d{2})\s*$")
@@ -455,7 +457,7 @@ def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
     """``raw`` as a UTC time (feedparser's reading ``parsed`` unless the date starts
     with its year), or None and why not."""
     if YEAR_FIRST.match(raw):
-        moment = _year_first_date(raw.strip())
+        moment = _year_first_date(raw.strip(), parsed)
         if moment is None:
             return None, "is not a date (year, month and day, then the time)"
         offset = moment.utcoffset() or timedelta()
@@ -477,23 +479,41 @@ def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
         return None, "is not a date"
 
 
-def _year_first_date(text: str) -> datetime | None:
+def _year_first_date(text: str, parsed: Any) -> datetime | None:
     """An ISO 8601 date and time, or a Chinese feed's (``2024年4月20日 08:00``,
-    ``2024/04/20 08:00:00``, ``2024.04.20``), read whole; None if it is neither or
-    names a day or time that does not exist."""
+    ``2024/04/20 08:00:00 +0800``, ``2024.04.20``), read whole; None if it is neither or
+    names a day, time or offset that does not exist. A zone's name after the time
+    (``CST``) is left to feedparser's reading ``parsed``, if that is of the written time."""
     text = UTC_NAMED.sub("", text)
     try:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
-    match = CHINESE_DATE.fullmatch(text)
+    match = CHINESE_DATE.match(text)
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups())
     try:
-        return datetime(year, month, day, hour, minute, second)
+        written = datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
+    zone = text[match.end() :].strip()
+    if not zone:
+        return written
+    offset = ZONE_OFFSET.fullmatch(zone)
+    if offset is not None:
+        hours, minutes = int(offset[2]), int(offset[3] or 0)
+        delta = timedelta(hours=hours, minutes=minutes) * (-1 if offset[1] == "-" else 1)
+        if minutes > 59 or abs(delta) > MAX_UTC_OFFSET:
+            return None
+        return written.replace(tzinfo=timezone(delta))
+    # feedparser knows zone names, and fills in from today's clock what it cannot read
+    # (a weekday after the date: the 1st of this month): its reading stands only if it
+    # is the written time in some zone.
+    known = _time(parsed)
+    if known is not None and abs(known.replace(tzinfo=None) - written) <= MAX_UTC_OFFSET:
+        return known
+    return None
 
 
 def _time(value: Any) -> datetime | None:
