@@ -266,6 +266,7 @@ def fetch(
                 return done(error=rules.refusal())
             if rules.crawl_delay_s:
                 interval = max(interval, min(rules.crawl_delay_s, MAX_CRAWL_DELAY_S))
+        retry_after = None
         try:
             with session.limiter.slot(
                 target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S
@@ -273,6 +274,12 @@ def fetch(
                 exchange = _exchange(
                     session, target, headers, timeout, deadline_s, max_bytes, accept_types
                 )
+                if exchange.status in RETRY_STATUSES and exchange.error is not None:
+                    retry_after = _retry_after(exchange.headers)
+                    if retry_after is not None:
+                        # Before the slot is freed: a request waiting for it must find
+                        # the host deferred, not ask again the host that said to wait.
+                        session.limiter.defer(target.host, retry_after)
         except HostDeferred as deferred:
             return done(error=str(deferred), retry_after_s=deferred.remaining_s)
         if exchange.location is not None:
@@ -295,9 +302,6 @@ def fetch(
             headers = {}  # validators belong to the URL they were sent for
             continue
         if exchange.status in RETRY_STATUSES and exchange.error is not None:
-            retry_after = _retry_after(exchange.headers)
-            if retry_after is not None:
-                session.limiter.defer(target.host, retry_after)
             retryable = retry_after is None or retry_after <= MAX_RETRY_AFTER_S
             if attempt < session.retries and retryable:
                 attempt += 1
