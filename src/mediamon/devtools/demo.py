@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -178,22 +178,24 @@ def summary(engine: sa.Engine) -> str:
     return "\n".join(lines)
 
 
+def _alert_line(alert: Mapping[Any, Any]) -> str:
+    """One alert as a person reads it: the topic, what was seen against what was usual,
+    how unlikely that is, and what became of it."""
+    mails = alert["mails_sent"]
+    return (
+        f"{alert['topic_name']}: {alert['observed']} stories from"
+        f" {alert['window_start']:%Y-%m-%d %H:%M} to {alert['window_end']:%H:%M}Z,"
+        f" {alert['expected']:.2g} expected"
+        f" (p = {alert['p_value']:.1e}); {alert['state']}, {mails} mail{'s' * (mails != 1)} sent"
+    )
+
+
 def alert_summary(engine: sa.Engine, mails: Sequence[Path], earlier: Sequence[Path] = ()) -> str:
     """The alerts recorded, the mails the sink saved and those of earlier runs."""
     with engine.connect() as conn:
         alerts = conn.execute(sa.text("select * from bi.alerts order by 1")).mappings().all()
     lines = ["", f"== alerts: {len(alerts)} =="]
-    for alert in alerts:
-        fields = (
-            "topic_name",
-            "window_end",
-            "observed",
-            "expected",
-            "p_value",
-            "state",
-            "mails_sent",
-        )
-        lines.append("  " + ", ".join(f"{f}={alert[f]}" for f in fields if f in alert))
+    lines += [f"  {_alert_line(alert)}" for alert in alerts]
     lines += ["", f"== mails delivered to the local SMTP sink in this run: {len(mails)} =="]
     lines += [f"  {path}  (open it in a mail client, or read it as text)" for path in mails]
     if earlier:

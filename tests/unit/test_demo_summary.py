@@ -1,0 +1,25 @@
+"""The demo's closing summary reads as sentences, not as a row of a table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from mediamon.devtools.demo import _alert_line
+
+
+def test_an_alert_reads_as_a_sentence() -> None:
+    alert = {
+        "topic_name": "台湾",
+        "window_start": datetime(2024, 4, 17, 1, tzinfo=UTC),
+        "window_end": datetime(2024, 4, 17, 2, tzinfo=UTC),
+        "observed": 9,
+        "expected": 0.2149,
+        "p_value": 1.6545286003494634e-10,
+        "state": "notified",
+        "mails_sent": 1,
+    }
+    assert _alert_line(alert) == (
+        "台湾: 9 stories from 2024-04-17 01:00 to 02:00Z, 0.21 expected (p = 1.7e-10);"
+        " notified, 1 mail sent"
+    )
+    assert _alert_line({**alert, "mails_sent": 0}).endswith("notified, 0 mails sent")
