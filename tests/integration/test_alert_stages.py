@@ -759,6 +759,42 @@ def test_an_alert_pending_when_its_topic_is_removed_is_not_mailed(
     ]
 
 
+@pytest.mark.parametrize("mailed", [True, False], ids=["notified", "mail-pending"])
+def test_an_episode_open_when_its_topic_is_removed_ends_at_the_next_run(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int], mailed: bool
+) -> None:
+    """Before: a topic taken out of the topics file (or renamed) while its spike episode
+    was open was never tested again, so nothing ended the episode: its alert stayed
+    ``notified`` with no ``cleared_at`` in bi.alerts for good (or ``open``, then
+    ``notified`` once its mail was skipped). The first detection run that finds the topic
+    gone now ends the episode at its window, as a quiet window would."""
+    sink, port = smtp
+    [alert_id] = alert_on_burst(engine, topics)
+    if mailed:
+        deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5))
+    remaining = TopicSet(tuple(t for t in topics if t.key != "taiwan"))
+    episode = "select state, cleared_at, resolved_at from bi.alerts where alert_id = :a"
+    # a caller testing some topics only ends nothing of the others
+    assert detect(engine, remaining, AT + timedelta(minutes=30)) == []
+    assert rows(engine, episode, a=alert_id) == [("notified" if mailed else "open", None, None)]
+
+    sync_topics(engine, remaining)
+    later = AT + timedelta(hours=2, minutes=7)
+    assert detect(engine, remaining, later) == []
+    ended = AT + timedelta(hours=2)  # the window that run tested
+    assert rows(engine, episode, a=alert_id) == [
+        ("resolved", ended, ended) if mailed else ("open", ended, None)
+    ]
+    if not mailed:  # its mail is skipped (nobody follows the topic) and it is resolved
+        stats = deliver_pending(engine, smtp_send(port), later)
+        assert (stats.sent, stats.skipped) == (0, 2) and sink.messages == []
+        assert rows(engine, episode, a=alert_id) == [("resolved", ended, later)]
+    before = rows(engine, "select * from alerts")
+    assert detect(engine, remaining, later + timedelta(hours=1)) == []  # later runs: as is
+    assert detect(engine, remaining, AT) == []  # an earlier run executed again: as is
+    assert rows(engine, "select * from alerts") == before
+
+
 # --- BI -----------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.db.tables import (
     alerts_table,
+    topics_table,
 )
 from mediamon.spikes.counts import hourly_counts, hourly_totals
 from mediamon.spikes.episodes import decide
@@ -89,7 +90,9 @@ def detect(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[int]:
     re-run), the topic's episode is still open (the topic has not re-armed), or another
     alert of the topic lies within its cooldown. An episode ends when its window is no
     longer elevated (see :attr:`mediamon.spikes.Spike.still_elevated`); an outage neither
-    opens nor ends one.
+    opens nor ends one. The open episode of a topic taken out of the topics file (inactive,
+    and not among ``topics``) ends at this call's window: none of its windows is tested
+    again.
 
     Args:
         engine: The data database (mentions up to date: see :func:`match_articles`).
@@ -104,6 +107,7 @@ def detect(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[int]:
     with engine.begin() as conn:
         # Concurrent runs (a retry beside a late run) take turns.
         conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": DETECT_LOCK_KEY})
+        _end_removed(conn, topics, floor_hour(at))
         for spike in spikes:
             topic = topics.get(spike.topic)
             if topic is None:  # assess_topics tests exactly the given topics
@@ -187,6 +191,31 @@ def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
         .returning(a.alert_id)
     )
     return conn.execute(statement).scalar_one_or_none()
+
+
+def _end_removed(conn: sa.Connection, topics: TopicSet, end: datetime) -> None:
+    """End the open episodes of topics taken out of the topics file (or renamed: a new
+    key), at the window ending at ``end`` (never before the episode's own last window).
+    No later window of such a topic is tested, so nothing else would end them: their alerts
+    stayed ``notified`` without ``cleared_at`` for good. As for a quiet window, a notified
+    alert is resolved and one whose mail is pending stays open for
+    :func:`mediamon.alerts.deliver.deliver_pending`, which skips it (the topic is gone).
+    A topic still active is left alone even when ``topics`` lacks it (a caller testing
+    some topics only)."""
+    a = alerts_table.c
+    t = topics_table.c
+    episodes = conn.execute(
+        sa.select(a.alert_id, a.topic, a.last_window_end)
+        .join(topics_table, t.topic == a.topic)
+        .where(a.cleared_at.is_(None), ~t.active, a.topic.not_in(topics.keys()))
+        .order_by(a.alert_id)
+    ).all()
+    for alert_id, topic, last_window_end in episodes:
+        when = max(end, last_window_end)
+        logger.info(
+            "topic %s is no longer in the topics file: alert %s ends at %s", topic, alert_id, when
+        )
+        _clear(conn, alert_id, when)
 
 
 def _clear(conn: sa.Connection, alert_id: int, when: datetime) -> None:
