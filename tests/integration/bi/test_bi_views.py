@@ -124,11 +124,17 @@ def test_import_zip_has_superset_layout(tmp_path: Path) -> None:
     assert inside["uuid"] == database["uuid"]
 
 
-def _readme_queries() -> list[str]:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme[readme.index("```sql") + len("```sql") :]
+def _sql_queries(path: Path, after: str = "") -> list[str]:
+    """The queries of the first ```sql block of ``path`` after the text ``after``."""
+    text = path.read_text(encoding="utf-8")
+    text = text[text.index(after) :]
+    block = text[text.index("```sql") + len("```sql") :]
     block = block[: block.index("```")]
     return [q.strip() for q in re.split(r";\s*(?:\n|$)", block) if q.strip(" \n-")]
+
+
+def _readme_queries() -> list[str]:
+    return _sql_queries(REPO_ROOT / "README.md")
 
 
 def test_readme_queries_return_rows_on_the_demo_data(bi_login: sa.Engine) -> None:
@@ -138,6 +144,33 @@ def test_readme_queries_return_rows_on_the_demo_data(bi_login: sa.Engine) -> Non
         for query in queries:
             sql = "\n".join(line for line in query.splitlines() if not line.startswith("--"))
             assert conn.execute(sa.text(sql)).fetchall(), f"no rows: {query}"
+
+
+def test_topics_doc_dashboard_queries_run_and_count_local_days(bi_login: sa.Engine) -> None:
+    """docs/topics.md's dashboard queries run as a BI login. Before: its daily stories
+    were date_trunc('day', hour), days of the session's time zone (UTC in mediamon's own
+    sessions) rather than bi.settings.timezone, and none for news older than 30 days."""
+    queries = _sql_queries(REPO_ROOT / "docs" / "topics.md", "Dashboard queries")
+    assert len(queries) >= 4
+    with bi_login.connect() as conn:
+        conn.exec_driver_sql("set time zone 'UTC'")  # as in mediamon's own sessions
+        results = {}
+        for query in queries:
+            comment = query.splitlines()[0]
+            sql = "\n".join(line for line in query.splitlines() if not line.startswith("--"))
+            results[comment] = conn.execute(sa.text(sql)).all()
+        (daily,) = [rows for comment, rows in results.items() if "Daily stories" in comment]
+        local_days = conn.execute(
+            sa.text(
+                "select day_local, sum(stories) from bi.topic_hourly where topic_name = '台湾'"
+                " and day_local > (select max(day_local) from bi.topic_hourly) - 30"
+                " group by 1 having sum(stories) > 0 order by 1"
+            )
+        ).all()
+    assert local_days, "no Taiwan stories in the demo data"
+    assert [(day, stories) for day, stories, *_ in daily if stories] == [
+        tuple(r) for r in local_days
+    ]
 
 
 def test_bi_login_reads_bi_and_nothing_else(bi_login: sa.Engine) -> None:
