@@ -1,6 +1,6 @@
 """The gap-free series behind the dashboards (bi.topic_hourly_filled, bi.topic_daily,
 bi.source_daily and the functions they call) show the most recent data when the history
-is longer than their cap of 1,100 days, and keep the columns the BI contract promises."""
+is longer than their cap of 1,100 days (their columns: test_bi_contract)."""
 
 from __future__ import annotations
 
@@ -14,40 +14,6 @@ CAP = timedelta(days=1100)
 OLD = datetime(2015, 6, 1, 8, tzinfo=UTC)  # an archive import, or nine years of history
 RECENT = (datetime(2024, 4, 20, 10, 15, tzinfo=UTC), datetime(2024, 4, 21, 3, 40, tzinfo=UTC))
 LATEST_HOUR = datetime(2024, 4, 21, 3, tzinfo=UTC)
-
-# The BI contract: these columns, in this order, with these types (README, "BI views").
-COLUMNS = {
-    "topic_hourly_filled": [
-        ("topic", "text"),
-        ("topic_name", "text"),
-        ("hour", "timestamp with time zone"),
-        ("hour_local", "timestamp without time zone"),
-        ("day_local", "date"),
-        ("stories", "bigint"),
-        ("total_stories", "bigint"),
-        ("share", "numeric"),
-    ],
-    "topic_daily": [
-        ("topic", "text"),
-        ("topic_name", "text"),
-        ("day_local", "date"),
-        ("stories", "numeric"),
-        ("total_stories", "numeric"),
-        ("share", "numeric"),
-    ],
-    "source_daily": [
-        ("source", "text"),
-        ("enabled", "boolean"),
-        ("day_local", "date"),
-        ("day_start", "timestamp with time zone"),
-        ("articles", "bigint"),
-        ("stories", "bigint"),
-        ("copies", "bigint"),
-        ("fetches", "bigint"),
-        ("failed_fetches", "bigint"),
-        ("bytes", "bigint"),
-    ],
-}
 
 
 def _add_history(engine: sa.Engine) -> None:
@@ -182,17 +148,3 @@ def test_series_within_the_cap_are_whole(engine: sa.Engine) -> None:
         assert (
             conn.execute(sa.text("select count(*) from bi.source_days(null, now())")).scalar() == 0
         )
-
-
-def test_series_views_keep_their_columns(engine: sa.Engine) -> None:
-    """The views are a contract: same names, same columns, same order, same types."""
-    with engine.connect() as conn:
-        for view, columns in COLUMNS.items():
-            actual = conn.execute(
-                sa.text(
-                    "select column_name, data_type from information_schema.columns"
-                    " where table_schema = 'bi' and table_name = :v order by ordinal_position"
-                ),
-                {"v": view},
-            ).all()
-            assert [tuple(c) for c in actual] == columns, view
