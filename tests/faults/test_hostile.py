@@ -1085,3 +1085,49 @@ def test_user_names_and_passwords_are_removed_from_item_links(
     assert set(fetch_log(engine, "userinfo")) == {server.url("/feed.xml"), server.url("/p")}
     (request,) = [headers for _, path, headers in server.requests if path == "/p"]
     assert "authorization" not in {name.lower() for name in request}
+
+
+def test_pages_whose_parse_costs_minutes_are_refused_before_parsing(
+    engine: sa.Engine, server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100,000 attributes on one tag (1.1 MB) cost libxml2's HTML parser 317 s in-process
+    (it checks each attribute against all the tag's earlier ones), 1,000,000 <br>s 27 s
+    in the extractors. In the extraction workers the CPU limits gave up on such a page,
+    but only after 20-30 s of CPU each: a feed of them used up the source's time budget.
+    Now the page is refused before any parser sees it, in well under a second, and the
+    item keeps the feed's text; a feed item's own HTML of that shape is read as text
+    without parsing it."""
+    attributes = " ".join(f"data-a{n}=1" for n in range(100_000))
+    costly = {
+        "/attributes": f"<html><head><title>属性</title></head><body><p {attributes}>"
+        f"{PARAGRAPH}</p></body></html>",
+        "/br": f"<html><body><p>{PARAGRAPH}{'<br>' * 1_000_000}</p></body></html>",
+    }
+    for path, html in costly.items():
+        server.route(path, respond(html))
+    server.route("/fine", respond(page("正常")))
+    # feedparser drops unknown attributes; tags pass, within the cap on an item's HTML
+    hostile_summary = f"<p>摘要：{PARAGRAPH}{'<br>' * 240_000}</p>"
+    items = [item(server.url(path), title=path) for path in costly]
+    items += [item(server.url("/fine"), title="正常", description=hostile_summary)]
+    server.route("/feed.xml", respond(rss(items), content_type=RSS))
+    started = time.process_time()
+    with caplog.at_level("WARNING", logger="mediamon.ingest.build"):
+        stats = run_ingest(engine, [feed_source("costly-shape", server.url("/feed.xml"))], NOW)
+    assert time.process_time() - started < 10  # before: 317 s and 27 s of parsing
+    assert stats["costly-shape"].new == 3, stats["costly-shape"].errors
+    stored = articles(engine, "costly-shape")
+    assert {p: stored[server.url(p)]["content_origin"] for p in (*costly, "/fine")} == {
+        "/attributes": "feed_summary",
+        "/br": "feed_summary",
+        "/fine": "page",
+    }
+    assert str(stored[server.url("/fine")]["summary"]).startswith("摘要：")
+    errors = fetch_log(engine, "costly-shape")
+    assert errors[server.url("/attributes")]["error"] == (
+        "page refused before parsing: <p> has 100,000 attributes (at most 256); used feed_summary"
+    )
+    assert errors[server.url("/br")]["error"] == (
+        "page refused before parsing: 1,000,003 tags (at most 50,000); used feed_summary"
+    )
+    assert f"page {server.url('/br')} refused before parsing" in caplog.text

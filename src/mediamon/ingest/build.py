@@ -15,7 +15,13 @@ from typing import Any
 from mediamon import limits
 from mediamon.ingest import cpulimit, memory
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.extract import Extracted, SiteRule, extract
+from mediamon.ingest.extract import (
+    Extracted,
+    SiteRule,
+    costly_page_shape,
+    extract,
+    text_of_costly_html,
+)
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import FetchResult
 from mediamon.ingest.normalize import (
@@ -66,6 +72,8 @@ class BuildResult:
 def _html2txt(html: str) -> str:
     if "<" not in html:  # plain text, as many feeds' summaries are: trafilatura would
         return unescape(html)  # return "" and log an ERROR for every such item
+    if costly_page_shape(html):  # a feed's HTML built to cost the parser minutes
+        return text_of_costly_html(html)
     import trafilatura
 
     return str(trafilatura.html2txt(html) or "")
@@ -76,6 +84,8 @@ def html_to_text(html: str) -> str:
     there is one, else all the text. Feeds also put plain text where HTML belongs."""
     if "<" not in html:
         return unescape(html)
+    if costly_page_shape(html):  # a feed's HTML built to cost the parser minutes
+        return text_of_costly_html(html)
     html = f"<html><body>{html}</body></html>"
     extracted = extract(html, with_metadata=False, fragment=True)
     if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
@@ -94,6 +104,16 @@ def _extract_bounded(
     except cpulimit.ExtractionTimeout as stopped:
         logger.warning("extraction of %s %s", url, stopped)
         return None, f"extraction {stopped} ({len(html):,} characters of HTML)"
+
+
+def _refused_before_parsing(html: str, url: str | None) -> str | None:
+    """Why no HTML parser may read this page (:func:`costly_page_shape`: its parse alone
+    would cost minutes), as a note; None when it may be read."""
+    refused = costly_page_shape(html)
+    if refused is None:
+        return None
+    logger.warning("page %s refused before parsing: %s", url, refused)
+    return f"refused before parsing: {refused}"
 
 
 def _feed_text(item: FeedItem) -> tuple[str, str] | None:
@@ -128,6 +148,8 @@ def build_article(job: ArticleJob) -> BuildResult:
     if job.archived_html is not None:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
+        if refused := _refused_before_parsing(job.archived_html, item.link):
+            return BuildResult(None, f"archived HTML {refused}")
         meta, stopped = _extract_bounded(
             job.archived_html,
             item.link,
@@ -147,13 +169,16 @@ def build_article(job: ArticleJob) -> BuildResult:
             note = f"page is {job.page.content_type}, not HTML"
         else:
             decoded = decode_html(job.page.content, job.page.charset)
-            meta, stopped = _extract_bounded(
-                decoded.text, final_url, known=_known_metadata(item), rules=job.site_rules
-            )
-            if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
-                text = meta.text
+            if refused := _refused_before_parsing(decoded.text, final_url):
+                note = f"page {refused}"
             else:
-                note = f"page {stopped}" if stopped else "no article text found in the page"
+                meta, stopped = _extract_bounded(
+                    decoded.text, final_url, known=_known_metadata(item), rules=job.site_rules
+                )
+                if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
+                    text = meta.text
+                else:
+                    note = f"page {stopped}" if stopped else "no article text found in the page"
     elif job.page is not None:
         note = f"page not fetched ({job.page.error})"
     if text is None:

@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -317,6 +318,70 @@ def _has_structured_data(tree: Any) -> bool:
     return bool(
         tree.xpath('boolean(//script[@type="application/ld+json"] | //meta[@property="og:type"])')
     )
+
+
+# --- page shape -------------------------------------------------------------------------
+
+# Pages whose parse costs far more than their size, refused before any HTML parser sees
+# them. libxml2's HTML parser checks each attribute of a tag against all the tag's earlier
+# ones, so its cost grows with the square of their number (100,000 attributes on one tag,
+# 1.1 MB: 317 s in-process); trafilatura's and readability's passes cost some 45 µs an
+# element (1,000,000 <br>: 27 s). The feeds' equivalent is mediamon.ingest.feeds.within_limits.
+# Margins, on the 280 pages of the evaluation corpora (../shared/corpora) and the tests'
+# pages: at most 40 attributes on one tag (a <meta>; 256 is 6x that, and 256 attributes
+# cost libxml2 well under a millisecond), at most 7,778 start tags in one page, scripts
+# included (50,000 is 6x that; 15,397 "<" at most; such a page costs some 2 s to extract).
+MAX_TAG_ATTRIBUTES = 256
+MAX_PAGE_TAGS = 50_000
+# A start tag as the HTML tokenizer reads it (WHATWG §13.2.5; libxml2 2.14 follows it):
+# "<" and a letter, the name, then attributes up to a ">" outside quoted values. An
+# attribute name runs to a space, "/", ">" or "=" (it may start with "=" or a quote),
+# its value is quoted or runs to a space or ">". Each alternative starts with a
+# different character, so the scan never backtracks: linear in the tag's length.
+_TAG_OPEN = re.compile(r"<[A-Za-z]")
+_ATTRIBUTE = r"""[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]*))?"""
+_START_TAG = re.compile(rf"<([A-Za-z][^\s/>]*)((?:\s+|/|{_ATTRIBUTE})*)")
+_ATTRIBUTES = re.compile(_ATTRIBUTE)
+# Elements whose text is never markup (libxml2 ends them at the first such end tag or
+# later, never earlier: counting their text as tags would be a false alarm on scripts).
+_RAW_TEXT_END = {
+    name: re.compile(rf"</{name}[\s/>]", re.IGNORECASE) for name in ("script", "style")
+}
+
+
+def costly_page_shape(html: str) -> str | None:
+    """Why this HTML would cost the parser and extractors minutes (see MAX_TAG_ATTRIBUTES,
+    MAX_PAGE_TAGS), or None. Linear in the page's length: milliseconds for a page of the
+    corpora, as for a hostile one."""
+    if html.count("<") > MAX_PAGE_TAGS:  # an upper bound, counted in C
+        tags = _TAG_OPEN.subn("", html)[1]  # every start tag, and a few that are not
+        if tags > MAX_PAGE_TAGS:
+            return f"{tags:,} tags (at most {MAX_PAGE_TAGS:,})"
+    position = 0
+    while (tag := _START_TAG.search(html, position)) is not None:
+        position = tag.end()
+        # each attribute takes at least a space and a character: short tags pass uncounted
+        if len(tag.group(2)) > 2 * MAX_TAG_ATTRIBUTES:
+            count = _ATTRIBUTES.subn("", tag.group(2))[1]  # counted in C
+            if count > MAX_TAG_ATTRIBUTES:
+                name = tag.group(1)[:40]
+                return f"<{name}> has {count:,} attributes (at most {MAX_TAG_ATTRIBUTES})"
+        end = _RAW_TEXT_END.get(tag.group(1).lower())
+        if end is not None:
+            closing = end.search(html, position)
+            if closing is None:
+                return None
+            position = closing.end()
+    return None
+
+
+def text_of_costly_html(html: str) -> str:
+    """The text of HTML refused by :func:`costly_page_shape`, without parsing it: tags
+    removed, entities read, spaces collapsed. Linear: a tag runs to the next "<" or ">"."""
+    return _SPACES.sub(" ", unescape(_ANY_TAG.sub(" ", html))).strip()
+
+
+_ANY_TAG = re.compile(r"<[^<>]*>?")
 
 
 # --- cleaning ---------------------------------------------------------------------------

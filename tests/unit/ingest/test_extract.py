@@ -277,3 +277,52 @@ def test_the_page_declares_its_language() -> None:
     assert declared is not None and declared.language == "en-GB"
     undeclared = extract(BYLINE_PAGE)
     assert undeclared is not None and undeclared.language is None
+
+
+def test_no_page_of_the_corpora_is_refused_as_too_costly_to_parse(corpora: Path) -> None:
+    """The pre-parse guard's limits leave every real page alone, with a margin: the most
+    attributes on one tag in the corpora is 40 (limit 256), the most start tags 7,778
+    (limit 50,000)."""
+    from mediamon.ingest.extract import MAX_PAGE_TAGS, MAX_TAG_ATTRIBUTES, costly_page_shape
+
+    pages = sorted(corpora.glob("*/html/*.html"))
+    assert len(pages) > 250
+    for path in pages:
+        html = decode_html(path.read_bytes()).text
+        assert costly_page_shape(html) is None, path
+    assert MAX_TAG_ATTRIBUTES >= 6 * 40 and MAX_PAGE_TAGS >= 6 * 7_778
+
+
+@pytest.mark.parametrize(
+    ("attributes", "count"),
+    [
+        (" ".join(f"a{n}=1" for n in range(300)), 300),
+        (" ".join(f'"a{n}' for n in range(300)), 300),  # a quote starts a name
+        ("/".join(f"a{n}" for n in range(300)), 300),
+        ("".join(f'a{n}=""' for n in range(300)), 300),  # no space after a quoted value
+        ("\f".join(f"a{n}" for n in range(300)), 300),
+    ],
+)
+def test_attributes_are_counted_as_the_html_parser_reads_them(attributes: str, count: int) -> None:
+    """Every spelling libxml2 reads as separate attributes counts (the parser agrees)."""
+    import lxml.html
+
+    from mediamon.ingest.extract import costly_page_shape
+
+    html = f"<html><body><p {attributes}>text</p></body></html>"
+    assert len(next(lxml.html.fromstring(html).iter("p")).attrib) == count
+    assert costly_page_shape(html) == f"<p> has {count} attributes (at most 256)"
+
+
+def test_markup_inside_scripts_and_quoted_values_is_not_counted() -> None:
+    """Script text (minified JavaScript reads like tags with hundreds of attributes) and
+    attribute values are not markup: a page of them is left alone."""
+    from mediamon.ingest.extract import costly_page_shape
+
+    words = " ".join(f"w{n}" for n in range(1_000))
+    script = f"<script>for(i=0;i<n {words};i++){{}}</script>"
+    value = f'<p title="<b {words}>">text</p>'
+    assert costly_page_shape(f"<html><body>{script}{value}</body></html>") is None
+    assert costly_page_shape(f"<html><body><SCRIPT>{words}</Script ><p {words}>") == (
+        "<p> has 1,000 attributes (at most 256)"
+    )
