@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -1131,3 +1132,49 @@ def test_pages_whose_parse_costs_minutes_are_refused_before_parsing(
         "page refused before parsing: 1,000,003 tags (at most 50,000); used feed_summary"
     )
     assert f"page {server.url('/br')} refused before parsing" in caplog.text
+
+
+def test_page_images_are_kept_only_as_public_http_urls(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A page's og:image was stored as written in articles.image_url: javascript:,
+    data:, file:, the cloud metadata address, a user name and password, 100,000
+    characters (cut with an ellipsis, no URL any more). Nobody is shown it today; a BI
+    view or a mail showing it would have put a script link, or a request from the
+    reader's browser to its own network, in front of readers."""
+    from mediamon.ingest.build import image_url
+
+    images = {
+        "/javascript": ("javascript:alert(document.cookie)", None),
+        "/data": ("data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=", None),
+        "/file": ("file:///etc/passwd", None),
+        "/metadata": ("http://169.254.169.254/latest/meta-data/iam/", None),
+        "/loopback": ("http://2130706433/admin", None),
+        "/userinfo": ("https://www.example.com:pw@evil.example/a.jpg", None),
+        "/long": ("https://img.example.com/" + "a" * 100_000, None),
+        "/https": ("https://img.example.com/a.jpg", "https://img.example.com/a.jpg"),
+        "/relative": ("/img/b.jpg", None),  # at 127.0.0.1, as the page: loopback
+    }
+
+    def with_image(image: str) -> str:
+        return page("图片").replace(
+            "<head>", f'<head><meta property="og:image" content="{escape(image)}">', 1
+        )
+
+    for path, (image, _) in images.items():
+        server.route(path, respond(with_image(image)))
+    items = [item(server.url(path), title=path) for path in images]
+    server.route("/feed.xml", respond(rss(items), content_type=RSS))
+    stats = run_ingest(engine, [feed_source("images", server.url("/feed.xml"))], NOW)
+    assert stats["images"].new == len(images), stats["images"].errors
+    stored = articles(engine, "images")
+    assert all(stored[server.url(p)]["content_origin"] == "page" for p in images)
+    assert {p: stored[server.url(p)]["image_url"] for p in images} == {
+        p: kept for p, (_, kept) in images.items()
+    }
+    assert image_url("/img/b.jpg", "https://news.example.com/a/1") == (
+        "https://news.example.com/img/b.jpg"
+    )
+    assert image_url("//cdn.example.com/b.jpg", "https://news.example.com/a/1") == (
+        "https://cdn.example.com/b.jpg"
+    )

@@ -106,6 +106,58 @@ def _extract_bounded(
         return None, f"extraction {stopped} ({len(html):,} characters of HTML)"
 
 
+def image_url(image: str | None, page_url: str | None) -> str | None:
+    """The page's image (``og:image`` …) as an absolute http(s) URL that passes the checks
+    an item link passes (mediamon.ingest.netguard's syntax check, at most 2,048
+    characters, no user name or password), without spaces and not naming a loopback,
+    private, link-local or cloud-metadata address; else None. A ``javascript:``,
+    ``data:`` or ``file:`` image, or one at 169.254.169.254, would be a link or a
+    request from a reader's browser once a mail or BI view shows it."""
+    from urllib.parse import urljoin, urlsplit
+
+    from mediamon.ingest.netguard import BlockedURL, check_url_syntax
+
+    image = (image or "").strip()
+    if not image:
+        return None
+    if page_url and page_url.startswith(("http://", "https://")):
+        try:
+            image = urljoin(page_url, image)  # relative to the page, as a browser reads it
+        except ValueError:
+            return None
+    try:
+        _scheme, host, _port = check_url_syntax(image)
+    except BlockedURL:
+        return None
+    if "@" in urlsplit(image).netloc or any(c.isspace() for c in image):
+        return None
+    if _private_host(host):
+        return None
+    return image
+
+
+def _private_host(host: str) -> bool:
+    """Whether a host written in a URL names a non-public address by itself: an IP
+    literal in any spelling the resolver takes (``2130706433``, ``0x7f.1``) or
+    ``localhost``. Host names are not looked up: nothing is fetched here."""
+    import ipaddress
+    import socket
+
+    from mediamon.ingest.netguard import blocked_reason
+
+    host = host.strip("[]").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the forms inet_aton reads: decimal, hex, octal, fewer than four parts
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return False
+    return blocked_reason(address) is not None
+
+
 def _refused_before_parsing(html: str, url: str | None) -> str | None:
     """Why no HTML parser may read this page (:func:`costly_page_shape`: its parse alone
     would cost minutes), as a note; None when it may be read."""
@@ -224,7 +276,7 @@ def build_article(job: ArticleJob) -> BuildResult:
         body_text=body,
         match_text=match_text,
         summary=cap_optional(summary, limits.MAX_SUMMARY_CHARS),
-        image_url=cap_optional(meta.image if meta else None, limits.MAX_URL_CHARS),
+        image_url=image_url(meta.image, final_url) if meta else None,
         categories=tuple(
             cap(cleaned, limits.MAX_CATEGORY_CHARS)
             for c in (item.categories or (meta.categories if meta else ()))[: limits.MAX_CATEGORIES]
