@@ -1178,3 +1178,36 @@ def test_page_images_are_kept_only_as_public_http_urls(
     assert image_url("//cdn.example.com/b.jpg", "https://news.example.com/a/1") == (
         "https://cdn.example.com/b.jpg"
     )
+
+
+def test_one_page_under_two_spellings_is_one_article(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A feed linking /a/../b and /b, or a host in full-width letters (１２７．０．０．１,
+    ａｂｃ．com) and in ASCII, named one page twice: the fetcher requests /b for both
+    (urllib3 removes dot segments) and the SSRF guard resolves the full-width name as
+    the ASCII one (UTS 46), but the canonical URL kept each spelling, so the page was
+    stored as two articles, in counts, spikes and digests twice."""
+    server.route("/b", respond(page("同一页")))
+    server.route("/c", respond(page("另一页")))
+    links = [
+        server.url("/b"),
+        server.url("/a/../b"),
+        server.url("/c"),
+        f"http://１２７．０．０．１:{server.port}/x/./../c",
+    ]
+    feed = rss([item(link, title=f"拼写{n}") for n, link in enumerate(links)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("spellings", server.url("/feed.xml"))], NOW)
+    assert stats["spellings"].new == 2, stats["spellings"].errors
+    assert {str(a["canonical_url"]) for a in articles(engine, "spellings").values()} == {
+        server.url("/b"),
+        server.url("/c"),
+    }
+    assert (
+        f"{links[1]}: same article as an earlier item ({server.url('/b')})"
+        in stats["spellings"].errors
+    )
+    assert f"{links[3]}: same article as an earlier item ({server.url('/c')})" in (
+        stats["spellings"].errors
+    )

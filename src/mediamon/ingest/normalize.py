@@ -48,7 +48,10 @@ def clean_text(text: str) -> str:
 
 def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     """The URL that identifies an article: scheme and host lower-cased, default port,
-    fragment and tracking parameters dropped, remaining parameters sorted.
+    fragment and tracking parameters dropped, remaining parameters sorted; a host that
+    is not ASCII and ``.`` and ``..`` path segments as the fetcher requests them (see
+    :func:`_fetched_host`, :func:`_without_dot_segments`). The URLs of stored articles
+    are their keys: an ASCII host without dot segments is written as it always was.
 
     Args:
         url: Absolute http(s) URL.
@@ -56,7 +59,7 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower().rstrip(".")
+    host = _fetched_host((parts.hostname or "").lower()).rstrip(".")
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal keeps its brackets
     port = parts.port
@@ -75,8 +78,46 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
         and key.lower() not in extra
         and not key.lower().startswith(TRACKING_PREFIXES)
     ]
-    path = parts.path or "/"
+    path = _without_dot_segments(parts.path) or "/"
     return urlunsplit((scheme, netloc, path, urlencode(sorted(query), errors=ESCAPE), ""))
+
+
+def _fetched_host(host: str) -> str:
+    """A host name that is not ASCII as it is looked up and requested: IDNA 2008 with the
+    UTS 46 mapping (netguard vets this name; requests encodes hosts the same way), so a
+    full-width ``ａｂｃ．com`` is ``abc.com`` and ``Bücher.de`` is ``xn--bcher-kva.de``.
+    ASCII hosts are left as they are (IDNA would refuse ``a_b.example.com``, which DNS
+    serves), and so is a name IDNA refuses (the fetcher refuses it too)."""
+    if host.isascii():
+        return host
+    import idna
+
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return host
+
+
+def _without_dot_segments(path: str) -> str:
+    """``path`` without ``.`` and ``..`` segments (RFC 3986 §5.2.4), as urllib3 removes
+    them before sending a request: ``/a/../b`` is requested as ``/b``. Percent-encoded
+    dots are left alone, as urllib3 leaves them: it decodes ``%2e`` only after removing
+    dot segments, so ``/a/%2e%2e/b`` is requested as ``/a/../b`` and is another URL
+    to mediamon (a server may well read it as ``/b``)."""
+    if "/." not in path and not path.startswith("."):
+        return path  # the usual path: byte for byte as it was
+    output: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if output:
+                output.pop()
+        elif segment != ".":
+            output.append(segment)
+    if path.startswith("/") and (not output or output[0]):
+        output.insert(0, "")
+    if path.endswith(("/.", "/..")):
+        output.append("")
+    return "/".join(output)
 
 
 def url_hash(url: str) -> bytes:

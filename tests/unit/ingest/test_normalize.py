@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from mediamon.ingest import normalize
 from mediamon.settings import DEMO_DIR
 
@@ -34,6 +36,63 @@ def test_canonical_url_drops_configured_params_and_keeps_other_ports() -> None:
     url = "http://127.0.0.1:8080/a?session=1&page=2"
     assert normalize.canonical_url(url, ["session"]) == "http://127.0.0.1:8080/a?page=2"
     assert normalize.canonical_url("http://example.com") == "http://example.com/"
+
+
+# Keys of stored articles, as canonical_url wrote them before hosts and dot segments were
+# normalized: they must not change, or a story seen again would be stored twice.
+STORED_KEYS = {
+    "https://News.Example.com:443/a/b.html?utm_source=x&b=2&a=1#frag": (
+        "https://news.example.com/a/b.html?a=1&b=2"
+    ),
+    "http://[::1]:8080/a": "http://[::1]:8080/a",
+    "http://[2001:DB8::1]/x?kw=1": "http://[2001:db8::1]/x?kw=1",
+    "http://www.example.com.cn/s?kw=%B1%B1%BE%A9": "http://www.example.com.cn/s?kw=%B1%B1%BE%A9",
+    "https://example.com": "https://example.com/",
+    "http://example.com:8080/%7Ea/%E5%8C%97?q=%E5%8C%97%E4%BA%AC&x": (
+        "http://example.com:8080/%7Ea/%E5%8C%97?q=%E5%8C%97%E4%BA%AC&x="
+    ),
+    "https://a_b.example.com/.well-known/x..y/.z": "https://a_b.example.com/.well-known/x..y/.z",
+    "https://example.com/a/%2e%2e/b": "https://example.com/a/%2e%2e/b",
+}
+
+
+def test_keys_of_ordinary_urls_stay_as_they_were() -> None:
+    assert {url: normalize.canonical_url(url) for url in STORED_KEYS} == STORED_KEYS
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a.com/a/../b",
+        "http://a.com/a/./b/../c",
+        "http://a.com/../../b",
+        "http://a.com/a/..",
+        "http://a.com/a/.",
+        "http://a.com/a/b/..?x=1",
+        "http://a.com//x/../y",
+        "http://[::1]:8080/a/../b",
+        "http://a.com/北京/../x",
+        "http://Bücher.de/x",
+        "http://xn--bcher-kva.de/x",
+    ],
+)
+def test_canonical_urls_are_what_the_fetcher_requests(url: str) -> None:
+    """Dot segments and non-ASCII hosts as requests (urllib3) sends them: percent-encoded
+    dots stay (urllib3 decodes %2e after removing dot segments; see STORED_KEYS)."""
+    import requests
+
+    assert normalize.canonical_url(url) == requests.Request("GET", url).prepare().url
+
+
+def test_full_width_hosts_are_mapped_as_the_ssrf_guard_resolves_them() -> None:
+    """UTS 46 maps full-width letters and dots (ａｂｃ．com) to abc.com: the name netguard
+    resolves and vets. requests itself refuses such a URL (urllib3's IDNA encoding has
+    no UTS 46 mapping), so the page is not fetched, but its key is the ASCII spelling's."""
+    from mediamon.ingest.netguard import check_url_syntax
+
+    assert normalize.canonical_url("http://ａｂｃ．com/a/../b") == "http://abc.com/b"
+    assert normalize.canonical_url("HTTP://ＡＢＣ．ｃｏｍ．:8080/b") == "http://abc.com:8080/b"
+    assert check_url_syntax("http://ａｂｃ．com/b")[1] == "abc.com"
 
 
 def test_times_are_utc() -> None:
