@@ -47,6 +47,8 @@ BEFORE_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("poll_interval", sa.Interval),
     ("consecutive_failures", sa.Integer),
     ("last_success_at", sa.DateTime(timezone=True)),
+    ("polled_url", sa.Text),
+    ("url_failures", sa.Integer),
 )
 # Created by sql/migrations/0005_source_state.sql (never create_all()).
 source_state = sa.Table(
@@ -69,6 +71,9 @@ source_state = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("deferred_until", sa.DateTime(timezone=True)),
     sa.Column("run_key", sa.Text, nullable=False),
+    # sql/migrations/0014_source_state_polled_url.sql
+    sa.Column("polled_url", sa.Text),
+    sa.Column("url_failures", sa.Integer, nullable=False),
     *(sa.Column(f"{name}_before", kind) for name, kind in BEFORE_COLUMNS),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -94,6 +99,11 @@ class SourceState:
     last_error: str | None
     deferred_until: datetime | None
     run_key: str
+    # The source's URL when it was polled (None: a row from before migration 0014 not
+    # matched to a source), and the failures in a row at that URL: the backoff counts
+    # these, the watchdog's streak (consecutive_failures) all of them.
+    polled_url: str | None = None
+    url_failures: int = 0
     feed_url_before: str | None = None
     etag_before: str | None = None
     last_modified_before: str | None = None
@@ -102,6 +112,8 @@ class SourceState:
     poll_interval_before: timedelta | None = None
     consecutive_failures_before: int | None = None
     last_success_at_before: datetime | None = None
+    polled_url_before: str | None = None
+    url_failures_before: int | None = None
 
     def before(self, run_key: str) -> SourceState | None:
         """The state a poll under ``run_key`` starts from: this one, or, when this row
@@ -121,6 +133,8 @@ class SourceState:
             poll_interval=self.poll_interval_before,
             consecutive_failures=self.consecutive_failures_before or 0,
             last_success_at=self.last_success_at_before,
+            polled_url=self.polled_url_before,
+            url_failures=self.url_failures_before or 0,
             run_key="",
         )
 
@@ -129,6 +143,11 @@ class SourceState:
         if self.feed_url != url or not (self.etag or self.last_modified):
             return None
         return Validators(self.etag, self.last_modified)
+
+    def moved_from(self, url: str) -> bool:
+        """Whether this state was computed for another URL than ``url`` (the source's
+        URL was changed in the sources file since)."""
+        return self.polled_url is not None and self.polled_url != url
 
 
 @dataclass
@@ -224,12 +243,17 @@ def record_poll(
         poll: What the poll found.
     """
     floor, cap = source.poll_bounds
-    if before is not None and before.base_interval == source.poll_interval:
+    # A source whose URL was changed (fixed) starts afresh at the new one: its interval,
+    # backoff and validators belong to the old URL. Its failure streak goes on until the
+    # new URL polls fine, so the watchdog sees the source recover, not a new source.
+    moved = before is not None and before.moved_from(source.location)
+    if before is not None and before.base_interval == source.poll_interval and not moved:
         interval = before.poll_interval
-    else:  # first poll, or the configured interval changed: start from it
+    else:  # first poll, new URL, or the configured interval changed: start from it
         interval = source.poll_interval
     interval = min(max(interval, floor), cap)
     failures = before.consecutive_failures if before else 0
+    url_failures = before.url_failures if before is not None and not moved else 0
     last_success = before.last_success_at if before else None
     deferred_until = None
     if poll.retry_after_s is not None:
@@ -243,9 +267,10 @@ def record_poll(
     feed_url = source.location if before and (validators or body) else None
     if poll.outcome in ("failed", "deferred"):
         failures += 1
-        next_poll_at = now + failure_delay(interval, failures, cap)
+        url_failures += 1
+        next_poll_at = now + failure_delay(interval, url_failures, cap)
     else:
-        failures = 0
+        failures = url_failures = 0
         last_success = now
         interval = next_interval(interval, poll.items, poll.new, floor, cap)
         next_poll_at = now + interval
@@ -274,6 +299,8 @@ def record_poll(
         last_error=poll.error,
         deferred_until=deferred_until,
         run_key=run_key,
+        polled_url=source.location,
+        url_failures=url_failures,
         **{
             f"{name}_before": getattr(before, name) if before is not None else None
             for name, _ in BEFORE_COLUMNS
@@ -305,8 +332,10 @@ def due(
 ) -> list[Source]:
     """The sources whose next poll time has come.
 
-    A source never polled is due. One whose configured ``poll_interval`` changed since
-    its last poll is due once that new interval has passed since then.
+    A source never polled is due, and so is one whose URL changed since its last poll
+    (the backoff and Retry-After it earned were the old URL's). One whose configured
+    ``poll_interval`` changed since its last poll is due once that new interval has
+    passed since then.
     """
     rows = {
         row.source_id: row
@@ -317,13 +346,14 @@ def due(
                 source_state.c.next_poll_at,
                 source_state.c.last_polled_at,
                 source_state.c.deferred_until,
+                source_state.c.polled_url,
             ).where(source_state.c.source_id.in_([ids[s.name] for s in configured]))
         )
     }
     chosen: list[Source] = []
     for source in configured:
         row = rows.get(ids[source.name])
-        if row is None:
+        if row is None or (row.polled_url is not None and row.polled_url != source.location):
             chosen.append(source)
             continue
         when = row.next_poll_at

@@ -221,3 +221,45 @@ def test_not_modified_without_validators_is_an_error(
         f"{server.url('/feed.xml')}: HTTP 304 Not Modified to a request without validators"
     ]
     assert state(engine, "bogus")["last_outcome"] == "failed"
+
+
+def test_a_source_whose_url_was_fixed_is_polled_afresh_at_the_next_run(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A source failing at its old URL backs off to its cap (8x poll_interval). Fixed in
+    sources.yaml (same name, new URL), it waited out that backoff, and a new URL that
+    failed once more went on from the old streak's backoff: ops fixed a URL and the
+    source stayed "failing" for hours. Now the state belongs to the URL it was computed
+    for: due at the next run, interval and backoff from the start, no validators of the
+    old URL sent; the failure streak closes once the new URL polls fine."""
+    server.route("/old.xml", conditional(feed_of(server, 2), '"old"', RSS))
+    old = feed_source("moved", server.url("/old.xml"), poll_interval=15 * M)
+    run_ingest(engine, [old], NOW, "m:0")
+    server.route("/old.xml", respond("gone", "404 Not Found"))
+    when = NOW + 15 * M
+    for n in range(4):
+        run_ingest(engine, [old], when, f"m:f{n}", retries=0)
+        when = state(engine, "moved")["next_poll_at"]
+    row = state(engine, "moved")
+    assert (
+        row["consecutive_failures"] == 4 and row["next_poll_at"] - row["last_polled_at"] == 120 * M
+    )
+    fixed = replace(old, location=server.url("/new.xml"))
+    server.route("/new.xml", respond("still down", "503 Service Unavailable"))
+    next_run = row["last_polled_at"] + 15 * M  # the next DAG run after the fix
+    with engine.connect() as conn:
+        ids = dict(conn.execute(sa.text("select name, source_id from sources")).all())
+        assert polling.due(conn, [old], ids, next_run) == []
+        assert polling.due(conn, [fixed], ids, next_run) == [fixed]
+    run_ingest(engine, [fixed], next_run, "m:new-fails", retries=0)
+    row = state(engine, "moved")
+    assert row["consecutive_failures"] == 5  # the streak goes on: the source still fails
+    assert row["next_poll_at"] - next_run == 30 * M  # a first failure's backoff at this URL
+    server.route("/new.xml", conditional(feed_of(server, 2, start=10), '"new"', RSS))
+    run_ingest(engine, [fixed], row["next_poll_at"], "m:new-ok")
+    row = state(engine, "moved")
+    assert row["consecutive_failures"] == 0 and row["last_outcome"] == "polled"
+    assert row["poll_interval"] <= 15 * M and row["etag"] == '"new"'
+    requests_to = [(p, h.get("if-none-match")) for _, p, h in server.requests if "xml" in p]
+    assert requests_to[0] == ("/old.xml", None) and requests_to[1] == ("/old.xml", '"old"')
+    assert [h for p, h in requests_to if p == "/new.xml"] == [None, None]
