@@ -342,6 +342,15 @@ _TAG_OPEN = re.compile(r"<[A-Za-z]")
 _ATTRIBUTE = r"""[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]*))?"""
 _START_TAG = re.compile(rf"<([A-Za-z][^\s/>]*)((?:\s+|/|{_ATTRIBUTE})*)")
 _ATTRIBUTES = re.compile(_ATTRIBUTE)
+# A "<" and a letter followed by MAX_TAG_ATTRIBUTES or more of a start tag's pieces
+# (spaces, "/", attributes), in one C call: every tag with more attributes than that
+# matches, so a page without a match needs no tag-by-tag walk (0.6 ms a page of the
+# corpora against 1.4). It may also match inside a script or a quoted value, where the
+# walk below, which skips those, has the last word. Each piece is atomic, so a shorter
+# run fails without trying other ways to split it: linear.
+_MANY_ATTRIBUTES = re.compile(
+    rf"<[A-Za-z][^\s/>]*+(?:\s++|/|(?>{_ATTRIBUTE})){{{MAX_TAG_ATTRIBUTES},}}"
+)
 # Elements whose text is never markup (libxml2 ends them at the first such end tag or
 # later, never earlier: counting their text as tags would be a false alarm on scripts).
 _RAW_TEXT_END = {
@@ -357,6 +366,8 @@ def costly_page_shape(html: str) -> str | None:
         tags = _TAG_OPEN.subn("", html)[1]  # every start tag, and a few that are not
         if tags > MAX_PAGE_TAGS:
             return f"{tags:,} tags (at most {MAX_PAGE_TAGS:,})"
+    if _MANY_ATTRIBUTES.search(html) is None:  # no tag can hold that many: the usual case
+        return None
     position = 0
     while (tag := _START_TAG.search(html, position)) is not None:
         position = tag.end()
