@@ -982,8 +982,9 @@ def test_query_values_that_are_not_utf8_keep_articles_apart(
 def test_dates_before_the_web_are_not_believed(engine: sa.Engine, server: FaultServer) -> None:
     """A CMS without a date writes the epoch; templates write year 1000 or 0001. Such a
     date was stored: the story of today stood in 1970, outside every spike window and
-    digest, and bi.topic_daily (which starts at the oldest story and spans at most 1,100
-    days) showed 1970-01-01 … 1973-01-05 and none of the day's stories."""
+    digest, and bi.topic_daily (which then started at the oldest story and spanned at
+    most 1,100 days; migration 0013 keeps the newest) showed 1970-01-01 … 1973-01-05 and
+    none of the day's stories."""
     from mediamon.topics.file import parse_topics
     from mediamon.topics.match import match_articles
     from mediamon.topics.store import sync_topics

@@ -43,8 +43,8 @@ MIN_PAGE_TEXT_CHARS = 40  # shorter "articles" are navigation or paywall stubs
 FUTURE_TOLERANCE = timedelta(hours=1)
 # No news on the web is older. Earlier dates are feed bugs: a CMS without a date writes
 # the epoch (1970-01-01), a template year 1000 or 0001. Believed, they put a story of
-# today outside every spike window and digest, and the BI's day series, which starts at
-# the oldest story, before all the others. htmldate applies the same floor to pages.
+# today outside every spike window and digest, and at the start of the BI's day series,
+# which runs from the oldest story. htmldate applies the same floor to pages.
 EARLIEST_PUBLISHED = datetime(1995, 1, 1, tzinfo=UTC)
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 
