@@ -76,6 +76,8 @@ def _html2txt(html: str) -> str:
         return text_of_costly_html(html)
     import trafilatura
 
+    if "<body" not in html.lower():  # a fragment, as feeds' summaries are: html2txt reads
+        html = f"<html><body>{html}</body></html>"  # only a body's text ("" and an ERROR)
     return str(trafilatura.html2txt(html) or "")
 
 

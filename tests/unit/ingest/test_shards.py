@@ -82,3 +82,30 @@ def test_plain_text_feed_summary_is_kept_without_trafilatura_errors(
         article = build_article(job).article
     assert article is not None and article.summary == "第一段摘要 & more"
     assert not [r for r in caplog.records if r.name.startswith("trafilatura")]
+
+
+@pytest.mark.parametrize(
+    "summary_html",
+    ["<p>第一段摘要 &amp; more</p>", "<div><p>第一段摘要</p> <p>&amp; more</p></div>"],
+)
+def test_html_feed_summary_is_kept_without_trafilatura_errors(
+    caplog: pytest.LogCaptureFixture, summary_html: str
+) -> None:
+    """An HTML summary is a fragment, without <html> or <body>: html2txt returned "" for
+    it too, with an ERROR line ("parsed tree length: 0"), and the article kept the
+    page's meta description, or no summary, instead of the feed's."""
+    from mediamon.ingest.build import ArticleJob, build_article
+    from mediamon.ingest.feeds import FeedItem
+
+    item = FeedItem(
+        link="https://example.org/a.html",
+        title="标题",
+        summary_html=summary_html,
+        content_html="<p>" + "正文内容很长。" * 20 + "</p>",
+    )
+    job = ArticleJob(item=item, source_language="zh", drop_params=(), seen_at=NOW)
+    with caplog.at_level(logging.ERROR):
+        article = build_article(job).article
+    assert article is not None
+    assert " ".join((article.summary or "").split()) == "第一段摘要 & more"
+    assert not [r for r in caplog.records if r.name.startswith("trafilatura")]
