@@ -13,7 +13,8 @@ of :mod:`bench.scoring`, on the same pages in the same run:
 * ``readability-lxml``: the page decoded with resiliparse's charset detector, then
   ``readability.Document(html).summary()`` as text;
 * ``resiliparse``: the same decoding, then ``extract_plain_text(main_content=True)``;
-* ``mediamon``: :func:`mediamon.ingest.decode.decode_html` then
+* ``mediamon``: :func:`mediamon.ingest.decode.decode_html`, the shape check before
+  parsing (:func:`mediamon.ingest.extract.costly_page_shape`), then
   :func:`mediamon.ingest.extract.extract` as ingest calls it when the feed gave the
   title and date. Its F1 is given in sample (the shipped chooser, fit on all these
   pages) and cross-validated (leave one site out, see :mod:`bench.extraction_cv`): the
@@ -92,7 +93,7 @@ class PageResult:
     mediamon: PageScore
     mode: str  # the candidate mediamon chose
     peer_seconds: dict[str, float]
-    decode_seconds: float  # decode_html
+    decode_seconds: float  # decode_html and the shape check before parsing
     extract_seconds: float  # mediamon.ingest.extract.extract(decoded text)
     plain_on_text_seconds: float  # trafilatura.extract(decoded text, txt): extract()'s yardstick
     baseline_fffd: bool
@@ -242,7 +243,7 @@ def run_page(page: Page) -> PageResult:
 
     from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
     from mediamon.ingest.decode import decode_html
-    from mediamon.ingest.extract import extract
+    from mediamon.ingest.extract import costly_page_shape, extract
 
     raw = page.raw()
     outputs: dict[str, str] = {}
@@ -257,7 +258,11 @@ def run_page(page: Page) -> PageResult:
     def mediamon() -> None:
         start = time.process_time()
         decoded = decode_html(raw)
+        # ingest looks at the page's shape before any parser does (build.py)
+        refused = costly_page_shape(decoded.text)
         seconds["decode"] = time.process_time() - start
+        if refused is not None:  # the corpora's pages are real: a refusal is a bug
+            raise RuntimeError(f"{page.corpus}/{page.id} refused before parsing: {refused}")
         start = time.process_time()
         # as ingest calls it for a feed item with a title and a date
         extracted = extract(decoded.text, page.url, known=("title", "date"))
@@ -481,7 +486,7 @@ def _mean(values: Iterable[float]) -> float:
 def format_speed(results: Sequence[PageResult]) -> str:
     lines = [
         "Mean CPU ms per page (each worker process times its own calls; mediamon ="
-        " decode_html + extract as ingest calls it)",
+        " decode_html, shape check and extract as ingest calls them)",
         f"{'corpus':<24} {'trafila':>7} {'readab':>7} {'resili':>7} {'mediamon':>8} {'ratio':>6}",
     ]
     for name, group in rows(results):
@@ -498,7 +503,7 @@ def format_speed(results: Sequence[PageResult]) -> str:
     lines += [
         f"  trafilatura.extract(raw bytes, txt)          {base:7.1f}",
         f"  trafilatura.extract(decoded text, txt)       {plain:7.1f}",
-        f"  mediamon decode_html                         {decode:7.1f}",
+        f"  mediamon decode_html + shape check           {decode:7.1f}",
         f"  mediamon extract(decoded text)               {ext:7.1f}"
         f"   ratio to trafilatura on the same text: {ext / plain:.2f}x",
         f"  mediamon decode + extract                    {decode + ext:7.1f}"
