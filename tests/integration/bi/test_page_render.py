@@ -1,16 +1,34 @@
 """The mediamon page's assembly without Airflow: an empty database renders a page that
-says so, names an outsider supplies are escaped in the charts and tables, and the window
-parameter is clamped."""
+says so, names an outsider supplies are escaped in the charts and tables, the window
+parameter is clamped, and awkward names fit a phone and a desktop screen in chromium."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from mediamon.bi import dashboard
 from mediamon.bi.charts import Bar, Marker, bar_chart
+from mediamon.spikes.detect import detect
+from mediamon.topics.file import parse_topics
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import sync_topics
+from tests.integration.test_alert_stages import AT, BURST_HOUR, add_background, add_burst
+from tests.support import awkward
+from tests.support.browser import ARTIFACTS, Chromium
+
+AWKWARD_TOPICS = f"""\
+version: 1
+defaults:
+  thresholds: {{min_stories: 4, min_lift: 2.0, max_p_value: 0.0001, cooldown_hours: 6}}
+topics:
+  - key: taiwan
+    name: {awkward.TOPIC_NAME}
+    terms: [台湾, Taiwan]
+"""
 
 
 def test_empty_database_renders(engine: sa.Engine) -> None:
@@ -52,3 +70,67 @@ def test_outside_names_are_escaped(engine: sa.Engine) -> None:
 )
 def test_window_is_clamped(given: str, days: int) -> None:
     assert dashboard.clamp_days(given) == days
+
+
+LAYOUT = """(() => {
+  const W = innerWidth, root = document.documentElement;
+  const outside = [...document.querySelectorAll('body *')]
+    .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > W + 0.5)
+    .map(e => e.tagName + ' ' + (e.textContent || '').trim().slice(0, 40));
+  const lines = e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    return new Set([...range.getClientRects()].filter(r => r.width > 0)
+      .map(r => Math.round(r.top))).size;
+  };
+  return {
+    scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, outside,
+    boxes: [...document.querySelectorAll('.scroll')].map(b => [b.scrollWidth, b.clientWidth]),
+    brokenNumbers: [...document.querySelectorAll('td.num, td.when')]
+      .filter(e => lines(e) > 1)
+      .map(e => e.textContent.trim()),
+    topicCell: document.querySelector('tr.alert td').getBoundingClientRect().width,
+    fontSize: parseFloat(getComputedStyle(document.body).fontSize),
+  };
+})()"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_awkward_names_and_titles_fit_the_screen(engine: sa.Engine, width: int) -> None:
+    """A 200-character topic name, 300-character titles without a space (Latin, a URL,
+    CJK, a German compound), RTL and emoji titles and a 64-character source name: the page
+    never scrolls sideways; at 390 px only the wide tables scroll, inside their own box;
+    numbers and times stay on one line."""
+    topics = parse_topics(AWKWARD_TOPICS, "topics.yaml")
+    sync_topics(engine, topics)
+    ids = add_background(engine)
+    made = add_burst(engine, ids, BURST_HOUR)
+    with engine.begin() as conn:
+        for article_id, title in zip(made, awkward.TITLES, strict=False):
+            conn.execute(
+                sa.text("update articles set title = :t where article_id = :i"),
+                {"t": title, "i": article_id},
+            )
+        conn.execute(
+            sa.text("update articles set url = :u where article_id = :i"),
+            {"u": awkward.URL, "i": made[1]},
+        )
+        conn.execute(
+            sa.text("update sources set name = :n where name = 'cna'"), {"n": awkward.SOURCE_NAME}
+        )
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    page_file = ARTIFACTS / "mediamon_page_awkward.html"
+    page_file.parent.mkdir(parents=True, exist_ok=True)
+    page_file.write_text(dashboard.page_html(engine, AT + timedelta(minutes=5)), "utf-8")
+    with Chromium() as browser:
+        page = browser.open(page_file.as_uri(), width=width)
+        layout: dict[str, Any] = page.evaluate(LAYOUT)
+        page.screenshot(ARTIFACTS / f"mediamon_page_awkward-{width}.png")
+    assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
+    assert not layout["outside"], layout["outside"]
+    assert not layout["brokenNumbers"], layout["brokenNumbers"]
+    # The topic's column: wide enough to read, never the whole table.
+    assert 6 * layout["fontSize"] <= layout["topicCell"] <= 18 * layout["fontSize"], layout
+    if width >= 1280:
+        assert all(scroll <= client for scroll, client in layout["boxes"]), layout["boxes"]
