@@ -171,3 +171,53 @@ def test_mail_headers_times_and_locale(mails: dict[str, EmailMessage]) -> None:
     assert "desk@example.org" in text and "key: taiwan" in text and "config/topics.yaml" in text
     assert "<script" not in html_text and "&lt;script&gt;" in html_text
     assert "+1 outlet" in parts["duty@example.org"][0]  # the syndicated copies, folded
+
+
+VISIBLE = "[document.body.innerText, document.title]"
+
+
+def test_a_topic_never_seen_before_and_an_underflowed_p_value_read_plainly(
+    engine: sa.Engine,
+) -> None:
+    """A topic that was next to never mentioned (its expectation rounds to 0) bursting so
+    far that the p-value underflows to 0.0: the mail says "usually none" / "平常几乎没有"
+    instead of "about 13333× the usual 0" / "约为平常 0 篇的 13333 倍", and "p < 1e-300"
+    instead of "p-value 0"; no "inf" or "nan" anywhere a person reads."""
+    topics: TopicSet = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, topics)
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    with engine.begin() as conn:  # what the detector stores for such a burst
+        conn.execute(
+            sa.text("update alerts set expected = 0.003, lift = observed / 0.003, p_value = 0")
+        )
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(
+            engine, smtp_send(port), AT + timedelta(minutes=5), topics=topics, options=OPTIONS
+        )
+    assert len(sink.messages) == 2
+    with Chromium() as browser:
+        for _, recipients, raw in sink.messages:
+            message = email.message_from_bytes(raw, policy=default_policy)
+            assert isinstance(message, EmailMessage)
+            name = f"alert-usually-none-{recipients[0].split('@')[0]}"
+            page = browser.open(
+                mail_html_file(message, ARTIFACTS / f"{name}.html").as_uri(), width=390
+            )
+            shown, title = page.evaluate(VISIBLE)
+            page.screenshot(ARTIFACTS / f"{name}.png")
+            text = message.get_body(("plain",)).get_content()
+            for read in (shown, title, text, str(message["Subject"])):
+                assert not re.search(
+                    r"\binf\b|\bnan\b|平常 0 篇|usual 0\b|p-value 0\b|p 值 0", read
+                ), read
+            if recipients[0] == "desk@example.org":
+                assert "平常几乎没有" in message["Subject"] and "平常周一这个时段几乎没有" in shown
+                assert "p 值 < 1e-300" in shown and "p 值 < 1e-300" in text
+            else:
+                assert message["Subject"].endswith("usually none")
+                assert "at this hour there are usually none" in shown
+                assert "p-value < 1e-300" in shown and "p-value < 1e-300" in text

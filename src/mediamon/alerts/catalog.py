@@ -8,6 +8,7 @@ every locale (a test checks it). Times are always shown with their UTC offset, e
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -229,7 +230,9 @@ def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:
 
 def number(value: float) -> str:
     """A count for people: ``0.2``, ``2.3``, ``45`` (two significant digits at most,
-    never scientific notation)."""
+    never scientific notation); ``–`` for a value that is not a number (never ``inf``)."""
+    if not math.isfinite(value):
+        return "–"
     if value >= 10:
         return f"{value:.0f}"
     if value >= 1:
@@ -237,3 +240,18 @@ def number(value: float) -> str:
     if value <= 0:
         return "0"
     return f"{value:.2f}".rstrip("0").rstrip(".") if value < 0.1 else f"{value:.1f}"
+
+
+# Below this a p-value is shown as "< 1e-300": the detector's floor (its score is
+# -log10(max(p, 1e-300))), under which a tail probability underflows to 0.0.
+MIN_SHOWN_P_VALUE = 1e-300
+
+
+def p_value_text(value: float) -> str:
+    """A p-value for people: ``1.7e-10``, ``0.03``; ``< 1e-300`` for one that underflowed
+    (never "0": no count is impossible); ``–`` for one that is not a number."""
+    if not math.isfinite(value) or value < 0:
+        return "–"
+    if value < MIN_SHOWN_P_VALUE:
+        return "< 1e-300"
+    return f"{value:.2g}"

@@ -12,6 +12,7 @@ bidi characters dropped) and escaped; only http(s) URLs become links.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from mediamon.alerts.catalog import Catalog, local_span, local_time, number, utc_offset
+from mediamon.alerts.catalog import (
+    Catalog,
+    local_span,
+    local_time,
+    number,
+    p_value_text,
+    utc_offset,
+)
 from mediamon.alerts.chart import (
     CHART_HEIGHT,
     CHART_WIDTH,
@@ -177,6 +185,13 @@ class AlertMail:
     @property
     def hours(self) -> int:
         return max(1, round((self.window_end - self.window_start) / timedelta(hours=1)))
+
+    @property
+    def usually_none(self) -> bool:
+        """Whether the usual count is shown as none: an expectation that rounds to 0
+        (a topic never seen before) or that is not a number. Then no "×" is shown either:
+        "about 13333 times the usual 0" would say nothing true."""
+        return not math.isfinite(self.expected) or number(self.expected) == "0"
 
     @property
     def lift(self) -> float:
@@ -366,13 +381,13 @@ def reason(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> str:
         "end": local_time(alert.window_end, zone),
         "weekday": catalog.weekday(end - timedelta(minutes=1)),
         "expected": number(alert.expected),
-        "lift": number(alert.lift) if alert.expected > 0 else "",
+        "lift": "" if alert.usually_none else number(alert.lift),
     }
-    return catalog("reason" if alert.expected > 0 else "reason_new", **values)
+    return catalog("reason_new" if alert.usually_none else "reason", **values)
 
 
 def _lift_phrase(alert: AlertMail, catalog: Catalog) -> str:
-    if alert.expected <= 0:
+    if alert.usually_none:
         return catalog("lift_phrase_new")
     return catalog("lift_phrase", lift=number(alert.lift), expected=number(alert.expected))
 
@@ -425,9 +440,9 @@ def _chart_lines(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> list[str
 def _details(alert: AlertMail, catalog: Catalog) -> str:
     text = catalog(
         "details",
-        p_value=f"{alert.p_value:.2g}",
+        p_value=p_value_text(alert.p_value),
         observed=alert.observed,
-        expected_exact=f"{alert.expected:.3g}",
+        expected_exact=f"{alert.expected:.3g}" if math.isfinite(alert.expected) else "–",
     )
     keys = ("min_stories", "min_lift", "max_p_value", "window_hours", "baseline_weeks")
     shown = ", ".join(f"{k}={alert.params[k]}" for k in keys if k in alert.params)

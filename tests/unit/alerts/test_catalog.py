@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mediamon.alerts.catalog import MESSAGES, local_span, local_time, number
+from mediamon.alerts.catalog import MESSAGES, local_span, local_time, number, p_value_text
 
 END = datetime(2024, 4, 17, 2, tzinfo=UTC)  # 10:00 in Shanghai, a Wednesday
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -31,3 +31,10 @@ def test_times_carry_their_offset() -> None:
         local_span(END - timedelta(hours=1), END, SHANGHAI) == "2024-04-17 09:00–10:00 (UTC+08:00)"
     )
     assert [number(v) for v in (0.2, 0.04, 2.34, 45.2, 0)] == ["0.2", "0.04", "2.3", "45", "0"]
+
+
+def test_numbers_never_read_inf_nan_or_p_zero() -> None:
+    assert [number(v) for v in (45.2, 2.34, 0.2, 0.004, 0.0)] == ["45", "2.3", "0.2", "0", "0"]
+    assert number(float("inf")) == number(float("nan")) == "–"
+    assert p_value_text(1.7e-10) == "1.7e-10" and p_value_text(0.0) == "< 1e-300"
+    assert p_value_text(float("nan")) == "–"
