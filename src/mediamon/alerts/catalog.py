@@ -229,8 +229,9 @@ def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:
 
 
 def number(value: float) -> str:
-    """A count for people: ``0.2``, ``2.3``, ``45`` (two significant digits at most,
-    never scientific notation); ``–`` for a value that is not a number (never ``inf``)."""
+    """A count for people: ``0.2``, ``2.3``, ``45``, ``6667`` (two significant digits
+    below 10, whole numbers from 10 up, never scientific notation); ``–`` for a value that
+    is not a number (never ``inf``)."""
     if not math.isfinite(value):
         return "–"
     if value >= 10:

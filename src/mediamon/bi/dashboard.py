@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from markupsafe import Markup
 
+from mediamon.alerts.catalog import p_value_text
 from mediamon.bi.access import BI_ROLE
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.db.queries import query
@@ -210,7 +211,7 @@ def _trend(hours: Sequence[Any], alerts: Sequence[AlertRow], end: datetime) -> T
                     index=index,
                     label=f"{alert.observed} / {alert.expected}",
                     tooltip=f"alert: {alert.observed} stories, {alert.expected} expected"
-                    f" (lift {alert.lift}, p = {alert.p_value:.2g})",
+                    f" (lift {alert.lift}, p = {p_value_text(alert.p_value)})",
                 )
             )
     hourly = bar_chart(
@@ -299,6 +300,7 @@ def render(page: Page) -> str:
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     environment.filters["local"] = _local
+    environment.filters["p_value"] = p_value_text
     environment.filters["percent"] = lambda v: "–" if v is None else f"{float(v):.1%}"
     return environment.get_template("dashboard.html").render(page=page)
 

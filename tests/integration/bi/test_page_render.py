@@ -134,3 +134,19 @@ def test_awkward_names_and_titles_fit_the_screen(engine: sa.Engine, width: int) 
     assert 6 * layout["fontSize"] <= layout["topicCell"] <= 18 * layout["fontSize"], layout
     if width >= 1280:
         assert all(scroll <= client for scroll, client in layout["boxes"]), layout["boxes"]
+
+
+def test_an_underflowed_p_value_never_reads_zero(engine: sa.Engine) -> None:
+    """A tail probability too small for a float is stored as 0.0: the page's alert table
+    and chart tooltip showed "p = 0", as if the count were impossible; they read as the
+    mails do, "< 1e-300"."""
+    topics = parse_topics(AWKWARD_TOPICS.replace(awkward.TOPIC_NAME, "台湾"), "topics.yaml")
+    sync_topics(engine, topics)
+    add_burst(engine, add_background(engine), BURST_HOUR)
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    with engine.begin() as conn:
+        conn.execute(sa.text("update alerts set p_value = 0"))
+    html = dashboard.page_html(engine, AT + timedelta(minutes=5))
+    assert '<td class="num">&lt; 1e-300</td>' in html
+    assert "p = &lt; 1e-300" in html and "p = 0)" not in html
