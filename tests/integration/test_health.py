@@ -92,6 +92,19 @@ def add_polls(engine: sa.Engine, source: str, times: list[datetime]) -> None:
             )  # fmt: skip
 
 
+def add_failing_state(conn: sa.Connection, source_id: int) -> None:
+    """The polling state of a source whose last three polls, the last at T, failed."""
+    conn.execute(
+        sa.text(
+            "insert into source_state (source_id, base_interval, poll_interval,"
+            " next_poll_at, last_polled_at, last_outcome, consecutive_failures,"
+            " last_error, run_key)"
+            " values (:id, '15 min', '15 min', :at, :at, 'failed', 3, 'HTTP 503', 'r')"
+        ),
+        {"id": source_id, "at": T},
+    )
+
+
 def hourly(end: datetime, hours: int) -> list[datetime]:
     return [end - timedelta(hours=h) for h in range(hours)]
 
@@ -262,15 +275,7 @@ def test_findings_from_runs_polls_and_alerts(engine: sa.Engine) -> None:
         ids = load.sync_sources(
             conn, [Source(name="down", kind="feed", location="https://down.example/rss")]
         )
-        conn.execute(
-            sa.text(
-                "insert into source_state (source_id, base_interval, poll_interval,"
-                " next_poll_at, last_polled_at, last_outcome, consecutive_failures,"
-                " last_error, run_key)"
-                " values (:id, '15 min', '15 min', :at, :at, 'failed', 3, 'HTTP 503', 'r')"
-            ),
-            {"id": ids["down"], "at": T},
-        )
+        add_failing_state(conn, ids["down"])
         # Two hours ago a run succeeded; the last one loaded but failed a check.
         ok = runs.summarize([{"source": "down", "poll": "polled", "new": 1}])
         runs.record(conn, "ok", T - timedelta(hours=2), ok)
@@ -489,15 +494,7 @@ def test_a_failing_source_removed_from_the_sources_file_closes_its_incident_once
              for name in ("dead", "kept")],
         )  # fmt: skip
         for name in ("dead", "kept"):
-            conn.execute(
-                sa.text(
-                    "insert into source_state (source_id, base_interval, poll_interval,"
-                    " next_poll_at, last_polled_at, last_outcome, consecutive_failures,"
-                    " last_error, run_key)"
-                    " values (:id, '15 min', '15 min', :at, :at, 'failed', 3, 'HTTP 503', 'r')"
-                ),
-                {"id": ids[name], "at": T},
-            )
+            add_failing_state(conn, ids[name])
     assert main(["health", "run", "--at", T.isoformat()]) == 0
     assert sorted(m["Subject"] for m in mailbox.messages) == [
         "[mediamon] INCIDENT: source dead failed its last 3 polls",

@@ -20,13 +20,11 @@ import sqlalchemy as sa
 
 from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.deliver import deliver_pending
-from mediamon.spikes.detect import detect
 from mediamon.text import fold
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
-from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
-from tests.integration.test_alert_stages import AT, BURST_HOUR, add_background, add_burst, rows
+from tests.integration.test_alert_stages import AT, alert_on_burst, rows
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
 from tests.support.smtp_server import Sink, serve_smtp, smtp_send
 
@@ -54,10 +52,7 @@ def mails(engine: sa.Engine) -> Iterator[dict[str, EmailMessage]]:
     """The burst's alert, delivered to both recipients; their received mails by address."""
     topics: TopicSet = parse_topics(TOPICS_YAML, "topics.yaml")
     sync_topics(engine, topics)
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR)
-    match_articles(engine, topics)
-    assert len(detect(engine, topics, AT)) == 1
+    assert len(alert_on_burst(engine, topics)) == 1
     sink = Sink()
     with serve_smtp(sink) as port:
         deliver_pending(
@@ -185,10 +180,7 @@ def test_a_topic_never_seen_before_and_an_underflowed_p_value_read_plainly(
     instead of "p-value 0"; no "inf" or "nan" anywhere a person reads."""
     topics: TopicSet = parse_topics(TOPICS_YAML, "topics.yaml")
     sync_topics(engine, topics)
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR)
-    match_articles(engine, topics)
-    assert len(detect(engine, topics, AT)) == 1
+    assert len(alert_on_burst(engine, topics)) == 1
     with engine.begin() as conn:  # what the detector stores for such a burst
         conn.execute(
             sa.text("update alerts set expected = 0.003, lift = observed / 0.003, p_value = 0")

@@ -16,7 +16,13 @@ from mediamon.spikes.detect import detect
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
-from tests.integration.test_alert_stages import AT, BURST_HOUR, add_background, add_burst
+from tests.integration.test_alert_stages import (
+    AT,
+    BURST_HOUR,
+    add_background,
+    add_burst,
+    alert_on_burst,
+)
 from tests.support import awkward
 from tests.support.browser import ARTIFACTS, Chromium
 
@@ -142,9 +148,7 @@ def test_an_underflowed_p_value_never_reads_zero(engine: sa.Engine) -> None:
     mails do, "< 1e-300"."""
     topics = parse_topics(AWKWARD_TOPICS.replace(awkward.TOPIC_NAME, "台湾"), "topics.yaml")
     sync_topics(engine, topics)
-    add_burst(engine, add_background(engine), BURST_HOUR)
-    match_articles(engine, topics)
-    assert len(detect(engine, topics, AT)) == 1
+    assert len(alert_on_burst(engine, topics)) == 1
     with engine.begin() as conn:
         conn.execute(sa.text("update alerts set p_value = 0"))
     html = dashboard.page_html(engine, AT + timedelta(minutes=5))
