@@ -12,6 +12,7 @@ still arrive, so a way around the removal ends in a refused feed, never an expan
 from __future__ import annotations
 
 import calendar
+import html
 import io
 import logging
 import re
@@ -73,6 +74,9 @@ ZONE_OFFSET = re.compile(r"(?:GMT|UTC)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.IGN
 # ±14:00; feedparser added whatever it was given ("+99:99": four days earlier).
 TRAILING_OFFSET = re.compile(r"[+-](\d{2}):?(\d{2})\s*$")
 MAX_UTC_OFFSET = timedelta(hours=14)
+# A tag in a title: "<" then a letter, "/" or "!" and no other "<" or ">" up to its ">"
+# (linear; "5 < 6 > 4" is no tag).
+MARKUP_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")
 
 
 class FeedError(ValueError):
@@ -199,7 +203,7 @@ def parse_feed(
         feed_item = _capped(
             FeedItem(
                 link=link,
-                title=entry.get("title") or None,
+                title=_plain_title(entry.get("title")),
                 published_at=published_at,
                 author=entry.get("author") or None,
                 summary_html=entry.get("summary") or None,
@@ -419,6 +423,21 @@ def _link(entry: Any) -> str | None:
     except BlockedURL:
         return None
     return link
+
+
+def _plain_title(title: Any) -> str | None:
+    """A title as text. Feeds escape markup once too often (``&amp;lt;b&amp;gt;``,
+    ``AT&amp;amp;T``, ``<![CDATA[AT&amp;T]]>``), so feedparser's title can still hold
+    tags and entity references: shown as typed in mails, BI and the page they read
+    ``<b>Bold</b> news`` and ``AT&amp;T``. References are read once more, then tags
+    dropped (readers do the same: Miniflux, Google Alerts)."""
+    if not isinstance(title, str) or not title:
+        return None
+    if "&" in title:
+        title = html.unescape(title)
+    if "<" in title:
+        title = MARKUP_TAG.sub("", title)
+    return title or None
 
 
 def _without_userinfo(link: str) -> tuple[str, bool]:

@@ -183,12 +183,13 @@ def _item(n: int, extra: str = "") -> str:
 def test_character_references_xml_forbids_do_not_break_the_feed() -> None:
     # An emoji written as its two UTF-16 halves (old CMSs), a lone half, a code point
     # past U+10FFFF, one of a hundred digits, NUL: feedparser raised on each (one bad
-    # feed ended the whole run). Markup written as references stays text.
+    # feed ended the whole run). Markup written as references is dropped, as markup in
+    # any title (see test_titles_are_text_however_often_the_feed_escaped_them).
     title = "&#55357;&#56832; &#xD800; &#x110000; &#" + "9" * 100 + "; &#0; &#60;b&#62;"
     parsed = parse_feed(_rss(f"<item><title>{title}</title><link>http://e.example/1</link>"
                              "<author>x&#0;y</author></item>"), "http://e.example/f")  # fmt: skip
     item = parsed.items[0]
-    assert item.title == "\U0001f600 \ufffd \ufffd \ufffd \ufffd <b>"
+    assert item.title == "\U0001f600 \ufffd \ufffd \ufffd \ufffd "
     assert item.author == "x\ufffdy"
 
 
@@ -267,3 +268,26 @@ def test_links_with_a_bad_port_or_a_control_character_are_skipped() -> None:
     assert [i.link for i in parsed.items] == ["http://e.example/d"]
     assert len(parsed.skipped) == 3
     assert all("is not a valid http(s) URL" in line for line in parsed.skipped)
+
+
+@pytest.mark.parametrize(
+    ("written", "title"),
+    [
+        ("AT&amp;amp;T 宣布", "AT&T 宣布"),  # escaped twice
+        ("<![CDATA[AT&amp;T 宣布]]>", "AT&T 宣布"),  # escaped inside CDATA
+        ("&lt;b&gt;要闻&lt;/b&gt; 台湾", "要闻 台湾"),  # markup in a title
+        ("&amp;lt;b&amp;gt;要闻&amp;lt;/b&amp;gt;", "要闻"),  # markup escaped twice
+        ("Tom &amp;amp; Jerry &amp;#8220;x&amp;#8221;", "Tom & Jerry “x”"),
+        ("5 &amp;lt; 6 &gt; 4", "5 < 6 > 4"),  # comparisons are no tags
+        ("AT&amp;T", "AT&T"),  # escaped once, as it should be
+    ],
+)
+def test_titles_are_text_however_often_the_feed_escaped_them(written: str, title: str) -> None:
+    """feedparser reads a title's references once; feeds that escape twice, or escape
+    inside CDATA, or put markup in titles left "AT&amp;T" and "<b>要闻</b>" in stored
+    titles, shown as typed in mails, BI and the page."""
+    parsed = parse_feed(
+        rss(f"<item><title>{written}</title><link>https://example.com/a</link></item>"),
+        "https://example.com/feed",
+    )
+    assert [item.title for item in parsed.items] == [title]
