@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -264,6 +265,9 @@ def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: A
         )
     assert stats.sent == 1
     [message] = received(sink).values()
+    # dated when sent, not at the run's time (2024: it sorted years back in the inbox)
+    sent = parsedate_to_datetime(str(message["Date"]))
+    assert abs(sent - datetime.now(UTC)) < timedelta(minutes=5), message["Date"]
     html_text, text = html_of(message), text_of(message)
     section = html_text[html_text.index("出口管制：") :]
     assert re.search(r"<mark[^>]*>限制高科技出口</mark>", section), section[:2000]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import email
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,16 @@ def test_alert_mail_in_chromium(
             for marks in layout["full"]:
                 assert marks and all(fold(m) in ("台湾", "taiwan") for m in marks), marks
             assert layout["fontSize"] >= 14
+
+
+def test_mails_are_dated_when_sent_not_at_the_runs_time(mails: dict[str, EmailMessage]) -> None:
+    """The delivery ran for 2024-03-04 (a past hour: Airflow's clear on an old run, or
+    ``alerts run --at``). Its mails were dated that hour, so mail clients sorted them
+    days back in the inbox, under everything since; the Date header is the send time."""
+    assert len(mails) == 2
+    for message in mails.values():
+        sent = parsedate_to_datetime(str(message["Date"]))
+        assert abs(sent - datetime.now(UTC)) < timedelta(minutes=5), message["Date"]
 
 
 def test_mail_headers_times_and_locale(mails: dict[str, EmailMessage]) -> None:

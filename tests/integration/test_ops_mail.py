@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -49,12 +50,20 @@ def incident(**changes: object) -> SimpleNamespace:
     return SimpleNamespace(**(row | changes))
 
 
+def test_incident_mail_is_dated_when_sent() -> None:
+    """The watchdog dated its mail at the run's time: a run for a past time (``health run
+    --at``, a cleared Airflow run) sent mail that sorted days back in the inbox."""
+    message = ops_mail.incident_message(incident(), False, "m <m@x.org>", ["ops@x.org"])
+    sent = parsedate_to_datetime(str(message["Date"]))
+    assert abs(sent - datetime.now(UTC)) < timedelta(minutes=5)
+
+
 @pytest.mark.parametrize("width", [390, 1280])
 def test_incident_and_recovery_mail_fit_and_escape(width: int) -> None:
     with Chromium() as browser:
         for recovery in (False, True):
             row = incident(resolved_at=AT + timedelta(hours=2) if recovery else None)
-            message = ops_mail.incident_message(row, recovery, "m <m@x.org>", ["ops@x.org"], AT)
+            message = ops_mail.incident_message(row, recovery, "m <m@x.org>", ["ops@x.org"])
             name = "ops-recovery" if recovery else "ops-incident"
             layout = render(browser, message, name, width)
             # No sideways scrolling; the source's markup shows as text, not as markup.

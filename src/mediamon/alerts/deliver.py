@@ -226,8 +226,7 @@ def _deliver_immediate(
                 options,
                 sender=sender,
                 message_id=mid,
-                sent_at=now,
-            )
+            )  # dated when it is sent (a re-run of a past run mails now, not then)
             if not _try_send(send, build, recipient.address, stats):
                 complete = False
                 continue

@@ -321,8 +321,7 @@ def _run(
                     options,
                     sender=sender,
                     message_id=mid,
-                    sent_at=now,
-                )
+                )  # dated when it is sent, not at the run's time
             )
         except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
             stats.failed += 1

@@ -536,7 +536,7 @@ def notify(
             # Built inside the try, like alert mails: an address the mail library refuses
             # fails the mails, not the watchdog run.
             try:
-                send(ops_mail.incident_message(row, recovery, sender, recipients, at))
+                send(ops_mail.incident_message(row, recovery, sender, recipients))
             except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
                 logger.info("mailing incident %s failed: %s", row.dedupe_key, error)
                 errors.append(f"{row.dedupe_key}: {type(error).__name__}: {error}")

@@ -23,9 +23,9 @@ def incident_message(
     recovery: bool,
     sender: str,
     recipients: Sequence[str],
-    at: datetime,
 ) -> EmailMessage:
-    """The mail for one ``incidents`` row: the problem, or that it cleared."""
+    """The mail for one ``incidents`` row: the problem, or that it cleared; dated when it
+    is built (sent), whatever the run's time."""
     state = "RESOLVED" if recovery else "INCIDENT"
     subject = f"[mediamon] {state}: {clean(incident.summary, 200)}"
     fields = [
@@ -67,7 +67,6 @@ def incident_message(
         Rendered(subject=subject, text=text, html=html),
         sender,
         recipients,
-        sent_at=at,
         headers={"X-Mediamon-Incident": f"{incident.dedupe_key} {state.lower()}"},
     )
 
