@@ -184,7 +184,7 @@ def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -
         tab.screenshot(ARTIFACTS / "mediamon_in_airflow.png")
     assert in_ui == f"{api_server}/mediamon/"
     assert shot.stat().st_size > 20_000, "the screenshot is missing or blank"
-    assert 'data-topic="taiwan"' in dom and "<h3>台湾" in dom, dom[:2000]
+    assert 'data-topic="taiwan"' in dom and "<h3><bdi>台湾</bdi>" in dom, dom[:2000]
     alert_row = dom[dom.index('<tr class="alert"') :]
     alert_row = alert_row[: alert_row.index("</tr>")]
     assert "台湾" in alert_row and f">{observed}<" in alert_row, alert_row

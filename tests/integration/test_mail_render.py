@@ -7,6 +7,7 @@ Screenshots are saved to var/test-artifacts/ (look at them: the chart must be le
 from __future__ import annotations
 
 import email
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,13 +20,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import MailOptions
+from mediamon.alerts.compose import (
+    DigestMail,
+    MailOptions,
+    Reader,
+    StoryItem,
+    TopicStories,
+    digest_message,
+)
 from mediamon.alerts.deliver import deliver_pending
+from mediamon.alerts.render import FSI, PDI
 from mediamon.text import fold
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
 from mediamon.topics.store import sync_topics
 from tests.integration.test_alert_stages import AT, alert_on_burst, rows
+from tests.support import awkward
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
 from tests.support.smtp_server import Sink, serve_smtp, smtp_send
 
@@ -224,3 +234,97 @@ def test_a_topic_never_seen_before_and_an_underflowed_p_value_read_plainly(
                 assert message["Subject"].endswith("usually none")
                 assert "at this hour there are usually none" in shown
                 assert "p-value < 1e-300" in shown and "p-value < 1e-300" in text
+
+
+ARABIC_TOPIC = "أخبار عاجلة"  # "breaking news"
+# Where each piece of an element's text is drawn: [left, right, top, bottom] over its
+# rectangles; the element's text and what of it is in <bdi> elements.
+DRAWN = """((selector, pieces) => {
+  const element = document.querySelector(selector);
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  let text = '';
+  while (walker.nextNode()) {
+    nodes.push([walker.currentNode, text.length]);
+    text += walker.currentNode.data;
+  }
+  const at = (offset) => {
+    const [node, start] = nodes.findLast(([, start]) => start <= offset);
+    return [node, offset - start];
+  };
+  const drawn = (piece) => {
+    const start = text.indexOf(piece);
+    if (start < 0) return null;
+    const range = document.createRange();
+    range.setStart(...at(start));
+    range.setEnd(...at(start + piece.length));
+    const rects = [...range.getClientRects()].filter(r => r.width > 0);
+    return [Math.min(...rects.map(r => r.left)), Math.max(...rects.map(r => r.right)),
+            Math.min(...rects.map(r => r.top)), Math.max(...rects.map(r => r.bottom))];
+  };
+  return {text: element.textContent, isolated: [...element.querySelectorAll('bdi')].map(
+    b => b.textContent), drawn: pieces.map(drawn)};
+})"""
+
+
+def drawn_in_order(found: dict[str, Any]) -> bool:
+    """The pieces on one line, each to the right of the one before (a left-to-right line)."""
+    boxes = found["drawn"]
+    if any(b is None for b in boxes):
+        return False
+    top, bottom = boxes[0][2], boxes[0][3]
+    on_the_line = all(b[2] < bottom and b[3] > top for b in boxes)
+    return on_the_line and all(a[1] <= b[0] + 0.5 for a, b in itertools.pairwise(boxes))
+
+
+def test_a_right_to_left_topic_and_title_keep_the_count_and_the_date_in_place(
+    tmp_path: Path,
+) -> None:
+    """A digest of an Arabic topic with an Arabic title: the heading reads "أخبار عاجلة:
+    10 new stories" with the name on the left and the count after it (before, "10" was
+    drawn left of the name), a compact story's date after its title; the subject and the
+    plain text carry the name between FSI and PDI, and the page title shows the same."""
+    end = AT + timedelta(hours=2)
+    stories = tuple(
+        StoryItem(
+            story_id=i,
+            title=awkward.RTL if i == 1 else ("خبر عاجل" if i == 7 else f"台湾新闻 {i}"),
+            url=f"https://example.org/{i}",
+            outlet="cna",
+            published_at=end - timedelta(minutes=i),
+            mentions=1,
+        )
+        for i in range(1, 11)
+    )
+    digest = DigestMail(
+        "daily",
+        end - timedelta(days=1),
+        end,
+        spikes=(),
+        topics=(TopicStories("breaking", ARABIC_TOPIC, stories),),
+    )
+    message = digest_message(
+        digest, Reader("duty@example.org", "en"), OPTIONS, sender="m@example.org"
+    )
+    parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+    isolated = f"{FSI}{ARABIC_TOPIC}{PDI}"
+    assert parsed["Subject"].endswith(f": 10 new stories ({isolated})")
+    text = parsed.get_body(("plain",)).get_content()
+    assert f"== {isolated}: 10 new stories\n" in text
+    assert f"- {FSI}خبر عاجل{PDI} · cna · " in text
+    assert isinstance(parsed, EmailMessage)
+    with Chromium() as browser:
+        page = browser.open(
+            mail_html_file(parsed, ARTIFACTS / "digest-right-to-left.html").as_uri(), width=1280
+        )
+        heading = page.evaluate(f"{DRAWN}('h2.topic', [{ARABIC_TOPIC!r}, '10', 'new stories'])")
+        compact = page.evaluate(
+            f"{DRAWN}('li.story.compact[data-story=\"7\"]', ['خبر عاجل', 'cna', '2024-'])"
+        )
+        title = page.evaluate("document.title")
+        page.screenshot(ARTIFACTS / "digest-right-to-left.png")
+    assert heading["text"] == f"{ARABIC_TOPIC}: 10 new stories"
+    assert heading["isolated"] == [ARABIC_TOPIC]
+    assert drawn_in_order(heading), heading
+    assert compact["isolated"] == ["خبر عاجل"] and drawn_in_order(compact), compact
+    assert title == parsed["Subject"]

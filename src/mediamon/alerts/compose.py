@@ -6,7 +6,10 @@ Pure: :mod:`mediamon.alerts.content` gathers what is shown, :mod:`mediamon.alert
 and :mod:`mediamon.alerts.digest` send it. The HTML is built for mail clients: one column at most
 680 px wide that shrinks to a phone's width, inline styles, the chart as an inline PNG
 (``cid:``) at ``max-width:100%``. Everything an article supplies is cleaned (control and
-bidi characters dropped) and escaped; only http(s) URLs become links.
+bidi characters dropped) and escaped; only http(s) URLs become links. A name or title with
+other text on its line is isolated (:func:`~mediamon.alerts.render.isolate`: FSI ... PDI in
+the subject and plain text, ``<bdi>`` in the HTML), so a right-to-left one cannot pull the
+count or date next to it to its side.
 """
 
 from __future__ import annotations
@@ -39,7 +42,17 @@ from mediamon.alerts.chart import (
     format_day_table,
     render_chart,
 )
-from mediamon.alerts.render import InlineImage, Rendered, build_message, clean, esc, safe_link
+from mediamon.alerts.render import (
+    InlineImage,
+    Rendered,
+    build_message,
+    clean,
+    clean_composed,
+    esc,
+    esc_composed,
+    isolate,
+    safe_link,
+)
 from mediamon.alerts.snippet import Snippet
 from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
 
@@ -278,15 +291,15 @@ def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
 
 
 def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
-    items = [clean(story.outlet, 80), _when(story.published_at, zone, catalog)]
+    items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog)]
     if story.other_outlets:
-        names = ", ".join(clean(o, 40) for o in story.other_outlets[:5])
+        names = ", ".join(isolate(o, 40) for o in story.other_outlets[:5])
         items.append(f"{catalog.counted('more_outlets', len(story.other_outlets))} ({names})")
     return items
 
 
 def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
-    meta = " · ".join(esc(m, 400) for m in _meta(story, zone, catalog))
+    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
     snippet = (
         f'<div class="snippet" style="margin:2px 0 0">{_snippet_html(story.snippet)}</div>'
         if story.snippet is not None
@@ -300,11 +313,11 @@ def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
 
 
 def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
-    title = esc(story.title) or esc(catalog("no_title"))
+    title = esc_composed(isolate(story.title), 210) or esc(catalog("no_title"))
     target = safe_link(story.url)
     if target is not None:
         title = f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b">{title}</a>'
-    meta = " · ".join(esc(m, 400) for m in _meta(story, zone, catalog))
+    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
     return (
         f'<li class="story compact" data-story="{story.story_id}" style="margin:0 0 6px">'
         f'{title} <span style="color:#666;font-size:13px">· {meta}</span></li>'
@@ -312,7 +325,7 @@ def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
 
 
 def _story_lines(story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog) -> list[str]:
-    title = clean(story.title) or catalog("no_title")
+    title = isolate(story.title) or catalog("no_title")
     lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog))]
     if story.snippet is not None:
         lines.append("   " + _snippet_text(story.snippet))
@@ -356,7 +369,7 @@ def _stories_section(
         lines.append(catalog("more_heading"))
         for story in listed:
             meta = " · ".join(_meta(story, zone, catalog))
-            title = clean(story.title) or catalog("no_title")
+            title = isolate(story.title) or catalog("no_title")
             lines.append(f"- {title} · {meta}  {clean(story.url, 2000)}")
         lines.append("")
     if hidden:
@@ -376,7 +389,7 @@ def reason(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> str:
     end = alert.window_end.astimezone(zone)
     values = {
         "observed": alert.observed,
-        "topic": clean(alert.topic_name, 80),
+        "topic": isolate(alert.topic_name, 80),
         "the_hours": catalog.counted("the_hours", alert.hours),
         "end": local_time(alert.window_end, zone),
         "weekday": catalog.weekday(end - timedelta(minutes=1)),
@@ -453,7 +466,8 @@ def _page(title: str, body: str, locale: str) -> str:
     return (
         f'<!DOCTYPE html><html lang="{esc(locale)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{esc(title, 300)}</title></head>"
+        # A <title> holds no elements: the isolate characters themselves stay.
+        f"<title>{html.escape(clean_composed(title, 300), quote=True)}</title></head>"
         '<body style="margin:0;padding:0;background:#f3f4f6">'
         f'<div style="max-width:680px;margin:0 auto;background:#ffffff;padding:16px;'
         f"box-sizing:border-box;font-family:{FONT};font-size:15px;line-height:1.5;"
@@ -465,12 +479,12 @@ def _page(title: str, body: str, locale: str) -> str:
 def _bar(text: str) -> str:
     return (
         '<div id="alert-bar" style="background:#c62828;color:#ffffff;padding:10px 14px;'
-        f'border-radius:4px;font-weight:bold;font-size:17px">{esc(text, 200)}</div>'
+        f'border-radius:4px;font-weight:bold;font-size:17px">{esc_composed(text, 200)}</div>'
     )
 
 
 def _footer_html(paragraphs: Sequence[str]) -> str:
-    inner = "".join(f'<p style="margin:4px 0">{esc(p, 2000)}</p>' for p in paragraphs)
+    inner = "".join(f'<p style="margin:4px 0">{esc_composed(p, 2000)}</p>' for p in paragraphs)
     return (
         '<div style="border-top:1px solid #e0e0e0;margin-top:20px;padding-top:8px;'
         f'color:#666;font-size:12px">{inner}</div>'
@@ -500,7 +514,7 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     """One alert for one reader: subject, plain text and HTML with the chart."""
     catalog = Catalog.for_locale(reader.locale)
     zone = reader.zone(options)
-    topic = clean(alert.topic_name, 80)
+    topic = isolate(alert.topic_name, 80)
     subject = catalog(
         "subject_alert",
         topic=topic,
@@ -548,8 +562,8 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     body = "".join(
         [
             _bar(catalog("alert_bar", topic=topic)),
-            f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc(why, 1000)}</b></p>',
-            f'<p style="color:#555;margin:0 0 8px">{esc(context, 1000)}</p>',
+            f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc_composed(why, 1000)}</b></p>',
+            f'<p style="color:#555;margin:0 0 8px">{esc_composed(context, 1000)}</p>',
             _chart_html(image, alert, zone, catalog),
             f'<h3 style="margin:18px 0 2px;font-size:16px">{esc(heading)}</h3>',
             f'<div style="color:#666;font-size:12px">{esc(catalog("order_rule"), 400)}</div>',
@@ -603,7 +617,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     each topic (top ones in full, the rest compact)."""
     catalog = Catalog.for_locale(reader.locale)
     zone = reader.zone(options)
-    names = [clean(t.topic_name, 40) for t in digest.topics]
+    names = [isolate(t.topic_name, 40) for t in digest.topics]
     shown_names = "、".join(names[:4]) if catalog.is_chinese else ", ".join(names[:4])
     if len(names) > 4:
         shown_names += "…"
@@ -637,7 +651,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         text += [catalog("spikes_heading"), ""]
         for index, spike in enumerate(digest.spikes):
             why = reason(spike, zone, catalog)
-            parts.append(f'<p style="margin:8px 0 4px"><b>{esc(why, 1000)}</b></p>')
+            parts.append(f'<p style="margin:8px 0 4px"><b>{esc_composed(why, 1000)}</b></p>')
             text.append("* " + why)
             if index < MAX_DIGEST_CHARTS:
                 image = _chart_image(spike, zone, catalog, f"chart-{index}-{spike.topic_key}")
@@ -649,13 +663,14 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     for section in digest.topics:
         title = catalog(
             "topic_heading",
-            topic=clean(section.topic_name, 80),
+            topic=isolate(section.topic_name, 80),
             count=catalog.counted("new_stories", len(section.stories)),
         )
         link = _more_link(options, section.topic_key, digest.period_start, digest.period_end)
         html_part, lines = _stories_section(section.stories, zone, catalog, link)
         parts += [
-            f'<h2 class="topic" style="margin:20px 0 2px;font-size:18px">{esc(title, 200)}</h2>',
+            '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
+            f"{esc_composed(title, 200)}</h2>",
             f'<div style="color:#666;font-size:12px">{esc(catalog("order_rule"), 400)}</div>',
             html_part,
         ]

@@ -5,6 +5,12 @@ Pure. What a mail says is :mod:`mediamon.alerts.compose`'s; this module makes su
 what an article supplies (title, outlet, URL, snippet) can neither break the HTML nor the
 headers: control characters, line breaks and bidirectional controls are dropped and
 everything is escaped; only http(s) URLs become links.
+
+The one bidirectional control a mail may hold is mediamon's own: :func:`isolate` puts a
+cleaned name that holds right-to-left letters between FIRST STRONG ISOLATE and POP
+DIRECTIONAL ISOLATE, so that "عاجل: 10 new stories" does not read "10 :عاجل new stories".
+Text composed around such names goes through :func:`clean_composed` (the pairs kept, any
+other control dropped) and :func:`esc_composed` (each pair a ``<bdi>`` element).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +35,13 @@ MAX_URL_CHARS = 2000
 CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+"
 )
+# FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: added only by isolate(), around text
+# clean() has already rid of every bidi control, so one pair never nests in another.
+FSI, PDI = "\u2068", "\u2069"
+OWN_ISOLATE = re.compile(f"{FSI}([^{FSI}{PDI}]*){PDI}")
+# Bidi classes that can pull the text next to a name to the other side in a left-to-right
+# line: right-to-left letters (Hebrew, Arabic) and Arabic digits.
+RIGHT_TO_LEFT = frozenset(("R", "AL", "AN"))
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,48 @@ def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
 def esc(value: object, limit: int = MAX_TITLE_CHARS) -> str:
     """Untrusted text for HTML: cleaned, then escaped (quotes too, for attributes)."""
     return html.escape(clean(value, limit), quote=True)
+
+
+def isolate(value: object, limit: int = MAX_TITLE_CHARS) -> str:
+    """Untrusted text (a topic or source name, a title) cleaned, for a line where other
+    text comes before or after it: between FSI and PDI if it holds right-to-left letters
+    (the line around it then keeps its order; the name keeps its own), else as it is.
+
+    Compose the line with it, then pass the line through :func:`clean_composed` or
+    :func:`esc_composed`, not :func:`clean` or :func:`esc` (they drop the isolates).
+    """
+    text = clean(value, limit)
+    if any(unicodedata.bidirectional(c) in RIGHT_TO_LEFT for c in text):
+        return f"{FSI}{text}{PDI}"
+    return text
+
+
+def clean_composed(value: object, limit: int) -> str:
+    """Text mediamon composed around :func:`isolate` names, on one line: as :func:`clean`,
+    except that balanced FSI ... PDI pairs stay (any other bidi control, a lone FSI or
+    PDI among them, is dropped); a name cut by ``limit`` is closed."""
+    pieces = OWN_ISOLATE.split(str(value or ""))
+    # Even pieces: the text around the names; odd ones: the inside of a pair.
+    text = " ".join(
+        "".join(
+            CONTROL.sub(" ", piece) if index % 2 == 0 else f"{FSI}{CONTROL.sub(' ', piece)}{PDI}"
+            for index, piece in enumerate(pieces)
+        ).split()
+    )
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if cut.rfind(FSI) > cut.rfind(PDI):  # cut inside a name: close it
+        cut = cut[:-1] if cut.endswith(FSI) else cut[:-1] + PDI
+    return cut + "…"
+
+
+def esc_composed(value: object, limit: int) -> str:
+    """Text mediamon composed around :func:`isolate` names, for HTML: cleaned by
+    :func:`clean_composed`, escaped, and each FSI ... PDI pair a ``<bdi>`` element (what
+    mail clients that ignore the isolate characters still honour)."""
+    escaped = html.escape(clean_composed(value, limit), quote=True)
+    return escaped.replace(FSI, "<bdi>").replace(PDI, "</bdi>")
 
 
 def safe_link(url: str | None) -> str | None:
@@ -108,7 +164,8 @@ def build_message(
     if not recipients:
         raise ValueError("a message needs at least one recipient")
     message = EmailMessage()
-    message["Subject"] = clean(rendered.subject, 250)
+    # UTF-8 encoded words (RFC 2047) carry the isolates around a right-to-left name.
+    message["Subject"] = clean_composed(rendered.subject, 250)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(sent_at or datetime.now(UTC))

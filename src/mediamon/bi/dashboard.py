@@ -3,8 +3,9 @@ markers), the alerts with their top stories, source health and ingest volume per
 
 It reads only the ``bi`` views and functions, in a read-only transaction as the role
 ``mediamon_bi`` (what an analyst's login may read), and renders one HTML page with
-Jinja2 (autoescape: every title, URL and name an article supplies is escaped) and inline
-SVG charts (no script, no CDN). The Airflow plugin serves it; nothing here imports Airflow.
+Jinja2 (autoescape: every title, URL and name an article supplies is escaped, and is in a
+``<bdi>`` where other text shares its line) and inline SVG charts (no script, no CDN). The
+Airflow plugin serves it; nothing here imports Airflow.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from markupsafe import Markup
 
 from mediamon.alerts.catalog import p_value_text
+from mediamon.alerts.render import isolate
 from mediamon.bi.access import BI_ROLE
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.db.queries import query
@@ -223,7 +225,7 @@ def _trend(hours: Sequence[Any], alerts: Sequence[AlertRow], end: datetime) -> T
             )
             for i, h in enumerate(recent)
         ],  # fmt: skip
-        title=f"{name}: stories per hour",
+        title=f"{isolate(name)}: stories per hour",
         y_label="stories per hour (alert: observed / expected)",
         markers=markers,
     )
@@ -243,7 +245,7 @@ def _trend(hours: Sequence[Any], alerts: Sequence[AlertRow], end: datetime) -> T
             )
             for i, (day, (stories, total)) in enumerate(ordered)
         ],  # fmt: skip
-        title=f"{name}: stories per day and share of all coverage",
+        title=f"{isolate(name)}: stories per day and share of all coverage",
         y_label="stories per day",
         line=[stories / total if total else None for _, (stories, total) in ordered],
         line_label="share of all coverage",
@@ -272,7 +274,7 @@ def _volumes(rows: Sequence[Any]) -> list[SourceVolume]:
                 )
                 for i, d in enumerate(days)
             ],  # fmt: skip
-            title=f"{source}: articles stored per day",
+            title=f"{isolate(source)}: articles stored per day",
             y_label="articles stored per day",
             width=380,
             height=130,

@@ -4,7 +4,10 @@ chromium: tests/integration/alerts/test_mail_render.py.)"""
 
 from __future__ import annotations
 
+import email
+import html
 from datetime import UTC, datetime, timedelta
+from email.policy import default as default_policy
 
 from mediamon.alerts.compose import (
     AlertMail,
@@ -14,9 +17,10 @@ from mediamon.alerts.compose import (
     rank_stories,
     render_alert_mail,
 )
-from mediamon.alerts.render import build_message, clean
+from mediamon.alerts.render import FSI, PDI, build_message, clean
 from mediamon.alerts.snippet import make_snippet, mark_hits
 from mediamon.topics.rules import parse_rule
+from tests.unit.alerts.test_render import BIDI, balanced
 
 END = datetime(2024, 4, 17, 2, tzinfo=UTC)  # 10:00 in Shanghai, a Wednesday
 TAIWAN = [parse_rule("台湾"), parse_rule("Taiwan")]
@@ -127,3 +131,35 @@ def test_ranking_rule() -> None:
     newest = story(4, published_at=END)
     ranked = rank_stories([newest, talky, syndicated, headline])
     assert [s.story_id for s in ranked] == [1, 2, 3, 4]
+
+
+def test_right_to_left_names_and_titles_are_isolated_and_the_subject_stays_a_header() -> None:
+    """An Arabic topic name and title with other text on their line: between FSI and PDI
+    in the subject and plain text, in <bdi> in the HTML; the isolates the topic file or the
+    article supplied are gone, and mediamon's own are balanced."""
+    name = "\u2066أخبار عاجلة\u2069\u2069"  # a topic file's own isolates, one of them lone
+    title = "\u2067عاجل\u202e: تايوان"
+    stories = tuple(story(i, title=title if i == 7 else f"台湾新闻 {i}") for i in range(1, 9))
+    mail = alert(topic_name=name, observed=10, stories=stories)
+    rendered = render_alert_mail(mail, Reader("a@example.org", "en"), MailOptions())
+    isolated = f"{FSI}أخبار عاجلة{PDI}"
+    assert rendered.subject.startswith(f"[mediamon] {isolated}: 10 stories in 1 hour, about")
+    assert rendered.text.startswith(f"Alert: {isolated}\n\n10 stories mentioning {isolated} in")
+    assert f"- {FSI}عاجل : تايوان{PDI} · cna · 2024-04-17" in rendered.text
+    assert "1. 台湾新闻 1\n" in rendered.text  # nothing to isolate: as before
+    for text in (rendered.subject, rendered.text):
+        assert text.count(FSI) == text.count(PDI) > 0 and balanced(text), text
+    body = rendered.html.split("</title>", 1)[1]
+    assert not BIDI.search(body)  # the HTML isolates with elements, not characters
+    assert ">Alert: <bdi>أخبار عاجلة</bdi></div>" in body
+    assert "10 stories mentioning <bdi>أخبار عاجلة</bdi> in the hour" in body
+    assert f"<title>{html.escape(rendered.subject)}</title>" in rendered.html  # no elements
+    assert body.count("<bdi>") == body.count("</bdi>") == rendered.text.count(FSI)
+    assert ">عاجل : تايوان</bdi></a>" in body
+    # The header: RFC 2047 UTF-8 encoded words, read back exactly; no line over 78.
+    message = build_message(rendered, "m@example.org", ["a@example.org"])
+    raw = message.as_bytes()
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")
+    assert all(len(line) <= 78 for line in head.splitlines())
+    parsed = email.message_from_bytes(raw, policy=default_policy)
+    assert parsed["Subject"] == rendered.subject

@@ -1,10 +1,21 @@
-"""The safe ground of every mail: only http(s) URLs become links."""
+"""The safe ground of every mail: only http(s) URLs become links; no bidi control but the
+isolates mediamon puts around a right-to-left name."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from mediamon.alerts.render import safe_link
+from mediamon.alerts.render import (
+    FSI,
+    PDI,
+    clean,
+    clean_composed,
+    esc_composed,
+    isolate,
+    safe_link,
+)
 
 
 @pytest.mark.parametrize("url", ["HTTP://example.org/", "https://www.rfi.fr/cn/a"])
@@ -19,3 +30,34 @@ def test_http_links(url: str) -> None:
 )  # fmt: skip
 def test_no_other_links(url: str) -> None:
     assert safe_link(url) is None
+
+
+ARABIC = "أخبار عاجلة"  # "breaking news"
+BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def balanced(text: str) -> bool:
+    """Each FSI closed by a PDI before the next one opens; no other bidi control."""
+    return re.fullmatch(
+        f"[^{FSI}{PDI}]*({FSI}[^{FSI}{PDI}]*{PDI}[^{FSI}{PDI}]*)*", text
+    ) is not None and not re.search("[\u202a-\u202e\u2066\u2067]", text)
+
+
+def test_a_name_supplies_no_bidi_control_but_mediamon_isolates_a_right_to_left_one() -> None:
+    # A topic file's name with its own isolates, an override and a lone pop.
+    hostile = f"\u2069{ARABIC}\u2068 \u202etxt.exe\u2066"
+    assert clean(f"{FSI}{ARABIC}{PDI}") == ARABIC  # data-supplied isolates: still stripped
+    assert isolate(hostile) == f"{FSI}{ARABIC} txt.exe{PDI}"
+    assert isolate("台湾 Taiwan 2024") == "台湾 Taiwan 2024"  # nothing to pull: left as it is
+    assert isolate("\u2067") == isolate("") == ""
+    line = f"[mediamon] {isolate(hostile)}: 10 stories \u2069in\u2068 1 hour\u202e"
+    assert (
+        clean_composed(line, 250) == f"[mediamon] {FSI}{ARABIC} txt.exe{PDI}: 10 stories in 1 hour"
+    )
+    # Cut inside a name: closed, so nothing after it (here "…") is pulled into it.
+    for limit in range(5, 40):
+        cut = clean_composed(f"ab {isolate(ARABIC * 5)}: 10 new stories", limit)
+        assert len(cut) <= limit and cut.endswith("…") and balanced(cut), (limit, cut)
+    html_line = esc_composed(f"<{isolate(ARABIC)}> & {FSI}x", 100)
+    assert html_line == f"&lt;<bdi>{ARABIC}</bdi>&gt; &amp; x"
+    assert not BIDI.search(html_line)
