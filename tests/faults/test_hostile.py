@@ -1212,3 +1212,22 @@ def test_one_page_under_two_spellings_is_one_article(
     assert f"{links[3]}: same article as an earlier item ({server.url('/c')})" in (
         stats["spellings"].errors
     )
+
+
+def test_a_host_in_full_width_letters_is_fetched_as_vetted(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """The SSRF guard maps a full-width host (１２７．０．０．１, ａｂｃ．com) to ASCII
+    (UTS 46) before resolving it, and the article's key is the ASCII URL, but the request
+    went out with the host as written: urllib3 refused it ("not a valid IDNA label") and
+    the page was never read, only the feed's text kept."""
+    server.route("/p", respond(page("全角主机")))
+    link = f"http://１２７．０．０．１:{server.port}/p"
+    feed = rss([item(link, title="全角", description="摘要：全角主机的摘要")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("full-width", server.url("/feed.xml"))], NOW)
+    assert stats["full-width"].new == 1, stats["full-width"].errors
+    (stored,) = articles(engine, "full-width").values()
+    assert stored["content_origin"] == "page", fetch_log(engine, "full-width")
+    assert stored["canonical_url"] == server.url("/p")
+    assert server.hits("/p") == 1

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -232,6 +232,14 @@ def vet(url: str, *, private_ok: Collection[str] = (), literal_ok: bool = False)
         else:
             why = "the source does not allow private networks"
         raise BlockedURL(f"blocked: {what} is {reason} ({why})")
+    written = urlsplit(url)
+    if not (written.hostname or "").isascii():
+        # Requested as vetted: urllib3 parses the URL before requests maps the host
+        # (IDNA 2008 without UTS 46), and refused a full-width "ａｂｃ．com" outright.
+        userinfo, _, _ = written.netloc.rpartition("@")
+        netloc = f"{userinfo}@" if userinfo else ""
+        netloc += host if written.port is None else f"{host}:{written.port}"
+        url = urlunsplit(written._replace(netloc=netloc))
     return Target(url=url, scheme=scheme, host=host, port=port, addresses=tuple(addresses))
 
 
