@@ -9,7 +9,7 @@ CPU per article (every Airflow process, its tasks and the PostgreSQL backends of
 databases), the scheduler's own CPU, peak memory (PSS of all Airflow processes), and the
 data database's growth per 100,000 articles.
 
-    python -m bench.scale [--smoke] [--sizes 10,100,1000] [--celery]
+    python -m bench.scale [--smoke] [--sizes 10,100,1000] [--no-celery]
 """
 
 from __future__ import annotations
