@@ -764,7 +764,8 @@ def test_canonical_url_keeps_ipv6_brackets() -> None:
 
 
 def test_bidi_controls_never_reach_mail(engine: sa.Engine, server: FaultServer) -> None:
-    from mediamon.alerts.compose import AlertMail, MailOptions, Reader, StoryItem, render_alert_mail
+    from mediamon.alerts.compose import AlertMail, MailOptions, Reader, render_alert_mail
+    from mediamon.alerts.stories import StoryItem
 
     bidi = "\u202e\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
     title = f"台湾{bidi}gpj.exe"

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import TOP_STORIES, MailOptions, rank_stories
+from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.content import stories_between
 from mediamon.alerts.digest import DigestError, due_digests, latest_digest_time, run_digests
+from mediamon.alerts.stories import TOP_STORIES, rank_stories
 from mediamon.db.queries import query
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR

@@ -24,12 +24,12 @@ from mediamon.alerts.compose import (
     DigestMail,
     MailOptions,
     Reader,
-    StoryItem,
     TopicStories,
     digest_message,
 )
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.render import FSI, PDI
+from mediamon.alerts.stories import StoryItem
 from mediamon.text import fold
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics

@@ -2,8 +2,9 @@
 story of the window with a snippet, a chart that explains itself, the statistics below,
 and why the recipient got the mail and how to change that.
 
-Pure: :mod:`mediamon.alerts.content` gathers what is shown, :mod:`mediamon.alerts.deliver`
-and :mod:`mediamon.alerts.digest` send it. The HTML is built for mail clients: one column at most
+Pure: :mod:`mediamon.alerts.content` gathers what is shown, :mod:`mediamon.alerts.stories`
+lays out the list of stories both mails share, :mod:`mediamon.alerts.deliver` and
+:mod:`mediamon.alerts.digest` send it. The HTML is built for mail clients: one column at most
 680 px wide that shrinks to a phone's width, inline styles, the chart as an inline PNG
 (``cid:``) at ``max-width:100%``. Everything an article supplies is cleaned (control and
 bidi characters dropped) and escaped; only http(s) URLs become links. A name or title with
@@ -46,24 +47,18 @@ from mediamon.alerts.render import (
     InlineImage,
     Rendered,
     build_message,
-    clean,
     clean_composed,
     esc,
     esc_composed,
     isolate,
     safe_link,
 )
-from mediamon.alerts.snippet import Snippet
+from mediamon.alerts.stories import StoryItem, stories_section
 from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
 
-# Stories shown in full (with snippet); the rest of the window as a compact list.
-TOP_STORIES = 5
-# At most this many in the compact list; beyond, a count (and a link if configured).
-MAX_LISTED = 100
 # Charts in one digest (one per spike, newest first).
 MAX_DIGEST_CHARTS = 3
 TOPICS_FILE = "config/topics.yaml"
-MARK_STYLE = "background:#fff3a0;color:inherit;padding:0 1px"
 FONT = (
     "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,'Noto Sans CJK SC',"
     "'PingFang SC','Microsoft YaHei',sans-serif"
@@ -115,52 +110,6 @@ class Reader:
 
     def zone(self, options: MailOptions) -> ZoneInfo:
         return ZoneInfo(self.timezone or options.timezone)
-
-
-@dataclass(frozen=True)
-class StoryItem:
-    """One story (a root article and its syndicated copies). Text fields are untrusted.
-
-    Attributes:
-        story_id: The root article's id.
-        title: Its title.
-        url: Its URL.
-        outlet: Its source's name.
-        published_at: The story's time (UTC).
-        other_outlets: Sources of syndicated copies, other than ``outlet``.
-        title_hits: Occurrences of the topic in the title.
-        mentions: Occurrences in title and body, copies included.
-        title_snippet: The whole title with its hits marked, if it has any.
-        snippet: The sentence(s) around the first hit in the body.
-    """
-
-    story_id: int
-    title: str | None
-    url: str
-    outlet: str
-    published_at: datetime | None
-    other_outlets: tuple[str, ...] = ()
-    title_hits: int = 0
-    mentions: int = 0
-    title_snippet: Snippet | None = None
-    snippet: Snippet | None = None
-
-
-def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
-    """The order stated in every mail: the topic in the headline first, then the most
-    outlets, then the most mentions, then the newest (then the id, for a stable order)."""
-    oldest = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
-    return sorted(
-        stories,
-        key=lambda s: (
-            s.title_hits > 0,
-            len(s.other_outlets),
-            s.mentions,
-            s.published_at or oldest,
-            -s.story_id,
-        ),
-        reverse=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -248,91 +197,6 @@ class DigestMail:
 # Pieces
 
 
-def _snippet_html(snippet: Snippet) -> str:
-    parts = [
-        f'<mark style="{MARK_STYLE}">{esc(text, 400)}</mark>' if hit else esc(text, 400)
-        for text, hit in snippet.parts
-    ]
-    # esc() strips edge spaces of each piece: put the spaces between Latin words back.
-    joined = _join_pieces(snippet.parts, parts)
-    return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
-
-
-def _snippet_text(snippet: Snippet) -> str:
-    parts = [f"【{clean(text, 400)}】" if hit else clean(text, 400) for text, hit in snippet.parts]
-    joined = _join_pieces(snippet.parts, parts)
-    return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
-
-
-def _join_pieces(raw: Sequence[tuple[str, bool]], shown: Sequence[str]) -> str:
-    out = ""
-    for (text, _), piece in zip(raw, shown, strict=True):
-        if out and text[:1].isspace():
-            out += " "
-        out += piece
-        if text[-1:].isspace():
-            out += " "
-    return re.sub(" {2,}", " ", out).strip()
-
-
-def _title_html(story: StoryItem, catalog: Catalog) -> str:
-    if story.title_snippet is not None:
-        label = _snippet_html(story.title_snippet)
-    else:
-        label = esc(story.title) or esc(catalog("no_title"))
-    target = safe_link(story.url)
-    if target is None:
-        return f"<b>{label}</b>"
-    return f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b"><b>{label}</b></a>'
-
-
-def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
-    return local_time(moment, zone) if moment is not None else catalog("unknown_time")
-
-
-def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
-    items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog)]
-    if story.other_outlets:
-        names = ", ".join(isolate(o, 40) for o in story.other_outlets[:5])
-        items.append(f"{catalog.counted('more_outlets', len(story.other_outlets))} ({names})")
-    return items
-
-
-def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
-    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
-    snippet = (
-        f'<div class="snippet" style="margin:2px 0 0">{_snippet_html(story.snippet)}</div>'
-        if story.snippet is not None
-        else ""
-    )
-    return (
-        f'<li class="story" data-story="{story.story_id}" style="margin:0 0 12px">'
-        f"{_title_html(story, catalog)}"
-        f'<div style="color:#666;font-size:13px">{meta}</div>{snippet}</li>'
-    )
-
-
-def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
-    title = esc_composed(isolate(story.title), 210) or esc(catalog("no_title"))
-    target = safe_link(story.url)
-    if target is not None:
-        title = f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b">{title}</a>'
-    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
-    return (
-        f'<li class="story compact" data-story="{story.story_id}" style="margin:0 0 6px">'
-        f'{title} <span style="color:#666;font-size:13px">· {meta}</span></li>'
-    )
-
-
-def _story_lines(story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog) -> list[str]:
-    title = isolate(story.title) or catalog("no_title")
-    lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog))]
-    if story.snippet is not None:
-        lines.append("   " + _snippet_text(story.snippet))
-    lines.append("   " + clean(story.url, 2000))
-    return lines
-
-
 def _more_link(options: MailOptions, topic_key: str, start: datetime, end: datetime) -> str | None:
     if not options.base_url:
         return None
@@ -340,47 +204,6 @@ def _more_link(options: MailOptions, topic_key: str, start: datetime, end: datet
         {"topic": topic_key, "from": start.isoformat(), "to": end.isoformat()}, quote_via=quote
     )
     return safe_link(f"{options.base_url}/mediamon/?{query}")
-
-
-def _stories_section(
-    stories: Sequence[StoryItem],
-    zone: ZoneInfo,
-    catalog: Catalog,
-    more_link: str | None,
-) -> tuple[str, list[str]]:
-    """The full top stories and the compact rest: (HTML, text lines)."""
-    top, rest = list(stories[:TOP_STORIES]), list(stories[TOP_STORIES:])
-    listed, hidden = rest[:MAX_LISTED], len(rest) - len(rest[:MAX_LISTED])
-    parts = [
-        '<ol style="padding-left:22px;margin:8px 0">'
-        + "".join(_story_html(s, zone, catalog) for s in top)
-        + "</ol>"
-    ]
-    lines: list[str] = []
-    for index, story in enumerate(top, 1):
-        lines += _story_lines(story, index, zone, catalog) + [""]
-    if listed:
-        parts.append(f'<h4 style="margin:12px 0 4px">{esc(catalog("more_heading"))}</h4>')
-        parts.append(
-            '<ul style="padding-left:22px;margin:4px 0">'
-            + "".join(_compact_html(s, zone, catalog) for s in listed)
-            + "</ul>"
-        )
-        lines.append(catalog("more_heading"))
-        for story in listed:
-            meta = " · ".join(_meta(story, zone, catalog))
-            title = isolate(story.title) or catalog("no_title")
-            lines.append(f"- {title} · {meta}  {clean(story.url, 2000)}")
-        lines.append("")
-    if hidden:
-        if more_link:
-            link = f'<a href="{html.escape(more_link, quote=True)}">{esc(more_link, 2000)}</a>'
-            parts.append(f"<p>{catalog('more_elsewhere', n=hidden, link=link)}</p>")
-            lines.append(catalog("more_elsewhere", n=hidden, link=more_link))
-        else:
-            parts.append(f"<p>{esc(catalog('more_not_shown', n=hidden))}</p>")
-            lines.append(catalog("more_not_shown", n=hidden))
-    return "".join(parts), lines
 
 
 def reason(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> str:
@@ -526,7 +349,7 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     context = catalog("context", total=alert.total_stories, observed=alert.observed, topic=topic)
     image = _chart_image(alert, zone, catalog, f"chart-{alert.topic_key}")
     link = _more_link(options, alert.topic_key, alert.window_start, alert.window_end)
-    stories_html, story_lines = _stories_section(alert.stories, zone, catalog, link)
+    stories_html, story_lines = stories_section(alert.stories, zone, catalog, link)
     heading = catalog("stories_heading", n=len(alert.stories))
     window = local_span(alert.window_start, alert.window_end, zone)
     reference = catalog(
@@ -667,7 +490,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
             count=catalog.counted("new_stories", len(section.stories)),
         )
         link = _more_link(options, section.topic_key, digest.period_start, digest.period_end)
-        html_part, lines = _stories_section(section.stories, zone, catalog, link)
+        html_part, lines = stories_section(section.stories, zone, catalog, link)
         parts += [
             '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",

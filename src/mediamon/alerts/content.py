@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from mediamon.alerts.chart import ChartData
-from mediamon.alerts.compose import TOP_STORIES, AlertMail, StoryItem, rank_stories
+from mediamon.alerts.compose import AlertMail
 from mediamon.alerts.snippet import MAX_SEARCH_CHARS, make_snippet, mark_hits
+from mediamon.alerts.stories import TOP_STORIES, StoryItem, rank_stories
 from mediamon.db.queries import query
 from mediamon.db.tables import alerts_table
 from mediamon.spikes.counts import hourly_counts
@@ -38,7 +39,7 @@ def stories_between(
     listed: Sequence[int] | None = None,
 ) -> list[StoryItem]:
     """Every story mentioning the topic with its story time in [start, end), ranked; the
-    first :data:`~mediamon.alerts.compose.TOP_STORIES` with a snippet of their body.
+    first :data:`~mediamon.alerts.stories.TOP_STORIES` with a snippet of their body.
 
     Args:
         conn: A connection to the data database.

@@ -13,12 +13,11 @@ from mediamon.alerts.compose import (
     AlertMail,
     MailOptions,
     Reader,
-    StoryItem,
-    rank_stories,
     render_alert_mail,
 )
 from mediamon.alerts.render import FSI, PDI, build_message, clean
 from mediamon.alerts.snippet import make_snippet, mark_hits
+from mediamon.alerts.stories import StoryItem, rank_stories
 from mediamon.topics.rules import parse_rule
 from tests.unit.alerts.test_render import BIDI, balanced
 

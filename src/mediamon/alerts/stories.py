@@ -1,0 +1,199 @@
+"""The list of stories every mail shows, alert and digest alike: ranked by the stated
+order, the first :data:`TOP_STORIES` in full with their snippet, the rest compact,
+each with its outlet, time and syndicating outlets; as HTML and as plain text.
+
+Pure, as :mod:`mediamon.alerts.compose`, which puts the section in its mails. Everything
+a story supplies is cleaned and escaped; only http(s) URLs become links; an outlet or
+title that shares its line with other text is isolated (:func:`~mediamon.alerts.render.isolate`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from mediamon.alerts.catalog import Catalog, local_time
+from mediamon.alerts.render import clean, esc, esc_composed, isolate, safe_link
+from mediamon.alerts.snippet import Snippet
+
+# Stories shown in full (with snippet); the rest of the window as a compact list.
+TOP_STORIES = 5
+# At most this many in the compact list; beyond, a count (and a link if configured).
+MAX_LISTED = 100
+MARK_STYLE = "background:#fff3a0;color:inherit;padding:0 1px"
+
+
+@dataclass(frozen=True)
+class StoryItem:
+    """One story (a root article and its syndicated copies). Text fields are untrusted.
+
+    Attributes:
+        story_id: The root article's id.
+        title: Its title.
+        url: Its URL.
+        outlet: Its source's name.
+        published_at: The story's time (UTC).
+        other_outlets: Sources of syndicated copies, other than ``outlet``.
+        title_hits: Occurrences of the topic in the title.
+        mentions: Occurrences in title and body, copies included.
+        title_snippet: The whole title with its hits marked, if it has any.
+        snippet: The sentence(s) around the first hit in the body.
+    """
+
+    story_id: int
+    title: str | None
+    url: str
+    outlet: str
+    published_at: datetime | None
+    other_outlets: tuple[str, ...] = ()
+    title_hits: int = 0
+    mentions: int = 0
+    title_snippet: Snippet | None = None
+    snippet: Snippet | None = None
+
+
+def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
+    """The order stated in every mail: the topic in the headline first, then the most
+    outlets, then the most mentions, then the newest (then the id, for a stable order)."""
+    oldest = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
+    return sorted(
+        stories,
+        key=lambda s: (
+            s.title_hits > 0,
+            len(s.other_outlets),
+            s.mentions,
+            s.published_at or oldest,
+            -s.story_id,
+        ),
+        reverse=True,
+    )
+
+
+def _snippet_html(snippet: Snippet) -> str:
+    parts = [
+        f'<mark style="{MARK_STYLE}">{esc(text, 400)}</mark>' if hit else esc(text, 400)
+        for text, hit in snippet.parts
+    ]
+    # esc() strips edge spaces of each piece: put the spaces between Latin words back.
+    joined = _join_pieces(snippet.parts, parts)
+    return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
+
+
+def _snippet_text(snippet: Snippet) -> str:
+    parts = [f"【{clean(text, 400)}】" if hit else clean(text, 400) for text, hit in snippet.parts]
+    joined = _join_pieces(snippet.parts, parts)
+    return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
+
+
+def _join_pieces(raw: Sequence[tuple[str, bool]], shown: Sequence[str]) -> str:
+    out = ""
+    for (text, _), piece in zip(raw, shown, strict=True):
+        if out and text[:1].isspace():
+            out += " "
+        out += piece
+        if text[-1:].isspace():
+            out += " "
+    return re.sub(" {2,}", " ", out).strip()
+
+
+def _title_html(story: StoryItem, catalog: Catalog) -> str:
+    if story.title_snippet is not None:
+        label = _snippet_html(story.title_snippet)
+    else:
+        label = esc(story.title) or esc(catalog("no_title"))
+    target = safe_link(story.url)
+    if target is None:
+        return f"<b>{label}</b>"
+    return f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b"><b>{label}</b></a>'
+
+
+def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
+    return local_time(moment, zone) if moment is not None else catalog("unknown_time")
+
+
+def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+    items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog)]
+    if story.other_outlets:
+        names = ", ".join(isolate(o, 40) for o in story.other_outlets[:5])
+        items.append(f"{catalog.counted('more_outlets', len(story.other_outlets))} ({names})")
+    return items
+
+
+def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
+    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
+    snippet = (
+        f'<div class="snippet" style="margin:2px 0 0">{_snippet_html(story.snippet)}</div>'
+        if story.snippet is not None
+        else ""
+    )
+    return (
+        f'<li class="story" data-story="{story.story_id}" style="margin:0 0 12px">'
+        f"{_title_html(story, catalog)}"
+        f'<div style="color:#666;font-size:13px">{meta}</div>{snippet}</li>'
+    )
+
+
+def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
+    title = esc_composed(isolate(story.title), 210) or esc(catalog("no_title"))
+    target = safe_link(story.url)
+    if target is not None:
+        title = f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b">{title}</a>'
+    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
+    return (
+        f'<li class="story compact" data-story="{story.story_id}" style="margin:0 0 6px">'
+        f'{title} <span style="color:#666;font-size:13px">· {meta}</span></li>'
+    )
+
+
+def _story_lines(story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+    title = isolate(story.title) or catalog("no_title")
+    lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog))]
+    if story.snippet is not None:
+        lines.append("   " + _snippet_text(story.snippet))
+    lines.append("   " + clean(story.url, 2000))
+    return lines
+
+
+def stories_section(
+    stories: Sequence[StoryItem],
+    zone: ZoneInfo,
+    catalog: Catalog,
+    more_link: str | None,
+) -> tuple[str, list[str]]:
+    """The full top stories and the compact rest: (HTML, text lines)."""
+    top, rest = list(stories[:TOP_STORIES]), list(stories[TOP_STORIES:])
+    listed, hidden = rest[:MAX_LISTED], len(rest) - len(rest[:MAX_LISTED])
+    parts = [
+        '<ol style="padding-left:22px;margin:8px 0">'
+        + "".join(_story_html(s, zone, catalog) for s in top)
+        + "</ol>"
+    ]
+    lines: list[str] = []
+    for index, story in enumerate(top, 1):
+        lines += _story_lines(story, index, zone, catalog) + [""]
+    if listed:
+        parts.append(f'<h4 style="margin:12px 0 4px">{esc(catalog("more_heading"))}</h4>')
+        parts.append(
+            '<ul style="padding-left:22px;margin:4px 0">'
+            + "".join(_compact_html(s, zone, catalog) for s in listed)
+            + "</ul>"
+        )
+        lines.append(catalog("more_heading"))
+        for story in listed:
+            meta = " · ".join(_meta(story, zone, catalog))
+            title = isolate(story.title) or catalog("no_title")
+            lines.append(f"- {title} · {meta}  {clean(story.url, 2000)}")
+        lines.append("")
+    if hidden:
+        if more_link:
+            link = f'<a href="{html.escape(more_link, quote=True)}">{esc(more_link, 2000)}</a>'
+            parts.append(f"<p>{catalog('more_elsewhere', n=hidden, link=link)}</p>")
+            lines.append(catalog("more_elsewhere", n=hidden, link=more_link))
+        else:
+            parts.append(f"<p>{esc(catalog('more_not_shown', n=hidden))}</p>")
+            lines.append(catalog("more_not_shown", n=hidden))
+    return "".join(parts), lines
