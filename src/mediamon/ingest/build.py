@@ -74,6 +74,11 @@ def _html2txt(html: str) -> str:
         return unescape(html)  # return "" and log an ERROR for every such item
     if costly_page_shape(html):  # a feed's HTML built to cost the parser minutes
         return text_of_costly_html(html)
+    return _all_text(html)
+
+
+def _all_text(html: str) -> str:
+    """All the text of HTML whose shape was checked (:func:`costly_page_shape`)."""
     import trafilatura
 
     if "<body" not in html.lower():  # a fragment, as feeds' summaries are: html2txt reads
@@ -92,7 +97,7 @@ def html_to_text(html: str) -> str:
     extracted = extract(html, with_metadata=False, fragment=True)
     if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
         return extracted.text
-    return _html2txt(html)
+    return _all_text(html)
 
 
 def _extract_bounded(
@@ -117,7 +122,7 @@ def image_url(image: str | None, page_url: str | None) -> str | None:
     request from a reader's browser once a mail or BI view shows it."""
     from urllib.parse import urljoin, urlsplit
 
-    from mediamon.ingest.netguard import BlockedURL, check_url_syntax
+    from mediamon.ingest.netguard import BlockedURL, check_url_syntax, names_private_address
 
     image = (image or "").strip()
     if not image:
@@ -133,31 +138,9 @@ def image_url(image: str | None, page_url: str | None) -> str | None:
         return None
     if "@" in urlsplit(image).netloc or any(c.isspace() for c in image):
         return None
-    if _private_host(host):
+    if names_private_address(host):
         return None
     return image
-
-
-def _private_host(host: str) -> bool:
-    """Whether a host written in a URL names a non-public address by itself: an IP
-    literal in any spelling the resolver takes (``2130706433``, ``0x7f.1``) or
-    ``localhost``. Host names are not looked up: nothing is fetched here."""
-    import ipaddress
-    import socket
-
-    from mediamon.ingest.netguard import blocked_reason
-
-    host = host.strip("[]").rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
-    except ValueError:
-        try:  # the forms inet_aton reads: decimal, hex, octal, fewer than four parts
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except (OSError, ValueError):
-            return False
-    return blocked_reason(address) is not None
 
 
 def _refused_before_parsing(html: str, url: str | None) -> str | None:

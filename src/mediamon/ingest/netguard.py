@@ -120,6 +120,24 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def names_private_address(host: str) -> bool:
+    """Whether a host written in a URL names a non-public address by itself: an IP
+    literal in any spelling the resolver takes (``2130706433``, ``0x7f.1``) or
+    ``localhost``. Host names are not looked up: for URLs kept, not fetched (a page's
+    image)."""
+    host = host.strip("[]").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address: IPAddress = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the forms inet_aton reads: decimal, hex, octal, fewer than four parts
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return False
+    return blocked_reason(address) is not None
+
+
 def resolve(host: str, port: int) -> list[str]:
     """The addresses ``host`` resolves to, in the resolver's order, without repeats.
 
