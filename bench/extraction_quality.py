@@ -14,7 +14,7 @@ of :mod:`bench.scoring`, on the same pages in the same run:
   ``readability.Document(html).summary()`` as text;
 * ``resiliparse``: the same decoding, then ``extract_plain_text(main_content=True)``;
 * ``mediamon``: :func:`mediamon.ingest.decode.decode_html`, the shape check before
-  parsing (:func:`mediamon.ingest.extract.costly_page_shape`), then
+  parsing (:func:`mediamon.ingest.extract.parser_safe`), then
   :func:`mediamon.ingest.extract.extract` as ingest calls it when the feed gave the
   title and date. Its F1 is given in sample (the shipped chooser, fit on all these
   pages) and cross-validated (leave one site out, see :mod:`bench.extraction_cv`): the
@@ -243,7 +243,7 @@ def run_page(page: Page) -> PageResult:
 
     from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
     from mediamon.ingest.decode import decode_html
-    from mediamon.ingest.extract import costly_page_shape, extract
+    from mediamon.ingest.extract import extract, parser_safe
 
     raw = page.raw()
     outputs: dict[str, str] = {}
@@ -259,13 +259,13 @@ def run_page(page: Page) -> PageResult:
         start = time.process_time()
         decoded = decode_html(raw)
         # ingest looks at the page's shape before any parser does (build.py)
-        refused = costly_page_shape(decoded.text)
+        safe = parser_safe(decoded.text)
         seconds["decode"] = time.process_time() - start
-        if refused is not None:  # the corpora's pages are real: a refusal is a bug
-            raise RuntimeError(f"{page.corpus}/{page.id} refused before parsing: {refused}")
+        if safe.refused:  # the corpora's pages are real: a refusal is a bug
+            raise RuntimeError(f"{page.corpus}/{page.id} refused before parsing: {safe.refused}")
         start = time.process_time()
         # as ingest calls it for a feed item with a title and a date
-        extracted = extract(decoded.text, page.url, known=("title", "date"))
+        extracted = extract(safe.html, page.url, known=("title", "date"))
         seconds["extract"] = time.process_time() - start
         outputs["mediamon"] = extracted.text if extracted else ""
         modes["mediamon"] = extracted.mode if extracted else "none"

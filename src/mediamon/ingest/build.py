@@ -17,9 +17,10 @@ from mediamon.ingest import cpulimit, memory
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import (
     Extracted,
+    ParserSafe,
     SiteRule,
-    costly_page_shape,
     extract,
+    parser_safe,
     text_of_costly_html,
 )
 from mediamon.ingest.feeds import FeedItem
@@ -72,13 +73,14 @@ class BuildResult:
 def _html2txt(html: str) -> str:
     if "<" not in html:  # plain text, as many feeds' summaries are: trafilatura would
         return unescape(html)  # return "" and log an ERROR for every such item
-    if costly_page_shape(html):  # a feed's HTML built to cost the parser minutes
+    safe = parser_safe(html)
+    if safe.refused:  # a feed's HTML built to cost the parser minutes
         return text_of_costly_html(html)
-    return _all_text(html)
+    return _all_text(safe.html)
 
 
 def _all_text(html: str) -> str:
-    """All the text of HTML whose shape was checked (:func:`costly_page_shape`)."""
+    """All the text of HTML made safe to parse (:func:`parser_safe`)."""
     import trafilatura
 
     if "<body" not in html.lower():  # a fragment, as feeds' summaries are: html2txt reads
@@ -91,9 +93,10 @@ def html_to_text(html: str) -> str:
     there is one, else all the text. Feeds also put plain text where HTML belongs."""
     if "<" not in html:
         return unescape(html)
-    if costly_page_shape(html):  # a feed's HTML built to cost the parser minutes
+    safe = parser_safe(html)
+    if safe.refused:  # a feed's HTML built to cost the parser minutes
         return text_of_costly_html(html)
-    html = f"<html><body>{html}</body></html>"
+    html = f"<html><body>{safe.html}</body></html>"
     extracted = extract(html, with_metadata=False, fragment=True)
     if extracted and len(extracted.text) >= MIN_PAGE_TEXT_CHARS:
         return extracted.text
@@ -143,14 +146,15 @@ def image_url(image: str | None, page_url: str | None) -> str | None:
     return image
 
 
-def _refused_before_parsing(html: str, url: str | None) -> str | None:
-    """Why no HTML parser may read this page (:func:`costly_page_shape`: its parse alone
-    would cost minutes), as a note; None when it may be read."""
-    refused = costly_page_shape(html)
-    if refused is None:
-        return None
-    logger.warning("page %s refused before parsing: %s", url, refused)
-    return f"refused before parsing: {refused}"
+def _parser_safe(html: str, url: str | None) -> ParserSafe:
+    """The page as an HTML parser may read it (:func:`parser_safe`: a parse of it as it
+    is could cost minutes); a refusal is logged."""
+    safe = parser_safe(html)
+    if safe.refused:
+        logger.warning("page %s refused before parsing: %s", url, safe.refused)
+    elif safe.escaped:  # mostly in scripts, which read like such tags: no news
+        logger.debug("page %s: %d run(s) read as text, not as tags", url, safe.escaped)
+    return safe
 
 
 def _feed_text(item: FeedItem) -> tuple[str, str] | None:
@@ -185,10 +189,11 @@ def build_article(job: ArticleJob) -> BuildResult:
     if job.archived_html is not None:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
-        if refused := _refused_before_parsing(job.archived_html, item.link):
-            return BuildResult(None, f"archived HTML {refused}")
+        safe = _parser_safe(job.archived_html, item.link)
+        if safe.refused:
+            return BuildResult(None, f"archived HTML refused before parsing: {safe.refused}")
         meta, stopped = _extract_bounded(
-            job.archived_html,
+            safe.html,
             item.link,
             known=_known_metadata(item),
             rules=job.site_rules,
@@ -206,11 +211,12 @@ def build_article(job: ArticleJob) -> BuildResult:
             note = f"page is {job.page.content_type}, not HTML"
         else:
             decoded = decode_html(job.page.content, job.page.charset)
-            if refused := _refused_before_parsing(decoded.text, final_url):
-                note = f"page {refused}"
+            safe = _parser_safe(decoded.text, final_url)
+            if safe.refused:
+                note = f"page refused before parsing: {safe.refused}"
             else:
                 meta, stopped = _extract_bounded(
-                    decoded.text, final_url, known=_known_metadata(item), rules=job.site_rules
+                    safe.html, final_url, known=_known_metadata(item), rules=job.site_rules
                 )
                 if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                     text = meta.text

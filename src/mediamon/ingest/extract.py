@@ -322,72 +322,80 @@ def _has_structured_data(tree: Any) -> bool:
 
 # --- page shape -------------------------------------------------------------------------
 
-# Pages whose parse costs far more than their size, refused before any HTML parser sees
-# them. libxml2's HTML parser checks each attribute of a tag against all the tag's earlier
-# ones, so its cost grows with the square of their number (100,000 attributes on one tag,
-# 1.1 MB: 317 s in-process); trafilatura's and readability's passes cost some 45 µs an
-# element (1,000,000 <br>: 27 s). The feeds' equivalent is mediamon.ingest.feeds.within_limits.
+# Pages whose parse costs far more than their size. libxml2's HTML parser checks each
+# attribute of a tag against all the tag's earlier ones, so its cost grows with the
+# square of their number (100,000 attributes on one tag, 1.1 MB: 317 s in-process);
+# trafilatura's and readability's passes cost some 45 µs an element (1,000,000 <br>:
+# 27 s). The feeds' equivalent is mediamon.ingest.feeds.within_limits.
 # Margins, on the 280 pages of the evaluation corpora (../shared/corpora) and the tests'
 # pages: at most 40 attributes on one tag (a <meta>; 256 is 6x that, and 256 attributes
 # cost libxml2 well under a millisecond), at most 7,778 start tags in one page, scripts
 # included (50,000 is 6x that; 15,397 "<" at most; such a page costs some 2 s to extract).
 MAX_TAG_ATTRIBUTES = 256
 MAX_PAGE_TAGS = 50_000
+# Runs read as start tags of more than MAX_TAG_ATTRIBUTES attributes in one page, most of
+# them in scripts (minified JavaScript reads like such tags: at most 84 on a corpus page).
+# More is an attack: the page is refused rather than scanned again and again.
+MAX_ESCAPED_TAGS = 1_000
 # A start tag as the HTML tokenizer reads it (WHATWG §13.2.5; libxml2 2.14 follows it):
 # "<" and a letter, the name, then attributes up to a ">" outside quoted values. An
 # attribute name runs to a space, "/", ">" or "=" (it may start with "=" or a quote),
-# its value is quoted or runs to a space or ">". Each alternative starts with a
-# different character, so the scan never backtracks: linear in the tag's length.
+# its value is quoted or runs to a space or ">". Each part is possessive: the scan
+# never backtracks.
 _TAG_OPEN = re.compile(r"<[A-Za-z]")
-_ATTRIBUTE = r"""[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]*))?"""
-_START_TAG = re.compile(rf"<([A-Za-z][^\s/>]*)((?:\s+|/|{_ATTRIBUTE})*)")
-_ATTRIBUTES = re.compile(_ATTRIBUTE)
-# A "<" and a letter followed by MAX_TAG_ATTRIBUTES or more of a start tag's pieces
-# (spaces, "/", attributes), in one C call: every tag with more attributes than that
-# matches, so a page without a match needs no tag-by-tag walk (0.6 ms a page of the
-# corpora against 1.4). It may also match inside a script or a quoted value, where the
-# walk below, which skips those, has the last word. Each piece is atomic, so a shorter
-# run fails without trying other ways to split it: linear.
+_ATTRIBUTE = r"""[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]*+))?+"""
+# A "<" and a letter followed by more than MAX_TAG_ATTRIBUTES attributes, each after its
+# spaces or "/": every tag with more attributes than that matches, wherever it is. The
+# spaces and each attribute are atomic, so a shorter run fails without trying other
+# ways to split it; the match stops at the count, never reading a long tag to its end.
 _MANY_ATTRIBUTES = re.compile(
-    rf"<[A-Za-z][^\s/>]*+(?:\s++|/|(?>{_ATTRIBUTE})){{{MAX_TAG_ATTRIBUTES},}}"
+    rf"<[A-Za-z][^\s/>]*+(?:[\s/]*+(?>{_ATTRIBUTE})){{{MAX_TAG_ATTRIBUTES + 1}}}"
 )
-# Elements whose text is never markup (libxml2 ends them at the first such end tag or
-# later, never earlier: counting their text as tags would be a false alarm on scripts).
-_RAW_TEXT_END = {
-    name: re.compile(rf"</{name}[\s/>]", re.IGNORECASE) for name in ("script", "style")
-}
 
 
-def costly_page_shape(html: str) -> str | None:
-    """Why this HTML would cost the parser and extractors minutes (see MAX_TAG_ATTRIBUTES,
-    MAX_PAGE_TAGS), or None. Linear in the page's length: milliseconds for a page of the
-    corpora, as for a hostile one."""
+@dataclass(frozen=True)
+class ParserSafe:
+    """A page as an HTML parser may read it (:func:`parser_safe`)."""
+
+    html: str  # the page, every run read as a start tag of too many attributes escaped
+    escaped: int  # how many such runs were escaped
+    refused: str | None  # why no parser may read the page at all, else None
+
+
+def parser_safe(html: str) -> ParserSafe:
+    """The page with the ``<`` of every run that reads as a start tag of more than
+    MAX_TAG_ATTRIBUTES attributes written ``&lt;``, so that no parser reads it as a tag;
+    refused when it holds more than MAX_PAGE_TAGS start tags or MAX_ESCAPED_TAGS such
+    runs.
+
+    Escaping needs no knowledge of where the run is, which a scan short of a full HTML
+    tokenizer gets wrong (a ``<script>`` inside a comment or a ``<title>`` is text, not a
+    script): in a script, a style or a comment the text is not the article's; in a
+    quoted value or a title, ``&lt;`` reads as ``<`` again. A run inside an escaped one
+    may now start a tag, so the search goes on from the escaped ``<``. Linear in the
+    page's length but for the runs, which stop after MAX_TAG_ATTRIBUTES pieces."""
     if html.count("<") > MAX_PAGE_TAGS:  # an upper bound, counted in C
         tags = _TAG_OPEN.subn("", html)[1]  # every start tag, and a few that are not
         if tags > MAX_PAGE_TAGS:
-            return f"{tags:,} tags (at most {MAX_PAGE_TAGS:,})"
-    if _MANY_ATTRIBUTES.search(html) is None:  # no tag can hold that many: the usual case
-        return None
-    position = 0
-    while (tag := _START_TAG.search(html, position)) is not None:
-        position = tag.end()
-        # each attribute takes at least a space and a character: short tags pass uncounted
-        if len(tag.group(2)) > 2 * MAX_TAG_ATTRIBUTES:
-            count = _ATTRIBUTES.subn("", tag.group(2))[1]  # counted in C
-            if count > MAX_TAG_ATTRIBUTES:
-                name = tag.group(1)[:40]
-                return f"<{name}> has {count:,} attributes (at most {MAX_TAG_ATTRIBUTES})"
-        end = _RAW_TEXT_END.get(tag.group(1).lower())
-        if end is not None:
-            closing = end.search(html, position)
-            if closing is None:
-                return None
-            position = closing.end()
-    return None
+            return ParserSafe(html, 0, f"{tags:,} tags (at most {MAX_PAGE_TAGS:,})")
+    found = _MANY_ATTRIBUTES.search(html)
+    if found is None:  # the usual case: one search in C
+        return ParserSafe(html, 0, None)
+    pieces: list[str] = []
+    written = 0
+    while found is not None:
+        if len(pieces) >= 2 * MAX_ESCAPED_TAGS:
+            refused = f"more than {MAX_ESCAPED_TAGS:,} start tags of more than"
+            return ParserSafe(html, 0, f"{refused} {MAX_TAG_ATTRIBUTES} attributes")
+        pieces += (html[written : found.start()], "&lt;")
+        written = found.start() + 1
+        found = _MANY_ATTRIBUTES.search(html, written)
+    pieces.append(html[written:])
+    return ParserSafe("".join(pieces), len(pieces) // 2, None)
 
 
 def text_of_costly_html(html: str) -> str:
-    """The text of HTML refused by :func:`costly_page_shape`, without parsing it: tags
+    """The text of HTML refused by :func:`parser_safe`, without parsing it: tags
     removed, entities read, spaces collapsed. Linear: a tag runs to the next "<" or ">"."""
     return _SPACES.sub(" ", unescape(_ANY_TAG.sub(" ", html))).strip()
 
