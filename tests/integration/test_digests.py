@@ -434,3 +434,78 @@ def test_the_previous_digests_stories_are_left_out_through_a_hash(engine: sa.Eng
             for row in conn.execute(sa.text(f"explain {query('topic_stories').text}"), params)
         )
     assert "hashed SubPlan" in plan, plan
+
+
+def test_a_changed_cadence_mails_no_story_twice_and_skips_none(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """A digest is keyed by (recipient, cadence): the first weekly digest of a recipient
+    who got daily ones covered the whole week again. It lists what no digest did (a story
+    of the week the dailies did not list, one loaded late); the daily ones' stories and
+    spike stay out. Switching weekly -> daily, the first daily covers the days since the
+    last weekly digest, not just one day."""
+    alert_on_burst(engine, topics)
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        send = smtp_send(port)
+        for day in (0, 1):  # Monday's and Tuesday's digests; Tuesday's has the burst
+            at = T0 + timedelta(days=day, hours=8, minutes=3)
+            run_digests(engine, topics, at, send, sender="m@example.org", options=OPTIONS)
+        daily = received(sink)["editors@example.org"]
+        assert sum(p.get_content_type() == "image/png" for p in daily.walk()) == 1  # the spike
+        with engine.begin() as conn:
+            source = add_source(conn, "later-news")
+            late_id, new_id = (
+                conn.execute(ARTICLE_SQL, article_row(source, url, title, body, when, **seen))
+                .scalar_one()
+                for url, title, body, when, seen in (
+                    # dated in Tuesday's digest's period, loaded after it was sent
+                    ("https://later.example/1", "迟到的台湾新闻", "晚到的台湾报道。",
+                     T0 + timedelta(hours=9), {"first_seen_at": datetime.now(UTC)}),
+                    # Thursday: after the last daily digest
+                    ("https://later.example/2", "周四台湾新闻", "周四的台湾报道。",
+                     T0 + timedelta(days=3), {}),
+                )
+            )  # fmt: skip
+        switched = parse_topics(
+            TOPICS_YAML.replace(
+                "{address: editors@example.org, mode: daily, locale: zh-CN}",
+                "{address: editors@example.org, mode: weekly, digest_weekday: monday}",
+                1,  # taiwan's; export-controls stays daily
+            ),
+            "topics.yaml",
+        )
+        sync_topics(engine, switched)
+        match_articles(engine, switched)
+        monday = T0 + timedelta(days=7, hours=8, minutes=3)
+        run_digests(engine, switched, monday, send, sender="m@example.org", options=OPTIONS)
+        weekly = [
+            message
+            for _, recipients, raw in sink.messages
+            if recipients == ["editors@example.org"]
+            and (message := email.message_from_bytes(raw, policy=default_policy))[
+                "Subject"
+            ].startswith("[mediamon] Weekly digest")
+        ]
+    assert len(weekly) == 1
+    assert isinstance(weekly[0], EmailMessage)
+    assert listed_ids(html_of(weekly[0])) == sorted([late_id, new_id])
+    assert not any(p.get_content_type() == "image/png" for p in weekly[0].walk())
+
+    # weekly@ gets Monday's weekly digest (above), then switches to daily on Wednesday:
+    # Thursday's first daily digest starts where that weekly digest ended.
+    to_daily = parse_topics(
+        TOPICS_YAML.replace("mode: weekly, digest_weekday: monday, locale: en", "mode: daily"),
+        "topics.yaml",
+    )
+    thursday = T0 + timedelta(days=3, hours=8, minutes=3)
+    (plan,) = [
+        p
+        for p in due_digests(engine, to_daily, thursday, OPTIONS)
+        if p.address == "weekly@example.org"
+    ]
+    assert (plan.cadence, plan.period_start, plan.period_end) == (
+        "daily",
+        T0 + timedelta(hours=8),
+        T0 + timedelta(days=3, hours=8),
+    )

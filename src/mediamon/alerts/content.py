@@ -8,7 +8,7 @@ Read only. A story is a root article (``duplicate_of`` is null) at its story tim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +37,7 @@ def stories_between(
     late_since: datetime | None = None,
     late_from: datetime | None = None,
     listed: Sequence[int] | None = None,
+    exclude: Collection[int] = (),
 ) -> list[StoryItem]:
     """Every story mentioning the topic with its story time in [start, end), ranked; the
     first :data:`~mediamon.alerts.stories.TOP_STORIES` with a snippet of their body.
@@ -53,6 +54,8 @@ def stories_between(
             ``listed``, those first seen after ``late_since``.
         late_from: See ``late_since``.
         listed: The story ids the previous digest listed (None: not recorded).
+        exclude: Story ids left out: already mailed to the digest's recipient by a
+            digest of another cadence (see :func:`mediamon.alerts.digest.due_digests`).
     """
     rows = conn.execute(
         query("topic_stories"),
@@ -80,6 +83,9 @@ def stories_between(
                 title_snippet=mark_hits(rules, row.title) if rules else None,
             )
             for row in rows
+            # Left out here, not in the query: a few ids at most a period's stories, and
+            # the query's parameters stay those its plan was tuned for.
+            if row.article_id not in exclude
         ]
     )
     if not rules:
@@ -174,14 +180,24 @@ def alert_mail(
 
 
 def alerts_between(
-    conn: sa.Connection, topic_keys: Sequence[str], start: datetime, end: datetime
+    conn: sa.Connection,
+    topic_keys: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    shown: Sequence[tuple[str, datetime, datetime]] = (),
 ) -> list[tuple[int, str]]:
     """(id, topic) of the alerts of these topics whose window ended in (start, end],
-    newest first."""
+    newest first; without those ``shown`` already: (topic, start, end) of a digest of
+    another cadence that had the topic's stories, the alert's window ending in (start, end]."""
     a = alerts_table.c
     found = conn.execute(
-        sa.select(a.alert_id, a.topic)
+        sa.select(a.alert_id, a.topic, a.window_end)
         .where(a.topic.in_(list(topic_keys)), a.window_end > start, a.window_end <= end)
         .order_by(a.window_end.desc(), a.alert_id.desc())
     )
-    return [(int(alert_id), str(topic)) for alert_id, topic in found]
+    return [
+        (int(alert_id), str(topic))
+        for alert_id, topic, window_end in found
+        if not any(t == topic and s < window_end <= e for t, s, e in shown)
+    ]

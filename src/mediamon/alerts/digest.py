@@ -32,6 +32,7 @@ from mediamon.alerts.compose import (
 )
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
 from mediamon.db.engine import session_lock
+from mediamon.db.queries import query
 from mediamon.db.tables import digest_deliveries
 from mediamon.errors import MailNotSent
 from mediamon.topics.definitions import TopicSet
@@ -61,6 +62,12 @@ class DueDigest:
             listed too (loaded or matched after it was made).
         late_listed: The story ids the previous digest listed (None: not recorded, then
             the late stories are those first seen after ``late_since``).
+        late_from: Where those late stories start (None: one period before
+            ``period_start``); the previous digest's start when it was of another cadence.
+        mailed: Story ids the recipient's digests of another cadence listed (a cadence
+            change): left out.
+        spikes_shown: (topic, start, end) of those digests' periods that had the topic's
+            stories: their spikes were on top of them, so they are not shown again.
     """
 
     address: str
@@ -72,6 +79,9 @@ class DueDigest:
     period_end: datetime
     late_since: datetime | None = None
     late_listed: tuple[int, ...] | None = None
+    late_from: datetime | None = None
+    mailed: frozenset[int] = frozenset()
+    spikes_shown: tuple[tuple[str, datetime, datetime], ...] = ()
 
     @property
     def key(self) -> str:
@@ -188,10 +198,84 @@ def due_digests(
                 # its articles with the run's time and commits them minutes later, and
                 # those committed after the previous pick were in no digest.
                 late_listed = tuple(last.story_ids) if last.story_ids is not None else None
-            due.append(
-                replace(plan, period_start=start, late_since=late_since, late_listed=late_listed)
-            )
+                plan = replace(
+                    plan, period_start=start, late_since=late_since, late_listed=late_listed
+                )
+            else:
+                plan = _after_other_cadence(conn, plan)
+            due.append(_without_mailed_elsewhere(conn, plan))
     return due
+
+
+def _after_other_cadence(conn: sa.Connection, plan: DueDigest) -> DueDigest:
+    """A recipient's first digest of a cadence (none within :data:`MAX_CATCH_UP`): where
+    it starts and what it leaves out, given their digests of the other cadence.
+
+    A digest is keyed by (recipient, cadence), so after a switch from daily to weekly the
+    first weekly digest found no weekly record and covered the whole week, whose stories
+    the daily digests had already mailed. Like Google Alerts after a change of "how
+    often", the recipient's mail continues where it was: the digest covers its usual
+    period, or from where their latest digest of the other cadence ended if that is
+    earlier (weekly -> daily: the days since the last weekly digest were mailed by none),
+    and leaves out every story a digest of the other cadence listed. Left out by story,
+    not by moving the start to the other digest's end: a recipient who keeps a daily
+    digest for one topic and adds a weekly one for another has never been mailed the new
+    topic's week, and gets it.
+    """
+    d = digest_deliveries.c
+    other = conn.execute(
+        sa.select(d.period_start, d.period_end, d.selected_at, d.story_ids)
+        .where(
+            d.recipient == plan.address,
+            d.cadence != plan.cadence,
+            d.period_end <= plan.period_end,
+            d.period_end >= plan.period_end - MAX_CATCH_UP,
+        )
+        .order_by(d.period_end.desc())
+        .limit(1)
+    ).first()
+    if other is None:
+        return plan  # a new recipient: one period back, as ever
+    return replace(
+        plan,
+        period_start=min(plan.period_start, other.period_end),
+        # Stories of the other digest's period that it did not list (loaded after it
+        # picked them) and that fall before this start: listed here, as the next digest
+        # of its own cadence would have.
+        late_since=other.selected_at,
+        late_from=other.period_start,
+        late_listed=tuple(other.story_ids) if other.story_ids is not None else None,
+    )
+
+
+def _without_mailed_elsewhere(conn: sa.Connection, plan: DueDigest) -> DueDigest:
+    """``plan`` leaving out the stories and spikes the recipient's digests of another
+    cadence mailed in its period: after a switch, and after a switch back (daily ->
+    weekly -> daily within :data:`MAX_CATCH_UP` continues the daily digests from their
+    last one, across the weekly one's period)."""
+    d = digest_deliveries.c
+    mailed = frozenset(
+        int(story_id)
+        for (story_id,) in conn.execute(
+            query("digest_mailed_elsewhere"),
+            {"recipient": plan.address, "cadence": plan.cadence, "start": plan.period_start},
+        )
+    )
+    # A digest's `topics` are those it listed stories of, so those whose spikes it showed
+    # (an alert's window has its stories, in that digest's period).
+    shown = tuple(
+        (str(topic), row.period_start, row.period_end)
+        for row in conn.execute(
+            sa.select(d.topics, d.period_start, d.period_end).where(
+                d.recipient == plan.address,
+                d.cadence != plan.cadence,
+                d.status == "sent",
+                d.period_end > plan.period_start,
+            )
+        )
+        for topic in row.topics
+    )
+    return replace(plan, mailed=mailed, spikes_shown=shown)
 
 
 def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> DigestMail:
@@ -207,14 +291,17 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
             plan.period_start,
             plan.period_end,
             late_since=plan.late_since,
-            late_from=plan.period_start - length,
+            late_from=plan.late_from or plan.period_start - length,
             listed=plan.late_listed,
+            exclude=plan.mailed,
         )
         if stories:
             sections.append(TopicStories(key, topic.name if topic else key, tuple(stories)))
     spikes = tuple(
         alert_mail(conn, alert_id, topics.get(key), with_stories=False)
-        for alert_id, key in alerts_between(conn, plan.topics, plan.period_start, plan.period_end)
+        for alert_id, key in alerts_between(
+            conn, plan.topics, plan.period_start, plan.period_end, shown=plan.spikes_shown
+        )
     )
     return DigestMail(plan.cadence, plan.period_start, plan.period_end, spikes, tuple(sections))
 
