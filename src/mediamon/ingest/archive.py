@@ -34,6 +34,7 @@ def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
     Raises:
         ArchiveFormatError: the header is missing or malformed.
     """
+    name = shown_name(name)
     lines = text.lstrip("\ufeff").split("\n", 3)
     header = [line.strip() for line in lines[:3]]
     if len(lines) < 4:
@@ -97,7 +98,8 @@ def read_capped(path: Path, max_bytes: int) -> bytes:
             (a FIFO, a device, a folder).
         OSError: the file cannot be read.
     """
-    too_big = f"{path.name}: file larger than {max_bytes} bytes; not read"
+    name = shown_name(path.name)
+    too_big = f"{name}: file larger than {max_bytes} bytes; not read"
     # The listing checked is_file, but the path may since have become a FIFO (or a
     # device): O_NONBLOCK keeps open() from waiting for a writer, and the checks run on
     # the descriptor that is then read, not on the path, which could change again.
@@ -106,7 +108,7 @@ def read_capped(path: Path, max_bytes: int) -> bytes:
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
-            raise ArchiveFormatError(f"{path.name}: not a regular file; not read")
+            raise ArchiveFormatError(f"{name}: not a regular file; not read")
         if status.st_size > max_bytes:
             raise ArchiveFormatError(too_big)
         with open(fd, "rb", closefd=False) as file:
@@ -116,6 +118,14 @@ def read_capped(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise ArchiveFormatError(too_big)
     return data
+
+
+def shown_name(name: str) -> str:
+    """A file name as error messages show it: the bytes of a name that is not UTF-8
+    (``b-\\xe9t\\xe9.txt``; Python holds them as lone surrogates, which the database
+    driver cannot encode: the fetch log of the file's chunk failed, and the import
+    with it, at every run) written as escapes, so the line still names the file."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def archive_files(folder: Path) -> list[Path]:

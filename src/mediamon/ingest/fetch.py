@@ -17,10 +17,12 @@ import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.cookiejar import Cookie
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.cookies import RequestsCookieJar
 from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
@@ -63,6 +65,19 @@ FEED_TYPES = (
 )  # fmt: skip
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# An ETag or Last-Modified is stored in the polling state and sent back as it came. One
+# holding a NUL made PostgreSQL refuse the state (the task failed, at every run); one of
+# 60 kB made every later poll a request the server refused for its header size (the
+# source failed for good). Real ones are a few dozen printable ASCII characters; any
+# other is not kept (the body's hash still finds an unchanged feed).
+VALIDATOR = re.compile(r"[\x20-\x7e]{1,1024}")
+# Cookies a session keeps (RFC 6265 §6.1's minimums for a browser). Without a bound,
+# pages setting 90 cookies of 60 kB each grew the task's jar by 5 MB a page, and every
+# later request to their host carried all of them: the host refused it (the pages after
+# the second fell back to the feed's text) and memory grew with every page.
+MAX_COOKIE_BYTES = 4096
+MAX_COOKIES_PER_DOMAIN = 50
+MAX_COOKIES = 3000
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,30 @@ class FetchResult:
 
     @property
     def validators(self) -> Validators:
-        return Validators(self.headers.get("etag"), self.headers.get("last-modified"))
+        """The response's validators, each only if it is fit to store and send back."""
+        return Validators(
+            _fit_validator(self.headers.get("etag")),
+            _fit_validator(self.headers.get("last-modified")),
+        )
+
+
+class BoundedCookieJar(RequestsCookieJar):
+    """A cookie jar that ignores a cookie over MAX_COOKIE_BYTES, and new cookies past
+    MAX_COOKIES_PER_DOMAIN for their domain or MAX_COOKIES in all (a cookie already kept
+    may still be replaced)."""
+
+    def set_cookie(self, cookie: Cookie, *args: Any, **kwargs: Any) -> None:
+        if len(cookie.name) + len(cookie.value or "") > MAX_COOKIE_BYTES:
+            return
+        with self._cookies_lock:  # type: ignore[attr-defined]
+            kept: dict[str, dict[str, dict[str, Cookie]]] = self._cookies  # type: ignore[attr-defined]
+            paths = kept.get(cookie.domain, {})
+            if cookie.name not in paths.get(cookie.path, {}):
+                in_domain = sum(len(names) for names in paths.values())
+                total = sum(len(n) for p in kept.values() for n in p.values())
+                if in_domain >= MAX_COOKIES_PER_DOMAIN or total >= MAX_COOKIES:
+                    return
+            super().set_cookie(cookie, *args, **kwargs)
 
 
 class GuardedSession(requests.Session):
@@ -127,6 +165,7 @@ class GuardedSession(requests.Session):
         super().__init__()
         self.retries = retries
         self.backoff_s = backoff_s
+        self.cookies = BoundedCookieJar()
         self.limiter = HostLimiter()
         self.robots = RobotsCache()
         # Shared across tasks when set (mediamon.ingest.robots_store); the RobotsCache above
@@ -510,6 +549,10 @@ class _BodyDecoder:
                 f"truncated {self.encoding} stream (the body ends before the compressed data)"
             )
         return b""
+
+
+def _fit_validator(value: str | None) -> str | None:
+    return value if value is not None and VALIDATOR.fullmatch(value) else None
 
 
 def _type_accepted(content_type: str, accepted: Collection[str]) -> bool:

@@ -1,0 +1,168 @@
+"""Hostile feeds, archives and fetcher input (the held-out attack run on ingest): each
+test replays one finding against servers on 127.0.0.1 and a real PostgreSQL, and names
+the docs/faults.md row it proves.
+
+1. validators unfit to store or send back       -> test_validators_*
+2. an unbounded cookie jar                      -> test_cookies_*
+3. archive file names that are not UTF-8        -> test_archive_file_names_*
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.ingest.fetch import (
+    MAX_COOKIE_BYTES,
+    MAX_COOKIES_PER_DOMAIN,
+    PAGE_TYPES,
+    fetch,
+    make_session,
+)
+from mediamon.ingest.sources import Source
+from tests.support.fault_server import Behaviour, Connection, FaultServer, fault_server, respond
+from tests.support.faults import (
+    PARAGRAPH,
+    USER_AGENT,
+    articles,
+    feed_source,
+    fetch_log,
+    item,
+    page,
+    rss,
+    run_ingest,
+)
+from tests.support.faults import state as source_state
+
+NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
+RSS = "application/rss+xml; charset=utf-8"
+
+
+@pytest.fixture()
+def server() -> Iterator[FaultServer]:
+    with fault_server() as running:
+        yield running
+
+
+# ------------------------------------------------------------------- 1. validators
+
+
+@pytest.mark.parametrize("validator", ['"a\x00b"', '"' + "x" * 60_000 + '"'], ids=["nul", "60-kb"])
+def test_validators_unfit_to_store_or_send_back_are_not_kept(
+    engine: sa.Engine, server: FaultServer, validator: str
+) -> None:
+    """An ETag with a NUL made PostgreSQL refuse the polling state (the task failed at
+    every run); one of 60 kB was sent back at every poll, a request the server refused
+    (the source failed for good). Neither is kept; the body's hash still finds the feed
+    unchanged."""
+    server.route("/p", respond(page("验证器")))
+    headers = {"ETag": validator, "Last-Modified": validator}
+    feed = rss([item(server.url("/p"))])
+    server.route("/feed.xml", respond(feed, content_type=RSS, headers=headers))
+    source = feed_source("validators", server.url("/feed.xml"))
+    assert run_ingest(engine, [source], NOW)["validators"].new == 1
+    state = source_state(engine, "validators")
+    assert state["etag"] is None and state["last_modified"] is None
+    assert state["last_outcome"] == "polled"
+    again = run_ingest(engine, [source], NOW, run_key="faults:2")["validators"]
+    assert again.poll == "unchanged" and not again.errors
+    assert "if-none-match" not in server.requests[-1][2]
+
+
+def test_validators_that_are_ordinary_are_kept(engine: sa.Engine, server: FaultServer) -> None:
+    etag, modified = 'W/"5f3-1a2b"', "Sat, 20 Apr 2024 08:00:00 GMT"
+    server.route("/p", respond(page("验证器")))
+    headers = {"ETag": etag, "Last-Modified": modified}
+    feed = rss([item(server.url("/p"))])
+    server.route("/feed.xml", respond(feed, content_type=RSS, headers=headers))
+    source = feed_source("validators", server.url("/feed.xml"))
+    run_ingest(engine, [source], NOW)
+    state = source_state(engine, "validators")
+    assert (state["etag"], state["last_modified"]) == (etag, modified)
+
+
+# ---------------------------------------------------------------------- 2. cookies
+
+
+def _cookie_page(count: int, size: int) -> Behaviour:
+    """A page setting ``count`` new cookies of ``size`` bytes each (names differ per path)."""
+    body = page("饼干").encode()
+
+    def behave(conn: Connection) -> None:
+        tag = conn.path.strip("/")
+        cookies = "".join(f"Set-Cookie: {tag}_{n}={'v' * size}; Path=/\r\n" for n in range(count))
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n{cookies}\r\n"
+        )
+        conn.send(head.encode() + body)
+
+    return behave
+
+
+def test_cookies_a_host_sets_are_bounded_and_its_other_pages_still_load(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """Pages setting 90 cookies of 60 kB each: before, the task's jar grew 5 MB a page and
+    every later request to the host carried all of them, so the host refused it and the
+    pages after the second fell back to the feed's text."""
+    links = []
+    for n in range(6):
+        server.route(f"/p{n}", _cookie_page(90, 60_000))
+        links.append(server.url(f"/p{n}"))
+    feed = rss([item(u, title=f"第{n}条", description=f"摘要{n}") for n, u in enumerate(links)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("cookies", server.url("/feed.xml"))], NOW)
+    assert stats["cookies"].new == 6
+    log = fetch_log(engine, "cookies")
+    assert all(log[u]["error"] is None for u in links), [log[u]["error"] for u in links]
+    assert all(articles(engine)[u]["content_origin"] == "page" for u in links)
+
+
+def test_cookies_are_kept_within_browser_limits(server: FaultServer) -> None:
+    """Cookies of up to MAX_COOKIE_BYTES are kept, up to MAX_COOKIES_PER_DOMAIN a
+    domain (a cookie already kept may still change); larger ones are ignored."""
+    server.route("/many", _cookie_page(80, 1_000))
+    server.route("/big", _cookie_page(1, MAX_COOKIE_BYTES + 1))
+    with make_session(USER_AGENT, retries=0) as session:
+        for path in ("/many", "/big", "/many"):
+            result = fetch(
+                session, server.url(path), allow_private_network=True, accept_types=PAGE_TYPES
+            )
+            assert result.ok, result.error
+        assert len(session.cookies) == MAX_COOKIES_PER_DOMAIN
+        assert "big_0" not in session.cookies
+    sent = server.requests[-1][2]["cookie"]
+    assert sent.count("many_") == MAX_COOKIES_PER_DOMAIN
+
+
+# ------------------------------------------------------------------- 3. archives
+
+
+def test_archive_file_names_that_are_not_utf8_are_named_and_the_rest_loads(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A malformed file whose name is not UTF-8 (Latin-1 é): before, its error, holding
+    the name's lone surrogates, could not be encoded for the fetch log, and the import
+    failed (its chunk, good files included, rolled back) at every run."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    good = folder / "a-good.txt"
+    good.write_text(
+        f"<!--1712090701000-->\n[好文件](https://example.com/good)\n------\n<p>{PARAGRAPH}</p>\n",
+        "utf-8",
+    )
+    bad = folder / os.fsdecode(b"b-\xe9t\xe9.txt")
+    bad.write_bytes(b"not an archived item")
+    stats = run_ingest(engine, [Source(name="arch", kind="archive", location=str(folder))], NOW)
+    assert stats["arch"].new == 1 and stats["arch"].failed == 1
+    message = "b-\\xe9t\\xe9.txt: line 1 must be <!--epoch milliseconds-->"
+    assert stats["arch"].errors == [message]
+    log = fetch_log(engine, "arch")
+    assert log[bad.as_uri()]["error"] == message and log[good.as_uri()]["error"] is None
+    assert "https://example.com/good" in articles(engine, "arch")
