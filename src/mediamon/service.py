@@ -342,6 +342,19 @@ def run_alerts(
 
 
 def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
+    """The windows as tested, and for each what the run would record and mail.
+
+    ``status`` is the test's verdict only: ``spike`` for a window whose alert was mailed
+    an hour ago too (a re-run, ``--at`` a past hour), so an operator could not tell it
+    from a new alert. Each window also says ``decision`` (see
+    :class:`mediamon.spikes.detect.Outlook`), the ``alert_id`` concerned and its ``mail``
+    (see :func:`mediamon.alerts.deliver.mail_outlook`: would_send, sent, would_skip,
+    skipped, no_recipients; null when no alert is concerned); ``pending`` lists every
+    alert whose mail is still pending, from any window, with what the run would do with
+    it. Keys are only added, never renamed: scripts read ``status``.
+    """
+    from mediamon.alerts import deliver
+
     engine = engine_for(settings)
     try:
         try:
@@ -350,9 +363,40 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
         except TopicConfigError as problem:
             topics, error = store.stored_topics(engine), str(problem)
         spikes = detect.assess_topics(engine, topics, at)
+        windows = []
+        pending = []
+        with engine.connect() as conn:
+            for spike in spikes:
+                topic = topics.get(spike.topic)
+                outlook = (
+                    detect.outlook(conn, spike, topic)
+                    if topic is not None
+                    else detect.Outlook("nothing")
+                )
+                mail = None
+                if outlook.decision == "open" or outlook.alert_id is not None:
+                    # the run delivers at its own time (`at`), as run_alerts does
+                    mail = deliver.mail_outlook(conn, outlook.alert_id, topics, spike.topic, at)
+                windows.append(
+                    {
+                        **_spike_summary(spike),
+                        "decision": outlook.decision,
+                        "alert_id": outlook.alert_id,
+                        **(mail or {"mail": None}),
+                    }
+                )
+            for alert_id, topic_key, window_end in deliver.pending_alerts(conn):
+                pending.append(
+                    {
+                        "alert_id": alert_id,
+                        "topic": topic_key,
+                        "window_end": window_end.isoformat(),
+                        **deliver.mail_outlook(conn, alert_id, topics, topic_key, at),
+                    }
+                )
     finally:
         engine.dispose()
-    return {"dry_run": True, "topics_error": error, "windows": [_spike_summary(s) for s in spikes]}
+    return {"dry_run": True, "topics_error": error, "windows": windows, "pending": pending}
 
 
 def _spike_summary(spike: Spike) -> dict[str, Any]:

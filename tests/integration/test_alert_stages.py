@@ -897,3 +897,64 @@ def test_a_mail_accepted_before_a_failed_goodbye_is_sent_and_not_sent_again(
     assert sorted(r[0] for _, r, _ in sink.messages) == ["desk@example.org", "duty@example.org"]
     assert errors == []
     assert scalar(engine, "select state from alerts") == "notified"
+
+
+def test_the_dry_run_says_which_alerts_were_mailed_and_which_would_be(
+    engine: sa.Engine, tmp_path: Path, smtp: tuple[Sink, int]
+) -> None:
+    """`alerts run --dry-run` showed "status": "spike" for the window of an alert mailed
+    already, the same as for one about to be mailed. It says what the run would do."""
+    sink, port = smtp
+    path = tmp_path / "topics.yaml"
+    path.write_text(TOPICS_YAML, encoding="utf-8")
+    refresh_topics(engine, path)
+    add_burst(engine, add_background(engine), BURST_HOUR)
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        sources_path=tmp_path / "sources.yaml",
+        var_dir=tmp_path,
+        topics_path=path,
+    )
+    service.match_topics(settings)
+
+    def taiwan(summary: dict[str, Any]) -> dict[str, Any]:
+        (window,) = [w for w in summary["windows"] if w["topic"] == "taiwan"]
+        return window
+
+    new = taiwan(service.run_alerts(settings, AT, dry_run=True))
+    assert (new["status"], new["decision"], new["alert_id"], new["mail"]) == (
+        "spike", "open", None, "would_send",
+    )  # fmt: skip
+    assert new["would_mail_to"] == ["desk@example.org", "duty@example.org"]
+
+    # The server refuses desk@: the alert is mailed to duty@ and stays pending.
+    def send(message: EmailMessage) -> None:
+        if message["To"] == "desk@example.org":
+            raise smtplib.SMTPRecipientsRefused({"desk@example.org": (550, b"no")})
+        smtp_send(port)(message)
+
+    with pytest.raises(DeliveryError):
+        service.run_alerts(settings, AT, send=send)
+    (alert_id,) = [r[0] for r in rows(engine, "select alert_id from alerts")]
+    dry = service.run_alerts(settings, AT, dry_run=True)
+    half = taiwan(dry)
+    assert (half["status"], half["decision"], half["alert_id"], half["mail"]) == (
+        "spike", "recorded", alert_id, "would_send",
+    )  # fmt: skip
+    assert (half["mailed_to"], half["would_mail_to"]) == (
+        ["duty@example.org"],
+        ["desk@example.org"],
+    )
+    assert [(p["alert_id"], p["mail"]) for p in dry["pending"]] == [(alert_id, "would_send")]
+
+    service.run_alerts(settings, AT, send=smtp_send(port))
+    dry = service.run_alerts(settings, AT, dry_run=True)
+    done = taiwan(dry)
+    assert (done["status"], done["decision"], done["alert_id"], done["mail"]) == (
+        "spike", "recorded", alert_id, "sent",
+    )  # fmt: skip
+    assert (done["mailed_to"], done["would_mail_to"]) == (
+        ["desk@example.org", "duty@example.org"], [],
+    )  # fmt: skip
+    assert dry["pending"] == []
+    assert len(sink.messages) == 2

@@ -180,12 +180,7 @@ def _deliver_immediate(
     for alert_id, topic_key, window_end in pending:
         topic = topics.get(topic_key)
         recipients = [r for r in (topic.recipients if topic else ()) if r.mode == "immediate"]
-        if window_end < now - max_age:
-            skip = f"older than {max_age} when first due: not mailed"
-        elif topic_key in removed:
-            skip = "topic no longer in the topics file when due: not mailed"
-        else:
-            skip = None
+        skip = _skip_reason(window_end, topic_key in removed, now, max_age)
         with engine.connect() as conn:
             done = set(
                 conn.execute(
@@ -257,3 +252,93 @@ def _deliver_immediate(
                     )
                 )
             stats.notified.append(alert_id)
+
+
+def _skip_reason(
+    window_end: datetime, topic_removed: bool, now: datetime, max_age: timedelta
+) -> str | None:
+    """Why a pending alert is recorded as skipped instead of mailed (None: it is mailed)."""
+    if window_end < now - max_age:
+        return f"older than {max_age} when first due: not mailed"
+    if topic_removed:
+        return "topic no longer in the topics file when due: not mailed"
+    return None
+
+
+def mail_outlook(
+    conn: sa.Connection,
+    alert_id: int | None,
+    topics: TopicSet,
+    topic_key: str,
+    now: datetime,
+    *,
+    max_age: timedelta = MAX_ALERT_AGE,
+) -> dict[str, Any]:
+    """What :func:`deliver_pending` has done or would do now with an alert's mail, read
+    only (``mediamon alerts run --dry-run``). ``alert_id`` None: an alert this run would
+    create.
+
+    ``mail`` is ``would_send`` (this run mails it to ``would_mail_to``: all its immediate
+    recipients, or those a failed send left out, while ``mailed_to`` had theirs),
+    ``would_skip`` (pending, but recorded as skipped: ``reason``), ``sent`` (already
+    mailed, to ``mailed_to``), ``skipped`` (recorded as skipped, never mailed) or
+    ``no_recipients``. A
+    topic missing from ``topics`` counts as taken out of the topics file: the run syncs
+    the file before it delivers.
+    """
+    topic = topics.get(topic_key)
+    immediate = [r.address for r in (topic.recipients if topic else ()) if r.mode == "immediate"]
+    if alert_id is None:
+        return {
+            "mail": "would_send" if immediate else "no_recipients",
+            "mailed_to": [],
+            "would_mail_to": immediate,
+            "reason": None,
+        }
+    a = alerts_table.c
+    d = alert_deliveries.c
+    state, window_end = conn.execute(
+        sa.select(a.state, a.window_end).where(a.alert_id == alert_id)
+    ).one()
+    done = conn.execute(
+        sa.select(d.recipient, d.status, d.note)
+        .where(d.alert_id == alert_id, d.mode == "immediate")
+        .order_by(d.recipient)
+    ).all()
+    mailed = [row.recipient for row in done if row.status == "sent"]
+    if state == "open":  # pending: what this run does with it
+        missing = [address for address in immediate if address not in {r.recipient for r in done}]
+        skip = _skip_reason(window_end, topic is None, now, max_age)
+        if skip is not None and missing:
+            return {"mail": "would_skip", "mailed_to": mailed, "would_mail_to": [], "reason": skip}
+        return {
+            "mail": "would_send" if missing else ("sent" if mailed else "no_recipients"),
+            "mailed_to": mailed,
+            "would_mail_to": missing,
+            "reason": None,
+        }
+    if mailed:
+        status = "sent"
+    elif done:
+        status = "skipped"
+    else:
+        status = "no_recipients"
+    return {
+        "mail": status,
+        "mailed_to": mailed,
+        "would_mail_to": [],  # notified: deliver_pending sends it to nobody else
+        "reason": next((row.note for row in done if row.status == "skipped"), None),
+    }
+
+
+def pending_alerts(conn: sa.Connection) -> list[tuple[int, str, datetime]]:
+    """(id, topic, window end) of every alert whose mail is pending, oldest first."""
+    a = alerts_table.c
+    return [
+        (int(alert_id), str(topic), window_end)
+        for alert_id, topic, window_end in conn.execute(
+            sa.select(a.alert_id, a.topic, a.window_end)
+            .where(a.state == "open")
+            .order_by(a.alert_id)
+        )
+    ]

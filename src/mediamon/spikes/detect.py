@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from mediamon.db.tables import (
     topics_table,
 )
 from mediamon.spikes.counts import hourly_counts, hourly_totals
-from mediamon.spikes.episodes import decide
+from mediamon.spikes.episodes import Decision, decide
 from mediamon.spikes.model import HOURS_PER_WEEK, HourlySeries, Spike, assess, floor_hour
 from mediamon.topics.definitions import Topic, TopicSet
 
@@ -120,14 +121,49 @@ def detect(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[int]:
     return created
 
 
-def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
+@dataclass(frozen=True)
+class Outlook:
+    """What recording a tested window would do, read without writing (the dry run).
+
+    Attributes:
+        decision: ``recorded`` (this window's alert exists: a re-run), ``open`` (a new
+            alert), ``extend`` / ``clear`` (the open episode of ``alert_id`` goes on /
+            ends), ``cooldown`` (it fired within the cooldown of ``alert_id``: no alert),
+            ``nothing``.
+        alert_id: The alert concerned (None for ``open`` and ``nothing``).
+    """
+
+    decision: str
+    alert_id: int | None = None
+
+
+def outlook(conn: sa.Connection, spike: Spike, topic: Topic) -> Outlook:
+    """What :func:`detect` would do with ``spike``, by the same reads and rule; writes
+    nothing."""
+    if spike.status not in ("spike", "quiet"):
+        return Outlook("nothing")
+    existing, episode, nearest, decision = _situation(conn, spike, topic)
+    if existing is not None:
+        return Outlook("recorded", existing)
+    if decision.action in ("extend", "clear") and episode is not None:
+        return Outlook(decision.action, int(episode.alert_id))
+    if decision.action == "open":
+        return Outlook("open")
+    if spike.fired and nearest is not None:
+        return Outlook("cooldown", int(nearest.alert_id))
+    return Outlook("nothing")
+
+
+def _situation(
+    conn: sa.Connection, spike: Spike, topic: Topic
+) -> tuple[int | None, sa.Row[Any, Any] | None, sa.Row[Any, Any] | None, Decision]:
+    """This window's alert if recorded, the topic's open episode, its nearest alert
+    within the cooldown, and the episode rule's decision."""
     a = alerts_table.c
     at = spike.window_end
-    if spike.status not in ("spike", "quiet"):
-        logger.info("topic %s at %s: %s, nothing decided", topic.key, at, spike.status)
-        return None
-    if conn.execute(sa.select(a.alert_id).where(a.dedupe_key == dedupe_key(spike))).first():
-        return None  # this window was already decided
+    existing = conn.execute(
+        sa.select(a.alert_id).where(a.dedupe_key == dedupe_key(spike))
+    ).scalar_one_or_none()
     episode = conn.execute(
         sa.select(a.alert_id, a.last_window_end)
         .where(a.topic == topic.key, a.cleared_at.is_(None), a.window_end < at)
@@ -146,6 +182,18 @@ def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
         nearest.window_end if nearest is not None else None,
         cooldown,
     )
+    return (int(existing) if existing is not None else None), episode, nearest, decision
+
+
+def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
+    a = alerts_table.c
+    at = spike.window_end
+    if spike.status not in ("spike", "quiet"):
+        logger.info("topic %s at %s: %s, nothing decided", topic.key, at, spike.status)
+        return None
+    existing, episode, nearest, decision = _situation(conn, spike, topic)
+    if existing is not None:
+        return None  # this window was already decided
     if decision.clear_stale and episode is not None:
         _clear(conn, episode.alert_id, episode.last_window_end)
     if decision.action == "extend" and episode is not None:
