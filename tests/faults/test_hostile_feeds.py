@@ -5,6 +5,7 @@ the docs/faults.md row it proves.
 1. validators unfit to store or send back       -> test_validators_*
 2. an unbounded cookie jar                      -> test_cookies_*
 3. archive file names that are not UTF-8        -> test_archive_file_names_*
+4. a key given twice in sources.yaml            -> test_a_field_given_twice_*
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mediamon.ingest.fetch import (
     fetch,
     make_session,
 )
-from mediamon.ingest.sources import Source
+from mediamon.ingest.sources import Source, SourceConfigError, load_sources
 from tests.support.fault_server import Behaviour, Connection, FaultServer, fault_server, respond
 from tests.support.faults import (
     PARAGRAPH,
@@ -166,3 +167,44 @@ def test_archive_file_names_that_are_not_utf8_are_named_and_the_rest_loads(
     log = fetch_log(engine, "arch")
     assert log[bad.as_uri()]["error"] == message and log[good.as_uri()]["error"] is None
     assert "https://example.com/good" in articles(engine, "arch")
+
+
+# ------------------------------------------------------------------ 4. sources.yaml
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            "sources:\n- {name: a, url: 'https://a.example/f', url: 'https://b.example/g'}\n",
+            "'url' given twice in one mapping (line 2, column 41)",
+        ),
+        (
+            "sources:\n- name: a\n  url: https://a.example/f\n  enabled: true\n"
+            "  language: zh\n  enabled: false\n",
+            "'enabled' given twice in one mapping (line 6, column 3)",
+        ),
+    ],
+    ids=["url", "enabled"],
+)
+def test_a_field_given_twice_in_sources_yaml_is_refused(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    """Before: PyYAML kept the last value silently (the source polled the second URL;
+    the source stayed disabled whatever the first line said)."""
+    path = tmp_path / "sources.yaml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(SourceConfigError) as refused:
+        load_sources(path)
+    assert str(refused.value) == f"{path}: not valid YAML: {where}"
+
+
+def test_a_merged_field_may_still_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "base: &base {poll_interval: 1h, url: 'https://a.example/f'}\n"
+        "sources:\n- {<<: *base, name: a, url: 'https://b.example/g'}\n",
+        "utf-8",
+    )
+    (source,) = load_sources(path)
+    assert source.location == "https://b.example/g" and source.poll_interval.seconds == 3600

@@ -333,6 +333,30 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     return source
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice. PyYAML keeps the
+    last silently: a second ``url:`` or ``enabled: false`` further down a source, as a
+    copy and paste leaves it, replaced the first without a word. Keys a ``<<:`` merge
+    brings in may still be overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key_node.value[:40]!r} given twice in one mapping",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _yaml_problem(error: Exception) -> str:
     """One line for a YAML error: PyYAML's own message spans lines and quotes the line
     of the file, which may hold a URL with a password."""
@@ -396,7 +420,7 @@ def load_sources(path: Path) -> list[Source]:
     except OSError as error:
         raise SourceConfigError(f"{path}: cannot read the sources file: {error}") from error
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except RecursionError as error:
         # PyYAML's parser recurses once per level of brackets or indentation.
         raise SourceConfigError(f"{path}: not valid YAML: nested too deeply") from error
