@@ -653,3 +653,60 @@ def _waiting_for_a_lock(engine: sa.Engine) -> bool:
                 )
             ).scalar_one()
         )
+
+
+def test_an_incident_that_opened_and_cleared_while_mail_was_down_is_mailed_once_resolved(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    smtp: tuple[Sink, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Before: an incident whose INCIDENT mail could not go out and that cleared before
+    mail came back was in bi.incidents and nowhere else: only a notified incident got a
+    RESOLVED mail. Now one RESOLVED mail says it opened and cleared while mail was down;
+    an episode resolved longer than MISSED_MAIL_WINDOW ago is history, not mailed."""
+    mail_env(monkeypatch, database_url, tmp_path, free_port())  # nothing listens there
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", hourly(T - timedelta(minutes=5), 58))
+    assert main(["health", "run", "--at", T.isoformat()]) == 1  # opened, not mailed
+    later = T + timedelta(minutes=15)
+    add_articles(engine, built_seed, "quiet", [later])
+    main(["health", "run", "--at", later.isoformat()])  # cleared, still not mailed
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into incidents (dedupe_key, kind, subject, summary, detail, advice,"
+                " since, opened_at, last_seen_at, resolved_at)"
+                " values ('ingest_stale:ingest', 'ingest_stale', 'ingest', 'old news', '', '',"
+                " :t, :t, :t, :t)"
+            ),
+            {"t": T - timedelta(days=8)},  # beyond MISSED_MAIL_WINDOW (7 days)
+        )
+    sink, port = smtp
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_SMTP",
+        json.dumps({"host": "127.0.0.1", "port": port,
+                    "extra": {"disable_ssl": True, "disable_tls": True}}),
+    )  # fmt: skip
+    for minutes in (30, 45):  # mail is back; the second run mails nothing again
+        assert main(["health", "run", "--at", (T + timedelta(minutes=minutes)).isoformat()]) == 0
+    (mail,) = Mailbox(sink).messages
+    assert mail["Subject"] == (
+        "[mediamon] RESOLVED: source quiet has brought no new article for 10 h"
+        " (opened and cleared while mail was down)"
+    )
+    assert mail["X-Mediamon-Incident"] == "source_silent:quiet resolved"
+    text = mail.get_body(("plain",))
+    assert text is not None
+    assert text.get_content().startswith(
+        "This problem opened and cleared while no mail could be sent"
+    )
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "select notified_at, recovery_notified_at from bi.incidents where subject = 'quiet'"
+            )
+        ).one()
+    assert tuple(row) == (None, T + timedelta(minutes=30))  # no INCIDENT mail ever went out

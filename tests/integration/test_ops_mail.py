@@ -90,3 +90,19 @@ def test_weekly_report_fits(width: int) -> None:
     assert text.get_content().splitlines()[3].split() == [
         "source-0-with-a-long-name", "672", "0", "1200", "350", "+12%"
     ]  # fmt: skip
+
+
+def test_a_recovery_never_announced_says_so() -> None:
+    row = incident(resolved_at=AT + timedelta(hours=2))
+    told = ops_mail.incident_message(row, True, "m <m@x.org>", ["ops@x.org"])
+    untold = ops_mail.incident_message(row, True, "m <m@x.org>", ["ops@x.org"], unannounced=True)
+    assert "while mail was down" not in str(told["Subject"])
+    assert str(untold["Subject"]).endswith("(opened and cleared while mail was down)")
+    text = untold.get_body(("plain",))
+    assert isinstance(text, EmailMessage)
+    assert "Mailed: Never: no mail could be sent while it was open." in text.get_content()
+    # An INCIDENT mail is never "unannounced": it is the announcement.
+    first = ops_mail.incident_message(
+        incident(), False, "m <m@x.org>", ["ops@x.org"], unannounced=True
+    )
+    assert "while mail was down" not in str(first["Subject"])

@@ -479,6 +479,26 @@ def reconcile(
     return opened, resolved
 
 
+# An incident that opened and cleared while no mail could go out (the SMTP server down,
+# no mediamon_smtp connection or MEDIAMON_OPS_EMAIL yet, every send refused) was recorded
+# and never mailed: its INCIDENT mail was still due when it resolved, and only notified
+# incidents got a RESOLVED mail. As Alertmanager and Grafana do with an alert that fired
+# and resolved between two notifications, ops now get one mail for it, its RESOLVED mail
+# saying that it opened and cleared unannounced (mediamon.ops.mail): nothing is mailed
+# twice (recovery_notified_at marks it, notified_at stays null, so bi.incidents still
+# shows the INCIDENT mail never went out), and there is no INCIDENT mail for a problem
+# that is over. One mail per incident rather than one summary: it is the path, lock and
+# template every other incident mail takes. Only those resolved within
+# MISSED_MAIL_WINDOW of the run: mail set up months after installation would otherwise
+# bring months of history, which bi.incidents holds anyway.
+MISSED_MAIL_WINDOW = timedelta(days=7)
+_MAIL_DUE = (
+    "(resolved_at is null and notified_at is null)"
+    " or (resolved_at is not null and recovery_notified_at is null"
+    "     and (notified_at is not null or resolved_at >= :missed_since))"
+)
+
+
 def notify(
     engine: sa.Engine,
     send: Send,
@@ -486,7 +506,8 @@ def notify(
     recipients: Sequence[str],
     at: datetime,
 ) -> tuple[list[str], list[str]]:
-    """Mail every open incident not yet mailed and every recovery not yet mailed, each
+    """Mail every open incident not yet mailed and every recovery not yet mailed (also of
+    an incident that opened and cleared unmailed, within :data:`MISSED_MAIL_WINDOW`), each
     once: the row is locked while its mail goes out and marked in the same transaction,
     so overlapping runs cannot both send it. A run finding the row locked waits for the
     other run's send and then sees the row marked (skipping it instead left it unmailed
@@ -505,30 +526,23 @@ def notify(
     mailed: list[str] = []
     recovered: list[str] = []
     errors: list[str] = []
+    window = {"missed_since": at - MISSED_MAIL_WINDOW}
     with engine.connect() as conn:
         due = conn.execute(
-            sa.text(
-                "select incident_id from incidents"
-                " where (resolved_at is null and notified_at is null)"
-                "    or (resolved_at is not null and notified_at is not null"
-                "        and recovery_notified_at is null)"
-                " order by incident_id"
-            )
+            sa.text(f"select incident_id from incidents where {_MAIL_DUE} order by incident_id"),
+            window,
         ).scalars()
         due_ids = list(due)
     for incident_id in due_ids:
         with engine.begin() as conn:
             row = conn.execute(
                 sa.text(
-                    "select * from incidents where incident_id = :id"
-                    " and ((resolved_at is null and notified_at is null)"
-                    "   or (resolved_at is not null and notified_at is not null"
-                    "       and recovery_notified_at is null))"
+                    f"select * from incidents where incident_id = :id and ({_MAIL_DUE})"
                     # Waits while another run mails it; each transaction locks one row,
                     # so a wait never holds a lock another run needs.
                     " for update"
                 ),
-                {"id": incident_id},
+                {"id": incident_id, **window},
             ).one_or_none()
             if row is None:
                 continue  # another run mailed it meanwhile, or it changed
@@ -536,7 +550,11 @@ def notify(
             # Built inside the try, like alert mails: an address the mail library refuses
             # fails the mails, not the watchdog run.
             try:
-                send(ops_mail.incident_message(row, recovery, sender, recipients))
+                send(
+                    ops_mail.incident_message(
+                        row, recovery, sender, recipients, unannounced=row.notified_at is None
+                    )
+                )
             except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
                 logger.info("mailing incident %s failed: %s", row.dedupe_key, error)
                 errors.append(f"{row.dedupe_key}: {type(error).__name__}: {error}")

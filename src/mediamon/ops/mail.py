@@ -23,11 +23,18 @@ def incident_message(
     recovery: bool,
     sender: str,
     recipients: Sequence[str],
+    *,
+    unannounced: bool = False,
 ) -> EmailMessage:
     """The mail for one ``incidents`` row: the problem, or that it cleared; dated when it
-    is built (sent), whatever the run's time."""
+    is built (sent), whatever the run's time. ``unannounced``: a recovery whose INCIDENT
+    mail never went out (it opened and cleared while no mail could be sent), said in the
+    subject and first line, so ops do not look for a first mail that does not exist."""
     state = "RESOLVED" if recovery else "INCIDENT"
+    unannounced = unannounced and recovery
     subject = f"[mediamon] {state}: {clean(incident.summary, 200)}"
+    if unannounced:
+        subject += " (opened and cleared while mail was down)"
     fields = [
         ("What", clean(incident.summary, 300)),
         ("Since", _when(incident.since)),
@@ -35,12 +42,19 @@ def incident_message(
     ]
     if recovery:
         fields.append(("Cleared", _when(incident.resolved_at)))
+    if unannounced:
+        fields.append(("Mailed", "Never: no mail could be sent while it was open."))
     fields += [
         ("Detail", clean(incident.detail, DETAIL_CHARS)),
         ("What to do", "Nothing: it cleared." if recovery else clean(incident.advice, 600)),
         ("Incident", f"{incident.incident_id} ({clean(incident.dedupe_key, 200)})"),
     ]
     lead = "This problem has cleared." if recovery else "The mediamon watchdog found a problem."
+    if unannounced:
+        lead = (
+            "This problem opened and cleared while no mail could be sent (the mail server"
+            " was down or mail was not set up): you were not told when it opened."
+        )
     text = (
         lead
         + "\n\n"
