@@ -8,6 +8,7 @@ the docs/faults.md row it proves.
 4. a key given twice in sources.yaml            -> test_a_field_given_twice_*
 5. robots.txt rules that backtrack              -> test_robots_txt_*
 6. a date padded with spaces                    -> test_a_date_padded_*
+7. a Location header in raw UTF-8               -> test_a_redirect_*
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -255,3 +257,29 @@ def test_a_date_padded_with_spaces_is_read_in_linear_time() -> None:
     assert time.monotonic() - started < 2
     assert [i.link for i in parsed.items] == ["https://example.com/a", "https://example.com/b"]
     assert parsed.items[1].published_at == datetime(2024, 4, 20, 0, 0, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------- 7. redirects
+
+
+def test_a_redirect_to_a_location_in_raw_utf8_is_followed_as_written(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """``Location: /新闻/文章`` in raw UTF-8, as PHP and nginx sites send it: read as
+    Latin-1 (and its last byte, U+00A0 in Latin-1, stripped as a space) it was followed
+    as ``/%C3%A6%C2%96…``, a 404, and the page was lost (the feed's text used)."""
+    target = "/新闻/文章"
+    server.route(quote(target), respond(page("中文路径的文章")))
+
+    def moved(conn: Connection) -> None:
+        location = target.encode("utf-8")
+        conn.send(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+
+    server.route("/p", moved)
+    feed = rss([item(server.url("/p"), title="跳转")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("moved", server.url("/feed.xml"))], NOW)
+    assert stats["moved"].new == 1
+    assert fetch_log(engine, "moved")[server.url("/p")]["error"] is None
+    assert server.hits(quote(target)) == 1
+    assert articles(engine)[server.url("/p")]["content_origin"] == "page"
