@@ -9,10 +9,12 @@ the docs/faults.md row it proves.
 5. robots.txt rules that backtrack              -> test_robots_txt_*
 6. a date padded with spaces                    -> test_a_date_padded_*
 7. a Location header in raw UTF-8               -> test_a_redirect_*
+8. endless empty gzip members                   -> test_a_gzip_body_of_empty_members_*
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import time
 from collections.abc import Iterator
@@ -283,3 +285,34 @@ def test_a_redirect_to_a_location_in_raw_utf8_is_followed_as_written(
     assert fetch_log(engine, "moved")[server.url("/p")]["error"] is None
     assert server.hits(quote(target)) == 1
     assert articles(engine)[server.url("/p")]["content_origin"] == "page"
+
+
+# ----------------------------------------------------------------------- 8. encodings
+
+
+def test_a_gzip_body_of_empty_members_stops_at_the_size_cap(server: FaultServer) -> None:
+    """A gzip body of endless empty members decodes to nothing, so the cap on the decoded
+    size never stopped it: the request took the whole deadline of CPU (the default 60 s)
+    decoding what the server streamed, about 8 MB a second."""
+    block = gzip.compress(b"") * 50_000
+
+    def endless(conn: Connection) -> None:
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n\r\n"
+        if conn.send(head.encode()):
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and conn.send(block):
+                pass
+
+    server.route("/p", endless)
+    with make_session(USER_AGENT, retries=0) as session:
+        started = time.monotonic()
+        result = fetch(
+            session,
+            server.url("/p"),
+            allow_private_network=True,
+            accept_types=PAGE_TYPES,
+            max_bytes=1_000_000,
+            deadline_s=5,
+        )
+    assert time.monotonic() - started < 2
+    assert result.error == "compressed body larger than 1000000 bytes"

@@ -456,7 +456,7 @@ def _read_response(
         return result
     raw = response.raw
     chunks: list[bytes] = []
-    size = 0
+    size = wire = 0
     try:
         while True:
             if time.monotonic() - started > deadline_s:
@@ -465,6 +465,13 @@ def _read_response(
             data = raw.read1(CHUNK_BYTES, decode_content=False)
             if not data:
                 break
+            # The cap holds for the bytes read too: a gzip body of endless empty members
+            # decodes to nothing, so the decoded size never reached it, and each request
+            # took the whole deadline of CPU (60 s) decoding what the server streamed.
+            wire += len(data)
+            if wire > max_bytes:
+                result.error = f"compressed body larger than {max_bytes} bytes"
+                return result
             piece = decoder.feed(data, max_bytes - size)
             size += len(piece)
             if size > max_bytes:
