@@ -90,3 +90,21 @@ def test_a_quoted_value_left_open_is_read_to_the_end_of_the_page() -> None:
     assert parser_safe(html) == ParserSafe(html, 0, None)
     closed = f'<html><body><p x="1" {attributes}>t</p></body></html>'
     assert parser_safe(closed).escaped == 1
+
+
+def test_a_page_the_parser_stops_reading_keeps_its_feed_text() -> None:
+    """libxml2 stops parsing at a text or attribute value of more than 10,000,000
+    characters, so a page with one before its body parses to a head alone. readability
+    then gave a document without a body, and lxml's fragment parser asserted there was
+    one: build_article raised AssertionError and the item was lost ("extraction failed"),
+    not built from the feed's text. Now there is no article text in the page, and the
+    feed's text is used."""
+    description = "d " * 5_250_000
+    html = (
+        f'<html><head><title>T</title><meta name="description" content="{description}">'
+        f"</head><body><article><p>{PARAGRAPH}</p></article></body></html>"
+    )
+    result, seconds = build(html)
+    assert seconds < 5.0  # 0.6 s
+    assert result.article is not None and result.article.content_origin == "feed_summary"
+    assert result.note == "no article text found in the page; used feed_summary"

@@ -321,7 +321,13 @@ def html_text(html: str) -> str:
 
     if not html.strip():
         return ""
-    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (AssertionError, IndexError):
+        # readability gave a document without a body, as it does when libxml2 stopped
+        # parsing the page at a text or value of more than 10,000,000 characters before
+        # the body: lxml asserts there is one (IndexError under python -O)
+        return ""
     lines: list[str] = []
     current: list[str] = []
 
