@@ -10,6 +10,7 @@ the docs/faults.md row it proves.
 6. a date padded with spaces                    -> test_a_date_padded_*
 7. a Location header in raw UTF-8               -> test_a_redirect_*
 8. endless empty gzip members                   -> test_a_gzip_body_of_empty_members_*
+9. requests' own look at a redirect             -> test_a_redirects_body_*, test_a_redirect_to_*
 """
 
 from __future__ import annotations
@@ -316,3 +317,56 @@ def test_a_gzip_body_of_empty_members_stops_at_the_size_cap(server: FaultServer)
         )
     assert time.monotonic() - started < 2
     assert result.error == "compressed body larger than 1000000 bytes"
+
+
+# ------------------------------------------------------- 9. requests' look at redirects
+
+
+def test_a_redirects_body_is_never_read(server: FaultServer) -> None:
+    """A 302 with an endless body. requests, even with redirects off, read a redirect's
+    whole body (decoded, with no cap) to prepare ``Response.next``: this one until the
+    deadline, and a 302 whose gzip body held 500 MB of zeros raised the process's
+    memory by 500 MB. Now the body is not read and the Location is followed at once."""
+
+    def endless(conn: Connection) -> None:
+        head = "HTTP/1.1 302 Found\r\nLocation: /q\r\nContent-Type: text/html\r\n\r\n"
+        if conn.send(head.encode()):
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and conn.send(b"x" * 65536):
+                pass
+
+    server.route("/p", endless)
+    server.route("/q", respond(page("跳转之后")))
+    with make_session(USER_AGENT, retries=0) as session:
+        started = time.monotonic()
+        result = fetch(
+            session, server.url("/p"), allow_private_network=True, accept_types=PAGE_TYPES,
+            deadline_s=4,
+        )  # fmt: skip
+    assert time.monotonic() - started < 2
+    assert result.ok and result.final_url == server.url("/q"), result.error
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "//[zz]/"])
+def test_a_redirect_to_a_location_urlsplit_cannot_read_fails_that_fetch_only(
+    engine: sa.Engine, server: FaultServer, location: str
+) -> None:
+    """Before: requests parsed the Location to prepare ``Response.next`` and its
+    ValueError left fetch(): the page's source ended its poll with a traceback, its
+    other items not loaded."""
+    server.route("/p", respond(b"", "302 Found", headers={"Location": location}))
+    server.route("/q", respond(page("好页")))
+    server.route("/moved.xml", respond(b"", "302 Found", headers={"Location": location}))
+    feed = rss([item(server.url("/p"), title="坏跳转"), item(server.url("/q"), title="好页")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    sources = [
+        feed_source("pages", server.url("/feed.xml")),
+        feed_source("moved", server.url("/moved.xml")),
+    ]
+    stats = run_ingest(engine, sources, NOW)
+    message = f"redirect to a URL that cannot be read: {location!r}"
+    assert stats["pages"].new == 2 and stats["moved"].poll == "failed"
+    assert stats["moved"].errors == [f"{server.url('/moved.xml')}: {message}"]
+    log = fetch_log(engine)
+    assert log[server.url("/p")]["error"] == f"page not fetched ({message}); used feed_summary"
+    assert articles(engine)[server.url("/q")]["content_origin"] == "page"

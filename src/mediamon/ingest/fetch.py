@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import Cookie
@@ -172,6 +172,15 @@ class GuardedSession(requests.Session):
         # still makes each origin one lookup per session.
         self.robots_store: RobotsStore | None = None
 
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Nothing: :func:`fetch` follows redirects itself, one checked hop at a time.
+        requests, even with redirects off, walked one hop to fill ``Response.next``: it
+        read the redirect's whole body into memory, decoded and with no cap (a 302 whose
+        gzip body held 500 MB of zeros took 500 MB, the size cap never applied), and
+        parsed its Location unguarded (``http://[::1`` raised ValueError out of fetch,
+        and the source's poll ended with it)."""
+        return iter(())
+
 
 class RobotsStore(Protocol):
     """robots.txt bodies kept beyond one session (see mediamon.ingest.robots_store)."""
@@ -322,7 +331,14 @@ def fetch(
         except HostDeferred as deferred:
             return done(error=str(deferred), retry_after_s=deferred.remaining_s)
         if exchange.location is not None:
-            following = urljoin(current, exchange.location)
+            try:
+                following = urljoin(current, exchange.location)
+            except ValueError:  # urlsplit refuses it: "http://[::1", "//[zz]/"
+                return done(
+                    status=exchange.status,
+                    headers=exchange.headers,
+                    error=f"redirect to a URL that cannot be read: {exchange.location[:200]!r}",
+                )
             if following in chain:
                 return done(
                     status=exchange.status,
