@@ -6,7 +6,7 @@ the docs/faults.md row it proves.
 2. an unbounded cookie jar                      -> test_cookies_*
 3. archive file names that are not UTF-8        -> test_archive_file_names_*
 4. a key given twice in sources.yaml            -> test_a_field_given_twice_*
-5. robots.txt rules that backtrack              -> test_robots_txt_*
+5. robots.txt rules that backtrack, or a BOM   -> test_robots_txt_*
 6. a date padded with spaces                    -> test_a_date_padded_*
 7. a Location header in raw UTF-8               -> test_a_redirect_*
 8. endless empty gzip members                   -> test_a_gzip_body_of_empty_members_*
@@ -244,6 +244,27 @@ def test_robots_txt_rules_of_many_stars_are_matched_in_linear_time(
     assert log[kept]["error"] is None
     assert str(log[refused]["error"]).startswith("page not fetched (disallowed by robots.txt")
     assert server.hits("/" + "a" * 8 + "b") == 0
+
+
+def test_robots_txt_with_a_byte_order_mark_is_obeyed(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A robots.txt saved with a UTF-8 byte order mark: before, its first line read as
+    the unknown key "\ufeffuser-agent", so the group was skipped and the disallowed page
+    was fetched."""
+    rules = "\ufeffUser-agent: *\nDisallow: /private\n".encode()
+    server.route("/robots.txt", respond(rules, content_type="text/plain; charset=utf-8"))
+    server.route("/private/a", respond(page("不许抓取")))
+    server.route("/public/b", respond(page("可以抓取")))
+    links = [server.url("/private/a"), server.url("/public/b")]
+    feed = rss([item(u, title=f"第{n}条", description=f"摘要{n}") for n, u in enumerate(links)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("bom", server.url("/feed.xml"))], NOW)
+    assert stats["bom"].new == 2
+    assert server.hits("/private/a") == 0 and server.hits("/public/b") == 1
+    assert str(fetch_log(engine, "bom")[links[0]]["error"]).startswith(
+        "page not fetched (disallowed by robots.txt"
+    )
 
 
 # -------------------------------------------------------------------------- 6. dates

@@ -193,7 +193,9 @@ class RobotsRules:
         agents: list[str] = []
         lines: list[tuple[str, str]] = []
         in_rules = False
-        for raw_line in text.splitlines():
+        # A UTF-8 byte order mark (Windows editors save one) made the first line's key
+        # "\ufeffuser-agent": that group was skipped and its Disallow rules not obeyed.
+        for raw_line in text.removeprefix("\ufeff").splitlines():
             line = raw_line.split("#", 1)[0].strip()
             key, sep, value = line.partition(":")
             if not sep:
