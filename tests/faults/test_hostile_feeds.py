@@ -7,7 +7,7 @@ the docs/faults.md row it proves.
 3. archive file names that are not UTF-8        -> test_archive_file_names_*
 4. a key given twice in sources.yaml            -> test_a_field_given_twice_*
 5. robots.txt rules that backtrack, or a BOM   -> test_robots_txt_*
-6. a date padded with spaces                    -> test_a_date_padded_*
+6. a date padded with spaces; long titles      -> test_a_date_padded_*, test_notes_*
 7. a Location header in raw UTF-8               -> test_a_redirect_*
 8. endless empty gzip members                   -> test_a_gzip_body_of_empty_members_*
 9. requests' own look at a redirect             -> test_a_redirects_body_*, test_a_redirect_to_*
@@ -281,6 +281,18 @@ def test_a_date_padded_with_spaces_is_read_in_linear_time() -> None:
     assert time.monotonic() - started < 2
     assert [i.link for i in parsed.items] == ["https://example.com/a", "https://example.com/b"]
     assert parsed.items[1].published_at == datetime(2024, 4, 20, 0, 0, tzinfo=UTC)
+
+
+def test_notes_about_an_item_quote_its_title_cut() -> None:
+    """Twenty items of 600 kB titles and no link: each note quoted its whole title, and
+    the notes (the run's summary keeps 20, in its WARNING line, the CLI's output and the
+    task's XCom) held 12 MB."""
+    title = "标" * 200_000
+    feed = rss([item(None, title=f"{title}{n}") for n in range(20)] + [item("https://e.com/a")])
+    parsed = parse_feed(feed, "https://example.com/feed.xml")
+    assert len(parsed.items) == 1 and len(parsed.skipped) == 20
+    assert max(len(note) for note in parsed.skipped) < 120
+    assert parsed.skipped[0] == f"item 0 ('{'标' * 79}…') has no link"
 
 
 # ---------------------------------------------------------------------- 7. redirects

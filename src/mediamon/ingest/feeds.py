@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ITEMS = 500
 MAX_URL_LENGTH = 2048  # the same cap the fetcher applies (mediamon.ingest.netguard)
+NOTE_TITLE_CHARS = 80  # of an item's title, quoted in a note about the item
 # Markup declarations that may define entities: <!DOCTYPE (with its internal subset)
 # and, outside one, stray <!ENTITY (invalid XML, but a lenient parser may read it).
 DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -173,7 +174,9 @@ def parse_feed(
             past = len(parsed.entries) - index + removed
             skipped.append(f"{past} items past the cap of {max_items}")
             break
-        title = entry.get("title", "untitled")
+        # Notes quote the title, cut: they go to the fetch log, the run's summary and its
+        # WARNING line, and 20 items of 600 kB titles without a link made a 12 MB summary.
+        title = cap(str(entry.get("title") or "untitled"), NOTE_TITLE_CHARS)
         raw_link = entry.get("link") or (entry.get("id") if entry.get("guidislink") else None)
         link = _link(entry)
         if not link:
