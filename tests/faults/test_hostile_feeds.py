@@ -11,6 +11,7 @@ the docs/faults.md row it proves.
 7. a Location header in raw UTF-8               -> test_a_redirect_*
 8. endless empty gzip members                   -> test_a_gzip_body_of_empty_members_*
 9. requests' own look at a redirect             -> test_a_redirects_body_*, test_a_redirect_to_*
+10. 60 kB a server writes into an error         -> test_errors_quoting_*
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mediamon.ingest.feeds import parse_feed
 from mediamon.ingest.fetch import (
     MAX_COOKIE_BYTES,
     MAX_COOKIES_PER_DOMAIN,
+    MAX_ERROR_CHARS,
     PAGE_TYPES,
     fetch,
     make_session,
@@ -403,3 +405,34 @@ def test_a_redirect_to_a_location_urlsplit_cannot_read_fails_that_fetch_only(
     log = fetch_log(engine)
     assert log[server.url("/p")]["error"] == f"page not fetched ({message}); used feed_summary"
     assert articles(engine)[server.url("/q")]["content_origin"] == "page"
+
+
+# ------------------------------------------------------------ 10. long server words
+
+
+def _raw(head: str) -> Behaviour:
+    def behave(conn: Connection) -> None:
+        conn.send(head.encode("latin-1") + b"Content-Length: 0\r\n\r\n")
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "HTTP/1.1 404 " + "R" * 60_000 + "\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: video/" + "m" * 60_000 + "\r\n",
+    ],
+    ids=["reason-phrase", "content-type"],
+)
+def test_errors_quoting_what_a_server_sent_are_cut(server: FaultServer, head: str) -> None:
+    """A 60 kB reason phrase or content type: the error quoted it whole, into the fetch
+    log (a row per page, every run), the run's summary and its WARNING line."""
+    server.route("/p", _raw(head))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(
+            session, server.url("/p"), allow_private_network=True, accept_types=PAGE_TYPES
+        )
+    assert result.error is not None and len(result.error) <= MAX_ERROR_CHARS
+    assert result.error.startswith(("HTTP 404 RRR", "content type video/mmm"))
+    assert result.error.endswith("…")

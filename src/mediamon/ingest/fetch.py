@@ -37,6 +37,7 @@ from mediamon.ingest.politeness import (
     RobotsCache,
     RobotsRules,
 )
+from mediamon.limits import cap
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ VALIDATOR = re.compile(r"[\x20-\x7e]{1,1024}")
 # later request to their host carried all of them: the host refused it (the pages after
 # the second fell back to the feed's text) and memory grew with every page.
 MAX_COOKIE_BYTES = 4096
+# An error may quote what a server sent: a reason phrase or a content type of 60 kB went
+# whole into the fetch log (a row per page, every run), the run's summary and its log
+# line. Cut to this many characters (a redirect loop of six 2,048-character URLs is cut).
+MAX_ERROR_CHARS = 1000
 MAX_COOKIES_PER_DOMAIN = 50
 MAX_COOKIES = 3000
 
@@ -291,7 +296,7 @@ def fetch(
 
     def done(**kwargs: Any) -> FetchResult:
         if kwargs.get("error"):
-            kwargs["error"] = printable(kwargs["error"])
+            kwargs["error"] = printable(cap(kwargs["error"], MAX_ERROR_CHARS))
         elapsed = int((time.monotonic() - started) * 1000)
         kwargs.setdefault("final_url", current)
         kwargs.setdefault("status", None)
