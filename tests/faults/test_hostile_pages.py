@@ -108,3 +108,27 @@ def test_a_page_the_parser_stops_reading_keeps_its_feed_text() -> None:
     assert seconds < 5.0  # 0.6 s
     assert result.article is not None and result.article.content_origin == "feed_summary"
     assert result.note == "no article text found in the page; used feed_summary"
+
+
+def test_paragraphs_of_thousands_of_elements_are_read_in_linear_time() -> None:
+    """trafilatura strips a paragraph's spans, <b>s, links and images, leaving as many text
+    nodes side by side, and libxml2 sorts the text nodes of an XPath result by walking
+    between them: 15,000 spans in one <b> of one <p> cost 9 s, 20,000 19 s (49
+    paragraphs of 999 spans: 9 s; 20,000 links in one <p>: 26 s). Now a page whose
+    paragraphs hold more than 4,000 elements has them read as their text, links, images
+    and line breaks, in paragraphs of 250 children: the same words, in order."""
+    words = " ".join(f"<span>w{n}</span>" for n in range(15_000))
+    html = f"<html><body><article><p>{PARAGRAPH}</p><p><b>{words}</b></p></article></body></html>"
+    result, seconds = build(html)
+    assert seconds < 2.0  # before: 9 s
+    assert result.article is not None and result.article.content_origin == "page"
+    assert result.article.body_text.split() == [
+        *PARAGRAPH.split(),
+        *(f"w{n}" for n in range(15_000)),
+    ]
+    spans = ("<p>" + "<span>w</span> " * 999 + "</p>") * 49
+    result, seconds = build(
+        f"<html><body><article><p>{PARAGRAPH}</p>{spans}</article></body></html>"
+    )
+    assert seconds < 2.5  # before: 9 s
+    assert result.article is not None and result.article.content_origin == "page"
