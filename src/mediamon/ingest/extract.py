@@ -292,7 +292,7 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
         if meta.author and " " not in meta.author:
             meta.author = None
         try:
-            meta = extract_meta_json(tree, meta)
+            meta = _meta_json(tree, meta, extract_meta_json)
         except Exception:  # trafilatura's JSON-LD parsing has bugs on odd pages
             logger.debug("JSON-LD metadata failed on %s", url, exc_info=True)
         if "title" not in known:
@@ -311,6 +311,27 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
     except Exception:
         logger.warning("metadata extraction failed on %s", url, exc_info=True)
         return {}
+
+
+# trafilatura minifies a JSON-LD block with a regular expression whose string-literal
+# loop keeps a backtracking entry per character: some 110 bytes of memory for each
+# character of the block's longest string (a block of 9.5 MB held 1.1 GB at once, in
+# every worker that read such a page). Blocks of the corpora: 29,000 characters at most.
+MAX_JSON_LD_CHARS = 1_000_000
+_JSON_LD = '//script[@type="application/ld+json" or @type="application/settings+json"]'
+
+
+def _meta_json(tree: Any, meta: Any, extract_meta_json: Any) -> Any:
+    """trafilatura's ``extract_meta_json``, blind to blocks of more than
+    MAX_JSON_LD_CHARS characters: their text is set aside while it reads the others."""
+    large = [(e, e.text) for e in tree.xpath(_JSON_LD) if len(e.text or "") > MAX_JSON_LD_CHARS]
+    for element, _ in large:
+        element.text = None
+    try:
+        return extract_meta_json(tree, meta)
+    finally:
+        for element, text in large:
+            element.text = text
 
 
 def _declared_language(tree: Any) -> str | None:
