@@ -186,3 +186,22 @@ def test_a_huge_json_ld_block_costs_no_gigabyte() -> None:
         tracemalloc.stop()
     assert peak < 150_000_000  # before: 640 MB
     assert result.article is not None and result.article.body_text == PARAGRAPH
+
+
+def test_a_row_of_thousands_of_cells_is_read_in_linear_time() -> None:
+    """trafilatura counts a table row's cells again for each cell it adds (lxml's len()
+    walks the children): one row of 49,900 cells cost 5.8 s of extraction. A row of more
+    than 250 cells (the corpora: 41 at most) is now split into rows of 250: the same
+    cells in the same order (the build: 6.3 s before, 1.8 s now)."""
+    from mediamon.ingest.candidates import parse
+
+    cells = "".join(f"<td>c{n}</td>" for n in range(49_900))
+    table = f"<table><tr>{cells}</tr></table>"
+    html = f"<html><body><article><p>{PARAGRAPH}</p>{table}</article></body></html>"
+    tree = parse(html)
+    rows = tree.findall(".//tr")
+    assert len(rows) == 200 and max(len(row) for row in rows) == 250
+    assert [cell.text for row in rows for cell in row] == [f"c{n}" for n in range(49_900)]
+    result, seconds = build(html)
+    assert seconds < 9.0  # before: 6.3 s, now 1.8 s: the rows above are what tells
+    assert result.article is not None and result.article.content_origin == "page"
