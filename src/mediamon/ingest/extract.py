@@ -391,6 +391,19 @@ _RUN = re.compile(
 # the page (minified JavaScript; 1.8 MB for a page of 585 kB).
 MAX_RUNS_READ_PER_CHAR = 8
 MAX_RUNS_READ_FIXED = 8_000_000
+# Most runs are plain: no "<" after the run's own before its ">", quoted values closed,
+# and at most MAX_TAG_ATTRIBUTES attributes. Such a run is read as _RUN reads it (a
+# name never starts with "=" here, and a value opened by a quote must close, so the
+# two readings cannot part), and no other run starts inside it. One search finds the
+# runs that are not plain, reading each run only up to the next "<": the whole page
+# about once, in C. Only those runs are read by _RUN, within the budget above.
+_PLAIN_ATTRIBUTE = (
+    r"""[^\s/><=][^\s/>=<]*+(?:\s*+=\s*+(?:"[^"<]*+"|'[^'<]*+'|[^\s><"'][^\s><]*+|(?=>|\Z)))?+"""
+)
+_NOT_PLAIN = re.compile(
+    rf"<[A-Za-z][^\s/><]*+(?:[\s/]*+(?>{_PLAIN_ATTRIBUTE})){{0,{MAX_TAG_ATTRIBUTES}}}+"
+    r"[\s/]*+(?!>|\Z)"
+)
 
 
 @dataclass(frozen=True)
@@ -412,18 +425,22 @@ def parser_safe(html: str) -> ParserSafe:
     tokenizer gets wrong (a ``<script>`` inside a comment or a ``<title>`` is text, not a
     script): in a script, a style or a comment the text is not the article's; in a
     quoted value or a title, ``&lt;`` reads as ``<`` again. A run inside an escaped one
-    may now start a tag, so every "<" and letter is read as a run's start. What the runs
-    read in all is bounded (MAX_RUNS_READ_PER_CHAR, MAX_RUNS_READ_FIXED): a page whose
-    runs need more is refused."""
+    may now start a tag, so every "<" and letter is read as a run's start: the plain
+    ones (see _NOT_PLAIN) in one search, the others one by one, within a bound on what
+    they read in all (MAX_RUNS_READ_PER_CHAR, MAX_RUNS_READ_FIXED): a page whose runs
+    need more is refused."""
     if html.count("<") > MAX_PAGE_TAGS:  # an upper bound, counted in C
         tags = _TAG_OPEN.subn("", html)[1]  # every start tag, and a few that are not
         if tags > MAX_PAGE_TAGS:
             return ParserSafe(html, 0, f"{tags:,} tags (at most {MAX_PAGE_TAGS:,})")
+    found = _NOT_PLAIN.search(html)
+    if found is None:  # the usual case: every run is plain
+        return ParserSafe(html, 0, None)
     budget = MAX_RUNS_READ_PER_CHAR * len(html) + MAX_RUNS_READ_FIXED
     pieces: list[str] = []
     written = 0
-    for tag in _TAG_OPEN.finditer(html):
-        start = tag.start()
+    while found is not None:
+        start = found.start()
         # the scan stops at what is left of the budget: the run reads no more than that
         stop = min(len(html), start + budget)
         run = _RUN.match(html, start, stop)  # None: not even "<" and a letter were left
@@ -439,6 +456,7 @@ def parser_safe(html: str) -> ParserSafe:
             pieces += (html[written:start], "&lt;")
             written = start + 1
         budget -= run.end() - start
+        found = _NOT_PLAIN.search(html, start + 1)
     if not pieces:  # the usual case
         return ParserSafe(html, 0, None)
     pieces.append(html[written:])

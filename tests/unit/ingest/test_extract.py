@@ -396,3 +396,51 @@ def test_a_page_of_too_many_tags_or_runs_is_refused() -> None:
     runs = "".join(f"<p {many}>" for _ in range(1_001))
     assert parser_safe(runs).refused == ("more than 1,000 start tags of more than 256 attributes")
     assert parser_safe(runs[: len(runs) * 1_000 // 1_001]).escaped == 1_000
+
+
+def _escaped_by_reading_every_run(html: str) -> str:
+    """The guard's reference: every "<" and letter read as a start tag by _RUN, one by
+    one, with no shortcut (nor bound: only for small pages)."""
+    from mediamon.ingest.extract import _RUN, _TAG_OPEN
+
+    starts = [
+        tag.start()
+        for tag in _TAG_OPEN.finditer(html)
+        if (run := _RUN.match(html, tag.start())) is not None and run["many"] is not None
+    ]
+    ends = [start + 1 for start in starts]  # each escaped "<" is written "&lt;" instead
+    return "&lt;".join(
+        html[begin:end] for begin, end in zip([0, *ends], [*starts, len(html)], strict=True)
+    )
+
+
+def test_the_one_search_for_runs_that_are_not_plain_misses_no_tag_of_many_attributes() -> None:
+    """parser_safe reads most runs in one search that stops at every "<" (the plain ones,
+    see extract._NOT_PLAIN) and only the others one by one: on pages of every spelling
+    that parts the two readings (quotes opened or not closed, "<" in names and values,
+    "=" where a name or a value may start), it escapes exactly what reading every run
+    escapes."""
+    import random
+
+    from mediamon.ingest.extract import parser_safe
+
+    pieces = ["<a", "<b", " ", '"', "'", "=", ">", "/", "x", "<", "</a", "\n", "y=", '="']
+    pieces += ["='", "\t", "<!--", "-->", "<script>", "= ", " =", '"x"', "'y'", "=>", "a<b"]
+    many = [
+        "<p " + " ".join(f"m{n}" for n in range(300)),
+        " " + " ".join(f"m{n}" for n in range(300)) + " ",
+        'x="' + " ".join(f"m{n}" for n in range(300)) + '"',
+        "<p" + "/".join(f"m{n}" for n in range(300)),
+        "<p " + "".join(f'a{n}=""' for n in range(300)),
+        "<p " + " ".join(f"a{n}='1'" for n in range(256)) + ">",
+        "<p " + " ".join(f"a{n} = b" for n in range(257)),
+    ]
+    rng = random.Random(15)
+    for _ in range(3_000):
+        page = [rng.choice(pieces) for _ in range(rng.randint(1, 40))]
+        for _ in range(rng.randint(1, 3)):
+            page.insert(rng.randint(0, len(page)), rng.choice(many))
+        html = "".join(page)
+        safe = parser_safe(html)
+        assert safe.refused is None
+        assert safe.html == _escaped_by_reading_every_run(html), html[:200]
