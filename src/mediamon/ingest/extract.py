@@ -194,7 +194,7 @@ def extract(
         return None
     rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
     # Metadata first: readability rewrites the page's tree as the candidates' last reader.
-    meta = _metadata(tree, url, frozenset(known)) if with_metadata else {}
+    meta = _metadata(tree, url, frozenset(known), len(html)) if with_metadata else {}
     language = _str(meta.get("language")) or _declared_language(tree)
     if fragment:
         text = trafilatura_cleaned(tree, url, rule, precision=True)
@@ -256,7 +256,7 @@ def _prune(rule: SiteRule | None) -> list[str] | None:
     return list(rule.prune_xpath) if rule and rule.prune_xpath else None
 
 
-def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, Any]:
+def _metadata(tree: Any, url: str | None, known: frozenset[str], page_chars: int) -> dict[str, Any]:
     """Metadata as trafilatura's ``extract_metadata`` finds it, at a fraction of the cost.
 
     The same steps, except: the date comes from the markup and the URL only. htmldate's
@@ -292,7 +292,12 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str]) -> dict[str, An
         if meta.author and " " not in meta.author:
             meta.author = None
         try:
-            meta = _meta_json(tree, meta, extract_meta_json)
+            # a block of more than MAX_JSON_LD_CHARS needs a page of more: most pages
+            # skip the search for such blocks (a walk of the tree, 0.2 ms)
+            if page_chars > MAX_JSON_LD_CHARS:
+                meta = _meta_json(tree, meta, extract_meta_json)
+            else:
+                meta = extract_meta_json(tree, meta)
         except Exception:  # trafilatura's JSON-LD parsing has bugs on odd pages
             logger.debug("JSON-LD metadata failed on %s", url, exc_info=True)
         if "title" not in known:
@@ -401,7 +406,7 @@ _PLAIN_ATTRIBUTE = (
     r"""[^\s/><=][^\s/>=<]*+(?:\s*+=\s*+(?:"[^"<]*+"|'[^'<]*+'|[^\s><"'][^\s><]*+|(?=>|\Z)))?+"""
 )
 _NOT_PLAIN = re.compile(
-    rf"<[A-Za-z][^\s/><]*+(?:[\s/]*+(?>{_PLAIN_ATTRIBUTE})){{0,{MAX_TAG_ATTRIBUTES}}}+"
+    rf"<[A-Za-z][^\s/><]*+(?:[\s/]*+{_PLAIN_ATTRIBUTE}){{0,{MAX_TAG_ATTRIBUTES}}}+"
     r"[\s/]*+(?!>|\Z)"
 )
 
