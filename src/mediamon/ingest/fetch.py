@@ -13,7 +13,6 @@ import logging
 import re
 import threading
 import time
-import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
 from mediamon.ingest import netguard
+from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
 from mediamon.ingest.decode import content_type_charset
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
@@ -231,7 +231,7 @@ def make_session(user_agent: str, retries: int = 3, backoff_s: float = 0.5) -> r
             "Accept": "application/rss+xml, application/atom+xml, application/xml, "
             "text/xml, text/html;q=0.9, */*;q=0.5",
             "Accept-Language": "zh, en;q=0.5",
-            # Only what _BodyDecoder undoes (it checks the stream is complete).
+            # Only what BodyDecoder undoes (it checks the stream is complete).
             "Accept-Encoding": "gzip, deflate",
         }
     )
@@ -471,7 +471,7 @@ def _read_response(
         result.error = f"body larger than {max_bytes} bytes"
         return result
     try:
-        decoder = _BodyDecoder(encoding)
+        decoder = BodyDecoder(encoding)
     except ValueError as error:
         result.error = f"bad content encoding: {error}"
         return result
@@ -505,7 +505,7 @@ def _read_response(
             result.error = f"body larger than {max_bytes} bytes"
             return result
         chunks.append(tail)
-    except _DecodeFailed as error:
+    except DecodeFailed as error:
         result.error = f"bad content encoding: {error}"
         return result
     except (u3.ReadTimeoutError, TimeoutError) as error:
@@ -516,67 +516,6 @@ def _read_response(
         return result
     result.content = b"".join(chunks)
     return result
-
-
-class _DecodeFailed(Exception):
-    """The body's content coding is corrupt or incomplete."""
-
-
-class _BodyDecoder:
-    """Undoes gzip or deflate with a bound on the output of every step (a small
-    compressed body can expand a thousandfold), and checks the compressed stream ended:
-    urllib3 returns a gzip body cut in the middle as if it were whole."""
-
-    def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        self._zlib: Any = None
-        self._first = True
-        if encoding in ("", "identity"):
-            return
-        if encoding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
-        else:
-            raise ValueError(f"unsupported content coding {encoding!r}")
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        """Decode ``data``; return at most ``room + 1`` bytes (more means over the cap)."""
-        if self._zlib is None:
-            return data
-        try:
-            out = self._decompress(data, room)
-        except zlib.error as error:
-            if not (self.encoding == "deflate" and self._first):
-                raise _DecodeFailed(str(error)) from error
-            # Servers often send raw deflate without the zlib header the spec asks for.
-            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-            try:
-                out = self._decompress(data, room)
-            except zlib.error as raw_error:
-                raise _DecodeFailed(str(raw_error)) from raw_error
-        self._first = False
-        return out
-
-    def _decompress(self, data: bytes, room: int) -> bytes:
-        out: bytes = self._zlib.decompress(data, max(room, 0) + 1)
-        # A finished gzip member may be followed by another (concatenated gzip).
-        while self._zlib.eof and self._zlib.unused_data and len(out) <= room:
-            rest = self._zlib.unused_data
-            if self.encoding not in ("gzip", "x-gzip") or not rest.startswith(b"\x1f\x8b"):
-                break  # trailing garbage after the stream: ignored, as browsers do
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out += self._zlib.decompress(rest, max(room - len(out), 0) + 1)
-        return out
-
-    def finish(self) -> bytes:
-        if self._zlib is None:
-            return b""
-        if not self._zlib.eof:
-            raise _DecodeFailed(
-                f"truncated {self.encoding} stream (the body ends before the compressed data)"
-            )
-        return b""
 
 
 def _utf8_header(value: str) -> str:
