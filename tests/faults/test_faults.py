@@ -30,7 +30,6 @@ from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, mak
 from mediamon.settings import DEMO_DIR, Settings
 from tests.support.fault_server import (
     FaultServer,
-    fault_server,
     gzip_bomb,
     redirect,
     reset_mid_body,
@@ -41,7 +40,9 @@ from tests.support.fault_server import (
     truncated_gzip,
 )
 from tests.support.faults import (
+    NOW,
     PARAGRAPH,
+    RSS,
     TRADITIONAL,
     USER_AGENT,
     articles,
@@ -53,15 +54,6 @@ from tests.support.faults import (
     run_ingest,
     state,
 )
-
-NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
-RSS = "application/rss+xml; charset=utf-8"
-
-
-@pytest.fixture()
-def server() -> Iterator[FaultServer]:
-    with fault_server() as running:
-        yield running
 
 
 def get(url: str, **kwargs: Any) -> FetchResult:

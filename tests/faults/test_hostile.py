@@ -41,7 +41,9 @@ from mediamon.ingest.sources import Source, SourceConfigError, load_sources
 from mediamon.settings import DEMO_DIR
 from tests.support.fault_server import FaultServer, fault_server, redirect, respond
 from tests.support.faults import (
+    NOW,
     PARAGRAPH,
+    RSS,
     articles,
     feed_source,
     fetch_log,
@@ -52,15 +54,7 @@ from tests.support.faults import (
 )
 from tests.support.faults import state as source_state
 
-NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
-RSS = "application/rss+xml; charset=utf-8"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture()
-def server() -> Iterator[FaultServer]:
-    with fault_server() as running:
-        yield running
 
 
 @pytest.fixture()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -37,9 +36,11 @@ from mediamon.ingest.fetch import (
     make_session,
 )
 from mediamon.ingest.sources import Source, SourceConfigError, load_sources
-from tests.support.fault_server import Behaviour, Connection, FaultServer, fault_server, respond
+from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
 from tests.support.faults import (
+    NOW,
     PARAGRAPH,
+    RSS,
     USER_AGENT,
     articles,
     feed_source,
@@ -50,16 +51,6 @@ from tests.support.faults import (
     run_ingest,
 )
 from tests.support.faults import state as source_state
-
-NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
-RSS = "application/rss+xml; charset=utf-8"
-
-
-@pytest.fixture()
-def server() -> Iterator[FaultServer]:
-    with fault_server() as running:
-        yield running
-
 
 # ------------------------------------------------------------------- 1. validators
 

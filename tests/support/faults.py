@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 
 import sqlalchemy as sa
@@ -15,6 +15,9 @@ from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
 
 USER_AGENT = "mediamon-faults/1.0 (+https://example.org)"
+# The fault runs' clock, and the content type of their feeds.
+NOW = datetime(2024, 4, 20, 12, 0, tzinfo=UTC)
+RSS = "application/rss+xml; charset=utf-8"
 PARAGRAPH = (
     "记者从有关部门获悉，今年以来当地经济运行总体平稳，主要指标持续改善。"
     "专家表示，下一阶段应继续扩大内需，稳定就业，推动高质量发展。"
