@@ -225,7 +225,7 @@ def parse_feed_url(value: object, where: str) -> str:
     if not parts.hostname:
         raise SourceConfigError(f"{where}: the URL has no host, got {quoted(value)}")
     try:
-        check_url_syntax(value, check_length=False)
+        check_url_syntax(value)  # a URL longer than the fetcher sends is refused here
     except BlockedURL as error:
         reason = str(error).removeprefix("blocked: ")
         raise SourceConfigError(f"{where}: {reason}, got {quoted(value)}") from error

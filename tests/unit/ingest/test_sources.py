@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.ingest.sources import SourceConfigError, load_sources
+from mediamon.ingest.sources import SourceConfigError, load_sources, quoted
 from mediamon.settings import DEFAULT_CONFIG_DIR
 
 
@@ -128,6 +128,11 @@ def test_deep_nesting_is_refused_naming_the_file(tmp_path: Path) -> None:
         (
             "http://ex\u00e4mple..org/f",
             "invalid host name: Empty Label, got 'http://ex\u00e4mple..org/f'",
+        ),
+        # Before: accepted, then every poll failed with "blocked: URL longer than 2048".
+        (
+            "http://example.org/" + "a" * 2_100,
+            "URL longer than 2048 characters, got " + quoted("http://example.org/" + "a" * 2_100),
         ),
     ],
 )
