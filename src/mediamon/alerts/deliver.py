@@ -167,11 +167,7 @@ def _deliver_immediate(
 ) -> None:
     a = alerts_table.c
     with engine.connect() as conn:
-        pending = conn.execute(
-            sa.select(a.alert_id, a.topic, a.window_end)
-            .where(a.state == "open")
-            .order_by(a.alert_id)
-        ).all()
+        pending = pending_alerts(conn)
         # Topics taken out of the topics file (or renamed: a new key) while their alert
         # waited (the SMTP server down): nobody follows them any more.
         removed = set(

@@ -77,12 +77,12 @@ VALIDATOR = re.compile(r"[\x20-\x7e]{1,1024}")
 # later request to their host carried all of them: the host refused it (the pages after
 # the second fell back to the feed's text) and memory grew with every page.
 MAX_COOKIE_BYTES = 4096
+MAX_COOKIES_PER_DOMAIN = 50
+MAX_COOKIES = 3000
 # An error may quote what a server sent: a reason phrase or a content type of 60 kB went
 # whole into the fetch log (a row per page, every run), the run's summary and its log
 # line. Cut to this many characters (a redirect loop of six 2,048-character URLs is cut).
 MAX_ERROR_CHARS = 1000
-MAX_COOKIES_PER_DOMAIN = 50
-MAX_COOKIES = 3000
 
 
 @dataclass(frozen=True)

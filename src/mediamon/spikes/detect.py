@@ -142,9 +142,10 @@ def outlook(conn: sa.Connection, spike: Spike, topic: Topic) -> Outlook:
     nothing."""
     if spike.status not in ("spike", "quiet"):
         return Outlook("nothing")
-    existing, episode, nearest, decision = _situation(conn, spike, topic)
+    existing = _recorded(conn, spike)
     if existing is not None:
         return Outlook("recorded", existing)
+    episode, nearest, decision = _situation(conn, spike, topic)
     if decision.action in ("extend", "clear") and episode is not None:
         return Outlook(decision.action, int(episode.alert_id))
     if decision.action == "open":
@@ -154,16 +155,22 @@ def outlook(conn: sa.Connection, spike: Spike, topic: Topic) -> Outlook:
     return Outlook("nothing")
 
 
-def _situation(
-    conn: sa.Connection, spike: Spike, topic: Topic
-) -> tuple[int | None, sa.Row[Any, Any] | None, sa.Row[Any, Any] | None, Decision]:
-    """This window's alert if recorded, the topic's open episode, its nearest alert
-    within the cooldown, and the episode rule's decision."""
+def _recorded(conn: sa.Connection, spike: Spike) -> int | None:
+    """This window's alert, if it was decided already (a re-run)."""
     a = alerts_table.c
-    at = spike.window_end
     existing = conn.execute(
         sa.select(a.alert_id).where(a.dedupe_key == dedupe_key(spike))
     ).scalar_one_or_none()
+    return int(existing) if existing is not None else None
+
+
+def _situation(
+    conn: sa.Connection, spike: Spike, topic: Topic
+) -> tuple[sa.Row[Any, Any] | None, sa.Row[Any, Any] | None, Decision]:
+    """The topic's open episode, its nearest alert within the cooldown, and the episode
+    rule's decision for ``spike``."""
+    a = alerts_table.c
+    at = spike.window_end
     episode = conn.execute(
         sa.select(a.alert_id, a.last_window_end)
         .where(a.topic == topic.key, a.cleared_at.is_(None), a.window_end < at)
@@ -182,7 +189,7 @@ def _situation(
         nearest.window_end if nearest is not None else None,
         cooldown,
     )
-    return (int(existing) if existing is not None else None), episode, nearest, decision
+    return episode, nearest, decision
 
 
 def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
@@ -191,9 +198,9 @@ def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
     if spike.status not in ("spike", "quiet"):
         logger.info("topic %s at %s: %s, nothing decided", topic.key, at, spike.status)
         return None
-    existing, episode, nearest, decision = _situation(conn, spike, topic)
-    if existing is not None:
+    if _recorded(conn, spike) is not None:
         return None  # this window was already decided
+    episode, nearest, decision = _situation(conn, spike, topic)
     if decision.clear_stale and episode is not None:
         _clear(conn, episode.alert_id, episode.last_window_end)
     if decision.action == "extend" and episode is not None:
