@@ -129,10 +129,10 @@ def _load_html(html: str) -> Any:
     its test that the document is HTML at all), on :func:`_parser`."""
     import lxml.html
     from lxml import etree
-    from trafilatura.utils import is_dubious_html, repair_faulty_html
+    from trafilatura.utils import is_dubious_html
 
     beginning = html[:50].lower()
-    html = repair_faulty_html(html, beginning)
+    html = _repaired(html, beginning)
     # As load_html: a string lxml refuses (an XML encoding declaration: it wants bytes)
     # is parsed as bytes, and a document lxml finds empty is no tree (the caller then
     # tries it inside <html><body>).
@@ -148,6 +148,46 @@ def _load_html(html: str) -> Any:
     if is_dubious_html(beginning) and len(tree) < 2:
         return None  # one element and no "html" at the start: not a page
     return tree
+
+
+def _repaired(html: str, beginning: str) -> str:
+    """trafilatura's ``repair_faulty_html``: the same string, cheaper on the usual page.
+
+    Its first step removes the characters XML refuses (``INVALID_XML_CHARS``) with a
+    regular expression over the whole page: 0.8 ms a page, some 2 % of an extraction,
+    for characters almost no page holds (one of the corpora's 280). Whether the page
+    holds any is asked in C here; only then does trafilatura's own function run. Its
+    other two repairs read the first lines only and are done as it does them (a test
+    compares the two functions on the corpora and on pages made to need each repair).
+    """
+    from trafilatura.utils import DOCTYPE_TAG, FAULTY_HTML, repair_faulty_html
+
+    if _holds_xml_invalid(html):
+        return repair_faulty_html(html, beginning)
+    if "doctype" in beginning:  # a doctype naming a DTD is removed from the first line
+        first_line, newline, rest = html.partition("\n")
+        kept = DOCTYPE_TAG.sub("", first_line, count=1)
+        if kept != first_line or not newline:
+            html = f"{kept}\n{rest}"
+    for line in html[:4096].splitlines()[:4]:  # a self-closing <html/> in the first lines
+        if "<html" in line and line.endswith("/>"):
+            return str(FAULTY_HTML.sub(r"\1>", html, count=1))
+    return html
+
+
+# trafilatura's INVALID_XML_CHARS: the C0 controls but tab, line feed and carriage
+# return, and U+FFFE and U+FFFF. In UTF-8 the controls are these bytes and no byte of
+# another character is.
+_XML_INVALID_CONTROLS = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+
+
+def _holds_xml_invalid(html: str) -> bool:
+    """Whether the page holds a character trafilatura's INVALID_XML_CHARS matches: a
+    search in C (0.3 ms a page, where the regular expression takes 0.8)."""
+    if "\ufffe" in html or "\uffff" in html:
+        return True
+    encoded = html.encode("utf-8", "surrogatepass")
+    return len(encoded.translate(None, _XML_INVALID_CONTROLS)) != len(encoded)
 
 
 @lru_cache(maxsize=1)

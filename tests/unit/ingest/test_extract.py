@@ -453,3 +453,37 @@ def test_the_one_search_for_runs_that_are_not_plain_misses_no_tag_of_many_attrib
         safe = parser_safe(html)
         assert safe.refused is None
         assert safe.html == _escaped_by_reading_every_run(html), html[:200]
+
+
+REPAIR_CASES = [
+    "<html><body><p>plain</p></body></html>",
+    "no newline at all <!DOCTYPE html>",
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/x.dtd">\n<html>',
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN" "http://www.w3.org/TR/x.dtd"><html>',
+    "<!doctype html>\n<html><body>x</body></html>",
+    '<?xml version="1.0"?>\n<html xmlns="http://www.w3.org/1999/xhtml"/>\n<body>x</body>',
+    "a\nb\nc\nd\n<html/>\n",  # the fifth line: left alone
+    "<html><body>\x00\x08\x0b\x0c\x0e\x1f\ufffe\uffff kept: \t\r\n\x7f\x85\u2028</body></html>",
+    "<html><body>\ufffe only</body></html>",
+    "<html><body>\x1b[0m only</body></html>",
+    "<!DOCTYPE x/y>\r\n\x01<html/>",
+]
+
+
+def test_the_repairs_before_parsing_are_trafilaturas() -> None:
+    """mediamon's cheaper ``_repaired`` returns what trafilatura's repair_faulty_html
+    does, on every corpus page and on pages made to need each of its repairs."""
+    from trafilatura.utils import INVALID_XML_CHARS, repair_faulty_html
+
+    from mediamon.ingest.candidates import _holds_xml_invalid, _repaired
+
+    pages = [decode_html(p.read_bytes()).text for p in sorted(CORPORA.glob("*/html/*.html"))]
+    assert len(pages) > 250
+    for page in [*REPAIR_CASES, *pages]:
+        beginning = page[:50].lower()
+        assert _repaired(page, beginning) == repair_faulty_html(page, beginning), page[:80]
+    # the C check agrees with the regular expression on every code point
+    for start in range(0, 0x110000, 0x1000):
+        block = "".join(map(chr, range(start, start + 0x1000)))
+        found = {c for c in block if _holds_xml_invalid(c)}
+        assert found == set(INVALID_XML_CHARS.findall(block)), hex(start)
