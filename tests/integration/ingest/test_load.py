@@ -22,11 +22,12 @@ BODY = "\n".join(f"第{n}句话讲述了一件完全不同的新闻事件，编�
 
 def article(url: str, body: str = BODY) -> Article:
     match = normalize.fold(body)
+    text_hash, sentences = normalize.duplicate_keys(match)
     return Article(
         canonical_url=url, url=url, title="标题", author=None, published_at=NOW, language="zh",
         body_text=body, match_text=match, summary=None, image_url=None, categories=(),
-        content_origin="page", content_hash=normalize.content_hash(match),
-        sentence_hashes=normalize.sentence_hashes(match), raw_sha256=None, raw_bytes=None,
+        content_origin="page", content_hash=text_hash,
+        sentence_hashes=sentences, raw_sha256=None, raw_bytes=None,
     )  # fmt: skip
 
 

@@ -136,10 +136,18 @@ def test_declared_language_counts_only_where_the_script_does_not_decide() -> Non
     assert normalize.detect_language(english, declared="not a tag!") == "en"
 
 
+def content_hash(text: str) -> bytes:
+    return normalize.duplicate_keys(normalize.fold(text))[0]
+
+
+def sentence_hashes(text: str) -> tuple[int, ...]:
+    return normalize.duplicate_keys(normalize.fold(text))[1]
+
+
 def test_content_hash_ignores_spacing_and_punctuation_only() -> None:
-    a = normalize.content_hash(normalize.fold("台湾海峡，局势紧张。"))
-    b = normalize.content_hash(normalize.fold("臺灣海峽 局勢緊張"))
-    c = normalize.content_hash(normalize.fold("台湾海峡局势缓和"))
+    a = content_hash("台湾海峡，局势紧张。")
+    b = content_hash("臺灣海峽 局勢緊張")
+    c = content_hash("台湾海峡局势缓和")
     assert a == b
     assert a != c
 
@@ -153,18 +161,29 @@ STORY = "\n".join(
 )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [STORY, "Mr. Smith went.\nHe said: “Yes!”  他说。对吗？好;ok?No!\n\n end. ", "", "。。。"],
+)
+def test_the_exact_key_is_the_text_without_spaces_or_punctuation(text: str) -> None:
+    """Hashing the sentences' compacts joined is hashing the whole text compacted."""
+    import hashlib
+
+    folded = normalize.fold(text)
+    expected = hashlib.sha256(normalize.NOT_WORD.sub("", folded).encode("utf-8")).digest()
+    assert normalize.duplicate_keys(folded)[0] == expected
+
+
 def test_sentence_hashes_survive_bylines_footers_and_new_paragraph_breaks() -> None:
     copy = (
         "来源：华文观察\n"
         + STORY.replace("\n", "")
         + "\n本稿件由华文观察授权转发，转载请注明出处。"
     )
-    original = normalize.sentence_hashes(normalize.fold(STORY))
-    copied = normalize.sentence_hashes(normalize.fold(copy))
+    original = sentence_hashes(STORY)
+    copied = sentence_hashes(copy)
     assert len(original) >= 20
     assert set(original) <= set(copied)
     assert all(-(2**63) <= h < 2**63 for h in original)  # fits PostgreSQL bigint
-    other = normalize.sentence_hashes(
-        normalize.fold("完全不同的一篇文章，讲的是经济数据与消费回暖。")
-    )
+    other = sentence_hashes("完全不同的一篇文章，讲的是经济数据与消费回暖。")
     assert not set(other) & set(original)
