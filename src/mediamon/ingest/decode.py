@@ -175,8 +175,18 @@ def _mostly_utf8(content: bytes) -> Decoded | None:
     return None
 
 
+# charset_normalizer reads this much of the document (the whole of a large one costs
+# seconds), from the first byte that is not ASCII: a page whose head (scripts, styles)
+# fills the first 64 kB with ASCII was read as ASCII, and its GBK body as cp1252.
+DETECT_SAMPLE_BYTES = 65536
+_NOT_ASCII = re.compile(rb"[\x80-\xff]")
+
+
 def _detect(content: bytes) -> str | None:
     from charset_normalizer import from_bytes
 
-    match = from_bytes(content[:65536]).best()
+    sample = content[:DETECT_SAMPLE_BYTES]
+    if sample.isascii() and (found := _NOT_ASCII.search(content, DETECT_SAMPLE_BYTES)):
+        sample = content[found.start() : found.start() + DETECT_SAMPLE_BYTES]
+    match = from_bytes(sample).best()
     return canonical_encoding(match.encoding) if match else None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 
-from mediamon.ingest.decode import canonical_encoding, decode_html
+import pytest
+
+from mediamon.ingest.decode import DETECT_SAMPLE_BYTES, canonical_encoding, decode_html
 
 TEXT = "台湾海峡局势紧张，出口管制范围扩大。朱镕基与王喆出席会议。"
 
@@ -73,3 +75,20 @@ def test_xml_declaration() -> None:
 def test_undeclared_gbk_is_detected() -> None:
     body = (TEXT * 20).encode("gbk")
     assert TEXT in decode_html(b"<html><body><p>" + body + b"</p></body></html>").text
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [
+        (TEXT * 20, "gbk"),
+        ("美國商務部週二宣佈對出口管制清單作出調整，臺灣問題再度成為焦點。" * 20, "big5"),
+        ("日本政府は輸出管理の対象リストを見直すと発表した。台湾問題が焦点だ。" * 20, "shift_jis"),
+    ],
+)
+def test_undeclared_charset_is_detected_behind_a_long_ascii_head(body: str, encoding: str) -> None:
+    """The detector reads a sample: behind more ASCII than it (inline scripts and styles)
+    it was all ASCII, and a GBK body was read as cp1252."""
+    head = b"<html><head><script>" + b"var a = 1;\n" * 7000 + b"</script></head><body><p>"
+    assert len(head) > DETECT_SAMPLE_BYTES
+    decoded = decode_html(head + body.encode(encoding) + b"</p></body></html>")
+    assert body in decoded.text and decoded.replaced == 0
