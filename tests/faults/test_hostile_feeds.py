@@ -171,6 +171,39 @@ def test_archive_file_names_that_are_not_utf8_are_named_and_the_rest_loads(
     assert "https://example.com/good" in articles(engine, "arch")
 
 
+@pytest.mark.parametrize("chunk_size", [100, 1])  # the two files in one chunk, or two
+def test_archive_files_of_one_article_and_unbelievable_dates_are_noted(
+    engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    """Before: a second file of the same article replaced the first's text, and a file
+    dated in 2286 was dated by its import, both without a word; a feed's items get a
+    line for each."""
+    from mediamon.ingest import run
+
+    monkeypatch.setattr(run, "CHUNK_SIZE", chunk_size)
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name, epoch, text in [
+        ("1-first.txt", 1712090701000, "第一份"),
+        ("2-again.txt", 1712090702000, "第二份"),
+        ("3-epoch.txt", 9999999999999, "第三份"),
+    ]:
+        url = "https://example.com/other" if name.startswith("3") else "https://example.com/a?b=1"
+        (folder / name).write_text(
+            f"<!--{epoch}-->\n[标题]({url})\n------\n<p>{text}{PARAGRAPH}</p>\n", "utf-8"
+        )
+    stats = run_ingest(engine, [Source(name="arch", kind="archive", location=str(folder))], NOW)
+    assert stats["arch"].errors == [
+        "2-again.txt: same article as 1-first.txt (https://example.com/a?b=1); this file's"
+        " text kept",
+        "3-epoch.txt: date 2286-11-20T17:46:39.999000+00:00 is in the future; first-seen time used",
+    ]
+    stored = articles(engine, "arch")
+    assert stored["https://example.com/a?b=1"]["body_text"].startswith("第二份")
+    undated = stored["https://example.com/other"]
+    assert undated["published_at"] is None and undated["first_seen_at"] == NOW
+
+
 # ------------------------------------------------------------------ 4. sources.yaml
 
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mediamon.text import HORIZONTAL_SPACE, fold
@@ -132,8 +132,13 @@ def to_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def from_epoch_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    """The moment ``value`` milliseconds after the Unix epoch, to the millisecond (a
+    float division lost it: 9999999999999 was …39.999001)."""
+    return _EPOCH + timedelta(milliseconds=value)
 
 
 def primary_language(tag: str | None) -> str | None:

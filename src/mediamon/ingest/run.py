@@ -114,7 +114,7 @@ def ingest_source(
             stats.errors.append(str(error))
             poll.outcome, poll.error = "failed", str(error)
             files = []
-        chunks = archive_chunks(files, job, source.max_bytes)
+        chunks = archive_chunks(files, job, source.max_bytes, notes=stats.errors)
         stats.items = poll.items = len(files)
     elif session is None:
         raise ValueError(f"source {source.name}: a feed needs an HTTP session")
@@ -462,27 +462,40 @@ def _distinct_items(
             notes.append(f"{item.link}: same article as an earlier item ({key})")
             continue
         seen.add(key)
-        if item.published_at is not None and item.published_at > now + FUTURE_TOLERANCE:
-            notes.append(
-                f"{item.link}: date {item.published_at.isoformat()} is in the future;"
-                " first-seen time used"
-            )
-        elif item.published_at is not None and item.published_at < EARLIEST_PUBLISHED:
-            notes.append(
-                f"{item.link}: date {item.published_at.isoformat()} is before"
-                f" {EARLIEST_PUBLISHED.year}; first-seen time used"
-            )
+        if note := _date_note(item, now):
+            notes.append(f"{item.link}: {note}")
         kept.append(item)
     return kept, notes
 
 
+def _date_note(item: FeedItem, now: datetime) -> str | None:
+    """Why build_article will date the item by its first-seen time, if it will: a date
+    in the future or before 1995."""
+    if item.published_at is None:
+        return None
+    if item.published_at > now + FUTURE_TOLERANCE:
+        return f"date {item.published_at.isoformat()} is in the future; first-seen time used"
+    if item.published_at < EARLIEST_PUBLISHED:
+        return (
+            f"date {item.published_at.isoformat()} is before {EARLIEST_PUBLISHED.year};"
+            " first-seen time used"
+        )
+    return None
+
+
 def archive_chunks(
-    files: list[Path], job: ArticleJob, max_bytes: int = DEFAULT_MAX_BYTES
+    files: list[Path],
+    job: ArticleJob,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    notes: list[str] | None = None,
 ) -> Iterator[Chunk]:
     """An archive folder's files in chunks; a file that cannot be read or parsed, or is
     larger than ``max_bytes`` (refused before reading), is an entry without a job, its
-    error in its fetch-log row."""
+    error in its fetch-log row. ``notes`` gets a line for each file that repeats an
+    earlier file's article (the later file's text is stored, as a refetch would) and
+    for each date build_article will not believe, as a feed's items get."""
     now = job.seen_at
+    first_file: dict[str, str] = {}  # canonical URL -> the file that gave it first
     for start in range(0, len(files), CHUNK_SIZE):
         entries: list[Entry] = []
         bad: list[Entry] = []
@@ -498,6 +511,14 @@ def archive_chunks(
                 continue
             record = FetchRecord(url=url, kind="file", fetched_at=now, bytes=len(data))
             entries.append(Entry(record, replace(job, item=item, archived_html=html)))
+            if notes is None:
+                continue
+            name = archive.shown_name(path.name)
+            key = canonical_url(item.link, job.drop_params)
+            if (earlier := first_file.setdefault(key, name)) != name:
+                notes.append(f"{name}: same article as {earlier} ({key}); this file's text kept")
+            if note := _date_note(item, now):
+                notes.append(f"{name}: {note}")
         yield Chunk(entries + bad)
 
 

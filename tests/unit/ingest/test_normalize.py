@@ -102,6 +102,7 @@ def test_times_are_utc() -> None:
     )
     assert normalize.to_utc(datetime(2024, 4, 2, 20, 45, 1)).tzinfo is UTC
     assert normalize.from_epoch_ms(1712090701000) == datetime(2024, 4, 2, 20, 45, 1, tzinfo=UTC)
+    assert normalize.from_epoch_ms(9999999999999).microsecond == 999_000  # exact
 
 
 def test_primary_language() -> None:
