@@ -1115,7 +1115,10 @@ def test_pages_whose_parse_costs_minutes_never_reach_the_parser(
     started = time.process_time()
     with caplog.at_level("WARNING", logger="mediamon.ingest.build"):
         stats = run_ingest(engine, [feed_source("costly-shape", server.url("/feed.xml"))], NOW)
-    assert time.process_time() - started < 10  # before: 317 s and 27 s of parsing
+    # before: 317 s and 27 s of parsing. The bound is that far above the 5-16 s this
+    # takes (machines of this type differ twofold, and swing) because a tag of many
+    # attributes that reaches the parser costs minutes; a refused page is told below.
+    assert time.process_time() - started < 60
     assert stats["costly-shape"].new == 4, stats["costly-shape"].errors
     stored = articles(engine, "costly-shape")
     assert {p: stored[server.url(p)]["content_origin"] for p in (*costly, "/fine")} == {
