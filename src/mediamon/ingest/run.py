@@ -43,7 +43,10 @@ from mediamon.models import Article, FetchRecord, IngestStats
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 200
+# Items fetched, built and loaded together. A source keeps two chunks in flight (see
+# ingest_source), so its pages held in memory are twice this: 100 lets a command-line
+# ingest run two sources at once in the memory one took with 200.
+CHUNK_SIZE = 100
 PAGE_THREADS = 4
 
 
