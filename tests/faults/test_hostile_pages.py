@@ -8,6 +8,7 @@ costs now, and well under what it cost before.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mediamon.ingest.build import ArticleJob, BuildResult, build_article
@@ -45,23 +46,39 @@ def build(html: str, summary: str = SUMMARY) -> tuple[BuildResult, float]:
     return result, time.process_time() - started
 
 
+def _cheapest_cpu(call: Callable[[], object], runs: int) -> float:
+    """The least CPU seconds of ``runs`` calls: a slow spell of the machine rarely lasts
+    through all of them."""
+    least = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        call()
+        least = min(least, time.process_time() - started)
+    return least
+
+
 def test_start_tags_that_overlap_are_read_within_a_bound() -> None:
     """The guard against tags of many attributes reads a tag from every "<" and letter,
     wherever it is; a tag name, a name or a value runs to a space or ">". 1,000 "<a" and
     1 MB without a space were read 1,000 times: 6 s before any parser, outside the 20 s
     extraction limit (50,000 and 15 MB: hours). Now what the runs read is bounded at 8
     times the page plus 8 M characters, and such a page is refused in well under a
-    second; the item keeps the feed's text."""
+    second; the item keeps the feed's text.
+
+    Each page is timed against the guard reading a plain page of that many characters,
+    measured just before, so that a slow spell of the machine slows both: now 3 to 10
+    times as long (once more per "<" it follows), before the bound 800 to 1,700 times."""
+    budget = "<html><body><p>" + "x" * 16_000_000 + "</p></body></html>"
+    reading = _cheapest_cpu(lambda: parser_safe(budget), runs=3)
     for html in (
         "<html><body><p>" + "<a" * 1_000 + "x" * 1_000_000 + "</p></body></html>",
         "<html><body><p>" + "<a/x=" * 1_000 + "x" * 1_000_000 + "</p></body></html>",
         "<html><body><p>" + "<a" * 1_000 + " " * 1_000_000 + "</p></body></html>",
     ):
-        started = time.process_time()
-        safe = parser_safe(html)
-        assert time.process_time() - started < 1.0  # before: 6 s, 6 s, 13 s
+        seconds = _cheapest_cpu(lambda html=html: parser_safe(html), runs=2)
+        assert seconds < 50 * reading + 0.01, (seconds, reading)  # before: 6 s, 6 s, 13 s
         read = 8 * len(html) + 8_000_000
-        assert safe.refused == (
+        assert parser_safe(html).refused == (
             f"its start tags overlap: they read more than {read:,} characters (8 times the page)"
         )
     result, seconds = build(html)
