@@ -61,6 +61,13 @@ class HostDeferred(Exception):
         self.remaining_s = remaining_s
 
 
+def same_host(host: str) -> str:
+    """``host`` as politeness keys it: in lower case and without the root's trailing dot
+    (``Example.com.`` is ``example.com``). Hosts come here in the ASCII form the fetcher
+    sends (IDNA, see :func:`mediamon.ingest.netguard.check_url_syntax`)."""
+    return host.lower().rstrip(".")
+
+
 @dataclass
 class _HostState:
     active: int = 0
@@ -70,7 +77,8 @@ class _HostState:
 
 class HostLimiter:
     """Minimum interval, concurrency and Retry-After deferral per host, for the threads of
-    one process. Hosts are keyed by name (ports share the limit: same machine)."""
+    one process. Hosts are keyed by name (ports share the limit: same machine), see
+    :func:`same_host`."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -91,7 +99,7 @@ class HostLimiter:
         Raises:
             HostDeferred: the host deferred us for longer than ``max_wait_s``.
         """
-        host = host.lower()
+        host = same_host(host)
         started = time.monotonic()
         with self._cond:
             state = self._hosts.setdefault(host, _HostState())
@@ -116,14 +124,14 @@ class HostLimiter:
     def defer(self, host: str, seconds: float) -> None:
         """Start no request to ``host`` for ``seconds`` (a Retry-After answer)."""
         with self._cond:
-            state = self._hosts.setdefault(host.lower(), _HostState())
+            state = self._hosts.setdefault(same_host(host), _HostState())
             state.deferred_until = max(state.deferred_until, time.monotonic() + seconds)
             self._cond.notify_all()
 
     def deferred_for(self, host: str) -> float:
         """Seconds until ``host`` may be asked again (0 when it may be asked now)."""
         with self._cond:
-            state = self._hosts.get(host.lower())
+            state = self._hosts.get(same_host(host))
             return max(0.0, state.deferred_until - time.monotonic()) if state else 0.0
 
 

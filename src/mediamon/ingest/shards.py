@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mediamon.ingest import netguard, politeness
 from mediamon.ingest.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,17 @@ class Shard:
 
 
 def host_key(source: Source) -> str:
-    """What politeness is keyed on: the feed's host name (ports share the limit, as in
-    :class:`mediamon.politeness.HostLimiter`); an archive folder is its own group."""
+    """What politeness is keyed on: the feed's host name as the fetcher sends it (ports
+    share the limit, as in :class:`mediamon.ingest.politeness.HostLimiter`), so that
+    ``例子.中国``, ``xn--fsqu00a.xn--fiqs8s`` and ``例子.中国.`` are one host in one shard,
+    not three limits of their own; an archive folder is its own group."""
     if source.kind != "feed":
         return f"{source.kind}:{source.location}"
-    return (urlsplit(source.location).hostname or source.location).lower()
+    try:
+        host = netguard.check_url_syntax(source.location, check_length=False)[1]
+    except netguard.BlockedURL:  # never fetched: its fetch log says why
+        host = (urlsplit(source.location).hostname or source.location).lower()
+    return politeness.same_host(host)
 
 
 def shard_count(requested: int | None, parallelism: int | None = None) -> int:

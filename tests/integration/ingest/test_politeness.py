@@ -127,6 +127,9 @@ def test_limiter_defers_a_host_and_refuses_long_waits() -> None:
         assert waited >= 0.15
     assert time.monotonic() - started >= 0.15
     assert limiter.deferred_for("third.example") == 0.0
+    # the root's trailing dot names the same host: one limit, not two
+    limiter.defer("dotted.example.", 60)
+    assert limiter.deferred_for("Dotted.example") > 59
 
 
 @pytest.mark.parametrize("retry_after", ["3600", "in an hour"])

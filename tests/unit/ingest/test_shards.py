@@ -43,6 +43,28 @@ def test_each_hosts_sources_stay_in_one_shard_and_shards_come_out_even() -> None
     assert shards[0].label == "big-0, big-1 +4"
 
 
+def test_one_host_spelled_three_ways_is_one_shard() -> None:
+    """The politeness limit of a host holds only if all its sources share one process: a
+    host written in Unicode, in the IDNA form the fetcher sends, with full-width dots, in
+    capitals or with the root's trailing dot was split over several shards, each with a
+    limit of its own (2 connections each, where 2 in all were meant)."""
+    spellings = [
+        "例子.中国",
+        "xn--fsqu00a.xn--fiqs8s",
+        "例子。中国",
+        "例子.中国.",
+        "XN--FSQU00A.xn--fiqs8s:8443",
+    ]
+    sources = [feed_source(f"idn-{i}", host) for i, host in enumerate(spellings)]
+    sources += [feed_source("plain", "Example.com."), feed_source("plain-2", "example.com")]
+    assert {host_key(s) for s in sources} == {"xn--fsqu00a.xn--fiqs8s", "example.com"}
+    shards = plan_shards(sources, 10)
+    assert sorted(len(s.sources) for s in shards) == [2, 5]
+    # a URL the fetcher refuses keeps a key of its own and is planned like any other
+    broken = Source(name="broken", kind="feed", location="ftp://files.example/feed")
+    assert host_key(broken) == "files.example"
+
+
 def test_never_more_shards_than_hosts_or_airflow_can_map() -> None:
     assert len(plan_shards([feed_source(f"s{i}", "one.example") for i in range(50)], 8)) == 1
     many = [feed_source(f"s{i}", f"h{i}.example") for i in range(5000)]
