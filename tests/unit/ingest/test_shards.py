@@ -43,7 +43,7 @@ def test_each_hosts_sources_stay_in_one_shard_and_shards_come_out_even() -> None
     assert shards[0].label == "big-0, big-1 +4"
 
 
-def test_one_host_spelled_three_ways_is_one_shard() -> None:
+def test_one_host_written_several_ways_is_one_shard() -> None:
     """The politeness limit of a host holds only if all its sources share one process: a
     host written in Unicode, in the IDNA form the fetcher sends, with full-width dots, in
     capitals or with the root's trailing dot was split over several shards, each with a
