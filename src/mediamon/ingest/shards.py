@@ -16,7 +16,6 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from mediamon.ingest import netguard, politeness
 from mediamon.ingest.sources import Source
@@ -55,8 +54,8 @@ def host_key(source: Source) -> str:
         return f"{source.kind}:{source.location}"
     try:
         host = netguard.check_url_syntax(source.location, check_length=False)[1]
-    except netguard.BlockedURL:  # never fetched: its fetch log says why
-        host = (urlsplit(source.location).hostname or source.location).lower()
+    except netguard.BlockedURL:  # never fetched (its fetch log says why): alone
+        return f"unfetchable:{source.location}"
     return politeness.same_host(host)
 
 

@@ -60,9 +60,10 @@ def test_one_host_written_several_ways_is_one_shard() -> None:
     assert {host_key(s) for s in sources} == {"xn--fsqu00a.xn--fiqs8s", "example.com"}
     shards = plan_shards(sources, 10)
     assert sorted(len(s.sources) for s in shards) == [2, 5]
-    # a URL the fetcher refuses keeps a key of its own and is planned like any other
-    broken = Source(name="broken", kind="feed", location="ftp://files.example/feed")
-    assert host_key(broken) == "files.example"
+    # a URL the fetcher refuses (its fetch log says why) is a group of its own
+    for location in ("ftp://files.example/feed", "http://[::1/feed", "http://a.example:0x1/"):
+        broken = Source(name="broken", kind="feed", location=location)
+        assert host_key(broken) == f"unfetchable:{location}"
 
 
 def test_never_more_shards_than_hosts_or_airflow_can_map() -> None:
