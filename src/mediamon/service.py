@@ -23,7 +23,7 @@ from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import load_site_rules
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import GuardedSession, make_session
-from mediamon.ingest.pool import extraction_pool
+from mediamon.ingest.pool import default_workers, extraction_pool
 from mediamon.ingest.shard_runner import ShardOptions
 from mediamon.ingest.shards import Shard
 from mediamon.ingest.sources import Source, load_sources
@@ -182,7 +182,6 @@ def ingest(
             source has run, with all their summaries.
     """
     from mediamon.ingest import shard_runner
-    from mediamon.ingest.pool import default_workers
 
     names = list(source_names)
     configured = _select(load_sources(settings.sources_path), names)
