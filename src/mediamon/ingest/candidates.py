@@ -313,8 +313,12 @@ def _readability_document() -> Any:
         def _parse(self, input: Any) -> Any:  # noqa: A002 - readability's name
             if self.taking_over is None:
                 doc = copy.deepcopy(input)
-            else:  # the caller's tree the first time, a new parse for a second pass
-                doc, self.input = input, parse(self.taking_over)
+            elif isinstance(input, str):  # a second pass (readability reads self.input)
+                doc = parse(input)
+            else:  # the caller's tree; a second pass, if any, parses the HTML again then
+                # (parsing it up front cost a parse on every page, 5 % of an extraction,
+                # for a pass that seldom runs)
+                doc, self.input = input, self.taking_over
             for expression in self.prune:
                 for element in doc.xpath(expression):
                     if element.getparent() is not None:
