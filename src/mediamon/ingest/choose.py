@@ -116,12 +116,11 @@ def tokens(text: str) -> Counter[str]:
     return Counter(_TOKEN.findall(text.lower()))
 
 
-def _covered(part: Counter[str], whole: Counter[str]) -> float:
-    """Share of ``part``'s tokens that ``whole`` has too (with their counts)."""
-    total = sum(part.values())
-    if not total:
-        return 0.0
-    return sum(min(count, whole[token]) for token, count in part.items()) / total
+def _shared(a: Counter[str], b: Counter[str]) -> int:
+    """How many tokens two texts have in common, with their counts (the smaller text's
+    tokens are looked up in the larger's)."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return sum(min(count, large[token]) for token, count in small.items())
 
 
 def _own_lines(lines: list[str], other: str) -> list[str]:
@@ -223,6 +222,7 @@ def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[f
     """The evidence for readability's text over precision's (see the module docs)."""
     precision, readability = precision[:MAX_COMPARED_CHARS], readability[:MAX_COMPARED_CHARS]
     p_tokens, r_tokens = tokens(precision), tokens(readability)
+    shared, p_total, r_total = _shared(p_tokens, r_tokens), p_tokens.total(), r_tokens.total()
     p_lines, r_lines = precision.splitlines(), readability.splitlines()
     p_link, p_prose, p_twice, p_size = _describe(
         _own_lines(p_lines, readability), link_texts, _repeated(p_lines)
@@ -233,8 +233,8 @@ def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[f
     # the own lines' sizes on a log scale: which side adds more, whatever the page's size
     own_size = math.log((r_size + 1) / (p_size + 1)) / 4
     return (
-        _covered(p_tokens, r_tokens),
-        _covered(r_tokens, p_tokens),
+        shared / p_total if p_total else 0.0,  # share of precision's tokens readability has
+        shared / r_total if r_total else 0.0,  # and of readability's that precision has
         own_size,
         r_prose * min(r_size, 400) / 400 - p_prose * min(p_size, 400) / 400,
         r_link - p_link,
