@@ -57,7 +57,7 @@ run: install ## start Airflow (api-server on 127.0.0.1:8080, scheduler, dag-proc
 stop: install ## stop every service `make run` started (Airflow) and the embedded PostgreSQL
 	$(BIN)/mediamon stop
 
-bench: install ## benchmarks: throughput, extraction quality, load, DAG parse time
+bench: install ## benchmarks: throughput, extraction quality and instructions, load, DAG parse time
 	$(BIN)/python -m bench.run
 
 bench-page: install ## the mediamon page's queries on a million articles (about 4 minutes)

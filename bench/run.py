@@ -34,6 +34,7 @@ def main() -> None:
         detection,
         extraction_quality,
         ingest_small,
+        instructions,
         load,
         parse,
         scale,
@@ -51,6 +52,7 @@ def main() -> None:
         ("small ingest", lambda: printed(ingest_small.run(
             articles=20 if smoke else 200, repeat=1 if smoke else 3
         ))),
+        ("extraction instructions", lambda: printed(instructions.run(2 if smoke else 40))),
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
