@@ -146,6 +146,31 @@ def test_copies_of_stored_articles_are_linked_and_relinked_when_they_change(
     assert original.article_ids[0] < copy.article_ids[0]
 
 
+def test_stored_originals_are_found_by_either_key_alone(engine: sa.Engine) -> None:
+    """The lookup of stored roots (``root_candidates.sql``) by the same text alone (one
+    long sentence: too few for the sentence rule) and by shared sentences alone (a copy
+    with a credit line, so another text hash), each in a later transaction."""
+    sid = source_id(engine)
+    one_sentence = "这是一条只有一句话但是足够长的简讯，讲的是同一件新闻事件的经过和结果。"
+    with engine.begin() as conn:
+        roots = load.upsert_articles(
+            conn, sid, [article("https://a/1", one_sentence), article("https://a/2")], NOW
+        ).article_ids
+    with engine.begin() as conn:
+        later = [
+            article("https://b/1", one_sentence),
+            article("https://b/2", BODY + "\n（新华社）"),
+        ]
+        assert load.upsert_articles(conn, sid, later, NOW).copies == 2
+        links = dict(
+            conn.execute(sa.text("select canonical_url, duplicate_of from articles")).all()
+        )
+    assert links == {
+        "https://a/1": None, "https://a/2": None,
+        "https://b/1": roots[0], "https://b/2": roots[1],
+    }  # fmt: skip
+
+
 def test_a_url_stored_by_another_transaction_meanwhile_is_updated_not_doubled(
     engine: sa.Engine,
 ) -> None:

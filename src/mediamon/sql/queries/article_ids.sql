@@ -4,5 +4,5 @@
 select b.url_hash, a.article_id as stored_id,
        case when a.article_id is null
             then nextval(pg_get_serial_sequence('articles', 'article_id')) end as new_id
-from unnest(cast(:url_hashes as bytea[])) as b (url_hash)
+from (select decode(h, 'hex') from unnest(cast(:url_hashes as text[])) as h) as b (url_hash)
 left join articles a on a.url_hash = b.url_hash

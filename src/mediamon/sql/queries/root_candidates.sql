@@ -9,7 +9,8 @@
 -- content hashes one by one against the column statistics was most of the planning.
 select article_id, content_hash, sentence_hashes
 from articles
-where content_hash = any(array(select unnest(cast(:content_hashes as bytea[]))))
+where content_hash = any(array(select decode(h, 'hex')
+                               from unnest(cast(:content_hashes as text[])) as h))
   and duplicate_of is null
 union all
 select article_id, content_hash, sentence_hashes
