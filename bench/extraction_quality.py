@@ -53,6 +53,7 @@ from bench.scoring import (
     aggregate,
     is_char_language,
     page_language,
+    paired_interval,
     score_page,
 )
 from mediamon.ingest.choose import MODEL, Model
@@ -383,7 +384,7 @@ def format_quality(results: Sequence[PageResult], report: Report | None = None) 
     report = report or evaluate(results)
     header = (
         f"{'F1':<24} {'pages':>5} {'sites':>5} | {'trafila':>7} {'readab':>7} {'resili':>7} |"
-        f" {'mediamon':>8} {'mm CV':>7} | {'CV-best':>7} {'CV-traf':>7}"
+        f" {'mediamon':>8} {'mm CV':>7} | {'CV-best':>7} {'90% (sites)':>16} {'CV-traf':>7}"
     )
     lines = [
         "Extraction F1 (mediamon: in sample = the shipped chooser; CV = leave one site out)",
@@ -394,12 +395,18 @@ def format_quality(results: Sequence[PageResult], report: Report | None = None) 
         peers = {p: aggregate(r.peers[p] for r in group).f1 for p in PEERS}
         mm = aggregate(r.mediamon for r in group).f1
         cv = aggregate(report.cv_scores[(r.corpus, r.id)] for r in group).f1
-        best = max(peers["trafilatura"], peers["readability"])
+        best_peer = max(("trafilatura", "readability"), key=peers.__getitem__)
+        low, high = paired_interval(
+            [report.cv_scores[(r.corpus, r.id)] for r in group],
+            [r.peers[best_peer] for r in group],
+            [r.site for r in group],
+        )
         lines.append(
             f"{name:<24} {len(group):>5} {len({r.site for r in group}):>5} |"
             f" {peers['trafilatura']:7.3f} {peers['readability']:7.3f}"
             f" {peers['resiliparse']:7.3f} | {mm:8.3f} {cv:7.3f} |"
-            f" {cv - best:+7.3f} {cv - peers['trafilatura']:+7.3f}"
+            f" {cv - peers[best_peer]:+7.3f} [{low:+.3f}, {high:+.3f}]"
+            f" {cv - peers['trafilatura']:+7.3f}"
         )
     chosen = Counter(report.cv.held_out)
     lines.append(
@@ -407,6 +414,10 @@ def format_quality(results: Sequence[PageResult], report: Report | None = None) 
         + ", ".join(f"{name} {count}" for name, count in chosen.most_common())
         + "; shipped chooser's choices: "
         + ", ".join(f"{m} {c}" for m, c in Counter(r.mode for r in results).most_common())
+    )
+    lines.append(
+        "90% (sites): where CV-best could fall on other sites of the same kind (a paired"
+        " bootstrap drawing whole sites); an interval holding 0 is not a finding"
     )
     lines.append(f"Fit on all sites: {model_literal(report.cv.full_fit)}")
     lines.append(
