@@ -9,6 +9,7 @@ mean of the two averages (the scrapinghub article-extraction-benchmark conventio
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -134,6 +135,8 @@ def paired_interval(
         )
 
     names = sorted(set(sites))
+    if not names:  # a report row without pages (e.g. no Chinese page among those run)
+        return math.nan, math.nan
     site_of_page = np.array([names.index(s) for s in sites])
     picks = np.random.default_rng(seed).integers(0, len(names), size=(draws, len(names)))
     counts = np.stack([np.bincount(row, minlength=len(names)) for row in picks])

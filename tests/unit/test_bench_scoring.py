@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from bench.scoring import PageScore, aggregate, paired_interval
@@ -45,3 +47,8 @@ def test_pages_without_output_count_as_the_corpus_f1_counts_them() -> None:
     expected = aggregate(ours).f1 - aggregate(theirs).f1
     low, high = paired_interval(ours, theirs, ["a", "a"])
     assert low == pytest.approx(expected) and high == pytest.approx(expected)
+
+
+def test_a_row_without_pages_has_no_interval() -> None:
+    low, high = paired_interval([], [], [])
+    assert math.isnan(low) and math.isnan(high)
