@@ -354,7 +354,8 @@ def rows(results: Sequence[PageResult]) -> Iterator[tuple[str, list[PageResult]]
             if zh:
                 yield f"{corpus}[zh]", zh
     zh_or_ja = [r for r in results if is_char_language(r.lang)]
-    yield "all zh/ja pages", zh_or_ja
+    if zh_or_ja:  # none with --only aeb
+        yield "all zh/ja pages", zh_or_ja
     yield "all pages", list(results)
 
 

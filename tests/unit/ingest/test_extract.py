@@ -264,6 +264,24 @@ def test_a_document_lxml_finds_empty_is_parsed_inside_html_body_without_a_warnin
     assert not caplog.records
 
 
+@pytest.mark.parametrize("declared", ["gbk", "iso-8859-1", "utf-16", "shift_jis"])
+def test_a_decoded_page_is_read_as_decoded_whatever_charset_it_declares(declared: str) -> None:
+    """The page reaches lxml as UTF-8 bytes (cheaper than a str): the charset its markup
+    declares, which decode_html has already obeyed or overruled, must not be obeyed twice."""
+    text = "台湾海峡局势引发关注。Café déjà vu — 日本語も。"
+    for head in (
+        f'<meta charset="{declared}">',
+        f'<meta http-equiv="Content-Type" content="text/html; charset={declared}">',
+    ):
+        tree = parse(f"<html><head>{head}</head><body><p>{text}</p></body></html>")
+        assert tree is not None and tree.text_content() == text
+    xml_declared = (
+        f'<?xml version="1.0" encoding="{declared}"?><html><body><p>{text}</p></body></html>'
+    )
+    tree = parse(xml_declared)
+    assert tree is not None and tree.text_content() == text
+
+
 def test_the_author_comes_from_metadata_not_from_a_byline_search() -> None:
     # trafilatura's byline search reads page furniture as authors ("我已授权", "版权声明
     # 来源：…"): mediamon takes the author from the feed or the page's metadata only.
