@@ -19,7 +19,6 @@ paragraphs are not. The chooser uses it as the link density of a candidate's lin
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import re
@@ -133,23 +132,16 @@ def _load_html(html: str) -> Any:
 
     beginning = html[:50].lower()
     html = _repaired(html, beginning)
-    # A page that is not all ASCII goes to lxml as UTF-8 bytes: given a str, lxml hands
-    # libxml2 Python's internal buffer (Latin-1, UCS-2 or UCS-4) to convert, which cost
-    # more than encoding it first (aeb: 1.95 -> 1.30 ms a parse; the same trees on every
-    # corpus page: the parser's encoding overrides the page's own declaration).
-    # As load_html: a string lxml refuses (an XML encoding declaration: it wants bytes)
-    # is parsed as bytes, and a document lxml finds empty is no tree (the caller then
-    # tries it inside <html><body>).
-    tree = None
-    with contextlib.suppress(ValueError, etree.LxmlError):
-        page = html if html.isascii() else html.encode("utf-8", "surrogatepass")
-        tree = lxml.html.fromstring(page, parser=_parser())
-    if tree is None or len(tree) < 1:
-        try:
-            tree = lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=_parser())
-        except (ValueError, etree.LxmlError):
-            logger.debug("lxml found no document", exc_info=True)
-            return None
+    # The page goes to lxml as UTF-8 bytes, as load_html does with a string lxml refuses
+    # (one with an XML encoding declaration). Given a str, lxml hands libxml2 Python's
+    # internal buffer (Latin-1, UCS-2 or UCS-4) to convert, which costs more than
+    # encoding first (aeb: 1.95 -> 1.30 ms a parse). The parser's encoding overrides
+    # the page's own declaration: the same trees on every corpus page.
+    try:
+        tree = lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=_parser())
+    except (ValueError, etree.LxmlError):
+        logger.debug("lxml found no document", exc_info=True)
+        return None  # the caller then tries it inside <html><body>, as load_html
     if is_dubious_html(beginning) and len(tree) < 2:
         return None  # one element and no "html" at the start: not a page
     return tree
