@@ -332,12 +332,10 @@ def article_row(article: Article, source_id: int, seen_at: object) -> dict[str, 
     }
 
 
-# Arrays go to PostgreSQL as one text literal each ("{1,2,3}", and hashes in hex for
-# ``decode(h, 'hex')``): psycopg's array dumper checks every element with a regular
-# expression, which cost as much as the GIN lookup itself on a chunk's 600 sentence
-# hashes (load 20,000 rows: the lookups 1.0 -> 0.5 s; ``python -m bench.load``).
-
-
+# The lookups' arrays go to PostgreSQL as one text literal each ("{1,2,3}", and hashes
+# in hex for ``decode(h, 'hex')``): psycopg's array dumper checks every element with a
+# regular expression, which cost as much as the GIN lookup itself on a chunk's 600
+# sentence hashes (load 20,000 rows: the lookups 1.0 -> 0.5 s; ``python -m bench.load``).
 def _bigint_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 

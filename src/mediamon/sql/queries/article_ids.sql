@@ -1,6 +1,7 @@
--- Ids for a batch of articles (:url_hashes, the natural key): the stored article's, or a
--- new one drawn from the table's identity sequence, so that links between articles of
--- the batch (copies) are known before they are written. One round trip per batch.
+-- Ids for a batch of articles (:url_hashes, the natural key, as a text array of hex):
+-- the stored article's, or a new one drawn from the table's identity sequence, so that
+-- links between articles of the batch (copies) are known before they are written. One
+-- round trip per batch.
 select b.url_hash, a.article_id as stored_id,
        case when a.article_id is null
             then nextval(pg_get_serial_sequence('articles', 'article_id')) end as new_id
