@@ -32,6 +32,7 @@ import numpy as np
 
 from mediamon.ingest.choose import FEATURES, LinkTexts, Model, choose, with_missed_lead
 from mediamon.ingest.extract import CLEANED_KINDS, EDGE_PATTERNS, clean_text, edge_pattern
+from mediamon.ingest.normalize import without_headline
 
 NAVIGATION_GRID: tuple[float | None, ...] = (None, 0.5, 0.7, 0.9)
 # The least length of a lead paragraph put back in front of readability's text (None:
@@ -76,6 +77,9 @@ class DevPage:
     balanced: str  # the fallback's text (the bench runs it on every page)
     link_texts: frozenset[str]
     raw: tuple[str, str, str] = ("", "", "")  # the three before cleaning
+    # The title ingest would store (the feed's; here the page's own): a first line
+    # repeating it leaves the text as build_article stores it (normalize.without_headline).
+    title: str = ""
 
 
 def clean_page(page: DevPage, edge_lines: re.Pattern[str]) -> DevPage:
@@ -102,7 +106,7 @@ def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
     from bench.scoring import score_page
 
     def f1(text: str, page: DevPage) -> float:
-        return score_page(text, page.reference, page.lang).f1
+        return score_page(without_headline(text, page.title), page.reference, page.lang).f1
 
     tables: dict[Setting, _Table] = {}
     for navigation in NAVIGATION_GRID:
@@ -122,7 +126,7 @@ def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
             b_scores.append(f1(page.balanced, page))
         for lead in LEAD_GRID:
             scores = [
-                (p, f1(_text_of(page, "readability", (navigation, lead)), page), b)
+                (p, f1(_chosen_text(page, "readability", (navigation, lead)), page), b)
                 for page, p, b in zip(pages, p_scores, b_scores, strict=True)
             ]
             tables[navigation, lead] = _Table(np.array(xs), np.array(forced), np.array(scores))
@@ -234,6 +238,11 @@ def ablation(pages: Sequence[DevPage]) -> dict[str, CrossValidation]:
 
 
 def _text_of(page: DevPage, name: str, setting: Setting) -> str:
+    """The text stored when ``name`` is chosen (as build_article stores it)."""
+    return without_headline(_chosen_text(page, name, setting), page.title)
+
+
+def _chosen_text(page: DevPage, name: str, setting: Setting) -> str:
     navigation, lead = setting
     if name == "balanced":
         return page.balanced

@@ -58,6 +58,7 @@ from bench.scoring import (
 )
 from mediamon.ingest.choose import MODEL, Model
 from mediamon.ingest.extract import CLEANED_KINDS, clean_text
+from mediamon.ingest.normalize import without_headline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPORA = REPO_ROOT.parent / "shared" / "corpora"
@@ -250,6 +251,7 @@ def run_page(page: Page) -> PageResult:
     outputs: dict[str, str] = {}
     seconds: dict[str, float] = {}
     modes: dict[str, str] = {}
+    titles: list[str] = []
 
     def timed(name: str, run: Callable[[], str]) -> None:
         start = time.process_time()
@@ -268,7 +270,11 @@ def run_page(page: Page) -> PageResult:
         # as ingest calls it for a feed item with a title and a date
         extracted = extract(safe.html, page.url, known=("title", "date"))
         seconds["extract"] = time.process_time() - start
-        outputs["mediamon"] = extracted.text if extracted else ""
+        # the feed's title, which ingest would have, is the page's own here (untimed)
+        titled = extract(safe.html, page.url, known=("date",))
+        titles.append(titled.title or "" if titled else "")
+        # the text as build_article stores it: without a first line repeating the title
+        outputs["mediamon"] = without_headline(extracted.text, titles[0]) if extracted else ""
         modes["mediamon"] = extracted.mode if extracted else "none"
 
     def plain_on_text() -> None:
@@ -309,6 +315,7 @@ def run_page(page: Page) -> PageResult:
         balanced=balanced,
         link_texts=link_texts(tree) if tree is not None else frozenset(),
         raw=texts,
+        title=titles[0],
     )
     baseline_text, mediamon_text = outputs["trafilatura"], outputs["mediamon"]
     return PageResult(

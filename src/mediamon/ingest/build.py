@@ -32,6 +32,7 @@ from mediamon.ingest.normalize import (
     duplicate_keys,
     primary_language,
     to_utc,
+    without_headline,
 )
 from mediamon.limits import cap, cap_optional
 from mediamon.models import Article
@@ -230,10 +231,10 @@ def build_article(job: ArticleJob) -> BuildResult:
         origin, text = fallback
         note = (note + f"; used {origin}") if note else None
 
-    body = cap(clean_text(text), limits.MAX_BODY_CHARS)
     title = cap(
         clean_text(item.title or (meta.title if meta else "") or ""), limits.MAX_TITLE_CHARS
     )
+    body = without_headline(cap(clean_text(text), limits.MAX_BODY_CHARS), title)
     # The title stays out: syndicated copies often retitle. Folding may lengthen the text
     # (NFKC spells out ligatures and ellipses): the cap holds after it too.
     match_text = fold(body)[: limits.MAX_BODY_CHARS]

@@ -47,6 +47,37 @@ def clean_text(text: str) -> str:
     return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 
 
+# A first line shorter than this is dropped as a headline only when it is the whole
+# title: a short line found inside a long title ("快讯", "Update") may be the article's.
+HEADLINE_MIN_CHARS = 8
+
+
+def without_headline(body: str, title: str | None) -> str:
+    """The body without a first line that repeats the article's title.
+
+    readability's text, and some pages' own, begin with the headline; the title is kept
+    apart (``articles.title``), and a mail or a BI view showing the title and then the
+    body's start would show it twice. The line goes when, compared in the matching form
+    without spaces, it is the title or a part of it of HEADLINE_MIN_CHARS or more (the
+    title with the site's name after it). Over the development pages this dropped 27
+    first lines, every one a headline the reference leaves out, and changed no other page.
+    A body of that line alone stays whole: a brief may be its own headline.
+    """
+    first, newline, rest = body.partition("\n")
+    # a line four times the title's length is no part of it (and folding a first line
+    # of 200,000 characters costs 50 ms)
+    if not title or not newline or not rest.strip() or len(first) > 4 * len(title) + 64:
+        return body
+    line, whole = _compact(first), _compact(title)
+    if line and (line == whole or (len(line) >= HEADLINE_MIN_CHARS and line in whole)):
+        return rest.lstrip("\n")
+    return body
+
+
+def _compact(text: str) -> str:
+    return "".join(fold(text).split())
+
+
 def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     """The URL that identifies an article: scheme and host lower-cased, default port,
     fragment and tracking parameters dropped, remaining parameters sorted; a host that

@@ -188,3 +188,37 @@ def test_sentence_hashes_survive_bylines_footers_and_new_paragraph_breaks() -> N
     assert all(-(2**63) <= h < 2**63 for h in original)  # fits PostgreSQL bigint
     other = sentence_hashes("完全不同的一篇文章，讲的是经济数据与消费回暖。")
     assert not set(other) & set(original)
+
+
+@pytest.mark.parametrize(
+    ("body", "title", "expected"),
+    [
+        # the headline as the first line: it goes, whatever its spacing, width or script
+        ("台海局势再起波澜\n正文第一段。", "台海局势再起波澜", "正文第一段。"),
+        ("臺海局勢再起波瀾\n正文第一段。", "台海局势 再起波澜", "正文第一段。"),
+        ("Port Strike Ends\n\nDock workers returned.", "port strike ends",
+         "Dock workers returned."),
+        # the title has the site's name after the headline
+        ("Port strike ends\nDock workers returned.", "Port strike ends - Example News",
+         "Dock workers returned."),
+        # a short first line found inside a long title may be the article's own
+        ("快讯\n正文第一段。", "快讯：台海局势再起波澜", "快讯\n正文第一段。"),
+        # a first line that only contains the title is more than a headline
+        ("原标题：台海局势再起波澜\n正文。", "台海局势再起波澜",
+         "原标题：台海局势再起波澜\n正文。"),
+        # a brief that is its own headline stays whole; no title, nothing to compare
+        ("台海局势再起波澜", "台海局势再起波澜", "台海局势再起波澜"),
+        ("台海局势再起波澜\n", "台海局势再起波澜", "台海局势再起波澜\n"),
+        ("台海局势再起波澜\n正文。", None, "台海局势再起波澜\n正文。"),
+        ("正文第一段。\n台海局势再起波澜", "台海局势再起波澜", "正文第一段。\n台海局势再起波澜"),
+    ],
+)  # fmt: skip
+def test_a_first_line_repeating_the_title_is_dropped(
+    body: str, title: str | None, expected: str
+) -> None:
+    assert normalize.without_headline(body, title) == expected
+
+
+def test_a_huge_first_line_is_not_folded_to_compare_it() -> None:
+    body = "台" * 200_000 + "\n正文。"
+    assert normalize.without_headline(body, "台" * 8) == body

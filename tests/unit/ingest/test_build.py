@@ -1,0 +1,50 @@
+"""Building an article from a feed item and its page (mediamon.ingest.build)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from mediamon.ingest.build import ArticleJob, build_article
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import FetchResult
+
+HEADLINE = "港口罢工三周后结束 码头工人今日复工"
+BRIEF = (
+    "码头工人今天上午回到工作岗位，持续三周的罢工正式结束。工会与港务局昨晚达成协议，"
+    "双方同意分阶段提高工资并改善轮班安排，积压的集装箱预计将在十天内清理完毕。"
+)
+# A brief under its headline and dateline, as portals lay them out: readability's text,
+# which is chosen here, begins with the headline.
+PAGE = f"""<html><head><meta charset="utf-8"><title>{HEADLINE}_示例新闻网</title></head>
+<body><div class="top"><ul class="nav"><li><a href="/">首页</a></li><li><a href="/n/">新闻</a></li>
+</ul></div><div class="main"><div class="article"><h1>{HEADLINE}</h1>
+<div class="info">2024-04-01 10:20 来源：示例新闻网</div>
+<div class="content"><p>{BRIEF}</p></div><div class="editor">责任编辑：王明</div></div></div>
+<div class="footer"><p>关于我们 | 联系方式</p></div></body></html>"""
+
+
+def job(title: str | None) -> ArticleJob:
+    url = "https://news.example.org/strike.html"
+    page = FetchResult(
+        url=url,
+        final_url=url,
+        status=200,
+        content=PAGE.encode("utf-8"),
+        headers={"content-type": "text/html; charset=utf-8"},
+    )
+    item = FeedItem(link=url, title=title, published_at=datetime(2024, 4, 1, tzinfo=UTC))
+    return ArticleJob(
+        item=item, source_language="zh", drop_params=(), seen_at=datetime.now(UTC), page=page
+    )
+
+
+def test_the_headline_is_the_title_not_the_bodys_first_line() -> None:
+    """The feed's title, or the page's when the feed has none: either way the stored
+    body no longer begins with the headline, and the title is stored once."""
+    for feed_title in (HEADLINE, None):
+        article = build_article(job(feed_title)).article
+        assert article is not None
+        assert article.title is not None and article.title.startswith(HEADLINE)
+        assert HEADLINE not in article.body_text, feed_title
+        assert article.body_text.splitlines()[0].startswith("2024-04-01 10:20")
+        assert BRIEF in article.body_text
