@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from mediamon.ingest.build import ArticleJob, BuildResult, build_article
+from mediamon.ingest.build import BuildResult, build_article
 from mediamon.ingest.extract import ParserSafe, parser_safe
-from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import FetchResult
-from tests.support.faults import PARAGRAPH
+from tests.support.faults import PARAGRAPH, page_job
 
 URL = "https://news.example.com/a"
 SUMMARY = "摘要：" + PARAGRAPH
@@ -23,24 +20,7 @@ SUMMARY = "摘要：" + PARAGRAPH
 
 def build(html: str, summary: str = SUMMARY) -> tuple[BuildResult, float]:
     """build_article on this page as the fetcher hands it over, and its CPU seconds."""
-    job = ArticleJob(
-        item=FeedItem(
-            link=URL,
-            title="标题",
-            published_at=datetime(2024, 4, 20, tzinfo=UTC),
-            summary_html=summary,
-        ),
-        source_language="zh",
-        drop_params=(),
-        seen_at=datetime(2024, 4, 20, 12, tzinfo=UTC),
-        page=FetchResult(
-            url=URL,
-            final_url=URL,
-            status=200,
-            content=html.encode("utf-8"),
-            headers={"content-type": "text/html; charset=utf-8"},
-        ),
-    )
+    job = page_job(URL, html, title="标题", summary_html=summary)
     started = time.process_time()
     result = build_article(job)
     return result, time.process_time() - started

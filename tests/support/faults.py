@@ -10,7 +10,9 @@ import sqlalchemy as sa
 
 from mediamon.ingest import load
 from mediamon.ingest import run as pipeline
-from mediamon.ingest.fetch import make_session
+from mediamon.ingest.build import ArticleJob
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import FetchResult, make_session
 from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
 
@@ -122,3 +124,23 @@ def state(engine: sa.Engine, source: str) -> dict[str, object]:
             .one()
         )
     return dict(row)
+
+
+def page_job(
+    url: str, html: str, *, title: str | None, summary_html: str | None = None
+) -> ArticleJob:
+    """The job build_article gets for a feed item (of ``title``, dated 20 April 2024)
+    whose UTF-8 HTML page was fetched."""
+    return ArticleJob(
+        item=FeedItem(
+            link=url, title=title, published_at=datetime(2024, 4, 20, tzinfo=UTC),
+            summary_html=summary_html,
+        ),
+        source_language="zh",
+        drop_params=(),
+        seen_at=NOW,
+        page=FetchResult(
+            url=url, final_url=url, status=200, content=html.encode("utf-8"),
+            headers={"content-type": "text/html; charset=utf-8"},
+        ),
+    )  # fmt: skip

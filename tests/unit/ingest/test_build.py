@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from mediamon.ingest.build import build_article
+from tests.support.faults import page_job
 
-from mediamon.ingest.build import ArticleJob, build_article
-from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import FetchResult
-
+URL = "https://news.example.org/strike.html"
 HEADLINE = "港口罢工三周后结束 码头工人今日复工"
 BRIEF = (
     "码头工人今天上午回到工作岗位，持续三周的罢工正式结束。工会与港务局昨晚达成协议，"
@@ -23,26 +21,11 @@ PAGE = f"""<html><head><meta charset="utf-8"><title>{HEADLINE}_示例新闻网</
 <div class="footer"><p>关于我们 | 联系方式</p></div></body></html>"""
 
 
-def job(title: str | None) -> ArticleJob:
-    url = "https://news.example.org/strike.html"
-    page = FetchResult(
-        url=url,
-        final_url=url,
-        status=200,
-        content=PAGE.encode("utf-8"),
-        headers={"content-type": "text/html; charset=utf-8"},
-    )
-    item = FeedItem(link=url, title=title, published_at=datetime(2024, 4, 1, tzinfo=UTC))
-    return ArticleJob(
-        item=item, source_language="zh", drop_params=(), seen_at=datetime.now(UTC), page=page
-    )
-
-
 def test_the_headline_is_the_title_not_the_bodys_first_line() -> None:
     """The feed's title, or the page's when the feed has none: either way the stored
     body no longer begins with the headline, and the title is stored once."""
     for feed_title in (HEADLINE, None):
-        article = build_article(job(feed_title)).article
+        article = build_article(page_job(URL, PAGE, title=feed_title)).article
         assert article is not None
         assert article.title is not None and article.title.startswith(HEADLINE)
         assert HEADLINE not in article.body_text, feed_title
