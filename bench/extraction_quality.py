@@ -251,7 +251,6 @@ def run_page(page: Page) -> PageResult:
     outputs: dict[str, str] = {}
     seconds: dict[str, float] = {}
     modes: dict[str, str] = {}
-    titles: list[str] = []
 
     def timed(name: str, run: Callable[[], str]) -> None:
         start = time.process_time()
@@ -270,11 +269,7 @@ def run_page(page: Page) -> PageResult:
         # as ingest calls it for a feed item with a title and a date
         extracted = extract(safe.html, page.url, known=("title", "date"))
         seconds["extract"] = time.process_time() - start
-        # the feed's title, which ingest would have, is the page's own here (untimed)
-        titled = extract(safe.html, page.url, known=("date",))
-        titles.append(titled.title or "" if titled else "")
-        # the text as build_article stores it: without a first line repeating the title
-        outputs["mediamon"] = without_headline(extracted.text, titles[0]) if extracted else ""
+        outputs["mediamon"] = extracted.text if extracted else ""
         modes["mediamon"] = extracted.mode if extracted else "none"
 
     def plain_on_text() -> None:
@@ -304,6 +299,11 @@ def run_page(page: Page) -> PageResult:
             trafilatura_text(tree, page.url, precision=False),
         )
     precision, readability, balanced = (clean_text(text) for text in texts)
+    # The feed's title, which ingest would have, is the page's own here; the texts are
+    # scored as build_article stores them, without a first line repeating it. Untimed,
+    # after the timed calls (whose caches it would warm).
+    titled = extract(parser_safe(decode_html(raw).text).html, page.url, known=("date",))
+    title = titled.title or "" if titled else ""
     dev = DevPage(
         corpus=page.corpus,
         id=page.id,
@@ -315,9 +315,10 @@ def run_page(page: Page) -> PageResult:
         balanced=balanced,
         link_texts=link_texts(tree) if tree is not None else frozenset(),
         raw=texts,
-        title=titles[0],
+        title=title,
     )
-    baseline_text, mediamon_text = outputs["trafilatura"], outputs["mediamon"]
+    baseline_text = outputs["trafilatura"]
+    mediamon_text = without_headline(outputs["mediamon"], title)
     return PageResult(
         corpus=page.corpus,
         id=page.id,
