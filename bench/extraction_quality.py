@@ -290,7 +290,8 @@ def run_page(page: Page) -> PageResult:
     for step in steps[turn:] + steps[:turn]:
         step()
 
-    tree = parse(decode_html(raw).text)
+    decoded = decode_html(raw).text
+    tree = parse(decoded)
     texts = ("", "", "")
     if tree is not None:
         texts = (
@@ -302,7 +303,7 @@ def run_page(page: Page) -> PageResult:
     # The feed's title, which ingest would have, is the page's own here; the texts are
     # scored as build_article stores them, without a first line repeating it. Untimed,
     # after the timed calls (whose caches it would warm).
-    titled = extract(parser_safe(decode_html(raw).text).html, page.url, known=("date",))
+    titled = extract(parser_safe(decoded).html, page.url, known=("date",))
     title = titled.title or "" if titled else ""
     dev = DevPage(
         corpus=page.corpus,
