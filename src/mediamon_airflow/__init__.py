@@ -85,16 +85,9 @@ def failure_mail() -> dict[str, Any]:
     recipients = list(Settings.from_env().ops_emails)
     if not recipients:
         return {}
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    from mediamon_airflow.task_failure import TaskFailureMail
 
-    notifier = SmtpNotifier(
-        to=recipients,
-        smtp_conn_id=SMTP_CONN_ID,
-        subject="[mediamon] task failed: {{ ti.dag_id }}.{{ ti.task_id }} ({{ run_id }})",
-        html_content="Task {{ ti.task_id }} of {{ ti.dag_id }} failed after its retries."
-        " Log: {{ ti.log_url }}",
-    )
-    return {"on_failure_callback": notifier}
+    return {"on_failure_callback": TaskFailureMail(recipients)}
 
 
 def task_defaults(

@@ -106,3 +106,45 @@ def test_a_recovery_never_announced_says_so() -> None:
         incident(), False, "m <m@x.org>", ["ops@x.org"], unannounced=True
     )
     assert "while mail was down" not in str(first["Subject"])
+
+
+def task_failure(**changes: str) -> dict[str, str]:
+    failure = {
+        "dag_id": "mediamon_ingest",
+        "task_id": "ingest_shard",
+        "run_id": "scheduled__2024-06-10T12:00:00+00:00",
+        "tries": "3",
+        "error": "OperationalError: connection to server failed; the feed said " + HOSTILE,
+        "log_url": "http://127.0.0.1:8080/dags/mediamon_ingest/runs/scheduled__2024-06-10"
+        "T12%3A00%3A00%2B00%3A00/tasks/ingest_shard?try_number=3",
+    }
+    return failure | changes
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_task_failure_mail_says_what_failed_and_fits(width: int) -> None:
+    """The provider's notifier sent an HTML part only, without the error: ops had to open
+    the UI to learn what broke."""
+    message = ops_mail.task_failure_message(task_failure(), "m <m@x.org>", ["ops@x.org"])
+    text = message.get_body(("plain",))
+    assert text is not None
+    plain = text.get_content()
+    assert "OperationalError: connection to server failed" in plain
+    assert "Log: http://127.0.0.1:8080/dags/mediamon_ingest/runs/" in plain
+    with Chromium() as browser:
+        layout = render(browser, message, "ops-task-failure", width)
+    assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
+    assert layout["images"] == 0 and layout["bold"] == 0
+    assert '<img src=x onerror="alert(1)">' in layout["text"]
+    assert "try_number=3" in layout["text"]
+
+
+def test_task_failure_mail_links_only_to_http_urls() -> None:
+    message = ops_mail.task_failure_message(
+        task_failure(log_url="javascript:alert(1)", error=""), "m <m@x.org>", ["ops@x.org"]
+    )
+    html = message.get_body(("html",))
+    assert html is not None
+    body = html.get_content()
+    assert "href" not in body and "javascript:alert(1)" in body
+    assert "(Airflow gave no error text)" in body

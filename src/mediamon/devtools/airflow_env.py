@@ -49,6 +49,8 @@ def airflow_environment(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": port,
+        # Links Airflow writes (the failure mail's log link) name this UI, not :8080.
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "8793",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",

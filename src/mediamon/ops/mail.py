@@ -141,3 +141,62 @@ def _page(title: str, body: str) -> str:
         '<body style="font-family:sans-serif;font-size:14px;color:#222;margin:12px">'
         f"{body}</body></html>"
     )
+
+
+def task_failure_message(
+    failure: Mapping[str, str],
+    sender: str,
+    recipients: Sequence[str],
+) -> EmailMessage:
+    """The mail for an Airflow task that failed after its retries: which task of which
+    run, the error it failed with and the link to its log, in plain text and HTML.
+
+    Args:
+        failure: ``dag_id``, ``task_id``, ``run_id``, ``tries`` (how many were made),
+            ``error`` (the exception as text, ``""`` when Airflow gave none) and
+            ``log_url`` (the task's page in the Airflow UI).
+        sender, recipients: From and To.
+    """
+    task = clean(f"{failure['dag_id']}.{failure['task_id']}", 300)
+    subject = f"[mediamon] task failed: {task} ({clean(failure['run_id'], 200)})"
+    fields = [
+        ("Task", task),
+        ("Run", clean(failure["run_id"], 300)),
+        ("Tries", clean(failure["tries"], 20)),
+        ("Error", clean(failure["error"], DETAIL_CHARS) or "(Airflow gave no error text)"),
+        ("Log", clean(failure["log_url"], 2000)),
+    ]
+    lead = "An Airflow task of mediamon failed after its retries."
+    text = (
+        lead
+        + "\n\n"
+        + "\n".join(f"{name}: {value}" for name, value in fields)
+        + "\n\nThe run's other tasks and its summary are on the run's page in the Airflow UI.\n"
+    )
+    log_url = fields[-1][1]
+    # Only an http(s) link is made a link; anything else is shown as text.
+    link = (
+        f'<a href="{esc(log_url, 2000)}">{esc(log_url, 2000)}</a>'
+        if log_url.startswith(("http://", "https://"))
+        else esc(log_url, 2000)
+    )
+    rows = "".join(
+        f'<tr><th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
+        f'{esc(name)}</th><td style="padding:4px 0;overflow-wrap:anywhere">'
+        f"{link if name == 'Log' else esc(value, DETAIL_CHARS)}</td></tr>"
+        for name, value in fields
+    )
+    html = _page(
+        subject,
+        f'<h2 style="color:#b42318;font-size:18px">Task failed: {esc(task)}</h2>'
+        f"<p>{esc(lead)}</p>"
+        f'<table style="border-collapse:collapse;max-width:100%">{rows}</table>'
+        "<p style=\"color:#555\">The run's other tasks and its summary are on the run's page"
+        " in the Airflow UI.</p>",
+    )
+    return build_message(
+        Rendered(subject=subject, text=text, html=html),
+        sender,
+        recipients,
+        headers={"X-Mediamon-Task-Failure": f"{failure['dag_id']}.{failure['task_id']}"},
+    )
