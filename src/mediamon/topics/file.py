@@ -116,7 +116,14 @@ class _Reader:
         return [(item, self.text(item, what)) for item in self.sequence(node, what)]
 
     def value(self, node: yaml.Node) -> Any:
-        return self._constructor.construct_object(node, deep=True)
+        # Constructing can fail on what the composer accepted: `2024-13-45` reads as a
+        # date of month 13, `!!int abc`, `!!python/name:x` (not a safe tag).
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError, yaml.YAMLError) as error:
+            problem = getattr(error, "problem", None) or str(error)
+            written = node.value if isinstance(node, yaml.ScalarNode) and node.value else node.tag
+            raise self.error(node, f"cannot read {str(written)[:60]!r}: {problem}") from error
 
 
 def parse_topics(text: str, name: str = "topics.yaml") -> TopicSet:

@@ -251,6 +251,12 @@ def test_file_defaults_are_resolved() -> None:
             "more than 500 alternatives",
         ),
         ("topics: " + "[" * 2000 + "]" * 2000, None, "nested too deeply"),
+        # Values the composer accepts and the constructor refuses (before: ValueError or
+        # ConstructorError, unnamed, and the stored definitions' fallback skipped).
+        (GOOD.replace("{min_lift: 3}", "{min_lift: 2024-13-45}"), 13, "month must be in 1..12"),
+        (GOOD.replace("{min_stories: 5}", "{min_stories: !!int abc}"), 3, "cannot read 'abc'"),
+        (GOOD.replace("digest_hour: 7", "digest_hour: !!float x"), 15, "cannot read 'x'"),
+        (GOOD.replace("version: 1", "version: !!python/name:os.system"), 1, "constructor"),
         (
             "defaults: {recipients: &R ["
             + ", ".join(f"r{i}@example.org" for i in range(500))
