@@ -300,6 +300,8 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str], page_chars: int
                 meta = extract_meta_json(tree, meta)
         except Exception:  # trafilatura's JSON-LD parsing has bugs on odd pages
             logger.debug("JSON-LD metadata failed on %s", url, exc_info=True)
+        for name in _TEXT_FIELDS:
+            setattr(meta, name, _first_text(getattr(meta, name, None)))
         if "title" not in known:
             meta.title = meta.title or extract_title(tree)
         meta.url = meta.url or extract_url(tree, url)
@@ -316,6 +318,19 @@ def _metadata(tree: Any, url: str | None, known: frozenset[str], page_chars: int
     except Exception:
         logger.warning("metadata extraction failed on %s", url, exc_info=True)
         return {}
+
+
+# Metadata that must be text. JSON-LD gives what the page wrote: a headline as a list
+# (common), a number or an object; trafilatura keeps it, and a truthy non-text title
+# stopped the fallback to <title>, so the article was stored without one.
+_TEXT_FIELDS = ("title", "author", "description", "sitename", "url", "image")
+
+
+def _first_text(value: object) -> str | None:
+    """``value`` if it is text, the first text of a list, else None."""
+    if isinstance(value, list | tuple):
+        value = next((v for v in value if isinstance(v, str) and v.strip()), None)
+    return value if isinstance(value, str) and value.strip() else None
 
 
 # trafilatura minifies a JSON-LD block with a regular expression whose string-literal

@@ -31,3 +31,18 @@ def test_the_headline_is_the_title_not_the_bodys_first_line() -> None:
         assert HEADLINE not in article.body_text, feed_title
         assert article.body_text.splitlines()[0].startswith("2024-04-01 10:20")
         assert BRIEF in article.body_text
+
+
+def test_a_json_ld_headline_that_is_not_text_leaves_the_pages_own_title() -> None:
+    """JSON-LD gives what the page wrote: a headline as a list (common), a number, an
+    object. Before, a truthy non-text title stopped the fallback to ``<title>``, and an
+    item without a feed title was stored without any."""
+    import json
+
+    for headline in ([HEADLINE], 2024, {"@value": HEADLINE}, True):
+        ld = {"@context": "https://schema.org", "@type": "NewsArticle", "headline": headline}
+        block = f'<script type="application/ld+json">{json.dumps(ld, ensure_ascii=False)}</script>'
+        page = PAGE.replace("</head>", block + "</head>")
+        article = build_article(page_job(URL, page, title=None)).article
+        assert article is not None
+        assert article.title is not None and article.title.startswith(HEADLINE), headline
