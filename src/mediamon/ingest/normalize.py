@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mediamon.text import HORIZONTAL_SPACE, fold
+from mediamon.text import HORIZONTAL_SPACE, fold, stream_safe
 
 # Query parameters that only track the reader (campaign, click and referral ids).
 TRACKING_PARAMS = frozenset(
@@ -42,7 +42,7 @@ SENTENCE_MIN_CHARS = 10  # shorter pieces (bylines, datelines) say little about 
 def clean_text(text: str) -> str:
     """Text as published, tidied: NFC, no zero-width or control characters, one space
     between words, no trailing spaces, at most one empty line in a row."""
-    text = INVISIBLE.sub("", unicodedata.normalize("NFC", text))
+    text = INVISIBLE.sub("", unicodedata.normalize("NFC", stream_safe(text)))
     lines = (HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 
