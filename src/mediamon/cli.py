@@ -193,7 +193,12 @@ def _bi_user(settings: Settings, name: str) -> int:
                 )
             host, port = access.LOOPBACK, listener.port
         login = access.create_bi_login(
-            engine, name, os.environ.get("MEDIAMON_BI_PASSWORD") or None, host, port
+            engine,
+            name,
+            os.environ.get("MEDIAMON_BI_PASSWORD") or None,
+            host,
+            port,
+            writer=os.environ.get("MEDIAMON_WRITER_ROLE", "").strip() or None,
         )
     finally:
         engine.dispose()

@@ -202,17 +202,81 @@ class BiLogin:
     created: bool
 
 
+# What makes an existing role more than a BI login, checked before bi-user touches it:
+# giving it a new password and read-only sessions would break whoever logs in with it
+# (the tasks' writer role), and "reads bi.* only" would be false for a superuser.
+_EXISTING_ROLE = sa.text(
+    "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,"
+    " exists (select 1 from pg_auth_members m join pg_roles b on b.oid = m.roleid"
+    "          where m.member = r.oid and b.rolname = :bi) as in_bi,"
+    " array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid"
+    "        where m.member = r.oid and g.rolname <> :bi order by 1) as other_roles,"
+    " exists (select 1 from pg_auth_members m where m.roleid = r.oid) as has_members,"
+    # Ownership of anything, in any database (tables, schemas, the database itself).
+    " exists (select 1 from pg_shdepend d where d.refclassid = 'pg_authid'::regclass"
+    "          and d.refobjid = r.oid and d.deptype = 'o') as owns,"
+    # Write privileges, granted directly or through any role it belongs to.
+    " exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+    "          where c.relkind in ('r', 'p', 'v', 'm', 'f')"
+    "            and n.nspname not in ('pg_catalog', 'information_schema')"
+    "            and n.nspname not like 'pg\\_%'"
+    "            and has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))"
+    "   as writes"
+    " from pg_roles r where r.rolname = :name"
+)
+
+
+def _not_a_bi_login(conn: sa.Connection, name: str, writer: str | None) -> list[str]:
+    """Why the existing role ``name`` is not a plain login of ``mediamon_bi`` (empty: it
+    is one)."""
+    row = conn.execute(_EXISTING_ROLE, {"bi": BI_ROLE, "name": name}).one()
+    reasons = [
+        text
+        for flag, text in (
+            (row.rolsuper, "is a superuser"),
+            (row.rolcreaterole, "may create roles"),
+            (row.rolcreatedb, "may create databases"),
+            (row.rolbypassrls, "bypasses row-level security"),
+            (row.rolreplication, "may start replication"),
+            (name == writer, "is the tasks' writer role (MEDIAMON_WRITER_ROLE)"),
+        )
+        if flag
+    ]
+    if row.other_roles:
+        reasons.append(f"is a member of {', '.join(row.other_roles)}")
+    if row.has_members:
+        reasons.append("has members")
+    if row.owns:
+        reasons.append("owns database objects")
+    if row.writes:
+        reasons.append("may write tables of this database")
+    if not row.in_bi:
+        reasons.append(f"is not a member of {BI_ROLE}")
+    return reasons
+
+
 def create_bi_login(
-    engine: sa.Engine, name: str, password: str | None, host: str, port: int
+    engine: sa.Engine,
+    name: str,
+    password: str | None,
+    host: str,
+    port: int,
+    *,
+    writer: str | None = None,
 ) -> BiLogin:
     """Create login ``name`` in the read-only role (or give an existing one a new password),
     read-only by default; return its ``postgresql://`` URL on ``host``:``port``.
+
+    An existing role is changed only when it is a plain member of ``mediamon_bi``: no
+    superuser or other role attribute, no other membership or members, owning nothing,
+    writing no table, and not ``writer`` (the tasks' writer role, MEDIAMON_WRITER_ROLE).
 
     The password is hashed (SCRAM) before it is sent, so it never appears in the server's
     statement log.
 
     Raises:
-        InputError: ``name`` is not a plain lower-case role name or is reserved.
+        InputError: ``name`` is not a plain lower-case role name, is reserved, or is an
+            existing role that is more than a BI login.
         UserError: the role ``mediamon_bi`` is missing (the migration could not create it).
     """
     if not ROLE_NAME.match(name) or name in RESERVED_ROLES or name.startswith("pg_"):
@@ -236,6 +300,13 @@ def create_bi_login(
                 " allowed to create roles"
             )
         exists = name in roles
+        refusals = _not_a_bi_login(conn, name, writer) if exists else []
+        if refusals:
+            raise InputError(
+                f"bi-user: role {name!r} already exists and {', '.join(refusals)}; bi-user"
+                f" only creates logins or gives a new password to plain members of {BI_ROLE}:"
+                " choose another name"
+            )
         raw = conn.connection.driver_connection
         assert raw is not None
         verifier = raw.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")

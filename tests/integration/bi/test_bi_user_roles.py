@@ -1,0 +1,143 @@
+"""``mediamon db bi-user NAME`` on a role that already exists: it gives a new password
+only to a plain login of ``mediamon_bi``, and refuses, changing nothing, a role that is
+more (the tasks' writer role, a superuser, an owner...), whose login would otherwise break
+or which would not read ``bi.*`` only.
+
+The roles are scratch roles with unique names on the shared test server, dropped after
+each test: roles are global to the server, so no other role is touched."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon import db
+from mediamon.cli import main
+from mediamon.db import roles
+
+
+@pytest.fixture()
+def admin(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
+    """The test database as its owner, and the command line pointed at it."""
+    monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    monkeypatch.delenv("MEDIAMON_WRITER_ROLE", raising=False)
+    monkeypatch.delenv("MEDIAMON_BI_PASSWORD", raising=False)
+    engine = db.make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def scratch_role(admin: sa.Engine) -> Iterator[Callable[[str], str]]:
+    """Makes roles with unique names (``create role {} …``) and drops them afterwards."""
+    made: list[str] = []
+
+    def make(options: str) -> str:
+        name = f"bi_scratch_{uuid.uuid4().hex[:10]}"
+        made.append(name)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'create role "{name}" {options}'))
+        return name
+
+    yield make
+    with admin.begin() as conn:
+        for name in reversed(made):
+            conn.execute(sa.text(f'drop owned by "{name}" cascade'))
+            conn.execute(sa.text(f'drop role "{name}"'))
+
+
+def _state(admin: sa.Engine, name: str) -> tuple[object, ...]:
+    """What bi-user would change: the password (its verifier), settings and memberships."""
+    with admin.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "select a.rolpassword, r.rolconfig, array(select g.rolname"
+                    "  from pg_auth_members m join pg_roles g on g.oid = m.roleid"
+                    "  where m.member = a.oid order by 1)"
+                    " from pg_authid a join pg_roles r on r.oid = a.oid where a.rolname = :name"
+                ),
+                {"name": name},
+            ).one()
+        )
+
+
+def _refused(admin: sa.Engine, name: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run bi-user on ``name``; assert it failed in one line and changed nothing."""
+    before = _state(admin, name)
+    assert main(["db", "bi-user", name]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.count("\n") == 1
+    assert out.err.startswith(f"mediamon: bi-user: role '{name}' already exists and ")
+    assert _state(admin, name) == before
+    return out.err
+
+
+def test_the_writer_role_is_refused_and_keeps_its_login(
+    admin: sa.Engine,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer = scratch_role("login password 'writer-pass'")
+    roles.ensure_roles(admin, roles.Login(writer, "writer-pass"), None)
+    # Known by its privileges alone, and named when MEDIAMON_WRITER_ROLE says it is.
+    assert "may write tables of this database" in _refused(admin, writer, capsys)
+    monkeypatch.setenv("MEDIAMON_WRITER_ROLE", writer)
+    assert "is the tasks' writer role (MEDIAMON_WRITER_ROLE)" in _refused(admin, writer, capsys)
+    # a login in the writer role, even one made a member of mediamon_bi too
+    member = scratch_role(f'login in role "{writer}", mediamon_bi')
+    assert f"is a member of {writer}" in _refused(admin, member, capsys)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ("login superuser in role mediamon_bi", "is a superuser"),
+        ("login createrole in role mediamon_bi", "may create roles"),
+        ("login createdb in role mediamon_bi", "may create databases"),
+        ("login bypassrls in role mediamon_bi", "bypasses row-level security"),
+        ("login replication in role mediamon_bi", "may start replication"),
+        ("login", "is not a member of mediamon_bi"),
+        ("login in role mediamon_bi, pg_read_all_data", "is a member of pg_read_all_data"),
+    ],
+)
+def test_a_role_that_is_more_than_a_bi_login_is_refused(
+    admin: sa.Engine,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    options: str,
+    reason: str,
+) -> None:
+    assert reason in _refused(admin, scratch_role(options), capsys)
+
+
+def test_an_owner_a_writer_or_a_group_is_refused(
+    admin: sa.Engine, scratch_role: Callable[[str], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    owner = scratch_role("login in role mediamon_bi")
+    writes = scratch_role("login in role mediamon_bi")
+    group = scratch_role("nologin in role mediamon_bi")
+    scratch_role(f'login in role "{group}"')
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'create schema "{owner}" authorization "{owner}"'))
+        conn.execute(sa.text(f'grant insert on public.articles to "{writes}"'))
+    assert "owns database objects" in _refused(admin, owner, capsys)
+    assert "may write tables of this database" in _refused(admin, writes, capsys)
+    assert "has members" in _refused(admin, group, capsys)
+
+
+def test_a_plain_bi_login_gets_a_new_password(
+    admin: sa.Engine, scratch_role: Callable[[str], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = scratch_role("login password 'old' in role mediamon_bi")
+    before = _state(admin, name)
+    assert main(["db", "bi-user", name]) == 0
+    assert f"new password for {name} in role mediamon_bi" in capsys.readouterr().err
+    after = _state(admin, name)
+    assert after[0] != before[0]
+    assert after[1] == ["default_transaction_read_only=on"]
