@@ -8,6 +8,7 @@ any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import zoneinfo
@@ -62,21 +63,40 @@ class SettingsError(ConfigError):
     """An environment variable holds a value mediamon cannot use (a ValueError too)."""
 
 
+# Files of the tz database that zoneinfo reads but that are no zone of their own:
+# ``localtime`` is a link to this machine's /etc/localtime (a setting meaning whatever the
+# machine says), ``posixrules`` the rules of POSIX TZ strings, ``Factory`` a placeholder
+# ("-00"). The embedded PostgreSQL does not know the first two.
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _zone_names(tzpath: tuple[str, ...]) -> frozenset[str]:
+    # Keyed on the search path, which zoneinfo.reset_tzpath may change; about 60 ms.
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
+
+
+def is_zone_name(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone of this machine's tz database.
+
+    Only the names ``zoneinfo.available_timezones()`` lists, less :data:`NOT_ZONES`:
+    ``ZoneInfo()`` also opens any file under the search path (``posix/Europe/Paris``,
+    ``localtime``), and raises IsADirectoryError for a folder such as ``America``.
+    """
+    return name in _zone_names(tuple(zoneinfo.TZPATH))
+
+
 def validate_timezone(name: str) -> str:
     """Return ``name`` if it is an IANA time zone name (``Asia/Shanghai``, ``UTC``).
 
     Raises:
         SettingsError: naming MEDIAMON_TIMEZONE and the value, when it is not one.
     """
-    try:
-        zoneinfo.ZoneInfo(name)
-    # OSError: a folder of the tz database (America, Etc) is found but cannot be read as a
-    # zone (IsADirectoryError), or the name is too long for the file system.
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+    if not is_zone_name(name):
         raise SettingsError(
             f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
             " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
-        ) from None
+        )
     return name
 
 

@@ -183,3 +183,34 @@ def test_topics_check(
     assert main(["topics", "check"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"mediamon: {bad}") and err.count("\n") == 1
+
+
+def test_a_zone_the_database_server_lacks_is_one_line(
+    env: None,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A zone newer than the server's tz data (America/Coyhaique on the embedded server):
+    # here a zone only this process's tz search path has, a copy of UTC.
+    import zoneinfo
+
+    (tmp_path / "tz" / "Mars").mkdir(parents=True)
+    shutil.copy(Path(zoneinfo.TZPATH[0]) / "UTC", tmp_path / "tz" / "Mars" / "Olympus")
+    zoneinfo.reset_tzpath([str(tmp_path / "tz"), *zoneinfo.TZPATH])
+    try:
+        monkeypatch.setenv("MEDIAMON_TIMEZONE", "Mars/Olympus")
+        assert main(["status"]) == 2
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache(only_keys=["Mars/Olympus"])  # other tests refuse it
+    assert capsys.readouterr().err == (
+        "mediamon: MEDIAMON_TIMEZONE: the database server's time zone data lacks"
+        " 'Mars/Olympus' (older than this machine's?); choose another zone or update the"
+        " server's tz data\n"
+    )
+    with engine.connect() as conn:  # unchanged, and the database still usable
+        assert conn.execute(sa.text("select timezone from bi.settings")).scalar_one() != (
+            "Mars/Olympus"
+        )

@@ -115,6 +115,21 @@ def test_a_tz_database_folder_is_not_a_time_zone(name: str) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "Factory", "posix/Europe/Paris"])
+def test_a_tz_database_file_that_is_no_zone_is_refused(name: str) -> None:
+    # zoneinfo reads each of them (localtime is this machine's zone); the embedded
+    # PostgreSQL refused localtime and posixrules with a traceback at every command.
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_TIMEZONE": name})
+    assert str(caught.value) == (
+        f"MEDIAMON_TIMEZONE: {name!r} is not an IANA time zone name"
+        " (e.g. Asia/Shanghai, Europe/Paris, UTC)"
+    )
+    # the names of every zone still pass, links included
+    for zone in ("UTC", "Etc/UTC", "GMT", "Asia/Shanghai", "US/Eastern", "America/New_York"):
+        assert Settings.from_env({"MEDIAMON_TIMEZONE": zone}).timezone == zone
+
+
 def test_the_cli_prints_one_line_for_a_tz_database_folder(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
-import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mediamon.settings import is_zone_name
 from mediamon.spikes.model import SpikeParams
 from mediamon.topics.definitions import (
     DEFAULT_DIGEST_HOUR,
@@ -415,12 +415,10 @@ def _hour(reader: _Reader, node: yaml.Node) -> int:
 
 def _timezone(reader: _Reader, node: yaml.Node) -> str:
     name = reader.text(node, "timezone")
-    try:
-        zoneinfo.ZoneInfo(name)
-    # OSError: a name that is a folder of the zone database (America) or a file in it
-    # that is no zone reads as a file error
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as error:
-        raise reader.error(node, f"unknown timezone {name!r}") from error
+    # The names MEDIAMON_TIMEZONE accepts: not a folder of the tz database (America), nor
+    # a file of it that is no zone (localtime, posixrules, posix/Europe/Paris).
+    if not is_zone_name(name):
+        raise reader.error(node, f"unknown timezone {name!r}")
     return name
 
 

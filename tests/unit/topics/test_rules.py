@@ -245,6 +245,10 @@ def test_file_defaults_are_resolved() -> None:
         (GOOD.replace("[芯片]", '["a\\0b"]'), 12, "contains the control or surrogate U+0000"),
         (GOOD.replace("[芯片]", '["\\ud800"]'), 12, "contains the control or surrogate U+D800"),
         (GOOD.replace("Europe/Paris", "America"), 15, "unknown timezone 'America'"),
+        # files of the tz database that are no zone (localtime: whatever the machine says)
+        (GOOD.replace("Europe/Paris", "localtime"), 15, "unknown timezone 'localtime'"),
+        (GOOD.replace("Europe/Paris", "posixrules"), 15, "unknown timezone 'posixrules'"),
+        (GOOD.replace("Europe/Paris", "Factory"), 15, "unknown timezone 'Factory'"),
         (
             GOOD.replace("[芯片]", "[(" + "|".join(f"w{i}" for i in range(501)) + ")]"),
             12,
