@@ -133,6 +133,38 @@ def _sql_dir(raw: str) -> Path:
     return folder
 
 
+def _var_dir(raw: str) -> Path:
+    """``MEDIAMON_VAR_DIR``: a folder, or a path where one can be made (it is created when
+    first needed, see :func:`make_var_dir`); a file or device there is refused now."""
+    folder = Path(raw)
+    try:
+        problem = "" if folder.is_dir() or not folder.exists() else "it is not a folder"
+    except OSError as error:  # exists() lets a name too long or a folder we may not list out
+        problem = f"it cannot be read: {error.strerror or type(error).__name__}"
+    if problem:
+        raise SettingsError(
+            f"MEDIAMON_VAR_DIR={raw!r}: expected a folder for mediamon's working files ({problem})"
+        )
+    return folder
+
+
+def make_var_dir(folder: Path) -> Path:
+    """Create ``folder`` (``MEDIAMON_VAR_DIR`` or a folder in it) if missing; return it.
+
+    Raises:
+        SettingsError: naming MEDIAMON_VAR_DIR, when it cannot be created (a parent that
+            is a file, a read-only or virtual file system such as /proc, no permission).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(
+            f"MEDIAMON_VAR_DIR: cannot create the folder {str(folder)!r} for mediamon's"
+            f" working files: {error.strerror or type(error).__name__}"
+        ) from None
+    return folder
+
+
 def _base_url(raw: str) -> str:
     """``MEDIAMON_BASE_URL``: an http(s) URL with a host, without query or fragment (mails
     append ``/mediamon/?…`` to it), its trailing slashes removed."""
@@ -286,7 +318,9 @@ class Settings:
         return cls(
             database_url=text("MEDIAMON_DATABASE_URL"),
             sources_path=path("MEDIAMON_SOURCES", DEFAULT_CONFIG_DIR / "sources.yaml"),
-            var_dir=path("MEDIAMON_VAR_DIR", Path("var").absolute()),
+            var_dir=_var_dir(env["MEDIAMON_VAR_DIR"])
+            if env.get("MEDIAMON_VAR_DIR")
+            else Path("var").absolute(),
             topics_path=path("MEDIAMON_TOPICS", DEFAULT_CONFIG_DIR / "topics.yaml"),
             extraction_path=path(
                 "MEDIAMON_EXTRACTION_CONFIG", DEFAULT_CONFIG_DIR / "extraction.yaml"

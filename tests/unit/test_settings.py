@@ -142,6 +142,39 @@ def test_the_cli_prints_one_line_for_a_tz_database_folder(
     )
 
 
+@pytest.mark.parametrize("value", ["/dev/null", "{tmp}/file"])
+def test_a_var_dir_that_is_not_a_folder_is_refused(tmp_path: Path, value: str) -> None:
+    (tmp_path / "file").write_text("x", "utf-8")
+    value = value.format(tmp=tmp_path)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_VAR_DIR": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_VAR_DIR={value!r}: expected a folder for mediamon's working files"
+        " (it is not a folder)"
+    )
+    # a folder, or a path where one can be made later, is fine
+    for fine in (tmp_path, tmp_path / "new" / "var"):
+        assert Settings.from_env({"MEDIAMON_VAR_DIR": str(fine)}).var_dir == fine
+
+
+def test_a_var_dir_that_cannot_be_made_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: FileExistsError / NotADirectoryError tracebacks, or "[Errno 2] …" unnamed
+    (tmp_path / "file").write_text("x", "utf-8")
+    monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
+    for value, why in (("/dev/null", "it is not a folder"), (f"{tmp_path}/file/var", "")):
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", value)
+        assert main(["status"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("mediamon: MEDIAMON_VAR_DIR")
+        assert why in err
+    assert err == (
+        f"mediamon: MEDIAMON_VAR_DIR: cannot create the folder '{tmp_path}/file/var/pgdata'"
+        " for mediamon's working files: Not a directory\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "problem"),
     [

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon.errors import ConfigError
-from mediamon.settings import Settings
+from mediamon.settings import Settings, make_var_dir
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ def embedded_url(var_dir: Path, database: str = "mediamon", tcp_port: int = 0) -
 
     pgserver = _pgserver()
     pgdata = var_dir / "pgdata"
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # pgdata too (pgserver would make it, failing with an error that names no variable)
+    make_var_dir(pgdata)
     fresh = not (pgdata / "PG_VERSION").exists()
     access.start_listening(pgdata, tcp_port)
     pgserver.get_server(pgdata, cleanup_mode=None)
