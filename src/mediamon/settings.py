@@ -56,6 +56,14 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NOT_HEADER_ASCII = re.compile(r"[^\x20-\x7e]")
 # A mailbox for ``<mailto:…>``: no spaces, angle brackets or second @.
 MAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+# A recipient (topics.yaml, MEDIAMON_OPS_EMAIL), a bare address: letters, digits and RFC
+# 5322's atext in the local part, a dotted domain. Anything looser reached the mail
+# library, which reads "a:b@x" as a group (the mail went to b@x) and decodes
+# "=?utf-8?q?…=0D=0A…?=" into a CR LF header break (every run then failed on that address).
+RECIPIENT_ADDRESS = re.compile(
+    r"[\w!#$%&'*+/=?^`{|}~-]+(\.[\w!#$%&'*+/=?^`{|}~-]+)*@[\w-]+(\.[\w-]+)+"
+)
+ENCODED_WORD = "=?"
 SQL_SUBFOLDERS = ("migrations", "queries")
 
 
@@ -84,6 +92,23 @@ def is_zone_name(name: str) -> bool:
     ``localtime``), and raises IsADirectoryError for a folder such as ``America``.
     """
     return name in _zone_names(tuple(zoneinfo.TZPATH))
+
+
+def is_recipient_address(address: str) -> bool:
+    """Whether mediamon mails ``address`` (see :data:`RECIPIENT_ADDRESS`)."""
+    return bool(RECIPIENT_ADDRESS.fullmatch(address)) and ENCODED_WORD not in address
+
+
+def _ops_emails(raw: str) -> tuple[str, ...]:
+    """``MEDIAMON_OPS_EMAIL``: recipients separated by commas (blank entries skipped)."""
+    addresses = tuple(a.strip() for a in raw.split(",") if a.strip())
+    for address in addresses:
+        if not is_recipient_address(address):
+            raise SettingsError(
+                f"MEDIAMON_OPS_EMAIL={raw!r}: {address!r} is not a mail address; expected"
+                " addresses such as ops@example.org, separated by commas"
+            )
+    return addresses
 
 
 def validate_timezone(name: str) -> str:
@@ -337,7 +362,7 @@ class Settings:
             ),
             workers=workers or None,
             airflow_database_url=text("MEDIAMON_AIRFLOW_DATABASE_URL"),
-            ops_emails=tuple(a.strip() for a in ops.split(",") if a.strip()),
+            ops_emails=_ops_emails(ops),
             airflow_port=number("MEDIAMON_AIRFLOW_PORT", int, "a port from 1 to 65535", 8080, 65535)
             or 8080,
             health=HealthThresholds.from_env(env),

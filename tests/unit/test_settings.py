@@ -304,6 +304,29 @@ def test_the_unsubscribe_address_is_a_mail_address(value: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "bad"),
+    [
+        ("notanemail", "notanemail"),
+        ("ops@example.org, oncall", "oncall"),
+        ("ops@example.org; oncall@example.org", "ops@example.org; oncall@example.org"),
+        ("a b@example.org", "a b@example.org"),
+        ("<ops@example.org>", "<ops@example.org>"),
+        ("ops@localhost", "ops@localhost"),
+        ("a:b@example.org", "a:b@example.org"),  # a group: mailed to b@example.org
+        ("=?utf-8?q?a=0D=0Abcc=3Aevil?=@example.org", "=?utf-8?q?a=0D=0Abcc=3Aevil?=@example.org"),
+    ],
+)
+def test_the_ops_emails_are_mail_addresses(value: str, bad: str) -> None:
+    # before: accepted, and every incident mail then failed or went astray
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_OPS_EMAIL": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_OPS_EMAIL={value!r}: {bad!r} is not a mail address; expected addresses such"
+        " as ops@example.org, separated by commas"
+    )
+
+
+@pytest.mark.parametrize(
     "value",
     [
         "mediamon.example.org",

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mediamon.settings import is_zone_name
+from mediamon.settings import is_recipient_address, is_zone_name
 from mediamon.spikes.model import SpikeParams
 from mediamon.topics.definitions import (
     DEFAULT_DIGEST_HOUR,
@@ -28,14 +28,6 @@ logger = logging.getLogger(__name__)
 
 FILE_FORMAT_VERSION = 1
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# A bare address: letters, digits and RFC 5322's atext in the local part, a dotted domain.
-# Anything looser reached the mail library, which reads "a:b@x" as a group (the mail went
-# to b@x) and decodes "=?utf-8?q?…=0D=0A…?=" into a CR LF header break (every alert run
-# then failed on that address).
-ADDRESS_PATTERN = re.compile(
-    r"^[\w!#$%&'*+/=?^`{|}~-]+(\.[\w!#$%&'*+/=?^`{|}~-]+)*@[\w-]+(\.[\w-]+)+$"
-)
-ENCODED_WORD = "=?"
 # Text no topic needs and PostgreSQL or the mail headers cannot take: C0 controls but tab
 # and line breaks, DEL, and lone UTF-16 halves (YAML's "\ud800").
 FORBIDDEN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -371,7 +363,7 @@ def _recipients(
         if "address" not in entries:
             raise reader.error(item, "a recipient needs an address")
         address = reader.text(entries["address"], "address")
-        if not ADDRESS_PATTERN.match(address) or ENCODED_WORD in address:
+        if not is_recipient_address(address):
             raise reader.error(entries["address"], f"not an e-mail address: {address!r}")
         mode = reader.text(entries["mode"], "mode") if "mode" in entries else "immediate"
         if mode not in MODES:
