@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     report = ops.source_status(settings, datetime.now(UTC))
     if args.json:
-        print(json.dumps(report, ensure_ascii=False, default=str, indent=2))
+        print(json.dumps(report, ensure_ascii=False, default=_json_value, indent=2))
     else:
         print(_status_table(report))
     return 0
@@ -374,8 +374,31 @@ def _print_findings(result: HealthResult, *, dry_run: bool = True) -> int:
     return 0
 
 
+def _json_value(value: object) -> str:
+    """A value JSON has no type for: times in ISO 8601 (``2026-12-01T04:54:16+00:00``), as
+    every other command prints them, anything else as text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _when(moment: object) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M") if isinstance(moment, datetime) else "-"
+    """A time of the status table, in UTC (the table's headings say so)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M}" if isinstance(moment, datetime) else "-"
+
+
+# The last error column: a line of the table stays readable on a wide terminal.
+ERROR_CHARS = 70
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: cut at a word when one ends near the
+    limit, and marked with "…" when anything was cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space >= limit * 2 // 3:
+        head = head[:space]
+    return head.rstrip() + "…"
 
 
 def _status_table(report: dict[str, object]) -> str:
@@ -391,7 +414,9 @@ def _status_table(report: dict[str, object]) -> str:
             "last success (UTC)": _when(s["last_success"]),
             "articles 24h": s["articles_24h"],
             # printable: the error may quote a server's reason phrase (ESC sequences)
-            "last error": printable(" ".join(str(s["last_error"] or "-").split()))[:70],
+            "last error": _cut(
+                printable(" ".join(str(s["last_error"] or "-").split())), ERROR_CHARS
+            ),
         }
         for s in sources
     ]
@@ -402,7 +427,7 @@ def _status_table(report: dict[str, object]) -> str:
     assert isinstance(incidents, list)
     if incidents:
         text += "\n\nopen incidents:\n" + "\n".join(
-            f"  {i['kind']}: {i['summary']} (since {_when(i['since'])})" for i in incidents
+            f"  {i['kind']}: {i['summary']} (since {_when(i['since'])} UTC)" for i in incidents
         )
     return text
 

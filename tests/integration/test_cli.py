@@ -147,6 +147,64 @@ def test_status_is_a_table_with_the_last_error_and_json_for_scripts(
     assert by_name["down"]["state"] == "failing"
 
 
+def test_status_times_and_long_errors(
+    env: None,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A long last error, a success and an open incident, written as the tasks write them.
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  - {name: slow, url: 'http://example.org/feed'}\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    assert main(["db", "upgrade"]) == 0
+    error = "connection to example.org failed: " + "timeout waiting for the answer " * 4
+    with engine.begin() as conn:
+        source_id = conn.execute(
+            sa.text(
+                "insert into sources (name, kind, location, poll_interval)"
+                " values ('slow', 'feed', 'http://example.org/feed', '1 hour')"
+                " returning source_id"
+            )
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "insert into source_state (source_id, base_interval, poll_interval,"
+                " next_poll_at, last_polled_at, last_success_at, last_outcome,"
+                " consecutive_failures, last_error, run_key)"
+                " values (:id, '1 hour', '1 hour', now(), now(),"
+                " '2026-12-01 04:54:16.728644+00', 'failed', 1, :error, 'test')"
+            ),
+            {"id": source_id, "error": error},
+        )
+        conn.execute(
+            sa.text(
+                "insert into incidents (dedupe_key, kind, subject, summary, detail, advice,"
+                " since, opened_at, last_seen_at) values ('source_failing:slow',"
+                " 'source_failing', 'slow', 'source slow failed', '', '',"
+                " '2026-12-01 04:58:00+00', now(), now())"
+            )
+        )
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["sources"]
+    # ISO 8601, as every other command prints times (before: str(), a space for the T)
+    assert row["last_success"] == "2026-12-01T04:54:16.728644+00:00"
+    assert report["open_incidents"][0]["since"] == "2026-12-01T04:58:00+00:00"
+
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "2026-12-01 04:54" in lines[1]
+    # cut at a word and marked (before: cut mid-word, no mark)
+    shown = lines[1][lines[0].index("LAST ERROR") :]
+    assert len(shown) <= 70 and shown.endswith("…") and error.startswith(shown[:-1])
+    assert error[len(shown) - 1] == " "
+    # the incident's time names its zone, as the table's headings do (before: none)
+    assert lines[-1] == "  source_failing: source slow failed (since 2026-12-01 04:58 UTC)"
+
+
 def _closed_port() -> int:
     import socket
 
