@@ -114,7 +114,9 @@ def test_a_silent_source_is_mailed_once_and_its_recovery_once(
     engine: sa.Engine,
     built_seed: Article,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("MEDIAMON_TIMEZONE", "Europe/Paris")
     # Both sources bring an article every hour for two days; "quiet" stops 10 h before T.
     add_articles(engine, built_seed, "busy", hourly(T - timedelta(minutes=15), 48))
     add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
@@ -139,7 +141,10 @@ def test_a_silent_source_is_mailed_once_and_its_recovery_once(
     html = incident.get_body(("html",))
     assert text is not None and html is not None
     plain = text.get_content()
-    assert "Since: 2024-06-10 02:00 UTC" in plain
+    # In MEDIAMON_TIMEZONE with the offset, as the alert mails (before: "02:00 UTC" always)
+    assert "Since: 2024-06-10 04:00 (UTC+02:00)" in plain
+    assert "Found: 2024-06-10 14:00 (UTC+02:00)" in plain
+    assert "Last new article first seen 2024-06-10 04:00 (UTC+02:00)." in plain
     assert "Usually a new article every 60 min" in plain
     assert "What to do: Check that https://quiet.example/rss still lists" in plain
     assert "<table" in html.get_content()
@@ -391,7 +396,9 @@ def test_weekly_source_health_report_is_mailed_once_a_week(
     engine: sa.Engine,
     built_seed: Article,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("MEDIAMON_TIMEZONE", "Europe/Paris")
     add_articles(engine, built_seed, "busy", hourly(T, 24 * 10))  # 10 days, one an hour
     with engine.begin() as conn:
         (source_id,) = conn.execute(sa.text("select source_id from sources")).scalars()
@@ -412,6 +419,10 @@ def test_weekly_source_health_report_is_mailed_once_a_week(
     assert report["Subject"] == "[mediamon] source health, week to 2024-06-10"
     text = report.get_body(("plain",))
     assert text is not None
+    # the week in MEDIAMON_TIMEZONE with the offset (before: "… 12:00 UTC" always)
+    assert text.get_content().splitlines()[0] == (
+        "Source health from 2024-06-03 14:00 (UTC+02:00) to 2024-06-10 14:00 (UTC+02:00)."
+    )
     header, row = text.get_content().splitlines()[2:4]
     assert header.split()[:4] == ["Source", "Polls", "Failures", "Articles"]
     # 3 polls, 1 failed, 168 articles this week against 72 the week before, median 300 ms.

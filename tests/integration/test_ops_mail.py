@@ -53,7 +53,7 @@ def incident(**changes: object) -> SimpleNamespace:
 def test_incident_mail_is_dated_when_sent() -> None:
     """The watchdog dated its mail at the run's time: a run for a past time (``health run
     --at``, a cleared Airflow run) sent mail that sorted days back in the inbox."""
-    message = ops_mail.incident_message(incident(), False, "m <m@x.org>", ["ops@x.org"])
+    message = ops_mail.incident_message(incident(), False, "m <m@x.org>", ["ops@x.org"], zone=UTC)
     sent = parsedate_to_datetime(str(message["Date"]))
     assert abs(sent - datetime.now(UTC)) < timedelta(minutes=5)
 
@@ -63,7 +63,9 @@ def test_incident_and_recovery_mail_fit_and_escape(width: int) -> None:
     with Chromium() as browser:
         for recovery in (False, True):
             row = incident(resolved_at=AT + timedelta(hours=2) if recovery else None)
-            message = ops_mail.incident_message(row, recovery, "m <m@x.org>", ["ops@x.org"])
+            message = ops_mail.incident_message(
+                row, recovery, "m <m@x.org>", ["ops@x.org"], zone=UTC
+            )
             name = "ops-recovery" if recovery else "ops-incident"
             layout = render(browser, message, name, width)
             # No sideways scrolling; the source's markup shows as text, not as markup.
@@ -80,7 +82,9 @@ def test_weekly_report_fits(width: int) -> None:
          "articles": 1200 + n, "median_latency_ms": 350, "trend": "+12%"}
         for n in range(12)
     ]  # fmt: skip
-    message = ops_mail.report_message(rows, AT - timedelta(days=7), AT, "m@x.org", ["o@x.org"])
+    message = ops_mail.report_message(
+        rows, AT - timedelta(days=7), AT, "m@x.org", ["o@x.org"], zone=UTC
+    )
     with Chromium() as browser:
         layout = render(browser, message, "ops-report", width)
     assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
@@ -94,8 +98,10 @@ def test_weekly_report_fits(width: int) -> None:
 
 def test_a_recovery_never_announced_says_so() -> None:
     row = incident(resolved_at=AT + timedelta(hours=2))
-    told = ops_mail.incident_message(row, True, "m <m@x.org>", ["ops@x.org"])
-    untold = ops_mail.incident_message(row, True, "m <m@x.org>", ["ops@x.org"], unannounced=True)
+    told = ops_mail.incident_message(row, True, "m <m@x.org>", ["ops@x.org"], zone=UTC)
+    untold = ops_mail.incident_message(
+        row, True, "m <m@x.org>", ["ops@x.org"], zone=UTC, unannounced=True
+    )
     assert "while mail was down" not in str(told["Subject"])
     assert str(untold["Subject"]).endswith("(opened and cleared while mail was down)")
     text = untold.get_body(("plain",))
@@ -103,7 +109,7 @@ def test_a_recovery_never_announced_says_so() -> None:
     assert "Mailed: Never: no mail could be sent while it was open." in text.get_content()
     # An INCIDENT mail is never "unannounced": it is the announcement.
     first = ops_mail.incident_message(
-        incident(), False, "m <m@x.org>", ["ops@x.org"], unannounced=True
+        incident(), False, "m <m@x.org>", ["ops@x.org"], zone=UTC, unannounced=True
     )
     assert "while mail was down" not in str(first["Subject"])
 

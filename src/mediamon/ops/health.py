@@ -25,12 +25,13 @@ import logging
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from typing import Any
 
 import sqlalchemy as sa
 
+from mediamon.alerts.catalog import local_time
 from mediamon.errors import MailNotSent
 from mediamon.ops.runs import CHECKS_FAILED
 from mediamon.ops.thresholds import HealthThresholds
@@ -114,14 +115,17 @@ class HealthResult:
 # Findings
 
 
-def find_problems(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
-    """Every problem visible at ``at``, in a stable order."""
+def find_problems(
+    conn: sa.Connection, at: datetime, limits: HealthThresholds, zone: tzinfo = UTC
+) -> list[Finding]:
+    """Every problem visible at ``at``, in a stable order; the times in their details
+    shown in ``zone`` (MEDIAMON_TIMEZONE) with the UTC offset, as the mails' other times."""
     return [
-        *_failing_sources(conn, at, limits),
-        *_silent_sources(conn, at, limits),
+        *_failing_sources(conn, limits, zone),
+        *_silent_sources(conn, at, limits, zone),
         *_volume_drop(conn, at, limits),
-        *_undelivered_alerts(conn, at, limits),
-        *_ingest_runs(conn, at, limits),
+        *_undelivered_alerts(conn, at, limits, zone),
+        *_ingest_runs(conn, at, limits, zone),
     ]
 
 
@@ -137,7 +141,7 @@ def _duration(span: timedelta) -> str:
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def _failing_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+def _failing_sources(conn: sa.Connection, limits: HealthThresholds, zone: tzinfo) -> list[Finding]:
     rows = conn.execute(
         sa.text(
             "select s.name, s.location, st.consecutive_failures, st.last_error,"
@@ -158,7 +162,7 @@ def _failing_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds
     for row in rows:
         since = row.first_failure or row.last_polled_at
         last_ok = (
-            f"last success {row.last_success_at.isoformat()}"
+            f"last success {local_time(row.last_success_at, zone)}"
             if row.last_success_at
             else "never succeeded"
         )
@@ -179,7 +183,9 @@ def _failing_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds
     return findings
 
 
-def _silent_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+def _silent_sources(
+    conn: sa.Connection, at: datetime, limits: HealthThresholds, zone: tzinfo
+) -> list[Finding]:
     # An arrival: a moment (a run's time) at which the source brought new articles.
     rows = conn.execute(
         sa.text(
@@ -225,7 +231,7 @@ def _silent_sources(conn: sa.Connection, at: datetime, limits: HealthThresholds)
                     f"Usually a new article every {_duration(usual)} (median over"
                     f" {row.gaps} gaps in the last {_duration(limits.history)}); silent for"
                     f" more than {limits.silent_factor:g}x that. Last new article first seen"
-                    f" {row.last_arrival.isoformat()}. Feed: {row.location}"
+                    f" {local_time(row.last_arrival, zone)}. Feed: {row.location}"
                 ),
                 advice=(
                     f"Check that {row.location} still lists recent articles and that polls"
@@ -287,7 +293,7 @@ def _volume_drop(conn: sa.Connection, at: datetime, limits: HealthThresholds) ->
 
 
 def _undelivered_alerts(
-    conn: sa.Connection, at: datetime, limits: HealthThresholds
+    conn: sa.Connection, at: datetime, limits: HealthThresholds, zone: tzinfo
 ) -> list[Finding]:
     row = conn.execute(
         sa.text(
@@ -303,7 +309,9 @@ def _undelivered_alerts(
             kind="alerts_undelivered",
             subject="alerts",
             summary=f"{row.pending} topic alert(s) pending for over {_duration(limits.alert_age)}",
-            detail=f"The oldest was detected {row.oldest.isoformat()} and is still not mailed.",
+            detail=(
+                f"The oldest was detected {local_time(row.oldest, zone)} and is still not mailed."
+            ),
             advice=(
                 "Check the Airflow connection mediamon_smtp (defined? server reachable?) and"
                 " the log of the last mediamon_alerts.deliver_alerts task; pending alerts go"
@@ -314,7 +322,9 @@ def _undelivered_alerts(
     ]
 
 
-def _ingest_runs(conn: sa.Connection, at: datetime, limits: HealthThresholds) -> list[Finding]:
+def _ingest_runs(
+    conn: sa.Connection, at: datetime, limits: HealthThresholds, zone: tzinfo
+) -> list[Finding]:
     runs = conn.execute(
         sa.text(
             "select count(*) as runs, min(run_at) as first,"
@@ -334,9 +344,9 @@ def _ingest_runs(conn: sa.Connection, at: datetime, limits: HealthThresholds) ->
                 subject="ingest",
                 summary=f"no successful ingest run for {_ago(at, since)}",
                 detail=(
-                    f"Last successful run: {runs.last_success.isoformat()}"
+                    f"Last successful run: {local_time(runs.last_success, zone)}"
                     if runs.last_success
-                    else f"No run has succeeded since the first, {runs.first.isoformat()}."
+                    else f"No run has succeeded since the first, {local_time(runs.first, zone)}."
                 ),
                 advice=(
                     "Is the scheduler running and mediamon_ingest unpaused? Look at its last"
@@ -505,6 +515,7 @@ def notify(
     sender: str,
     recipients: Sequence[str],
     at: datetime,
+    zone: tzinfo = UTC,
 ) -> tuple[list[str], list[str]]:
     """Mail every open incident not yet mailed and every recovery not yet mailed (also of
     an incident that opened and cleared unmailed, within :data:`MISSED_MAIL_WINDOW`), each
@@ -552,7 +563,12 @@ def notify(
             try:
                 send(
                     ops_mail.incident_message(
-                        row, recovery, sender, recipients, unannounced=row.notified_at is None
+                        row,
+                        recovery,
+                        sender,
+                        recipients,
+                        zone=zone,
+                        unannounced=row.notified_at is None,
                     )
                 )
             except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
@@ -578,10 +594,12 @@ def run(
     sender: str,
     recipients: Sequence[str],
     limits: HealthThresholds,
+    zone: tzinfo = UTC,
     dry_run: bool = False,
 ) -> HealthResult:
     """One watchdog pass at ``at``: find, record, mail. A dry run finds and reports what
-    it would open and resolve, and writes and sends nothing.
+    it would open and resolve, and writes and sends nothing. Times in the details and mails
+    are shown in ``zone`` (MEDIAMON_TIMEZONE).
 
     Raises:
         IncidentMailError: some mails were not sent; the incidents are recorded all the
@@ -590,7 +608,7 @@ def run(
     result = HealthResult()
     failure: IncidentMailError | None = None
     with engine.begin() as conn:
-        result.findings = find_problems(conn, at, limits)
+        result.findings = find_problems(conn, at, limits, zone)
         if dry_run:
             _, result.opened, result.resolved = _changes(conn, result.findings, at)
             result.note = "dry run: nothing written, nothing sent"
@@ -604,7 +622,9 @@ def run(
         ) + ": incidents are recorded (bi.incidents) but not mailed"
     else:
         try:
-            result.mailed, result.recoveries_mailed = notify(engine, send, sender, recipients, at)
+            result.mailed, result.recoveries_mailed = notify(
+                engine, send, sender, recipients, at, zone
+            )
         except IncidentMailError as error:
             failure = error
             result.mailed, result.recoveries_mailed = error.mailed, error.recovered

@@ -1,21 +1,24 @@
 """The ops team's mails: an incident, its recovery, the weekly source-health report.
 Plain text and HTML; everything that came from outside (source names, URLs, error texts)
-is cleaned and escaped by :mod:`mediamon.alerts`' helpers."""
+is cleaned and escaped by :mod:`mediamon.alerts`' helpers. Times are shown in
+MEDIAMON_TIMEZONE with their UTC offset, as in the alert mails."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from email.message import EmailMessage
 from typing import Any
 
+from mediamon.alerts.catalog import local_time
 from mediamon.alerts.render import Rendered, build_message, clean, esc
 
 DETAIL_CHARS = 2000
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+def _when(moment: datetime | None, zone: tzinfo) -> str:
+    """``2024-06-10 10:00 (UTC+08:00)``; ``-`` for no time."""
+    return local_time(moment, zone) if moment else "-"
 
 
 def incident_message(
@@ -24,12 +27,14 @@ def incident_message(
     sender: str,
     recipients: Sequence[str],
     *,
+    zone: tzinfo,
     unannounced: bool = False,
 ) -> EmailMessage:
     """The mail for one ``incidents`` row: the problem, or that it cleared; dated when it
-    is built (sent), whatever the run's time. ``unannounced``: a recovery whose INCIDENT
-    mail never went out (it opened and cleared while no mail could be sent), said in the
-    subject and first line, so ops do not look for a first mail that does not exist."""
+    is built (sent), whatever the run's time; its times in ``zone``. ``unannounced``: a
+    recovery whose INCIDENT mail never went out (it opened and cleared while no mail could
+    be sent), said in the subject and first line, so ops do not look for a first mail that
+    does not exist."""
     state = "RESOLVED" if recovery else "INCIDENT"
     unannounced = unannounced and recovery
     subject = f"[mediamon] {state}: {clean(incident.summary, 200)}"
@@ -37,11 +42,11 @@ def incident_message(
         subject += " (opened and cleared while mail was down)"
     fields = [
         ("What", clean(incident.summary, 300)),
-        ("Since", _when(incident.since)),
-        ("Found", _when(incident.opened_at)),
+        ("Since", _when(incident.since, zone)),
+        ("Found", _when(incident.opened_at, zone)),
     ]
     if recovery:
-        fields.append(("Cleared", _when(incident.resolved_at)))
+        fields.append(("Cleared", _when(incident.resolved_at, zone)))
     if unannounced:
         fields.append(("Mailed", "Never: no mail could be sent while it was open."))
     fields += [
@@ -101,10 +106,12 @@ def report_message(
     end: datetime,
     sender: str,
     recipients: Sequence[str],
+    *,
+    zone: tzinfo,
 ) -> EmailMessage:
-    """The weekly source-health report: one row per source."""
-    subject = f"[mediamon] source health, week to {end:%Y-%m-%d}"
-    head = f"Source health from {_when(start)} to {_when(end)}."
+    """The weekly source-health report: one row per source; its times in ``zone``."""
+    subject = f"[mediamon] source health, week to {end.astimezone(zone):%Y-%m-%d}"
+    head = f"Source health from {_when(start, zone)} to {_when(end, zone)}."
     # str() first: clean() turns a falsy value (a count of 0) into "".
     cells = [[clean(str(row.get(key, "")), 80) for key, _ in REPORT_COLUMNS] for row in rows]
     widths = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from typing import Any
 
@@ -94,9 +94,11 @@ def send_weekly(
     send: Callable[[EmailMessage], None] | None,
     sender: str,
     recipients: Sequence[str],
+    zone: tzinfo = UTC,
     dry_run: bool = False,
 ) -> ReportOutcome:
-    """Mail the report for the week ending at ``at`` unless this ISO week's was sent.
+    """Mail the report for the week ending at ``at`` unless this ISO week's was sent; its
+    times in ``zone`` (MEDIAMON_TIMEZONE).
 
     Raises:
         ReportMailError: the mail was not sent; the week stays unsent for the next run.
@@ -129,7 +131,7 @@ def send_weekly(
             return ReportOutcome(key, rows, False, "sent by a concurrent run", already_sent=True)
         # Sent inside the claiming transaction: a failed send rolls the claim back.
         try:
-            send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients))
+            send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients, zone=zone))
         except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
             raise ReportMailError(
                 f"weekly report {key} not sent: {type(error).__name__}: {error}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -124,6 +125,7 @@ def health_run(
             sender=sender or "",
             recipients=settings.ops_emails,
             limits=settings.health,
+            zone=ZoneInfo(settings.timezone),
             dry_run=dry_run,
         )
     finally:
@@ -149,6 +151,7 @@ def health_report(
             send=send,
             sender=sender or "",
             recipients=settings.ops_emails,
+            zone=ZoneInfo(settings.timezone),
             dry_run=dry_run,
         )
     finally:
