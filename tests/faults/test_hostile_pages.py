@@ -227,3 +227,19 @@ def test_stacked_combining_marks_are_normalized_in_linear_time() -> None:
     assert article is not None and article.content_origin == "page"
     marks = "".join("m" if unicodedata.combining(c) else " " for c in article.body_text)
     assert 0 < max(map(len, marks.split())) <= MAX_NON_STARTERS
+
+
+def test_a_page_nested_past_the_parsers_depth_says_its_text_was_cut() -> None:
+    """libxml2 stops reading a page nested deeper than 256 elements (400 unclosed
+    <font>, as old CMS pages leave them): 253 of its 400 paragraphs were stored as if
+    they were the whole article, without a word. The text read is kept, and the item's
+    note (its fetch-log row, the run's summary) says the rest was not read."""
+    paragraphs = "".join(f"<font>第{n}段：{PARAGRAPH}" for n in range(400))
+    result, _ = build(f"<html><body><article>{paragraphs}</article></body></html>")
+    assert result.article is not None and result.article.content_origin == "page"
+    assert 200 < result.article.body_text.count("段：") < 400
+    assert result.note == (
+        "page nested deeper than 256 elements: its text after that point was not read"
+    )
+    whole, _ = build(f"<html><body><article><p>{PARAGRAPH}</p></article></body></html>")
+    assert whole.article is not None and whole.note is None

@@ -67,7 +67,8 @@ class ArticleJob:
 @dataclass(frozen=True)
 class BuildResult:
     article: Article | None
-    note: str | None  # why the page's own text was not used, or why nothing was built
+    # why the page's own text was not used or was read in part, or why nothing was built
+    note: str | None
 
 
 def _html2txt(html: str) -> str:
@@ -220,6 +221,7 @@ def build_article(job: ArticleJob) -> BuildResult:
                 )
                 if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                     text = meta.text
+                    note = f"page {meta.cut}" if meta.cut else None
                 else:
                     note = f"page {stopped}" if stopped else "no article text found in the page"
     elif job.page is not None:

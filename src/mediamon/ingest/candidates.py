@@ -61,6 +61,17 @@ def parse(html: str) -> Any:
     return tree
 
 
+def parse_was_cut() -> str | None:
+    """Why the last :func:`parse` stopped before the page's end, or None. libxml2 stops
+    reading a page nested deeper than 256 elements (unclosed ``<font>`` or ``<div>`` of
+    old CMS pages; its option for more, XML_PARSE_HUGE, does not lift it for HTML): the
+    text before that point is all the extractors see."""
+    for error in _parser().error_log:
+        if error.type_name == "ERR_RESOURCE_LIMIT":
+            return "nested deeper than 256 elements: its text after that point was not read"
+    return None
+
+
 # trafilatura counts a table row's cells again for each cell it adds (lxml's len() walks
 # the children): a row of 40,000 cells cost 3.4 s, of 49,900 5.8 s. The pages of the
 # corpora have at most 41 cells in a row; a row of more is split into rows of this many.

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
+from mediamon.ingest.candidates import (
+    link_texts,
+    parse,
+    parse_was_cut,
+    readability_text,
+    trafilatura_text,
+)
 from mediamon.ingest.choose import choose
 from mediamon.settings import Settings
 
@@ -137,6 +143,7 @@ class Extracted:
     sitename: str | None = None
     categories: tuple[str, ...] = field(default_factory=tuple)
     mode: str = "precision"
+    cut: str | None = None  # why the page was read only in part (parse_was_cut)
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,7 @@ def extract(
     tree = parse(html)
     if tree is None:
         return None
+    cut = parse_was_cut()
     rule = site_rule(url, configured_site_rules() if rules is None else rules) if url else None
     # Metadata first: readability rewrites the page's tree as the candidates' last reader.
     meta = _metadata(tree, url, frozenset(known), len(html)) if with_metadata else {}
@@ -220,6 +228,7 @@ def extract(
         sitename=_str(meta.get("sitename")),
         categories=_categories(meta.get("categories")),
         mode=mode,
+        cut=cut,
     )
 
 
