@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from mediamon import db, errors, service
 from mediamon.bi import access
 from mediamon.db import migrate
+from mediamon.db.roles import BI_ROLE
 from mediamon.errors import EXIT_USAGE, ConfigError, InputError, MailNotSent
 from mediamon.ingest.sources import SourceConfigError
 from mediamon.settings import Settings
@@ -205,7 +206,7 @@ def _bi_user(settings: Settings, name: str) -> int:
     print(login.url)
     print(
         f"{'created' if login.created else 'new password for'} {login.name} in role"
-        f" {access.BI_ROLE} (reads bi.* only); the password is not stored: keep this URL",
+        f" {BI_ROLE} (reads bi.* only); the password is not stored: keep this URL",
         file=sys.stderr,
     )
     return 0

@@ -21,11 +21,11 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from mediamon.db.roles import BI_ROLE, bi_login_refusals
 from mediamon.errors import EXIT_DATABASE, InputError, UserError
 
 logger = logging.getLogger(__name__)
 
-BI_ROLE = "mediamon_bi"
 LOOPBACK = "127.0.0.1"
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED_ROLES = frozenset({"postgres", BI_ROLE, "public"})
@@ -202,59 +202,6 @@ class BiLogin:
     created: bool
 
 
-# What makes an existing role more than a BI login, checked before bi-user touches it:
-# giving it a new password and read-only sessions would break whoever logs in with it
-# (the tasks' writer role), and "reads bi.* only" would be false for a superuser.
-_EXISTING_ROLE = sa.text(
-    "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,"
-    " exists (select 1 from pg_auth_members m join pg_roles b on b.oid = m.roleid"
-    "          where m.member = r.oid and b.rolname = :bi) as in_bi,"
-    " array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid"
-    "        where m.member = r.oid and g.rolname <> :bi order by 1) as other_roles,"
-    " exists (select 1 from pg_auth_members m where m.roleid = r.oid) as has_members,"
-    # Ownership of anything, in any database (tables, schemas, the database itself).
-    " exists (select 1 from pg_shdepend d where d.refclassid = 'pg_authid'::regclass"
-    "          and d.refobjid = r.oid and d.deptype = 'o') as owns,"
-    # Write privileges, granted directly or through any role it belongs to.
-    " exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-    "          where c.relkind in ('r', 'p', 'v', 'm', 'f')"
-    "            and n.nspname not in ('pg_catalog', 'information_schema')"
-    "            and n.nspname not like 'pg\\_%'"
-    "            and has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))"
-    "   as writes"
-    " from pg_roles r where r.rolname = :name"
-)
-
-
-def _not_a_bi_login(conn: sa.Connection, name: str, writer: str | None) -> list[str]:
-    """Why the existing role ``name`` is not a plain login of ``mediamon_bi`` (empty: it
-    is one)."""
-    row = conn.execute(_EXISTING_ROLE, {"bi": BI_ROLE, "name": name}).one()
-    reasons = [
-        text
-        for flag, text in (
-            (row.rolsuper, "is a superuser"),
-            (row.rolcreaterole, "may create roles"),
-            (row.rolcreatedb, "may create databases"),
-            (row.rolbypassrls, "bypasses row-level security"),
-            (row.rolreplication, "may start replication"),
-            (name == writer, "is the tasks' writer role (MEDIAMON_WRITER_ROLE)"),
-        )
-        if flag
-    ]
-    if row.other_roles:
-        reasons.append(f"is a member of {', '.join(row.other_roles)}")
-    if row.has_members:
-        reasons.append("has members")
-    if row.owns:
-        reasons.append("owns database objects")
-    if row.writes:
-        reasons.append("may write tables of this database")
-    if not row.in_bi:
-        reasons.append(f"is not a member of {BI_ROLE}")
-    return reasons
-
-
 def create_bi_login(
     engine: sa.Engine,
     name: str,
@@ -300,7 +247,7 @@ def create_bi_login(
                 " allowed to create roles"
             )
         exists = name in roles
-        refusals = _not_a_bi_login(conn, name, writer) if exists else []
+        refusals = bi_login_refusals(conn, name, writer) if exists else []
         if refusals:
             raise InputError(
                 f"bi-user: role {name!r} already exists and {', '.join(refusals)}; bi-user"

@@ -25,9 +25,9 @@ from markupsafe import Markup
 
 from mediamon.alerts.catalog import p_value_text
 from mediamon.alerts.render import isolate
-from mediamon.bi.access import BI_ROLE
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.db.queries import query
+from mediamon.db.roles import BI_ROLE
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from psycopg import sql
 
+from mediamon.errors import InputError
+
 logger = logging.getLogger(__name__)
 
+# The read-only role of the bi views (migration 0004 creates it).
+BI_ROLE = "mediamon_bi"
 WRITER_ROLE_ENV = ("MEDIAMON_WRITER_ROLE", "MEDIAMON_WRITER_PASSWORD")
 BI_LOGIN_ENV = ("MEDIAMON_BI_LOGIN", "MEDIAMON_BI_PASSWORD")
 
@@ -45,6 +49,115 @@ def logins_from_env(environ: Mapping[str, str] | None = None) -> tuple[Login | N
     return found[0], found[1]
 
 
+# What makes an existing role more than a BI login, checked before bi-user touches it:
+# giving it a new password and read-only sessions would break whoever logs in with it
+# (the tasks' writer role), and "reads bi.* only" would be false for a superuser.
+_EXISTING_ROLE = sa.text(
+    "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,"
+    " exists (select 1 from pg_auth_members m join pg_roles b on b.oid = m.roleid"
+    "          where m.member = r.oid and b.rolname = :bi) as in_bi,"
+    " array(select g.rolname from pg_auth_members m join pg_roles g on g.oid = m.roleid"
+    "        where m.member = r.oid and g.rolname <> :bi order by 1) as other_roles,"
+    " exists (select 1 from pg_auth_members m where m.roleid = r.oid) as has_members,"
+    # Ownership of anything, in any database (tables, schemas, the database itself).
+    " exists (select 1 from pg_shdepend d where d.refclassid = 'pg_authid'::regclass"
+    "          and d.refobjid = r.oid and d.deptype = 'o') as owns,"
+    # Write privileges, granted directly or through any role it belongs to.
+    " exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+    "          where c.relkind in ('r', 'p', 'v', 'm', 'f')"
+    "            and n.nspname not in ('pg_catalog', 'information_schema')"
+    "            and n.nspname not like 'pg\\_%'"
+    "            and has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))"
+    "   as writes"
+    " from pg_roles r where r.rolname = :name"
+)
+
+
+def bi_login_refusals(conn: sa.Connection, name: str, writer: str | None) -> list[str]:
+    """Why the existing role ``name`` is not a plain login of ``mediamon_bi`` (empty: it
+    is one)."""
+    row = conn.execute(_EXISTING_ROLE, {"bi": BI_ROLE, "name": name}).one()
+    reasons = [
+        text
+        for flag, text in (
+            (row.rolsuper, "is a superuser"),
+            (row.rolcreaterole, "may create roles"),
+            (row.rolcreatedb, "may create databases"),
+            (row.rolbypassrls, "bypasses row-level security"),
+            (row.rolreplication, "may start replication"),
+            (name == writer, "is the tasks' writer role (MEDIAMON_WRITER_ROLE)"),
+        )
+        if flag
+    ]
+    if row.other_roles:
+        reasons.append(f"is a member of {', '.join(row.other_roles)}")
+    if row.has_members:
+        reasons.append("has members")
+    if row.owns:
+        reasons.append("owns database objects")
+    if row.writes:
+        reasons.append("may write tables of this database")
+    if not row.in_bi:
+        reasons.append(f"is not a member of {BI_ROLE}")
+    return reasons
+
+
+# What makes an existing role unfit to become the writer: `db roles` gives it a new
+# password and write grants, which would lock out whoever logs in with it (the owner
+# running this command, a superuser) or let a BI login write.
+_WRITER_CANDIDATE = sa.text(
+    "select r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,"
+    " r.rolname = current_user as is_self,"
+    " exists (select 1 from pg_auth_members m join pg_roles b on b.oid = m.roleid"
+    "          where m.member = r.oid and b.rolname = :bi) as in_bi,"
+    " exists (select 1 from pg_shdepend d where d.refclassid = 'pg_authid'::regclass"
+    "          and d.refobjid = r.oid and d.deptype = 'o') as owns"
+    " from pg_roles r where r.rolname = :name"
+)
+
+
+def _refusals(conn: sa.Connection, writer: Login | None, bi_login: Login | None) -> list[str]:
+    """Why the named roles must not be created or changed as asked (empty: go ahead)."""
+    if writer and bi_login and writer.name == bi_login.name:
+        return [
+            f"MEDIAMON_WRITER_ROLE and MEDIAMON_BI_LOGIN both name {writer.name!r}:"
+            " the BI login would write"
+        ]
+    refusals = []
+    if writer is not None:
+        row = conn.execute(_WRITER_CANDIDATE, {"bi": BI_ROLE, "name": writer.name}).first()
+        reasons = [
+            text
+            for flag, text in (
+                (row and row.rolsuper, "is a superuser"),
+                (row and row.rolcreaterole, "may create roles"),
+                (row and row.rolcreatedb, "may create databases"),
+                (row and row.rolbypassrls, "bypasses row-level security"),
+                (row and row.rolreplication, "may start replication"),
+                (row and row.is_self, "is the role running this command"),
+                (row and row.in_bi, f"is a member of {BI_ROLE} (a BI login)"),
+                (row and row.owns, "owns database objects"),
+            )
+            if flag
+        ]
+        if reasons:
+            refusals.append(
+                f"MEDIAMON_WRITER_ROLE={writer.name!r} is an existing role that"
+                f" {', '.join(reasons)}; name a role of its own"
+            )
+    if bi_login is not None:
+        exists = conn.execute(
+            sa.text("select 1 from pg_roles where rolname = :name"), {"name": bi_login.name}
+        ).first()
+        writer_name = writer.name if writer else None
+        if exists and (reasons := bi_login_refusals(conn, bi_login.name, writer_name)):
+            refusals.append(
+                f"MEDIAMON_BI_LOGIN={bi_login.name!r} is an existing role that"
+                f" {', '.join(reasons)}; name a login of its own"
+            )
+    return refusals
+
+
 def ensure_roles(engine: sa.Engine, writer: Login | None, bi_login: Login | None) -> list[str]:
     """Create or update the logins and grant what each needs; return what was done.
 
@@ -53,6 +166,8 @@ def ensure_roles(engine: sa.Engine, writer: Login | None, bi_login: Login | None
     """
     done: list[str] = []
     with engine.begin() as conn:
+        if refusals := _refusals(conn, writer, bi_login):
+            raise InputError("db roles: " + "; ".join(refusals) + "; nothing was changed")
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cursor:

@@ -141,3 +141,84 @@ def test_a_plain_bi_login_gets_a_new_password(
     after = _state(admin, name)
     assert after[0] != before[0]
     assert after[1] == ["default_transaction_read_only=on"]
+
+
+def _roles_refused(
+    admin: sa.Engine,
+    names: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    writer: str | None = None,
+    bi_login: str | None = None,
+) -> str:
+    """Run `db roles` naming ``writer`` and ``bi_login``; assert one line, exit 2, and
+    that none of ``names`` changed."""
+    for variable, value in (("WRITER_ROLE", writer), ("BI_LOGIN", bi_login)):
+        if value is None:
+            monkeypatch.delenv(f"MEDIAMON_{variable}", raising=False)
+        else:
+            monkeypatch.setenv(f"MEDIAMON_{variable}", value)
+    monkeypatch.setenv("MEDIAMON_WRITER_PASSWORD", "new-writer-pass")
+    monkeypatch.setenv("MEDIAMON_BI_PASSWORD", "new-bi-pass")
+    before = [_state(admin, name) for name in names]
+    assert main(["db", "roles"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1, out
+    assert out.err.startswith("mediamon: db roles: ") and "nothing was changed" in out.err
+    assert [_state(admin, name) for name in names] == before
+    return out.err
+
+
+def test_db_roles_refuses_to_make_a_writer_of_a_role_that_is_more(
+    admin: sa.Engine,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: `MEDIAMON_WRITER_ROLE=postgres mediamon db roles` gave the superuser (or the
+    owner running it) a new password; a BI login named as writer was given write grants."""
+    superuser = scratch_role("login superuser password 'keep'")
+    bi_login = scratch_role("login password 'keep' in role mediamon_bi")
+    for name, reason in ((superuser, "is a superuser"), (bi_login, "is a member of mediamon_bi")):
+        err = _roles_refused(admin, [name], capsys, monkeypatch, writer=name)
+        assert f"MEDIAMON_WRITER_ROLE='{name}' is an existing role that" in err and reason in err
+    with admin.connect() as conn:
+        me = conn.execute(sa.text("select current_user")).scalar_one()
+    err = _roles_refused(admin, [], capsys, monkeypatch, writer=me)
+    assert "is the role running this command" in err
+
+
+def test_db_roles_refuses_a_bi_login_that_is_more_or_is_the_writer(
+    admin: sa.Engine,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    superuser = scratch_role("login superuser password 'keep' in role mediamon_bi")
+    err = _roles_refused(admin, [superuser], capsys, monkeypatch, bi_login=superuser)
+    assert f"MEDIAMON_BI_LOGIN='{superuser}'" in err and "is a superuser" in err
+    same = scratch_role("login password 'keep'")
+    err = _roles_refused(admin, [same], capsys, monkeypatch, writer=same, bi_login=same)
+    assert "both name" in err
+
+
+def test_db_roles_run_again_updates_its_own_roles(
+    admin: sa.Engine,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The refusals leave the command's own re-run alone: new passwords, same grants."""
+    writer = scratch_role("login password 'old'")
+    bi_login = scratch_role("login password 'old' in role mediamon_bi")
+    roles.ensure_roles(admin, roles.Login(writer, "w1"), roles.Login(bi_login, "b1"))
+    before = (_state(admin, writer), _state(admin, bi_login))
+    monkeypatch.setenv("MEDIAMON_WRITER_ROLE", writer)
+    monkeypatch.setenv("MEDIAMON_WRITER_PASSWORD", "w2")
+    monkeypatch.setenv("MEDIAMON_BI_LOGIN", bi_login)
+    monkeypatch.setenv("MEDIAMON_BI_PASSWORD", "b2")
+    assert main(["db", "roles"]) == 0, capsys.readouterr()
+    after = (_state(admin, writer), _state(admin, bi_login))
+    assert after[0][0] != before[0][0] and after[1][0] != before[1][0]
+    assert after[0][1:] == before[0][1:] and after[1][1:] == before[1][1:]
