@@ -178,8 +178,8 @@ def parse_feed(
         # WARNING line, and 20 items of 600 kB titles without a link made a 12 MB summary.
         title = cap(str(entry.get("title") or "untitled"), NOTE_TITLE_CHARS)
         raw_link = entry.get("link") or (entry.get("id") if entry.get("guidislink") else None)
-        link = _link(entry)
-        if not link:
+        usable = _link(entry)
+        if not usable:
             if isinstance(raw_link, str) and raw_link.strip():
                 written = raw_link.strip()[:80]
                 skipped.append(
@@ -188,12 +188,12 @@ def parse_feed(
             else:
                 skipped.append(f"item {index} ({title!r}) has no link")
             continue
+        link, had_userinfo = usable
         if len(link) > MAX_URL_LENGTH:
             skipped.append(
                 f"item {index} ({title!r}) link is longer than {MAX_URL_LENGTH} characters"
             )
             continue
-        link, had_userinfo = _without_userinfo(link)
         if had_userinfo:
             skipped.append(f"item {index} ({title!r}) link had a user name or password; removed")
         if link in seen:
@@ -408,11 +408,13 @@ def _capped(item: FeedItem) -> FeedItem:
     )
 
 
-def _link(entry: Any) -> str | None:
-    """The entry's http(s) link, if the fetcher could use it: netguard's syntax check (a
-    port of 99999 or "abc", a control character, no host) refused later made URL
-    canonicalization raise outside any one item's handling. The length is checked by
-    the caller, with its own note."""
+def _link(entry: Any) -> tuple[str, bool] | None:
+    """The entry's http(s) link without user name and password, if the fetcher could use
+    it, and whether it had them. netguard's syntax check (a port of 99999 or "abc", a
+    control character, no host) runs on the link as kept: one it would refuse made URL
+    canonicalization raise outside any one item's handling, and checked before the user
+    name went, ``http://[::1]@-]/p`` passed and left ``http://-]/p``. The length is
+    checked by the caller, with its own note."""
     from mediamon.ingest.netguard import BlockedURL, check_url_syntax
 
     link = entry.get("link")
@@ -420,12 +422,12 @@ def _link(entry: Any) -> str | None:
         link = entry.get("id")
     if not (isinstance(link, str) and link.startswith(("http://", "https://"))):
         return None
-    link = link.strip()
     try:
+        link, had_userinfo = _without_userinfo(link.strip())
         check_url_syntax(link, check_length=False)
-    except BlockedURL:
+    except (BlockedURL, ValueError):  # ValueError: a netloc urlsplit cannot read
         return None
-    return link
+    return link, had_userinfo
 
 
 def _plain_title(title: Any) -> str | None:

@@ -262,11 +262,14 @@ def test_links_with_a_bad_port_or_a_control_character_are_skipped() -> None:
     items = "".join(
         f"<item><title>{name}</title><link>{link}</link></item>"
         for name, link in [("port", "http://e.example:99999/a"), ("word", "http://e.example:abc/b"),
-                           ("del", "http://e.example/\x7fc"), ("ok", "http://e.example/d")]
+                           ("del", "http://e.example/\x7fc"), ("ok", "http://e.example/d"),
+                           # the host urlsplit refuses appears once the user name goes
+                           # (before: the source's poll crashed, Invalid IPv6 URL)
+                           ("v6", "http://[::1]@-]/p"), ("v6b", "http://[::1]@x]/p")]
     )  # fmt: skip
     parsed = parse_feed(_rss(items), "http://e.example/f")
     assert [i.link for i in parsed.items] == ["http://e.example/d"]
-    assert len(parsed.skipped) == 3
+    assert len(parsed.skipped) == 5
     assert all("is not a valid http(s) URL" in line for line in parsed.skipped)
 
 
