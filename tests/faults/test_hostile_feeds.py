@@ -171,6 +171,34 @@ def test_archive_file_names_that_are_not_utf8_are_named_and_the_rest_loads(
     assert "https://example.com/good" in articles(engine, "arch")
 
 
+def test_an_archive_file_with_an_unusable_link_fails_alone(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """Before: a link URL canonicalization refuses (a port of 99999) raised out of the
+    import, `mediamon: Port out of range 0-65535`: no file of the folder loaded, at every
+    run; credentials in a link were stored and shown as written."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name, link in [
+        ("a-good.txt", "https://example.com/good"),
+        ("b-port.txt", "http://example.com:99999/x"),
+        ("c-creds.txt", "https://www.example.com:pw@evil.example/p"),
+    ]:
+        (folder / name).write_text(
+            f"<!--1712090701000-->\n[标题]({link})\n------\n<p>{PARAGRAPH}</p>\n", "utf-8"
+        )
+    stats = run_ingest(engine, [Source(name="arch", kind="archive", location=str(folder))], NOW)
+    assert stats["arch"].new == 2 and stats["arch"].failed == 1
+    assert sorted(stats["arch"].errors) == [
+        "b-port.txt: line 2 link 'http://example.com:99999/x' is not a valid http(s) URL",
+        "c-creds.txt: link had a user name or password; removed",
+    ]
+    assert sorted(articles(engine, "arch")) == [
+        "https://evil.example/p",
+        "https://example.com/good",
+    ]
+
+
 @pytest.mark.parametrize("chunk_size", [100, 1])  # the two files in one chunk, or two
 def test_archive_files_of_one_article_and_unbelievable_dates_are_noted(
     engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int

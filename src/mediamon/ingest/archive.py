@@ -8,7 +8,7 @@ import re
 import stat
 from pathlib import Path
 
-from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.feeds import FeedItem, usable_link
 from mediamon.ingest.normalize import from_epoch_ms
 
 EPOCH_LINE = re.compile(r"^<!--\s*(\d{10,13})\s*-->$")
@@ -21,12 +21,17 @@ class ArchiveFormatError(ValueError):
     """A file does not follow the archive format; the message names the file and line."""
 
 
-def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
+def parse_archive_text(
+    text: str, name: str, notes: list[str] | None = None
+) -> tuple[FeedItem, str]:
     """Parse one archived item.
 
     Args:
         text: The file's contents.
         name: The file's name, for error messages.
+        notes: Gets a line when the link's user name and password were removed (shown
+            in mail and BI, ``https://www.example.com:pw@evil.example/`` reads as the
+            first host), as a feed's items get.
 
     Returns:
         The item (link, title, publication time) and its HTML.
@@ -46,6 +51,9 @@ def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
     if link is None:
         raise ArchiveFormatError(f"{name}: line 2 must be [title](http(s) URL)")
     title, url = link
+    if (usable := usable_link(url)) is None:  # as a feed's item links are checked
+        raise ArchiveFormatError(f"{name}: line 2 link {url[:80]!r} is not a valid http(s) URL")
+    url, had_userinfo = usable
     if not SEPARATOR.match(header[2]):
         raise ArchiveFormatError(f"{name}: line 3 must be a ------ separator")
     html = lines[3] if len(lines) > 3 else ""
@@ -60,6 +68,8 @@ def parse_archive_text(text: str, name: str) -> tuple[FeedItem, str]:
         published_at=published,
         content_html=html,
     )
+    if had_userinfo and notes is not None:
+        notes.append(f"{name}: link had a user name or password; removed")
     return item, html
 
 

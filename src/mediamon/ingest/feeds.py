@@ -409,18 +409,23 @@ def _capped(item: FeedItem) -> FeedItem:
 
 
 def _link(entry: Any) -> tuple[str, bool] | None:
-    """The entry's http(s) link without user name and password, if the fetcher could use
-    it, and whether it had them. netguard's syntax check (a port of 99999 or "abc", a
-    control character, no host) runs on the link as kept: one it would refuse made URL
-    canonicalization raise outside any one item's handling, and checked before the user
-    name went, ``http://[::1]@-]/p`` passed and left ``http://-]/p``. The length is
-    checked by the caller, with its own note."""
-    from mediamon.ingest.netguard import BlockedURL, check_url_syntax
-
+    """The entry's link as :func:`usable_link` keeps it."""
     link = entry.get("link")
     if not link and entry.get("guidislink"):
         link = entry.get("id")
-    if not (isinstance(link, str) and link.startswith(("http://", "https://"))):
+    return usable_link(link) if isinstance(link, str) else None
+
+
+def usable_link(link: str) -> tuple[str, bool] | None:
+    """An item's http(s) link without user name and password, if the fetcher could use
+    it, and whether it had them; None if not. netguard's syntax check (a port of 99999
+    or "abc", a control character, no host) runs on the link as kept: one it would
+    refuse made URL canonicalization raise outside any one item's handling, and checked
+    before the user name went, ``http://[::1]@-]/p`` passed and left ``http://-]/p``.
+    The length is checked by the caller, with its own note."""
+    from mediamon.ingest.netguard import BlockedURL, check_url_syntax
+
+    if not link.startswith(("http://", "https://")):
         return None
     try:
         link, had_userinfo = _without_userinfo(link.strip())

@@ -180,7 +180,7 @@ def check_url_syntax(url: str, check_length: bool = True) -> tuple[str, str, int
     if scheme not in ALLOWED_SCHEMES:
         raise BlockedURL(f"blocked: scheme {scheme or '(none)'!r} is not http or https")
     host = (parts.hostname or "").lower()
-    if not host:
+    if not host.strip("."):  # "http://../p": canonicalized, it was "http:///p"
         raise BlockedURL("blocked: URL has no host")
     if not host.isascii():
         # The form requests sends (IDNA 2008, UTS 46), so both sides name the same host.

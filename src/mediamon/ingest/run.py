@@ -506,7 +506,7 @@ def archive_chunks(
             url = path.as_uri()
             try:
                 data = archive.read_capped(path, max_bytes)
-                item, html = archive.parse_archive_text(decode_html(data).text, path.name)
+                item, html = archive.parse_archive_text(decode_html(data).text, path.name, notes)
             except (OSError, ValueError) as error:  # ArchiveFormatError, or a bad file
                 bad.append(
                     Entry(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))

@@ -64,6 +64,8 @@ def test_address_classes(address: str, reason: str | None) -> None:
         ("javascript:alert(1)", "scheme 'javascript'"),
         ("//example.com/no-scheme", "scheme '(none)'"),
         ("http:///no-host", "URL has no host"),
+        ("http://../p", "URL has no host"),  # before: fetched as "http:///p", one key for all
+        ("https://.", "URL has no host"),
         ("http://example.com:99999/", "invalid URL"),
         ("http://example.com/" + "a" * 2100, "URL longer than 2048 characters"),
     ],

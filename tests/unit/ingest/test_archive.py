@@ -36,6 +36,14 @@ def test_seed_header(shared_dir: Path) -> None:
         ("<!--1712090701000-->\n[t](ftp://x.org/a)\n------\n<p>x</p>", "line 2"),
         ("<!--1712090701000-->\n[t](https://x.org/a)\n<p>x</p>\n", "line 3"),
         ("<!--1712090701000-->\n[t](https://x.org/a)\n------\n   ", "no HTML"),
+        # links the fetcher and URL canonicalization refuse (before: ValueError out of
+        # the import, every file of the folder lost, at every run; or stored as written)
+        ("<!--1712090701000-->\n[t](http://example.com:99999/x)\n------\n<p>x</p>", "line 2 link"),
+        ("<!--1712090701000-->\n[t](http://a:abc/)\n------\n<p>x</p>", "not a valid http(s) URL"),
+        ("<!--1712090701000-->\n[t](http://[zz]/)\n------\n<p>x</p>", "not a valid http(s) URL"),
+        ("<!--1712090701000-->\n[t](http://[::1]@-]/p)\n------\n<p>x</p>", "not a valid"),
+        ("<!--1712090701000-->\n[t](http://a\x1bb/x)\n------\n<p>x</p>", "not a valid"),
+        ("<!--1712090701000-->\n[t](http://../x)\n------\n<p>x</p>", "not a valid"),
     ],
 )
 def test_malformed_files_are_named(text: str, message: str) -> None:
@@ -132,3 +140,14 @@ def test_files_over_the_cap_are_refused(tmp_path: Path) -> None:
         read_capped(path, 1000)
     path.write_bytes(b"x" * 1000)
     assert read_capped(path, 1000) == b"x" * 1000
+
+
+def test_a_user_name_and_password_are_removed_from_the_link_with_a_note() -> None:
+    notes: list[str] = []
+    item, _ = parse_archive_text(
+        "<!--1712090701000-->\n[t](https://www.example.com:pw@evil.example/p)\n------\n<p>x</p>",
+        "a.txt",
+        notes,
+    )
+    assert item.link == "https://evil.example/p"
+    assert notes == ["a.txt: link had a user name or password; removed"]
