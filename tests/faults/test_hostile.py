@@ -1044,6 +1044,17 @@ def test_feed_dates_are_read_whole_or_not_believed(engine: sa.Engine, server: Fa
         "/space-offset": ("2024/04/20 08:00:00 +0800", datetime(2024, 4, 20, tzinfo=UTC)),
         "/gmt-8": ("2024-04-20T08:00:00 GMT+8", datetime(2024, 4, 20, tzinfo=UTC)),
         "/cst": ("2024-04-20 08:00:00 CST", datetime(2024, 4, 20, tzinfo=UTC)),
+        # feedparser read only the day of these: midnight UTC, 12 and 6 hours off
+        "/pst": ("2024-04-20 03:59 PST", datetime(2024, 4, 20, 11, 59, tzinfo=UTC)),
+        "/cst-late": ("2024-04-20 13:59 CST", datetime(2024, 4, 20, 5, 59, tzinfo=UTC)),
+        "/unknown-zone": ("2024-04-20 13:59 XYZ", None),
+        # offsets feedparser applied wherever they stood: days off
+        "/comment": ("Sat, 20 Apr 2024 08:00:00 +9959 (x)", None),
+        "/named": ("Sat, 20 Apr 2024 08:00:00 -9999 GMT", None),
+        "/three": ("Sat, 20 Apr 2024 08:00:00 +999", None),
+        "/five": ("Sat, 20 Apr 2024 08:00:00 +99999", None),
+        "/rfc-cst": ("Sat, 20 Apr 2024 05:00:00 CST", datetime(2024, 4, 20, 11, tzinfo=UTC)),
+        "/rfc-14": ("Sat, 20 Apr 2024 08:00:00 +1400", datetime(2024, 4, 19, 18, tzinfo=UTC)),
     }
     feed = rss([item(server.url(path), title=path, date=d) for path, (d, _) in dates.items()])
     server.route("/feed.xml", respond(feed, content_type=RSS))
@@ -1064,6 +1075,8 @@ def test_feed_dates_are_read_whole_or_not_believed(engine: sa.Engine, server: Fa
         "item 7 ('/offset') date 'Sat, 20 Apr 2024 08:00:00 +99:99' has an impossible UTC"
         " offset (at most ±14:00); first-seen time used" in stats.errors
     )
+    for index, path in ((15, "/comment"), (16, "/named"), (17, "/three"), (18, "/five")):
+        assert f"item {index} ('{path}') date '{dates[path][0]}' has an impossible UTC" in notes
 
 
 def test_user_names_and_passwords_are_removed_from_item_links(

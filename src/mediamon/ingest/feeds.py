@@ -12,6 +12,7 @@ still arrive, so a way around the removal ends in a refused feed, never an expan
 from __future__ import annotations
 
 import calendar
+import email.utils
 import html
 import io
 import logging
@@ -75,6 +76,17 @@ ZONE_OFFSET = re.compile(r"(?:GMT|UTC)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.IGN
 # ±14:00; feedparser added whatever it was given ("+99:99": four days earlier).
 TRAILING_OFFSET = re.compile(r"[+-](\d{2}):?(\d{2})\s*$")
 MAX_UTC_OFFSET = timedelta(hours=14)
+# Zone names after a year-first date, in hours east of UTC: RFC 822's and feedparser's
+# (ET, CT, MT, PT and their standard and daylight forms, military letters), except that
+# CST is China Standard Time, as the Chinese CMSs that write such dates mean it, and the
+# names of the region's other zones.
+ZONE_NAMES = {
+    "ut": 0, "gmt": 0, "z": 0, "utc": 0,
+    "adt": -3, "ast": -4, "at": -4, "edt": -4, "est": -5, "et": -5, "cdt": -5, "ct": -6,
+    "mdt": -6, "mst": -7, "mt": -7, "pdt": -7, "pst": -8, "pt": -8,
+    "a": -1, "n": 1, "m": -12, "y": 12, "met": 1, "mest": 2,
+    "cst": 8, "hkt": 8, "sgt": 8, "awst": 8, "jst": 9, "kst": 9,
+}  # fmt: skip
 # A tag in a title: "<" then a letter, "/" or "!" and no other "<" or ">" up to its ">"
 # (linear; "5 < 6 > 4" is no tag).
 MARKUP_TAG = re.compile(r"<[A-Za-z/!][^<>]*>")
@@ -492,7 +504,7 @@ def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
     """``raw`` as a UTC time (feedparser's reading ``parsed`` unless the date starts
     with its year), or None and why not."""
     if YEAR_FIRST.match(raw):
-        moment = _year_first_date(raw.strip(), parsed)
+        moment = _year_first_date(raw.strip())
         if moment is None:
             return None, "is not a date (year, month and day, then the time)"
         offset = moment.utcoffset() or timedelta()
@@ -506,6 +518,17 @@ def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
         moment = _time(parsed)
         if moment is None:
             return None, "is not a date"
+        # feedparser applies any offset it finds, wherever it stands ("+9959 (x)", "+999",
+        # "-9999 GMT": days off): its reading must be the written clock time in a zone
+        # that exists. (The time as written, by the mail library: 200 characters of it.)
+        clock = email.utils.parsedate(raw[:200])
+        if clock is not None:
+            try:
+                local = datetime(*clock[:6])
+            except ValueError:
+                local = None
+            if local is not None and not _plausible_offset(local - moment.replace(tzinfo=None)):
+                return None, "has an impossible UTC offset (at most ±14:00)"
     if abs(offset) > MAX_UTC_OFFSET:
         return None, "has an impossible UTC offset (at most ±14:00)"
     try:
@@ -514,11 +537,11 @@ def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
         return None, "is not a date"
 
 
-def _year_first_date(text: str, parsed: Any) -> datetime | None:
+def _year_first_date(text: str) -> datetime | None:
     """An ISO 8601 date and time, or a Chinese feed's (``2024年4月20日 08:00``,
-    ``2024/04/20 08:00:00 +0800``, ``2024.04.20``), read whole; None if it is neither or
-    names a day, time or offset that does not exist. A zone's name after the time
-    (``CST``) is left to feedparser's reading ``parsed``, if that is of the written time."""
+    ``2024/04/20 08:00:00 +0800``, ``2024.04.20``, ``2024-04-20 08:00 CST``), read
+    whole; None if it is neither or names a day, time, offset or zone that does not
+    exist (:data:`ZONE_NAMES`)."""
     # Not a regex search for \s*(?:GMT|UTC)$: tried at each of a run of spaces, it read
     # the rest of the run each time (20,000 spaces then "x": 4.3 s for one date).
     if text[-3:].upper() in UTC_NAMES:
@@ -545,13 +568,17 @@ def _year_first_date(text: str, parsed: Any) -> datetime | None:
         if minutes > 59 or abs(delta) > MAX_UTC_OFFSET:
             return None
         return written.replace(tzinfo=timezone(delta))
-    # feedparser knows zone names, and fills in from today's clock what it cannot read
-    # (a weekday after the date: the 1st of this month): its reading stands only if it
-    # is the written time in some zone.
-    known = _time(parsed)
-    if known is not None and abs(known.replace(tzinfo=None) - written) <= MAX_UTC_OFFSET:
-        return known
-    return None
+    # A zone's name after a year-first date: feedparser reads only the day of such a date
+    # ("2024-04-20 13:59 PST" was midnight UTC, 22 hours off), so the name is looked up
+    # here; one not known leaves the date unbelieved.
+    named = ZONE_NAMES.get(zone.lower())
+    return None if named is None else written.replace(tzinfo=timezone(timedelta(hours=named)))
+
+
+def _plausible_offset(offset: timedelta) -> bool:
+    """Whether ``offset`` (the written time minus its UTC reading) is a UTC offset that
+    exists: at most 14 hours, in whole quarter hours."""
+    return abs(offset) <= MAX_UTC_OFFSET and offset % timedelta(minutes=15) == timedelta()
 
 
 def _time(value: Any) -> datetime | None:
