@@ -59,6 +59,13 @@ XML_START = (
 # more bad sequences than good ones. Re-decoding a whole Chinese feed as a single-byte
 # encoding because of one bad byte turned every character into mojibake.
 UTF8_REPAIR_RATIO = 20
+# When the document or HTTP declares UTF-8, fewer valid characters will do: it is UTF-8
+# unless its bad sequences are many of its non-ASCII bytes. Read as UTF-8, a GBK, Big5
+# or Shift_JIS document has a bad sequence for nearly every one of them (0.7-1.0); a
+# UTF-8 feed with one stray cp1252 byte and a few accents has one for ten. Before, a
+# French feed of six accents and one stray byte lost its declaration for the detector,
+# which read it as Korean (Caf챕).
+UTF8_DECLARED_MAX_BAD = 0.25
 
 
 @dataclass(frozen=True)
@@ -142,10 +149,11 @@ def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
         return Decoded(content.decode("utf-8"), "utf-8", 0)
     except UnicodeDecodeError:
         pass
-    repaired = _mostly_utf8(content)
+    declared = declared_charsets(content, http_charset)
+    repaired = _mostly_utf8(content, declared=declared[:1] == ["utf-8"])
     if repaired is not None:
         return repaired
-    candidates = [e for e in declared_charsets(content, http_charset) if e != "utf-8"]
+    candidates = [e for e in declared if e != "utf-8"]
     candidates += [e for e in (_detect(content), "gb18030") if e and e not in candidates]
     best: Decoded | None = None
     for encoding in candidates:
@@ -164,11 +172,16 @@ def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
     return best
 
 
-def _mostly_utf8(content: bytes) -> Decoded | None:
-    """UTF-8 with its few bad bytes replaced, if the document is UTF-8 but for them."""
+def _mostly_utf8(content: bytes, *, declared: bool) -> Decoded | None:
+    """UTF-8 with its few bad bytes replaced, if the document is UTF-8 but for them
+    (``declared``: the first charset the response declares is UTF-8)."""
     text = content.decode("utf-8", "replace")
     replaced = text.count("\ufffd") - content.count("\ufffd".encode())
     non_ascii = len(text) - len(text.encode("ascii", "ignore")) - replaced
+    non_ascii_bytes = len(content) - len(content.translate(None, _NON_ASCII_BYTES))
+    if declared and 0 < replaced <= UTF8_DECLARED_MAX_BAD * non_ascii_bytes:
+        logger.debug("declared UTF-8 with %d bad byte sequence(s) replaced", replaced)
+        return Decoded(text, "utf-8", replaced)
     if replaced > 0 and non_ascii >= UTF8_REPAIR_RATIO * replaced:
         logger.debug("UTF-8 with %d bad byte sequence(s) replaced", replaced)
         return Decoded(text, "utf-8", replaced)
@@ -180,6 +193,7 @@ def _mostly_utf8(content: bytes) -> Decoded | None:
 # fills the first 64 kB with ASCII was read as ASCII, and its GBK body as cp1252.
 DETECT_SAMPLE_BYTES = 65536
 _NOT_ASCII = re.compile(rb"[\x80-\xff]")
+_NON_ASCII_BYTES = bytes(range(0x80, 0x100))
 
 
 def _detect(content: bytes) -> str | None:

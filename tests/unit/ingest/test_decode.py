@@ -92,3 +92,25 @@ def test_undeclared_charset_is_detected_behind_a_long_ascii_head(body: str, enco
     assert len(head) > DETECT_SAMPLE_BYTES
     decoded = decode_html(head + body.encode(encoding) + b"</p></body></html>")
     assert body in decoded.text and decoded.replaced == 0
+
+
+@pytest.mark.parametrize("where", ["http", "meta"])
+def test_a_declared_utf8_page_with_a_stray_byte_stays_utf8(where: str) -> None:
+    """A Latin-script page declared UTF-8, with a few accents and one stray cp1252 byte
+    (WordPress's curly apostrophe, a common bug): before, its few valid characters did
+    not outnumber the bad byte twenty times, the declaration was dropped, and the
+    detector read the page as Korean ("Caf챕", "L'챕t챕")."""
+    body = "Café. L’été à Paris. It’s here"
+    raw = page("utf-8" if where == "meta" else "x", body).encode("utf-8")
+    raw = raw.replace("It’s".encode(), b"It\x92s")
+    decoded = decode_html(raw, http_charset="utf-8" if where == "http" else None)
+    assert decoded.encoding == "utf-8" and decoded.replaced == 1
+    assert "Café. L’été à Paris. It\ufffds here" in decoded.text
+
+
+def test_gbk_declared_utf8_is_still_read_as_gbk() -> None:
+    """Read as UTF-8, GBK has a bad sequence for nearly every byte: the declaration is
+    not believed, and the few stray bytes a UTF-8 page may have do not make it so."""
+    raw = page("utf-8", TEXT).encode("gbk")
+    decoded = decode_html(raw, http_charset="utf-8")
+    assert TEXT in decoded.text and decoded.encoding == "gb18030"
