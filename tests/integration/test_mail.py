@@ -16,6 +16,8 @@ from mediamon.cli import main
 from mediamon.devtools.demo import mail_sink
 from mediamon.devtools.demo_history import write_history
 from mediamon.errors import ConfigError
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import refresh_topics
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 
@@ -208,9 +210,14 @@ def test_digest_run_mails_each_recipient_once(
     assert main(["import-archive", str(history), "--source-name", "history"]) == 0
     capsys.readouterr()
     at = "2024-04-18T00:30:00+00:00"  # 08:30 in Shanghai, the morning after the burst
+    # A dry run reads the mentions as they are: match first, as an earlier run would have.
+    match_articles(engine, refresh_topics(engine, topics_file).topics)
     assert main(["digest", "run", "--at", at, "--dry-run"]) == 0
     dry = json.loads(capsys.readouterr().out)
     assert dry["dry_run"] and dry["due"] == 2 and dry["sent"] == 0
+    # The totals agree with the list (before, "stories" stayed 0 beside digests of 14).
+    assert dry["stories"] == sum(d["stories"] for d in dry["digests"]) > 0, dry
+    assert dry["empty"] == sum(d["stories"] == 0 and d["spikes"] == 0 for d in dry["digests"])
 
     with mail_sink(tmp_path / "mail") as (sink, port):
         monkeypatch.setenv(

@@ -331,8 +331,9 @@ def run_digests(
         send: Sends one message and raises on failure; None with ``dry_run``.
         sender: The From address.
         options: Display zone, unsubscribe address, base URL.
-        dry_run: Say what is due and how many stories each digest would list; send and
-            record nothing.
+        dry_run: Say what is due and how many stories each digest would list (the
+            totals ``stories`` and ``empty`` too: what the run would list and find
+            empty); send and record nothing.
 
     Raises:
         DigestError: at least one send failed (after every other digest was tried);
@@ -379,7 +380,12 @@ def _run(
             "spikes": len(digest.spikes),
         }
         stats.digests.append(summary)
+        nothing_new = digest.story_count == 0 and not digest.spikes
         if dry_run:
+            # The totals say what the run would do, as the list does: "stories" 0 beside
+            # a digest of 14 read as if the digests listed nothing. Nothing is sent.
+            stats.stories += digest.story_count
+            stats.empty += nothing_new
             continue
         record = {
             "recipient": plan.address,
@@ -392,7 +398,7 @@ def _run(
             "selected_at": selected_at,
             "story_ids": sorted({s.story_id for t in digest.topics for s in t.stories}),
         }
-        if digest.story_count == 0 and not digest.spikes:
+        if nothing_new:
             _record(engine, {**record, "status": "empty", "message_id": None})
             stats.empty += 1
             continue
