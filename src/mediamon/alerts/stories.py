@@ -196,4 +196,5 @@ def stories_section(
         else:
             parts.append(f"<p>{esc(catalog('more_not_shown', n=hidden))}</p>")
             lines.append(catalog("more_not_shown", n=hidden))
+        lines.append("")  # as after every other block: the next heading stands apart
     return "".join(parts), lines

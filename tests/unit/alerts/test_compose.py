@@ -123,6 +123,17 @@ def test_top_stories_in_full_the_rest_compact_or_linked() -> None:
     assert "14 more stories are not listed here." in unlinked.text
 
 
+def test_the_more_stories_line_stands_apart() -> None:
+    """The plain text ran "14 more stories: https://…" into "Statistics" without a blank
+    line."""
+    many = tuple(story(i) for i in range(1, 120))
+    options = MailOptions(base_url="https://mediamon.example.org")
+    for locale, heading in (("en", "Statistics"), ("zh-CN", "统计细节")):
+        text = render_alert_mail(alert(stories=many), Reader("a@example.org", locale), options).text
+        more = next(line for line in text.splitlines() if "https://mediamon.example.org/" in line)
+        assert f"{more}\n\n{heading}\n" in text, text[-1500:]
+
+
 def test_ranking_rule() -> None:
     headline = story(1, title_hits=1)
     syndicated = story(2, other_outlets=("bbc", "dw"))
