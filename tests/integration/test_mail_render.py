@@ -184,7 +184,7 @@ def test_mail_headers_times_and_locale(mails: dict[str, EmailMessage]) -> None:
     # Snippets in the plain text: the term in 【】.
     assert "【台湾】海峡紧张。【台湾】" in text
     # Why you got it and how to change it.
-    assert "desk@example.org" in text and "key: taiwan" in text and "config/topics.yaml" in text
+    assert "desk@example.org" in text and "key: taiwan" in text and "leave@mediamon.example" in text
     assert "<script" not in html_text and "&lt;script&gt;" in html_text
     assert "+1 outlet" in parts["duty@example.org"][0]  # the syndicated copies, folded
 

@@ -83,8 +83,8 @@ MESSAGES: dict[str, dict[str, str]] = {
             "You get this {cadence} digest because {address} is a {cadence} recipient of {topics}."
         ),
         "how_to_change": (
-            "To change or stop it, edit the recipients of the topic's entry "
-            "(key: {key}) in {path}, or unsubscribe: {unsubscribe}."
+            "To change or stop it, ask mediamon's administrators ({contact}) to change "
+            "the recipients of {topic} (key: {key}), or unsubscribe: {unsubscribe}."
         ),
         "reference": "Alert #{alert_id}, window {window}",
         "cadence_daily": "daily",
@@ -156,8 +156,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "why_digest": "您收到此{cadence}摘要，是因为 {address} 订阅了 {topics} 的{cadence}摘要。",
         "how_to_change": (
-            "如需更改或停止，请编辑 {path} 中该话题条目（key: {key}）的 recipients，"
-            "或退订：{unsubscribe}。"
+            "如需更改或停止，请联系 mediamon 管理员（{contact}）修改「{topic}」（key: {key}）"
+            "的收件人，或退订：{unsubscribe}。"
         ),
         "reference": "警报 #{alert_id}，时段 {window}",
         "cadence_daily": "每日",

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -58,7 +57,6 @@ from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
 
 # Charts in one digest (one per spike, newest first).
 MAX_DIGEST_CHARTS = 3
-TOPICS_FILE = "config/topics.yaml"
 FONT = (
     "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,'Noto Sans CJK SC',"
     "'PingFang SC','Microsoft YaHei',sans-serif"
@@ -73,24 +71,18 @@ class MailOptions:
         timezone: Display zone when the recipient has none (``MEDIAMON_TIMEZONE``).
         unsubscribe_address: The mailbox of ``List-Unsubscribe``.
         base_url: mediamon's web address, for "more stories" links; None: no links.
-        topics_file: The topics file as the reader should look for it.
     """
 
     timezone: str = DEFAULT_TIMEZONE
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
     base_url: str | None = None
-    topics_file: str = TOPICS_FILE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailOptions:
-        # Relative to the working directory when inside it: the path an operator types.
-        path, here = settings.topics_path.absolute(), Path.cwd()
-        shown = path.relative_to(here) if path.is_relative_to(here) else path
         return cls(
             timezone=settings.timezone,
             unsubscribe_address=settings.unsubscribe_address,
             base_url=settings.base_url,
-            topics_file=str(shown),
         )
 
     @property
@@ -357,10 +349,13 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     )
     footer = [
         catalog("why_alert", address=reader.address, topic=topic, key=alert.topic_key),
+        # Who can change it and what to name, not a file on the server: a recipient
+        # cannot edit the topics file (the mail named its path on the server).
         catalog(
             "how_to_change",
+            contact=options.unsubscribe_address,
+            topic=topic,
             key=alert.topic_key,
-            path=options.topics_file,
             unsubscribe=unsubscribe_uri(options, alert.topic_key, reader.address),
         ),
         reference,
@@ -509,8 +504,9 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         ),
         catalog(
             "how_to_change",
+            contact=options.unsubscribe_address,
+            topic=(" 、" if catalog.is_chinese else ", ").join(names) or "–",
             key=", ".join(keys),
-            path=options.topics_file,
             unsubscribe=unsubscribe_uri(options, f"digest-{digest.cadence}", reader.address),
         ),
         catalog("period", start=start, end=end),

@@ -134,6 +134,17 @@ def test_the_more_stories_line_stands_apart() -> None:
         assert f"{more}\n\n{heading}\n" in text, text[-1500:]
 
 
+def test_the_footer_names_whom_to_ask_not_a_file_on_the_server() -> None:
+    """The footer told recipients to edit a file on the server (the topics file's path
+    there), which they cannot: it names whom to ask and the topic instead."""
+    options = MailOptions(unsubscribe_address="ops@x.org")
+    for locale in ("en", "zh-CN"):
+        text = render_alert_mail(alert(), Reader("a@example.org", locale), options).text
+        footer = text.split("\n-- \n", 1)[1]
+        assert "ops@x.org" in footer and "台湾" in footer and "key: taiwan" in footer, footer
+        assert "topics.yaml" not in footer and "/" not in footer.split("mailto:")[0], footer
+
+
 def test_ranking_rule() -> None:
     headline = story(1, title_hits=1)
     syndicated = story(2, other_outlets=("bbc", "dw"))
