@@ -189,6 +189,41 @@ def test_mail_headers_times_and_locale(mails: dict[str, EmailMessage]) -> None:
     assert "+1 outlet" in parts["duty@example.org"][0]  # the syndicated copies, folded
 
 
+def test_story_links_are_the_canonical_urls(engine: sa.Engine) -> None:
+    """A feed's link with tracking parameters and a fragment: the mail linked it as given
+    (``?utm_source=rss#comments``) while bi.articles shows the canonical URL; the mail
+    links the canonical one too."""
+    topics: TopicSet = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, topics)
+    assert len(alert_on_burst(engine, topics)) == 1
+    with engine.begin() as conn:  # as the feed gave them; canonical_url stays clean
+        conn.execute(
+            sa.text(
+                "update articles set url = canonical_url || '?utm_source=rss#comments'"
+                " where canonical_url like 'https://burst.example/%'"
+            )
+        )
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(
+            engine, smtp_send(port), AT + timedelta(minutes=5), topics=topics, options=OPTIONS
+        )
+    canonical = [r[0] for r in rows(engine, "select url from bi.articles where url like '%burst%'")]
+    assert len(canonical) == 10 and len(sink.messages) == 2
+    with Chromium() as browser:
+        for _, recipients, raw in sink.messages:
+            message = email.message_from_bytes(raw, policy=default_policy)
+            assert isinstance(message, EmailMessage)
+            text = message.get_body(("plain",)).get_content()
+            page = browser.open(
+                mail_html_file(message, ARTIFACTS / "alert-canonical.html").as_uri(), width=390
+            )
+            links = page.evaluate("[...document.querySelectorAll('li.story a')].map(a => a.href)")
+            assert sorted(links) == sorted(canonical), links
+            assert "utm_source" not in text and "#comments" not in text
+            assert all(url in text for url in canonical), recipients
+
+
 VISIBLE = "[document.body.innerText, document.title]"
 
 

@@ -1,12 +1,14 @@
 -- Every story mentioning a topic with its story time in [:start, :end): the root article
--- (a syndicated copy counts for its root, as in topic_hourly_counts), its outlet, the
--- other outlets that carried a copy, the most title hits and all hits of root and copies
--- (story_bodies gives the bodies of the few shown with a snippet). Also, when
+-- (a syndicated copy counts for its root, as in topic_hourly_counts), its canonical URL
+-- (utm_* and #fragment dropped, the URL bi.articles shows; the feed's own URL is in
+-- articles.url), its outlet, the other outlets that carried a copy, the most title hits
+-- and all hits of root and copies (story_bodies gives the bodies of the few shown with a
+-- snippet). Also, when
 -- :late_since is given, the stories whose story time is in [:late_from, :start) that the
 -- previous digest did not list (:listed, its story ids), or, for a digest recorded
 -- without them (:listed null), those first seen after :late_since: they were loaded
 -- (committed, matched) after the previous digest picked its stories.
-select r.article_id, r.title, r.url, s.name as outlet, {story_time(r)} as story_time,
+select r.article_id, r.title, r.canonical_url as url, s.name as outlet, {story_time(r)} as story_time,
        max(m.title_hits) as title_hits,
        sum(m.title_hits + m.body_hits) as mentions,
        array(select distinct cs.name
