@@ -189,6 +189,30 @@ def test_mail_headers_times_and_locale(mails: dict[str, EmailMessage]) -> None:
     assert "+1 outlet" in parts["duty@example.org"][0]  # the syndicated copies, folded
 
 
+def test_the_day_table_is_seven_local_days_agreeing_with_bi(
+    engine: sa.Engine, mails: dict[str, EmailMessage]
+) -> None:
+    """The table had 8 rows, the first a partial day (from the window's hour 7 days back)
+    whose count was not bi.topic_daily's for that day. Now 7: whole local days, then the
+    alert's day up to its window, marked so."""
+    daily = dict(
+        rows(engine, "select day_local, stories from bi.topic_daily where topic = 'taiwan'")
+    )
+    for address, heading, mark in (
+        ("desk@example.org", "最近 7 天每小时报道数", "（至 19:00）"),
+        ("duty@example.org", "Stories per hour, last 7 days", "(to 05:00)"),
+    ):
+        text = mails[address].get_body(("plain",)).get_content()
+        after = text.split(heading, 1)[1].splitlines()
+        table = after[2 : after.index("") - 1]  # the header, the days, the window's line
+        assert len(table) == 7, table
+        assert mark in table[-1] and not any(mark in line for line in table[:-1]), table
+        if address == "desk@example.org":  # the bi views' zone, Asia/Shanghai
+            for line in table[:-1]:
+                day, count = line.split()[0], int(line.split()[2])
+                assert daily[datetime.fromisoformat(day).date()] == count, line
+
+
 def test_story_links_are_the_canonical_urls(engine: sa.Engine) -> None:
     """A feed's link with tracking parameters and a fragment: the mail linked it as given
     (``?utm_source=rss#comments``) while bi.articles shows the canonical URL; the mail

@@ -67,6 +67,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "table_stories": "stories",
         "table_usual": "usual",
         "table_peak": "busiest hour",
+        "table_until": "(to {time})",
+        "table_from": "(from {time})",
         "table_window": "Alert window {window}: {observed} observed, {expected} expected.",
         "details_heading": "Statistics",
         "details": (
@@ -143,6 +145,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "table_stories": "报道数",
         "table_usual": "平常",
         "table_peak": "最多的一小时",
+        "table_until": "（至 {time}）",
+        "table_from": "（自 {time}）",
         "table_window": "警报时段 {window}：实际 {observed} 篇，预期 {expected} 篇。",
         "details_heading": "统计细节",
         "details": (

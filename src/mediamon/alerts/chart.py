@@ -16,9 +16,10 @@ import io
 import logging
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
+from typing import Literal
 
 from mediamon.alerts.catalog import Catalog, number, utc_offset
 
@@ -40,6 +41,18 @@ CJK_FAMILIES = (
     "Droid Sans Fallback",
 )
 HOUR = timedelta(hours=1)
+# The chart and its table show this many local days: the whole days before the alert's
+# and that day up to the window's end. A series starting at the window's hour 7 days
+# back began with a partial day (from 10:00), a row whose count disagreed with
+# bi.topic_daily's, and, in a zone where that piece was short, a day without a label.
+CHART_DAYS = 7
+# A day with fewer hours is partial (23 and 25 are whole days at a DST change).
+WHOLE_DAY_HOURS = 23
+# A day's label is about LABEL_WIDTH_HOURS wide (12 pt "03-04", 43 px, at the chart's
+# ~2.9 px an hour); the figure has about RIGHT_MARGIN_HOURS of room right of the axis.
+LABEL_WIDTH_HOURS = 15
+LABEL_GAP_HOURS = 2
+RIGHT_MARGIN_HOURS = 3
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,78 @@ class DayRow:
     usual: float
     peak_hour: datetime | None  # local start of the busiest hour (None: no stories)
     peak_stories: int
+    start: datetime | None = None  # local start of its first hour on the chart
+    end: datetime | None = None  # local end of its last hour on the chart
+    hours: int = 24
+
+    @property
+    def partial(self) -> bool:
+        return self.hours < WHOLE_DAY_HOURS
+
+
+def local_days(data: ChartData, zone: tzinfo, days: int = CHART_DAYS) -> ChartData:
+    """``data`` from the first hour of its last ``days`` local days in ``zone`` (an hour
+    belongs to the local day it starts in, as in the table): whole days, then the day of
+    the window's end up to that end. A series too short for that keeps all it has."""
+    last_day = (data.start + (len(data.counts) - 1) * HOUR).astimezone(zone).date()
+    first_day = last_day - timedelta(days=days - 1)
+    skip = next(
+        (
+            i
+            for i in range(len(data.counts))
+            if (data.start + i * HOUR).astimezone(zone).date() >= first_day
+        ),
+        0,
+    )
+    return replace(
+        data,
+        start=data.start + skip * HOUR,
+        counts=data.counts[skip:],
+        usual_low=data.usual_low[skip:],
+        usual_high=data.usual_high[skip:],
+        usual_mean=data.usual_mean[skip:],
+    )
+
+
+def day_labels(
+    data: ChartData, zone: tzinfo, catalog: Catalog
+) -> list[tuple[float, str, Literal["left", "center", "right"]]]:
+    """(x, label, alignment) of each local day of the (trimmed) chart: centred under the
+    day; a day too short for that at either end of the axis is labelled from that end
+    inwards, so every day has its label and none runs off the chart or over another
+    (the last day is the alert's: an hour or two after local midnight, it is short)."""
+    days: dict[date, list[int]] = {}
+    for index in range(len(data.counts)):
+        days.setdefault((data.start + index * HOUR).astimezone(zone).date(), []).append(index)
+    labels: list[tuple[float, str, Literal["left", "center", "right"]]] = [
+        (
+            sum(indexes) / len(indexes),
+            f"{catalog.weekday(datetime(d.year, d.month, d.day), short=True)}\n{d:%m-%d}",
+            "center",
+        )
+        for d, indexes in days.items()
+    ]
+    half = LABEL_WIDTH_HOURS / 2
+    end = len(data.counts) - 0.5
+    if len(labels) > 1 and labels[-1][0] + half > end + RIGHT_MARGIN_HOURS:
+        # Right-aligned at the axis' end; the labels before it move left as far as needed
+        # to keep a gap (a day is 24 hours wide, a label about 15: rarely more than one).
+        labels[-1] = (end, labels[-1][1], "right")
+        limit = end - LABEL_WIDTH_HOURS - LABEL_GAP_HOURS
+        for i in range(len(labels) - 2, -1, -1):
+            if labels[i][0] + half <= limit:
+                break
+            labels[i] = (limit - half, labels[i][1], "center")
+            limit -= LABEL_WIDTH_HOURS + LABEL_GAP_HOURS
+    if len(labels) > 1 and labels[0][0] - half < -0.5:  # a short series: the mirror image
+        labels[0] = (-0.5, labels[0][1], "left")
+        limit = -0.5 + LABEL_WIDTH_HOURS + LABEL_GAP_HOURS
+        for i in range(1, len(labels)):
+            if labels[i][0] - half >= limit:
+                break
+            labels[i] = (limit + half, labels[i][1], "center")
+            limit += LABEL_WIDTH_HOURS + LABEL_GAP_HOURS
+    return labels
 
 
 @cache
@@ -120,6 +205,7 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
+    data = local_days(data, zone)
     font = cjk_font()
     if catalog.is_chinese and font is None:
         catalog = Catalog.for_locale("en")
@@ -149,25 +235,25 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
     axes.bar(xs, data.counts, width=0.9, color=colours, linewidth=0, zorder=2)
     axes.axvspan(first_window - 0.5, last_window - 0.5, color=WINDOW_COLOUR, alpha=0.12, zorder=0)
 
-    # Lines at local midnight; each day's label centred under its day (a day with less
-    # than a quarter on the chart gets none: its label would not fit).
-    midnights: list[float] = []
-    days: dict[date, list[int]] = {}
-    for index in range(hours):
-        local = (data.start + index * HOUR).astimezone(zone)
-        if local.hour == 0 and index:
-            midnights.append(index - 0.5)
-        days.setdefault(local.date(), []).append(index)
-    middles = [sum(ix) / len(ix) for ix in days.values() if len(ix) >= 6]
-    labels = [
-        f"{catalog.weekday(datetime(d.year, d.month, d.day), short=True)}\n{d:%m-%d}"
-        for d, ix in days.items()
-        if len(ix) >= 6
+    # Lines at local midnight; each day's label under its day.
+    midnights = [
+        index - 0.5
+        for index in range(1, hours)
+        if (data.start + index * HOUR).astimezone(zone).hour == 0
     ]
+    labels = day_labels(data, zone, catalog)
     for x in midnights:
         axes.axvline(x, color="#d0d0d0", linewidth=0.8, zorder=0)
     axes.set_xticks(midnights, [""] * len(midnights))
-    axes.set_xticks(middles, labels, minor=True, fontsize=12, family=family)
+    axes.set_xticks(
+        [x for x, _, _ in labels],
+        [text for _, text, _ in labels],
+        minor=True,
+        fontsize=12,
+        family=family,
+    )
+    for tick, (_, _, align) in zip(axes.get_xticklabels(minor=True), labels, strict=True):
+        tick.set_horizontalalignment(align)
     axes.tick_params(axis="x", which="major", length=4)
     axes.tick_params(axis="x", which="minor", length=0, pad=3)
     axes.tick_params(axis="y", labelsize=12)
@@ -218,7 +304,9 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
 
 
 def day_table(data: ChartData, zone: tzinfo) -> list[DayRow]:
-    """The chart's facts per local day: stories, the usual count, the busiest hour."""
+    """The chart's facts per local day: stories, the usual count, the busiest hour (the
+    days the chart shows: :func:`local_days`)."""
+    data = local_days(data, zone)
     rows: dict[date, list[tuple[datetime, int, float]]] = {}
     for index, count in enumerate(data.counts):
         local = (data.start + index * HOUR).astimezone(zone)
@@ -233,6 +321,9 @@ def day_table(data: ChartData, zone: tzinfo) -> list[DayRow]:
                 usual=sum(h[2] for h in hours),
                 peak_hour=busiest[0] if busiest[1] else None,
                 peak_stories=busiest[1],
+                start=hours[0][0],
+                end=(hours[-1][0] + HOUR).astimezone(zone),
+                hours=len(hours),
             )
         )
     return result
@@ -252,9 +343,15 @@ def format_day_table(rows: Sequence[DayRow], catalog: Catalog) -> list[str]:
     """The table as fixed-width lines for the plain-text part."""
     cells = [(catalog("table_day"), catalog("table_stories"), catalog("table_usual"))]
     peaks = [catalog("table_peak")]
-    for row in rows:
+    for index, row in enumerate(rows):
         weekday = catalog.weekday(datetime(row.day.year, row.day.month, row.day.day), short=True)
-        cells.append((f"{row.day:%Y-%m-%d} {weekday}", str(row.stories), f"{row.usual:.1f}"))
+        day = f"{row.day:%Y-%m-%d} {weekday}"
+        # A partial day says so: its count is not the day's (bi.topic_daily's).
+        if row.partial and index == len(rows) - 1 and row.end is not None:
+            day += " " + catalog("table_until", time=f"{row.end:%H:%M}")
+        elif row.partial and row.start is not None:
+            day += " " + catalog("table_from", time=f"{row.start:%H:%M}")
+        cells.append((day, str(row.stories), f"{row.usual:.1f}"))
         peaks.append(
             f"{row.peak_hour:%H:00} ({row.peak_stories})" if row.peak_hour is not None else "–"
         )

@@ -24,7 +24,9 @@ from mediamon.spikes.counts import hourly_counts
 from mediamon.spikes.model import HOURS_PER_WEEK
 from mediamon.topics.definitions import Topic
 
-CHART_HOURS = HOURS_PER_WEEK  # the chart shows the last 7 days
+# The chart shows the last 7 local days of its reader's zone (mediamon.alerts.chart.
+# local_days): a day more is read, so that every zone's first local midnight is in it.
+CHART_HOURS = HOURS_PER_WEEK + 24
 
 
 def stories_between(
@@ -114,7 +116,7 @@ def chart_data(
     expected: float,
     baseline_weeks: int,
 ) -> ChartData:
-    """The 7 days of hourly stories ending at ``window_end``, and for each hour the range
+    """The 8 days of hourly stories ending at ``window_end``, and for each hour the range
     and mean of the same hour of the week in the ``baseline_weeks`` weeks before it."""
     weeks = max(1, baseline_weeks)
     start = window_end - timedelta(hours=CHART_HOURS)

@@ -4,6 +4,8 @@ the same facts as a text table."""
 from __future__ import annotations
 
 import io
+import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,11 +17,14 @@ from mediamon.alerts.chart import (
     CHART_HEIGHT,
     CHART_WIDTH,
     CJK_FAMILIES,
+    LABEL_WIDTH_HOURS,
     SCALE,
     ChartData,
     cjk_font,
+    day_labels,
     day_table,
     format_day_table,
+    local_days,
     render_chart,
 )
 
@@ -65,14 +70,70 @@ def test_chart_png_is_double_size_with_the_window_in_red() -> None:
 
 
 def test_day_table_matches_the_chart() -> None:
-    data = chart(tuple(1 for _ in range(167)) + (9,))
+    data = chart(tuple(1 for _ in range(191)) + (9,))  # 8 days, as content.chart_data reads
     rows = day_table(data, SHANGHAI)
-    assert sum(r.stories for r in rows) == 167 + 9
+    assert len(rows) == 7 and sum(r.stories for r in rows) == 6 * 24 + 9 + 9
     assert rows[-1].day.isoformat() == "2024-04-17" and rows[-1].stories == 9 + 9  # 00:00–10:00
     assert rows[-1].peak_stories == 9 and rows[-1].peak_hour is not None
     assert rows[-1].peak_hour.hour == 9
     lines = format_day_table(rows, Catalog.for_locale("en"))
-    assert lines[-1].startswith("2024-04-17 Wed") and "09:00 (9)" in lines[-1]
+    assert lines[-1].startswith("2024-04-17 Wed (to 10:00)") and "09:00 (9)" in lines[-1]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/Chicago", "Asia/Kolkata", "UTC"])
+def test_seven_whole_local_days_then_the_alerts_day_up_to_its_window(zone: str) -> None:
+    """The series began at the window's hour 7 days back: 8 rows, the first a partial day
+    (from 10:00 in Shanghai) whose count disagreed with bi.topic_daily's, and in Chicago
+    (3 hours of it) a first day without a label on the chart. Now 6 whole local days and
+    the alert's day up to its window, each labelled; the partial one says so."""
+    local = ZoneInfo(zone)
+    data = chart(tuple(1 for _ in range(192)))
+    rows = day_table(data, local)
+    assert len(rows) == 7, [r.day for r in rows]
+    assert all(not r.partial and r.stories == r.hours for r in rows[:-1]), rows
+    assert all(r.hours == 24 for r in rows[:-1])
+    end = END.astimezone(local)
+    assert rows[-1].day == (END - timedelta(hours=1)).astimezone(local).date()
+    for locale, mark in (("en", f"(to {end:%H:%M})"), ("zh-CN", f"（至 {end:%H:%M}）")):
+        lines = format_day_table(rows, Catalog.for_locale(locale))
+        assert len(lines) == 8 and (mark in lines[-1]) == rows[-1].partial, lines
+        assert not any("(to" in line or "至" in line for line in lines[:-1])
+    labels = day_labels(local_days(data, local), local, Catalog.for_locale("en"))
+    assert [text.split("\n")[1] for _, text, _ in labels] == [f"{r.day:%m-%d}" for r in rows]
+    hours = len(local_days(data, local).counts)
+    assert all(-0.5 <= x <= hours - 0.5 for x, _, _ in labels)
+
+
+@pytest.mark.parametrize("hours_before_end", [0, 1, 3, 5, 7, 12])
+def test_day_labels_never_overlap_nor_leave_the_axis(hours_before_end: int) -> None:
+    """A short last day (the alert an hour after local midnight) is labelled at the axis'
+    end and the labels before it make room; so is a short first day of a short series."""
+    end = END + timedelta(hours=hours_before_end)
+    for zone in (SHANGHAI, ZoneInfo("America/Chicago"), ZoneInfo("Asia/Kolkata")):
+        for length in (192, 168):
+            data = local_days(
+                replace(
+                    chart(tuple(1 for _ in range(length))), start=end - timedelta(hours=length)
+                ),
+                zone,
+            )
+            labels = day_labels(data, zone, Catalog.for_locale("en"))
+            spans = []
+            for x, _, align in labels:
+                left = {"center": x - LABEL_WIDTH_HOURS / 2, "right": x - LABEL_WIDTH_HOURS}.get(
+                    align, x
+                )
+                spans.append((left, left + LABEL_WIDTH_HOURS))
+            assert spans[0][0] >= -0.5 and spans[-1][1] <= len(data.counts) - 0.5 + 3, spans
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), (zone, length, labels)
+
+
+def test_a_short_series_keeps_its_partial_first_day_marked() -> None:
+    rows = day_table(chart(tuple(1 for _ in range(168))), SHANGHAI)
+    assert len(rows) == 7 and rows[0].day.isoformat() == "2024-04-11"  # 04-10 left out
+    short = day_table(chart(tuple(1 for _ in range(30))), SHANGHAI)
+    lines = format_day_table(short, Catalog.for_locale("en"))
+    assert lines[1].startswith("2024-04-16 Tue (from 04:00)") and "(to 10:00)" in lines[-1]
 
 
 def test_a_cjk_font_installed_after_matplotlib_cached_its_font_list_is_found(
