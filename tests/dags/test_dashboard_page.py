@@ -149,14 +149,12 @@ def test_page_in_chromium(api_server: str, demo_database: str, tmp_path: Path) -
         ).one()
         conn.execute(
             sa.text(
-                # the alert's first story as the page ranks it (most title hits first), so
-                # that the page certainly shows the hostile title
-                "update articles set title = :t where article_id = (select m.article_id"
-                " from bi.topic_mentions m join bi.alerts a using (topic)"
-                " where m.published_at >= a.window_start and m.published_at < a.window_end"
-                "   and not m.is_copy"
-                " order by m.title_hits desc, m.body_hits desc, m.published_at, m.article_id"
-                " limit 1)"
+                # the alert's first story as the page ranks it (as the mail), so that the
+                # page certainly shows the hostile title
+                "update articles set title = :t where article_id = (select w.story_id"
+                " from bi.alerts a cross join lateral"
+                " bi.topic_window_stories(a.topic, a.window_start, a.window_end) w"
+                " where a.topic_name = '台湾' order by w.story_rank limit 1)"
             ),
             {"t": EVIL_TITLE},
         )
