@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 
-from mediamon.bi import dashboard
+from mediamon.bi import dashboard, window
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ SECURITY_HEADERS = {
 
 
 def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any] = ()) -> FastAPI:
-    """The page's app: ``GET /`` renders the page (``?days=N``, 1–90).
+    """The page's app: ``GET /`` renders the page (``?days=N``, 1–90), or with
+    ``?topic=KEY&from=TIME&to=TIME[&page=N]`` every story of that topic's window (where a
+    mail's "N more stories" link leads; :mod:`mediamon.bi.window`).
 
     Args:
         engine_factory: Makes the engine on mediamon's database; called once, at the
@@ -56,9 +58,26 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
 
     # A plain def: FastAPI runs it on its thread pool, so the blocking queries never hold
     # up the api-server's event loop.
+    # Every parameter is taken as text and checked here: a value FastAPI refused itself
+    # would get its JSON error, not a page that says what is wrong.
     @app.get("/", response_class=HTMLResponse)
-    def page(days: str = str(dashboard.DEFAULT_DAYS)) -> HTMLResponse:
-        html = dashboard.page_html(engine(), days=dashboard.clamp_days(days))
-        return HTMLResponse(html, headers=SECURITY_HEADERS)
+    def page(
+        days: str = str(dashboard.DEFAULT_DAYS),
+        topic: str | None = None,
+        start: str | None = Query(None, alias="from"),
+        end: str | None = Query(None, alias="to"),
+        page: str | None = None,
+    ) -> HTMLResponse:
+        if topic is None and start is None and end is None:
+            html = dashboard.page_html(engine(), days=dashboard.clamp_days(days))
+            return HTMLResponse(html, headers=SECURITY_HEADERS)
+        try:
+            request = window.parse_request(topic, start, end, page)
+            return HTMLResponse(window.window_html(engine(), request), headers=SECURITY_HEADERS)
+        except window.WindowRequestError as error:
+            message, status = str(error), 400
+        except window.UnknownTopicError:
+            message, status = f"no stories about a topic with the key {topic!r}", 404
+        return HTMLResponse(window.error_html(message), status, headers=SECURITY_HEADERS)
 
     return app

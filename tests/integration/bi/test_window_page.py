@@ -1,0 +1,199 @@
+"""The mail's "N more stories" link, followed: the alert mail of a window with more stories
+than it lists links to ``BASE/mediamon/?topic=…&from=…&to=…``; that page (the app of
+``mediamon.bi.webapp``, served by uvicorn as the Airflow plugin mounts it, without
+Airflow's login) showed the ordinary page, which lists five stories an alert. Now it lists
+every story of the window, ranked as the mail ranks them, 100 a page; and a bad parameter
+gets a page saying what is wrong, never a server error."""
+
+from __future__ import annotations
+
+import email
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+
+from mediamon.alerts.compose import MailOptions
+from mediamon.alerts.deliver import deliver_pending
+from mediamon.bi.webapp import make_app
+from mediamon.spikes.detect import detect
+from mediamon.topics.file import parse_topics
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import sync_topics
+from tests.integration.test_alert_stages import (
+    AT,
+    BURST_HOUR,
+    add_article,
+    add_background,
+    add_burst,
+)
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
+from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
+
+TOPICS_YAML = """\
+version: 1
+defaults:
+  thresholds: {min_stories: 4, min_lift: 2.0, max_p_value: 0.0001, cooldown_hours: 6}
+topics:
+  - key: taiwan
+    name: 台湾
+    terms: [台湾, Taiwan]
+    recipients: [{address: desk@example.org, mode: immediate, locale: en}]
+"""
+BURST = 230  # top 5 + 100 compact in the mail, 125 more: two pages beyond it
+
+
+@pytest.fixture()
+def served(engine: sa.Engine) -> Iterator[str]:
+    """The page's app at ``/mediamon`` on a free loopback port; the base URL."""
+    root = FastAPI()
+    root.mount("/mediamon", make_app(lambda: engine))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _window_ids(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.text(
+                    "select w.story_id from alerts a cross join lateral"
+                    " bi.topic_window_stories(a.topic, a.window_start, a.window_end) w"
+                    " order by w.story_rank"
+                )
+            ).scalars()
+        )
+
+
+STORIES = "[...document.querySelectorAll('li.story')].map(e => Number(e.dataset.story))"
+NEXT = "document.querySelector('nav.pages a.next')?.href"
+LAYOUT = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def test_the_mails_more_stories_link_shows_the_rest_of_the_window(
+    engine: sa.Engine, served: str
+) -> None:
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, topics)
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)  # 10 stories, one syndicated, and other news
+    with engine.begin() as conn:  # and many more in the same hour
+        for i in range(BURST - 10):
+            add_article(
+                conn,
+                source_id=ids["cna" if i % 3 else "rfi"],
+                url=f"https://many.example/{i}",
+                title=f"两岸 {i}" if i % 4 else f"台湾 {i}",
+                body="台湾。" * (1 + i % 5),
+                published_at=BURST_HOUR + timedelta(minutes=i % 60, seconds=i // 60),
+            )
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(
+            engine,
+            smtp_send(port),
+            AT + timedelta(minutes=5),
+            topics=topics,
+            options=MailOptions(base_url=served),
+        )
+    (_, _, raw), *_ = sink.messages
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    window = _window_ids(engine)
+    assert len(window) == BURST
+
+    with Chromium() as browser:
+        mail = browser.open(
+            mail_html_file(message, ARTIFACTS / "alert-more.html").as_uri(), width=390
+        )
+        in_mail = mail.evaluate(STORIES)
+        link = mail.evaluate(
+            "[...document.links].map(a => a.href)"
+            f".find(h => h.startsWith('{served}/mediamon/?topic=taiwan&from='))"
+        )
+        assert len(in_mail) == 105 and link, (len(in_mail), link)
+        shown: list[int] = []
+        pages = 0
+        url: str | None = link
+        while url:
+            pages += 1
+            assert pages <= 5, shown
+            for width in (390, 1280):
+                tab = browser.open(url, width=width)
+                tab.screenshot(ARTIFACTS / f"mediamon_window-p{pages}-{width}.png")
+                scroll, client = tab.evaluate(LAYOUT)
+                assert scroll <= client <= width, (url, width, scroll, client)
+            text = tab.evaluate("document.body.innerText")
+            shown += tab.evaluate(STORIES)
+            url = tab.evaluate(NEXT)
+    assert "台湾 (taiwan): 230 stories from 2024-03-04 18:00 to 2024-03-04 19:00" in text, text[
+        :300
+    ]
+    assert pages == 3
+    # Every story of the window once, ranked as in the mail: its 105 first, then the rest.
+    assert shown == window and shown[:105] == in_mail
+    assert set(window) - set(in_mail) <= set(shown)
+
+
+HOUR = {"from": "2024-03-04T10:00Z", "to": "2024-03-04T11:00Z"}
+BAD: dict[str, tuple[dict[str, str], int, str]] = {
+    # name: (parameters, status, words the page says)
+    "no-times": ({"topic": "taiwan"}, 400, "from: missing"),
+    "no-topic": (HOUR, 400, "topic: missing"),
+    "bad-topic": ({**HOUR, "topic": "<b>x"}, 400, "&lt;b&gt;x"),
+    "not-a-time": ({**HOUR, "topic": "taiwan", "from": "yesterday"}, 400, "from: expected an ISO"),
+    "no-offset": ({**HOUR, "topic": "taiwan", "to": "2024-03-04T11:00"}, 400, "UTC offset"),
+    "reversed": ({**HOUR, "topic": "taiwan", "to": "2024-03-04T09:00Z"}, 400, "before to"),
+    "too-long": ({**HOUR, "topic": "taiwan", "from": "2024-01-01T00:00Z"}, 400, "at most 31 days"),
+    "year-one": (
+        {"topic": "taiwan", "from": "0001-01-01T00:00+05:00", "to": "0001-01-02T00:00Z"},
+        400,
+        "from: out of range",
+    ),
+    "unknown": ({**HOUR, "topic": "nosuch"}, 404, "no stories about a topic"),
+}
+
+
+def test_bad_parameters_get_a_page_saying_what_is_wrong(engine: sa.Engine, served: str) -> None:
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, topics)
+    add_burst(engine, add_background(engine, weeks=1), BURST_HOUR, stories=3)
+    match_articles(engine, topics)
+    answers: dict[str, Any] = {
+        name: requests.get(f"{served}/mediamon/", params=params, timeout=30)
+        for name, (params, _, _) in BAD.items()
+    }
+    for name, (_, status, words) in BAD.items():
+        answer = answers[name]
+        assert answer.status_code == status and words in answer.text, (name, answer.text[-600:])
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    # A page number is a convenience: a bad one shows the first page, one past the end the
+    # last; an unencoded "+" of an offset (a space once decoded) is read as "+".
+    window = {"topic": "taiwan", "from": "2024-03-04T18:00:00 08:00", "to": "2024-03-04T11:00Z"}
+    for page in ("x", "-3", "999"):
+        answer = requests.get(f"{served}/mediamon/", params={**window, "page": page}, timeout=30)
+        assert answer.status_code == 200 and answer.text.count('<li class="story"') == 3, page
+    plain = requests.get(f"{served}/mediamon/", params={"days": "x"}, timeout=30)
+    assert plain.status_code == 200 and "Topic trends" in plain.text  # the ordinary page
