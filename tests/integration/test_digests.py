@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.content import stories_between
+from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.digest import DigestError, due_digests, latest_digest_time, run_digests
 from mediamon.alerts.stories import TOP_STORIES, rank_stories
 from mediamon.db.queries import query
@@ -509,3 +510,41 @@ def test_a_changed_cadence_mails_no_story_twice_and_skips_none(
         T0 + timedelta(hours=8),
         T0 + timedelta(days=3, hours=8),
     )
+
+
+def test_bi_alerts_counts_the_digests_that_showed_an_alert(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """bi.alerts.mails_sent's comment said "immediate and digest" while it counted the
+    immediate mails only; it keeps counting those (its comment now says so), and
+    digest_mails_sent counts the digests that showed the alert among their spikes."""
+    (alert_id,) = alert_on_burst(engine, topics)
+    now = T0 + timedelta(days=1, hours=8, minutes=3)  # Tuesday 08:03 UTC
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(engine, smtp_send(port), T0 + timedelta(hours=11), topics=topics)
+        stats = run_digests(
+            engine, topics, now, smtp_send(port), sender="m@example.org", options=OPTIONS
+        )
+    assert stats.sent == 2  # the daily one shows the spike; the weekly one ended before it
+    shown = "select mails_sent, digest_mails_sent from bi.alerts where alert_id = :a"
+    assert rows(engine, shown, a=alert_id) == [(1, 1)]
+    assert rows(engine, "select recipient, alert_ids from digest_deliveries order by 1") == [
+        ("editors@example.org", [alert_id]),
+        ("weekly@example.org", []),
+    ]
+    with engine.begin() as conn:  # a digest recorded before its spikes were
+        conn.execute(
+            sa.text(
+                "insert into digest_deliveries (recipient, cadence, period_start, period_end,"
+                " status, stories, topics, sent_at)"
+                " values ('old@example.org', 'daily', :s, :e, 'sent', 3, '{taiwan}', :e)"
+            ),
+            {"s": T0, "e": T0 + timedelta(days=1)},
+        )
+    assert rows(engine, shown, a=alert_id) == [(1, 2)]
+    comment = scalar(
+        engine, "select col_description('bi.alerts'::regclass, attnum) from pg_attribute"
+        " where attrelid = 'bi.alerts'::regclass and attname = 'mails_sent'"
+    )  # fmt: skip
+    assert comment.startswith("Immediate alert mails") and "digest_mails_sent" in comment

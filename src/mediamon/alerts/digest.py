@@ -397,6 +397,8 @@ def _run(
             "sent_at": now,
             "selected_at": selected_at,
             "story_ids": sorted({s.story_id for t in digest.topics for s in t.stories}),
+            # The spikes it shows: bi.alerts.digest_mails_sent counts the digests of each.
+            "alert_ids": [s.alert_id for s in digest.spikes if s.alert_id is not None],
         }
         if nothing_new:
             _record(engine, {**record, "status": "empty", "message_id": None})

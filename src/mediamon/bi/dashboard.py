@@ -55,6 +55,7 @@ class AlertRow:
     p_value: float
     state: str
     mails_sent: int
+    digest_mails_sent: int = 0
     stories: list[dict[str, Any]] = field(default_factory=list)
 
 
