@@ -140,7 +140,7 @@ def run(articles: int = 1_000_000, repeat: int = 5) -> list[str]:
             "alerts (bi.alerts, 20 newest)": timed(
                 page_query("dashboard_alerts", {"limit": dashboard.ALERTS_SHOWN}), repeat
             ),
-            "top stories of 20 alerts (bi.topic_mentions)": timed(top_stories, repeat),
+            "top stories of 20 alerts (bi.topic_window_stories)": timed(top_stories, repeat),
         }
         page = timed(whole_page, repeat)
         base = timed(baseline, max(repeat // 2, 1))
