@@ -175,7 +175,7 @@ def test_a_task_failing_for_good_mails_ops_its_error_and_log(
     from airflow.dag_processing.dagbag import DagBag
 
     from tests.integration.test_health import Mailbox
-    from tests.support.smtp_server import Sink, serve_smtp
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
     broken = tmp_path / "sources.yaml"
     broken.write_text("sources:\n  - {name: x, url: notaurl}\n", "utf-8")
@@ -185,11 +185,7 @@ def test_a_task_failing_for_good_mails_ops_its_error_and_log(
     dag = DagBag(dag_folder=str(dags_folder())).dags["mediamon_ingest"]  # reads OPS_EMAIL
     mailbox = Mailbox(Sink())
     with serve_smtp(mailbox.sink) as port:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MEDIAMON_SMTP",
-            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                        "extra": {"disable_ssl": True, "disable_tls": True}}),
-        )  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
         run = dag.test(logical_date=datetime(2024, 5, 6, 12, 0, tzinfo=UTC), run_conf=conf())
     assert run.state == "failed"
     [message] = mailbox.messages  # plan_sources; the watcher does not mail it again
@@ -297,14 +293,13 @@ def test_digests_dag_sends_each_digest_once(
 ) -> None:
     """Hourly; the run after 08:00 in Shanghai mails the daily digest of
     config/topics.yaml (the seed article), a re-run of the hour mails nothing."""
-    import json
     from email import message_from_bytes, policy
 
     from mediamon.settings import DEFAULT_CONFIG_DIR
     from mediamon.topics.file import load_topics
     from mediamon.topics.store import sync_topics
     from tests.integration.test_alert_stages import ARTICLE_SQL, add_source, article_row
-    from tests.support.smtp_server import Sink, serve_smtp
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
     dag = airflow.dags["mediamon_digests"]
     assert [t.task_id for t in dag.tasks] == ["send_digests"]
@@ -319,11 +314,7 @@ def test_digests_dag_sends_each_digest_once(
         conn.execute(ARTICLE_SQL, {**row, "match_text": built_seed.match_text})
     sink = Sink()
     with serve_smtp(sink) as port:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MEDIAMON_SMTP",
-            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                        "extra": {"disable_ssl": True, "disable_tls": True}}),
-        )  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
         hour = datetime(2024, 4, 3, 0, 0, tzinfo=UTC)  # the run ending 09:00 in Shanghai
         assert dag.test(logical_date=hour).state == "success"
         assert dag.test(logical_date=hour).state == "success"
@@ -581,7 +572,7 @@ def test_health_dag_mails_an_incident_and_is_red_while_it_cannot(
     quick_failures: None,
 ) -> None:
     from tests.integration.test_health import Mailbox
-    from tests.support.smtp_server import Sink, serve_smtp
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
     # A failed ingest run an hour and a half ago: two incidents (failed, stale).
     sources = write_sources(tmp_path / "sources.yaml", [down_source("down")])
@@ -596,11 +587,7 @@ def test_health_dag_mails_an_incident_and_is_red_while_it_cannot(
 
     mailbox = Mailbox(Sink())
     with serve_smtp(mailbox.sink) as port:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MEDIAMON_SMTP",
-            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                        "extra": {"disable_ssl": True, "disable_tls": True}}),
-        )  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
         mailed = health.test(logical_date=ingest_at + timedelta(minutes=90))
     assert run_state(metadata, "mediamon_health", mailed.run_id)[0] == "success"
     assert sorted(m["Subject"] for m in mailbox.messages) == [

@@ -25,7 +25,7 @@ from mediamon.ingest.sources import Source
 from mediamon.models import Article
 from mediamon.ops import health, report, runs
 from mediamon.ops.thresholds import HealthThresholds
-from tests.support.smtp_server import Sink, free_port, smtp_send
+from tests.support.smtp_server import Sink, connection_json, free_port, smtp_send
 
 T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -53,11 +53,7 @@ def mailbox(
     monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
     monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MEDIAMON_SMTP",
-        json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                    "extra": {"disable_ssl": True, "disable_tls": True}}),
-    )  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
     return Mailbox(sink)
 
 

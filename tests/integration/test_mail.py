@@ -18,6 +18,7 @@ from mediamon.devtools.demo_history import write_history
 from mediamon.errors import ConfigError
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import refresh_topics
+from tests.support.smtp_server import connection_json
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 
@@ -157,11 +158,7 @@ def test_alerts_run_mails_once_through_the_connection(
         assert conn.execute(sa.text("select count(*) from alerts")).scalar_one() == 0
 
     with mail_sink(tmp_path / "mail") as (sink, port):
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MEDIAMON_SMTP",
-            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                        "extra": {"disable_ssl": True, "disable_tls": True}}),
-        )  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
         assert main(["alerts", "run", "--at", BURST_END]) == 0
         first = json.loads(capsys.readouterr().out)
         assert main(["alerts", "run", "--at", BURST_END]) == 0  # a re-run sends nothing
@@ -220,11 +217,7 @@ def test_digest_run_mails_each_recipient_once(
     assert dry["empty"] == sum(d["stories"] == 0 and d["spikes"] == 0 for d in dry["digests"])
 
     with mail_sink(tmp_path / "mail") as (sink, port):
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_MEDIAMON_SMTP",
-            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                        "extra": {"disable_ssl": True, "disable_tls": True}}),
-        )  # fmt: skip
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
         assert main(["digest", "run", "--at", at]) == 0
         first = json.loads(capsys.readouterr().out)
         assert main(["digest", "run", "--at", at]) == 0  # the same periods again: nothing

@@ -4,6 +4,7 @@ sender to it."""
 
 from __future__ import annotations
 
+import json
 import smtplib
 import socket
 from collections.abc import Callable, Iterator
@@ -61,3 +62,16 @@ def smtp_send(port: int, timeout: float = 10) -> Callable[[EmailMessage], None]:
             client.send_message(message)
 
     return send
+
+
+def connection_json(port: int) -> str:
+    """The ``mediamon_smtp`` Airflow connection (``AIRFLOW_CONN_MEDIAMON_SMTP``) for the
+    server on ``port``: plain SMTP, as the smtp provider reads the JSON form."""
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True},
+        }
+    )

@@ -67,12 +67,7 @@ def incident_message(
         + "\n\nAll incidents: the bi.incidents view; `mediamon health run --dry-run` shows"
         " what the watchdog sees now.\n"
     )
-    rows = "".join(
-        f'<tr><th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
-        f'{esc(name)}</th><td style="padding:4px 0;overflow-wrap:anywhere">'
-        f"{esc(value, DETAIL_CHARS)}</td></tr>"
-        for name, value in fields
-    )
+    rows = _field_rows(fields)
     colour = "#1a7f37" if recovery else "#b42318"
     html = _page(
         subject,
@@ -140,6 +135,17 @@ def report_message(
     return build_message(Rendered(subject=subject, text=text, html=html), sender, recipients)
 
 
+def _field_rows(fields: Sequence[tuple[str, str]], markup: Mapping[str, str] | None = None) -> str:
+    """An HTML table's rows, one a field: its name, then its value escaped (or the
+    markup given for it, already safe)."""
+    return "".join(
+        f'<tr><th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
+        f'{esc(name)}</th><td style="padding:4px 0;overflow-wrap:anywhere">'
+        f"{(markup or {}).get(name) or esc(value, DETAIL_CHARS)}</td></tr>"
+        for name, value in fields
+    )
+
+
 def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
@@ -187,12 +193,7 @@ def task_failure_message(
         if log_url.startswith(("http://", "https://"))
         else esc(log_url, 2000)
     )
-    rows = "".join(
-        f'<tr><th style="text-align:left;vertical-align:top;padding:4px 12px 4px 0">'
-        f'{esc(name)}</th><td style="padding:4px 0;overflow-wrap:anywhere">'
-        f"{link if name == 'Log' else esc(value, DETAIL_CHARS)}</td></tr>"
-        for name, value in fields
-    )
+    rows = _field_rows(fields, {"Log": link})
     html = _page(
         subject,
         f'<h2 style="color:#b42318;font-size:18px">Task failed: {esc(task)}</h2>'
