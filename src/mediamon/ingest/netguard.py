@@ -182,6 +182,10 @@ def check_url_syntax(url: str, check_length: bool = True) -> tuple[str, str, int
     host = (parts.hostname or "").lower()
     if not host.strip("."):  # "http://../p": canonicalized, it was "http:///p"
         raise BlockedURL("blocked: URL has no host")
+    if parts.netloc.rpartition("@")[2].startswith("[") and ":" not in host:
+        # an IPvFuture literal ("[v1.example.com]"): no client speaks it, and without its
+        # brackets it named another host
+        raise BlockedURL("blocked: invalid URL: a bracketed host that is not IPv6")
     if not host.isascii():
         # The form requests sends (IDNA 2008, UTS 46), so both sides name the same host.
         import idna

@@ -110,7 +110,9 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
         and key.lower() not in extra
         and not key.lower().startswith(TRACKING_PREFIXES)
     ]
-    path = _without_dot_segments(parts.path) or "/"
+    # Spaces before a dropped fragment or a query are no part of the path (written
+    # "/a #top", the key was "/a " once and "/a" when canonicalized again).
+    path = _without_dot_segments(parts.path.rstrip()) or "/"
     return urlunsplit((scheme, netloc, path, urlencode(sorted(query), errors=ESCAPE), ""))
 
 

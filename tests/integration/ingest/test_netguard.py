@@ -66,6 +66,8 @@ def test_address_classes(address: str, reason: str | None) -> None:
         ("http:///no-host", "URL has no host"),
         ("http://../p", "URL has no host"),  # before: fetched as "http:///p", one key for all
         ("https://.", "URL has no host"),
+        # an IPvFuture literal, canonicalized without its brackets as another host
+        ("http://[v1.example.com]/p", "a bracketed host that is not IPv6"),
         ("http://example.com:99999/", "invalid URL"),
         ("http://example.com/" + "a" * 2100, "URL longer than 2048 characters"),
     ],

@@ -84,6 +84,21 @@ def test_canonical_urls_are_what_the_fetcher_requests(url: str) -> None:
     assert normalize.canonical_url(url) == requests.Request("GET", url).prepare().url
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a #top",  # before: "https://example.com/a " once, then "/a"
+        "https://example.com/a ?x=1",
+        "HTTPS://Example.COM:443/a/../b?utm_source=x&b=2#f",
+        "http://a.com/北京/../x",
+        "http://[::1]:8080/a",
+    ],
+)
+def test_canonical_urls_are_canonical_again(url: str) -> None:
+    once = normalize.canonical_url(url)
+    assert normalize.canonical_url(once) == once
+
+
 def test_full_width_hosts_are_mapped_as_the_ssrf_guard_resolves_them() -> None:
     """UTS 46 maps full-width letters and dots (ａｂｃ．com) to abc.com: the name netguard
     resolves and vets. requests itself refuses such a URL (urllib3's IDNA encoding has
