@@ -66,7 +66,7 @@ def mediamon_alerts() -> None:
     def deliver_alerts() -> dict[str, object]:
         """Mail pending alerts once each; a failure leaves them pending."""
         from mediamon import service
-        from mediamon_airflow import run_time, settings, smtp_send
+        from mediamon_airflow import delivery_time, settings, smtp_send
 
         send, sender = smtp_send()
         if send is None:
@@ -76,7 +76,7 @@ def mediamon_alerts() -> None:
                 "connection mediamon_smtp is not defined: alerts stay pending"
             )
             return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
-        _, now = run_time(get_current_context())
+        now = delivery_time(get_current_context())
         return service.deliver_alerts(settings(), send, now, sender)
 
     match_topics() >> detect_spikes() >> deliver_alerts()

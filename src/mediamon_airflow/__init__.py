@@ -53,6 +53,17 @@ def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
     return f"{context['dag'].dag_id}:{end.isoformat()}", end
 
 
+def delivery_time(context: dict[str, Any]) -> datetime:
+    """The time a run judges its pending alerts stale at: its interval's end, or the
+    clock's when the run was cleared and runs again. A past hour's run, cleared in the UI
+    days later, mailed that hour's alerts as if new (its spike was a backfill by then);
+    the demo and ``dags test`` of a past hour run uncleared runs and still mail them."""
+    _, end = run_time(context)
+    if context["dag_run"].clear_number:
+        return max(end, datetime.now(UTC))
+    return end
+
+
 def smtp_send() -> tuple[Any, str | None]:
     """A sender through the ``mediamon_smtp`` connection and its From address, or
     (None, None) when the connection is not defined (alerts then stay pending)."""
