@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from bench.common import scratch_database
 from mediamon import db
 from mediamon.bi import dashboard
+from mediamon.bi import window as window_page
 from mediamon.db.queries import query
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -101,6 +102,13 @@ def run(articles: int = 1_000_000, repeat: int = 5) -> list[str]:
         engine = db.make_engine(url)
         end = END
         window = {"window_start": end - timedelta(days=DAYS), "window_end": end}
+        longest = {
+            "topic": "taiwan",
+            "start": end - window_page.MAX_WINDOW,
+            "end": end,
+            "offset": 0,
+            "limit": window_page.PAGE_SIZE,
+        }
 
         def page_query(name: str, params: dict[str, object]) -> Callable[[], object]:
             def go() -> object:
@@ -141,6 +149,13 @@ def run(articles: int = 1_000_000, repeat: int = 5) -> list[str]:
                 page_query("dashboard_alerts", {"limit": dashboard.ALERTS_SHOWN}), repeat
             ),
             "top stories of 20 alerts (bi.topic_window_stories)": timed(top_stories, repeat),
+            # the mails' "more stories" page at its longest window: one page and the count
+            "a window page of 31 days (bi.topic_window_stories)": timed(
+                lambda: [
+                    page_query(name, longest)() for name in ("window_stories", "window_story_count")
+                ],
+                repeat,
+            ),
         }
         page = timed(whole_page, repeat)
         base = timed(baseline, max(repeat // 2, 1))
