@@ -117,7 +117,7 @@ def parse_request(
     """
     if not topic or not TOPIC_KEY.fullmatch(topic):
         raise WindowRequestError(
-            f"topic: expected a topic key (lower-case letters, digits, - and _); got {topic!r}"
+            f"topic: expected a topic key (lower-case letters, digits, - and _); got {topic[:60]!r}"
             if topic
             else "topic: missing; give topic, from and to together"
         )
