@@ -150,14 +150,25 @@ def load_window(conn: sa.Connection, request: WindowRequest, now: datetime) -> W
         raise UnknownTopicError(request.topic)
     timezone = str(conn.execute(sa.text("select timezone from bi.settings")).scalar_one())
     params = {"topic": request.topic, "start": request.start, "end": request.end}
-    total = int(conn.execute(query("window_story_count"), params).scalar_one())
+
+    def stories_of(page: int) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            query("window_stories"),
+            {**params, "offset": (page - 1) * PAGE_SIZE, "limit": PAGE_SIZE},
+        ).mappings()
+        return [{**row, "link": safe_link(row["url"])} for row in rows]
+
+    page, stories = request.page, stories_of(request.page)
+    # A page holds the window's count; an empty one (a page past the last, an empty
+    # window) asks for it.
+    total = (
+        int(stories[0]["total"])
+        if stories
+        else int(conn.execute(query("window_story_count"), params).scalar_one())
+    )
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    page = min(request.page, pages)
-    rows = conn.execute(
-        query("window_stories"),
-        {**params, "offset": (page - 1) * PAGE_SIZE, "limit": PAGE_SIZE},
-    ).mappings()
-    stories = [{**row, "link": safe_link(row["url"])} for row in rows]
+    if not stories:  # the last page (the first, of an empty window)
+        page, stories = pages, stories_of(pages) if total else []
     zone = ZoneInfo(timezone)
     return WindowPage(
         request=request,

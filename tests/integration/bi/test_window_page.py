@@ -195,5 +195,9 @@ def test_bad_parameters_get_a_page_saying_what_is_wrong(engine: sa.Engine, serve
     for page in ("x", "-3", "999"):
         answer = requests.get(f"{served}/mediamon/", params={**window, "page": page}, timeout=30)
         assert answer.status_code == 200 and answer.text.count('<li class="story"') == 3, page
+    empty = {"topic": "taiwan", "from": "2024-01-01T00:00Z", "to": "2024-01-01T01:00Z", "page": "5"}
+    answer = requests.get(f"{served}/mediamon/", params=empty, timeout=30)
+    assert answer.status_code == 200 and "No stories about this topic in the window." in answer.text
+    assert '<li class="story"' not in answer.text
     plain = requests.get(f"{served}/mediamon/", params={"days": "x"}, timeout=30)
     assert plain.status_code == 200 and "Topic trends" in plain.text  # the ordinary page
