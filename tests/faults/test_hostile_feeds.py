@@ -12,6 +12,7 @@ the docs/faults.md row it proves.
 8. endless empty gzip members                   -> test_a_gzip_body_of_empty_members_*
 9. requests' own look at a redirect             -> test_a_redirects_body_*, test_a_redirect_to_*
 10. 60 kB a server writes into an error         -> test_errors_quoting_*
+11. dates written with a sign first            -> test_dates_written_with_a_sign_*
 """
 
 from __future__ import annotations
@@ -488,3 +489,37 @@ def test_errors_quoting_what_a_server_sent_are_cut(server: FaultServer, head: st
     assert result.error is not None and len(result.error) <= MAX_ERROR_CHARS
     assert result.error.startswith(("HTTP 404 RRR", "content type video/mmm"))
     assert result.error.endswith("…")
+
+
+# ------------------------------------------------------------ 11. dates with a sign
+
+
+def test_dates_written_with_a_sign_first_are_not_believed(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """feedparser reads a date that starts with a sign as one of ISO 8601's truncated
+    forms and takes what it lacks from today's clock: PHP's zero date
+    ``-0001-11-30T00:00:00+00:00`` (a MySQL ``0000-00-00`` formatted by PHP, common in
+    WordPress feeds) was stored as 2000-01-01, ``--11-30`` as the 30th of November of
+    the current year, ``-24`` as the 1st of the current month, without a word."""
+    dates = {
+        "/php-zero": "-0001-11-30T00:00:00+00:00",
+        "/no-year": "--11-30",
+        "/two-digits": "-24",
+        "/day-only": "---20",
+        "/fine": "2024-04-20T08:00:00+08:00",
+    }
+    feed = rss([item(server.url(p), title=p, date=d) for p, d in dates.items()])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(
+        engine, [feed_source("signed", server.url("/feed.xml"), fetch_pages=False)], NOW
+    )
+    assert stats["signed"].new == len(dates)
+    stored = articles(engine)
+    published = {p: stored[server.url(p)]["published_at"] for p in dates}
+    assert published == {**dict.fromkeys(dates), "/fine": datetime(2024, 4, 20, tzinfo=UTC)}
+    assert (
+        "item 0 ('/php-zero') date '-0001-11-30T00:00:00+00:00' is not a date (no whole year,"
+        " or a year before 1); first-seen time used" in stats["signed"].errors
+    )
+    assert sum("is not a date (no whole year" in note for note in stats["signed"].errors) == 4

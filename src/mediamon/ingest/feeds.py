@@ -65,6 +65,9 @@ MAX_PARSED_PER_KEPT = 4
 # feeds write dates, became the 1st of the current month (the year alone was read), and
 # "2024-02-31" 2 March. A date that starts with its year is read here instead, whole.
 YEAR_FIRST = re.compile(r"\s*\d{4}")
+# A date written with a sign first: a year before 1 or ISO 8601's truncated forms
+# ("-YY", "--MM-DD"), no date a news item has (see _read_date).
+SIGNED_START = re.compile(r"\s*[-+]")
 CHINESE_DATE = re.compile(
     r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?"
     r"(?:[T\s]*(\d{1,2})\s*[:：]\s*(\d{2})(?:\s*[:：]\s*(\d{2}))?)?"
@@ -503,6 +506,11 @@ def _entry_time(entry: Any) -> tuple[datetime | None, str | None]:
 def _read_date(raw: str, parsed: Any) -> tuple[datetime | None, str]:
     """``raw`` as a UTC time (feedparser's reading ``parsed`` unless the date starts
     with its year), or None and why not."""
+    if SIGNED_START.match(raw):
+        # feedparser reads these as ISO 8601's truncated forms and fills in the rest from
+        # today's clock: PHP's zero date "-0001-11-30T00:00:00+00:00" became 2000-01-01,
+        # "--11-30" the 30th of November this year, "-24" the 1st of this month.
+        return None, "is not a date (no whole year, or a year before 1)"
     if YEAR_FIRST.match(raw):
         moment = _year_first_date(raw.strip())
         if moment is None:
