@@ -13,6 +13,7 @@ the docs/faults.md row it proves.
 9. requests' own look at a redirect             -> test_a_redirects_body_*, test_a_redirect_to_*
 10. 60 kB a server writes into an error         -> test_errors_quoting_*
 11. dates written with a sign first            -> test_dates_written_with_a_sign_*
+12. items whose links redirect                 -> test_items_whose_links_redirect_*
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -523,3 +524,40 @@ def test_dates_written_with_a_sign_first_are_not_believed(
         " or a year before 1); first-seen time used" in stats["signed"].errors
     )
     assert sum("is not a date (no whole year" in note for note in stats["signed"].errors) == 4
+
+
+# ------------------------------------------------------------- 12. redirected links
+
+
+def test_items_whose_links_redirect_are_known_at_the_next_poll(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """Items whose links redirect (http to https, a feed proxy, a trailing slash) are
+    stored under their pages' final URLs, and were looked up by their links alone: at
+    every poll of a changed feed each was fetched and built again and counted as new, so
+    the poll interval halved (15 to 7.5 minutes here, down to its floor in a few polls);
+    when its page then failed, the feed's text was stored as a second article."""
+    links = []
+    for n in range(3):
+        server.route(f"/new/a{n}", respond(page(f"跳转后的文章{n}", text=f"{n}{PARAGRAPH}")))
+        server.route(f"/a{n}", respond(b"", "301 Moved", headers={"Location": f"/new/a{n}"}))
+        links.append(server.url(f"/a{n}"))
+    source = feed_source("moved", server.url("/feed.xml"))
+    server.route("/feed.xml", respond(rss([item(u) for u in links]), content_type=RSS))
+    assert run_ingest(engine, [source], NOW)["moved"].new == 3
+    interval = source_state(engine, "moved")["poll_interval"]  # halved: all were new
+    # The feed changes (a fourth item); one of the moved pages fails meanwhile.
+    server.route("/a3", respond(page("新的文章")))
+    server.route("/new/a0", respond(b"", "500 Internal Server Error"))
+    links.append(server.url("/a3"))
+    server.route("/feed.xml", respond(rss([item(u) for u in links]), content_type=RSS))
+    later = NOW + timedelta(hours=1)
+    stats = run_ingest(engine, [source], later, run_key="faults:2")["moved"]
+    assert (stats.new, stats.already_known, stats.failed) == (1, 3, 0)
+    assert [server.hits(f"/new/a{n}") for n in range(3)] == [1, 1, 1]
+    assert source_state(engine, "moved")["poll_interval"] == interval  # 1 of 4 new
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("select url, canonical_url from articles")).all()
+    assert sorted(stored) == [
+        (server.url(f"/a{n}"), server.url(f"/new/a{n}")) for n in range(3)
+    ] + [(server.url("/a3"), server.url("/a3"))]

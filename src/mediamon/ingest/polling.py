@@ -17,7 +17,7 @@ the same feed it leaves the row exactly as the first attempt did.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,23 +202,37 @@ def load_state(conn: sa.Connection, source_id: int) -> SourceState | None:
 
 
 def seen_before(
-    conn: sa.Connection, canonical_urls: Iterable[str], now: datetime
+    conn: sa.Connection, links: Mapping[str, str], now: datetime
 ) -> tuple[set[str], set[str]]:
-    """Of ``canonical_urls``: those stored, and those stored before this run's time.
+    """Of ``links`` (each item's link, as the feed wrote it, with its canonical URL):
+    those whose article is stored, and those whose article was stored before this run's
+    time. An article is found by the link's canonical URL, or by the link itself: a link
+    that redirects is stored under its page's final URL (``articles.url`` keeps the link),
+    and was fetched again, and counted new, at every poll.
 
     An article first seen at ``now`` was loaded by an earlier attempt of this same run,
     so it still counts as new for adaptive polling.
     """
-    by_hash = {url_hash(u): u for u in set(canonical_urls)}
-    if not by_hash:
+    if not links:
         return set(), set()
+    by_key: dict[str, list[str]] = {}
+    for link, key in links.items():
+        by_key.setdefault(key, []).append(link)
     rows = conn.execute(
-        sa.select(articles.c.canonical_url, articles.c.first_seen_at).where(
-            articles.c.url_hash.in_(list(by_hash))
+        sa.select(articles.c.canonical_url, articles.c.url, articles.c.first_seen_at).where(
+            sa.or_(
+                articles.c.url_hash.in_([url_hash(key) for key in by_key]),
+                articles.c.url.in_(list(links)),
+            )
         )
     ).all()
-    stored = {url for url, _ in rows}
-    earlier = {url for url, first_seen in rows if first_seen < now}
+    stored: set[str] = set()
+    earlier: set[str] = set()
+    for canonical, linked, first_seen in rows:
+        found = {*by_key.get(canonical, ()), *([linked] if linked in links else [])}
+        stored |= found
+        if first_seen < now:
+            earlier |= found
     return stored, earlier
 
 

@@ -405,11 +405,11 @@ def feed_chunks(
         chunk = items[start : start + CHUNK_SIZE]
         urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
         with engine.connect() as conn:
-            known, earlier = polling.seen_before(conn, urls.values(), now)
-        new = sum(1 for i in chunk if urls[i.link] not in earlier)
+            known, earlier = polling.seen_before(conn, urls, now)
+        new = sum(1 for i in chunk if i.link not in earlier)
         already_known = 0
         if not refetch_known:
-            fresh = [i for i in chunk if urls[i.link] not in known]
+            fresh = [i for i in chunk if i.link not in known]
             already_known = len(chunk) - len(fresh)
             chunk = fresh
         if not chunk:
