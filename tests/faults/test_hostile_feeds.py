@@ -14,6 +14,7 @@ the docs/faults.md row it proves.
 10. 60 kB a server writes into an error         -> test_errors_quoting_*
 11. dates written with a sign first            -> test_dates_written_with_a_sign_*
 12. items whose links redirect                 -> test_items_whose_links_redirect_*
+13. a Content-Type sent twice                  -> test_a_content_type_sent_twice_*
 """
 
 from __future__ import annotations
@@ -561,3 +562,45 @@ def test_items_whose_links_redirect_are_known_at_the_next_poll(
     assert sorted(stored) == [
         (server.url(f"/a{n}"), server.url(f"/new/a{n}")) for n in range(3)
     ] + [(server.url("/a3"), server.url("/a3"))]
+
+
+# ------------------------------------------------------ 13. Content-Type sent twice
+
+
+def _typed_twice(body: bytes, *types: str) -> Behaviour:
+    """An answer carrying one Content-Type header per type."""
+
+    def behave(conn: Connection) -> None:
+        head = "".join(f"Content-Type: {t}\r\n" for t in types)
+        head = f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+        conn.send(head.encode("latin-1") + body)
+
+    return behave
+
+
+def test_a_content_type_sent_twice_is_read_as_browsers_read_it(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A CMS and its web server (or a proxy) each sending Content-Type: the two arrive
+    joined by a comma, ``text/html, text/html; charset=gbk``, which was read as one type
+    and refused, ``content type text/html, text/html not accepted``: the page was never
+    read, the feed's text stored instead. As browsers do (the Fetch standard), the last
+    type wins, with the charset an earlier part gave the same type."""
+    gbk = page("两个类型", charset="gbk").replace('<meta charset="gbk">', "")
+    server.route(
+        "/p", _typed_twice(page("两个类型").encode(), "text/html", "text/html; charset=utf-8")
+    )
+    server.route("/q", _typed_twice(gbk.encode("gbk"), "text/html; charset=gbk", "text/html"))
+    server.route("/v", _typed_twice(b"\x00\x00", "text/html", "video/mp4"))
+    links = [server.url(p) for p in ("/p", "/q", "/v")]
+    feed = rss([item(u, title="两个类型") for u in links])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("typed", server.url("/feed.xml"))], NOW)["typed"]
+    assert stats.new == 3
+    log, stored = fetch_log(engine, "typed"), articles(engine, "typed")
+    assert [log[u]["error"] for u in links[:2]] == [None, None]
+    assert [stored[u]["content_origin"] for u in links] == ["page", "page", "feed_summary"]
+    assert "记者从有关部门获悉" in str(stored[links[1]]["body_text"])
+    assert log[links[2]]["error"] == (
+        "page not fetched (content type video/mp4 not accepted); used feed_summary"
+    )

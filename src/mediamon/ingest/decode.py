@@ -112,6 +112,36 @@ def content_type_charset(content_type: str | None) -> str | None:
     return None
 
 
+# A media type's essence (RFC 9110 tokens), and a header value's comma-separated parts,
+# quoted strings kept whole.
+MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+HEADER_PART = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*"?)+')
+
+
+def effective_content_type(value: str) -> str:
+    """The one Content-Type a header value stands for. A server sending the header twice
+    (a CMS's and the web server's, or a proxy's; common enough that browsers read it)
+    arrives as one value joined by commas, ``text/html, text/html; charset=gbk``, which
+    read as one type was refused for pages (``content type text/html, text/html not
+    accepted``: the page lost, the feed's text used) and gave no charset. As the Fetch
+    standard reads it: the last valid type wins, keeping an earlier part's charset when
+    it is the same type without one of its own; a value without a comma is as it came."""
+    if "," not in value:
+        return value
+    chosen, essence, charset = None, None, None
+    for match in HEADER_PART.finditer(value):
+        part = match.group().strip()
+        kind = part.split(";", 1)[0].strip().lower()
+        if not MEDIA_TYPE.fullmatch(kind) or kind == "*/*":
+            continue
+        own = content_type_charset(part)
+        if kind != essence:
+            essence, charset = kind, own
+        charset = own or charset
+        chosen = part if own or not charset else f"{part}; charset={charset}"
+    return value if chosen is None else chosen
+
+
 def declared_charsets(content: bytes, http_charset: str | None) -> list[str]:
     """Charsets the response declares, most authoritative first (HTTP, then document)."""
     labels: list[str | None] = [http_charset]

@@ -27,7 +27,7 @@ from urllib3.util.retry import Retry
 
 from mediamon.ingest import netguard
 from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
-from mediamon.ingest.decode import content_type_charset
+from mediamon.ingest.decode import content_type_charset, effective_content_type
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
     ROBOTS_MAX_BYTES,
@@ -444,6 +444,8 @@ def _read_response(
     accept_types: Collection[str] | None,
 ) -> _Exchange:
     headers = {k.lower(): v for k, v in response.headers.items()}
+    if "content-type" in headers:  # sent twice, it arrives joined by a comma
+        headers["content-type"] = effective_content_type(headers["content-type"])
     status = response.status_code
     result = _Exchange(status=status, headers=headers)
     if status in REDIRECT_STATUSES:
