@@ -15,6 +15,7 @@ the docs/faults.md row it proves.
 11. dates written with a sign first            -> test_dates_written_with_a_sign_*
 12. items whose links redirect                 -> test_items_whose_links_redirect_*
 13. a Content-Type sent twice                  -> test_a_content_type_sent_twice_*
+14. interim (1xx) answers                     -> test_interim_answers_*
 """
 
 from __future__ import annotations
@@ -603,4 +604,53 @@ def test_a_content_type_sent_twice_is_read_as_browsers_read_it(
     assert "记者从有关部门获悉" in str(stored[links[1]]["body_text"])
     assert log[links[2]]["error"] == (
         "page not fetched (content type video/mp4 not accepted); used feed_summary"
+    )
+
+
+# ----------------------------------------------------------- 14. interim answers
+
+
+def _after_interim(body: bytes, content_type: str, *interim: str) -> Behaviour:
+    """The answer, after one interim (1xx) answer per status line in ``interim``."""
+
+    def behave(conn: Connection) -> None:
+        ahead = "".join(f"HTTP/1.1 {s}\r\nLink: </s.css>; rel=preload\r\n\r\n" for s in interim)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}"
+        conn.send(f"{ahead}{head}\r\n\r\n".encode() + body)
+
+    return behave
+
+
+def _endless_interim(conn: Connection) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and conn.send(b"HTTP/1.1 103 Early Hints\r\n\r\n"):
+        pass
+
+
+def test_interim_answers_before_the_answer_are_read_past(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """103 Early Hints (Node's writeEarlyHints, H2O, some CDNs) or 102 Processing ahead
+    of the answer, which RFC 9110 asks a client to read past: http.client reads past 100
+    only and took the 103 for the answer, without a body, so the feed's poll failed
+    (``not a feed``) and a page was lost (``no article text found in the page``, the
+    feed's text used). An endless run of them, or a 101, is one page's error."""
+    early = ("103 Early Hints",)
+    server.route("/p", _after_interim(page("早期提示").encode(), "text/html", *early))
+    processing = ("102 Processing", "103 Early Hints", "100 Continue")
+    server.route("/q", _after_interim(page("处理中").encode(), "text/html", *processing))
+    server.route("/x", _endless_interim)
+    server.route("/s", lambda conn: conn.send(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"))
+    links = [server.url(p) for p in ("/p", "/q", "/x", "/s")]
+    feed = rss([item(u, title=u[-2:]) for u in links])
+    server.route("/feed.xml", _after_interim(feed, RSS, *early))
+    stats = run_ingest(engine, [feed_source("early", server.url("/feed.xml"))], NOW)["early"]
+    assert (stats.poll, stats.new) == ("polled", 4)
+    stored, log = articles(engine, "early"), fetch_log(engine, "early")
+    origins = [stored[u]["content_origin"] for u in links]
+    assert origins == ["page", "page", "feed_summary", "feed_summary"]
+    assert "more than 20 interim (1xx) answers" in str(log[links[2]]["error"])
+    assert log[links[3]]["error"] == (
+        "page not fetched (HTTP 101 Switching Protocols (an interim answer; none followed));"
+        " used feed_summary"
     )

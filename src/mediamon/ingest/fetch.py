@@ -457,6 +457,9 @@ def _read_response(
         return result
     if status == 304:
         return result
+    if status < 200:  # 101: netguard's connections read past every other 1xx
+        result.error = f"HTTP {status} {response.reason or ''} (an interim answer; none followed)"
+        return result
     if status >= 400:
         result.error = f"HTTP {status} {response.reason or ''}".strip()
         return result

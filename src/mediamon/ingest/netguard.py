@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import http.client
 import ipaddress
 import logging
 import re
@@ -311,9 +312,33 @@ def pinned(target: Target) -> Iterator[Pin]:
         _PIN.reset(token)
 
 
+# Interim (1xx) answers a server may send ahead of its answer, each with its own headers:
+# 103 Early Hints (Node's writeEarlyHints, H2O, some CDNs), 102 Processing. RFC 9110
+# §15.2 asks a client to read past any of them; http.client reads past 100 only.
+MAX_INTERIM_RESPONSES = 20
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """An HTTP response that reads past every interim answer but 101 (a protocol switch,
+    never asked for): http.client took a 103 for the answer, an empty body, so the page
+    was lost (the feed's text used) and a feed's poll failed as ``not a feed``."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM_RESPONSES):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers: not needed
+        raise http.client.HTTPException(
+            f"more than {MAX_INTERIM_RESPONSES} interim (1xx) answers before the answer"
+        )
+
+
 class _PinnedConnectionMixin:
     """Connects to the vetted ``pinned_addresses`` (in order, the first that answers)
-    instead of resolving the host name again."""
+    instead of resolving the host name again; reads past interim answers."""
+
+    response_class: type[http.client.HTTPResponse] = _FinalResponse
 
     def __init__(self, *args: Any, pinned_addresses: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
