@@ -16,6 +16,7 @@ the docs/faults.md row it proves.
 12. items whose links redirect                 -> test_items_whose_links_redirect_*
 13. a Content-Type sent twice                  -> test_a_content_type_sent_twice_*
 14. interim (1xx) answers                     -> test_interim_answers_*
+15. items a source claimed, seen again        -> test_items_a_source_claimed_*
 """
 
 from __future__ import annotations
@@ -654,3 +655,27 @@ def test_interim_answers_before_the_answer_are_read_past(
         "page not fetched (HTTP 101 Switching Protocols (an interim answer; none followed));"
         " used feed_summary"
     )
+
+
+# ------------------------------------------------------------ 15. claims seen again
+
+
+def test_items_a_source_claimed_before_are_not_new_again(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A feed of another site's links (an aggregator, or a feed on a domain of its own)
+    whose text is kept as claims: every item was counted new at every poll, so the poll
+    interval halved after the first poll and stayed at its floor for good (225 s of
+    900 here), however few items were new."""
+    links = [server.url(f"/a{n}", host="localhost") for n in range(5)]
+    source = feed_source("aggregator", server.url("/feed.xml"), fetch_pages=False)
+    server.route("/feed.xml", respond(rss([item(u) for u in links[:4]]), content_type=RSS))
+    assert run_ingest(engine, [source], NOW)["aggregator"].claims == 4
+    halved = source_state(engine, "aggregator")["poll_interval"]  # all four were new
+    assert halved == source.poll_interval / 2
+    server.route("/feed.xml", respond(rss([item(u) for u in links]), content_type=RSS))
+    later = NOW + timedelta(hours=1)
+    stats = run_ingest(engine, [source], later, run_key="faults:2")["aggregator"]
+    assert (stats.claims, stats.new) == (5, 0)
+    state = source_state(engine, "aggregator")
+    assert (state["last_items"], state["last_new"], state["poll_interval"]) == (5, 1, halved)

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mediamon.db.tables import articles
+from mediamon.db.tables import article_claims, articles
 from mediamon.ingest.fetch import Validators
 from mediamon.ingest.normalize import url_hash
 from mediamon.ingest.sources import Source
@@ -202,16 +202,20 @@ def load_state(conn: sa.Connection, source_id: int) -> SourceState | None:
 
 
 def seen_before(
-    conn: sa.Connection, links: Mapping[str, str], now: datetime
+    conn: sa.Connection, links: Mapping[str, str], now: datetime, source_id: int | None = None
 ) -> tuple[set[str], set[str]]:
     """Of ``links`` (each item's link, as the feed wrote it, with its canonical URL):
-    those whose article is stored, and those whose article was stored before this run's
-    time. An article is found by the link's canonical URL, or by the link itself: a link
-    that redirects is stored under its page's final URL (``articles.url`` keeps the link),
-    and was fetched again, and counted new, at every poll.
+    those whose article is stored, and those seen before this run's time: stored as an
+    article, or as ``source_id``'s claim. An article is found by the link's canonical
+    URL, or by the link itself: a link that redirects is stored under its page's final
+    URL (``articles.url`` keeps the link), and was fetched again, and counted new, at
+    every poll.
 
     An article first seen at ``now`` was loaded by an earlier attempt of this same run,
-    so it still counts as new for adaptive polling.
+    so it still counts as new for adaptive polling. A claim is no article (its page is
+    tried again at the next poll), but its item was seen: counted new at every poll, a
+    feed of another site's links (an aggregator, a feed on a domain of its own) held its
+    source at the shortest poll interval for good.
     """
     if not links:
         return set(), set()
@@ -233,6 +237,16 @@ def seen_before(
         stored |= found
         if first_seen < now:
             earlier |= found
+    if source_id is not None:
+        claimed = conn.execute(
+            sa.select(article_claims.c.canonical_url).where(
+                article_claims.c.source_id == source_id,
+                article_claims.c.url_hash.in_([url_hash(key) for key in by_key]),
+                article_claims.c.first_claimed_at < now,
+            )
+        ).scalars()
+        for canonical in claimed:
+            earlier.update(by_key.get(canonical, ()))
     return stored, earlier
 
 

@@ -132,7 +132,7 @@ def ingest_source(
         stats.errors.extend(repeated)
         stats.items = poll.items = len(items)
         chunks = feed_chunks(
-            engine, session, source, items, job,
+            engine, session, source, items, job, source_id=source_id,
             refetch_known=refetch_known, deadline=deadline, **options,
         )  # fmt: skip
     # Two chunks in flight: the workers build chunk N while this process fetches chunk
@@ -384,13 +384,15 @@ def feed_chunks(
     items: list[FeedItem],
     job: ArticleJob,
     *,
+    source_id: int | None = None,
     refetch_known: bool = False,
     deadline: float | None = None,
     **options: Any,
 ) -> Iterator[Chunk]:
     """The feed's items in chunks, each page fetched (a few threads) unless the source
     reads only the feed; items whose article is stored are skipped (unless
-    ``refetch_known``). ``job`` is the template every item's job is made from. No page
+    ``refetch_known``); an item ``source_id`` claimed before is not new. ``job`` is the
+    template every item's job is made from. No page
     is started after ``deadline`` (``time.monotonic()``, the source's time budget): the
     chunk then says how many items wait for the next poll, and is the last."""
     now = job.seen_at
@@ -405,7 +407,7 @@ def feed_chunks(
         chunk = items[start : start + CHUNK_SIZE]
         urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
         with engine.connect() as conn:
-            known, earlier = polling.seen_before(conn, urls, now)
+            known, earlier = polling.seen_before(conn, urls, now, source_id)
         new = sum(1 for i in chunk if i.link not in earlier)
         already_known = 0
         if not refetch_known:
