@@ -17,6 +17,7 @@ the docs/faults.md row it proves.
 13. a Content-Type sent twice                  -> test_a_content_type_sent_twice_*
 14. interim (1xx) answers                     -> test_interim_answers_*
 15. items a source claimed, seen again        -> test_items_a_source_claimed_*
+16. a source's language tag (zh-CN)          -> test_a_sources_language_tag_*
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -679,3 +681,36 @@ def test_items_a_source_claimed_before_are_not_new_again(
     assert (stats.claims, stats.new) == (5, 0)
     state = source_state(engine, "aggregator")
     assert (state["last_items"], state["last_new"], state["poll_interval"]) == (5, 1, halved)
+
+
+# ------------------------------------------------------ 16. a source's language tag
+
+
+def test_a_sources_language_tag_gives_its_articles_the_language_alone(
+    engine: sa.Engine, server: FaultServer, tmp_path: Path
+) -> None:
+    """``language: zh-CN`` in sources.yaml, a BCP 47 tag as the file asks (and as feeds
+    write theirs): the articles of items without a language of their own were stored
+    as ``zh-cn``, where a feed's ``zh-CN`` gives ``zh``, so no topic scoped to
+    ``languages: [zh]`` ever matched them, nor a BI filter on zh. A value that is no
+    tag (``Chinese``) was kept as written; it is refused now, naming the field."""
+    path = tmp_path / "sources.yaml"
+    url = server.url("/feed.xml")
+    path.write_text(
+        f"sources:\n- {{name: tagged, url: '{url}', language: zh-CN, fetch_pages: false}}\n"
+        f"- {{name: hant, url: '{url}', language: zh_Hant_TW, fetch_pages: false}}\n",
+        "utf-8",
+    )
+    tagged, hant = (replace(s, allow_private_network=True) for s in load_sources(path))
+    server.route("/feed.xml", respond(rss([item(server.url("/a"))]), content_type=RSS))
+    run_ingest(engine, [tagged], NOW)
+    assert articles(engine)[server.url("/a")]["language"] == "zh"
+    server.route("/feed.xml", respond(rss([item(server.url("/b"))]), content_type=RSS))
+    run_ingest(engine, [hant], NOW)
+    assert articles(engine)[server.url("/b")]["language"] == "zh"
+    path.write_text(f"sources:\n- {{name: a, url: '{url}', language: Chinese}}\n", "utf-8")
+    with pytest.raises(SourceConfigError) as refused:
+        load_sources(path)
+    assert str(refused.value) == (
+        f"{path}: source 'a'.language: expected a language tag such as zh or zh-CN, got 'Chinese'"
+    )

@@ -246,10 +246,12 @@ def build_article(job: ArticleJob) -> BuildResult:
         if not EARLIEST_PUBLISHED <= published <= job.seen_at + FUTURE_TOLERANCE:
             published = None  # a date in the future is a feed bug, not news from tomorrow
     # the page's declared language is checked against the script (templates declare
-    # "en" on Chinese pages), so it comes after the feed's and the source's
+    # "en" on Chinese pages), so it comes after the feed's and the source's. The
+    # source's is a tag as written in sources.yaml: "zh-CN" was stored as "zh-cn", which
+    # no topic scoped to languages [zh] matched, nor the BI's language filters.
     language = (
         primary_language(item.language)
-        or job.source_language
+        or primary_language(job.source_language)
         or detect_language(body, declared=meta.language if meta else None)
     )
     summary = None

@@ -18,6 +18,9 @@ KINDS = ("feed", "archive")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DEFAULT_POLL_INTERVAL = timedelta(minutes=15)
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+# A BCP 47 tag as sources.yaml may write it (zh, zh-CN, zh_Hant_TW): a language of two
+# or three letters first, as mediamon.ingest.normalize.primary_language reads it.
+LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*\Z")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Adaptive polling moves a source's interval between poll_interval / 4 and
 # poll_interval * 8 unless min_poll_interval / max_poll_interval say otherwise.
@@ -281,8 +284,14 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
             raise SourceConfigError(f"{where}.path: an archive needs a folder path")
         location = str((path.parent / folder).resolve())
     language = raw.get("language")
-    if language is not None and not isinstance(language, str):
-        raise SourceConfigError(f"{where}.language: expected a language tag such as zh")
+    # Articles carry the tag's language alone (zh-CN is zh); one without a language
+    # subtag of two or three letters ("Chinese") would be ignored without a word.
+    if language not in (None, "") and (
+        not isinstance(language, str) or not LANGUAGE.match(language)
+    ):
+        raise SourceConfigError(
+            f"{where}.language: expected a language tag such as zh or zh-CN, got {quoted(language)}"
+        )
     params = raw.get("drop_query_params", [])
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise SourceConfigError(f"{where}.drop_query_params: expected a list of names")
