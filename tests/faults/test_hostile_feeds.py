@@ -18,6 +18,7 @@ the docs/faults.md row it proves.
 14. interim (1xx) answers                     -> test_interim_answers_*
 15. items a source claimed, seen again        -> test_items_a_source_claimed_*
 16. a source's language tag (zh-CN)          -> test_a_sources_language_tag_*
+17. elements outside the items              -> test_a_feed_of_more_elements_*
 """
 
 from __future__ import annotations
@@ -714,3 +715,38 @@ def test_a_sources_language_tag_gives_its_articles_the_language_alone(
     assert str(refused.value) == (
         f"{path}: source 'a'.language: expected a language tag such as zh or zh-CN, got 'Chinese'"
     )
+
+
+# ------------------------------------------------- 17. elements outside the items
+
+
+@pytest.mark.parametrize(
+    ("before", "inside"),
+    [("<a/>" * 600_000, ""), ("", "<x>" + "<a/>" * 600_000 + "</x>")],
+    ids=["outside-items", "in-an-items-child"],
+)
+def test_a_feed_of_more_elements_than_feedparser_reads_quickly_is_refused(
+    engine: sa.Engine, server: FaultServer, before: str, inside: str
+) -> None:
+    """Feedparser costs ~40 µs an element wherever it stands, and the checks on an item's
+    direct children did not see elements outside the items or deeper in one: 2.4 MB of
+    ``<a/>`` took 23 s of one poll, the 15 MB a feed may have 185 s and 1 GB (the lxml
+    tree alone 400 MB). Counted first, without a tree, the feed is refused in well
+    under a second, and the next source loads."""
+    link = server.url("/p")
+    feed = rss(before + item(link).replace("</item>", inside + "</item>"))
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    server.route("/good.xml", respond(rss([item(server.url("/q"))]), content_type=RSS))
+    server.route("/q", respond(page("好文章")))
+    sources = [
+        feed_source("elements", server.url("/feed.xml"), fetch_pages=False),
+        feed_source("good", server.url("/good.xml")),
+    ]
+    started = time.monotonic()
+    stats = run_ingest(engine, sources, NOW)
+    assert time.monotonic() - started < 5
+    assert stats["elements"].errors == [
+        f"{server.url('/feed.xml')}: feed refused: more than 500,000 elements for feedparser"
+        " to read (in its first 2,000 items and outside items)"
+    ]
+    assert stats["good"].new == 1

@@ -12,9 +12,9 @@ still arrive, so a way around the removal ends in a refused feed, never an expan
 from __future__ import annotations
 
 import calendar
+import contextlib
 import email.utils
 import html
-import io
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -54,6 +54,12 @@ MAX_ITEM_ELEMENTS = 2_000  # direct children of one item
 # tag (6 MB of tags: 137 s and 1.1 GB); a malformed feed with more tags is refused.
 MAX_LENIENT_TAGS = 50_000
 ITEM_TAGS = frozenset({"item", "entry"})
+# Elements feedparser reads cost ~40 µs each wherever they stand: 15 MB of "<a/>" (3.7
+# million elements outside any item, or in one item's child, where MAX_ITEM_ELEMENTS does
+# not look) took 185 s and 1 GB. Real feeds have 10 to 25 an item, 500 items of Atom
+# XHTML articles about 100,000; elements of the items dropped before feedparser reads
+# them (see MAX_PARSED_PER_KEPT) do not count.
+MAX_FEED_ELEMENTS = 500_000
 # feedparser reads every item (~0.2 ms each: 100,000 tiny items took 19 s) though at most
 # max_items are kept: items past this many times max_items are dropped before it reads
 # them (room for the items skipped for a bad link or a repeat).
@@ -283,7 +289,7 @@ def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
     """
     from lxml import etree
 
-    refused, root, well_formed = _costly_shape(data)
+    refused, root, well_formed = _costly_shape(data, keep)
     if refused:
         raise FeedError(f"feed refused: {refused}")
     if root is None or not well_formed:
@@ -298,11 +304,25 @@ def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
     return etree.tostring(root, encoding="utf-8", xml_declaration=True), len(items) - keep
 
 
-def _costly_shape(data: bytes) -> tuple[str | None, Any, bool]:
-    """Why feedparser must not be given this document, or None; its tree as lxml reads
-    it (in C, in linear time), and whether it is well-formed."""
+def _costly_shape(data: bytes, keep: int) -> tuple[str | None, Any, bool]:
+    """Why feedparser must not be given this document (of which it will read the first
+    ``keep`` items), or None; its tree as lxml reads it (in C, in linear time), and
+    whether it is well-formed."""
     from lxml import etree
 
+    # Elements are at most the tags, namespace declarations at most the "xmlns" written,
+    # both counted in C; only a document that may pass a bound is read for them, by a
+    # parser that builds no tree (the tree of 3.7 million elements alone is 400 MB).
+    tags = _tags_outside_cdata(data)
+    counted = None
+    if tags > MAX_FEED_ELEMENTS or data.count(b"xmlns") > MAX_NAMESPACES:
+        counted = _count_read(data, keep)
+        if counted.elements > MAX_FEED_ELEMENTS:
+            refused = (
+                f"more than {MAX_FEED_ELEMENTS:,} elements for feedparser to read"
+                f" (in its first {keep:,} items and outside items)"
+            )
+            return refused, None, False
     # recover: a malformed feed is read as far as it goes, as feedparser's lenient parser
     # will read it, so its shape is checked too
     parser = etree.XMLParser(
@@ -310,26 +330,20 @@ def _costly_shape(data: bytes) -> tuple[str | None, Any, bool]:
     )
     root = etree.fromstring(data, parser)
     well_formed = not parser.error_log.filter_from_errors()
-    if not well_formed:
-        tags = _tags_outside_cdata(data)
-        if tags > MAX_LENIENT_TAGS:
-            return (
-                (
-                    f"malformed XML with {tags:,} tags, too many to recover items from"
-                    f" (at most {MAX_LENIENT_TAGS:,})"
-                ),
-                None,
-                False,
-            )
+    if not well_formed and tags > MAX_LENIENT_TAGS:
+        return (
+            (
+                f"malformed XML with {tags:,} tags, too many to recover items from"
+                f" (at most {MAX_LENIENT_TAGS:,})"
+            ),
+            None,
+            False,
+        )
     if root is None:
         return None, None, False  # nothing XML in it: feedparser says what is wrong
-    # Each declaration is one start-ns event; an element's nsmap would be rebuilt from all
-    # its ancestors' declarations, costing their number times the elements.
-    declarations = etree.iterparse(
-        io.BytesIO(data), events=("start-ns",), recover=True, resolve_entities=False,
-        no_network=True, load_dtd=False, huge_tree=False,
-    )  # fmt: skip
-    if any(n > MAX_NAMESPACES for n, _ in enumerate(declarations)):
+    # An element's nsmap would be rebuilt from all its ancestors' declarations, costing
+    # their number times the elements.
+    if counted is not None and counted.namespaces > MAX_NAMESPACES:
         return f"more than {MAX_NAMESPACES} namespace declarations", None, well_formed
     for element in root.iter(etree.Element):  # elements only: no comments or PIs
         name = element.tag.rpartition("}")[2]
@@ -344,6 +358,61 @@ def _costly_shape(data: bytes) -> tuple[str | None, Any, bool]:
             )
             return refused, None, well_formed
     return None, root, well_formed
+
+
+class _Counted(Exception):
+    """Raised by :class:`_Counter` to stop the parse: the count is over its bound."""
+
+
+class _Counter:
+    """An lxml parser target (no tree is built) counting namespace declarations and the
+    elements feedparser would read: none inside the items past the first ``keep``. It
+    stops the parse once there are more than MAX_FEED_ELEMENTS."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.items = self.elements = self.namespaces = self.depth = 0
+        self.skipped_from: int | None = None  # the depth of an item past those kept
+
+    def start_ns(self, prefix: str | None, uri: str) -> None:
+        self.namespaces += 1
+
+    def start(self, tag: str, attrib: Any) -> None:
+        self.depth += 1
+        if self.skipped_from is not None:
+            return
+        if tag.rpartition("}")[2] in ITEM_TAGS:
+            self.items += 1
+            if self.items > self.keep:
+                self.skipped_from = self.depth
+                return
+        self.elements += 1
+        if self.elements > MAX_FEED_ELEMENTS:
+            raise _Counted
+
+    def end(self, tag: str) -> None:
+        if self.skipped_from == self.depth:
+            self.skipped_from = None
+        self.depth -= 1
+
+    def close(self) -> None:
+        return None
+
+
+def _count_read(data: bytes, keep: int) -> _Counter:
+    """The namespace declarations of ``data`` and the elements feedparser would read
+    (the count stops past MAX_FEED_ELEMENTS)."""
+    from lxml import etree
+
+    counter = _Counter(keep)
+    parser = etree.XMLParser(
+        target=counter, recover=True, resolve_entities=False, no_network=True,
+        load_dtd=False, huge_tree=False,
+    )  # fmt: skip
+    # Nothing XML in it: the tree's own reading says what is wrong.
+    with contextlib.suppress(_Counted, etree.XMLSyntaxError):
+        etree.fromstring(data, parser)
+    return counter
 
 
 def _tags_outside_cdata(data: bytes) -> int:
