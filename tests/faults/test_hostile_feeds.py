@@ -19,6 +19,7 @@ the docs/faults.md row it proves.
 15. items a source claimed, seen again        -> test_items_a_source_claimed_*
 16. a source's language tag (zh-CN)          -> test_a_sources_language_tag_*
 17. elements outside the items              -> test_a_feed_of_more_elements_*
+18. a Last-Modified in the future            -> test_a_last_modified_in_the_future_*
 """
 
 from __future__ import annotations
@@ -750,3 +751,34 @@ def test_a_feed_of_more_elements_than_feedparser_reads_quickly_is_refused(
         " to read (in its first 2,000 items and outside items)"
     ]
     assert stats["good"].new == 1
+
+
+# ----------------------------------------------- 18. a Last-Modified in the future
+
+
+def test_a_last_modified_in_the_future_is_not_sent_back(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A feed whose Last-Modified is in 2099 (a post a CMS dated ahead, whose date it
+    gives the feed; a server clock off by years). Sent back as If-Modified-Since, a
+    server comparing dates (Django's, most CMSs') answered 304 to every later poll:
+    the source stayed healthy, ``not_modified``, and its new items were never read."""
+    ahead = "Thu, 31 Dec 2099 23:59:59 GMT"
+    feeds = [rss([item(server.url("/a"))]), rss([item(server.url("/a")), item(server.url("/b"))])]
+
+    def by_date(conn: Connection) -> None:  # 304 unless modified after If-Modified-Since
+        since = conn.headers.get("if-modified-since")
+        if since is not None and since >= ahead:
+            respond(b"", "304 Not Modified", headers={"Last-Modified": ahead})(conn)
+        else:
+            respond(feeds[0], content_type=RSS, headers={"Last-Modified": ahead})(conn)
+
+    server.route("/feed.xml", by_date)
+    source = feed_source("ahead", server.url("/feed.xml"), fetch_pages=False)
+    assert run_ingest(engine, [source], NOW)["ahead"].new == 1
+    feeds.pop(0)  # a new item
+    stats = run_ingest(engine, [source], NOW + timedelta(hours=1), run_key="faults:2")["ahead"]
+    assert (stats.poll, stats.new) == ("polled", 1)
+    assert set(articles(engine, "ahead")) == {server.url("/a"), server.url("/b")}
+    assert "if-modified-since" not in server.requests[-1][2]
+    assert source_state(engine, "ahead")["last_modified"] is None

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.cookiejar import Cookie
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -138,7 +138,7 @@ class FetchResult:
         """The response's validators, each only if it is fit to store and send back."""
         return Validators(
             _fit_validator(self.headers.get("etag")),
-            _fit_validator(self.headers.get("last-modified")),
+            _past_date(_fit_validator(self.headers.get("last-modified"))),
         )
 
 
@@ -537,6 +537,23 @@ def _utf8_header(value: str) -> str:
 
 def _fit_validator(value: str | None) -> str | None:
     return value if value is not None and VALIDATOR.fullmatch(value) else None
+
+
+def _past_date(value: str | None) -> str | None:
+    """A Last-Modified unless it is a date more than a day ahead of this machine's clock.
+    Sent back as If-Modified-Since, a date in 2099 (a post dated ahead by a CMS, a server
+    clock off by years) has a server comparing dates answer 304 until then: every poll
+    "not modified", the feed's new items never read, the source healthy."""
+    if value is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return value  # not a date: a server comparing dates ignores it, one matching text not
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    # Wall-clock time: what the server's clock says now, give or take a wrong zone.
+    return None if when > datetime.now(UTC) + timedelta(days=1) else value
 
 
 def _type_accepted(content_type: str, accepted: Collection[str]) -> bool:
