@@ -20,6 +20,7 @@ the docs/faults.md row it proves.
 16. a source's language tag (zh-CN)          -> test_a_sources_language_tag_*
 17. elements outside the items              -> test_a_feed_of_more_elements_*
 18. a Last-Modified in the future            -> test_a_last_modified_in_the_future_*
+19. a link's scheme in capitals              -> test_item_links_whose_scheme_*
 """
 
 from __future__ import annotations
@@ -782,3 +783,26 @@ def test_a_last_modified_in_the_future_is_not_sent_back(
     assert set(articles(engine, "ahead")) == {server.url("/a"), server.url("/b")}
     assert "if-modified-since" not in server.requests[-1][2]
     assert source_state(engine, "ahead")["last_modified"] is None
+
+
+# --------------------------------------------- 19. a link's scheme in capitals
+
+
+def test_item_links_whose_scheme_is_in_capitals_are_fetched(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """``Http://`` and ``HTTP://``, as editors type them, in a feed read at an https URL
+    (its ``xml:base`` here): a scheme is case-insensitive (RFC 3986), but such items were
+    skipped, ``link 'HTTP://…' is not a valid http(s) URL``, and lost (feedparser lowers
+    a link's scheme only when it is the feed's own)."""
+    for path in ("/a", "/b"):
+        server.route(path, respond(page(f"大写{path}")))
+    links = [server.url("/a").replace("http:", "Http:"), server.url("/b").replace("http:", "HTTP:")]
+    feed = rss([item(u) for u in links]).replace(
+        b'<rss version="2.0">', b'<rss version="2.0" xml:base="https://example.com/">'
+    )
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    stats = run_ingest(engine, [feed_source("capitals", server.url("/feed.xml"))], NOW)
+    assert (stats["capitals"].new, stats["capitals"].errors) == (2, [])
+    stored = articles(engine, "capitals")
+    assert [stored[server.url(p)]["content_origin"] for p in ("/a", "/b")] == ["page", "page"]

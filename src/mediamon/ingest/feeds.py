@@ -515,10 +515,14 @@ def usable_link(link: str) -> tuple[str, bool] | None:
     The length is checked by the caller, with its own note."""
     from mediamon.ingest.netguard import BlockedURL, check_url_syntax
 
+    # A scheme is case-insensitive (RFC 3986 §3.1): "Http://" and "HTTP://", as editors
+    # type them, were skipped as no http(s) URL (the item lost); kept in lower case.
+    scheme, colon, rest = link.strip().partition(":")
+    link = f"{scheme.lower()}{colon}{rest}"
     if not link.startswith(("http://", "https://")):
         return None
     try:
-        link, had_userinfo = _without_userinfo(link.strip())
+        link, had_userinfo = _without_userinfo(link)
         check_url_syntax(link, check_length=False)
     except (BlockedURL, ValueError):  # ValueError: a netloc urlsplit cannot read
         return None
