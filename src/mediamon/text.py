@@ -66,9 +66,22 @@ def stream_safe(text: str) -> str:
     return runs.sub(lambda m: m.group()[:MAX_NON_STARTERS], text)
 
 
+# Unicode's Default_Ignorable_Code_Point characters (DerivedCoreProperties.txt): nothing
+# to see, and a reader, or a search engine, reads 台\ufe00湾 or 台\U000e0100湾 as 台湾.
+# Stored text keeps variation selectors, fillers and tags (they choose a glyph; clean_text
+# drops the zero-width and bidi ones), so without this one of them inside a keyword hid
+# it from every topic. Removed before NFKC, which produces none of them from other text.
+IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]+"
+)
+
+
 def fold(text: str) -> str:
-    """The matching form: NFKC (full-width to ASCII), case-folded, traditional Chinese
-    folded to simplified, whitespace collapsed. Search on this, show the original."""
-    text = unicodedata.normalize("NFKC", stream_safe(text)).casefold()
+    """The matching form: invisible characters removed, NFKC (full-width to ASCII),
+    case-folded, traditional Chinese folded to simplified, whitespace collapsed. Search
+    on this, show the original."""
+    text = unicodedata.normalize("NFKC", IGNORABLE.sub("", stream_safe(text))).casefold()
     text = _t2s().convert(text)  # type: ignore[attr-defined]
     return HORIZONTAL_SPACE.sub(" ", text).strip()

@@ -14,6 +14,7 @@ against servers on 127.0.0.1 and a real PostgreSQL. Each names a row of docs/fau
     the chooser's before it was mended, grows with the square of a paragraph's size)
                                                    -> test_a_page_too_costly_to_extract_*
 11. URLs, pages, dates and text (round 9)           -> the tests after "round 9"
+12. matching, alerts and the page (round 12)        -> the tests after "round 12"
 """
 
 from __future__ import annotations
@@ -1247,3 +1248,66 @@ def test_a_host_in_full_width_letters_is_fetched_as_vetted(
     assert stored["content_origin"] == "page", fetch_log(engine, "full-width")
     assert stored["canonical_url"] == server.url("/p")
     assert server.hits("/p") == 1
+
+
+# ------------------------------------------- matching, alerts and the page (round 12)
+
+
+def test_invisible_characters_inside_a_term_do_not_hide_it(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A variation selector, an ideographic variation selector, a Hangul filler or a tag
+    character inside 台湾: invisible, so read as 台湾 (as a reader and a search engine read
+    it), in the title, the body and a row stored before fold dropped them."""
+    from mediamon.alerts.snippet import make_snippet
+    from mediamon.text import fold
+    from mediamon.topics.file import parse_topics
+    from mediamon.topics.match import match_articles
+    from mediamon.topics.store import sync_topics
+
+    hidden = {
+        "vs": "台\ufe00湾",
+        "ivs": "台\U000e0100湾",
+        "filler": "台\u3164湾",
+        "tag": "台\U000e0041湾",
+        "cgj": "台\u034f湾",
+    }
+    items = []
+    for name, term in hidden.items():
+        server.route(f"/{name}", respond(page(f"{term}新闻", text=f"{term}局势紧张。{PARAGRAPH}")))
+        items.append(item(server.url(f"/{name}"), title=f"{term}新闻"))
+    server.route("/feed.xml", respond(rss(items), content_type=RSS))
+    run_ingest(engine, [feed_source("hidden", server.url("/feed.xml"))], NOW)
+    stored = articles(engine)
+    assert len(stored) == len(hidden)
+    with engine.begin() as conn:  # a row folded before: its match_text holds the selector
+        conn.execute(
+            sa.text(
+                "update articles set match_text = :m, title = 'old' where canonical_url like :u"
+            ),
+            {"m": "台\ufe00湾局势紧张。", "u": "%/vs"},
+        )
+    topics = parse_topics(
+        "version: 1\ntopics:\n  - {key: taiwan, name: 台湾, terms: [台湾]}\n", "topics.yaml"
+    )
+    sync_topics(engine, topics)
+    match_articles(engine, topics)
+    with engine.connect() as conn:
+        hits = dict(
+            conn.execute(
+                sa.text(
+                    "select a.canonical_url, m.title_hits + m.body_hits from mentions m"
+                    " join articles a using (article_id) where m.topic = 'taiwan'"
+                )
+            ).all()
+        )
+    # The title once and each of the page's three paragraphs; the old row's one sentence.
+    assert {url.rsplit("/", 1)[1]: count for url, count in hits.items()} == {
+        **dict.fromkeys(hidden, 4),
+        "vs": 1,
+    }, hits
+    (rule,) = topics.topics[0].rules
+    for term in hidden.values():
+        assert fold(term) == "台湾"
+        snippet = make_snippet([rule], f"消息：{term}局势紧张。")
+        assert snippet is not None and snippet.hits == (term,), (term, snippet)

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mediamon.text import _t2s
+from mediamon.text import IGNORABLE, _t2s
 from mediamon.topics.rules import Rule
 
 # A snippet longer than this is cut around the hit (characters).
@@ -53,7 +53,10 @@ def fold_with_offsets(text: str) -> tuple[str, list[int]]:
     """Fold ``text`` like :func:`mediamon.text.fold` (without collapsing whitespace:
     the rules accept any run of it), and give for each folded character the index of the
     original character it came from."""
-    pieces = [unicodedata.normalize("NFKC", c).casefold() for c in text]
+    # An invisible character folds to nothing, as in fold (台\ufe00湾 is a hit of 台湾).
+    pieces = [
+        "" if IGNORABLE.match(c) else unicodedata.normalize("NFKC", c).casefold() for c in text
+    ]
     joined = "".join(pieces)
     converted: str = _t2s().convert(joined)  # type: ignore[attr-defined]
     if len(converted) != len(joined):

@@ -21,7 +21,8 @@ from mediamon.topics.rules import Rule, count_hits, parse_rule
 logger = logging.getLogger(__name__)
 
 # Bump when the meaning of a rule changes in code, so every topic is re-matched.
-MATCHER_REVISION = 1
+# 2: invisible characters (variation selectors, fillers, tags) inside a term are ignored.
+MATCHER_REVISION = 2
 DEFAULT_DIGEST_HOUR = 8
 DEFAULT_LOCALE = "en"
 

@@ -19,7 +19,7 @@ from mediamon.db.tables import (
     mentions,
     topics_table,
 )
-from mediamon.text import fold
+from mediamon.text import IGNORABLE, fold
 from mediamon.topics.definitions import Topic, TopicSet, topic_from_dict
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ def match_article(
 ) -> dict[str, tuple[int, int]]:
     """The topics an article mentions, with (title hits, body hits). Pure."""
     title_folded = fold(title) if title else ""
+    # Bodies folded before fold dropped invisible characters still hold them.
+    if IGNORABLE.search(match_text):
+        match_text = IGNORABLE.sub("", match_text)
     found: dict[str, tuple[int, int]] = {}
     for topic in topics:
         if not topic.in_scope(language, source):
