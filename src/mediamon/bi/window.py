@@ -30,6 +30,11 @@ PAGE_SIZE = 100
 # The longest window shown: a weekly digest's period, or one caught up after two missed
 # weeks, fits; a year of a topic is what the dashboards' charts are for.
 MAX_WINDOW = timedelta(days=31)
+# The times a window may span, as `alerts run --at` accepts: the page shows them in
+# bi.settings' zone, and a time at year 9999 (or year 1) moved to a zone ahead of (or
+# behind) UTC is past what datetime holds.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # A topic key as the topics file allows it (mediamon.topics.file).
 TOPIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 
@@ -101,9 +106,15 @@ def _moment(name: str, value: str | None) -> datetime:
             f" 2024-04-17T01:00:00+00:00; got {value[:60]!r}"
         )
     try:
-        return moment.astimezone(UTC)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # year 1 at a positive offset is before the first UTC instant
-        raise WindowRequestError(f"{name}: out of range: {value[:60]!r}") from None
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise WindowRequestError(
+            f"{name}: out of range: {value[:60]!r} (the page shows times from"
+            f" {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d})"
+        )
+    return moment
 
 
 def parse_request(

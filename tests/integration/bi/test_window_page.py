@@ -172,6 +172,12 @@ BAD: dict[str, tuple[dict[str, str], int, str]] = {
         400,
         "from: out of range",
     ),
+    # Before: a server error (500), the page's zone (UTC+8) past datetime's year 9999.
+    "year-9999": (
+        {"topic": "taiwan", "from": "9999-12-31T20:00Z", "to": "9999-12-31T23:00Z"},
+        400,
+        "from: out of range",
+    ),
     "unknown": ({**HOUR, "topic": "nosuch"}, 404, "no stories about a topic"),
 }
 
