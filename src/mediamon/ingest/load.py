@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 DUPLICATE_MIN_CHARS = 30
 DUPLICATE_MIN_SENTENCES = 3
 DUPLICATE_MIN_SHARED = 0.8  # of the shorter article's sentences
+# A sentence held by more stored roots than this is boilerplate, not looked up (roots are
+# distinct stories; see sql/queries/root_candidates.sql).
+COMMON_SENTENCE_ROOTS = 100
 # Fields whose change makes a stored article count as updated.
 ARTICLE_CONTENT_FIELDS = (
     "url", "title", "author", "published_at", "language", "body_text", "match_text",
@@ -208,6 +211,7 @@ def _root_candidates(conn: sa.Connection, batch: Sequence[Fingerprint]) -> list[
             "content_hashes": _hex_array(content_hashes),
             "sentence_hashes": _bigint_array(sentences),
             "min_sentences": DUPLICATE_MIN_SENTENCES,
+            "common_roots": COMMON_SENTENCE_ROOTS,
         },
     )
     own = {f.article_id for f in batch}

@@ -3,6 +3,12 @@
 -- or at least one sentence in common (the sentence hashes of its articles with enough
 -- sentences). mediamon.load decides which are copies (and drops a root found twice).
 --
+-- A sentence more than :common_roots roots hold is boilerplate (a site's footer or
+-- disclaimer: roots are distinct stories), no sign of a copy: no root is looked up by it
+-- (its roots share it with every article of the site, so each batch read all of them and
+-- compared each article with each: a footer on 10,000 stored articles made a batch of
+-- 200 take 1.6 s, growing with the site's history). Its count stops at :common_roots + 1.
+--
 -- The arrays go in through subqueries (InitPlans) so that the planner does not look into them: told
 -- of 1,200 sentence hashes it estimated that most rows match and scanned the whole table
 -- (150 ms for 10,000 articles) instead of probing the GIN index (6 ms), and weighing 200
@@ -15,6 +21,14 @@ where content_hash = any(array(select decode(h, 'hex')
 union all
 select article_id, content_hash, sentence_hashes
 from articles
-where sentence_hashes && (select cast(:sentence_hashes as bigint[]))
+where sentence_hashes && (
+        select coalesce(array_agg(h), '{}')
+        from unnest((select cast(:sentence_hashes as bigint[]))) as h
+        where (select count(*)
+               from (select 1 from articles as held
+                     where held.sentence_hashes @> array[h]
+                       and cardinality(held.sentence_hashes) >= :min_sentences
+                       and held.duplicate_of is null
+                     limit :common_roots + 1) as holders) <= :common_roots)
   and cardinality(sentence_hashes) >= :min_sentences
   and duplicate_of is null
