@@ -293,7 +293,11 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
     alpha = slot_stories + params.prior_stories
     beta = slot_others + params.prior_stories / hour_rate
     rate = alpha / beta
-    expected = (volume - observed) * rate
+    # At least one other story, as in overall_rate: a window of the topic's stories alone
+    # (a broad topic such as 中国 in a quiet hour, a topic scoped to a source that writes
+    # about little else) expected none and fired at p = 0 whatever the topic's usual
+    # share; one other story expects `rate` of them.
+    expected = max(volume - observed, 1) * rate
     dispersion = max(_moments(whole_days), _moments(same_hour))
     # Gamma-Poisson mixture: 1/size is the relative variance of the expectation, from the
     # window's own extra variation (dispersion), the same variation in each week the rate

@@ -152,6 +152,23 @@ def test_volume_growth_scales_the_expectation() -> None:
     assert spike.expected > 1.8 * before.expected
 
 
+def test_a_topic_of_nearly_every_story_is_silent_when_it_has_them_all() -> None:
+    """A broad topic (中国 in Chinese news) or one scoped to a source that writes about
+    little else: 95 % of the stories. A window of its stories alone, nothing else, was
+    expected to hold none (the expectation scales with the other stories) and fired at
+    p = 0, lift ∞: 334 windows, 87 episodes in four weeks of plain background. One other
+    story at least is expected now, and the topic's usual share of it."""
+    rng = np.random.default_rng(21)
+    totals = rng.poisson(volume_curve(8 * WEEK, base=8))
+    counts = rng.binomial(totals, 0.95)
+    s = series(counts, totals)
+    alone = [end for end in range(5 * WEEK, 8 * WEEK) if counts[end - 1] == totals[end - 1] >= 4]
+    assert len(alone) > 100  # the windows the old expectation called spikes
+    assert find_spikes(s, PARAMS) == [] and replay(s, PARAMS) == []
+    spike = assess(s, end_of(alone[0]), PARAMS)
+    assert spike.status == "quiet" and spike.expected == pytest.approx(spike.rate)
+
+
 def test_replay_opens_one_alert_per_episode() -> None:
     counts, totals = poisson_background(5, 0.02, seed=8)
     counts[-10:-4] += 25  # six elevated hours: one episode
