@@ -29,24 +29,31 @@ logger = logging.getLogger(__name__)
 DETECT_LOCK_KEY = 0x6D6D_616C_6572_7401
 
 
-def _series(
+def _volume(
     start: datetime,
     hours: int,
-    counts: dict[datetime, int],
     totals: Sequence[tuple[datetime, str, str | None, int]],
     topic: Topic,
+) -> list[int]:
+    """Stories per hour of the sources and languages in ``topic``'s scope."""
+    volume = [0] * hours
+    step = timedelta(hours=1)
+    for hour, source, language, n in totals:
+        index = (hour - start) // step
+        if 0 <= index < hours and topic.in_scope(language, source):
+            volume[index] += n
+    return volume
+
+
+def _series(
+    start: datetime, hours: int, counts: dict[datetime, int], volume: Sequence[int]
 ) -> HourlySeries:
     story_counts = [0] * hours
-    volume = [0] * hours
     step = timedelta(hours=1)
     for hour, n in counts.items():
         index = (hour - start) // step
         if 0 <= index < hours:
             story_counts[index] += n
-    for hour, source, language, n in totals:
-        index = (hour - start) // step
-        if 0 <= index < hours and topic.in_scope(language, source):
-            volume[index] += n
     return HourlySeries(start, story_counts, volume)
 
 
@@ -66,10 +73,18 @@ def assess_topics(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[Spi
     with engine.connect() as conn:
         counts = hourly_counts(conn, topics.keys(), start, end)
         totals = hourly_totals(conn, start, end)
-    return [
-        assess(_series(start, hours, counts.get(t.key, {}), totals, t), end, t.params, t.key)
-        for t in topics
-    ]
+    # One volume series per scope: topics of the same scope (most have none) share it.
+    # Built per topic, from every (hour, source) of four weeks, 3,000 topics took 50 s of
+    # each hourly run with 50 sources.
+    volumes: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+    spikes = []
+    for t in topics:
+        scope = (t.languages, t.sources)
+        if scope not in volumes:
+            volumes[scope] = _volume(start, hours, totals, t)
+        series = _series(start, hours, counts.get(t.key, {}), volumes[scope])
+        spikes.append(assess(series, end, t.params, t.key))
+    return spikes
 
 
 # ---------------------------------------------------------------------------------------
