@@ -178,6 +178,7 @@ def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upser
     in_key_order = sorted(rows, key=lambda r: cast(bytes, r["url_hash"]))
     _copy_new_articles(conn, [r for r in in_key_order if r["url_hash"] not in stored])
     updated = _update_stored_articles(conn, [r for r in in_key_order if r["url_hash"] in stored])
+    _relink_copies_of_demoted_roots(conn, rows, ids, set(updated))
     written = [ids[r["url_hash"]] for r in new] + updated
     return Upserted(
         inserted=len(new),
@@ -185,6 +186,28 @@ def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upser
         article_ids=written,
         copies=sum(1 for article_id in written if roots[article_id] is not None),
     )
+
+
+def _relink_copies_of_demoted_roots(
+    conn: sa.Connection, rows: Sequence[dict[str, Any]], ids: dict[object, int], updated: set[int]
+) -> None:
+    """Copies of a stored root whose new text copies another root (a refetch, a page's
+    text replacing its feed's, a page rewritten) link to that root: copies link to roots
+    only. Left on the former root, a copy itself, they made a second story of one in the
+    spikes' hourly counts (grouped by the article a copy links to)."""
+    demoted = [
+        {"former": ids[row["url_hash"]], "root": row["duplicate_of"]}
+        for row in rows
+        if ids[row["url_hash"]] in updated and row["duplicate_of"] is not None
+    ]
+    if demoted:
+        conn.execute(
+            sa.text(
+                "update articles set duplicate_of = :root, updated_at = now()"
+                " where duplicate_of = :former"
+            ),
+            sorted(demoted, key=lambda d: d["former"]),
+        )
 
 
 def _fingerprint(article_id: int, row: dict[str, Any]) -> Fingerprint:

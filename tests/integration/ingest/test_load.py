@@ -146,6 +146,40 @@ def test_copies_of_stored_articles_are_linked_and_relinked_when_they_change(
     assert original.article_ids[0] < copy.article_ids[0]
 
 
+def test_copies_of_a_root_that_becomes_a_copy_follow_it_to_its_root(engine: sa.Engine) -> None:
+    """A stored root with a copy is refetched with another story's text (a page replacing
+    its feed's, a page rewritten): it becomes a copy of that story, and so does its copy.
+    Before, the copy kept its link to the former root, a copy itself: one story counted
+    as two by the spikes' hourly counts (they group by the article a copy links to), and
+    the copy's outlet missing from the story in the BI views, which start from roots."""
+    other = "\n".join(
+        f"另一篇报道的第{n}句话，内容完全不一样，编号{n * 104729}。" for n in range(10)
+    )
+    sid = source_id(engine)
+    ids = {}
+    for url, body in (
+        ("https://e/1", BODY),
+        ("https://r/1", other),
+        ("https://c/1", other + "\n（新华社）"),  # a copy of r
+        ("https://r/1", BODY + "\n（编辑）"),  # r's new text: a copy of e
+    ):
+        with engine.begin() as conn:
+            ids[url] = load.upsert_articles(conn, sid, [article(url, body)], NOW).article_ids[0]
+    with engine.connect() as conn:
+        links = dict(
+            conn.execute(sa.text("select canonical_url, duplicate_of from articles")).all()
+        )
+        stories = conn.execute(
+            sa.text("select count(distinct coalesce(duplicate_of, article_id)) from articles")
+        ).scalar_one()
+    assert links == {
+        "https://e/1": None,
+        "https://r/1": ids["https://e/1"],
+        "https://c/1": ids["https://e/1"],
+    }
+    assert stories == 1
+
+
 def test_stored_originals_are_found_by_either_key_alone(engine: sa.Engine) -> None:
     """The lookup of stored roots (``root_candidates.sql``) by the same text alone (one
     long sentence: too few for the sentence rule) and by shared sentences alone (a copy
