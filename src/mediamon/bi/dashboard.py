@@ -35,6 +35,9 @@ HOURS_SHOWN = 72
 DEFAULT_DAYS = 14
 MAX_DAYS = 90
 ALERTS_SHOWN = 20
+# Topics charted, those with the most stories in the window: two charts each, so a topics
+# file of thousands would make a page of tens of megabytes (the rest are in Superset).
+TOPICS_SHOWN = 50
 STORIES_PER_ALERT = 5
 
 
@@ -101,6 +104,7 @@ class Page:
     sources: list[dict[str, Any]]
     volumes: list[SourceVolume]
     generated_at: datetime
+    topics_total: int = 0  # active topics; the TOPICS_SHOWN with the most stories are charted
 
 
 def clamp_days(value: object) -> int:
@@ -133,16 +137,22 @@ def load_page(conn: sa.Connection, now: datetime, days: int = DEFAULT_DAYS) -> P
     latest = conn.execute(sa.text("select bi.latest_story_at()")).scalar_one()
     data_end = min(latest, now) if latest is not None else None
     trends: list[TopicTrend] = []
+    topics_total = 0
     alerts = _alerts(conn)
     if data_end is not None:
         end = data_end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         rows = conn.execute(
             query("dashboard_topic_hours"),
-            {"window_start": end - timedelta(days=days), "window_end": end},
+            {
+                "window_start": end - timedelta(days=days),
+                "window_end": end,
+                "topics_shown": TOPICS_SHOWN,
+            },
         ).mappings()
         by_topic: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
             by_topic[row["topic"]].append(row)
+            topics_total = int(row["topics"])
         trends = [_trend(hours, alerts, end) for hours in by_topic.values()]
         trends.sort(key=lambda t: (-t.stories, t.name))
     volume_end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -169,6 +179,7 @@ def load_page(conn: sa.Connection, now: datetime, days: int = DEFAULT_DAYS) -> P
         sources=sources,
         volumes=_volumes(list(volume_rows)),
         generated_at=now,
+        topics_total=topics_total,
     )
 
 
