@@ -256,6 +256,13 @@ def _fold_phrase(raw: str, source: str) -> str:
     phrase = " ".join(fold(raw).split())
     if not phrase:
         raise RuleError(f"{source!r}: a term folds to nothing")
+    # Letters, digits or symbols (emoji, ¥): a term of punctuation or combining marks
+    # alone (。 , ! or U+0301) matches nearly every article, each sentence end a hit.
+    if not any(unicodedata.category(c)[0] in "LNS" for c in phrase):
+        raise RuleError(
+            f"{source!r}: a term needs a letter, digit or symbol; punctuation alone"
+            f" ({phrase!r}) would match nearly every article"
+        )
     for word in phrase.split(" "):
         stem = word[:-1] if word.endswith("*") else word
         if "*" in stem or (word.endswith("*") and not (stem and ALNUM_CHAR.match(stem[-1]))):

@@ -171,6 +171,13 @@ def test_alternatives() -> None:
         ("*taiwan", "only end"),
         ("限制 NEAR/8 出口 NEAR/3 芯片", "only one NEAR"),
         ("   ", "empty"),
+        # Before: accepted; each sentence end (or decomposed accent) was a hit, so the
+        # topic matched nearly every article.
+        ("。", "needs a letter, digit or symbol"),
+        ('"..."', "needs a letter, digit or symbol"),
+        ("(台湾|，)", "needs a letter, digit or symbol"),
+        ("台湾 NOT !", "needs a letter, digit or symbol"),
+        ("\u0301", "needs a letter, digit or symbol"),
     ],
 )
 def test_bad_rules_are_rejected(rule: str, reason: str) -> None:
