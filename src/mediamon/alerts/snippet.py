@@ -49,14 +49,34 @@ class Snippet:
         return tuple(text for text, hit in self.parts if hit)
 
 
-def fold_with_offsets(text: str) -> tuple[str, list[int]]:
+# A character and the combining marks after it are folded together, up to this many
+# characters (clean_text keeps runs of 30 marks; a longer run's rest is folded alone).
+MAX_CLUSTER_CHARS = 32
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     """Fold ``text`` like :func:`mediamon.text.fold` (without collapsing whitespace:
-    the rules accept any run of it), and give for each folded character the index of the
-    original character it came from."""
-    # An invisible character folds to nothing, as in fold (台\ufe00湾 is a hit of 台湾).
-    pieces = [
-        "" if IGNORABLE.match(c) else unicodedata.normalize("NFKC", c).casefold() for c in text
-    ]
+    the rules accept any run of it), and give for each folded character where the
+    original characters it came from start and end."""
+    # Each piece is a character and the combining marks after it, as NFKC composes them
+    # in fold: half-width ﾃﾞ folded one character at a time was テ and a combining
+    # voiced mark, no hit of a term データ that fold(ﾃﾞｰﾀ) matches.
+    pieces: list[str] = []
+    bounds: list[tuple[int, int]] = []
+    for index, char in enumerate(text):
+        # An invisible character folds to nothing, as in fold (台\ufe00湾 is a hit of 台湾).
+        piece = "" if IGNORABLE.match(char) else unicodedata.normalize("NFKC", char).casefold()
+        if (
+            piece
+            and pieces
+            and unicodedata.combining(piece[0])
+            and index - bounds[-1][0] < MAX_CLUSTER_CHARS
+        ):
+            pieces[-1] = unicodedata.normalize("NFKC", pieces[-1] + piece)
+            bounds[-1] = (bounds[-1][0], index + 1)
+        else:
+            pieces.append(piece)
+            bounds.append((index, index + 1))
     joined = "".join(pieces)
     converted: str = _t2s().convert(joined)  # type: ignore[attr-defined]
     if len(converted) != len(joined):
@@ -64,16 +84,18 @@ def fold_with_offsets(text: str) -> tuple[str, list[int]]:
         # and word-level choices are lost, but the offsets stay exact).
         pieces = [_t2s().convert(p) for p in pieces]  # type: ignore[attr-defined]
         converted = "".join(pieces)
-    origin: list[int] = []
-    for index, piece in enumerate(pieces):
-        origin.extend([index] * len(piece))
-    return converted, origin
+    starts: list[int] = []
+    ends: list[int] = []
+    for (first, last), piece in zip(bounds, pieces, strict=True):
+        starts.extend([first] * len(piece))
+        ends.extend([last] * len(piece))
+    return converted, starts, ends
 
 
 def hit_spans(rules: Sequence[Rule], text: str) -> list[tuple[int, int]]:
     """Occurrences of ``rules`` in ``text`` as (start, end) offsets of the original text,
     overlapping ones merged, in order."""
-    folded, origin = fold_with_offsets(text[:MAX_SEARCH_CHARS])
+    folded, starts, ends = fold_with_offsets(text[:MAX_SEARCH_CHARS])
     if not folded:
         return []
     found = sorted(s for rule in rules if rule.possible(folded) for s in rule.spans(folded))
@@ -85,7 +107,7 @@ def hit_spans(rules: Sequence[Rule], text: str) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
-    return [(origin[start], origin[end - 1] + 1) for start, end in merged]
+    return [(starts[start], ends[end - 1]) for start, end in merged]
 
 
 def _sentences(text: str) -> list[tuple[int, int]]:

@@ -44,3 +44,19 @@ def test_a_title_is_marked_whole() -> None:
     assert marked is not None and marked.text == title  # never cut at a sentence
     assert marked.hits == ("Taiwan", "TAIWAN")
     assert mark_hits(TAIWAN, "Markets calm.") is None
+
+
+def test_half_width_kana_with_voiced_marks_are_hits_as_the_matcher_reads_them() -> None:
+    """ﾃﾞｰﾀ folds to データ (NFKC joins ﾃ and ﾞ into デ), so the article matches a topic
+    of データ; folded a character at a time for the snippet it was テ and a combining
+    voiced mark, no hit: the story was mailed without its snippet and highlight."""
+    from mediamon.text import fold
+
+    data = [parse_rule("データ")]
+    text = "新しいﾃﾞｰﾀが公開された。ﾊﾟｽﾜｰﾄﾞも。"
+    assert data[0].spans(fold(text))
+    snippet = make_snippet(data, text)
+    assert snippet is not None and snippet.hits == ("ﾃﾞｰﾀ",)
+    # The whole cluster is the hit, voiced mark included, wherever the hit ends.
+    password = make_snippet([parse_rule("パスワード")], text)
+    assert password is not None and password.hits == ("ﾊﾟｽﾜｰﾄﾞ",)
