@@ -178,7 +178,7 @@ def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upser
     in_key_order = sorted(rows, key=lambda r: cast(bytes, r["url_hash"]))
     _copy_new_articles(conn, [r for r in in_key_order if r["url_hash"] not in stored])
     updated = _update_stored_articles(conn, [r for r in in_key_order if r["url_hash"] in stored])
-    _relink_copies_of_demoted_roots(conn, rows, ids, set(updated))
+    _relink_copies_of_changed_roots(conn, rows, ids, set(updated))
     written = [ids[r["url_hash"]] for r in new] + updated
     return Upserted(
         inserted=len(new),
@@ -188,26 +188,42 @@ def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upser
     )
 
 
-def _relink_copies_of_demoted_roots(
+def _relink_copies_of_changed_roots(
     conn: sa.Connection, rows: Sequence[dict[str, Any]], ids: dict[object, int], updated: set[int]
 ) -> None:
-    """Copies of a stored root whose new text copies another root (a refetch, a page's
-    text replacing its feed's, a page rewritten) link to that root: copies link to roots
-    only. Left on the former root, a copy itself, they made a second story of one in the
-    spikes' hourly counts (grouped by the article a copy links to)."""
-    demoted = [
-        {"former": ids[row["url_hash"]], "root": row["duplicate_of"]}
-        for row in rows
-        if ids[row["url_hash"]] in updated and row["duplicate_of"] is not None
+    """The links of the copies of a stored root whose text changed are decided again, by
+    the rule of :func:`copy_roots`: a root that became a copy of another story (a page's
+    text replacing its feed's, a refetch) takes its copies with it when they copy that
+    story too; a root rewritten as another story leaves its former copies to be roots or
+    copies of another. Left on a root that became a copy, they made a second story of one
+    (e ← r ← c: the spikes' hourly counts group by the article a copy links to)."""
+    changed = [ids[row["url_hash"]] for row in rows if ids[row["url_hash"]] in updated]
+    if not changed:
+        return
+    own = set(ids.values())  # the batch's links were decided with its new texts
+    found = conn.execute(
+        sa.text(
+            "select article_id, content_hash, sentence_hashes,"
+            " char_length(match_text) >= :min_chars as long_enough"
+            " from articles where duplicate_of = any(:changed) order by article_id"
+        ),
+        {"changed": changed, "min_chars": DUPLICATE_MIN_CHARS},
+    )
+    copies = [
+        Fingerprint(article_id, bytes(content) if long_enough else None, frozenset(hashes))
+        for article_id, content, hashes, long_enough in found
+        if article_id not in own
     ]
-    if demoted:
-        conn.execute(
-            sa.text(
-                "update articles set duplicate_of = :root, updated_at = now()"
-                " where duplicate_of = :former"
-            ),
-            sorted(demoted, key=lambda d: d["former"]),
-        )
+    if not copies:
+        return
+    roots = copy_roots(copies, _root_candidates(conn, copies))
+    conn.execute(
+        sa.text(
+            "update articles set duplicate_of = :root, updated_at = now()"
+            " where article_id = :copy and duplicate_of is distinct from :root"
+        ),
+        [{"copy": copy.article_id, "root": roots[copy.article_id]} for copy in copies],
+    )
 
 
 def _fingerprint(article_id: int, row: dict[str, Any]) -> Fingerprint:
