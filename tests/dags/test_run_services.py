@@ -5,9 +5,11 @@ every process `run` started."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +40,31 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def run_environment(database_url: str, metadata_url: str, var: Path, port: int) -> dict[str, str]:
+    """The environment of a `mediamon run` on its own metadata database and port."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "MEDIAMON_"))
+    }
+    return env | {
+        "MEDIAMON_DATABASE_URL": database_url,
+        "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url,
+        "MEDIAMON_VAR_DIR": str(var),
+        "MEDIAMON_AIRFLOW_PORT": str(port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # no runs needed here
+    }
+
+
+def drop_database(database_url: str, metadata_url: str) -> None:
+    admin = sa.create_engine(db.normalize_url(database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        name = sa.make_url(metadata_url).database
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()
+
+
 def test_run_prints_the_url_once_the_ui_answers_without_login_and_stop_ends_it(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,19 +73,7 @@ def test_run_prints_the_url_once_the_ui_answers_without_login_and_stop_ends_it(
         pytest.fail("chromium is not installed (Debian package chromium)")
     metadata_url = db.ensure_database(database_url, f"airflow_run_{uuid.uuid4().hex[:8]}")
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "MEDIAMON_"))
-    }
-    env |= {
-        "MEDIAMON_DATABASE_URL": database_url,
-        "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url,
-        "MEDIAMON_VAR_DIR": str(tmp_path / "var"),
-        "MEDIAMON_AIRFLOW_PORT": str(port),
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # no runs needed here
-    }
+    env = run_environment(database_url, metadata_url, tmp_path / "var", port)
     service = subprocess.Popen(
         [sys.executable, "-m", "mediamon.cli", "run"],
         env=env,
@@ -115,8 +130,39 @@ def test_run_prints_the_url_once_the_ui_answers_without_login_and_stop_ends_it(
     finally:
         if service.poll() is None:
             os.killpg(service.pid, 9)
-        admin = sa.create_engine(db.normalize_url(database_url), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            name = sa.make_url(metadata_url).database
-            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-        admin.dispose()
+        drop_database(database_url, metadata_url)
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP])
+def test_run_killed_or_its_terminal_closed_stops_every_service(
+    signal_number: int, database_url: str, tmp_path: Path
+) -> None:
+    # `kill PID`, systemd or timeout (SIGTERM), or the terminal closed (SIGHUP): before,
+    # `run` died at once and its four services ran on, orphaned.
+    metadata_url = db.ensure_database(database_url, f"airflow_run_{uuid.uuid4().hex[:8]}")
+    var = tmp_path / "var"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "mediamon.cli", "run"],
+        env=run_environment(database_url, metadata_url, var, free_port()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    pids: list[str] = []
+    try:
+        for line in service.stdout or ():
+            if line.startswith("starting Airflow's services"):
+                break
+        pids = (var / "airflow" / "services.pids").read_text().split()
+        assert len(pids) == 4
+        os.kill(service.pid, signal_number)  # the run process only, as kill PID does
+        assert service.wait(timeout=90) == 0
+        for pid in pids:
+            assert group_members(int(pid)) == [], f"processes of service {pid} still run"
+        assert not (var / "airflow" / "services.pids").exists()
+    finally:
+        for pid in [service.pid, *map(int, pids)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        drop_database(database_url, metadata_url)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from mediamon import db
 from mediamon.settings import PACKAGE_DIR, Settings
@@ -152,6 +153,10 @@ def run_services(settings: Settings) -> int:
     pids = services_file(settings)
     pids.write_text("".join(f"{p.pid}\n" for p in processes), encoding="utf-8")
     print(f"starting Airflow's services; their logs: {logs}/", flush=True)
+    # The services lead their own sessions, so a SIGTERM (kill, systemd, timeout) or a
+    # SIGHUP (the terminal closed) reaches this process only; Python's default for both
+    # ends it without the cleanup below, and the services ran on, orphaned.
+    previous = _stop_on_signals((signal.SIGTERM, signal.SIGHUP))
     try:
         if _wait_for_api(api_url, processes):
             print(
@@ -172,6 +177,8 @@ def run_services(settings: Settings) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        for number in previous:  # a second signal must not cut the cleanup short
+            signal.signal(number, signal.SIG_IGN)
         for process in processes:
             if process.poll() is None:
                 _signal_group(process.pid, signal.SIGTERM)
@@ -182,7 +189,24 @@ def run_services(settings: Settings) -> int:
                 _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
         pids.unlink(missing_ok=True)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return 0
+
+
+def _stop_on_signals(numbers: Sequence[int]) -> dict[int, Any]:
+    """Make each signal of ``numbers`` stop ``run_services`` as Ctrl-C does; return the
+    handlers they had (none changed outside the main thread, where Python forbids it)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def interrupt(_number: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return {number: signal.signal(number, interrupt) for number in numbers}
 
 
 def _wait_for_api(api_url: str, processes: Sequence[subprocess.Popen[bytes]]) -> bool:
