@@ -10,6 +10,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -138,7 +139,8 @@ def test_run_killed_or_its_terminal_closed_stops_every_service(
     signal_number: int, database_url: str, tmp_path: Path
 ) -> None:
     # `kill PID`, systemd or timeout (SIGTERM), or the terminal closed (SIGHUP): before,
-    # `run` died at once and its four services ran on, orphaned.
+    # `run` died at once and its four services ran on, orphaned; the next `make run`
+    # then announced the old api-server's URL and lost the old pid file.
     metadata_url = db.ensure_database(database_url, f"airflow_run_{uuid.uuid4().hex[:8]}")
     var = tmp_path / "var"
     service = subprocess.Popen(
@@ -166,3 +168,54 @@ def test_run_killed_or_its_terminal_closed_stops_every_service(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         drop_database(database_url, metadata_url)
+
+
+def test_run_refuses_a_taken_port_or_running_services_in_one_line(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+) -> None:
+    # Before: the new api-server could not bind, but the program on the port answered the
+    # health check, so `run` printed its URL, then "api-server exited"; and its pid file
+    # replaced the running set's, which `mediamon stop` could then no longer stop.
+    var = tmp_path / "var"
+    metadata_url = db.ensure_database(database_url, f"airflow_run_{uuid.uuid4().hex[:8]}")
+    for key, value in run_environment(database_url, metadata_url, var, free_port()).items():
+        if key.startswith("MEDIAMON_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AIRFLOW__API__PORT", raising=False)
+    request.addfinalizer(lambda: drop_database(database_url, metadata_url))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("MEDIAMON_AIRFLOW_PORT", str(port))
+        assert main(["run"]) == 2
+    assert capsys.readouterr().err == (
+        f"mediamon: MEDIAMON_AIRFLOW_PORT: 127.0.0.1:{port} is in use by another program;"
+        " stop it or choose another port\n"
+    )
+    assert not (var / "airflow" / "services.pids").exists()
+
+    # an earlier run's scheduler, still running (its command line names airflow)
+    earlier = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "airflow", "scheduler"],
+        start_new_session=True,
+    )
+    try:
+        (var / "airflow").mkdir(parents=True, exist_ok=True)
+        (var / "airflow" / "services.pids").write_text(f"{earlier.pid}\n")
+        monkeypatch.setenv("MEDIAMON_AIRFLOW_PORT", str(free_port()))
+        assert main(["run"]) == 2
+        assert capsys.readouterr().err == (
+            f"mediamon: the Airflow services of an earlier `mediamon run` still run (pids"
+            f" {earlier.pid}); `mediamon stop` (`make stop`) stops them\n"
+        )
+        assert (var / "airflow" / "services.pids").read_text() == f"{earlier.pid}\n"
+        assert main(["stop"]) == 0  # and `stop` still finds it
+        assert earlier.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if earlier.poll() is None:
+            earlier.kill()

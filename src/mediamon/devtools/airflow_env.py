@@ -128,7 +128,25 @@ def run_services(settings: Settings) -> int:
     import signal
     import time
 
+    from mediamon.errors import ConfigError
+
+    # Checked before anything starts: a second set of services would find the port taken
+    # while the first set's api-server answers the health check (the URL was announced,
+    # then "api-server exited"), and its pid file replaced the first set's, so `mediamon
+    # stop` no longer found the first set, and two schedulers ran on one database.
+    earlier = running_services(settings)
+    if earlier:
+        raise ConfigError(
+            f"the Airflow services of an earlier `mediamon run` still run (pids"
+            f" {', '.join(map(str, earlier))}); `mediamon stop` (`make stop`) stops them"
+        )
     env = airflow_environment(settings)
+    port = int(env["AIRFLOW__API__PORT"])
+    if port_in_use(port):
+        raise ConfigError(
+            f"MEDIAMON_AIRFLOW_PORT: 127.0.0.1:{port} is in use by another program; stop"
+            " it or choose another port"
+        )
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     if subprocess.run(airflow_command(["db", "migrate"]), env=env, check=False).returncode:
         return 1
@@ -209,6 +227,20 @@ def _stop_on_signals(numbers: Sequence[int]) -> dict[int, Any]:
     return {number: signal.signal(number, interrupt) for number in numbers}
 
 
+def port_in_use(port: int) -> bool:
+    """Whether a program listens on (or holds) 127.0.0.1:``port``."""
+    import socket
+
+    with socket.socket() as probe:
+        # as uvicorn binds: a port whose last connections wait out TIME_WAIT is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def _wait_for_api(api_url: str, processes: Sequence[subprocess.Popen[bytes]]) -> bool:
     """Whether the api-server's health endpoint answered before the timeout (False as
     soon as a service exits)."""
@@ -235,16 +267,12 @@ def _signal_group(pid: int, signal_number: int) -> None:
         os.killpg(pid, signal_number)
 
 
-def stop_services(settings: Settings, timeout_s: float = 30) -> int:
-    """Stop the services a ``mediamon run`` started (from its pid file); return how many
-    were running. A pid is signalled only while it still runs an ``airflow`` command, so
-    a recycled pid is never hit."""
-    import signal
-    import time
-
+def running_services(settings: Settings) -> list[int]:
+    """The pids of the services' pid file that still run an ``airflow`` command (so a
+    recycled pid is never taken for one)."""
     pids_path = services_file(settings)
     if not pids_path.exists():
-        return 0
+        return []
     running = []
     for line in pids_path.read_text(encoding="utf-8").split():
         pid = int(line)
@@ -254,7 +282,20 @@ def stop_services(settings: Settings, timeout_s: float = 30) -> int:
             continue
         if b"airflow" in command:
             running.append(pid)
-            _signal_group(pid, signal.SIGTERM)
+    return running
+
+
+def stop_services(settings: Settings, timeout_s: float = 30) -> int:
+    """Stop the services a ``mediamon run`` started (from its pid file); return how many
+    were running. A pid is signalled only while it still runs an ``airflow`` command, so
+    a recycled pid is never hit."""
+    import signal
+    import time
+
+    pids_path = services_file(settings)
+    running = running_services(settings)
+    for pid in running:
+        _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while running and time.monotonic() < deadline:
         running_now = [pid for pid in running if Path(f"/proc/{pid}").exists()]
