@@ -190,6 +190,22 @@ def make_var_dir(folder: Path) -> Path:
     return folder
 
 
+def requested_shards(env: Mapping[str, str]) -> int | None:
+    """``MEDIAMON_SHARDS`` as a number, or None when unset or blank.
+
+    Raises:
+        SettingsError: the variable is set but is not a whole number above 0.
+    """
+    raw = env.get("MEDIAMON_SHARDS", "").strip()
+    if not raw:
+        return None
+    # ASCII digits only ("²".isdigit() is true, int("²") fails), and few enough of them
+    # that int() need not read thousands (the count is clamped to MAX_SHARDS anyway).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+        raise SettingsError(f"MEDIAMON_SHARDS={raw[:40]!r}: expected a whole number above 0")
+    return int(raw)
+
+
 def _base_url(raw: str) -> str:
     """``MEDIAMON_BASE_URL``: an http(s) URL with a host, without query or fragment (mails
     append ``/mediamon/?…`` to it), its trailing slashes removed."""
@@ -268,6 +284,7 @@ class Settings:
     base_url: str | None = None
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
     pg_port: int = DEFAULT_PG_PORT
+    shards: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -371,4 +388,7 @@ class Settings:
             base_url=_base_url(env["MEDIAMON_BASE_URL"]) if base_url else None,
             unsubscribe_address=unsubscribe or DEFAULT_UNSUBSCRIBE,
             pg_port=pg_port,
+            # read here, so a bad value stops every command (`mediamon run` too), not each
+            # ingest run's plan_sources after its retries
+            shards=requested_shards(env),
         )

@@ -45,6 +45,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "MEDIAMON_WORKERS": "2",
             "MEDIAMON_AIRFLOW_DATABASE_URL": "postgresql://db/af",
             "MEDIAMON_OPS_EMAIL": " ops@example.org, ,oncall@example.org ",
+            "MEDIAMON_SHARDS": "6",
         }
     )
     assert settings == Settings(
@@ -60,6 +61,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         workers=2,
         airflow_database_url="postgresql://db/af",
         ops_emails=("ops@example.org", "oncall@example.org"),
+        shards=6,
     )
 
 
@@ -75,6 +77,11 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("MEDIAMON_WORKERS", "0", "processes from 1 to 64"),
         ("MEDIAMON_WORKERS", "1.5", "processes from 1 to 64"),
         ("MEDIAMON_WORKERS", "100000", "processes from 1 to 64"),
+        # before: read only by the ingest DAG's plan_sources, which failed on it at every
+        # run after its retries; `mediamon run`, `status`, `ingest` said nothing
+        ("MEDIAMON_SHARDS", "abc", "a whole number above 0"),
+        ("MEDIAMON_SHARDS", "0", "a whole number above 0"),
+        ("MEDIAMON_SHARDS", "-1", "a whole number above 0"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_type(name: str, value: str, expected: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mediamon.ingest import netguard, politeness
@@ -71,20 +71,16 @@ def shard_count(requested: int | None, parallelism: int | None = None) -> int:
     return max(1, min(int(wanted), MAX_SHARDS))
 
 
-def requested_shards(environ: dict[str, str] | None = None) -> int | None:
-    """``MEDIAMON_SHARDS`` as a number, or None when unset.
+def requested_shards(environ: Mapping[str, str] | None = None) -> int | None:
+    """``MEDIAMON_SHARDS`` as a number, or None when unset (see
+    :func:`mediamon.settings.requested_shards`).
 
     Raises:
-        ValueError: the variable is set but is not a whole number above 0.
+        SettingsError: the variable is set but is not a whole number above 0.
     """
-    raw = (environ if environ is not None else os.environ).get("MEDIAMON_SHARDS", "").strip()
-    if not raw:
-        return None
-    # ASCII digits only ("²".isdigit() is true, int("²") fails), and few enough of them
-    # that int() need not read thousands (the count is clamped to MAX_SHARDS anyway).
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
-        raise ValueError(f"MEDIAMON_SHARDS: expected a whole number above 0, got {raw[:40]!r}")
-    return int(raw)
+    from mediamon.settings import requested_shards as read
+
+    return read(environ if environ is not None else os.environ)
 
 
 def plan_shards(sources: Sequence[Source], count: int) -> list[Shard]:
