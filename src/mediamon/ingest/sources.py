@@ -204,6 +204,11 @@ def parse_host_port(value: object, where: str) -> str:
         raise SourceConfigError(problem) from error
 
 
+# What a host name (letters, digits, '-', '.', and the '_' some real hosts use) or an
+# IPv4 address never holds; IDNA has turned a Unicode host into this form already.
+HOST_TYPO = re.compile(r"[^a-z0-9._-]")
+
+
 def parse_feed_url(value: object, where: str) -> str:
     """A feed's URL, refused now if the fetch could not use it or would leak a password."""
     from mediamon.ingest.netguard import BlockedURL, check_url_syntax
@@ -228,10 +233,18 @@ def parse_feed_url(value: object, where: str) -> str:
     if not parts.hostname:
         raise SourceConfigError(f"{where}: the URL has no host, got {quoted(value)}")
     try:
-        check_url_syntax(value)  # a URL longer than the fetcher sends is refused here
+        _scheme, host, _port = check_url_syntax(value)  # too long for the fetcher, …
     except BlockedURL as error:
         reason = str(error).removeprefix("blocked: ")
         raise SourceConfigError(f"{where}: {reason}, got {quoted(value)}") from error
+    # A typo in the host (a space before the path, a comma for a dot) passed, and every
+    # poll then failed as "DNS lookup failed: www.rfi.fr " with the space unseen.
+    odd = HOST_TYPO.search(host) if ":" not in host else None  # IPv6 is checked already
+    if odd:
+        raise SourceConfigError(
+            f"{where}: the host {host!r} has {odd.group()!r}, which no host name has,"
+            f" got {quoted(value)}"
+        )
     return value
 
 

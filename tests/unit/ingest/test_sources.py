@@ -129,6 +129,17 @@ def test_deep_nesting_is_refused_naming_the_file(tmp_path: Path) -> None:
             "http://ex\u00e4mple..org/f",
             "invalid host name: Empty Label, got 'http://ex\u00e4mple..org/f'",
         ),
+        # Before: accepted, then every poll failed as "DNS lookup failed: www.rfi.fr ".
+        (
+            "https://www.rfi.fr /cn/rss",
+            "the host 'www.rfi.fr ' has ' ', which no host name has,"
+            " got 'https://www.rfi.fr /cn/rss'",
+        ),
+        (
+            "https://www.rfi,fr/cn/rss",
+            "the host 'www.rfi,fr' has ',', which no host name has,"
+            " got 'https://www.rfi,fr/cn/rss'",
+        ),
         # Before: accepted, then every poll failed with "blocked: URL longer than 2048".
         (
             "http://example.org/" + "a" * 2_100,
