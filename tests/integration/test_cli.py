@@ -272,3 +272,27 @@ def test_a_zone_the_database_server_lacks_is_one_line(
         assert conn.execute(sa.text("select timezone from bi.settings")).scalar_one() != (
             "Mars/Olympus"
         )
+
+
+def test_a_second_demo_beside_a_running_one_is_one_line_and_changes_nothing(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the second demo served the sample site on another port (the first held
+    # 18765), loaded its six articles again as copies under those URLs, failed the
+    # data-quality check with 30 lines of traceback, and rewrote the first's files.
+    import fcntl
+
+    demo_var = tmp_path / "var" / "demo"
+    demo_var.mkdir(parents=True)
+    (demo_var / "airflow.log").write_text("the first demo's log\n", "utf-8")
+    with (demo_var / "demo.lock").open("a+", encoding="utf-8") as held:  # the first demo
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        assert main(["demo"]) == 2
+    assert capsys.readouterr().err == (
+        f"mediamon: another `mediamon demo` is running on {tmp_path / 'var'} (pid 4242);"
+        " wait for it to end\n"
+    )
+    assert (demo_var / "airflow.log").read_text("utf-8") == "the first demo's log\n"
+    assert not (demo_var / "history").exists()

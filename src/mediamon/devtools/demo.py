@@ -216,10 +216,49 @@ def _demo_port() -> int:
     return DEMO_PORT
 
 
+@contextmanager
+def only_demo(demo_var: Path) -> Iterator[None]:
+    """Hold ``demo_var``'s lock for the demo's run (the kernel drops it when the process
+    ends, however it ends).
+
+    A second demo beside the first found the sample site's port taken and served it on
+    another, so its six articles were new URLs: loaded again as copies of the first
+    run's, the data-quality check failed, and both rewrote the same sources file, log
+    and history folder under each other.
+
+    Raises:
+        UserError: another demo holds the lock.
+    """
+    import fcntl
+    import os
+
+    from mediamon.errors import UserError
+
+    with (demo_var / "demo.lock").open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise UserError(
+                f"another `mediamon demo` is running on {demo_var.parent} (pid {holder});"
+                " wait for it to end"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
 def main() -> int:
     settings = Settings.from_env()
     demo_var = settings.var_dir / "demo"
     demo_var.mkdir(parents=True, exist_ok=True)
+    with only_demo(demo_var):
+        return _run(settings, demo_var)
+
+
+def _run(settings: Settings, demo_var: Path) -> int:
     log = demo_var / "airflow.log"
     log.write_text("")
     history = demo_var / "history"
