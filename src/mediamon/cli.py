@@ -239,7 +239,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print(line)
             engine.dispose()
         else:
-            print("stopped" if db.stop_embedded(settings.var_dir) else "not running")
+            print(_stop_database(settings))
         return 0
     if args.command == "ingest":
         from mediamon.ingest.shard_runner import ShardIncomplete
@@ -313,7 +313,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         stopped = stop_services(settings)
         print(f"Airflow: stopped {stopped} service(s)" if stopped else "Airflow: not running")
-        print("database: " + ("stopped" if db.stop_embedded(settings.var_dir) else "not running"))
+        print(f"database: {_stop_database(settings)}")
         return 0
     if args.command == "health":
         return _health(args, settings)
@@ -336,6 +336,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(_status_table(report))
     return 0
+
+
+def _stop_database(settings: Settings) -> str:
+    """What stopping the embedded database did, in words. With MEDIAMON_DATABASE_URL the
+    data lives on a server mediamon does not run: "not running" read as if it were down."""
+    if db.stop_embedded(settings.var_dir):
+        return "stopped"
+    if settings.database_url:
+        server = db.server_of(settings.database_url)
+        return f"not mediamon's to stop: {server} (MEDIAMON_DATABASE_URL)"
+    return "not running"
 
 
 def _health(args: argparse.Namespace, settings: Settings) -> int:

@@ -296,3 +296,17 @@ def test_a_second_demo_beside_a_running_one_is_one_line_and_changes_nothing(
     )
     assert (demo_var / "airflow.log").read_text("utf-8") == "the first demo's log\n"
     assert not (demo_var / "history").exists()
+
+
+def test_stop_with_a_database_url_says_that_server_is_not_mediamons(
+    env: None, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "database: not running", read as if the database were down.
+    name = sa.make_url(database_url).database
+    assert main(["stop"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Airflow: not running"
+    assert lines[1].startswith("database: not mediamon's to stop: ")
+    assert lines[1].endswith(f"/{name} (MEDIAMON_DATABASE_URL)")
+    assert main(["db", "stop"]) == 0
+    assert capsys.readouterr().out == lines[1].removeprefix("database: ") + "\n"

@@ -14,6 +14,7 @@ from mediamon.db.engine import (
     resolve_url,
     scratch_admin_url,
     scratch_database,
+    server_of,
     stop_embedded,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "resolve_url",
     "scratch_admin_url",
     "scratch_database",
+    "server_of",
     "stop_embedded",
 ]

@@ -32,6 +32,17 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def server_of(url: str) -> str:
+    """``host:port/database`` of a PostgreSQL URL, for messages: no user or password."""
+    try:
+        parts = sa.make_url(normalize_url(url))
+    except sa.exc.ArgumentError:
+        return "the server of an unreadable URL"
+    host = str(parts.host or parts.query.get("host") or "the local socket")
+    port = parts.port or parts.query.get("port") or 5432
+    return f"{f'[{host}]' if ':' in host else host}:{port}/{parts.database or ''}"
+
+
 def make_engine(url: str, **pool_options: Any) -> sa.Engine:
     """Create an engine for ``url`` (any postgres scheme).
 

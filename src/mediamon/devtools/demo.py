@@ -308,8 +308,18 @@ def _run(settings: Settings, demo_var: Path) -> int:
         print(alert_summary(engine, mails, earlier))
     finally:
         engine.dispose()
-    print(f"\nThe database keeps running (var/pgdata); `{sys.argv[0]} db stop` stops it.")
+    print(closing_line(settings))
     return 0
+
+
+def closing_line(settings: Settings) -> str:
+    """Where the demo's data stays, and how to stop the embedded server if it ran one."""
+    if settings.database_url:
+        return f"\nThe data stays in {db.server_of(settings.database_url)} (MEDIAMON_DATABASE_URL)."
+    return (
+        f"\nThe database keeps running ({settings.var_dir / 'pgdata'});"
+        f" `{sys.argv[0]} db stop` stops it."
+    )
 
 
 if __name__ == "__main__":
