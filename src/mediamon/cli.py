@@ -20,7 +20,7 @@ from mediamon.db import migrate
 from mediamon.db.roles import BI_ROLE
 from mediamon.errors import EXIT_USAGE, ConfigError, InputError, MailNotSent
 from mediamon.ingest.sources import SourceConfigError
-from mediamon.settings import Settings
+from mediamon.settings import Settings, unknown_variables
 
 if TYPE_CHECKING:
     from mediamon.ops.health import HealthResult
@@ -152,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for warning in unknown_variables(os.environ):
+        print(f"mediamon: warning: {warning}", file=sys.stderr)
     try:
         status = _run(args, Settings.from_env())
         sys.stdout.flush()  # here, so that a closed pipe is caught below

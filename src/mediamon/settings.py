@@ -190,6 +190,75 @@ def make_var_dir(folder: Path) -> Path:
     return folder
 
 
+# Every MEDIAMON_* variable mediamon, its tests, benchmarks and tools read: a name not
+# here is a typo (a misspelt MEDIAMON_DATABASE_URL silently left the data in the embedded
+# database).
+KNOWN_VARIABLES = frozenset(
+    f"MEDIAMON_{name}"
+    for name in (
+        "DATABASE_URL",
+        "AIRFLOW_DATABASE_URL",
+        "SOURCES",
+        "TOPICS",
+        "EXTRACTION_CONFIG",
+        "SQL_DIR",
+        "VAR_DIR",
+        "USER_AGENT",
+        "HTTP_RETRIES",
+        "HTTP_BACKOFF",
+        "WORKERS",
+        "SHARDS",
+        "OPS_EMAIL",
+        "AIRFLOW_PORT",
+        "TIMEZONE",
+        "BASE_URL",
+        "UNSUBSCRIBE_ADDRESS",
+        "PG_PORT",
+        "BI_PASSWORD",
+        "BI_LOGIN",
+        "WRITER_ROLE",
+        "WRITER_PASSWORD",
+        "SUPERSET_DB_URL",
+        "HEALTH_FAILING_POLLS",
+        "HEALTH_SILENT_FACTOR",
+        "HEALTH_MIN_SILENCE_MINUTES",
+        "HEALTH_HISTORY_MINUTES",
+        "HEALTH_MIN_ARRIVALS",
+        "HEALTH_VOLUME_WINDOW_MINUTES",
+        "HEALTH_VOLUME_RATIO",
+        "HEALTH_MIN_VOLUME",
+        "HEALTH_ALERT_AGE_MINUTES",
+        "HEALTH_STALE_AFTER_MINUTES",
+        "QUALITY_FUTURE_TOLERANCE_MINUTES",
+        "QUALITY_MAX_EMPTY_RATE",
+        "QUALITY_MAX_DUPLICATE_RATE",
+        "QUALITY_MIN_ITEMS",
+        # tests, benchmarks and deployment tools
+        "TEST_DATABASE_URL",
+        "TEST_REDIS_URL",
+        "BENCH_DATABASE_URL",
+        "CHROMIUM",
+        "CORPORA",
+        "WORKER_NAME",
+    )
+)
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning for each ``MEDIAMON_*`` variable mediamon does not read, with the known
+    name it most resembles."""
+    import difflib
+
+    warnings = []
+    for name in sorted(key for key in env if key.startswith("MEDIAMON_")):
+        if name in KNOWN_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a mediamon variable: ignored{hint}")
+    return warnings
+
+
 def requested_shards(env: Mapping[str, str]) -> int | None:
     """``MEDIAMON_SHARDS`` as a number, or None when unset or blank.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from mediamon.settings import (
     DEFAULT_CONFIG_DIR,
     DEFAULT_SQL_DIR,
     DEFAULT_USER_AGENT,
+    KNOWN_VARIABLES,
     Settings,
     SettingsError,
     validate_timezone,
@@ -380,3 +382,36 @@ def test_nul_in_any_variable_is_one_line_without_the_value(name: str) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: "s3cret\x00x"})
     assert str(caught.value) == f"{name}: control character U+0000 (at position 6) is not allowed"
+
+
+def test_a_misspelt_variable_is_named_with_the_one_meant(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: ignored without a word; MEDIAMON_DATABSE_URL left the data in the embedded
+    # database, MEDIAMON_OPS_EMIAL left incidents unmailed.
+    monkeypatch.setenv("MEDIAMON_DATABSE_URL", "postgresql://db.example.org/news")
+    monkeypatch.setenv("MEDIAMON_OPS_EMIAL", "ops@example.org")
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(DEFAULT_CONFIG_DIR / "topics.yaml"))
+    assert main(["topics", "check"]) == 0  # a warning, the command still runs
+    assert capsys.readouterr().err == (
+        "mediamon: warning: MEDIAMON_DATABSE_URL is not a mediamon variable: ignored"
+        " (did you mean MEDIAMON_DATABASE_URL?)\n"
+        "mediamon: warning: MEDIAMON_OPS_EMIAL is not a mediamon variable: ignored"
+        " (did you mean MEDIAMON_OPS_EMAIL?)\n"
+    )
+
+
+def test_every_variable_the_project_names_is_known() -> None:
+    # so the list of known names cannot fall behind a variable added to the code or docs
+    root = Path(__file__).parents[2]
+    named = set()
+    for path in root.glob("**/*"):
+        if (
+            path.suffix in {".py", ".md", ".yml", ".yaml", ".example", ".txt"}
+            and path.is_file()
+            and not {".venv", "var", ".git"} & set(path.relative_to(root).parts)
+            and path != Path(__file__)
+        ):
+            text = path.read_text("utf-8", "replace")
+            named |= set(re.findall(r"(?<![A-Z_])MEDIAMON_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", text))
+    assert named and named <= KNOWN_VARIABLES, sorted(named - KNOWN_VARIABLES)
