@@ -310,3 +310,28 @@ def test_stop_with_a_database_url_says_that_server_is_not_mediamons(
     assert lines[1].endswith(f"/{name} (MEDIAMON_DATABASE_URL)")
     assert main(["db", "stop"]) == 0
     assert capsys.readouterr().out == lines[1].removeprefix("database: ") + "\n"
+
+
+def test_a_demo_whose_earlier_port_is_taken_is_one_line_and_changes_nothing(
+    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the sample site moved to any free port, its six articles were new URLs,
+    # loaded again as copies of the earlier run's; the data-quality check failed.
+    import socket
+
+    demo_var = tmp_path / "var" / "demo"
+    demo_var.mkdir(parents=True)
+    with socket.socket() as other:  # another program on the earlier run's port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        earlier = f"sources:\n  - name: demo-news\n    url: http://127.0.0.1:{port}/feed.xml\n"
+        (demo_var / "sources.yaml").write_text(earlier, "utf-8")
+        assert main(["demo"]) == 2
+    assert capsys.readouterr().err == (
+        f"mediamon: 127.0.0.1:{port} is in use by another program; the demo serves its"
+        f" sample site there, as its earlier run on {tmp_path / 'var'} did (on another port"
+        " its articles would be loaded again, as copies): free the port\n"
+    )
+    assert (demo_var / "sources.yaml").read_text("utf-8") == earlier
+    assert not (demo_var / "history").exists()

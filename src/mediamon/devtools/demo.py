@@ -203,17 +203,41 @@ def alert_summary(engine: sa.Engine, mails: Sequence[Path], earlier: Sequence[Pa
     return "\n".join(lines)
 
 
-def _demo_port() -> int:
-    """A fixed port, so the demo's article URLs (their natural keys) are the same each
-    run and a second run loads nothing twice; any free port if it is taken."""
+def _demo_port(sources: Path) -> int:
+    """The port of the sample site: the one the earlier demo on this var dir used (its
+    ``sources.yaml`` names it), else :data:`DEMO_PORT`; any free port on a first run
+    that finds that one taken. The article URLs, their natural keys, hold the port: on
+    another port a second run loaded the six articles again, as copies of the first's,
+    and failed the data-quality check.
+
+    Raises:
+        UserError: the earlier demo's port is taken.
+    """
+    import re
     import socket
 
+    from mediamon.errors import UserError
+
+    earlier = None
+    if sources.is_file():
+        found = re.search(r"url: http://127\.0\.0\.1:(\d+)/", sources.read_text("utf-8"))
+        earlier = int(found.group(1)) if found else None
+    port = earlier or DEMO_PORT
     with socket.socket() as probe:
+        # as the site's HTTPServer binds: a port whose last connections wait out
+        # TIME_WAIT (the previous run's, a minute ago) is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", DEMO_PORT))
+            probe.bind(("127.0.0.1", port))
         except OSError:
-            return 0
-    return DEMO_PORT
+            if earlier is None:
+                return 0
+            raise UserError(
+                f"127.0.0.1:{port} is in use by another program; the demo serves its sample"
+                f" site there, as its earlier run on {sources.parent.parent} did (on another"
+                " port its articles would be loaded again, as copies): free the port"
+            ) from None
+    return port
 
 
 @contextmanager
@@ -260,12 +284,13 @@ def main() -> int:
 
 def _run(settings: Settings, demo_var: Path) -> int:
     log = demo_var / "airflow.log"
+    port = _demo_port(demo_var / "sources.yaml")  # before anything is written
     log.write_text("")
     history = demo_var / "history"
     files = write_history(history, BURST_END)
     print(f"wrote {files} invented background stories (4 weeks, then a burst) to {history}")
     with (
-        serve_folder(DEMO_DIR / "site", port=_demo_port()) as base,
+        serve_folder(DEMO_DIR / "site", port=port) as base,
         mail_sink(demo_var / "mail") as (sink, smtp_port),
     ):
         sources = write_demo_sources(demo_var / "sources.yaml", base, history)
