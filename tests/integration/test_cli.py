@@ -335,3 +335,51 @@ def test_a_demo_whose_earlier_port_is_taken_is_one_line_and_changes_nothing(
     )
     assert (demo_var / "sources.yaml").read_text("utf-8") == earlier
     assert not (demo_var / "history").exists()
+
+
+def test_an_embedded_server_that_cannot_start_is_one_line_and_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: pgserver's 40-line ERROR record (initdb's command, output and log), then a
+    # CalledProcessError traceback, exit 1; a full disk under MEDIAMON_VAR_DIR read the
+    # same ("could not write to file "pg_wal/xlogtemp.…": No space left on device").
+    pgdata = tmp_path / "var" / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "notes.txt").write_text("not a database\n", "utf-8")  # no PG_VERSION
+    monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("MEDIAMON_PG_PORT", "0")
+    assert main(["status"]) == 3  # errors.EXIT_DATABASE
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"mediamon: the embedded PostgreSQL in {pgdata} did not start:"
+        f' directory "{pgdata}" exists but is not empty\n'
+    )
+    assert captured.out == ""
+
+
+def test_an_embedded_server_with_a_bad_setting_names_it_not_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "could not start on 127.0.0.1:PORT; set MEDIAMON_PG_PORT to a free port",
+    # whatever the server's reason, after pgserver's 40-line ERROR record.
+    from mediamon import db
+
+    var = tmp_path / "var"
+    port = _closed_port()
+    db.embedded_url(var, tcp_port=port)
+    try:
+        assert db.stop_embedded(var)
+        with (var / "pgdata" / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write("shared_buffers = lots\n")
+        monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
+        monkeypatch.setenv("MEDIAMON_VAR_DIR", str(var))
+        monkeypatch.setenv("MEDIAMON_PG_PORT", str(port))
+        assert main(["status"]) == 3
+        assert capsys.readouterr().err == (
+            f"mediamon: the embedded PostgreSQL could not start on 127.0.0.1:{port}:"
+            f' configuration file "{var / "pgdata" / "postgresql.conf"}" contains errors;'
+            f" server log: {var / 'pgdata' / 'log'}\n"
+        )
+    finally:
+        db.stop_embedded(var)

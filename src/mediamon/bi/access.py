@@ -14,6 +14,8 @@ import logging
 import re
 import secrets
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,46 @@ def _warn_taken(port: int) -> None:
     )
 
 
+@contextmanager
+def pgserver_records() -> Iterator[list[str]]:
+    """pgserver's ERROR records while the block runs, kept instead of printed.
+
+    pgserver logs a failed command as one 40-line ERROR (the command, its output, the
+    server's log) before raising; the caller names the reason in one line instead (see
+    :func:`failure_reason`). Its INFO records (three a start) are dropped too: they
+    filled every task log with the server's internals.
+    """
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    log = logging.getLogger("pgserver")
+    keep, propagate = Keep(logging.ERROR), log.propagate
+    log.addHandler(keep)
+    log.propagate = False
+    try:
+        yield messages
+    finally:
+        log.removeHandler(keep)
+        log.propagate = propagate
+
+
+def failure_reason(messages: list[str], error: BaseException) -> str:
+    """PostgreSQL's own words for a failure in ``messages`` (pgserver's records, the
+    server log): its last FATAL or PANIC line, else initdb's error line, else the
+    command's name and exit status."""
+    lines = [line.strip() for text in messages for line in text.splitlines()]
+    for marker in ("FATAL:", "PANIC:", "initdb: error:"):
+        found = [line.split(marker, 1)[1].strip() for line in lines if marker in line]
+        if found:
+            return found[-1]
+    command = getattr(error, "cmd", None) or ["postgres"]
+    status = getattr(error, "returncode", None)
+    return f"{Path(str(command[0])).name} failed" + (f" (exit status {status})" if status else "")
+
+
 def _pg_ctl(pgdata: Path, action: str, port: int | None) -> None:
     import warnings
 
@@ -110,19 +152,35 @@ def _pg_ctl(pgdata: Path, action: str, port: int | None) -> None:
     extra = ["-m", "fast"] if action == "restart" else []
     # pgserver._commands makes one function per binary at import: mypy cannot see them.
     pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
-    try:
-        pg_ctl(
-            ["-w", *extra, *options, "-l", str(pgdata / "log"), action],
-            pgdata=pgdata,
-            user=_system_user(),
-            timeout=60,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        where = f"{LOOPBACK}:{port}" if port else "its socket"
-        raise EmbeddedServerError(
-            f"the embedded PostgreSQL could not start on {where}; set MEDIAMON_PG_PORT to a"
-            f" free port, or 0 for the socket only; server log: {pgdata / 'log'}"
-        ) from error
+    server_log = pgdata / "log"
+    written = server_log.stat().st_size if server_log.exists() else 0
+    with pgserver_records() as messages:
+        try:
+            pg_ctl(
+                ["-w", *extra, *options, "-l", str(server_log), action],
+                pgdata=pgdata,
+                user=_system_user(),
+                timeout=60,
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            # The server's own reason is in its log, past what earlier starts wrote: a bad
+            # setting in postgresql.conf, a full disk, a port taken. Only the last is
+            # MEDIAMON_PG_PORT's to fix (before, every failure was blamed on the port).
+            if server_log.exists():
+                with server_log.open("rb") as read:
+                    read.seek(written)
+                    messages.append(read.read().decode("utf-8", "replace"))
+            reason = failure_reason(messages, error)
+            where = f"{LOOPBACK}:{port}" if port else "its socket"
+            hint = (
+                "; set MEDIAMON_PG_PORT to a free port, or 0 for the socket only"
+                if port and ("could not bind" in reason or "could not create" in reason)
+                else ""
+            )
+            raise EmbeddedServerError(
+                f"the embedded PostgreSQL could not start on {where}: {reason}{hint};"
+                f" server log: {server_log}"
+            ) from error
 
 
 def start_listening(pgdata: Path, port: int) -> None:

@@ -98,7 +98,7 @@ def embedded_url(var_dir: Path, database: str = "mediamon", tcp_port: int = 0) -
     make_var_dir(pgdata)
     fresh = not (pgdata / "PG_VERSION").exists()
     access.start_listening(pgdata, tcp_port)
-    pgserver.get_server(pgdata, cleanup_mode=None)
+    _start_embedded(pgserver, pgdata)
     listener = access.ensure_listening(pgdata, tcp_port, fresh=fresh)
     # Our own URL, not pgserver's: its URL leaves out the port, which may not be 5432 here.
     for name in EMBEDDED_DATABASES:
@@ -147,6 +147,28 @@ def _pgserver() -> Any:
         import pgserver
 
     return pgserver
+
+
+def _start_embedded(pgserver: Any, pgdata: Path) -> None:
+    """Start the embedded server (pgserver); a failed initdb or start is one line naming
+    the folder and PostgreSQL's own reason (a disk full under MEDIAMON_VAR_DIR read as a
+    40-line log record and a CalledProcessError traceback).
+
+    Raises:
+        EmbeddedServerError: initdb or the server's start failed.
+    """
+    import subprocess
+
+    from mediamon.bi import access
+
+    with access.pgserver_records() as messages:
+        try:
+            pgserver.get_server(pgdata, cleanup_mode=None)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            reason = access.failure_reason(messages, error)
+            raise access.EmbeddedServerError(
+                f"the embedded PostgreSQL in {pgdata} did not start: {reason}"
+            ) from error
 
 
 def stop_embedded(var_dir: Path) -> bool:
