@@ -192,12 +192,16 @@ def test_run_refuses_a_taken_port_or_running_services_in_one_line(
         taken.listen()
         port = taken.getsockname()[1]
         monkeypatch.setenv("MEDIAMON_AIRFLOW_PORT", str(port))
-        assert main(["run"]) == 2
+        with monkeypatch.context() as embedded:  # no database configured: a new user's
+            embedded.delenv("MEDIAMON_DATABASE_URL")
+            embedded.delenv("MEDIAMON_AIRFLOW_DATABASE_URL")
+            assert main(["run"]) == 2
     assert capsys.readouterr().err == (
         f"mediamon: MEDIAMON_AIRFLOW_PORT: 127.0.0.1:{port} is in use by another program;"
         " stop it or choose another port\n"
     )
     assert not (var / "airflow" / "services.pids").exists()
+    assert not (var / "pgdata").exists()  # refused before the embedded database started
 
     # an earlier run's scheduler, still running (its command line names airflow)
     earlier = subprocess.Popen(

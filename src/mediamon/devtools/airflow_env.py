@@ -140,13 +140,15 @@ def run_services(settings: Settings) -> int:
             f"the Airflow services of an earlier `mediamon run` still run (pids"
             f" {', '.join(map(str, earlier))}); `mediamon stop` (`make stop`) stops them"
         )
-    env = airflow_environment(settings)
-    port = int(env["AIRFLOW__API__PORT"])
+    # the port airflow_environment will give the api-server, known before it starts the
+    # embedded database: a refused run leaves nothing running
+    port = int(os.environ.get("AIRFLOW__API__PORT") or settings.airflow_port)
     if port_in_use(port):
         raise ConfigError(
             f"MEDIAMON_AIRFLOW_PORT: 127.0.0.1:{port} is in use by another program; stop"
             " it or choose another port"
         )
+    env = airflow_environment(settings)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     if subprocess.run(airflow_command(["db", "migrate"]), env=env, check=False).returncode:
         return 1
