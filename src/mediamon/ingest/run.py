@@ -161,9 +161,13 @@ def ingest_source(
     stats.poll = poll.outcome
     with engine.begin() as conn:
         polling.record_poll(conn, source, source_id, run_key, now, state, poll)
-    # A failed poll is WARNING: ops read it in the task log; the run itself stands.
-    level = logging.WARNING if poll.outcome == "failed" else logging.INFO
-    logger.log(level, "source %s: %s", source.name, stats.as_dict())
+    if poll.outcome == "failed":
+        # WARNING, its reason first: ops read it in the task log, whose viewer does not
+        # wrap (the reason sat at the end of the summary's dict, off the screen).
+        reason = stats.errors[0] if stats.errors else "no reason recorded"
+        logger.warning("source %s failed: %s; %s", source.name, reason, stats.as_dict())
+    else:
+        logger.info("source %s: %s", source.name, stats.as_dict())
     return stats
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,11 +68,26 @@ def articles_by_path(engine: sa.Engine) -> dict[str, Any]:
 
 
 def test_ingest_loads_demo_site_and_records_broken_sources(
-    engine: sa.Engine, settings: Settings
+    engine: sa.Engine, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     names = service.plan_sources(settings, NOW)
     assert len(names) == 6
-    summaries = service.ingest(settings, names, "test:1", NOW, workers=2)
+    with caplog.at_level(logging.INFO, logger="mediamon.ingest.run"):
+        summaries = service.ingest(settings, names, "test:1", NOW, workers=2)
+    # The task log says why a source failed at the start of its line (before: the line was
+    # the summary's dict, the reason at its end, off the UI's log viewer).
+    # The task log says why a source failed at the start of its line (before: the line was
+    # the summary's dict, the reason at its end, off the UI's log viewer, which does not wrap).
+    failed = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    reasons = {
+        "empty": ".xml: feed has no items",
+        "malformed": ".xml: malformed feed: ",
+        "no-dns": "http://mediamon-test.invalid/feed.xml: DNS lookup failed: ",
+        "server-error": "/feed.xml: HTTP 500 INTERNAL SERVER ERROR",
+    }
+    assert len(failed) == len(reasons), failed
+    for line, (name, reason) in zip(failed, sorted(reasons.items()), strict=True):
+        assert line.startswith(f"source {name} failed: http") and reason in line.split("; {")[0]
     by_source = {s["source"]: s for s in summaries}
     assert by_source["demo-news"]["new"] == 6
     assert by_source["demo-news"]["duplicates"] == 1
