@@ -245,8 +245,16 @@ def import_archive(
         raise ValueError(f"{name!r} is not a valid source name; pass --source-name")
     source = Source(name=name, kind="archive", location=str(folder), language=language)
     site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
+    files = len(archive_files(folder))
+    if not files:
+        # A mistyped or parent folder: before, "items": 0, exit 0, and a source named after
+        # the wrong folder stayed in the sources table, shown in every status from then on.
+        raise InputError(
+            f"{folder}: no archive files in this folder (*.txt or *.html; subfolders are not"
+            " read); nothing imported"
+        )
     if total:
-        total(len(archive_files(folder)))
+        total(files)
     engine = engine_for(settings)
     try:
         with engine.begin() as conn:

@@ -383,3 +383,20 @@ def test_an_embedded_server_with_a_bad_setting_names_it_not_the_port(
         )
     finally:
         db.stop_embedded(var)
+
+
+def test_a_folder_without_archive_files_is_one_line_and_adds_no_source(
+    env: None, engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: {"items": 0, ...}, exit 0, and a source archive-news stayed in the sources
+    # table (and in every `mediamon status`) for a mistyped or parent folder.
+    folder = tmp_path / "news"
+    (folder / "2024").mkdir(parents=True)  # the files are one level down
+    (folder / "2024" / "0001.txt").write_text("<!--1712090701000-->\n", "utf-8")
+    assert main(["import-archive", str(folder)]) == 2
+    assert capsys.readouterr().err == (
+        f"mediamon: {folder}: no archive files in this folder (*.txt or *.html; subfolders"
+        " are not read); nothing imported\n"
+    )
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from sources")).scalar_one() == 0
