@@ -400,3 +400,22 @@ def test_a_folder_without_archive_files_is_one_line_and_adds_no_source(
     )
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from sources")).scalar_one() == 0
+
+
+def test_a_demo_whose_dag_fails_says_why(
+    env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the log's last 30 lines, Airflow's bookkeeping after the run ("DagRun
+    # failed", "Marking run … failed"), and not a word of the cause far above them.
+    bad = tmp_path / "extraction.yaml"
+    bad.write_text("sites:\n  - [\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_EXTRACTION_CONFIG", str(bad))
+    with pytest.raises(SystemExit) as failed:
+        main(["demo"])
+    lines = str(failed.value.code).splitlines()
+    assert lines[0].startswith("mediamon: airflow dags test mediamon_ingest ")
+    assert lines[1:-1] == [
+        f"  AirflowFailException: configuration error: {bad}: not valid YAML: while parsing"
+        " a flow node"
+    ]
+    assert lines[-1] == f"the whole log: {tmp_path / 'var' / 'demo' / 'airflow.log'}"

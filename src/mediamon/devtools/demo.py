@@ -5,6 +5,7 @@ Works offline."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -106,12 +107,49 @@ def mail_sink(folder: Path) -> Iterator[tuple[MailSink, int]]:
 
 def _airflow(env: dict[str, str], args: list[str], log: Path) -> None:
     with log.open("ab") as out:
+        start = out.tell()
         result = subprocess.run(airflow_command(args), env=env, stdout=out, stderr=out, check=False)
     if result.returncode != 0:
-        tail = log.read_text("utf-8", "replace").splitlines()[-30:]
+        with log.open("rb") as read:
+            read.seek(start)
+            text = read.read().decode("utf-8", "replace")
+        # The log's last lines were Airflow's bookkeeping after the run (the watcher's
+        # traceback, "DagRun failed"): the cause, a task's error, was far above them.
+        lines = failure_lines(text) or text.splitlines()[-30:]
         raise SystemExit(
-            f"airflow {' '.join(args)} failed; last lines of {log}:\n" + "\n".join(tail)
+            f"mediamon: airflow {' '.join(args)} failed:\n"
+            + "\n".join(f"  {line}" for line in lines)
+            + f"\nthe whole log: {log}"
         )
+
+
+# A log record at ERROR ("2024-…Z [error    ] MESSAGE    [logger] loc=…") and the last
+# line of a traceback ("airflow.sdk.exceptions.AirflowFailException: MESSAGE").
+ERROR_RECORD = re.compile(r"^\S+Z \[(?:error|critical) *\] (?P<message>.*?) +\[[\w.]+\] loc=")
+EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*(?P<name>\w+(?:Error|Exception)): (?P<message>.+)$")
+# what the watcher (it fails the run when a task failed) and the task runner say about
+# every failure: no cause of their own
+ECHOES = ("a task of this run failed", "Task failed with exception")
+
+
+def failure_lines(log: str) -> list[str]:
+    """Why an ``airflow dags test`` failed: the ERROR records and the failed tasks'
+    exceptions in its log, each once, in order (at most the last 10). Of a chain of
+    exceptions (a ConfigError raised as AirflowFailException) the last says it all."""
+    found: dict[str, str] = {}  # line: its message
+    for line in log.splitlines():
+        record = ERROR_RECORD.match(line)
+        exception = EXCEPTION.match(line)
+        if record:
+            found[record["message"]] = record["message"]
+        elif exception:
+            found[f"{exception['name']}: {exception['message']}"] = exception["message"]
+    lines = [line for line in found if not any(echo in line for echo in ECHOES)]
+    return [
+        line
+        for i, line in enumerate(lines)
+        if not any(found[line] in later for later in lines[i + 1 :])
+    ][-10:]
 
 
 def summary(engine: sa.Engine) -> str:
