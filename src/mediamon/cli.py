@@ -158,6 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = _run(args, Settings.from_env())
         sys.stdout.flush()  # here, so that a closed pipe is caught below
         return status
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, not the traceback of wherever the command was (mid-import,
+        # inside the demo's DAG test); 130 as a shell reports a command ended by SIGINT.
+        if args.debug:
+            raise
+        print("\nmediamon: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (`mediamon alerts run --dry-run | head`): no traceback, and
         # nothing more to stdout (Python flushes it again on exit; the docs' recipe).

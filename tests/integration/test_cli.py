@@ -419,3 +419,42 @@ def test_a_demo_whose_dag_fails_says_why(
         " a flow node"
     ]
     assert lines[-1] == f"the whole log: {tmp_path / 'var' / 'demo' / 'airflow.log'}"
+
+
+def test_ctrl_c_mid_import_is_one_line_and_a_rerun_loads_the_rest_once(
+    env: None, engine: sa.Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a KeyboardInterrupt traceback from wherever the command was, exit -2.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mediamon.devtools.demo import BURST_END
+    from mediamon.devtools.demo_history import write_history
+
+    folder = tmp_path / "history"
+    files = write_history(folder, BURST_END)
+    command = [sys.executable, "-m", "mediamon", "import-archive", str(folder)]
+    importing = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own group: Ctrl-C reaches the extraction workers too
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    with engine.connect() as conn:
+        while not conn.execute(sa.text("select count(*) from articles")).scalar_one():
+            assert time.monotonic() < deadline and importing.poll() is None
+            time.sleep(0.2)
+            conn.rollback()
+    os.killpg(importing.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+    out, err = importing.communicate(timeout=60)
+    assert importing.returncode == 130, err
+    assert err.endswith("\nmediamon: interrupted\n") and "Traceback" not in err, err
+    assert out == ""
+
+    assert main(["import-archive", str(folder)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["items"] == files and summary["failed"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from articles")).scalar_one() == files

@@ -261,11 +261,17 @@ _worker_slot: tuple[_Tracker, int] | None = None
 
 def _start_worker(parent_pid: int, tracker: _Tracker) -> None:
     """A worker's first steps: die with the ingest, limit each page's CPU time, take a
-    slot in the pool's tracker."""
+    slot in the pool's tracker, leave Ctrl-C to the ingest."""
     global _worker_slot  # noqa: PLW0603 - set once per worker process
+    import signal
+
     from mediamon.ingest import parentwatch
 
     parentwatch.die_with_parent(parent_pid)
+    # A terminal's Ctrl-C reaches every process of the command: each worker printed its
+    # own KeyboardInterrupt traceback under the command's one line. The ingest stops
+    # the pool, and the workers die with it in any case.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cpulimit.enable()
     _worker_slot = (tracker, tracker.claim())
 
