@@ -300,6 +300,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         at = _utc_time(args.at) if args.at is not None else datetime.now(UTC)
         summary = service.run_alerts(settings, at, dry_run=args.dry_run)
         print(json.dumps(summary, ensure_ascii=False, default=str, indent=2))
+        if summary.get("topics_error"):
+            # as the real run logs it: a dry run tried after editing the file otherwise
+            # showed the old rules' windows with the reason only inside its JSON
+            print(
+                f"mediamon: warning: {summary['topics_error']}; the dry run used the"
+                " stored topic definitions",
+                file=sys.stderr,
+            )
         return 0
     if args.command == "digest":
         summary = service.run_digests(

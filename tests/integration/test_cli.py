@@ -458,3 +458,25 @@ def test_ctrl_c_mid_import_is_one_line_and_a_rerun_loads_the_rest_once(
     assert summary["items"] == files and summary["failed"] == 0
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from articles")).scalar_one() == files
+
+
+def test_a_dry_run_on_a_broken_topics_file_warns_in_one_line(
+    env: None,
+    engine: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: exit 0 and nothing on stderr; the reason sat in the JSON's topics_error
+    # while the windows shown were the stored (old) rules'.
+    bad = tmp_path / "topics.yaml"
+    text = (DEFAULT_CONFIG_DIR / "topics.yaml").read_text("utf-8")
+    bad.write_text(text.replace("      - 台海\n", "      - (台海\n", 1), "utf-8")
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(bad))
+    assert main(["alerts", "run", "--dry-run", "--at", "2024-04-17T02:00"]) == 0
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["topics_error"]
+    assert error.startswith(f"{bad}:") and "( without )" in error
+    assert captured.err == (
+        f"mediamon: warning: {error}; the dry run used the stored topic definitions\n"
+    )
