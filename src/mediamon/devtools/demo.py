@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db
-from mediamon.devtools.airflow_env import airflow_command, airflow_environment
+from mediamon.devtools.airflow_env import airflow_command, airflow_environment, port_in_use
 from mediamon.devtools.demo_history import write_history
 from mediamon.devtools.sitehost import serve_folder
 from mediamon.settings import DEMO_DIR, Settings
@@ -251,9 +251,6 @@ def _demo_port(sources: Path) -> int:
     Raises:
         UserError: the earlier demo's port is taken.
     """
-    import re
-    import socket
-
     from mediamon.errors import UserError
 
     earlier = None
@@ -261,20 +258,16 @@ def _demo_port(sources: Path) -> int:
         found = re.search(r"url: http://127\.0\.0\.1:(\d+)/", sources.read_text("utf-8"))
         earlier = int(found.group(1)) if found else None
     port = earlier or DEMO_PORT
-    with socket.socket() as probe:
-        # as the site's HTTPServer binds: a port whose last connections wait out
-        # TIME_WAIT (the previous run's, a minute ago) is free
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            if earlier is None:
-                return 0
-            raise UserError(
-                f"127.0.0.1:{port} is in use by another program; the demo serves its sample"
-                f" site there, as its earlier run on {sources.parent.parent} did (on another"
-                " port its articles would be loaded again, as copies): free the port"
-            ) from None
+    # as the site's HTTPServer binds: a port whose last connections wait out TIME_WAIT
+    # (the previous run's, a minute ago) is free
+    if port_in_use(port):
+        if earlier is None:
+            return 0
+        raise UserError(
+            f"127.0.0.1:{port} is in use by another program; the demo serves its sample"
+            f" site there, as its earlier run on {sources.parent.parent} did (on another"
+            " port its articles would be loaded again, as copies): free the port"
+        )
     return port
 
 
