@@ -135,7 +135,10 @@ def run(articles: int = 1_000_000, repeat: int = 5) -> list[str]:
 
         figures = {
             "topic trends (bi.topic_hours, 14 days)": timed(
-                page_query("dashboard_topic_hours", window), repeat
+                page_query(
+                    "dashboard_topic_hours", {**window, "topics_shown": dashboard.TOPICS_SHOWN}
+                ),
+                repeat,
             ),
             "ingest volume (bi.source_days, 14 days)": timed(
                 page_query("dashboard_source_days", window), repeat
