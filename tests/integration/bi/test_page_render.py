@@ -97,6 +97,9 @@ LAYOUT = """(() => {
       .filter(e => lines(e) > 1)
       .map(e => e.textContent.trim()),
     topicCell: document.querySelector('tr.alert td').getBoundingClientRect().width,
+    // the header's window selector stays in the header's own block and line
+    headerForm: !!document.querySelector('.meta form'),
+    headerHeight: document.querySelector('.meta').getBoundingClientRect().height,
     fontSize: parseFloat(getComputedStyle(document.body).fontSize),
   };
 })()"""
@@ -139,7 +142,10 @@ def test_awkward_names_and_titles_fit_the_screen(engine: sa.Engine, width: int) 
     assert not layout["brokenNumbers"], layout["brokenNumbers"]
     # The topic's column: wide enough to read, never the whole table.
     assert 6 * layout["fontSize"] <= layout["topicCell"] <= 18 * layout["fontSize"], layout
+    assert layout["headerForm"], "the window selector left the page's header"
     if width >= 1280:
+        # one line: the form's controls are a little taller than the text
+        assert layout["headerHeight"] < 2.2 * layout["fontSize"], layout
         assert all(scroll <= client for scroll, client in layout["boxes"]), layout["boxes"]
 
 
