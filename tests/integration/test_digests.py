@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import MailOptions
+from mediamon.alerts.compose import DIGEST_TOPIC_STORIES, MailOptions
 from mediamon.alerts.content import stories_between
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.digest import DigestError, due_digests, latest_digest_time, run_digests
@@ -175,7 +175,15 @@ def test_digest_lists_every_new_story_once_per_period(engine: sa.Engine, topics:
         look_in_chromium(daily, "digest-daily")
         weekly = mails["weekly@example.org"]  # Monday 08:00 UTC: the week before the burst
         week = (T0 + timedelta(days=-7, hours=8), T0 + timedelta(hours=8))
-        assert listed_ids(html_of(weekly)) == story_ids_between(engine, "taiwan", *week)
+        # The week's busiest topic is cut at the digest's cap, the rest counted.
+        with engine.connect() as conn:
+            ranked = [s.story_id for s in stories_between(conn, "taiwan", None, *week)]
+        assert sorted(ranked) == story_ids_between(engine, "taiwan", *week)
+        assert len(ranked) > DIGEST_TOPIC_STORIES
+        assert listed_ids(html_of(weekly)) == sorted(ranked[:DIGEST_TOPIC_STORIES])
+        assert f"{len(ranked) - DIGEST_TOPIC_STORIES} more stories are not listed here." in (
+            text_of(weekly)
+        )
         assert weekly["Subject"].startswith("[mediamon] Weekly digest 02-26–03-04: ")
 
         # A second run for the same periods sends nothing.

@@ -96,6 +96,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "new_stories_1": "1 new story",
         "new_stories_n": "{n} new stories",
         "digest_heading": "{count} from {start} to {end}",
+        "digest_capped": (
+            "Listed here: {shown} of the {total}, at most {per_topic} per topic and"
+            " {overall} in all; each topic says where to see the rest."
+        ),
         "spikes_heading": "Spikes in this period",
         "spike_line": "{topic}: {observed} stories in {the_hours} to {end} (usually {expected})",
         "topic_heading": "{topic}: {count}",
@@ -171,6 +175,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "new_stories_1": "1 篇新报道",
         "new_stories_n": "{n} 篇新报道",
         "digest_heading": "{start} 至 {end}：{count}",
+        "digest_capped": (
+            "本邮件列出其中 {shown} 篇（共 {total} 篇）：每个话题最多 {per_topic} 篇，"
+            "全部最多 {overall} 篇；其余报道见各话题下的说明。"
+        ),
         "spikes_heading": "本期报道高峰",
         "spike_line": "{topic}：截至 {end} 的 {the_hours}内 {observed} 篇（平常 {expected} 篇）",
         "topic_heading": "{topic}：{count}",

@@ -57,6 +57,12 @@ from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
 
 # Charts in one digest (one per spike, newest first).
 MAX_DIGEST_CHARTS = 3
+# Stories a digest lists, per topic and in all (the top ones of each topic, in the topics'
+# order); the rest are counted, with a link to the mediamon page's window when
+# MEDIAMON_BASE_URL is set. Without a cap, 300 busy topics of 105 listed stories each made a
+# 20 MB mail, over most mail servers' size limit: refused, and retried every hour.
+DIGEST_TOPIC_STORIES = 50
+DIGEST_STORIES = 200
 FONT = (
     "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,'Noto Sans CJK SC',"
     "'PingFang SC','Microsoft YaHei',sans-serif"
@@ -460,7 +466,21 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         _bar(subject.removeprefix("[mediamon] ")),
         f'<p style="margin:12px 0"><b>{esc(heading, 400)}</b></p>',
     ]
-    text = [subject.removeprefix("[mediamon] "), heading, ""]
+    text = [subject.removeprefix("[mediamon] "), heading]
+    limits = _digest_limits(digest)
+    # Distinct stories, as the count in the subject (one may be listed under two topics).
+    listed = {s.story_id for t, n in zip(digest.topics, limits, strict=True) for s in t.stories[:n]}
+    if len(listed) < digest.story_count:
+        capped = catalog(
+            "digest_capped",
+            shown=len(listed),
+            total=digest.story_count,
+            per_topic=DIGEST_TOPIC_STORIES,
+            overall=DIGEST_STORIES,
+        )
+        parts.append(f'<p style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
+        text.append(capped)
+    text.append("")
     images: list[InlineImage] = []
     if digest.spikes:
         parts.append(
@@ -478,21 +498,23 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
                     parts.append(_chart_html(image, spike, zone, catalog))
                 text += ["", *_chart_lines(spike, zone, catalog)]
         text.append("")
-    for section in digest.topics:
+    for section, limit in zip(digest.topics, limits, strict=True):
         title = catalog(
             "topic_heading",
             topic=isolate(section.topic_name, 80),
             count=catalog.counted("new_stories", len(section.stories)),
         )
         link = _more_link(options, section.topic_key, digest.period_start, digest.period_end)
-        html_part, lines = stories_section(section.stories, zone, catalog, link)
+        html_part, lines = stories_section(section.stories, zone, catalog, link, limit=limit)
+        # The order is stated where stories are listed, not above a count alone.
+        rule = catalog("order_rule") if limit else ""
         parts += [
             '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",
-            f'<div style="color:#666;font-size:12px">{esc(catalog("order_rule"), 400)}</div>',
+            f'<div style="color:#666;font-size:12px">{esc(rule, 400)}</div>' if rule else "",
             html_part,
         ]
-        text += ["== " + title, catalog("order_rule"), "", *lines]
+        text += ["== " + title, *([rule, ""] if rule else []), *lines]
     cadence = catalog(f"cadence_{digest.cadence}")
     keys = [t.topic_key for t in digest.topics]
     footer = [
@@ -519,6 +541,19 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         _page(subject, "".join(parts), catalog.locale),
         tuple(images),
     )
+
+
+def _digest_limits(digest: DigestMail) -> list[int]:
+    """How many stories the digest lists of each topic: at most
+    :data:`DIGEST_TOPIC_STORIES`, and :data:`DIGEST_STORIES` in all, given out in the
+    topics' order (a topic after the budget is spent shows its count and link only)."""
+    left = DIGEST_STORIES
+    limits = []
+    for section in digest.topics:
+        limit = min(len(section.stories), DIGEST_TOPIC_STORIES, left)
+        limits.append(limit)
+        left -= limit
+    return limits
 
 
 def digest_message(

@@ -163,15 +163,23 @@ def stories_section(
     zone: ZoneInfo,
     catalog: Catalog,
     more_link: str | None,
+    *,
+    limit: int = TOP_STORIES + MAX_LISTED,
 ) -> tuple[str, list[str]]:
-    """The full top stories and the compact rest: (HTML, text lines)."""
-    top, rest = list(stories[:TOP_STORIES]), list(stories[TOP_STORIES:])
-    listed, hidden = rest[:MAX_LISTED], len(rest) - len(rest[:MAX_LISTED])
-    parts = [
-        '<ol style="padding-left:22px;margin:8px 0">'
-        + "".join(_story_html(s, zone, catalog) for s in top)
-        + "</ol>"
-    ]
+    """The full top stories and the compact rest, ``limit`` in all (the others counted,
+    with ``more_link``): (HTML, text lines)."""
+    shown = list(stories[: max(0, limit)])
+    top, listed = shown[:TOP_STORIES], shown[TOP_STORIES:]
+    hidden = len(stories) - len(shown)
+    parts = (
+        [
+            '<ol style="padding-left:22px;margin:8px 0">'
+            + "".join(_story_html(s, zone, catalog) for s in top)
+            + "</ol>"
+        ]
+        if top
+        else []
+    )
     lines: list[str] = []
     for index, story in enumerate(top, 1):
         lines += _story_lines(story, index, zone, catalog) + [""]

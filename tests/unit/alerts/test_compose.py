@@ -10,10 +10,16 @@ from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 
 from mediamon.alerts.compose import (
+    DIGEST_STORIES,
+    DIGEST_TOPIC_STORIES,
     AlertMail,
+    DigestMail,
     MailOptions,
     Reader,
+    TopicStories,
+    digest_message,
     render_alert_mail,
+    render_digest_mail,
 )
 from mediamon.alerts.render import FSI, PDI, build_message, clean
 from mediamon.alerts.snippet import make_snippet, mark_hits
@@ -184,3 +190,44 @@ def test_right_to_left_names_and_titles_are_isolated_and_the_subject_stays_a_hea
     assert all(len(line) <= 78 for line in head.splitlines())
     parsed = email.message_from_bytes(raw, policy=default_policy)
     assert parsed["Subject"] == rendered.subject
+
+
+def test_a_digest_of_many_busy_topics_is_bounded_and_says_where_the_rest_are() -> None:
+    """300 topics of 120 new stories each: before, every topic listed 105 of them, a
+    20 MB digest (31,500 stories) that most mail servers refuse (and the run retried
+    every hour). Now at most 50 a topic and 200 in all, in the topics' order; each topic
+    counts the rest and links to its window on the mediamon page."""
+    end = END
+    sections = tuple(
+        TopicStories(
+            f"t{k}",
+            f"话题{k}",
+            tuple(story(k * 1000 + i, title=f"台湾新闻 {k} {i}") for i in range(120)),
+        )
+        for k in range(300)
+    )
+    digest = DigestMail("daily", end - timedelta(days=1), end, (), sections)
+    options = MailOptions(base_url="https://mediamon.example.org")
+    message = digest_message(digest, Reader("a@example.org", "en"), options, sender="m@x.org")
+    assert len(message.as_bytes()) < 1_000_000
+    rendered = render_digest_mail(digest, Reader("a@example.org", "en"), options)
+    assert rendered.html.count('class="story') == DIGEST_STORIES == 200
+    assert rendered.subject.startswith("[mediamon] Daily digest 2024-04-17: 36000 new stories")
+    assert (
+        "Listed here: 200 of the 36000, at most 50 per topic and 200 in all; each topic says"
+        " where to see the rest." in rendered.text
+    )
+    text = rendered.text
+    first, second = text.index("== 话题0: 120 new stories"), text.index("== 话题1: 120")
+    assert text[first:second].count("\n- ") == DIGEST_TOPIC_STORIES - 5  # 5 in full
+    assert "70 more stories: https://mediamon.example.org/mediamon/?topic=t0&from=" in text
+    # After the budget: the topic's count and link only.
+    after_budget = "== 话题4: 120 new stories\n120 more stories: https://mediamon.example.org/"
+    assert after_budget in text
+    assert "== 话题299: 120 new stories\n120 more stories: " in text
+    # A small digest is listed whole, without the note.
+    few = tuple(TopicStories(t.topic_key, t.topic_name, t.stories[:15]) for t in sections[:2])
+    small = DigestMail("daily", end - timedelta(days=1), end, (), few)
+    whole = render_digest_mail(small, Reader("a@example.org", "zh-CN"), options)
+    assert whole.html.count('class="story') == 30 and "本邮件列出" not in whole.text
+    assert "更多" not in whole.text and "另有" not in whole.text
