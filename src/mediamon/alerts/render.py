@@ -35,6 +35,14 @@ MAX_URL_CHARS = 2000
 CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+"
 )
+# Characters that draw as a wide blank but are no space, so nothing collapses them: the
+# Hangul fillers and the braille blank (a title of 100 U+3164 was four empty lines).
+BLANK = re.compile("[\u115f\u1160\u3164\uffa0\u2800]+")
+# Combining marks kept on one base character: Vietnamese, Thai, Hebrew or Devanagari
+# need two or three; a "Zalgo" flood of hundreds stacks a tower over the lines above and
+# below (the stories around it unreadable).
+MAX_MARKS = 4
+MARKS = frozenset(("Mn", "Me"))
 # FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: added only by isolate(), around text
 # clean() has already rid of every bidi control, so one pair never nests in another.
 FSI, PDI = "\u2068", "\u2069"
@@ -68,10 +76,25 @@ class Rendered:
 
 
 def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
-    """Untrusted text on one line: control characters and line breaks become spaces."""
+    """Untrusted text on one line: control characters, line breaks and blank fillers
+    become spaces; a base character keeps at most :data:`MAX_MARKS` combining marks."""
     # Cut before cleaning: a stored title may be any length (rows older than the caps).
-    text = " ".join(CONTROL.sub(" ", str(value or "")[: limit * 4 + 64]).split())
+    text = _few_marks(BLANK.sub(" ", CONTROL.sub(" ", str(value or "")[: limit * 4 + 64])))
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _few_marks(text: str) -> str:
+    """``text`` with each run of combining marks cut to :data:`MAX_MARKS`."""
+    if text.isascii():
+        return text
+    kept: list[str] = []
+    run = 0
+    for char in text:
+        run = run + 1 if unicodedata.category(char) in MARKS else 0
+        if run <= MAX_MARKS:
+            kept.append(char)
+    return "".join(kept)
 
 
 def esc(value: object, limit: int = MAX_TITLE_CHARS) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import html
+import re
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 
@@ -231,3 +232,30 @@ def test_a_digest_of_many_busy_topics_is_bounded_and_says_where_the_rest_are() -
     whole = render_digest_mail(small, Reader("a@example.org", "zh-CN"), options)
     assert whole.html.count('class="story') == 30 and "本邮件列出" not in whole.text
     assert "更多" not in whole.text and "另有" not in whole.text
+
+
+def test_no_mark_tower_in_any_part_of_a_mail() -> None:
+    """Title, outlet, topic name and snippet of a "Zalgo" flood: at most four combining
+    marks on any character, in the subject, the plain text and the HTML."""
+    from tests.unit.alerts.test_render import ZALGO
+
+    hostile = story(
+        1,
+        title=ZALGO,
+        outlet="cna" + "\u0301" * 60,
+        snippet=make_snippet(TAIWAN, ZALGO + "。台湾" + "\u0489" * 80),
+        title_snippet=mark_hits(TAIWAN, ZALGO),
+    )
+    digest = DigestMail(
+        "daily", END - timedelta(days=1), END, (),
+        (TopicStories("taiwan", "台湾" + "\u0301" * 40, (hostile, story(2, title=ZALGO))),),
+    )  # fmt: skip
+    message = digest_message(digest, Reader("a@example.org"), MailOptions(), sender="m@x.org")
+    parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+    tower = re.compile("[\u0300-\u036f\u0489]{5,}")
+    for part in (
+        parsed["Subject"],
+        parsed.get_body(("plain",)).get_content(),  # type: ignore[union-attr]
+        parsed.get_body(("html",)).get_content(),  # type: ignore[union-attr]
+    ):
+        assert not tower.search(part), part[:300]

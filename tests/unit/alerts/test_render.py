@@ -61,3 +61,18 @@ def test_a_name_supplies_no_bidi_control_but_mediamon_isolates_a_right_to_left_o
     html_line = esc_composed(f"<{isolate(ARABIC)}> & {FSI}x", 100)
     assert html_line == f"&lt;<bdi>{ARABIC}</bdi>&gt; &amp; x"
     assert not BIDI.search(html_line)
+
+
+ZALGO = "台湾 Z" + "\u0336\u0353\u0330\u0349\u0300\u0301\u0302\u0303\u0304\u0305" * 20 + "algo"
+
+
+def test_mark_floods_and_blank_fillers_do_not_reach_mail() -> None:
+    """A "Zalgo" title (200 combining marks on one letter) drew a tower of marks over the
+    lines above and below it in the mail, and a title of Hangul fillers (U+3164) showed as
+    four blank lines at 390 px: neither is text anyone needs to read."""
+    assert clean(ZALGO) == "台湾 Z\u0336\u0353\u0330\u0349algo"
+    assert clean("台湾" + "\u3164" * 100 + "|x" + "\u2800" * 50 + "y") == "台湾 |x y"
+    # What languages need stays: Vietnamese, Hindi, Thai, Hebrew with points, Arabic.
+    for text in ("Tiếng Việt Đài Loan", "ताइवान हिन्दी", "ไต้หวั่น", "טַיְוָאן", "تَايْوَان"):
+        assert clean(text) == text
+    assert esc_composed(isolate(ZALGO), 200).count("\u0300") == 0
