@@ -32,7 +32,7 @@ from mediamon.topics.definitions import Recipient, TopicSet
 from mediamon.topics.file import load_topics, parse_topics
 from mediamon.topics.match import MATCH_LOCK_KEY, match_articles
 from mediamon.topics.store import refresh_topics, stored_topics, sync_topics
-from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
+from tests.support.smtp_server import Picky, Sink, free_port, serve_smtp, smtp_send
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday; background runs five weeks before it
 BURST_HOUR = T0 + timedelta(hours=10)
@@ -899,6 +899,51 @@ def test_a_mail_accepted_before_a_failed_goodbye_is_sent_and_not_sent_again(
     assert scalar(engine, "select state from alerts") == "notified"
 
 
+def test_a_recipient_refused_for_good_is_recorded_and_one_refused_for_now_is_mailed_later(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """A server answering RCPT TO with 550 (no such mailbox) for one recipient and 451
+    (try later) for another. Before: both were left pending alike, so every run (each
+    ingest cycle) asked the server about the dead mailbox again and failed, the alert stayed
+    open and its other recipients' task red until it went stale a day later. Now the 5xx
+    one is recorded `refused` with the server's answer and never tried again; the 4xx one
+    is mailed by the next run; nobody gets the alert twice."""
+    alert_on_burst(engine, topics)
+    gone, busy = "gone@example.org", "busy@example.org"
+    extra = (Recipient(gone, "immediate"), Recipient(busy, "immediate"))
+    stored = TopicSet(tuple(replace(t, recipients=(*t.recipients, *extra)) for t in topics))
+    sink = Picky(
+        {gone: "550 5.1.1 <gone@example.org>: no such mailbox", busy: "451 4.2.0 try later"},
+        tries_left={busy: 1},
+    )
+    with serve_smtp(sink) as port:
+        fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
+                  "disable_tls": True}}  # fmt: skip
+        send = smtp_sender(connection_settings(fields))
+        with pytest.raises(DeliveryError) as first:
+            deliver_pending(engine, send, AT + timedelta(minutes=5), topics=stored)
+        assert (first.value.stats.sent, first.value.stats.failed) == (2, 1)
+        assert first.value.stats.refused == 1
+        assert any("gone@example.org: refused for good: 550" in e for e in first.value.stats.errors)
+        assert scalar(engine, "select state from alerts") == "open"  # busy@ is still due
+        later = deliver_pending(engine, send, AT + timedelta(minutes=20), topics=stored)
+        assert (later.sent, later.failed, later.refused) == (1, 0, 0)
+        again = deliver_pending(engine, send, AT + timedelta(minutes=35), topics=stored)
+        assert (again.sent, again.failed, again.refused) == (0, 0, 0)
+    delivered = sorted(r[0] for _, r, _ in sink.messages)
+    assert delivered == [busy, "desk@example.org", "duty@example.org"]  # each once
+    assert sink.asked[gone] == 1  # never asked again
+    assert scalar(engine, "select state from alerts") == "notified"
+    assert rows(
+        engine, "select recipient, status, note from alert_deliveries order by recipient"
+    ) == [
+        (busy, "sent", None),
+        ("desk@example.org", "sent", None),
+        ("duty@example.org", "sent", None),
+        (gone, "refused", "refused for good: 550 5.1.1 <gone@example.org>: no such mailbox"),
+    ]
+
+
 def test_the_dry_run_says_which_alerts_were_mailed_and_which_would_be(
     engine: sa.Engine, tmp_path: Path, smtp: tuple[Sink, int]
 ) -> None:
@@ -927,10 +972,10 @@ def test_the_dry_run_says_which_alerts_were_mailed_and_which_would_be(
     )  # fmt: skip
     assert new["would_mail_to"] == ["desk@example.org", "duty@example.org"]
 
-    # The server refuses desk@: the alert is mailed to duty@ and stays pending.
+    # The server refuses desk@ for now (4xx): the alert is mailed to duty@ and stays pending.
     def send(message: EmailMessage) -> None:
         if message["To"] == "desk@example.org":
-            raise smtplib.SMTPRecipientsRefused({"desk@example.org": (550, b"no")})
+            raise smtplib.SMTPRecipientsRefused({"desk@example.org": (451, b"try later")})
         smtp_send(port)(message)
 
     with pytest.raises(DeliveryError):

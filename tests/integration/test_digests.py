@@ -20,6 +20,7 @@ from mediamon.alerts.compose import DIGEST_TOPIC_STORIES, MailOptions
 from mediamon.alerts.content import stories_between
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.digest import DigestError, due_digests, latest_digest_time, run_digests
+from mediamon.alerts.smtp import connection_settings, smtp_sender
 from mediamon.alerts.stories import TOP_STORIES, rank_stories
 from mediamon.db.queries import query
 from mediamon.models import Article
@@ -38,7 +39,7 @@ from tests.integration.test_alert_stages import (
     scalar,
 )
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
-from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
+from tests.support.smtp_server import Picky, Sink, free_port, serve_smtp, smtp_send
 
 OPTIONS = MailOptions(timezone="Asia/Shanghai", unsubscribe_address="leave@mediamon.example")
 TOPICS_YAML = """\
@@ -243,6 +244,44 @@ def test_failed_digest_is_due_again(engine: sa.Engine, topics: TopicSet) -> None
             sender="m@example.org", options=OPTIONS,
         )  # fmt: skip
     assert stats.sent == 2 and len(sink.messages) == 2
+
+
+def test_a_digest_refused_for_good_is_recorded_and_not_sent_again(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """The server answers RCPT TO for one digest recipient with 550 (no such mailbox).
+    Before: the digest was never recorded, so every hourly run asked again and failed
+    (raising DigestError, the task red) for ever, and after 14 days its stories were
+    dropped unsaid. Now it is recorded `refused` with the server's answer, the run fails
+    once in one line, the other digest is sent, and later runs are quiet."""
+    alert_on_burst(engine, topics)
+    now = T0 + timedelta(days=1, hours=8, minutes=3)
+    sink = Picky({"weekly@example.org": "550 5.1.1 no such mailbox"})
+    with serve_smtp(sink) as port:
+        fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
+                  "disable_tls": True}}  # fmt: skip
+        send = smtp_sender(connection_settings(fields))
+        with pytest.raises(DigestError) as failure:
+            run_digests(engine, topics, now, send, sender="m@example.org", options=OPTIONS)
+        assert str(failure.value) == (
+            "1 refused for good, not tried again: weekly@example.org: refused for good:"
+            " 550 5.1.1 no such mailbox"
+        )
+        assert (failure.value.stats.sent, failure.value.stats.refused) == (1, 1)
+        for hours in (1, 2):
+            later = run_digests(
+                engine, topics, now + timedelta(hours=hours), send,
+                sender="m@example.org", options=OPTIONS,
+            )  # fmt: skip
+            assert (later.due, later.sent, later.failed, later.refused) == (0, 0, 0, 0)
+    assert sink.asked["weekly@example.org"] == 1
+    assert [r for _, r, _ in sink.messages] == [["editors@example.org"]]
+    assert rows(
+        engine, "select recipient, status, note from digest_deliveries order by recipient"
+    ) == [
+        ("editors@example.org", "sent", None),
+        ("weekly@example.org", "refused", "refused for good: 550 5.1.1 no such mailbox"),
+    ]
 
 
 def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: Article) -> None:

@@ -36,6 +36,31 @@ class Sink:
         return "250 OK"
 
 
+class Picky(Sink):
+    """A sink that answers ``RCPT TO`` for some addresses with a refusal instead of 250:
+    ``refuse[address]`` is the reply (``550 5.1.1 no such mailbox`` for good, ``451 4.2.0
+    try again later`` for now); a temporary one only ``tries_left[address]`` times, then
+    the address is accepted. ``asked`` counts every ``RCPT TO`` per address."""
+
+    def __init__(self, refuse: dict[str, str], tries_left: dict[str, int] | None = None) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.tries_left = dict(tries_left or {})
+        self.asked: dict[str, int] = {}
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        self.asked[address] = self.asked.get(address, 0) + 1
+        reply = self.refuse.get(address)
+        if reply is not None and self.tries_left.get(address, 1) > 0:
+            if address in self.tries_left:
+                self.tries_left[address] -= 1
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts.compose import MailOptions, Reader, alert_message
 from mediamon.alerts.content import alert_mail
+from mediamon.alerts.render import clean
+from mediamon.alerts.smtp import refused_for_good
 from mediamon.db.engine import session_lock
 from mediamon.db.tables import (
     alert_deliveries,
@@ -36,7 +38,8 @@ DEFAULT_SENDER = "mediamon <mediamon@localhost>"
 
 
 class DeliveryError(MailNotSent):
-    """Some mails could not be sent; their alerts stay pending for the next run.
+    """Some mails could not be sent (their alerts stay pending for the next run) or were
+    refused for good (recorded ``refused``, not tried again).
 
     Attributes:
         stats: What the delivery run did, failures included.
@@ -54,6 +57,7 @@ class DeliveryStats:
     sent: int = 0
     skipped: int = 0
     failed: int = 0
+    refused: int = 0  # recipients the server refused for good (5xx): recorded, not retried
     notified: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     busy: bool = False
@@ -63,6 +67,7 @@ class DeliveryStats:
             "sent": self.sent,
             "skipped": self.skipped,
             "failed": self.failed,
+            "refused": self.refused,
             "notified": self.notified,
             "errors": self.errors[:20],
             "busy": self.busy,
@@ -124,12 +129,18 @@ def deliver_pending(
         _deliver_immediate(
             engine, send, now, sender, topics, max_age, options or MailOptions(), stats
         )
-    if stats.failed:
-        raise DeliveryError(
-            f"{stats.failed} mail(s) not sent, left pending: " + "; ".join(stats.errors[:3]),
-            stats,
-        )
+    if stats.failed or stats.refused:
+        raise DeliveryError(_failure_line(stats), stats)
     return stats
+
+
+def _failure_line(stats: DeliveryStats) -> str:
+    said = []
+    if stats.failed:
+        said.append(f"{stats.failed} mail(s) not sent, left pending")
+    if stats.refused:
+        said.append(f"{stats.refused} recipient(s) refused for good, not tried again")
+    return ", ".join(said) + ": " + "; ".join(stats.errors[:3])
 
 
 def _record_delivery(engine: sa.Engine, rows: Sequence[dict[str, Any]]) -> None:
@@ -142,12 +153,21 @@ def _try_send(
     build: Callable[[], EmailMessage],
     address: str,
     stats: DeliveryStats,
-) -> bool:
-    """Build and send one mail. The message is built here, inside the try: an address
-    the mail library refuses in a header fails that mail, not the rest of the run."""
+) -> str | bool:
+    """Build and send one mail: True when sent, False when it failed (tried again by the
+    next run), or the note to record when the server refused the recipient for good.
+    The message is built here, inside the try: an address the mail library refuses in a
+    header fails that mail, not the rest of the run."""
     try:
         send(build())
     except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
+        answer = refused_for_good(error)
+        if answer is not None:
+            # A dead mailbox stays dead: asking again every run failed the task for a day.
+            stats.refused += 1
+            stats.errors.append(f"{address}: refused for good: {answer}")
+            logger.warning("mail to %s refused for good, not tried again: %s", address, answer)
+            return f"refused for good: {answer}"
         stats.failed += 1
         stats.errors.append(f"{address}: {type(error).__name__}: {error}")
         logger.warning("mail to %s not sent: %s", address, error)
@@ -218,8 +238,25 @@ def _deliver_immediate(
                 sender=sender,
                 message_id=mid,
             )  # dated when it is sent (a re-run of a past run mails now, not then)
-            if not _try_send(send, build, recipient.address, stats):
+            outcome = _try_send(send, build, recipient.address, stats)
+            if outcome is False:
                 complete = False
+                continue
+            if isinstance(outcome, str):
+                _record_delivery(
+                    engine,
+                    [
+                        {
+                            "alert_id": alert_id,
+                            "recipient": recipient.address,
+                            "mode": "immediate",
+                            "status": "refused",
+                            "message_id": None,
+                            "sent_at": now,
+                            "note": clean(outcome, 500),
+                        }
+                    ],
+                )
                 continue
             _record_delivery(
                 engine,
@@ -323,7 +360,7 @@ def mail_outlook(
         "mail": status,
         "mailed_to": mailed,
         "would_mail_to": [],  # notified: deliver_pending sends it to nobody else
-        "reason": next((row.note for row in done if row.status == "skipped"), None),
+        "reason": next((row.note for row in done if row.status != "sent"), None),
     }
 
 

@@ -31,6 +31,8 @@ from mediamon.alerts.compose import (
     digest_message,
 )
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
+from mediamon.alerts.render import clean
+from mediamon.alerts.smtp import refused_for_good
 from mediamon.db.engine import session_lock
 from mediamon.db.queries import query
 from mediamon.db.tables import digest_deliveries
@@ -96,6 +98,7 @@ class DigestStats:
     sent: int = 0
     empty: int = 0
     failed: int = 0
+    refused: int = 0  # recipients the server refused for good (5xx): recorded, not retried
     stories: int = 0
     busy: bool = False
     digests: list[dict[str, Any]] = field(default_factory=list)
@@ -107,6 +110,7 @@ class DigestStats:
             "sent": self.sent,
             "empty": self.empty,
             "failed": self.failed,
+            "refused": self.refused,
             "stories": self.stories,
             "busy": self.busy,
             "digests": self.digests,
@@ -115,7 +119,8 @@ class DigestStats:
 
 
 class DigestError(MailNotSent):
-    """Some digests could not be sent; they are tried again by the next run."""
+    """Some digests could not be sent (they are tried again by the next run) or were
+    refused for good (recorded ``refused``, not tried again)."""
 
     def __init__(self, message: str, stats: DigestStats) -> None:
         super().__init__(message)
@@ -348,10 +353,11 @@ def run_digests(
             stats.busy = True
             return stats
         _run(engine, topics, now, send, sender, options, dry_run, stats)
-    if stats.failed:
-        raise DigestError(
-            f"{stats.failed} digest(s) not sent, due again: " + "; ".join(stats.errors[:3]), stats
-        )
+    if stats.failed or stats.refused:
+        said = [f"{stats.failed} digest(s) not sent, due again"] if stats.failed else []
+        if stats.refused:
+            said.append(f"{stats.refused} refused for good, not tried again")
+        raise DigestError(", ".join(said) + ": " + "; ".join(stats.errors[:3]), stats)
     return stats
 
 
@@ -419,6 +425,17 @@ def _run(
                 )  # dated when it is sent, not at the run's time
             )
         except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
+            answer = refused_for_good(error)
+            if answer is not None:
+                # A dead mailbox stays dead: asking again failed every hourly run for ever.
+                note = clean(f"refused for good: {answer}", 500)
+                _record(engine, {**record, "status": "refused", "message_id": None, "note": note})
+                stats.refused += 1
+                stats.errors.append(f"{plan.address}: {note}")
+                logger.warning(
+                    "digest to %s refused for good, not tried again: %s", plan.address, answer
+                )
+                continue
             stats.failed += 1
             stats.errors.append(f"{plan.address}: {type(error).__name__}: {error}")
             logger.warning("digest to %s not sent: %s", plan.address, error)

@@ -241,6 +241,22 @@ def _optional_text(value: object, name: str, what: str, *, show: bool) -> str | 
     return value
 
 
+def refused_for_good(error: BaseException) -> str | None:
+    """The server's answer when ``error`` says the recipient will never be accepted: every
+    recipient of the mail refused at ``RCPT TO`` with a 5xx code (550 no such mailbox, 553
+    bad address); else None. A 4xx answer, a refused sender, a lost connection or a
+    refused message may pass on another try: those mails are tried again."""
+    if not isinstance(error, smtplib.SMTPRecipientsRefused) or not error.recipients:
+        return None
+    answers = list(error.recipients.values())
+    if not all(500 <= code < 600 for code, _ in answers):
+        return None
+    return "; ".join(
+        f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+        for code, text in answers
+    )
+
+
 def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
     """A function that sends one message through ``settings``' server (a new connection
     per message: alerts are few, and a dropped connection then costs nothing)."""

@@ -162,4 +162,5 @@ digest_deliveries = sa.Table(
     sa.Column("selected_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("story_ids", pg.ARRAY(sa.BigInteger)),
     sa.Column("alert_ids", pg.ARRAY(sa.BigInteger)),  # its spikes (0016; bi.alerts counts them)
+    sa.Column("note", sa.Text),  # why a digest was 'refused' (0018)
 )
