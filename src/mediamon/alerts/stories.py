@@ -154,7 +154,9 @@ def _story_lines(story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog)
     lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog))]
     if story.snippet is not None:
         lines.append("   " + _snippet_text(story.snippet))
-    lines.append("   " + clean(story.url, 2000))
+    link = safe_link(story.url)
+    if link is not None:
+        lines.append("   " + link)
     return lines
 
 
@@ -194,7 +196,8 @@ def stories_section(
         for story in listed:
             meta = " · ".join(_meta(story, zone, catalog))
             title = isolate(story.title) or catalog("no_title")
-            lines.append(f"- {title} · {meta}  {clean(story.url, 2000)}")
+            link = safe_link(story.url)
+            lines.append(f"- {title} · {meta}" + (f"  {link}" if link else ""))
         lines.append("")
     if hidden:
         if more_link:

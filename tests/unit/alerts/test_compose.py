@@ -259,3 +259,18 @@ def test_no_mark_tower_in_any_part_of_a_mail() -> None:
         parsed.get_body(("html",)).get_content(),  # type: ignore[union-attr]
     ):
         assert not tower.search(part), part[:300]
+
+
+def test_the_plain_text_shows_only_the_links_the_html_makes() -> None:
+    """A story whose URL is `javascript:…` or `data:text/html,…` was no link in the HTML
+    but printed as written in the plain text, where mail clients make links of what
+    looks like one (and a reader copies it): it shows the title and no URL there too."""
+    hostile = (
+        story(1, url="javascript:alert(document.cookie)"),
+        *(story(i, url=f"https://example.org/{i}") for i in range(2, 7)),
+        story(7, url="data:text/html,<script>alert(1)</script>"),
+    )
+    text = render_alert_mail(alert(stories=hostile), Reader("a@example.org"), MailOptions()).text
+    assert "javascript:" not in text and "data:text" not in text
+    assert "1. 台湾新闻 1\n" in text and "\n- 台湾新闻 7 · cna · " in text
+    assert "   https://example.org/2\n" in text and "  https://example.org/6\n" in text
