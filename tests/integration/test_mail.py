@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from mediamon.devtools.demo_history import write_history
 from mediamon.errors import ConfigError
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import refresh_topics
-from tests.support.smtp_server import connection_json
+from tests.support.smtp_server import Picky, connection_json, serve_smtp
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 
@@ -270,3 +271,27 @@ def test_demo_mail_sink_keeps_earlier_mails(tmp_path: Path) -> None:
             assert len(sink.saved) == 1
     assert sorted(p.name for p in folder.iterdir()) == ["01.eml", "02.eml", "03.eml"]
     assert (folder / "01.eml").read_bytes() == b"Subject: first run\r\n\r\nkept\r\n"
+
+
+def test_a_mail_some_recipients_refused_says_who_did_not_get_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ops mail to two addresses (MEDIAMON_OPS_EMAIL) whose server accepts one and
+    refuses the other (451, mailbox busy). Before: smtplib returned the refusal and the
+    sender dropped it: the incident counted as mailed and nobody learned that
+    oncall@example.org never got it. Now a warning names the recipient and the answer
+    (the mail is not sent again: ops@ would get it twice)."""
+    sink = Picky({"oncall@example.org": "451 4.2.1 mailbox busy"})
+    message = EmailMessage()
+    message["Subject"], message["From"] = "[mediamon] INCIDENT: source silent", "m@example.org"
+    message["To"] = "ops@example.org, oncall@example.org"
+    message.set_content("rfi-cn has been silent for 6 hours")
+    with serve_smtp(sink) as port, caplog.at_level("WARNING", logger="mediamon.alerts.smtp"):
+        fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
+                  "disable_tls": True}}  # fmt: skip
+        mail.smtp_sender(mail.connection_settings(fields))(message)
+    assert [r for _, r, _ in sink.messages] == [["ops@example.org"]]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "'[mediamon] INCIDENT: source silent' not accepted for oncall@example.org (the others"
+        " got it): oncall@example.org: 451 4.2.1 mailbox busy"
+    ]

@@ -275,7 +275,10 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
                 client.starttls(context=context)
             if settings.login:
                 client.login(settings.login, settings.password or "")
-            client.send_message(message)
+            # Some recipients refused, the others accepted (an ops mail to several
+            # addresses): sent, so not sent again (the others would get it twice), but
+            # said, naming who did not get it and why; smtplib returns it silently.
+            refused = client.send_message(message)
             # Accepted: whatever the server answers to QUIT, the mail is sent. (A `with`
             # block raised a non-221 answer, the mail counted as not sent and every
             # later run mailed it again.)
@@ -286,5 +289,15 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
         finally:
             client.close()
         logger.info("sent %r to %s", message["Subject"], message["To"])
+        if refused:
+            logger.warning(
+                "%r not accepted for %s (the others got it): %s",
+                message["Subject"],
+                ", ".join(refused),
+                "; ".join(
+                    f"{address}: {code} {text.decode('utf-8', 'replace')}"
+                    for address, (code, text) in refused.items()
+                ),
+            )
 
     return send
