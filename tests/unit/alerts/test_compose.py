@@ -274,3 +274,21 @@ def test_the_plain_text_shows_only_the_links_the_html_makes() -> None:
     assert "javascript:" not in text and "data:text" not in text
     assert "1. 台湾新闻 1\n" in text and "\n- 台湾新闻 7 · cna · " in text
     assert "   https://example.org/2\n" in text and "  https://example.org/6\n" in text
+
+
+def test_the_more_stories_link_reads_as_words_in_the_html() -> None:
+    """The "N more stories" link showed its URL, 190 characters of encoded query that
+    took four lines at 390 px, under every topic of a long digest; the HTML shows words,
+    the plain text keeps the URL."""
+    many = tuple(story(i) for i in range(1, 120))
+    options = MailOptions(base_url="https://mediamon.example.org")
+    for locale, words in (
+        ("en", "see them on the mediamon page"),
+        ("zh-CN", "在 mediamon 页面查看"),
+    ):
+        rendered = render_alert_mail(alert(stories=many), Reader("a@example.org", locale), options)
+        anchor = re.search(
+            r'<a href="(https://mediamon\.example\.org/[^"]+)">([^<]*)</a>', rendered.html
+        )
+        assert anchor is not None and anchor.group(2) == words
+        assert html.unescape(anchor.group(1)) in rendered.text
