@@ -15,6 +15,9 @@ EPOCH_LINE = re.compile(r"^<!--\s*(\d{10,13})\s*-->$")
 URL_SCHEMES = ("http://", "https://")
 URL_BREAK = re.compile(r"[\s)]")
 SEPARATOR = re.compile(r"^-{3,}$")
+# What must not stand in a line of a log as written: controls (C0, DEL, C1), line and
+# paragraph separators, and the bidi embeddings, overrides and isolates.
+UNSAFE_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class ArchiveFormatError(ValueError):
@@ -134,8 +137,12 @@ def shown_name(name: str) -> str:
     """A file name as error messages show it: the bytes of a name that is not UTF-8
     (``b-\\xe9t\\xe9.txt``; Python holds them as lone surrogates, which the database
     driver cannot encode: the fetch log of the file's chunk failed, and the import
-    with it, at every run) written as escapes, so the line still names the file."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    with it, at every run) written as escapes, so the line still names the file; and
+    the characters that break a line or turn its text around (``\\n``, ``\\r``,
+    U+2028, bidi overrides) escaped too: a file named ``x.txt\\nERROR …`` made a second,
+    forged line of every log that named it."""
+    readable = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return UNSAFE_IN_A_LINE.sub(lambda match: ascii(match.group())[1:-1], readable)
 
 
 def archive_files(folder: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from mediamon.ingest.archive import (
     archive_files,
     parse_archive_text,
     read_capped,
+    shown_name,
     split_title_line,
 )
 
@@ -151,3 +152,19 @@ def test_a_user_name_and_password_are_removed_from_the_link_with_a_note() -> Non
     )
     assert item.link == "https://evil.example/p"
     assert notes == ["a.txt: link had a user name or password; removed"]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("a.txt\nERROR forged.txt", "a.txt\\nERROR forged.txt"),
+        ("a\r\x1b[2K.txt", "a\\r\\x1b[2K.txt"),
+        ("a\u2028b\x85.txt", "a\\u2028b\\x85.txt"),  # line breaks to str.splitlines
+        ("txt.\u202eevil.html", "txt.\\u202eevil.html"),  # a bidi override turns it around
+        ("新闻 2024.txt", "新闻 2024.txt"),  # printable text stays as written
+    ],
+)
+def test_file_names_are_shown_on_one_line_as_they_read(name: str, shown: str) -> None:
+    # A file named "a.txt\nERROR forged.txt" made its error two lines of the log, the
+    # second forged.
+    assert shown_name(name) == shown
