@@ -21,6 +21,7 @@ the docs/faults.md row it proves.
 17. elements outside the items              -> test_a_feed_of_more_elements_*
 18. a Last-Modified in the future            -> test_a_last_modified_in_the_future_*
 19. a link's scheme in capitals              -> test_item_links_whose_scheme_*
+20. archive links out, FIFOs, empty files     -> test_an_archive_folders_links_*
 """
 
 from __future__ import annotations
@@ -207,6 +208,68 @@ def test_an_archive_file_with_an_unusable_link_fails_alone(
         "https://evil.example/p",
         "https://example.com/good",
     ]
+
+
+def test_an_archive_folders_links_fifos_and_empty_files_are_each_named_and_the_rest_loads(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """Before: a symbolic link out of the folder was followed (an archived item in
+    another folder was stored as this source's article; /etc/passwd was read, its error
+    `line 1 must be …`); a FIFO, a device, a link that loops or leads nowhere were left
+    out without a word; an empty file was `line 1 must be <!--epoch milliseconds-->`;
+    and a malformed file named `…\\nERROR …` wrote a second, forged line into the log."""
+    folder, elsewhere = tmp_path / "archive", tmp_path / "elsewhere"
+    (folder / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+
+    def archived(path: Path, slug: str) -> None:
+        path.write_text(
+            f"<!--1712090701000-->\n[{slug}](https://example.com/{slug})\n------\n"
+            f"<p>{slug} {PARAGRAPH}</p>\n",
+            "utf-8",
+        )
+
+    archived(folder / "a-good.txt", "good")
+    archived(folder / "sub" / "kept.txt", "kept")  # read through the link below only
+    (folder / "b-inside.txt").symlink_to(folder / "sub" / "kept.txt")
+    archived(elsewhere / "secret.txt", "secret")
+    (folder / "c-out.txt").symlink_to(elsewhere / "secret.txt")
+    (folder / "d-loop.txt").symlink_to(folder / "d-loop.txt")
+    os.mkfifo(folder / "e-fifo.txt")
+    (folder / "f-empty.txt").write_bytes(b"")
+    with (folder / "g-sparse.txt").open("wb") as file:  # 2 GB, sparse: costs no disk
+        file.truncate(2 * 1024**3)
+    (folder / "h-x.txt\nERROR all sources failed.txt").write_text("not an item", "utf-8")
+    (folder / "i-passwd.txt").symlink_to("/etc/passwd")
+    (folder / "j-zero.txt").symlink_to("/dev/zero")
+    (folder / "k-gone.txt").symlink_to(folder / "nothing.txt")
+    (folder / "l-self.txt").symlink_to(folder)
+    archived(folder / "z-good.txt", "last")
+    source = Source(name="arch", kind="archive", location=str(folder))
+    started = time.monotonic()
+    stats = run_ingest(engine, [source], NOW)["arch"]
+    assert time.monotonic() - started < 20
+    outside = "a symbolic link to a file outside the folder; not read"
+    assert stats.errors == [
+        f"c-out.txt: {outside}",
+        "d-loop.txt: a symbolic link that loops; not read",
+        "e-fifo.txt: not a regular file; not read",
+        "f-empty.txt: empty file; nothing to load",
+        "g-sparse.txt: file larger than 15728640 bytes; not read",
+        "h-x.txt\\nERROR all sources failed.txt: line 1 must be <!--epoch milliseconds-->",
+        f"i-passwd.txt: {outside}",
+        f"j-zero.txt: {outside}",
+        "k-gone.txt: gone, or a symbolic link to nothing; not read",
+        "l-self.txt: not a regular file; not read",
+    ]
+    assert stats.new == 3 and stats.failed == 10
+    assert sorted(articles(engine, "arch")) == [
+        "https://example.com/good",
+        "https://example.com/kept",
+        "https://example.com/last",
+    ]
+    logged = fetch_log(engine, "arch")
+    assert logged[(folder / "c-out.txt").as_uri()]["error"] == f"c-out.txt: {outside}"
 
 
 @pytest.mark.parametrize("chunk_size", [100, 1])  # the two files in one chunk, or two

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -102,21 +103,60 @@ def split_title_line(line: str) -> tuple[str, str] | None:
     return None
 
 
-def read_capped(path: Path, max_bytes: int) -> bytes:
+def read_archive_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of one file of an archive folder, as :func:`read_capped` reads them.
+
+    A symbolic link is followed only to a file inside the folder (its subfolders
+    included): a link to ``/etc/passwd`` or to another folder's file was read, and such
+    a file in the archive format stored as an article of this source. Every file that
+    is not read is one line naming it.
+
+    Raises:
+        ArchiveFormatError: the file is empty, over ``max_bytes``, no regular file, a
+            link that loops, leads nowhere or leads out of the folder, or cannot be read.
+    """
+    name = shown_name(path.name)
+    try:
+        target = Path(os.path.realpath(path, strict=True))
+        if not target.is_relative_to(path.parent.resolve()):
+            raise ArchiveFormatError(
+                f"{name}: a symbolic link to a file outside the folder; not read"
+            )
+        data = read_capped(target, max_bytes, shown=name)
+    except OSError as error:
+        raise ArchiveFormatError(f"{name}: {why_unreadable(error)}; not read") from error
+    if not data:
+        raise ArchiveFormatError(f"{name}: empty file; nothing to load")
+    return data
+
+
+def why_unreadable(error: OSError) -> str:
+    """Why a file could not be read, in words (the path is named by the caller)."""
+    if error.errno == errno.ELOOP:
+        return "a symbolic link that loops"
+    if error.errno == errno.ENOENT:
+        return "gone, or a symbolic link to nothing"
+    return f"cannot be read ({error.strerror or error})".lower()
+
+
+def read_capped(path: Path, max_bytes: int, *, shown: str | None = None) -> bytes:
     """The file's bytes, refusing a file over ``max_bytes`` before reading it (and, if
     it grows meanwhile, after reading at most one byte more).
+
+    Args:
+        shown: The file's name in errors (default: the name of ``path``).
 
     Raises:
         ArchiveFormatError: the file is larger than ``max_bytes``, or is no regular file
             (a FIFO, a device, a folder).
         OSError: the file cannot be read.
     """
-    name = shown_name(path.name)
+    name = shown or shown_name(path.name)
     too_big = f"{name}: file larger than {max_bytes} bytes; not read"
-    # The listing checked is_file, but the path may since have become a FIFO (or a
-    # device): O_NONBLOCK keeps open() from waiting for a writer, and the checks run on
-    # the descriptor that is then read, not on the path, which could change again.
-    # Symlinks are followed, as archive_files' is_file follows them.
+    # The path may be a FIFO or a device (archive_files lists them, to name them; or it
+    # became one since): O_NONBLOCK keeps open() from waiting for a writer, and the
+    # checks run on the descriptor that is then read, not on the path, which could
+    # change again. Symlinks are followed (read_archive_file has resolved an archive's).
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         status = os.fstat(fd)
@@ -146,14 +186,18 @@ def shown_name(name: str) -> str:
 
 
 def archive_files(folder: Path) -> list[Path]:
-    """The files of an archive folder in name order (hidden files and READMEs skipped)."""
+    """The files of an archive folder in name order (hidden files and READMEs skipped).
+
+    Every name of an archive file is listed, whatever it is: a FIFO, a device, a link
+    that loops or leads out of the folder were left out without a word, and the import
+    said nothing of them; :func:`read_archive_file` now names each with its reason.
+    """
     if not folder.is_dir():
         raise ArchiveFormatError(f"{folder}: not a folder")
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
+        if not p.name.startswith(".")
         and p.suffix.lower() in (".txt", ".html")
         and not p.name.lower().startswith("readme")
     )

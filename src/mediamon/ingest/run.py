@@ -511,7 +511,7 @@ def archive_chunks(
         for path in files[start : start + CHUNK_SIZE]:
             url = path.as_uri()
             try:
-                data = archive.read_capped(path, max_bytes)
+                data = archive.read_archive_file(path, max_bytes)
                 item, html = archive.parse_archive_text(decode_html(data).text, path.name, notes)
             except (OSError, ValueError) as error:  # ArchiveFormatError, or a bad file
                 bad.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from datetime import UTC, datetime
@@ -14,9 +15,11 @@ from mediamon.ingest.archive import (
     ArchiveFormatError,
     archive_files,
     parse_archive_text,
+    read_archive_file,
     read_capped,
     shown_name,
     split_title_line,
+    why_unreadable,
 )
 
 
@@ -168,3 +171,15 @@ def test_file_names_are_shown_on_one_line_as_they_read(name: str, shown: str) ->
     # A file named "a.txt\nERROR forged.txt" made its error two lines of the log, the
     # second forged.
     assert shown_name(name) == shown
+
+
+def test_a_file_that_cannot_be_read_is_named_with_the_reason(tmp_path: Path) -> None:
+    # As root (the test machine) no file is unreadable; the reason is the errno's.
+    assert why_unreadable(OSError(errno.EACCES, "Permission denied")) == (
+        "cannot be read (permission denied)"
+    )
+    (tmp_path / "a.txt").symlink_to(tmp_path / "b.txt")
+    (tmp_path / "b.txt").symlink_to(tmp_path / "a.txt")
+    with pytest.raises(ArchiveFormatError, match=r"^a\.txt: a symbolic link that loops; not"):
+        read_archive_file(tmp_path / "a.txt", 1000)
+    assert archive_files(tmp_path) == [tmp_path / "a.txt", tmp_path / "b.txt"]
