@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from mediamon.text import HORIZONTAL_SPACE, fold, stream_safe
 
@@ -32,6 +33,16 @@ INVISIBLE = re.compile(
 )
 # How percent-encoded bytes that are not UTF-8 are read and written back unchanged.
 ESCAPE = "surrogateescape"
+# A path's percent-encodings; the characters a path holds as written besides the
+# unreserved ones (RFC 3986 §3.3: sub-delims, ":", "@", and "/" between segments); and
+# the unreserved characters an encoding of is decoded, but ".": see _percent_encoded.
+PERCENT_ENCODING = re.compile(r"%([0-9A-Fa-f]{2})")
+PATH_SAFE = "/:@!$&'()*+,;="
+PATH_AS_WRITTEN = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/-]*")
+DECODED = frozenset(string.ascii_letters + string.digits + "-_~")
+# A lone UTF-16 half in a link cannot be UTF-8: its bytes as Python holds them are
+# encoded, so a key is always made (and is pure ASCII).
+SURROGATES = "surrogatepass"
 MANY_NEWLINES = re.compile(r"\n{3,}")
 NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
@@ -82,8 +93,9 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     """The URL that identifies an article: scheme and host lower-cased, default port,
     fragment and tracking parameters dropped, remaining parameters sorted; a host that
     is not ASCII and ``.`` and ``..`` path segments as the fetcher requests them (see
-    :func:`_fetched_host`, :func:`_without_dot_segments`). The URLs of stored articles
-    are their keys: an ASCII host without dot segments is written as it always was.
+    :func:`_fetched_host`, :func:`_without_dot_segments`); the path's bytes in one
+    spelling (:func:`_percent_encoded`). The URLs of stored articles are their keys: a
+    change here needs a migration that re-keys them (0019 did for the path's spelling).
 
     Args:
         url: Absolute http(s) URL.
@@ -112,8 +124,33 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     ]
     # Spaces before a dropped fragment or a query are no part of the path (written
     # "/a #top", the key was "/a " once and "/a" when canonicalized again).
-    path = _without_dot_segments(parts.path.rstrip()) or "/"
+    path = _percent_encoded(_without_dot_segments(parts.path.rstrip())) or "/"
     return urlunsplit((scheme, netloc, path, urlencode(sorted(query), errors=ESCAPE), ""))
+
+
+def _percent_encoded(path: str) -> str:
+    """``path`` in one spelling of its bytes (RFC 3986 §6.2.2): percent-encodings in
+    upper case, those of unreserved characters decoded (``%7E`` is ``~``, ``%41`` is
+    ``A``), every other character a path cannot hold as written (non-ASCII, space,
+    ``"<>\\^`{|}``, a ``%`` that starts no encoding) encoded as UTF-8, as requests sends
+    it: ``/新闻``, ``/%E6%96%B0%E9%97%BB`` and ``/%e6%96%b0%e9%97%bb`` were three keys
+    of one page, which could be stored three times.
+
+    ``%2E`` stays encoded: dot segments are removed before (as urllib3 does, see
+    :func:`_without_dot_segments`), and a dot decoded after would make ``/a/%2E%2E/b``
+    a key that is not canonical again. Migration 0019 re-keyed the stored articles and
+    claims; its SQL spells paths as this does, character for character."""
+    if PATH_AS_WRITTEN.fullmatch(path):
+        return path  # the usual path: byte for byte as it was
+    pieces: list[str] = []
+    position = 0
+    for escape in PERCENT_ENCODING.finditer(path):
+        pieces.append(quote(path[position : escape.start()], safe=PATH_SAFE, errors=SURROGATES))
+        character = chr(int(escape[1], 16))
+        pieces.append(character if character in DECODED else f"%{escape[1].upper()}")
+        position = escape.end()
+    pieces.append(quote(path[position:], safe=PATH_SAFE, errors=SURROGATES))
+    return "".join(pieces)
 
 
 def _fetched_host(host: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.db import migrate
-from mediamon.ingest import load, normalize
+from mediamon.ingest import load, normalize, polling
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
 
@@ -321,3 +321,100 @@ def test_a_footer_every_stored_story_holds_is_not_looked_up(engine: sa.Engine) -
         )
     assert written.copies == 1
     assert links["https://b/copy"] == first.article_ids[7] and links["https://b/new"] is None
+
+
+# Keys stored before migration 0019: each path as a feed, page or file spelled it.
+SPELLED_BEFORE_0019 = [
+    "https://example.com/新闻",
+    "https://example.com/%e6%96%b0%e9%97%bb/2",
+    "https://example.com/%7Ea/%41%2d%5f%2e%2E/x",
+    "https://example.com/a/%2e%2e/b",
+    'https://example.com/a b|{c}^`"<>\\',
+    "https://example.com/100%/a%zz%%41",
+    "https://example.com/é/%00%ff%C3?q=%E5%8C%97&x=%E5",
+    "http://[::1]:8080/%c3%a9",
+    "https://example.com/emoji😀/ＡＢ",
+    "https://example.com/plain/-_.~!$&'()*+,;=:@/%E6%96%B0",
+]
+
+
+def apply_migration(engine: sa.Engine, version: int) -> None:
+    """Run one migration's SQL again, on rows stored as before it."""
+    (sql,) = [m.sql for m in migrate.load_migrations() if m.version == version]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(sql)
+
+
+def test_migration_0019_spells_stored_keys_as_canonical_url_now_does(engine: sa.Engine) -> None:
+    """Keys of articles stored before canonical_url spelled a path's bytes one way: the
+    migration's SQL re-keys each as the Python does, character for character; the
+    article is then found, and written, under the key a link to it now gets."""
+    sid = source_id(engine)
+    bodies = [BODY.replace("编号", f"编号{n}号") for n in range(len(SPELLED_BEFORE_0019))]
+    with engine.begin() as conn:
+        load.upsert_articles(
+            conn,
+            sid,
+            [dataclasses.replace(article(u, b), sentence_hashes=()) for u, b in
+             zip(SPELLED_BEFORE_0019, bodies, strict=True)],
+            NOW,
+        )  # fmt: skip
+    apply_migration(engine, 19)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("select url, canonical_url from articles")).all())
+        hashes = dict(conn.execute(sa.text("select canonical_url, url_hash from articles")).all())
+    assert stored == {u: normalize.canonical_url(u) for u in SPELLED_BEFORE_0019}
+    assert all(bytes(hashes[key]) == normalize.url_hash(key) for key in stored.values())
+    assert stored["https://example.com/新闻"] == "https://example.com/%E6%96%B0%E9%97%BB"
+    with engine.begin() as conn:
+        spelled = "https://example.com/%e6%96%b0%e9%97%bb"  # the third spelling
+        found, _ = polling.seen_before(conn, {spelled: normalize.canonical_url(spelled)}, NOW)
+        assert found == {spelled}
+        again = article(normalize.canonical_url(spelled), bodies[0])
+        written = load.upsert_articles(conn, sid, [again], NOW + timedelta(hours=1))
+    assert written.inserted == 0
+    assert count_articles(engine) == len(SPELLED_BEFORE_0019)
+
+
+def count_articles(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("select count(*) from articles")).scalar_one())
+
+
+def test_migration_0019_merges_a_page_stored_under_several_spellings(engine: sa.Engine) -> None:
+    """One page stored under three spellings (the copy detection had seen two as copies
+    of the first): one key holder, nothing deleted, one story (the others copies of its
+    root, and a copy of the holder follows it there)."""
+    sid = source_id(engine)
+    other = BODY.replace("新闻事件", "体育比赛")
+    urls = {
+        "raw": "https://example.com/新闻",
+        "lower": "https://example.com/%e6%96%b0%e9%97%bb",
+        "upper": "https://example.com/%E6%96%B0%E9%97%BB",  # the new spelling already
+        "copy": "https://example.com/copy",
+    }
+    ids = {}
+    for name, body in [("raw", BODY), ("lower", BODY), ("upper", other), ("copy", other)]:
+        with engine.begin() as conn:
+            ids[name] = load.upsert_articles(
+                conn, sid, [article(urls[name], body)], NOW
+            ).article_ids[0]
+    with engine.connect() as conn:
+        before = dict(conn.execute(sa.text("select article_id, duplicate_of from articles")).all())
+    assert before[ids["lower"]] == ids["raw"] and before[ids["copy"]] == ids["upper"]
+    apply_migration(engine, 19)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select article_id, canonical_url, duplicate_of from articles")
+        ).all()
+    by_id = {row.article_id: row for row in rows}
+    assert len(rows) == 4
+    assert by_id[ids["upper"]].canonical_url == urls["upper"]  # kept its key
+    assert by_id[ids["raw"]].canonical_url == urls["raw"]  # old keys no link spells now
+    assert by_id[ids["raw"]].duplicate_of is None  # the story's root: the first stored
+    for name in ("lower", "upper", "copy"):
+        assert by_id[ids[name]].duplicate_of == ids["raw"], name
+    with engine.begin() as conn:
+        again = article(normalize.canonical_url(urls["raw"]), other)  # now "upper"'s key
+        written = load.upsert_articles(conn, sid, [again], NOW)
+    assert written.inserted == 0 and count_articles(engine) == 4

@@ -39,7 +39,8 @@ def test_canonical_url_drops_configured_params_and_keeps_other_ports() -> None:
 
 
 # Keys of stored articles, as canonical_url wrote them before hosts and dot segments were
-# normalized: they must not change, or a story seen again would be stored twice.
+# normalized: they must not change, or a story seen again would be stored twice (those
+# whose path's spelling changed were re-keyed by migration 0019: see test_load).
 STORED_KEYS = {
     "https://News.Example.com:443/a/b.html?utm_source=x&b=2&a=1#frag": (
         "https://news.example.com/a/b.html?a=1&b=2"
@@ -48,12 +49,33 @@ STORED_KEYS = {
     "http://[2001:DB8::1]/x?kw=1": "http://[2001:db8::1]/x?kw=1",
     "http://www.example.com.cn/s?kw=%B1%B1%BE%A9": "http://www.example.com.cn/s?kw=%B1%B1%BE%A9",
     "https://example.com": "https://example.com/",
-    "http://example.com:8080/%7Ea/%E5%8C%97?q=%E5%8C%97%E4%BA%AC&x": (
-        "http://example.com:8080/%7Ea/%E5%8C%97?q=%E5%8C%97%E4%BA%AC&x="
+    "http://example.com:8080/~a/%E5%8C%97?q=%E5%8C%97%E4%BA%AC&x": (
+        "http://example.com:8080/~a/%E5%8C%97?q=%E5%8C%97%E4%BA%AC&x="
     ),
     "https://a_b.example.com/.well-known/x..y/.z": "https://a_b.example.com/.well-known/x..y/.z",
-    "https://example.com/a/%2e%2e/b": "https://example.com/a/%2e%2e/b",
+    "https://example.com/a/%2E%2E/b": "https://example.com/a/%2E%2E/b",
 }
+
+
+@pytest.mark.parametrize(
+    ("spellings", "key"),
+    [
+        (["/新闻", "/%E6%96%B0%E9%97%BB", "/%e6%96%b0%e9%97%bb", "/%E6%96%b0%e9%97%BB"],
+         "/%E6%96%B0%E9%97%BB"),
+        (["/~a/Ab-_", "/%7Ea/%41%62%2D%5F", "/%7ea/A%62-_"], "/~a/Ab-_"),  # unreserved
+        (["/a b|{}", "/a%20b%7C%7B%7D", "/a%20b%7c{%7d"], "/a%20b%7C%7B%7D"),
+        (["/a/%2e%2e/b", "/a/%2E%2E/b"], "/a/%2E%2E/b"),  # dots stay encoded
+        (["/100%", "/100%25"], "/100%25"),  # a percent sign that starts no encoding
+        (["/%2F/x", "/%2f/x"], "/%2F/x"),  # an encoded slash is no segment break
+    ],
+)  # fmt: skip
+def test_one_path_spelled_several_ways_is_one_key(spellings: list[str], key: str) -> None:
+    """RFC 3986 §6.2.2: before, /新闻, /%E6%96%B0%E9%97%BB and /%e6%96%b0%e9%97%bb were
+    three keys of one page, which could be stored three times. A literal "." and "%2E"
+    stay apart: dots are not decoded (a decoded "%2E%2E" would be a dot segment)."""
+    keys = {normalize.canonical_url(f"https://example.com{path}") for path in spellings}
+    assert keys == {f"https://example.com{key}"}
+    assert normalize.canonical_url(f"https://example.com{key}") == f"https://example.com{key}"
 
 
 def test_keys_of_ordinary_urls_stay_as_they_were() -> None:
@@ -72,6 +94,7 @@ def test_keys_of_ordinary_urls_stay_as_they_were() -> None:
         "http://a.com//x/../y",
         "http://[::1]:8080/a/../b",
         "http://a.com/北京/../x",
+        "http://a.com/北京/新闻 x",  # before: the key kept the characters as written
         "http://Bücher.de/x",
         "http://xn--bcher-kva.de/x",
     ],
