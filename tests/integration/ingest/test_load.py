@@ -418,3 +418,32 @@ def test_migration_0019_merges_a_page_stored_under_several_spellings(engine: sa.
         again = article(normalize.canonical_url(urls["raw"]), other)  # now "upper"'s key
         written = load.upsert_articles(conn, sid, [again], NOW)
     assert written.inserted == 0 and count_articles(engine) == 4
+
+
+def test_migration_0019_keeps_one_claim_per_source_and_new_key(engine: sa.Engine) -> None:
+    """A feed's claims on another site's page under two spellings of its path: one is
+    kept, the latest, under the key the page's links now get."""
+    sid = source_id(engine)
+    insert = sa.text(
+        "insert into article_claims (source_id, url_hash, canonical_url, url, body_text,"
+        " content_origin, first_claimed_at, updated_at)"
+        " values (:sid, :hash, :url, :url, :text, 'feed_summary', :at, :at)"
+    )
+    spelled = [
+        ("https://other.example/新闻", "较早"),
+        ("https://other.example/%e6%96%b0%e9%97%bb", "较新"),
+    ]
+    with engine.begin() as conn:
+        for hours, (url, text) in enumerate(spelled):
+            at = NOW + timedelta(hours=hours)
+            conn.execute(
+                insert,
+                {"sid": sid, "hash": normalize.url_hash(url), "url": url, "text": text, "at": at},
+            )
+    apply_migration(engine, 19)
+    with engine.connect() as conn:
+        claims = conn.execute(
+            sa.text("select url_hash, canonical_url, body_text from article_claims")
+        ).all()
+    key = "https://other.example/%E6%96%B0%E9%97%BB"
+    assert [(bytes(h), u, t) for h, u, t in claims] == [(normalize.url_hash(key), key, "较新")]
