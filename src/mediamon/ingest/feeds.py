@@ -315,7 +315,10 @@ def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
             recover=True, resolve_entities=False, no_network=True, load_dtd=False,
             huge_tree=False,
         )  # fmt: skip
-        root, removed = etree.fromstring(data, parser), 0
+        try:
+            root, removed = etree.fromstring(data, parser), 0
+        except etree.XMLSyntaxError:  # nothing XML in it ("Document is empty")
+            root = None
     if root is None:
         return data, 0  # nothing XML in it: feedparser says what is wrong
     # An element's nsmap would be rebuilt from all its ancestors' declarations, costing

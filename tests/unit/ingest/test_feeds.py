@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mediamon.ingest.feeds import MAX_ITEMS, FeedError, parse_feed
+from mediamon.ingest.feeds import MAX_ITEMS, FeedError, parse_feed, within_limits
 
 
 @pytest.mark.parametrize(
@@ -291,6 +291,15 @@ def test_items_past_those_read_are_dropped_as_the_feed_streams_in() -> None:
     assert int(size) > 5_000_000 and int(items) == 10
     assert skipped.strip() == "['5030 items past the cap of 10']"
     assert int(grown) < 50_000_000  # before: 160 MB; now 15 MB (the document's copies)
+
+
+@pytest.mark.parametrize("data", [b"\x00\x01", b"", b"not xml", b"<rss"])
+def test_within_limits_hands_a_document_that_is_no_xml_to_feedparser_as_it_is(
+    data: bytes,
+) -> None:
+    # feedparser then says what is wrong; b"\x00\x01" made lxml's recovering parser
+    # raise "Document is empty" out of within_limits.
+    assert within_limits(data, 10) == (data, 0)
 
 
 def test_links_with_a_bad_port_or_a_control_character_are_skipped() -> None:
