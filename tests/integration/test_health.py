@@ -555,6 +555,57 @@ def test_a_cleared_earlier_watchdog_run_mails_no_stale_incident_or_recovery(
     assert [tuple(r) for r in rows] == [("ingest_failed", True), ("source_silent", False)]
 
 
+def test_incidents_judged_by_a_clock_that_ran_ahead_still_resolve_and_open(
+    mailbox: Mailbox, engine: sa.Engine
+) -> None:
+    """Before: a watchdog run while the clock was a year ahead (a bad NTP step, a VM
+    restored) stamped its incidents a year on, and every run after the clock was set
+    right took them for a later run's judgement: the incident it opened never resolved
+    when the problem cleared, and one it resolved never opened again when the problem
+    came back, for a year."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ahead = now + timedelta(days=365)
+    ok = runs.summarize([{"source": "s", "poll": "polled", "new": 1}])
+    failed = runs.summarize([{"source": "s", "poll": "failed", "errors": ["HTTP 503"]}])
+
+    def ingest(key: str, at: datetime, summary: runs.RunSummary) -> None:
+        with engine.begin() as conn:
+            runs.record(conn, key, at, summary)
+            runs.record_checks(conn, key, at, [])
+
+    def ingest_failed_mails() -> list[str]:
+        subjects = (str(m["Subject"]) for m in mailbox.messages)
+        return [s for s in subjects if s.endswith("the latest ingest run failed")]
+
+    ingest("bad", now - timedelta(minutes=30), failed)
+    assert main(["health", "run", "--at", ahead.isoformat()]) == 0  # the clock a year ahead
+    ingest("ok", now - timedelta(minutes=20), ok)  # set right; ingest works again
+    assert main(["health", "run", "--at", (now - timedelta(minutes=19)).isoformat()]) == 0
+    assert ingest_failed_mails() == [
+        "[mediamon] INCIDENT: the latest ingest run failed",
+        "[mediamon] RESOLVED: the latest ingest run failed",
+    ]
+
+    ingest("ok-ahead", ahead - timedelta(minutes=5), ok)  # the clock jumps ahead again
+    ingest("bad-ahead", ahead - timedelta(minutes=10), failed)
+    assert main(["health", "run", "--at", ahead.isoformat()]) == 0  # opened, then resolved:
+    ingest("ok-ahead-2", ahead + timedelta(minutes=5), ok)
+    assert main(["health", "run", "--at", (ahead + timedelta(minutes=6)).isoformat()]) == 0
+    ingest("bad-now", now - timedelta(minutes=10), failed)  # set right; ingest fails
+    assert main(["health", "run", "--at", (now - timedelta(minutes=9)).isoformat()]) == 0
+    assert ingest_failed_mails()[-3:] == [
+        "[mediamon] INCIDENT: the latest ingest run failed",
+        "[mediamon] RESOLVED: the latest ingest run failed",
+        "[mediamon] INCIDENT: the latest ingest run failed",
+    ]
+    with engine.connect() as conn:
+        open_ = conn.execute(
+            sa.text("select last_seen_at from incidents where resolved_at is null"
+                    " and kind = 'ingest_failed'")
+        ).scalars().all()  # fmt: skip
+    assert open_ == [now - timedelta(minutes=9)]
+
+
 def test_overlapping_watchdog_runs_mail_each_incident_once_and_none_reports_it_unmailed(
     smtp: tuple[Sink, int], engine: sa.Engine, built_seed: Article, database_url: str
 ) -> None:

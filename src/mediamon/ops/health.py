@@ -431,22 +431,39 @@ def _changes(
     """What a run at ``at`` changes: the findings to record, the keys it opens and the
     keys it resolves. A later run's judgement stands: a run at an earlier time (Airflow's
     "clear task" on a past run, ``health run --at`` a past time) neither opens again a
-    problem a later run found cleared nor resolves one a later run still found."""
+    problem a later run found cleared nor resolves one a later run still found.
+
+    A run stamped after the clock's time now was no later run: the clock ran ahead
+    (a bad NTP step, a VM restored) and was set right, or ``--at`` named a time to come.
+    Believed, its stamps kept every later run from resolving or opening those incidents
+    until the clock caught up with them, a year later for a clock a year ahead."""
+    clock = datetime.now(UTC)
     before = open_incidents(conn)
     cleared_later = set(
         conn.execute(
-            sa.text("select dedupe_key from incidents where resolved_at > :at"), {"at": at}
+            sa.text(
+                "select dedupe_key from incidents where resolved_at > :at and resolved_at <= :clock"
+            ),
+            {"at": at, "clock": clock},
         ).scalars()
     )
+
+    def judged_later(moment: datetime) -> bool:
+        return at < moment <= clock
+
     current = [
         f
         for f in findings
-        if (f.key in before and before[f.key].last_seen_at <= at)
+        if (f.key in before and not judged_later(before[f.key].last_seen_at))
         or (f.key not in before and f.key not in cleared_later)
     ]
     opened = [f.key for f in current if f.key not in before]
     found = {f.key for f in findings}
-    resolved = [key for key, row in before.items() if key not in found and row.last_seen_at <= at]
+    resolved = [
+        key
+        for key, row in before.items()
+        if key not in found and not judged_later(row.last_seen_at)
+    ]
     return current, opened, resolved
 
 
@@ -465,7 +482,9 @@ def reconcile(
                 " values (:key, :kind, :subject, :summary, :detail, :advice, :since, :at, :at)"
                 " on conflict (dedupe_key) where resolved_at is null do update set"
                 " summary = excluded.summary, detail = excluded.detail,"
-                " last_seen_at = greatest(incidents.last_seen_at, excluded.last_seen_at)"
+                " last_seen_at = case when incidents.last_seen_at > :clock"
+                " then excluded.last_seen_at"  # stamped by a clock that ran ahead
+                " else greatest(incidents.last_seen_at, excluded.last_seen_at) end"
             ),
             {
                 "key": finding.key,
@@ -476,6 +495,7 @@ def reconcile(
                 "advice": finding.advice,
                 "since": finding.since,
                 "at": at,
+                "clock": max(at, datetime.now(UTC)),
             },
         )
     if resolved:
