@@ -31,6 +31,7 @@ def main() -> None:
 
     from bench import (
         bi_page,
+        bi_scale,
         detection,
         extraction_quality,
         ingest_small,
@@ -58,6 +59,10 @@ def main() -> None:
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
         ("mediamon page", lambda: printed(bi_page.run(20_000 if smoke else 1_000_000,
                                                       1 if smoke else 5))),
+        ("bi views", lambda: printed(bi_scale.run(
+            5_000 if smoke else 2_000_000, 20 if smoke else 1_000, 1 if smoke else 3,
+            topics=8 if smoke else bi_scale.TOPICS, windows=(7,) if smoke else bi_scale.WINDOWS,
+        ))),
         # 10 and 100 sources here; `make bench-scale` adds 1,000, one big source and Celery.
         ("scale", lambda: printed(scale.run(smoke, sizes=(10, 100), celery=False))),
     ]  # fmt: skip

@@ -1,0 +1,319 @@
+"""Every bi view and function on a year of an analyst's data: 1,000 sources (a few loud,
+most quiet), two million articles (10 % syndicated copies), 50 topics whose mentions
+range from one story in 20 to one in 216, a spike per topic, two million fetches, a
+thousand alerts. Each query is asked with the filters a dashboard gives it (one topic;
+the last 7, 30 and 365 days), read-only as mediamon_bi, and timed beside a baseline
+measured in the same run: a full count of ``articles`` (what any query that cannot use
+an index pays). Last, retention prunes the fetch log to 90 days.
+
+    python -m bench.bi_scale [--articles N] [--sources N] [--topics N] [--explain]
+
+``--explain`` prints EXPLAIN ANALYZE of every query slower than a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from bench.common import scratch_database
+from mediamon import db
+from mediamon.bi import dashboard
+
+END = datetime(2026, 1, 1, tzinfo=UTC)
+TOPICS = 50
+RETENTION_DAYS = 90
+TOPIC = "topic-07"  # a middling topic: one story in 48, and its spike
+
+# Rows are written by the server itself (generate_series feeding COPY-speed inserts): the
+# benchmark measures reading. Times are spread over the year with a day's rhythm (fewer
+# stories at night); hashint4 gives every row a stable pseudo-random draw.
+SEED = """
+insert into sources (name, kind, location, language, poll_interval)
+select 'source-' || lpad(s::text, 4, '0'), 'feed', 'https://example.invalid/' || s || '/feed',
+       'zh', interval '15 minutes'
+from generate_series(1, :sources) s;
+
+insert into source_state (source_id, base_interval, poll_interval, next_poll_at,
+                          last_polled_at, last_success_at, last_outcome,
+                          consecutive_failures, last_error, run_key)
+select source_id, interval '15 minutes', interval '15 minutes', :end,
+       :end - interval '10 minutes',
+       case when source_id % 97 = 0 then :end - interval '3 days'
+            else :end - interval '10 minutes' end,
+       case when source_id % 97 = 0 then 'failed' else 'polled' end,
+       case when source_id % 97 = 0 then 5 else 0 end,
+       case when source_id % 97 = 0 then 'HTTP 503' end, 'r'
+from sources;
+
+insert into topics (topic, name, version, match_version, definition)
+select 'topic-' || lpad(t::text, 2, '0'), '话题 ' || t, 'v', 'm', '{}'
+from generate_series(1, :topics) t;
+
+insert into articles (article_id, url_hash, canonical_url, url, source_id, title, published_at,
+                      first_seen_at, language, body_text, match_text, content_origin,
+                      content_hash, duplicate_of)
+overriding system value
+select i, sha256(i::text::bytea), 'https://example.invalid/a/' || i,
+       'https://example.invalid/a/' || i,
+       -- a few loud sources: the square of a uniform draw
+       1 + floor(:sources * power((hashint4(i::int) & 1048575) / 1048576.0, 2))::int,
+       '新闻 ' || i, t.at, t.at + interval '5 minutes',
+       'zh', repeat(md5(i::text), 8), repeat(md5(i::text), 8), 'page',
+       sha256(('c' || i)::bytea),
+       case when i % 10 = 0 and i < :n then i + 1 end  -- i + 1 is older: the original
+from generate_series(1, :n) i
+cross join lateral (
+    select :end - interval '365 days' * (i::float8 / :n)
+           - interval '1 hour' * (4 * sin(i::float8 / :n * 365 * 2 * pi())) as at
+) t;
+
+-- topic k (1..50) is in one story of 16 + 4k; in its spike week (the k-th week back from
+-- the end, 6 hours on its Tuesday) in one story of 3 besides
+insert into mentions (article_id, topic, match_version, title_hits, body_hits)
+select a.article_id, 'topic-' || lpad(k::text, 2, '0'), 'm', (a.article_id % 3)::int,
+       1 + (a.article_id % 4)::int
+from articles a
+cross join generate_series(1, :topics) k
+where (a.article_id + 7 * k) % (16 + 4 * k) = 0
+   or (a.article_id % 3 = 0
+       and a.published_at >= :end - k * interval '7 days' + interval '1 day'
+       and a.published_at < :end - k * interval '7 days' + interval '30 hours');
+
+insert into fetch_log (run_key, source_id, url, kind, fetched_at, status, bytes, elapsed_ms, error)
+select 'r' || i, 1 + i % :sources, 'https://example.invalid/a/' || i, 'page',
+       :end - (interval '365 days') * (i::float8 / :n), 200, 20000, 150,
+       case when i % 50 = 0 then 'HTTP 500' end
+from generate_series(1, :n) i;
+
+insert into alerts (dedupe_key, topic, topic_version, window_start, window_end, observed,
+                    expected, lift, score, p_value, total_stories, details, last_window_end,
+                    peak_observed, state, cleared_at)
+select 'k' || k || '-' || d, 'topic-' || lpad(k::text, 2, '0'), 'v',
+       :end - (k + 7 * d) * interval '7 days' + interval '1 day' + interval '5 hours',
+       :end - (k + 7 * d) * interval '7 days' + interval '1 day' + interval '6 hours',
+       20, 4.123456789, 4.85, 6.2, 6e-7, 300, '{}',
+       :end - (k + 7 * d) * interval '7 days' + interval '1 day' + interval '6 hours', 20,
+       'resolved', :end - (k + 7 * d) * interval '7 days' + interval '2 days'
+from generate_series(1, :topics) k cross join generate_series(0, 19) d;
+
+insert into incidents (dedupe_key, kind, subject, summary, detail, advice, since, opened_at,
+                       last_seen_at, resolved_at)
+select 'source_silent:source-' || d, 'source_silent', 'source-' || d, 's', 'd', 'a',
+       :end - d * interval '1 day', :end - d * interval '1 day',
+       :end - d * interval '1 day' + interval '2 hours',
+       :end - d * interval '1 day' + interval '2 hours'
+from generate_series(1, 300) d;
+"""
+
+
+def seed(url: str, articles: int, sources: int, topics: int = TOPICS) -> float:
+    engine = db.make_engine(url)
+    started = time.perf_counter()
+    params = {"n": articles, "sources": sources, "topics": topics, "end": END}
+    with engine.begin() as conn:
+        for statement in SEED.split(";\n"):
+            if statement.strip():
+                conn.execute(sa.text(statement), params)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("vacuum analyze")
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+WINDOWS = (7, 30, 365)
+
+
+def queries(
+    end: datetime, windows: tuple[int, ...] = WINDOWS
+) -> dict[str, tuple[str, dict[str, object]]]:
+    """What dashboards ask, by name: SQL and parameters (a topic; the last 7/30/365 days)."""
+    asked: dict[str, tuple[str, dict[str, object]]] = {}
+    for days in windows:
+        since = {
+            "topic": TOPIC,
+            "from": end - timedelta(days=days),
+            "from_day": (end - timedelta(days=days)).date(),
+            "to": end,
+        }
+        by = f"{days} d"
+        asked |= {
+            f"topic_hourly, a topic, {by}": (
+                "select hour, stories, share from bi.topic_hourly"
+                " where topic = :topic and hour >= :from order by hour",
+                since,
+            ),
+            f"topic_hourly_filled, a topic, {by}": (
+                "select hour_local, stories from bi.topic_hourly_filled"
+                " where topic = :topic and hour >= :from order by hour",
+                since,
+            ),
+            f"topic_daily, a topic, {by}": (
+                "select day_local, stories, share from bi.topic_daily"
+                " where topic = :topic and day_local >= :from_day order by day_local",
+                since,
+            ),
+            f"topic_daily, all topics, {by}": (
+                "select topic, sum(stories) from bi.topic_daily"
+                " where day_local >= :from_day group by topic",
+                since,
+            ),
+            f"topic_source_hourly, a topic, {by}": (
+                "select source, sum(stories) from bi.topic_source_hourly"
+                " where topic = :topic and hour >= :from group by source",
+                since,
+            ),
+            f"topic_mentions, a topic, {by}": (
+                "select count(distinct story_id) from bi.topic_mentions"
+                " where topic = :topic and published_at >= :from",
+                since,
+            ),
+            f"articles per source and day, {by}": (
+                "select source, published_day_local, count(*) from bi.articles"
+                " where published_at >= :from and duplicate_of is null group by 1, 2",
+                since,
+            ),
+            f"fetch_log failures, {by}": (
+                "select source, count(*) from bi.fetch_log where not ok"
+                " and fetched_at >= :from group by source",
+                since,
+            ),
+            f"source_daily, {by}": (
+                "select source, sum(articles), sum(failed_fetches) from bi.source_daily"
+                " where day_start >= :from group by source",
+                since,
+            ),
+            f"alerts, {by}": (
+                "select topic_name, window_start_local, observed, state from bi.alerts"
+                " where window_end >= :from order by window_end desc",
+                since,
+            ),
+            f"topic_hours(), {by}": (
+                "select * from bi.topic_hours(:from, :to) where topic = :topic",
+                since,
+            ),
+            f"source_days(), {by}": ("select * from bi.source_days(:from, :to)", since),
+            f"topic_window_stories(), {by}": (
+                "select * from bi.topic_window_stories(:topic, :from, :to) where story_rank <= 20",
+                since,
+            ),
+            f"Superset topic_hours_alerts, a topic, {by}": (
+                "select h.hour, h.stories, a.observed from bi.topic_hourly_filled h"
+                " left join bi.alerts a on a.topic = h.topic"
+                " and a.window_end - interval '1 hour' = h.hour"
+                " where h.topic = :topic and h.hour >= :from",
+                since,
+            ),
+        }
+    asked |= {
+        "latest 100 articles": (
+            "select source, title, url from bi.articles order by published_at desc limit 100",
+            {},
+        ),
+        "articles of a source, latest 100": (
+            "select title, url from bi.articles where source = 'source-0500'"
+            " order by published_at desc limit 100",
+            {},
+        ),
+        "source_health": ("select * from bi.source_health", {}),
+        "incidents open or last 30": (
+            "select * from bi.incidents order by opened_at desc limit 30",
+            {},
+        ),
+        "latest_story_at()": ("select bi.latest_story_at()", {}),
+        "Superset alert_top_stories, a topic": (
+            "select al.alert_id, top.story_rank, top.title from bi.alerts al"
+            " cross join lateral bi.topic_window_stories(al.topic, al.window_start,"
+            " al.window_end) top where top.story_rank <= 5 and al.topic = :topic",
+            {"topic": TOPIC},
+        ),
+    }
+    return asked
+
+
+def timed(run: Callable[[], object], repeat: int) -> float:
+    """Median seconds of ``repeat`` runs after one warm-up (caches as a dashboard sees them)."""
+    run()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(
+    articles: int = 2_000_000,
+    sources: int = 1_000,
+    repeat: int = 3,
+    explain: bool = False,
+    topics: int = TOPICS,
+    windows: tuple[int, ...] = WINDOWS,
+) -> list[str]:
+    from mediamon.db import retention
+
+    with scratch_database("bench_bi_scale") as url:
+        seconds = seed(url, articles, sources, topics)
+        engine = db.make_engine(url)
+
+        def asked(sql: str, params: dict[str, object]) -> Callable[[], object]:
+            def go() -> object:
+                with dashboard.read_only(engine) as conn:
+                    return conn.execute(sa.text(sql), params).fetchall()
+
+            return go
+
+        base = timed(asked("select count(*) from bi.articles", {}), repeat)
+        figures = {
+            name: timed(asked(sql, params), repeat)
+            for name, (sql, params) in queries(END, windows).items()
+        }
+        plans = []
+        if explain:
+            for name, (sql, params) in queries(END, windows).items():
+                if figures[name] > 1.0:
+                    with dashboard.read_only(engine) as conn:
+                        rows = conn.execute(sa.text(f"explain analyze {sql}"), params)
+                        plans += [f"-- {name}", *(r[0] for r in rows)]
+        started = time.perf_counter()
+        pruned = retention.prune_fetch_log(engine, END - timedelta(days=RETENTION_DAYS))
+        retention_s = time.perf_counter() - started
+        engine.dispose()
+    lines = [
+        f"bi views on {articles:,} articles, {sources:,} sources, {topics} topics over a year"
+        f" (seeded in {seconds:.0f} s; median of {repeat} runs, warm, as mediamon_bi):",
+        f"  baseline: a full count of bi.articles {1000 * base:8.1f} ms",
+    ]
+    lines += [
+        f"  {name:<52} {1000 * value:8.1f} ms {value / base:6.2f}x of the baseline"
+        for name, value in figures.items()
+    ]
+    slowest = max(figures, key=lambda k: figures[k])
+    lines += [
+        f"  slowest: {slowest}, {1000 * figures[slowest]:.0f} ms"
+        f" ({figures[slowest] / base:.2f}x of the baseline)",
+        f"  retention: {pruned:,} fetch_log rows older than {RETENTION_DAYS} days pruned in"
+        f" {retention_s:.1f} s ({retention_s / base:.0f}x of the baseline)",
+        *plans,
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--articles", type=int, default=2_000_000)
+    parser.add_argument("--sources", type=int, default=1_000)
+    parser.add_argument("--topics", type=int, default=TOPICS)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--explain", action="store_true")
+    args = parser.parse_args(argv)
+    print("\n".join(run(args.articles, args.sources, args.repeat, args.explain, args.topics)))
+
+
+if __name__ == "__main__":
+    main()
