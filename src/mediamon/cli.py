@@ -256,7 +256,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         now = datetime.now(UTC)
         run_key = f"cli:{now.isoformat()}"
-        names = service.plan_sources(settings, now, only=args.source, force=True)
+        try:
+            names = service.plan_sources(settings, now, only=args.source, force=True)
+        except ConfigError as error:  # recorded as the Airflow task records it, so
+            # the watchdog reports this run failed, and why, not hours later that none ran
+            ops.record_failed_run(settings, run_key, now, f"configuration error: {error}")
+            raise
         crashed = None
         try:
             summaries = service.ingest(settings, names, run_key, now, refetch_known=args.refetch)

@@ -104,6 +104,35 @@ def test_bad_sources_file_is_a_clear_error(
     assert f"{bad}: source 'a'.url" in capsys.readouterr().err
 
 
+def test_a_broken_sources_file_is_a_failed_run_the_watchdog_names(
+    env: None,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: `mediamon ingest` (from cron) on a sources file edited into invalid YAML
+    exited 2 and recorded nothing, so the watchdog found no failed run: ops heard of it
+    hours later as "no successful ingest run", without the cause. The Airflow task
+    records such a run; the command now does too."""
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  - name: a\n    url: [broken\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    assert main(["ingest"]) == 2
+    assert capsys.readouterr().err.startswith(f"mediamon: {sources}: not valid YAML")
+    with engine.connect() as conn:
+        latest = conn.execute(
+            sa.text("select status, error from ingest_runs order by run_at desc limit 1")
+        ).one()
+    assert latest.status == "failed"
+    assert latest.error.startswith(f"configuration error: {sources}: not valid YAML")
+    assert main(["health", "run"]) == 1  # recorded; no mail server set up for this test
+    assert "ingest_failed:ingest: the latest ingest run failed" in capsys.readouterr().out
+    with engine.connect() as conn:
+        detail = conn.execute(sa.text("select detail from bi.incidents")).scalar_one()
+    assert f"configuration error: {sources}: not valid YAML" in detail  # the mail's text
+
+
 def test_status_is_a_table_with_the_last_error_and_json_for_scripts(
     env: None,
     engine: sa.Engine,
