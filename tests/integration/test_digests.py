@@ -211,6 +211,43 @@ def test_digest_lists_every_new_story_once_per_period(engine: sa.Engine, topics:
     ]
 
 
+def test_a_digest_made_while_the_clock_ran_ahead_holds_back_no_later_digest(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """Before: a digest run while the clock was a year ahead (a bad NTP step, a VM
+    restored) recorded its period, empty, and every run after the clock was set right
+    took it for the latest digest: nothing was mailed, for a year. What such a digest
+    mailed is not mailed again."""
+    alert_on_burst(engine, topics)
+    ahead = datetime.now(UTC) + timedelta(days=365)
+    now = T0 + timedelta(days=1, hours=8, minutes=3)  # the clock set right: Tuesday 08:03
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        early = run_digests(
+            engine, topics, ahead, smtp_send(port), sender="m@example.org", options=OPTIONS
+        )
+        assert (early.sent, early.empty) == (0, 2)  # no news a year on
+        period = (T0 + timedelta(hours=8), T0 + timedelta(days=1, hours=8))
+        stories = story_ids_between(engine, "taiwan", *period)
+        with engine.begin() as conn:  # one sent with the clock an hour ahead, of 3 stories
+            conn.execute(
+                sa.text(
+                    "insert into digest_deliveries (recipient, cadence, period_start,"
+                    " period_end, status, stories, topics, sent_at, story_ids)"
+                    " values ('editors@example.org', 'daily', :start, :end, 'sent', 3,"
+                    " '{taiwan}', :end, :ids)"
+                ),
+                {"start": ahead - timedelta(days=2), "end": ahead - timedelta(days=1),
+                 "ids": stories[:3]},
+            )  # fmt: skip
+        stats = run_digests(
+            engine, topics, now, smtp_send(port), sender="m@example.org", options=OPTIONS
+        )
+        assert (stats.sent, stats.failed) == (2, 0)
+        daily = received(sink)["editors@example.org"]
+    assert listed_ids(html_of(daily)) == stories[3:]  # nothing mailed twice
+
+
 def test_only_the_top_stories_are_given_a_snippet(engine: sa.Engine, topics: TopicSet) -> None:
     """Mails show a snippet for their top stories only; a busy week's thousands of other
     bodies are not read (the whole window's were, 50,000 characters each)."""

@@ -180,11 +180,17 @@ def due_digests(
             )
     d = digest_deliveries.c
     due: list[DueDigest] = []
+    # A digest recorded for a period that had not ended by the clock's time now was made
+    # while the clock ran ahead (a bad NTP step, a VM restored), then set right. Taken
+    # for the latest digest it held every later one back until the clock caught up (a
+    # year ahead: no digest for a year, its empty period recorded too). It is no later
+    # digest; the stories it mailed stay mailed (_without_mailed_elsewhere).
+    clock = max(now, datetime.now(UTC))
     with engine.connect() as conn:
         for (address, cadence), plan in sorted(schedules.items()):
             last = conn.execute(
                 sa.select(d.period_end, d.selected_at, d.story_ids)
-                .where(d.recipient == address, d.cadence == cadence)
+                .where(d.recipient == address, d.cadence == cadence, d.period_end <= clock)
                 .order_by(d.period_end.desc())
                 .limit(1)
             ).first()
@@ -208,7 +214,7 @@ def due_digests(
                 )
             else:
                 plan = _after_other_cadence(conn, plan)
-            due.append(_without_mailed_elsewhere(conn, plan))
+            due.append(_without_mailed_elsewhere(conn, plan, clock))
     return due
 
 
@@ -253,11 +259,14 @@ def _after_other_cadence(conn: sa.Connection, plan: DueDigest) -> DueDigest:
     )
 
 
-def _without_mailed_elsewhere(conn: sa.Connection, plan: DueDigest) -> DueDigest:
+def _without_mailed_elsewhere(
+    conn: sa.Connection, plan: DueDigest, clock: datetime
+) -> DueDigest:
     """``plan`` leaving out the stories and spikes the recipient's digests of another
     cadence mailed in its period: after a switch, and after a switch back (daily ->
     weekly -> daily within :data:`MAX_CATCH_UP` continues the daily digests from their
-    last one, across the weekly one's period)."""
+    last one, across the weekly one's period); and the stories its digests stamped
+    after ``clock`` (the clock ran ahead) mailed."""
     d = digest_deliveries.c
     mailed = frozenset(
         int(story_id)
@@ -265,6 +274,18 @@ def _without_mailed_elsewhere(conn: sa.Connection, plan: DueDigest) -> DueDigest
             query("digest_mailed_elsewhere"),
             {"recipient": plan.address, "cadence": plan.cadence, "start": plan.period_start},
         )
+    ) | frozenset(
+        int(story_id)
+        for ids in conn.execute(
+            sa.select(d.story_ids).where(
+                d.recipient == plan.address,
+                d.cadence == plan.cadence,
+                d.status == "sent",
+                d.period_end > clock,
+                d.story_ids.is_not(None),
+            )
+        ).scalars()
+        for story_id in ids
     )
     # A digest's `topics` are those it listed stories of, so those whose spikes it showed
     # (an alert's window has its stories, in that digest's period).
