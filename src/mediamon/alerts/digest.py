@@ -259,9 +259,7 @@ def _after_other_cadence(conn: sa.Connection, plan: DueDigest) -> DueDigest:
     )
 
 
-def _without_mailed_elsewhere(
-    conn: sa.Connection, plan: DueDigest, clock: datetime
-) -> DueDigest:
+def _without_mailed_elsewhere(conn: sa.Connection, plan: DueDigest, clock: datetime) -> DueDigest:
     """``plan`` leaving out the stories and spikes the recipient's digests of another
     cadence mailed in its period: after a switch, and after a switch back (daily ->
     weekly -> daily within :data:`MAX_CATCH_UP` continues the daily digests from their
