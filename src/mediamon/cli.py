@@ -357,6 +357,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report, ensure_ascii=False, default=_json_value, indent=2))
     else:
         print(_status_table(report))
+    for problem in report["config_problems"]:
+        print(f"mediamon: warning: {' '.join(problem.split())}", file=sys.stderr)
     return 0
 
 

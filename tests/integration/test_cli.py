@@ -133,6 +133,30 @@ def test_a_broken_sources_file_is_a_failed_run_the_watchdog_names(
     assert f"configuration error: {sources}: not valid YAML" in detail  # the mail's text
 
 
+def test_status_warns_of_a_broken_sources_or_topics_file(
+    env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `mediamon status` read the database alone, so with sources.yaml or
+    topics.yaml edited into invalid YAML it showed every source as the last run left it,
+    nothing amiss, while every ingest run failed (or alerts kept old topics)."""
+    sources, topics = tmp_path / "sources.yaml", tmp_path / "topics.yaml"
+    sources.write_text("sources:\n  - name: a\n    url: [broken\n", "utf-8")
+    topics.write_text("topics:\n  - key: x\n    terms: [台湾\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(topics))
+    assert main(["status"]) == 0  # the table as the database has it, then the warnings
+    captured = capsys.readouterr()
+    assert captured.out.startswith("(no sources yet")
+    first, second = captured.err.splitlines()
+    assert first.startswith(f"mediamon: warning: {sources}: not valid YAML")
+    assert first.endswith("(ingest runs fail until it is fixed)")
+    assert second.startswith(f"mediamon: warning: {topics}")
+    assert second.endswith("(alerts and digests keep the stored topics until it is fixed)")
+    assert main(["status", "--json"]) == 0
+    problems = json.loads(capsys.readouterr().out)["config_problems"]
+    assert [p.split(":")[0] for p in problems] == [str(sources), str(topics)]
+
+
 def test_status_is_a_table_with_the_last_error_and_json_for_scripts(
     env: None,
     engine: sa.Engine,

@@ -158,10 +158,36 @@ def health_report(
         engine.dispose()
 
 
+def config_problems(settings: Settings) -> list[str]:
+    """What is wrong with the configuration files now, one line each with what it does
+    to the runs. The status table shows the sources as the last run synced them; a file
+    edited into invalid YAML since showed nothing amiss there until runs failed."""
+    from mediamon.errors import ConfigError
+    from mediamon.ingest.extract import load_site_rules
+    from mediamon.ingest.sources import load_sources
+    from mediamon.topics.definitions import TopicConfigError
+    from mediamon.topics.file import load_topics
+
+    problems = []
+    try:
+        load_sources(settings.sources_path)
+    except ConfigError as error:
+        problems.append(f"{error} (ingest runs fail until it is fixed)")
+    try:
+        load_site_rules(str(settings.extraction_path))
+    except ValueError as error:
+        problems.append(f"{error} (ingest runs fail until it is fixed)")
+    try:
+        load_topics(settings.topics_path)
+    except TopicConfigError as error:
+        problems.append(f"{error} (alerts and digests keep the stored topics until it is fixed)")
+    return problems
+
+
 def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
     """Per source: its state and why (``bi.source_health``'s status and reason, so the
     command and the dashboards agree), last success, last error text, articles in the
-    last 24 h; and the open incidents."""
+    last 24 h; the open incidents; and what is wrong with the configuration files."""
     engine = engine_for(settings)
     try:
         with engine.connect() as conn:
@@ -181,4 +207,8 @@ def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
             ]
     finally:
         engine.dispose()
-    return {"sources": sources, "open_incidents": incidents}
+    return {
+        "sources": sources,
+        "open_incidents": incidents,
+        "config_problems": config_problems(settings),
+    }
