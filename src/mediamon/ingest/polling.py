@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -363,8 +363,11 @@ def due(
     A source never polled is due, and so is one whose URL changed since its last poll
     (the backoff and Retry-After it earned were the old URL's). One whose configured
     ``poll_interval`` changed since its last poll is due once that new interval has
-    passed since then.
+    passed since then. So is one last polled after the clock's time now: it was polled
+    while the clock ran ahead (a bad NTP step, a VM restored), then set right, and its
+    next poll, counted from then, would have waited until the clock caught up.
     """
+    clock = max(now, datetime.now(UTC))
     rows = {
         row.source_id: row
         for row in conn.execute(
@@ -381,7 +384,11 @@ def due(
     chosen: list[Source] = []
     for source in configured:
         row = rows.get(ids[source.name])
-        if row is None or (row.polled_url is not None and row.polled_url != source.location):
+        if (
+            row is None
+            or (row.polled_url is not None and row.polled_url != source.location)
+            or row.last_polled_at > clock
+        ):
             chosen.append(source)
             continue
         when = row.next_poll_at

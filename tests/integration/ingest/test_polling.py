@@ -190,6 +190,25 @@ def test_due_sources_follow_the_state(engine: sa.Engine, server: FaultServer) ->
         assert polling.due(conn, [longer], ids, NOW + 60 * M) == [longer]
 
 
+def test_a_source_polled_while_the_clock_ran_ahead_is_due_once_it_is_set_right(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """Before: a poll while the clock was a year ahead (a bad NTP step, a VM restored)
+    set the next poll a year on, and once the clock was set right the source was not due
+    in any run (a manually triggered one included) until the clock caught up."""
+    server.route("/feed.xml", respond(feed_of(server, 2), content_type=RSS))
+    source = feed_source("ahead", server.url("/feed.xml"))
+    now = datetime.now(UTC)
+    run_ingest(engine, [source], now + timedelta(days=365), "a:1")
+    with engine.begin() as conn:
+        ids = dict(conn.execute(sa.text("select name, source_id from sources")).all())
+        assert polling.due(conn, [source], ids, now) == [source]
+    run_ingest(engine, [source], now, "a:2")  # polled at the true time: due as usual again
+    with engine.begin() as conn:
+        assert polling.due(conn, [source], ids, now + 10 * M) == []
+        assert polling.due(conn, [source], ids, now + 15 * M) == [source]
+
+
 def test_source_health_shows_the_polling_state(engine: sa.Engine, server: FaultServer) -> None:
     server.route("/feed.xml", respond(feed_of(server, 2), content_type=RSS))
     run_ingest(engine, [feed_source("healthy", server.url("/feed.xml"))], NOW, "h:1")
