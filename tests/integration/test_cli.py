@@ -127,9 +127,13 @@ def test_a_broken_sources_file_is_a_failed_run_the_watchdog_names(
     assert latest.status == "failed"
     assert latest.error.startswith(f"configuration error: {sources}: not valid YAML")
     assert main(["health", "run"]) == 1  # recorded; no mail server set up for this test
-    assert "ingest_failed:ingest: the latest ingest run failed" in capsys.readouterr().out
+    findings = capsys.readouterr().out
+    assert "ingest_failed:ingest: the latest ingest run failed" in findings
+    assert "config_invalid:sources: the sources file cannot be read" in findings
     with engine.connect() as conn:
-        detail = conn.execute(sa.text("select detail from bi.incidents")).scalar_one()
+        detail = conn.execute(
+            sa.text("select detail from bi.incidents where kind = 'ingest_failed'")
+        ).scalar_one()
     assert f"configuration error: {sources}: not valid YAML" in detail  # the mail's text
 
 

@@ -5,6 +5,7 @@ mail when it clears, nothing at all in a dry run; and what each check finds."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from mediamon.ingest.sources import Source
 from mediamon.models import Article
 from mediamon.ops import health, report, runs
 from mediamon.ops.thresholds import HealthThresholds
+from mediamon.settings import DEFAULT_CONFIG_DIR
 from tests.support.smtp_server import Sink, connection_json, free_port, smtp_send
 
 T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
@@ -604,6 +606,33 @@ def test_incidents_judged_by_a_clock_that_ran_ahead_still_resolve_and_open(
                     " and kind = 'ingest_failed'")
         ).scalars().all()  # fmt: skip
     assert open_ == [now - timedelta(minutes=9)]
+
+
+def test_a_topics_file_that_cannot_be_read_is_an_incident_until_it_is_fixed(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Before: topics.yaml edited into invalid YAML left the alerts and digest tasks
+    green (the stored topics stay in force, an ERROR line in their logs) and was in no
+    mail: ops never heard of it, while every edit to the topics went unapplied."""
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("topics:\n  - key: x\n    terms: [台湾\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(topics))
+    assert main(["health", "run"]) == 0
+    (incident,) = mailbox.messages
+    assert incident["Subject"] == "[mediamon] INCIDENT: the topics file cannot be read"
+    body = incident.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert f"Detail: {topics}:4: YAML syntax error" in text
+    assert "alerts and digests keep the stored topics until it is fixed" in text
+
+    assert main(["health", "run"]) == 0  # still broken: no second mail
+    assert len(mailbox.messages) == 1
+    shutil.copy(DEFAULT_CONFIG_DIR / "topics.yaml", topics)
+    assert main(["health", "run"]) == 0
+    assert [m["Subject"] for m in mailbox.messages][1:] == [
+        "[mediamon] RESOLVED: the topics file cannot be read"
+    ]
 
 
 def test_overlapping_watchdog_runs_mail_each_incident_once_and_none_reports_it_unmailed(

@@ -616,10 +616,12 @@ def run(
     limits: HealthThresholds,
     zone: tzinfo = UTC,
     dry_run: bool = False,
+    also: Sequence[Finding] = (),
 ) -> HealthResult:
     """One watchdog pass at ``at``: find, record, mail. A dry run finds and reports what
     it would open and resolve, and writes and sends nothing. Times in the details and mails
-    are shown in ``zone`` (MEDIAMON_TIMEZONE).
+    are shown in ``zone`` (MEDIAMON_TIMEZONE). ``also``: problems found outside the
+    database (configuration files), treated as the others.
 
     Raises:
         IncidentMailError: some mails were not sent; the incidents are recorded all the
@@ -628,7 +630,7 @@ def run(
     result = HealthResult()
     failure: IncidentMailError | None = None
     with engine.begin() as conn:
-        result.findings = find_problems(conn, at, limits, zone)
+        result.findings = [*find_problems(conn, at, limits, zone), *also]
         if dry_run:
             _, result.opened, result.resolved = _changes(conn, result.findings, at)
             result.note = "dry run: nothing written, nothing sent"

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -127,6 +128,7 @@ def health_run(
             limits=settings.health,
             zone=ZoneInfo(settings.timezone),
             dry_run=dry_run,
+            also=config_findings(settings, at),
         )
     finally:
         engine.dispose()
@@ -158,30 +160,62 @@ def health_report(
         engine.dispose()
 
 
-def config_problems(settings: Settings) -> list[str]:
-    """What is wrong with the configuration files now, one line each with what it does
-    to the runs. The status table shows the sources as the last run synced them; a file
-    edited into invalid YAML since showed nothing amiss there until runs failed."""
+INGEST_FAILS = "ingest runs fail until it is fixed"
+TOPICS_KEPT = "alerts and digests keep the stored topics until it is fixed"
+
+
+def _config_errors(settings: Settings) -> list[tuple[str, Path, str, str]]:
+    """The configuration files that cannot be read now: (name, path, error, effect)."""
     from mediamon.errors import ConfigError
     from mediamon.ingest.extract import load_site_rules
     from mediamon.ingest.sources import load_sources
     from mediamon.topics.definitions import TopicConfigError
     from mediamon.topics.file import load_topics
 
-    problems = []
+    errors = []
     try:
         load_sources(settings.sources_path)
     except ConfigError as error:
-        problems.append(f"{error} (ingest runs fail until it is fixed)")
+        errors.append(("sources", settings.sources_path, str(error), INGEST_FAILS))
     try:
         load_site_rules(str(settings.extraction_path))
     except ValueError as error:
-        problems.append(f"{error} (ingest runs fail until it is fixed)")
+        errors.append(("extraction", settings.extraction_path, str(error), INGEST_FAILS))
     try:
         load_topics(settings.topics_path)
     except TopicConfigError as error:
-        problems.append(f"{error} (alerts and digests keep the stored topics until it is fixed)")
-    return problems
+        errors.append(("topics", settings.topics_path, str(error), TOPICS_KEPT))
+    return errors
+
+
+def config_problems(settings: Settings) -> list[str]:
+    """What is wrong with the configuration files now, one line each with what it does
+    to the runs. The status table shows the sources as the last run synced them; a file
+    edited into invalid YAML since showed nothing amiss there until runs failed."""
+    return [f"{error} ({effect})" for _, _, error, effect in _config_errors(settings)]
+
+
+def config_findings(settings: Settings, at: datetime) -> list[health.Finding]:
+    """The watchdog's findings for configuration files that cannot be read, since the
+    file was last written. An unreadable topics file left the alerts task green (the
+    stored topics stay in force) and was in no mail: ops never heard of it."""
+    findings = []
+    for name, path, error, effect in _config_errors(settings):
+        try:
+            since = min(at, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        except OSError:  # missing: the error says so
+            since = at
+        findings.append(
+            health.Finding(
+                kind="config_invalid",
+                subject=name,
+                summary=f"the {name} file cannot be read",
+                detail=" ".join(error.split()),
+                advice=f"Fix {path} ({effect}); `mediamon status` checks it.",
+                since=since,
+            )
+        )
+    return findings
 
 
 def source_status(settings: Settings, now: datetime) -> dict[str, Any]:
