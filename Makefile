@@ -63,7 +63,7 @@ bench: install ## benchmarks: throughput, extraction quality and instructions, l
 bench-page: install ## the mediamon page's queries on a million articles (about 4 minutes)
 	$(BIN)/python -m bench.bi_page
 
-bench-bi: install ## every bi view and function on 2 million articles, 1,000 sources, 50 topics (about 15 minutes)
+bench-bi: install ## every bi view and function on 2 million articles, 1,000 sources, 50 topics (about half an hour)
 	$(BIN)/python -m bench.bi_scale
 
 superset-zip: install ## build var/superset/mediamon_dashboard.zip from src/mediamon/bi/superset/ (import it in Superset)
