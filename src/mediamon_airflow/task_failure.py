@@ -24,7 +24,7 @@ class TaskFailureMail(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         from mediamon.alerts.deliver import DEFAULT_SENDER
-        from mediamon.ops.mail import task_failure_message
+        from mediamon.ops.mail import failure_text, task_failure_message
         from mediamon_airflow import smtp_send
 
         send, sender = smtp_send()
@@ -38,7 +38,7 @@ class TaskFailureMail(BaseNotifier):
             "task_id": str(ti.task_id),
             "run_id": str(ti.run_id),
             "tries": str(ti.try_number),
-            "error": f"{type(error).__name__}: {error}" if error is not None else "",
+            "error": failure_text(error),
             "log_url": str(ti.log_url),
         }
         send(task_failure_message(failure, sender or DEFAULT_SENDER, self.recipients))

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from mediamon.ops import mail as ops_mail
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
@@ -143,6 +144,39 @@ def test_task_failure_mail_says_what_failed_and_fits(width: int) -> None:
     assert layout["images"] == 0 and layout["bold"] == 0
     assert '<img src=x onerror="alert(1)">' in layout["text"]
     assert "try_number=3" in layout["text"]
+
+
+def test_a_task_failing_on_the_database_mails_one_line_not_its_statement(
+    engine: sa.Engine,
+) -> None:
+    """Before: the failure mail gave SQLAlchemy's text of the error, which goes on with
+    the statement and its parameters: a session killed mid-load mailed `[SQL: …]
+    [parameters: …]`, 2,000 characters of the article being loaded."""
+    body = "台湾新闻的正文。" * 500
+    with engine.connect() as victim:
+        pid = victim.exec_driver_sql("select pg_backend_pid()").scalar_one()
+        with engine.connect() as admin:
+            admin.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(sa.exc.OperationalError) as killed:
+            victim.execute(sa.text("select length(:body)"), {"body": body})
+    with engine.connect() as conn, pytest.raises(sa.exc.DataError) as refused:
+        conn.execute(sa.text("select :body"), {"body": "NUL\x00" + body})
+    for error, expected in (
+        (killed.value, "database unavailable: "),
+        (refused.value, "DataError: PostgreSQL text fields cannot contain NUL"),
+    ):
+        line = ops_mail.failure_text(error)
+        assert line.startswith(expected), line
+        assert "\n" not in line and "[SQL" not in line and "parameters" not in line
+        assert "台湾新闻" not in line
+        message = ops_mail.task_failure_message(
+            task_failure(error=line), "m <m@x.org>", ["ops@x.org"]
+        )
+        plain = message.get_body(("plain",))
+        assert isinstance(plain, EmailMessage)
+        assert f"Error: {line}" in plain.get_content()
+    assert ops_mail.failure_text(None) == ""
+    assert ops_mail.failure_text(KeyError("x")) == "KeyError: 'x'"
 
 
 def test_task_failure_mail_links_only_to_http_urls() -> None:

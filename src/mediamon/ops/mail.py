@@ -156,6 +156,27 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def failure_text(error: BaseException | None) -> str:
+    """What a failed task's mail says of its error: one line. A database error is what
+    the command line says of it (``database unavailable: terminating connection due to
+    administrator command``): SQLAlchemy's text of it went on with the statement and its
+    parameters (``[SQL: COPY articles …] [parameters: …]``), 2,000 characters of an
+    article's text in the mail when the database went away mid-load. Other errors keep
+    their type and message."""
+    if error is None:
+        return ""
+    from mediamon.errors import explain
+
+    explained = explain(error)
+    if explained is not None:
+        return str(explained)
+    import sqlalchemy as sa
+
+    if isinstance(error, sa.exc.StatementError) and error.orig is not None:
+        error = error.orig  # the driver's message, without the statement and parameters
+    return f"{type(error).__name__}: {error}"
+
+
 def task_failure_message(
     failure: Mapping[str, str],
     sender: str,
