@@ -32,3 +32,26 @@ def test_bi_articles_by_date_read_the_window_through_an_index(year: sa.Engine) -
         plan = _plan(year, *asked[name])
         assert "Seq Scan on articles" not in plan, f"{name}:\n{plan}"
         assert "articles_shown_at" in plan, f"{name}:\n{plan}"
+
+
+def test_bi_topic_hourly_for_a_topic_and_a_week_reads_that_topic_and_week(
+    year: sa.Engine,
+) -> None:
+    """Before: bi.topic_hourly computed every story's hour (a CTE used twice, so built in
+    full) before a dashboard's filter applied: 3.4 to 5.4 s for a topic's week on two
+    million articles. Its rows are bi.topic_hours' hours that have stories."""
+    sql, params = bi_scale.queries(bi_scale.END)["topic_hourly, a topic, 7 d"]
+    plan = _plan(year, sql, params)
+    assert "CTE Scan" not in plan, plan
+    assert "articles_story_hour" in plan, plan
+    with dashboard.read_only(year) as conn:
+        rows = conn.execute(sa.text(sql), params).all()
+        gap_free = conn.execute(
+            sa.text(
+                "select hour, stories, share from bi.topic_hours(:from, :to)"
+                " where topic = :topic and total_stories > 0 order by hour"
+            ),
+            params,
+        ).all()
+    assert len(rows) > 100 and sum(r.stories for r in rows) > 0
+    assert [tuple(r) for r in rows] == [tuple(r) for r in gap_free]
