@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,7 +20,7 @@ from mediamon.devtools.demo_history import write_history
 from mediamon.errors import ConfigError
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import refresh_topics
-from tests.support.smtp_server import Picky, connection_json, serve_smtp
+from tests.support.smtp_server import Picky, connection_json, serve_smtp, serve_trickle
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 
@@ -295,3 +296,28 @@ def test_a_mail_some_recipients_refused_says_who_did_not_get_it(
         "'[mediamon] INCIDENT: source silent' not accepted for oncall@example.org (the others"
         " got it): oncall@example.org: 451 4.2.1 mailbox busy"
     ]
+
+
+def test_a_server_trickling_bytes_gets_a_total_deadline_per_message() -> None:
+    """A server that answers one byte every 0.2 s (a tarpit, an overloaded relay): every
+    read succeeds within the 1 s timeout, so before, one message took as long as the
+    server kept trickling (here 30 s; in Airflow, until the task's timeout killed the run
+    with the rest unsent). Now a message gets four timeouts in all, then the connection
+    is broken and the mail counts as not sent, in one line naming the server."""
+    message = EmailMessage()
+    message["Subject"], message["From"] = "[mediamon] taiwan", "m@example.org"
+    message["To"] = "reader@example.org"
+    message.set_content("a spike")
+    with serve_trickle(gap_s=0.2, for_s=30) as port:
+        fields = {"host": "127.0.0.1", "port": port,
+                  "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 1}}  # fmt: skip
+        send = mail.smtp_sender(mail.connection_settings(fields))
+        started = time.monotonic()
+        with pytest.raises(OSError) as raised:
+            send(message)
+        took = time.monotonic() - started
+    assert 4 <= took < 8, took
+    assert str(raised.value) == (
+        f"the SMTP server 127.0.0.1:{port} took longer than 4 s for one message:"
+        " connection broken, not sent"
+    )

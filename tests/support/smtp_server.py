@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import smtplib
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -77,6 +79,43 @@ def serve_smtp(handler: Any) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+@contextmanager
+def serve_trickle(gap_s: float, for_s: float) -> Iterator[int]:
+    """A server on a free loopback port that greets every client one byte every ``gap_s``
+    seconds (an endless multi-line ``220-`` greeting, as a tarpit does) for ``for_s``
+    seconds, then closes: every read succeeds, so a per-read timeout never fires."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle(conn: socket.socket) -> None:
+        ends = time.monotonic() + for_s
+        line = b"220-slow.example.org please wait\r\n"
+        with conn:
+            while not stop.is_set() and time.monotonic() < ends:
+                for byte in line:
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:  # the client hung up
+                        return
+                    if stop.wait(gap_s):
+                        return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed at the end
+                return
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        listener.close()
 
 
 def smtp_send(port: int, timeout: float = 10) -> Callable[[EmailMessage], None]:

@@ -9,13 +9,16 @@ follow Airflow's SMTP provider: implicit TLS unless ``disable_ssl``, then STARTT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import re
 import smtplib
+import socket
 import ssl
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -31,12 +34,20 @@ TRUE = ("1", "true", "yes", "on")
 DEFAULT_PORT = 465
 DEFAULT_TIMEOUT_S = 30.0
 TIMEOUT_RANGE_S = (1.0, 300.0)  # a timeout from the connection is clamped to this
+# The timeout bounds each socket read; a server trickling a byte at a time never trips
+# it, so one message (connect, TLS, login, DATA, QUIT) also gets this many timeouts in all.
+DEADLINE_TIMEOUTS = 4
 MAX_HOST_CHARS = 253
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
 
 class MailConfigError(ConfigError):
     """The SMTP connection is missing or malformed; the message names it."""
+
+
+class MailDeadlineError(OSError):
+    """The server took longer than the total deadline for one message; the connection was
+    broken. An OSError, as a timeout is: the mail counts as not sent and is tried again."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,11 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
     timeout_s: float = DEFAULT_TIMEOUT_S  # extra's "timeout", checked and clamped
+
+    @property
+    def deadline_s(self) -> float:
+        """The most one message may take, from connecting to QUIT."""
+        return self.timeout_s * DEADLINE_TIMEOUTS
 
     @property
     def use_ssl(self) -> bool:
@@ -263,30 +279,27 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
 
     def send(message: EmailMessage) -> None:
         context = ssl.create_default_context()
+        # Built unconnected, so that the watchdog can reach its socket from the start.
         client: smtplib.SMTP
         if settings.use_ssl:
-            client = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=settings.timeout_s, context=context
-            )
+            client = smtplib.SMTP_SSL(timeout=settings.timeout_s, context=context)
         else:
-            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+            client = smtplib.SMTP(timeout=settings.timeout_s)
+        overran = threading.Event()
+        watchdog = threading.Timer(settings.deadline_s, _break, (client, overran))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            if settings.use_starttls:
-                client.starttls(context=context)
-            if settings.login:
-                client.login(settings.login, settings.password or "")
-            # Some recipients refused, the others accepted (an ops mail to several
-            # addresses): sent, so not sent again (the others would get it twice), but
-            # said, naming who did not get it and why; smtplib returns it silently.
-            refused = client.send_message(message)
-            # Accepted: whatever the server answers to QUIT, the mail is sent. (A `with`
-            # block raised a non-221 answer, the mail counted as not sent and every
-            # later run mailed it again.)
-            try:
-                client.quit()
-            except (smtplib.SMTPException, OSError) as error:
-                logger.info("SMTP goodbye after a sent mail failed: %s", error)
+            refused = _converse(client, settings, message, context, overran)
+        except (smtplib.SMTPException, OSError) as error:
+            if overran.is_set():
+                raise MailDeadlineError(
+                    f"the SMTP server {settings.host}:{settings.port} took longer than"
+                    f" {settings.deadline_s:g} s for one message: connection broken, not sent"
+                ) from error
+            raise
         finally:
+            watchdog.cancel()
             client.close()
         logger.info("sent %r to %s", message["Subject"], message["To"])
         if refused:
@@ -301,3 +314,42 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
             )
 
     return send
+
+
+def _converse(
+    client: smtplib.SMTP,
+    settings: SmtpSettings,
+    message: EmailMessage,
+    context: ssl.SSLContext,
+    overran: threading.Event,
+) -> dict[str, tuple[int, bytes]]:
+    """Connect, send ``message`` and say goodbye; the recipients the server refused."""
+    client.connect(settings.host, settings.port)
+    if overran.is_set():  # the deadline passed while connecting, before the socket existed
+        raise TimeoutError("deadline passed while connecting")
+    if settings.use_starttls:
+        client.starttls(context=context)
+    if settings.login:
+        client.login(settings.login, settings.password or "")
+    # Some recipients refused, the others accepted (an ops mail to several
+    # addresses): sent, so not sent again (the others would get it twice), but
+    # said, naming who did not get it and why; smtplib returns it silently.
+    refused = client.send_message(message)
+    # Accepted: whatever the server answers to QUIT (or the deadline breaking it), the
+    # mail is sent. (A `with` block raised a non-221 answer, the mail counted as not
+    # sent and every later run mailed it again.)
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError) as error:
+        logger.info("SMTP goodbye after a sent mail failed: %s", error)
+    return refused
+
+
+def _break(client: smtplib.SMTP, overran: threading.Event) -> None:
+    """The watchdog: at the deadline, shut the connection down, which ends the read the
+    sending thread is blocked in (smtplib then raises SMTPServerDisconnected)."""
+    overran.set()
+    sock = getattr(client, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
