@@ -15,7 +15,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import task_defaults
+from mediamon_airflow import task_defaults, without_backfills
 
 
 @dag(
@@ -24,6 +24,7 @@ from mediamon_airflow import task_defaults
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=without_backfills(),
     default_args=task_defaults(
         retries=3, retry_delay=timedelta(minutes=2), timeout=timedelta(minutes=30)
     ),

@@ -30,7 +30,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
-from mediamon_airflow import task_defaults
+from mediamon_airflow import task_defaults, without_backfills
 
 # The watchdog failing (its database down) is itself worth a mail (task_defaults does).
 DEFAULT_ARGS = task_defaults(
@@ -44,6 +44,7 @@ DEFAULT_ARGS = task_defaults(
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=without_backfills(),
     default_args=DEFAULT_ARGS,
     tags=["mediamon", "ops"],
     doc_md=__doc__,
@@ -79,6 +80,7 @@ def mediamon_health() -> None:
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    allowed_run_types=without_backfills(),
     default_args=DEFAULT_ARGS,
     tags=["mediamon", "ops"],
     doc_md=__doc__,

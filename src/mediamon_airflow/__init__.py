@@ -23,6 +23,18 @@ def articles_asset() -> Any:
     return Asset(name="mediamon_articles", uri="mediamon://articles")
 
 
+def without_backfills() -> Any:
+    """``allowed_run_types`` for the DAGs that mail (digests, the watchdog, the weekly
+    report): scheduled and manual runs only. A backfill is a batch of past runs, and what
+    they would mail is old news: a week's backfill of ``mediamon_digests`` was a week of
+    past digests, mailed at once. Airflow refuses it ("does not allow backfill runs") and
+    the UI offers none; a cleared past run still runs. ``mediamon_alerts`` follows an
+    asset, which Airflow never backfills."""
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    return (DagRunType.SCHEDULED, DagRunType.MANUAL)
+
+
 def settings() -> Any:
     """mediamon's settings, with the database from the ``mediamon_db`` connection when one
     is defined (else ``MEDIAMON_DATABASE_URL``, else the embedded server)."""
