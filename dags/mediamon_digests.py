@@ -36,15 +36,19 @@ def mediamon_digests() -> None:
     def send_digests() -> dict[str, object]:
         """Send each due digest once; a failed send is due again at the next try."""
         from mediamon import service
-        from mediamon_airflow import run_time, settings, smtp_send
+        from mediamon_airflow import late_run_clock, run_time, settings, smtp_send
 
         send, sender = smtp_send()
         if send is None:  # not configured is a setting, not a failure: nothing is recorded
             return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
-        _, now = run_time(get_current_context())
-        summary = service.run_digests(settings(), now, send=send, sender=sender)
+        context = get_current_context()
+        _, now = run_time(context)
+        # A cleared run of days ago sends no stale digest: the current one lists its stories.
+        summary = service.run_digests(
+            settings(), now, send=send, sender=sender, clock=late_run_clock(context)
+        )
         # XCom carries counts, not the recipients' addresses.
-        return {k: summary[k] for k in ("due", "sent", "empty", "failed", "stories")}
+        return {k: summary[k] for k in ("due", "sent", "empty", "stale", "failed", "stories")}
 
     send_digests()
 

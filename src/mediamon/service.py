@@ -473,11 +473,14 @@ def run_digests(
     send: Callable[[EmailMessage], None] | None = None,
     sender: str | None = None,
     dry_run: bool = False,
+    clock: datetime | None = None,
 ) -> dict[str, Any]:
     """``mediamon digest run`` and the ``mediamon_digests`` DAG's task: send the digests
-    due at ``at``. The topics file is synced and new articles matched first, so a digest
-    lists every story loaded before it; a dry run only reads (the file, or the stored
-    topics if it is invalid) and says who is due with how many stories.
+    due at ``at`` (``clock``: the real time, for a late run; see
+    :func:`mediamon.alerts.digest.run_digests`). The topics file is synced and new
+    articles matched first, so a digest lists every story loaded before it; a dry run
+    only reads (the file, or the stored topics if it is invalid) and says who is due with
+    how many stories.
 
     Raises:
         MailConfigError: a real run without a ``mediamon_smtp`` connection (digests would
@@ -513,6 +516,7 @@ def run_digests(
             sender=sender or deliver.DEFAULT_SENDER,
             options=MailOptions.from_settings(settings),
             dry_run=dry_run,
+            clock=clock,
         )
     finally:
         engine.dispose()

@@ -28,8 +28,9 @@ def without_backfills() -> Any:
     report): scheduled and manual runs only. A backfill is a batch of past runs, and what
     they would mail is old news: a week's backfill of ``mediamon_digests`` was a week of
     past digests, mailed at once. Airflow refuses it ("does not allow backfill runs") and
-    the UI offers none; a cleared past run still runs. ``mediamon_alerts`` follows an
-    asset, which Airflow never backfills."""
+    the UI offers none; a cleared past run still runs, judged by the clock
+    (:func:`late_run_clock`). ``mediamon_alerts`` follows an asset, which Airflow never
+    backfills."""
     from airflow.sdk.api.datamodels._generated import DagRunType
 
     return (DagRunType.SCHEDULED, DagRunType.MANUAL)
@@ -65,15 +66,24 @@ def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
     return f"{context['dag'].dag_id}:{end.isoformat()}", end
 
 
+def late_run_clock(context: dict[str, Any]) -> datetime | None:
+    """The clock's time when this run is late by Airflow's own doing (cleared and run
+    again, or a backfill), else None: what such a run mails is judged stale by the clock,
+    not by its hour. The demo and ``dags test`` of a past hour are first manual runs and
+    still mail as of their hour."""
+    dag_run = context["dag_run"]
+    if dag_run.clear_number or str(dag_run.run_type) == "backfill":
+        return datetime.now(UTC)
+    return None
+
+
 def delivery_time(context: dict[str, Any]) -> datetime:
     """The time a run judges its pending alerts stale at: its interval's end, or the
-    clock's when the run was cleared and runs again. A past hour's run, cleared in the UI
-    days later, mailed that hour's alerts as if new (its spike was a backfill by then);
-    the demo and ``dags test`` of a past hour run uncleared runs and still mail them."""
+    clock's for a late run. A past hour's run, cleared in the UI days later, mailed that
+    hour's alerts as if new (its spike was a backfill by then)."""
     _, end = run_time(context)
-    if context["dag_run"].clear_number:
-        return max(end, datetime.now(UTC))
-    return end
+    clock = late_run_clock(context)
+    return end if clock is None else max(end, clock)
 
 
 def smtp_send() -> tuple[Any, str | None]:

@@ -1,13 +1,16 @@
-"""Runs of the mailing DAGs that Airflow makes late: a backfill. What they would mail is
-old news; Google Alerts would not send it, and neither does mediamon."""
+"""Runs of the mailing DAGs that Airflow makes late, by a real scheduler (LocalExecutor):
+a backfill, and a past run cleared days after its hour. What they would mail is old
+news; Google Alerts would not send it, and neither does mediamon."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,11 @@ import sqlalchemy as sa
 
 from bench import airflow_stack
 from mediamon.devtools.airflow_env import airflow_environment
-from mediamon.settings import Settings
+from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
+from mediamon.topics.file import load_topics
+from mediamon.topics.store import sync_topics
+from tests.integration.test_alert_stages import ARTICLE_SQL, add_source, article_row
+from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
 MAILING_DAGS = ("mediamon_digests", "mediamon_health", "mediamon_health_report")
 
@@ -74,3 +81,79 @@ def test_the_dags_that_mail_refuse_a_backfill(database_url: str, tmp_path: Path)
         assert done.returncode != 0, (dag_id, said[-1000:])
         assert f"Dag with dag_id: '{dag_id}' does not allow backfill runs" in said, said[-1000:]
     assert (made, backfills) == (0, 0)
+
+
+def test_a_cleared_past_digests_run_mails_no_stale_digest(
+    database_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """Two days ago the digests run after the editors' 08:00 (Shanghai) failed to mail
+    (no mail set up); ops fix mail and clear that run. Before: it mailed the digest of two
+    days ago now, beside the one the recipient got this morning. Now the cleared run finds
+    the digest stale (a later digest time has passed): nothing is mailed or recorded, and
+    the next digest lists the stories from where the last one ended."""
+    sync_topics(engine, load_topics(DEFAULT_CONFIG_DIR / "topics.yaml"))
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    digest_time = today - timedelta(days=2)  # 08:00 in Shanghai, two days ago
+    with engine.begin() as conn:
+        source = add_source(conn, "rfi-late")
+        row = article_row(
+            source, "https://rfi.example/taiwan-1", "台湾出口管制新规", "台湾 出口管制 报道。",
+            digest_time - timedelta(hours=3), first_seen_at=digest_time - timedelta(hours=3),
+        )  # fmt: skip
+        conn.execute(ARTICLE_SQL, row)
+    sink = Sink()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    with airflow_stack.metadata_database(base) as metadata_url, serve_smtp(sink) as smtp_port:
+        env = _environment(database_url, tmp_path, metadata_url)
+        with airflow_stack.running(env, metadata_url) as stack:
+            port = env["AIRFLOW__API__PORT"]
+            stack.start("api-server", ["api-server", "-H", "127.0.0.1", "-p", port])
+            stack.start("scheduler", ["scheduler", "--skip-serve-logs"])
+            stack.start("dag-processor", ["dag-processor"])
+            stack.wait_for_api()
+            stack.wait_for_dag("mediamon_digests")
+            run_id = "two-days-ago"
+            hour = digest_time + timedelta(minutes=5)
+            done = _airflow(env, "dags", "trigger", "mediamon_digests", "-r", run_id,
+                            "-l", hour.isoformat())  # fmt: skip
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert stack.wait_for_run("mediamon_digests", run_id, 180).state == "success"
+            metadata = stack.metadata()
+            with metadata.begin() as conn:  # the run's times are those of a run of then
+                conn.execute(
+                    sa.text(
+                        "update dag_run set run_after = :end, data_interval_start = :start,"
+                        " data_interval_end = :end where run_id = :run_id"
+                    ),
+                    {"start": hour - timedelta(hours=1), "end": hour, "run_id": run_id},
+                )
+            scheduler = stack.processes.pop("scheduler")
+            os.killpg(scheduler.pid, signal.SIGTERM)
+            scheduler.wait(60)
+            mail = {**env, "AIRFLOW_CONN_MEDIAMON_SMTP": connection_json(smtp_port)}
+            stack.start("scheduler-again", ["scheduler", "--skip-serve-logs"], env=mail)
+            cleared = _airflow(env, "tasks", "clear", "mediamon_digests", "-s", hour.isoformat(),
+                               "-e", hour.isoformat(), "--yes")  # fmt: skip
+            assert cleared.returncode == 0, cleared.stderr[-2000:]
+            again = stack.wait_for_run("mediamon_digests", run_id, 180)
+            tasks = stack.task_instances("mediamon_digests", run_id)
+            with metadata.connect() as conn:
+                clears, returned = conn.execute(
+                    sa.text(
+                        "select r.clear_number, x.value from dag_run r join xcom x"
+                        " using (dag_id, run_id) where r.run_id = :r and x.key = 'return_value'"
+                    ),
+                    {"r": run_id},
+                ).one()
+            metadata.dispose()
+    assert again.state == "success" and clears == 1, tasks
+    # The scheduler's own run of this hour may mail today's digest: none of two days ago.
+    subjects = [
+        str(message_from_bytes(m.content, policy=policy.default)["Subject"]) for m in sink.messages
+    ]
+    old_day = (digest_time + timedelta(hours=8)).date().isoformat()  # its date in Shanghai
+    assert not [s for s in subjects if old_day in s], subjects
+    assert returned["stale"] == 1 and returned["sent"] == 0, returned
+    with engine.connect() as conn:
+        periods = conn.execute(sa.text("select period_end from digest_deliveries")).scalars()
+        assert digest_time not in list(periods)

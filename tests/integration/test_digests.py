@@ -632,3 +632,40 @@ def test_bi_alerts_counts_the_digests_that_showed_an_alert(
         " where attrelid = 'bi.alerts'::regclass and attname = 'mails_sent'"
     )  # fmt: skip
     assert comment.startswith("Immediate alert mails") and "digest_mails_sent" in comment
+
+
+def test_a_late_run_sends_no_stale_digest_and_the_next_one_lists_its_stories(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """Tuesday's digests run failed (mail down); on Thursday ops clear it (a late run: the
+    clock is passed). Before, it mailed Tuesday's digest on Thursday, and Thursday's went
+    out beside it. Now Tuesday's is stale: not sent, not recorded, and Thursday's digest
+    lists every story since Monday's, the burst of Tuesday included."""
+    alert_on_burst(engine, topics)
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        send = smtp_send(port)
+        monday = T0 + timedelta(hours=8, minutes=3)
+        run_digests(engine, topics, monday, send, sender="m@example.org", options=OPTIONS)
+        assert len(sink.messages) == 2  # the daily and the weekly
+        tuesday = T0 + timedelta(days=1, hours=8, minutes=3)
+        with pytest.raises(DigestError):
+            run_digests(
+                engine, topics, tuesday, smtp_send(free_port()), sender="m@example.org",
+                options=OPTIONS,
+            )  # fmt: skip
+        thursday = T0 + timedelta(days=3, hours=10)
+        late = run_digests(
+            engine, topics, tuesday, send, sender="m@example.org", options=OPTIONS,
+            clock=thursday,
+        )  # fmt: skip
+        assert (late.due, late.stale, late.sent) == (1, 1, 0)
+        assert len(sink.messages) == 2
+        assert scalar(engine, "select count(*) from digest_deliveries") == 2
+        current = run_digests(engine, topics, thursday, send, sender="m@example.org",
+                              options=OPTIONS)  # fmt: skip
+        assert (current.stale, current.sent) == (0, 1)
+    daily = received(sink)["editors@example.org"]
+    since_monday = (T0 + timedelta(hours=8), T0 + timedelta(days=3, hours=8))
+    assert len(story_ids_between(engine, "taiwan", *since_monday)) >= 10  # the burst
+    assert listed_ids(html_of(daily)) == story_ids_between(engine, "taiwan", *since_monday)

@@ -70,6 +70,9 @@ class DueDigest:
             change): left out.
         spikes_shown: (topic, start, end) of those digests' periods that had the topic's
             stories: their spikes were on top of them, so they are not shown again.
+        superseded_at: For a late run (a cleared run, a backfill), the recipient's digest
+            time after ``period_end`` that has passed by the clock: this digest is stale
+            (see :func:`run_digests`); None when it is still the latest.
     """
 
     address: str
@@ -84,6 +87,7 @@ class DueDigest:
     late_from: datetime | None = None
     mailed: frozenset[int] = frozenset()
     spikes_shown: tuple[tuple[str, datetime, datetime], ...] = ()
+    superseded_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -99,6 +103,7 @@ class DigestStats:
     empty: int = 0
     failed: int = 0
     refused: int = 0  # recipients the server refused for good (5xx): recorded, not retried
+    stale: int = 0  # a late run's digests a later one supersedes: neither sent nor recorded
     stories: int = 0
     busy: bool = False
     digests: list[dict[str, Any]] = field(default_factory=list)
@@ -111,6 +116,7 @@ class DigestStats:
             "empty": self.empty,
             "failed": self.failed,
             "refused": self.refused,
+            "stale": self.stale,
             "stories": self.stories,
             "busy": self.busy,
             "digests": self.digests,
@@ -150,10 +156,15 @@ def _previous_period_start(end: datetime, cadence: str, zone: ZoneInfo) -> datet
 
 
 def due_digests(
-    engine: sa.Engine, topics: TopicSet, now: datetime, options: MailOptions
+    engine: sa.Engine,
+    topics: TopicSet,
+    now: datetime,
+    options: MailOptions,
+    clock: datetime | None = None,
 ) -> list[DueDigest]:
     """The digests due at ``now``: one per (recipient, cadence) whose latest period has
-    not been recorded yet."""
+    not been recorded yet; with ``clock`` (a late run), each says whether a later digest
+    time has passed by then (``superseded_at``)."""
     schedules: dict[tuple[str, str], DueDigest] = {}
     for topic in topics:
         for recipient in topic.recipients:
@@ -164,6 +175,11 @@ def due_digests(
             end = latest_digest_time(
                 now, cadence, recipient.digest_hour, recipient.digest_weekday, zone
             )
+            latest = end
+            if clock is not None:
+                latest = latest_digest_time(
+                    clock, cadence, recipient.digest_hour, recipient.digest_weekday, zone
+                )
             slot = (recipient.address, cadence)
             if slot in schedules:
                 earlier = schedules[slot]
@@ -177,6 +193,7 @@ def due_digests(
                 topics=(topic.key,),
                 period_start=_previous_period_start(end, cadence, zone),
                 period_end=end,
+                superseded_at=latest if latest > end else None,
             )
     d = digest_deliveries.c
     due: list[DueDigest] = []
@@ -345,8 +362,15 @@ def run_digests(
     sender: str,
     options: MailOptions,
     dry_run: bool = False,
+    clock: datetime | None = None,
 ) -> DigestStats:
     """Send every digest due at ``now`` once.
+
+    A late run (an Airflow run cleared or backfilled days after its hour) passes the
+    real time as ``clock``: a digest whose recipient's next digest time has passed by
+    then is stale. It is neither sent nor recorded, so the recipient's current digest
+    lists its stories, from where the previous digest ended, as Google Alerts would (a
+    run of last Monday, cleared on Wednesday, mailed Monday's digest beside Wednesday's).
 
     Args:
         engine: The data database.
@@ -358,6 +382,7 @@ def run_digests(
         dry_run: Say what is due and how many stories each digest would list (the
             totals ``stories`` and ``empty`` too: what the run would list and find
             empty); send and record nothing.
+        clock: The real time, for a late run; None: ``now`` is the real time.
 
     Raises:
         DigestError: at least one send failed (after every other digest was tried);
@@ -371,7 +396,7 @@ def run_digests(
             logger.warning("another digest run is in progress; nothing sent")
             stats.busy = True
             return stats
-        _run(engine, topics, now, send, sender, options, dry_run, stats)
+        _run(engine, topics, now, send, sender, options, dry_run, stats, clock)
     if stats.failed or stats.refused:
         said = [f"{stats.failed} digest(s) not sent, due again"] if stats.failed else []
         if stats.refused:
@@ -389,10 +414,30 @@ def _run(
     options: MailOptions,
     dry_run: bool,
     stats: DigestStats,
+    clock: datetime | None,
 ) -> None:
-    plans = due_digests(engine, topics, now, options)
+    plans = due_digests(engine, topics, now, options, clock)
     stats.due = len(plans)
     for plan in plans:
+        if plan.superseded_at is not None:
+            stats.stale += 1
+            stats.digests.append(
+                {
+                    "recipient": plan.address,
+                    "cadence": plan.cadence,
+                    "period_end": plan.period_end.isoformat(),
+                    "stale": True,
+                }
+            )
+            logger.info(
+                "%s digest to %s for the period ending %s not sent: stale, the digest of %s"
+                " lists its stories",
+                plan.cadence,
+                plan.address,
+                plan.period_end.isoformat(),
+                plan.superseded_at.isoformat(),
+            )
+            continue
         with engine.connect() as conn:
             selected_at = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
             digest = build_digest(conn, plan, topics)
