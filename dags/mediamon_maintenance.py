@@ -15,7 +15,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from mediamon_airflow import task_defaults
+from mediamon_airflow import MAX_KEEP_DAYS, task_defaults
 
 
 @dag(
@@ -27,12 +27,22 @@ from mediamon_airflow import task_defaults
     default_args=task_defaults(
         retries=2, retry_delay=timedelta(minutes=10), timeout=timedelta(hours=1), backoff=False
     ),
+    # Bounded both ways in the form's schema: 10**12 days passed `minimum` alone and
+    # failed each task with an OverflowError traceback, after 2 retries 10 minutes apart.
     params={
         "airflow_keep_days": Param(
-            30, type="integer", minimum=1, description="Days of Airflow metadata and task logs kept"
+            30,
+            type="integer",
+            minimum=1,
+            maximum=MAX_KEEP_DAYS,
+            description="Days of Airflow metadata and task logs kept",
         ),
         "fetch_log_keep_days": Param(
-            90, type="integer", minimum=1, description="Days of fetch_log kept"
+            90,
+            type="integer",
+            minimum=1,
+            maximum=MAX_KEEP_DAYS,
+            description="Days of fetch_log kept",
         ),
     },
     tags=["mediamon", "maintenance"],

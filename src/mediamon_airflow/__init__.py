@@ -13,6 +13,8 @@ from typing import Any
 from mediamon.alerts.smtp import SMTP_CONN_ID
 
 DATABASE_CONN_ID = "mediamon_db"
+# The most days of retention a maintenance run's params may ask for (a century: keep all).
+MAX_KEEP_DAYS = 36_500
 
 
 def articles_asset() -> Any:
@@ -226,7 +228,7 @@ def retention_cutoff(context: dict[str, Any], param: str) -> datetime:
     """The run's time minus the ``param`` days of retention."""
     from datetime import timedelta
 
-    days = max(1, int(context["params"][param]))
+    days = min(max(1, int(context["params"][param])), MAX_KEEP_DAYS)
     return run_time(context)[1] - timedelta(days=days)
 
 

@@ -288,6 +288,33 @@ def test_maintenance_prunes_old_metadata_logs_and_fetch_log(
         assert conn.execute(sa.text("select run_key from fetch_log")).scalars().all() == ["r-new"]
 
 
+@pytest.mark.parametrize(
+    ("conf", "said"),
+    [
+        ({"fetch_log_keep_days": 10**12}, "1000000000000 is greater than the maximum of 36500"),
+        ({"airflow_keep_days": 1e30}, "1e+30 is greater than the maximum of 36500"),
+        ({"fetch_log_keep_days": -5}, "-5 is less than the minimum of 1"),
+        ({"airflow_keep_days": "ninety"}, "'ninety' is not of type 'integer'"),
+    ],
+    ids=["huge", "huge-float", "negative", "text"],
+)
+def test_the_maintenance_form_refuses_a_retention_it_cannot_keep(
+    airflow: Any, conf: dict[str, object], said: str
+) -> None:
+    """The trigger form's values are checked before any task runs, in one line naming the
+    param. Before: a huge value passed the schema (only a minimum) and every task failed
+    with `OverflowError: Python int too large to convert to C int`, a traceback, after 2
+    retries 10 minutes apart."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError) as refused:
+        airflow.dags["mediamon_maintenance"].test(
+            logical_date=datetime(2024, 6, 2, tzinfo=UTC), run_conf=conf
+        )
+    (name,) = conf
+    assert str(refused.value).splitlines()[0] == f"Invalid input for param {name}: {said}"
+
+
 def test_digests_dag_sends_each_digest_once(
     airflow: Any, engine: sa.Engine, built_seed: Article, monkeypatch: pytest.MonkeyPatch
 ) -> None:
