@@ -4,8 +4,9 @@ Every hour, sends the daily and weekly digests that are due: each digest recipie
 `config/topics.yaml` gets, at their local digest hour, every new story of their topics
 in the period, grouped by topic, with the period's spikes on top. The code decides who is
 due (`mediamon.alerts.digest`); a digest is recorded per recipient and period, so a retry or a
-re-run sends nothing twice, and nothing is sent when nothing is new. The same code runs
-from `mediamon digest run [--at TIME] [--dry-run]`.
+re-run sends nothing twice, and nothing is sent when nothing is new. Without a
+`mediamon_smtp` connection a run with a digest due fails at once, in one line (the
+digests stay due). The same code runs from `mediamon digest run [--at TIME] [--dry-run]`.
 """
 
 from __future__ import annotations
@@ -35,18 +36,28 @@ def mediamon_digests() -> None:
     @task(multiple_outputs=False)
     def send_digests() -> dict[str, object]:
         """Send each due digest once; a failed send is due again at the next try."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from mediamon import service
         from mediamon_airflow import late_run_clock, run_time, settings, smtp_send
 
-        send, sender = smtp_send()
-        if send is None:  # not configured is a setting, not a failure: nothing is recorded
-            return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
         context = get_current_context()
         _, now = run_time(context)
         # A cleared run of days ago sends no stale digest: the current one lists its stories.
-        summary = service.run_digests(
-            settings(), now, send=send, sender=sender, clock=late_run_clock(context)
-        )
+        clock = late_run_clock(context)
+        send, sender = smtp_send()
+        if send is None:
+            # Nothing is recorded, so the digests stay due. A green run here hid, hour
+            # after hour, that no reader got one; red at once (a retry cannot define the
+            # connection), and only when a digest is due.
+            waiting = service.digests_waiting(settings(), now, clock)
+            if waiting:
+                raise AirflowFailException(
+                    f"connection mediamon_smtp is not defined: {waiting} digest(s) due"
+                    " and not sent (they stay due)"
+                )
+            return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
+        summary = service.run_digests(settings(), now, send=send, sender=sender, clock=clock)
         # XCom carries counts, not the recipients' addresses.
         return {k: summary[k] for k in ("due", "sent", "empty", "stale", "failed", "stories")}
 

@@ -523,6 +523,13 @@ def run_digests(
     return {"dry_run": dry_run, **stats.as_dict()}
 
 
+def digests_waiting(settings: Settings, at: datetime, clock: datetime | None = None) -> int:
+    """How many digests are due at ``at`` and would be mailed (a dry run; stale ones left
+    out): when mail is not set up, these are the readers who get nothing."""
+    summary = run_digests(settings, at, dry_run=True, clock=clock)
+    return int(summary["due"]) - int(summary["stale"])
+
+
 def _select(configured: list[Source], only: Iterable[str]) -> list[Source]:
     """The configured sources named in ``only`` (all when it is empty), each once, in
     the order named. ``only`` comes from the command line or a DAG run's params, which

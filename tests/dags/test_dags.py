@@ -353,6 +353,48 @@ def test_digests_dag_sends_each_digest_once(
     assert [tuple(r) for r in recorded] == [("sent", 1)]  # the seed, listed under both topics
 
 
+def test_digests_due_without_a_mail_connection_make_a_red_run(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine, built_seed: Article,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """No `mediamon_smtp` connection while the editors' daily digest is due. Before: the
+    task returned {"sent": 0, ...} and the run was green, every hour, while no reader got
+    a digest and nothing watched for it. Now it fails at once (no retries: a retry cannot
+    define the connection), saying so; the digest stays due and goes out once mail works.
+    An hour with no digest due stays green."""
+    from mediamon.settings import DEFAULT_CONFIG_DIR
+    from mediamon.topics.file import load_topics
+    from mediamon.topics.store import sync_topics
+    from tests.integration.test_alert_stages import ARTICLE_SQL, add_source, article_row
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
+
+    sync_topics(engine, load_topics(DEFAULT_CONFIG_DIR / "topics.yaml"))
+    with engine.begin() as conn:
+        row = article_row(
+            add_source(conn, "rfi-archive"), built_seed.canonical_url, built_seed.title,
+            built_seed.body_text, built_seed.published_at,
+            first_seen_at=datetime(2024, 4, 3, tzinfo=UTC),
+        )  # fmt: skip
+        conn.execute(ARTICLE_SQL, {**row, "match_text": built_seed.match_text})
+    dag = airflow.dags["mediamon_digests"]
+    monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP", raising=False)
+    hour = datetime(2024, 4, 3, 0, 0, tzinfo=UTC)  # the run ending 09:00 in Shanghai
+    unmailed = dag.test(logical_date=hour)
+    assert run_state(metadata, "mediamon_digests", unmailed.run_id) == (
+        "failed", {"send_digests": ("failed", 1)},
+    )  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from digest_deliveries")).scalar() == 0
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        assert dag.test(logical_date=hour + timedelta(hours=1)).state == "success"
+    assert [r for _, r, _ in sink.messages] == [["editors@example.org"]]
+    monkeypatch.delenv("AIRFLOW_CONN_MEDIAMON_SMTP")
+    nothing_due = dag.test(logical_date=hour + timedelta(hours=2))
+    assert run_state(metadata, "mediamon_digests", nothing_due.run_id)[0] == "success"
+
+
 # ---------------------------------------------------------------------------------------
 # Run states, read from Airflow's metadata database (what the UI shows), not return values.
 
