@@ -53,10 +53,12 @@ def mediamon_maintenance() -> None:
     def clean_airflow_metadata() -> int:
         """`airflow db clean` of the metadata older than the retention."""
         from mediamon.db import retention
-        from mediamon_airflow import metadata_url, retention_cutoff
+        from mediamon_airflow import config_errors_fail_at_once, metadata_url, retention_cutoff
 
         cutoff = retention_cutoff(get_current_context(), "airflow_keep_days")
-        return len(retention.clean_airflow_metadata(metadata_url(), cutoff).splitlines())
+        with config_errors_fail_at_once():
+            url = metadata_url()
+        return len(retention.clean_airflow_metadata(url, cutoff).splitlines())
 
     @task
     def prune_task_logs() -> dict[str, int]:

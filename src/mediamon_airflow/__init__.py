@@ -238,9 +238,13 @@ def metadata_url() -> str:
     from tasks)."""
     import os
 
+    from mediamon.errors import ConfigError
+
     url = os.environ.get("MEDIAMON_AIRFLOW_DATABASE_URL")
     if not url:
-        raise RuntimeError(
+        # A setting, not a passing failure: a ConfigError, which fails the task at once
+        # (a RuntimeError was retried twice, 10 minutes apart, to the same end).
+        raise ConfigError(
             "MEDIAMON_AIRFLOW_DATABASE_URL is not set: the maintenance task cannot reach"
             " Airflow's metadata database to run airflow db clean"
         )

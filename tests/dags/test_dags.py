@@ -288,6 +288,26 @@ def test_maintenance_prunes_old_metadata_logs_and_fetch_log(
         assert conn.execute(sa.text("select run_key from fetch_log")).scalars().all() == ["r-new"]
 
 
+def test_maintenance_without_the_metadata_url_fails_at_once(
+    airflow: Any, metadata: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MEDIAMON_AIRFLOW_DATABASE_URL unset (a deployment that forgot it): before, the
+    RuntimeError was retried twice, 10 minutes apart, to the same end, and the run stayed
+    running for 20 minutes before turning red. Now it is a configuration error: the task
+    fails on its first try, and the other retention tasks still run."""
+    monkeypatch.delenv("MEDIAMON_AIRFLOW_DATABASE_URL")
+    run = airflow.dags["mediamon_maintenance"].test(logical_date=datetime(2024, 6, 3, tzinfo=UTC))
+    state, tasks = run_state(metadata, "mediamon_maintenance", run.run_id)
+    assert (state, tasks) == (
+        "failed",
+        {
+            "clean_airflow_metadata": ("failed", 1),
+            "prune_task_logs": ("success", 1),
+            "prune_fetch_log": ("success", 1),
+        },
+    )
+
+
 @pytest.mark.parametrize(
     ("conf", "said"),
     [
