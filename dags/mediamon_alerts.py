@@ -49,9 +49,10 @@ def mediamon_alerts() -> None:
     def match_topics() -> dict[str, object]:
         """Refresh topic definitions and match articles to them."""
         from mediamon import service
-        from mediamon_airflow import settings
+        from mediamon_airflow import config_errors_fail_at_once, settings
 
-        return service.match_topics(settings())
+        with config_errors_fail_at_once():  # no valid topics file ever: a retry cannot help
+            return service.match_topics(settings())
 
     @task
     def detect_spikes() -> list[int]:
@@ -66,9 +67,10 @@ def mediamon_alerts() -> None:
     def deliver_alerts() -> dict[str, object]:
         """Mail pending alerts once each; a failure leaves them pending."""
         from mediamon import service
-        from mediamon_airflow import delivery_time, settings, smtp_send
+        from mediamon_airflow import config_errors_fail_at_once, delivery_time, settings, smtp_send
 
-        send, sender = smtp_send()
+        with config_errors_fail_at_once():  # a malformed mediamon_smtp: fail at once
+            send, sender = smtp_send()
         if send is None:
             # Not a task failure (a retry cannot define the connection): the alerts wait,
             # and the mediamon_health watchdog opens an incident once one waited an hour.

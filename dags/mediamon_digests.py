@@ -39,25 +39,33 @@ def mediamon_digests() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from mediamon import service
-        from mediamon_airflow import late_run_clock, run_time, settings, smtp_send
+        from mediamon_airflow import (
+            config_errors_fail_at_once,
+            late_run_clock,
+            run_time,
+            settings,
+            smtp_send,
+        )
 
         context = get_current_context()
         _, now = run_time(context)
         # A cleared run of days ago sends no stale digest: the current one lists its stories.
         clock = late_run_clock(context)
-        send, sender = smtp_send()
-        if send is None:
-            # Nothing is recorded, so the digests stay due. A green run here hid, hour
-            # after hour, that no reader got one; red at once (a retry cannot define the
-            # connection), and only when a digest is due.
-            waiting = service.digests_waiting(settings(), now, clock)
-            if waiting:
-                raise AirflowFailException(
-                    f"connection mediamon_smtp is not defined: {waiting} digest(s) due"
-                    " and not sent (they stay due)"
-                )
-            return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
-        summary = service.run_digests(settings(), now, send=send, sender=sender, clock=clock)
+        # A malformed mediamon_smtp or a topics file never valid: a retry cannot help.
+        with config_errors_fail_at_once():
+            send, sender = smtp_send()
+            if send is None:
+                # Nothing is recorded, so the digests stay due. A green run here hid, hour
+                # after hour, that no reader got one; red at once (a retry cannot define
+                # the connection), and only when a digest is due.
+                waiting = service.digests_waiting(settings(), now, clock)
+                if waiting:
+                    raise AirflowFailException(
+                        f"connection mediamon_smtp is not defined: {waiting} digest(s) due"
+                        " and not sent (they stay due)"
+                    )
+                return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
+            summary = service.run_digests(settings(), now, send=send, sender=sender, clock=clock)
         # XCom carries counts, not the recipients' addresses.
         return {k: summary[k] for k in ("due", "sent", "empty", "stale", "failed", "stories")}
 

@@ -59,8 +59,8 @@ def mediamon_health() -> None:
         from mediamon_airflow import config_errors_fail_at_once, run_time, settings, smtp_send
 
         _, now = run_time(get_current_context())
-        send, sender = smtp_send()
-        with config_errors_fail_at_once():
+        with config_errors_fail_at_once():  # a malformed mediamon_smtp too: no retries
+            send, sender = smtp_send()
             result = ops.health_run(settings(), now, send=send, sender=sender)
         for finding in result.findings:
             print(f"{finding.key}: {finding.summary}")
@@ -92,11 +92,12 @@ def mediamon_health_report() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mediamon.ops import service as ops
-        from mediamon_airflow import run_time, settings, smtp_send
+        from mediamon_airflow import config_errors_fail_at_once, run_time, settings, smtp_send
 
         _, now = run_time(get_current_context())
-        send, sender = smtp_send()
-        outcome = ops.health_report(settings(), now, send=send, sender=sender)
+        with config_errors_fail_at_once():
+            send, sender = smtp_send()
+            outcome = ops.health_report(settings(), now, send=send, sender=sender)
         if not outcome.sent:
             # A report is a courtesy, not an alarm: without mail set up it is skipped (the
             # watchdog's own run turns red when an incident cannot be mailed).

@@ -288,6 +288,38 @@ def test_maintenance_prunes_old_metadata_logs_and_fetch_log(
         assert conn.execute(sa.text("select run_key from fetch_log")).scalars().all() == ["r-new"]
 
 
+@pytest.mark.parametrize(
+    ("dag_id", "task_id"),
+    [
+        ("mediamon_alerts", "deliver_alerts"),
+        ("mediamon_digests", "send_digests"),
+        ("mediamon_health", "watchdog"),
+    ],
+)
+def test_a_malformed_mail_connection_fails_the_task_at_once(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch,
+    dag_id: str, task_id: str,
+) -> None:  # fmt: skip
+    """`mediamon_smtp` with port 99999: mediamon refuses it in one line (`configuration
+    error: mediamon_smtp: port: expected a whole number from 1 to 65535, got 99999`).
+    Before, that line came as an exception every try: 3 retries with backoff (2, 4 and
+    8 minutes) for the alerts and digests, 2 for the watchdog, to the same end. Now the
+    task fails on its first try, as a bad sources file does."""
+    from mediamon.settings import DEFAULT_CONFIG_DIR
+    from mediamon.topics.file import load_topics
+    from mediamon.topics.store import sync_topics
+
+    sync_topics(engine, load_topics(DEFAULT_CONFIG_DIR / "topics.yaml"))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")  # the watchdog has a mail
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_SMTP",
+        json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": 99999}),
+    )
+    run = airflow.dags[dag_id].test(logical_date=datetime(2024, 4, 5, 0, 0, tzinfo=UTC))
+    state, tasks = run_state(metadata, dag_id, run.run_id)
+    assert (state, tasks[task_id]) == ("failed", ("failed", 1)), tasks
+
+
 def test_maintenance_without_the_metadata_url_fails_at_once(
     airflow: Any, metadata: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
