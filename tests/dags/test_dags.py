@@ -320,6 +320,19 @@ def test_a_malformed_mail_connection_fails_the_task_at_once(
     assert (state, tasks[task_id]) == ("failed", ("failed", 1)), tasks
 
 
+def test_a_topics_file_never_valid_fails_match_topics_at_once(
+    airflow: Any, metadata: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No valid topics file was ever stored (a new deployment with a typo): before, the
+    file's one-line error was retried 3 times with backoff; now the first try fails."""
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("version: 1\ntopics: [{key: taiwan}]\n", "utf-8")  # no name, no terms
+    monkeypatch.setenv("MEDIAMON_TOPICS", str(topics))
+    run = airflow.dags["mediamon_alerts"].test(logical_date=datetime(2024, 4, 6, tzinfo=UTC))
+    state, tasks = run_state(metadata, "mediamon_alerts", run.run_id)
+    assert (state, tasks["match_topics"]) == ("failed", ("failed", 1)), tasks
+
+
 def test_maintenance_without_the_metadata_url_fails_at_once(
     airflow: Any, metadata: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
