@@ -560,5 +560,10 @@ def _shown(names: object, most: int = 10) -> str:
     """Names for a one-line message: the first ``most``, each cut, and how many more."""
     if not isinstance(names, list | tuple):
         return repr(names)[:100]
-    shown = ", ".join(str(n)[:60] for n in names[:most])
+    # Escaped, not printed: a name from a DAG run's params with a line break, or a bidi
+    # control, broke the one line (and the run's error in ingest_runs and the ops mail)
+    # or showed another name than the one given. Printable CJK stays as it is.
+    shown = ", ".join(
+        "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(n)[:60]) for n in names[:most]
+    )
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")

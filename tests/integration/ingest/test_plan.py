@@ -61,6 +61,12 @@ def test_sources_named_twice_are_planned_once(tmp_path: Path, database_url: str)
         ([f"n{i}" for i in range(100_000)],
          "unknown source(s): n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 99990 more;"
          " configured: wire"),
+        # A line break or a bidi control in a name from the trigger form is escaped: the
+        # message stays one line and shows the name as given (before: a forged second
+        # log line; U+202E before 'eriw' displayed it as 'wire', a configured name).
+        (["台湾新闻\n[INFO] all sources ok"],
+         "unknown source(s): 台湾新闻\\n[INFO] all sources ok; configured: wire"),
+        (["\u202eeriw"], "unknown source(s): \\u202eeriw; configured: wire"),
     ],
 )  # fmt: skip
 def test_sources_that_are_not_a_list_of_known_names_are_one_short_line(
