@@ -561,7 +561,7 @@ def _shown(names: object, most: int = 10) -> str:
     if not isinstance(names, list | tuple):
         return repr(names)[:100]
     # Escaped, not printed: a name from a DAG run's params with a line break, or a bidi
-    # control, broke the one line (and the run's error in ingest_runs and the ops mail)
+    # control, broke the one line (also the run's error in ingest_runs)
     # or showed another name than the one given. Printable CJK stays as it is.
     shown = ", ".join(
         "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(n)[:60]) for n in names[:most]
