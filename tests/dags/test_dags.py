@@ -321,10 +321,13 @@ def test_a_malformed_mail_connection_fails_the_task_at_once(
 
 
 def test_a_topics_file_never_valid_fails_match_topics_at_once(
-    airflow: Any, metadata: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     """No valid topics file was ever stored (a new deployment with a typo): before, the
     file's one-line error was retried 3 times with backoff; now the first try fails."""
+    with engine.connect() as conn:  # nothing stored to fall back on (``engine`` empties it)
+        assert conn.execute(sa.text("select count(*) from topics")).scalar() == 0
     topics = tmp_path / "topics.yaml"
     topics.write_text("version: 1\ntopics: [{key: taiwan}]\n", "utf-8")  # no name, no terms
     monkeypatch.setenv("MEDIAMON_TOPICS", str(topics))
