@@ -69,12 +69,11 @@ def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
 
 
 def late_run_clock(context: dict[str, Any]) -> datetime | None:
-    """The clock's time when this run is late by Airflow's own doing (cleared and run
-    again, or a backfill), else None: what such a run mails is judged stale by the clock,
-    not by its hour. The demo and ``dags test`` of a past hour are first manual runs and
-    still mail as of their hour."""
-    dag_run = context["dag_run"]
-    if dag_run.clear_number or str(dag_run.run_type) == "backfill":
+    """The clock's time when this run was cleared and runs again, else None: what such a
+    run mails is judged stale by the clock, not by its hour. (The DAGs that mail refuse
+    backfills, see :func:`without_backfills`.) The demo and ``dags test`` of a past hour
+    are first runs and still mail as of their hour."""
+    if context["dag_run"].clear_number:
         return datetime.now(UTC)
     return None
 

@@ -70,7 +70,7 @@ class DueDigest:
             change): left out.
         spikes_shown: (topic, start, end) of those digests' periods that had the topic's
             stories: their spikes were on top of them, so they are not shown again.
-        superseded_at: For a late run (a cleared run, a backfill), the recipient's digest
+        superseded_at: For a late run (an Airflow run cleared days later), the digest
             time after ``period_end`` that has passed by the clock: this digest is stale
             (see :func:`run_digests`); None when it is still the latest.
     """
@@ -366,7 +366,7 @@ def run_digests(
 ) -> DigestStats:
     """Send every digest due at ``now`` once.
 
-    A late run (an Airflow run cleared or backfilled days after its hour) passes the
+    A late run (an Airflow run cleared days after its hour) passes the
     real time as ``clock``: a digest whose recipient's next digest time has passed by
     then is stale. It is neither sent nor recorded, so the recipient's current digest
     lists its stories, from where the previous digest ended, as Google Alerts would (a
