@@ -10,14 +10,13 @@ run: the same 14 days of a topic's hourly counts read from the sparse view
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from bench.common import scratch_database
+from bench.common import scratch_database, timed
 from mediamon import db
 from mediamon.bi import dashboard
 from mediamon.bi import window as window_page
@@ -83,17 +82,6 @@ def seed(url: str, articles: int) -> float:
         conn.exec_driver_sql("vacuum analyze")
     engine.dispose()
     return time.perf_counter() - started
-
-
-def timed(run: Callable[[], object], repeat: int) -> float:
-    """Median seconds of ``repeat`` runs after one warm-up (caches as a page sees them)."""
-    run()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def run(articles: int = 1_000_000, repeat: int = 5) -> list[str]:

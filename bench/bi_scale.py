@@ -14,14 +14,13 @@ an index pays). Last, retention prunes the fetch log to 90 days.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from bench.common import scratch_database
+from bench.common import scratch_database, timed
 from mediamon import db
 from mediamon.bi import dashboard
 
@@ -234,17 +233,6 @@ def queries(
         ),
     }
     return asked
-
-
-def timed(run: Callable[[], object], repeat: int) -> float:
-    """Median seconds of ``repeat`` runs after one warm-up (caches as a dashboard sees them)."""
-    run()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def run(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +158,14 @@ def serve_feeds(
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     port_queue.put(server.server_address[1])
     server.serve_forever()
+
+
+def timed(run: Callable[[], object], repeat: int) -> float:
+    """Median seconds of ``repeat`` runs after one warm-up (caches as a reader sees them)."""
+    run()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
