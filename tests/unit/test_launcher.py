@@ -48,10 +48,13 @@ def test_the_process_leaves_its_objects_to_the_system_at_exit() -> None:
     assert frozen > 50_000  # the imported libraries' objects: no collection walks them
 
 
-def test_a_failing_command_keeps_its_status_and_one_line() -> None:
-    status, out, err, frozen = _probe(
-        "ingest", env={"MEDIAMON_SOURCES": "/nonexistent/sources.yaml"}
-    )
+def test_a_failing_command_keeps_its_status_and_one_line(tmp_path: Path) -> None:
+    # No database configured: the command fails on its file before any database is
+    # started (recording the failed run once started the embedded PostgreSQL, whose
+    # warnings came before the error).
+    env = {"MEDIAMON_SOURCES": "/nonexistent/sources.yaml", "MEDIAMON_VAR_DIR": str(tmp_path)}
+    status, out, err, frozen = _probe("ingest", env={**env, "MEDIAMON_DATABASE_URL": ""})
     assert status == 2 and out == ""
     assert err.startswith("mediamon: /nonexistent/sources.yaml: ") and "Traceback" not in err
+    assert not (tmp_path / "pgdata").exists()
     assert frozen > 50_000

@@ -59,7 +59,13 @@ def finish_ingest(
 
 def record_failed_run(settings: Settings, run_key: str, run_at: datetime, error: str) -> None:
     """Record a run that failed before ingesting (a config error in planning), so the
-    watchdog reports it; a database that cannot be reached is only logged."""
+    watchdog reports it; a database that cannot be reached is only logged.
+
+    Only in a configured database (``MEDIAMON_DATABASE_URL``, where a watchdog reads):
+    without one, recording meant starting the embedded PostgreSQL for a command that
+    had already failed, and its start-up lines came before the error the user needs."""
+    if not settings.database_url:
+        return
     try:
         engine = engine_for(settings)
         try:
@@ -67,7 +73,7 @@ def record_failed_run(settings: Settings, run_key: str, run_at: datetime, error:
                 runs.record(conn, run_key, run_at, runs.RunSummary(), error=error)
         finally:
             engine.dispose()
-    except sa.exc.SQLAlchemyError as db_error:
+    except Exception as db_error:  # noqa: BLE001 - the configuration error is what to report
         logger.error("could not record the failed run %s: %s", run_key, db_error)
 
 
