@@ -242,22 +242,7 @@ def _deliver_immediate(
             if outcome is False:
                 complete = False
                 continue
-            if isinstance(outcome, str):
-                _record_delivery(
-                    engine,
-                    [
-                        {
-                            "alert_id": alert_id,
-                            "recipient": recipient.address,
-                            "mode": "immediate",
-                            "status": "refused",
-                            "message_id": None,
-                            "sent_at": now,
-                            "note": clean(outcome, 500),
-                        }
-                    ],
-                )
-                continue
+            refused = isinstance(outcome, str)  # the server's answer: refused for good
             _record_delivery(
                 engine,
                 [
@@ -265,14 +250,15 @@ def _deliver_immediate(
                         "alert_id": alert_id,
                         "recipient": recipient.address,
                         "mode": "immediate",
-                        "status": "sent",
-                        "message_id": mid,
+                        "status": "refused" if refused else "sent",
+                        "message_id": None if refused else mid,
                         "sent_at": now,
-                        "note": None,
+                        "note": clean(outcome, 500) if refused else None,
                     }
                 ],
             )
-            stats.sent += 1
+            if not refused:
+                stats.sent += 1
         if complete:
             with engine.begin() as conn:
                 conn.execute(
