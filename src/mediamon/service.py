@@ -30,6 +30,7 @@ from mediamon.ingest.sources import Source, load_sources
 from mediamon.settings import Settings
 from mediamon.spikes import detect
 from mediamon.spikes.model import Spike
+from mediamon.text import one_line
 from mediamon.topics import match, store
 from mediamon.topics.definitions import TopicConfigError
 from mediamon.topics.file import load_topics
@@ -563,7 +564,5 @@ def _shown(names: object, most: int = 10) -> str:
     # Escaped, not printed: a name from a DAG run's params with a line break, or a bidi
     # control, broke the one line (also the run's error in ingest_runs)
     # or showed another name than the one given. Printable CJK stays as it is.
-    shown = ", ".join(
-        "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(n)[:60]) for n in names[:most]
-    )
+    shown = ", ".join(one_line(n, limit=60) for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")

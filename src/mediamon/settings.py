@@ -50,6 +50,8 @@ MAX_WORKERS = 64
 # Control characters (C0, DEL, C1): no setting needs one. In a value that ends up in an
 # HTTP or mail header (User-Agent, List-Unsubscribe, To) a CR or LF would inject a header
 # or make every request fail; NUL, in any variable, only fails later (a path, a driver).
+# Refused, not shown escaped (mediamon.text.one_line, for what mediamon only reports): a
+# setting is the operator's own to correct, and a value with one would be used as it is.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # What the User-Agent header can carry: http.client sends headers as Latin-1 and
 # requests refuses leading spaces, so printable ASCII only (stripped).

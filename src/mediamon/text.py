@@ -1,5 +1,6 @@
-"""Folding: the one matching form of text, shared by ingest (``articles.match_text``)
-and topics (rules and titles are folded the same way, so they match)."""
+"""Text shared across the package: folding, the one matching form of text, shared by
+ingest (``articles.match_text``) and topics (rules and titles are folded the same way, so
+they match); and how untrusted text is shown on one line of a log, an error or a mail."""
 
 from __future__ import annotations
 
@@ -85,3 +86,32 @@ def fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", IGNORABLE.sub("", stream_safe(text))).casefold()
     text = _t2s().convert(text)  # type: ignore[attr-defined]
     return HORIZONTAL_SPACE.sub(" ", text).strip()
+
+
+# What lets a value forge a second line or turn a line around: the controls (C0, DEL,
+# C1: "\n", "\r", NEL "\x85", ESC sequences), the line and paragraph separators (line
+# breaks to str.splitlines and to many viewers) and the bidirectional controls (marks,
+# embeddings, overrides, isolates: U+202E turns "gpj.exe" into "exe.jpg"). Zero-width
+# joiners and non-joiners are not here: scripts and emoji need them, and they move nothing.
+BREAKS_A_LINE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def one_line(value: object, limit: int | None = None) -> str:
+    """Untrusted text (a file, source or setting's value, a server's words) for one line
+    of a log or an error message, which an operator reads to find the thing named: cut to
+    ``limit`` characters (no mark of the cut), then every character that is not printable
+    written as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``). That is each of
+    :data:`BREAKS_A_LINE` and the other invisible ones (zero-width, no-break and other odd
+    spaces, unassigned code points), so the line shows which of two look-alike names it
+    means. Printable text (CJK, accents, emoji) stays as written.
+
+    Mail and the page show text to readers instead: :func:`mediamon.alerts.render.clean`
+    blanks :data:`BREAKS_A_LINE` and keeps the rest."""
+    text = str(value)
+    if limit is not None:
+        text = text[:limit]
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

@@ -26,15 +26,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
 
+from mediamon.text import BREAKS_A_LINE
+
 logger = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 200
 MAX_URL_CHARS = 2000
-# Control characters, line and paragraph separators, and the bidirectional controls that
-# can reorder what a reader sees (U+202E turns "gpj.exe" into "exe.jpg").
-CONTROL = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+"
-)
 # Characters that draw as a wide blank but are no space, so nothing collapses them: the
 # Hangul fillers and the braille blank (a title of 100 U+3164 was four empty lines).
 BLANK = re.compile("[\u115f\u1160\u3164\uffa0\u2800]+")
@@ -76,10 +73,15 @@ class Rendered:
 
 
 def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
-    """Untrusted text on one line: control characters, line breaks and blank fillers
-    become spaces; a base character keeps at most :data:`MAX_MARKS` combining marks."""
+    """Untrusted text on one line: control characters, line breaks, bidi controls
+    (:data:`mediamon.text.BREAKS_A_LINE`) and blank fillers become spaces; a base
+    character keeps at most :data:`MAX_MARKS` combining marks.
+
+    Blanked, not escaped as :func:`mediamon.text.one_line` does for a log: a reader of a
+    mail or the page wants the title, not ``\\u202e``, and the other characters a log
+    escapes (zero-width joiners, odd spaces) stay, as emoji and scripts need them."""
     # Cut before cleaning: a stored title may be any length (rows older than the caps).
-    text = _few_marks(BLANK.sub(" ", CONTROL.sub(" ", str(value or "")[: limit * 4 + 64])))
+    text = _few_marks(BLANK.sub(" ", BREAKS_A_LINE.sub(" ", str(value or "")[: limit * 4 + 64])))
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -124,7 +126,9 @@ def clean_composed(value: object, limit: int) -> str:
     # Even pieces: the text around the names; odd ones: the inside of a pair.
     text = " ".join(
         "".join(
-            CONTROL.sub(" ", piece) if index % 2 == 0 else f"{FSI}{CONTROL.sub(' ', piece)}{PDI}"
+            BREAKS_A_LINE.sub(" ", piece)
+            if index % 2 == 0
+            else f"{FSI}{BREAKS_A_LINE.sub(' ', piece)}{PDI}"
             for index, piece in enumerate(pieces)
         ).split()
     )
@@ -146,7 +150,12 @@ def esc_composed(value: object, limit: int) -> str:
 
 def safe_link(url: str | None) -> str | None:
     """``url`` if it is an absolute http(s) URL fit to be a link, else None."""
-    if not url or len(url) > MAX_URL_CHARS or CONTROL.search(url) or any(c.isspace() for c in url):
+    if (
+        not url
+        or len(url) > MAX_URL_CHARS
+        or BREAKS_A_LINE.search(url)
+        or any(c.isspace() for c in url)
+    ):
         return None
     try:
         parts = urlsplit(url)

@@ -175,7 +175,9 @@ def _kind(value: object) -> str:
 
 def _text(value: object) -> bool:
     """Whether ``value`` is a string without control or format characters (line breaks,
-    NUL, bidi controls: nothing that could break or disguise a header)."""
+    NUL, bidi controls: nothing that could break or disguise a header). The characters
+    :func:`mediamon.text.one_line` escapes in a log line, refused here: a value of the
+    mail settings goes into a header or to the server as it is."""
     return isinstance(value, str) and all(c.isprintable() for c in value)
 
 

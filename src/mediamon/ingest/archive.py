@@ -11,14 +11,12 @@ from pathlib import Path
 
 from mediamon.ingest.feeds import FeedItem, usable_link
 from mediamon.ingest.normalize import from_epoch_ms
+from mediamon.text import one_line
 
 EPOCH_LINE = re.compile(r"^<!--\s*(\d{10,13})\s*-->$")
 URL_SCHEMES = ("http://", "https://")
 URL_BREAK = re.compile(r"[\s)]")
 SEPARATOR = re.compile(r"^-{3,}$")
-# What must not stand in a line of a log as written: controls (C0, DEL, C1), line and
-# paragraph separators, and the bidi embeddings, overrides and isolates.
-UNSAFE_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class ArchiveFormatError(ValueError):
@@ -182,7 +180,7 @@ def shown_name(name: str) -> str:
     U+2028, bidi overrides) escaped too: a file named ``x.txt\\nERROR …`` made a second,
     forged line of every log that named it."""
     readable = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return UNSAFE_IN_A_LINE.sub(lambda match: ascii(match.group())[1:-1], readable)
+    return one_line(readable)
 
 
 def archive_files(folder: Path) -> list[Path]:

@@ -38,6 +38,7 @@ from mediamon.ingest.politeness import (
     RobotsRules,
 )
 from mediamon.limits import cap
+from mediamon.text import BREAKS_A_LINE
 
 logger = logging.getLogger(__name__)
 
@@ -640,16 +641,17 @@ def _own_host(url: str) -> frozenset[str]:
 _CONNECTION_REPR = re.compile(r"^<?\w*Connection(?:Pool)?\(host='[^']*', port=\d+\)>?: ")
 
 
-# C0 and C1 controls and DEL: a server's reason phrase ("500 A\x00B", "500 \x1b]0;…\x07")
-# went into the fetch log (PostgreSQL refused the NUL, and the chunk with it) and, raw,
-# to the operator's terminal.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """``text`` (an error that may quote what a server sent) with every control character
-    shown as U+FFFD: safe for the database, the logs and a terminal."""
-    return _CONTROLS.sub("\ufffd", text)
+    """``text`` (an error that may quote what a server sent) with every character of
+    :data:`mediamon.text.BREAKS_A_LINE` shown as U+FFFD: safe for the database, the logs
+    and a terminal.
+
+    A server's reason phrase ("500 A\\x00B", "500 \\x1b]0;…\\x07") went into the fetch
+    log (PostgreSQL refused the NUL, and the chunk with it) and, raw, to the operator's
+    terminal; a U+202E or U+2028 in it turned ``mediamon status``'s line around or broke it
+    in two. One for one, not escaped as :func:`mediamon.text.one_line` does: the error
+    is cut to MAX_ERROR_CHARS first, and the cut must still hold for what is stored."""
+    return BREAKS_A_LINE.sub("\ufffd", text)
 
 
 def _short(error: BaseException) -> str:

@@ -159,6 +159,9 @@ def resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
+# A URL is refused, not shown escaped (mediamon.text.one_line): it is about to be fetched.
+# C0 and DEL only: a C1 or other non-ASCII character in a path or query is percent-encoded
+# on the way out (requests), so it reaches no header or request line raw.
 CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 

@@ -51,7 +51,9 @@ DURATION_FIELDS = (
 )  # fmt: skip
 COUNT_FIELDS = ("host_max_connections", "max_items", "max_bytes")
 # No field of a source needs a control character; NUL in particular passes YAML (as
-# "\0") and only fails later, in PostgreSQL or in the file system.
+# "\0") and only fails later, in PostgreSQL or in the file system. Refused, not escaped
+# (mediamon.text.one_line escapes what a log line reports): the file is the operator's to
+# correct. A refused value is shown by quoted(), a repr that escapes what one_line does.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 # YAML aliases let a few lines stand for millions of values (one anchored list reused by
 # every source), which every later step would pay for. The expanded document is measured
