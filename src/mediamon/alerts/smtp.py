@@ -9,14 +9,12 @@ follow Airflow's SMTP provider: implicit TLS unless ``disable_ssl``, then STARTT
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import re
 import smtplib
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +23,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from mediamon.deadline import shut_down, watchdog
 from mediamon.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -287,21 +286,21 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
             client = smtplib.SMTP_SSL(timeout=settings.timeout_s, context=context)
         else:
             client = smtplib.SMTP(timeout=settings.timeout_s)
-        overran = threading.Event()
-        watchdog = threading.Timer(settings.deadline_s, _break, (client, overran))
-        watchdog.daemon = True
-        watchdog.start()
         try:
-            refused = _converse(client, settings, message, context, overran)
-        except (smtplib.SMTPException, OSError) as error:
-            if overran.is_set():
-                raise MailDeadlineError(
-                    f"the SMTP server {settings.host}:{settings.port} took longer than"
-                    f" {settings.deadline_s:g} s for one message: connection broken, not sent"
-                ) from error
-            raise
+            # At the deadline the connection is shut down, which ends the read the
+            # conversation is blocked in (smtplib then raises SMTPServerDisconnected).
+            with watchdog(settings.deadline_s, lambda: shut_down(client)) as overran:
+                try:
+                    refused = _converse(client, settings, message, context, overran)
+                except (smtplib.SMTPException, OSError) as error:
+                    if overran.is_set():
+                        raise MailDeadlineError(
+                            f"the SMTP server {settings.host}:{settings.port} took longer"
+                            f" than {settings.deadline_s:g} s for one message:"
+                            " connection broken, not sent"
+                        ) from error
+                    raise
         finally:
-            watchdog.cancel()
             client.close()
         logger.info("sent %r to %s", message["Subject"], message["To"])
         if refused:
@@ -345,13 +344,3 @@ def _converse(
     except (smtplib.SMTPException, OSError) as error:
         logger.info("SMTP goodbye after a sent mail failed: %s", error)
     return refused
-
-
-def _break(client: smtplib.SMTP, overran: threading.Event) -> None:
-    """The watchdog: at the deadline, shut the connection down, which ends the read the
-    sending thread is blocked in (smtplib then raises SMTPServerDisconnected)."""
-    overran.set()
-    sock = getattr(client, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)

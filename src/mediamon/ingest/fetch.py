@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-import threading
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from requests.cookies import RequestsCookieJar
 from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
+from mediamon.deadline import watchdog
 from mediamon.ingest import netguard
 from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
 from mediamon.ingest.decode import content_type_charset, effective_content_type
@@ -408,33 +408,29 @@ def _exchange(
 ) -> _Exchange:
     """Send one GET to the vetted ``target`` and read its body within the limits."""
     overran = f"download took longer than {deadline_s:g} s"
-    with netguard.pinned(target) as pin:
-        watchdog = threading.Timer(deadline_s, pin.abort)
-        watchdog.daemon = True
-        watchdog.start()
+    # The pin, not the watchdog's event, says whether the deadline passed: it also
+    # shuts down a connection attached after the deadline (see netguard.Pin.attach).
+    with netguard.pinned(target) as pin, watchdog(deadline_s, pin.abort):
         started = time.monotonic()
         try:
-            try:
-                response = session.get(
-                    target.url,
-                    headers=headers,
-                    timeout=timeout,
-                    stream=True,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as error:
-                return _Exchange(error=overran if pin.aborted else _describe(error))
-            with response:
-                result = _read_response(response, started, deadline_s, max_bytes, accept_types)
-                if result.error is None and result.location is None:
-                    response.raw.release_conn()  # read to the end: keep the connection alive
-            if pin.aborted and result.error is None and result.location is None:
-                result.error, result.content = overran, b""
-            elif pin.aborted and result.error and result.error.startswith("connection broken"):
-                result.error = overran
-            return result
-        finally:
-            watchdog.cancel()
+            response = session.get(
+                target.url,
+                headers=headers,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            return _Exchange(error=overran if pin.aborted else _describe(error))
+        with response:
+            result = _read_response(response, started, deadline_s, max_bytes, accept_types)
+            if result.error is None and result.location is None:
+                response.raw.release_conn()  # read to the end: keep the connection alive
+        if pin.aborted and result.error is None and result.location is None:
+            result.error, result.content = overran, b""
+        elif pin.aborted and result.error and result.error.startswith("connection broken"):
+            result.error = overran
+        return result
 
 
 def _read_response(

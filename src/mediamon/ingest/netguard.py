@@ -14,7 +14,6 @@ changes between the check and the connection (DNS rebinding) cannot redirect it.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import http.client
 import ipaddress
@@ -36,6 +35,8 @@ from urllib3 import connectionpool as u3pool
 from urllib3 import exceptions as u3exceptions
 from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
 from urllib3.util import connection as u3util
+
+from mediamon.deadline import shut_down
 
 logger = logging.getLogger(__name__)
 
@@ -283,21 +284,14 @@ class Pin:
         with self._lock:
             self.connection = conn
             if self.aborted:
-                _shutdown(conn)
+                shut_down(conn)
 
     def abort(self) -> None:
         """Break the connection: a blocked read returns at once with an error."""
         with self._lock:
             self.aborted = True
             if self.connection is not None:
-                _shutdown(self.connection)
-
-
-def _shutdown(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
+                shut_down(self.connection)
 
 
 _PIN: ContextVar[Pin | None] = ContextVar("mediamon_netguard_pin", default=None)
