@@ -23,8 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from markupsafe import Markup
 
+from mediamon import limits
 from mediamon.alerts.catalog import p_value_text
-from mediamon.alerts.render import isolate
+from mediamon.alerts.render import clean, isolate
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.db.queries import query
 from mediamon.db.roles import BI_ROLE
@@ -305,8 +306,13 @@ def _volumes(rows: Sequence[Any]) -> list[SourceVolume]:
     return volumes
 
 
-def render(page: Page) -> str:
-    """The page as HTML (Jinja2, autoescaped)."""
+def templates() -> Any:
+    """The Jinja2 environment of the page and the window's page: autoescaped, with their
+    filters. ``shown`` is for the text an article supplies (a title): cleaned as a mail
+    cleans it (:func:`mediamon.alerts.render.clean`: control characters and blank fillers
+    made spaces, at most a few combining marks on a letter), but as long as it is
+    stored. A "Zalgo" title of 200 marks on one letter drew a tower over the stories
+    listed above and below it on the page, as it did in mail before the cap."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
@@ -316,7 +322,13 @@ def render(page: Page) -> str:
     environment.filters["local"] = _local
     environment.filters["p_value"] = p_value_text
     environment.filters["percent"] = lambda v: "–" if v is None else f"{float(v):.1%}"
-    return environment.get_template("dashboard.html").render(page=page)
+    environment.filters["shown"] = lambda v: clean(v, limits.MAX_TITLE_CHARS)
+    return environment
+
+
+def render(page: Page) -> str:
+    """The page as HTML (Jinja2, autoescaped)."""
+    return str(templates().get_template("dashboard.html").render(page=page))
 
 
 def _local(value: datetime | None) -> str:

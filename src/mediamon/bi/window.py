@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from mediamon.alerts.render import safe_link
-from mediamon.bi.dashboard import read_only
+from mediamon.bi.dashboard import read_only, templates
 from mediamon.db.queries import query
 
 # Stories a page lists: a busy topic's month has thousands.
@@ -195,25 +195,14 @@ def load_window(conn: sa.Connection, request: WindowRequest, now: datetime) -> W
     )
 
 
-def _environment() -> Any:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    environment = Environment(
-        loader=PackageLoader("mediamon.bi", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
-    environment.filters["local"] = lambda v: "–" if v is None else f"{v:%Y-%m-%d %H:%M}"
-    return environment
-
-
 def render(page: WindowPage) -> str:
     """The window's page as HTML (Jinja2, autoescaped)."""
-    return str(_environment().get_template("window.html").render(page=page, size=PAGE_SIZE))
+    return str(templates().get_template("window.html").render(page=page, size=PAGE_SIZE))
 
 
 def error_html(message: str) -> str:
     """The page of a request the window cannot show: what is wrong, and the way back."""
-    return str(_environment().get_template("window_error.html").render(message=message))
+    return str(templates().get_template("window_error.html").render(message=message))
 
 
 def window_html(engine: sa.Engine, request: WindowRequest, now: datetime | None = None) -> str:

@@ -5,6 +5,7 @@ parameter is clamped, and awkward names fit a phone and a desktop screen in chro
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -184,3 +185,65 @@ def test_a_topics_file_of_hundreds_charts_the_busiest_topics(engine: sa.Engine) 
     assert charted[1:] == [f"t{i:03}" for i in range(shown - 1)]
     assert f"The 50 of {many + 1} active topics with the most stories" in html
     assert len(html) < 2_000_000
+
+
+# Each title's longest run of combining marks, and how far its ink rises above the
+# baseline, in font sizes (measured with the title's own font).
+MARKS = """(() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  return [...document.querySelectorAll('li a bdi')].map(e => {
+    ctx.font = getComputedStyle(e).font;
+    const runs = e.textContent.match(/\\p{M}+/gu) || [];
+    return {
+      marks: Math.max(0, ...runs.map(r => [...r].length)),
+      ascent: ctx.measureText(e.textContent).actualBoundingBoxAscent
+        / parseFloat(getComputedStyle(e).fontSize),
+    };
+  });
+})()"""
+# Vietnamese written decomposed (two marks on a letter, kept), then 200 marks on one.
+VIETNAMESE = unicodedata.normalize("NFD", "Tiếng Việt")
+ZALGO = (
+    f"台湾 {VIETNAMESE} Z"
+    + "\u0336\u0353\u0330\u0349\u0300\u0301\u0302\u0303\u0304\u0305" * 20
+    + "algo"
+)
+
+
+def test_a_title_flooded_with_combining_marks_keeps_to_its_line(engine: sa.Engine) -> None:
+    """A "Zalgo" title (200 combining marks on one letter) drew a tower of marks over the
+    stories listed above and below it on the page and in the topic's window; mail kept
+    at most four marks on a letter (alerts.render.clean), the page all 200. Both pages
+    now show titles cleaned as mail does; the marks a language needs stay."""
+    from mediamon.bi import window
+
+    topics = parse_topics(AWKWARD_TOPICS.replace(awkward.TOPIC_NAME, "台湾"), "topics.yaml")
+    sync_topics(engine, topics)
+    made = add_burst(engine, add_background(engine), BURST_HOUR)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("update articles set title = :t where article_id = :i"),
+            {"t": ZALGO, "i": made[0]},
+        )
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    with engine.connect() as conn:
+        start, end = conn.execute(sa.text("select window_start, window_end from alerts")).one()
+    request = window.parse_request("taiwan", start.isoformat(), end.isoformat(), None)
+    pages = {
+        "mediamon_page_zalgo.html": dashboard.page_html(engine, AT + timedelta(minutes=5)),
+        "mediamon_window_zalgo.html": window.window_html(engine, request, AT),
+    }
+    for name, html in pages.items():
+        page_file = ARTIFACTS / name
+        page_file.parent.mkdir(parents=True, exist_ok=True)
+        page_file.write_text(html, "utf-8")
+        assert VIETNAMESE in html, name
+        with Chromium() as browser:
+            page = browser.open(page_file.as_uri(), width=1280)
+            titles: list[dict[str, float]] = page.evaluate(MARKS)
+            page.screenshot(ARTIFACTS / name.replace(".html", ".png"))
+        assert titles, name
+        assert max(t["marks"] for t in titles) <= 4, (name, titles)
+        # The four marks kept stand a little above the letters; 200 rose far higher.
+        assert max(t["ascent"] for t in titles) < 1.5, (name, titles)
