@@ -257,14 +257,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         now = datetime.now(UTC)
         run_key = f"cli:{now.isoformat()}"
         try:
-            names = service.plan_sources(settings, now, only=args.source, force=True)
+            # Read once: an edit to the sources file between the plan and the ingestion
+            # made the second reading fail the run, which nothing then recorded.
+            due = service.due_sources(settings, now, only=args.source, force=True)
         except ConfigError as error:  # recorded as the Airflow task records it, so
             # the watchdog reports this run failed, and why, not hours later that none ran
             ops.record_failed_run(settings, run_key, now, f"configuration error: {error}")
             raise
         crashed = None
         try:
-            summaries = service.ingest(settings, names, run_key, now, refetch_known=args.refetch)
+            summaries = service.ingest_sources(
+                settings, due, run_key, now, refetch_known=args.refetch
+            )
         except ShardIncomplete as incomplete:  # the other sources ran: record the run
             summaries, crashed = incomplete.summaries, str(incomplete)
         for summary in summaries:

@@ -76,7 +76,7 @@ def plan_sources(
         ConfigError: the extraction file is invalid, or ``only`` names a source that is
             not configured.
     """
-    return [s.name for s in _due_sources(settings, now, only, force)]
+    return [s.name for s in due_sources(settings, now, only=only, force=force)]
 
 
 def plan_shards(
@@ -98,15 +98,17 @@ def plan_shards(
     """
     from mediamon.ingest.shards import plan_shards as split
 
-    due = _due_sources(settings, now, only, force)
+    due = due_sources(settings, now, only=only, force=force)
     planned = split(due, shards)
     logger.info("%d sources due, in %d shards", len(due), len(planned))
     return planned
 
 
-def _due_sources(
-    settings: Settings, now: datetime, only: Sequence[str], force: bool
+def due_sources(
+    settings: Settings, now: datetime, *, only: Sequence[str] = (), force: bool = False
 ) -> list[Source]:
+    """As :func:`plan_sources`, the due sources as the sources file defined them when it
+    was read here: hand them to :func:`ingest_sources`, which reads no file again."""
     in_file = load_sources(settings.sources_path)
     configured = _select(in_file, only)
     try:
@@ -182,10 +184,32 @@ def ingest(
         ShardIncomplete: a source crashed (a bug, the database); raised after every
             source has run, with all their summaries.
     """
-    from mediamon.ingest import shard_runner
-
     names = list(source_names)
     configured = _select(load_sources(settings.sources_path), names)
+    return ingest_sources(
+        settings, configured, run_key, now, refetch_known=refetch_known, workers=workers
+    )
+
+
+def ingest_sources(
+    settings: Settings,
+    configured: Sequence[Source],
+    run_key: str,
+    now: datetime,
+    *,
+    refetch_known: bool = False,
+    workers: int | None = None,
+) -> list[dict[str, object]]:
+    """As :func:`ingest`, the sources given as :func:`due_sources` read them (the
+    command's plan): the sources file is not read a second time, so an edit saved
+    between the plan and the ingestion neither fails the run unrecorded nor ingests
+    another list than the one planned.
+
+    Raises:
+        ShardIncomplete: as :func:`ingest`.
+    """
+    from mediamon.ingest import shard_runner
+
     site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     options = ShardOptions(
         workers=default_workers() if workers is None else workers,

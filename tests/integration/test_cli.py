@@ -137,8 +137,46 @@ def test_a_broken_sources_file_is_a_failed_run_the_watchdog_names(
     assert f"configuration error: {sources}: not valid YAML" in detail  # the mail's text
 
 
+def test_an_edit_to_the_sources_file_during_a_run_does_not_fail_it(
+    env: None,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`mediamon ingest` read the sources file twice, to plan and again to ingest: a file
+    saved half-edited in between (here: invalid YAML, written just after the plan) failed
+    the run with exit 2, and nothing recorded it (the watchdog only saw, hours later, no
+    successful run). The run now ingests what it planned, from its one reading."""
+    from mediamon.ingest import plan
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"sources:\n  - {{name: archive, kind: archive, path: '{DEMO_DIR / 'archive'}'}}\n",
+        "utf-8",
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    planned = plan.plan_sources
+
+    def plan_then_edit(*args: object, **kwargs: object) -> object:
+        due = planned(*args, **kwargs)  # the due sources, from the file as it was
+        sources.write_text("sources:\n  - name: archive\n    kind: [arch\n", "utf-8")
+        return due
+
+    monkeypatch.setattr(plan, "plan_sources", plan_then_edit)
+    assert main(["ingest"]) == 0, capsys.readouterr().err
+    with engine.connect() as conn:
+        run = conn.execute(sa.text("select status, sources_due from ingest_runs")).one()
+        stored = conn.execute(sa.text("select count(*) from articles")).scalar_one()
+    assert tuple(run) == ("success", 1) and stored == 1
+
+
 def test_status_warns_of_a_broken_sources_or_topics_file(
-    env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: None,
+    engine: sa.Engine,  # emptied: the table holds no source of an earlier test
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Before: `mediamon status` read the database alone, so with sources.yaml or
     topics.yaml edited into invalid YAML it showed every source as the last run left it,
