@@ -66,8 +66,8 @@ def mediamon_ingest():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summarize(summaries):
-        from mediamon.models import total_stats
-        return total_stats(summaries)
+        from mediamon.ops.runs import summarize as add_up
+        return add_up(summaries).as_dict()
 
     summarize(ingest_source.expand(source_name=plan_sources()))
 

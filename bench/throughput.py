@@ -19,7 +19,7 @@ from typing import Any
 from bench.common import corpus_pages, scratch_database, serve_feeds, track_memory
 from mediamon import service
 from mediamon.ingest.feeds import MAX_ITEMS
-from mediamon.models import total_stats
+from mediamon.ops.runs import summarize
 from mediamon.settings import Settings
 
 
@@ -85,7 +85,7 @@ def mediamon_rate(articles: int, workers: int | None) -> IngestRun:
     # the memory sampler is a thread of this process: its CPU is the benchmark's own
     cpu["ingest process"] -= memory.sampler_cpu_s
     cpu["memory sampling (bench)"] = memory.sampler_cpu_s
-    totals = total_stats(summaries)
+    totals = summarize(summaries).counts
     per_article = 1000 / max(articles, 1)
     return IngestRun(
         rate=totals["new"] / elapsed,

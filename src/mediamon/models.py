@@ -78,21 +78,3 @@ class IngestStats:
             "poll": self.poll,
             "errors": self.errors[:20],
         }
-
-
-def total_stats(summaries: list[dict[str, object]]) -> dict[str, int]:
-    """Sum the counts of several :meth:`IngestStats.as_dict` summaries (None = a failed task)."""
-    keys = (
-        "items", "new", "updated", "unchanged", "already_known", "failed", "duplicates",
-        "claims", "left_for_next_poll",
-    )  # fmt: skip
-    totals = dict.fromkeys(keys, 0)
-    totals["sources"] = 0
-    for summary in summaries:
-        if not summary:
-            continue
-        totals["sources"] += 1
-        for key in keys:
-            value = summary.get(key, 0)
-            totals[key] += value if isinstance(value, int) else 0
-    return totals

@@ -25,7 +25,7 @@ from mediamon.alerts.smtp import connection_settings, smtp_sender
 from mediamon.db.engine import session_lock
 from mediamon.models import Article
 from mediamon.settings import DEFAULT_CONFIG_DIR, Settings
-from mediamon.spikes.counts import hourly_counts, hourly_counts_by_source, hourly_totals
+from mediamon.spikes.counts import hourly_counts, hourly_totals
 from mediamon.spikes.detect import assess_topics, detect
 from mediamon.text import fold
 from mediamon.topics.definitions import Recipient, TopicSet
@@ -340,10 +340,8 @@ def test_duplicates_count_once_at_the_roots_hour(engine: sa.Engine, topics: Topi
     assert scalar(engine, "select count(*) from mentions") == 4
     with engine.connect() as conn:
         counts = hourly_counts(conn, ["taiwan"], T0, T0 + timedelta(hours=6))
-        by_source = hourly_counts_by_source(conn, "taiwan", T0, T0 + timedelta(hours=6))
         totals = hourly_totals(conn, T0, T0 + timedelta(hours=6))
     assert counts == {"taiwan": {T0: 1}}
-    assert by_source == {(T0, "cna"): 1}
     assert totals == [(T0, "cna", "zh", 1)]
     assert scalar(engine, "select count(distinct story_id) from bi.topic_mentions") == 1
 

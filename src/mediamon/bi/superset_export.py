@@ -39,13 +39,6 @@ def load(folder: Path, kind: str) -> list[dict[str, Any]]:
     ]
 
 
-def dataset_source(dataset: dict[str, Any]) -> str:
-    """The SQL a dataset reads: its own query (virtual) or its table (physical)."""
-    if dataset.get("sql"):
-        return f"({dataset['sql']})"
-    return f'"{dataset["schema"]}"."{dataset["table_name"]}"'
-
-
 def build_zip(folder: Path, destination: Path, database_url: str | None = None) -> Path:
     """Zip ``folder`` the way Superset exports: every file under one top folder; with
     ``database_url``, the database's URL is replaced by it in the zip."""

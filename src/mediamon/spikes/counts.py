@@ -33,17 +33,6 @@ def hourly_counts(
     return counts
 
 
-def hourly_counts_by_source(
-    conn: sa.Connection, topic_key: str, start: datetime, end: datetime
-) -> dict[tuple[datetime, str], int]:
-    """Distinct stories of one topic per (UTC hour, source of the story's root)."""
-    rows = conn.execute(
-        query("topic_hourly_counts_by_source"),
-        {"topic": topic_key, "start": start, "end": end},
-    )
-    return {(hour.astimezone(UTC), source): int(n) for hour, source, n in rows}
-
-
 def hourly_totals(
     conn: sa.Connection, start: datetime, end: datetime
 ) -> list[tuple[datetime, str, str | None, int]]:

@@ -11,7 +11,6 @@ stopped, e.g. a long outage) is cleared at that window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -62,19 +61,6 @@ def decide(
     if nearest_alert is not None and abs(at - nearest_alert) < cooldown:
         return Decision("nothing", stale)
     return Decision("open", stale)
-
-
-def apply_cooldown(spikes: Sequence[Spike], cooldown_hours: int) -> list[Spike]:
-    """Drop spikes of a topic that come within ``cooldown_hours`` of its previous alert."""
-    kept: list[Spike] = []
-    last: dict[str, datetime] = {}
-    for spike in sorted(spikes, key=lambda s: s.window_end):
-        previous = last.get(spike.topic)
-        if previous is not None and spike.window_end - previous < timedelta(hours=cooldown_hours):
-            continue
-        kept.append(spike)
-        last[spike.topic] = spike.window_end
-    return kept
 
 
 def replay(

@@ -377,21 +377,6 @@ def _moments(samples: Sequence[tuple[int, int]]) -> float:
     return min(max(excess / scale, 0.0), MAX_DISPERSION)
 
 
-def find_spikes(series: HourlySeries, params: SpikeParams, topic: str = "") -> list[Spike]:
-    """Test every window of the series that has a full baseline; return those that fire.
-
-    This replays detection hour by hour (tests and benchmarks). It does not apply the
-    cooldown; see :func:`apply_cooldown`.
-    """
-    first = params.window_hours + params.baseline_weeks * HOURS_PER_WEEK
-    found = []
-    for end in range(first, len(series.counts) + 1):
-        spike = assess_index(series, end, params, topic)
-        if spike.fired:
-            found.append(spike)
-    return found
-
-
 # ---------------------------------------------------------------------------------------
 # Tail probabilities (no SciPy: the package keeps its dependencies small)
 

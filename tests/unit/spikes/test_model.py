@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from mediamon.spikes.episodes import apply_cooldown, replay
+from mediamon.spikes.episodes import replay
 from mediamon.spikes.model import (
+    HOURS_PER_WEEK,
     HourlySeries,
+    Spike,
     SpikeParams,
     assess,
-    find_spikes,
+    assess_index,
     nbinom_sf,
     poisson_sf,
 )
@@ -33,6 +35,14 @@ def volume_curve(hours: int, base: float = 200.0, daily: float = 0.6) -> np.ndar
 
 def series(counts: np.ndarray, totals: np.ndarray) -> HourlySeries:
     return HourlySeries(START, [int(c) for c in counts], [int(t) for t in totals])
+
+
+def find_spikes(s: HourlySeries, params: SpikeParams) -> list[Spike]:
+    """Every window with a full baseline that fires, tested one by one (no episodes, no
+    cooldown: :func:`replay` applies those as detection does)."""
+    first = params.window_hours + params.baseline_weeks * HOURS_PER_WEEK
+    windows = (assess_index(s, end, params) for end in range(first, len(s.counts) + 1))
+    return [spike for spike in windows if spike.fired]
 
 
 def poisson_background(
@@ -204,10 +214,13 @@ def test_cooldown_drops_repeats() -> None:
     for hour in (-30, -29, -3):
         counts[hour] += 20
         totals[hour] += 20
-    found = find_spikes(series(counts, totals), PARAMS)
+    s = series(counts, totals)
+    found = find_spikes(s, PARAMS)
     assert len(found) == 3
-    kept = apply_cooldown(found, 6)
-    assert [s.window_end for s in kept] == [found[0].window_end, found[2].window_end]
+    # -30 and -29 are one episode; -3 is a new one, 27 hours after the alert at -30
+    assert [a.window_end for a in replay(s, PARAMS)] == [found[0].window_end, found[2].window_end]
+    longer = SpikeParams(cooldown_hours=30)
+    assert [a.window_end for a in replay(s, longer)] == [found[0].window_end]
 
 
 def test_params_are_validated() -> None:
