@@ -210,7 +210,9 @@ def ingest_sources(
     """
     from mediamon.ingest import shard_runner
 
-    site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
+    # After due_sources, the rules it checked (cached, the file is not read again);
+    # otherwise a bad file fails here.
+    site_rules = load_site_rules(str(settings.extraction_path))
     options = ShardOptions(
         workers=default_workers() if workers is None else workers,
         source_threads=COMMAND_SOURCE_THREADS,

@@ -171,6 +171,44 @@ def test_an_edit_to_the_sources_file_during_a_run_does_not_fail_it(
     assert tuple(run) == ("success", 1) and stored == 1
 
 
+def test_an_edit_to_the_extraction_file_during_a_run_does_not_fail_it(
+    env: None,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`mediamon ingest` asks for the extraction rules twice, to check them when it plans
+    and to ingest: a file saved half-edited in between (here: invalid YAML, written just
+    after the plan) would fail the run with exit 2, unrecorded, if the second asking read
+    the file again. It does not (load_site_rules is cached by path for the process): the
+    run extracts with the rules it checked. A guard: this passed before it was written."""
+    from mediamon.ingest import plan
+
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        f"sources:\n  - {{name: archive, kind: archive, path: '{DEMO_DIR / 'archive'}'}}\n",
+        "utf-8",
+    )
+    extraction = tmp_path / "extraction.yaml"
+    extraction.write_text("sites:\n  - {domain: example.com, drop_lines: ['^Share$']}\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
+    monkeypatch.setenv("MEDIAMON_EXTRACTION_CONFIG", str(extraction))
+    planned = plan.plan_sources
+
+    def plan_then_edit(*args: object, **kwargs: object) -> object:
+        due = planned(*args, **kwargs)  # the rules were checked, from the file as it was
+        extraction.write_text("sites:\n  - domain: [example.com\n", "utf-8")
+        return due
+
+    monkeypatch.setattr(plan, "plan_sources", plan_then_edit)
+    assert main(["ingest"]) == 0, capsys.readouterr().err
+    with engine.connect() as conn:
+        run = conn.execute(sa.text("select status, sources_due from ingest_runs")).one()
+        stored = conn.execute(sa.text("select count(*) from articles")).scalar_one()
+    assert tuple(run) == ("success", 1) and stored == 1
+
+
 def test_status_warns_of_a_broken_sources_or_topics_file(
     env: None,
     engine: sa.Engine,  # emptied: the table holds no source of an earlier test

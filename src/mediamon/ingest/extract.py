@@ -585,6 +585,11 @@ def site_rule(url: str | None, rules: Mapping[str, SiteRule]) -> SiteRule | None
     return None
 
 
+# Cached by path for the life of the process: besides sparing the parse, this is what
+# makes a command read the file once (service.due_sources checks it, ingest_sources asks
+# again), so an edit saved during a run cannot fail it halfway (test_cli's
+# test_an_edit_to_the_extraction_file_during_a_run_does_not_fail_it). A long-lived
+# process would not see an edit; none calls this (each Airflow task is a new process).
 @lru_cache(maxsize=4)
 def load_site_rules(path: str) -> dict[str, SiteRule]:
     """Per-site rules of a YAML file (see ``default_config/extraction.yaml``); none if it is absent.
