@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mediamon.errors import ConfigError
+from mediamon.text import BREAKS_A_LINE
 
 KINDS = ("feed", "archive")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -51,10 +52,17 @@ DURATION_FIELDS = (
 )  # fmt: skip
 COUNT_FIELDS = ("host_max_connections", "max_items", "max_bytes")
 # No field of a source needs a control character; NUL in particular passes YAML (as
-# "\0") and only fails later, in PostgreSQL or in the file system. Refused, not escaped
-# (mediamon.text.one_line escapes what a log line reports): the file is the operator's to
-# correct. A refused value is shown by quoted(), a repr that escapes what one_line does.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+# "\0") and only fails later, in PostgreSQL or in the file system. Nor a line separator
+# or a bidirectional control: every field is a name, URL, host, path or tag, shown in log
+# lines, errors and ops mail (an unreachable feed's URL starts its error), where U+2028
+# breaks the line and U+202E turns the rest of it around (IRIs may not hold bidi
+# controls, RFC 3987 4.1). So the whole of mediamon.text.BREAKS_A_LINE: C0, DEL, C1
+# (NEL, CSI), U+2028/U+2029, the bidi marks, embeddings, overrides and isolates. A free-
+# text field, if one is ever added, would be the exception (shown through one_line).
+# Refused, not escaped (mediamon.text.one_line escapes what a log line reports): the file
+# is the operator's to correct. A refused value is shown by quoted(), a repr that escapes
+# what one_line does.
+CONTROL_CHARACTER = BREAKS_A_LINE
 # YAML aliases let a few lines stand for millions of values (one anchored list reused by
 # every source), which every later step would pay for. The expanded document is measured
 # against these bounds before anything else reads it; real sources files are a few
@@ -258,9 +266,18 @@ def _refuse_control_characters(raw: dict[str, Any], where: str) -> None:
             if bad:
                 field_name = key if n is None else f"{key}[{n}]"
                 raise SourceConfigError(
-                    f"{where}.{field_name}: control character U+{ord(bad.group()):04X}"
+                    f"{where}.{field_name}: {_kind_of(bad.group())} U+{ord(bad.group()):04X}"
                     f" (at position {bad.start()}) is not allowed"
                 )
+
+
+def _kind_of(character: str) -> str:
+    """What a character of :data:`CONTROL_CHARACTER` is, for its error message."""
+    if character <= "\x9f":
+        return "control character"
+    if character in "\u2028\u2029":
+        return "line separator" if character == "\u2028" else "paragraph separator"
+    return "bidirectional control"
 
 
 def _source_from_mapping(raw: object, index: int, path: Path) -> Source:

@@ -98,6 +98,41 @@ def test_control_characters_are_refused_naming_the_field(
     )
 
 
+@pytest.mark.parametrize(
+    ("entry", "field", "refused"),
+    [
+        ('url: "https://example.org/f\\u202e.xml"', "url", "bidirectional control U+202E"),
+        ('url: "https://example.org/f?q=\\u2066x"', "url", "bidirectional control U+2066"),
+        ('url: "https://example.org/f\\u2028x"', "url", "line separator U+2028"),
+        ('url: "https://example.org/f\\x85x"', "url", "control character U+0085"),
+        ('kind: archive, path: "it\\u200fems"', "path", "bidirectional control U+200F"),
+        ('kind: archive, path: "it\\x9bems"', "path", "control character U+009B"),
+        (
+            'url: "https://example.org/f", drop_query_params: ["\\u2029"]',
+            "drop_query_params[0]",
+            "paragraph separator U+2029",
+        ),
+    ],
+)
+def test_line_breaking_and_bidi_characters_are_refused_naming_the_field(
+    tmp_path: Path, entry: str, field: str, refused: str
+) -> None:
+    """Every field of a source is a name, URL, path, host or tag, shown in log lines,
+    errors and ops mail (an unreachable feed's error starts with its URL). Before, C1
+    controls, U+2028/U+2029 and the bidi controls passed: a feed URL holding U+202E
+    turned the rest of each of those lines around, U+2028 or NEL broke it in two."""
+    path = write(tmp_path, f"sources:\n  - {{name: a, {entry}}}\n")
+    message = refusal(path)
+    assert message.startswith(f"{path}: source 'a'.{field}: {refused} (at position ")
+    assert message.endswith(") is not allowed") and message.isprintable()
+
+
+def test_a_url_in_chinese_still_loads(tmp_path: Path) -> None:
+    """Printable text is not refused: an IRI's Chinese path."""
+    path = write(tmp_path, "sources:\n  - {name: a, url: 'https://example.org/新闻/f.xml'}\n")
+    assert load_sources(path)[0].location == "https://example.org/新闻/f.xml"
+
+
 @pytest.mark.parametrize(("key", "shown"), [("1", "1"), ("null", "None"), ('"a\\0"', "'a\\x00'")])
 def test_field_names_that_are_not_text_are_refused(tmp_path: Path, key: str, shown: str) -> None:
     path = write(tmp_path, f'sources:\n  - {{name: a, url: "http://example.org/f", {key}: 2}}\n')
