@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon import db
+from mediamon.bi import rollup
 from mediamon.bi import settings as bi_settings
 from mediamon.db import migrate
 from mediamon.errors import ConfigError, InputError
@@ -292,6 +293,7 @@ def import_archive(
                 engine, source, ids[name], None, f"import:{folder}", now,
                 pool=pool, progress=progress, site_rules=site_rules,
             )  # fmt: skip
+        rollup.refresh(engine)  # a backfill marks many hours: fold them once, here
     finally:
         engine.dispose()
     return stats.as_dict()

@@ -21,6 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mediamon import db
+from mediamon.bi import rollup
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def prune_fetch_log(engine: sa.Engine, before: datetime, batch: int = FETCH_LOG_
         if count < batch:
             break
     logger.info("pruned %d fetch_log rows before %s", deleted, before.isoformat())
+    if deleted:
+        rollup.refresh(engine)  # the pruned days' fetch counts in the BI roll-up
     return deleted
 
 

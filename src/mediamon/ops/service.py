@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from mediamon.bi import rollup
 from mediamon.db.queries import query
 from mediamon.ops import health, quality, runs
 from mediamon.ops import report as source_report
@@ -44,6 +45,7 @@ def finish_ingest(
     try:
         with engine.begin() as conn:
             runs.record(conn, run_key, run_at, run)
+        rollup.refresh(engine)  # the run's articles and fetches into the BI roll-up
     finally:
         engine.dispose()
     reason = runs.failure_reason(run)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon import limits
+from mediamon.bi import rollup
 from mediamon.db.engine import session_lock
 from mediamon.db.queries import query
 from mediamon.db.tables import (
@@ -91,7 +92,9 @@ def match_articles(
         ValueError: a topic is not synced (call :func:`sync_topics` first).
     """
     with session_lock(engine, MATCH_LOCK_KEY, wait=True):
-        return _match_articles(engine, topics, batch_size)
+        stats = _match_articles(engine, topics, batch_size)
+    rollup.refresh(engine)  # the mentions written or deleted, into the BI roll-up
+    return stats
 
 
 def _match_articles(engine: sa.Engine, topics: TopicSet, batch_size: int) -> MatchStats:
