@@ -53,7 +53,10 @@ MAX_CLEANED_CHARS = 1_000_000
 # (the time grows with the square of the spaces). No match changes: each run is
 # followed by what it cannot hold.
 _TABLE_RULE = re.compile(r"^\s*+\|?(?:\s*+:?-{3,}+:?\s*+\|)++\s*+:?-*+:?\s*+$")
-_TABLE_CELL_SEP = re.compile(r"\s*(?<!\\)\|\s*")
+# The bar between cells alone; the cells are stripped after. A split on the bar with the
+# spaces around it tried the spaces at each place of a run that no bar ends, reading the
+# rest of the run each time ("|a", 20,000 spaces, "b": 3 s; 60,000 tabs and U+3000: 35 s).
+_TABLE_CELL_SEP = re.compile(r"(?<!\\)\|")
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 
 # Boilerplate lines, stripped only at the start or end of the text, by kind. The bench
@@ -523,7 +526,7 @@ def _plain_line(line: str) -> str:
         if _TABLE_RULE.match(line):
             return ""
         if line.lstrip().startswith("|"):
-            cells = [c for c in _TABLE_CELL_SEP.split(line) if c.strip()]
+            cells = [c.strip() for c in _TABLE_CELL_SEP.split(line) if c.strip()]
             line = " ".join(cells).replace("\\|", "|")
     return _SPACES.sub(" ", line).strip()
 

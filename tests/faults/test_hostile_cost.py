@@ -1,0 +1,44 @@
+"""Hostile input whose cost grows worse than linearly (held-out attack on algorithmic
+cost): each test is one finding, names a row of docs/faults.md, and compares the hostile
+input's cost with that of ordinary input of the same size, measured in the same test, so
+that a slow machine slows both. The bounds are generous (many times what the step costs
+now) and far under what it cost before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.faults.test_hostile_pages import build
+from tests.support.faults import PARAGRAPH
+
+
+def _least_cpu(call: Callable[[], object], runs: int = 3) -> float:
+    """The least CPU seconds of ``runs`` calls: a slow spell of the machine rarely lasts
+    through all of them."""
+    least = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        call()
+        least = min(least, time.process_time() - started)
+    return least
+
+
+def test_a_table_line_of_a_long_space_run_is_cleaned_in_linear_time() -> None:
+    """A line that starts with a bar (a markdown table's row, as clean_text reads it) and
+    holds a long run of spaces that no bar ends: the cells were split on the bar with
+    the spaces around it, and the split tried the spaces at each place of the run, reading
+    the rest of it each time. A <pre> of "|a", 20,000 spaces and "b" cost the build 3.9 s
+    (10,000 each of spaces, tabs and ideographic spaces: 7 s; 60,000: 35 s); now as much
+    as a line of letters. The text is the same as before."""
+    page = "<html><body><article><p>{}</p><pre>|a{}b</pre></article></body></html>"
+    hostile = page.format(PARAGRAPH, " \t\u3000" * 10_000)
+    ordinary = page.format(PARAGRAPH, "x" * 30_000)
+    build(ordinary)  # warm up (models, folding tables) before anything is measured
+    baseline = _least_cpu(lambda: build(ordinary))
+    result, seconds = build(hostile)
+    assert seconds < 20 * baseline + 0.5, (seconds, baseline)  # before: 7 s
+    article = result.article
+    assert article is not None and article.content_origin == "page"
+    assert article.body_text == f"{PARAGRAPH}\na b"  # the row's one cell, as before
