@@ -48,6 +48,12 @@ NOT_WORD = re.compile(r"[\W_]+")
 # Sentence ends in the folded text (NFKC has made full-width 。 stay, ！？ become !?).
 SENTENCE_END = re.compile(r"[。！？!?；;\n]+|\.\s")
 SENTENCE_MIN_CHARS = 10  # shorter pieces (bylines, datelines) say little about identity
+# Near-duplicate keys kept of one text: its first this many substantial sentences (the
+# corpora's longest article has about 650). Copy detection counts, for each article, the
+# sentences it shares with each earlier story holding one of them: a chunk of 100 pages of
+# 18,000 sentences each (200,000 characters), half of them shared, took 10 s (200: 60 s),
+# growing with the square of both, in the loader's transaction.
+MAX_SENTENCE_KEYS = 1_000
 
 
 def clean_text(text: str) -> str:
@@ -279,9 +285,9 @@ def duplicate_keys(match_text: str) -> tuple[bytes, tuple[int, ...]]:
     * the exact-duplicate key (``articles.content_hash``): SHA-256 of the text without
       spaces or punctuation;
     * the near-duplicate keys (``articles.sentence_hashes``): signed 64-bit hashes of its
-      substantial sentences, in order, without repeats. Two articles sharing most of them
-      are copies of one story, even when one adds a byline or footer or breaks its
-      paragraphs elsewhere.
+      substantial sentences, in order, without repeats, the first MAX_SENTENCE_KEYS of
+      them. Two articles sharing most of them are copies of one story, even when one adds
+      a byline or footer or breaks its paragraphs elsewhere.
 
     Every sentence end is punctuation or a space, so the text without them is its
     sentences without them, joined: the first key hashes those (0.3 ms a page less than
@@ -290,7 +296,7 @@ def duplicate_keys(match_text: str) -> tuple[bytes, tuple[int, ...]]:
     compacts = [NOT_WORD.sub("", sentence) for sentence in SENTENCE_END.split(match_text)]
     found: dict[int, None] = {}
     for compact in compacts:
-        if len(compact) >= SENTENCE_MIN_CHARS:
+        if len(compact) >= SENTENCE_MIN_CHARS and len(found) < MAX_SENTENCE_KEYS:
             digest = hashlib.blake2b(compact.encode("utf-8"), digest_size=8).digest()
             found[int.from_bytes(digest, "big", signed=True)] = None
     return hashlib.sha256("".join(compacts).encode("utf-8")).digest(), tuple(found)
