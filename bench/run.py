@@ -32,6 +32,7 @@ def main() -> None:
     from bench import (
         bi_page,
         bi_scale,
+        cost,
         detection,
         extraction_quality,
         ingest_small,
@@ -55,6 +56,7 @@ def main() -> None:
         ))),
         ("extraction instructions", lambda: printed(instructions.run(2 if smoke else 40))),
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
+        ("cost of hostile input at n and 4n", lambda: printed(cost.run(smoke))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
         ("mediamon page", lambda: printed(bi_page.run(20_000 if smoke else 1_000_000,
