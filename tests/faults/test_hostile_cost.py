@@ -7,8 +7,11 @@ now) and far under what it cost before.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
+
+import sqlalchemy as sa
 
 from mediamon.ingest import load, normalize
 from mediamon.ingest.load import Fingerprint
@@ -52,7 +55,7 @@ def test_a_chunk_of_long_articles_sharing_half_their_sentences_is_compared_in_li
     sentences each (200,000 characters, the stored body's cap), every other sentence
     the same in all, none a copy of another (half is not 80 %): 100 × 100 / 2 pairs of
     9,000 shared sentences, 9 s in the loader's transaction (200 such pages: 60 s).
-    Now the first 1,000 sentences of a text are its keys (the corpora's longest: 650):
+    Now a text keeps at most MAX_SENTENCE_KEYS keys (the corpora's longest: 657):
     a few times what 100 articles of 1,000 sentences sharing nothing cost. None is a
     copy, as before."""
 
@@ -70,7 +73,7 @@ def test_a_chunk_of_long_articles_sharing_half_their_sentences_is_compared_in_li
         return found
 
     hostile, ordinary = fingerprints(18_000, shared=True), fingerprints(1_000, shared=False)
-    assert all(len(f.sentences) <= 1_000 for f in hostile)  # before: 18,000 each
+    assert all(len(f.sentences) <= normalize.MAX_SENTENCE_KEYS for f in hostile)  # before: 18,000
     baseline = _least_cpu(lambda: load.copy_roots(ordinary, []))
     started = time.process_time()
     roots = load.copy_roots(hostile, [])
@@ -105,3 +108,87 @@ def test_two_long_texts_sharing_no_line_are_compared_in_linear_time() -> None:
     seconds = time.process_time() - started
     assert seconds < 5 * baseline + 0.5, (seconds, baseline)  # before: 17 times it
     assert chosen == hostile[1]
+
+
+def test_stored_roots_of_many_sentences_are_looked_up_in_linear_time(engine: sa.Engine) -> None:
+    """The loader looks up the stored roots sharing a sentence with a chunk's articles,
+    by each of the chunk's sentence keys. A root's keys past about 2 kB are stored out of
+    line, and while the table is small (a new deployment's first articles) PostgreSQL
+    reads it whole for each key looked up, unpacking every root's keys each time: 100
+    stored roots and a chunk of 100 articles, 1,000 keys each, took 90 s in the loader's
+    transaction. Now a text keeps at most MAX_SENTENCE_KEYS (a bottom-k sketch): the
+    lookup costs a few times that of a chunk of ordinary articles against the same roots.
+    """
+
+    def texts(tag: str, sentences: int) -> list[str]:
+        return [
+            "".join(f"{tag}第{n}篇的第{k}句话只在这一篇里出现。" for k in range(sentences))
+            for n in range(100)
+        ]  # already in the matching form: folding 2 MB would take most of the test
+
+    with engine.begin() as conn:
+        source = conn.execute(
+            sa.text(
+                "insert into sources (name, kind, location, poll_interval)"
+                " values ('long', 'feed', 'http://127.0.0.1/feed', '15 minutes')"
+                " returning source_id"
+            )
+        ).scalar_one()
+        rows = []
+        for n, text in enumerate(texts("存", 1_200)):
+            content_hash, sentences = normalize.duplicate_keys(text)
+            rows.append(
+                {
+                    "url": f"http://127.0.0.1/{n}",
+                    "url_hash": hashlib.sha256(str(n).encode()).digest(),
+                    "content_hash": content_hash,
+                    "source": source,
+                    "text": text,
+                    "sentences": list(sentences),
+                }
+            )
+        conn.execute(
+            sa.text(
+                "insert into articles (url_hash, content_hash, source_id, first_seen_at,"
+                " content_origin, body_text, canonical_url, url, match_text, sentence_hashes)"
+                " values (:url_hash, :content_hash, :source, now(), 'page', :text, :url, :url,"
+                " :text, :sentences)"
+            ),
+            rows,
+        )
+        conn.execute(sa.text("analyze articles"))
+
+    def chunk(sentences: int) -> list[Fingerprint]:
+        return [Fingerprint(-n - 1, *_keys(text)) for n, text in enumerate(texts("新", sentences))]
+
+    def lookup(batch: list[Fingerprint]) -> float:
+        with engine.connect() as conn:
+            started = time.perf_counter()
+            found = load._root_candidates(conn, batch)
+            assert found == []  # no sentence in common: none is a candidate
+            return time.perf_counter() - started
+
+    stored = [len(row["sentences"]) for row in rows]
+    assert max(stored) <= normalize.MAX_SENTENCE_KEYS  # before: 1,000 each
+    ordinary, hostile = chunk(30), chunk(1_200)
+    baseline = min(lookup(ordinary) for _ in range(3))
+    seconds = lookup(hostile)
+    assert seconds < 20 * baseline + 1.0, (seconds, baseline)  # before: 90 s
+
+
+def _keys(text: str) -> tuple[bytes, frozenset[int]]:
+    content_hash, sentences = normalize.duplicate_keys(text)
+    return content_hash, frozenset(sentences)
+
+
+def test_a_copy_with_paragraphs_added_in_front_keeps_its_keys() -> None:
+    """A long story (400 sentences, past MAX_SENTENCE_KEYS) republished with 100
+    sentences of its own in front is still found a copy: the keys kept are the
+    sentences' smallest hashes, not the first sentences (the first 200 of the copy would
+    share half of the original's)."""
+    story = "".join(f"原文第{k}句话在两篇里都一样。" for k in range(400))
+    lead = "".join(f"转载者加在前面的第{k}句话。" for k in range(100))
+    original = Fingerprint(1, *_keys(story))
+    copy = Fingerprint(2, *_keys(lead + story))
+    assert len(copy.sentences) == normalize.MAX_SENTENCE_KEYS < 400
+    assert load.copy_roots([copy], [original]) == {2: 1}

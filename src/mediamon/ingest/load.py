@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.db.queries import query
 from mediamon.db.tables import articles, fetch_log, sources
-from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.normalize import MAX_SENTENCE_KEYS, url_hash
 from mediamon.ingest.provenance import PAGE_ORIGINS
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
@@ -280,6 +281,12 @@ def copy_roots(
     """
     by_text: dict[bytes, list[int]] = {}
     by_sentence: dict[int, list[Fingerprint]] = {}
+    in_order: dict[int, list[int]] = {}
+
+    def ordered(fingerprint: Fingerprint) -> list[int]:
+        if fingerprint.article_id not in in_order:
+            in_order[fingerprint.article_id] = sorted(fingerprint.sentences)
+        return in_order[fingerprint.article_id]
 
     def add(root: Fingerprint) -> None:
         if root.content_hash is not None:
@@ -295,21 +302,37 @@ def copy_roots(
         originals = list(by_text.get(article.content_hash, ())) if article.content_hash else []
         if len(article.sentences) >= DUPLICATE_MIN_SENTENCES:
             shared: dict[int, int] = {}
-            sizes: dict[int, int] = {}
+            others: dict[int, Fingerprint] = {}
             for h in article.sentences:
                 for other in by_sentence.get(h, ()):
                     shared[other.article_id] = shared.get(other.article_id, 0) + 1
-                    sizes[other.article_id] = len(other.sentences)
+                    others[other.article_id] = other
             originals += [
                 other
                 for other, count in shared.items()
-                if count >= DUPLICATE_MIN_SHARED * min(sizes[other], len(article.sentences))
+                if count >= DUPLICATE_MIN_SHARED * _shorter_size(article, others[other], ordered)
             ]
         earlier = [i for i in originals if i < article.article_id]
         roots[article.article_id] = min(earlier, default=None)
         if roots[article.article_id] is None:
             add(article)
     return roots
+
+
+def _shorter_size(
+    article: Fingerprint, other: Fingerprint, ordered: Callable[[Fingerprint], list[int]]
+) -> int:
+    """How many sentences of the shorter of two articles their shared ones are weighed
+    against. A text past MAX_SENTENCE_KEYS keeps only its smallest sentence hashes (a
+    bottom-k sketch, mediamon.ingest.normalize.duplicate_keys): two such are compared
+    below the smaller of their largest keys, where both hold every key they have, so a
+    copy with a fifth of its own in front still shares all it can. Texts that keep every
+    key are compared whole, as always."""
+    if MAX_SENTENCE_KEYS not in (len(article.sentences), len(other.sentences)):
+        return min(len(article.sentences), len(other.sentences))
+    mine, theirs = ordered(article), ordered(other)
+    below = min(mine[-1], theirs[-1])
+    return min(bisect.bisect_right(mine, below), bisect.bisect_right(theirs, below))
 
 
 def _copy_new_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:
