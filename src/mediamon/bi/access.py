@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from mediamon.db.roles import BI_ROLE, bi_login_refusals
+from mediamon.db.roles import BI_ROLE, bi_login_refusals, bi_login_settings
 from mediamon.errors import EXIT_DATABASE, InputError, UserError
 
 logger = logging.getLogger(__name__)
@@ -316,18 +316,15 @@ def create_bi_login(
         assert raw is not None
         verifier = raw.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
         statements = [
-            sql.SQL(("alter" if exists else "create") + " role {} with login password {}"),
-            sql.SQL("grant {} to {}"),
-            # Read-only sessions by default, so a tool cannot even create a temporary table.
-            sql.SQL("alter role {} set default_transaction_read_only = on"),
+            sql.SQL(("alter" if exists else "create") + " role {} with login password {}").format(
+                sql.Identifier(name), sql.Literal(verifier.decode())
+            ),
+            sql.SQL("grant {} to {}").format(sql.Identifier(BI_ROLE), sql.Identifier(name)),
+            # read-only sessions without JIT (roles.BI_LOGIN_SETTINGS says why)
+            *bi_login_settings(name),
         ]
-        parameters = [
-            (sql.Identifier(name), sql.Literal(verifier.decode())),
-            (sql.Identifier(BI_ROLE), sql.Identifier(name)),
-            (sql.Identifier(name),),
-        ]
-        for statement, params in zip(statements, parameters, strict=True):
-            conn.exec_driver_sql(statement.format(*params).as_string(raw).replace("%", "%%"))
+        for statement in statements:
+            conn.exec_driver_sql(statement.as_string(raw).replace("%", "%%"))
         database = conn.execute(sa.text("select current_database()")).scalar_one()
     url = f"postgresql://{quote(name)}:{quote(password, safe='')}@{host}:{port}/{quote(database)}"
     return BiLogin(name=name, url=url, created=not exists)

@@ -120,10 +120,12 @@ def clamp_days(value: object) -> int:
 @contextmanager
 def read_only(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection in a read-only transaction as ``mediamon_bi``: the page can read what a
-    BI login reads and nothing else, whatever user the engine connects as."""
+    BI login reads and nothing else, whatever user the engine connects as, and without JIT
+    as BI logins are (a role's settings do not follow ``set role``)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("set transaction read only")
         conn.exec_driver_sql(f"set local role {BI_ROLE}")
+        conn.exec_driver_sql("set local jit = off")
         try:
             yield conn
         finally:

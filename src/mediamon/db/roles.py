@@ -22,6 +22,24 @@ BI_ROLE = "mediamon_bi"
 WRITER_ROLE_ENV = ("MEDIAMON_WRITER_ROLE", "MEDIAMON_WRITER_PASSWORD")
 BI_LOGIN_ENV = ("MEDIAMON_BI_LOGIN", "MEDIAMON_BI_PASSWORD")
 
+# Session defaults of every BI login, set on the login itself: PostgreSQL applies a role's
+# settings only when that role logs in, so set on mediamon_bi (a group, no login) they
+# would reach no one. Read-only sessions, so a tool cannot even create a temporary table;
+# no JIT, because a dashboard's whole series (bi.topic_daily for every topic) is
+# estimated above jit_above_cost and spent about a second compiling a query that reads
+# the roll-up in a fraction of that (docs/decisions.md, roll-up).
+BI_LOGIN_SETTINGS = (("default_transaction_read_only", "on"), ("jit", "off"))
+
+
+def bi_login_settings(name: str) -> list[sql.Composed]:
+    """The statements that give login ``name`` the BI session defaults."""
+    return [
+        sql.SQL("alter role {} set {} = {}").format(
+            sql.Identifier(name), sql.Identifier(setting), sql.Literal(value)
+        )
+        for setting, value in BI_LOGIN_SETTINGS
+    ]
+
 
 @dataclass(frozen=True)
 class Login:
@@ -218,6 +236,8 @@ def ensure_roles(engine: sa.Engine, writer: Login | None, bi_login: Login | None
             if bi_login is not None:
                 login(bi_login)
                 run(sql.SQL("grant mediamon_bi to {}").format(sql.Identifier(bi_login.name)))
+                for default in bi_login_settings(bi_login.name):
+                    run(default)
                 run(
                     sql.SQL("grant connect on database {} to {}").format(
                         sql.Identifier(raw.info.dbname), sql.Identifier(bi_login.name)

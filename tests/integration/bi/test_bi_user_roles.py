@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon import db
+from mediamon.bi import dashboard
 from mediamon.cli import main
-from mediamon.db import roles
+from mediamon.db import migrate, roles
 
 
 @pytest.fixture()
@@ -140,7 +141,7 @@ def test_a_plain_bi_login_gets_a_new_password(
     assert f"new password for {name} in role mediamon_bi" in capsys.readouterr().err
     after = _state(admin, name)
     assert after[0] != before[0]
-    assert after[1] == ["default_transaction_read_only=on"]
+    assert after[1] == ["default_transaction_read_only=on", "jit=off"]
 
 
 def _roles_refused(
@@ -222,3 +223,76 @@ def test_db_roles_run_again_updates_its_own_roles(
     after = (_state(admin, writer), _state(admin, bi_login))
     assert after[0][0] != before[0][0] and after[1][0] != before[1][0]
     assert after[0][1:] == before[0][1:] and after[1][1:] == before[1][1:]
+
+
+# What dashboards ask that is planned above jit_above_cost on a year of data (bi.topic_daily
+# for every topic, make bench-bi): the login's plan of it must not compile.
+ALL_TOPICS_DAILY = "select topic, sum(stories) from bi.topic_daily group by topic"
+
+
+def _as_login(database_url: str, name: str, password: str) -> sa.Engine:
+    """An engine logged in as ``name`` (a session of its own: role settings apply at login)."""
+    url = sa.make_url(database_url).set(username=name, password=password)
+    return db.make_engine(url.render_as_string(hide_password=False))
+
+
+def _session_of(engine: sa.Engine) -> tuple[str, str, str]:
+    """The login's jit and read-only defaults, and its plan of ALL_TOPICS_DAILY with every
+    query costly enough for JIT (so only ``jit = off`` keeps JIT out of it)."""
+    with engine.connect() as conn:
+        jit = conn.execute(sa.text("show jit")).scalar_one()
+        read_only = conn.execute(sa.text("show default_transaction_read_only")).scalar_one()
+        conn.execute(sa.text("set jit_above_cost = 0"))
+        plan = "\n".join(conn.execute(sa.text(f"explain {ALL_TOPICS_DAILY}")).scalars())
+    engine.dispose()
+    return jit, read_only, plan
+
+
+def test_bi_logins_run_without_jit(
+    admin: sa.Engine,
+    database_url: str,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a BI login compiled its plans with JIT like any session, about a second on
+    bi.topic_daily for every topic of a year (README, bench). Set on mediamon_bi the
+    setting would reach no one (a role's settings apply when it logs in), so both ways of
+    making a login set it on the login, and the page reads without it too."""
+    made = scratch_role("login password 'old' in role mediamon_bi")
+    monkeypatch.setenv("MEDIAMON_BI_PASSWORD", "bi-user-pass")
+    assert main(["db", "bi-user", made]) == 0, capsys.readouterr()
+    named = scratch_role("login password 'old' in role mediamon_bi")
+    roles.ensure_roles(admin, None, roles.Login(named, "db-roles-pass"))
+    for name, password in ((made, "bi-user-pass"), (named, "db-roles-pass")):
+        jit, read_only, plan = _session_of(_as_login(database_url, name, password))
+        assert (jit, read_only) == ("off", "on"), name
+        assert "JIT" not in plan, plan
+    # the same query as the owner with JIT on does compile: the check above can fail
+    with admin.connect() as conn:
+        conn.execute(sa.text("set jit = on"))
+        conn.execute(sa.text("set jit_above_cost = 0"))
+        if conn.execute(sa.text("select pg_jit_available()")).scalar_one():
+            owner_plan = conn.execute(sa.text(f"explain {ALL_TOPICS_DAILY}")).scalars().all()
+            assert any("JIT" in line for line in owner_plan)
+    with dashboard.read_only(admin) as conn:
+        assert conn.execute(sa.text("show jit")).scalar_one() == "off"
+
+
+def test_migration_0023_turns_jit_off_for_the_bi_logins_made_before(
+    admin: sa.Engine, scratch_role: Callable[[str], str]
+) -> None:
+    """Logins made by bi-user before 0023 ran with JIT: the migration sets it off on each
+    plain login of mediamon_bi, and leaves a login whose jit was chosen, and other roles."""
+    before = scratch_role("login password 'old' in role mediamon_bi")
+    chosen = scratch_role("login password 'old' in role mediamon_bi")
+    other = scratch_role("login password 'old'")
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'alter role "{before}" set default_transaction_read_only = on'))
+        conn.execute(sa.text(f'alter role "{chosen}" set jit = on'))
+    (migration,) = [m.sql for m in migrate.load_migrations() if m.version == 23]
+    with admin.begin() as conn:
+        conn.exec_driver_sql(migration)
+    assert _state(admin, before)[1] == ["default_transaction_read_only=on", "jit=off"]
+    assert _state(admin, chosen)[1] == ["jit=on"]
+    assert _state(admin, other)[1] is None
