@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from bench.common import scratch_database, timed
 from mediamon import db
-from mediamon.bi import dashboard
+from mediamon.bi import dashboard, rollup
 from mediamon.bi import window as window_page
 from mediamon.db.queries import query
 
@@ -78,6 +78,10 @@ def seed(url: str, articles: int) -> float:
         for statement in SEED.split(";\n"):
             if statement.strip():
                 conn.execute(sa.text(statement), {"n": articles, "end": END})
+    # The history was loaded by runs that each refreshed the BI roll-up (migration 0022).
+    # Without it every hour of the year is marked and the page counts them all live: the
+    # topic trends took 16.2 s, the ingest volume 6.9 s (1,000,000 articles).
+    rollup.refresh(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("vacuum analyze")
     engine.dispose()
