@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from mediamon.ingest import load, normalize
 from mediamon.ingest.load import Fingerprint
 from tests.faults.test_hostile_pages import build
+from tests.support.cpu import least_cpu
 from tests.support.faults import PARAGRAPH
-
-
-def _least_cpu(call: Callable[[], object], runs: int = 3) -> float:
-    """The least CPU seconds of ``runs`` calls: a slow spell of the machine rarely lasts
-    through all of them."""
-    least = float("inf")
-    for _ in range(runs):
-        started = time.process_time()
-        call()
-        least = min(least, time.process_time() - started)
-    return least
 
 
 def test_a_table_line_of_a_long_space_run_is_cleaned_in_linear_time() -> None:
@@ -41,7 +30,7 @@ def test_a_table_line_of_a_long_space_run_is_cleaned_in_linear_time() -> None:
     hostile = page.format(PARAGRAPH, " \t\u3000" * 10_000)
     ordinary = page.format(PARAGRAPH, "x" * 30_000)
     build(ordinary)  # warm up (models, folding tables) before anything is measured
-    baseline = _least_cpu(lambda: build(ordinary))
+    baseline = least_cpu(lambda: build(ordinary))
     result, seconds = build(hostile)
     assert seconds < 20 * baseline + 0.5, (seconds, baseline)  # before: 7 s
     article = result.article
@@ -74,7 +63,7 @@ def test_a_chunk_of_long_articles_sharing_half_their_sentences_is_compared_in_li
 
     hostile, ordinary = fingerprints(18_000, shared=True), fingerprints(1_000, shared=False)
     assert all(len(f.sentences) <= normalize.MAX_SENTENCE_KEYS for f in hostile)  # before: 18,000
-    baseline = _least_cpu(lambda: load.copy_roots(ordinary, []))
+    baseline = least_cpu(lambda: load.copy_roots(ordinary, []))
     started = time.process_time()
     roots = load.copy_roots(hostile, [])
     seconds = time.process_time() - started
@@ -102,7 +91,7 @@ def test_two_long_texts_sharing_no_line_are_compared_in_linear_time() -> None:
 
     links = LinkTexts(frozenset())
     ordinary, hostile = texts(4_000), texts(16_000)  # 110,000 and 450,000 characters
-    baseline = _least_cpu(lambda: with_missed_lead(*ordinary, links, 10))
+    baseline = least_cpu(lambda: with_missed_lead(*ordinary, links, 10))
     started = time.process_time()
     chosen = with_missed_lead(*hostile, links, 10)
     seconds = time.process_time() - started

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable
 
 from mediamon.ingest.build import BuildResult, build_article
 from mediamon.ingest.extract import ParserSafe, parser_safe
+from tests.support.cpu import least_cpu
 from tests.support.faults import PARAGRAPH, page_job
 
 URL = "https://news.example.com/a"
@@ -27,17 +27,6 @@ def build(html: str, summary: str = SUMMARY) -> tuple[BuildResult, float]:
     return result, time.process_time() - started
 
 
-def _cheapest_cpu(call: Callable[[], object], runs: int) -> float:
-    """The least CPU seconds of ``runs`` calls: a slow spell of the machine rarely lasts
-    through all of them."""
-    least = float("inf")
-    for _ in range(runs):
-        started = time.process_time()
-        call()
-        least = min(least, time.process_time() - started)
-    return least
-
-
 def test_start_tags_that_overlap_are_read_within_a_bound() -> None:
     """The guard against tags of many attributes reads a tag from every "<" and letter,
     wherever it is; a tag name, a name or a value runs to a space or ">". 1,000 "<a" and
@@ -50,13 +39,13 @@ def test_start_tags_that_overlap_are_read_within_a_bound() -> None:
     measured just before, so that a slow spell of the machine slows both: now 3 to 10
     times as long (once more per "<" it follows), before the bound 800 to 1,700 times."""
     budget = "<html><body><p>" + "x" * 16_000_000 + "</p></body></html>"
-    reading = _cheapest_cpu(lambda: parser_safe(budget), runs=3)
+    reading = least_cpu(lambda: parser_safe(budget), runs=3)
     for html in (
         "<html><body><p>" + "<a" * 1_000 + "x" * 1_000_000 + "</p></body></html>",
         "<html><body><p>" + "<a/x=" * 1_000 + "x" * 1_000_000 + "</p></body></html>",
         "<html><body><p>" + "<a" * 1_000 + " " * 1_000_000 + "</p></body></html>",
     ):
-        seconds = _cheapest_cpu(lambda html=html: parser_safe(html), runs=2)
+        seconds = least_cpu(lambda html=html: parser_safe(html), runs=2)
         assert seconds < 50 * reading + 0.01, (seconds, reading)  # before: 6 s, 6 s, 13 s
         read = 8 * len(html) + 8_000_000
         assert parser_safe(html).refused == (
