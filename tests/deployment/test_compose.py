@@ -162,9 +162,14 @@ def test_compose_services_run_natively_and_ingest(native: dict[str, Any], tmp_pa
     bi_url = sa.make_url(news_url).set(
         username=variables["MEDIAMON_BI_LOGIN"], password=variables["MEDIAMON_BI_PASSWORD"]
     )
-    _sql("select count(*) from bi.articles", bi_url.render_as_string(hide_password=False))
+    bi = bi_url.render_as_string(hide_password=False)
+    _sql("select count(*) from bi.articles", bi)
+    with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
+        _sql("delete from sources", bi)  # a BI login's transactions are read-only by default
+    read_write = bi_url.update_query_dict({"options": "-c default_transaction_read_only=off"})
     with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
-        _sql("delete from sources", bi_url.render_as_string(hide_password=False))
+        # and a login that asks for read-write still may not write
+        _sql("delete from sources", read_write.render_as_string(hide_password=False))
 
     metadata_url = envs["api-server"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     with (
