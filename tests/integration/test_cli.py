@@ -137,52 +137,33 @@ def test_a_broken_sources_file_is_a_failed_run_the_watchdog_names(
     assert f"configuration error: {sources}: not valid YAML" in detail  # the mail's text
 
 
-def test_an_edit_to_the_sources_file_during_a_run_does_not_fail_it(
+@pytest.mark.parametrize(
+    ("edited", "half_edited"),
+    [
+        # `mediamon ingest` read the sources file twice, to plan and again to ingest: a
+        # file saved half-edited in between failed the run with exit 2, and nothing
+        # recorded it (the watchdog only saw, hours later, no successful run). The run now
+        # ingests what it planned, from its one reading.
+        ("sources.yaml", "sources:\n  - name: archive\n    kind: [arch\n"),
+        # The extraction rules are asked for twice, to check them when it plans and to
+        # ingest; the second asking does not read the file again (load_site_rules is cached
+        # by path for the process): the run extracts with the rules it checked. A guard:
+        # this passed before it was written.
+        ("extraction.yaml", "sites:\n  - domain: [example.com\n"),
+    ],
+    ids=["sources.yaml", "extraction.yaml"],
+)
+def test_an_edit_to_a_config_file_during_a_run_does_not_fail_it(
+    edited: str,
+    half_edited: str,
     env: None,
     engine: sa.Engine,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`mediamon ingest` read the sources file twice, to plan and again to ingest: a file
-    saved half-edited in between (here: invalid YAML, written just after the plan) failed
-    the run with exit 2, and nothing recorded it (the watchdog only saw, hours later, no
-    successful run). The run now ingests what it planned, from its one reading."""
-    from mediamon.ingest import plan
-
-    sources = tmp_path / "sources.yaml"
-    sources.write_text(
-        f"sources:\n  - {{name: archive, kind: archive, path: '{DEMO_DIR / 'archive'}'}}\n",
-        "utf-8",
-    )
-    monkeypatch.setenv("MEDIAMON_SOURCES", str(sources))
-    planned = plan.plan_sources
-
-    def plan_then_edit(*args: object, **kwargs: object) -> object:
-        due = planned(*args, **kwargs)  # the due sources, from the file as it was
-        sources.write_text("sources:\n  - name: archive\n    kind: [arch\n", "utf-8")
-        return due
-
-    monkeypatch.setattr(plan, "plan_sources", plan_then_edit)
-    assert main(["ingest"]) == 0, capsys.readouterr().err
-    with engine.connect() as conn:
-        run = conn.execute(sa.text("select status, sources_due from ingest_runs")).one()
-        stored = conn.execute(sa.text("select count(*) from articles")).scalar_one()
-    assert tuple(run) == ("success", 1) and stored == 1
-
-
-def test_an_edit_to_the_extraction_file_during_a_run_does_not_fail_it(
-    env: None,
-    engine: sa.Engine,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """`mediamon ingest` asks for the extraction rules twice, to check them when it plans
-    and to ingest: a file saved half-edited in between (here: invalid YAML, written just
-    after the plan) would fail the run with exit 2, unrecorded, if the second asking read
-    the file again. It does not (load_site_rules is cached by path for the process): the
-    run extracts with the rules it checked. A guard: this passed before it was written."""
+    """A file saved half-edited (here: invalid YAML, written just after the plan) while
+    `mediamon ingest` runs does not fail the run: it ingests what it planned."""
     from mediamon.ingest import plan
 
     sources = tmp_path / "sources.yaml"
@@ -197,8 +178,8 @@ def test_an_edit_to_the_extraction_file_during_a_run_does_not_fail_it(
     planned = plan.plan_sources
 
     def plan_then_edit(*args: object, **kwargs: object) -> object:
-        due = planned(*args, **kwargs)  # the rules were checked, from the file as it was
-        extraction.write_text("sites:\n  - domain: [example.com\n", "utf-8")
+        due = planned(*args, **kwargs)  # planned from the files as they were
+        (tmp_path / edited).write_text(half_edited, "utf-8")
         return due
 
     monkeypatch.setattr(plan, "plan_sources", plan_then_edit)
