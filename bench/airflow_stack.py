@@ -151,6 +151,15 @@ class Stack:
                 start_new_session=True,  # its own process group: stopped as one
             )
 
+    def start_components(self) -> None:
+        """Airflow's own components, each started alone (``airflow standalone`` and
+        serve-logs would listen on 0.0.0.0): the api-server on 127.0.0.1, the scheduler
+        without serve-logs, the dag-processor."""
+        port = self.env["AIRFLOW__API__PORT"]
+        self.start("api-server", ["api-server", "-H", "127.0.0.1", "-p", port])
+        self.start("scheduler", ["scheduler", "--skip-serve-logs"])
+        self.start("dag-processor", ["dag-processor"])
+
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:

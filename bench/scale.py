@@ -249,10 +249,7 @@ def measure(case: Case, timeout_s: float) -> Result:
             if case.executor == "celery":
                 env = airflow_stack.celery_environment(env, metadata_url)
             with airflow_stack.running(env, metadata_url) as stack:
-                port = env["AIRFLOW__API__PORT"]
-                stack.start("api-server", ["api-server", "-H", "127.0.0.1", "-p", port])
-                stack.start("scheduler", ["scheduler", "--skip-serve-logs"])
-                stack.start("dag-processor", ["dag-processor"])
+                stack.start_components()
                 if case.executor == "celery":
                     airflow_stack.start_celery_worker(stack, "worker-ingest", "ingest", 2)
                     airflow_stack.start_celery_worker(stack, "worker-default", "default", 2)

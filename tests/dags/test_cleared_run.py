@@ -61,10 +61,7 @@ def test_a_cleared_past_run_leaves_its_stale_alert_to_the_digests(
         env = airflow_environment(settings, {**base, "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url})
         env = airflow_stack.stack_environment(env, metadata_url, tmp_path)
         with airflow_stack.running(env, metadata_url) as stack:
-            port = env["AIRFLOW__API__PORT"]
-            stack.start("api-server", ["api-server", "-H", "127.0.0.1", "-p", port])
-            stack.start("scheduler", ["scheduler", "--skip-serve-logs"])
-            stack.start("dag-processor", ["dag-processor"])
+            stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_alerts")
             # The hour's run while mail is not set up: the alert waits (the task is green).

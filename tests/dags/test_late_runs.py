@@ -106,10 +106,7 @@ def test_a_cleared_past_digests_run_mails_no_stale_digest(
     with airflow_stack.metadata_database(base) as metadata_url, serve_smtp(sink) as smtp_port:
         env = _environment(database_url, tmp_path, metadata_url)
         with airflow_stack.running(env, metadata_url) as stack:
-            port = env["AIRFLOW__API__PORT"]
-            stack.start("api-server", ["api-server", "-H", "127.0.0.1", "-p", port])
-            stack.start("scheduler", ["scheduler", "--skip-serve-logs"])
-            stack.start("dag-processor", ["dag-processor"])
+            stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_digests")
             run_id = "two-days-ago"

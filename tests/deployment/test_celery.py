@@ -51,10 +51,7 @@ def test_ingest_dag_runs_on_two_celery_workers(
         env["MEDIAMON_SHARDS"] = "3"
         env = airflow_stack.celery_environment(env, metadata_url)
         with airflow_stack.running(env, metadata_url) as stack:
-            port = env["AIRFLOW__API__PORT"]
-            stack.start("api-server", ["api-server", "-H", "127.0.0.1", "-p", port])
-            stack.start("scheduler", ["scheduler", "--skip-serve-logs"])
-            stack.start("dag-processor", ["dag-processor"])
+            stack.start_components()
             airflow_stack.start_celery_worker(stack, "worker-ingest", "ingest", 2)
             airflow_stack.start_celery_worker(stack, "worker-default", "default", 1)
             stack.wait_for_api()
