@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from mediamon import __version__
 from mediamon.errors import ConfigError
 from mediamon.ops.thresholds import HealthThresholds, QualityLimits
+from mediamon.text import BREAKS_A_LINE
 
 # A regular (unzipped) install: the package's data files are plain files on disk.
 PACKAGE_DIR = Path(str(files("mediamon")))
@@ -47,12 +49,15 @@ T = TypeVar("T", int, float)
 MAX_HTTP_RETRIES = 10
 MAX_HTTP_BACKOFF_S = 60.0
 MAX_WORKERS = 64
-# Control characters (C0, DEL, C1): no setting needs one. In a value that ends up in an
-# HTTP or mail header (User-Agent, List-Unsubscribe, To) a CR or LF would inject a header
-# or make every request fail; NUL, in any variable, only fails later (a path, a driver).
-# Refused, not shown escaped (mediamon.text.one_line, for what mediamon only reports): a
-# setting is the operator's own to correct, and a value with one would be used as it is.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters (C0, DEL, C1), line separators and bidi controls
+# (mediamon.text.BREAKS_A_LINE): no setting needs one. In a value that ends up in an HTTP
+# or mail header (User-Agent, List-Unsubscribe, To) a CR or LF would inject a header or
+# make every request fail; a U+202E in the unsubscribe address or the base URL turned the
+# List-Unsubscribe header and every mail's "more stories" link around as shown. NUL, in
+# any variable, only fails later (a path, a driver). Refused, not shown escaped
+# (mediamon.text.one_line, for what mediamon only reports): a setting is the operator's
+# own to correct, and a value with one would be used as it is.
+CONTROL_CHARACTER = BREAKS_A_LINE
 # What the User-Agent header can carry: http.client sends headers as Latin-1 and
 # requests refuses leading spaces, so printable ASCII only (stripped).
 NOT_HEADER_ASCII = re.compile(r"[^\x20-\x7e]")
@@ -133,8 +138,9 @@ def _refuse_control_characters(name: str, raw: str, *, show: bool = True) -> Non
     bad = CONTROL_CHARACTER.search(raw)
     if bad:
         where = f"{name}={raw!r}" if show else name
+        kind = "control" if unicodedata.category(bad.group()) == "Cc" else "bidi or line-separator"
         raise SettingsError(
-            f"{where}: control character U+{ord(bad.group()):04X} (at position {bad.start()})"
+            f"{where}: {kind} character U+{ord(bad.group()):04X} (at position {bad.start()})"
             " is not allowed"
         )
 

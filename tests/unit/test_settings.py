@@ -286,6 +286,25 @@ def test_header_values_refuse_control_characters(name: str, value: str, position
     assert str(caught.value) == f"{name}={value!r}: control character {position} is not allowed"
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "position"),
+    [
+        ("MEDIAMON_UNSUBSCRIBE_ADDRESS", "u\u202e@example.org", "U+202E (at position 1)"),
+        ("MEDIAMON_BASE_URL", "https://m.example/\u202egpj.exe", "U+202E (at position 18)"),
+        ("MEDIAMON_BASE_URL", "https://m.example/\u2066a", "U+2066 (at position 18)"),
+        ("MEDIAMON_UNSUBSCRIBE_ADDRESS", "u\u200f@example.org", "U+200F (at position 1)"),
+    ],
+)
+def test_header_values_refuse_bidi_characters(name: str, value: str, position: str) -> None:
+    """A U+202E in the unsubscribe address or the base URL would turn the List-Unsubscribe
+    header and every mail's "more stories" link around as shown (before: accepted)."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert str(caught.value) == (
+        f"{name}={value!r}: bidi or line-separator character {position} is not allowed"
+    )
+
+
 def test_the_user_agent_is_printable_ascii_and_stripped() -> None:
     value = "bot/1 (新闻)"
     with pytest.raises(SettingsError) as caught:
