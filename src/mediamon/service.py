@@ -21,12 +21,12 @@ from mediamon.errors import ConfigError, InputError
 from mediamon.ingest import build, load, plan
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.extract import load_site_rules
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import GuardedSession, make_session
 from mediamon.ingest.pool import default_workers, extraction_pool
 from mediamon.ingest.shard_runner import ShardOptions
 from mediamon.ingest.shards import Shard
+from mediamon.ingest.site_rules import load_site_rules
 from mediamon.ingest.sources import Source, load_sources
 from mediamon.settings import Settings
 from mediamon.spikes import detect

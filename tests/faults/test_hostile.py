@@ -650,6 +650,16 @@ def _bad_sources(tmp_path: Path) -> str:
     return str(path)
 
 
+def _laughing_extraction_rules(tmp_path: Path) -> str:
+    """extraction.yaml with a billion laughs (before: minutes and gigabytes for the error's
+    repr of the expanded value, before the run even planned)."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 10)]
+    path = tmp_path / "extraction.yaml"
+    path.write_text("\n".join([*lines, "sites:", "  - {domain: a.example, drop_lines: *l9}"]))
+    return str(path)
+
+
 CLI_CASES = {
     "database-down": (
         ["status"],
@@ -714,6 +724,15 @@ CLI_CASES = {
         lambda url, tmp: {"MEDIAMON_DATABASE_URL": url, "MEDIAMON_SOURCES": _bad_sources(tmp)},
         2,
         "latin1.yaml: not UTF-8 text (byte 0xe9",
+    ),
+    "extraction-billion-laughs": (
+        ["ingest"],
+        lambda url, tmp: {
+            "MEDIAMON_DATABASE_URL": url,
+            "MEDIAMON_EXTRACTION_CONFIG": _laughing_extraction_rules(tmp),
+        },
+        2,
+        "extraction.yaml: too large once YAML aliases are expanded",
     ),
 }
 

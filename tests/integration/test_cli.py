@@ -529,8 +529,8 @@ def test_a_demo_whose_dag_fails_says_why(
     lines = str(failed.value.code).splitlines()
     assert lines[0].startswith("mediamon: airflow dags test mediamon_ingest ")
     assert lines[1:-1] == [
-        f"  AirflowFailException: configuration error: {bad}: not valid YAML: while parsing"
-        " a flow node"
+        f"  AirflowFailException: configuration error: {bad}: not valid YAML: expected the"
+        " node content, but found '<stream end>' (line 3, column 1)"
     ]
     assert lines[-1] == f"the whole log: {tmp_path / 'var' / 'demo' / 'airflow.log'}"
 

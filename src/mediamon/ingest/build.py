@@ -18,7 +18,6 @@ from mediamon.ingest.decode import decode_html
 from mediamon.ingest.extract import (
     Extracted,
     ParserSafe,
-    SiteRule,
     extract,
     parser_safe,
     text_of_costly_html,
@@ -34,6 +33,7 @@ from mediamon.ingest.normalize import (
     to_utc,
     without_headline,
 )
+from mediamon.ingest.site_rules import SiteRule
 from mediamon.limits import cap, cap_optional
 from mediamon.models import Article
 from mediamon.text import fold

@@ -10,7 +10,8 @@ second half dropped, and a line repeated right after itself kept once. Then
 with a model fit by cross-validation across sites. Only when neither found any text does
 trafilatura's balanced mode run.
 
-Per-site rules a user may write (XPath to prune, extra boilerplate lines) live in
+Per-site rules a user may write (XPath to prune, extra boilerplate lines, read by
+:mod:`mediamon.ingest.site_rules`) live in
 ``default_config/extraction.yaml`` or the file named by ``MEDIAMON_EXTRACTION_CONFIG``
 (:class:`mediamon.settings.Settings`); the ingest task loads them once, before any page.
 """
@@ -22,11 +23,8 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from html import unescape
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from mediamon.ingest.candidates import (
     link_texts,
@@ -36,7 +34,7 @@ from mediamon.ingest.candidates import (
     trafilatura_text,
 )
 from mediamon.ingest.choose import choose
-from mediamon.settings import Settings
+from mediamon.ingest.site_rules import SiteRule, configured_site_rules, elements_only, site_rule
 
 logger = logging.getLogger(__name__)
 
@@ -149,25 +147,6 @@ class Extracted:
     cut: str | None = None  # why the page was read only in part (parse_was_cut)
 
 
-@dataclass(frozen=True)
-class SiteRule:
-    """Per-site extraction rules from the configuration file.
-
-    Attributes:
-        domain: Host the rule applies to, and its subdomains (``163.com`` covers
-            ``news.163.com``).
-        prune_xpath: XPath expressions of elements removed before extraction.
-        boilerplate: Regular expressions (searched, case-insensitive) of lines removed
-            from the start and end of the text, on top of the built-in ones.
-        drop_lines: Regular expressions of lines removed wherever they are.
-    """
-
-    domain: str
-    prune_xpath: tuple[str, ...] = ()
-    boilerplate: tuple[re.Pattern[str], ...] = ()
-    drop_lines: tuple[re.Pattern[str], ...] = ()
-
-
 def extract(
     html: str,
     url: str | None = None,
@@ -265,7 +244,9 @@ def trafilatura_cleaned(
 
 
 def _prune(rule: SiteRule | None) -> list[str] | None:
-    return list(rule.prune_xpath) if rule and rule.prune_xpath else None
+    if not rule or not rule.prune_xpath:
+        return None
+    return [elements_only(expression) for expression in rule.prune_xpath]
 
 
 def _metadata(tree: Any, url: str | None, known: frozenset[str], page_chars: int) -> dict[str, Any]:
@@ -562,87 +543,6 @@ def _dedup(lines: list[str]) -> list[str]:
     in each section of a recipe or a schedule).
     """
     return [line for index, line in enumerate(lines) if index == 0 or line != lines[index - 1]]
-
-
-# --- per-site rules ---------------------------------------------------------------------
-
-
-def configured_site_rules() -> dict[str, SiteRule]:
-    """The rules of the configured file (``MEDIAMON_EXTRACTION_CONFIG``), cached.
-
-    Raises:
-        ValueError: The file is not valid YAML or a rule is malformed.
-    """
-    return load_site_rules(str(Settings.from_env().extraction_path))
-
-
-def site_rule(url: str | None, rules: Mapping[str, SiteRule]) -> SiteRule | None:
-    """The rule for a URL's host (longest matching domain), if any."""
-    if not url or not rules:
-        return None
-    host = (urlsplit(url).hostname or "").lower()
-    while host:
-        if host in rules:
-            return rules[host]
-        host = host.partition(".")[2]
-    return None
-
-
-# Cached by path for the life of the process: besides sparing the parse, this is what
-# makes a command read the file once (service.due_sources checks it, ingest_sources asks
-# again), so an edit saved during a run cannot fail it halfway (test_cli's
-# test_an_edit_to_the_extraction_file_during_a_run_does_not_fail_it). A long-lived
-# process would not see an edit; none calls this (each Airflow task is a new process).
-@lru_cache(maxsize=4)
-def load_site_rules(path: str) -> dict[str, SiteRule]:
-    """Per-site rules of a YAML file (see ``default_config/extraction.yaml``); none if it is absent.
-
-    Raises:
-        ValueError: The file is not valid YAML or a rule is malformed.
-    """
-    file = Path(path)
-    if not file.is_file():
-        return {}
-    import yaml
-
-    try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{file}: not valid YAML: {error}") from error
-    sites = document.get("sites") if isinstance(document, dict) else None
-    if sites is None:
-        return {}
-    if not isinstance(sites, list):
-        raise ValueError(f"{file}: 'sites' must be a list")
-    rules: dict[str, SiteRule] = {}
-    for number, entry in enumerate(sites, 1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("domain"), str):
-            raise ValueError(f"{file}: site {number} needs a 'domain'")
-        domain = entry["domain"].strip().lower().removeprefix("www.")
-        try:
-            rules[domain] = SiteRule(
-                domain=domain,
-                prune_xpath=_strings(entry.get("prune_xpath")),
-                boilerplate=tuple(
-                    re.compile(p, re.IGNORECASE) for p in _strings(entry.get("boilerplate"))
-                ),
-                drop_lines=tuple(
-                    re.compile(p, re.IGNORECASE) for p in _strings(entry.get("drop_lines"))
-                ),
-            )
-        except re.error as error:
-            raise ValueError(f"{file}: site {domain}: bad regular expression: {error}") from error
-    return rules
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError(f"expected a string or a list of strings, got {value!r}")
 
 
 # --- metadata ---------------------------------------------------------------------------

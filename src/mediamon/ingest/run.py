@@ -33,11 +33,11 @@ from mediamon.ingest.build import (
     build_article_safely,
 )
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.extract import SiteRule
 from mediamon.ingest.feeds import FeedError, FeedItem, parse_feed
 from mediamon.ingest.fetch import FEED_TYPES, PAGE_TYPES, FetchResult, fetch
 from mediamon.ingest.normalize import canonical_url
 from mediamon.ingest.politeness import HostLimits
+from mediamon.ingest.site_rules import SiteRule
 from mediamon.ingest.sources import DEFAULT_MAX_BYTES, Source
 from mediamon.models import Article, FetchRecord, IngestStats
 

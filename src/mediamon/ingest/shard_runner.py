@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from mediamon.ingest import memory
 from mediamon.ingest import run as pipeline
-from mediamon.ingest.extract import SiteRule
 from mediamon.ingest.pool import LazyExtractionPool
+from mediamon.ingest.site_rules import SiteRule
 from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
 

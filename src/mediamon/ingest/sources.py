@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from mediamon.config_yaml import UniqueKeyLoader, expanded_size_exceeds, yaml_problem
 from mediamon.errors import ConfigError
 from mediamon.text import BREAKS_A_LINE
 
@@ -374,72 +375,14 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     return source
 
 
-MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that names a key twice. PyYAML keeps the
-    last silently: a second ``url:`` or ``enabled: false`` further down a source, as a
-    copy and paste leaves it, replaced the first without a word. Keys a ``<<:`` merge
-    brings in may still be overridden, as YAML intends."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
-                continue
-            key = (key_node.tag, key_node.value)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{key_node.value[:40]!r} given twice in one mapping",
-                    key_node.start_mark,
-                )  # fmt: skip
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(error: Exception) -> str:
-    """One line for a YAML error: PyYAML's own message spans lines and quotes the line
-    of the file, which may hold a URL with a password."""
-    if isinstance(error, yaml.MarkedYAMLError):
-        problem = error.problem or error.context or "syntax error"
-        mark = error.problem_mark or error.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        return f"{problem}{where}"
-    lines = str(error).splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def _check_expanded_size(document: object, path: Path) -> None:
-    """Refuse a document whose values, with every alias expanded, pass the bounds.
-
-    Aliases make the loaded document a graph (even a cycle: ``&a [*a]``); it is walked
-    as the tree later code will see, and the walk ends as soon as a bound is passed, so
-    it costs at most the bounds, whatever the expanded size.
-    """
-    values, characters = 1, 0
-    pending = [document]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, str | bytes):
-            characters += len(node)
-        # Children are counted when queued, not when visited: a list holding itself a
-        # thousand times must not queue a thousand entries per value counted.
-        elif isinstance(node, dict):
-            values += 2 * len(node)
-        elif isinstance(node, list | set | frozenset):
-            values += len(node)
-        if values > MAX_EXPANDED_VALUES or characters > MAX_EXPANDED_CHARACTERS:
-            raise SourceConfigError(
-                f"{path}: too large once YAML aliases are expanded (more than"
-                f" {MAX_EXPANDED_VALUES} values or {MAX_EXPANDED_CHARACTERS} characters);"
-                " write the sources out with fewer aliases"
-            )
-        if isinstance(node, dict):
-            pending.extend(node.keys())
-            pending.extend(node.values())
-        elif isinstance(node, list | set | frozenset):
-            pending.extend(node)
+    """Refuse a document whose values, with every alias expanded, pass the bounds."""
+    if expanded_size_exceeds(document, MAX_EXPANDED_VALUES, MAX_EXPANDED_CHARACTERS):
+        raise SourceConfigError(
+            f"{path}: too large once YAML aliases are expanded (more than"
+            f" {MAX_EXPANDED_VALUES} values or {MAX_EXPANDED_CHARACTERS} characters);"
+            " write the sources out with fewer aliases"
+        )
 
 
 def load_sources(path: Path) -> list[Source]:
@@ -461,13 +404,13 @@ def load_sources(path: Path) -> list[Source]:
     except OSError as error:
         raise SourceConfigError(f"{path}: cannot read the sources file: {error}") from error
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        document = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except RecursionError as error:
         # PyYAML's parser recurses once per level of brackets or indentation.
         raise SourceConfigError(f"{path}: not valid YAML: nested too deeply") from error
     except (yaml.YAMLError, ValueError) as error:
         # ValueError: PyYAML's constructors let it through (2024-13-45, a 5,000-digit int).
-        raise SourceConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from error
+        raise SourceConfigError(f"{path}: not valid YAML: {yaml_problem(error)}") from error
     _check_expanded_size(document, path)
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
         raise SourceConfigError(f"{path}: expected a mapping with a 'sources' list")

@@ -175,7 +175,7 @@ TOPICS_KEPT = "alerts and digests keep the stored topics until it is fixed"
 def _config_errors(settings: Settings) -> list[tuple[str, Path, str, str]]:
     """The configuration files that cannot be read now: (name, path, error, effect)."""
     from mediamon.errors import ConfigError
-    from mediamon.ingest.extract import load_site_rules
+    from mediamon.ingest.site_rules import load_site_rules
     from mediamon.ingest.sources import load_sources
     from mediamon.topics.definitions import TopicConfigError
     from mediamon.topics.file import load_topics

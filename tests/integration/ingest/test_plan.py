@@ -31,7 +31,10 @@ def test_a_bad_extraction_file_fails_planning_at_once(tmp_path: Path, database_u
         database_url,
         extraction_path="sites:\n  - domain: a.example\n    drop_lines: ['(']\n",
     )
-    with pytest.raises(ValueError, match=r"extraction_path\.yaml: site a\.example: bad regular"):
+    with pytest.raises(
+        ValueError,
+        match=r"extraction_path\.yaml: site 'a\.example'\.drop_lines\[0\]: not a regular",
+    ):
         service.plan_sources(settings, NOW)
 
 

@@ -26,7 +26,8 @@ from bench.scoring import (
 )
 from mediamon.ingest.candidates import parse
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.extract import Extracted, clean_text, extract, load_site_rules
+from mediamon.ingest.extract import Extracted, clean_text, extract
+from mediamon.ingest.site_rules import load_site_rules
 from tests.support import SHARED
 from tests.support.faults import PARAGRAPH
 

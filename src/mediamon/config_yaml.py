@@ -1,0 +1,77 @@
+"""Reading an operator's YAML file safely: a key given twice refused, errors on one line,
+the document's size measured with every alias expanded.
+
+``sources.yaml`` and ``extraction.yaml`` are read through it (``topics.yaml`` reads the
+node graph itself, :mod:`mediamon.topics.file`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice. PyYAML keeps the
+    last silently: a second ``url:`` or ``enabled: false`` further down a source, as a
+    copy and paste leaves it, replaced the first without a word. Keys a ``<<:`` merge
+    brings in may still be overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key_node.value[:40]!r} given twice in one mapping",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_problem(error: Exception) -> str:
+    """One line for a YAML error: PyYAML's own message spans lines and quotes the line
+    of the file, which may hold a URL with a password."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        problem = error.problem or error.context or "syntax error"
+        mark = error.problem_mark or error.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{problem}{where}"
+    lines = str(error).splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def expanded_size_exceeds(document: object, max_values: int, max_characters: int) -> bool:
+    """Whether the document, with every alias expanded, holds more than ``max_values``
+    values or ``max_characters`` characters of text.
+
+    Aliases make the loaded document a graph (even a cycle: ``&a [*a]``); it is walked
+    as the tree later code will see, and the walk ends as soon as a bound is passed, so
+    it costs at most the bounds, whatever the expanded size.
+    """
+    values, characters = 1, 0
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str | bytes):
+            characters += len(node)
+        # Children are counted when queued, not when visited: a list holding itself a
+        # thousand times must not queue a thousand entries per value counted.
+        elif isinstance(node, dict):
+            values += 2 * len(node)
+        elif isinstance(node, list | set | frozenset):
+            values += len(node)
+        if values > max_values or characters > max_characters:
+            return True
+        if isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list | set | frozenset):
+            pending.extend(node)
+    return False

@@ -1,0 +1,198 @@
+"""Per-site extraction rules: the optional ``extraction.yaml`` (``MEDIAMON_EXTRACTION_CONFIG``)
+an operator writes for sites whose pages need help (XPath to prune, extra boilerplate
+lines)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mediamon.config_yaml import UniqueKeyLoader, expanded_size_exceeds, yaml_problem
+from mediamon.settings import Settings
+from mediamon.text import one_line
+
+# The file's size once YAML aliases are expanded, as for sources.yaml: real files are a
+# few dozen values; a list reused by every site made 9 million regular expressions.
+MAX_RULE_VALUES = 200_000
+MAX_RULE_CHARACTERS = 10_000_000
+# Expressions in one list of a site: each is tried on every page (or line) of the site.
+MAX_SITE_EXPRESSIONS = 500
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """Per-site extraction rules from the configuration file.
+
+    Attributes:
+        domain: Host the rule applies to, and its subdomains (``163.com`` covers
+            ``news.163.com``).
+        prune_xpath: XPath expressions of elements removed before extraction.
+        boilerplate: Regular expressions (searched, case-insensitive) of lines removed
+            from the start and end of the text, on top of the built-in ones.
+        drop_lines: Regular expressions of lines removed wherever they are.
+    """
+
+    domain: str
+    prune_xpath: tuple[str, ...] = ()
+    boilerplate: tuple[re.Pattern[str], ...] = ()
+    drop_lines: tuple[re.Pattern[str], ...] = ()
+
+
+def configured_site_rules() -> dict[str, SiteRule]:
+    """The rules of the configured file (``MEDIAMON_EXTRACTION_CONFIG``), cached.
+
+    Raises:
+        ValueError: The file is not valid YAML or a rule is malformed.
+    """
+    return load_site_rules(str(Settings.from_env().extraction_path))
+
+
+def site_rule(url: str | None, rules: Mapping[str, SiteRule]) -> SiteRule | None:
+    """The rule for a URL's host (longest matching domain), if any."""
+    if not url or not rules:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    while host:
+        if host in rules:
+            return rules[host]
+        host = host.partition(".")[2]
+    return None
+
+
+# Cached by path for the life of the process: besides sparing the parse, this is what
+# makes a command read the file once (service.due_sources checks it, ingest_sources asks
+# again), so an edit saved during a run cannot fail it halfway (test_cli's
+# test_an_edit_to_the_extraction_file_during_a_run_does_not_fail_it). A long-lived
+# process would not see an edit; none calls this (each Airflow task is a new process).
+@lru_cache(maxsize=4)
+def load_site_rules(path: str) -> dict[str, SiteRule]:
+    """Per-site rules of a YAML file (see ``default_config/extraction.yaml``); none if it is absent.
+
+    Read as ``sources.yaml`` is (:mod:`mediamon.config_yaml`): one line naming the file
+    for any problem, a key given twice refused, the document's size bounded once its
+    aliases are expanded (before: a billion laughs or a list reused by every site ran for
+    minutes, nested brackets raised RecursionError, bytes that are not UTF-8 gave a line
+    naming no file).
+
+    Raises:
+        ValueError: The file is not valid YAML or a rule is malformed; the message names
+            the file (and the site and field).
+    """
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    import yaml
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
+            f" {error.start}); save the extraction file as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ValueError(f"{file}: cannot read the extraction file: {error.strerror}") from None
+    try:
+        document = yaml.load(text, Loader=UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
+    except RecursionError:  # PyYAML's parser recurses once per level of brackets
+        raise ValueError(f"{file}: not valid YAML: nested too deeply") from None
+    except (yaml.YAMLError, ValueError) as error:
+        # ValueError: PyYAML's constructors let it through (2024-13-45, a 5,000-digit int).
+        raise ValueError(f"{file}: not valid YAML: {yaml_problem(error)}") from None
+    if expanded_size_exceeds(document, MAX_RULE_VALUES, MAX_RULE_CHARACTERS):
+        raise ValueError(
+            f"{file}: too large once YAML aliases are expanded (more than"
+            f" {MAX_RULE_VALUES} values or {MAX_RULE_CHARACTERS} characters)"
+        )
+    sites = document.get("sites") if isinstance(document, dict) else None
+    if sites is None:
+        return {}
+    if not isinstance(sites, list):
+        raise ValueError(f"{file}: 'sites' must be a list")
+    rules: dict[str, SiteRule] = {}
+    for number, entry in enumerate(sites, 1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("domain"), str):
+            raise ValueError(f"{file}: site {number} needs a 'domain'")
+        domain = entry["domain"].strip().lower().removeprefix("www.")
+        where = f"{file}: site {one_line(domain[:80])!r}"
+        try:
+            rules[domain] = SiteRule(
+                domain=domain,
+                prune_xpath=_xpaths(entry),
+                boilerplate=_patterns(entry, "boilerplate"),
+                drop_lines=_patterns(entry, "drop_lines"),
+            )
+        except ValueError as error:
+            raise ValueError(f"{where}.{error}") from None
+    return rules
+
+
+def _patterns(entry: Mapping[str, object], name: str) -> tuple[re.Pattern[str], ...]:
+    """A rule's regular expressions, compiled (searched case-insensitive)."""
+    patterns = []
+    for index, pattern in enumerate(_strings(entry, name)):
+        try:
+            compiled = re.compile(pattern, re.IGNORECASE)
+        except re.error as error:
+            raise ValueError(
+                f"{name}[{index}]: not a regular expression: {error}: {one_line(pattern, 80)}"
+            ) from None
+        # "", "^", ".*" (or a YAML value left empty as '') find a match in every line: every
+        # page of the site would lose its whole text, and each item keep its feed's.
+        if compiled.search("") is not None:
+            raise ValueError(
+                f"{name}[{index}]: {one_line(pattern, 80)!r} matches an empty line, so"
+                " every line of every page: write what the line holds, such as ^责任编辑"
+            )
+        patterns.append(compiled)
+    return tuple(patterns)
+
+
+def elements_only(expression: str) -> str:
+    """A configured XPath narrowed to the elements it selects: an attribute or a text node
+    it also selects would fail the page in trafilatura, which removes what it is given as
+    elements (before: ``//p/@class`` lost every page of the site its text)."""
+    return f"({expression})[self::*]"
+
+
+def _xpaths(entry: Mapping[str, object]) -> tuple[str, ...]:
+    """A rule's XPath expressions, each checked to be one that selects nodes. A bad one
+    failed each page of the site in trafilatura (before: XPathSyntaxError, ``count(//p)``
+    an XPathEvalError: the page's text lost and the feed's kept, at every page)."""
+    from lxml import etree
+
+    expressions = _strings(entry, "prune_xpath")
+    probe = etree.fromstring("<html><body><p class='x'>x</p></body></html>")
+    for index, expression in enumerate(expressions):
+        try:
+            etree.XPath(elements_only(expression))(probe)
+        except etree.XPathError as error:
+            raise ValueError(
+                f"prune_xpath[{index}]: expected an XPath selecting elements, such as"
+                f" //div[@class='related'], got {one_line(expression, 80)} ({error})"
+            ) from None
+    return expressions
+
+
+def _strings(entry: Mapping[str, object], name: str) -> tuple[str, ...]:
+    """A rule's list of expressions: one string or a list of at most
+    :data:`MAX_SITE_EXPRESSIONS`; the ValueError starts with the field's name."""
+    value = entry.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if len(value) > MAX_SITE_EXPRESSIONS:
+            raise ValueError(
+                f"{name}: {len(value)} expressions (at most {MAX_SITE_EXPRESSIONS}: each"
+                " is tried on every page of the site)"
+            )
+        return tuple(value)
+    # The value's kind, not its repr: a list of lists expanded from aliases can be huge.
+    got = repr(value)[:80] if isinstance(value, int | float | bool) else type(value).__name__
+    raise ValueError(f"{name}: expected a string or a list of strings, got {got}")

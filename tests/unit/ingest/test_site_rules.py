@@ -1,0 +1,161 @@
+"""The per-site extraction rules file (extraction.yaml) read as the sources file is: every
+problem one line naming the file, site and field; aliases, nesting and expressions that
+would stall or empty every page refused when the file is read."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mediamon.ingest.extract import extract
+from mediamon.ingest.site_rules import load_site_rules
+
+
+def rules_file(tmp_path: Path, text: str | bytes) -> str:
+    path = tmp_path / "extraction.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, "utf-8")
+    load_site_rules.cache_clear()
+    return str(path)
+
+
+def laughs(levels: int) -> str:
+    """A billion laughs: each level a list of nine aliases of the one before."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]")
+    return "\n".join(
+        [*lines, "sites:", "  - domain: example.com", f"    drop_lines: *l{levels - 1}"]
+    )
+
+
+def reused_list(sites: int, terms: int) -> str:
+    terms_list = ", ".join(f'"^line {i}$"' for i in range(terms))
+    entries = "".join(f"  - {{domain: d{i}.example, drop_lines: *t}}\n" for i in range(sites))
+    return f"t: &t [{terms_list}]\nsites:\n{entries}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # Before: repr() of the expanded value, 4.8 million strings, for the error (and at
+        # ten levels a stall of minutes and gigabytes).
+        (laughs(7), "too large once YAML aliases are expanded (more than 200000 values"),
+        # Before: one list of 500 expressions reused by 500 sites, 250,000 compiled; at
+        # 3,000 by 3,000 minutes.
+        (reused_list(500, 500), "too large once YAML aliases are expanded"),
+        # Before: RecursionError, a traceback.
+        ("sites: " + "[" * 5000 + "]" * 5000, "not valid YAML: nested too deeply"),
+        # Before: 'utf-8' codec can't decode byte 0xe9 ..., naming no file.
+        (b"sites:\n  - domain: caf\xe9.example\n", "not UTF-8 text (byte 0xe9 at offset 22)"),
+        # Before: the second list silently replaced the first.
+        (
+            "sites:\n  - domain: a.example\n    drop_lines: ['^x']\n    drop_lines: ['^y']\n",
+            "not valid YAML: 'drop_lines' given twice in one mapping (line 4, column 5)",
+        ),
+        # Before: "expected a string or a list of strings, got 5", naming no file or site.
+        (
+            "sites:\n  - domain: a.example\n    drop_lines: 5\n",
+            "site 'a.example'.drop_lines: expected a string or a list of strings, got 5",
+        ),
+        # Before: accepted; trafilatura raised XPathSyntaxError (or XPathEvalError) on every
+        # page of the site, whose text was lost and the feed's kept.
+        (
+            "sites:\n  - domain: a.example\n    prune_xpath: ['//div[']\n",
+            "site 'a.example'.prune_xpath[0]: expected an XPath selecting elements, such as"
+            " //div[@class='related'], got //div[ (Invalid expression)",
+        ),
+        (
+            "sites:\n  - domain: a.example\n    prune_xpath: ['count(//p)']\n",
+            "prune_xpath[0]: expected an XPath selecting elements, such as",
+        ),
+        # Before: accepted; every line of every page of the site dropped.
+        (
+            "sites:\n  - domain: a.example\n    drop_lines: ['']\n",
+            "site 'a.example'.drop_lines[0]: '' matches an empty line, so every line",
+        ),
+        (
+            "sites:\n  - domain: a.example\n    boilerplate: ['^', '.*']\n",
+            "site 'a.example'.boilerplate[0]: '^' matches an empty line",
+        ),
+        (
+            "sites:\n  - domain: a.example\n    drop_lines: ['(']\n",
+            "site 'a.example'.drop_lines[0]: not a regular expression: missing ), unterminated"
+            " subpattern at position 0: (",
+        ),
+        (
+            "sites:\n  - domain: a.example\n    drop_lines: ["
+            + ", ".join(f"'^x{i}$'" for i in range(501))
+            + "]\n",
+            "drop_lines: 501 expressions (at most 500",
+        ),
+    ],
+    ids=[
+        "billion-laughs",
+        "list-reused-by-every-site",
+        "nested-5000-deep",
+        "not-utf8",
+        "key-given-twice",
+        "not-a-list",
+        "xpath-syntax",
+        "xpath-not-elements",
+        "empty-pattern",
+        "caret-pattern",
+        "bad-regex",
+        "too-many-expressions",
+    ],
+)
+def test_a_bad_rules_file_is_one_line_naming_the_file_site_and_field(
+    tmp_path: Path, text: str | bytes, message: str
+) -> None:
+    path = rules_file(tmp_path, text)
+    started = time.monotonic()
+    with pytest.raises(ValueError) as refused:
+        load_site_rules(path)
+    assert time.monotonic() - started < 5
+    assert str(refused.value).startswith(f"{path}: ")
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 400
+
+
+PARAGRAPHS = "".join(
+    f"<p class='p'>第{i}段：市政府今天宣布了新的交通规划，将在明年完成主要道路的改造工程。</p>"
+    for i in range(6)
+)
+PAGE = (
+    f"<html><head><title>新闻</title></head><body><article>{PARAGRAPHS}"
+    "<div class='promo'><p>促销广告：今天购买立享八折优惠，欢迎选购。</p></div>"
+    "</article></body></html>"
+)
+
+
+@pytest.mark.parametrize("xpath", ["//p/@class", "//p/text()", "//div[@class='promo'] | //@class"])
+def test_an_xpath_that_also_selects_attributes_or_text_prunes_its_elements_only(
+    tmp_path: Path, xpath: str
+) -> None:
+    # Before: trafilatura removed what the XPath gave as if elements; an attribute raised,
+    # and every page of the site lost its text (None), the feed's text kept instead.
+    path = rules_file(tmp_path, f'sites:\n  - domain: example.com\n    prune_xpath: ["{xpath}"]\n')
+    extracted = extract(PAGE, "https://news.example.com/a.html", rules=load_site_rules(path))
+    assert extracted is not None
+    assert "第0段" in extracted.text and "第5段" in extracted.text
+    assert "促销广告" not in extracted.text
+
+
+def test_ordinary_rules_still_load(tmp_path: Path) -> None:
+    path = rules_file(
+        tmp_path,
+        "base: &base\n  drop_lines: ['^点击进入专题']\n"
+        "sites:\n"
+        "  - {domain: www.Example.com, prune_xpath: \"//div[@class='promo']\", <<: *base}\n"
+        "  - {domain: b.example, boilerplate: ['^本报记者', '网友评论仅供其表达个人看法']}\n",
+    )
+    rules = load_site_rules(path)
+    assert set(rules) == {"example.com", "b.example"}
+    assert rules["example.com"].prune_xpath == ("//div[@class='promo']",)
+    assert [p.pattern for p in rules["example.com"].drop_lines] == ["^点击进入专题"]
+    assert len(rules["b.example"].boilerplate) == 2
