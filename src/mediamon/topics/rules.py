@@ -51,6 +51,8 @@ TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
+# A rule quoted in an error is cut here.
+MAX_SHOWN_CHARS = 80
 LOWER_OPERATOR = re.compile(r"(?i)^(near/\d*|not)$|near/\d")
 
 
@@ -156,31 +158,33 @@ def parse_rule(text: str) -> Rule:
     def operand() -> Operand:
         nonlocal position
         if position >= len(tokens):
-            raise RuleError(f"{source!r}: a term is missing at the end")
+            raise RuleError(f"{_shown(source)}: a term is missing at the end")
         kind, value = tokens[position]
         if kind == "phrase":
             position += 1
             return Operand((value,))
         if kind != "open":
-            raise RuleError(f"{source!r}: expected a term before {value!r}")
+            raise RuleError(f"{_shown(source)}: expected a term before {_shown(value)}")
         position += 1
         phrases: list[str] = []
         while True:
             if position >= len(tokens) or tokens[position][0] != "phrase":
-                raise RuleError(f"{source!r}: expected a term inside ( | )")
+                raise RuleError(f"{_shown(source)}: expected a term inside ( | )")
             phrases.append(tokens[position][1])
             position += 1
             if position >= len(tokens):
-                raise RuleError(f"{source!r}: ( without )")
+                raise RuleError(f"{_shown(source)}: ( without )")
             kind, value = tokens[position]
             position += 1
             if kind == "close":
                 break
             if kind != "bar":
-                raise RuleError(f"{source!r}: expected | or ) inside parentheses, got {value!r}")
+                raise RuleError(
+                    f"{_shown(source)}: expected | or ) inside parentheses, got {_shown(value)}"
+                )
             if len(phrases) >= MAX_ALTERNATIVES:
                 raise RuleError(
-                    f"{source[:80]!r}…: more than {MAX_ALTERNATIVES} alternatives in one ( | );"
+                    f"{_shown(source)}: more than {MAX_ALTERNATIVES} alternatives in one ( | );"
                     " split them over several terms"
                 )
         return Operand(tuple(sorted(set(phrases))))
@@ -194,16 +198,23 @@ def parse_rule(text: str) -> Rule:
         position += 1
         if kind == "near":
             if second is not None or excluded:
-                raise RuleError(f"{source!r}: only one NEAR per rule, before any NOT")
-            distance = int(value)
+                raise RuleError(f"{_shown(source)}: only one NEAR per rule, before any NOT")
+            # Few digits reach int(): 5,000 of them raised its ValueError (no RuleError,
+            # so no line naming the file, and `mediamon ingest` refused to plan).
+            distance = int(value) if len(value) <= len(str(MAX_NEAR)) else MAX_NEAR + 1
             if not 0 <= distance <= MAX_NEAR:
-                raise RuleError(f"{source!r}: NEAR distance must be 0 to {MAX_NEAR}")
+                raise RuleError(f"{_shown(source)}: NEAR distance must be 0 to {MAX_NEAR}")
             second = operand()
         elif kind == "not":
             excluded.append(operand())
         else:
-            raise RuleError(f"{source!r}: expected NEAR/n or NOT, got {value!r}")
+            raise RuleError(f"{_shown(source)}: expected NEAR/n or NOT, got {_shown(value)}")
     return Rule(first, second, distance, tuple(excluded))
+
+
+def _shown(source: str) -> str:
+    """A rule quoted in an error, cut: a term may be a megabyte, and the error one line."""
+    return repr(source) if len(source) <= MAX_SHOWN_CHARS else f"{source[:MAX_SHOWN_CHARS]!r}…"
 
 
 def _tokenize(source: str) -> list[tuple[str, str]]:
@@ -226,20 +237,20 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
             flush()
             inner = match.group("quoted")[1:-1]
             if not inner.strip():
-                raise RuleError(f"{source!r}: empty quotes")
+                raise RuleError(f"{_shown(source)}: empty quotes")
             words.append(inner)
             flush()
         elif match.group("word") is not None:
             word = match.group("word")
             if LOWER_OPERATOR.search(word):
                 raise RuleError(
-                    f"{source!r}: write operators in capitals between spaces "
-                    f"(NEAR/8, NOT), or quote the text; got {word!r}"
+                    f"{_shown(source)}: write operators in capitals between spaces "
+                    f"(NEAR/8, NOT), or quote the text; got {_shown(word)}"
                 )
             words.append(word)
         elif match.group("reserved") is not None:
             raise RuleError(
-                f"{source!r}: {match.group('reserved')} is not an operator here: list "
+                f"{_shown(source)}: {match.group('reserved')} is not an operator here: list "
                 "alternatives as separate terms or (a|b), use NEAR/n for co-occurrence, "
                 "or quote the word"
             )
@@ -255,18 +266,20 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
 def _fold_phrase(raw: str, source: str) -> str:
     phrase = " ".join(fold(raw).split())
     if not phrase:
-        raise RuleError(f"{source!r}: a term folds to nothing")
+        raise RuleError(f"{_shown(source)}: a term folds to nothing")
     # Letters, digits or symbols (emoji, ¥): a term of punctuation or combining marks
     # alone (。 , ! or U+0301) matches nearly every article, each sentence end a hit.
     if not any(unicodedata.category(c)[0] in "LNS" for c in phrase):
         raise RuleError(
-            f"{source!r}: a term needs a letter, digit or symbol; punctuation alone"
+            f"{_shown(source)}: a term needs a letter, digit or symbol; punctuation alone"
             f" ({phrase!r}) would match nearly every article"
         )
     for word in phrase.split(" "):
         stem = word[:-1] if word.endswith("*") else word
         if "*" in stem or (word.endswith("*") and not (stem and ALNUM_CHAR.match(stem[-1]))):
-            raise RuleError(f"{source!r}: * may only end a Latin word or number ({word!r})")
+            raise RuleError(
+                f"{_shown(source)}: * may only end a Latin word or number ({_shown(word)})"
+            )
     return phrase
 
 

@@ -38,13 +38,28 @@ def test_a_bad_extraction_file_fails_planning_at_once(tmp_path: Path, database_u
         service.plan_sources(settings, NOW)
 
 
+@pytest.mark.parametrize(
+    ("topics", "problem"),
+    [
+        ("topics: [\n", "YAML syntax error"),
+        # Before: int() of the 5,000 digits raised a plain ValueError out of the rule's
+        # parser, which planning did not expect: `mediamon ingest` and the Airflow plan
+        # task failed on a topics file, and no source was polled.
+        (
+            "topics:\n  - {key: t, name: T, terms: ['a NEAR/" + "9" * 5000 + " b']}\n",
+            "NEAR distance must be 0 to 200",
+        ),
+    ],
+    ids=["not-yaml", "near-of-5000-digits"],
+)
 def test_a_bad_topics_file_is_logged_and_ingest_still_planned(
-    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture, topics: str, problem: str
 ) -> None:
-    settings = settings_with(tmp_path, database_url, topics_path="topics: [\n")
+    settings = settings_with(tmp_path, database_url, topics_path=topics)
     with caplog.at_level(logging.ERROR, logger="mediamon.service"):
         assert service.plan_sources(settings, NOW, force=True) == ["wire"]
     assert "topics_path.yaml" in caplog.text and "stored topic definitions" in caplog.text
+    assert problem in caplog.text and len(caplog.text) < 1000
 
 
 def test_sources_named_twice_are_planned_once(tmp_path: Path, database_url: str) -> None:

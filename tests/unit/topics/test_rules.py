@@ -178,6 +178,17 @@ def test_alternatives() -> None:
         ("(台湾|，)", "needs a letter, digit or symbol"),
         ("台湾 NOT !", "needs a letter, digit or symbol"),
         ("\u0301", "needs a letter, digit or symbol"),
+        # Before: ValueError from int() (more than 4,300 digits), no RuleError.
+        pytest.param(
+            "限制 NEAR/" + "9" * 5000 + " 出口",
+            "NEAR distance must be 0 to 200",
+            id="near-5000-digits",
+        ),
+        pytest.param(
+            "限制 NEAR/" + "٩" * 5000 + " 出口",
+            "NEAR distance must be 0 to 200",
+            id="near-arabic-digits",
+        ),
     ],
 )
 def test_bad_rules_are_rejected(rule: str, reason: str) -> None:
