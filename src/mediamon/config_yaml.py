@@ -1,17 +1,60 @@
-"""Reading an operator's YAML file safely: a key given twice refused, errors on one line,
-the document's size measured with every alias expanded.
+"""Reading an operator's YAML file safely: only a regular file of a bounded size, a key
+given twice refused, errors on one line, the document's size measured with every alias
+expanded.
 
-``sources.yaml`` and ``extraction.yaml`` are read through it (``topics.yaml`` reads the
-node graph itself, :mod:`mediamon.topics.file`).
+``sources.yaml`` and ``extraction.yaml`` are read through it; ``topics.yaml`` is read by
+:func:`read_config_bytes` and parses its node graph itself (:mod:`mediamon.topics.file`).
 """
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# A configuration file larger than this is no configuration file (the bundled ones are a
+# few kilobytes; 10,000 sources are about 1 MB); /dev/zero or a log file named by mistake
+# is refused before it is read.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+class UnusableConfigFile(ValueError):
+    """The path is no regular file, or is too large; the message says which (the caller
+    names the file)."""
+
+
+def read_config_bytes(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a configuration file, read only if it is a regular file of at most
+    ``max_bytes``.
+
+    A FIFO named as MEDIAMON_SOURCES or MEDIAMON_TOPICS (a shell's ``<(…)``, a pipe left
+    in its place) made every command wait for a writer for ever, ``status`` and the
+    Airflow tasks included, and ``/dev/zero`` read until memory ran out: the path is
+    opened without blocking and checked on the descriptor that is then read.
+
+    Raises:
+        UnusableConfigFile: not a regular file, or larger than ``max_bytes``.
+        OSError: the file cannot be opened or read (FileNotFoundError when missing).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            kind = "a folder" if stat.S_ISDIR(status.st_mode) else "a FIFO, device or socket"
+            raise UnusableConfigFile(f"not a regular file ({kind})")
+        if status.st_size > max_bytes:
+            raise UnusableConfigFile(f"larger than {max_bytes} bytes; not read")
+        with open(fd, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew since fstat
+        raise UnusableConfigFile(f"larger than {max_bytes} bytes; not read")
+    return data
 
 
 class UniqueKeyLoader(yaml.SafeLoader):

@@ -660,6 +660,14 @@ def _laughing_extraction_rules(tmp_path: Path) -> str:
     return str(path)
 
 
+def _fifo(tmp_path: Path) -> str:
+    """A named pipe nobody writes to (before: as MEDIAMON_SOURCES or MEDIAMON_TOPICS, every
+    command waited for a writer for ever, `status` and the Airflow tasks included)."""
+    path = tmp_path / "config.fifo"
+    os.mkfifo(path)
+    return str(path)
+
+
 CLI_CASES = {
     "database-down": (
         ["status"],
@@ -733,6 +741,30 @@ CLI_CASES = {
         },
         2,
         "extraction.yaml: too large once YAML aliases are expanded",
+    ),
+    "sources-fifo": (
+        ["ingest"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url, "MEDIAMON_SOURCES": _fifo(tmp)},
+        2,
+        "config.fifo: not a regular file (a FIFO, device or socket)",
+    ),
+    "topics-fifo": (
+        ["topics", "check"],
+        lambda url, tmp: {"MEDIAMON_TOPICS": _fifo(tmp)},
+        2,
+        "config.fifo: cannot read the file: not a regular file (a FIFO, device or socket)",
+    ),
+    "topics-dev-zero": (  # before: read until memory ran out
+        ["topics", "check"],
+        lambda url, tmp: {"MEDIAMON_TOPICS": "/dev/zero"},
+        2,
+        "/dev/zero: cannot read the file: not a regular file (a FIFO, device or socket)",
+    ),
+    "extraction-fifo": (  # before: taken for no rules, silently
+        ["ingest"],
+        lambda url, tmp: {"MEDIAMON_DATABASE_URL": url, "MEDIAMON_EXTRACTION_CONFIG": _fifo(tmp)},
+        2,
+        "config.fifo: not a regular file (a FIFO, device or socket)",
     ),
 }
 

@@ -11,7 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mediamon.config_yaml import UniqueKeyLoader, expanded_size_exceeds, yaml_problem
+from mediamon.config_yaml import (
+    UniqueKeyLoader,
+    UnusableConfigFile,
+    expanded_size_exceeds,
+    read_config_bytes,
+    yaml_problem,
+)
 from mediamon.settings import Settings
 from mediamon.text import one_line
 
@@ -83,12 +89,14 @@ def load_site_rules(path: str) -> dict[str, SiteRule]:
             the file (and the site and field).
     """
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():  # a FIFO or a device exists: refused below, not taken for none
         return {}
     import yaml
 
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_config_bytes(file).decode("utf-8")
+    except UnusableConfigFile as error:
+        raise ValueError(f"{file}: {error}") from None
     except UnicodeDecodeError as error:
         raise ValueError(
             f"{file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"

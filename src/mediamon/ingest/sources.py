@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from mediamon.config_yaml import UniqueKeyLoader, expanded_size_exceeds, yaml_problem
+from mediamon.config_yaml import (
+    UniqueKeyLoader,
+    UnusableConfigFile,
+    expanded_size_exceeds,
+    read_config_bytes,
+    yaml_problem,
+)
 from mediamon.errors import ConfigError
 from mediamon.text import BREAKS_A_LINE
 
@@ -393,7 +399,9 @@ def load_sources(path: Path) -> list[Source]:
             the source and the field.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_config_bytes(path).decode("utf-8")
+    except UnusableConfigFile as error:
+        raise SourceConfigError(f"{path}: {error}") from None
     except FileNotFoundError as error:
         raise SourceConfigError(f"{path}: sources file not found") from error
     except UnicodeDecodeError as error:

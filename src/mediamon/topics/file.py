@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from mediamon.config_yaml import UnusableConfigFile, read_config_bytes
 from mediamon.settings import is_recipient_address, is_zone_name
 from mediamon.spikes.model import SpikeParams
 from mediamon.topics.definitions import (
@@ -216,8 +217,8 @@ def load_topics(path: Path) -> TopicSet:
         TopicConfigError: the file cannot be read or is invalid (file, line and reason).
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_config_bytes(path).decode("utf-8")
+    except (OSError, UnicodeDecodeError, UnusableConfigFile) as error:
         raise TopicConfigError(f"{path}: cannot read the file: {error}") from error
     return parse_topics(text, str(path))
 
