@@ -122,11 +122,15 @@ def load_site_rules(path: str) -> dict[str, SiteRule]:
     if not isinstance(sites, list):
         raise ValueError(f"{file}: 'sites' must be a list")
     rules: dict[str, SiteRule] = {}
+    first: dict[str, int] = {}  # the site number of each domain, for a repeat's error
     for number, entry in enumerate(sites, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("domain"), str):
             raise ValueError(f"{file}: site {number} needs a 'domain'")
         domain = entry["domain"].strip().lower().removeprefix("www.")
         where = f"{file}: site {one_line(domain[:80])!r}"
+        if domain in rules:  # the later rule replaced the earlier without a word
+            raise ValueError(f"{where}: given twice (sites {first[domain]} and {number})")
+        first[domain] = number
         try:
             rules[domain] = SiteRule(
                 domain=domain,

@@ -93,6 +93,12 @@ def reused_list(sites: int, terms: int) -> str:
             + "]\n",
             "drop_lines: 501 expressions (at most 500",
         ),
+        # Before: the second rule replaced the first silently (www. is no part of a domain).
+        (
+            "sites:\n  - {domain: example.com, drop_lines: ['^a']}\n"
+            "  - {domain: b.example}\n  - {domain: WWW.example.com, drop_lines: ['^b']}\n",
+            "site 'example.com': given twice (sites 1 and 3)",
+        ),
     ],
     ids=[
         "billion-laughs",
@@ -107,6 +113,7 @@ def reused_list(sites: int, terms: int) -> str:
         "caret-pattern",
         "bad-regex",
         "too-many-expressions",
+        "domain-twice",
     ],
 )
 def test_a_bad_rules_file_is_one_line_naming_the_file_site_and_field(
