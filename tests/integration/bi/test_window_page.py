@@ -198,7 +198,7 @@ def test_bad_parameters_get_a_page_saying_what_is_wrong(engine: sa.Engine, serve
     # A page number is a convenience: a bad one shows the first page, one past the end the
     # last; an unencoded "+" of an offset (a space once decoded) is read as "+".
     window = {"topic": "taiwan", "from": "2024-03-04T18:00:00 08:00", "to": "2024-03-04T11:00Z"}
-    for page in ("x", "-3", "999"):
+    for page in ("x", "-3", "999", "9" * 20, "9" * 5000, "１２"):
         answer = requests.get(f"{served}/mediamon/", params={**window, "page": page}, timeout=30)
         assert answer.status_code == 200 and answer.text.count('<li class="story"') == 3, page
     empty = {"topic": "taiwan", "from": "2024-01-01T00:00Z", "to": "2024-01-01T01:00Z", "page": "5"}
