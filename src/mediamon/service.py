@@ -259,7 +259,7 @@ def import_archive(
     same folder again changes nothing.
     """
     from mediamon.ingest.archive import archive_files
-    from mediamon.ingest.sources import NAME_PATTERN
+    from mediamon.ingest.sources import LANGUAGE, NAME_PATTERN, quoted
 
     folder = folder.resolve()
     name = (
@@ -270,7 +270,16 @@ def import_archive(
         ]
     )
     if not NAME_PATTERN.match(name):
-        raise ValueError(f"{name!r} is not a valid source name; pass --source-name")
+        hint = "" if source_name else "; pass --source-name"
+        raise InputError(
+            f"{quoted(name)} is not a valid source name (letters, digits, _ . -, at most 64){hint}"
+        )
+    # As sources.yaml's language is checked: before, any text was stored as the source's
+    # language, a line break or 5,000 characters included, and shown in status and BI.
+    if language is not None and not LANGUAGE.match(language):
+        raise InputError(
+            f"--language: expected a language tag such as zh or zh-CN, got {quoted(language)}"
+        )
     source = Source(name=name, kind="archive", location=str(folder), language=language)
     site_rules = load_site_rules(str(settings.extraction_path))  # a bad file fails here
     files = len(archive_files(folder))

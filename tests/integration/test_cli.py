@@ -516,6 +516,38 @@ def test_a_folder_without_archive_files_is_one_line_and_adds_no_source(
         assert conn.execute(sa.text("select count(*) from sources")).scalar_one() == 0
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        # Before: stored as the source's language, the line break and all, shown in status
+        # and BI; 5,000 characters too.
+        ("--language", "zh\nERROR all sources failed", "--language: expected a language tag"),
+        ("--language", "Chinese", "--language: expected a language tag such as zh or zh-CN"),
+        ("--language", "z" * 5000, "--language: expected a language tag"),
+        # Before: the 5,000 characters echoed whole, and "pass --source-name" to one who had.
+        ("--source-name", "x" * 5000, "is not a valid source name (letters, digits, _ . -"),
+    ],
+    ids=["language-line-break", "language-not-a-tag", "language-5000", "name-5000"],
+)
+def test_import_archive_options_are_checked_before_anything_is_stored(
+    env: None,
+    engine: sa.Engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    message: str,
+) -> None:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    shutil.copy(DEMO_DIR / "archive" / "000_206a002612bb7ab9.txt", folder / "001.txt")
+    assert main(["import-archive", str(folder), option, value]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.splitlines()) == 1 and len(error) < 300, error[:400]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from sources")).scalar_one() == 0
+
+
 def test_a_demo_whose_dag_fails_says_why(
     env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
