@@ -61,6 +61,16 @@ CONTROL_CHARACTER = BREAKS_A_LINE
 # What the User-Agent header can carry: http.client sends headers as Latin-1 and
 # requests refuses leading spaces, so printable ASCII only (stripped).
 NOT_HEADER_ASCII = re.compile(r"[^\x20-\x7e]")
+# Header values past these lengths are refused, not sent: web servers refuse header lines
+# over 8 KiB (nginx, Apache; a 100,000-character User-Agent got HTTP 431 even from
+# Python's server), so every source would fail every run; an address is at most 254
+# characters (RFC 5321's path), and the base URL starts links that must stay within the
+# 2,048 characters of a URL with their query.
+MAX_HEADER_CHARS = {
+    "MEDIAMON_USER_AGENT": 1_000,
+    "MEDIAMON_UNSUBSCRIBE_ADDRESS": 254,
+    "MEDIAMON_BASE_URL": 1_000,
+}
 # A mailbox for ``<mailto:…>``: no spaces, angle brackets or second @.
 MAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 # A recipient (topics.yaml, MEDIAMON_OPS_EMAIL), a bare address: letters, digits and RFC
@@ -413,6 +423,12 @@ class Settings:
                 f"MEDIAMON_WORKERS={env['MEDIAMON_WORKERS']!r}: expected a whole number of"
                 " processes from 1 to 64"
             )
+        for name, longest in MAX_HEADER_CHARS.items():
+            if len(value := env.get(name, "").strip()) > longest:
+                raise SettingsError(
+                    f"{name}={value[:40]!r}…: {len(value)} characters; at most {longest} (it is"
+                    " sent in every request or mail)"
+                )
         ops = header_text("MEDIAMON_OPS_EMAIL") or ""
         user_agent = header_text("MEDIAMON_USER_AGENT")
         if user_agent is not None:

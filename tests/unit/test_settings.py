@@ -319,6 +319,27 @@ def test_the_user_agent_is_printable_ascii_and_stripped() -> None:
         assert Settings.from_env({"MEDIAMON_USER_AGENT": blank}).user_agent == DEFAULT_USER_AGENT
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "longest"),
+    [
+        # Before: accepted; every request carried it, and web servers refuse header lines
+        # over 8 KiB (Python's own at 64 KiB: HTTP 431), so every source failed every run.
+        ("MEDIAMON_USER_AGENT", "mediamon/1 " + "x" * 100_000, 1000),
+        ("MEDIAMON_UNSUBSCRIBE_ADDRESS", "u" * 300 + "@example.org", 254),
+        ("MEDIAMON_BASE_URL", "https://mediamon.example.org/" + "a" * 5000, 1000),
+    ],
+    ids=["user-agent", "unsubscribe-address", "base-url"],
+)
+def test_header_values_too_long_to_send_are_refused(name: str, value: str, longest: int) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+    assert str(caught.value) == (
+        f"{name}={value[:40]!r}…: {len(value)} characters; at most {longest} (it is sent in"
+        " every request or mail)"
+    )
+    assert Settings.from_env({name: value[: longest - 12] + "@example.org"})
+
+
 @pytest.mark.parametrize("value", ["nobody", "a b@example.org", "<a@example.org>", "a@b@c"])
 def test_the_unsubscribe_address_is_a_mail_address(value: str) -> None:
     with pytest.raises(SettingsError) as caught:
