@@ -149,9 +149,12 @@ def _patterns(entry: Mapping[str, object], name: str) -> tuple[re.Pattern[str], 
     for index, pattern in enumerate(_strings(entry, name)):
         try:
             compiled = re.compile(pattern, re.IGNORECASE)
-        except re.error as error:
+        # OverflowError: a{4294967296}; RecursionError: 2,000 nested groups (before: both
+        # tracebacks out of the planning of every ingest run).
+        except (re.error, OverflowError, RecursionError) as error:
             raise ValueError(
-                f"{name}[{index}]: not a regular expression: {error}: {one_line(pattern, 80)}"
+                f"{name}[{index}]: not a regular expression: {str(error)[:200]}:"
+                f" {one_line(pattern, 80)}"
             ) from None
         # "", "^", ".*" (or a YAML value left empty as '') find a match in every line: every
         # page of the site would lose its whole text, and each item keep its feed's.

@@ -99,6 +99,15 @@ def reused_list(sites: int, terms: int) -> str:
             "  - {domain: b.example}\n  - {domain: WWW.example.com, drop_lines: ['^b']}\n",
             "site 'example.com': given twice (sites 1 and 3)",
         ),
+        # Before: OverflowError and RecursionError, tracebacks (re.error alone was caught).
+        (
+            "sites:\n  - domain: a.example\n    drop_lines: ['a{4294967296}']\n",
+            "drop_lines[0]: not a regular expression: the repetition number is too large",
+        ),
+        (
+            "sites:\n  - domain: a.example\n    boilerplate: ['" + "(" * 2000 + ")" * 2000 + "']\n",
+            "boilerplate[0]: not a regular expression: maximum recursion depth exceeded",
+        ),
     ],
     ids=[
         "billion-laughs",
@@ -114,6 +123,8 @@ def reused_list(sites: int, terms: int) -> str:
         "bad-regex",
         "too-many-expressions",
         "domain-twice",
+        "regex-repeat-overflow",
+        "regex-nested-2000",
     ],
 )
 def test_a_bad_rules_file_is_one_line_naming_the_file_site_and_field(
