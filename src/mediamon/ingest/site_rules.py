@@ -25,6 +25,9 @@ from mediamon.text import one_line
 # few dozen values; a list reused by every site made 9 million regular expressions.
 MAX_RULE_VALUES = 200_000
 MAX_RULE_CHARACTERS = 10_000_000
+# A host name's letters once in ASCII: labels of letters, digits, hyphens (and _ , which
+# some hosts carry) separated by dots.
+HOST_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 # Expressions in one list of a site: each is tried on every page (or line) of the site.
 MAX_SITE_EXPRESSIONS = 500
 
@@ -57,11 +60,29 @@ def configured_site_rules() -> dict[str, SiteRule]:
     return load_site_rules(str(Settings.from_env().extraction_path))
 
 
+def host_form(host: str) -> str | None:
+    """A host name as rules and pages are compared: lower case, ASCII (IDNA 2008 with
+    UTS 46, as the fetcher requests it: ``例子.中国`` is ``xn--fsqu00a.xn--fiqs8s``,
+    ``ＥＸＡＭＰＬＥ．ｃｏｍ`` is ``example.com``), without the root's trailing dot; None
+    if it is no host name. Before, a rule applied only to pages whose URL spelled the host
+    as the rule did: a rule for ``例子.中国`` never to ``xn--fsqu00a.xn--fiqs8s``."""
+    host = host.strip().lower()
+    if not host.isascii():
+        import idna
+
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            return None
+    host = host.rstrip(".")
+    return host if HOST_NAME.fullmatch(host) else None
+
+
 def site_rule(url: str | None, rules: Mapping[str, SiteRule]) -> SiteRule | None:
     """The rule for a URL's host (longest matching domain), if any."""
     if not url or not rules:
         return None
-    host = (urlsplit(url).hostname or "").lower()
+    host = host_form(urlsplit(url).hostname or "") or ""
     while host:
         if host in rules:
             return rules[host]
@@ -126,8 +147,13 @@ def load_site_rules(path: str) -> dict[str, SiteRule]:
     for number, entry in enumerate(sites, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("domain"), str):
             raise ValueError(f"{file}: site {number} needs a 'domain'")
-        domain = entry["domain"].strip().lower().removeprefix("www.")
-        where = f"{file}: site {one_line(domain[:80])!r}"
+        written = entry["domain"]
+        where = f"{file}: site {one_line(written[:80])!r}"
+        domain = (host_form(written) or "").removeprefix("www.")
+        if not domain:
+            raise ValueError(
+                f"{where}: expected a domain such as example.com (its subdomains are covered)"
+            )
         if domain in rules:  # the later rule replaced the earlier without a word
             raise ValueError(f"{where}: given twice (sites {first[domain]} and {number})")
         first[domain] = number

@@ -97,7 +97,7 @@ def reused_list(sites: int, terms: int) -> str:
         (
             "sites:\n  - {domain: example.com, drop_lines: ['^a']}\n"
             "  - {domain: b.example}\n  - {domain: WWW.example.com, drop_lines: ['^b']}\n",
-            "site 'example.com': given twice (sites 1 and 3)",
+            "site 'WWW.example.com': given twice (sites 1 and 3)",
         ),
         # Before: OverflowError and RecursionError, tracebacks (re.error alone was caught).
         (
@@ -107,6 +107,12 @@ def reused_list(sites: int, terms: int) -> str:
         (
             "sites:\n  - domain: a.example\n    boilerplate: ['" + "(" * 2000 + ")" * 2000 + "']\n",
             "boilerplate[0]: not a regular expression: maximum recursion depth exceeded",
+        ),
+        # Before: accepted, and never applied (no host is spelled with a star or a path).
+        (
+            "sites:\n  - {domain: '*.example.com', drop_lines: ['^x']}\n",
+            "site '*.example.com': expected a domain such as example.com (its subdomains are"
+            " covered)",
         ),
     ],
     ids=[
@@ -125,6 +131,7 @@ def reused_list(sites: int, terms: int) -> str:
         "domain-twice",
         "regex-repeat-overflow",
         "regex-nested-2000",
+        "domain-wildcard",
     ],
 )
 def test_a_bad_rules_file_is_one_line_naming_the_file_site_and_field(
@@ -177,3 +184,24 @@ def test_ordinary_rules_still_load(tmp_path: Path) -> None:
     assert rules["example.com"].prune_xpath == ("//div[@class='promo']",)
     assert [p.pattern for p in rules["example.com"].drop_lines] == ["^点击进入专题"]
     assert len(rules["b.example"].boilerplate) == 2
+
+
+@pytest.mark.parametrize(
+    ("domain", "url"),
+    [
+        ("例子.中国", "https://news.xn--fsqu00a.xn--fiqs8s/a.html"),
+        ("xn--fsqu00a.xn--fiqs8s", "https://news.例子.中国/a.html"),
+        ("ＥＸＡＭＰＬＥ．ｃｏｍ", "https://news.example.com/a.html"),
+        ("example.com.", "https://news.example.com/a.html"),
+    ],
+    ids=["unicode-rule-ascii-page", "ascii-rule-unicode-page", "full-width-rule", "root-dot"],
+)
+def test_a_rule_applies_to_its_host_however_either_side_spells_it(
+    tmp_path: Path, domain: str, url: str
+) -> None:
+    # Before: a rule applied only to pages whose URL spelled the host as the rule did: a
+    # rule written 例子.中国 never to the pages fetched at xn--fsqu00a.xn--fiqs8s.
+    path = rules_file(tmp_path, f"sites:\n  - {{domain: '{domain}', drop_lines: ['^第3段']}}\n")
+    extracted = extract(PAGE, url, rules=load_site_rules(path))
+    assert extracted is not None and "第2段" in extracted.text
+    assert "第3段" not in extracted.text
