@@ -199,6 +199,22 @@ def test_the_faster_readability_reads_pages_as_readability_lxml_does() -> None:
         assert agreement.f1 >= 0.97, f"{page_id}: {agreement}"
 
 
+def test_a_video_placeholder_is_not_article_text() -> None:
+    # readability writes "VIDEO" into an iframe of a video site so that its output keeps
+    # the frame; the page shows no such text, and the text after the frame stays
+    paragraph = "The council met on Tuesday evening, and it voted to keep the old bridge open."
+    page = (
+        "<html><body><article>"
+        f"<p>{paragraph}</p><p>{paragraph} Again.</p>"
+        '<div><iframe src="https://www.youtube.com/embed/x1"></iframe>After the clip.</div>'
+        f"<p>{paragraph} Once more.</p>"
+        "</article></body></html>"
+    )
+    text = readability_text(parse(page))
+    assert "VIDEO" not in text
+    assert "After the clip." in text and text.count(paragraph) == 3
+
+
 def test_site_is_the_registrable_domain() -> None:
     assert site_of("cwced", "x", "http://biz.163.com/a.html") == "163.com"
     assert site_of("aeb", "x", "https://www.bbc.co.uk/news/1") == "bbc.co.uk"
