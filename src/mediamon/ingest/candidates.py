@@ -32,6 +32,15 @@ logger = logging.getLogger(__name__)
 # Links whose text is shorter than this are buttons and tags, never an article line.
 _MIN_LINK_TEXT = 4
 _SPACE = re.compile(r"\s+")
+# Class or id names readability weighs down on top of its own list ("comment", "footer",
+# "sidebar"...: 25 points off an element's score; a div, list or table whose score falls
+# below zero is dropped from the article): "author", the box with the author's name and
+# photo that some sites put under the article ("news-author"), which readability kept as
+# part of the article's block. Passed as readability's own negative_keywords option (the
+# bench's readability peer runs without it). trafilatura drops such blocks too ("author"
+# is among its discarded class and id names). Chosen by cross-validation: see
+# docs/extraction.md.
+_NOT_ARTICLE_CLASSES = re.compile("author", re.IGNORECASE)
 _READABILITY_BLOCKS = frozenset(
     {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "pre"}
 )
@@ -275,7 +284,7 @@ def readability_text(
     from readability.readability import Unparseable
 
     try:
-        document = _readability_document()(tree)
+        document = _readability_document()(tree, negative_keywords=_NOT_ARTICLE_CLASSES)
         document.prune = prune or ()
         document.taking_over = taking_over
         html = document.summary(html_partial=True)

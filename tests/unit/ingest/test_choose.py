@@ -215,6 +215,22 @@ def test_a_video_placeholder_is_not_article_text() -> None:
     assert "After the clip." in text and text.count(paragraph) == 3
 
 
+def test_an_author_box_under_the_article_is_not_article_text() -> None:
+    # a block named for the author, under the article: readability weighs it down as it
+    # does a "comment" or "footer" block, and drops it from the article
+    paragraph = "The council met on Tuesday evening, and after a long debate, it voted to keep it."
+    bio = "Jane Doe has covered the council, its schools, and its elections since 2015, and more."
+    page = (
+        "<html><body><div class='page'><div class='story'>"
+        f"<p>{paragraph}</p><p>{paragraph} Again.</p><p>{paragraph} Once more.</p></div>"
+        f"<div class='author-box'><p>Jane Doe, city reporter</p><p>{bio}</p></div>"
+        "</div></body></html>"
+    )
+    text = readability_text(parse(page))
+    assert text.count(paragraph) == 3
+    assert "Jane Doe" not in text
+
+
 def test_site_is_the_registrable_domain() -> None:
     assert site_of("cwced", "x", "http://biz.163.com/a.html") == "163.com"
     assert site_of("aeb", "x", "https://www.bbc.co.uk/news/1") == "bbc.co.uk"
