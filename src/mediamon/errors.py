@@ -37,6 +37,11 @@ class DatabaseUnavailable(UserError):
     exit_code = EXIT_DATABASE
 
 
+class SchemaMismatch(DatabaseUnavailable):
+    """The database's migrations are not this mediamon's: it was upgraded by a newer
+    mediamon, or an applied migration's file differs from the one that was applied."""
+
+
 class MailNotSent(RuntimeError):
     """Some mails could not be sent; they are tried again by the next run (the alert
     and digest runs raise subclasses). Defined here so that the command line can tell
@@ -57,8 +62,34 @@ def explain(error: BaseException) -> UserError | None:
 
     if isinstance(error, sa.exc.NoSuchModuleError | sa.exc.ArgumentError):
         return ConfigError(f"database URL: {_first_line(error)}")
+    if isinstance(error, sa.exc.DBAPIError):
+        reason = _first_line(error.orig or error)
+        refusal = _refusal(str(getattr(error.orig, "sqlstate", None) or ""), reason)
+        if refusal is not None:
+            return DatabaseUnavailable(refusal)
     if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
         return DatabaseUnavailable(f"database unavailable: {_first_line(error.orig or error)}")
+    return None
+
+
+def _refusal(sqlstate: str, reason: str) -> str | None:
+    """What a database that answers but will not do mediamon's work means, by the error's
+    SQLSTATE: a read-only database, a login without mediamon's rights, a server out of disk.
+    Before, the first two were tracebacks holding the statement, the third said
+    "unavailable" of a server that answered."""
+    if sqlstate == "25006":  # read_only_sql_transaction
+        return (
+            f"database is read-only: {reason} (a standby server, or"
+            " default_transaction_read_only set); mediamon needs a database it can write"
+        )
+    if sqlstate == "42501":  # insufficient_privilege
+        return (
+            f"database login lacks a right: {reason} (the login of MEDIAMON_DATABASE_URL or"
+            " the mediamon_db connection; use the database's owner or the writer role of"
+            " `mediamon db roles`, not a BI login)"
+        )
+    if sqlstate.startswith("53"):  # insufficient_resources: disk full, out of memory, limits
+        return f"database server out of resources: {reason} (free disk space on the server)"
     return None
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
+from mediamon.errors import SchemaMismatch
 from mediamon.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,7 +70,8 @@ def upgrade(engine: sa.Engine, folder: Path | None = None) -> list[str]:
         The names of the migrations applied by this call.
 
     Raises:
-        RuntimeError: an applied migration's file has changed since it was applied.
+        SchemaMismatch: an applied migration's file has changed since it was applied, or
+            the database holds migrations newer than this mediamon's.
     """
     applied_now: list[str] = []
     with engine.connect() as conn:
@@ -84,15 +88,19 @@ def upgrade(engine: sa.Engine, folder: Path | None = None) -> list[str]:
                     )
                 )
             conn.commit()
-            done: dict[int, str] = dict(
-                conn.execute(sa.text("select version, checksum from schema_migrations")).all()
-            )
-            for migration in load_migrations(folder):
+            recorded = conn.execute(
+                sa.text("select version, name, checksum from schema_migrations order by 1")
+            ).all()
+            done: dict[int, str] = {row.version: row.checksum for row in recorded}
+            known = load_migrations(folder)
+            _check_not_newer(recorded, known)
+            for migration in known:
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:
-                        raise RuntimeError(
-                            f"migration {migration.name} changed after it was applied; "
-                            "add a new migration instead"
+                        raise SchemaMismatch(
+                            f"database: migration {migration.name} changed after it was"
+                            " applied (the database was upgraded by another build of"
+                            " mediamon); add a new migration instead"
                         )
                     continue
                 logger.info("applying migration %s", migration.name)
@@ -111,3 +119,19 @@ def upgrade(engine: sa.Engine, folder: Path | None = None) -> list[str]:
             conn.execute(sa.text("select pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
             conn.commit()
     return applied_now
+
+
+def _check_not_newer(recorded: Sequence[Any], known: Sequence[Migration]) -> None:
+    """Refuse a database a newer mediamon upgraded (a deploy rolled back, an old worker
+    image beside a new scheduler): this code would read and write tables whose shape it
+    does not know. Before, every command ran on, and ``db upgrade`` said "schema is up to
+    date". Migrations are never undone, so the way out is the newer mediamon."""
+    newest = max((m.version for m in known), default=0)
+    newer = [row.name for row in recorded if row.version > newest]
+    if newer:
+        mine = known[-1].name if known else "none"
+        raise SchemaMismatch(
+            f"database: it was upgraded by a newer mediamon (migration {newer[-1]}; this"
+            f" mediamon's newest is {mine}); run the mediamon that upgraded it, as"
+            " migrations are not undone"
+        )

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.db import migrate
+from mediamon.errors import SchemaMismatch
 from mediamon.ingest import load, normalize, polling
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
@@ -120,7 +121,7 @@ def test_migrations_are_recorded_once_and_guarded(engine: sa.Engine, tmp_path: P
     folder.mkdir()
     for m in migrate.load_migrations():
         (folder / f"{m.name}.sql").write_text(m.sql + "\n-- edited", "utf-8")
-    with pytest.raises(RuntimeError, match="changed after it was applied"):
+    with pytest.raises(SchemaMismatch, match="changed after it was applied"):
         migrate.upgrade(engine, folder)
     (folder / "readme.txt").write_text("x", "utf-8")
     with pytest.raises(ValueError, match="NNNN_description.sql"):
