@@ -1,14 +1,20 @@
 """Mail to ops when a task fails for good: opt-in through MEDIAMON_OPS_EMAIL, one mail
-(the watcher does not repeat it), with the error and a log link on the UI's own port."""
+(the watcher does not repeat it), with the error and a log link on the UI's own port; one
+mail per cause while it lasts (the database down fails every task that needs it)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from mediamon import db
 from mediamon.devtools.airflow_env import dags_folder
 from tests.dags.airflow_runs import conf
 
@@ -58,3 +64,82 @@ def test_a_task_failing_for_good_mails_ops_its_error_and_log(
     text = plain.get_content()
     assert "source 'x'.url" in text, text
     assert "Log: http://127.0.0.1:18099/dags/mediamon_ingest/runs/" in text, text
+
+
+@contextmanager
+def database_refusing_connections(url: str) -> Iterator[None]:
+    """mediamon's database away (its sessions ended, new ones refused), then back: what a
+    restart or a failover looks like from the tasks. Airflow's metadata database, on the
+    same server, stays up."""
+    name = sa.make_url(url).database
+    admin = sa.create_engine(
+        db.normalize_url(str(sa.make_url(url).set(database="postgres"))),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'alter database "{name}" allow_connections false'))
+        conn.execute(
+            sa.text("select pg_terminate_backend(pid) from pg_stat_activity where datname = :d"),
+            {"d": name},
+        )
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'alter database "{name}" allow_connections true'))
+        admin.dispose()
+
+
+def test_one_mail_per_cause_while_the_database_is_down(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine, database_url: str,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Before: with mediamon's database down, each ingest run mailed ops twice
+    (plan_sources, then summarize, which runs whatever its upstream did) and each watchdog
+    run once, the same line: about 13 mails an hour. Now the first failure mails, saying
+    until when that error is not mailed again; the runs are red all the same. A mail the
+    SMTP server could not take is not counted as sent: the next failure mails."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.airflow_runs import closed_port, run_state
+    from tests.integration.test_health import Mailbox
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
+
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    dags = DagBag(dag_folder=str(dags_folder())).dags  # reads MEDIAMON_OPS_EMAIL
+    for dag_id in ("mediamon_ingest", "mediamon_health"):
+        for task in dags[dag_id].tasks:
+            task.retries = 0  # the retries would only make the test wait
+    with metadata.begin() as conn:
+        conn.execute(sa.text("delete from variable where key = 'mediamon_failure_mails'"))
+    engine.dispose()
+    mailbox = Mailbox(Sink())
+    hour = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+    def ingest(at: datetime) -> Any:
+        run = dags["mediamon_ingest"].test(logical_date=at, run_conf=conf())
+        return run_state(metadata, "mediamon_ingest", run.run_id)
+
+    with database_refusing_connections(database_url):
+        # The mail server down at the first failures: nothing sent, nothing crashed.
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(closed_port()))
+        state, tasks = ingest(hour)
+        assert (state, tasks["plan_sources"][0], tasks["summarize"][0]) == (
+            "failed", "failed", "failed",
+        )  # fmt: skip
+        with serve_smtp(mailbox.sink) as port:
+            monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+            with caplog.at_level(logging.WARNING):
+                assert ingest(hour + timedelta(minutes=15))[0] == "failed"
+                watchdog = dags["mediamon_health"].test(logical_date=hour)
+                assert run_state(metadata, "mediamon_health", watchdog.run_id)[0] == "failed"
+                assert ingest(hour + timedelta(minutes=30))[0] == "failed"
+    assert len(mailbox.messages) == 1, [m["Subject"] for m in mailbox.messages]
+    message = mailbox.messages[0]
+    assert message["Subject"].startswith("[mediamon] task failed: mediamon_ingest.plan_sources")
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Error: database unavailable: " in text and "not currently accepting" in text
+    assert "Repeats: Failures with this same error are not mailed again until " in text
+    held = [r.getMessage() for r in caplog.records if "failure mail not sent" in r.getMessage()]
+    assert len(held) == 4, held  # summarize, the watchdog, plan_sources and summarize again
+    assert all("the same error was mailed at" in line for line in held), held

@@ -187,8 +187,9 @@ def task_failure_message(
 
     Args:
         failure: ``dag_id``, ``task_id``, ``run_id``, ``tries`` (how many were made),
-            ``error`` (the exception as text, ``""`` when Airflow gave none) and
-            ``log_url`` (the task's page in the Airflow UI).
+            ``error`` (the exception as text, ``""`` when Airflow gave none),
+            ``log_url`` (the task's page in the Airflow UI) and, optionally,
+            ``quiet_until`` (until when failures with the same error are not mailed).
         sender, recipients: From and To.
     """
     task = clean(f"{failure['dag_id']}.{failure['task_id']}", 300)
@@ -198,8 +199,16 @@ def task_failure_message(
         ("Run", clean(failure["run_id"], 300)),
         ("Tries", clean(failure["tries"], 20)),
         ("Error", clean(failure["error"], DETAIL_CHARS) or "(Airflow gave no error text)"),
-        ("Log", clean(failure["log_url"], 2000)),
     ]
+    if failure.get("quiet_until"):
+        fields.append(
+            (
+                "Repeats",
+                "Failures with this same error are not mailed again until"
+                f" {clean(failure['quiet_until'], 60)}; they still show red in the Airflow UI.",
+            )
+        )
+    fields.append(("Log", clean(failure["log_url"], 2000)))
     lead = "An Airflow task of mediamon failed after its retries."
     text = (
         lead
