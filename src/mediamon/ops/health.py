@@ -43,6 +43,7 @@ Send = Callable[[EmailMessage], None]
 _TELLING = "(status = 'failed' or sources_due > 0)"
 # A source not polled for this long is not judged silent (it was removed, or nothing runs).
 POLLED_WITHIN = timedelta(days=1)
+FLAP_WINDOW = HealthThresholds().flap_window
 
 
 class IncidentMailError(MailNotSent):
@@ -468,18 +469,27 @@ def _changes(
 
 
 def reconcile(
-    conn: sa.Connection, findings: Sequence[Finding], at: datetime
+    conn: sa.Connection,
+    findings: Sequence[Finding],
+    at: datetime,
+    flap_window: timedelta = FLAP_WINDOW,
 ) -> tuple[list[str], list[str]]:
     """Open an incident per new finding, refresh the open ones still found and resolve
     the rest; return the keys opened and resolved. What a later run judged stays (see
-    :func:`_changes`)."""
+    :func:`_changes`). A finding whose flapping incident cleared within ``flap_window``
+    and is still held back (its recovery not mailed) opens that incident again; one whose
+    last episode cleared within ``flap_window`` opens a flapping one."""
     current, opened, resolved = _changes(conn, findings, at)
+    for key in opened:
+        _reopen_held(conn, key, at, flap_window)
     for finding in current:
         conn.execute(
             sa.text(
                 "insert into incidents (dedupe_key, kind, subject, summary, detail, advice,"
-                " since, opened_at, last_seen_at)"
-                " values (:key, :kind, :subject, :summary, :detail, :advice, :since, :at, :at)"
+                " since, opened_at, last_seen_at, flapping)"
+                " values (:key, :kind, :subject, :summary, :detail, :advice, :since, :at, :at,"
+                "  exists (select 1 from incidents where dedupe_key = :key"
+                "          and resolved_at > :flapped_since and resolved_at <= :at))"
                 " on conflict (dedupe_key) where resolved_at is null do update set"
                 " summary = excluded.summary, detail = excluded.detail,"
                 " last_seen_at = case when incidents.last_seen_at > :clock"
@@ -496,6 +506,7 @@ def reconcile(
                 "since": finding.since,
                 "at": at,
                 "clock": max(at, datetime.now(UTC)),
+                "flapped_since": at - flap_window,
             },
         )
     if resolved:
@@ -522,11 +533,29 @@ def reconcile(
 # MISSED_MAIL_WINDOW of the run: mail set up months after installation would otherwise
 # bring months of history, which bi.incidents holds anyway.
 MISSED_MAIL_WINDOW = timedelta(days=7)
+# A flapping incident's recovery waits until it has stayed clear for the flap window.
 _MAIL_DUE = (
     "(resolved_at is null and notified_at is null)"
     " or (resolved_at is not null and recovery_notified_at is null"
-    "     and (notified_at is not null or resolved_at >= :missed_since))"
+    "     and (notified_at is not null or resolved_at >= :missed_since)"
+    "     and (not flapping or resolved_at <= :held_until))"
 )
+
+
+def _reopen_held(conn: sa.Connection, key: str, at: datetime, flap_window: timedelta) -> None:
+    """Open again the flapping incident of ``key`` that cleared within ``flap_window``
+    and whose recovery is still held back: the same episode goes on, and nothing is
+    mailed (its INCIDENT mail went out, no RESOLVED mail did)."""
+    conn.execute(
+        sa.text(
+            "update incidents set resolved_at = null where incident_id = ("
+            " select incident_id from incidents where dedupe_key = :key and flapping"
+            "  and resolved_at > :since and resolved_at <= :at"
+            "  and recovery_notified_at is null"
+            " order by resolved_at desc limit 1)"
+        ),
+        {"key": key, "since": at - flap_window, "at": at},
+    )
 
 
 def notify(
@@ -536,10 +565,12 @@ def notify(
     recipients: Sequence[str],
     at: datetime,
     zone: tzinfo = UTC,
+    flap_window: timedelta = FLAP_WINDOW,
 ) -> tuple[list[str], list[str]]:
     """Mail every open incident not yet mailed and every recovery not yet mailed (also of
-    an incident that opened and cleared unmailed, within :data:`MISSED_MAIL_WINDOW`), each
-    once: the row is locked while its mail goes out and marked in the same transaction,
+    an incident that opened and cleared unmailed, within :data:`MISSED_MAIL_WINDOW`; of a
+    flapping one, once it stayed clear for ``flap_window``), each once: the row is
+    locked while its mail goes out and marked in the same transaction,
     so overlapping runs cannot both send it. A run finding the row locked waits for the
     other run's send and then sees the row marked (skipping it instead left it unmailed
     in this run's report, which failed the watchdog while the mail was going out). A
@@ -557,7 +588,7 @@ def notify(
     mailed: list[str] = []
     recovered: list[str] = []
     errors: list[str] = []
-    window = {"missed_since": at - MISSED_MAIL_WINDOW}
+    window = {"missed_since": at - MISSED_MAIL_WINDOW, "held_until": at - flap_window}
     with engine.connect() as conn:
         due = conn.execute(
             sa.text(f"select incident_id from incidents where {_MAIL_DUE} order by incident_id"),
@@ -589,6 +620,7 @@ def notify(
                         recipients,
                         zone=zone,
                         unannounced=row.notified_at is None,
+                        flap_window=flap_window,
                     )
                 )
             except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
@@ -635,7 +667,7 @@ def run(
             _, result.opened, result.resolved = _changes(conn, result.findings, at)
             result.note = "dry run: nothing written, nothing sent"
             return result
-        result.opened, result.resolved = reconcile(conn, result.findings, at)
+        result.opened, result.resolved = reconcile(conn, result.findings, at, limits.flap_window)
     for key in result.opened:
         logger.warning("incident opened: %s", key)
     if send is None or not recipients:
@@ -645,7 +677,7 @@ def run(
     else:
         try:
             result.mailed, result.recoveries_mailed = notify(
-                engine, send, sender, recipients, at, zone
+                engine, send, sender, recipients, at, zone, limits.flap_window
             )
         except IncidentMailError as error:
             failure = error

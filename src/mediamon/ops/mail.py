@@ -6,7 +6,7 @@ MEDIAMON_TIMEZONE with their UTC offset, as in the alert mails."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from typing import Any
 
@@ -21,6 +21,16 @@ def _when(moment: datetime | None, zone: tzinfo) -> str:
     return local_time(moment, zone) if moment else "-"
 
 
+def _flapping_note(recovery: bool, flap_window: timedelta) -> str:
+    hours = f"{flap_window.total_seconds() / 3600:g} h"
+    if recovery:
+        return f"It came back soon after clearing before; it has now stayed clear for {hours}."
+    return (
+        f"It cleared less than {hours} ago and is back. Until it stays clear for {hours},"
+        " it is not mailed again; its recovery is mailed then (MEDIAMON_HEALTH_FLAP_MINUTES)."
+    )
+
+
 def incident_message(
     incident: Any,
     recovery: bool,
@@ -29,6 +39,7 @@ def incident_message(
     *,
     zone: tzinfo,
     unannounced: bool = False,
+    flap_window: timedelta | None = None,
 ) -> EmailMessage:
     """The mail for one ``incidents`` row: the problem, or that it cleared; dated when it
     is built (sent), whatever the run's time; its times in ``zone``. ``unannounced``: a
@@ -49,6 +60,8 @@ def incident_message(
         fields.append(("Cleared", _when(incident.resolved_at, zone)))
     if unannounced:
         fields.append(("Mailed", "Never: no mail could be sent while it was open."))
+    if getattr(incident, "flapping", False) and flap_window is not None:
+        fields.append(("Flapping", _flapping_note(recovery, flap_window)))
     fields += [
         ("Detail", clean(incident.detail, DETAIL_CHARS)),
         ("What to do", "Nothing: it cleared." if recovery else clean(incident.advice, 600)),

@@ -33,6 +33,8 @@ class HealthThresholds:
         min_volume: ... and only when that median has at least this many articles.
         alert_age: Alerts pending longer than this are ``alerts_undelivered``.
         stale_after: No successful ingest run for this long is ``ingest_stale``.
+        flap_window: An incident found again within this long of its last episode's
+            recovery is flapping: its recovery is mailed once it stays clear this long.
     """
 
     failing_polls: int = 3
@@ -45,6 +47,7 @@ class HealthThresholds:
     min_volume: int = 20
     alert_age: timedelta = timedelta(hours=1)
     stale_after: timedelta = timedelta(hours=1)
+    flap_window: timedelta = timedelta(hours=6)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HealthThresholds:
@@ -71,6 +74,7 @@ class HealthThresholds:
             min_volume=int(number("MIN_VOLUME", d.min_volume, 1, 1e9)),
             alert_age=minutes("ALERT_AGE", d.alert_age, 30),
             stale_after=minutes("STALE_AFTER", d.stale_after, 30),
+            flap_window=minutes("FLAP", d.flap_window, 7),
         )
 
 
