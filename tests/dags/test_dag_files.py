@@ -27,7 +27,8 @@ def test_dag_policies(airflow: Any) -> None:
         dag = airflow.dags[dag_id]
         assert dag.tags and "mediamon" in dag.tags
         assert dag.doc_md
-        assert not dag.catchup
+        assert not dag.catchup  # a day without a scheduler: one run, not 96
+        assert dag.max_active_runs == 1  # a slow run is never overlapped by the next
         assert dag.owner == "mediamon"
         for task in dag.tasks:
             if (dag_id, task.task_id) in NO_RETRIES:
