@@ -121,12 +121,13 @@ def mediamon_ingest() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from mediamon.ops import service as ops
-        from mediamon_airflow import run_time, settings
+        from mediamon_airflow import config_errors_fail_at_once, run_time, settings
 
         run_key, now = run_time(get_current_context())
         # All the shards' summaries in one request: iterating Airflow's lazy sequence asks
         # for the item past the end, which its client logs as an ERROR on every run.
-        verdict = ops.finish_ingest(settings(), run_key, now, summaries[:])
+        with config_errors_fail_at_once():  # a database a newer mediamon upgraded
+            verdict = ops.finish_ingest(settings(), run_key, now, summaries[:])
         print(f"run summary: {verdict.summary}")  # the log shows it even when the run fails
         if verdict.failure:
             raise AirflowFailException(verdict.failure)

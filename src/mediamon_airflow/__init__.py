@@ -142,16 +142,19 @@ def task_defaults(
 @contextmanager
 def config_errors_fail_at_once() -> Iterator[None]:
     """Turn mediamon's :class:`~mediamon.errors.ConfigError` into ``AirflowFailException``:
-    the task fails at once, without retries (a retry cannot fix a file). Other errors
-    (a database that is down) keep their retries."""
+    the task fails at once, without retries (a retry cannot fix a file); so does a
+    database a newer mediamon upgraded (:class:`~mediamon.errors.SchemaMismatch`: a retry
+    runs the same code). Other errors (a database that is down) keep their retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from mediamon.errors import ConfigError
+    from mediamon.errors import ConfigError, SchemaMismatch
 
     try:
         yield
     except ConfigError as error:
         raise AirflowFailException(f"configuration error: {error}") from error
+    except SchemaMismatch as error:
+        raise AirflowFailException(str(error)) from error
 
 
 def configured_source_names() -> list[str]:

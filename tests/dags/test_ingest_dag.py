@@ -153,6 +153,31 @@ def test_a_config_error_fails_the_run_with_one_try(
     assert row.error.startswith("configuration error: unknown source(s): nope")
 
 
+def test_a_database_a_newer_mediamon_upgraded_fails_the_run_with_one_try(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine
+) -> None:
+    """A deploy rolled back after its migration ran: plan_sources refuses the database in
+    one line and fails at once (before: it ran on against tables it does not know; a
+    retry would run the same code)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into schema_migrations (version, name, checksum)"
+                " values (9999, '9999_from_the_future', 'x')"
+            )
+        )
+    try:
+        run = airflow.dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 5, 2, 13, 0, tzinfo=UTC), run_conf=conf()
+        )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from schema_migrations where version = 9999"))
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert (state, tasks["plan_sources"]) == ("failed", ("failed", 1)), tasks
+    assert tasks["summarize"] == ("failed", 1)  # it runs whatever plan_sources did
+
+
 def test_one_failing_source_of_three_is_counted_and_the_run_stands(
     airflow: Any,
     metadata: sa.Engine,
