@@ -37,8 +37,13 @@ MESSAGES: dict[str, dict[str, str]] = {
             "{observed} of them mention {topic}."
         ),
         "alert_bar": "Alert: {topic}",
-        "stories_heading": "The {n} stories of the window",
-        "story_count_1": "1 story",
+        "stories_heading_1": "The one story of the window",
+        "stories_heading_n": "The {n} stories of the window",
+        "stories_gone": (
+            "{gone} of the {observed} stories counted when the alert was raised are not"
+            " listed: since then they were merged into other stories or no longer match"
+            " the topic."
+        ),
         "order_rule": (
             "Most relevant first: the topic in the headline, then the most outlets, "
             "then the most mentions, then the newest."
@@ -87,13 +92,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "how_to_change": (
             "To change or stop it, ask mediamon's administrators ({contact}) to change "
-            "the recipients of {topic} (key: {key}), or unsubscribe: {unsubscribe}."
+            "the recipients of {topic} (key: {key}), or {unsubscribe}."
         ),
+        "unsubscribe_plain": "unsubscribe: {uri}",
+        "unsubscribe_words": "unsubscribe",
         "reference": "Alert #{alert_id}, window {window}",
         "cadence_daily": "daily",
         "cadence_weekly": "weekly",
         "subject_digest_daily": "[mediamon] Daily digest {day}: {count} ({topics})",
         "subject_digest_weekly": "[mediamon] Weekly digest {first}–{last}: {count} ({topics})",
+        "more_topics": "{names} and {n} more",
         "new_stories_1": "1 new story",
         "new_stories_n": "{n} new stories",
         "digest_heading": "{count} from {start} to {end}",
@@ -124,8 +132,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "context": "同一时段所有来源共发布 {total} 篇报道，其中 {observed} 篇提到「{topic}」。",
         "alert_bar": "警报：{topic}",
-        "stories_heading": "本时段的 {n} 篇报道",
-        "story_count_1": "1 篇报道",
+        "stories_heading_1": "本时段的 1 篇报道",
+        "stories_heading_n": "本时段的 {n} 篇报道",
+        "stories_gone": (
+            "发出警报时统计的 {observed} 篇中有 {gone} 篇未列出："
+            "此后它们已并入其他报道，或不再与该话题匹配。"
+        ),
         "order_rule": "排序：标题提及优先，其次是转载媒体多、提及次数多，最后按时间由新到旧。",
         "more_outlets_1": "另有 1 家媒体转载",
         "more_outlets_n": "另有 {n} 家媒体转载",
@@ -167,13 +179,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "why_digest": "您收到此{cadence}摘要，是因为 {address} 订阅了 {topics} 的{cadence}摘要。",
         "how_to_change": (
             "如需更改或停止，请联系 mediamon 管理员（{contact}）修改「{topic}」（key: {key}）"
-            "的收件人，或退订：{unsubscribe}。"
+            "的收件人，或{unsubscribe}。"
         ),
+        "unsubscribe_plain": "退订：{uri}",
+        "unsubscribe_words": "退订",
         "reference": "警报 #{alert_id}，时段 {window}",
         "cadence_daily": "每日",
         "cadence_weekly": "每周",
         "subject_digest_daily": "[mediamon] 每日摘要 {day}：{count}（{topics}）",
         "subject_digest_weekly": "[mediamon] 每周摘要 {first}–{last}：{count}（{topics}）",
+        "more_topics": "{names} 及另外 {n} 个话题",
         "new_stories_1": "1 篇新报道",
         "new_stories_n": "{n} 篇新报道",
         "digest_heading": "{start} 至 {end}：{count}",

@@ -15,7 +15,6 @@ count or date next to it to its side.
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -42,11 +41,11 @@ from mediamon.alerts.chart import (
     format_day_table,
     render_chart,
 )
+from mediamon.alerts.layout import bar, footer, page
 from mediamon.alerts.render import (
     InlineImage,
     Rendered,
     build_message,
-    clean_composed,
     esc,
     esc_composed,
     isolate,
@@ -63,10 +62,13 @@ MAX_DIGEST_CHARTS = 3
 # 20 MB mail, over most mail servers' size limit: refused, and retried every hour.
 DIGEST_TOPIC_STORIES = 50
 DIGEST_STORIES = 200
-FONT = (
-    "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,'Noto Sans CJK SC',"
-    "'PingFang SC','Microsoft YaHei',sans-serif"
-)
+# A topic name in a subject is cut to this many characters, and a digest's subject names
+# at most MAX_SUBJECT_TOPICS topics in SUBJECT_TOPICS_CHARS: what matters (the count) stays
+# within what an inbox shows of a subject, about 40 characters on a phone. A 200-character
+# topic name, cut at 80, put the count of an alert at character 95.
+SUBJECT_TOPIC_CHARS = 30
+SUBJECT_TOPICS_CHARS = 48
+MAX_SUBJECT_TOPICS = 4
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,8 @@ def _chart_html(
         f'<img class="chart" src="cid:{esc(image.cid)}" alt="{esc(image.alt, 400)}" '
         f'width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
         f'style="display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;border:0">'
-        f'<div style="color:#666;font-size:12px;margin:4px 0 0">{esc(caption, 400)}</div>'
+        '<div class="muted" style="color:#666;font-size:12px;margin:4px 0 0">'
+        f"{esc(caption, 400)}</div>"
     )
 
 
@@ -283,35 +286,6 @@ def _details(alert: AlertMail, catalog: Catalog) -> str:
     return text + (" " + catalog("thresholds", thresholds=shown) if shown else "")
 
 
-def _page(title: str, body: str, locale: str) -> str:
-    return (
-        f'<!DOCTYPE html><html lang="{esc(locale)}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        # A <title> holds no elements: the isolate characters themselves stay.
-        f"<title>{html.escape(clean_composed(title, 300), quote=True)}</title></head>"
-        '<body style="margin:0;padding:0;background:#f3f4f6">'
-        f'<div style="max-width:680px;margin:0 auto;background:#ffffff;padding:16px;'
-        f"box-sizing:border-box;font-family:{FONT};font-size:15px;line-height:1.5;"
-        'color:#222222;overflow-wrap:anywhere;word-break:break-word">'
-        f"{body}</div></body></html>"
-    )
-
-
-def _bar(text: str) -> str:
-    return (
-        '<div id="alert-bar" style="background:#c62828;color:#ffffff;padding:10px 14px;'
-        f'border-radius:4px;font-weight:bold;font-size:17px">{esc_composed(text, 200)}</div>'
-    )
-
-
-def _footer_html(paragraphs: Sequence[str]) -> str:
-    inner = "".join(f'<p style="margin:4px 0">{esc_composed(p, 2000)}</p>' for p in paragraphs)
-    return (
-        '<div style="border-top:1px solid #e0e0e0;margin-top:20px;padding-top:8px;'
-        f'color:#666;font-size:12px">{inner}</div>'
-    )
-
-
 def unsubscribe_uri(options: MailOptions, list_name: str, recipient: str) -> str:
     """``mailto:`` URI asking to take ``recipient`` off ``list_name``."""
     subject = quote(f"unsubscribe {list_name} {recipient}", safe="")
@@ -338,7 +312,7 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     topic = isolate(alert.topic_name, 80)
     subject = catalog(
         "subject_alert",
-        topic=topic,
+        topic=isolate(alert.topic_name, SUBJECT_TOPIC_CHARS),
         observed=alert.observed,
         hours=catalog.counted("hours", alert.hours),
         lift_phrase=_lift_phrase(alert, catalog),
@@ -348,24 +322,28 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     image = _chart_image(alert, zone, catalog, f"chart-{alert.topic_key}")
     link = _more_link(options, alert.topic_key, alert.window_start, alert.window_end)
     stories_html, story_lines = stories_section(alert.stories, zone, catalog, link)
-    heading = catalog("stories_heading", n=len(alert.stories))
+    heading = catalog.counted("stories_heading", len(alert.stories))
+    # The window's stories as they are now: a story merged into an earlier one, or no
+    # longer matching after a rules change, is gone from the list though it was counted.
+    # Said, rather than "The 0 stories of the window" under "6 stories mentioning ...".
+    gone = alert.observed - len(alert.stories)
+    note = catalog("stories_gone", gone=gone, observed=alert.observed) if gone > 0 else ""
+    rule = catalog("order_rule") if alert.stories else ""
     window = local_span(alert.window_start, alert.window_end, zone)
     reference = catalog(
         "reference", alert_id=alert.alert_id if alert.alert_id is not None else "–", window=window
     )
-    footer = [
+    # Who can change it and what to name, not a file on the server: a recipient cannot
+    # edit the topics file (the mail named its path on the server).
+    footer_lines, footer_html = footer(
+        catalog,
         catalog("why_alert", address=reader.address, topic=topic, key=alert.topic_key),
-        # Who can change it and what to name, not a file on the server: a recipient
-        # cannot edit the topics file (the mail named its path on the server).
-        catalog(
-            "how_to_change",
-            contact=options.unsubscribe_address,
-            topic=topic,
-            key=alert.topic_key,
-            unsubscribe=unsubscribe_uri(options, alert.topic_key, reader.address),
-        ),
         reference,
-    ]
+        contact=options.unsubscribe_address,
+        topic=topic,
+        key=alert.topic_key,
+        uri=unsubscribe_uri(options, alert.topic_key, reader.address),
+    )
     text = [
         catalog("alert_bar", topic=topic),
         "",
@@ -374,34 +352,38 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
         "",
         *_chart_lines(alert, zone, catalog),
         heading,
-        catalog("order_rule"),
+        *[line for line in (note, rule) if line],
         "",
         *story_lines,
         catalog("details_heading"),
         _details(alert, catalog),
         "",
         "-- ",
-        *footer,
+        *footer_lines,
     ]
     body = "".join(
         [
-            _bar(catalog("alert_bar", topic=topic)),
+            bar(catalog("alert_bar", topic=topic)),
             f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc_composed(why, 1000)}</b></p>',
-            f'<p style="color:#555;margin:0 0 8px">{esc_composed(context, 1000)}</p>',
+            f'<p class="muted" style="color:#555;margin:0 0 8px">{esc_composed(context, 1000)}</p>',
             _chart_html(image, alert, zone, catalog),
             f'<h3 style="margin:18px 0 2px;font-size:16px">{esc(heading)}</h3>',
-            f'<div style="color:#666;font-size:12px">{esc(catalog("order_rule"), 400)}</div>',
+            "".join(
+                f'<div class="muted" style="color:#666;font-size:12px">{esc(line, 400)}</div>'
+                for line in (note, rule)
+                if line
+            ),
             stories_html,
             f'<h4 style="margin:16px 0 2px">{esc(catalog("details_heading"))}</h4>',
-            '<p style="color:#555;font-size:13px;margin:0">'
+            '<p class="muted" style="color:#555;font-size:13px;margin:0">'
             f"{esc(_details(alert, catalog), 2000)}</p>",
-            _footer_html(footer),
+            footer_html,
         ]
     )
     return Rendered(
         subject,
         "\n".join(text) + "\n",
-        _page(subject, body, catalog.locale),
+        page(subject, body, catalog.locale),
         (image,) if image else (),
     )
 
@@ -442,9 +424,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     catalog = Catalog.for_locale(reader.locale)
     zone = reader.zone(options)
     names = [isolate(t.topic_name, 40) for t in digest.topics]
-    shown_names = "、".join(names[:4]) if catalog.is_chinese else ", ".join(names[:4])
-    if len(names) > 4:
-        shown_names += "…"
+    shown_names = _subject_names(digest.topics, catalog)
     count = catalog.counted("new_stories", digest.story_count)
     last_day = (digest.period_end - timedelta(minutes=1)).astimezone(zone)
     first_day = digest.period_start.astimezone(zone)
@@ -463,7 +443,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     start, end = local_time(digest.period_start, zone), local_time(digest.period_end, zone)
     heading = catalog("digest_heading", count=count, start=start, end=end)
     parts = [
-        _bar(subject.removeprefix("[mediamon] ")),
+        bar(subject.removeprefix("[mediamon] ")),
         f'<p style="margin:12px 0"><b>{esc(heading, 400)}</b></p>',
     ]
     text = [subject.removeprefix("[mediamon] "), heading]
@@ -478,7 +458,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
             per_topic=DIGEST_TOPIC_STORIES,
             overall=DIGEST_STORIES,
         )
-        parts.append(f'<p style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
+        parts.append(f'<p class="muted" style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
         text.append(capped)
     text.append("")
     images: list[InlineImage] = []
@@ -511,36 +491,51 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         parts += [
             '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",
-            f'<div style="color:#666;font-size:12px">{esc(rule, 400)}</div>' if rule else "",
+            f'<div class="muted" style="color:#666;font-size:12px">{esc(rule, 400)}</div>'
+            if rule
+            else "",
             html_part,
         ]
         text += ["== " + title, *([rule, ""] if rule else []), *lines]
     cadence = catalog(f"cadence_{digest.cadence}")
     keys = [t.topic_key for t in digest.topics]
-    footer = [
-        catalog(
-            "why_digest",
-            cadence=cadence,
-            address=reader.address,
-            topics=(" 、" if catalog.is_chinese else ", ").join(names) or "–",
-        ),
-        catalog(
-            "how_to_change",
-            contact=options.unsubscribe_address,
-            topic=(" 、" if catalog.is_chinese else ", ").join(names) or "–",
-            key=", ".join(keys),
-            unsubscribe=unsubscribe_uri(options, f"digest-{digest.cadence}", reader.address),
-        ),
+    all_names = (" 、" if catalog.is_chinese else ", ").join(names) or "–"
+    footer_lines, footer_html = footer(
+        catalog,
+        catalog("why_digest", cadence=cadence, address=reader.address, topics=all_names),
         catalog("period", start=start, end=end),
-    ]
-    parts.append(_footer_html(footer))
-    text += ["-- ", *footer]
+        contact=options.unsubscribe_address,
+        topic=all_names,
+        key=", ".join(keys),
+        uri=unsubscribe_uri(options, f"digest-{digest.cadence}", reader.address),
+    )
+    parts.append(footer_html)
+    text += ["-- ", *footer_lines]
     return Rendered(
         subject,
         "\n".join(text) + "\n",
-        _page(subject, "".join(parts), catalog.locale),
+        page(subject, "".join(parts), catalog.locale),
         tuple(images),
     )
+
+
+def _subject_names(sections: Sequence[TopicStories], catalog: Catalog) -> str:
+    """The topics a digest's subject names: each cut to :data:`SUBJECT_TOPIC_CHARS`, at
+    most :data:`MAX_SUBJECT_TOPICS` and as many as fit in :data:`SUBJECT_TOPICS_CHARS` (at
+    least one), then how many more. Four names of 40 characters made a subject of 215,
+    its end past any inbox's column."""
+    separator = "、" if catalog.is_chinese else ", "
+    shown: list[str] = []
+    for section in sections[:MAX_SUBJECT_TOPICS]:
+        name = isolate(section.topic_name, SUBJECT_TOPIC_CHARS)
+        if shown and len(separator.join([*shown, name])) > SUBJECT_TOPICS_CHARS:
+            break
+        shown.append(name)
+    names = separator.join(shown)
+    more = len(sections) - len(shown)
+    if not more:
+        return names
+    return catalog("more_topics", names=names, n=more)
 
 
 def _digest_limits(digest: DigestMail) -> list[int]:

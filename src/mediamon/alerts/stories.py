@@ -17,14 +17,21 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from mediamon.alerts.catalog import Catalog, local_time
-from mediamon.alerts.render import clean, esc, esc_composed, isolate, safe_link
+from mediamon.alerts.render import (
+    MAX_TITLE_CHARS,
+    clean,
+    esc,
+    esc_composed,
+    isolate,
+    safe_link,
+)
 from mediamon.alerts.snippet import Snippet
 
 # Stories shown in full (with snippet); the rest of the window as a compact list.
 TOP_STORIES = 5
 # At most this many in the compact list; beyond, a count (and a link if configured).
 MAX_LISTED = 100
-MARK_STYLE = "background:#fff3a0;color:inherit;padding:0 1px"
+MARK_STYLE = "background:#fff3a0;color:#222222;padding:0 1px"
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,26 @@ def _join_pieces(raw: Sequence[tuple[str, bool]], shown: Sequence[str]) -> str:
     return re.sub(" {2,}", " ", out).strip()
 
 
+def _capped(snippet: Snippet, limit: int) -> Snippet:
+    """``snippet`` cut to ``limit`` characters in all (then ending in "…"). A title with
+    its hits marked is a snippet of the whole title, each piece escaped on its own: a
+    310-character title was shown whole, 15 lines on a phone, where the plain text and
+    the compact list cut every title at 200."""
+    kept: list[tuple[str, bool]] = []
+    left = limit - 1
+    for text, hit in snippet.parts:
+        if len(text) > left:
+            if left > 0:
+                kept.append((text[:left], hit))
+            return Snippet(tuple(kept), snippet.leading, trailing=True)
+        kept.append((text, hit))
+        left -= len(text)
+    return snippet
+
+
 def _title_html(story: StoryItem, catalog: Catalog) -> str:
     if story.title_snippet is not None:
-        label = _snippet_html(story.title_snippet)
+        label = _snippet_html(_capped(story.title_snippet, MAX_TITLE_CHARS))
     else:
         label = esc(story.title) or esc(catalog("no_title"))
     target = safe_link(story.url)
@@ -133,7 +157,7 @@ def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
     return (
         f'<li class="story" data-story="{story.story_id}" style="margin:0 0 12px">'
         f"{_title_html(story, catalog)}"
-        f'<div style="color:#666;font-size:13px">{meta}</div>{snippet}</li>'
+        f'<div class="muted" style="color:#666;font-size:13px">{meta}</div>{snippet}</li>'
     )
 
 
@@ -145,7 +169,7 @@ def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
     meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
     return (
         f'<li class="story compact" data-story="{story.story_id}" style="margin:0 0 6px">'
-        f'{title} <span style="color:#666;font-size:13px">· {meta}</span></li>'
+        f'{title} <span class="muted" style="color:#666;font-size:13px">· {meta}</span></li>'
     )
 
 

@@ -292,3 +292,52 @@ def test_the_more_stories_link_reads_as_words_in_the_html() -> None:
         )
         assert anchor is not None and anchor.group(2) == words
         assert html.unescape(anchor.group(1)) in rendered.text
+
+
+def test_a_window_whose_stories_are_gone_says_so() -> None:
+    """An alert counted 6 stories; by the time it was mailed they had been merged into
+    earlier stories (or no longer matched after a rules change). The mail said "The 0
+    stories of the window" under "6 stories mentioning 台湾", with the order rule above an
+    empty list; one story left read "The 1 stories of the window"."""
+    for locale, none, gone in (
+        ("en", "The 0 stories of the window", "6 of the 6 stories counted when the alert"),
+        ("zh-CN", "本时段的 0 篇报道", "发出警报时统计的 6 篇中有 6 篇未列出"),
+    ):
+        empty = render_alert_mail(alert(observed=6), Reader("a@example.org", locale), MailOptions())
+        assert gone in empty.text and gone in empty.html
+        assert none in empty.text  # the count as it is now, explained by the line below
+        rule = "Most relevant first" if locale == "en" else "排序："
+        assert rule not in empty.text and rule not in empty.html  # nothing listed to order
+    one = render_alert_mail(
+        alert(observed=6, stories=(story(1),)), Reader("a@example.org"), MailOptions()
+    )
+    assert "The one story of the window" in one.text and "The 1 stories" not in one.text
+    assert "5 of the 6 stories counted when the alert was raised are not listed" in one.text
+    full = render_alert_mail(
+        alert(observed=2, stories=(story(1), story(2))), Reader("a@example.org"), MailOptions()
+    )
+    assert "counted when the alert" not in full.text and "Most relevant first" in full.text
+
+
+def test_outlook_for_windows_gets_a_column_of_fixed_width() -> None:
+    """Outlook for Windows draws HTML with Word, which ignores ``max-width``: the 680 px
+    column spread over the whole window. A table of that width, in conditional comments
+    only Outlook reads, holds the column there; every other client skips the comments."""
+    for rendered in (
+        render_alert_mail(alert(stories=(story(1),)), Reader("a@example.org"), MailOptions()),
+        render_digest_mail(
+            DigestMail(
+                "daily", END - timedelta(days=1), END, (), (TopicStories("t", "台湾", (story(1),)),)
+            ),
+            Reader("a@example.org"),
+            MailOptions(),
+        ),
+    ):
+        body = rendered.html.split("<body", 1)[1]
+        opening = re.search(r"<!--\[if mso\]>(.*?)<!\[endif\]-->", body)
+        assert opening is not None and 'width="680"' in opening.group(1), body[:400]
+        assert re.search(r"<table[^>]*role=\"presentation\"[^>]*><tr><td>$", opening.group(1))
+        assert body.rstrip().endswith(
+            "</div><!--[if mso]></td></tr></table><![endif]--></body></html>"
+        )
+        assert '<meta name="color-scheme" content="light dark">' in rendered.html

@@ -1,0 +1,264 @@
+"""Alert mails and digests as mail clients show them, on hard cases: a 200-character
+topic name, titles of 300 characters without a space (Latin, a URL, Chinese), right to
+left, emoji; in a phone's and a desktop's width, in dark mode; and their headers as the
+SMTP server received them.
+
+Sent from a real PostgreSQL through a real SMTP server, rendered in headless chromium.
+Screenshots are saved to var/test-artifacts/mail-clients-*.png.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.alerts.compose import DigestMail, MailOptions, Reader, TopicStories, digest_message
+from mediamon.alerts.deliver import deliver_pending
+from mediamon.alerts.render import MAX_TITLE_CHARS
+from mediamon.alerts.stories import StoryItem
+from mediamon.spikes.detect import detect
+from mediamon.topics.file import parse_topics
+from mediamon.topics.match import match_articles
+from mediamon.topics.store import sync_topics
+from tests.integration.test_alert_stages import (
+    AT,
+    BURST_HOUR,
+    add_article,
+    add_background,
+    add_burst,
+)
+from tests.support import awkward
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
+from tests.support.smtp_server import Sink, serve_smtp, smtp_send
+
+TOPICS_YAML = f"""\
+version: 1
+defaults:
+  thresholds: {{min_stories: 4, min_lift: 2.0, max_p_value: 0.0001, cooldown_hours: 6}}
+topics:
+  - key: taiwan
+    name: "{awkward.TOPIC_NAME}"
+    terms: [台湾, Taiwan]
+    recipients:
+      - {{address: desk@example.org, mode: immediate, locale: zh-CN}}
+      - {{address: duty@example.org, mode: immediate, locale: en}}
+"""
+OPTIONS = MailOptions(
+    timezone="Asia/Shanghai",
+    unsubscribe_address="leave@mediamon.example",
+    base_url="https://mediamon.example.org",
+)
+# What an inbox shows of a subject: about 40 characters on a phone, 70 to 80 on a desktop.
+PHONE_SUBJECT_CHARS = 60
+
+
+@pytest.fixture()
+def awkward_alerts(engine: sa.Engine) -> Iterator[dict[str, tuple[EmailMessage, bytes]]]:
+    """The burst plus a story for each awkward title, each the topic five times in its
+    body (so the awkward ones rank first and are shown in full), alerted under a
+    200-character topic name and mailed to a Chinese and an English reader: their mails
+    as received, parsed and raw, by address."""
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")
+    sync_topics(engine, topics)
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR)
+    with engine.begin() as conn:
+        for index, title in enumerate(awkward.TITLES):
+            add_article(
+                conn,
+                source_id=ids["cna"],
+                url=f"https://awkward.example/{index}",
+                title=title,
+                body="台湾。" * 5 + title,
+                published_at=BURST_HOUR + timedelta(minutes=30 + index),
+            )
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(
+            engine, smtp_send(port), AT + timedelta(minutes=5), topics=topics, options=OPTIONS
+        )
+    received = {}
+    for _, recipients, raw in sink.messages:
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        received[recipients[0]] = (message, raw)
+    assert sorted(received) == ["desk@example.org", "duty@example.org"]
+    yield received
+
+
+# Colours as drawn, for contrast: an element's text colour and the background it is
+# drawn on (the nearest ancestor's that is not transparent).
+COLOURS = """(() => {
+  const rgb = (value) => value.match(/[\\d.]+/g).map(Number);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const [r, g, b, a] = rgb(getComputedStyle(e).backgroundColor);
+      if (a === undefined || a > 0) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const pair = (element) => element && [rgb(getComputedStyle(element).color).slice(0, 3),
+                                       background(element)];
+  return {
+    column: pair(document.querySelector('#alert-bar').parentElement),
+    muted: pair(document.querySelector('li.story > div')),  // outlet and time, in grey
+    link: pair(document.querySelector('li.story a')),
+    mark: pair(document.querySelector('li.story mark')),
+    footer: pair(document.querySelector('#alert-bar').parentElement.lastElementChild),
+  };
+})()"""
+TOP_TITLES = "[...document.querySelectorAll('li.story:not(.compact) > a')].map(a => a.innerText)"
+SIZES = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def luminance(colour: list[float]) -> float:
+    """WCAG relative luminance of an sRGB colour (0-255 channels)."""
+    linear = [
+        c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4
+        for c in colour
+    ]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(pair: list[list[float]]) -> float:
+    lighter, darker = sorted((luminance(pair[0]), luminance(pair[1])), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def look(message: EmailMessage, name: str, width: int, *, dark: bool = False) -> dict[str, Any]:
+    """What a reader sees of ``message`` at ``width`` (in dark mode if ``dark``): widths,
+    the top stories' titles, the mailto links and the colours (screenshot saved)."""
+    with Chromium() as browser:
+        page_file = mail_html_file(message, ARTIFACTS / f"{name}.html")
+        page = browser.open(page_file.as_uri(), width=width)
+        if dark:
+            page.call(
+                "Emulation.setEmulatedMedia",
+                features=[{"name": "prefers-color-scheme", "value": "dark"}],
+            )
+        seen: dict[str, Any] = page.evaluate(
+            f"({{sizes: {SIZES}, titles: {TOP_TITLES}, colours: {COLOURS},"
+            " mailto: [...document.querySelectorAll('a[href^=\"mailto:\"]')].map(a => a.href)})"
+        )
+        page.screenshot(ARTIFACTS / f"{name}.png")
+    return seen
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_top_story_titles_are_cut_at_200_characters(
+    awkward_alerts: dict[str, tuple[EmailMessage, bytes]], width: int
+) -> None:
+    """A top story's title (marked, so composed piece by piece) was shown whole: 310 and
+    342 characters, 15 lines on a phone, where the plain text and the compact list cut
+    every title at 200."""
+    for address, (message, _) in sorted(awkward_alerts.items()):
+        seen = look(message, f"mail-clients-{address.split('@')[0]}-{width}", width)
+        scroll, client = seen["sizes"]
+        assert scroll <= client <= width
+        titles = seen["titles"]
+        # The awkward stories rank first; each title at most 200 characters.
+        assert len(titles) == 5 and any(len(t) > 150 for t in titles), titles
+        assert all(len(t) <= MAX_TITLE_CHARS for t in titles), [len(t) for t in titles]
+        assert all(t.endswith("…") for t in titles if len(t) == MAX_TITLE_CHARS), titles
+
+
+def test_the_footer_links_the_unsubscribe_address(
+    awkward_alerts: dict[str, tuple[EmailMessage, bytes]],
+) -> None:
+    """The footer wrote the 90-character ``mailto:`` URI out as text (two lines on a
+    phone, and no link in most clients); it is a link reading "unsubscribe" / "退订" to
+    the URI of the List-Unsubscribe header, and the plain text keeps the URI."""
+    for address, (message, _) in sorted(awkward_alerts.items()):
+        seen = look(message, f"mail-clients-footer-{address.split('@')[0]}", 375)
+        uri = str(message["List-Unsubscribe"]).strip("<>")
+        assert seen["mailto"] == [uri]
+        html_part = message.get_body(("html",))
+        text_part = message.get_body(("plain",))
+        assert html_part is not None and text_part is not None
+        assert re.search(
+            r'<a href="mailto:[^"]+"[^>]*>(unsubscribe|退订)</a>', html_part.get_content()
+        )
+        assert uri in text_part.get_content()
+
+
+def test_the_mail_reads_in_dark_mode(
+    awkward_alerts: dict[str, tuple[EmailMessage, bytes]],
+) -> None:
+    """A reader in dark mode got the white page; the mail is dark for them now, with
+    every kind of text (body, muted, links, highlighted terms) at a contrast of 4.5 or
+    more, and white as before for the others."""
+    message, _ = awkward_alerts["duty@example.org"]
+    light = look(message, "mail-clients-light", 375)["colours"]
+    dark = look(message, "mail-clients-dark", 375, dark=True)["colours"]
+    for colours in (light, dark):
+        for what, pair in colours.items():
+            assert pair is not None and contrast(pair) >= 4.5, (what, pair)
+    assert luminance(light["column"][1]) > 0.9  # white by default
+    assert luminance(dark["column"][1]) < 0.05, dark  # dark when the reader is
+
+
+def test_the_count_is_within_what_an_inbox_shows_of_the_subject(
+    awkward_alerts: dict[str, tuple[EmailMessage, bytes]],
+) -> None:
+    """A 200-character topic name was cut at 80 in the subject, which put the count at
+    character 95: past what any inbox shows. The name is cut at 30 now. The headers as
+    received: UTF-8 encoded words read back exactly, no line over 78, and the list, date
+    and identity headers."""
+    for address, (message, raw) in awkward_alerts.items():
+        subject = str(message["Subject"])
+        count = re.search(r"\d+ (?:stories|篇报道)", subject)
+        assert count is not None and count.start() < PHONE_SUBJECT_CHARS, subject
+        assert len(subject) <= 100 and "\n" not in subject and "\r" not in subject
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")  # all ASCII: encoded words
+        assert all(len(line) <= 78 for line in head.split("\r\n")), head
+        assert "=?utf-8?" in head.split("Subject:", 1)[1].split("\r\n")[0]
+        assert message["To"] == address and message["Date"] and message["Message-ID"]
+        assert message["List-Id"] == "mediamon taiwan <taiwan.mediamon.mediamon.example>"
+        assert str(message["List-Unsubscribe"]).startswith("<mailto:leave@mediamon.example?")
+
+
+def test_a_digest_of_topics_with_long_names_keeps_its_subject_short() -> None:
+    """Five topics of long names: the subject named four of 40 characters each, 215
+    characters in all. Now those that fit in 48 characters, each cut at 30, and how many
+    more; the received subject says the count first."""
+    end = AT + timedelta(hours=2)
+    sections = tuple(
+        TopicStories(
+            f"t{k}",
+            f"{k} {awkward.TOPIC_NAME}",
+            (
+                StoryItem(
+                    story_id=k,
+                    title=f"台湾新闻 {k}",
+                    url=f"https://example.org/{k}",
+                    outlet="cna",
+                    published_at=end - timedelta(minutes=k),
+                ),
+            ),
+        )
+        for k in range(5)
+    )
+    digest = DigestMail("daily", end - timedelta(days=1), end, (), sections)
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        for locale in ("en", "zh-CN"):
+            smtp_send(port)(
+                digest_message(
+                    digest, Reader(f"{locale}@example.org", locale), OPTIONS, sender="m@x.org"
+                )
+            )
+    for _, _, raw in sink.messages:
+        subject = str(email.message_from_bytes(raw, policy=default_policy)["Subject"])
+        assert len(subject) <= 100, (len(subject), subject)
+        assert subject.endswith(("and 4 more)", "及另外 4 个话题）")), subject
+        assert re.search(r"5 (new stories|篇新报道)", subject[:PHONE_SUBJECT_CHARS]), subject
