@@ -20,13 +20,23 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import DigestMail, MailOptions, Reader, TopicStories, digest_message
+from mediamon.alerts.compose import (
+    AlertMail,
+    DigestMail,
+    MailOptions,
+    Reader,
+    TopicStories,
+    alert_message,
+    digest_message,
+)
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.render import MAX_TITLE_CHARS
+from mediamon.alerts.snippet import make_snippet, mark_hits
 from mediamon.alerts.stories import StoryItem
 from mediamon.spikes.detect import detect
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
+from mediamon.topics.rules import parse_rule
 from mediamon.topics.store import sync_topics
 from tests.integration.test_alert_stages import (
     AT,
@@ -35,6 +45,7 @@ from tests.integration.test_alert_stages import (
     add_background,
     add_burst,
 )
+from tests.integration.test_mail_render import DRAWN
 from tests.support import awkward
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
 from tests.support.smtp_server import Sink, serve_smtp, smtp_send
@@ -262,3 +273,68 @@ def test_a_digest_of_topics_with_long_names_keeps_its_subject_short() -> None:
         assert len(subject) <= 100, (len(subject), subject)
         assert subject.endswith(("and 4 more)", "及另外 4 个话题）")), subject
         assert re.search(r"5 (new stories|篇新报道)", subject[:PHONE_SUBJECT_CHARS]), subject
+
+
+HEBREW = "מתיחות סביב טייוואן!"  # "tension around Taiwan!"
+ARABIC = "ما الذي يحدث في تايوان؟"  # "what is happening in Taiwan?"
+# The left and right of an element's text as drawn, and of the element.
+TEXT_EDGES = """((selector) => {
+  const element = document.querySelector(selector);
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  const text = range.getBoundingClientRect(), box = element.getBoundingClientRect();
+  return [text.left, text.right, box.left, box.right];
+})"""
+
+
+def test_right_to_left_titles_and_snippets_read_from_the_right() -> None:
+    """A Hebrew or Arabic title shown in full took the list's left-to-right direction:
+    "מתיחות סביב טייוואן!" drew its "!" at the right, where a Hebrew reader starts, and
+    the Arabic "؟" likewise; its snippet, a line of its own, began at the left. Each
+    takes the direction of its first letter now."""
+    end = AT + timedelta(hours=2)
+    rules = [parse_rule("טייוואן"), parse_rule("تايوان")]
+    stories = tuple(
+        StoryItem(
+            story_id=index,
+            title=title,
+            url=f"https://example.org/{index}",
+            outlet="ynet",
+            published_at=end - timedelta(minutes=index),
+            title_hits=1,
+            mentions=2,
+            title_snippet=mark_hits(rules, title),
+            snippet=make_snippet(rules, f"{title} {title}"),
+        )
+        for index, title in enumerate((HEBREW, ARABIC), 1)
+    )
+    mail = AlertMail(
+        alert_id=1,
+        topic_key="taiwan",
+        topic_name="טייוואן",
+        window_start=end - timedelta(hours=1),
+        window_end=end,
+        observed=2,
+        expected=0.1,
+        p_value=1e-5,
+        total_stories=9,
+        stories=stories,
+    )
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        smtp_send(port)(alert_message(mail, Reader("duty@example.org"), OPTIONS, sender="m@x.org"))
+    message = email.message_from_bytes(sink.messages[0].content, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    with Chromium() as browser:
+        page = browser.open(
+            mail_html_file(message, ARTIFACTS / "mail-clients-rtl.html").as_uri(), width=375
+        )
+        hebrew = page.evaluate(f"{DRAWN}('li.story[data-story=\"1\"] > a', ['מתיחות', '!'])")
+        arabic = page.evaluate(f"{DRAWN}('li.story[data-story=\"2\"] > a', ['ما', '؟'])")
+        snippet = page.evaluate(f"{TEXT_EDGES}('li.story[data-story=\"1\"] .snippet')")
+        page.screenshot(ARTIFACTS / "mail-clients-rtl.png")
+    for found in (hebrew, arabic):
+        first_word, mark = found["drawn"]
+        assert mark[1] <= first_word[0] + 0.5, found  # the closing mark left of the start
+    text_left, text_right, box_left, box_right = snippet
+    assert abs(text_right - box_right) < 2 and text_left - box_left > 20, snippet

@@ -130,9 +130,15 @@ def _title_html(story: StoryItem, catalog: Catalog) -> str:
     else:
         label = esc(story.title) or esc(catalog("no_title"))
     target = safe_link(story.url)
+    # dir="auto": a title takes the direction of its first letter, as its own paragraph
+    # would. In the list's left-to-right line, "מתיחות סביב טייוואן!" drew its "!" at the
+    # right, where a Hebrew reader starts.
     if target is None:
-        return f"<b>{label}</b>"
-    return f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b"><b>{label}</b></a>'
+        return f'<b dir="auto">{label}</b>'
+    return (
+        f'<a dir="auto" href="{html.escape(target, quote=True)}" style="color:#1a4f8b">'
+        f"<b>{label}</b></a>"
+    )
 
 
 def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
@@ -150,7 +156,8 @@ def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
 def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
     meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
     snippet = (
-        f'<div class="snippet" style="margin:2px 0 0">{_snippet_html(story.snippet)}</div>'
+        f'<div class="snippet" dir="auto" style="margin:2px 0 0">'
+        f"{_snippet_html(story.snippet)}</div>"
         if story.snippet is not None
         else ""
     )
