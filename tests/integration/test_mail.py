@@ -4,8 +4,13 @@ SMTP server (aiosmtpd) on 127.0.0.1, on the demo's invented history with its bur
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,13 +19,23 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.alerts import smtp as mail
+from mediamon.alerts.deliver import deliver_pending
 from mediamon.cli import main
 from mediamon.devtools.demo import mail_sink
 from mediamon.devtools.demo_history import write_history
 from mediamon.errors import ConfigError
+from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
-from mediamon.topics.store import refresh_topics
-from tests.support.smtp_server import Picky, connection_json, serve_smtp, serve_trickle
+from mediamon.topics.store import refresh_topics, sync_topics
+from tests.integration.test_alert_stages import AT, TOPICS_YAML, alert_on_burst
+from tests.support.smtp_server import (
+    Picky,
+    Sink,
+    connection_json,
+    serve_smtp,
+    serve_trickle,
+    smtp_send,
+)
 
 BURST_END = "2024-04-17T02:00:00+00:00"
 
@@ -321,3 +336,68 @@ def test_a_server_trickling_bytes_gets_a_total_deadline_per_message() -> None:
         f"the SMTP server 127.0.0.1:{port} took longer than 4 s for one message:"
         " connection broken, not sent"
     )
+
+
+# A delivery in a process of its own, killed while it sends: its sender passes every mail
+# to the SMTP server, and before the second one writes the marker file and waits.
+KILLED_DELIVERY = """
+import smtplib, sys, time
+from datetime import datetime
+from pathlib import Path
+from mediamon import db
+from mediamon.alerts.deliver import deliver_pending
+
+url, port, marker, now = sys.argv[1:5]
+sent = []
+
+def send(message):
+    if sent:
+        Path(marker).write_text("second mail")
+        time.sleep(120)
+    with smtplib.SMTP("127.0.0.1", int(port), timeout=10) as client:
+        client.send_message(message)
+    sent.append(message["To"])
+
+deliver_pending(db.make_engine(url), send, datetime.fromisoformat(now))
+"""
+
+
+def test_a_delivery_killed_mid_send_mails_nobody_twice(
+    engine: sa.Engine, database_url: str, tmp_path: Path
+) -> None:
+    """A delivery process killed (SIGKILL: no exception, no clean-up) between the first
+    and the second mail of an alert for two recipients: the run after it sends the
+    second and not the first again, since each mail is recorded as soon as send()
+    returns and every run reads what is recorded before it sends. (Killed between the
+    server's acceptance and the record, milliseconds, the mail goes again under the
+    same Message-ID: docs/topics.md, Alerts.)"""
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")  # taiwan: desk, duty (immediate)
+    sync_topics(engine, topics)
+    assert len(alert_on_burst(engine, topics)) == 1
+    now = (AT + timedelta(minutes=5)).isoformat()
+    marker = tmp_path / "second-mail"
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_DELIVERY, database_url, str(port), str(marker), now],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline, "the delivery never reached its second mail"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        if child.stderr:
+            child.stderr.close()
+        first_run = [r for _, recipients, _ in sink.messages for r in recipients]
+        assert len(first_run) == 1
+        stats = deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5), topics=topics)
+        again = deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=6), topics=topics)
+    received = sorted(r for _, recipients, _ in sink.messages for r in recipients)
+    assert received == ["desk@example.org", "duty@example.org"], received
+    assert stats.sent == 1 and again.sent == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select state from alerts")).scalar_one() == "notified"
