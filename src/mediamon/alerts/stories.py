@@ -31,6 +31,8 @@ from mediamon.alerts.snippet import Snippet
 TOP_STORIES = 5
 # At most this many in the compact list; beyond, a count (and a link if configured).
 MAX_LISTED = 100
+# Outlets of a story's copies named after their count ("+12 outlets (a, b, c, d, e, …)").
+MAX_OUTLETS_NAMED = 5
 MARK_STYLE = "background:#fff3a0;color:#222222;padding:0 1px"
 
 
@@ -148,7 +150,10 @@ def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
 def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
     items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog)]
     if story.other_outlets:
-        names = ", ".join(isolate(o, 40) for o in story.other_outlets[:5])
+        names = ", ".join(isolate(o, 40) for o in story.other_outlets[:MAX_OUTLETS_NAMED])
+        if len(story.other_outlets) > MAX_OUTLETS_NAMED:
+            # "+12 outlets (a, b, c, d, e)" read as if those five were the twelve.
+            names += ", …"
         items.append(f"{catalog.counted('more_outlets', len(story.other_outlets))} ({names})")
     return items
 

@@ -341,3 +341,21 @@ def test_outlook_for_windows_gets_a_column_of_fixed_width() -> None:
             "</div><!--[if mso]></td></tr></table><![endif]--></body></html>"
         )
         assert '<meta name="color-scheme" content="light dark">' in rendered.html
+
+
+def test_a_story_carried_by_many_outlets_names_five_and_says_there_are_more() -> None:
+    """One story, its copies in 12 other outlets: "+12 outlets (outlet00, …, outlet04)"
+    read as if those five were the twelve; "…" follows them now. Still one story."""
+    outlets = tuple(f"outlet{k:02d}" for k in range(12))
+    many = story(1, other_outlets=outlets)
+    for stories in ((many,), (many, *(story(i) for i in range(2, 8)))):  # full, compact
+        rendered = render_alert_mail(alert(stories=stories), Reader("a@example.org"), MailOptions())
+        named = "+12 outlets (outlet00, outlet01, outlet02, outlet03, outlet04, …)"
+        assert rendered.text.count(named) == 1 and rendered.html.count(named) == 1
+        assert "outlet05" not in rendered.text and rendered.html.count('data-story="1"') == 1
+    few = render_alert_mail(
+        alert(stories=(story(1, other_outlets=outlets[:5]),)),
+        Reader("a@example.org"),
+        MailOptions(),
+    )
+    assert "+5 outlets (outlet00, outlet01, outlet02, outlet03, outlet04)\n" in few.text
