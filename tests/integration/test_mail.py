@@ -3,6 +3,7 @@ SMTP server (aiosmtpd) on 127.0.0.1, on the demo's invented history with its bur
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,6 +15,7 @@ from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -401,3 +403,68 @@ def test_a_delivery_killed_mid_send_mails_nobody_twice(
     assert stats.sent == 1 and again.sent == 0
     with engine.connect() as conn:
         assert conn.execute(sa.text("select state from alerts")).scalar_one() == "notified"
+
+
+# A delivery in a process of its own through the mediamon_smtp sender, killed while the
+# server takes its time to answer QUIT.
+KILLED_IN_GOODBYE = """
+import sys
+from datetime import datetime
+from mediamon import db
+from mediamon.alerts.deliver import deliver_pending
+from mediamon.alerts.smtp import connection_settings, smtp_sender
+
+url, port, now = sys.argv[1:4]
+fields = {"host": "127.0.0.1", "port": int(port),
+          "extra": {"disable_ssl": True, "disable_tls": True}}
+deliver_pending(db.make_engine(url), smtp_sender(connection_settings(fields)),
+                datetime.fromisoformat(now))
+"""
+
+
+class SlowGoodbye(Sink):
+    """Accepts every message at once, then takes 20 s to answer QUIT (a busy relay)."""
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        await asyncio.sleep(20)
+        return "221 Bye"
+
+
+def test_a_delivery_killed_while_the_server_says_goodbye_mails_nobody_twice(
+    engine: sa.Engine, database_url: str
+) -> None:
+    """The server accepted the first mail (250 to DATA) and took 20 s to answer QUIT;
+    the delivery was killed meanwhile. Before: the sender waited for the goodbye before
+    returning, so the accepted mail was not recorded and the next run mailed it again
+    (and the second recipient's too, once its goodbye came). Now a mail is recorded as
+    soon as the server accepted it; the goodbye follows in a thread of its own."""
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")  # taiwan: desk, duty (immediate)
+    sync_topics(engine, topics)
+    assert len(alert_on_burst(engine, topics)) == 1
+    now = AT + timedelta(minutes=5)
+    slow, fast = SlowGoodbye(), Sink()
+    with serve_smtp(slow) as port:
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_IN_GOODBYE, database_url, str(port), now.isoformat()],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not slow.messages:  # the first mail accepted
+                assert child.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            deadline = time.monotonic() + 8
+            while len(slow.messages) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)  # time enough to record what was accepted
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+    with serve_smtp(fast) as port:
+        stats = deliver_pending(engine, smtp_send(port), now + timedelta(minutes=1), topics=topics)
+    received = sorted(
+        r for sink in (slow, fast) for _, recipients, _ in sink.messages for r in recipients
+    )
+    assert received == ["desk@example.org", "duty@example.org"], received
+    assert stats.sent == 0

@@ -286,6 +286,7 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
             client = smtplib.SMTP_SSL(timeout=settings.timeout_s, context=context)
         else:
             client = smtplib.SMTP(timeout=settings.timeout_s)
+        accepted = False
         try:
             # At the deadline the connection is shut down, which ends the read the
             # conversation is blocked in (smtplib then raises SMTPServerDisconnected).
@@ -300,8 +301,14 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
                             " connection broken, not sent"
                         ) from error
                     raise
+            accepted = True
         finally:
-            client.close()
+            if not accepted:
+                client.close()
+        # Accepted: the caller records the mail now, while the goodbye goes on. A server
+        # slow to answer QUIT (20 s) held the record back; a run killed meanwhile had
+        # not recorded the accepted mail, and the next run mailed it again.
+        _say_goodbye(client, settings)
         logger.info("sent %r to %s", message["Subject"], message["To"])
         if refused:
             logger.warning(
@@ -324,7 +331,8 @@ def _converse(
     context: ssl.SSLContext,
     overran: threading.Event,
 ) -> dict[str, tuple[int, bytes]]:
-    """Connect, send ``message`` and say goodbye; the recipients the server refused."""
+    """Connect and send ``message`` (the goodbye is :func:`_say_goodbye`'s); the
+    recipients the server refused."""
     client.connect(settings.host, settings.port)
     if overran.is_set():  # the deadline passed while connecting, before the socket existed
         raise TimeoutError("deadline passed while connecting")
@@ -335,12 +343,25 @@ def _converse(
     # Some recipients refused, the others accepted (an ops mail to several
     # addresses): sent, so not sent again (the others would get it twice), but
     # said, naming who did not get it and why; smtplib returns it silently.
-    refused = client.send_message(message)
-    # Accepted: whatever the server answers to QUIT (or the deadline breaking it), the
-    # mail is sent. (A `with` block raised a non-221 answer, the mail counted as not
-    # sent and every later run mailed it again.)
-    try:
-        client.quit()
-    except (smtplib.SMTPException, OSError) as error:
-        logger.info("SMTP goodbye after a sent mail failed: %s", error)
-    return refused
+    return client.send_message(message)
+
+
+def _say_goodbye(client: smtplib.SMTP, settings: SmtpSettings) -> threading.Thread:
+    """QUIT and close ``client`` in a thread of its own, within the deadline of one
+    message. Whatever the server answers to QUIT (or the deadline breaking it), the mail
+    it accepted is sent. (A `with` block raised a non-221 answer, the mail counted as not
+    sent and every later run mailed it again.) Not a daemon thread: a process that ends
+    waits for its goodbyes, at most the deadline each."""
+
+    def goodbye() -> None:
+        with watchdog(settings.deadline_s, lambda: shut_down(client)):
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError) as error:
+                logger.info("SMTP goodbye after a sent mail failed: %s", error)
+            finally:
+                client.close()
+
+    thread = threading.Thread(target=goodbye, name="smtp-goodbye")
+    thread.start()
+    return thread
