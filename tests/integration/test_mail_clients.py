@@ -338,3 +338,51 @@ def test_right_to_left_titles_and_snippets_read_from_the_right() -> None:
         assert mark[1] <= first_word[0] + 0.5, found  # the closing mark left of the start
     text_left, text_right, box_left, box_right = snippet
     assert abs(text_right - box_right) < 2 and text_left - box_left > 20, snippet
+
+
+FLAGS = "台湾" + "🇹🇼" * 20  # a topic name of flags, two code points each
+FAMILIES = "台湾" + "👨\u200d👩\u200d👧\u200d👦" * 40  # seven code points each
+
+
+def test_a_cut_never_splits_an_emoji() -> None:
+    """A name or title is cut at a number of code points, which split what a reader sees
+    as one character: a topic name of flags cut at 30 in the subject ended in half a flag
+    (a lone regional indicator, drawn as a letter in a box), a title of emoji families cut
+    at 200 in a joiner (a family of two). Cuts fall between characters now."""
+    end = AT + timedelta(hours=2)
+    story = StoryItem(
+        story_id=1,
+        title=FAMILIES,
+        url="https://example.org/1",
+        outlet="cna",
+        published_at=end - timedelta(minutes=1),
+        title_hits=1,
+        mentions=2,
+        title_snippet=mark_hits([parse_rule("台湾")], FAMILIES),
+    )
+    mail = AlertMail(
+        alert_id=1,
+        topic_key="flags",
+        topic_name=FLAGS,
+        window_start=end - timedelta(hours=1),
+        window_end=end,
+        observed=1,
+        expected=0.1,
+        p_value=1e-5,
+        total_stories=9,
+        stories=(story,),
+    )
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        smtp_send(port)(alert_message(mail, Reader("duty@example.org"), OPTIONS, sender="m@x.org"))
+    message = email.message_from_bytes(sink.messages[0].content, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    subject = str(message["Subject"])
+    flags = re.findall("[\U0001f1e6-\U0001f1ff]+", subject)
+    assert flags and all(len(run) % 2 == 0 for run in flags), subject  # whole flags
+    assert "…:" in subject  # the name was cut
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    for part in (html_part.get_content(), text_part.get_content()):
+        cut = re.search("[\U0001f466\u200d](?=…)", part)  # what precedes the cut's "…"
+        assert cut is not None and cut.group() == "👦", part[:300]

@@ -43,6 +43,7 @@ MARKS = frozenset(("Mn", "Me"))
 # FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: added only by isolate(), around text
 # clean() has already rid of every bidi control, so one pair never nests in another.
 FSI, PDI = "\u2068", "\u2069"
+ZWJ = "\u200d"  # ZERO WIDTH JOINER: joins emoji into one (👨‍👩‍👧)
 OWN_ISOLATE = re.compile(f"{FSI}([^{FSI}{PDI}]*){PDI}")
 # Bidi classes that can pull the text next to a name to the other side in a left-to-right
 # line: right-to-left letters (Hebrew, Arabic) and Arabic digits.
@@ -83,7 +84,38 @@ def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
     # Cut before cleaning: a stored title may be any length (rows older than the caps).
     text = _few_marks(BLANK.sub(" ", BREAKS_A_LINE.sub(" ", str(value or "")[: limit * 4 + 64])))
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else cut(text, limit - 1) + "…"
+
+
+def cut(text: str, at: int) -> str:
+    """``text[:at]``, or shorter so as not to split a character that takes several code
+    points: a flag (two regional indicators), an emoji sequence joined by ZWJ, with a skin
+    tone or a variation selector, a letter and its marks. A topic name of flags cut at 30
+    characters in a subject ended in half a flag, a lone "🇹"."""
+    cut = at
+    while cut > 0 and _continues(text, cut):
+        cut -= 1
+    return text[:cut] if cut > 0 else text[:at]  # one cluster longer than the limit
+
+
+def _continues(text: str, index: int) -> bool:
+    """Whether ``text[index]`` belongs to the character before it (a cut there splits it)."""
+    char, before = text[index], text[index - 1]
+    code = ord(char)
+    if char == ZWJ or before == ZWJ or unicodedata.category(char) in ("Mn", "Me", "Mc"):
+        return True
+    if 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:
+        return True  # variation selector, skin tone, tag (subdivision flags)
+    if _regional(char) and _regional(before):
+        run = 0  # regional indicators pair from the start of their run
+        while index - run - 1 >= 0 and _regional(text[index - run - 1]):
+            run += 1
+        return run % 2 == 1
+    return False
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
 def _few_marks(text: str) -> str:

@@ -20,6 +20,7 @@ from mediamon.alerts.catalog import Catalog, local_time
 from mediamon.alerts.render import (
     MAX_TITLE_CHARS,
     clean,
+    cut,
     esc,
     esc_composed,
     isolate,
@@ -119,7 +120,7 @@ def _capped(snippet: Snippet, limit: int) -> Snippet:
     for text, hit in snippet.parts:
         if len(text) > left:
             if left > 0:
-                kept.append((text[:left], hit))
+                kept.append((cut(text, left), hit))
             return Snippet(tuple(kept), snippet.leading, trailing=True)
         kept.append((text, hit))
         left -= len(text)
