@@ -17,7 +17,9 @@ DEFAULT_LOCALE = "en"
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
-        "subject_alert": "[mediamon] {topic}: {observed} stories in {hours}, {lift_phrase}",
+        "subject_alert": "[mediamon] {topic}: {stories} in {hours}, {lift_phrase}",
+        "stories_1": "1 story",
+        "stories_n": "{n} stories",
         "lift_phrase": "about {lift}× the usual {expected}",
         "lift_phrase_new": "usually none",
         "hours_1": "1 hour",
@@ -25,24 +27,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "the_hours_1": "the hour",
         "the_hours_n": "the {n} hours",
         "reason": (
-            "{observed} stories mentioning {topic} in {the_hours} to {end}, "
+            "{stories} mentioning {topic} in {the_hours} to {end}, "
             "about {lift} times the usual {expected} for a {weekday} at this hour."
         ),
         "reason_new": (
-            "{observed} stories mentioning {topic} in {the_hours} to {end}; "
+            "{stories} mentioning {topic} in {the_hours} to {end}; "
             "on a {weekday} at this hour there are usually none."
         ),
         "context": (
-            "All sources together published {total} stories in that time; "
+            "All sources together published {total} in that time; "
             "{observed} of them mention {topic}."
         ),
         "alert_bar": "Alert: {topic}",
         "stories_heading_1": "The one story of the window",
         "stories_heading_n": "The {n} stories of the window",
         "stories_gone": (
-            "{gone} of the {observed} stories counted when the alert was raised are not"
-            " listed: since then they were merged into other stories or no longer match"
-            " the topic."
+            "Not listed: {gone} of the stories counted when the alert was raised"
+            " ({observed}); since then they were merged into other stories or no longer"
+            " match the topic."
         ),
         "order_rule": (
             "Most relevant first: the topic in the headline, then the most outlets, "
@@ -78,7 +80,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "table_window": "Alert window {window}: {observed} observed, {expected} expected.",
         "details_heading": "Statistics",
         "details": (
-            "p-value {p_value} (the chance of at least {observed} stories if the hour were "
+            "p-value {p_value} (the chance of at least {stories} if the hour were "
             "ordinary); expected {expected_exact} from the topic's share of all stories at "
             "this hour of the week over the previous weeks, negative binomial model."
         ),
@@ -115,7 +117,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "period": "Period: {start} to {end}",
     },
     "zh-CN": {
-        "subject_alert": "[mediamon] {topic}：{hours}内 {observed} 篇报道，{lift_phrase}",
+        "subject_alert": "[mediamon] {topic}：{hours}内 {stories}，{lift_phrase}",
+        "stories_1": "1 篇报道",
+        "stories_n": "{n} 篇报道",
         "lift_phrase": "约为平常 {expected} 篇的 {lift} 倍",
         "lift_phrase_new": "平常几乎没有",
         "hours_1": "1 小时",
@@ -123,14 +127,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "the_hours_1": "1 小时",
         "the_hours_n": "{n} 小时",
         "reason": (
-            "截至 {end} 的 {the_hours}内，有 {observed} 篇报道提到「{topic}」，"
+            "截至 {end} 的 {the_hours}内，有 {stories}提到「{topic}」，"
             "约为平常{weekday}这个时段 {expected} 篇的 {lift} 倍。"
         ),
         "reason_new": (
-            "截至 {end} 的 {the_hours}内，有 {observed} 篇报道提到「{topic}」；"
+            "截至 {end} 的 {the_hours}内，有 {stories}提到「{topic}」；"
             "平常{weekday}这个时段几乎没有。"
         ),
-        "context": "同一时段所有来源共发布 {total} 篇报道，其中 {observed} 篇提到「{topic}」。",
+        "context": "同一时段所有来源共发布 {total}，其中 {observed} 篇提到「{topic}」。",
         "alert_bar": "警报：{topic}",
         "stories_heading_1": "本时段的 1 篇报道",
         "stories_heading_n": "本时段的 {n} 篇报道",
@@ -168,7 +172,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "table_window": "警报时段 {window}：实际 {observed} 篇，预期 {expected} 篇。",
         "details_heading": "统计细节",
         "details": (
-            "p 值 {p_value}（若该时段与平常无异，出现至少 {observed} 篇的概率）；"
+            "p 值 {p_value}（若该时段与平常无异，出现至少 {stories}的概率）；"
             "预期值 {expected_exact} 按前几周同一时段该话题在全部报道中的占比估算，负二项分布模型。"
         ),
         "thresholds": "阈值：{thresholds}。",

@@ -211,7 +211,7 @@ def reason(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> str:
     10:00 (UTC+08:00), about 45 times the usual 0.2 for a Wednesday at this hour." """
     end = alert.window_end.astimezone(zone)
     values = {
-        "observed": alert.observed,
+        "stories": catalog.counted("stories", alert.observed),
         "topic": isolate(alert.topic_name, 80),
         "the_hours": catalog.counted("the_hours", alert.hours),
         "end": local_time(alert.window_end, zone),
@@ -278,7 +278,7 @@ def _details(alert: AlertMail, catalog: Catalog) -> str:
     text = catalog(
         "details",
         p_value=p_value_text(alert.p_value),
-        observed=alert.observed,
+        stories=catalog.counted("stories", alert.observed),
         expected_exact=f"{alert.expected:.3g}" if math.isfinite(alert.expected) else "–",
     )
     keys = ("min_stories", "min_lift", "max_p_value", "window_hours", "baseline_weeks")
@@ -313,12 +313,13 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     subject = catalog(
         "subject_alert",
         topic=isolate(alert.topic_name, SUBJECT_TOPIC_CHARS),
-        observed=alert.observed,
+        stories=catalog.counted("stories", alert.observed),
         hours=catalog.counted("hours", alert.hours),
         lift_phrase=_lift_phrase(alert, catalog),
     )
     why = reason(alert, zone, catalog)
-    context = catalog("context", total=alert.total_stories, observed=alert.observed, topic=topic)
+    total = catalog.counted("stories", alert.total_stories)
+    context = catalog("context", total=total, observed=alert.observed, topic=topic)
     image = _chart_image(alert, zone, catalog, f"chart-{alert.topic_key}")
     link = _more_link(options, alert.topic_key, alert.window_start, alert.window_end)
     stories_html, story_lines = stories_section(alert.stories, zone, catalog, link)

@@ -300,7 +300,7 @@ def test_a_window_whose_stories_are_gone_says_so() -> None:
     stories of the window" under "6 stories mentioning 台湾", with the order rule above an
     empty list; one story left read "The 1 stories of the window"."""
     for locale, none, gone in (
-        ("en", "The 0 stories of the window", "6 of the 6 stories counted when the alert"),
+        ("en", "The 0 stories of the window", "Not listed: 6 of the stories counted when"),
         ("zh-CN", "本时段的 0 篇报道", "发出警报时统计的 6 篇中有 6 篇未列出"),
     ):
         empty = render_alert_mail(alert(observed=6), Reader("a@example.org", locale), MailOptions())
@@ -312,7 +312,7 @@ def test_a_window_whose_stories_are_gone_says_so() -> None:
         alert(observed=6, stories=(story(1),)), Reader("a@example.org"), MailOptions()
     )
     assert "The one story of the window" in one.text and "The 1 stories" not in one.text
-    assert "5 of the 6 stories counted when the alert was raised are not listed" in one.text
+    assert "Not listed: 5 of the stories counted when the alert was raised (6);" in one.text
     full = render_alert_mail(
         alert(observed=2, stories=(story(1), story(2))), Reader("a@example.org"), MailOptions()
     )
@@ -359,3 +359,22 @@ def test_a_story_carried_by_many_outlets_names_five_and_says_there_are_more() ->
         MailOptions(),
     )
     assert "+5 outlets (outlet00, outlet01, outlet02, outlet03, outlet04)\n" in few.text
+
+
+def test_an_alert_of_one_story_says_story() -> None:
+    """A topic may set min_stories: 1, and a quiet hour may hold one story in all: the
+    mail read "1 stories in 1 hour", "1 stories mentioning 台湾", "published 1 stories"
+    and "at least 1 stories"."""
+    rendered = render_alert_mail(
+        alert(observed=1, total_stories=1), Reader("a@example.org"), MailOptions()
+    )
+    assert rendered.subject == "[mediamon] 台湾: 1 story in 1 hour, about 5× the usual 0.2"
+    assert "\n1 story mentioning 台湾 in the hour to " in rendered.text
+    assert "published 1 story in that time; 1 of them mention 台湾." in rendered.text
+    assert "the chance of at least 1 story if" in rendered.text
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert "1 stories" not in part
+    chinese = render_alert_mail(alert(observed=1), Reader("a@example.org", "zh-CN"), MailOptions())
+    assert chinese.subject == "[mediamon] 台湾：1 小时内 1 篇报道，约为平常 0.2 篇的 5 倍"
+    assert "有 1 篇报道提到「台湾」" in chinese.text and "出现至少 1 篇报道的概率" in chinese.text
+    assert "共发布 13 篇报道，其中 1 篇提到「台湾」" in chinese.text
