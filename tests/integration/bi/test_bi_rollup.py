@@ -1,5 +1,7 @@
 """The gap-free series read a roll-up (migration 0022) and must give what their old
-definitions gave (0011/0013: bi.topic_hours and bi.source_days over the whole history),
+definitions gave (0011/0013: bi.topic_hours and bi.source_days over the whole history;
+0021: bi.topic_hourly, which reads the roll-up too since 0024; 0015:
+bi.topic_window_stories, which since 0024 reads a long window from the topic's mentions),
 row for row, whatever happens to the rows they count and whether or not the roll-up was
 refreshed since: new articles, mentions and fetches; copies linked, relinked and
 unlinked; topics re-matched; a story moved to another hour; articles deleted; the fetch
@@ -42,6 +44,26 @@ def _old_function(name: str) -> str:
     return found.group(0).replace(f"bi.{name}(", f"pg_temp.old_{name}(")
 
 
+def _old_topic_hourly() -> str:
+    """bi.topic_hourly as 0021 defined it (counted from the tables), as a temporary view."""
+    text = (MIGRATIONS / "0021_bi_topic_hourly_window.sql").read_text()
+    found = re.search(r"create or replace view bi\.topic_hourly as\n.*?;\n", text, flags=re.DOTALL)
+    assert found
+    return found.group(0).replace(
+        "create or replace view bi.topic_hourly", "create temporary view old_topic_hourly"
+    )
+
+
+def _old_window_stories() -> str:
+    """bi.topic_window_stories as 0015 defined it (the window's roots first)."""
+    text = (MIGRATIONS / "0015_bi_topic_window_stories.sql").read_text()
+    found = re.search(
+        r"create function bi\.topic_window_stories\(.*?\n\$fn\$;\n", text, flags=re.DOTALL
+    )
+    assert found
+    return found.group(0).replace("bi.topic_window_stories(", "pg_temp.old_topic_window_stories(")
+
+
 OLD_VIEWS = {
     "topic_hourly_filled": (
         "select * from pg_temp.old_topic_hours("
@@ -76,6 +98,11 @@ def assert_same_as_old(engine: sa.Engine) -> int:
         conn.execute(sa.text("set jit = off"))
         conn.execute(sa.text(_old_function("topic_hours")))
         conn.execute(sa.text(_old_function("source_days")))
+        conn.execute(sa.text(_old_topic_hourly()))
+        conn.execute(sa.text(_old_window_stories()))
+        new_rows = _rows(conn, "select * from bi.topic_hourly")
+        assert new_rows == _rows(conn, "select * from old_topic_hourly"), "topic_hourly"
+        compared += len(new_rows)
         for view, old in OLD_VIEWS.items():
             new_rows = _rows(conn, f"select * from bi.{view}")
             assert new_rows == _rows(conn, old), view
@@ -88,6 +115,36 @@ def assert_same_as_old(engine: sa.Engine) -> int:
                     conn, f"select * from pg_temp.old_{function}(:f, :t)", window
                 ), (function, start, end)
                 compared += len(new_rows)
+            # as a dashboard asks: one topic (one source); the filter reaches the
+            # functions' reads since 0024
+            for function, column, key in (
+                ("topic_hours", "topic", "taiwan"),
+                ("source_days", "source", "cna"),
+            ):
+                filtered = f" where {column} = :key"
+                asked = {**window, "key": key}
+                new_rows = _rows(conn, f"select * from bi.{function}(:f, :t){filtered}", asked)
+                assert new_rows == _rows(
+                    conn, f"select * from pg_temp.old_{function}(:f, :t){filtered}", asked
+                ), (function, key, start, end)
+                compared += len(new_rows)
+        # the top stories, ranked: a window read from its roots and from the topic's
+        # mentions give the same rows (and the function picks either)
+        for topic in ("taiwan", "chips", "old"):
+            for start, end in (*WINDOWS, (T0 - timedelta(days=400), T0 + timedelta(days=400))):
+                asked = {"topic": topic, "f": start, "t": end}
+                old = conn.execute(
+                    sa.text("select * from pg_temp.old_topic_window_stories(:topic, :f, :t)"),
+                    asked,
+                ).all()
+                for new in (
+                    "bi.topic_window_stories(:topic, :f, :t)",
+                    "bi_window_stories(:topic, :f, :t, true)",
+                    "bi_window_stories(:topic, :f, :t, false)",
+                ):
+                    rows = conn.execute(sa.text(f"select * from {new}"), asked).all()
+                    assert rows == old, (new, topic, start, end)
+                compared += len(old)
         conn.rollback()
     return compared
 
@@ -324,6 +381,62 @@ def test_another_time_zone_is_counted_live_until_the_refresh_rebuilds(
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("update bi.settings set timezone = 'Asia/Shanghai'"))
+
+
+def _hours_are_utc(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text("select bi_rollup_hours_are_utc()")).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("zone", "changes", "rolled_up"),
+    [
+        # summer time starts and ends on whole UTC hours: every local hour is a UTC hour
+        (
+            "America/New_York",
+            (datetime(2024, 3, 10, 7, tzinfo=UTC), datetime(2024, 11, 3, 6, tzinfo=UTC)),
+            True,
+        ),
+        # +10:30 in winter, +11 in summer: half the year's local hours straddle UTC hours
+        (
+            "Australia/Lord_Howe",
+            (datetime(2024, 4, 6, 15, tzinfo=UTC), datetime(2024, 10, 5, 15, 30, tzinfo=UTC)),
+            False,
+        ),
+    ],
+)
+def test_utc_hours_read_the_roll_up_only_where_local_hours_are_utc_hours(
+    engine: sa.Engine,
+    stories: dict[str, int],
+    zone: str,
+    changes: tuple[datetime, ...],
+    rolled_up: bool,
+) -> None:
+    """bi.topic_hourly counts UTC hours; the roll-up local ones. Stories every 20 minutes
+    around a zone's changes of offset: the view equals its old definition (0021) in
+    every zone, and reads the roll-up only where each local hour is a UTC hour."""  # fmt: skip
+    with engine.begin() as conn:
+        for change in changes:
+            for k in range(-9, 9):
+                at = change + timedelta(minutes=20 * k + 3)
+                article = _article(conn, 1000 + k + 100 * change.month, stories["rfi"], at)
+                if k % 2 == 0:
+                    _mention(conn, article, "taiwan")
+        conn.execute(sa.text("update bi.settings set timezone = :z"), {"z": zone})
+    try:
+        assert assert_same_as_old(engine) > 0
+        refresh(engine)
+        assert _hours_are_utc(engine) is rolled_up
+        assert assert_same_as_old(engine) > 0
+        with engine.begin() as conn:  # a new story, counted live until the next refresh
+            _mention(conn, _article(conn, 3000, stories["cna"], changes[0]), "chips")
+        assert assert_same_as_old(engine) > 0
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("update bi.settings set timezone = 'Asia/Shanghai'"))
+    refresh(engine)
+    assert _hours_are_utc(engine)
+    assert assert_same_as_old(engine) > 0
 
 
 def test_a_truncated_table_rebuilds_the_roll_up(engine: sa.Engine, stories: dict[str, int]) -> None:
