@@ -9,16 +9,17 @@
 -- count 1.8 million stories by source and day. The index on its published_at now carries
 -- the columns such a count needs, so it is read from the index alone (an index-only scan,
 -- a tenth of the bytes). Same name, same key: the queries that used it still do.
-drop index articles_shown_at;
-create index articles_shown_at on articles (coalesce(published_at, first_seen_at))
-    include (published_at, first_seen_at, source_id, duplicate_of);
-
 -- The index of copies' links carries the copy's id and source: the top stories map a
 -- topic's mentions to their stories, and list each story's other outlets, from it alone.
-drop index articles_duplicate_of;
-create index articles_duplicate_of on articles (duplicate_of) include (article_id, source_id)
+-- Both are built beside the old ones, which are dropped at the end of this migration: a
+-- dropped index locks its table until the transaction ends, and reads of articles would
+-- wait for every step below.
+create index articles_shown_at_0024 on articles (coalesce(published_at, first_seen_at))
+    include (published_at, first_seen_at, source_id, duplicate_of);
+create index articles_duplicate_of_0024 on articles (duplicate_of)
+    include (article_id, source_id)
     where duplicate_of is not null;
--- statistics of the expression of articles_shown_at, which went with the old index
+-- statistics of the new index's expression (the old index's go with it)
 analyze articles;
 
 -- 2. bi.topic_hours and bi.source_days were security definer functions, which PostgreSQL
@@ -353,3 +354,9 @@ begin
                                     window_stories > 5000 and window_stories > topic_stories);
 end
 $fn$;
+
+-- The old indexes of section 1, last (see there).
+drop index articles_shown_at;
+alter index articles_shown_at_0024 rename to articles_shown_at;
+drop index articles_duplicate_of;
+alter index articles_duplicate_of_0024 rename to articles_duplicate_of;
