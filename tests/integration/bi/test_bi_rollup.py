@@ -1,7 +1,7 @@
 """The gap-free series read a roll-up (migration 0022) and must give what their old
 definitions gave (0011/0013: bi.topic_hours and bi.source_days over the whole history;
-0021: bi.topic_hourly, which reads the roll-up too since 0024; 0015:
-bi.topic_window_stories, which since 0024 reads a long window from the topic's mentions),
+0021: bi.topic_hourly, which reads the roll-up too since 0025; 0015:
+bi.topic_window_stories, which since 0025 reads a long window from the topic's mentions),
 row for row, whatever happens to the rows they count and whether or not the roll-up was
 refreshed since: new articles, mentions and fetches; copies linked, relinked and
 unlinked; topics re-matched; a story moved to another hour; articles deleted; the fetch
@@ -116,7 +116,7 @@ def assert_same_as_old(engine: sa.Engine) -> int:
                 ), (function, start, end)
                 compared += len(new_rows)
             # as a dashboard asks: one topic (one source); the filter reaches the
-            # functions' reads since 0024
+            # functions' reads since 0025
             for function, column, key in (
                 ("topic_hours", "topic", "taiwan"),
                 ("source_days", "source", "cna"),

@@ -101,7 +101,7 @@ def test_a_year_of_stories_per_source_and_day_is_read_from_an_index_alone(
 ) -> None:
     """Before: a year of bi.articles counted by source and day read every article's row,
     texts and all (2.8 s on two million). The index on published_at carries the
-    columns the count needs since 0024."""
+    columns the count needs since 0025."""
     ran = _ran(year, *bi_scale.queries(bi_scale.END)["articles per source and day, 365 d"])
     assert "Index Only Scan using articles_shown_at" in ran, ran
     assert "Seq Scan on articles" not in ran, ran
@@ -131,7 +131,7 @@ def test_bi_topic_hourly_over_a_year_reads_the_roll_up(year: sa.Engine) -> None:
 def test_a_dashboards_filter_reaches_the_functions(year: sa.Engine, sql: str, series: str) -> None:
     """Before: bi.topic_hours and bi.source_days were computed for every topic (source)
     and the dashboard's filter applied after (1.0 and 2.0 s for a year on two million
-    articles). They are inlined since 0024: only the asked topic's (source's) series is
+    articles). They are inlined since 0025: only the asked topic's (source's) series is
     read."""
     _, params = bi_scale.queries(bi_scale.END)["topic_hours(), 365 d"]
     ran = _ran(year, sql, params)
@@ -145,7 +145,7 @@ def test_a_years_top_stories_are_read_from_the_topics_mentions(year: sa.Engine) 
     """Before: bi.topic_window_stories read every root of the window, then each one's
     copies and mentions: a year's 1.8 million roots for a topic's 45,000 stories (7.8 s
     on two million articles). A window with more stories than the topic has in all is
-    read from the topic's mentions since 0024."""
+    read from the topic's mentions since 0025."""
     sql, params = bi_scale.queries(bi_scale.END)["topic_window_stories(), 365 d"]
     counted = (
         "select coalesce(sum(seq_tup_read), 0) + coalesce(sum(idx_tup_fetch), 0)"

@@ -14,9 +14,9 @@
 -- Both are built beside the old ones, which are dropped at the end of this migration: a
 -- dropped index locks its table until the transaction ends, and reads of articles would
 -- wait for every step below.
-create index articles_shown_at_0024 on articles (coalesce(published_at, first_seen_at))
+create index articles_shown_at_0025 on articles (coalesce(published_at, first_seen_at))
     include (published_at, first_seen_at, source_id, duplicate_of);
-create index articles_duplicate_of_0024 on articles (duplicate_of)
+create index articles_duplicate_of_0025 on articles (duplicate_of)
     include (article_id, source_id)
     where duplicate_of is not null;
 -- statistics of the new index's expression (the old index's go with it)
@@ -357,6 +357,6 @@ $fn$;
 
 -- The old indexes of section 1, last (see there).
 drop index articles_shown_at;
-alter index articles_shown_at_0024 rename to articles_shown_at;
+alter index articles_shown_at_0025 rename to articles_shown_at;
 drop index articles_duplicate_of;
-alter index articles_duplicate_of_0024 rename to articles_duplicate_of;
+alter index articles_duplicate_of_0025 rename to articles_duplicate_of;
