@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from mediamon import limits
 from mediamon.alerts.catalog import p_value_text
-from mediamon.alerts.render import clean, isolate
+from mediamon.alerts.render import clean, isolate, safe_link
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.db.queries import query
 from mediamon.db.roles import BI_ROLE
@@ -201,7 +201,10 @@ def _alerts(conn: sa.Connection) -> list[AlertRow]:
                 "per_alert": STORIES_PER_ALERT,
             },
         ).mappings()
-        alert.stories.extend(dict(story) for story in stories)
+        # Only an absolute http(s) URL becomes a link, as on the window page and in the
+        # mails: a row loaded before the ingest checks, or by another writer, may hold a
+        # ``javascript:``, ``data:`` or ``vbscript:`` one.
+        alert.stories.extend({**story, "link": safe_link(story["url"])} for story in stories)
     return alerts
 
 
