@@ -29,7 +29,7 @@ SECURITY_HEADERS = {
 
 
 def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any] = ()) -> FastAPI:
-    """The page's app: ``GET /`` renders the page (``?days=N``, 1–90), or with
+    """The page's app: ``GET /`` (and ``HEAD /``) renders the page (``?days=N``, 1–90), or with
     ``?topic=KEY&from=TIME&to=TIME[&page=N]`` every story of that topic's window (where a
     mail's "N more stories" link leads; :mod:`mediamon.bi.window`).
 
@@ -60,7 +60,9 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
     # up the api-server's event loop.
     # Every parameter is taken as text and checked here: a value FastAPI refused itself
     # would get its JSON error, not a page that says what is wrong.
-    @app.get("/", response_class=HTMLResponse)
+    # HEAD as GET without the body (RFC 9110 §9.3.2): uptime monitors and link checkers
+    # ask with HEAD, and a 405 read as the page being down.
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def page(
         days: str = str(dashboard.DEFAULT_DAYS),
         topic: str | None = None,

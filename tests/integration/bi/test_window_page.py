@@ -254,3 +254,15 @@ def test_the_pages_alert_stories_link_only_to_web_pages(engine: sa.Engine, serve
     # Still listed, by title, without a link; the stories with web pages keep theirs.
     assert sum("not a page" in title for title in titles) == 4, titles
     assert protocols and set(protocols) <= {"http:", "https:"}, protocols
+
+
+def test_head_answers_as_get_without_the_body(engine: sa.Engine, served: str) -> None:
+    """Before: ``405 Method Not Allowed`` (JSON): an uptime monitor or link checker asking
+    with HEAD, as many do by default, found the page down."""
+    for params in ({}, {"days": "7"}, BAD["unknown"][0], BAD["not-a-time"][0]):
+        got = requests.get(f"{served}/mediamon/", params=params, timeout=30)
+        head = requests.head(f"{served}/mediamon/", params=params, timeout=30)
+        assert (head.status_code, head.content) == (got.status_code, b""), params
+        for name in ("Content-Type", "Content-Security-Policy", "Cache-Control"):
+            assert head.headers[name] == got.headers[name], (params, name)
+        assert int(head.headers["Content-Length"]) > 1000, params
