@@ -97,7 +97,8 @@ def _moment(name: str, value: str | None) -> datetime:
     # An unencoded "+" of an offset arrives as a space (form encoding): put it back.
     text = value.strip().replace(" ", "+") if "T" in value else value.strip()
     try:
-        moment = datetime.fromisoformat(text)
+        # CPython's fromisoformat stops at a NUL: "…T10:00Z\x00junk" read as 10:00.
+        moment = None if "\x00" in text else datetime.fromisoformat(text)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
