@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -308,6 +309,20 @@ def import_archive(
     return stats.as_dict()
 
 
+# The bytes of a file name that are not UTF-8 (a GBK name from an old archive), as Python
+# holds them in a str (PEP 383).
+UNDECODABLE_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _json_line(value: dict[str, Any]) -> str:
+    """``value`` as one JSON line of UTF-8 text: a file name's undecodable byte 0xNN is
+    written as the escape ``\\udcNN``, which ``json.loads`` and ``os.fsencode`` turn
+    back into the name (written as it stood, the line was no UTF-8: a strict reader of
+    the output failed, and with ``PYTHONIOENCODING=utf-8`` the command itself did)."""
+    line = json.dumps(value, ensure_ascii=False)
+    return UNDECODABLE_BYTE.sub(lambda byte: f"\\u{ord(byte.group()):04x}", line)
+
+
 def extract_files(paths: Iterable[Path]) -> Iterable[str]:
     """One JSON line per local HTML file: path, title, text, published_at, language —
     the same decode, extract and normalize steps an article page goes through."""
@@ -323,7 +338,7 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
             decoded = decode_html(read_capped(path, DEFAULT_MAX_BYTES))
         except (OSError, ArchiveFormatError, InputError) as error:
             message = str(error) if isinstance(error, ValueError) else f"{path}: {error}"
-            yield json.dumps({"path": str(path), "error": message}, ensure_ascii=False)
+            yield _json_line({"path": str(path), "error": message})
             continue
         job = build.ArticleJob(
             item=FeedItem(link=path.resolve().as_uri()),
@@ -334,7 +349,7 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
         )
         article = build.build_article(job).article
         published = article.published_at if article else None
-        yield json.dumps(
+        yield _json_line(
             {
                 "path": str(path),
                 "title": article.title if article else None,
@@ -342,8 +357,7 @@ def extract_files(paths: Iterable[Path]) -> Iterable[str]:
                 "published_at": published.isoformat() if published else None,
                 "language": article.language if article else None,
                 "encoding": decoded.encoding,
-            },
-            ensure_ascii=False,
+            }
         )
 
 

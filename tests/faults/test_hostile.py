@@ -802,6 +802,37 @@ def test_a_reader_closing_the_pipe_is_not_a_traceback(tmp_path: Path) -> None:
     assert errors == ""
 
 
+@pytest.mark.parametrize("io_encoding", ["", "utf-8"])
+def test_extract_names_a_file_whose_name_is_not_utf8_in_utf8(
+    tmp_path: Path, io_encoding: str
+) -> None:
+    # A GBK name from an old archive (新闻.html). Before: the JSON lines held its raw
+    # bytes (no UTF-8: a strict reader failed), and with PYTHONIOENCODING=utf-8 the
+    # command ended at the first line: "surrogates not allowed", exit 2, nothing printed.
+    page = DEMO_DIR / "site" / "news" / "2024" / "04" / "chip-export.html"
+    name = os.fsencode(tmp_path) + b"/" + "新闻".encode("gbk") + b".html"
+    with open(name, "wb") as copy:
+        copy.write(page.read_bytes())
+    missing = os.fsencode(tmp_path) + b"/\xff.html"
+    child = subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", "extract", name, missing, name],
+        env={
+            **os.environ,
+            "MEDIAMON_VAR_DIR": str(tmp_path / "var"),
+            "PYTHONIOENCODING": io_encoding,
+        },
+        capture_output=True,
+        timeout=120,
+    )
+    assert child.returncode == 1, child.stderr  # the missing file
+    text = child.stdout.decode("utf-8", "replace")
+    assert "\ufffd" not in text, text[:200]  # every line is UTF-8
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [os.fsencode(line["path"]) for line in lines] == [name, missing, name]
+    assert lines[0]["title"].startswith("美国拟进一步收紧对华芯片出口管制") and lines[2] == lines[0]
+    assert lines[1]["error"].endswith(": no such file")
+
+
 def test_canonical_url_keeps_ipv6_brackets() -> None:
     from mediamon.ingest.normalize import canonical_url
 
