@@ -12,7 +12,10 @@ are `mediamon_digests`' job).
 and window). Without a `mediamon_smtp` connection `deliver_alerts` stays green with a
 WARNING and the alerts wait; the `mediamon_health` watchdog opens an `alerts_undelivered`
 incident after an hour. A failed send fails `deliver_alerts` (after its retries); what
-was sent stays sent.
+was sent stays sent. A mail the server refuses for good (5xx to `RCPT TO` or `DATA`) is
+recorded `refused` and not sent again. A server refusing every mail (530 authentication
+required, a refused sender, relay denied) fails the task at once, without retries, in
+one line; the alerts stay pending until the connection is fixed.
 
 **Where to look.** `bi.alerts`, `bi.alert_deliveries`; `mediamon alerts run --dry-run`
 shows what detection would do now. Logic lives in `mediamon.service` (topics/, spikes/,
@@ -79,7 +82,10 @@ def mediamon_alerts() -> None:
             )
             return {"sent": 0, "note": "connection mediamon_smtp is not defined"}
         now = delivery_time(get_current_context())
-        return service.deliver_alerts(settings(), send, now, sender)
+        # A server refusing every mail (530 authentication required, relay denied): red
+        # at once, no retries; the alerts stay pending until the connection is fixed.
+        with config_errors_fail_at_once():
+            return service.deliver_alerts(settings(), send, now, sender)
 
     match_topics() >> detect_spikes() >> deliver_alerts()
 

@@ -39,7 +39,7 @@ from tests.integration.test_alert_stages import (
     scalar,
 )
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
-from tests.support.smtp_server import Picky, Sink, free_port, serve_smtp, smtp_send
+from tests.support.smtp_server import Answering, Picky, Sink, free_port, serve_smtp, smtp_send
 
 OPTIONS = MailOptions(timezone="Asia/Shanghai", unsubscribe_address="leave@mediamon.example")
 TOPICS_YAML = """\
@@ -283,17 +283,34 @@ def test_failed_digest_is_due_again(engine: sa.Engine, topics: TopicSet) -> None
     assert stats.sent == 2 and len(sink.messages) == 2
 
 
+REFUSED_DIGEST = {
+    # name: (the server, the server's answer as recorded)
+    "no-such-mailbox-at-rcpt": (
+        lambda: Picky({"weekly@example.org": "550 5.1.1 no such mailbox"}),
+        "550 5.1.1 no such mailbox",
+    ),
+    "too-large-at-data": (
+        lambda: Answering(data={"weekly@example.org": "552 5.3.4 Message size exceeds limit"}),
+        "552 5.3.4 Message size exceeds limit (to DATA)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_DIGEST))
 def test_a_digest_refused_for_good_is_recorded_and_not_sent_again(
-    engine: sa.Engine, topics: TopicSet
+    engine: sa.Engine, topics: TopicSet, case: str
 ) -> None:
-    """The server answers RCPT TO for one digest recipient with 550 (no such mailbox).
-    Before: the digest was never recorded, so every hourly run asked again and failed
-    (raising DigestError, the task red) for ever, and after 14 days its stories were
-    dropped unsaid. Now it is recorded `refused` with the server's answer, the run fails
-    once in one line, the other digest is sent, and later runs are quiet."""
+    """The server answers RCPT TO for one digest recipient with 550 (no such mailbox),
+    or the end of its DATA with 552 (message too large). Before: the digest was never
+    recorded, so every hourly run offered it again and failed (raising DigestError, the
+    task red) for ever, and after 14 days its stories were dropped unsaid (the 552 was
+    not final even once a refusal at RCPT TO was). Now it is recorded `refused` with the
+    server's answer, the run fails once in one line, the other digest is sent, and later
+    runs are quiet."""
     alert_on_burst(engine, topics)
     now = T0 + timedelta(days=1, hours=8, minutes=3)
-    sink = Picky({"weekly@example.org": "550 5.1.1 no such mailbox"})
+    make_server, answer = REFUSED_DIGEST[case]
+    sink = make_server()
     with serve_smtp(sink) as port:
         fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
                   "disable_tls": True}}  # fmt: skip
@@ -301,8 +318,7 @@ def test_a_digest_refused_for_good_is_recorded_and_not_sent_again(
         with pytest.raises(DigestError) as failure:
             run_digests(engine, topics, now, send, sender="m@example.org", options=OPTIONS)
         assert str(failure.value) == (
-            "1 refused for good, not tried again: weekly@example.org: refused for good:"
-            " 550 5.1.1 no such mailbox"
+            f"1 refused for good, not tried again: weekly@example.org: refused for good: {answer}"
         )
         assert (failure.value.stats.sent, failure.value.stats.refused) == (1, 1)
         for hours in (1, 2):
@@ -317,7 +333,7 @@ def test_a_digest_refused_for_good_is_recorded_and_not_sent_again(
         engine, "select recipient, status, note from digest_deliveries order by recipient"
     ) == [
         ("editors@example.org", "sent", None),
-        ("weekly@example.org", "refused", "refused for good: 550 5.1.1 no such mailbox"),
+        ("weekly@example.org", "refused", f"refused for good: {answer}"),
     ]
 
 

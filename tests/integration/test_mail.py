@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.alerts import smtp as mail
-from mediamon.alerts.deliver import DeliveryStats, deliver_pending
+from mediamon.alerts.deliver import DeliveryError, DeliveryStats, deliver_pending
 from mediamon.cli import main
 from mediamon.devtools.demo import mail_sink
 from mediamon.devtools.demo_history import write_history
@@ -31,8 +31,9 @@ from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import refresh_topics, sync_topics
-from tests.integration.test_alert_stages import AT, TOPICS_YAML, alert_on_burst
+from tests.integration.test_alert_stages import AT, TOPICS_YAML, alert_on_burst, rows, scalar
 from tests.support.smtp_server import (
+    Answering,
     Picky,
     Sink,
     connection_json,
@@ -484,3 +485,122 @@ def test_a_delivery_killed_while_the_server_says_goodbye_mails_nobody_twice(
     )
     assert received == ["desk@example.org", "duty@example.org"], received
     assert stats.sent == 0
+
+
+def plain_sender(port: int) -> Callable[[EmailMessage], None]:
+    """The ``mediamon_smtp`` sender for the server on ``port`` (no TLS)."""
+    fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
+              "disable_tls": True}}  # fmt: skip
+    return mail.smtp_sender(mail.connection_settings(fields))
+
+
+def test_a_message_refused_for_good_at_data_is_recorded_and_never_offered_again(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server takes both recipients at RCPT TO, then answers the end of DATA with 554
+    (rejected as spam) for desk@'s mail, and with 452 (out of storage, for now) once for
+    duty@'s. Before: only a refusal at RCPT TO was final, so desk@'s mail was offered
+    again at every alerts run (here three; in production every ingest cycle, about 96
+    times until the alert went stale a day later), each a message the server had said it
+    will never take, which is how a sender gets listed as a spammer. Now a 5xx to DATA is
+    final for that mail: recorded `refused` with the server's answer on one line, the run
+    fails once in one line, later runs are quiet; the 4xx one is mailed by the next run."""
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")  # taiwan: desk, duty (immediate)
+    sync_topics(engine, topics)
+    alert_on_burst(engine, topics)
+    desk, duty = "desk@example.org", "duty@example.org"
+    sink = Answering(
+        data={desk: "554 5.7.1 Message rejected as spam", duty: "452 4.3.1 Out of storage"},
+        data_tries_left={duty: 1},
+    )
+    with serve_smtp(sink) as port, caplog.at_level("WARNING", logger="mediamon.alerts"):
+        send = plain_sender(port)
+        with pytest.raises(DeliveryError) as first:
+            deliver_pending(engine, send, AT + timedelta(minutes=5), topics=topics)
+        stats = first.value.stats
+        assert (stats.sent, stats.failed, stats.refused) == (0, 1, 1)
+        assert str(first.value).startswith(
+            "1 mail(s) not sent, left pending, 1 recipient(s) refused for good, not tried"
+            " again: desk@example.org: refused for good: 554 5.7.1 Message rejected as spam"
+            " (to DATA); duty@example.org: SMTPDataError: (452, b'4.3.1 Out of storage')"
+        ), str(first.value)
+        later = [
+            deliver_pending(engine, send, AT + timedelta(minutes=m), topics=topics)
+            for m in (20, 35)
+        ]
+    assert [(s.sent, s.failed, s.refused) for s in later] == [(1, 0, 0), (0, 0, 0)]
+    assert sink.offered == {desk: 1, duty: 2}  # desk@'s refused message offered once
+    assert [r for _, r, _ in sink.messages] == [[duty]]
+    assert scalar(engine, "select state from alerts") == "notified"
+    assert rows(engine, "select recipient, status, note from alert_deliveries order by 1") == [
+        (desk, "refused", "refused for good: 554 5.7.1 Message rejected as spam (to DATA)"),
+        (duty, "sent", None),
+    ]
+    assert (
+        "mail to desk@example.org refused for good, not tried again:"
+        " 554 5.7.1 Message rejected as spam (to DATA)"
+    ) in [r.getMessage() for r in caplog.records]
+
+
+REFUSES_EVERY_MAIL = {
+    # name: (the server, the answer as the error names it)
+    "auth-required-at-mail-from": (
+        lambda: Answering(mail_from="530 5.7.0 Authentication required"),
+        "530 5.7.0 Authentication required (to MAIL FROM)",
+    ),
+    "sender-refused": (
+        lambda: Answering(mail_from="553 5.7.1 <mediamon@localhost>: Sender address rejected"),
+        "553 5.7.1 <mediamon@localhost>: Sender address rejected (to MAIL FROM)",
+    ),
+    "relay-denied-at-rcpt": (
+        lambda: Answering(
+            refuse={
+                address: f"554 5.7.1 <{address}>: Relay access denied"
+                for address in ("desk@example.org", "duty@example.org")
+            }
+        ),
+        "554 5.7.1 <desk@example.org>: Relay access denied (to RCPT TO)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSES_EVERY_MAIL))
+def test_a_server_refusing_every_mail_stops_the_run_loudly_and_the_alerts_wait(
+    engine: sa.Engine, case: str
+) -> None:
+    """A server that refuses every mail whatever it holds: authentication required (530
+    to MAIL FROM: the connection has no login), the sender address refused, or a relay
+    that relays nothing for us (554 Relay access denied to every RCPT TO). Before: the
+    530 and the refused sender left every mail pending and every run asked again for
+    each mail (two here; every mail of every run in production), the task retried and
+    red, and the relay denial recorded every recipient `refused`: the alert was marked
+    notified and never mailed, once the relay was fixed too. Now the run stops at the
+    first such answer, records nothing, and raises one line naming the server and the
+    answer, a configuration error (the Airflow task fails at once, without retries; the
+    command exits 2); once the server is fixed the next run mails the alert."""
+    make_server, answer = REFUSES_EVERY_MAIL[case]
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")  # taiwan: desk, duty (immediate)
+    sync_topics(engine, topics)
+    alert_on_burst(engine, topics)
+    refusing = make_server()
+    with serve_smtp(refusing) as port, pytest.raises(ConfigError) as raised:
+        deliver_pending(engine, plain_sender(port), AT + timedelta(minutes=5), topics=topics)
+    assert str(raised.value) == (
+        f"the SMTP server 127.0.0.1:{port} refuses every mail: {answer}; nothing more sent"
+        " (0 mail(s) before it): the alerts stay pending until the mediamon_smtp connection"
+        " or the relay is fixed"
+    )
+    assert isinstance(raised.value, mail.MailServerRefusal)
+    assert refusing.mail_froms == 1  # asked once, not once per mail
+    assert rows(engine, "select recipient from alert_deliveries") == []
+    assert scalar(engine, "select state from alerts") == "open"
+    fixed = Sink()
+    with serve_smtp(fixed) as port:
+        stats = deliver_pending(
+            engine, plain_sender(port), AT + timedelta(minutes=20), topics=topics
+        )
+    assert stats.sent == 2 and sorted(r[0] for _, r, _ in fixed.messages) == [
+        "desk@example.org",
+        "duty@example.org",
+    ]
+    assert scalar(engine, "select state from alerts") == "notified"

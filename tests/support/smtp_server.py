@@ -63,6 +63,51 @@ class Picky(Sink):
         return "250 OK"
 
 
+class Answering(Picky):
+    """A picky sink that may also refuse the sender or the message: ``mail_from`` is the
+    reply to every ``MAIL FROM`` (``530 5.7.0 Authentication required``; None: 250), and
+    ``data[address]`` the reply to the end of ``DATA`` of a message to ``address``
+    (``554 5.7.1 rejected as spam`` for good, ``452 4.3.1 out of storage`` for now; a
+    temporary one only ``data_tries_left[address]`` times). ``mail_froms`` counts every
+    ``MAIL FROM``, ``offered`` every message offered per recipient."""
+
+    def __init__(
+        self,
+        *,
+        mail_from: str | None = None,
+        data: dict[str, str] | None = None,
+        data_tries_left: dict[str, int] | None = None,
+        refuse: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(refuse or {})
+        self.mail_from_reply = mail_from
+        self.data = data or {}
+        self.data_tries_left = dict(data_tries_left or {})
+        self.mail_froms = 0
+        self.offered: dict[str, int] = {}
+
+    async def handle_MAIL(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        self.mail_froms += 1
+        if self.mail_from_reply is not None:
+            return self.mail_from_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        for address in envelope.rcpt_tos:
+            self.offered[address] = self.offered.get(address, 0) + 1
+        for address in envelope.rcpt_tos:
+            reply = self.data.get(address)
+            if reply is not None and self.data_tries_left.get(address, 1) > 0:
+                if address in self.data_tries_left:
+                    self.data_tries_left[address] -= 1
+                return reply
+        return await super().handle_DATA(server, session, envelope)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from mediamon.alerts.compose import MailOptions, Reader, alert_message
 from mediamon.alerts.content import alert_mail
 from mediamon.alerts.render import clean
-from mediamon.alerts.smtp import refused_for_good
+from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
 from mediamon.db.engine import session_lock
 from mediamon.db.tables import (
     alert_deliveries,
@@ -116,6 +116,9 @@ def deliver_pending(
     Raises:
         DeliveryError: at least one send failed (after every other mail was tried and the
             successes recorded); the failed ones stay pending.
+        MailServerRefusal: the server refuses every mail (530 authentication required,
+            a refused sender, a relay denial): the run stops at the first, the alerts
+            not mailed stay pending.
     """
     now = now.astimezone(UTC)
     topics = topics if topics is not None else stored_topics(engine, include_inactive=True)
@@ -126,9 +129,15 @@ def deliver_pending(
             logger.warning("another delivery is running; nothing sent")
             stats.busy = True
             return stats
-        _deliver_immediate(
-            engine, send, now, sender, topics, max_age, options or MailOptions(), stats
-        )
+        try:
+            _deliver_immediate(
+                engine, send, now, sender, topics, max_age, options or MailOptions(), stats
+            )
+        except MailServerRefusal as refusal:
+            raise MailServerRefusal(
+                f"{refusal}; nothing more sent ({stats.sent} mail(s) before it): the alerts"
+                " stay pending until the mediamon_smtp connection or the relay is fixed"
+            ) from refusal
     if stats.failed or stats.refused:
         raise DeliveryError(_failure_line(stats), stats)
     return stats
@@ -155,15 +164,27 @@ def _try_send(
     stats: DeliveryStats,
 ) -> str | bool:
     """Build and send one mail: True when sent, False when it failed (tried again by the
-    next run), or the note to record when the server refused the recipient for good.
+    next run), or the note to record when the server refused the mail for good.
     The message is built here, inside the try: an address the mail library refuses in a
-    header fails that mail, not the rest of the run."""
+    header fails that mail, not the rest of the run.
+
+    Raises:
+        MailServerRefusal: the server refuses every mail; the others are not tried.
+    """
     try:
         send(build())
     except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
+        refusal = server_refusal(error)
+        if refusal is not None:
+            # Every other mail would get the same answer (and a login refused once a
+            # mail gets the address blocked): stop here, record nothing.
+            logger.error("mail to %s not sent: %s", address, refusal)
+            raise refusal from error
         answer = refused_for_good(error)
         if answer is not None:
-            # A dead mailbox stays dead: asking again every run failed the task for a day.
+            # A dead mailbox stays dead, and a message refused (spam, too large) is
+            # refused again: offering it every run failed the task for a day, and
+            # offering a refused message again gets the sender listed as a spammer.
             stats.refused += 1
             stats.errors.append(f"{address}: refused for good: {answer}")
             logger.warning("mail to %s refused for good, not tried again: %s", address, answer)

@@ -32,7 +32,7 @@ from mediamon.alerts.compose import (
 )
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
 from mediamon.alerts.render import clean
-from mediamon.alerts.smtp import refused_for_good
+from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
 from mediamon.db.engine import session_lock
 from mediamon.db.queries import query
 from mediamon.db.tables import digest_deliveries
@@ -387,6 +387,9 @@ def run_digests(
     Raises:
         DigestError: at least one send failed (after every other digest was tried);
             the failed ones are due again at the next run.
+        MailServerRefusal: the server refuses every mail (530 authentication required,
+            a refused sender, a relay denial): the run stops at the first, the digests
+            not sent stay due.
     """
     now = now.astimezone(UTC)
     stats = DigestStats()
@@ -396,7 +399,13 @@ def run_digests(
             logger.warning("another digest run is in progress; nothing sent")
             stats.busy = True
             return stats
-        _run(engine, topics, now, send, sender, options, dry_run, stats, clock)
+        try:
+            _run(engine, topics, now, send, sender, options, dry_run, stats, clock)
+        except MailServerRefusal as refusal:
+            raise MailServerRefusal(
+                f"{refusal}; nothing more sent ({stats.sent} digest(s) before it): the"
+                " digests stay due until the mediamon_smtp connection or the relay is fixed"
+            ) from refusal
     if stats.failed or stats.refused:
         said = [f"{stats.failed} digest(s) not sent, due again"] if stats.failed else []
         if stats.refused:
@@ -489,6 +498,10 @@ def _run(
                 )  # dated when it is sent, not at the run's time
             )
         except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried later
+            refusal = server_refusal(error)
+            if refusal is not None:  # every other digest would get the same answer
+                logger.error("digest to %s not sent: %s", plan.address, refusal)
+                raise refusal from error
             answer = refused_for_good(error)
             if answer is not None:
                 # A dead mailbox stays dead: asking again failed every hourly run for ever.

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mediamon.deadline import shut_down, watchdog
 from mediamon.errors import ConfigError
+from mediamon.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -258,20 +259,87 @@ def _optional_text(value: object, name: str, what: str, *, show: bool) -> str | 
     return value
 
 
+# RFC 4954's answers about authentication (530 required, 534 mechanism too weak, 535
+# credentials invalid, 538 encryption required): about the session, whatever the mail.
+AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
+# A relay refusing to pass mail on for us (Postfix "Relay access denied", Sendmail
+# "Relaying denied", Exchange "Unable to relay", Exim "relay not permitted").
+_RELAY_DENIED = re.compile(r"\brelay", re.IGNORECASE)
+MAX_ANSWER_CHARS = 300
+
+
+class MailServerRefusal(MailConfigError):
+    """The SMTP server refuses every mail of this connection, not one mail: a 5xx answer
+    before any recipient is named (greeting, EHLO, AUTH, ``MAIL FROM``: the same for every
+    mail), an authentication answer (530, 535 ...) wherever it comes, or a relay denial.
+    The run stops at the first; nothing is recorded, so the mails stay due once the
+    operator has fixed the connection or the relay. A ConfigError: in Airflow the task
+    fails at once, without retries (a retry gets the same answer)."""
+
+
+def _answer(code: int, text: bytes | str) -> str:
+    """A server's answer on one line (a multi-line answer's lines joined), cut."""
+    words = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return one_line(f"{code} {' '.join(words.split())}", MAX_ANSWER_CHARS)
+
+
+_STAGE = {
+    smtplib.SMTPConnectError: "the greeting",
+    smtplib.SMTPHeloError: "EHLO",
+    smtplib.SMTPAuthenticationError: "AUTH",
+    smtplib.SMTPSenderRefused: "MAIL FROM",
+    smtplib.SMTPDataError: "DATA",
+}
+
+
+def server_refusal(error: BaseException, server: str = "") -> MailServerRefusal | None:
+    """``error`` as a :class:`MailServerRefusal` when it says the server refuses every
+    mail of this connection (see there); else None. Postfix defers such mail too rather
+    than bounce it (``smtp_sasl_auth_soft_bounce``, ``smtp_skip_5xx_greeting``): it is
+    the operator's to fix, and the mail goes once it is fixed. ``server``: its
+    ``host:port``, for the message."""
+    if isinstance(error, MailServerRefusal):
+        return error
+    who = f"the SMTP server {server}".rstrip()
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = list(error.recipients.values())
+        if answers and all(
+            500 <= code < 600
+            and (code in AUTH_REPLY_CODES or _RELAY_DENIED.search(_answer(code, text)))
+            for code, text in answers
+        ):
+            said = "; ".join(_answer(code, text) for code, text in answers)
+            return MailServerRefusal(f"{who} refuses every mail: {said} (to RCPT TO)")
+        return None
+    if not isinstance(error, smtplib.SMTPResponseException):
+        return None
+    code = error.smtp_code
+    stage = _STAGE.get(type(error), "the server")
+    before_recipients = not isinstance(error, smtplib.SMTPDataError)
+    if 500 <= code < 600 and (before_recipients or code in AUTH_REPLY_CODES):
+        said = _answer(code, error.smtp_error)
+        return MailServerRefusal(f"{who} refuses every mail: {said} (to {stage})")
+    return None
+
+
 def refused_for_good(error: BaseException) -> str | None:
-    """The server's answer when ``error`` says the recipient will never be accepted: every
-    recipient of the mail refused at ``RCPT TO`` with a 5xx code (550 no such mailbox, 553
-    bad address); else None. A 4xx answer, a refused sender, a lost connection or a
-    refused message may pass on another try: those mails are tried again."""
-    if not isinstance(error, smtplib.SMTPRecipientsRefused) or not error.recipients:
+    """The server's answer, on one line, when it refused this one mail for good (RFC
+    5321: a 5xx answer is permanent): every recipient of the mail refused at ``RCPT TO``
+    (550 no such mailbox, 553 bad address), or the message refused at ``DATA`` or at its
+    end (552 too large, 554 rejected as spam: the same message is refused again, and
+    offering it every run gets the sender listed as a spammer). Else None: a 4xx answer
+    or a lost connection may pass on another try, and a refusal of every mail is
+    :func:`server_refusal`'s."""
+    if server_refusal(error) is not None:
         return None
-    answers = list(error.recipients.values())
-    if not all(500 <= code < 600 for code, _ in answers):
-        return None
-    return "; ".join(
-        f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
-        for code, text in answers
-    )
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = list(error.recipients.values())
+        if not answers or not all(500 <= code < 600 for code, _ in answers):
+            return None
+        return "; ".join(_answer(code, text) for code, text in answers)
+    if isinstance(error, smtplib.SMTPDataError) and 500 <= error.smtp_code < 600:
+        return f"{_answer(error.smtp_code, error.smtp_error)} (to DATA)"
+    return None
 
 
 def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
@@ -300,6 +368,9 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
                             f" than {settings.deadline_s:g} s for one message:"
                             " connection broken, not sent"
                         ) from error
+                    refusal = server_refusal(error, f"{settings.host}:{settings.port}")
+                    if refusal is not None:
+                        raise refusal from error
                     raise
             accepted = True
         finally:
