@@ -98,4 +98,18 @@ def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     text = re.sub(r"\s+", " ", text.replace("FATAL:", "")).strip()
     text = text.removeprefix("connection failed: ")
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return " ".join(_without_password(word) for word in text.split(" "))
+
+
+def _without_password(word: str) -> str:
+    """``word`` with the password of a URL in it (``scheme://user:password@host``) as
+    ``***``. Read by hand, not by a pattern: a pattern tried from every ``://`` read the
+    rest of the line each time (a line of many ``://a:`` took 1.5 s at 25 kB)."""
+    start = word.find("://")
+    at = word.rfind("@")
+    if start < 0 or at < start:
+        return word
+    colon = word.find(":", start + 3, at)
+    if colon < 0:
+        return word
+    return f"{word[: colon + 1]}***{word[at:]}"
