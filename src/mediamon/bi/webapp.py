@@ -14,8 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from mediamon.bi import dashboard, window
+from mediamon.errors import explain
+from mediamon.text import one_line
 
 logger = logging.getLogger(__name__)
+
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement timeout (or a cancel)
 
 # Nothing on the page loads from elsewhere, and nothing may: no script at all, inline
 # styles and SVG only, framed only by Airflow's own UI (the external view's iframe).
@@ -67,6 +71,19 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
     # ask with HEAD, and a 405 read as the page being down.
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def page(asked: Request) -> HTMLResponse:
+        try:
+            return answer(asked)
+        except sa.exc.DBAPIError as error:
+            # The reader gets a page saying so, not a bare 500; the why (host, port, the
+            # server's words) goes to the api-server's log, not to every reader.
+            logger.warning("mediamon page: %s", one_line(explain(error) or error, 500))
+            return HTMLResponse(
+                window.error_html(database_trouble(error), about_window=False),
+                503,
+                headers=SECURITY_HEADERS | {"Retry-After": "60"},
+            )
+
+    def answer(asked: Request) -> HTMLResponse:
         query = asked.query_params  # a repeated key: its last value, as FastAPI took it
         topic, start, end = query.get("topic"), query.get("from"), query.get("to")
         if topic is None and start is None and end is None:
@@ -83,3 +100,13 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
         return HTMLResponse(window.error_html(message), status, headers=SECURITY_HEADERS)
 
     return app
+
+
+def database_trouble(error: sa.exc.DBAPIError) -> str:
+    """What a reader is told when mediamon's database failed the page."""
+    if getattr(error.orig, "sqlstate", None) == QUERY_CANCELED:
+        return (
+            f"its queries took longer than {dashboard.STATEMENT_TIMEOUT_S} s (the database"
+            " is busy or a maintenance task holds a table); try again in a minute"
+        )
+    return "mediamon's database did not answer; try again in a minute"

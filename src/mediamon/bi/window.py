@@ -201,9 +201,11 @@ def render(page: WindowPage) -> str:
     return str(templates().get_template("window.html").render(page=page, size=PAGE_SIZE))
 
 
-def error_html(message: str) -> str:
-    """The page of a request the window cannot show: what is wrong, and the way back."""
-    return str(templates().get_template("window_error.html").render(message=message))
+def error_html(message: str, *, about_window: bool = True) -> str:
+    """The page of a request that cannot be shown: what is wrong, the way back and, when
+    the window's address is what is wrong, how one is written."""
+    template = templates().get_template("window_error.html")
+    return str(template.render(message=message, about_window=about_window))
 
 
 def window_html(engine: sa.Engine, request: WindowRequest, now: datetime | None = None) -> str:

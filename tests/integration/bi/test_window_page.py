@@ -8,9 +8,11 @@ gets a page saying what is wrong, never a server error."""
 from __future__ import annotations
 
 import email
+import html
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -24,6 +26,7 @@ from fastapi import FastAPI
 
 from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.deliver import deliver_pending
+from mediamon.bi import dashboard
 from mediamon.bi.webapp import make_app
 from mediamon.spikes.detect import detect
 from mediamon.topics.file import parse_topics
@@ -55,6 +58,13 @@ BURST = 230  # top 5 + 100 compact in the mail, 125 more: two pages beyond it
 @pytest.fixture()
 def served(engine: sa.Engine) -> Iterator[str]:
     """The page's app at ``/mediamon`` on a free loopback port; the base URL."""
+    with serving(engine) as url:
+        yield url
+
+
+@contextmanager
+def serving(engine: sa.Engine) -> Iterator[str]:
+    """The page's app on ``engine`` at ``/mediamon`` on a free loopback port; the base URL."""
     root = FastAPI()
     root.mount("/mediamon", make_app(lambda: engine))
     port = free_port()
@@ -288,3 +298,46 @@ def test_a_query_of_thousands_of_keys_costs_what_reading_it_costs(
         plain = min(_timed_get(f"{served}/mediamon/?{params}")[1] for _ in range(3))
         status, spent = _timed_get(f"{served}/mediamon/?{many}&{params}")
         assert status in (200, 404) and spent < 3 * plain + 0.5, (params, spent, plain)
+
+
+WINDOW = {"topic": "taiwan", "from": "2024-03-04T10:00Z", "to": "2024-03-04T11:00Z"}
+
+
+def test_a_database_that_does_not_answer_gets_a_page_saying_so() -> None:
+    """Before: ``500 Internal Server Error`` as plain text, the page and a mail's "more
+    stories" link alike. The why (host, port, the server's words) is the api-server's
+    log's, not every reader's."""
+    nowhere = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    try:
+        with serving(nowhere) as url:
+            for params in ({}, WINDOW):
+                answer = requests.get(f"{url}/mediamon/", params=params, timeout=60)
+                assert answer.status_code == 503, (params, answer.text[:200])
+                assert answer.headers["Content-Type"].startswith("text/html"), params
+                assert answer.headers["Retry-After"] == "60"
+                assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+                shown = html.unescape(answer.text)
+                assert "mediamon's database did not answer; try again in a minute" in shown
+                assert "127.0.0.1" not in shown and "refused" not in shown
+    finally:
+        nowhere.dispose()
+
+
+def test_a_page_held_up_past_the_statement_timeout_says_so(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A maintenance task holding a table the page reads (a migration, a VACUUM FULL):
+    before, the page waited as long as the lock was held, and a reader who left kept its
+    query waiting. Now each query ends at the statement timeout (30 s; 1 s here) and the
+    reader gets a page saying so."""
+    monkeypatch.setattr(dashboard, "STATEMENT_TIMEOUT_S", 1, raising=False)
+    with serving(engine) as url, engine.connect() as holder:
+        holder.exec_driver_sql("lock table bi.settings in access exclusive mode")
+        for params in ({}, WINDOW):
+            # before: no answer while the lock was held (requests' ReadTimeout here)
+            answer = requests.get(f"{url}/mediamon/", params=params, timeout=20)
+            assert answer.status_code == 503, params
+            assert "its queries took longer than 1 s" in answer.text, params
+        holder.rollback()
+    with serving(engine) as url:
+        assert requests.get(f"{url}/mediamon/", timeout=60).status_code == 200
