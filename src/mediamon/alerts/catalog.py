@@ -63,6 +63,10 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Bar chart of stories per hour over the last 7 days; the alert window at the "
             "right: {observed} observed, {expected} expected."
         ),
+        "chart_alt_new": (
+            "Bar chart of stories per hour over the last 7 days; the alert window at the "
+            "right: {observed} observed, usually none."
+        ),
         "chart_caption": (
             "Bars: stories per hour (times {zone}). Grey band: the range of the same hour "
             "in the previous {weeks} weeks. Red: the alert window."
@@ -70,6 +74,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "chart_band": "usual range",
         "chart_window": "alert window",
         "chart_observed": "{observed} observed vs {expected} expected",
+        "chart_observed_new": "{observed} observed, usually none",
         "table_heading": "Day by day",
         "table_day": "day",
         "table_stories": "stories",
@@ -78,6 +83,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "table_until": "(to {time})",
         "table_from": "(from {time})",
         "table_window": "Alert window {window}: {observed} observed, {expected} expected.",
+        "table_window_new": "Alert window {window}: {observed} observed, usually none.",
         "details_heading": "Statistics",
         "details": (
             "p-value {p_value} (the chance of at least {stories} if the hour were "
@@ -156,12 +162,16 @@ MESSAGES: dict[str, dict[str, str]] = {
             "最近 7 天每小时报道数的柱状图；"
             "右侧为警报时段：实际 {observed} 篇，预期 {expected} 篇。"
         ),
+        "chart_alt_new": (
+            "最近 7 天每小时报道数的柱状图；右侧为警报时段：实际 {observed} 篇，平常几乎没有。"
+        ),
         "chart_caption": (
             "柱：每小时报道数（时间为 {zone}）。灰带：前 {weeks} 周同一时段的范围。红色：警报时段。"
         ),
         "chart_band": "平常范围",
         "chart_window": "警报时段",
         "chart_observed": "实际 {observed} 篇，预期 {expected} 篇",
+        "chart_observed_new": "实际 {observed} 篇，平常几乎没有",
         "table_heading": "逐日统计",
         "table_day": "日期",
         "table_stories": "报道数",
@@ -170,6 +180,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "table_until": "（至 {time}）",
         "table_from": "（自 {time}）",
         "table_window": "警报时段 {window}：实际 {observed} 篇，预期 {expected} 篇。",
+        "table_window_new": "警报时段 {window}：实际 {observed} 篇，平常几乎没有。",
         "details_heading": "统计细节",
         "details": (
             "p 值 {p_value}（若该时段与平常无异，出现至少 {stories}的概率）；"
@@ -259,6 +270,13 @@ def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:
     if first.date() == last.date() and utc_offset(first) == utc_offset(last):
         return f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} ({utc_offset(last)})"
     return f"{local_time(first, zone)} – {local_time(last, zone)}"
+
+
+def usually_none(expected: float) -> bool:
+    """Whether an expected count is shown as "usually none": it rounds to 0 (a topic
+    next to never seen) or is not a number. The mail's text, its chart and the chart's
+    text table all say it the same way; "13 observed vs 0 expected" read as a fault."""
+    return not math.isfinite(expected) or number(expected) == "0"
 
 
 def number(value: float) -> str:

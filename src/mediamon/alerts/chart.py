@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from functools import cache
 from typing import Literal
 
-from mediamon.alerts.catalog import Catalog, number, utc_offset
+from mediamon.alerts.catalog import Catalog, number, usually_none, utc_offset
 
 logger = logging.getLogger(__name__)
 
@@ -266,9 +266,8 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
 
-    observed = catalog("chart_observed", observed=data.observed, expected=number(data.expected))
     axes.annotate(
-        observed,
+        window_label(data, catalog),
         xy=(last_window - 1, data.counts[last_window - 1] if last_window > 0 else 0),
         xytext=(-28, 0),
         textcoords="offset points",
@@ -301,6 +300,15 @@ def render_chart(data: ChartData, zone: tzinfo, catalog: Catalog) -> bytes:
     output = io.BytesIO()
     figure.savefig(output, format="png", dpi=dpi * SCALE, metadata={"Software": None})
     return output.getvalue()
+
+
+def window_label(data: ChartData, catalog: Catalog) -> str:
+    """The words by the alert window's bar: "9 observed vs 0.2 expected", or "9
+    observed, usually none" where the mail's text says "usually none" (not "vs 0
+    expected")."""
+    if usually_none(data.expected):
+        return catalog("chart_observed_new", observed=data.observed)
+    return catalog("chart_observed", observed=data.observed, expected=number(data.expected))
 
 
 def day_table(data: ChartData, zone: tzinfo) -> list[DayRow]:

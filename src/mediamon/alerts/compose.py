@@ -31,6 +31,7 @@ from mediamon.alerts.catalog import (
     local_time,
     number,
     p_value_text,
+    usually_none,
     utc_offset,
 )
 from mediamon.alerts.chart import (
@@ -153,7 +154,7 @@ class AlertMail:
         """Whether the usual count is shown as none: an expectation that rounds to 0
         (a topic never seen before) or that is not a number. Then no "×" is shown either:
         "about 13333 times the usual 0" would say nothing true."""
-        return not math.isfinite(self.expected) or number(self.expected) == "0"
+        return usually_none(self.expected)
 
     @property
     def lift(self) -> float:
@@ -235,7 +236,10 @@ def _chart_image(
         return None
     png = render_chart(alert.chart, zone, catalog)
     cid = re.sub(r"[^A-Za-z0-9.-]", "-", cid_stem) + "@mediamon"
-    alt = catalog("chart_alt", observed=alert.observed, expected=number(alert.expected))
+    if alert.usually_none:
+        alt = catalog("chart_alt_new", observed=alert.observed)
+    else:
+        alt = catalog("chart_alt", observed=alert.observed, expected=number(alert.expected))
     return InlineImage(cid, png, alt)
 
 
@@ -267,7 +271,9 @@ def _chart_lines(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> list[str
     return [
         heading,
         *format_day_table(day_table(alert.chart, zone), catalog),
-        catalog(
+        catalog("table_window_new", window=window, observed=alert.observed)
+        if alert.usually_none
+        else catalog(
             "table_window", window=window, observed=alert.observed, expected=number(alert.expected)
         ),
         "",

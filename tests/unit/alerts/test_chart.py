@@ -26,6 +26,7 @@ from mediamon.alerts.chart import (
     format_day_table,
     local_days,
     render_chart,
+    window_label,
 )
 
 END = datetime(2024, 4, 17, 2, tzinfo=UTC)  # 10:00 in Shanghai, a Wednesday
@@ -67,6 +68,18 @@ def test_chart_png_is_double_size_with_the_window_in_red() -> None:
         reddish(x, y) for x in range(0, int(width * 0.5)) for y in range(height // 2, height)
     )
     assert right > 200 and left == 0
+
+
+def test_the_window_label_says_usually_none_as_the_mails_text_does() -> None:
+    """A topic whose expectation rounds to 0: the mail says "usually none", so the label
+    by the red bar does too (it said "9 observed vs 0 expected")."""
+    data = chart((0,) * 167 + (9,))
+    english, chinese = Catalog.for_locale("en"), Catalog.for_locale("zh-CN")
+    assert window_label(data, english) == "9 observed vs 0.2 expected"
+    for expected in (0.0, 0.003, float("nan")):
+        new = replace(data, expected=expected)
+        assert window_label(new, english) == "9 observed, usually none"
+        assert window_label(new, chinese) == "实际 9 篇，平常几乎没有"
 
 
 def test_day_table_matches_the_chart() -> None:
