@@ -392,3 +392,54 @@ def test_a_right_to_left_topic_and_title_keep_the_count_and_the_date_in_place(
     assert drawn_in_order(heading), heading
     assert compact["isolated"] == ["خبر عاجل"] and drawn_in_order(compact), compact
     assert title == parsed["Subject"]
+
+
+LONG_TOPIC = (
+    "Taiwan Strait shipping, semiconductors, export controls and the coast guard patrols"
+    " around Kinmen and Matsu, with reactions of Beijing, Washington, Tokyo, Manila"
+    " and the European Union to each of them"
+)
+TOP_OF_MAIL = """(() => [
+  document.getElementById('alert-bar').innerText,
+  ...[...document.querySelectorAll('#alert-bar ~ p')].slice(0, 2).map(p => p.innerText),
+])()"""
+
+
+def test_a_long_topic_name_is_shown_in_full_once_at_the_top(engine: sa.Engine) -> None:
+    """A 200-character topic name: the heading shows it (cut at 80); the reason and the
+    context lines below it name it in short, so the top of the mail is not the name three
+    times (at 375 px it made the top of the mail 13 lines; now 10)."""
+    assert len(LONG_TOPIC) == 200
+    topics: TopicSet = parse_topics(
+        TOPICS_YAML.replace("name: 台湾", f"name: {LONG_TOPIC}"), "topics.yaml"
+    )
+    sync_topics(engine, topics)
+    assert len(alert_on_burst(engine, topics)) == 1
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        deliver_pending(
+            engine, smtp_send(port), AT + timedelta(minutes=5), topics=topics, options=OPTIONS
+        )
+    assert len(sink.messages) == 2
+    heading_name = LONG_TOPIC[:79]  # cut at 80 with "…"
+    with Chromium() as browser:
+        for (_, recipients, raw), width in itertools.product(sink.messages, (375, 1280)):
+            message = email.message_from_bytes(raw, policy=default_policy)
+            assert isinstance(message, EmailMessage)
+            name = f"alert-long-topic-{recipients[0].split('@')[0]}-{width}"
+            page = browser.open(
+                mail_html_file(message, ARTIFACTS / f"{name}.html").as_uri(), width=width
+            )
+            heading, reason, context = page.evaluate(TOP_OF_MAIL)
+            page.screenshot(ARTIFACTS / f"{name}.png")
+            assert heading_name + "…" in heading, heading
+            assert heading_name not in reason and heading_name not in context, (reason, context)
+            assert LONG_TOPIC[:20] in reason and LONG_TOPIC[:20] in context, (reason, context)
+            shown = page.evaluate("document.body.innerText")
+            top = shown[: shown.index("10")]  # up to the first count
+            assert top.count(LONG_TOPIC[:20]) == 1, top
+            bar_line, _, why, context_line = (
+                message.get_body(("plain",)).get_content().splitlines()[:4]
+            )
+            assert heading_name + "…" in bar_line, bar_line
+            assert heading_name not in why and heading_name not in context_line, (why, context_line)

@@ -68,6 +68,10 @@ DIGEST_STORIES = 200
 # within what an inbox shows of a subject, about 40 characters on a phone. A 200-character
 # topic name, cut at 80, put the count of an alert at character 95.
 SUBJECT_TOPIC_CHARS = 30
+# An alert mail's heading shows the topic name cut at TOPIC_NAME_CHARS; the reason and
+# context lines under it name it again cut as in the subject. A 200-character name shown
+# three times cut at 80 made the top of the mail 13 lines at 375 px (now 10).
+TOPIC_NAME_CHARS = 80
 SUBJECT_TOPICS_CHARS = 48
 MAX_SUBJECT_TOPICS = 4
 
@@ -207,13 +211,16 @@ def _more_link(options: MailOptions, topic_key: str, start: datetime, end: datet
     return safe_link(f"{options.base_url}/mediamon/?{query}")
 
 
-def reason(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> str:
+def reason(
+    alert: AlertMail, zone: ZoneInfo, catalog: Catalog, name_chars: int = TOPIC_NAME_CHARS
+) -> str:
     """The plain-language reason: "9 stories mentioning 台湾 in the hour to 2024-04-17
-    10:00 (UTC+08:00), about 45 times the usual 0.2 for a Wednesday at this hour." """
+    10:00 (UTC+08:00), about 45 times the usual 0.2 for a Wednesday at this hour.", the
+    topic name cut at ``name_chars``."""
     end = alert.window_end.astimezone(zone)
     values = {
         "stories": catalog.counted("stories", alert.observed),
-        "topic": isolate(alert.topic_name, 80),
+        "topic": isolate(alert.topic_name, name_chars),
         "the_hours": catalog.counted("the_hours", alert.hours),
         "end": local_time(alert.window_end, zone),
         "weekday": catalog.weekday(end - timedelta(minutes=1)),
@@ -315,17 +322,20 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     """One alert for one reader: subject, plain text and HTML with the chart."""
     catalog = Catalog.for_locale(reader.locale)
     zone = reader.zone(options)
-    topic = isolate(alert.topic_name, 80)
+    topic = isolate(alert.topic_name, TOPIC_NAME_CHARS)
+    short_topic = isolate(alert.topic_name, SUBJECT_TOPIC_CHARS)
     subject = catalog(
         "subject_alert",
-        topic=isolate(alert.topic_name, SUBJECT_TOPIC_CHARS),
+        topic=short_topic,
         stories=catalog.counted("stories", alert.observed),
         hours=catalog.counted("hours", alert.hours),
         lift_phrase=_lift_phrase(alert, catalog),
     )
-    why = reason(alert, zone, catalog)
+    # The heading names the topic (cut at 80); the two lines under it, short (cut as in the
+    # subject, which the reader has just seen), so the name is not read three times.
+    why = reason(alert, zone, catalog, SUBJECT_TOPIC_CHARS)
     total = catalog.counted("stories", alert.total_stories)
-    context = catalog("context", total=total, observed=alert.observed, topic=topic)
+    context = catalog("context", total=total, observed=alert.observed, topic=short_topic)
     image = _chart_image(alert, zone, catalog, f"chart-{alert.topic_key}")
     link = _more_link(options, alert.topic_key, alert.window_start, alert.window_end)
     stories_html, story_lines = stories_section(alert.stories, zone, catalog, link)
