@@ -208,3 +208,30 @@ def test_a_server_refusing_every_mail_fails_deliver_alerts_at_once(
     with engine.connect() as conn:
         assert conn.execute(sa.text("select state from alerts")).scalars().all() == ["open"]
         assert conn.execute(sa.text("select count(*) from alert_deliveries")).scalar() == 0
+
+
+def test_a_server_refusing_every_mail_fails_the_watchdog_at_once(
+    airflow: Any, metadata: sa.Engine, engine: sa.Engine, built_seed: Article,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The `mediamon_smtp` server answers every MAIL FROM with 530. Before: each incident
+    mail was tried and failed as if the server were down, and the watchdog was retried
+    twice, each try asking again for each mail. Now the task fails on its first try, in
+    one line naming the server and its answer; the incidents stay recorded, unmailed."""
+    from tests.integration.test_health import T, add_articles, add_polls, hourly
+    from tests.support.smtp_server import Answering, connection_json, serve_smtp
+
+    for source in ("quiet", "still"):  # two silent sources: two incident mails due
+        add_articles(engine, built_seed, source, hourly(T - timedelta(hours=10), 48))
+        add_polls(engine, source, [T - timedelta(minutes=5)])
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    server = Answering(mail_from="530 5.7.0 Authentication required")
+    with serve_smtp(server) as port:
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        run = airflow.dags["mediamon_health"].test(logical_date=T)
+    state, tasks = run_state(metadata, "mediamon_health", run.run_id)
+    assert (state, tasks["watchdog"]) == ("failed", ("failed", 1)), tasks
+    assert server.mail_froms == 1  # one mail asked, not each
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select notified_at, mail_refused from incidents")).all()
+    assert [tuple(r) for r in rows] == [(None, None), (None, None)]

@@ -27,7 +27,14 @@ from mediamon.models import Article
 from mediamon.ops import health, report, runs
 from mediamon.ops.thresholds import HealthThresholds
 from mediamon.settings import DEFAULT_CONFIG_DIR
-from tests.support.smtp_server import Sink, connection_json, free_port, smtp_send
+from tests.support.smtp_server import (
+    Answering,
+    Sink,
+    connection_json,
+    free_port,
+    serve_smtp,
+    smtp_send,
+)
 
 T = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -270,6 +277,106 @@ def test_a_failed_incident_mail_does_not_stop_the_others(
     assert result.mailed == ["source_silent:still"] and len(sent) == 1
     assert result.unmailed == ["source_silent:quiet"]
     assert failure.value.exit_code == 1
+
+
+SPAM = "554 5.7.1 rejected as spam"
+
+
+def test_an_incident_mail_refused_at_data_is_recorded_and_not_offered_again(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The server takes the envelope and refuses the message at the end of DATA (554: a
+    spam filter; 552: too large): final for that message (RFC 5321). Before: the incident
+    stayed unmailed and every watchdog run, every 15 minutes, offered the same message
+    again (~96 refusals a day, how a sender gets listed) and failed. Now the first refusal
+    is recorded with the server's answer and the run fails once, in one line; later runs
+    offer it no more and pass. A 4xx at DATA is still tried again."""
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_articles(engine, built_seed, "later", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", [T - timedelta(minutes=5)])
+    add_polls(engine, "later", [T - timedelta(minutes=5)])
+    server = Answering(data={"ops@example.org": SPAM})
+    with serve_smtp(server) as port:
+        mail_env(monkeypatch, database_url, tmp_path, port)
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        assert main(["health", "run", "--at", T.isoformat()]) == 1
+        assert capsys.readouterr().err.splitlines() == [
+            "mediamon: 2 incident mail(s) not sent:"
+            f" source_silent:later: refused for good: {SPAM} (to DATA);"
+            f" source_silent:quiet: refused for good: {SPAM} (to DATA)"
+            " (the incidents stay recorded; the next run mails those not refused for good)"
+        ]
+        for minutes in (15, 30):
+            at = T + timedelta(minutes=minutes)
+            assert main(["health", "run", "--at", at.isoformat()]) == 0
+        assert server.offered == {"ops@example.org": 2}  # once each, not once a run
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select subject, notified_at, mail_refused from bi.incidents order by 1")
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("later", None, f"{SPAM} (to DATA)"),
+        ("quiet", None, f"{SPAM} (to DATA)"),
+    ]
+
+    # A 4xx at DATA is for now: the mail waits and goes at the next run.
+    add_articles(engine, built_seed, "busy", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "busy", [T + timedelta(minutes=40)])
+    full = Answering(
+        data={"ops@example.org": "452 4.3.1 out of storage"},
+        data_tries_left={"ops@example.org": 1},
+    )
+    with serve_smtp(full) as port:
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        assert main(["health", "run", "--at", (T + timedelta(minutes=45)).isoformat()]) == 1
+        assert main(["health", "run", "--at", (T + timedelta(minutes=60)).isoformat()]) == 0
+    assert full.offered == {"ops@example.org": 2} and len(full.messages) == 1
+    assert "source_silent:busy" in str(full.messages[0].content)
+
+
+def test_a_server_refusing_every_mail_fails_the_watchdog_in_one_line(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    smtp: tuple[Sink, int],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """530 to MAIL FROM (the connection has no login): every mail gets it. Before: each
+    incident mail was tried (2 here), each failed as if the server were down, and the
+    watchdog task was retried, asking again for each. Now the first answer stops the
+    run with one line naming the server and its answer, a configuration error (the
+    Airflow task fails at once); the incidents stay recorded, unmailed, and go once
+    the connection is fixed."""
+    add_articles(engine, built_seed, "quiet", hourly(T - timedelta(hours=10), 48))
+    add_articles(engine, built_seed, "still", hourly(T - timedelta(hours=10), 48))
+    add_polls(engine, "quiet", [T - timedelta(minutes=5)])
+    add_polls(engine, "still", [T - timedelta(minutes=5)])
+    answer = "530 5.7.0 Authentication required"
+    server = Answering(mail_from=answer)
+    with serve_smtp(server) as port:
+        mail_env(monkeypatch, database_url, tmp_path, port)
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        assert main(["health", "run", "--at", T.isoformat()]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mediamon: the SMTP server 127.0.0.1:{port} refuses every mail: {answer}"
+        " (to MAIL FROM); nothing more sent (0 incident mail(s) before it): the incidents"
+        " stay recorded, unmailed, until the mediamon_smtp connection or the relay is fixed"
+    ]
+    assert server.mail_froms == 1  # asked once, not once per mail
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select notified_at, mail_refused from incidents")).all()
+    assert [tuple(r) for r in rows] == [(None, None), (None, None)]
+    sink, port = smtp
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+    assert main(["health", "run", "--at", (T + timedelta(minutes=15)).isoformat()]) == 0
+    assert len(sink.messages) == 2
 
 
 def test_findings_from_runs_polls_and_alerts(engine: sa.Engine) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon.alerts.catalog import local_time
+from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
 from mediamon.errors import MailNotSent
 from mediamon.ops.runs import CHECKS_FAILED
 from mediamon.ops.thresholds import HealthThresholds
@@ -47,11 +48,12 @@ FLAP_WINDOW = HealthThresholds().flap_window
 
 
 class IncidentMailError(MailNotSent):
-    """Some incident or recovery mails could not be sent (the SMTP server is down, refuses
-    us); their incidents stay recorded and un-notified, so the next run mails them.
+    """Some incident or recovery mails could not be sent (the SMTP server is down): their
+    incidents stay recorded and un-notified, so the next run mails them; or the server
+    refused them for good (recorded in ``mail_refused``, not offered again).
 
     Attributes:
-        errors: One ``key: Error: text`` per mail not sent.
+        errors: One ``key: Error: text`` (or ``key: refused for good: answer``) a mail.
         mailed: The incident mails that did go out, by dedupe key.
         recovered: The recovery mails that did go out.
         result: The run's :class:`HealthResult` (set by :func:`run`).
@@ -59,12 +61,15 @@ class IncidentMailError(MailNotSent):
 
     exit_code = 1  # like an incident that could not be mailed for want of a connection
 
-    def __init__(self, errors: list[str], mailed: list[str], recovered: list[str]) -> None:
+    def __init__(
+        self, errors: list[str], mailed: list[str], recovered: list[str], refused: int = 0
+    ) -> None:
+        waiting = "those not refused for good" if refused else "them"
         super().__init__(
             f"{len(errors)} incident mail(s) not sent: "
             + "; ".join(errors[:3])
             + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
-            + " (the incidents stay recorded; the next run mails them)"
+            + f" (the incidents stay recorded; the next run mails {waiting})"
         )
         self.errors = errors
         self.mailed = mailed
@@ -534,11 +539,13 @@ def reconcile(
 # bring months of history, which bi.incidents holds anyway.
 MISSED_MAIL_WINDOW = timedelta(days=7)
 # A flapping incident's recovery waits until it has stayed clear for the flap window.
+# A mail the server refused for good (mail_refused: its answer) ends the incident's mail:
+# the same message is refused again, and its recovery would tell of a mail never seen.
 _MAIL_DUE = (
-    "(resolved_at is null and notified_at is null)"
+    "mail_refused is null and ((resolved_at is null and notified_at is null)"
     " or (resolved_at is not null and recovery_notified_at is null"
     "     and (notified_at is not null or resolved_at >= :missed_since)"
-    "     and (not flapping or resolved_at <= :held_until))"
+    "     and (not flapping or resolved_at <= :held_until)))"
 )
 
 
@@ -574,7 +581,8 @@ def notify(
     so overlapping runs cannot both send it. A run finding the row locked waits for the
     other run's send and then sees the row marked (skipping it instead left it unmailed
     in this run's report, which failed the watchdog while the mail was going out). A
-    failed send leaves it for the next run.
+    failed send leaves it for the next run; one the server refused for good (5xx to
+    ``DATA`` or to every recipient) is recorded in ``mail_refused`` and not tried again.
 
     Returns:
         The dedupe keys of the incident mails and the recovery mails sent.
@@ -582,12 +590,15 @@ def notify(
     Raises:
         IncidentMailError: at least one mail was not sent (after every other was tried
             and the sent ones recorded); ``send``'s errors are in its message.
+        MailServerRefusal: the server refuses every mail (530 authentication required, a
+            refused sender, relay denied): nothing more is tried, the rest stay due.
     """
     from mediamon.ops import mail as ops_mail
 
     mailed: list[str] = []
     recovered: list[str] = []
     errors: list[str] = []
+    refused = 0
     window = {"missed_since": at - MISSED_MAIL_WINDOW, "held_until": at - flap_window}
     with engine.connect() as conn:
         due = conn.execute(
@@ -624,8 +635,27 @@ def notify(
                     )
                 )
             except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
-                logger.info("mailing incident %s failed: %s", row.dedupe_key, error)
-                errors.append(f"{row.dedupe_key}: {type(error).__name__}: {error}")
+                refusal = server_refusal(error)
+                if refusal is not None:  # every other mail would get the same answer
+                    raise MailServerRefusal(
+                        f"{refusal}; nothing more sent ({len(mailed) + len(recovered)} incident"
+                        " mail(s) before it): the incidents stay recorded, unmailed, until the"
+                        " mediamon_smtp connection or the relay is fixed"
+                    ) from error
+                answer = refused_for_good(error)
+                if answer is None:
+                    logger.info("mailing incident %s failed: %s", row.dedupe_key, error)
+                    errors.append(f"{row.dedupe_key}: {type(error).__name__}: {error}")
+                    continue
+                # Offered again every 15 minutes, a refused message got ~96 refusals a
+                # day, which is what gets a sender listed as a spammer.
+                logger.warning("incident mail %s refused for good: %s", row.dedupe_key, answer)
+                errors.append(f"{row.dedupe_key}: refused for good: {answer}")
+                refused += 1
+                conn.execute(
+                    sa.text("update incidents set mail_refused = :answer where incident_id = :id"),
+                    {"answer": answer, "id": incident_id},
+                )
                 continue
             column = "recovery_notified_at" if recovery else "notified_at"
             conn.execute(
@@ -634,7 +664,7 @@ def notify(
             )
             (recovered if recovery else mailed).append(row.dedupe_key)
     if errors:
-        raise IncidentMailError(errors, mailed, recovered)
+        raise IncidentMailError(errors, mailed, recovered, refused)
     return mailed, recovered
 
 
@@ -688,7 +718,7 @@ def run(
             conn.execute(
                 sa.text(
                     "select dedupe_key from incidents where resolved_at is null"
-                    " and notified_at is null order by incident_id"
+                    " and notified_at is null and mail_refused is null order by incident_id"
                 )
             ).scalars()
         )
