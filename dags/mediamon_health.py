@@ -11,7 +11,10 @@ latest ingest run failed, a failed data-quality check. Each incident is mailed o
 **Run states.** Green: the watchdog ran and every open incident has been mailed. Red:
 the database could not be read, or an open incident could not be mailed (no
 `mediamon_smtp` connection, `MEDIAMON_OPS_EMAIL` unset, the server down) — the log lists
-the incidents; they wait in `bi.incidents` and go out once mail works.
+the incidents; they wait in `bi.incidents` and go out once mail works. A mail the server
+refuses for good (a 5xx to `DATA`) fails one try (the retry finds it recorded) and is not
+offered again (`bi.incidents.mail_refused`); a server refusing every mail (530
+authentication required) fails the task at once, without retries, in one line.
 
 **Where to look.** `bi.incidents` (every episode, open and closed); `mediamon health run
 --dry-run` shows what the watchdog sees now without writing or sending; thresholds are
