@@ -388,7 +388,7 @@ def _health(args: argparse.Namespace, settings: Settings) -> int:
             print(_table(outcome.rows, ("source", "polls", "failures", "articles",
                                         "median_latency_ms", "trend")))  # fmt: skip
         return 0 if outcome.sent or outcome.already_sent or args.dry_run else 1
-    from mediamon.ops.health import IncidentMailError
+    from mediamon.ops.incident_mail import IncidentMailError
 
     try:
         result = ops.health_run(settings, at, dry_run=args.dry_run)

@@ -24,7 +24,7 @@ from mediamon.cli import main
 from mediamon.ingest import load
 from mediamon.ingest.sources import Source
 from mediamon.models import Article
-from mediamon.ops import health, report, runs
+from mediamon.ops import health, incident_mail, report, runs
 from mediamon.ops.thresholds import HealthThresholds
 from mediamon.settings import DEFAULT_CONFIG_DIR
 from tests.support.smtp_server import (
@@ -264,7 +264,7 @@ def test_a_failed_incident_mail_does_not_stop_the_others(
             raise ConnectionResetError("server went away")
         sent.append(message)
 
-    with pytest.raises(health.IncidentMailError) as failure:
+    with pytest.raises(incident_mail.IncidentMailError) as failure:
         health.run(
             engine, T, send=send, sender="m@x", recipients=["ops@x"], limits=HealthThresholds()
         )
