@@ -57,6 +57,42 @@ def read_config_bytes(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> bytes:
     return data
 
 
+class ConfigFileProblem(ValueError):
+    """A configuration file cannot be read as YAML; the message names the file and says
+    why, on one line (callers raise it again as their own error)."""
+
+
+def load_config_yaml(path: Path, what: str) -> Any:
+    """The YAML document of the configuration file at ``path`` (``what``: "sources file",
+    "extraction file", for the messages), read by :func:`read_config_bytes` and loaded
+    with :class:`UniqueKeyLoader`.
+
+    Raises:
+        ConfigFileProblem: missing, no regular file, too large, not UTF-8, unreadable,
+            or not valid YAML (nested too deeply included).
+    """
+    try:
+        text = read_config_bytes(path).decode("utf-8")
+    except UnusableConfigFile as error:
+        raise ConfigFileProblem(f"{path}: {error}") from None
+    except FileNotFoundError:
+        raise ConfigFileProblem(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileProblem(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
+            f" {error.start}); save the {what} as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigFileProblem(f"{path}: cannot read the {what}: {error.strerror}") from None
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:  # PyYAML's parser recurses once per level of brackets
+        raise ConfigFileProblem(f"{path}: not valid YAML: nested too deeply") from None
+    except (yaml.YAMLError, ValueError) as error:
+        # ValueError: PyYAML's constructors let it through (2024-13-45, a 5,000-digit int).
+        raise ConfigFileProblem(f"{path}: not valid YAML: {yaml_problem(error)}") from None
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a mapping that names a key twice. PyYAML keeps the
     last silently: a second ``url:`` or ``enabled: false`` further down a source, as a

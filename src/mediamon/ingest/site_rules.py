@@ -11,13 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mediamon.config_yaml import (
-    UniqueKeyLoader,
-    UnusableConfigFile,
-    expanded_size_exceeds,
-    read_config_bytes,
-    yaml_problem,
-)
+from mediamon.config_yaml import ConfigFileProblem, expanded_size_exceeds, load_config_yaml
 from mediamon.settings import Settings
 from mediamon.text import one_line
 
@@ -112,26 +106,10 @@ def load_site_rules(path: str) -> dict[str, SiteRule]:
     file = Path(path)
     if not file.exists():  # a FIFO or a device exists: refused below, not taken for none
         return {}
-    import yaml
-
     try:
-        text = read_config_bytes(file).decode("utf-8")
-    except UnusableConfigFile as error:
-        raise ValueError(f"{file}: {error}") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{file}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
-            f" {error.start}); save the extraction file as UTF-8"
-        ) from None
-    except OSError as error:
-        raise ValueError(f"{file}: cannot read the extraction file: {error.strerror}") from None
-    try:
-        document = yaml.load(text, Loader=UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
-    except RecursionError:  # PyYAML's parser recurses once per level of brackets
-        raise ValueError(f"{file}: not valid YAML: nested too deeply") from None
-    except (yaml.YAMLError, ValueError) as error:
-        # ValueError: PyYAML's constructors let it through (2024-13-45, a 5,000-digit int).
-        raise ValueError(f"{file}: not valid YAML: {yaml_problem(error)}") from None
+        document = load_config_yaml(file, "extraction file") or {}
+    except ConfigFileProblem as error:
+        raise ValueError(str(error)) from None
     if expanded_size_exceeds(document, MAX_RULE_VALUES, MAX_RULE_CHARACTERS):
         raise ValueError(
             f"{file}: too large once YAML aliases are expanded (more than"

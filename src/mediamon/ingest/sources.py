@@ -10,15 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
-from mediamon.config_yaml import (
-    UniqueKeyLoader,
-    UnusableConfigFile,
-    expanded_size_exceeds,
-    read_config_bytes,
-    yaml_problem,
-)
+from mediamon.config_yaml import ConfigFileProblem, expanded_size_exceeds, load_config_yaml
 from mediamon.errors import ConfigError
 from mediamon.text import BREAKS_A_LINE
 
@@ -399,26 +391,9 @@ def load_sources(path: Path) -> list[Source]:
             the source and the field.
     """
     try:
-        text = read_config_bytes(path).decode("utf-8")
-    except UnusableConfigFile as error:
-        raise SourceConfigError(f"{path}: {error}") from None
-    except FileNotFoundError as error:
-        raise SourceConfigError(f"{path}: sources file not found") from error
-    except UnicodeDecodeError as error:
-        raise SourceConfigError(
-            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
-            f" {error.start}); save the sources file as UTF-8"
-        ) from error
-    except OSError as error:
-        raise SourceConfigError(f"{path}: cannot read the sources file: {error}") from error
-    try:
-        document = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except RecursionError as error:
-        # PyYAML's parser recurses once per level of brackets or indentation.
-        raise SourceConfigError(f"{path}: not valid YAML: nested too deeply") from error
-    except (yaml.YAMLError, ValueError) as error:
-        # ValueError: PyYAML's constructors let it through (2024-13-45, a 5,000-digit int).
-        raise SourceConfigError(f"{path}: not valid YAML: {yaml_problem(error)}") from error
+        document = load_config_yaml(path, "sources file")
+    except ConfigFileProblem as error:
+        raise SourceConfigError(str(error)) from error
     _check_expanded_size(document, path)
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
         raise SourceConfigError(f"{path}: expected a mapping with a 'sources' list")
