@@ -265,6 +265,28 @@ class Stack:
             engine.dispose()
         raise TimeoutError(f"{message} in {timeout_s} s")
 
+    def stop_component(self, name: str, grace_s: float = 60) -> None:
+        """Stop one service (to start it again otherwise): SIGTERM its process group, and
+        SIGKILL what is left after ``grace_s``. A scheduler finishing its loop on a
+        machine under load sometimes outlived a minute's wait for SIGTERM alone."""
+        import psutil
+
+        process = self.processes.pop(name)
+        descendants: list[psutil.Process] = []
+        with suppress(psutil.Error):
+            descendants = psutil.Process(process.pid).children(recursive=True)
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            for child in descendants:
+                with suppress(psutil.Error):
+                    child.kill()
+
     def stop(self) -> None:
         """SIGTERM every service's process group, then SIGKILL what is left, including
         task processes that moved to process groups of their own."""

@@ -6,7 +6,6 @@ this: it replaces the run instead of clearing it (its clear count stays 0)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -81,9 +80,7 @@ def test_a_cleared_past_run_leaves_its_stale_alert_to_the_digests(
                     ),
                     {"hour": HOUR, "run_id": run_id},
                 )
-            scheduler = stack.processes.pop("scheduler")
-            os.killpg(scheduler.pid, signal.SIGTERM)
-            scheduler.wait(60)
+            stack.stop_component("scheduler")
             mail = {**env, "AIRFLOW_CONN_MEDIAMON_SMTP": connection_json(smtp_port)}
             stack.start("scheduler-again", ["scheduler", "--skip-serve-logs"], env=mail)
             _airflow(env, "tasks", "clear", "mediamon_alerts", "-s", HOUR.isoformat(),

@@ -5,7 +5,6 @@ news; Google Alerts would not send it, and neither does mediamon."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -125,9 +124,7 @@ def test_a_cleared_past_digests_run_mails_no_stale_digest(
                     ),
                     {"start": hour - timedelta(hours=1), "end": hour, "run_id": run_id},
                 )
-            scheduler = stack.processes.pop("scheduler")
-            os.killpg(scheduler.pid, signal.SIGTERM)
-            scheduler.wait(60)
+            stack.stop_component("scheduler")
             mail = {**env, "AIRFLOW_CONN_MEDIAMON_SMTP": connection_json(smtp_port)}
             stack.start("scheduler-again", ["scheduler", "--skip-serve-logs"], env=mail)
             cleared = _airflow(env, "tasks", "clear", "mediamon_digests", "-s", hour.isoformat(),
