@@ -19,24 +19,24 @@ logger = logging.getLogger(__name__)
 MAILED_VARIABLE = "mediamon_failure_mails"
 
 
-class _StoreFailed(Exception):
-    """The Variable could not be read or written: mail without deduplication."""
-
-
 def _load() -> dict[str, Any]:
     from airflow.sdk import Variable
+
+    from mediamon.ops.failure_mail import StoreUnavailable
 
     try:
         value = Variable.get(MAILED_VARIABLE, default=None, deserialize_json=True)
     except ValueError:
         return {}  # not JSON (edited by hand): start again
     except Exception as error:
-        raise _StoreFailed(error) from error
+        raise StoreUnavailable(f"Variable {MAILED_VARIABLE}: {error}") from error
     return value if isinstance(value, dict) else {}
 
 
 def _store(state: dict[str, Any]) -> None:
     from airflow.sdk import Variable
+
+    from mediamon.ops.failure_mail import StoreUnavailable
 
     try:
         Variable.set(
@@ -46,7 +46,7 @@ def _store(state: dict[str, Any]) -> None:
             serialize_json=True,
         )
     except Exception as error:
-        raise _StoreFailed(error) from error
+        raise StoreUnavailable(f"Variable {MAILED_VARIABLE}: {error}") from error
 
 
 class TaskFailureMail(BaseNotifier):
@@ -92,10 +92,5 @@ class TaskFailureMail(BaseNotifier):
 
         map_index = getattr(ti, "map_index", -1)
         me = f"{ti.dag_id}.{ti.task_id}{f'[{map_index}]' if map_index >= 0 else ''} {ti.run_id}"
-        try:
-            mail_once(failure["error"], me, datetime.now(UTC),
-                      load=_load, store=_store, send=deliver)  # fmt: skip
-        except _StoreFailed as error:
-            # Better a mail twice than none: the failure is mailed as before.
-            logger.warning("cannot read or write Variable %s (%s): mailing", MAILED_VARIABLE, error)
-            deliver(None)
+        mail_once(failure["error"], me, datetime.now(UTC),
+                  load=_load, store=_store, send=deliver)  # fmt: skip

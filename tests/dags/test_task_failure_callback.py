@@ -143,3 +143,58 @@ def test_one_mail_per_cause_while_the_database_is_down(
     held = [r.getMessage() for r in caplog.records if "failure mail not sent" in r.getMessage()]
     assert len(held) == 4, held  # summarize, the watchdog, plan_sources and summarize again
     assert all("the same error was mailed at" in line for line in held), held
+
+
+@contextmanager
+def variable_frozen_once_written(metadata: sa.Engine, key: str) -> Iterator[None]:
+    """Airflow's store takes the Variable's first write and refuses every later one: the
+    metadata database failing between a task's claim and its record of the mail."""
+    with metadata.begin() as conn:
+        conn.execute(sa.text("delete from variable where key = :key"), {"key": key})
+        conn.execute(sa.text(
+            "create or replace function test_refuse_rewrite() returns trigger language plpgsql"
+            " as $$ begin raise exception 'test: variable % is read-only', old.key; end $$"
+        ))  # fmt: skip
+        conn.execute(sa.text(
+            "create trigger test_refuse_rewrite before update or delete on variable for each row"
+            f" when (old.key = '{key}') execute function test_refuse_rewrite()"
+        ))  # fmt: skip
+    try:
+        yield
+    finally:
+        with metadata.begin() as conn:
+            conn.execute(sa.text("drop trigger if exists test_refuse_rewrite on variable"))
+            conn.execute(sa.text("drop function if exists test_refuse_rewrite()"))
+            conn.execute(sa.text("delete from variable where key = :key"), {"key": key})
+
+
+def test_a_failure_mailed_but_not_recorded_is_not_mailed_again(
+    airflow: Any, metadata: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Before: when the Variable could not be written after the mail went out (the claim
+    stored, the record of the send refused), the fallback for an unavailable store mailed
+    the same failure a second time. A store failing only costs deduplication before the
+    mail, never a second mail after it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mediamon_airflow.task_failure import MAILED_VARIABLE
+    from tests.integration.test_health import Mailbox
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
+
+    broken = tmp_path / "sources.yaml"
+    broken.write_text("sources:\n  - {name: x, url: notaurl}\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(broken))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    dag = DagBag(dag_folder=str(dags_folder())).dags["mediamon_ingest"]  # reads OPS_EMAIL
+    mailbox = Mailbox(Sink())
+    with variable_frozen_once_written(metadata, MAILED_VARIABLE), serve_smtp(mailbox.sink) as port:
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        with caplog.at_level(logging.WARNING):
+            run = dag.test(logical_date=datetime(2024, 5, 7, 12, 0, tzinfo=UTC), run_conf=conf())
+    assert run.state == "failed"
+    subjects = [m["Subject"] for m in mailbox.messages]
+    assert len(subjects) == 1, subjects
+    assert subjects[0].startswith("[mediamon] task failed: mediamon_ingest.plan_sources")
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("failure mailed, but not recorded" in line for line in warned), warned

@@ -14,11 +14,13 @@ What was mailed is kept where a failure can still write when mediamon's database
 be reached: the caller's store (an Airflow Variable). Tasks that fail at once (mapped
 shards losing the database together) each claim the error, wait, and read back: only the
 last claim mails. A claim whose mail failed (the SMTP server down) is given up, so the
-next failure mails it.
+next failure mails it. A store that cannot be read or written costs deduplication, never
+the mail, and never mails one failure twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -36,6 +38,10 @@ CLAIM_WAIT_SECONDS = 2.0
 CLAIM_STALE = timedelta(minutes=5)
 
 State = dict[str, dict[str, Any]]
+
+
+class StoreUnavailable(Exception):
+    """What was mailed could not be read or written (the caller's ``load`` or ``store``)."""
 
 
 def signature(error_text: str) -> str:
@@ -77,7 +83,7 @@ def mail_once(
     *,
     load: Callable[[], State],
     store: Callable[[State], None],
-    send: Callable[[datetime], None],
+    send: Callable[[datetime | None], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
     """Mail a failure unless its cause was mailed within :data:`REPEAT_AFTER`; return
@@ -87,14 +93,54 @@ def mail_once(
         error_text: The failure's one-line error, which names its cause.
         me: Who fails (``dag.task[map index] run``), for the store and the log.
         now: The clock's time.
-        load, store: Read and write what was mailed (shared by every task).
-        send: Mails the failure; given the time until which its cause is not mailed again.
+        load, store: Read and write what was mailed (shared by every task); they raise
+            :class:`StoreUnavailable` when they cannot.
+        send: Mails the failure; given the time until which its cause is not mailed
+            again, or None when the store is unavailable and nothing holds it back.
         sleep: Waits between the claim and its check.
 
     Raises:
         Whatever ``send`` raised; the claim is given up first, so the next failure mails.
     """
     key = signature(error_text)
+    try:
+        if not _claimed(key, me, now, load=load, store=store, sleep=sleep):
+            return False
+    except StoreUnavailable as error:
+        # Better a mail twice than none: nothing was sent yet, so mail without the store.
+        logger.warning("cannot read or write what was mailed (%s): mailing", error)
+        send(None)
+        return True
+    try:
+        send(now + REPEAT_AFTER)
+    except BaseException:
+        with contextlib.suppress(StoreUnavailable):  # the send's error is the one to see
+            state = load()
+            if state.get(key, {}).get("by") == me:
+                del state[key]
+                store(state)
+        raise
+    try:
+        state = _pruned(load(), now)
+        state[key] = {"at": now.isoformat(), "by": me, "sent": True}
+        store(state)
+    except StoreUnavailable as error:
+        # Mailed: sending it again would be the duplicate the store exists to prevent.
+        logger.warning("failure mailed, but not recorded (%s): a later failure may repeat it",
+                       error)  # fmt: skip
+    return True
+
+
+def _claimed(
+    key: str,
+    me: str,
+    now: datetime,
+    *,
+    load: Callable[[], State],
+    store: Callable[[State], None],
+    sleep: Callable[[float], None],
+) -> bool:
+    """Claim the mailing of ``key``: False if it was mailed or another task mails it."""
     reason = held_back(load(), key, now)
     if reason is not None:
         logger.warning("failure mail not sent: %s (mailed at most every %s)", reason, REPEAT_AFTER)
@@ -107,15 +153,4 @@ def mail_once(
     if claimed.get("by") != me:
         logger.warning("failure mail not sent: %s mails the same error", claimed.get("by"))
         return False
-    try:
-        send(now + REPEAT_AFTER)
-    except BaseException:
-        state = load()
-        if state.get(key, {}).get("by") == me:
-            del state[key]
-            store(state)
-        raise
-    state = _pruned(load(), now)
-    state[key] = {"at": now.isoformat(), "by": me, "sent": True}
-    store(state)
     return True
