@@ -38,6 +38,7 @@ def main() -> None:
         ingest_small,
         instructions,
         load,
+        matching,
         parse,
         scale,
         throughput,
@@ -56,6 +57,9 @@ def main() -> None:
         ))),
         ("extraction instructions", lambda: printed(instructions.run(2 if smoke else 40))),
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
+        ("topic matching", lambda: printed(matching.run(
+            20 if smoke else 300, (10, 100) if smoke else (10, 100, 1_000)
+        ))),
         ("cost of hostile input at n and 4n", lambda: printed(cost.run(smoke))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
@@ -95,35 +96,52 @@ class Topic:
     def exclusions(self) -> tuple[Rule, ...]:
         return tuple(parse_rule(t) for t in self.exclude)
 
+    @cached_property
+    def needles(self) -> frozenset[str]:
+        """Words one of which occurs wherever the topic does (its rules' first sides)."""
+        return frozenset(n for rule in self.rules for n in rule.needles[0])
+
     def in_scope(self, language: str | None, source: str | None) -> bool:
         """Whether an article of this language and source is considered at all."""
         if self.languages and (language or "") not in self.languages:
             return False
         return not self.sources or (source or "") in self.sources
 
-    def hits(self, text_folded: str) -> int:
-        """Occurrences of the topic's rules in one folded text."""
+    def hits(self, text_folded: str, present: AbstractSet[str] | None = None) -> int:
+        """Occurrences of the topic's rules in one folded text (``present``: see
+        :meth:`Rule.possible`)."""
         if not text_folded:
             return 0
         return count_hits(
-            s for rule in self.rules if rule.possible(text_folded) for s in rule.spans(text_folded)
+            s
+            for rule in self.rules
+            if rule.possible(text_folded, present)
+            for s in rule.spans(text_folded)
         )
 
-    def match(self, title_folded: str, body_folded: str) -> tuple[int, int]:
+    def match(
+        self,
+        title_folded: str,
+        body_folded: str,
+        present: tuple[AbstractSet[str], AbstractSet[str]] | None = None,
+    ) -> tuple[int, int]:
         """Count the topic's occurrences in an article.
 
         Args:
             title_folded: ``fold(title)`` (titles are stored as published: fold them first).
             body_folded: ``fold(body)``, i.e. ``articles.match_text``.
+            present: The needles found in the title and in the body
+                (:class:`mediamon.topics.prefilter.Needles`); None: each rule looks itself.
 
         Returns:
             (title hits, body hits); (0, 0) when an exclusion occurs in title or body.
         """
-        title_hits = self.hits(title_folded)
-        body_hits = self.hits(body_folded)
+        in_title, in_body = present if present is not None else (None, None)
+        title_hits = self.hits(title_folded, in_title)
+        body_hits = self.hits(body_folded, in_body)
         if (title_hits or body_hits) and any(
-            (rule.possible(title_folded) and rule.spans(title_folded))
-            or (rule.possible(body_folded) and rule.spans(body_folded))
+            (rule.possible(title_folded, in_title) and rule.spans(title_folded))
+            or (rule.possible(body_folded, in_body) and rule.spans(body_folded))
             for rule in self.exclusions
         ):
             return 0, 0

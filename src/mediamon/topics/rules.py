@@ -17,6 +17,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
@@ -113,7 +114,10 @@ class Rule:
         return text
 
     @cached_property
-    def _needles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def needles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Words the rule cannot occur without: one of the first side's, and one of the
+        second's if it has one."""
+
         # A phrase cannot occur without its longest word: a plain substring test (in C)
         # rules out most texts before any regular expression runs.
         def words(operand: Operand | None) -> tuple[str, ...]:
@@ -123,10 +127,20 @@ class Rule:
 
         return words(self.first), words(self.second)
 
-    def possible(self, text: str) -> bool:
-        """False when the rule certainly does not occur in ``text`` (a cheap test)."""
-        first, second = self._needles
-        return any(n in text for n in first) and (not second or any(n in text for n in second))
+    def possible(self, text: str, present: AbstractSet[str] | None = None) -> bool:
+        """False when the rule certainly does not occur in ``text`` (a cheap test).
+
+        Args:
+            text: The folded text.
+            present: The needles found in ``text`` (:class:`mediamon.topics.prefilter.Needles`
+                over this rule, among others); None: look for them here.
+        """
+        first, second = self.needles
+        if present is None:
+            return any(n in text for n in first) and (not second or any(n in text for n in second))
+        return any(n in present for n in first) and (
+            not second or any(n in present for n in second)
+        )
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Occurrences of the rule in a folded text, as (start, end) offsets."""
