@@ -197,3 +197,34 @@ def test_an_error_line_of_many_url_starts_is_cleaned_in_linear_time() -> None:
     seconds = time.process_time() - started
     assert seconds < 20 * baseline + 0.5, (seconds, baseline)  # before: 18 s
     assert str(explained) == f"database URL: {'://a:' * 20_000}"  # no password: unchanged
+
+
+def test_a_keyword_stuffed_article_is_matched_at_the_cost_of_an_ordinary_one() -> None:
+    """An article of one topic word 100,000 times (台湾, 200,000 characters: the stored
+    body's cap): each of its occurrences was a span, sorted and merged, for every rule of
+    every topic naming it; a NEAR of its two characters paired all 100,000. Ten such
+    topics cost 15 s of the match task for one article. Now a rule's hits are counted up
+    to MAX_TERM_HITS (1,000; real articles name a topic a few dozen times): the same
+    topics match, with hits capped (its three rules' spans chain into one hit, as before)."""
+    from mediamon.text import fold
+    from mediamon.topics.definitions import topic_from_dict
+    from mediamon.topics.match import match_article, needles_of
+    from mediamon.topics.rules import MAX_TERM_HITS
+
+    topics = [
+        topic_from_dict({"key": f"t{n}", "name": "t", "terms": ["台湾", "台 NEAR/5 湾", "(台|湾)"]})
+        for n in range(10)
+    ]
+    needles = needles_of(topics)
+    hostile = "台湾" * 100_000
+    ordinary = fold((PARAGRAPH * (200_000 // len(PARAGRAPH) + 1))[:199_990] + "台湾海峡")
+    match_article(topics, "", ordinary, "zh", "s", needles)  # warm up
+    baseline = least_cpu(lambda: match_article(topics, "", ordinary, "zh", "s", needles))
+    started = time.process_time()
+    found = match_article(topics, "", hostile, "zh", "s", needles)
+    seconds = time.process_time() - started
+    assert seconds < 20 * baseline + 0.3, (seconds, baseline)  # before: 15 s
+    assert set(found) == {t.key for t in topics}
+    assert all(body >= 1 for _, body in found.values())
+    plain = topic_from_dict({"key": "plain", "name": "t", "terms": ["台湾"]})
+    assert match_article([plain], "", hostile, "zh", "s") == {"plain": (0, MAX_TERM_HITS)}

@@ -16,7 +16,7 @@ import bisect
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,6 +27,10 @@ from mediamon.text import fold
 logger = logging.getLogger(__name__)
 
 MAX_NEAR = 200
+# A term's occurrences in one text are counted up to here. A keyword-stuffed article (台湾
+# 100,000 times, 200,000 characters) cost each topic naming it 0.7 s, to count hits no
+# real article has; real articles name a topic a few dozen times at most.
+MAX_TERM_HITS = 1_000
 # One (a|b|…) is one regular expression: 100,000 alternatives took 37 s to compile and
 # 16 s an article to match; real rules list a few dozen.
 MAX_ALTERNATIVES = 500
@@ -143,13 +147,17 @@ class Rule:
         )
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        """Occurrences of the rule in a folded text, as (start, end) offsets."""
-        found = [m.span() for m in self.first.pattern.finditer(text)]
-        if not found:
-            return []
+        """Occurrences of the rule in a folded text, as (start, end) offsets; the first
+        :data:`MAX_TERM_HITS` only, unless exclusions may drop some."""
+        limit = MAX_TERM_HITS if not self.excluded else None
+        firsts = (m.span() for m in self.first.pattern.finditer(text))
         if self.second is not None and self.distance is not None:
-            others = [m.span() for m in self.second.pattern.finditer(text)]
-            found = _near(text, found, others, self.distance, self.unit)
+            # Both sides read only as far as the pairs need: a stuffed article's 100,000
+            # pairs cost 0.7 s a rule, to count hits past the cap.
+            others = (m.span() for m in self.second.pattern.finditer(text))
+            found = _near(text, firsts, others, self.distance, self.unit, limit)
+        else:
+            found = list(islice(firsts, limit))
         for operand in self.excluded:
             if not found:
                 break
@@ -353,34 +361,49 @@ def _gap_units(text: str, start: int, end: int, unit: str, limit: int) -> int:
 
 def _near(
     text: str,
-    firsts: Sequence[tuple[int, int]],
-    seconds: Sequence[tuple[int, int]],
+    firsts: Iterable[tuple[int, int]],
+    seconds: Iterator[tuple[int, int]],
     distance: int,
     unit: str,
+    limit: int | None = None,
 ) -> list[tuple[int, int]]:
-    """Spans covering each first occurrence and its closest second within ``distance``."""
-    if not seconds:
-        return []
-    starts = sorted(s for s, _ in seconds)
-    by_start = sorted(seconds)
-    by_end = sorted(seconds, key=lambda s: s[1])
-    ends = [e for _, e in by_end]
+    """Spans covering each first occurrence and its closest second within ``distance``;
+    the first ``limit`` of them when a limit is given.
+
+    Both sides are a regular expression's matches: in order and apart, so the seconds'
+    starts and ends are sorted alike, and they are read only as far as the firsts reach.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    read: list[tuple[int, int]] = []
     result: list[tuple[int, int]] = []
     for a_start, a_end in firsts:
+        # Read the seconds up to the first one starting after this first occurrence.
+        while not starts or starts[-1] < a_end:
+            following = next(seconds, None)
+            if following is None:
+                break
+            starts.append(following[0])
+            ends.append(following[1])
+            read.append(following)
+        if not read:
+            return []  # no second occurrence at all
         candidates: list[tuple[int, tuple[int, int]]] = []
         # The nearest second after the first starts first; the nearest before ends last.
         after = bisect.bisect_left(starts, a_end)
-        if after < len(by_start):
-            b_start, b_end = by_start[after]
+        if after < len(read):
+            b_start, b_end = read[after]
             candidates.append((_gap_units(text, a_end, b_start, unit, distance), (a_start, b_end)))
         before = bisect.bisect_right(ends, a_start) - 1
         if before >= 0:
-            b_start, b_end = by_end[before]
+            b_start, b_end = read[before]
             candidates.append((_gap_units(text, b_end, a_start, unit, distance), (b_start, a_end)))
         if candidates:
             gap, span = min(candidates)
             if gap <= distance:
                 result.append(span)
+                if len(result) == limit:
+                    break
     return result
 
 
