@@ -23,7 +23,12 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from mediamon.db.roles import BI_ROLE, bi_login_refusals, bi_login_settings
+from mediamon.db.roles import (
+    BI_ROLE,
+    ROLE_SETTING_NAMES,
+    bi_login_refusals,
+    bi_login_settings,
+)
 from mediamon.errors import EXIT_DATABASE, InputError, UserError
 
 logger = logging.getLogger(__name__)
@@ -312,6 +317,8 @@ def create_bi_login(
                 f" only creates logins or gives a new password to plain members of {BI_ROLE}:"
                 " choose another name"
             )
+        # the defaults the login has of its own stay (roles.BI_LOGIN_DEFAULTS)
+        already_set = conn.exec_driver_sql(ROLE_SETTING_NAMES, {"name": name}).scalar()
         raw = conn.connection.driver_connection
         assert raw is not None
         verifier = raw.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
@@ -320,8 +327,9 @@ def create_bi_login(
                 sql.Identifier(name), sql.Literal(verifier.decode())
             ),
             sql.SQL("grant {} to {}").format(sql.Identifier(BI_ROLE), sql.Identifier(name)),
-            # read-only sessions without JIT (roles.BI_LOGIN_SETTINGS says why)
-            *bi_login_settings(name),
+            # read-only sessions without JIT, with a statement timeout, more work_mem
+            # (roles.BI_LOGIN_SETTINGS says why)
+            *bi_login_settings(name, already_set or ()),
         ]
         for statement in statements:
             conn.exec_driver_sql(statement.as_string(raw).replace("%", "%%"))

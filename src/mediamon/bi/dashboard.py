@@ -28,7 +28,7 @@ from mediamon.alerts.catalog import p_value_text
 from mediamon.alerts.render import clean, isolate, safe_link
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.db.queries import query
-from mediamon.db.roles import BI_ROLE
+from mediamon.db.roles import BI_ROLE, BI_WORK_MEM_MB
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +124,14 @@ def clamp_days(value: object) -> int:
 @contextmanager
 def read_only(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection in a read-only transaction as ``mediamon_bi``: the page can read what a
-    BI login reads and nothing else, whatever user the engine connects as, and without JIT
-    as BI logins are (a role's settings do not follow ``set role``); a statement ends after
-    :data:`STATEMENT_TIMEOUT_S`."""
+    BI login reads and nothing else, whatever user the engine connects as, without JIT and
+    with the work_mem of BI logins (a role's settings do not follow ``set role``); a
+    statement ends after :data:`STATEMENT_TIMEOUT_S`, sooner than a BI login's."""
     with engine.connect() as conn:
         conn.exec_driver_sql("set transaction read only")
         conn.exec_driver_sql(f"set local role {BI_ROLE}")
         conn.exec_driver_sql("set local jit = off")
+        conn.exec_driver_sql(f"set local work_mem = '{BI_WORK_MEM_MB}MB'")
         conn.exec_driver_sql(f"set local statement_timeout = {int(STATEMENT_TIMEOUT_S * 1000)}")
         try:
             yield conn

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -24,20 +24,52 @@ BI_LOGIN_ENV = ("MEDIAMON_BI_LOGIN", "MEDIAMON_BI_PASSWORD")
 
 # Session defaults of every BI login, set on the login itself: PostgreSQL applies a role's
 # settings only when that role logs in, so set on mediamon_bi (a group, no login) they
-# would reach no one. Read-only sessions, so a tool cannot even create a temporary table;
-# no JIT, because a dashboard's whole series (bi.topic_daily for every topic) is
-# estimated above jit_above_cost and spent about a second compiling a query that reads
-# the roll-up in a fraction of that (docs/decisions.md, roll-up).
-BI_LOGIN_SETTINGS = (("default_transaction_read_only", "on"), ("jit", "off"))
+# would reach no one. Read-only sessions, so a tool cannot even create a temporary table.
+# The rest are defaults an administrator may have chosen otherwise for a login (and an
+# analyst may raise in a session, `set statement_timeout = '10min'`): a login that already
+# has one keeps it (docs/topics.md, "BI logins").
+BI_LOGIN_ENFORCED = (("default_transaction_read_only", "on"),)
+# No JIT: a dashboard's whole series (bi.topic_daily for every topic) is estimated above
+# jit_above_cost and spent about a second compiling a query that reads the roll-up in a
+# fraction of that (docs/decisions.md, roll-up). A statement ends after a minute, when
+# Superset's web request has long given up on it (SUPERSET_WEBSERVER_TIMEOUT, 60 s), and
+# the slowest dashboard query takes 3 s on a year of two million articles: before, one
+# runaway query held its backend and its locks until someone killed it. A transaction left
+# open and idle (psql's BEGIN, a tool that never commits) ends after 5 minutes: it held
+# its snapshot (vacuum could not clean behind it) and its locks (a migration's ALTER waited
+# on it, and every query behind that ALTER). work_mem: see BI_WORK_MEM_MB.
+BI_WORK_MEM_MB = 64
+BI_LOGIN_DEFAULTS = (
+    ("jit", "off"),
+    ("statement_timeout", "60s"),
+    ("idle_in_transaction_session_timeout", "5min"),
+    # A year's group-by over bi.articles (a source's stories per day: 353,000 groups on
+    # two million articles) spilled 63 MB to disk at the default 4 MB. Memory is bounded
+    # by sessions x hash nodes x work_mem x hash_mem_multiplier (2): a dashboard's query
+    # has one or two such nodes, so each BI session may take up to about 256 MB at its
+    # peak, and 10 at once (Superset's chart queries of a dashboard, psql) 2.5 GB; the
+    # sizing is in docs/topics.md, "BI logins".
+    ("work_mem", f"{BI_WORK_MEM_MB}MB"),
+)
+BI_LOGIN_SETTINGS = BI_LOGIN_ENFORCED + BI_LOGIN_DEFAULTS
+
+# The names of the settings a role has of its own (pg_roles.rolconfig, "name=value").
+ROLE_SETTING_NAMES = (
+    "select coalesce(array(select split_part(c, '=', 1) from unnest(r.rolconfig) c), '{}')"
+    " from pg_roles r where r.rolname = %(name)s"
+)
 
 
-def bi_login_settings(name: str) -> list[sql.Composed]:
-    """The statements that give login ``name`` the BI session defaults."""
+def bi_login_settings(name: str, already_set: Collection[str] = ()) -> list[sql.Composed]:
+    """The statements that give login ``name`` the BI session defaults: all of them to a
+    new login; to an existing one (``already_set``: the settings it has of its own) the
+    enforced ones, and the defaults it has no value for."""
     return [
         sql.SQL("alter role {} set {} = {}").format(
             sql.Identifier(name), sql.Identifier(setting), sql.Literal(value)
         )
         for setting, value in BI_LOGIN_SETTINGS
+        if (setting, value) in BI_LOGIN_ENFORCED or setting not in already_set
     ]
 
 
@@ -236,7 +268,10 @@ def ensure_roles(engine: sa.Engine, writer: Login | None, bi_login: Login | None
             if bi_login is not None:
                 login(bi_login)
                 run(sql.SQL("grant mediamon_bi to {}").format(sql.Identifier(bi_login.name)))
-                for default in bi_login_settings(bi_login.name):
+                (already_set,) = cursor.execute(
+                    ROLE_SETTING_NAMES, {"name": bi_login.name}
+                ).fetchone()
+                for default in bi_login_settings(bi_login.name, already_set):
                     run(default)
                 run(
                     sql.SQL("grant connect on database {} to {}").format(

@@ -8,8 +8,10 @@ each test: roles are global to the server, so no other role is touched."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -141,7 +143,40 @@ def test_a_plain_bi_login_gets_a_new_password(
     assert f"new password for {name} in role mediamon_bi" in capsys.readouterr().err
     after = _state(admin, name)
     assert after[0] != before[0]
-    assert after[1] == ["default_transaction_read_only=on", "jit=off"]
+    assert after[1] == [
+        "default_transaction_read_only=on",
+        "jit=off",
+        "statement_timeout=60s",
+        "idle_in_transaction_session_timeout=5min",
+        "work_mem=64MB",
+    ]
+
+
+def test_a_bi_login_keeps_the_limits_an_administrator_chose(
+    admin: sa.Engine,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bi-user and db roles run again give a login the defaults it has no value for, and
+    read-only sessions always; a timeout or work_mem set by hand stays."""
+    made = scratch_role("login password 'old' in role mediamon_bi")
+    named = scratch_role("login password 'old' in role mediamon_bi")
+    for name in (made, named):
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"alter role \"{name}\" set statement_timeout = '10min'"))
+            conn.execute(sa.text(f"alter role \"{name}\" set work_mem = '16MB'"))
+            conn.execute(sa.text(f'alter role "{name}" set default_transaction_read_only = off'))
+    assert main(["db", "bi-user", made]) == 0, capsys.readouterr()
+    roles.ensure_roles(admin, None, roles.Login(named, "db-roles-pass"))
+    for name in (made, named):
+        assert _state(admin, name)[1] == [
+            "statement_timeout=10min",
+            "work_mem=16MB",
+            "default_transaction_read_only=on",
+            "jit=off",
+            "idle_in_transaction_session_timeout=5min",
+        ], name
 
 
 def _roles_refused(
@@ -277,6 +312,8 @@ def test_bi_logins_run_without_jit(
             assert any("JIT" in line for line in owner_plan)
     with dashboard.read_only(admin) as conn:
         assert conn.execute(sa.text("show jit")).scalar_one() == "off"
+        # and hashes with a BI login's work_mem, as the bench reads (bench/bi_scale.py)
+        assert conn.execute(sa.text("show work_mem")).scalar_one() == "64MB"
 
 
 def test_migration_0023_turns_jit_off_for_the_bi_logins_made_before(
@@ -296,3 +333,78 @@ def test_migration_0023_turns_jit_off_for_the_bi_logins_made_before(
     assert _state(admin, before)[1] == ["default_transaction_read_only=on", "jit=off"]
     assert _state(admin, chosen)[1] == ["jit=on"]
     assert _state(admin, other)[1] is None
+
+
+def test_a_bi_logins_runaway_statement_is_cancelled_after_a_minute(
+    admin: sa.Engine,
+    database_url: str,
+    scratch_role: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a BI login (Superset's, an analyst's psql) had no statement_timeout, so one
+    runaway query held its backend and its locks for ever; only mediamon's own page set
+    one. Now every login both commands make ends a statement after a minute, leaves an
+    idle transaction after 5 minutes, and hashes with 64 MB of work_mem."""
+    made = scratch_role("login password 'old' in role mediamon_bi")
+    monkeypatch.setenv("MEDIAMON_BI_PASSWORD", "bi-user-pass")
+    assert main(["db", "bi-user", made]) == 0, capsys.readouterr()
+    named = scratch_role("login password 'old' in role mediamon_bi")
+    roles.ensure_roles(admin, None, roles.Login(named, "db-roles-pass"))
+    logins = {made: "bi-user-pass", named: "db-roles-pass"}
+
+    def sleep_past_the_limit(name: str) -> tuple[str, float]:
+        engine = _as_login(database_url, name, logins[name])
+        started = time.monotonic()
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("select pg_sleep(75)"))
+        except sa.exc.OperationalError as error:
+            return type(error.orig).__name__, time.monotonic() - started
+        finally:
+            engine.dispose()
+        return "finished", time.monotonic() - started
+
+    # both at once: a minute in all
+    with ThreadPoolExecutor(len(logins)) as pool:
+        outcomes = dict(zip(logins, pool.map(sleep_past_the_limit, logins), strict=True))
+    for name, (outcome, seconds) in outcomes.items():
+        assert outcome == "QueryCanceled" and 59 < seconds < 70, (name, outcome, seconds)
+        engine = _as_login(database_url, name, logins[name])
+        with engine.connect() as conn:
+            shown = [
+                conn.execute(sa.text(f"show {setting}")).scalar_one()
+                for setting in ("statement_timeout", "idle_in_transaction_session_timeout",
+                                "work_mem")
+            ]  # fmt: skip
+        engine.dispose()
+        assert shown == ["1min", "5min", "64MB"], name
+
+
+def test_migration_0027_limits_the_bi_logins_made_before(
+    admin: sa.Engine, scratch_role: Callable[[str], str]
+) -> None:
+    """Logins made before 0027 had no statement timeout: the migration gives each plain
+    login of mediamon_bi the defaults bi-user gives, keeps a value set by hand, and leaves
+    other roles and superusers alone."""
+    before = scratch_role("login password 'old' in role mediamon_bi")
+    chosen = scratch_role("login password 'old' in role mediamon_bi")
+    other = scratch_role("login password 'old'")
+    superuser = scratch_role("login superuser password 'old' in role mediamon_bi")
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'alter role "{before}" set default_transaction_read_only = on'))
+        conn.execute(sa.text(f'alter role "{before}" set jit = off'))
+        conn.execute(sa.text(f'alter role "{chosen}" set statement_timeout = 0'))
+    (migration,) = [m.sql for m in migrate.load_migrations() if m.version == 27]
+    with admin.begin() as conn:
+        conn.exec_driver_sql(migration)
+    assert sorted(_state(admin, before)[1]) == sorted(
+        f"{setting}={value}" for setting, value in roles.BI_LOGIN_SETTINGS
+    )
+    assert _state(admin, chosen)[1] == [
+        "statement_timeout=0",
+        "idle_in_transaction_session_timeout=5min",
+        "work_mem=64MB",
+    ]
+    assert _state(admin, other)[1] is None
+    assert _state(admin, superuser)[1] is None
