@@ -362,6 +362,58 @@ def test_the_series_equal_their_old_definitions_through_every_change(
     assert assert_same_as_old(engine) > 0
 
 
+def test_the_top_stories_list_other_outlets_as_before(
+    engine: sa.Engine, stories: dict[str, int]
+) -> None:
+    """Since 0028 each story's other outlets are listed in one join for the window, not a
+    subquery per story: a story carried by three other outlets (one of them twice) and
+    by its own, ties broken by outlets, then mentions, as 0015's function ranks them."""
+    ids = stories
+    with engine.begin() as conn:
+        for name in ("dw", "bbc", "voa"):
+            ids[name] = conn.execute(
+                sa.text(
+                    "insert into sources (name, kind, location, poll_interval)"
+                    " values (:n, 'feed', :loc, interval '15 minutes') returning source_id"
+                ),
+                {"n": name, "loc": f"https://{name}.example/feed"},
+            ).scalar_one()
+        # r3 (cna, mentions taiwan): copies by dw twice, bbc, voa and cna itself;
+        # r6 (rfi, taiwan): by dw and bbc; r9 (cna, taiwan): by its own source only
+        for n, (root, source) in enumerate(
+            [
+                ("r3", "dw"),
+                ("r3", "dw"),
+                ("r3", "bbc"),
+                ("r3", "voa"),
+                ("r3", "cna"),
+                ("r6", "bbc"),
+                ("r6", "dw"),
+                ("r9", "cna"),
+            ]
+        ):
+            copy = _article(
+                conn, 200 + n, ids[source], T0 + timedelta(days=1, hours=n),
+                duplicate_of=ids[root],
+            )  # fmt: skip
+            if n % 3 == 0:
+                _mention(conn, copy, "taiwan")
+    with engine.connect() as conn:
+        listed = conn.execute(
+            sa.text(
+                "select story_id, outlets, other_outlets from bi.topic_window_stories("
+                " 'taiwan', :f, :t) where story_id in (:r3, :r6, :r9) order by story_rank"
+            ),
+            {"f": T0 - timedelta(days=400), "t": T0 + timedelta(days=400), **ids},
+        ).all()
+    assert [tuple(row) for row in listed] == [
+        (ids["r3"], 4, ["bbc", "dw", "voa"]),
+        (ids["r6"], 3, ["bbc", "dw"]),
+        (ids["r9"], 1, []),
+    ]
+    check(engine)
+
+
 def test_another_time_zone_is_counted_live_until_the_refresh_rebuilds(
     engine: sa.Engine, stories: dict[str, int]
 ) -> None:
