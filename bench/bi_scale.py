@@ -3,7 +3,8 @@ most quiet), two million articles (10 % syndicated copies), 50 topics whose ment
 range from one story in 20 to one in 216, a spike per topic, two million fetches, a
 thousand alerts. Each query is asked with the filters a dashboard gives it (one topic;
 the last 7, 30 and 365 days), read-only as mediamon_bi without JIT (as BI logins and the
-page read since migration 0023), and timed beside a baseline
+page read since migration 0023) and with BI logins' work_mem (64 MB, migration 0027), and
+timed beside a baseline
 measured in the same run: a full count of ``articles`` (what any query that cannot use
 an index pays). The history is loaded as runs load it, the BI roll-up refreshed after
 (migration 0022). Then a run's worth of new stories is loaded and the series are timed
