@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -80,6 +80,7 @@ class DevPage:
     # The title ingest would store (the feed's; here the page's own): a first line
     # repeating it leaves the text as build_article stores it (normalize.without_headline).
     title: str = ""
+    comments: str = ""  # the page's comment blocks (candidates.readability_read)
 
 
 def clean_page(page: DevPage, edge_lines: re.Pattern[str]) -> DevPage:
@@ -113,7 +114,7 @@ def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
         probe = Model(intercept=0.0, weights=(0.0,) * len(FEATURES), navigation=navigation)
         xs, forced, p_scores, b_scores = [], [], [], []
         for page in pages:
-            choice = choose(page.precision, page.readability, page.link_texts, probe)
+            choice = choose(page.precision, page.readability, page.link_texts, probe, page.comments)
             # the texts the model would weigh: after the navigation lines are dropped
             p_text = choose(page.precision, "", page.link_texts, probe).text
             if choice.features is not None:
@@ -173,10 +174,23 @@ def _fold(site: str, folds: int) -> int:
     return zlib.crc32(site.encode()) % folds
 
 
-def select(tables: dict[Setting, _Table], sites: np.ndarray, rows: np.ndarray) -> Model:
+Pick = tuple[Setting, float]  # the grid's pick: (navigation, lead) and the penalty
+
+
+def select(
+    tables: dict[Setting, _Table], sites: np.ndarray, rows: np.ndarray, pick: Pick | None = None
+) -> Model:
     """The model for the pages ``rows``: the penalty, navigation threshold and lead
     length with the best inner cross-validated mean page F1 (folds by site), then fit
-    on all ``rows``."""
+    on all ``rows``. ``pick``: those three given instead of searched (only the weights
+    are fit), to read a change's own effect apart from the grid's."""
+    if pick is None:
+        pick = _grid_pick(tables, sites, rows)
+    setting, l2 = pick
+    return _fit(tables[setting], rows, l2, setting)
+
+
+def _grid_pick(tables: dict[Setting, _Table], sites: np.ndarray, rows: np.ndarray) -> Pick:
     folds = np.array([_fold(s, INNER_FOLDS) for s in sites[rows]])
     best: tuple[float, Setting, float] | None = None
     for setting, table in tables.items():
@@ -189,7 +203,7 @@ def select(tables: dict[Setting, _Table], sites: np.ndarray, rows: np.ndarray) -
                 best = (total, setting, l2)
     assert best is not None
     _, setting, l2 = best
-    return _fit(tables[setting], rows, l2, setting)
+    return setting, l2
 
 
 @dataclass(frozen=True)
@@ -201,27 +215,48 @@ class CrossValidation:
     held_out_text: list[str]
     full_fit: Model
     sites: int
+    picks: dict[str, Pick]  # the grid's pick for each held-out site
+    in_sample_text: list[str]  # the text full_fit chooses
 
 
 _NAMES = ("precision", "readability", "balanced")
 
 
-def cross_validate(pages: Sequence[DevPage]) -> CrossValidation:
+def cross_validate(
+    pages: Sequence[DevPage],
+    *,
+    without: Collection[str] = (),
+    picks: Mapping[str, Pick] | None = None,
+) -> CrossValidation:
+    """Leave one site out. ``without``: features left out (their column zeroed, which
+    the ridge fit gives a weight of 0); ``picks``: the grid's picks per held-out site
+    held at these (an earlier run's ``picks``) instead of searched again."""
     tables = _tables(pages)
+    if without:
+        kept = np.array([name not in without for name in FEATURES], dtype=float)
+        tables = {key: replace(table, x=table.x * kept) for key, table in tables.items()}
     sites = np.array([p.site for p in pages])
     all_rows = np.arange(len(pages))
     held_out = [""] * len(pages)
     held_out_text = [""] * len(pages)
+    used: dict[str, Pick] = {}
     for site in sorted(set(sites)):
         train, test = all_rows[sites != site], all_rows[sites == site]
-        model = select(tables, sites, train)
+        used[site] = picks[site] if picks is not None else _grid_pick(tables, sites, train)
+        model = select(tables, sites, train, used[site])
         setting = (model.navigation, model.lead)
         for row, index in zip(test, _chosen(tables[setting], test, model), strict=True):
             held_out[row] = _NAMES[index]
             held_out_text[row] = _text_of(pages[row], _NAMES[index], setting)
-    return CrossValidation(
-        held_out, held_out_text, select(tables, sites, all_rows), len(set(sites))
-    )
+    full_fit = select(tables, sites, all_rows)
+    full_setting = (full_fit.navigation, full_fit.lead)
+    in_sample_text = [
+        _text_of(page, _NAMES[index], full_setting)
+        for page, index in zip(
+            pages, _chosen(tables[full_setting], all_rows, full_fit), strict=True
+        )
+    ]
+    return CrossValidation(held_out, held_out_text, full_fit, len(set(sites)), used, in_sample_text)
 
 
 def ablation(pages: Sequence[DevPage]) -> dict[str, CrossValidation]:

@@ -243,7 +243,12 @@ def run_page(page: Page) -> PageResult:
     """
     import trafilatura
 
-    from mediamon.ingest.candidates import link_texts, parse, readability_text, trafilatura_text
+    from mediamon.ingest.candidates import (
+        link_texts,
+        parse,
+        readability_read,
+        trafilatura_text,
+    )
     from mediamon.ingest.decode import decode_html
     from mediamon.ingest.extract import extract, parser_safe
 
@@ -292,11 +297,12 @@ def run_page(page: Page) -> PageResult:
 
     decoded = decode_html(raw).text
     tree = parse(decoded)
-    texts = ("", "", "")
+    texts, comments = ("", "", ""), ""
     if tree is not None:
+        readability, comments = readability_read(tree)
         texts = (
             trafilatura_text(tree, page.url, precision=True),
-            readability_text(tree),
+            readability,
             trafilatura_text(tree, page.url, precision=False),
         )
     precision, readability, balanced = (clean_text(text) for text in texts)
@@ -317,6 +323,7 @@ def run_page(page: Page) -> PageResult:
         link_texts=link_texts(tree) if tree is not None else frozenset(),
         raw=texts,
         title=title,
+        comments=comments,
     )
     baseline_text = outputs["trafilatura"]
     mediamon_text = without_headline(outputs["mediamon"], title)
@@ -469,6 +476,60 @@ def format_ablation(report: Report) -> str:
     return "\n".join(lines)
 
 
+def format_feature_effect(report: Report, feature: str) -> str:
+    """A feature's own effect: F1 per corpus in sample and cross-validated, without the
+    feature and with it, the second both with the grid searched again and with the
+    grid's picks held at those made without it (only the weights refit: the grid's
+    picks flip for sites whose texts did not change, see docs/extraction.md)."""
+    pages = [r.dev for r in report.results]
+    before = cross_validate(pages, without=(feature,))
+    held = cross_validate(pages, picks=before.picks)
+    variants = {
+        "in w/o": before.in_sample_text,
+        "in with": report.cv.in_sample_text,
+        "CV w/o": before.held_out_text,
+        "CV with": report.cv.held_out_text,
+        "CV held": held.held_out_text,
+    }
+    scores = {
+        name: {
+            (r.corpus, r.id): score_page(t, r.dev.reference, r.lang)
+            for r, t in zip(report.results, texts, strict=True)
+        }
+        for name, texts in variants.items()
+    }
+    header = f"{'F1':<24} {'pages':>5} | {'trafila':>7} | " + " ".join(
+        f"{name:>8}" for name in variants
+    )
+    lines = [
+        f"The feature {feature!r}: F1 without it and with it (in sample, CV with the grid"
+        " searched, CV with the grid's picks held at those without it)",
+        header,
+        "-" * len(header),
+    ]
+    for name, group in rows(report.results):
+        traf = aggregate(r.baseline for r in group).f1
+        figures = " ".join(
+            f"{aggregate(scores[v][(r.corpus, r.id)] for r in group).f1:8.4f}" for v in variants
+        )
+        lines.append(f"{name:<24} {len(group):>5} | {traf:7.4f} | {figures}")
+    for variant in ("CV w/o", "CV held"):
+        worse = sum(
+            scores[variant][(r.corpus, r.id)].f1 < r.baseline.f1 - 0.01 for r in report.results
+        )
+        lines.append(f"{variant}: {worse} pages worse than plain trafilatura by > 0.01")
+    lines.append("Pages whose CV F1 the feature changes (grid held):")
+    for r in report.results:
+        old, new = (scores[v][(r.corpus, r.id)].f1 for v in ("CV w/o", "CV held"))
+        if abs(new - old) > 1e-9:
+            lines.append(
+                f"  {new - old:+.3f}  {r.corpus:<20} {r.id[:40]:<40} {old:.3f} -> {new:.3f}"
+                f"  (trafilatura {r.baseline.f1:.3f})"
+            )
+    lines.append(f"Fit on all sites without it: {model_literal(before.full_fit)}")
+    return "\n".join(lines)
+
+
 _DIFFERS = "  (differs: a partial run, or copy the fit into mediamon/ingest/choose.py)"
 
 
@@ -570,6 +631,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--per-page", action="store_true", help="also print per-page F1")
     parser.add_argument(
+        "--feature-effect",
+        metavar="FEATURE",
+        help="CV and in-sample F1 without and with one of the chooser's features",
+    )
+    parser.add_argument(
         "--ablation", action="store_true", help="cross-validate each cleaning rule (slow)"
     )
     args = parser.parse_args(argv)
@@ -596,6 +662,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_losses(report))
     print()
+    if args.feature_effect:
+        print(format_feature_effect(report, args.feature_effect))
+        print()
     if args.ablation:
         print(format_ablation(report))
         print()

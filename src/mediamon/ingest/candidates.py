@@ -38,9 +38,16 @@ _SPACE = re.compile(r"\s+")
 # photo that some sites put under the article ("news-author"), which readability kept as
 # part of the article's block. Passed as readability's own negative_keywords option (the
 # bench's readability peer runs without it). trafilatura drops such blocks too ("author"
-# is among its discarded class and id names). Chosen by cross-validation: see
+# is among its discarded class and id names). Such elements are also removed from the
+# block readability chooses (FastDocument.sanitize). Chosen by cross-validation: see
 # docs/extraction.md.
 _NOT_ARTICLE_CLASSES = re.compile("author", re.IGNORECASE)
+# Class or id names of the blocks that hold readers' comments: a comment list, a reply
+# form, a discussion widget. "commentary" is a kind of article, not a comment.
+_COMMENT_NAMES = re.compile(r"comment(?!ar)|disqus|\brepl(?:y|ies)|respond", re.IGNORECASE)
+# The text of a page's comment blocks kept at most (the chooser compares less still:
+# choose.MAX_COMPARED_CHARS).
+MAX_COMMENT_CHARS = 200_000
 _READABILITY_BLOCKS = frozenset(
     {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "blockquote", "pre"}
 )
@@ -271,7 +278,16 @@ def trafilatura_text(
 def readability_text(
     tree: Any, prune: list[str] | None = None, *, taking_over: str | None = None
 ) -> str:
-    """readability-lxml's article text from a copy of the tree, "" when it finds none.
+    """readability-lxml's article text from a copy of the tree, "" when it finds none
+    (see :func:`readability_read`)."""
+    return readability_read(tree, prune, taking_over=taking_over)[0]
+
+
+def readability_read(
+    tree: Any, prune: list[str] | None = None, *, taking_over: str | None = None
+) -> tuple[str, str]:
+    """readability-lxml's article text ("" when it finds none), and the whitespace-free
+    text of the page's comment blocks, one block a line ("" when it has none).
 
     Args:
         tree: The parsed page.
@@ -280,18 +296,24 @@ def readability_text(
             reader: readability then rewrites the tree itself instead of a copy (a copy
             costs 2 % of an extraction), and the rare second pass readability makes
             with looser rules reads a new parse of the HTML.
+
+    The comment blocks are the outermost elements whose class or id names readers'
+    comments (_COMMENT_NAMES) and that hold no headline, ``article`` or ``main`` (a body
+    "with-comments" wraps the page, not a comment). They are found in readability's own
+    walk of the elements with a class or id, before it drops any: readers' comments
+    read as prose, and the chooser asks which side's own lines lie in them.
     """
     from readability.readability import Unparseable
 
+    document = _readability_document()(tree, negative_keywords=_NOT_ARTICLE_CLASSES)
     try:
-        document = _readability_document()(tree, negative_keywords=_NOT_ARTICLE_CLASSES)
         document.prune = prune or ()
         document.taking_over = taking_over
         html = document.summary(html_partial=True)
     except (Unparseable, ValueError, TypeError):
         logger.debug("readability found no article", exc_info=True)
-        return ""
-    return html_text(html)
+        return "", "\n".join(document.comments)
+    return html_text(html), "\n".join(document.comments)
 
 
 @lru_cache(maxsize=1)
@@ -323,9 +345,14 @@ def _readability_document() -> Any:
     def unlikely_names(names: str) -> bool:
         return bool(unlikely.search(names)) and not maybe.search(names)
 
+    @lru_cache(maxsize=8192)
+    def comment_names(names: str) -> bool:
+        return bool(_COMMENT_NAMES.search(names))
+
     class FastDocument(Document):  # type: ignore[misc]
         prune: Sequence[str] = ()
-        taking_over: str | None = None  # see readability_text
+        taking_over: str | None = None  # see readability_read
+        comments: tuple[str, ...] = ()  # see readability_read
 
         def _parse(self, input: Any) -> Any:  # noqa: A002 - readability's name
             if self.taking_over is None:
@@ -348,19 +375,35 @@ def _readability_document() -> Any:
             self.encoding = "utf-8"
             return doc
 
+        def sanitize(self, node: Any, *args: Any, **kwargs: Any) -> Any:
+            # Blocks named for the author leave the chosen block whole, paragraphs too:
+            # readability's sanitize drops only divs, lists and tables by their weight,
+            # and kept an author's biography written as a paragraph (see
+            # _NOT_ARTICLE_CLASSES).
+            for elem in list(node.iterdescendants(etree.Element)):
+                names = f"{elem.get('class', '')} {elem.get('id', '')}"
+                if _NOT_ARTICLE_CLASSES.search(names):
+                    elem.drop_tree()
+            return super().sanitize(node, *args, **kwargs)
+
         def get_link_density(self, elem: Any) -> float:
             links = sum(_text_length(link) for link in elem.iterfind(".//a"))
             return links / max(_text_length(elem), 1)
 
         def remove_unlikely_candidates(self) -> None:
-            # readability's ".//*[@class or @id]", walked (half the XPath's time)
-            unlikely_elements = [
-                elem
-                for elem in self.html.iterdescendants(etree.Element)
-                if (elem.get("class") is not None or elem.get("id") is not None)
-                and unlikely_names(f"{elem.get('class', '')} {elem.get('id', '')}")
-                and elem.tag not in ("html", "body")
-            ]
+            # readability's ".//*[@class or @id]", walked (half the XPath's time); the
+            # comment blocks are read on the way (see readability_read)
+            unlikely_elements, commented = [], []
+            for elem in self.html.iterdescendants(etree.Element):
+                if elem.get("class") is None and elem.get("id") is None:
+                    continue
+                names = f"{elem.get('class', '')} {elem.get('id', '')}"
+                if comment_names(names):
+                    commented.append(elem)
+                if unlikely_names(names) and elem.tag not in ("html", "body"):
+                    unlikely_elements.append(elem)
+            if commented:
+                self.comments = _comment_blocks(commented)
             if not unlikely_elements:
                 return
             # readability keeps an unlikely element that lies in a pre or code block or
@@ -413,6 +456,26 @@ def _readability_document() -> Any:
                         child.drop_tree()
 
     return FastDocument
+
+
+def _comment_blocks(elements: list[Any]) -> tuple[str, ...]:
+    """The whitespace-free texts of the outermost of ``elements`` (in document order)
+    that hold no headline, ``article`` or ``main``: see readability_read."""
+    blocks: list[str] = []
+    taken: set[Any] = set()
+    size = 0
+    for element in elements:
+        if any(ancestor in taken for ancestor in element.iterancestors()):
+            continue
+        if next(element.iterdescendants("h1", "article", "main"), None) is not None:
+            continue
+        taken.add(element)
+        if text := _SPACE.sub("", element.text_content() or ""):
+            blocks.append(text[: MAX_COMMENT_CHARS - size])
+            size += len(blocks[-1])
+            if size >= MAX_COMMENT_CHARS:
+                break
+    return tuple(blocks)
 
 
 _BLOCK_TAGS = frozenset({"blockquote", "dl", "div", "img", "ol", "table", "ul"})

@@ -12,6 +12,9 @@ repeat what the page's links say. Each candidate's "own" lines are described by
   not link text;
 * ``repeated``: the share of their characters in lines the candidate has more than once
   (a gallery's caption per slide, a teaser shown twice);
+* ``comment``: the share of their characters in lines that lie in the page's blocks of
+  readers' comments (class or id names, see :func:`mediamon.ingest.candidates.readability_read`):
+  comments read as prose, and precision mode keeps a comment list on some sites;
 
 and the choice is a logistic model over the difference of the two sides
 (readability's own lines minus precision's), plus how much of each text the other one
@@ -59,7 +62,7 @@ _PREFIX = 4
 # development pages has 53,000 characters; mediamon stores 200,000 at most.
 MAX_COMPARED_CHARS = 100_000
 
-FEATURES = ("covered_p", "covered_r", "own_size", "prose", "link", "repeated")
+FEATURES = ("covered_p", "covered_r", "own_size", "prose", "link", "repeated", "comment")
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,8 @@ class Model:
 # The fit on all development sites that ``python -m bench.extraction_quality`` prints
 # ("Fit on all sites", see the module documentation) beside its cross-validated figures.
 MODEL = Model(
-    intercept=-2.090,
-    weights=(3.836, -1.212, -2.041, 4.136, 0.000, -3.178),
+    intercept=-2.462,
+    weights=(3.628, -0.512, -1.861, 4.143, 0.000, -3.302, -2.602),
     navigation=0.5,
     l2=0.3,
     lead=None,
@@ -195,14 +198,18 @@ def drop_navigation(text: str, link_texts: LinkTexts, threshold: float | None) -
 
 
 def _describe(
-    lines: list[str], link_texts: LinkTexts, repeated: Collection[str]
-) -> tuple[float, float, float, int]:
-    """(link share, prose share, repeated share, characters) of a candidate's own lines;
-    ``repeated`` holds the lines its text has more than once."""
-    total = link = prose = twice = 0.0
+    lines: list[str], link_texts: LinkTexts, repeated: Collection[str], comments: str = ""
+) -> tuple[float, float, float, float, int]:
+    """(link share, prose share, repeated share, comment share, characters) of a
+    candidate's own lines; ``repeated`` holds the lines its text has more than once,
+    ``comments`` the page's comment blocks without whitespace."""
+    total = link = prose = twice = commented = 0.0
     for line in lines:
-        size = len(_flat(line))
+        flat = _flat(line)
+        size = len(flat)
         total += size
+        if comments and flat and flat in comments:
+            commented += size
         share = link_share(line, link_texts)
         link += share * size
         if share < 0.5 and _SENTENCE.search(line):
@@ -210,25 +217,29 @@ def _describe(
         if line in repeated:
             twice += size
     if not total:
-        return 0.0, 0.0, 0.0, 0
-    return link / total, prose / total, twice / total, int(total)
+        return 0.0, 0.0, 0.0, 0.0, 0
+    return link / total, prose / total, twice / total, commented / total, int(total)
 
 
 def _repeated(lines: list[str]) -> set[str]:
     return {line for line, count in Counter(lines).items() if count > 1}
 
 
-def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[float, ...]:
-    """The evidence for readability's text over precision's (see the module docs)."""
+def features(
+    precision: str, readability: str, link_texts: LinkTexts, comments: str = ""
+) -> tuple[float, ...]:
+    """The evidence for readability's text over precision's (see the module docs).
+    ``comments``: the page's comment blocks (candidates.comment_text)."""
+    comments = comments[:MAX_COMPARED_CHARS]
     precision, readability = precision[:MAX_COMPARED_CHARS], readability[:MAX_COMPARED_CHARS]
     p_tokens, r_tokens = tokens(precision), tokens(readability)
     shared, p_total, r_total = _shared(p_tokens, r_tokens), p_tokens.total(), r_tokens.total()
     p_lines, r_lines = precision.splitlines(), readability.splitlines()
-    p_link, p_prose, p_twice, p_size = _describe(
-        _own_lines(p_lines, readability), link_texts, _repeated(p_lines)
+    p_link, p_prose, p_twice, p_comment, p_size = _describe(
+        _own_lines(p_lines, readability), link_texts, _repeated(p_lines), comments
     )
-    r_link, r_prose, r_twice, r_size = _describe(
-        _own_lines(r_lines, precision), link_texts, _repeated(r_lines)
+    r_link, r_prose, r_twice, r_comment, r_size = _describe(
+        _own_lines(r_lines, precision), link_texts, _repeated(r_lines), comments
     )
     # the own lines' sizes on a log scale: which side adds more, whatever the page's size
     own_size = math.log((r_size + 1) / (p_size + 1)) / 4
@@ -239,6 +250,7 @@ def features(precision: str, readability: str, link_texts: LinkTexts) -> tuple[f
         r_prose * min(r_size, 400) / 400 - p_prose * min(p_size, 400) / 400,
         r_link - p_link,
         r_twice - p_twice,
+        r_comment - p_comment,
     )
 
 
@@ -247,6 +259,7 @@ def choose(
     readability: str,
     link_texts: frozenset[str],
     model: Model = MODEL,
+    comments: str = "",
 ) -> Choice:
     """The precision or the readability text (cleaned), by the model: see the module
     documentation. An empty text is never chosen over one with tokens; both empty gives
@@ -262,7 +275,7 @@ def choose(
         return Choice(precision, "precision" if has_precision else "none")
     if not has_precision:
         return Choice(readability, "readability")
-    x = features(precision, readability, links)
+    x = features(precision, readability, links, comments)
     if model.score(x) > 0:
         return Choice(with_missed_lead(precision, readability, links, model.lead), "readability", x)
     return Choice(precision, "precision", x)

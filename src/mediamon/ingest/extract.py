@@ -30,7 +30,7 @@ from mediamon.ingest.candidates import (
     link_texts,
     parse,
     parse_was_cut,
-    readability_text,
+    readability_read,
     trafilatura_text,
 )
 from mediamon.ingest.choose import choose
@@ -191,7 +191,9 @@ def extract(
         mode = "precision" if text else "none"
     else:
         found = read_candidates(tree, url, rule, taking_over=html)
-        choice = choose(found.precision, found.readability, found.link_texts)
+        choice = choose(
+            found.precision, found.readability, found.link_texts, comments=found.comments
+        )
         text, mode = choice.text, choice.name
     if mode == "none":  # neither extractor found text: the evidence that a pass missed it
         unread = tree if fragment else parse(html)  # readability rewrote a page's tree
@@ -216,11 +218,13 @@ def extract(
 
 @dataclass(frozen=True)
 class Candidates:
-    """The cleaned texts of both extractors and the page's link texts (for the chooser)."""
+    """The cleaned texts of both extractors, the page's link texts and the text of its
+    comment blocks (for the chooser)."""
 
     precision: str
     readability: str
     link_texts: frozenset[str]
+    comments: str = ""
 
 
 def read_candidates(
@@ -228,11 +232,11 @@ def read_candidates(
 ) -> Candidates:
     """Both extractors' cleaned texts of a parsed page (see :mod:`mediamon.ingest.candidates`).
     ``taking_over``: the page's HTML, when the tree may be rewritten (its last use, see
-    :func:`mediamon.ingest.candidates.readability_text`)."""
+    :func:`mediamon.ingest.candidates.readability_read`)."""
     precision = trafilatura_cleaned(tree, url, rule, precision=True)
     links = link_texts(tree)
-    readability = readability_text(tree, prune=_prune(rule), taking_over=taking_over)
-    return Candidates(precision, clean_text(readability, rule), links)
+    readability, comments = readability_read(tree, prune=_prune(rule), taking_over=taking_over)
+    return Candidates(precision, clean_text(readability, rule), links, comments)
 
 
 def trafilatura_cleaned(

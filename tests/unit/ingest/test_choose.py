@@ -19,6 +19,7 @@ from mediamon.ingest.candidates import (
     html_text,
     link_texts,
     parse,
+    readability_read,
     readability_text,
     trafilatura_text,
 )
@@ -334,3 +335,71 @@ def test_many_link_texts_sharing_their_start_are_cheap() -> None:
     assert all(links.longest_in("台湾新闻" * 8 + f"。{n}") == 0 for n in range(2_000))
     assert links.longest_in(f"台湾新闻{'长' * 20}17x") == len(f"台湾新闻{'长' * 20}17")
     assert time.process_time() - started < 2  # about 0.05 s; the old search took 10 s
+
+
+_COMMENTED_PAGE = (
+    '<html><body class="page with-comments"><h1>The council votes on the budget</h1>'
+    "<article><p>The council met on Monday and voted on the budget for next year, after a"
+    " debate that ran for four hours.</p><p>The budget adds money for roads and the library,"
+    " and cuts the spending on consultants by a third.</p></article>"
+    '<section id="comments"><h3>Comments</h3>'
+    '<div class="comment"><b>Jane</b> 2 days ago <p>I think the council is wrong about the'
+    ' roads again, as it was last year.</p><a class="reply-link">Reply</a></div>'
+    '<div class="comment"><b>Tom</b> 3 days ago <p>Agreed, the library needed it more.</p>'
+    "</div></section>"
+    '<div class="commentary-body"><p>An opinion piece is not a comment.</p></div>'
+    "</body></html>"
+)
+
+
+def test_the_pages_comment_blocks_are_read_with_readability() -> None:
+    """The outermost blocks named for readers' comments, whitespace removed; not a body
+    "with-comments" that holds the headline, not "commentary"."""
+    text, comments = readability_read(parse(_COMMENTED_PAGE))
+    assert "voted on the budget" in text
+    assert comments.splitlines() == [
+        "CommentsJane2daysagoIthinkthecounciliswrongabouttheroadsagain,asitwaslastyear."
+        "ReplyTom3daysagoAgreed,thelibraryneededitmore."
+    ]
+    plain = _COMMENTED_PAGE.replace("comment", "note").replace("reply", "more")
+    assert readability_read(parse(plain))[1] == ""
+
+
+def test_readers_comments_in_a_candidate_are_evidence_against_it() -> None:
+    """A candidate whose own lines are readers' comments (trafilatura's precision text
+    kept a Turkish site's comment list) read as prose, so it won against readability's
+    text without them."""
+    comments = [
+        "Jane 2 days ago I think the council is wrong about the roads again, as it was.",
+        "Tom 3 days ago Agreed, the library needed it more than the roads did, surely.",
+    ]
+    precision = "\n".join([_ARTICLE, *comments])
+    flat = "".join("".join(line.split()) for line in comments)
+    x = features(precision, _ARTICLE, LinkTexts(frozenset()), flat)
+    assert x[FEATURES.index("comment")] == -1.0
+    assert choose(precision, _ARTICLE, frozenset(), comments=flat).name == "readability"
+    assert choose(precision, _ARTICLE, frozenset()).name == "precision"
+
+
+def test_an_authors_biography_leaves_readabilitys_text() -> None:
+    """A biography in a block named for the author (a Turkish site's "news-author-bio"
+    under each article: a heading and a span) stayed in readability's text: such a div
+    of inline content reads as a paragraph, and weighing blocks down drops divs, lists
+    and tables only, never a paragraph."""
+    paragraphs = "".join(
+        f"<p>The council met on Monday, the {day} day of the session, and voted on the"
+        " budget for next year, after a debate that ran for four hours.</p>"
+        for day in ("first", "second", "third", "fourth")
+    )
+    bio = (
+        "Jane Doe was born in 1990 in Ankara. She studied journalism, worked for a news"
+        " agency and has written for this site since 2020."
+    )
+    page = (
+        f'<html><body><div class="content">{paragraphs}'
+        f'<div class="news-author-bio"><h3>About the editor</h3><span>{bio}</span></div>'
+        "</div></body></html>"
+    )
+    text = readability_text(parse(page))
+    assert "fourth day of the session" in text
+    assert "About the editor" not in text and bio not in text
