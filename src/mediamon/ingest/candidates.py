@@ -341,13 +341,18 @@ def _readability_document() -> Any:
 
     unlikely, maybe = REGEXES["unlikelyCandidatesRe"], REGEXES["okMaybeItsACandidateRe"]
 
-    @lru_cache(maxsize=8192)  # class names repeat within a page and across a site's pages
-    def unlikely_names(names: str) -> bool:
-        return bool(unlikely.search(names)) and not maybe.search(names)
+    # the elements under a node whose class or id says "author" (_NOT_ARTICLE_CLASSES),
+    # asked in C
+    named_for_author = etree.XPath(
+        ".//*[contains(translate(@class, 'AUTHOR', 'author'), 'author')"
+        " or contains(translate(@id, 'AUTHOR', 'author'), 'author')]"
+    )
 
-    @lru_cache(maxsize=8192)
-    def comment_names(names: str) -> bool:
-        return bool(_COMMENT_NAMES.search(names))
+    @lru_cache(maxsize=8192)  # class names repeat within a page and across a site's pages
+    def name_kinds(names: str) -> tuple[bool, bool]:
+        """(unlikely candidate, comment block): one cached call per element."""
+        is_unlikely = bool(unlikely.search(names)) and not maybe.search(names)
+        return is_unlikely, bool(_COMMENT_NAMES.search(names))
 
     class FastDocument(Document):  # type: ignore[misc]
         prune: Sequence[str] = ()
@@ -380,10 +385,8 @@ def _readability_document() -> Any:
             # readability's sanitize drops only divs, lists and tables by their weight,
             # and kept an author's biography written as a paragraph (see
             # _NOT_ARTICLE_CLASSES).
-            for elem in list(node.iterdescendants(etree.Element)):
-                names = f"{elem.get('class', '')} {elem.get('id', '')}"
-                if _NOT_ARTICLE_CLASSES.search(names):
-                    elem.drop_tree()
+            for elem in named_for_author(node):
+                elem.drop_tree()
             return super().sanitize(node, *args, **kwargs)
 
         def get_link_density(self, elem: Any) -> float:
@@ -397,10 +400,12 @@ def _readability_document() -> Any:
             for elem in self.html.iterdescendants(etree.Element):
                 if elem.get("class") is None and elem.get("id") is None:
                     continue
-                names = f"{elem.get('class', '')} {elem.get('id', '')}"
-                if comment_names(names):
+                is_unlikely, is_comment = name_kinds(
+                    f"{elem.get('class', '')} {elem.get('id', '')}"
+                )
+                if is_comment:
                     commented.append(elem)
-                if unlikely_names(names) and elem.tag not in ("html", "body"):
+                if is_unlikely and elem.tag not in ("html", "body"):
                     unlikely_elements.append(elem)
             if commented:
                 self.comments = _comment_blocks(commented)
