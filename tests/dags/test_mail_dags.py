@@ -177,16 +177,17 @@ def test_health_dag_mails_an_incident_and_is_red_while_it_cannot(
     ]
 
 
+@pytest.mark.parametrize("case", ["auth-required", "no-auth-for-a-login"])
 def test_a_server_refusing_every_mail_fails_deliver_alerts_at_once(
     airflow: Any, metadata: sa.Engine, engine: sa.Engine, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, case: str,
 ) -> None:  # fmt: skip
     """The `mediamon_smtp` server answers every MAIL FROM with 530 (authentication
-    required: the connection has no login). Before: each pending mail was tried, failed
-    and left pending, and the task was retried 3 times with backoff, each try asking the
-    server again for every mail. Now the first refusal stops the run: the task fails on
-    its first try, in one line naming the server and its answer; the alert stays
-    pending."""
+    required: the connection has no login), or offers no AUTH while the connection has a
+    login. Before: each pending mail was tried, failed and left pending, and the task was
+    retried 3 times with backoff, each try asking the server again for every mail. Now
+    the first refusal stops the run: the task fails on its first try, in one line naming
+    the server and its answer (or what it lacks); the alert stays pending."""
     from mediamon.topics.file import parse_topics
     from mediamon.topics.store import sync_topics
     from tests.integration.test_alert_stages import AT, TOPICS_YAML, alert_on_burst
@@ -198,13 +199,19 @@ def test_a_server_refusing_every_mail_fails_deliver_alerts_at_once(
     topics = parse_topics(TOPICS_YAML, "topics.yaml")
     sync_topics(engine, topics)
     assert len(alert_on_burst(engine, topics)) == 1
-    server = Answering(mail_from="530 5.7.0 Authentication required")
+    if case == "auth-required":
+        server = Answering(mail_from="530 5.7.0 Authentication required")
+    else:
+        server = Answering()  # offers no AUTH
     with serve_smtp(server) as port:
-        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        connection = json.loads(connection_json(port))
+        if case == "no-auth-for-a-login":
+            connection |= {"login": "mediamon", "password": "secret"}
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", json.dumps(connection))
         run = airflow.dags["mediamon_alerts"].test(logical_date=AT + timedelta(minutes=5))
     state, tasks = run_state(metadata, "mediamon_alerts", run.run_id)
     assert (state, tasks["deliver_alerts"]) == ("failed", ("failed", 1)), tasks
-    assert server.mail_froms == 1  # one mail asked, not each
+    assert server.mail_froms == (1 if case == "auth-required" else 0)  # not each mail
     with engine.connect() as conn:
         assert conn.execute(sa.text("select state from alerts")).scalars().all() == ["open"]
         assert conn.execute(sa.text("select count(*) from alert_deliveries")).scalar() == 0

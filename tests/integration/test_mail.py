@@ -37,6 +37,7 @@ from tests.support.smtp_server import (
     Picky,
     Sink,
     connection_json,
+    password_check,
     serve_smtp,
     serve_trickle,
     smtp_send,
@@ -603,4 +604,121 @@ def test_a_server_refusing_every_mail_stops_the_run_loudly_and_the_alerts_wait(
         "desk@example.org",
         "duty@example.org",
     ]
+    assert scalar(engine, "select state from alerts") == "notified"
+
+
+class Greeting(Sink):
+    """A sink counting the sessions that greeted it (EHLO); ``auth`` replaces the AUTH
+    line of its EHLO answer (``250-AUTH GSSAPI NTLM``: mechanisms smtplib cannot use)."""
+
+    def __init__(self, auth: str | None = None) -> None:
+        super().__init__()
+        self.auth = auth
+        self.ehlos = 0
+
+    async def handle_EHLO(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname
+        if self.auth is None:
+            return responses
+        return [self.auth if line.startswith("250-AUTH") else line for line in responses]
+
+
+AUTH_OPTIONS = {"authenticator": password_check("mediamon", "secret"), "auth_require_tls": False}
+NOT_OFFERED = {
+    # name: (the server, its aiosmtpd options, the connection's extra and login, the
+    # answer as the error names it, the connection that works with that server)
+    "no-auth-for-a-login": (
+        Greeting,
+        {},
+        {
+            "login": "mediamon",
+            "password": "secret",
+            "extra": {"disable_ssl": True, "disable_tls": True},
+        },  # fmt: skip
+        "does not offer AUTH (many offer it only over TLS), but the mediamon_smtp"
+        " connection has a login ('mediamon'): remove the login for a relay that needs"
+        " none, or use a server or port that offers AUTH",
+        {"extra": {"disable_ssl": True, "disable_tls": True}},
+    ),
+    "no-starttls-when-tls-is-required": (
+        Greeting,
+        {},
+        {"extra": {"disable_ssl": True}},
+        "does not offer STARTTLS, which the mediamon_smtp connection requires"
+        " (extra.disable_ssl without extra.disable_tls): use the server's implicit-TLS"
+        " port (465) without disable_ssl, or set extra.disable_tls for a relay that takes"
+        " mail unencrypted",
+        {"extra": {"disable_ssl": True, "disable_tls": True}},
+    ),
+    "no-auth-mechanism-smtplib-speaks": (
+        lambda: Greeting(auth="250-AUTH GSSAPI NTLM"),
+        AUTH_OPTIONS,
+        {
+            "login": "mediamon",
+            "password": "secret",
+            "extra": {"disable_ssl": True, "disable_tls": True},
+        },  # fmt: skip
+        "offers AUTH only by GSSAPI NTLM, none of which mediamon speaks (CRAM-MD5, PLAIN, LOGIN)",
+        {"extra": {"disable_ssl": True, "disable_tls": True}},
+    ),
+    "wrong-password": (
+        Greeting,
+        AUTH_OPTIONS,
+        {
+            "login": "mediamon",
+            "password": "wrong",
+            "extra": {"disable_ssl": True, "disable_tls": True},
+        },  # fmt: skip
+        "refuses every mail: 535 5.7.8 Authentication credentials invalid (to AUTH)",
+        {
+            "login": "mediamon",
+            "password": "secret",
+            "extra": {"disable_ssl": True, "disable_tls": True},
+        },  # fmt: skip
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_OFFERED))
+def test_a_server_without_what_the_connection_needs_stops_the_run_at_once(
+    engine: sa.Engine, case: str
+) -> None:
+    """A connection with a login to a server that offers no AUTH (or none smtplib
+    speaks), or requiring TLS of a server that offers no STARTTLS: smtplib raised
+    SMTPNotSupportedError (or a bare SMTPException), which was taken for a server down:
+    both mails tried, each in a session of its own, left pending, the task retried 3
+    times. It is a setting: now the run stops at the first, in one line naming the server
+    and what is missing, a configuration error (no retries, exit 2), nothing recorded;
+    with the connection fixed the next run mails the alert. A wrong password (535) is
+    one already (the server refusing every mail)."""
+    make_server, options, connection, said, fixed = NOT_OFFERED[case]
+    topics = parse_topics(TOPICS_YAML, "topics.yaml")  # taiwan: desk, duty (immediate)
+    sync_topics(engine, topics)
+    alert_on_burst(engine, topics)
+    server = make_server()
+    with serve_smtp(server, **options) as port:
+        settings = mail.connection_settings({"host": "127.0.0.1", "port": port, **connection})
+        with pytest.raises(ConfigError) as raised:
+            deliver_pending(
+                engine, mail.smtp_sender(settings), AT + timedelta(minutes=5), topics=topics
+            )
+        assert str(raised.value) == (
+            f"the SMTP server 127.0.0.1:{port} {said}; nothing more sent (0 mail(s) before"
+            " it): the alerts stay pending until the mediamon_smtp connection or the relay"
+            " is fixed"
+        )
+        assert isinstance(raised.value, mail.MailServerRefusal)
+        assert server.ehlos == 1  # one session, not one per mail
+        assert server.messages == []
+        assert rows(engine, "select recipient from alert_deliveries") == []
+        assert scalar(engine, "select state from alerts") == "open"
+        settings = mail.connection_settings({"host": "127.0.0.1", "port": port, **fixed})
+        stats = deliver_pending(
+            engine, mail.smtp_sender(settings), AT + timedelta(minutes=20), topics=topics
+        )
+    assert stats.sent == 2
+    assert sorted(r[0] for _, r, _ in server.messages) == ["desk@example.org", "duty@example.org"]
     assert scalar(engine, "select state from alerts") == "notified"

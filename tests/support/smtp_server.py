@@ -108,6 +108,21 @@ class Answering(Picky):
         return await super().handle_DATA(server, session, envelope)
 
 
+def password_check(login: str, password: str) -> Callable[..., Any]:
+    """An aiosmtpd ``authenticator`` taking ``login`` with ``password`` only (AUTH PLAIN
+    or LOGIN; anything else gets ``535 5.7.8 Authentication credentials invalid``)."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        good = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            login.encode(),
+            password.encode(),
+        )
+        return AuthResult(success=good, handled=False)
+
+    return check
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -115,10 +130,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_smtp(handler: Any) -> Iterator[int]:
-    """Run ``handler`` (an aiosmtpd handler) on a free loopback port; yield the port."""
+def serve_smtp(handler: Any, **server_options: Any) -> Iterator[int]:
+    """Run ``handler`` (an aiosmtpd handler) on a free loopback port; yield the port.
+    ``server_options`` go to aiosmtpd's SMTP (``authenticator``, ``auth_require_tls``...).
+    Without them the server offers neither STARTTLS nor AUTH."""
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **server_options)
     controller.start()
     try:
         yield port

@@ -277,6 +277,19 @@ class MailServerRefusal(MailConfigError):
     fails at once, without retries (a retry gets the same answer)."""
 
 
+class MailServerLacks(MailServerRefusal):
+    """The SMTP server does not offer what the connection needs: STARTTLS (TLS required,
+    the default on a port without implicit TLS), AUTH (the connection has a login), or an
+    AUTH mechanism smtplib speaks. A setting to change, on one side or the other, like a
+    refusal of every mail: the run stops at the first, nothing is recorded, and in Airflow
+    the task fails on its first try. (smtplib's ``SMTPNotSupportedError`` was taken for a
+    passing failure: every mail tried and left pending, the task retried.)"""
+
+
+# What smtplib.SMTP.login tries, in its order.
+SMTPLIB_AUTH_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
+
+
 def _answer(code: int, text: bytes | str) -> str:
     """A server's answer on one line (a multi-line answer's lines joined), cut."""
     words = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
@@ -408,13 +421,45 @@ def _converse(
     if overran.is_set():  # the deadline passed while connecting, before the socket existed
         raise TimeoutError("deadline passed while connecting")
     if settings.use_starttls:
+        client.ehlo_or_helo_if_needed()
+        if not client.has_extn("starttls"):
+            raise MailServerLacks(
+                f"the SMTP server {settings.host}:{settings.port} does not offer STARTTLS,"
+                f" which the {SMTP_CONN_ID} connection requires (extra.disable_ssl without"
+                " extra.disable_tls): use the server's implicit-TLS port (465) without"
+                " disable_ssl, or set extra.disable_tls for a relay that takes mail"
+                " unencrypted"
+            )
         client.starttls(context=context)
     if settings.login:
+        _check_auth_offered(client, settings)
         client.login(settings.login, settings.password or "")
     # Some recipients refused, the others accepted (an ops mail to several
     # addresses): sent, so not sent again (the others would get it twice), but
     # said, naming who did not get it and why; smtplib returns it silently.
     return client.send_message(message)
+
+
+def _check_auth_offered(client: smtplib.SMTP, settings: SmtpSettings) -> None:
+    """Raise :class:`MailServerLacks` when the server offers no AUTH, or none smtplib
+    speaks, to a connection with a login (smtplib raised ``SMTPNotSupportedError`` or a
+    bare ``SMTPException``, both taken for a server down)."""
+    client.ehlo_or_helo_if_needed()
+    server = f"the SMTP server {settings.host}:{settings.port}"
+    if not client.has_extn("auth"):
+        # Postfix (smtpd_tls_auth_only) and others offer AUTH only once TLS is on.
+        hint = "" if settings.use_ssl or settings.use_starttls else " (many offer it only over TLS)"
+        raise MailServerLacks(
+            f"{server} does not offer AUTH{hint}, but the {SMTP_CONN_ID} connection has a"
+            f" login ({_shown(settings.login)}): remove the login for a relay that needs"
+            " none, or use a server or port that offers AUTH"
+        )
+    offered = client.esmtp_features.get("auth", "").split()
+    if not any(mechanism in offered for mechanism in SMTPLIB_AUTH_MECHANISMS):
+        raise MailServerLacks(
+            f"{server} offers AUTH only by {one_line(' '.join(offered), 100)}, none of which"
+            f" mediamon speaks ({', '.join(SMTPLIB_AUTH_MECHANISMS)})"
+        )
 
 
 def _say_goodbye(client: smtplib.SMTP, settings: SmtpSettings) -> threading.Thread:
