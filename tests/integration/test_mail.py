@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -441,9 +442,15 @@ deliver_pending(db.make_engine(url), smtp_sender(connection_settings(fields)),
 
 
 class SlowGoodbye(Sink):
-    """Accepts every message at once, then takes 20 s to answer QUIT (a busy relay)."""
+    """Accepts every message at once, then takes 20 s to answer QUIT (a busy relay);
+    ``quits`` counts the QUITs it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quits = 0
 
     async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.quits += 1
         await asyncio.sleep(20)
         return "221 Bye"
 
@@ -722,3 +729,39 @@ def test_a_server_without_what_the_connection_needs_stops_the_run_at_once(
     assert stats.sent == 2
     assert sorted(r[0] for _, r, _ in server.messages) == ["desk@example.org", "duty@example.org"]
     assert scalar(engine, "select state from alerts") == "notified"
+
+
+def test_a_slow_goodbye_holds_one_thread_for_a_few_seconds_whatever_the_mails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ten mails through a server that accepts each at once and takes 20 s to answer
+    QUIT, with the connection's default timeout (30 s). Before: each mail's goodbye
+    waited in a thread of its own, ten threads and ten open connections for the 20 s
+    (up to the 30 s timeout, or the 120 s deadline for a server trickling its answer),
+    a hundred for a digest hour of a hundred readers. Now one goodbye per server waits,
+    at most GOODBYE_WAIT_S (5 s); the others say QUIT and close at once. Every mail is
+    sent, every session said QUIT."""
+    slow = SlowGoodbye()
+    before = set(threading.enumerate())
+    with serve_smtp(slow) as port:
+        send = plain_sender(port)
+        started = time.monotonic()
+        for n in range(10):
+            message = EmailMessage()
+            message["Subject"], message["From"] = f"[mediamon] digest {n}", "m@example.org"
+            message["To"] = f"reader{n}@example.org"
+            message.set_content("the day's stories")
+            send(message)
+        sending_s = time.monotonic() - started
+        goodbyes = [t for t in set(threading.enumerate()) - before if t.name == "smtp-goodbye"]
+        assert len(goodbyes) <= 1, len(goodbyes)
+        for thread in goodbyes:
+            thread.join(timeout=60)
+        waited_s = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while slow.quits < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sending_s < mail.GOODBYE_WAIT_S, sending_s  # no mail waits for a goodbye
+    assert waited_s < mail.GOODBYE_WAIT_S + 2, waited_s
+    assert len(slow.messages) == 10
+    assert slow.quits == 10

@@ -38,6 +38,11 @@ TIMEOUT_RANGE_S = (1.0, 300.0)  # a timeout from the connection is clamped to th
 # it, so one message (connect, TLS, login, DATA, QUIT) also gets this many timeouts in all.
 DEADLINE_TIMEOUTS = 4
 MAX_HOST_CHARS = 253
+# The most a goodbye waits for the server's answer to QUIT (the connection's timeout if
+# shorter); one goodbye per server waits at a time (see _say_goodbye).
+GOODBYE_WAIT_S = 5.0
+_GOODBYES_LOCK = threading.Lock()
+_AWAITED_GOODBYES: set[tuple[str, int]] = set()  # (host, port) of a goodbye waiting
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
 
@@ -462,22 +467,62 @@ def _check_auth_offered(client: smtplib.SMTP, settings: SmtpSettings) -> None:
         )
 
 
-def _say_goodbye(client: smtplib.SMTP, settings: SmtpSettings) -> threading.Thread:
-    """QUIT and close ``client`` in a thread of its own, within the deadline of one
-    message. Whatever the server answers to QUIT (or the deadline breaking it), the mail
-    it accepted is sent. (A `with` block raised a non-221 answer, the mail counted as not
-    sent and every later run mailed it again.) Not a daemon thread: a process that ends
-    waits for its goodbyes, at most the deadline each."""
+def _say_goodbye(client: smtplib.SMTP, settings: SmtpSettings) -> threading.Thread | None:
+    """QUIT and close ``client``. Whatever the server answers to QUIT (or nothing), the
+    mail it accepted is sent. (A `with` block raised a non-221 answer, the mail counted as
+    not sent and every later run mailed it again.)
+
+    One goodbye per server waits for its answer, in a thread of its own, at most
+    :data:`GOODBYE_WAIT_S`; while it waits, the goodbyes of the mails after it say QUIT
+    and close without waiting. (Each waited in a thread of its own: a server slow to
+    answer QUIT held a thread and a connection per mail, 50 of them for a digest hour of
+    50 readers, each up to the connection's timeout, 30 s, or two minutes for a server
+    trickling its answer.) Not a daemon thread: a
+    process that ends waits for it, :data:`GOODBYE_WAIT_S` at most. The thread, or None
+    when the goodbye was said without waiting."""
+    server = (settings.host, settings.port)
+    with _GOODBYES_LOCK:
+        wait = server not in _AWAITED_GOODBYES
+        _AWAITED_GOODBYES.add(server)
+    wait_s = min(GOODBYE_WAIT_S, settings.timeout_s)
+    if not wait:
+        _quit_without_waiting(client, wait_s)
+        return None
 
     def goodbye() -> None:
-        with watchdog(settings.deadline_s, lambda: shut_down(client)):
-            try:
-                client.quit()
-            except (smtplib.SMTPException, OSError) as error:
-                logger.info("SMTP goodbye after a sent mail failed: %s", error)
-            finally:
-                client.close()
+        try:
+            with watchdog(wait_s, lambda: shut_down(client)):
+                try:
+                    if client.sock is not None:
+                        client.sock.settimeout(wait_s)
+                    client.quit()
+                except (smtplib.SMTPException, OSError) as error:
+                    logger.info("SMTP goodbye after a sent mail failed: %s", error)
+                finally:
+                    client.close()
+        finally:
+            with _GOODBYES_LOCK:
+                _AWAITED_GOODBYES.discard(server)
 
     thread = threading.Thread(target=goodbye, name="smtp-goodbye")
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # "can't start new thread": the goodbye is said here instead
+        with _GOODBYES_LOCK:
+            _AWAITED_GOODBYES.discard(server)
+        _quit_without_waiting(client, wait_s)
+        return None
     return thread
+
+
+def _quit_without_waiting(client: smtplib.SMTP, wait_s: float) -> None:
+    """Say QUIT and close at once (RFC 5321 asks the client to wait for the answer, a
+    SHOULD; the mail is accepted whatever it is)."""
+    try:
+        if client.sock is not None:
+            client.sock.settimeout(wait_s)
+        client.send("QUIT\r\n")
+    except (smtplib.SMTPException, OSError) as error:
+        logger.info("SMTP goodbye after a sent mail failed: %s", error)
+    finally:
+        client.close()
