@@ -372,7 +372,9 @@ def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: A
     assert abs(sent - datetime.now(UTC)) < timedelta(minutes=5), message["Date"]
     html_text, text = html_of(message), text_of(message)
     section = html_text[html_text.index("出口管制：") :]
-    assert re.search(r"<mark[^>]*>限制高科技出口</mark>", section), section[:2000]
+    assert re.search(r'<mark[^>]*><span class="hit"[^>]*>限制高科技出口</span></mark>', section), (
+        section[:2000]
+    )
     assert "【限制高科技出口】" in text
     assert message["Subject"].startswith("[mediamon] 每日摘要 2024-04-03：")
     assert "2024-04-03 04:45 (UTC+08:00)" in text

@@ -218,6 +218,68 @@ def test_the_mail_reads_in_dark_mode(
     assert luminance(dark["column"][1]) < 0.05, dark  # dark when the reader is
 
 
+# Where the first "台湾" of the stories' snippets is drawn: its text colour and the
+# background behind it (the nearest ancestor's that is not transparent), and the column's.
+HIT_DRAWN = """(() => {
+  const rgb = (value) => value.match(/[\\d.]+/g).map(Number);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const [r, g, b, a] = rgb(getComputedStyle(e).backgroundColor);
+      if (a === undefined || a > 0) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  for (const snippet of document.querySelectorAll('li.story .snippet')) {
+    const walker = document.createTreeWalker(snippet, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.data.includes('台湾')) continue;
+      const element = node.parentElement;
+      return {hit: [rgb(getComputedStyle(element).color).slice(0, 3), background(element)],
+              column: background(document.querySelector('#alert-bar').parentElement)};
+    }
+  }
+  return null;
+})()"""
+# What clients do to the mail's HTML: Outlook.com, its apps and Yahoo strip the tags of
+# HTML5 elements they do not know, <mark> among them (caniemail, "HTML5 semantics");
+# Outlook for Windows ignores them.
+CLIENTS = {
+    "as-sent": lambda html: html,
+    "mark-stripped": lambda html: re.sub(r"</?mark\b[^>]*>", "", html),
+}
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_topics_highlight_survives_clients_that_strip_mark(
+    awkward_alerts: dict[str, tuple[EmailMessage, bytes]], width: int
+) -> None:
+    """The topic's hits in a snippet were a <mark> carrying the highlight's style; the
+    clients that strip <mark> (Outlook.com, Outlook's apps, Yahoo) or ignore it (Outlook
+    for Windows) dropped its style with it: the hits read as the text around them. The
+    highlight is carried by a span inside the mark now: drawn where the mark is gone, in
+    light and dark mode, at a contrast of 4.5 or more."""
+    message, _ = awkward_alerts["duty@example.org"]
+    sent = mail_html_file(message, ARTIFACTS / "mail-clients-hit.html").read_text("utf-8")
+    for client, rewrite in CLIENTS.items():
+        for dark in (False, True):
+            name = f"mail-clients-hit-{client}-{'dark' if dark else 'light'}-{width}"
+            page_file = ARTIFACTS / f"{name}.html"
+            page_file.write_text(rewrite(sent), "utf-8")
+            with Chromium() as browser:
+                page = browser.open(page_file.as_uri(), width=width)
+                if dark:
+                    page.call(
+                        "Emulation.setEmulatedMedia",
+                        features=[{"name": "prefers-color-scheme", "value": "dark"}],
+                    )
+                drawn = page.evaluate(HIT_DRAWN)
+                page.screenshot(ARTIFACTS / f"{name}.png")
+            assert drawn is not None, name
+            text, behind = drawn["hit"]
+            assert behind != drawn["column"], (name, drawn)  # highlighted
+            assert contrast([text, behind]) >= 4.5, (name, drawn)
+
+
 def test_the_count_is_within_what_an_inbox_shows_of_the_subject(
     awkward_alerts: dict[str, tuple[EmailMessage, bytes]],
 ) -> None:

@@ -29,7 +29,7 @@ DARK_STYLE = (
     ".mm-mail .muted{color:#aeb4bb!important}"
     ".mm-mail .footer{border-top-color:#3c4043!important}"
     ".mm-mail a{color:#8ab4f8!important}"
-    ".mm-mail mark{background:#5c4d00!important;color:#ffffff!important}"
+    ".mm-mail mark,.mm-mail .hit{background:#5c4d00!important;color:#ffffff!important}"
     "}"
 )
 FONT = (

@@ -35,6 +35,12 @@ MAX_LISTED = 100
 # Outlets of a story's copies named after their count ("+12 outlets (a, b, c, d, e, …)").
 MAX_OUTLETS_NAMED = 5
 MARK_STYLE = "background:#fff3a0;color:#222222;padding:0 1px"
+# The highlight again on a span inside the <mark>: Outlook.com, its apps and Yahoo strip
+# the tags of <mark> (an HTML5 element they do not know) with their style, and Outlook for
+# Windows (Word) ignores them; the span, which every client keeps, still highlights the
+# hit there. layout.DARK_STYLE darkens both by these names.
+HIT_CLASS = "hit"
+HIT_STYLE = "background-color:#fff3a0;color:#222222"
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,12 @@ def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
 
 def _snippet_html(snippet: Snippet) -> str:
     parts = [
-        f'<mark style="{MARK_STYLE}">{esc(text, 400)}</mark>' if hit else esc(text, 400)
+        (
+            f'<mark style="{MARK_STYLE}"><span class="{HIT_CLASS}" style="{HIT_STYLE}">'
+            f"{esc(text, 400)}</span></mark>"
+        )
+        if hit
+        else esc(text, 400)
         for text, hit in snippet.parts
     ]
     # esc() strips edge spaces of each piece: put the spaces between Latin words back.
