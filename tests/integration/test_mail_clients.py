@@ -12,7 +12,7 @@ from __future__ import annotations
 import email
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
@@ -31,8 +31,10 @@ from mediamon.alerts.compose import (
 )
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.render import MAX_TITLE_CHARS
+from mediamon.alerts.smtp import connection_settings, smtp_sender
 from mediamon.alerts.snippet import make_snippet, mark_hits
 from mediamon.alerts.stories import StoryItem
+from mediamon.ops import mail as ops_mail
 from mediamon.spikes.detect import detect
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
@@ -46,6 +48,7 @@ from tests.integration.test_alert_stages import (
     add_burst,
 )
 from tests.integration.test_mail_render import DRAWN
+from tests.integration.test_ops_mail import incident, task_failure
 from tests.support import awkward
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
 from tests.support.smtp_server import Sink, serve_smtp, smtp_send
@@ -293,7 +296,12 @@ def test_the_count_is_within_what_an_inbox_shows_of_the_subject(
         assert count is not None and count.start() < PHONE_SUBJECT_CHARS, subject
         assert len(subject) <= 100 and "\n" not in subject and "\r" not in subject
         head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")  # all ASCII: encoded words
-        assert all(len(line) <= 78 for line in head.split("\r\n")), head
+        # No line over 78 but the unsubscribe URI's, which may not be broken (see
+        # test_headers_as_received_follow_the_rfcs_bulk_senders_are_held_to).
+        assert all(
+            len(line) <= 78 or line.startswith("List-Unsubscribe: <mailto:")
+            for line in head.split("\r\n")
+        ), head
         assert "=?utf-8?" in head.split("Subject:", 1)[1].split("\r\n")[0]
         assert message["To"] == address and message["Date"] and message["Message-ID"]
         assert message["List-Id"] == "mediamon taiwan <taiwan.mediamon.mediamon.example>"
@@ -448,3 +456,105 @@ def test_a_cut_never_splits_an_emoji() -> None:
     for part in (html_part.get_content(), text_part.get_content()):
         cut = re.search("[\U0001f466\u200d](?=…)", part)  # what precedes the cut's "…"
         assert cut is not None and cut.group() == "👦", part[:300]
+
+
+LONG_UNSUBSCRIBE = "unsubscribe-requests@mediamon-alerts.newsroom.example.org"
+CHINESE_SENDER = "媒体监测 台湾组 <alerts@example.org>"
+
+
+def unfolded_headers(raw: bytes) -> list[tuple[str, str]]:
+    """The header fields as received, each unfolded (RFC 5322 2.2.3) and not decoded."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    fields = re.sub(r"\r\n(?=[ \t])", "", head).split("\r\n")
+    return [(name, value.strip()) for name, _, value in (f.partition(":") for f in fields)]
+
+
+def test_headers_as_received_follow_the_rfcs_bulk_senders_are_held_to() -> None:
+    """Every kind of mail (alert, digest, incident, task failure, weekly report) as the
+    SMTP server received it through the mediamon_smtp sender, From a Chinese name.
+    Before: List-Unsubscribe, a word of 80 characters and more that the email package
+    cannot fold at 78, was written as RFC 2047 encoded words
+    (`=?utf-8?q?=3Cmailto=3Aleave=40…?=`), which no client reads as a URI: no unsubscribe
+    button in Gmail or Yahoo, which ask bulk senders for one; List-Id the same with a long
+    domain. No Precedence and no X-Auto-Response-Suppress, which responders older than
+    RFC 3834's Auto-Submitted, and Exchange's, read. Now the angle-bracketed values are
+    written as they are (folded at a space), the list mails say `Precedence: list`, all
+    say `X-Auto-Response-Suppress: All`; and, as before, one Date and Message-ID each,
+    the Chinese name as an encoded word, no line over 998, no bare CR or LF."""
+    end = AT + timedelta(hours=2)
+    options = MailOptions(timezone="Asia/Shanghai", unsubscribe_address=LONG_UNSUBSCRIBE)
+    story = StoryItem(
+        story_id=1,
+        title="台湾" * 300,
+        url="https://example.org/1",
+        outlet="cna",
+        published_at=end,
+        title_hits=1,
+        mentions=3,
+        title_snippet=mark_hits([parse_rule("台湾")], "台湾" * 300),
+        snippet=make_snippet([parse_rule("台湾")], "台湾" * 2000),
+    )
+    alert = AlertMail(
+        alert_id=7,
+        topic_key="taiwan",
+        topic_name="台湾",
+        window_start=end - timedelta(hours=1),
+        window_end=end,
+        observed=9,
+        expected=0.5,
+        p_value=1e-6,
+        total_stories=1,
+        stories=(story,),
+    )
+    digest = DigestMail(
+        "daily", end - timedelta(days=1), end, (), (TopicStories("taiwan", "台湾", (story,)),)
+    )
+    reader = Reader("desk.editor.on.duty@newsroom.example.org", "zh-CN")
+    ops = ["ops@example.org"]
+    mails = {
+        "alert": alert_message(alert, reader, options, sender=CHINESE_SENDER),
+        "digest": digest_message(digest, reader, options, sender=CHINESE_SENDER),
+        "incident": ops_mail.incident_message(incident(), False, CHINESE_SENDER, ops, zone=UTC),
+        "task-failure": ops_mail.task_failure_message(task_failure(), CHINESE_SENDER, ops),
+        "report": ops_mail.report_message(
+            [{"source": "cna", "polls": 672}], end - timedelta(days=7), end, CHINESE_SENDER,
+            ops, zone=UTC,
+        ),
+    }  # fmt: skip
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        send = smtp_sender(
+            connection_settings(
+                {"host": "127.0.0.1", "port": port,
+                 "extra": {"disable_ssl": True, "disable_tls": True}}
+            )
+        )  # fmt: skip
+        for message in mails.values():
+            send(message)
+    assert len(sink.messages) == len(mails)
+    for kind, (_, _, raw) in zip(mails, sink.messages, strict=True):
+        lines = raw.split(b"\r\n")
+        assert not any(b"\r" in line or b"\n" in line for line in lines), kind  # bare CR/LF
+        assert max(len(line) for line in lines) <= 998, kind
+        fields = unfolded_headers(raw)
+        names = [name.lower() for name, _ in fields]
+        values = {name.lower(): value for name, value in fields}
+        if kind in ("alert", "digest"):
+            list_name = "taiwan" if kind == "alert" else "digest-daily"
+            assert values["list-unsubscribe"] == (
+                f"<mailto:{LONG_UNSUBSCRIBE}?subject=unsubscribe%20{list_name}%20"
+                "desk.editor.on.duty%40newsroom.example.org>"
+            ), kind
+            assert values["list-id"] == (
+                f"mediamon {list_name} <{list_name}.mediamon.mediamon-alerts.newsroom.example.org>"
+            ), kind
+            assert values["precedence"] == "list", kind
+        else:
+            assert "list-unsubscribe" not in values and "precedence" not in values, kind
+        assert names.count("date") == 1 and names.count("message-id") == 1, kind
+        assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", values["message-id"]), kind
+        assert values["auto-submitted"] == "auto-generated", kind
+        assert values["x-auto-response-suppress"] == "All", kind
+        assert values["from"].startswith("=?utf-8?"), kind  # the name an encoded word
+        parsed = email.message_from_bytes(raw, policy=default_policy)
+        assert parsed["From"].addresses[0].display_name == "媒体监测 台湾组", kind

@@ -306,11 +306,14 @@ def unsubscribe_uri(options: MailOptions, list_name: str, recipient: str) -> str
 
 
 def list_headers(options: MailOptions, list_name: str, recipient: str) -> dict[str, str]:
-    """``List-Id`` and ``List-Unsubscribe`` (RFC 2919, RFC 2369) for one list."""
+    """``List-Id`` and ``List-Unsubscribe`` (RFC 2919, RFC 2369) for one list, and
+    ``Precedence: list``, which vacation responders that predate RFC 3834's
+    ``Auto-Submitted`` read as "do not answer" (Sendmail's, procmail's, Exchange's)."""
     label = re.sub(r"[^a-z0-9-]", "-", list_name.lower())
     return {
         "List-Id": f"mediamon {label} <{label}.mediamon.{options.list_domain}>",
         "List-Unsubscribe": f"<{unsubscribe_uri(options, list_name, recipient)}>",
+        "Precedence": "list",
     }
 
 

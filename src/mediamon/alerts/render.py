@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Any
 from urllib.parse import urlsplit
 
 from mediamon.text import BREAKS_A_LINE
@@ -202,6 +203,43 @@ def safe_link(url: str | None) -> str | None:
 # The message
 
 
+# Headers whose values hold ``<...>`` that a program reads: an identifier or URIs
+# (RFC 2919, RFC 2369), never an RFC 2047 encoded word.
+ANGLE_BRACKET_HEADERS = frozenset({"list-id", "list-unsubscribe"})
+MAX_HEADER_LINE = 998  # RFC 5322's limit on a line, CRLF aside
+
+
+class AngleBracketed(str):
+    """A header value written as it is, folded only at its spaces. The email package
+    folds a header line longer than 78 characters, and a word it cannot break there, such
+    as List-Unsubscribe's 80-character ``<mailto:…>``, it wrote as RFC 2047 encoded
+    words (``=?utf-8?q?=3Cmailto=3Aleave=40…?=``): no URI to Gmail, Yahoo or Outlook, so
+    no unsubscribe button, and no List-Id to filter on. A word that does not fit stays
+    whole on a longer line (RFC 5322: a line SHOULD be at most 78 characters and MUST be
+    at most 998; the caller keeps the value under). The first word stays on the name's
+    line: folded right after the colon, readers such as Python's own kept the fold's
+    space in front of the value."""
+
+    name: str
+
+    def __new__(cls, name: str, value: str) -> AngleBracketed:
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy: Any) -> str:
+        """The header as the email package's generator writes it (``policy.fold``)."""
+        width = int(policy.max_line_length or MAX_HEADER_LINE)
+        linesep = str(policy.linesep)
+        words = self.split() or [""]
+        lines = [f"{self.name}: {words[0]}"]
+        for word in words[1:]:
+            if len(lines[-1]) + 1 + len(word) > width:
+                lines.append("")  # folded at a space (RFC 5322 2.2.3)
+            lines[-1] += " " + word
+        return linesep.join(lines) + linesep
+
+
 def build_message(
     rendered: Rendered,
     sender: str,
@@ -234,10 +272,15 @@ def build_message(
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(sent_at or datetime.now(UTC))
     message["Message-ID"] = message_id or make_msgid(domain="mediamon.invalid")
-    # Tells vacation responders and ticket systems not to answer a machine.
+    # Tells vacation responders and ticket systems not to answer a machine (RFC 3834);
+    # Exchange and Outlook read their own header for it (out-of-office replies, receipts).
     message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
     for name, value in (headers or {}).items():
-        message[name] = clean(value, 250)
+        if name.lower() in ANGLE_BRACKET_HEADERS:
+            message[name] = AngleBracketed(name, clean(value, MAX_HEADER_LINE - len(name) - 2))
+        else:
+            message[name] = clean(value, 250)
     message.set_content(rendered.text, subtype="plain", charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     if rendered.images:
