@@ -581,6 +581,58 @@ def test_with_the_mail_server_down_the_weekly_report_waits_and_the_command_fails
     assert len(sink.messages) == 1
 
 
+REPORT_SERVER_SETTINGS = {
+    # name: (the server, the connection's login, what the line says of the server)
+    "auth-required": (
+        lambda: Answering(mail_from="530 5.7.0 Authentication required"),
+        {},
+        "refuses every mail: 530 5.7.0 Authentication required (to MAIL FROM)",
+    ),
+    "no-auth-for-the-login": (
+        Answering,
+        {"login": "mediamon", "password": "secret"},
+        "does not offer AUTH (many offer it only over TLS), but the mediamon_smtp connection"
+        " has a login ('mediamon'): remove the login for a relay that needs none, or use a"
+        " server or port that offers AUTH",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REPORT_SERVER_SETTINGS))
+def test_a_mail_server_setting_fails_the_weekly_report_in_one_line_at_once(
+    engine: sa.Engine,
+    built_seed: Article,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    """A server refusing every mail (530), or offering no AUTH to a connection with a
+    login. Before: the weekly report took it for a server down: `not sent:
+    MailServerRefusal: …` / `SMTPNotSupportedError: SMTP AUTH extension not supported by
+    server. (the next run sends it)`, exit 1, and the task retried. Now it is the
+    configuration error the alerts, digests and watchdog make of it: one line naming
+    the server and its answer or what it lacks, exit 2 (in Airflow no retries), the week
+    unsent."""
+    make_server, login, said = REPORT_SERVER_SETTINGS[case]
+    add_articles(engine, built_seed, "busy", hourly(T, 24))
+    server = make_server()
+    with serve_smtp(server) as port:
+        mail_env(monkeypatch, database_url, tmp_path, port)
+        connection = json.loads(connection_json(port)) | login
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", json.dumps(connection))
+        assert main(["health", "report", "--at", T.isoformat()]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mediamon: weekly report source-health:2024-W24 not sent: the SMTP server"
+        f" 127.0.0.1:{port} {said} (the week stays unsent until the mediamon_smtp"
+        " connection or the relay is fixed)"
+    ]
+    assert server.messages == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from ops_reports")).scalar_one() == 0
+
+
 def test_a_source_no_longer_polled_is_not_silent(engine: sa.Engine, built_seed: Article) -> None:
     add_articles(engine, built_seed, "removed", hourly(T - timedelta(hours=10), 48))
     limits = HealthThresholds()

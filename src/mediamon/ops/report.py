@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mediamon.alerts.smtp import MailServerRefusal
 from mediamon.errors import MailNotSent
 
 WEEK = timedelta(days=7)
@@ -102,6 +103,8 @@ def send_weekly(
 
     Raises:
         ReportMailError: the mail was not sent; the week stays unsent for the next run.
+        MailServerRefusal: the server refuses every mail, or lacks what the connection
+            needs (a configuration error: no retries); the week stays unsent.
     """
     from mediamon.ops import mail as ops_mail
 
@@ -132,7 +135,13 @@ def send_weekly(
         # Sent inside the claiming transaction: a failed send rolls the claim back.
         try:
             send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients, zone=zone))
-        except Exception as error:  # noqa: BLE001 - any failure means "not sent": retried
+        except MailServerRefusal as refusal:
+            # A setting (530, no AUTH for the login, no STARTTLS): a retry gets the same.
+            raise MailServerRefusal(
+                f"weekly report {key} not sent: {refusal} (the week stays unsent until the"
+                " mediamon_smtp connection or the relay is fixed)"
+            ) from refusal
+        except Exception as error:  # noqa: BLE001 - any other failure: retried
             raise ReportMailError(
                 f"weekly report {key} not sent: {type(error).__name__}: {error}"
                 " (the next run sends it)"
