@@ -76,7 +76,9 @@ def write_fetch_log(
 ) -> int:
     """Upsert fetch records on (run_key, source_id, url); a retry overwrites its rows.
     A NUL in a URL or an error (text a server or feed supplied) is dropped: PostgreSQL
-    refuses it, and with it the whole chunk's transaction."""
+    refuses it, and with it the whole chunk's transaction. The key's index holds the
+    URL's SHA-256, not the URL: a b-tree refuses entries past 2,704 bytes, and a link of
+    2,000 Chinese characters is 6 kB (migration 0027)."""
     rows = [
         {"run_key": run_key, "source_id": source_id,
          **{k: _without_nul(v) for k, v in asdict(r).items()}}
@@ -89,7 +91,11 @@ def write_fetch_log(
     excluded = statement.excluded
     conn.execute(
         statement.on_conflict_do_update(
-            index_elements=[fetch_log.c.run_key, fetch_log.c.source_id, fetch_log.c.url],
+            index_elements=[
+                fetch_log.c.run_key,
+                fetch_log.c.source_id,
+                sa.func.fetch_log_url_key(fetch_log.c.url),
+            ],
             set_={
                 c: excluded[c]
                 for c in ("kind", "fetched_at", "status", "bytes", "elapsed_ms", "error")

@@ -1,0 +1,60 @@
+"""Hostile sources (the attack run of the eleventh session): each test replays one
+finding against servers on 127.0.0.1 and a real PostgreSQL, and names the docs/faults.md
+row it proves.
+
+1. a link of 2,000 Chinese characters       -> test_a_link_of_thousands_of_chinese_*
+"""
+
+from __future__ import annotations
+
+import random
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from tests.support.fault_server import FaultServer, respond
+from tests.support.faults import (
+    NOW,
+    RSS,
+    articles,
+    feed_source,
+    fetch_log,
+    item,
+    page,
+    rss,
+    run_ingest,
+)
+
+# ----------------------------------------------------- 1. a link of 2,000 Chinese characters
+
+
+def test_a_link_of_thousands_of_chinese_characters_is_logged_and_loaded(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """The fetch log's natural key held the URL whole in a b-tree, which PostgreSQL
+    refuses past 2,704 bytes. A link of 2,000 Chinese characters is within the 2,048
+    characters a link may have, but 6 kB of UTF-8: PostgreSQL refused the chunk's fetch
+    log (ProgramLimitExceeded: index row size 6056 exceeds btree version 4 maximum 2704),
+    so the chunk and the source's run failed, at every run. Now the key holds the URL's
+    hash: the item and the one beside it load, and a retried run overwrites its rows."""
+    rng = random.Random(11)  # characters that do not compress, as a real path's
+    path = "/" + "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(2_000))
+    server.route("/short", respond(page("短链接的文章")))
+    server.route(quote(path), respond(page("长链接的文章")))
+    feed = rss([item(server.url("/short"), title="短"), item(server.url(path), title="长")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    source = feed_source("long-links", server.url("/feed.xml"))
+
+    stats = run_ingest(engine, [source], NOW)["long-links"]
+    assert (stats.new, stats.failed, stats.poll) == (2, 0, "polled"), stats
+    stored = articles(engine)
+    assert stored[server.url(path)]["title"] == "长"
+    assert stored[server.url(path)]["content_origin"] == "page"
+    logged = fetch_log(engine)
+    assert logged[server.url(path)]["error"] is None
+    assert len(server.url(path).encode()) > 6_000  # over the b-tree's 2,704 bytes
+
+    run_ingest(engine, [source], NOW, refetch_known=True)  # the same run key: a retry
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select count(*) from fetch_log")).scalar_one()
+    assert rows == 3  # the feed and the two pages, once each
