@@ -74,6 +74,7 @@ def parse(html: str) -> Any:
     if tree is not None and html.count("<") > MAX_PARAGRAPH_ELEMENTS:
         _split_crowded_paragraphs(tree)
         _split_long_rows(tree)
+        _thin_trailing_headings(tree)
     return tree
 
 
@@ -113,6 +114,48 @@ def _split_children(element: Any, size: int) -> None:
         previous.addnext(part)
         previous = part
     previous.tail = tail
+
+
+# trafilatura in precision mode deletes the headings an element ends with one at a time,
+# counting the element's children again for each (lxml's len() walks them): an article
+# ending in 40,000 <h1> cost 9 s, with text after each 29 s (past the workers' CPU
+# limit); the <summary>s and FAQ questions it reads as headings the same. The pages of
+# the corpora have at most 22 headings in a row; a longer run ending an element keeps
+# its first MAX_TRAILING_HEADINGS.
+MAX_TRAILING_HEADINGS = 50
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "summary", "strong")
+
+
+def _reads_as_heading(element: Any) -> bool:
+    """Whether trafilatura turns ``element`` into a heading (its ``convert_tags``)."""
+    if element.tag == "strong":  # Yoast's FAQ questions
+        return "schema-faq-question" in (element.get("class") or "")
+    return element.tag in _HEADING_TAGS
+
+
+def _thin_trailing_headings(tree: Any) -> None:
+    """Every run of more than MAX_TRAILING_HEADINGS headings that ends its element cut to
+    its first MAX_TRAILING_HEADINGS; the text after the headings dropped (their tails)
+    follows the last one kept, in order."""
+    last_children = [
+        heading
+        for heading in tree.iter(*_HEADING_TAGS)
+        if heading.getnext() is None and _reads_as_heading(heading)
+    ]
+    for last in last_children:
+        run = [last]
+        previous = last.getprevious()
+        while previous is not None and _reads_as_heading(previous):
+            run.append(previous)
+            previous = previous.getprevious()
+        if len(run) <= MAX_TRAILING_HEADINGS:
+            continue
+        run.reverse()
+        kept, dropped = run[MAX_TRAILING_HEADINGS - 1], run[MAX_TRAILING_HEADINGS:]
+        kept.tail = (kept.tail or "") + "".join(heading.tail or "" for heading in dropped)
+        parent = last.getparent()
+        for heading in dropped:
+            parent.remove(heading)
 
 
 # Paragraphs of thousands of elements (spans, links, images, <b>) cost trafilatura time
