@@ -40,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     url = db_commands.add_parser(
         "url", help="print the database URL, as psql reads it (starts the embedded server)"
     )
-    url.add_argument("--database", default="mediamon", help="database name (embedded server)")
+    url.add_argument(
+        "--database",
+        help="a database of the embedded server: mediamon (the default) or airflow",
+    )
     url.add_argument(
         "--sqlalchemy", action="store_true", help="SQLAlchemy form (postgresql+psycopg://)"
     )
@@ -221,6 +224,25 @@ def _bi_user(settings: Settings, name: str) -> int:
     return 0
 
 
+def _embedded_database(settings: Settings, name: str | None) -> str:
+    """``db url --database``: one of the embedded server's databases. The name went into
+    the URL as written (``x?host=evil.example&`` gave a URL of two hosts, a line break a
+    forged second line), and with MEDIAMON_DATABASE_URL set it was ignored without a
+    word: ``--database airflow`` printed mediamon's own database."""
+    if name is None:
+        return "mediamon"
+    if name not in db.EMBEDDED_DATABASES:
+        raise InputError(
+            f"--database: expected one of {', '.join(db.EMBEDDED_DATABASES)}, got {name[:40]!r}"
+        )
+    if settings.database_url and name != "mediamon":
+        raise ConfigError(
+            f"--database {name}: MEDIAMON_DATABASE_URL is set, so there is no embedded"
+            " server; the URL printed is mediamon's own database (run without --database)"
+        )
+    return name
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -232,7 +254,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             applied = migrate.upgrade(engine)
             print("applied: " + ", ".join(applied) if applied else "schema is up to date")
         elif args.db_command == "url":
-            url = db.resolve_url(settings, args.database)
+            url = db.resolve_url(settings, _embedded_database(settings, args.database))
             print(url if args.sqlalchemy else access.standard_url(url))
         elif args.db_command == "bi-user":
             return _bi_user(settings, args.name)

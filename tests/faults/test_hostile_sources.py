@@ -4,15 +4,20 @@ docs/faults.md row it proves.
 
 1. a link of 2,000 Chinese characters       -> test_a_link_of_thousands_of_chinese_*
 2. an article ending in thousands of headings -> test_an_article_ending_in_*
+3. `db url --database` as written           -> test_db_url_database_*
 """
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
 
+from mediamon import db
+from mediamon.cli import main
 from mediamon.ingest.candidates import MAX_TRAILING_HEADINGS
 from tests.faults.test_hostile_pages import build
 from tests.support.cpu import least_cpu
@@ -93,3 +98,68 @@ def test_an_article_ending_in_thousands_of_headings_is_read_in_linear_time() -> 
         page = article.format(paragraph + f"<details>{f'<{tag}>x</{tag}>' * 30_000}</details>")
         assert build(page)[1] < 4 * baseline + 0.5
     assert MAX_TRAILING_HEADINGS >= 22  # the corpora's longest run of headings
+
+
+# ------------------------------------------------------ 3. `db url --database` as written
+
+
+@pytest.mark.parametrize(
+    ("name", "database_url", "message"),
+    [
+        (
+            "x?host=evil.example&port=5432&",
+            None,
+            "mediamon: --database: expected one of mediamon, airflow,"
+            " got 'x?host=evil.example&port=5432&'",
+        ),
+        (
+            "a\nmediamon: forged line",
+            None,
+            "mediamon: --database: expected one of mediamon, airflow,"
+            " got 'a\\nmediamon: forged line'",
+        ),
+        (
+            "x" * 100_000,
+            None,
+            f"mediamon: --database: expected one of mediamon, airflow, got {'x' * 40!r}",
+        ),
+        (
+            "airflow",
+            "postgresql://postgres@127.0.0.1:5432/mediamon",
+            "mediamon: --database airflow: MEDIAMON_DATABASE_URL is set, so there is no"
+            " embedded server; the URL printed is mediamon's own database (run without"
+            " --database)",
+        ),
+    ],
+    ids=["query-in-the-name", "line-break", "100-kb", "airflow-beside-a-database-url"],
+)
+def test_db_url_database_is_one_of_the_embedded_servers(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    database_url: str | None,
+    message: str,
+) -> None:
+    """`mediamon db url --database NAME` put the name into the URL as written, after
+    starting the embedded server: `x?host=evil.example&port=5432&` printed
+    `postgresql://postgres@/x?host=evil.example&port=5432&?host=…/pgdata&port=5432`, a
+    URL of two hosts for psql; a line break printed a second, forged line. With
+    MEDIAMON_DATABASE_URL set the name was ignored without a word: `--database airflow`
+    printed mediamon's own database, for a user about to work on Airflow's. Now the name
+    is one of the embedded server's databases, checked before anything starts: one line,
+    exit 2, the name cut to 40 characters."""
+    var_dir = tmp_path / "var"
+    monkeypatch.setenv("MEDIAMON_VAR_DIR", str(var_dir))
+    if database_url is None:
+        monkeypatch.delenv("MEDIAMON_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("MEDIAMON_DATABASE_URL", database_url)
+    try:
+        assert main(["db", "url", "--database", name]) == 2
+    finally:
+        db.stop_embedded(var_dir)  # the former code started the server first
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == message
+    assert not (var_dir / "pgdata" / "postmaster.pid").exists()  # nothing started
