@@ -5,6 +5,7 @@ docs/faults.md row it proves.
 1. a link of 2,000 Chinese characters       -> test_a_link_of_thousands_of_chinese_*
 2. an article ending in thousands of headings -> test_an_article_ending_in_*
 3. `db url --database` as written           -> test_db_url_database_*
+4. a title of invisible characters alone    -> test_a_feed_title_of_invisible_*
 """
 
 from __future__ import annotations
@@ -163,3 +164,24 @@ def test_db_url_database_is_one_of_the_embedded_servers(
     assert captured.out == ""
     assert captured.err.strip() == message
     assert not (var_dir / "pgdata" / "postmaster.pid").exists()  # nothing started
+
+
+# ------------------------------------------------- 4. a title of invisible characters alone
+
+
+def test_a_feed_title_of_invisible_characters_gives_way_to_the_pages(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A feed item's title of zero-width spaces, bidi controls and a byte order mark
+    alone is no title once cleaned, but it counted as one: the page was not searched for
+    its title, and the story was stored without any (shown untitled in mail and BI).
+    Now the page's title is used, as for an item without a title."""
+    invisible = "\u200b\u200e\u202e\u2066\ufeff\u2060"
+    server.route("/p", respond(page("页面自己的标题")))
+    server.route("/q", respond(page("另一页的标题")))
+    feed = rss([item(server.url("/p"), title=invisible), item(server.url("/q"), title="真标题")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    run_ingest(engine, [feed_source("invisible", server.url("/feed.xml"))], NOW)
+    stored = articles(engine)
+    assert stored[server.url("/p")]["title"] == "页面自己的标题"
+    assert stored[server.url("/q")]["title"] == "真标题"  # a feed's own title still first

@@ -170,7 +170,8 @@ def _known_metadata(item: FeedItem) -> list[str]:
     """What the feed item already says, so the page need not be searched for it (the
     feed's own values are used first anyway)."""
     given = {
-        "title": item.title,
+        # a title of invisible characters alone (zero-width spaces, bidi controls) is none
+        "title": clean_text(item.title or ""),
         "author": item.author,
         "date": item.published_at,
         "categories": item.categories,
@@ -233,8 +234,12 @@ def build_article(job: ArticleJob) -> BuildResult:
         origin, text = fallback
         note = (note + f"; used {origin}") if note else None
 
+    # The feed's title, else the page's: a feed title of invisible characters alone
+    # (zero-width spaces, bidi or other controls) cleans to nothing, and it hid the
+    # page's own title (the story was stored without any).
     title = cap(
-        clean_text(item.title or (meta.title if meta else "") or ""), limits.MAX_TITLE_CHARS
+        clean_text(item.title or "") or clean_text((meta.title if meta else "") or ""),
+        limits.MAX_TITLE_CHARS,
     )
     body = without_headline(cap(clean_text(text), limits.MAX_BODY_CHARS), title)
     # The title stays out: syndicated copies often retitle. Folding may lengthen the text
