@@ -6,11 +6,14 @@ docs/faults.md row it proves.
 2. an article ending in thousands of headings -> test_an_article_ending_in_*
 3. `db url --database` as written           -> test_db_url_database_*
 4. a title of invisible characters alone    -> test_a_feed_title_of_invisible_*
+5. another site's story under a feed's title -> test_a_feed_never_titles_or_dates_*
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,7 +25,7 @@ from mediamon.cli import main
 from mediamon.ingest.candidates import MAX_TRAILING_HEADINGS
 from tests.faults.test_hostile_pages import build
 from tests.support.cpu import least_cpu
-from tests.support.fault_server import FaultServer, respond
+from tests.support.fault_server import FaultServer, fault_server, redirect, respond
 from tests.support.faults import (
     NOW,
     PARAGRAPH,
@@ -185,3 +188,62 @@ def test_a_feed_title_of_invisible_characters_gives_way_to_the_pages(
     stored = articles(engine)
     assert stored[server.url("/p")]["title"] == "页面自己的标题"
     assert stored[server.url("/q")]["title"] == "真标题"  # a feed's own title still first
+
+
+# ------------------------------------------- 5. another site's story under a feed's title
+
+
+@pytest.fixture()
+def site_server() -> Iterator[FaultServer]:
+    """A second site (another host:port, so another site to provenance)."""
+    with fault_server() as running:
+        yield running
+
+
+def _dated_page(title: str, published: str) -> str:
+    meta = f'<meta property="article:published_time" content="{published}">'
+    return page(title).replace("<head>", f"<head>{meta}", 1)
+
+
+def test_a_feed_never_titles_or_dates_another_sites_story(
+    engine: sa.Engine, server: FaultServer, site_server: FaultServer
+) -> None:
+    """Any feed may list any site's story. A hostile one listed another site's story
+    (directly, or through a redirect of its own) with a headline and a date of its own:
+    the page's text was stored under the feed's headline ("伪造标题：某官员辞职") and
+    dated a week back, out of every spike window, and the site's own source then skipped
+    the story as known, so its real headline never replaced the fake one. Now, for a
+    page on another site than the feed's, the page's own title, date, author, categories,
+    summary and language come first (the feed's only where the page has none); the
+    feed's word still comes first for its own site's pages."""
+    first = site_server.route("/story", respond(_dated_page("真实标题", "2024-04-19")))
+    second = site_server.route("/story2", respond(_dated_page("第二篇真实标题", "2024-04-18")))
+    server.route("/r", redirect(second))
+    server.route("/own", respond(page("页面上的标题")))
+    week_ago = "Sat, 13 Apr 2024 08:00:00 +0000"
+    hostile = rss(
+        [
+            item(first, title="伪造标题：某官员辞职", date=week_ago),
+            item(server.url("/r"), title="伪造标题：第二篇", date=week_ago),
+            item(server.url("/own"), title="自己网站的标题", date=week_ago),
+        ]
+    )
+    server.route("/feed.xml", respond(hostile, content_type=RSS))
+    site_feed = rss([item(first, title="真实标题"), item(second, title="第二篇真实标题")])
+    site_server.route("/feed.xml", respond(site_feed, content_type=RSS))
+    evil = feed_source(
+        "evil", server.url("/feed.xml"), allow_hosts=[f"127.0.0.1:{site_server.port}"]
+    )
+    site = feed_source("site", site_server.url("/feed.xml"))
+
+    run_ingest(engine, [evil], NOW)
+    stats = run_ingest(engine, [site], NOW + timedelta(minutes=1), "faults:2")["site"]
+    assert stats.already_known == 2  # as before: the pages were fetched and stored
+    stored = {a["canonical_url"]: a for a in articles(engine).values()}
+    assert stored[first]["title"] == "真实标题"
+    assert stored[first]["published_at"] == datetime(2024, 4, 19, tzinfo=UTC)  # the page's day
+    assert stored[second]["title"] == "第二篇真实标题"
+    assert stored[second]["published_at"] == datetime(2024, 4, 18, tzinfo=UTC)
+    own = stored[server.url("/own")]  # the feed's own site: its word first, as before
+    assert own["title"] == "自己网站的标题"
+    assert own["published_at"] == datetime(2024, 4, 13, 8, tzinfo=UTC)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import unescape
-from typing import Any
+from typing import Any, TypeVar
 
 from mediamon import limits
 from mediamon.ingest import cpulimit, memory
@@ -33,11 +33,13 @@ from mediamon.ingest.normalize import (
     to_utc,
     without_headline,
 )
+from mediamon.ingest.provenance import site_of
 from mediamon.ingest.site_rules import SiteRule
 from mediamon.limits import cap, cap_optional
 from mediamon.models import Article
 from mediamon.text import fold
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 MIN_PAGE_TEXT_CHARS = 40  # shorter "articles" are navigation or paywall stubs
@@ -62,6 +64,9 @@ class ArticleJob:
     archived_html: str | None = None
     # Per-site extraction rules, loaded once per run (None: those of the configured file).
     site_rules: Mapping[str, SiteRule] | None = None
+    # The site of the source's feed (mediamon.ingest.provenance.site_of; None: an
+    # archive): what its feed says of a page on another site comes after the page's own.
+    own_site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,16 @@ def _feed_text(item: FeedItem) -> tuple[str, str] | None:
     return None
 
 
+def _on_another_site(job: ArticleJob, final_url: str) -> bool:
+    """Whether the page read is on another site than the source's feed (a link to it, or
+    a redirect to it). Any feed may list any site's story: what it says of that page
+    (title, date, author, categories, summary, language) is its word, not the site's. A
+    hostile feed listing another site's story with a headline of its own had that
+    headline stored over the site's text, its date too, and the site's own source then
+    skipped the story as known: its own title never replaced the fake one."""
+    return job.own_site is not None and site_of(final_url) != job.own_site
+
+
 def _known_metadata(item: FeedItem) -> list[str]:
     """What the feed item already says, so the page need not be searched for it (the
     feed's own values are used first anyway)."""
@@ -188,6 +203,7 @@ def build_article(job: ArticleJob) -> BuildResult:
     meta = None
     raw: bytes | None = None
     final_url = item.link
+    page_first = False  # the page's own title, date … before the feed's (_on_another_site)
     if job.archived_html is not None:
         origin = "archive"
         raw = job.archived_html.encode("utf-8")
@@ -209,6 +225,7 @@ def build_article(job: ArticleJob) -> BuildResult:
     elif job.page is not None and job.page.ok:
         raw = job.page.content
         final_url = job.page.final_url
+        page_first = _on_another_site(job, final_url)
         if job.page.content_type not in HTML_TYPES:
             note = f"page is {job.page.content_type}, not HTML"
         else:
@@ -218,7 +235,10 @@ def build_article(job: ArticleJob) -> BuildResult:
                 note = f"page refused before parsing: {safe.refused}"
             else:
                 meta, stopped = _extract_bounded(
-                    safe.html, final_url, known=_known_metadata(item), rules=job.site_rules
+                    safe.html,
+                    final_url,
+                    known=[] if page_first else _known_metadata(item),
+                    rules=job.site_rules,
                 )
                 if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                     text = meta.text
@@ -228,24 +248,29 @@ def build_article(job: ArticleJob) -> BuildResult:
     elif job.page is not None:
         note = f"page not fetched ({job.page.error})"
     if text is None:
+        page_first = False  # the feed's text: the feed's word on every field, or a claim
         fallback = _feed_text(item)
         if fallback is None:
             return BuildResult(None, (note + "; " if note else "") + "feed item has no text")
         origin, text = fallback
         note = (note + f"; used {origin}") if note else None
 
-    # The feed's title, else the page's: a feed title of invisible characters alone
-    # (zero-width spaces, bidi or other controls) cleans to nothing, and it hid the
-    # page's own title (the story was stored without any).
+    # The feed's title, else the page's (for a page on another site, the other way
+    # round): a feed title of invisible characters alone (zero-width spaces, bidi or
+    # other controls) cleans to nothing, and it hid the page's own title.
     title = cap(
-        clean_text(item.title or "") or clean_text((meta.title if meta else "") or ""),
+        _first(
+            page_first,
+            clean_text(item.title or ""),
+            clean_text((meta.title if meta else "") or ""),
+        ),
         limits.MAX_TITLE_CHARS,
     )
     body = without_headline(cap(clean_text(text), limits.MAX_BODY_CHARS), title)
     # The title stays out: syndicated copies often retitle. Folding may lengthen the text
     # (NFKC spells out ligatures and ellipses): the cap holds after it too.
     match_text = fold(body)[: limits.MAX_BODY_CHARS]
-    published = item.published_at or (meta.published_at if meta else None)
+    published = _first(page_first, item.published_at, meta.published_at if meta else None)
     if published is not None:
         published = to_utc(published)
         if not EARLIEST_PUBLISHED <= published <= job.seen_at + FUTURE_TOLERANCE:
@@ -253,23 +278,25 @@ def build_article(job: ArticleJob) -> BuildResult:
     # the page's declared language is checked against the script (templates declare
     # "en" on Chinese pages), so it comes after the feed's and the source's. The
     # source's is a tag as written in sources.yaml: "zh-CN" was stored as "zh-cn", which
-    # no topic scoped to languages [zh] matched, nor the BI's language filters.
+    # no topic scoped to languages [zh] matched, nor the BI's language filters. Neither
+    # says what another site's page is written in.
     language = (
-        primary_language(item.language)
-        or primary_language(job.source_language)
-        or detect_language(body, declared=meta.language if meta else None)
-    )
-    summary = None
+        None
+        if page_first
+        else primary_language(item.language) or primary_language(job.source_language)
+    ) or detect_language(body, declared=meta.language if meta else None)
+    feed_summary = None
     if item.summary_html and origin != "feed_summary":
-        summary = clean_text(_html2txt(item.summary_html)) or None
-    summary = summary or (meta.description if meta else None)
+        feed_summary = clean_text(_html2txt(item.summary_html)) or None
+    summary = _first(page_first, feed_summary, meta.description if meta else None)
     text_hash, sentences = duplicate_keys(match_text)
     article = Article(
         canonical_url=canonical_url(final_url, job.drop_params),
         url=item.link,
         title=title or None,
         author=cap_optional(
-            clean_text(item.author or (meta.author if meta else None) or "") or None,
+            clean_text(_first(page_first, item.author, meta.author if meta else None) or "")
+            or None,
             limits.MAX_AUTHOR_CHARS,
         ),
         published_at=published,
@@ -280,7 +307,9 @@ def build_article(job: ArticleJob) -> BuildResult:
         image_url=image_url(meta.image, final_url) if meta else None,
         categories=tuple(
             cap(cleaned, limits.MAX_CATEGORY_CHARS)
-            for c in (item.categories or (meta.categories if meta else ()))[: limits.MAX_CATEGORIES]
+            for c in (_first(page_first, item.categories, meta.categories if meta else ()) or ())[
+                : limits.MAX_CATEGORIES
+            ]
             if (cleaned := clean_text(c))
         ),
         content_origin=origin,
@@ -290,6 +319,14 @@ def build_article(job: ArticleJob) -> BuildResult:
         raw_bytes=len(raw) if raw is not None else None,
     )
     return BuildResult(article, note)
+
+
+def _first(page_first: bool, feed_value: T, page_value: T) -> T:
+    """The feed's value unless it is empty, then the page's; the other way round when
+    ``page_first`` (a page on another site than the feed's)."""
+    if page_first:
+        return page_value or feed_value
+    return feed_value or page_value
 
 
 def build_article_safely(job: ArticleJob) -> BuildResult:

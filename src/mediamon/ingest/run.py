@@ -107,6 +107,7 @@ def ingest_source(
         drop_params=source.drop_query_params,
         seen_at=now,
         site_rules=site_rules,
+        own_site=own_site,
     )  # each item's job is this one with its item (and page) in place
     chunks: Iterator[Chunk]
     if source.kind == "archive":
