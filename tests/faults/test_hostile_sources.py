@@ -7,6 +7,7 @@ docs/faults.md row it proves.
 3. `db url --database` as written           -> test_db_url_database_*
 4. a title of invisible characters alone    -> test_a_feed_title_of_invisible_*
 5. another site's story under a feed's title -> test_a_feed_never_titles_or_dates_*
+6. a feed of pages as large as the cap        -> test_a_chunk_of_pages_as_large_*
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ import sqlalchemy as sa
 
 from mediamon import db
 from mediamon.cli import main
+from mediamon.ingest import load
+from mediamon.ingest.build import ArticleJob
 from mediamon.ingest.candidates import MAX_TRAILING_HEADINGS
+from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.fetch import make_session
+from mediamon.ingest.run import CHUNK_PAGE_BYTES, feed_chunks, fetch_options
 from tests.faults.test_hostile_pages import build
 from tests.support.cpu import least_cpu
 from tests.support.fault_server import FaultServer, fault_server, redirect, respond
@@ -30,6 +36,7 @@ from tests.support.faults import (
     NOW,
     PARAGRAPH,
     RSS,
+    USER_AGENT,
     articles,
     feed_source,
     fetch_log,
@@ -247,3 +254,40 @@ def test_a_feed_never_titles_or_dates_another_sites_story(
     own = stored[server.url("/own")]  # the feed's own site: its word first, as before
     assert own["title"] == "自己网站的标题"
     assert own["published_at"] == datetime(2024, 4, 13, 8, tzinfo=UTC)
+
+
+# ------------------------------------------------ 6. a feed of pages as large as the cap
+
+
+def test_a_chunk_of_pages_as_large_as_the_cap_is_handed_on_in_parts(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """The pages of a chunk (100 items) were fetched all at once and held until the last
+    came: a feed of 100 pages of 15 MB, the download cap, held 1.5 GB in the ingest
+    process (measured: a peak RSS of 1,813 MB, from 108), and two chunks are in flight,
+    enough for the kernel to kill the task at every run. Now pages are fetched at most a
+    few ahead, and a chunk is handed on once its pages hold CHUNK_PAGE_BYTES: here 40
+    pages of 8 MB come in parts of at most 64 MB and one page, every item in one part,
+    in order, the chunk's counts once."""
+    big = b"x" * (8 * 1024 * 1024)
+    server.route("/big", respond(big, content_type="text/plain"))
+    links = [server.url(f"/big?n={n}") for n in range(40)]
+    source = feed_source("big", server.url("/feed.xml"))
+    with engine.begin() as conn:
+        source_id = load.sync_sources(conn, [source])["big"]
+    job = ArticleJob(item=FeedItem(link=""), source_language="zh", drop_params=(), seen_at=NOW)
+    items = [FeedItem(link=link, title="大页面") for link in links]
+    with make_session(USER_AGENT, retries=0) as session:
+        chunks = feed_chunks(
+            engine, session, source, items, job, source_id=source_id, **fetch_options(source)
+        )
+        parts = []
+        for chunk in chunks:  # as ingest_source takes them, each dropped once loaded
+            held = sum(len(e.job.page.content) for e in chunk.entries if e.job and e.job.page)
+            parts.append(
+                (len(chunk.entries), held, chunk.new, [e.record.url for e in chunk.entries])
+            )
+    assert max(held for _, held, _, _ in parts) <= CHUNK_PAGE_BYTES + len(big)  # before: 320 MB
+    assert len(parts) > 1
+    assert [url for *_, urls in parts for url in urls] == links  # all, in order, once
+    assert sum(new for _, _, new, _ in parts) == 40

@@ -18,6 +18,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,11 @@ logger = logging.getLogger(__name__)
 # ingest run two sources at once in the memory one took with 200.
 CHUNK_SIZE = 100
 PAGE_THREADS = 4
+# The pages' bytes one chunk holds before it is handed on (and a new one started): a
+# chunk of 100 pages of 15 MB (the download cap) held 1.5 GB, two chunks in flight twice
+# that, enough for the kernel to kill the task at every run. Usual pages are 50-500 kB,
+# a usual chunk 5-50 MB; with the pages in flight a source's poll now holds some 250 MB.
+CHUNK_PAGE_BYTES = 64 * 1024 * 1024
 
 
 def fetch_options(source: Source) -> dict[str, Any]:
@@ -435,15 +441,21 @@ def feed_chunks(
                     **options,
                 )
 
+            entries: list[Entry] = []
+            held = not_started = 0
             with ThreadPoolExecutor(max_workers=PAGE_THREADS) as threads:
-                pages = list(threads.map(page, chunk))
-            entries = [
-                Entry(_record(p, "page", now), replace(job, item=i, page=p))
-                for i, p in zip(chunk, pages, strict=True)
-                if p is not None
-            ]
-            if len(entries) < len(chunk):
-                left = len(chunk) - len(entries) + max(0, len(items) - start - CHUNK_SIZE)
+                for position, (i, p) in enumerate(_fetched_in_order(threads, page, chunk)):
+                    if p is None:
+                        not_started += 1
+                        continue
+                    entries.append(Entry(_record(p, "page", now), replace(job, item=i, page=p)))
+                    held += len(p.content)
+                    if held >= CHUNK_PAGE_BYTES and position < len(chunk) - 1:
+                        # handed on now; the chunk's counts go with its first part
+                        yield Chunk(entries, already_known, new)
+                        entries, held, already_known, new = [], 0, 0, 0
+            if not_started:
+                left = not_started + max(0, len(items) - start - CHUNK_SIZE)
                 yield Chunk(entries, already_known, new, left_for_next_poll=left)
                 return
         else:
@@ -455,6 +467,23 @@ def feed_chunks(
                 for i in chunk
             ]
         yield Chunk(entries, already_known, new)
+
+
+def _fetched_in_order(
+    threads: ThreadPoolExecutor,
+    fetch_one: Callable[[FeedItem], FetchResult | None],
+    items: list[FeedItem],
+) -> Iterator[tuple[FeedItem, FetchResult | None]]:
+    """Each item with its page, in order, fetched by ``threads`` at most PAGE_THREADS
+    ahead of the one handed out: ``map`` fetched them all at once and held every page
+    until the last one came (see CHUNK_PAGE_BYTES)."""
+    waiting = iter(items)
+    pending = deque((i, threads.submit(fetch_one, i)) for i in islice(waiting, PAGE_THREADS))
+    while pending:
+        item, future = pending.popleft()
+        for following in islice(waiting, 1):
+            pending.append((following, threads.submit(fetch_one, following)))
+        yield item, future.result()
 
 
 def _distinct_items(
