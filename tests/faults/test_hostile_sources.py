@@ -28,7 +28,7 @@ from mediamon.ingest.build import ArticleJob
 from mediamon.ingest.candidates import MAX_TRAILING_HEADINGS
 from mediamon.ingest.feeds import FeedItem
 from mediamon.ingest.fetch import make_session
-from mediamon.ingest.run import CHUNK_PAGE_BYTES, feed_chunks, fetch_options
+from mediamon.ingest.run import CHUNK_PAGE_BYTES, archive_chunks, feed_chunks, fetch_options
 from tests.faults.test_hostile_pages import build
 from tests.support.cpu import least_cpu
 from tests.support.fault_server import FaultServer, fault_server, redirect, respond
@@ -291,3 +291,26 @@ def test_a_chunk_of_pages_as_large_as_the_cap_is_handed_on_in_parts(
     assert len(parts) > 1
     assert [url for *_, urls in parts for url in urls] == links  # all, in order, once
     assert sum(new for _, _, new, _ in parts) == 40
+
+
+def test_an_archive_folder_of_files_as_large_as_the_cap_is_handed_on_in_parts(
+    tmp_path: Path,
+) -> None:
+    """An archive folder's files were read 100 to a chunk, each up to the 15 MB cap: 1.5
+    GB held, as a feed's pages. They are handed on at CHUNK_PAGE_BYTES too: 20 files of
+    8 MB in parts of at most 64 MB and one file, each file once, in order."""
+    body = "<p>" + "x" * (8 * 1024 * 1024) + "</p>"
+    for n in range(20):
+        header = f"<!--1713600000000-->\n[第{n}篇](https://news.example.com/{n})\n------\n"
+        (tmp_path / f"{n:02d}.txt").write_text(header + body, encoding="utf-8")
+    job = ArticleJob(item=FeedItem(link=""), source_language="zh", drop_params=(), seen_at=NOW)
+    files = sorted(tmp_path.iterdir())
+    parts = [
+        [e.job.item.link for e in chunk.entries if e.job is not None]
+        for chunk in archive_chunks(files, job)
+    ]
+    largest = max(len(part) for part in parts)
+    assert largest * (len(body) + 60) <= CHUNK_PAGE_BYTES + len(body) + 60  # before: 20
+    assert [link for part in parts for link in part] == [
+        f"https://news.example.com/{n}" for n in range(20)
+    ]

@@ -538,7 +538,11 @@ def archive_chunks(
     for start in range(0, len(files), CHUNK_SIZE):
         entries: list[Entry] = []
         bad: list[Entry] = []
+        held = 0  # the files' bytes: handed on at CHUNK_PAGE_BYTES, as a feed's pages
         for path in files[start : start + CHUNK_SIZE]:
+            if held >= CHUNK_PAGE_BYTES:
+                yield Chunk(entries + bad)
+                entries, bad, held = [], [], 0
             url = path.as_uri()
             try:
                 data = archive.read_archive_file(path, max_bytes)
@@ -550,6 +554,7 @@ def archive_chunks(
                 continue
             record = FetchRecord(url=url, kind="file", fetched_at=now, bytes=len(data))
             entries.append(Entry(record, replace(job, item=item, archived_html=html)))
+            held += len(data)
             if notes is None:
                 continue
             name = archive.shown_name(path.name)
