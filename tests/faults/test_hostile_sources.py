@@ -8,6 +8,7 @@ docs/faults.md row it proves.
 4. a title of invisible characters alone    -> test_a_feed_title_of_invisible_*
 5. another site's story under a feed's title -> test_a_feed_never_titles_or_dates_*
 6. a feed of pages as large as the cap        -> test_a_chunk_of_pages_as_large_*
+7. a page labelled UTF-16 that is not        -> test_a_page_labelled_utf_16_*
 """
 
 from __future__ import annotations
@@ -314,3 +315,45 @@ def test_an_archive_folder_of_files_as_large_as_the_cap_is_handed_on_in_parts(
     assert [link for part in parts for link in part] == [
         f"https://news.example.com/{n}" for n in range(20)
     ]
+
+
+# ----------------------------------------------------- 7. a page labelled UTF-16 that is not
+
+FRENCH = (
+    "Le gouvernement a annoncé mercredi une série de mesures destinées à soutenir les"
+    " agriculteurs touchés par la sécheresse. Selon le ministère, près de deux mille"
+    " exploitations ont déjà déposé une demande d'aide. « Nous ne laisserons personne de"
+    " côté », a déclaré la ministre lors d'une conférence de presse à Paris. Les syndicats"
+    " agricoles ont salué un premier pas, tout en réclamant des garanties supplémentaires."
+)
+
+
+@pytest.mark.parametrize("padding", ["", " "], ids=["as-is", "one-byte-more"])
+def test_a_page_labelled_utf_16_without_a_nul_byte_is_not_read_as_utf_16(
+    engine: sa.Engine, server: FaultServer, padding: str
+) -> None:
+    """A page in cp1252 whose template (or server) says UTF-16: read as UTF-16, its every
+    two bytes one character, the French article was stored as CJK-looking mojibake
+    ("慴瑩琠…") without one replacement character, so no other charset was tried, and
+    counted as Chinese or Japanese. A document in UTF-16 or UTF-32 has NUL bytes in its
+    markup; without any, the label is ignored (WHATWG reads a meta's UTF-16 as UTF-8
+    for the same reason) and the page is read as an undeclared one. (Of an odd length,
+    UTF-16 leaves one replacement character and another charset was tried: half the
+    pages so labelled were lost.)"""
+    html = (
+        '<html><head><meta charset="utf-16"><title>Sécheresse</title></head><body><article>'
+        + f"<p>{FRENCH}</p>" * 3
+        + "</article></body></html>"
+        + padding  # an odd length leaves UTF-16 a replacement character, an even none
+    )
+    server.route("/p", respond(html.encode("cp1252"), content_type="text/html"))
+    feed = rss([item(server.url("/p"), title="Sécheresse", description="")])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    run_ingest(engine, [feed_source("fr", server.url("/feed.xml"), language=None)], NOW)
+    assert fetch_log(engine)[server.url("/p")]["error"] is None
+    stored = articles(engine)[server.url("/p")]
+    assert stored["content_origin"] == "page"
+    body = str(stored["body_text"])
+    assert "Selon le minist" in body and "agriculteurs touch" in body
+    assert not any("\u3000" <= c <= "\uffff" for c in body), body[:80]  # no CJK mojibake
+    assert stored["language"] == "fr"

@@ -150,9 +150,17 @@ def declared_charsets(content: bytes, http_charset: str | None) -> list[str]:
         match = pattern.search(head)
         if match:
             labels.append(match.group(1).decode("ascii", "replace"))
+    # A document in UTF-16 or UTF-32 has NUL bytes in its markup (``<`` is ``<\0``); a
+    # label saying so on one without any is a lie (a CMS's template, a server's default):
+    # read as UTF-16, a French page in cp1252 became a page of CJK-looking mojibake
+    # without one replacement character, so no other charset was tried. WHATWG reads a
+    # meta's UTF-16 as UTF-8 for the same reason.
+    wide_possible = b"\0" in head
     found: list[str] = []
     for label in labels:
         encoding = canonical_encoding(label)
+        if encoding and encoding.startswith(("utf-16", "utf-32")) and not wide_possible:
+            continue
         if encoding and encoding not in found:
             found.append(encoding)
     return found
