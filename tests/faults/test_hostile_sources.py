@@ -222,10 +222,12 @@ def test_a_feed_never_titles_or_dates_another_sites_story(
     dated a week back, out of every spike window, and the site's own source then skipped
     the story as known, so its real headline never replaced the fake one. Now, for a
     page on another site than the feed's, the page's own title, date, author, categories,
-    summary and language come first (the feed's only where the page has none); the
-    feed's word still comes first for its own site's pages."""
+    summary and language come first (the feed's only where the page has none; its time
+    where it falls on the page's date, which is read to the day); the feed's word still
+    comes first for its own site's pages."""
     first = site_server.route("/story", respond(_dated_page("真实标题", "2024-04-19")))
     second = site_server.route("/story2", respond(_dated_page("第二篇真实标题", "2024-04-18")))
+    third = site_server.route("/story3", respond(_dated_page("第三篇真实标题", "2024-04-17")))
     server.route("/r", redirect(second))
     server.route("/own", respond(page("页面上的标题")))
     week_ago = "Sat, 13 Apr 2024 08:00:00 +0000"
@@ -234,6 +236,7 @@ def test_a_feed_never_titles_or_dates_another_sites_story(
             item(first, title="伪造标题：某官员辞职", date=week_ago),
             item(server.url("/r"), title="伪造标题：第二篇", date=week_ago),
             item(server.url("/own"), title="自己网站的标题", date=week_ago),
+            item(third, title="第三篇", date="Wed, 17 Apr 2024 10:30:00 +0000"),
         ]
     )
     server.route("/feed.xml", respond(hostile, content_type=RSS))
@@ -252,6 +255,8 @@ def test_a_feed_never_titles_or_dates_another_sites_story(
     assert stored[first]["published_at"] == datetime(2024, 4, 19, tzinfo=UTC)  # the page's day
     assert stored[second]["title"] == "第二篇真实标题"
     assert stored[second]["published_at"] == datetime(2024, 4, 18, tzinfo=UTC)
+    # a feed's time on the page's date stands: the page's date is read to the day only
+    assert stored[third]["published_at"] == datetime(2024, 4, 17, 10, 30, tzinfo=UTC)
     own = stored[server.url("/own")]  # the feed's own site: its word first, as before
     assert own["title"] == "自己网站的标题"
     assert own["published_at"] == datetime(2024, 4, 13, 8, tzinfo=UTC)

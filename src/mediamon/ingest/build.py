@@ -270,7 +270,7 @@ def build_article(job: ArticleJob) -> BuildResult:
     # The title stays out: syndicated copies often retitle. Folding may lengthen the text
     # (NFKC spells out ligatures and ellipses): the cap holds after it too.
     match_text = fold(body)[: limits.MAX_BODY_CHARS]
-    published = _first(page_first, item.published_at, meta.published_at if meta else None)
+    published = _published(page_first, item.published_at, meta.published_at if meta else None)
     if published is not None:
         published = to_utc(published)
         if not EARLIEST_PUBLISHED <= published <= job.seen_at + FUTURE_TOLERANCE:
@@ -327,6 +327,24 @@ def _first(page_first: bool, feed_value: T, page_value: T) -> T:
     if page_first:
         return page_value or feed_value
     return feed_value or page_value
+
+
+# A page's date is read to the day: a feed's time within this of it is the same date.
+SAME_DATE_SLACK = timedelta(days=2)
+
+
+def _published(
+    page_first: bool, feed_date: datetime | None, page_date: datetime | None
+) -> datetime | None:
+    """The publication time: the feed's, else the page's. For a page on another site the
+    page's date decides, but it is read to the day only: the feed's time stands when it
+    falls on that date (give or take the zones), so an aggregator's stories keep their
+    hour for the hourly spike windows."""
+    if not page_first or page_date is None:
+        return feed_date or page_date
+    if feed_date is not None and abs(to_utc(feed_date) - to_utc(page_date)) <= SAME_DATE_SLACK:
+        return feed_date
+    return page_date
 
 
 def build_article_safely(job: ArticleJob) -> BuildResult:
