@@ -78,7 +78,7 @@ def write_fetch_log(
     A NUL in a URL or an error (text a server or feed supplied) is dropped: PostgreSQL
     refuses it, and with it the whole chunk's transaction. The key's index holds the
     URL's SHA-256, not the URL: a b-tree refuses entries past 2,704 bytes, and a link of
-    2,000 Chinese characters is 6 kB (migration 0027)."""
+    2,000 Chinese characters is 6 kB (migration 0029)."""
     rows = [
         {"run_key": run_key, "source_id": source_id,
          **{k: _without_nul(v) for k, v in asdict(r).items()}}
