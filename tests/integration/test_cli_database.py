@@ -58,6 +58,44 @@ def test_a_read_only_database_is_one_line_and_exit_3(
     )
 
 
+def test_a_read_only_database_and_a_broken_sources_file_log_one_line_each(
+    scratch: str, tmp_path: Path
+) -> None:
+    """`mediamon ingest` run as ops run it, with the sources file broken while the
+    database is read-only: the failed run cannot be recorded, which is logged, then the
+    file's error is said (before: the log's ERROR went on with SQLAlchemy's statement,
+    its parameters and a link, four lines in all before the one the user needs)."""
+    import os
+    import subprocess
+    import sys
+
+    admin = sa.create_engine(db.normalize_url(scratch), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        name = conn.execute(sa.text("select current_database()")).scalar_one()
+        conn.execute(sa.text(f'alter database "{name}" set default_transaction_read_only = on'))
+    admin.dispose()
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  - name: [unclosed\n", encoding="utf-8")
+    env = os.environ | {"MEDIAMON_SOURCES": str(sources)}
+    ran = subprocess.run(
+        [sys.executable, "-m", "mediamon", "ingest"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 2, ran.stderr
+    logged, said = ran.stderr.splitlines()
+    assert " ERROR mediamon.ops.service: could not record the failed run cli:" in logged
+    assert logged.endswith(
+        ": database is read-only: cannot execute UPDATE in a read-only transaction (a"
+        " standby server, or default_transaction_read_only set); mediamon needs a database"
+        " it can write"
+    ), logged
+    assert said.startswith(f"mediamon: {sources}: not valid YAML: "), said
+
+
 def test_a_login_without_write_rights_is_one_line_and_exit_3(
     scratch: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,8 +19,10 @@ from mediamon.bi import rollup
 from mediamon.db.queries import query
 from mediamon.ops import health, quality, runs
 from mediamon.ops import report as source_report
+from mediamon.ops.mail import failure_text
 from mediamon.service import engine_for
 from mediamon.settings import Settings
+from mediamon.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,14 @@ def record_failed_run(settings: Settings, run_key: str, run_at: datetime, error:
         finally:
             engine.dispose()
     except Exception as db_error:  # noqa: BLE001 - the configuration error is what to report
-        logger.error("could not record the failed run %s: %s", run_key, db_error)
+        # One line, as the command line says it: SQLAlchemy's text of the error went on
+        # with the statement, its parameters and a link, four lines before the one the
+        # user needs (a read-only database and a broken sources file).
+        logger.error(
+            "could not record the failed run %s: %s",
+            run_key,
+            one_line(failure_text(db_error), 500),
+        )
 
 
 def check_quality(settings: Settings, run_key: str, run_at: datetime) -> dict[str, Any]:
