@@ -112,16 +112,20 @@ def smtp_send() -> tuple[Any, str | None]:
 
 def failure_mail() -> dict[str, Any]:
     """``default_args`` that mail ``MEDIAMON_OPS_EMAIL`` (comma-separated) when a task has
-    failed for good, through the ``mediamon_smtp`` connection; empty when unset.
+    failed for good, and when a task that failed with a mailed error succeeds again,
+    through the ``mediamon_smtp`` connection; empty when unset.
     Read at parse time: an environment variable costs nothing, unlike a Variable."""
     from mediamon.settings import Settings
 
     recipients = list(Settings.from_env().ops_emails)
     if not recipients:
         return {}
-    from mediamon_airflow.task_failure import TaskFailureMail
+    from mediamon_airflow.task_failure import TaskFailureMail, TaskRecoveryMail
 
-    return {"on_failure_callback": TaskFailureMail(recipients)}
+    return {
+        "on_failure_callback": TaskFailureMail(recipients),
+        "on_success_callback": TaskRecoveryMail(recipients),
+    }
 
 
 def task_defaults(

@@ -49,6 +49,15 @@ def _store(state: dict[str, Any]) -> None:
         raise StoreUnavailable(f"Variable {MAILED_VARIABLE}: {error}") from error
 
 
+def _task(ti: Any) -> str:
+    return f"{ti.dag_id}.{ti.task_id}"
+
+
+def _me(ti: Any) -> str:
+    map_index = getattr(ti, "map_index", -1)
+    return f"{_task(ti)}{f'[{map_index}]' if map_index >= 0 else ''} {ti.run_id}"
+
+
 class TaskFailureMail(BaseNotifier):
     """``on_failure_callback``: mails ``recipients`` once a task has failed after its
     retries (Airflow calls it then, not on each retry); a failure whose error was mailed
@@ -84,13 +93,62 @@ class TaskFailureMail(BaseNotifier):
         }
         zone = ZoneInfo(Settings.from_env().timezone)
 
-        def deliver(quiet_until: datetime | None) -> None:
+        def deliver(quiet_until: datetime | None, back_since: datetime | None = None) -> None:
             shown = {"quiet_until": local_time(quiet_until, zone)} if quiet_until else {}
+            if back_since is not None:  # flapping: its RESOLVED mail went out at that time
+                shown["resolved_at"] = local_time(back_since, zone)
             message = task_failure_message({**failure, **shown}, sender or DEFAULT_SENDER,
                                            self.recipients)  # fmt: skip
             send(message)
 
-        map_index = getattr(ti, "map_index", -1)
-        me = f"{ti.dag_id}.{ti.task_id}{f'[{map_index}]' if map_index >= 0 else ''} {ti.run_id}"
-        mail_once(failure["error"], me, datetime.now(UTC),
+        mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
                   load=_load, store=_store, send=deliver)  # fmt: skip
+
+
+class TaskRecoveryMail(BaseNotifier):
+    """``on_success_callback``: when a task that failed with an error mailed to ops
+    succeeds, mails ``recipients`` that the failure is over, once per error
+    (:func:`mediamon.ops.failure_mail.mail_recovery`). One read of the Variable per
+    success; nothing is written unless a failure was mailed. A problem here never
+    fails the task: the recovery mail is tried again at the next success."""
+
+    def __init__(self, recipients: Sequence[str]) -> None:
+        super().__init__()
+        self.recipients = list(recipients)
+
+    def notify(self, context: Any) -> None:
+        from datetime import UTC, datetime
+        from zoneinfo import ZoneInfo
+
+        from mediamon.alerts.catalog import local_time
+        from mediamon.alerts.deliver import DEFAULT_SENDER
+        from mediamon.ops.failure_mail import mail_recovery
+        from mediamon.ops.mail import task_recovery_message
+        from mediamon.settings import Settings
+        from mediamon_airflow import smtp_send
+
+        ti = context["ti"]
+        now = datetime.now(UTC)
+        try:
+            if not _load():
+                return  # the common case: no failure mailed, no SMTP lookup
+            send, sender = smtp_send()
+            if send is None:
+                return
+            zone = ZoneInfo(Settings.from_env().timezone)
+
+            def deliver(error: str, mailed_at: datetime) -> None:
+                recovery = {
+                    "dag_id": str(ti.dag_id),
+                    "task_id": str(ti.task_id),
+                    "run_id": str(ti.run_id),
+                    "error": error,
+                    "mailed_at": local_time(mailed_at, zone),
+                    "back_at": local_time(now, zone),
+                    "log_url": str(ti.log_url),
+                }
+                send(task_recovery_message(recovery, sender or DEFAULT_SENDER, self.recipients))
+
+            mail_recovery(_task(ti), _me(ti), now, load=_load, store=_store, send=deliver)
+        except Exception as error:  # noqa: BLE001 - the task succeeded; say why no mail
+            logger.warning("recovery mail not sent (tried at the next success): %s", error)

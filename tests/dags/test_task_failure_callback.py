@@ -134,12 +134,33 @@ def test_one_mail_per_cause_while_the_database_is_down(
                 watchdog = dags["mediamon_health"].test(logical_date=hour)
                 assert run_state(metadata, "mediamon_health", watchdog.run_id)[0] == "failed"
                 assert ingest(hour + timedelta(minutes=30))[0] == "failed"
-    assert len(mailbox.messages) == 1, [m["Subject"] for m in mailbox.messages]
-    message = mailbox.messages[0]
+    # The database back: the next success of a task that failed with the error mails
+    # its end, once (before: nothing; ops could not tell "fixed" from "held back"); the
+    # watchdog, which failed with it too, mails nothing more.
+    with serve_smtp(mailbox.sink) as port:
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        assert ingest(hour + timedelta(minutes=45))[1]["plan_sources"][0] == "success"
+        watchdog = dags["mediamon_health"].test(logical_date=hour + timedelta(minutes=45))
+        assert run_state(metadata, "mediamon_health", watchdog.run_id)[1]["watchdog"][0] == (
+            "success"
+        )
+    assert len(mailbox.messages) == 2, [m["Subject"] for m in mailbox.messages]
+    message, back = mailbox.messages
     assert message["Subject"].startswith("[mediamon] task failed: mediamon_ingest.plan_sources")
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Error: database unavailable: " in text and "not currently accepting" in text
     assert "Repeats: Failures with this same error are not mailed again until " in text
+    assert back["Subject"].startswith(
+        "[mediamon] RESOLVED task failure: mediamon_ingest.plan_sources (database unavailable: "
+    ), back["Subject"]
+    back_text = back.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Error: database unavailable: " in back_text and "not currently accepting" in back_text
+    assert "Mailed: 20" in back_text and "Back: 20" in back_text, back_text
+    from airflow.models.variable import Variable
+
+    # The cause ended: no longer held back, so if it comes back it mails again.
+    [ended] = Variable.get("mediamon_failure_mails", deserialize_json=True).values()
+    assert "resolved_at" in ended, ended
     held = [r.getMessage() for r in caplog.records if "failure mail not sent" in r.getMessage()]
     assert len(held) == 4, held  # summarize, the watchdog, plan_sources and summarize again
     assert all("the same error was mailed at" in line for line in held), held

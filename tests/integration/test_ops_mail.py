@@ -188,3 +188,43 @@ def test_task_failure_mail_links_only_to_http_urls() -> None:
     body = html.get_content()
     assert "href" not in body and "javascript:alert(1)" in body
     assert "(Airflow gave no error text)" in body
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_task_failure_over_and_back_again_say_so_and_fit(width: int) -> None:
+    """The end of a mailed task failure (a database back) had no mail: ops could not tell
+    "fixed" from "still down, held back". Its RESOLVED mail names the task, the error that
+    was mailed and when; the error back again says it flaps."""
+    failure = task_failure()
+    recovery = {
+        "dag_id": "mediamon_ingest",
+        "task_id": "plan_sources",
+        "run_id": "scheduled__2024-06-10T12:45:00+00:00",
+        "error": failure["error"],
+        "mailed_at": "2024-06-10 20:00 (UTC+08:00)",
+        "back_at": "2024-06-10 20:45 (UTC+08:00)",
+        "log_url": failure["log_url"],
+    }
+    message = ops_mail.task_recovery_message(recovery, "m <m@x.org>", ["ops@x.org"])
+    assert str(message["Subject"]).startswith(
+        "[mediamon] RESOLVED task failure: mediamon_ingest.plan_sources (OperationalError:"
+    )
+    plain = message.get_body(("plain",))
+    assert isinstance(plain, EmailMessage)
+    text = plain.get_content()
+    assert "Mailed: 2024-06-10 20:00 (UTC+08:00)" in text
+    assert "Back: 2024-06-10 20:45 (UTC+08:00), run scheduled__2024-06-10T12:45" in text
+    again = ops_mail.task_failure_message(
+        task_failure(resolved_at="2024-06-10 20:45 (UTC+08:00)"), "m <m@x.org>", ["ops@x.org"]
+    )
+    again_plain = again.get_body(("plain",))
+    assert isinstance(again_plain, EmailMessage)
+    assert (
+        "Again: This error was mailed as over at 2024-06-10 20:45 (UTC+08:00) and is back:"
+        " it flaps. Its end is mailed once no task has failed with it for 4 hours."
+    ) in again_plain.get_content()
+    with Chromium() as browser:
+        layout = render(browser, message, "ops-task-recovery", width)
+    assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout
+    assert layout["images"] == 0 and layout["bold"] == 0
+    assert '<img src=x onerror="alert(1)">' in layout["text"]

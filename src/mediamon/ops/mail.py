@@ -12,6 +12,7 @@ from typing import Any
 
 from mediamon.alerts.catalog import local_time
 from mediamon.alerts.render import Rendered, build_message, clean, esc
+from mediamon.ops.failure_mail import REPEAT_AFTER
 
 DETAIL_CHARS = 2000
 
@@ -202,7 +203,8 @@ def task_failure_message(
         failure: ``dag_id``, ``task_id``, ``run_id``, ``tries`` (how many were made),
             ``error`` (the exception as text, ``""`` when Airflow gave none),
             ``log_url`` (the task's page in the Airflow UI) and, optionally,
-            ``quiet_until`` (until when failures with the same error are not mailed).
+            ``quiet_until`` (until when failures with the same error are not mailed) and
+            ``resolved_at`` (when the error was mailed as over, if it is back since).
         sender, recipients: From and To.
     """
     task = clean(f"{failure['dag_id']}.{failure['task_id']}", 300)
@@ -213,6 +215,15 @@ def task_failure_message(
         ("Tries", clean(failure["tries"], 20)),
         ("Error", clean(failure["error"], DETAIL_CHARS) or "(Airflow gave no error text)"),
     ]
+    if failure.get("resolved_at"):
+        fields.append(
+            (
+                "Again",
+                f"This error was mailed as over at {clean(failure['resolved_at'], 60)} and is"
+                " back: it flaps. Its end is mailed once no task has failed with it for"
+                f" {REPEAT_AFTER.total_seconds() / 3600:g} hours.",
+            )
+        )
     if failure.get("quiet_until"):
         fields.append(
             (
@@ -250,4 +261,54 @@ def task_failure_message(
         sender,
         recipients,
         headers={"X-Mediamon-Task-Failure": f"{failure['dag_id']}.{failure['task_id']}"},
+    )
+
+
+def task_recovery_message(
+    recovery: Mapping[str, str],
+    sender: str,
+    recipients: Sequence[str],
+) -> EmailMessage:
+    """The mail saying that a task failure mailed to ops is over: a task that had failed
+    with its error succeeded (:mod:`mediamon.ops.failure_mail`).
+
+    Args:
+        recovery: ``dag_id``, ``task_id``, ``run_id`` (of the run that succeeded),
+            ``error`` (the error that was mailed), ``mailed_at`` and ``back_at`` (shown
+            times) and ``log_url``.
+        sender, recipients: From and To.
+    """
+    task = clean(f"{recovery['dag_id']}.{recovery['task_id']}", 300)
+    error = clean(recovery["error"], DETAIL_CHARS) or "(Airflow gave no error text)"
+    subject = f"[mediamon] RESOLVED task failure: {task} ({clean(recovery['error'], 80)})"
+    fields = [
+        ("Task", task),
+        ("Error", error),
+        ("Mailed", clean(recovery["mailed_at"], 60)),
+        ("Back", f"{clean(recovery['back_at'], 60)}, run {clean(recovery['run_id'], 300)}"),
+        ("Log", clean(recovery["log_url"], 2000)),
+    ]
+    lead = (
+        "A task that failed with this error has succeeded: the failure mailed earlier is"
+        " over. Failures with this error are mailed again if it comes back."
+    )
+    text = lead + "\n\n" + "\n".join(f"{name}: {value}" for name, value in fields) + "\n"
+    log_url = fields[-1][1]
+    link = (
+        f'<a href="{esc(log_url, 2000)}">{esc(log_url, 2000)}</a>'
+        if log_url.startswith(("http://", "https://"))
+        else esc(log_url, 2000)
+    )
+    html = _page(
+        subject,
+        f'<h2 style="color:#067647;font-size:18px">Resolved: {esc(task)}</h2>'
+        f"<p>{esc(lead)}</p>"
+        f'<table style="border-collapse:collapse;max-width:100%">'
+        f"{_field_rows(fields, {'Log': link})}</table>",
+    )
+    return build_message(
+        Rendered(subject=subject, text=text, html=html),
+        sender,
+        recipients,
+        headers={"X-Mediamon-Task-Recovery": f"{recovery['dag_id']}.{recovery['task_id']}"},
     )
