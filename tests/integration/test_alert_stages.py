@@ -707,6 +707,40 @@ def test_smtp_down_leaves_alert_pending_then_sends_once(
     assert len(sink.messages) == 2
 
 
+def test_an_alert_mailed_hours_after_it_was_raised_says_it_is_late(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    """The mail server down for five hours, then back: the alert is mailed once, saying
+    it is late (before: it read as news, "10 stories in the hour to 11:00" received at
+    16:00, dated then). Older than a day it is not mailed (the test above and below)."""
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    with pytest.raises(DeliveryError):  # the server down when the alert is raised
+        deliver_pending(engine, smtp_send(free_port()), AT + timedelta(minutes=5))
+    # Five hours and ten minutes pass (the alert's stored time is moved back by as much).
+    with engine.begin() as conn:
+        conn.execute(sa.text("update alerts set created_at = now() - interval '5 h 10 min'"))
+        raised = conn.execute(sa.text("select created_at from alerts")).scalar_one()
+    stats = deliver_pending(engine, smtp_send(port), AT + timedelta(hours=5, minutes=15))
+    assert (stats.sent, stats.failed) == (2, 0)
+    assert deliver_pending(engine, smtp_send(port), AT + timedelta(hours=5, minutes=30)).sent == 0
+    assert len(sink.messages) == 2
+    for _, recipients, raw in sink.messages:
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        assert str(message["Subject"]).endswith(" (sent 5 hours late)"), message["Subject"]
+        plain = message.get_body(("plain",))
+        assert isinstance(plain, EmailMessage)
+        shown = raised.astimezone(UTC).strftime("%Y-%m-%d %H:%M")  # these readers' zone
+        assert (
+            f"Sent late: this alert was raised at {shown} (UTC+00:00) and could not be mailed"
+            " until now, 5 hours later." in plain.get_content()
+        ), recipients
+        html_part = message.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
+        assert "Sent late: this alert was raised at" in html_part.get_content()
+
+
 def test_an_address_the_mail_library_refuses_fails_its_mail_only(
     engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
 ) -> None:

@@ -39,6 +39,11 @@ MESSAGES: dict[str, dict[str, str]] = {
             "{observed} of them mention {topic}."
         ),
         "alert_bar": "Alert: {topic}",
+        "subject_late": "{subject} (sent {delay} late)",
+        "late_note": (
+            "Sent late: this alert was raised at {raised} and could not be mailed until now,"
+            " {delay} later. Its figures are those of its window."
+        ),
         "stories_heading_1": "The one story of the window",
         "stories_heading_n": "The {n} stories of the window",
         "stories_gone": (
@@ -142,6 +147,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "context": "同一时段所有来源共发布 {total}，其中 {observed} 篇提到「{topic}」。",
         "alert_bar": "警报：{topic}",
+        "subject_late": "{subject}（迟发 {delay}）",
+        "late_note": (
+            "迟发：本提醒生成于 {raised}，此前未能发出，直到现在（{delay}之后）才发出。"
+            "其中的数字仍是提醒时段的数字。"
+        ),
         "stories_heading_1": "本时段的 1 篇报道",
         "stories_heading_n": "本时段的 {n} 篇报道",
         "stories_gone": (

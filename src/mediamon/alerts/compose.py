@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -74,6 +74,11 @@ SUBJECT_TOPIC_CHARS = 30
 TOPIC_NAME_CHARS = 80
 SUBJECT_TOPICS_CHARS = 48
 MAX_SUBJECT_TOPICS = 4
+# An alert mailed this long after it was raised (the mail server down, no mediamon_smtp
+# connection) says it is late, in its subject and at its top: the time after which the
+# watchdog calls pending alerts undelivered (MEDIAMON_HEALTH_ALERT_AGE_MINUTES' default).
+# Older than mediamon.alerts.deliver.MAX_ALERT_AGE, it is not mailed at all.
+LATE_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ class AlertMail:
         stories: Every story of the window, ranked.
         chart: The 7-day series, or None when there is no history.
         params: The thresholds that were applied.
+        raised_at: When the alert was stored (the database's clock); a mail sent
+            :data:`LATE_AFTER` later says it is late.
     """
 
     alert_id: int | None
@@ -148,6 +155,7 @@ class AlertMail:
     stories: tuple[StoryItem, ...] = ()
     chart: ChartData | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    raised_at: datetime | None = None
 
     @property
     def hours(self) -> int:
@@ -321,8 +329,11 @@ def list_headers(options: MailOptions, list_name: str, recipient: str) -> dict[s
 # Alert mail
 
 
-def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) -> Rendered:
-    """One alert for one reader: subject, plain text and HTML with the chart."""
+def render_alert_mail(
+    alert: AlertMail, reader: Reader, options: MailOptions, sent_at: datetime | None = None
+) -> Rendered:
+    """One alert for one reader: subject, plain text and HTML with the chart; sent at
+    ``sent_at`` (default: now), :data:`LATE_AFTER` or more after it was raised, it says so."""
     catalog = Catalog.for_locale(reader.locale)
     zone = reader.zone(options)
     topic = isolate(alert.topic_name, TOPIC_NAME_CHARS)
@@ -334,6 +345,9 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
         hours=catalog.counted("hours", alert.hours),
         lift_phrase=_lift_phrase(alert, catalog),
     )
+    late = _late_note(alert, sent_at or datetime.now(UTC), zone, catalog)
+    if late is not None:
+        subject = catalog("subject_late", subject=subject, delay=late[0])
     # The heading names the topic (cut at 80); the two lines under it, short (cut as in the
     # subject, which the reader has just seen), so the name is not read three times.
     why = reason(alert, zone, catalog, SUBJECT_TOPIC_CHARS)
@@ -364,8 +378,16 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
         key=alert.topic_key,
         uri=unsubscribe_uri(options, alert.topic_key, reader.address),
     )
+    late_lines = ["", late[1]] if late is not None else []
+    late_html = (
+        '<p style="background:#fffaeb;border-left:4px solid #dc6803;padding:6px 10px;'
+        f'margin:12px 0 0">{esc_composed(late[1], 1000)}</p>'
+        if late is not None
+        else ""
+    )
     text = [
         catalog("alert_bar", topic=topic),
+        *late_lines,
         "",
         why,
         context,
@@ -384,6 +406,7 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     body = "".join(
         [
             bar(catalog("alert_bar", topic=topic)),
+            late_html,
             f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc_composed(why, 1000)}</b></p>',
             f'<p class="muted" style="color:#555;margin:0 0 8px">{esc_composed(context, 1000)}</p>',
             _chart_html(image, alert, zone, catalog),
@@ -408,6 +431,19 @@ def render_alert_mail(alert: AlertMail, reader: Reader, options: MailOptions) ->
     )
 
 
+def _late_note(
+    alert: AlertMail, sent_at: datetime, zone: ZoneInfo, catalog: Catalog
+) -> tuple[str, str] | None:
+    """(the delay, the note) for an alert mailed :data:`LATE_AFTER` or more after it was
+    raised (the mail server down for hours); None when it is not late. Before, such a
+    mail read as news: "10 stories in the hour to 11:00", received at 17:00."""
+    if alert.raised_at is None or sent_at - alert.raised_at < LATE_AFTER:
+        return None
+    delay = catalog.counted("hours", int((sent_at - alert.raised_at) / timedelta(hours=1)))
+    raised = local_time(alert.raised_at, zone)
+    return delay, catalog("late_note", raised=raised, delay=delay)
+
+
 def alert_message(
     alert: AlertMail,
     reader: Reader,
@@ -417,7 +453,9 @@ def alert_message(
     message_id: str | None = None,
     sent_at: datetime | None = None,
 ) -> EmailMessage:
-    """The finished alert mail for one reader, list headers included."""
+    """The finished alert mail for one reader, list headers included; dated ``sent_at``
+    (default: now), which also decides whether it says it is late."""
+    sent_at = sent_at or datetime.now(UTC)
     headers = {
         **list_headers(options, alert.topic_key, reader.address),
         "X-Mediamon-Topic": alert.topic_key,
@@ -425,7 +463,7 @@ def alert_message(
     if alert.alert_id is not None:
         headers["X-Mediamon-Alert"] = str(alert.alert_id)
     return build_message(
-        render_alert_mail(alert, reader, options),
+        render_alert_mail(alert, reader, options, sent_at),
         sender,
         [reader.address],
         message_id=message_id,

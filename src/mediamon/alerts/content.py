@@ -178,6 +178,7 @@ def alert_mail(
             baseline_weeks=weeks,
         ),
         params=params,
+        raised_at=row.created_at,
     )
 
 
