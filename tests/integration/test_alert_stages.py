@@ -791,6 +791,26 @@ def test_an_alert_pending_when_its_topic_is_removed_is_not_mailed(
     ]
 
 
+def test_a_topic_renamed_to_a_new_key_does_not_alert_again_for_the_spike_it_mailed(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    """`taiwan` renamed `taiwan-strait` in the topics file after its alert went out, its
+    terms and recipients unchanged (before: the next run matched the past articles under
+    the new key, found the same window a spike, and mailed both recipients the same
+    "10 stories in 1 hour" again, as alert 2 of the same hour)."""
+    sink, port = smtp
+    alert_on_burst(engine, topics)
+    deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=5))
+    assert len(sink.messages) == 2
+    renamed = parse_topics(TOPICS_YAML.replace("key: taiwan", "key: taiwan-strait"), "t.yaml")
+    sync_topics(engine, renamed)
+    match_articles(engine, renamed)
+    assert detect(engine, renamed, AT + timedelta(minutes=15)) == []
+    stats = deliver_pending(engine, smtp_send(port), AT + timedelta(minutes=20), topics=renamed)
+    assert (stats.sent, len(sink.messages)) == (0, 2)
+    assert rows(engine, "select topic, state from bi.alerts") == [("taiwan", "resolved")]
+
+
 @pytest.mark.parametrize("mailed", [True, False], ids=["notified", "mail-pending"])
 def test_an_episode_open_when_its_topic_is_removed_ends_at_the_next_run(
     engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int], mailed: bool

@@ -182,8 +182,8 @@ def _recorded(conn: sa.Connection, spike: Spike) -> int | None:
 def _situation(
     conn: sa.Connection, spike: Spike, topic: Topic
 ) -> tuple[sa.Row[Any, Any] | None, sa.Row[Any, Any] | None, Decision]:
-    """The topic's open episode, its nearest alert within the cooldown, and the episode
-    rule's decision for ``spike``."""
+    """The topic's open episode, its nearest alert within the cooldown (its former keys'
+    alerts included), and the episode rule's decision for ``spike``."""
     a = alerts_table.c
     at = spike.window_end
     episode = conn.execute(
@@ -195,7 +195,11 @@ def _situation(
     cooldown = timedelta(hours=topic.params.cooldown_hours)
     nearest = conn.execute(
         sa.select(a.alert_id, a.window_end)
-        .where(a.topic == topic.key, a.window_end > at - cooldown, a.window_end < at + cooldown)
+        .where(
+            a.topic.in_(_own_and_former_keys(conn, topic)),
+            a.window_end > at - cooldown,
+            a.window_end < at + cooldown,
+        )
         .limit(1)
     ).first()
     decision = decide(
@@ -205,6 +209,20 @@ def _situation(
         cooldown,
     )
     return episode, nearest, decision
+
+
+def _own_and_former_keys(conn: sa.Connection, topic: Topic) -> list[str]:
+    """The topic's key and those of topics taken out of the topics file that matched the
+    same articles (same matching rules: a topic renamed to a new key). Their alerts hold
+    the cooldown: before, a renamed topic's first run alerted again for the very window
+    its old key had just mailed, to the same recipients."""
+    t = topics_table.c
+    former = conn.execute(
+        sa.select(t.topic).where(
+            ~t.active, t.match_version == topic.match_version, t.topic != topic.key
+        )
+    ).scalars()
+    return [topic.key, *former]
 
 
 def _record(conn: sa.Connection, spike: Spike, topic: Topic) -> int | None:
