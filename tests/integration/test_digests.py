@@ -4,9 +4,10 @@ period once, grouped by topic, spikes on top, once per recipient and period."""
 from __future__ import annotations
 
 import email
+import itertools
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
@@ -71,6 +72,12 @@ def received(sink: Sink) -> dict[str, EmailMessage]:
         assert isinstance(message, EmailMessage)
         found[recipients[0]] = message
     return found
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def html_of(message: EmailMessage) -> str:
@@ -687,3 +694,90 @@ def test_a_late_run_sends_no_stale_digest_and_the_next_one_lists_its_stories(
     since_monday = (T0 + timedelta(hours=8), T0 + timedelta(days=3, hours=8))
     assert len(story_ids_between(engine, "taiwan", *since_monday)) >= 10  # the burst
     assert listed_ids(html_of(daily)) == story_ids_between(engine, "taiwan", *since_monday)
+
+
+@pytest.mark.parametrize(
+    ("zone", "hour", "switch"),
+    [
+        ("Europe/Berlin", 2, datetime(2026, 10, 25, tzinfo=UTC)),  # 02:00–03:00 twice
+        ("America/New_York", 1, datetime(2026, 11, 1, 4, tzinfo=UTC)),  # 01:00–02:00 twice
+        ("Europe/Berlin", 2, datetime(2026, 3, 29, tzinfo=UTC)),  # 02:00 does not exist
+    ],
+    ids=["berlin-autumn", "new-york-autumn", "berlin-spring"],
+)
+def test_a_daylight_saving_change_mails_one_digest_per_local_day_covering_every_story(
+    engine: sa.Engine, zone: str, hour: int, switch: datetime
+) -> None:
+    """Hourly runs across the night the clocks change, the digest hour in the hour that
+    repeats (or does not exist): one digest per local day, each from where the last ended
+    (the night's day 25 or 23 hours long), every story in exactly one of them, a story
+    loaded after the night's digest went out in the next (before: late stories were looked
+    for 24 hours back: after a 23-hour day a story of the hour before it was mailed again,
+    after a 25-hour day one of its first hour, loaded late, was never mailed)."""
+    topics = parse_topics(
+        TOPICS_YAML.replace(
+            "{address: editors@example.org, mode: daily, locale: zh-CN}",
+            f"{{address: editors@example.org, mode: daily, digest_hour: {hour}, timezone: {zone}}}",
+        ),
+        "topics.yaml",
+    )
+    sync_topics(engine, topics)
+    start, end = switch - timedelta(days=2), switch + timedelta(days=3)
+    with engine.begin() as conn:
+        source = add_source(conn, "dst-news")
+        moment = start + timedelta(minutes=20)
+        while moment < end:  # a story every 40 minutes, through both of the hours
+            conn.execute(
+                ARTICLE_SQL,
+                article_row(source, f"https://dst.example/{moment:%m%d%H%M}", "台湾 news",
+                            f"台湾 {moment:%m%d%H%M}", moment, first_seen_at=moment),
+            )  # fmt: skip
+            moment += timedelta(minutes=40)
+    match_articles(engine, topics)
+    sink = Sink()
+    late = None
+    with serve_smtp(sink) as port:
+        send, run = smtp_send(port), start
+        while run < end:  # the hourly DAG, at five past each UTC hour
+            run += timedelta(hours=1)
+            run_digests(engine, topics, run + timedelta(minutes=5), send, sender="m@x.org",
+                        options=OPTIONS)  # fmt: skip
+            night = rows(
+                engine,
+                "select period_start from digest_deliveries where recipient ="
+                " 'editors@example.org' and period_end - period_start <> interval '1 day'"
+                " and period_end - period_start < interval '26 hours'",
+            )
+            if night and late is None:  # its digest went out; a story of its first hour comes
+                with engine.begin() as conn:
+                    late = conn.execute(
+                        ARTICLE_SQL,
+                        article_row(source, "https://dst.example/late", "台湾 late", "台湾 迟到",
+                                    night[0][0] + timedelta(minutes=30),
+                                    first_seen_at=datetime.now(UTC)),
+                    ).scalar_one()  # fmt: skip
+                match_articles(engine, topics)
+    assert late is not None
+    local = ZoneInfo(zone)
+    periods = rows(
+        engine,
+        "select period_start, period_end, status from digest_deliveries"
+        " where recipient = 'editors@example.org' order by period_end",
+    )
+    mails = [raw for _, to, raw in sink.messages if to == ["editors@example.org"]]
+    assert len(mails) == sum(status == "sent" for *_, status in periods) >= 3
+    ends = [period_end.astimezone(local) for _, period_end, _ in periods]
+    assert len({e.date() for e in ends}) == len(ends) >= 4, ends  # one per local day
+    for e in ends:  # at the digest hour (its first occurrence; 03:00 when 02:00 is skipped)
+        digest_time = datetime.combine(e.date(), time(hour), tzinfo=local)
+        assert e.astimezone(UTC) == digest_time.astimezone(UTC), e  # (== refuses a fold)
+    lengths = []
+    for (_, previous_end, _), (period_start, period_end, _) in itertools.pairwise(periods):
+        assert period_start == previous_end  # nothing between two digests
+        lengths.append(period_end - period_start)
+    night = timedelta(hours=23 if switch.month == 3 else 25)
+    assert sorted(set(lengths)) == sorted({timedelta(days=1), night}), lengths
+    listed = [i for raw in mails for i in listed_ids(html_of(parsed(raw)))]
+    assert len(listed) == len(set(listed))  # no story twice
+    first, last = periods[0][0], periods[-1][1]
+    assert sorted(listed) == story_ids_between(engine, "taiwan", first, last)  # none missed

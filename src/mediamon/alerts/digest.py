@@ -64,8 +64,8 @@ class DueDigest:
             listed too (loaded or matched after it was made).
         late_listed: The story ids the previous digest listed (None: not recorded, then
             the late stories are those first seen after ``late_since``).
-        late_from: Where those late stories start (None: one period before
-            ``period_start``); the previous digest's start when it was of another cadence.
+        late_from: Where those late stories start: the previous digest's start, of this
+            cadence or another (None: one period before ``period_start``).
         mailed: Story ids the recipient's digests of another cadence listed (a cadence
             change): left out.
         spikes_shown: (topic, start, end) of those digests' periods that had the topic's
@@ -206,7 +206,7 @@ def due_digests(
     with engine.connect() as conn:
         for (address, cadence), plan in sorted(schedules.items()):
             last = conn.execute(
-                sa.select(d.period_end, d.selected_at, d.story_ids)
+                sa.select(d.period_start, d.period_end, d.selected_at, d.story_ids)
                 .where(d.recipient == address, d.cadence == cadence, d.period_end <= clock)
                 .order_by(d.period_end.desc())
                 .limit(1)
@@ -226,8 +226,16 @@ def due_digests(
                 # its articles with the run's time and commits them minutes later, and
                 # those committed after the previous pick were in no digest.
                 late_listed = tuple(last.story_ids) if last.story_ids is not None else None
+                # Late stories are looked for over the previous digest's own period, which
+                # its list covers: one period back from this start was 24 hours, an hour
+                # into the digest before it after a 23-hour day (the clocks going forward),
+                # whose stories were then listed again; an hour short after a 25-hour day.
                 plan = replace(
-                    plan, period_start=start, late_since=late_since, late_listed=late_listed
+                    plan,
+                    period_start=start,
+                    late_since=late_since,
+                    late_listed=late_listed,
+                    late_from=last.period_start,
                 )
             else:
                 plan = _after_other_cadence(conn, plan)
