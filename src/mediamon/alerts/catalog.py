@@ -53,7 +53,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "order_rule": (
             "Most relevant first: the topic in the headline, then the most outlets, "
-            "then the most mentions, then the newest."
+            "then the most mentions (up to {cap}), then the newest."
         ),
         "more_outlets_1": "+1 outlet",
         "more_outlets_n": "+{n} outlets",
@@ -158,7 +158,10 @@ MESSAGES: dict[str, dict[str, str]] = {
             "发出警报时统计的 {observed} 篇中有 {gone} 篇未列出："
             "此后它们已并入其他报道，或不再与该话题匹配。"
         ),
-        "order_rule": "排序：标题提及优先，其次是转载媒体多、提及次数多，最后按时间由新到旧。",
+        "order_rule": (
+            "排序：标题提及优先，其次是转载媒体多、提及次数多（最多计 {cap} 次），"
+            "最后按时间由新到旧。"
+        ),
         "more_outlets_1": "另有 1 家媒体转载",
         "more_outlets_n": "另有 {n} 家媒体转载",
         "more_heading": "其他报道",

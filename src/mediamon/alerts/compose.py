@@ -52,7 +52,7 @@ from mediamon.alerts.render import (
     isolate,
     safe_link,
 )
-from mediamon.alerts.stories import StoryItem, stories_section
+from mediamon.alerts.stories import MAX_RANKED_MENTIONS, StoryItem, stories_section
 from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
 
 # Charts in one digest (one per spike, newest first).
@@ -362,7 +362,7 @@ def render_alert_mail(
     # Said, rather than "The 0 stories of the window" under "6 stories mentioning ...".
     gone = alert.observed - len(alert.stories)
     note = catalog("stories_gone", gone=gone, observed=alert.observed) if gone > 0 else ""
-    rule = catalog("order_rule") if alert.stories else ""
+    rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if alert.stories else ""
     window = local_span(alert.window_start, alert.window_end, zone)
     reference = catalog(
         "reference", alert_id=alert.alert_id if alert.alert_id is not None else "–", window=window
@@ -545,7 +545,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         link = _more_link(options, section.topic_key, digest.period_start, digest.period_end)
         html_part, lines = stories_section(section.stories, zone, catalog, link, limit=limit)
         # The order is stated where stories are listed, not above a count alone.
-        rule = catalog("order_rule") if limit else ""
+        rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if limit else ""
         parts += [
             '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",

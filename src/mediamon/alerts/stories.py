@@ -34,6 +34,11 @@ TOP_STORIES = 5
 MAX_LISTED = 100
 # Outlets of a story's copies named after their count ("+12 outlets (a, b, c, d, e, …)").
 MAX_OUTLETS_NAMED = 5
+# Mentions rank a story up to this many: past a few, repeating the topic's words says no
+# more about what an article is about. Uncapped, a keyword-stuffed page (the words 1,000
+# times) topped every list it was in, above stories carried by as many outlets and newer.
+# bi_window_stories (migration 0030) caps them the same, so the page ranks as the mails.
+MAX_RANKED_MENTIONS = 5
 MARK_STYLE = "background:#fff3a0;color:#222222;padding:0 1px"
 # The highlight again on a span inside the <mark>: Outlook.com, its apps and Yahoo strip
 # the tags of <mark> (an HTML5 element they do not know) with their style, and Outlook for
@@ -74,14 +79,15 @@ class StoryItem:
 
 def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
     """The order stated in every mail: the topic in the headline first, then the most
-    outlets, then the most mentions, then the newest (then the id, for a stable order)."""
+    outlets, then the most mentions (counted up to :data:`MAX_RANKED_MENTIONS`), then the
+    newest (then the id, for a stable order)."""
     oldest = datetime.min.replace(tzinfo=ZoneInfo("UTC"))
     return sorted(
         stories,
         key=lambda s: (
             s.title_hits > 0,
             len(s.other_outlets),
-            s.mentions,
+            min(s.mentions, MAX_RANKED_MENTIONS),
             s.published_at or oldest,
             -s.story_id,
         ),

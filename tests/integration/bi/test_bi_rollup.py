@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from mediamon.alerts.stories import MAX_RANKED_MENTIONS
 from mediamon.db import retention
 from mediamon.ingest import load, normalize
 from mediamon.ingest.sources import Source
@@ -55,13 +56,18 @@ def _old_topic_hourly() -> str:
 
 
 def _old_window_stories() -> str:
-    """bi.topic_window_stories as 0015 defined it (the window's roots first)."""
+    """bi.topic_window_stories as 0015 defined it (the window's roots first), its
+    mentions ranked up to MAX_RANKED_MENTIONS as since 0030."""
     text = (MIGRATIONS / "0015_bi_topic_window_stories.sql").read_text()
     found = re.search(
         r"create function bi\.topic_window_stories\(.*?\n\$fn\$;\n", text, flags=re.DOTALL
     )
-    assert found
-    return found.group(0).replace("bi.topic_window_stories(", "pg_temp.old_topic_window_stories(")
+    assert found and found.group(0).count("o.mentions desc") == 1
+    return (
+        found.group(0)
+        .replace("bi.topic_window_stories(", "pg_temp.old_topic_window_stories(")
+        .replace("o.mentions desc", f"least(o.mentions, {MAX_RANKED_MENTIONS}) desc")
+    )
 
 
 OLD_VIEWS = {
