@@ -34,7 +34,7 @@ from mediamon.text import fold
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
 from mediamon.topics.store import sync_topics
-from tests.integration.test_alert_stages import AT, alert_on_burst, rows
+from tests.integration.test_alert_stages import AT, EVIL, alert_on_burst, rows
 from tests.support import awkward
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
 from tests.support.smtp_server import Sink, serve_smtp, smtp_send
@@ -107,7 +107,7 @@ LAYOUT = """(() => {
     stories: [...document.querySelectorAll('li.story')].map(e => Number(e.dataset.story)),
     full: [...document.querySelectorAll('li.story:not(.compact)')].map(
       e => [...e.querySelectorAll('.snippet mark')].map(m => m.textContent)),
-    fontSize: parseFloat(getComputedStyle(document.body.firstElementChild).fontSize),
+    fontSize: parseFloat(getComputedStyle(document.querySelector('.mm-mail')).fontSize),
   };
 })()"""
 
@@ -443,3 +443,78 @@ def test_a_long_topic_name_is_shown_in_full_once_at_the_top(engine: sa.Engine) -
             )
             assert heading_name + "…" in bar_line, bar_line
             assert heading_name not in why and heading_name not in context_line, (why, context_line)
+
+
+PREVIEW = """(() => {
+  const first = document.body.firstElementChild;
+  const box = first.getBoundingClientRect();
+  return {
+    className: first.className,
+    drawn: [box.width, box.height, getComputedStyle(first).display],
+    // what an inbox reads for its preview: the HTML's text, styles ignored
+    preview: document.body.textContent.replace(/[\\s\\u200c]+/g, ' ').trim().slice(0, 140),
+    visible: document.body.innerText,
+  };
+})()"""
+
+
+def test_the_inbox_preview_shows_the_top_headlines(
+    engine: sa.Engine, mails: dict[str, EmailMessage]
+) -> None:
+    """Under the subject an inbox previews the mail's first text: it was the red bar
+    ("Alert: 台湾", a digest's the subject word for word). Now a hidden preheader leads:
+    the top headlines with their outlets, as a Google Alerts reader sees the first
+    headline; a digest's take each topic's first story in turn. Nothing of it is drawn."""
+    top = f"{EVIL} (cna) · 台湾局势 b9 (cna)"
+    top_zh = f"{EVIL}（cna） · 台湾局势 b9（cna）"
+    end = AT + timedelta(hours=2)
+
+    def story(i: int, title: str) -> StoryItem:
+        return StoryItem(
+            story_id=i,
+            title=title,
+            url=f"https://example.org/{i}",
+            outlet="rfi" if i > 10 else "cna",
+            published_at=end - timedelta(minutes=i),
+            title_hits=1,
+            mentions=1,
+        )
+
+    digest = DigestMail(
+        "daily",
+        end - timedelta(days=1),
+        end,
+        spikes=(),
+        topics=(
+            TopicStories("taiwan", "台湾", (story(1, "台湾一"), story(2, "台湾二"))),
+            TopicStories("chips", "芯片", (story(11, "芯片一"), story(12, "芯片二"))),
+        ),
+    )
+    digest_mail = digest_message(
+        digest, Reader("editors@example.org", "en"), OPTIONS, sender="m@example.org"
+    )
+    cases = [
+        ("preview-alert-duty", mails["duty@example.org"], top),
+        ("preview-alert-desk", mails["desk@example.org"], top_zh),
+        (
+            "preview-digest",
+            digest_mail,
+            "台湾一 (cna) · 芯片一 (rfi) · 台湾二 (cna) · 芯片二 (rfi)",
+        ),
+    ]
+    with Chromium() as browser:
+        for name, message, expected in cases:
+            parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+            assert isinstance(parsed, EmailMessage)
+            page = browser.open(
+                mail_html_file(parsed, ARTIFACTS / f"{name}.html").as_uri(), width=375
+            )
+            found: dict[str, Any] = page.evaluate(PREVIEW)
+            page.screenshot(ARTIFACTS / f"{name}-375.png")
+            assert found["className"] == "preheader", name
+            assert found["drawn"] == [0, 0, "none"], name
+            assert found["preview"].startswith(expected), (name, found["preview"])
+            assert expected not in found["visible"]  # shown in the list, not twice
+            # the plain text is unchanged: it starts with the bar's words
+            text = parsed.get_body(("plain",)).get_content()
+            assert not text.startswith(expected)

@@ -55,6 +55,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Most relevant first: the topic in the headline, then the most outlets, "
             "then the most mentions (up to {cap}), then the newest."
         ),
+        "preheader_story": "{title} ({outlet})",
         "more_outlets_1": "+1 outlet",
         "more_outlets_n": "+{n} outlets",
         "more_heading": "More stories",
@@ -162,6 +163,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "排序：标题提及优先，其次是转载媒体多、提及次数多（最多计 {cap} 次），"
             "最后按时间由新到旧。"
         ),
+        "preheader_story": "{title}（{outlet}）",
         "more_outlets_1": "另有 1 家媒体转载",
         "more_outlets_n": "另有 {n} 家媒体转载",
         "more_heading": "其他报道",

@@ -52,7 +52,12 @@ from mediamon.alerts.render import (
     isolate,
     safe_link,
 )
-from mediamon.alerts.stories import MAX_RANKED_MENTIONS, StoryItem, stories_section
+from mediamon.alerts.stories import (
+    MAX_RANKED_MENTIONS,
+    StoryItem,
+    preheader,
+    stories_section,
+)
 from mediamon.settings import DEFAULT_TIMEZONE, DEFAULT_UNSUBSCRIBE, Settings
 
 # Charts in one digest (one per spike, newest first).
@@ -426,7 +431,7 @@ def render_alert_mail(
     return Rendered(
         subject,
         "\n".join(text) + "\n",
-        page(subject, body, catalog.locale),
+        page(subject, body, catalog.locale, preheader([alert.stories], catalog)),
         (image,) if image else (),
     )
 
@@ -572,7 +577,12 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     return Rendered(
         subject,
         "\n".join(text) + "\n",
-        page(subject, "".join(parts), catalog.locale),
+        page(
+            subject,
+            "".join(parts),
+            catalog.locale,
+            preheader([t.stories[:n] for t, n in zip(digest.topics, limits, strict=True)], catalog),
+        ),
         tuple(images),
     )
 

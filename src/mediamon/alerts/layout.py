@@ -38,8 +38,9 @@ FONT = (
 )
 
 
-def page(title: str, body: str, locale: str) -> str:
-    """The mail's HTML document: one column of at most :data:`COLUMN_WIDTH` px.
+def page(title: str, body: str, locale: str, preheader: str = "") -> str:
+    """The mail's HTML document: one column of at most :data:`COLUMN_WIDTH` px, led by
+    the hidden ``preheader`` (composed text) if any.
 
     Inline styles draw it light everywhere; :data:`DARK_STYLE` redraws it dark where the
     reader chose dark mode and the client honours ``prefers-color-scheme`` (Apple Mail,
@@ -54,6 +55,7 @@ def page(title: str, body: str, locale: str) -> str:
         # A <title> holds no elements: the isolate characters themselves stay.
         f"<title>{html.escape(clean_composed(title, 300), quote=True)}</title></head>"
         '<body class="mm-body" style="margin:0;padding:0;background:#f3f4f6">'
+        f"{_preheader(preheader)}"
         f'<!--[if mso]><table role="presentation" width="{COLUMN_WIDTH}" align="center"'
         ' cellpadding="0" cellspacing="0" border="0"><tr><td><![endif]-->'
         f'<div class="mm-mail" style="max-width:{COLUMN_WIDTH}px;margin:0 auto;'
@@ -63,6 +65,27 @@ def page(title: str, body: str, locale: str) -> str:
         f"{body}</div>"
         "<!--[if mso]></td></tr></table><![endif]-->"
         "</body></html>"
+    )
+
+
+# After the preheader, blanks an inbox shows instead of the text that follows (the red
+# bar, the subject again): a zero-width non-joiner and a no-break space, repeated.
+PREHEADER_FILLER = "&zwnj;&nbsp;" * 60
+PREHEADER_STYLE = (
+    "display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;opacity:0;"
+    "overflow:hidden;mso-hide:all"
+)
+
+
+def _preheader(text: str) -> str:
+    """The text an inbox previews under the subject (Gmail, Apple Mail, Outlook read the
+    first text of the HTML), hidden in the mail itself. Without it the preview was the
+    red bar, which repeats the subject (a digest's word for word)."""
+    if not text:
+        return ""
+    return (
+        f'<div class="preheader" style="{PREHEADER_STYLE}">'
+        f"{esc_composed(text, 400)}{PREHEADER_FILLER}</div>"
     )
 
 

@@ -266,3 +266,30 @@ def stories_section(
             lines.append(catalog("more_not_shown", n=hidden))
         lines.append("")  # as after every other block: the next heading stands apart
     return "".join(parts), lines
+
+
+# What an inbox shows of a preview beside the subject: about 90 characters on a phone,
+# 140 on a desktop. Headlines are added while they fit (the first one always, cut).
+PREHEADER_CHARS = 140
+PREHEADER_TITLE_CHARS = 80
+
+
+def preheader(sections: Sequence[Sequence[StoryItem]], catalog: Catalog) -> str:
+    """The top headlines with their outlets, for the inbox's preview: the first story of
+    each section (a digest's topics, in their order), then the second of each, and so on,
+    as many as fit in :data:`PREHEADER_CHARS`. Composed text (titles isolated); "" when
+    there is no story. A Google Alerts reader sees the first headline under the subject."""
+    separator = " · "
+    picked: list[str] = []
+    deepest = max((len(s) for s in sections), default=0)
+    for depth in range(deepest):
+        for section in sections:
+            if depth >= len(section):
+                continue
+            story = section[depth]
+            title = isolate(story.title, PREHEADER_TITLE_CHARS) or catalog("no_title")
+            item = catalog("preheader_story", title=title, outlet=isolate(story.outlet, 40))
+            if picked and len(separator.join([*picked, item])) > PREHEADER_CHARS:
+                return separator.join(picked)
+            picked.append(item)
+    return separator.join(picked)

@@ -182,7 +182,10 @@ def test_right_to_left_names_and_titles_are_isolated_and_the_subject_stays_a_hea
     assert ">Alert: <bdi>أخبار عاجلة</bdi></div>" in body
     assert "10 stories mentioning <bdi>أخبار عاجلة</bdi> in the hour" in body
     assert f"<title>{html.escape(rendered.subject)}</title>" in rendered.html  # no elements
-    assert body.count("<bdi>") == body.count("</bdi>") == rendered.text.count(FSI)
+    # The hidden preheader (the top headline, not in the plain text) isolates it too.
+    preheader, shown = re.match(r'(.*?<div class="preheader".*?</div>)(.*)', body).groups()
+    assert "<bdi>عاجل : تايوان</bdi> (cna)" in preheader
+    assert shown.count("<bdi>") == shown.count("</bdi>") == rendered.text.count(FSI)
     assert ">عاجل : تايوان</bdi></a>" in body
     # The header: RFC 2047 UTF-8 encoded words, read back exactly; no line over 78.
     message = build_message(rendered, "m@example.org", ["a@example.org"])
