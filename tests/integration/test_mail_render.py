@@ -518,3 +518,80 @@ def test_the_inbox_preview_shows_the_top_headlines(
             # the plain text is unchanged: it starts with the bar's words
             text = parsed.get_body(("plain",)).get_content()
             assert not text.startswith(expected)
+
+
+ALL_LINKS = """(() => [...document.querySelectorAll('p.all-stories a')].map(a => {
+  const box = a.getBoundingClientRect();
+  const list = a.parentElement.previousElementSibling.getBoundingClientRect();
+  const next = a.parentElement.nextElementSibling;
+  return {href: a.href, text: a.innerText, box: [box.left, box.right, box.top, box.height],
+          listBottom: list.bottom, nextTop: next ? next.getBoundingClientRect().top : null};
+}))()"""
+
+
+def test_each_list_of_stories_links_the_mediamon_page(tmp_path: Path) -> None:
+    """With a base URL configured, the page was linked only when a list left stories
+    out: under a digest topic's 12 stories (or an alert's 10) no way led to the page,
+    where a Google Alerts reader looks for "See more results". Now each list ends with
+    the link to its topic and period, drawn under its stories, on screen at 375 px."""
+    end = AT + timedelta(hours=2)
+    options = MailOptions(
+        timezone="Asia/Shanghai",
+        unsubscribe_address="leave@mediamon.example",
+        base_url="https://mediamon.example.org",
+    )
+
+    def stories(first: int, count: int) -> tuple[StoryItem, ...]:
+        return tuple(
+            StoryItem(
+                story_id=i,
+                title=f"新闻 {i}",
+                url=f"https://example.org/{i}",
+                outlet="cna",
+                published_at=end - timedelta(minutes=i),
+                mentions=1,
+            )
+            for i in range(first, first + count)
+        )
+
+    digest = DigestMail(
+        "daily",
+        end - timedelta(days=1),
+        end,
+        spikes=(),
+        topics=(
+            TopicStories("taiwan", "台湾", stories(1, 12)),
+            TopicStories("chips", "芯片", stories(20, 3)),
+        ),
+    )
+    for locale, words in (
+        ("en", "See these stories on the mediamon page"),
+        ("zh-CN", "在 mediamon 页面查看这些报道"),
+    ):
+        message = digest_message(
+            digest, Reader("editors@example.org", locale), options, sender="m@example.org"
+        )
+        parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+        assert isinstance(parsed, EmailMessage)
+        text = parsed.get_body(("plain",)).get_content()
+        for key in ("taiwan", "chips"):
+            colon = "：" if locale == "zh-CN" else ": "
+            assert f"{words}{colon}https://mediamon.example.org/mediamon/?topic={key}&from=" in (
+                text
+            )
+        with Chromium() as browser:
+            name = f"digest-page-links-{locale}"
+            page = browser.open(
+                mail_html_file(parsed, ARTIFACTS / f"{name}.html").as_uri(), width=375
+            )
+            links: list[dict[str, Any]] = page.evaluate(ALL_LINKS)
+            page.screenshot(ARTIFACTS / f"{name}-375.png")
+        assert [link["href"].split("&")[0] for link in links] == [
+            "https://mediamon.example.org/mediamon/?topic=taiwan",
+            "https://mediamon.example.org/mediamon/?topic=chips",
+        ]
+        for link in links:
+            left, right, top, height = link["box"]
+            assert link["text"] == words and 0 <= left < right <= 375 and height > 0, link
+            assert top >= link["listBottom"], link  # under the topic's stories
+            assert link["nextTop"] is None or top < link["nextTop"], link

@@ -253,6 +253,16 @@ def stories_section(
             link = safe_link(story.url)
             lines.append(f"- {title} · {meta}" + (f"  {link}" if link else ""))
         lines.append("")
+    if more_link and stories and not hidden:
+        # Every story is listed, and the page shows them too, with the chart and the
+        # other topics: a Google Alerts reader looks for "See more results" under the
+        # list. Without it the mail linked the page only when it left stories out.
+        words = esc(catalog("all_link_text"))
+        parts.append(
+            '<p class="all-stories" style="margin:4px 0 8px;font-size:14px">'
+            f'<a href="{html.escape(more_link, quote=True)}" style="color:#1a4f8b">{words}</a></p>'
+        )
+        lines += [catalog("all_elsewhere", link=more_link), ""]
     if hidden:
         if more_link:
             # Words, not the URL: its 150 characters of query took four lines at 390 px,
