@@ -781,3 +781,28 @@ def test_a_daylight_saving_change_mails_one_digest_per_local_day_covering_every_
     assert len(listed) == len(set(listed))  # no story twice
     first, last = periods[0][0], periods[-1][1]
     assert sorted(listed) == story_ids_between(engine, "taiwan", first, last)  # none missed
+
+
+def test_each_digest_topic_says_which_terms_it_matches(engine: sa.Engine, topics: TopicSet) -> None:
+    """Under each topic's heading, the rules it matches as written: a digest named the
+    topic only, and a story matched by a NEAR rule read as if it were off topic."""
+    alert_on_burst(engine, topics)
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        run_digests(
+            engine, topics, T0 + timedelta(days=1, hours=8, minutes=3), smtp_send(port),
+            sender="m@example.org", options=OPTIONS,
+        )  # fmt: skip
+    daily = received(sink)["editors@example.org"]
+    assert "\n== 台湾：10 篇新报道\n匹配词：台湾 · Taiwan\n排序：" in text_of(daily)
+    with Chromium() as browser:
+        page = browser.open(
+            mail_html_file(daily, ARTIFACTS / "digest-terms-375.html").as_uri(), width=375
+        )
+        heading, terms = page.evaluate(
+            "[...document.querySelectorAll('h2.topic, h2.topic + .terms')].map(e => {"
+            " const b = e.getBoundingClientRect(); return [e.innerText, b.top, b.bottom]; })"
+        )
+        page.screenshot(ARTIFACTS / "digest-terms-375.png")
+    assert heading[0] == "台湾：10 篇新报道" and terms[0] == "匹配词：台湾 · Taiwan"
+    assert heading[2] <= terms[1] < terms[2]  # drawn, right under the heading

@@ -595,3 +595,24 @@ def test_each_list_of_stories_links_the_mediamon_page(tmp_path: Path) -> None:
             assert link["text"] == words and 0 <= left < right <= 375 and height > 0, link
             assert top >= link["listBottom"], link  # under the topic's stories
             assert link["nextTop"] is None or top < link["nextTop"], link
+
+
+def test_the_mail_says_which_terms_the_topic_matches(mails: dict[str, EmailMessage]) -> None:
+    """Why a story is in the mail: the footer named the topic and its key only, not what
+    it matches (a Google Alerts mail shows its query). Now it lists the rules as written,
+    in the plain text and drawn in the HTML footer."""
+    for address, words in (
+        ("duty@example.org", "Terms: 台湾 · Taiwan"),
+        ("desk@example.org", "匹配词：台湾 · Taiwan"),
+    ):
+        message = mails[address]
+        lines = message.get_body(("plain",)).get_content().splitlines()
+        footer = lines[lines.index("-- ") + 1 :]
+        assert words in footer[0], footer
+        with Chromium() as browser:
+            name = f"alert-terms-{address.split('@')[0]}"
+            page = browser.open(
+                mail_html_file(message, ARTIFACTS / f"{name}.html").as_uri(), width=375
+            )
+            drawn = page.evaluate("document.querySelector('.footer').innerText")
+        assert words in drawn, drawn

@@ -110,6 +110,10 @@ MESSAGES: dict[str, dict[str, str]] = {
             "To change or stop it, ask mediamon's administrators ({contact}) to change "
             "the recipients of {topic} (key: {key}), or {unsubscribe}."
         ),
+        "topic_terms": "Terms: {terms}",
+        "topic_terms_exclude": "{terms}; excluding {exclude}",
+        "more_terms": "{terms} and {n} more",
+        "sentence_gap": " ",
         "unsubscribe_plain": "unsubscribe: {uri}",
         "unsubscribe_words": "unsubscribe",
         "reference": "Alert #{alert_id}, window {window}",
@@ -215,6 +219,10 @@ MESSAGES: dict[str, dict[str, str]] = {
             "如需更改或停止，请联系 mediamon 管理员（{contact}）修改「{topic}」（key: {key}）"
             "的收件人，或{unsubscribe}。"
         ),
+        "topic_terms": "匹配词：{terms}",
+        "topic_terms_exclude": "{terms}；排除：{exclude}",
+        "more_terms": "{terms} 及另外 {n} 个",
+        "sentence_gap": "",
         "unsubscribe_plain": "退订：{uri}",
         "unsubscribe_words": "退订",
         "reference": "警报 #{alert_id}，时段 {window}",

@@ -84,6 +84,9 @@ MAX_SUBJECT_TOPICS = 4
 # watchdog calls pending alerts undelivered (MEDIAMON_HEALTH_ALERT_AGE_MINUTES' default).
 # Older than mediamon.alerts.deliver.MAX_ALERT_AGE, it is not mailed at all.
 LATE_AFTER = timedelta(hours=1)
+# A topic's terms named in its mails, each cut at TERM_CHARS; past MAX_TERMS_SHOWN, a count.
+MAX_TERMS_SHOWN = 8
+TERM_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class AlertMail:
         params: The thresholds that were applied.
         raised_at: When the alert was stored (the database's clock); a mail sent
             :data:`LATE_AFTER` later says it is late.
+        terms: The topic's rules as written (shown as why the stories match).
+        exclude: Its exclusions as written.
     """
 
     alert_id: int | None
@@ -161,6 +166,8 @@ class AlertMail:
     chart: ChartData | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     raised_at: datetime | None = None
+    terms: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
     @property
     def hours(self) -> int:
@@ -180,11 +187,14 @@ class AlertMail:
 
 @dataclass(frozen=True)
 class TopicStories:
-    """A digest's section: one topic and its new stories, ranked."""
+    """A digest's section: one topic and its new stories, ranked (and the topic's
+    rules as written: ``terms``, ``exclude``)."""
 
     topic_key: str
     topic_name: str
     stories: tuple[StoryItem, ...]
+    terms: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,6 +251,24 @@ def reason(
         "lift": "" if alert.usually_none else number(alert.lift),
     }
     return catalog("reason_new" if alert.usually_none else "reason", **values)
+
+
+def terms_line(terms: Sequence[str], exclude: Sequence[str], catalog: Catalog) -> str:
+    """What the topic matches, as its rules are written: "Terms: 台湾 · Taiwan; excluding
+    台湾海峡" (composed text); "" without terms. A recipient saw the topic's name and key
+    only, not why a story was in the mail, where a Google Alerts mail shows its query."""
+
+    def listed(rules: Sequence[str]) -> str:
+        shown = " · ".join(isolate(rule, TERM_CHARS) for rule in rules[:MAX_TERMS_SHOWN])
+        more = len(rules) - MAX_TERMS_SHOWN
+        return catalog("more_terms", terms=shown, n=more) if more > 0 else shown
+
+    if not terms:
+        return ""
+    line = catalog("topic_terms", terms=listed(terms))
+    if exclude:
+        line = catalog("topic_terms_exclude", terms=line, exclude=listed(exclude))
+    return line
 
 
 def _lift_phrase(alert: AlertMail, catalog: Catalog) -> str:
@@ -374,9 +402,11 @@ def render_alert_mail(
     )
     # Who can change it and what to name, not a file on the server: a recipient cannot
     # edit the topics file (the mail named its path on the server).
+    why_mail = catalog("why_alert", address=reader.address, topic=topic, key=alert.topic_key)
+    matches = terms_line(alert.terms, alert.exclude, catalog)
     footer_lines, footer_html = footer(
         catalog,
-        catalog("why_alert", address=reader.address, topic=topic, key=alert.topic_key),
+        why_mail + (catalog("sentence_gap") + matches if matches else ""),
         reference,
         contact=options.unsubscribe_address,
         topic=topic,
@@ -551,15 +581,21 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         html_part, lines = stories_section(section.stories, zone, catalog, link, limit=limit)
         # The order is stated where stories are listed, not above a count alone.
         rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if limit else ""
+        matches = terms_line(section.terms, section.exclude, catalog)
         parts += [
             '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",
+            f'<div class="muted terms" style="color:#555;font-size:13px">'
+            f"{esc_composed(matches, 1000)}</div>"
+            if matches
+            else "",
             f'<div class="muted" style="color:#666;font-size:12px">{esc(rule, 400)}</div>'
             if rule
             else "",
             html_part,
         ]
-        text += ["== " + title, *([rule, ""] if rule else []), *lines]
+        text += ["== " + title, *([matches] if matches else []), *([rule, ""] if rule else [])]
+        text += lines
     cadence = catalog(f"cadence_{digest.cadence}")
     keys = [t.topic_key for t in digest.topics]
     all_names = (" 、" if catalog.is_chinese else ", ").join(names) or "–"

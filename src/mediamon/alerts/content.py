@@ -179,6 +179,8 @@ def alert_mail(
         ),
         params=params,
         raised_at=row.created_at,
+        terms=topic.terms if topic else (),
+        exclude=topic.exclude if topic else (),
     )
 
 

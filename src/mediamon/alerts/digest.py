@@ -345,7 +345,15 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
             exclude=plan.mailed,
         )
         if stories:
-            sections.append(TopicStories(key, topic.name if topic else key, tuple(stories)))
+            sections.append(
+                TopicStories(
+                    key,
+                    topic.name if topic else key,
+                    tuple(stories),
+                    terms=topic.terms if topic else (),
+                    exclude=topic.exclude if topic else (),
+                )
+            )
     spikes = tuple(
         alert_mail(conn, alert_id, topics.get(key), with_stories=False)
         for alert_id, key in alerts_between(

@@ -10,9 +10,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
 
+from mediamon.alerts.catalog import Catalog
 from mediamon.alerts.compose import (
     DIGEST_STORIES,
     DIGEST_TOPIC_STORIES,
+    MAX_TERMS_SHOWN,
     AlertMail,
     DigestMail,
     MailOptions,
@@ -21,6 +23,7 @@ from mediamon.alerts.compose import (
     digest_message,
     render_alert_mail,
     render_digest_mail,
+    terms_line,
 )
 from mediamon.alerts.render import FSI, PDI, build_message, clean
 from mediamon.alerts.snippet import make_snippet, mark_hits
@@ -381,3 +384,14 @@ def test_an_alert_of_one_story_says_story() -> None:
     assert chinese.subject == "[mediamon] 台湾：1 小时内 1 篇报道，约为平常 0.2 篇的 5 倍"
     assert "有 1 篇报道提到「台湾」" in chinese.text and "出现至少 1 篇报道的概率" in chinese.text
     assert "共发布 13 篇报道，其中 1 篇提到「台湾」" in chinese.text
+
+
+def test_the_terms_line_names_exclusions_counts_the_rest_and_isolates() -> None:
+    en, zh = Catalog.for_locale("en"), Catalog.for_locale("zh-CN")
+    terms = tuple(f"词{i}" for i in range(MAX_TERMS_SHOWN + 3))
+    assert terms_line(terms[:2], ("台湾海峡",), en) == "Terms: 词0 · 词1; excluding 台湾海峡"
+    assert terms_line(terms[:2], ("台湾海峡",), zh) == "匹配词：词0 · 词1；排除：台湾海峡"
+    assert terms_line(terms, (), en).endswith(f"词{MAX_TERMS_SHOWN - 1} and 3 more")
+    assert terms_line(terms, (), zh).endswith(f"词{MAX_TERMS_SHOWN - 1} 及另外 3 个")
+    assert terms_line((), ("x",), en) == ""
+    assert terms_line(("عاجل",), (), en) == f"Terms: {FSI}عاجل{PDI}"
