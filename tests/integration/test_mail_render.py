@@ -10,6 +10,7 @@ import email
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -26,6 +27,7 @@ from mediamon.alerts.compose import (
     Reader,
     TopicStories,
     digest_message,
+    render_digest_mail,
 )
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.render import FSI, PDI
@@ -616,3 +618,62 @@ def test_the_mail_says_which_terms_the_topic_matches(mails: dict[str, EmailMessa
             )
             drawn = page.evaluate("document.querySelector('.footer').innerText")
         assert words in drawn, drawn
+
+
+def test_a_digest_of_several_topics_opens_with_their_counts_linked(tmp_path: Path) -> None:
+    """A digest of three topics of 30 stories each is about 4,000 px at 375: the subject
+    named the total only, and the third topic was found by scrolling. Now the counts of
+    each topic lead, each a link that scrolls to its section; a digest of one topic
+    (whose count is the heading's) has none."""
+    end = AT + timedelta(hours=2)
+
+    def stories(first: int) -> tuple[StoryItem, ...]:
+        return tuple(
+            StoryItem(
+                story_id=i,
+                title=f"新闻 {i}",
+                url=f"https://example.org/{i}",
+                outlet="cna",
+                published_at=end - timedelta(minutes=i),
+                mentions=1,
+            )
+            for i in range(first, first + 30)
+        )
+
+    names = (("taiwan", "台湾"), ("chips", "芯片"), ("breaking", ARABIC_TOPIC))
+    sections = tuple(
+        TopicStories(key, name, stories(100 * n)) for n, (key, name) in enumerate(names, 1)
+    )
+    digest = DigestMail("weekly", end - timedelta(days=7), end, spikes=(), topics=sections)
+    message = digest_message(
+        digest, Reader("editors@example.org", "en"), OPTIONS, sender="m@example.org"
+    )
+    parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+    assert isinstance(parsed, EmailMessage)
+    text = parsed.get_body(("plain",)).get_content()
+    assert (
+        "In this digest:\n- 台湾: 30 new stories\n- 芯片: 30 new stories\n"
+        f"- {FSI}{ARABIC_TOPIC}{PDI}: 30 new stories\n"
+    ) in text
+    with Chromium() as browser:
+        page = browser.open(
+            mail_html_file(parsed, ARTIFACTS / "digest-contents.html").as_uri(), width=375
+        )
+        links = page.evaluate(
+            "[...document.querySelectorAll('p.contents a')].map(a => [a.innerText,"
+            " a.getAttribute('href'), document.querySelector(a.getAttribute('href'))?.innerText])"
+        )
+        page.screenshot(ARTIFACTS / "digest-contents-375.png")
+        page.evaluate("document.querySelectorAll('p.contents a')[2].click()")
+        scrolled = page.evaluate(
+            "[scrollY, document.getElementById('topic-2').getBoundingClientRect().top]"
+        )
+    assert links == [
+        ["台湾: 30 new stories", "#topic-0", "台湾: 30 new stories"],
+        ["芯片: 30 new stories", "#topic-1", "芯片: 30 new stories"],
+        [f"{ARABIC_TOPIC}: 30 new stories", "#topic-2", f"{ARABIC_TOPIC}: 30 new stories"],
+    ]
+    assert scrolled[0] > 2000 and abs(scrolled[1]) < 2, scrolled  # the third at the top
+    one = replace(digest, topics=sections[:1])
+    single = render_digest_mail(one, Reader("editors@example.org", "en"), OPTIONS)
+    assert "In this digest" not in single.text and 'class="contents"' not in single.html

@@ -129,6 +129,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Listed here: {shown} of the {total}, at most {per_topic} per topic and"
             " {overall} in all; each topic says where to see the rest."
         ),
+        "contents_heading": "In this digest:",
         "spikes_heading": "Spikes in this period",
         "spike_line": "{topic}: {observed} stories in {the_hours} to {end} (usually {expected})",
         "topic_heading": "{topic}: {count}",
@@ -238,6 +239,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "本邮件列出其中 {shown} 篇（共 {total} 篇）：每个话题最多 {per_topic} 篇，"
             "全部最多 {overall} 篇；其余报道见各话题下的说明。"
         ),
+        "contents_heading": "本期话题：",
         "spikes_heading": "本期报道高峰",
         "spike_line": "{topic}：截至 {end} 的 {the_hours}内 {observed} 篇（平常 {expected} 篇）",
         "topic_heading": "{topic}：{count}",

@@ -553,6 +553,10 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         )
         parts.append(f'<p class="muted" style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
         text.append(capped)
+    if len(digest.topics) > 1:
+        contents_html, contents_lines = _contents(digest.topics, catalog)
+        parts.append(contents_html)
+        text += ["", *contents_lines]
     text.append("")
     images: list[InlineImage] = []
     if digest.spikes:
@@ -571,7 +575,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
                     parts.append(_chart_html(image, spike, zone, catalog))
                 text += ["", *_chart_lines(spike, zone, catalog)]
         text.append("")
-    for section, limit in zip(digest.topics, limits, strict=True):
+    for index, (section, limit) in enumerate(zip(digest.topics, limits, strict=True)):
         title = catalog(
             "topic_heading",
             topic=isolate(section.topic_name, 80),
@@ -583,7 +587,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if limit else ""
         matches = terms_line(section.terms, section.exclude, catalog)
         parts += [
-            '<h2 class="topic" style="margin:20px 0 2px;font-size:18px">'
+            f'<h2 class="topic" id="topic-{index}" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",
             f'<div class="muted terms" style="color:#555;font-size:13px">'
             f"{esc_composed(matches, 1000)}</div>"
@@ -621,6 +625,29 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         ),
         tuple(images),
     )
+
+
+def _contents(sections: Sequence[TopicStories], catalog: Catalog) -> tuple[str, list[str]]:
+    """A digest's topics and their counts, on top, each linked to its section: the
+    subject named four topics at most and the total only, and a weekly digest of several
+    busy topics is metres long on a phone. (HTML, text lines)"""
+    items = [
+        catalog(
+            "topic_heading",
+            topic=isolate(section.topic_name, 40),
+            count=catalog.counted("new_stories", len(section.stories)),
+        )
+        for section in sections
+    ]
+    links = " · ".join(
+        f'<a href="#topic-{index}" style="color:#1a4f8b">{esc_composed(item, 200)}</a>'
+        for index, item in enumerate(items)
+    )
+    heading = catalog("contents_heading")
+    html_part = (
+        f'<p class="contents" style="margin:0 0 12px;font-size:14px">{esc(heading)} {links}</p>'
+    )
+    return html_part, [heading, *(f"- {item}" for item in items)]
 
 
 def _subject_names(sections: Sequence[TopicStories], catalog: Catalog) -> str:
