@@ -197,7 +197,16 @@ class TopicSet:
         return len(self.topics)
 
     def get(self, key: str) -> Topic | None:
-        return next((t for t in self.topics if t.key == key), None)
+        return self._by_key.get(key)
+
+    @cached_property
+    def _by_key(self) -> dict[str, Topic]:
+        # A scan per look-up made every caller that looks each topic up quadratic: the
+        # digest of 3,000 topics and each detection run, 4.5 million comparisons.
+        by_key: dict[str, Topic] = {}
+        for topic in self.topics:
+            by_key.setdefault(topic.key, topic)  # the first, as the scan found
+        return by_key
 
     def keys(self) -> list[str]:
         return [t.key for t in self.topics]
