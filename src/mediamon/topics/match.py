@@ -4,6 +4,7 @@ full for a topic whose rules changed."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -58,34 +59,57 @@ def match_article(
     match_text: str,
     language: str | None,
     source: str | None,
-    needles: Needles | None = None,
+    needles: TopicNeedles | None = None,
 ) -> dict[str, tuple[int, int]]:
     """The topics an article mentions, with (title hits, body hits). Pure.
 
     ``needles``: :func:`needles_of` the same topics, to find every rule's words in one
-    pass (what a batch of articles does); None: each rule looks for its own.
+    pass and go through only the topics one of whose words occurs (what a batch of
+    articles does); None: each topic is tried, each rule looks for its own words.
     """
     title_folded = fold(title) if title else ""
     # Bodies folded before fold dropped invisible characters still hold them.
     if IGNORABLE.search(match_text):
         match_text = IGNORABLE.sub("", match_text)
     present = (needles.present(title_folded), needles.present(match_text)) if needles else None
-    anywhere = present[0] | present[1] if present else frozenset()
+    if needles is not None and present is not None:
+        # Only the topics one of whose words occurs: going through all of them, even to
+        # rule each out in C, cost 0.6 ms an article per 1,000 topics (3,000 topics: a
+        # full re-match of 20,000 articles, 40 s of Python loop).
+        topics = needles.topics_with(present[0] | present[1])
     found: dict[str, tuple[int, int]] = {}
     for topic in topics:
         if not topic.in_scope(language, source):
             continue
-        if present and topic.needles.isdisjoint(anywhere):
-            continue  # none of its words: most topics, for most articles, ruled out in C
         title_hits, body_hits = topic.match(title_folded, match_text, present)
         if title_hits or body_hits:
             found[topic.key] = (title_hits, body_hits)
     return found
 
 
-def needles_of(topics: Iterable[Topic]) -> Needles:
+class TopicNeedles(Needles):
+    """The words of every rule and exclusion of some topics, and which topics each word
+    may bring in (a topic's :attr:`Topic.needles`, one of which occurs wherever it does)."""
+
+    def __init__(self, topics: Iterable[Topic]) -> None:
+        self._topics = tuple(topics)
+        super().__init__(r for t in self._topics for r in (*t.rules, *t.exclusions))
+        self._by_word: dict[str, list[int]] = defaultdict(list)
+        for index, topic in enumerate(self._topics):
+            for word in topic.needles:
+                self._by_word[word].append(index)
+
+    def topics_with(self, words: Iterable[str]) -> list[Topic]:
+        """The topics one of whose words is among ``words``, in their given order."""
+        chosen: set[int] = set()
+        for word in words:
+            chosen.update(self._by_word.get(word, ()))
+        return [self._topics[i] for i in sorted(chosen)]
+
+
+def needles_of(topics: Iterable[Topic]) -> TopicNeedles:
     """The words of every rule and exclusion of ``topics``, for :func:`match_article`."""
-    return Needles(rule for topic in topics for rule in (*topic.rules, *topic.exclusions))
+    return TopicNeedles(topics)
 
 
 def match_articles(
