@@ -40,9 +40,11 @@ def stories_between(
     late_from: datetime | None = None,
     listed: Sequence[int] | None = None,
     exclude: Collection[int] = (),
+    snippets: int = TOP_STORIES,
 ) -> list[StoryItem]:
     """Every story mentioning the topic with its story time in [start, end), ranked; the
-    first :data:`~mediamon.alerts.stories.TOP_STORIES` with a snippet of their body.
+    first ``snippets`` (at most :data:`~mediamon.alerts.stories.TOP_STORIES`) with a
+    snippet of their body.
 
     Args:
         conn: A connection to the data database.
@@ -58,6 +60,8 @@ def stories_between(
         listed: The story ids the previous digest listed (None: not recorded).
         exclude: Story ids left out: already mailed to the digest's recipient by a
             digest of another cadence (see :func:`mediamon.alerts.digest.due_digests`).
+        snippets: How many of the top stories the mail shows in full (a digest's topic
+            past its story budget: none).
     """
     rows = conn.execute(
         query("topic_stories"),
@@ -94,7 +98,9 @@ def stories_between(
         return ranked
     # Mails show a snippet for the top stories only: a busy topic's week has thousands
     # of stories, whose bodies (50,000 characters each at most) were all read and cut.
-    top = ranked[:TOP_STORIES]
+    top = ranked[: max(0, min(snippets, TOP_STORIES))]
+    if not top:
+        return ranked
     found = conn.execute(
         query("story_bodies"),
         {"ids": [story.story_id for story in top], "body_chars": MAX_SEARCH_CHARS},
@@ -103,7 +109,7 @@ def stories_between(
     with_snippets = [
         replace(story, snippet=make_snippet(rules, bodies.get(story.story_id))) for story in top
     ]
-    return with_snippets + ranked[TOP_STORIES:]
+    return with_snippets + ranked[len(top) :]
 
 
 def chart_data(
