@@ -170,26 +170,28 @@ def _match_articles(engine: sa.Engine, topics: TopicSet, batch_size: int) -> Mat
     if full:
         _match_pass(engine, full, None, batch_size, stats)
         with engine.begin() as conn:
-            for topic in full:
-                # Mentions of articles no longer in scope, under the old rules.
-                deleted = conn.execute(
-                    mentions.delete().where(
-                        mentions.c.topic == topic.key,
-                        mentions.c.match_version != topic.match_version,
-                    )
-                )
-                stats.removed += deleted.rowcount
+            # Mentions of articles no longer in scope, under the old rules.
+            deleted = conn.execute(
+                mentions.delete().where(
+                    mentions.c.topic == sa.bindparam("topic_key"),
+                    mentions.c.match_version != sa.bindparam("match"),
+                ),
+                [{"topic_key": t.key, "match": t.match_version} for t in full],
+            )
+            stats.removed += deleted.rowcount
     if incremental:
         marks = [state[t.key].matched_through for t in incremental]
         since = None if None in marks else min(marks) - MATCH_OVERLAP
         _match_pass(engine, incremental, since, batch_size, stats)
     with engine.begin() as conn:
-        for topic in topics:
-            conn.execute(
-                topics_table.update()
-                .where(topics_table.c.topic == topic.key)
-                .values(matched_version=topic.match_version, matched_through=started)
-            )
+        # One statement for all (psycopg pipelines the rows): one round trip per topic
+        # cost every run of 3,000 topics seconds, whether any article was new or not.
+        conn.execute(
+            topics_table.update()
+            .where(topics_table.c.topic == sa.bindparam("topic_key"))
+            .values(matched_version=sa.bindparam("match"), matched_through=started),
+            [{"topic_key": t.key, "match": t.match_version} for t in topics],
+        )
     return stats
 
 
