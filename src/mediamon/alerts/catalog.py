@@ -133,6 +133,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "spikes_heading": "Spikes in this period",
         "spike_line": "{topic}: {observed} stories in {the_hours} to {end} (usually {expected})",
         "topic_heading": "{topic}: {count}",
+        "unlisted_topics": (
+            "{n} more topics have new stories in this period ({count} in all): {names}."
+            " The plain-text version of this mail gives each one's count and link."
+        ),
         "period": "Period: {start} to {end}",
     },
     "zh-CN": {
@@ -243,6 +247,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "spikes_heading": "本期报道高峰",
         "spike_line": "{topic}：截至 {end} 的 {the_hours}内 {observed} 篇（平常 {expected} 篇）",
         "topic_heading": "{topic}：{count}",
+        "unlisted_topics": (
+            "另有 {n} 个话题在本期有新报道（共 {count} 篇）：{names}。"
+            "本邮件的纯文本版本列出每个话题的篇数和链接。"
+        ),
         "period": "时段：{start} 至 {end}",
     },
 }

@@ -68,6 +68,13 @@ MAX_DIGEST_CHARTS = 3
 # 20 MB mail, over most mail servers' size limit: refused, and retried every hour.
 DIGEST_TOPIC_STORIES = 50
 DIGEST_STORIES = 200
+# Topics past the story budget each had a heading and a "N more stories" link in the HTML,
+# 310 bytes a topic: a recipient of 300 topics got 153 kB of HTML, 3,000 topics 945 kB,
+# and Gmail clips at 102 kB ("[Message clipped]"), footer and unsubscribe link included.
+# Past DIGEST_UNLISTED_SECTIONS of them, the HTML names the next DIGEST_UNLISTED_NAMES in
+# one paragraph and counts the rest; the plain text still gives each its count and link.
+DIGEST_UNLISTED_SECTIONS = 20
+DIGEST_UNLISTED_NAMES = 100
 # A topic name in a subject is cut to this many characters, and a digest's subject names
 # at most MAX_SUBJECT_TOPICS topics in SUBJECT_TOPICS_CHARS: what matters (the count) stays
 # within what an inbox shows of a subject, about 40 characters on a phone. A 200-character
@@ -554,7 +561,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         parts.append(f'<p class="muted" style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
         text.append(capped)
     if len(digest.topics) > 1:
-        contents_html, contents_lines = _contents(digest.topics, catalog)
+        contents_html, contents_lines = _contents(digest.topics, _sectioned(limits), catalog)
         parts.append(contents_html)
         text += ["", *contents_lines]
     text.append("")
@@ -575,6 +582,8 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
                     parts.append(_chart_html(image, spike, zone, catalog))
                 text += ["", *_chart_lines(spike, zone, catalog)]
         text.append("")
+    sectioned = _sectioned(limits)
+    unlisted: list[TopicStories] = []  # past the budget and DIGEST_UNLISTED_SECTIONS
     for index, (section, limit) in enumerate(zip(digest.topics, limits, strict=True)):
         title = catalog(
             "topic_heading",
@@ -586,6 +595,11 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         # The order is stated where stories are listed, not above a count alone.
         rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if limit else ""
         matches = terms_line(section.terms, section.exclude, catalog)
+        text += ["== " + title, *([matches] if matches else []), *([rule, ""] if rule else [])]
+        text += lines
+        if not sectioned[index]:
+            unlisted.append(section)
+            continue
         parts += [
             f'<h2 class="topic" id="topic-{index}" style="margin:20px 0 2px;font-size:18px">'
             f"{esc_composed(title, 200)}</h2>",
@@ -598,8 +612,8 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
             else "",
             html_part,
         ]
-        text += ["== " + title, *([matches] if matches else []), *([rule, ""] if rule else [])]
-        text += lines
+    if unlisted:
+        parts.append(f"<p>{esc_composed(_unlisted_topics(unlisted, catalog), 20_000)}</p>")
     cadence = catalog(f"cadence_{digest.cadence}")
     keys = [t.topic_key for t in digest.topics]
     all_names = (" 、" if catalog.is_chinese else ", ").join(names) or "–"
@@ -627,10 +641,14 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     )
 
 
-def _contents(sections: Sequence[TopicStories], catalog: Catalog) -> tuple[str, list[str]]:
+def _contents(
+    sections: Sequence[TopicStories], sectioned: Sequence[bool], catalog: Catalog
+) -> tuple[str, list[str]]:
     """A digest's topics and their counts, on top, each linked to its section: the
     subject named four topics at most and the total only, and a weekly digest of several
-    busy topics is metres long on a phone. (HTML, text lines)"""
+    busy topics is metres long on a phone. The HTML lists the topics it gives a section
+    (the others are named in one paragraph at the end); the text lists all. (HTML, text
+    lines)"""
     items = [
         catalog(
             "topic_heading",
@@ -642,12 +660,40 @@ def _contents(sections: Sequence[TopicStories], catalog: Catalog) -> tuple[str, 
     links = " · ".join(
         f'<a href="#topic-{index}" style="color:#1a4f8b">{esc_composed(item, 200)}</a>'
         for index, item in enumerate(items)
+        if sectioned[index]
     )
     heading = catalog("contents_heading")
     html_part = (
         f'<p class="contents" style="margin:0 0 12px;font-size:14px">{esc(heading)} {links}</p>'
     )
     return html_part, [heading, *(f"- {item}" for item in items)]
+
+
+def _sectioned(limits: Sequence[int]) -> list[bool]:
+    """Which topics a digest's HTML gives a section: those with stories listed, and the
+    first :data:`DIGEST_UNLISTED_SECTIONS` of the others (the rest are named together)."""
+    shown, unlisted = [], 0
+    for limit in limits:
+        unlisted += not limit
+        shown.append(bool(limit) or unlisted <= DIGEST_UNLISTED_SECTIONS)
+    return shown
+
+
+def _unlisted_topics(sections: Sequence[TopicStories], catalog: Catalog) -> str:
+    """One paragraph for the topics a digest's HTML gives no section: the first
+    :data:`DIGEST_UNLISTED_NAMES` named (each cut at 40 characters), the others counted."""
+    separator = "、" if catalog.is_chinese else ", "
+    names = separator.join(isolate(s.topic_name, 40) for s in sections[:DIGEST_UNLISTED_NAMES])
+    more = len(sections) - DIGEST_UNLISTED_NAMES
+    if more > 0:
+        names = catalog("more_topics", names=names, n=more)
+    stories = sum(len(s.stories) for s in sections)
+    return catalog(
+        "unlisted_topics",
+        n=len(sections),
+        count=catalog.counted("new_stories", stories),
+        names=names,
+    )
 
 
 def _subject_names(sections: Sequence[TopicStories], catalog: Catalog) -> str:

@@ -14,6 +14,8 @@ from mediamon.alerts.catalog import Catalog
 from mediamon.alerts.compose import (
     DIGEST_STORIES,
     DIGEST_TOPIC_STORIES,
+    DIGEST_UNLISTED_NAMES,
+    DIGEST_UNLISTED_SECTIONS,
     MAX_TERMS_SHOWN,
     AlertMail,
     DigestMail,
@@ -238,6 +240,63 @@ def test_a_digest_of_many_busy_topics_is_bounded_and_says_where_the_rest_are() -
     whole = render_digest_mail(small, Reader("a@example.org", "zh-CN"), options)
     assert whole.html.count('class="story') == 30 and "本邮件列出" not in whole.text
     assert "更多" not in whole.text and "另有" not in whole.text
+
+
+def test_a_digest_of_thousands_of_topics_stays_under_gmails_clipping_size() -> None:
+    """Gmail shows the first 102 kB of a mail's HTML and clips the rest, footer and
+    unsubscribe link included. Each topic past the story budget had a section of its own
+    (heading and link): 300 topics made 153 kB of HTML, 3,000 topics 945 kB. Now the HTML
+    gives DIGEST_UNLISTED_SECTIONS of them a section and one paragraph names the next
+    ones and counts the rest: the same size at 300 and 3,000 topics. The plain text
+    still gives every topic its count and link."""
+    end = END
+    options = MailOptions(base_url="https://mediamon.example.org")
+    reader = Reader("a@example.org", "en")
+
+    def digest(topics: int) -> DigestMail:
+        sections = tuple(
+            TopicStories(
+                f"topic-{k}",
+                f"话题名称{k}",
+                tuple(
+                    story(k * 1000 + i, title=f"台湾新闻标题比较长的一条 {k} {i}") for i in range(3)
+                ),
+            )
+            for k in range(topics)
+        )
+        return DigestMail("daily", end - timedelta(days=1), end, (), sections)
+
+    sizes = {}
+    for topics in (300, 3_000):
+        rendered = render_digest_mail(digest(topics), reader, options)
+        body = rendered.html.encode()
+        sizes[topics] = len(body)
+        assert len(body) < 100_000, (topics, len(body))  # before: 153 kB and 945 kB
+        assert body.rfind(b"unsubscribe") > 0  # the footer, within what Gmail shows
+        assert rendered.html.count('class="story') == DIGEST_STORIES
+        listed_topics = DIGEST_STORIES // 3 + 1  # the 67th lists 2 of its 3
+        sections = listed_topics + DIGEST_UNLISTED_SECTIONS
+        assert rendered.html.count('class="topic"') == sections
+        assert f"话题名称{sections}" in rendered.html  # the next, named
+        unlisted = topics - sections
+        shown = html.unescape(rendered.html)
+        assert (
+            f"{unlisted} more topics have new stories in this period ({3 * unlisted} new" in shown
+        )
+        paragraph = shown[shown.index(f"{unlisted} more topics") :]
+        paragraph = paragraph[: paragraph.index("</p>")]
+        named = re.findall(r"话题名称(\d+)", paragraph)
+        assert named == [str(n) for n in range(sections, sections + len(named))]
+        assert len(named) == min(unlisted, DIGEST_UNLISTED_NAMES)
+        if unlisted > DIGEST_UNLISTED_NAMES:
+            assert f"and {unlisted - DIGEST_UNLISTED_NAMES} more." in paragraph
+        # The plain text: every topic, its count and its link.
+        last = topics - 1
+        assert (
+            f"== 话题名称{last}: 3 new stories\n3 more stories: https://mediamon.example.org/"
+            in (rendered.text)
+        )
+    assert sizes[3_000] < sizes[300] + 2_000, sizes  # before: 6 times
 
 
 def test_no_mark_tower_in_any_part_of_a_mail() -> None:
