@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from mediamon import limits
 from mediamon.bi import rollup
@@ -165,7 +164,10 @@ def _match_articles(engine: sa.Engine, topics: TopicSet, batch_size: int) -> Mat
         in_force.append(given)
     topics = TopicSet(tuple(in_force), topics.origin)
     full = [t for t in topics if state[t.key].matched_version != t.match_version]
-    incremental = [t for t in topics if t not in full]
+    # By key: `t not in full` compared whole topics, field by field, with every topic of
+    # the list; a first sync of 3,000 topics spent 4.5 million comparisons here.
+    full_keys = {t.key for t in full}
+    incremental = [t for t in topics if t.key not in full_keys]
     stats = MatchStats(full_rematch=[t.key for t in full])
     if full:
         _match_pass(engine, full, None, batch_size, stats)
@@ -251,15 +253,15 @@ def _replace_mentions(
     conn: sa.Connection, ids: list[int], keys: list[str], found: list[dict[str, Any]]
 ) -> int:
     if found:
-        statement = insert(mentions).values([{**f, "matched_at": sa.func.now()} for f in found])
-        excluded = statement.excluded
-        changed = ("match_version", "title_hits", "body_hits")
         conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[mentions.c.article_id, mentions.c.topic],
-                set_={c: excluded[c] for c in changed} | {"matched_at": sa.func.now()},
-                where=sa.or_(*(mentions.c[c].is_distinct_from(excluded[c]) for c in changed)),
-            )
+            query("upsert_mentions"),
+            {
+                "ids": [f["article_id"] for f in found],
+                "topics": [f["topic"] for f in found],
+                "versions": [f["match_version"] for f in found],
+                "title_hits": [f["title_hits"] for f in found],
+                "body_hits": [f["body_hits"] for f in found],
+            },
         )
     # Pairs of this batch that no longer match (the article or the rules changed).
     result = conn.execute(
