@@ -54,6 +54,7 @@ from mediamon.alerts.render import (
 )
 from mediamon.alerts.stories import (
     MAX_RANKED_MENTIONS,
+    TOP_STORIES,
     StoryItem,
     preheader,
     stories_section,
@@ -73,8 +74,13 @@ DIGEST_STORIES = 200
 # and Gmail clips at 102 kB ("[Message clipped]"), footer and unsubscribe link included.
 # Past DIGEST_UNLISTED_SECTIONS of them, the HTML names the next DIGEST_UNLISTED_NAMES in
 # one paragraph and counts the rest; the plain text still gives each its count and link.
-DIGEST_UNLISTED_SECTIONS = 20
+DIGEST_UNLISTED_SECTIONS = 10
 DIGEST_UNLISTED_NAMES = 100
+# Stories a digest shows in full (title, outlet, snippet), the first of each topic's top
+# TOP_STORIES in the topics' order; the others it lists are compact. Many topics of a few
+# stories each had all 200 in full, 600 bytes each: 120 kB of HTML, past Gmail's 102 kB.
+DIGEST_FULL_STORIES = 40
+DIGEST_FOOTER_TOPICS = 20
 # A topic name in a subject is cut to this many characters, and a digest's subject names
 # at most MAX_SUBJECT_TOPICS topics in SUBJECT_TOPICS_CHARS: what matters (the count) stays
 # within what an inbox shows of a subject, about 40 characters on a phone. A 200-character
@@ -549,7 +555,9 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     text = [subject.removeprefix("[mediamon] "), heading]
     limits = _digest_limits(digest)
     # Distinct stories, as the count in the subject (one may be listed under two topics).
-    listed = {s.story_id for t, n in zip(digest.topics, limits, strict=True) for s in t.stories[:n]}
+    listed = {
+        s.story_id for t, (n, _) in zip(digest.topics, limits, strict=True) for s in t.stories[:n]
+    }
     if len(listed) < digest.story_count:
         capped = catalog(
             "digest_capped",
@@ -561,7 +569,9 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         parts.append(f'<p class="muted" style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
         text.append(capped)
     if len(digest.topics) > 1:
-        contents_html, contents_lines = _contents(digest.topics, _sectioned(limits), catalog)
+        contents_html, contents_lines = _contents(
+            digest.topics, _sectioned([n for n, _ in limits]), catalog
+        )
         parts.append(contents_html)
         text += ["", *contents_lines]
     text.append("")
@@ -582,18 +592,27 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
                     parts.append(_chart_html(image, spike, zone, catalog))
                 text += ["", *_chart_lines(spike, zone, catalog)]
         text.append("")
-    sectioned = _sectioned(limits)
+    sectioned = _sectioned([n for n, _ in limits])
     unlisted: list[TopicStories] = []  # past the budget and DIGEST_UNLISTED_SECTIONS
-    for index, (section, limit) in enumerate(zip(digest.topics, limits, strict=True)):
+    rule_said = False
+    for index, (section, (limit, full)) in enumerate(zip(digest.topics, limits, strict=True)):
         title = catalog(
             "topic_heading",
             topic=isolate(section.topic_name, 80),
             count=catalog.counted("new_stories", len(section.stories)),
         )
         link = _more_link(options, section.topic_key, digest.period_start, digest.period_end)
-        html_part, lines = stories_section(section.stories, zone, catalog, link, limit=limit)
-        # The order is stated where stories are listed, not above a count alone.
-        rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if limit else ""
+        # Each list ends with a link to the page; past DIGEST_FOOTER_TOPICS topics only
+        # where stories were left out (it then says how many): 77 links were 16 kB of 102.
+        if index >= DIGEST_FOOTER_TOPICS and limit >= len(section.stories):
+            link = None
+        html_part, lines = stories_section(
+            section.stories, zone, catalog, link, limit=limit, full=full
+        )
+        # The order is stated where stories are listed, not above a count alone; once, at
+        # the first topic listed: the same 200 bytes under each of 67 topics took 13 kB.
+        rule = catalog("order_rule", cap=MAX_RANKED_MENTIONS) if limit and not rule_said else ""
+        rule_said = rule_said or bool(rule)
         matches = terms_line(section.terms, section.exclude, catalog)
         text += ["== " + title, *([matches] if matches else []), *([rule, ""] if rule else [])]
         text += lines
@@ -615,15 +634,22 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
     if unlisted:
         parts.append(f"<p>{esc_composed(_unlisted_topics(unlisted, catalog), 20_000)}</p>")
     cadence = catalog(f"cadence_{digest.cadence}")
-    keys = [t.topic_key for t in digest.topics]
-    all_names = (" 、" if catalog.is_chinese else ", ").join(names) or "–"
+    # The footer names the first DIGEST_FOOTER_TOPICS topics and counts the others: it
+    # named them all, cut at 2,000 characters, twice, and their keys: 10 kB at 300 topics.
+    shown = DIGEST_FOOTER_TOPICS
+    more = len(digest.topics) - shown
+    keys = ", ".join(t.topic_key for t in digest.topics[:shown])
+    all_names = (" 、" if catalog.is_chinese else ", ").join(names[:shown]) or "–"
+    if more > 0:
+        all_names = catalog("more_topics", names=all_names, n=more)
+        keys = catalog("more_topics", names=keys, n=more)
     footer_lines, footer_html = footer(
         catalog,
         catalog("why_digest", cadence=cadence, address=reader.address, topics=all_names),
         catalog("period", start=start, end=end),
         contact=options.unsubscribe_address,
         topic=all_names,
-        key=", ".join(keys),
+        key=keys,
         uri=unsubscribe_uri(options, f"digest-{digest.cadence}", reader.address),
     )
     parts.append(footer_html)
@@ -635,7 +661,9 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
             subject,
             "".join(parts),
             catalog.locale,
-            preheader([t.stories[:n] for t, n in zip(digest.topics, limits, strict=True)], catalog),
+            preheader(
+                [t.stories[:n] for t, (n, _) in zip(digest.topics, limits, strict=True)], catalog
+            ),
         ),
         tuple(images),
     )
@@ -657,11 +685,13 @@ def _contents(
         )
         for section in sections
     ]
+    linked = [index for index in range(len(items)) if sectioned[index]]
     links = " · ".join(
-        f'<a href="#topic-{index}" style="color:#1a4f8b">{esc_composed(item, 200)}</a>'
-        for index, item in enumerate(items)
-        if sectioned[index]
+        f'<a href="#topic-{index}" style="color:#1a4f8b">{esc_composed(items[index], 200)}</a>'
+        for index in linked[:DIGEST_FOOTER_TOPICS]
     )
+    if len(linked) > DIGEST_FOOTER_TOPICS:  # as the footer: 67 links were 6 kB of 102
+        links = catalog("more_topics", names=links, n=len(linked) - DIGEST_FOOTER_TOPICS)
     heading = catalog("contents_heading")
     html_part = (
         f'<p class="contents" style="margin:0 0 12px;font-size:14px">{esc(heading)} {links}</p>'
@@ -715,17 +745,35 @@ def _subject_names(sections: Sequence[TopicStories], catalog: Catalog) -> str:
     return catalog("more_topics", names=names, n=more)
 
 
-def _digest_limits(digest: DigestMail) -> list[int]:
-    """How many stories the digest lists of each topic: at most
-    :data:`DIGEST_TOPIC_STORIES`, and :data:`DIGEST_STORIES` in all, given out in the
-    topics' order (a topic after the budget is spent shows its count and link only)."""
-    left = DIGEST_STORIES
-    limits = []
-    for section in digest.topics:
-        limit = min(len(section.stories), DIGEST_TOPIC_STORIES, left)
-        limits.append(limit)
-        left -= limit
-    return limits
+@dataclass
+class DigestBudget:
+    """What a digest lists, given out topic by topic in the topics' order: at most
+    :data:`DIGEST_TOPIC_STORIES` of a topic and :data:`DIGEST_STORIES` in all, of which
+    each topic's first :data:`~mediamon.alerts.stories.TOP_STORIES` in full while
+    :data:`DIGEST_FULL_STORIES` last (a topic after the budget is spent shows its count
+    and link only). One rule for the snippets cut (:func:`mediamon.alerts.digest.
+    build_digest`) and the stories shown (:func:`render_digest_mail`)."""
+
+    listed: int = DIGEST_STORIES
+    full: int = DIGEST_FULL_STORIES
+
+    def most_in_full(self) -> int:
+        """How many of the next topic's stories at most are shown in full."""
+        return max(0, min(TOP_STORIES, self.listed, self.full))
+
+    def take(self, stories: int) -> tuple[int, int]:
+        """(listed, in full) of the next topic, of ``stories`` stories."""
+        limit = max(0, min(stories, DIGEST_TOPIC_STORIES, self.listed))
+        full = max(0, min(limit, TOP_STORIES, self.full))
+        self.listed -= limit
+        self.full -= full
+        return limit, full
+
+
+def _digest_limits(digest: DigestMail) -> list[tuple[int, int]]:
+    """(listed, in full) of each topic of the digest (:class:`DigestBudget`)."""
+    budget = DigestBudget()
+    return [budget.take(len(section.stories)) for section in digest.topics]
 
 
 def digest_message(

@@ -24,8 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts.compose import (
-    DIGEST_STORIES,
-    DIGEST_TOPIC_STORIES,
+    DigestBudget,
     DigestMail,
     MailOptions,
     Reader,
@@ -35,7 +34,6 @@ from mediamon.alerts.compose import (
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
 from mediamon.alerts.render import clean
 from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
-from mediamon.alerts.stories import TOP_STORIES
 from mediamon.db.engine import session_lock
 from mediamon.db.queries import query
 from mediamon.db.tables import digest_deliveries
@@ -334,11 +332,11 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
     """The content of one due digest."""
     length = PERIODS[plan.cadence]
     sections = []
-    # The stories the mail lists, given out as compose._digest_limits does: a topic past
-    # the budget shows its count only, so its stories need no snippet. Every topic's top
-    # stories were cut from their bodies: a digest of 1,000 topics that lists 200 stories
-    # read and cut 5,000 bodies (5 s of its 8; 3,000 topics, 15 s per recipient).
-    left = DIGEST_STORIES
+    # The stories the mail shows in full, given out as render_digest_mail does: only
+    # those need a snippet. Every topic's top stories were cut from their bodies: a
+    # digest of 1,000 topics that lists 200 stories read and cut 5,000 bodies (5 s of its
+    # 8; 3,000 topics, 15 s per recipient).
+    budget = DigestBudget()
     for key in plan.topics:
         topic = topics.get(key)
         stories = stories_between(
@@ -351,9 +349,9 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
             late_from=plan.late_from or plan.period_start - length,
             listed=plan.late_listed,
             exclude=plan.mailed,
-            snippets=min(TOP_STORIES, left),
+            snippets=budget.most_in_full(),
         )
-        left -= min(len(stories), DIGEST_TOPIC_STORIES, left)
+        budget.take(len(stories))
         if stories:
             sections.append(
                 TopicStories(

@@ -221,11 +221,12 @@ def stories_section(
     more_link: str | None,
     *,
     limit: int = TOP_STORIES + MAX_LISTED,
+    full: int = TOP_STORIES,
 ) -> tuple[str, list[str]]:
-    """The full top stories and the compact rest, ``limit`` in all (the others counted,
-    with ``more_link``): (HTML, text lines)."""
+    """The first ``full`` stories in full and the compact rest, ``limit`` in all (the
+    others counted, with ``more_link``): (HTML, text lines)."""
     shown = list(stories[: max(0, limit)])
-    top, listed = shown[:TOP_STORIES], shown[TOP_STORIES:]
+    top, listed = shown[: max(0, full)], shown[max(0, full) :]
     hidden = len(stories) - len(shown)
     parts = (
         [
