@@ -42,6 +42,7 @@ def main() -> None:
         parse,
         scale,
         throughput,
+        topics_scale,
     )
 
     def printed(lines: list[str]) -> None:
@@ -59,6 +60,9 @@ def main() -> None:
         ("load", lambda: printed(load.run(500 if smoke else 20_000))),
         ("topic matching", lambda: printed(matching.run(
             20 if smoke else 300, (10, 100) if smoke else (10, 100, 1_000)
+        ))),
+        ("topic chain at 10 to 3,000 topics", lambda: printed(topics_scale.run(
+            200 if smoke else 5_000, (10, 50) if smoke else (10, 1_000, 3_000)
         ))),
         ("cost of hostile input at n and 4n", lambda: printed(cost.run(smoke))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
