@@ -194,7 +194,7 @@ def test_a_page_of_hundreds_of_topics_counts_series_only_for_those_it_charts(
     """The page ranked topics by counting every active topic's gap-free hourly series
     (bi.topic_hours): 11 ms a topic, so 1,000 topics took it 12 s and 3,000 passed its
     30-second statement timeout (no page). Now the topics are ranked on sums from the
-    roll-up (migration 0029) and only those charted get a series: 800 topics cost about
+    roll-up (migration 0031) and only those charted get a series: 800 topics cost about
     what 50 do (before: 4 times at 400). The topics charted and their counts are those
     of the ranked series, as before."""
     many = 800
