@@ -404,6 +404,40 @@ def test_a_digest_refused_for_good_is_recorded_and_not_sent_again(
     ]
 
 
+def test_a_recipient_at_an_internationalized_domain_gets_its_digest_from_any_server(
+    engine: sa.Engine,
+) -> None:
+    """A recipient at a domain written in Unicode (`weekly@例子.中国`, as topics.yaml
+    takes it) and a mail server that does not offer SMTPUTF8 (many relays and mail
+    services do not). Before: smtplib refused to send it (SMTPNotSupportedError), the
+    digest was due again, and failed, every hour (the task red), and after 14 days its
+    stories were dropped unsaid. Now the domain is written as DNS reads it (IDNA,
+    `xn--fsqu00a.xn--fiqs8s`), in the envelope and the To header: sent once, recorded
+    under the address as written."""
+    topics = parse_topics(TOPICS_YAML.replace("weekly@example.org", "weekly@例子.中国"))
+    sync_topics(engine, topics)
+    alert_on_burst(engine, topics)
+    now = T0 + timedelta(days=1, hours=8, minutes=3)
+    sink = Sink()
+    with serve_smtp(sink, enable_SMTPUTF8=False) as port:
+        fields = {"host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True,
+                  "disable_tls": True}}  # fmt: skip
+        send = smtp_sender(connection_settings(fields))
+        stats = run_digests(engine, topics, now, send, sender="m@example.org", options=OPTIONS)
+        assert (stats.sent, stats.failed) == (2, 0)
+        later = run_digests(
+            engine, topics, now + timedelta(hours=1), send, sender="m@example.org", options=OPTIONS
+        )
+        assert (later.due, later.sent, later.failed) == (0, 0, 0)
+    ascii_address = "weekly@xn--fsqu00a.xn--fiqs8s"
+    assert sorted(r for _, r, _ in sink.messages) == [["editors@example.org"], [ascii_address]]
+    assert received(sink)[ascii_address]["To"] == ascii_address
+    assert rows(engine, "select recipient, status from digest_deliveries order by recipient") == [
+        ("editors@example.org", "sent"),
+        ("weekly@例子.中国", "sent"),
+    ]
+
+
 def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: Article) -> None:
     """The seed never writes 出口管制; its snippet shows where the rule matched."""
     defaults = load_topics(DEFAULT_CONFIG_DIR / "topics.yaml")

@@ -269,7 +269,7 @@ def build_message(
     # UTF-8 encoded words (RFC 2047) carry the isolates around a right-to-left name.
     message["Subject"] = clean_composed(rendered.subject, 250)
     message["From"] = sender
-    message["To"] = ", ".join(recipients)
+    message["To"] = ", ".join(ascii_domain(r) for r in recipients)
     message["Date"] = format_datetime(sent_at or datetime.now(UTC))
     message["Message-ID"] = message_id or make_msgid(domain="mediamon.invalid")
     # Tells vacation responders and ticket systems not to answer a machine (RFC 3834);
@@ -297,3 +297,21 @@ def build_message(
                 disposition="inline",
             )
     return message
+
+
+def ascii_domain(address: str) -> str:
+    """``address`` with its domain as DNS and every mail server read it: IDNA 2008 with
+    the UTS 46 mapping (``desk@例子.中国`` is ``desk@xn--fsqu00a.xn--fiqs8s``). Written in
+    Unicode, the address needs the server's SMTPUTF8, which many relays do not offer:
+    smtplib refused the mail, and the recipient's digest was due again, and failed, every
+    hour. A local part that is not ASCII still needs SMTPUTF8 (no encoding exists for it);
+    a domain IDNA refuses is left as written."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    import idna
+
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except (idna.IDNAError, UnicodeError):
+        return address
