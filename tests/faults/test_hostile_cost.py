@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -265,3 +266,27 @@ def test_nested_topic_words_are_found_at_the_cost_of_an_ordinary_article() -> No
         tracemalloc.stop()
     assert peak < 20 * MAX_NESTED * len(hostile), peak  # before: 0.8 GB
     assert words == {"台" * k for k in range(1, 101)}
+
+
+def test_a_long_repetitive_topic_term_is_prepared_in_linear_time() -> None:
+    """One term of 12,000 `台` in topics.yaml (a paste gone wrong, or a hostile edit):
+    the automaton finding every topic word in an article was built as a DFA, which
+    ahocorasick-rs chooses for few words, and whose build grows with the square of a word
+    that repeats itself: 10 s (16,000: 17 s; a 1 MB term: hours) at every match run,
+    which builds it anew. Now a contiguous NFA: the cost of a term of 12,000 different
+    characters. The term still matches."""
+    from mediamon.topics.file import parse_topics
+    from mediamon.topics.match import match_article, needles_of
+
+    def topics(term: str) -> Any:
+        return parse_topics(f"topics:\n  - key: t\n    name: t\n    terms: ['{term}']\n")
+
+    ordinary = topics("".join(chr(0x4E00 + k) for k in range(12_000)))
+    hostile = topics("台" * 12_000)
+    baseline = least_cpu(lambda: needles_of(ordinary))
+    started = time.process_time()
+    needles = needles_of(hostile)
+    seconds = time.process_time() - started
+    assert seconds < 20 * baseline + 0.5, (seconds, baseline)  # before: 10 s
+    text = "台" * 12_000
+    assert match_article(hostile, "", text, "zh", "s", needles) == {"t": (0, 1)}

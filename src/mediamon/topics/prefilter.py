@@ -36,9 +36,15 @@ class Needles:
         self._nested = _nested_too_deep(w for w in words if w)
         searched = sorted(w for w in words if w and w not in self._nested)
         # store_patterns: a match is the stored needle, not a new slice of the text.
+        # ContiguousNFA, not the library's choice: for a few needles it builds a DFA,
+        # whose cost grows with the square of a needle's length when the needle repeats
+        # itself (one term of 16,000 `台` in topics.yaml: 17 s, at every match run).
         self._automaton = (
             ahocorasick_rs.AhoCorasick(
-                searched, matchkind=ahocorasick_rs.MatchKind.Standard, store_patterns=True
+                searched,
+                matchkind=ahocorasick_rs.MatchKind.Standard,
+                store_patterns=True,
+                implementation=ahocorasick_rs.Implementation.ContiguousNFA,
             )
             if searched
             else None
