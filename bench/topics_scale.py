@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from bench.common import scratch_database
 from bench.load import CHARACTERS, synthetic_articles
 from mediamon import db
-from mediamon.alerts.compose import MailOptions, Reader, digest_message
+from mediamon.alerts.compose import MailOptions, Reader
 from mediamon.alerts.digest import build_digest, due_digests
+from mediamon.alerts.digest_mail import digest_message
 from mediamon.ingest import load
 from mediamon.ingest.run import CHUNK_SIZE
 from mediamon.ingest.sources import Source

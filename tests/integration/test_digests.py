@@ -17,12 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import (
-    DIGEST_FULL_STORIES,
-    DIGEST_STORIES,
-    DIGEST_TOPIC_STORIES,
-    MailOptions,
-)
+from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.content import stories_between
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.alerts.digest import (
@@ -32,6 +27,7 @@ from mediamon.alerts.digest import (
     latest_digest_time,
     run_digests,
 )
+from mediamon.alerts.digest_mail import DIGEST_FULL_STORIES, DIGEST_STORIES, DIGEST_TOPIC_STORIES
 from mediamon.alerts.smtp import connection_settings, smtp_sender
 from mediamon.alerts.stories import TOP_STORIES, rank_stories
 from mediamon.db.queries import query

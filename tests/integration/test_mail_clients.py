@@ -20,16 +20,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import (
-    AlertMail,
-    DigestMail,
-    MailOptions,
-    Reader,
-    TopicStories,
-    alert_message,
-    digest_message,
-)
+from mediamon.alerts.compose import AlertMail, MailOptions, Reader, alert_message
 from mediamon.alerts.deliver import deliver_pending
+from mediamon.alerts.digest_mail import DigestMail, TopicStories, digest_message
 from mediamon.alerts.render import MAX_TITLE_CHARS
 from mediamon.alerts.smtp import connection_settings, smtp_sender
 from mediamon.alerts.snippet import make_snippet, mark_hits

@@ -21,15 +21,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from mediamon.alerts.compose import (
-    DigestMail,
-    MailOptions,
-    Reader,
-    TopicStories,
-    digest_message,
-    render_digest_mail,
-)
+from mediamon.alerts.compose import MailOptions, Reader
 from mediamon.alerts.deliver import deliver_pending
+from mediamon.alerts.digest_mail import DigestMail, TopicStories, digest_message, render_digest_mail
 from mediamon.alerts.render import FSI, PDI
 from mediamon.alerts.stories import StoryItem
 from mediamon.text import fold

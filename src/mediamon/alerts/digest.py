@@ -23,15 +23,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mediamon.alerts.compose import (
-    DigestBudget,
-    DigestMail,
-    MailOptions,
-    Reader,
-    TopicStories,
-    digest_message,
-)
+from mediamon.alerts.compose import MailOptions, Reader
 from mediamon.alerts.content import alert_mail, alerts_between, stories_between
+from mediamon.alerts.digest_mail import DigestBudget, DigestMail, TopicStories, digest_message
 from mediamon.alerts.render import clean
 from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
 from mediamon.db.engine import session_lock

@@ -253,7 +253,7 @@ def build_message(
 
     Args:
         rendered: From :func:`mediamon.alerts.compose.render_alert_mail` or
-            :func:`mediamon.alerts.compose.render_digest_mail`.
+            :func:`mediamon.alerts.digest_mail.render_digest_mail`.
         sender: The From address.
         recipients: The To addresses.
         message_id: A stable Message-ID (``<...>``), so a resent mail can be recognized.

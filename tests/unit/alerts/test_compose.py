@@ -12,22 +12,24 @@ from email.policy import default as default_policy
 
 from mediamon.alerts.catalog import Catalog
 from mediamon.alerts.compose import (
+    MAX_TERMS_SHOWN,
+    AlertMail,
+    MailOptions,
+    Reader,
+    render_alert_mail,
+    terms_line,
+)
+from mediamon.alerts.digest_mail import (
     DIGEST_FOOTER_TOPICS,
     DIGEST_FULL_STORIES,
     DIGEST_STORIES,
     DIGEST_TOPIC_STORIES,
     DIGEST_UNLISTED_NAMES,
     DIGEST_UNLISTED_SECTIONS,
-    MAX_TERMS_SHOWN,
-    AlertMail,
     DigestMail,
-    MailOptions,
-    Reader,
     TopicStories,
     digest_message,
-    render_alert_mail,
     render_digest_mail,
-    terms_line,
 )
 from mediamon.alerts.render import FSI, PDI, build_message, clean
 from mediamon.alerts.snippet import make_snippet, mark_hits
