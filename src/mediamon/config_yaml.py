@@ -154,3 +154,35 @@ def expanded_size_exceeds(document: object, max_values: int, max_characters: int
         elif isinstance(node, list | set | frozenset):
             pending.extend(node)
     return False
+
+
+def written_size(document: object) -> tuple[int, int]:
+    """The document's values and characters as written: a list, mapping or text that
+    aliases reuse is counted once (the count :func:`expanded_size_exceeds` makes of a
+    document without aliases). Each object is visited once: linear in the file."""
+    values, characters = 1, 0
+    seen: set[int] = set()
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, str | bytes):
+            characters += len(node)
+        elif isinstance(node, dict):
+            values += 2 * len(node)
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list | set | frozenset):
+            values += len(node)
+            pending.extend(node)
+    return values, characters
+
+
+def aliases_add_more_than(document: object, max_values: int, max_characters: int) -> bool:
+    """Whether expanding the document's aliases adds more than ``max_values`` values or
+    ``max_characters`` characters to what is written: a long file written out is the
+    operator's to make, a few lines standing for millions of values is not."""
+    values, characters = written_size(document)
+    return expanded_size_exceeds(document, values + max_values, characters + max_characters)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mediamon.ingest import sources
 from mediamon.ingest.sources import SourceConfigError, load_sources, quoted
 from mediamon.settings import DEFAULT_CONFIG_DIR
 
@@ -280,6 +281,27 @@ PARAMS = "p: &P [" + ", ".join(f"p{n}" for n in range(3000)) + "]\n"
 def test_documents_multiplied_by_aliases_are_refused(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, text)
     assert refusal(path) == (
-        f"{path}: too large once YAML aliases are expanded (more than 200000 values or"
-        " 10000000 characters); write the sources out with fewer aliases"
+        f"{path}: too large once YAML aliases are expanded (they add more than 200000 values"
+        " or 10000000 characters); write the sources out with fewer aliases"
     )
+
+
+def test_a_long_sources_file_written_out_is_not_taken_for_aliases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the bounds held the whole expanded file, so a file of 20,000 sources
+    written out (220,000 values, no alias) was refused as "too large once YAML aliases
+    are expanded … write the sources out with fewer aliases". Now only what aliases add
+    is bounded. (The bound is lowered here: parsing 20,000 sources takes PyYAML 10 s.)"""
+    monkeypatch.setattr(sources, "MAX_EXPANDED_VALUES", 2_000)
+    written = "sources:\n" + "".join(
+        f"  - {{name: s{n}, url: 'https://x{n}.example/feed', language: zh}}\n" for n in range(300)
+    )  # 3,301 values written, more than the bound
+    assert len(load_sources(write(tmp_path, written))) == 300
+    reused = (
+        "p: &P [a, b, c, d, e, f, g, h, i, j]\n"
+        "m: &M {url: 'https://x/f', language: zh, drop_query_params: *P}\n"
+        + "sources:\n"
+        + "".join(f"  - {{<<: *M, name: s{n}}}\n" for n in range(300))
+    )  # the list's 10 values added to each source past the first: 2,990 more than written
+    assert refusal(write(tmp_path, reused)).endswith("write the sources out with fewer aliases")
