@@ -209,7 +209,8 @@ def test_a_keyword_stuffed_article_is_matched_at_the_cost_of_an_ordinary_one() -
     topics match, with hits capped (its three rules' spans chain into one hit, as before)."""
     from mediamon.text import fold
     from mediamon.topics.definitions import topic_from_dict
-    from mediamon.topics.match import match_article, needles_of
+    from mediamon.topics.match import match_article
+    from mediamon.topics.prefilter import needles_of
     from mediamon.topics.rules import MAX_TERM_HITS
 
     topics = [
@@ -243,8 +244,8 @@ def test_nested_topic_words_are_found_at_the_cost_of_an_ordinary_article() -> No
 
     from mediamon.text import fold
     from mediamon.topics.file import parse_topics
-    from mediamon.topics.match import match_article, needles_of
-    from mediamon.topics.prefilter import MAX_NESTED
+    from mediamon.topics.match import match_article
+    from mediamon.topics.prefilter import MAX_NESTED, needles_of
 
     terms = "".join(f"      - {'台' * k}\n" for k in range(1, 101))
     topics = parse_topics(f"topics:\n  - key: t\n    name: t\n    terms:\n{terms}")
@@ -276,7 +277,8 @@ def test_a_long_repetitive_topic_term_is_prepared_in_linear_time() -> None:
     which builds it anew. Now a contiguous NFA: the cost of a term of 12,000 different
     characters. The term still matches."""
     from mediamon.topics.file import parse_topics
-    from mediamon.topics.match import match_article, needles_of
+    from mediamon.topics.match import match_article
+    from mediamon.topics.prefilter import needles_of
 
     def topics(term: str) -> Any:
         return parse_topics(f"topics:\n  - key: t\n    name: t\n    terms: ['{term}']\n")

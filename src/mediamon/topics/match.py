@@ -4,7 +4,6 @@ full for a topic whose rules changed."""
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ from mediamon.db.tables import (
 )
 from mediamon.text import IGNORABLE, fold
 from mediamon.topics.definitions import Topic, TopicSet, topic_from_dict
-from mediamon.topics.prefilter import Needles
+from mediamon.topics.prefilter import TopicNeedles, needles_of
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +61,10 @@ def match_article(
 ) -> dict[str, tuple[int, int]]:
     """The topics an article mentions, with (title hits, body hits). Pure.
 
-    ``needles``: :func:`needles_of` the same topics, to find every rule's words in one
-    pass and go through only the topics one of whose words occurs (what a batch of
-    articles does); None: each topic is tried, each rule looks for its own words.
+    ``needles``: :func:`~mediamon.topics.prefilter.needles_of` the same topics, to find
+    every rule's words in one pass and go through only the topics one of whose words
+    occurs (what a batch of articles does); None: each topic is tried, each rule looks
+    for its own words.
     """
     title_folded = fold(title) if title else ""
     # Bodies folded before fold dropped invisible characters still hold them.
@@ -84,31 +84,6 @@ def match_article(
         if title_hits or body_hits:
             found[topic.key] = (title_hits, body_hits)
     return found
-
-
-class TopicNeedles(Needles):
-    """The words of every rule and exclusion of some topics, and which topics each word
-    may bring in (a topic's :attr:`Topic.needles`, one of which occurs wherever it does)."""
-
-    def __init__(self, topics: Iterable[Topic]) -> None:
-        self._topics = tuple(topics)
-        super().__init__(r for t in self._topics for r in (*t.rules, *t.exclusions))
-        self._by_word: dict[str, list[int]] = defaultdict(list)
-        for index, topic in enumerate(self._topics):
-            for word in topic.needles:
-                self._by_word[word].append(index)
-
-    def topics_with(self, words: Iterable[str]) -> list[Topic]:
-        """The topics one of whose words is among ``words``, in their given order."""
-        chosen: set[int] = set()
-        for word in words:
-            chosen.update(self._by_word.get(word, ()))
-        return [self._topics[i] for i in sorted(chosen)]
-
-
-def needles_of(topics: Iterable[Topic]) -> TopicNeedles:
-    """The words of every rule and exclusion of ``topics``, for :func:`match_article`."""
-    return TopicNeedles(topics)
 
 
 def match_articles(

@@ -12,14 +12,19 @@ length times the needles ending at one place: the needles that are suffixes of o
 `台台`, … 200 deep made one article of 200,000 `台` cost 90 s and 15 GB. Needles nested
 deeper than :data:`MAX_NESTED` are looked for one ``in`` each instead, as before the
 automaton, which bounds the automaton's reports at that many per character.
+
+Over many topics (:class:`TopicNeedles`), the words found also say which topics to try:
+only those one of whose words occurs.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 import ahocorasick_rs
 
+from mediamon.topics.definitions import Topic
 from mediamon.topics.rules import Rule
 
 # Needles ending at one place of a text, at most, that the automaton reports.
@@ -58,6 +63,32 @@ class Needles:
         if self._automaton is None:
             return found
         return found.union(self._automaton.find_matches_as_strings(text, overlapping=True))
+
+
+class TopicNeedles(Needles):
+    """The words of every rule and exclusion of some topics, and which topics each word
+    may bring in (a topic's :attr:`Topic.needles`, one of which occurs wherever it does)."""
+
+    def __init__(self, topics: Iterable[Topic]) -> None:
+        self._topics = tuple(topics)
+        super().__init__(r for t in self._topics for r in (*t.rules, *t.exclusions))
+        self._by_word: dict[str, list[int]] = defaultdict(list)
+        for index, topic in enumerate(self._topics):
+            for word in topic.needles:
+                self._by_word[word].append(index)
+
+    def topics_with(self, words: Iterable[str]) -> list[Topic]:
+        """The topics one of whose words is among ``words``, in their given order."""
+        chosen: set[int] = set()
+        for word in words:
+            chosen.update(self._by_word.get(word, ()))
+        return [self._topics[i] for i in sorted(chosen)]
+
+
+def needles_of(topics: Iterable[Topic]) -> TopicNeedles:
+    """The words of every rule and exclusion of ``topics``, for
+    :func:`mediamon.topics.match.match_article`."""
+    return TopicNeedles(topics)
 
 
 def _nested_too_deep(words: Iterable[str]) -> frozenset[str]:

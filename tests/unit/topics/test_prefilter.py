@@ -10,8 +10,8 @@ from mediamon.settings import DEFAULT_CONFIG_DIR
 from mediamon.text import fold
 from mediamon.topics.definitions import Topic, topic_from_dict
 from mediamon.topics.file import load_topics
-from mediamon.topics.match import match_article, needles_of
-from mediamon.topics.prefilter import Needles
+from mediamon.topics.match import match_article
+from mediamon.topics.prefilter import Needles, needles_of
 from mediamon.topics.rules import parse_rule
 from tests.support.cpu import least_cpu
 
