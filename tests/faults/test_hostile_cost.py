@@ -162,8 +162,10 @@ def test_stored_roots_of_many_sentences_are_looked_up_in_linear_time(engine: sa.
     stored = [len(row["sentences"]) for row in rows]
     assert max(stored) <= normalize.MAX_SENTENCE_KEYS  # before: 1,000 each
     ordinary, hostile = chunk(30), chunk(1_200)
+    # The server does the work, so it is timed on the clock: the least of three runs of
+    # each, as a busy spell of the machine rarely lasts through all three.
     baseline = min(lookup(ordinary) for _ in range(3))
-    seconds = lookup(hostile)
+    seconds = min(lookup(hostile) for _ in range(3))
     assert seconds < 20 * baseline + 1.0, (seconds, baseline)  # before: 90 s
 
 
