@@ -3,10 +3,14 @@ resolution and feed shapes): each test replays one finding against servers on
 127.0.0.1 and names the docs/faults.md row it proves.
 
 1. comments counted as an item's elements        -> test_an_item_of_many_comments_*
+2. 7-bit encodings stored with their escapes      -> test_seven_bit_*
 """
 
 from __future__ import annotations
 
+import pytest
+
+from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
 from tests.support.faults import item, rss
 
@@ -16,7 +20,68 @@ def test_an_item_of_many_comments_is_read_and_the_feed_kept() -> None:
     markers, or an attacker's) was refused as ``one <item> holds 2,001 elements`` and
     the whole feed with it: lxml counts comments as children. Only elements count."""
     markers = "<!-- cache -->" * MAX_ITEM_ELEMENTS + "<?php x ?>" * 2
-    padded = item("https://example.com/a", title="注释很多").replace("<title>", markers + "<title>", 1)
+    padded = item("https://example.com/a", title="注释很多")
+    padded = padded.replace("<title>", markers + "<title>", 1)
     parsed = parse_feed(rss([padded, item("https://example.com/b")]), "https://example.com/feed")
     assert [i.link for i in parsed.items] == ["https://example.com/a", "https://example.com/b"]
     assert parsed.items[0].title == "注释很多"
+
+
+SEVEN_BIT_TITLE = {
+    "hz": "中文新闻标题",
+    "iso2022_jp": "日本語のニュース",
+    "iso2022_kr": "한국어 뉴스",
+    "utf-7": "日本語のニュース",
+}
+LABEL = {"hz": "hz-gb-2312", "iso2022_jp": "iso-2022-jp", "iso2022_kr": "iso-2022-kr"}
+LABEL["utf-7"] = "utf-7"
+
+
+@pytest.mark.parametrize("encoding", sorted(SEVEN_BIT_TITLE))
+@pytest.mark.parametrize("labelled", ["declared", "labelled utf-8", "unlabelled"])
+def test_seven_bit_feeds_are_decoded_not_stored_with_their_escapes(
+    encoding: str, labelled: str
+) -> None:
+    """A feed in HZ, ISO-2022-JP/KR or UTF-7 is pure ASCII, so it passed as UTF-8 and
+    its titles were stored as ``~{VPND~}``, ``$BF|K\\8l``, ``+ZeVnLIqe-`` (HZ's label
+    was even widened to gb18030). It is decoded with the encoding it declares, or the one
+    its escapes prove when it says UTF-8 or nothing."""
+    title = SEVEN_BIT_TITLE[encoding]
+    declaration = f' encoding="{LABEL[encoding]}"' if labelled == "declared" else ""
+    document = (
+        f'<?xml version="1.0"{declaration}?><rss version="2.0"><channel><title>{title}</title>'
+        f"<item><title>{title}</title><link>https://example.com/a</link>"
+        f"<description>{title}。{title}</description></item></channel></rss>"
+    ).encode(encoding)
+    assert document.isascii()
+    charset = "; charset=utf-8" if labelled == "labelled utf-8" else ""
+    content_type = "application/rss+xml" + charset
+    parsed = parse_feed(document, "https://example.com/feed", content_type=content_type)
+    assert parsed.items[0].title == title
+    assert parsed.items[0].summary_html == f"{title}。{title}"
+
+
+def test_seven_bit_hz_label_is_read_as_hz_not_gb18030() -> None:
+    """``hz-gb-2312`` was widened to gb18030, which reads HZ's ASCII as ASCII."""
+    decoded = decode_html("<p>中文新闻</p>".encode("hz"), "hz-gb-2312")
+    assert (decoded.text, decoded.encoding) == ("<p>中文新闻</p>", "hz")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<p>1+1-2, C++ and Google+ users; a +abc- x</p>",  # "+" that is no UTF-7
+        "<p>if ($x =~{ foo }) ~} ok</p>",  # "~{" that is no HZ
+        "<p>a +ADw-script+AD4- b</p>",  # UTF-7 for ASCII, never taken undeclared
+    ],
+)
+def test_seven_bit_lookalikes_in_ascii_stay_as_written(text: str) -> None:
+    decoded = decode_html(text.encode())
+    assert (decoded.text, decoded.encoding, decoded.replaced) == (text, "utf-8", 0)
+
+
+def test_seven_bit_escapes_no_codec_reads_are_never_stored_as_text() -> None:
+    """ISO-2022-CN (no Python codec): its shifted runs become U+FFFD, its escapes go."""
+    document = b"<p>\x1b$)A\x0e<:Ky\x0f ok \x0e<:Ky\x0f</p>"
+    decoded = decode_html(document)
+    assert (decoded.text, decoded.replaced) == ("<p>\ufffd ok \ufffd</p>", 2)

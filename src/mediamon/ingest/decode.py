@@ -12,6 +12,8 @@ import logging
 import re
 from dataclasses import dataclass
 
+from mediamon.ingest import seven_bit
+
 logger = logging.getLogger(__name__)
 
 # Labels widened to the encoding browsers actually use for them (WHATWG Encoding).
@@ -23,7 +25,6 @@ WIDER_ENCODING = {
     "csgb2312": "gb18030",
     "chinese": "gb18030",
     "euc-cn": "gb18030",
-    "hz-gb-2312": "gb18030",
     "big5": "big5hkscs",
     "big5-hkscs": "big5hkscs",
     "cn-big5": "big5hkscs",
@@ -170,7 +171,8 @@ def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
     """Decode an HTML or XML document.
 
     Order: a BOM; strict UTF-8 (a long run of valid multi-byte UTF-8 is almost never
-    another encoding, and it catches UTF-8 pages mislabelled as GBK); the declared
+    another encoding, and it catches UTF-8 pages mislabelled as GBK; pure ASCII may be
+    a 7-bit encoding, see :mod:`mediamon.ingest.seven_bit`); the declared
     charsets (HTTP header, then XML declaration and meta tag); charset detection. The
     first that decodes without error wins; failing that, the one with the fewest
     replacement characters.
@@ -184,9 +186,14 @@ def decode_html(content: bytes, http_charset: str | None = None) -> Decoded:
             text = content.decode(encoding, "replace")
             return Decoded(text, encoding, text.count("\ufffd"))
     try:
-        return Decoded(content.decode("utf-8"), "utf-8", 0)
+        text = content.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    else:
+        if content.isascii():
+            declared = declared_charsets(content, http_charset)
+            return Decoded(*seven_bit.decode_ascii(content, text, declared))
+        return Decoded(text, "utf-8", 0)
     declared = declared_charsets(content, http_charset)
     repaired = _mostly_utf8(content, declared=declared[:1] == ["utf-8"])
     if repaired is not None:
