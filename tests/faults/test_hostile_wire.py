@@ -4,6 +4,7 @@ resolution and feed shapes): each test replays one finding against servers on
 
 1. comments counted as an item's elements        -> test_an_item_of_many_comments_*
 2. 7-bit encodings stored with their escapes      -> test_seven_bit_*
+3. a chunked body of 1-byte chunks                -> test_a_body_of_*_chunks_*
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import pytest
 
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
-from tests.support.faults import item, rss
+from mediamon.ingest.fetch import MAX_BODY_READS, fetch, make_session
+from tests.support.fault_server import Behaviour, Connection, FaultServer
+from tests.support.faults import USER_AGENT, item, rss
 
 
 def test_an_item_of_many_comments_is_read_and_the_feed_kept() -> None:
@@ -85,3 +88,36 @@ def test_seven_bit_escapes_no_codec_reads_are_never_stored_as_text() -> None:
     document = b"<p>\x1b$)A\x0e<:Ky\x0f ok \x0e<:Ky\x0f</p>"
     decoded = decode_html(document)
     assert (decoded.text, decoded.replaced) == ("<p>\ufffd ok \ufffd</p>", 2)
+
+
+def chunked(framed: bytes) -> Behaviour:
+    """A 200 answer whose body is ``framed`` as written (chunk sizes included)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def behave(conn: Connection) -> None:
+        conn.send(head + framed)
+
+    return behave
+
+
+def test_a_body_of_one_byte_chunks_is_refused_at_a_bound_on_reads(server: FaultServer) -> None:
+    """Each chunk of a chunked body is one read, ~4 µs of CPU however small: a page of
+    1-byte chunks cost 60 s of CPU for 15 MB, bounded only by the deadline, and was
+    stored. Past MAX_BODY_READS reads the fetch stops with one line."""
+    server.route("/p", chunked(b"1\r\na\r\n" * (MAX_BODY_READS + 20_000) + b"0\r\n\r\n"))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True)
+    assert result.error == (
+        f"body sent in more than {MAX_BODY_READS:,} pieces (1 bytes each on average: chunks"
+        " or writes too small to read); not read further"
+    )
+    assert result.content == b""
+
+
+def test_a_body_of_large_chunks_is_read_whole(server: FaultServer) -> None:
+    chunk = b"x" * 1000
+    server.route("/p", chunked((b"3e8\r\n" + chunk + b"\r\n") * 2000 + b"0\r\n\r\n"))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True)
+    assert result.error is None
+    assert result.content == chunk * 2000

@@ -50,6 +50,11 @@ READ_TIMEOUT_S = 20.0
 DOWNLOAD_DEADLINE_S = 60.0
 MAX_BYTES = 15 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
+# Each read of a body costs ~4 µs of CPU however little it returns, and a chunked body
+# returns at most one chunk a read: a body of 1-byte chunks cost 60 s of CPU for 15 MB,
+# bounded only by the deadline. Real bodies come in network segments or TLS records
+# (a 15 MB page over a slow link in 1,460-byte segments is about 11,000 reads).
+MAX_BODY_READS = 100_000
 MAX_REDIRECTS = 5
 # Retry-After up to this long is waited for inside the task; a longer one defers the
 # host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
@@ -479,7 +484,7 @@ def _read_response(
         return result
     raw = response.raw
     chunks: list[bytes] = []
-    size = wire = 0
+    size = wire = reads = 0
     try:
         while True:
             if time.monotonic() - started > deadline_s:
@@ -492,6 +497,13 @@ def _read_response(
             # decodes to nothing, so the decoded size never reached it, and each request
             # took the whole deadline of CPU (60 s) decoding what the server streamed.
             wire += len(data)
+            reads += 1
+            if reads > MAX_BODY_READS:
+                result.error = (
+                    f"body sent in more than {MAX_BODY_READS:,} pieces ({wire / reads:.0f} bytes"
+                    " each on average: chunks or writes too small to read); not read further"
+                )
+                return result
             if wire > max_bytes:
                 result.error = f"compressed body larger than {max_bytes} bytes"
                 return result
