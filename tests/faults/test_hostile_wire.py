@@ -5,16 +5,23 @@ resolution and feed shapes): each test replays one finding against servers on
 1. comments counted as an item's elements        -> test_an_item_of_many_comments_*
 2. 7-bit encodings stored with their escapes      -> test_seven_bit_*
 3. a chunked body of 1-byte chunks                -> test_a_body_of_*_chunks_*
+4. a name server that never answers               -> test_a_name_server_that_never_answers_*
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
 from mediamon.ingest.fetch import MAX_BODY_READS, fetch, make_session
-from tests.support.fault_server import Behaviour, Connection, FaultServer
+from tests.support.dns_server import dns_server, resolver_command
+from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
 from tests.support.faults import USER_AGENT, item, rss
 
 
@@ -121,3 +128,43 @@ def test_a_body_of_large_chunks_is_read_whole(server: FaultServer) -> None:
         result = fetch(session, server.url("/p"), allow_private_network=True)
     assert result.error is None
     assert result.content == chunk * 2000
+
+
+# Run under a name server of the test's own (see tests.support.dns_server): fetches of a
+# name it answers, of one it never answers, and of that one again.
+FETCH_UNDER_A_SLOW_RESOLVER = """
+import json, sys
+from mediamon.ingest import netguard
+from mediamon.ingest.fetch import fetch, make_session
+
+netguard.DNS_TIMEOUT_S = 1.0
+port = sys.argv[1]
+with make_session("mediamon-faults/1.0", retries=0) as session:
+    results = [
+        fetch(session, f"http://{host}:{port}/feed", allow_private_network=True)
+        for host in ("fast.test", "slow.test", "slow.test")
+    ]
+print(json.dumps([[r.error, r.content.decode()] for r in results]))
+"""
+
+
+def test_a_name_server_that_never_answers_fails_that_fetch_within_its_bound(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """getaddrinfo has no timeout of its own: with a name server that never answers, a
+    source waited glibc's own limits (here 20 s, set by resolv.conf's ``options``) for
+    each of its URLs, then failed with ``Temporary failure in name resolution``. The
+    lookup is now waited for DNS_TIMEOUT_S (1 s here), and the host is not asked again
+    for a while; a name the server answers still loads."""
+    server.route("/feed", respond("ok", content_type="text/plain"))
+    with dns_server({"fast.test": "127.0.0.1"}) as name_server:
+        argv = [sys.executable, "-c", FETCH_UNDER_A_SLOW_RESOLVER, str(server.port)]
+        command = resolver_command(name_server, tmp_path, argv, wait_s=20)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    fast, slow, again = json.loads(done.stdout)
+    assert fast == [None, "ok"]
+    assert slow == ["DNS lookup failed: slow.test: no answer within 1 s", ""]
+    assert again[0].startswith(
+        "DNS lookup failed: slow.test: no answer within 1 s (an earlier lookup timed out;"
+        " not asked again for "
+    )

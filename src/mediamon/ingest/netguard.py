@@ -14,6 +14,7 @@ changes between the check and the connection (DNS rebinding) cannot redirect it.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import functools
 import http.client
 import ipaddress
@@ -21,6 +22,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -140,14 +142,52 @@ def names_private_address(host: str) -> bool:
     return blocked_reason(address) is not None
 
 
+# getaddrinfo has no timeout of its own: a resolver that never answers held a source for
+# glibc's own limits (5 s a try, then the next server, then again; 30 s and more with
+# `options timeout:` set), for every URL of the host. The lookup runs in a thread waited
+# for this long; a host whose lookup timed out is not asked again for a while.
+DNS_TIMEOUT_S = 10.0
+DNS_TIMED_OUT_MEMORY_S = 300.0
+_timed_out: dict[str, float] = {}  # host -> until when (monotonic) it is not asked again
+_timed_out_lock = threading.Lock()
+
+
 def resolve(host: str, port: int) -> list[str]:
     """The addresses ``host`` resolves to, in the resolver's order, without repeats.
 
     Raises:
-        ResolutionFailed: the name does not resolve.
+        ResolutionFailed: the name does not resolve, or not within DNS_TIMEOUT_S.
     """
+    timeout_s = DNS_TIMEOUT_S
+    with _timed_out_lock:
+        until = _timed_out.get(host)
+        if until is not None and until <= time.monotonic():
+            del _timed_out[host]
+            until = None
+    if until is not None:
+        raise ResolutionFailed(
+            f"DNS lookup failed: {host}: no answer within {timeout_s:g} s (an earlier lookup"
+            f" timed out; not asked again for {until - time.monotonic():.0f} s)"
+        )
+    lookup: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            lookup.set_result(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            lookup.set_exception(error)
+
+    # A daemon thread, not a pool: one stuck in the resolver must not hold the pool's
+    # next lookups, nor the process at exit.
+    threading.Thread(target=run, name=f"dns {host}", daemon=True).start()
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        with _timed_out_lock:
+            _timed_out[host] = time.monotonic() + DNS_TIMED_OUT_MEMORY_S
+        raise ResolutionFailed(
+            f"DNS lookup failed: {host}: no answer within {timeout_s:g} s"
+        ) from None
     except (socket.gaierror, UnicodeError) as error:
         raise ResolutionFailed(f"DNS lookup failed: {host}: {error}") from error
     addresses: list[str] = []
