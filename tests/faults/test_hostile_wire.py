@@ -6,6 +6,7 @@ resolution and feed shapes): each test replays one finding against servers on
 2. 7-bit encodings stored with their escapes      -> test_seven_bit_*
 3. a chunked body of 1-byte chunks                -> test_a_body_of_*_chunks_*
 4. a name server that never answers               -> test_a_name_server_that_never_answers_*
+5. endless chunk extensions or trailers           -> test_chunked_framing_*
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ import pytest
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
 from mediamon.ingest.fetch import MAX_BODY_READS, fetch, make_session
+from mediamon.ingest.netguard import MAX_CHUNK_FRAMING_BYTES, MAX_TRAILER_LINES
 from tests.support.dns_server import dns_server, resolver_command
 from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
 from tests.support.faults import USER_AGENT, item, rss
@@ -168,3 +171,55 @@ def test_a_name_server_that_never_answers_fails_that_fetch_within_its_bound(
         "DNS lookup failed: slow.test: no answer within 1 s (an earlier lookup timed out;"
         " not asked again for "
     )
+
+
+def endless_chunked(start: bytes, block: bytes) -> Behaviour:
+    """A chunked answer: ``start``, then ``block`` again and again for up to 8 s."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    def behave(conn: Connection) -> None:
+        if conn.send(head + start):
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and conn.send(block * 16):
+                pass
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    ("start", "block"),
+    [
+        (b"", b"1;" + b"x" * 65_000 + b"\r\na\r\n"),  # a 64 kB extension on each 1-byte chunk
+        (b"1\r\na\r\n0\r\n", b"X-Trailer: " + b"y" * 65_000 + b"\r\n"),  # an endless trailer
+    ],
+    ids=["extensions", "trailer"],
+)
+def test_chunked_framing_is_bounded_like_the_body(
+    server: FaultServer, start: bytes, block: bytes
+) -> None:
+    """A chunked body's framing is read outside the body, so the size cap never saw it:
+    endless chunk extensions or trailer lines were read at wire speed until the deadline
+    (60 s by default, gigabytes; 3 s here)."""
+    server.route("/p", endless_chunked(start, block))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=3)
+    assert result.error == (
+        "body refused: chunked framing (chunk sizes, extensions, trailers) larger than"
+        f" {MAX_CHUNK_FRAMING_BYTES} bytes"
+    )
+
+
+def test_chunked_framing_of_many_trailer_lines_is_refused(server: FaultServer) -> None:
+    server.route("/p", endless_chunked(b"1\r\na\r\n0\r\n", b"X-T: 1\r\n"))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=3)
+    assert result.error == f"body refused: more than {MAX_TRAILER_LINES} trailer lines"
+
+
+def test_chunked_framing_of_an_ordinary_body_is_read(server: FaultServer) -> None:
+    """Extensions and a few trailer lines, as the RFC allows, are read past."""
+    framed = b"5;name=value\r\nhello\r\n1\r\n!\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n"
+    server.route("/p", chunked(framed))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True)
+    assert (result.error, result.content) == (None, b"hello!")

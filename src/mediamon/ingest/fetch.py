@@ -526,7 +526,8 @@ def _read_response(
         result.error = f"read timeout: {error}"
         return result
     except (u3.HTTPError, OSError, requests.RequestException) as error:
-        result.error = f"connection broken mid-body: {_short(error)}"
+        framing = _framing_refused(error)
+        result.error = framing or f"connection broken mid-body: {_short(error)}"
         return result
     result.content = b"".join(chunks)
     return result
@@ -660,6 +661,19 @@ def printable(text: str) -> str:
     in two. One for one, not escaped as :func:`mediamon.text.one_line` does: the error
     is cut to MAX_ERROR_CHARS first, and the cut must still hold for what is stored."""
     return BREAKS_A_LINE.sub("\ufffd", text)
+
+
+def _framing_refused(error: BaseException) -> str | None:
+    """netguard's refusal of a chunked body's framing, if that is what ``error`` wraps
+    (urllib3 wraps it in a ProtocolError)."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, netguard.ChunkFramingTooLarge):
+            return f"body refused: {seen}"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _short(error: BaseException) -> str:

@@ -355,10 +355,55 @@ def pinned(target: Target) -> Iterator[Pin]:
 MAX_INTERIM_RESPONSES = 20
 
 
+# A chunked body's framing (chunk-size lines with their extensions, trailer lines) is
+# read outside the body, so the size cap never saw it: endless 64 kB chunk extensions
+# on 1-byte chunks, or an endless trailer, were read at wire speed until the deadline
+# (60 s, gigabytes). Real framing is a few bytes a chunk ("2000\r\n") and no trailer;
+# 100,000 chunks (fetch.MAX_BODY_READS) take 600 kB.
+MAX_CHUNK_FRAMING_BYTES = 2 * 1024 * 1024
+MAX_TRAILER_LINES = 100  # as many as http.client takes header lines
+
+
+class ChunkFramingTooLarge(http.client.HTTPException):
+    """A chunked body's framing passed MAX_CHUNK_FRAMING_BYTES or MAX_TRAILER_LINES."""
+
+
 class _FinalResponse(http.client.HTTPResponse):
     """An HTTP response that reads past every interim answer but 101 (a protocol switch,
     never asked for): http.client took a 103 for the answer, an empty body, so the page
-    was lost (the feed's text used) and a feed's poll failed as ``not a feed``."""
+    was lost (the feed's text used) and a feed's poll failed as ``not a feed``. Its
+    chunked framing is bounded (see MAX_CHUNK_FRAMING_BYTES)."""
+
+    _framing_bytes = 0
+
+    def _framing_line(self, what: str) -> bytes:
+        line: bytes = self.fp.readline(http.client._MAXLINE + 1)  # type: ignore[attr-defined]
+        if len(line) > http.client._MAXLINE:  # type: ignore[attr-defined]
+            raise http.client.LineTooLong(what)
+        self._framing_bytes += len(line)
+        if self._framing_bytes > MAX_CHUNK_FRAMING_BYTES:
+            self._close_conn()  # type: ignore[attr-defined]
+            raise ChunkFramingTooLarge(
+                f"chunked framing (chunk sizes, extensions, trailers) larger than"
+                f" {MAX_CHUNK_FRAMING_BYTES} bytes"
+            )
+        return line
+
+    def _read_next_chunk_size(self) -> int:
+        line = self._framing_line("chunk size").split(b";", 1)[0]  # extensions dropped
+        try:
+            return int(line, 16)
+        except ValueError:
+            self._close_conn()  # type: ignore[attr-defined]
+            raise
+
+    def _read_and_discard_trailer(self) -> None:
+        for _ in range(MAX_TRAILER_LINES + 1):
+            line = self._framing_line("trailer line")
+            if line in (b"\r\n", b"\n", b""):
+                return
+        self._close_conn()  # type: ignore[attr-defined]
+        raise ChunkFramingTooLarge(f"more than {MAX_TRAILER_LINES} trailer lines")
 
     def _read_status(self) -> tuple[str, int, str]:
         for _ in range(MAX_INTERIM_RESPONSES):
