@@ -45,5 +45,10 @@ def shut_down(holder: object) -> None:
     would then read."""
     sock = getattr(holder, "sock", None)
     if sock is not None:
-        with contextlib.suppress(OSError):  # already closed
-            sock.shutdown(socket.SHUT_RDWR)
+        shut_down_socket(sock)
+
+
+def shut_down_socket(sock: socket.socket) -> None:
+    """Shut down ``sock`` (see :func:`shut_down`), if it is still open."""
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)

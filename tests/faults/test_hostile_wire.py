@@ -7,6 +7,7 @@ resolution and feed shapes): each test replays one finding against servers on
 3. a chunked body of 1-byte chunks                -> test_a_body_of_*_chunks_*
 4. a name server that never answers               -> test_a_name_server_that_never_answers_*
 5. endless chunk extensions or trailers           -> test_chunked_framing_*
+6. a body read until the server closes, stalled   -> test_a_body_read_until_close_*
 """
 
 from __future__ import annotations
@@ -223,3 +224,23 @@ def test_chunked_framing_of_an_ordinary_body_is_read(server: FaultServer) -> Non
     with make_session(USER_AGENT, retries=0) as session:
         result = fetch(session, server.url("/p"), allow_private_network=True)
     assert (result.error, result.content) == (None, b"hello!")
+
+
+def test_a_body_read_until_close_is_broken_at_the_deadline(server: FaultServer) -> None:
+    """An answer without Content-Length or chunking is read until the server closes, and
+    http.client then hands the socket from the connection to the response: the watchdog
+    found no socket to shut down, so a server that sent a little and then nothing held
+    the fetch until the read timeout, past the deadline (here the read timeout's
+    ``read timeout: …`` after 6 s, for a deadline of 2 s)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<p>a"
+
+    def stall(conn: Connection) -> None:
+        if conn.send(head):
+            time.sleep(8)
+
+    server.route("/p", stall)
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(
+            session, server.url("/p"), allow_private_network=True, deadline_s=2, timeout=(2, 6)
+        )
+    assert (result.error, result.content) == ("download took longer than 2 s", b"")

@@ -38,7 +38,7 @@ from urllib3 import exceptions as u3exceptions
 from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
 from urllib3.util import connection as u3util
 
-from mediamon.deadline import shut_down
+from mediamon.deadline import shut_down, shut_down_socket
 
 logger = logging.getLogger(__name__)
 
@@ -318,13 +318,29 @@ class Pin:
     target: Target
     connection: Any = None
     aborted: bool = False
+    # The sockets of the exchange, as well as the connection: an answer read until the
+    # server closes (no Content-Length, not chunked) takes the socket from the connection
+    # (http.client sets its ``sock`` to None), so the watchdog found nothing to shut down
+    # and the read waited for the read timeout (20 s) past the deadline.
+    sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attach(self, conn: Any) -> None:
         with self._lock:
             self.connection = conn
+            if getattr(conn, "sock", None) is not None:
+                self.sockets.append(conn.sock)
             if self.aborted:
                 shut_down(conn)
+
+    def attach_socket(self, sock: socket.socket) -> bool:
+        """Record a socket of the exchange; False (and the socket shut down) if the
+        deadline already passed."""
+        with self._lock:
+            self.sockets.append(sock)
+            if self.aborted:
+                shut_down_socket(sock)
+            return not self.aborted
 
     def abort(self) -> None:
         """Break the connection: a blocked read returns at once with an error."""
@@ -332,6 +348,8 @@ class Pin:
             self.aborted = True
             if self.connection is not None:
                 shut_down(self.connection)
+            for sock in self.sockets:
+                shut_down_socket(sock)
 
 
 _PIN: ContextVar[Pin | None] = ContextVar("mediamon_netguard_pin", default=None)
@@ -443,7 +461,7 @@ class _PinnedConnectionMixin:
                 failure = error
                 continue
             pin = _PIN.get()
-            if pin is not None and pin.aborted:  # the deadline passed while connecting
+            if pin is not None and not pin.attach_socket(sock):  # the deadline passed
                 sock.close()
                 raise u3exceptions.NewConnectionError(conn, "download deadline passed")
             return sock
