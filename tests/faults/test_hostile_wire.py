@@ -13,8 +13,11 @@ resolution and feed shapes): each test replays one finding against servers on
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
 from mediamon.ingest.fetch import MAX_BODY_READS, fetch, make_session
 from mediamon.ingest.netguard import MAX_CHUNK_FRAMING_BYTES, MAX_TRAILER_LINES
+from tests.integration.ingest.test_netguard import _certificate
 from tests.support.dns_server import dns_server, resolver_command
 from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
 from tests.support.faults import USER_AGENT, item, rss
@@ -243,4 +247,36 @@ def test_a_body_read_until_close_is_broken_at_the_deadline(server: FaultServer) 
         result = fetch(
             session, server.url("/p"), allow_private_network=True, deadline_s=2, timeout=(2, 6)
         )
+    assert (result.error, result.content) == ("download took longer than 2 s", b"")
+
+
+def test_a_tls_body_read_until_close_is_broken_at_the_deadline(tmp_path: Path) -> None:
+    """The same over TLS: the socket to shut down is the wrapped one."""
+    cert, key = _certificate(tmp_path, "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        client, _ = listener.accept()
+        with context.wrap_socket(client, server_side=True) as tls:
+            tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>a")
+            time.sleep(8)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with make_session(USER_AGENT, retries=0) as session:
+            session.verify = str(cert)
+            result = fetch(
+                session,
+                f"https://localhost:{port}/p",
+                allow_private_network=True,
+                deadline_s=2,
+                timeout=(2, 6),
+            )
+    finally:
+        listener.close()
     assert (result.error, result.content) == ("download took longer than 2 s", b"")
