@@ -7,11 +7,13 @@ resolution and feed shapes): each test replays one finding against servers on
 3. a chunked body of 1-byte chunks                -> test_a_body_of_*_chunks_*
 4. a name server that never answers               -> test_a_name_server_that_never_answers_*
 5. endless chunk extensions or trailers           -> test_chunked_framing_*
-6. a body read until the server closes, stalled   -> test_a_body_read_until_close_*
+6. a body read until the server closes, stalled   -> test_a_body_read_until_close_*, test_a_tls_*
+7. a mail server's endless multi-line reply       -> test_a_mail_servers_endless_reply_*
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -19,10 +21,13 @@ import subprocess
 import sys
 import threading
 import time
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from mediamon.alerts.smtp import connection_settings, smtp_sender
+from mediamon.alerts.smtp_client import MAX_REPLY_LINES
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
 from mediamon.ingest.fetch import MAX_BODY_READS, fetch, make_session
@@ -280,3 +285,38 @@ def test_a_tls_body_read_until_close_is_broken_at_the_deadline(tmp_path: Path) -
     finally:
         listener.close()
     assert (result.error, result.content) == ("download took longer than 2 s", b"")
+
+
+def test_a_mail_servers_endless_reply_is_cut_off_without_filling_memory() -> None:
+    """smtplib reads a multi-line reply (``220-…`` until a line without the dash) into a
+    list bounded only by the 8 kB of a line: a server greeting with endless 8 kB lines
+    filled memory at wire speed until the message's deadline (848 MB in 4 s; a message
+    may take 120 s). Past MAX_REPLY_LINES lines the connection is closed and the mail is
+    not sent, in one line naming the server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def flood() -> None:
+        client, _ = listener.accept()
+        lines = (b"220-" + b"x" * 8000 + b"\r\n") * 64
+        ends = time.monotonic() + 8
+        with client, contextlib.suppress(OSError):  # the mailer hung up
+            while time.monotonic() < ends:
+                client.sendall(lines)
+
+    threading.Thread(target=flood, daemon=True).start()
+    message = EmailMessage()
+    message["Subject"], message["From"] = "[mediamon] taiwan", "m@example.org"
+    message["To"] = "reader@example.org"
+    message.set_content("a spike")
+    fields = {"host": "127.0.0.1", "port": port,
+              "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 1}}  # fmt: skip
+    try:
+        with pytest.raises(OSError) as raised:
+            smtp_sender(connection_settings(fields))(message)
+    finally:
+        listener.close()
+    assert str(raised.value) == (
+        f"the SMTP server 127.0.0.1:{port} sent a reply of more than {MAX_REPLY_LINES:,}"
+        " lines: connection closed, not sent"
+    )

@@ -23,6 +23,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from mediamon.alerts.smtp_client import BoundedSMTP, BoundedSMTPSSL
 from mediamon.deadline import shut_down, watchdog
 from mediamon.errors import ConfigError
 from mediamon.text import one_line
@@ -368,10 +369,11 @@ def smtp_sender(settings: SmtpSettings) -> Callable[[EmailMessage], None]:
         context = ssl.create_default_context()
         # Built unconnected, so that the watchdog can reach its socket from the start.
         client: smtplib.SMTP
+        server = f"{settings.host}:{settings.port}"
         if settings.use_ssl:
-            client = smtplib.SMTP_SSL(timeout=settings.timeout_s, context=context)
+            client = BoundedSMTPSSL(server=server, timeout=settings.timeout_s, context=context)
         else:
-            client = smtplib.SMTP(timeout=settings.timeout_s)
+            client = BoundedSMTP(server=server, timeout=settings.timeout_s)
         accepted = False
         try:
             # At the deadline the connection is shut down, which ends the read the
