@@ -9,12 +9,14 @@ resolution and feed shapes): each test replays one finding against servers on
 5. endless chunk extensions or trailers           -> test_chunked_framing_*
 6. a body read until the server closes, stalled   -> test_a_body_read_until_close_*, test_a_tls_*
 7. a mail server's endless multi-line reply       -> test_a_mail_servers_endless_reply_*
+8. a name answering with many dead addresses      -> test_a_name_of_many_addresses_*
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 import ssl
 import subprocess
@@ -170,7 +172,7 @@ def test_a_name_server_that_never_answers_fails_that_fetch_within_its_bound(
     lookup is now waited for DNS_TIMEOUT_S (1 s here), and the host is not asked again
     for a while; a name the server answers still loads."""
     server.route("/feed", respond("ok", content_type="text/plain"))
-    with dns_server({"fast.test": "127.0.0.1"}) as name_server:
+    with dns_server({"fast.test": ["127.0.0.1"]}) as name_server:
         argv = [sys.executable, "-c", FETCH_UNDER_A_SLOW_RESOLVER, str(server.port)]
         command = resolver_command(name_server, tmp_path, argv, wait_s=20)
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
@@ -320,3 +322,65 @@ def test_a_mail_servers_endless_reply_is_cut_off_without_filling_memory() -> Non
         f"the SMTP server 127.0.0.1:{port} sent a reply of more than {MAX_REPLY_LINES:,}"
         " lines: connection closed, not sent"
     )
+
+
+def listeners_that_never_accept(count: int) -> tuple[list[str], int, list[socket.socket]]:
+    """``count`` loopback addresses listening on one port, each with its backlog full,
+    so a connection to them waits for its connect timeout (SYNs are dropped); the
+    addresses, the port and the sockets to close."""
+    while True:
+        prefix = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}"
+        addresses = [f"{prefix}.{n}" for n in range(10, 10 + count)]
+        sockets: list[socket.socket] = []
+        try:
+            port = 0
+            for address in addresses:
+                listener = socket.socket()
+                sockets.append(listener)
+                listener.bind((address, port))
+                listener.listen(0)
+                port = listener.getsockname()[1]
+                for _ in range(3):  # fill the backlog
+                    filler = socket.socket()
+                    sockets.append(filler)
+                    filler.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        filler.connect((address, port))
+            return addresses, port, sockets
+        except OSError:  # the port is taken on one of the addresses: another prefix
+            for sock in sockets:
+                sock.close()
+
+
+FETCH_MANY_ADDRESSES = """
+import json, sys
+from mediamon.ingest.fetch import fetch, make_session
+
+with make_session("mediamon-faults/1.0", retries=0) as session:
+    result = fetch(session, f"http://many.test:{sys.argv[1]}/p", allow_private_network=True,
+                   deadline_s=3, timeout=(1, 5))
+print(json.dumps([result.error, result.elapsed_ms]))
+"""
+
+
+def test_a_name_of_many_addresses_that_never_accept_stops_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """A hostile domain's DNS answers with 20 addresses none of which accepts: each
+    was tried for the connect timeout, which the watchdog cannot break, so the fetch
+    took 20 timeouts (20 s here, 100 s at the default 5 s), past its deadline (3 s),
+    and ended as ``download took longer than 3 s`` only then. No address is tried once
+    the deadline passed. The bound below is no race: the code before could not take less
+    than 20 connect timeouts (20 s); now it takes the deadline and at most one timeout."""
+    addresses, port, sockets = listeners_that_never_accept(20)
+    try:
+        with dns_server({"many.test": addresses}) as name_server:
+            argv = [sys.executable, "-c", FETCH_MANY_ADDRESSES, str(port)]
+            command = resolver_command(name_server, tmp_path, argv, wait_s=5)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    finally:
+        for sock in sockets:
+            sock.close()
+    error, elapsed_ms = json.loads(done.stdout)
+    assert error == "download took longer than 3 s"
+    assert elapsed_ms < 12_000

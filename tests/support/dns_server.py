@@ -1,5 +1,5 @@
 """A DNS server on a loopback address (UDP port 53) for resolver faults: names it knows
-are answered at once with an A record, every other query is read and never answered.
+are answered at once with their A records, every other query is read and never answered.
 
 glibc reads its name servers from /etc/resolv.conf only, without a port, so a process
 that is to use this server runs in a mount namespace where a resolv.conf naming it is
@@ -13,7 +13,7 @@ import random
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,19 +31,19 @@ def _question(query: bytes) -> tuple[str, int, int]:
     return ".".join(labels).lower(), qtype, offset + 5
 
 
-def _answer(query: bytes, end: int, address: str | None) -> bytes:
-    """A response to ``query`` with one A record for ``address`` (none if None)."""
-    count = 1 if address else 0
-    header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, count, 0, 0)
-    record = b""
-    if address:
-        record = struct.pack("!HHHIH", 0xC00C, TYPE_A, 1, 60, 4) + socket.inet_aton(address)
-    return header + query[12:end] + record
+def _answer(query: bytes, end: int, addresses: Sequence[str]) -> bytes:
+    """A response to ``query`` with an A record for each of ``addresses``."""
+    header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, len(addresses), 0, 0)
+    records = b"".join(
+        struct.pack("!HHHIH", 0xC00C, TYPE_A, 1, 60, 4) + socket.inet_aton(address)
+        for address in addresses
+    )
+    return header + query[12:end] + records
 
 
 @contextmanager
-def dns_server(known: dict[str, str]) -> Iterator[str]:
-    """Serve ``known`` (name -> IPv4 address); yields the server's address."""
+def dns_server(known: Mapping[str, Sequence[str]]) -> Iterator[str]:
+    """Serve ``known`` (name -> IPv4 addresses); yields the server's address."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     while True:
         address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
@@ -65,7 +65,7 @@ def dns_server(known: dict[str, str]) -> Iterator[str]:
             except OSError:
                 return
             if name in known:  # AAAA and the rest: an empty answer, at once
-                reply = _answer(query, end, known[name] if qtype == TYPE_A else None)
+                reply = _answer(query, end, known[name] if qtype == TYPE_A else ())
                 sock.sendto(reply, client)
 
     thread = threading.Thread(target=serve, daemon=True)

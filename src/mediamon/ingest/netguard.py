@@ -449,7 +449,14 @@ class _PinnedConnectionMixin:
             raise BlockedURL("blocked: connection without a vetted address")
         conn: Any = self
         failure: OSError | None = None
+        pin = _PIN.get()
         for address in self._pinned_addresses:
+            # A name may answer with many addresses that never accept (a hostile domain's
+            # DNS): each try waits for the connect timeout, and the watchdog cannot break
+            # a connect in progress, so 20 addresses held the fetch 20 timeouts, past
+            # the deadline. No address is tried once it has passed.
+            if pin is not None and pin.aborted:
+                raise u3exceptions.NewConnectionError(conn, "download deadline passed")
             try:
                 sock = u3util.create_connection(
                     (address, conn.port),
@@ -460,7 +467,6 @@ class _PinnedConnectionMixin:
             except OSError as error:
                 failure = error
                 continue
-            pin = _PIN.get()
             if pin is not None and not pin.attach_socket(sock):  # the deadline passed
                 sock.close()
                 raise u3exceptions.NewConnectionError(conn, "download deadline passed")
