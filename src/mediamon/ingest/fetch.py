@@ -50,10 +50,9 @@ READ_TIMEOUT_S = 20.0
 DOWNLOAD_DEADLINE_S = 60.0
 MAX_BYTES = 15 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
-# Each read of a body costs ~4 µs of CPU however little it returns, and a chunked body
-# returns at most one chunk a read: a body of 1-byte chunks cost 60 s of CPU for 15 MB,
-# bounded only by the deadline. Real bodies come in network segments or TLS records
-# (a 15 MB page over a slow link in 1,460-byte segments is about 11,000 reads).
+# A read costs ~4 µs of CPU however little it returns, and a chunked body gives one chunk
+# a read: 15 MB of 1-byte chunks cost 60 s of CPU, bounded only by the deadline. A 15 MB
+# page over a slow link in 1,460-byte segments is about 11,000 reads.
 MAX_BODY_READS = 100_000
 MAX_REDIRECTS = 5
 # Retry-After up to this long is waited for inside the task; a longer one defers the
@@ -526,7 +525,7 @@ def _read_response(
         result.error = f"read timeout: {error}"
         return result
     except (u3.HTTPError, OSError, requests.RequestException) as error:
-        framing = _framing_refused(error)
+        framing = netguard.chunk_framing_refusal(error)
         result.error = framing or f"connection broken mid-body: {_short(error)}"
         return result
     result.content = b"".join(chunks)
@@ -661,19 +660,6 @@ def printable(text: str) -> str:
     in two. One for one, not escaped as :func:`mediamon.text.one_line` does: the error
     is cut to MAX_ERROR_CHARS first, and the cut must still hold for what is stored."""
     return BREAKS_A_LINE.sub("\ufffd", text)
-
-
-def _framing_refused(error: BaseException) -> str | None:
-    """netguard's refusal of a chunked body's framing, if that is what ``error`` wraps
-    (urllib3 wraps it in a ProtocolError)."""
-    seen: BaseException | None = error
-    for _ in range(5):
-        if seen is None:
-            return None
-        if isinstance(seen, netguard.ChunkFramingTooLarge):
-            return f"body refused: {seen}"
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _short(error: BaseException) -> str:

@@ -386,6 +386,19 @@ class ChunkFramingTooLarge(http.client.HTTPException):
     """A chunked body's framing passed MAX_CHUNK_FRAMING_BYTES or MAX_TRAILER_LINES."""
 
 
+def chunk_framing_refusal(error: BaseException) -> str | None:
+    """The line for a :class:`ChunkFramingTooLarge` that ``error`` wraps (urllib3 wraps
+    it in a ProtocolError), or None."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, ChunkFramingTooLarge):
+            return f"body refused: {seen}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class _FinalResponse(http.client.HTTPResponse):
     """An HTTP response that reads past every interim answer but 101 (a protocol switch,
     never asked for): http.client took a 103 for the answer, an empty body, so the page
