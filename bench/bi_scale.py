@@ -22,6 +22,7 @@ import argparse
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -291,6 +292,67 @@ def queries(
     return asked
 
 
+# Before and after in one run: each year-long window as analysts asked it before and as
+# they ask it now, from the same local midnight (the rows must be equal, and are
+# compared), timed as the client sees it and as the server runs it (EXPLAIN ANALYZE
+# without per-node timing), beside what the client alone takes for as many rows of the
+# same types made by generate_series: the part no view can save.
+BEFORE_AFTER = {
+    "stories per source and publication day": (
+        "select source, published_day_local, count(*) from bi.articles"
+        " where published_at >= :from_midnight and duplicate_of is null group by 1, 2",
+        "select source, day_local, stories from bi.source_published_daily"
+        " where day_local >= :from_day and stories > 0",
+        "select 'source-' || lpad((g % 1000)::text, 4, '0'), date '2025-01-01' + g % 366,"
+        " g::bigint from generate_series(1, :rows) g",
+    ),
+}
+
+
+def _server_ms(conn: sa.Connection, sql: str, params: dict[str, object]) -> float:
+    plan = conn.execute(sa.text(f"explain (analyze, timing off) {sql}"), params).scalars().all()
+    return float(next(line for line in plan if line.startswith("Execution Time")).split()[2])
+
+
+def before_after(
+    engine: sa.Engine, end: datetime, days: int, repeat: int, base: float
+) -> list[str]:
+    """The year-long windows before and after (0036), as ratios of the same run."""
+    with dashboard.read_only(engine) as conn:
+        zone = conn.execute(sa.text("select timezone from bi.settings")).scalar_one()
+    from_day = (end.astimezone(ZoneInfo(zone)) - timedelta(days=days)).date()
+    params: dict[str, object] = {
+        "from_day": from_day,
+        "from_midnight": datetime.combine(from_day, datetime.min.time(), ZoneInfo(zone)),
+    }
+    lines = [f"  before -> after, {days} days from a local midnight ({zone}), same rows:"]
+    for name, (old, new, floor) in BEFORE_AFTER.items():
+        with dashboard.read_only(engine) as conn:
+            old_rows = sorted(tuple(r) for r in conn.execute(sa.text(old), params))
+            new_rows = sorted(tuple(r) for r in conn.execute(sa.text(new), params))
+            if old_rows != new_rows:
+                raise SystemExit(f"{name}: the rows differ ({len(old_rows)} -> {len(new_rows)})")
+            server = [_server_ms(conn, sql, params) for sql in (old, new)]
+        floor_params = {**params, "rows": len(new_rows)}
+        client = [
+            timed(lambda sql=sql, p=p: _fetch(engine, sql, p), repeat)
+            for sql, p in ((old, params), (new, params), (floor, floor_params))
+        ]
+        lines += [
+            f"    {name} ({len(new_rows):,} rows): client {1000 * client[0]:,.0f} ->"
+            f" {1000 * client[1]:,.0f} ms ({client[1] / client[0]:.2f}x; {client[0] / base:.2f}x"
+            f" -> {client[1] / base:.2f}x of the baseline), server {server[0]:,.0f} ->"
+            f" {server[1]:,.0f} ms ({server[1] / server[0]:.2f}x); as many rows from"
+            f" generate_series {1000 * client[2]:,.0f} ms",
+        ]
+    return lines
+
+
+def _fetch(engine: sa.Engine, sql: str, params: dict[str, object]) -> object:
+    with dashboard.read_only(engine) as conn:
+        return conn.execute(sa.text(sql), params).fetchall()
+
+
 def run(
     articles: int = 2_000_000,
     sources: int = 1_000,
@@ -317,6 +379,7 @@ def run(
             name: timed(asked(sql, params), repeat)
             for name, (sql, params) in queries(END, windows).items()
         }
+        compared = before_after(engine, END, windows[-1], repeat, base)
         plans = []
         if explain:
             for name, (sql, params) in queries(END, windows).items():
@@ -359,6 +422,7 @@ def run(
         ),
         f"  the refresh that ends the run: {1000 * refresh_s:.0f} ms"
         f" ({refresh_s / base:.2f}x of the baseline)",
+        *compared,
         f"  retention: {pruned:,} fetch_log rows older than {RETENTION_DAYS} days pruned"
         f" (and the roll-up refreshed) in {retention_s:.1f} s"
         f" ({retention_s / base:.0f}x of the baseline)",
