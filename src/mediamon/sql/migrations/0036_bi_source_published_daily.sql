@@ -35,10 +35,16 @@ set search_path = pg_catalog, public
 as $$
 begin
     if tg_op = 'INSERT' then
+        -- 0022's mark spans each source's first-seen instants: publication instants
+        -- within it are marked already (a run's new stories mostly are), and a mark
+        -- more for each costs every read of the marks until the refresh
         insert into bi_rollup_source_marks (source_id, first_at, last_at)
         select n.source_id, min(coalesce(n.published_at, n.first_seen_at)),
                max(coalesce(n.published_at, n.first_seen_at))
         from new_rows n
+        join (select source_id, min(first_seen_at) as lo, max(first_seen_at) as hi
+              from new_rows group by source_id) as seen using (source_id)
+        where coalesce(n.published_at, n.first_seen_at) not between seen.lo and seen.hi
         group by n.source_id, (coalesce(n.published_at, n.first_seen_at) at time zone 'UTC')::date;
     elsif tg_op = 'UPDATE' then
         insert into bi_rollup_source_marks (source_id, first_at, last_at)
@@ -247,9 +253,13 @@ begin
         where c.articles > 0 or c.fetches > 0;
         delete from bi_rollup_source_published_days r using bi_rollup_days_taken t
         where r.source_id = t.source_id and r.day_local = t.day_local;
+        -- the taken days from the tables, a day at a time (the view's roll-up branch
+        -- would be read whole, only for its rows of these days to be left out)
         insert into bi_rollup_source_published_days
-        select c.* from bi_source_published_day_counts c
-        join bi_rollup_days_taken t using (source_id, day_local);
+        select t.source_id, t.day_local, c.articles, c.stories, c.copies
+        from (select distinct day_local from bi_rollup_days_taken) as d
+        cross join lateral bi_rollup_published_day_live(d.day_local) as c
+        join bi_rollup_days_taken t on t.source_id = c.source_id and t.day_local = d.day_local;
         update bi_rollup_state set refreshed_at = now();
     end if;
 
