@@ -189,7 +189,8 @@ end
 $$;
 
 -- The refresh folds these days too: 0022's function with the new table beside
--- bi_rollup_source_days (rebuilt with it; the marked days recounted with it).
+-- bi_rollup_source_days (rebuilt with it; the marked days recounted with it), and the
+-- taken hours and days counted for themselves (below).
 create or replace function refresh_bi_rollup() returns bigint
 language plpgsql security definer
 set search_path = pg_catalog, public
@@ -241,16 +242,55 @@ begin
         insert into bi_rollup_hours
         select hour, total_stories from bi_story_hour_totals
         where hour in (select hour from bi_rollup_hours_taken);
+        -- The taken topic hours and source days are counted from the tables as the
+        -- views' branches for marked ones count them, but for the taken ones only: read
+        -- through the views, the roll-up's own rows were read whole (438,000 topic hours
+        -- and 366,000 source days on a year of two million articles) only to be left
+        -- out, 1.4 s of each refresh's 1.5.
         delete from bi_rollup_topic_hours where hour in (select hour from bi_rollup_hours_taken);
         insert into bi_rollup_topic_hours
-        select topic, hour, stories from bi_topic_story_hours
-        where hour in (select hour from bi_rollup_hours_taken);
+        select m.topic, roots.hour, count(distinct roots.story_id)
+        from (
+            select d.hour, r.story_id
+            from bi_rollup_hours_taken d
+            cross join lateral bi_rollup_roots_of_hour(d.hour) as r
+        ) as roots
+        cross join lateral (
+            select roots.story_id as article_id
+            union all
+            select c.article_id from articles c where c.duplicate_of = roots.story_id
+        ) as members
+        join mentions m on m.article_id = members.article_id
+        group by m.topic, roots.hour;
         delete from bi_rollup_source_days r using bi_rollup_days_taken t
         where r.source_id = t.source_id and r.day_local = t.day_local;
         insert into bi_rollup_source_days
-        select c.* from bi_source_day_counts c
-        join bi_rollup_days_taken t using (source_id, day_local)
-        where c.articles > 0 or c.fetches > 0;
+        select t.source_id, t.day_local,
+               coalesce(a.articles, 0), coalesce(a.stories, 0), coalesce(a.copies, 0),
+               coalesce(f.fetches, 0), coalesce(f.failed, 0), coalesce(f.bytes, 0)
+        from bi_rollup_days_taken t
+        cross join bi.settings st
+        cross join lateral (
+            select t.day_local::timestamp at time zone st.timezone as day_start,
+                   (t.day_local + 1)::timestamp at time zone st.timezone as day_end
+        ) as span
+        left join lateral (
+            select count(*) as articles,
+                   count(*) filter (where x.duplicate_of is null) as stories,
+                   count(x.duplicate_of) as copies
+            from articles x
+            where x.source_id = t.source_id
+              and x.first_seen_at >= span.day_start and x.first_seen_at < span.day_end
+        ) as a on true
+        left join lateral (
+            select count(*) as fetches,
+                   count(*) filter (where fl.error is not null) as failed,
+                   sum(fl.bytes) as bytes
+            from fetch_log fl
+            where fl.source_id = t.source_id
+              and fl.fetched_at >= span.day_start and fl.fetched_at < span.day_end
+        ) as f on true
+        where a.articles > 0 or f.fetches > 0;
         delete from bi_rollup_source_published_days r using bi_rollup_days_taken t
         where r.source_id = t.source_id and r.day_local = t.day_local;
         -- the taken days from the tables, a day at a time (the view's roll-up branch
