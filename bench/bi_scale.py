@@ -336,7 +336,7 @@ def _server_ms(conn: sa.Connection, sql: str, params: dict[str, object]) -> floa
 def before_after(
     engine: sa.Engine, end: datetime, days: int, repeat: int, base: float
 ) -> list[str]:
-    """The year-long windows before and after (0036), as ratios of the same run."""
+    """The year-long windows before and after (0032), as ratios of the same run."""
     with dashboard.read_only(engine) as conn:
         zone = conn.execute(sa.text("select timezone from bi.settings")).scalar_one()
     from_day = (end.astimezone(ZoneInfo(zone)) - timedelta(days=days)).date()

@@ -1,4 +1,4 @@
-"""bi.source_published_daily (migration 0036) reads stories per source and publication
+"""bi.source_published_daily (migration 0032) reads stories per source and publication
 day from a roll-up; before, analysts counted them from bi.articles (the README's first
 example query), 2.7 s for a year of two million articles. Its rows must be that query's,
 on thousands of articles made to hit the edges: sources silent on some days and one

@@ -82,7 +82,7 @@ OLD_VIEWS = {
         " (select max(first_seen_at) from articles) + interval '1 microsecond')"
     ),
 }
-# bi.source_published_daily (0036) has the rows the README's query of bi.articles gives.
+# bi.source_published_daily (0032) has the rows the README's query of bi.articles gives.
 OLD_VIEWS["source_published_daily"] = (
     "select source, published_day_local, count(*), count(*) filter (where duplicate_of is null),"
     " count(duplicate_of) from bi.articles group by 1, 2"

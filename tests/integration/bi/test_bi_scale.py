@@ -199,7 +199,7 @@ def test_a_years_other_outlets_are_listed_once_a_story(year: sa.Engine) -> None:
 def test_a_year_of_stories_per_source_and_publication_day_reads_the_roll_up(
     year: sa.Engine,
 ) -> None:
-    """Before (0036), analysts counted bi.articles by source and publication day: every
+    """Before (0032), analysts counted bi.articles by source and publication day: every
     story of the year read and converted to its local day, 2.7 s on two million. The view
     made for it reads the roll-up, and no article while nothing is marked."""
     _old, new, _floor = bi_scale.BEFORE_AFTER["stories per source and publication day"]
