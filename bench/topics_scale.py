@@ -27,12 +27,13 @@ from bench.common import scratch_database
 from bench.load import CHARACTERS, synthetic_articles
 from mediamon import db
 from mediamon.alerts.compose import MailOptions, Reader
+from mediamon.alerts.content import stories_between
 from mediamon.alerts.digest import build_digest, due_digests
-from mediamon.alerts.digest_mail import digest_message
+from mediamon.alerts.digest_mail import DigestBudget, TopicStories, digest_message
 from mediamon.ingest import load
 from mediamon.ingest.run import CHUNK_SIZE
 from mediamon.ingest.sources import Source
-from mediamon.spikes.detect import detect
+from mediamon.spikes.detect import KnownAlerts, Outlook, assess_topics, detect, outlook
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
@@ -44,8 +45,14 @@ STEPS = (
     "match, all new",
     "match, nothing new",
     "detect spikes",
+    "alert reads, batched",
+    "alert reads, per topic",
     "digest of all",
+    "digest, per topic",
 )
+# Beside the new paths, the ones they replaced, in the same run: the alert state read per
+# topic (three to four statements each) and a digest's stories read per topic.
+OLD_PATHS = {"alert reads, batched": "alert reads, per topic", "digest of all": "digest, per topic"}
 
 
 def topics_yaml(count: int, seed: int = 11) -> str:
@@ -108,6 +115,18 @@ def measure(count: int, articles: int) -> tuple[dict[str, float], dict[str, Any]
             conn.execute(sa.text("update topics set matched_through = now() + interval '2 hours'"))
         timed("match, nothing new", lambda: match_articles(engine, topics))
         timed("detect spikes", lambda: detect(engine, topics, now))
+        # The articles span 40 hours, no baseline: every window would be left untested
+        # and nothing read. Taken as quiet windows, each topic's alert state is read.
+        spikes = [replace(s, status="quiet") for s in assess_topics(engine, topics, now)]
+
+        def outlooks(batched: bool) -> list[Outlook]:
+            with engine.connect() as conn:
+                known = KnownAlerts.read(conn, spikes, topics) if batched else None
+                return [outlook(conn, s, topics.get(s.topic), known) for s in spikes]  # type: ignore[arg-type]
+
+        same = timed("alert reads, batched", lambda: outlooks(True))
+        if same != timed("alert reads, per topic", lambda: outlooks(False)):
+            raise AssertionError("the batched alert reads decide otherwise than per topic")
         options = MailOptions(base_url="https://mediamon.example.org")
 
         def digest() -> Any:
@@ -118,6 +137,33 @@ def measure(count: int, articles: int) -> tuple[dict[str, float], dict[str, Any]
             return built, message
 
         built, message = timed("digest of all", digest)
+
+        def digest_per_topic() -> list[TopicStories]:
+            (plan,) = due_digests(engine, topics, now, options)
+            budget = DigestBudget()
+            sections = []
+            with engine.connect() as conn:
+                for key in plan.topics:
+                    topic = topics.get(key)
+                    stories = stories_between(
+                        conn,
+                        key,
+                        topic,
+                        plan.period_start,
+                        plan.period_end,
+                        snippets=budget.most_in_full(),
+                    )
+                    budget.take(len(stories))
+                    if stories and topic is not None:
+                        sections.append(
+                            TopicStories(
+                                key, topic.name, tuple(stories), topic.terms, topic.exclude
+                            )
+                        )
+            return sections
+
+        if timed("digest, per topic", digest_per_topic) != list(built.topics):
+            raise AssertionError("the digest read per topic differs from the batched one")
         html_part = message.get_body(("html",))
         facts = {
             "mentions": stats.mentions,
@@ -135,17 +181,25 @@ def run(articles: int = 5_000, sizes: tuple[int, ...] = (10, 1_000, 3_000)) -> l
     lines = [
         f"{articles:,} articles; seconds per step (wall clock, real PostgreSQL);"
         f" x: per topic, against {base} topics (1.0: linear)",
-        f"{'step':<20}" + "".join(f"{f'{size:,} topics':>16}" for size in sizes),
+        f"{'step':<24}" + "".join(f"{f'{size:,} topics':>16}" for size in sizes),
     ]
     for step in STEPS:
-        row = f"{step:<20}"
+        row = f"{step:<24}"
         for size in sizes:
             took = results[size][0][step]
             per_topic = (took / size) / max(results[base][0][step] / base, 1e-9)
             row += f"{took:>9.2f}" + (f" {per_topic:>5.2f}x" if size != base else " " * 7)
         lines.append(row)
+    for new, old in OLD_PATHS.items():
+        lines.append(
+            f"{new + ' / old':<24}"
+            + "".join(
+                f"{results[size][0][new] / max(results[size][0][old], 1e-9):>15.2f}x"
+                for size in sizes
+            )
+        )
     for fact in ("mentions", "digest_topics", "html_kb", "mail_kb"):
-        lines.append(f"{fact:<20}" + "".join(f"{results[size][1][fact]:>16,.0f}" for size in sizes))
+        lines.append(f"{fact:<24}" + "".join(f"{results[size][1][fact]:>16,.0f}" for size in sizes))
     return lines
 
 

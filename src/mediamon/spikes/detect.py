@@ -224,10 +224,14 @@ class KnownAlerts:
                 sa.select(a.dedupe_key, a.alert_id).where(a.dedupe_key.in_(keys))
             )
         }
-        windows = sa.func.unnest(
-            sa.cast([s.topic for s in tested], ARRAY(sa.Text)),
-            sa.cast([s.window_end for s in tested], ARRAY(sa.DateTime(timezone=True))),
-        ).table_valued("topic", "at").render_derived(name="w")
+        windows = (
+            sa.func.unnest(
+                sa.cast([s.topic for s in tested], ARRAY(sa.Text)),
+                sa.cast([s.window_end for s in tested], ARRAY(sa.DateTime(timezone=True))),
+            )
+            .table_valued("topic", "at")
+            .render_derived(name="w")
+        )
         latest = (
             sa.select(a.alert_id, a.last_window_end)
             .where(a.topic == windows.c.topic, a.cleared_at.is_(None), a.window_end < windows.c.at)
