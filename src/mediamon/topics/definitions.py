@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
@@ -91,6 +91,17 @@ class Topic:
     @cached_property
     def rules(self) -> tuple[Rule, ...]:
         return tuple(parse_rule(t) for t in self.terms)
+
+    def compiled(self, rules: Sequence[Rule], exclusions: Sequence[Rule]) -> Topic:
+        """This topic with its rules already compiled (``parse_rule`` of ``terms`` and of
+        ``exclude``, in order): the topics file checks every rule by compiling it, and
+        the compiled rules were dropped, each compiled again when syncing (the match
+        version) and matching: 50,000 rules of 10,000 topics parsed twice a run."""
+        if len(rules) != len(self.terms) or len(exclusions) != len(self.exclude):
+            raise ValueError("one compiled rule per term and per exclusion")
+        # cached_property keeps its value in the instance's __dict__, frozen or not.
+        vars(self).update(rules=tuple(rules), exclusions=tuple(exclusions))
+        return self
 
     @cached_property
     def exclusions(self) -> tuple[Rule, ...]:

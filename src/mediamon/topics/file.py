@@ -23,7 +23,7 @@ from mediamon.topics.definitions import (
     TopicConfigError,
     TopicSet,
 )
-from mediamon.topics.rules import RuleError, parse_rule
+from mediamon.topics.rules import Rule, RuleError, parse_rule
 
 logger = logging.getLogger(__name__)
 
@@ -350,24 +350,24 @@ def _topic(
         key=key,
         name=name,
         description=description,
-        terms=tuple(terms),
-        exclude=tuple(exclude),
+        terms=tuple(text for text, _ in terms),
+        exclude=tuple(text for text, _ in exclude),
         languages=languages,
         sources=sources,
         params=spike_params,
         recipients=tuple(r for r, _ in recipients),
-    )
+    ).compiled([rule for _, rule in terms], [rule for _, rule in exclude])
     return topic, recipients
 
 
-def _rules(reader: _Reader, node: yaml.Node, what: str) -> list[str]:
-    rules: list[str] = []
+def _rules(reader: _Reader, node: yaml.Node, what: str) -> list[tuple[str, Rule]]:
+    """Each rule as written, checked by compiling it (kept: the topic uses it)."""
+    rules: list[tuple[str, Rule]] = []
     for item, text in reader.texts(node, what):
         try:
-            parse_rule(text)
+            rules.append((text, parse_rule(text)))
         except RuleError as error:
             raise reader.error(item, f"{what}: {error}") from error
-        rules.append(text)
     return rules
 
 
