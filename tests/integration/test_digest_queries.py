@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from mediamon.alerts.content import stories_between
 from mediamon.alerts.digest import PERIODS, DueDigest, build_digest, due_digests
 from mediamon.alerts.digest_mail import DigestBudget, TopicStories
+from mediamon.db.queries import query
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
@@ -168,3 +169,24 @@ def test_a_digest_reads_as_many_statements_for_many_topics_as_for_few(
         assert built.topics
         made.append(len(statements))
     assert made[0] == made[1], made
+
+
+def test_the_previous_digests_stories_are_left_out_through_a_hash_for_all_topics(
+    engine: sa.Engine,
+) -> None:
+    """As topic_stories: `<> all(listed)` compared every late story with every listed id."""
+    now = T0
+    params = {
+        "topics": [f"t{n:03d}" for n in range(3_000)],
+        "start": now - timedelta(days=1),
+        "end": now,
+        "late_since": now - timedelta(days=1),
+        "late_from": now - timedelta(days=2),
+        "listed": list(range(1, 1001)),
+    }
+    with engine.connect() as conn:
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(sa.text(f"explain {query('topics_stories').text}"), params)
+        )
+    assert "hashed SubPlan" in plan, plan
