@@ -426,10 +426,12 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
         windows = []
         pending = []
         with engine.connect() as conn:
+            # Read for every window at once, as detect does (not three reads a topic).
+            known = detect.KnownAlerts.read(conn, spikes, topics)
             for spike in spikes:
                 topic = topics.get(spike.topic)
                 outlook = (
-                    detect.outlook(conn, spike, topic)
+                    detect.outlook(conn, spike, topic, known)
                     if topic is not None
                     else detect.Outlook("nothing")
                 )

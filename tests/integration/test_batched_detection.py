@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from mediamon import service
+from mediamon.settings import Settings
 from mediamon.spikes.detect import assess_topics, detect, outlook
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
@@ -101,7 +104,7 @@ def test_detection_of_all_topics_at_once_records_what_one_by_one_does(
 
 
 @contextmanager
-def counted(engine: sa.Engine) -> Iterator[list[str]]:
+def counted(engine: sa.Engine | type[sa.Engine]) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def note(*args: Any) -> None:
@@ -150,3 +153,28 @@ def test_the_dry_run_outlook_reads_as_detection_decides(engine: sa.Engine) -> No
         after = {s.topic: outlook(conn, s, topics.get(s.topic)) for s in spikes}  # type: ignore[arg-type]
     assert sum(o.decision == "open" for o in before.values()) == len(created) >= 2
     assert {o.alert_id for o in after.values() if o.decision == "recorded"} == set(created)
+
+
+def test_the_dry_run_reads_the_alerts_in_statements_that_do_not_grow_with_the_topics(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    ids = add_background(engine, weeks=5)
+    add_burst(engine, ids, BURST_HOUR, tag="a0")
+    made = []
+    for copies in (1, 20):
+        path = tmp_path / f"topics-{copies}.yaml"
+        path.write_text(
+            TOPICS_YAML + "".join(MORE_TOPICS.format(n=n) for n in range(copies)), "utf-8"
+        )
+        settings = Settings(
+            database_url=engine.url.render_as_string(hide_password=False),
+            sources_path=tmp_path / "sources.yaml",
+            var_dir=tmp_path,
+            topics_path=path,
+        )
+        service.match_topics(settings)
+        with counted(sa.engine.Engine) as statements:  # the dry run's own engine
+            dry = service.run_alerts(settings, AT, dry_run=True)
+        assert len(dry["windows"]) == 2 + 2 * copies
+        made.append(len(statements))
+    assert made[0] == made[1], made
