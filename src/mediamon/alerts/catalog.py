@@ -46,6 +46,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "stories_heading_1": "The one story of the window",
         "stories_heading_n": "The {n} stories of the window",
+        "with_zone": "{text} (times {zone})",
         "stories_gone": (
             "Not listed: {gone} of the stories counted when the alert was raised"
             " ({observed}); since then they were merged into other stories or no longer"
@@ -166,6 +167,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "stories_heading_1": "本时段的 1 篇报道",
         "stories_heading_n": "本时段的 {n} 篇报道",
+        "with_zone": "{text}（时间为 {zone}）",
         "stories_gone": (
             "发出警报时统计的 {observed} 篇中有 {gone} 篇未列出："
             "此后它们已并入其他报道，或不再与该话题匹配。"
@@ -295,10 +297,14 @@ def utc_offset(moment: datetime) -> str:
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def local_time(moment: datetime, zone: tzinfo) -> str:
-    """``2024-04-17 09:09 (UTC+08:00)``: the time in ``zone`` with its offset."""
+def local_time(moment: datetime, zone: tzinfo, stated: str | None = None) -> str:
+    """``2024-04-17 09:09 (UTC+08:00)``: the time in ``zone`` with its offset; without
+    it when the offset is ``stated`` (said once above a list of times: "(UTC+08:00)" on
+    each of a hundred compact lines said nothing new). A time on the other side of a
+    clock change keeps its own offset, so none reads as the stated zone's."""
     local = moment.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} ({utc_offset(local)})"
+    offset = utc_offset(local)
+    return f"{local:%Y-%m-%d %H:%M}" if offset == stated else f"{local:%Y-%m-%d %H:%M} ({offset})"
 
 
 def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:

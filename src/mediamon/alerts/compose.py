@@ -345,8 +345,12 @@ def render_alert_mail(
     context = catalog("context", total=total, observed=alert.observed, topic=short_topic)
     image = chart_image(alert, zone, catalog, f"chart-{alert.topic_key}")
     link = more_link(options, alert.topic_key, alert.window_start, alert.window_end)
-    stories_html, story_lines = stories_section(alert.stories, zone, catalog, link)
+    # The zone is said once, in the list's heading, not after each story's time.
+    stated = utc_offset(alert.window_end.astimezone(zone))
+    stories_html, story_lines = stories_section(alert.stories, zone, catalog, link, stated=stated)
     heading = catalog.counted("stories_heading", len(alert.stories))
+    if alert.stories:
+        heading = catalog("with_zone", text=heading, zone=stated)
     # The window's stories as they are now: a story merged into an earlier one, or no
     # longer matching after a rules change, is gone from the list though it was counted.
     # Said, rather than "The 0 stories of the window" under "6 stories mentioning ...".

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from mediamon.alerts.catalog import Catalog, local_time
+from mediamon.alerts.catalog import Catalog, local_time, utc_offset
 from mediamon.alerts.compose import (
     MAX_SUBJECT_TOPICS,
     SUBJECT_TOPIC_CHARS,
@@ -122,7 +122,18 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
             "subject_digest_daily", day=f"{last_day:%Y-%m-%d}", count=count, topics=shown_names
         )
     start, end = local_time(digest.period_start, zone), local_time(digest.period_end, zone)
-    heading = catalog("digest_heading", count=count, start=start, end=end)
+    # The zone is said once, in the heading; the stories' times below go without it.
+    stated = utc_offset(digest.period_end.astimezone(zone))
+    heading = catalog(
+        "with_zone",
+        text=catalog(
+            "digest_heading",
+            count=count,
+            start=local_time(digest.period_start, zone, stated),
+            end=local_time(digest.period_end, zone, stated),
+        ),
+        zone=stated,
+    )
     parts = [
         bar(subject.removeprefix("[mediamon] ")),
         f'<p style="margin:12px 0"><b>{esc(heading, 400)}</b></p>',
@@ -182,7 +193,7 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         if index >= DIGEST_FOOTER_TOPICS and limit >= len(section.stories):
             link = None
         html_part, lines = stories_section(
-            section.stories, zone, catalog, link, limit=limit, full=full
+            section.stories, zone, catalog, link, limit=limit, full=full, stated=stated
         )
         # The order is stated where stories are listed, not above a count alone; once, at
         # the first topic listed: the same 200 bytes under each of 67 topics took 13 kB.

@@ -161,12 +161,12 @@ def _title_html(story: StoryItem, catalog: Catalog) -> str:
     )
 
 
-def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog) -> str:
-    return local_time(moment, zone) if moment is not None else catalog("unknown_time")
+def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog, stated: str | None) -> str:
+    return local_time(moment, zone, stated) if moment is not None else catalog("unknown_time")
 
 
-def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
-    items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog)]
+def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog, stated: str | None) -> list[str]:
+    items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog, stated)]
     if story.other_outlets:
         names = ", ".join(isolate(o, 40) for o in story.other_outlets[:MAX_OUTLETS_NAMED])
         if len(story.other_outlets) > MAX_OUTLETS_NAMED:
@@ -176,8 +176,8 @@ def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> list[str]:
     return items
 
 
-def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
-    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
+def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog, stated: str | None) -> str:
+    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog, stated))
     snippet = (
         f'<div class="snippet" dir="auto" style="margin:2px 0 0">'
         f"{_snippet_html(story.snippet)}</div>"
@@ -191,21 +191,23 @@ def _story_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
     )
 
 
-def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog) -> str:
+def _compact_html(story: StoryItem, zone: ZoneInfo, catalog: Catalog, stated: str | None) -> str:
     title = esc_composed(isolate(story.title), 210) or esc(catalog("no_title"))
     target = safe_link(story.url)
     if target is not None:
         title = f'<a href="{html.escape(target, quote=True)}" style="color:#1a4f8b">{title}</a>'
-    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog))
+    meta = " · ".join(esc_composed(m, 400) for m in _meta(story, zone, catalog, stated))
     return (
         f'<li class="story compact" data-story="{story.story_id}" style="margin:0 0 6px">'
         f'{title} <span class="muted" style="color:#666;font-size:13px">· {meta}</span></li>'
     )
 
 
-def _story_lines(story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+def _story_lines(
+    story: StoryItem, index: int, zone: ZoneInfo, catalog: Catalog, stated: str | None
+) -> list[str]:
     title = isolate(story.title) or catalog("no_title")
-    lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog))]
+    lines = [f"{index}. {title}", "   " + " · ".join(_meta(story, zone, catalog, stated))]
     if story.snippet is not None:
         lines.append("   " + _snippet_text(story.snippet))
     link = safe_link(story.url)
@@ -222,16 +224,19 @@ def stories_section(
     *,
     limit: int = TOP_STORIES + MAX_LISTED,
     full: int = TOP_STORIES,
+    stated: str | None = None,
 ) -> tuple[str, list[str]]:
     """The first ``full`` stories in full and the compact rest, ``limit`` in all (the
-    others counted, with ``more_link``): (HTML, text lines)."""
+    others counted, with ``more_link``): (HTML, text lines). ``stated``: the UTC offset
+    the mail says once above the list (``UTC+08:00``); a story's time in it is shown
+    without it."""
     shown = list(stories[: max(0, limit)])
     top, listed = shown[: max(0, full)], shown[max(0, full) :]
     hidden = len(stories) - len(shown)
     parts = (
         [
             '<ol style="padding-left:22px;margin:8px 0">'
-            + "".join(_story_html(s, zone, catalog) for s in top)
+            + "".join(_story_html(s, zone, catalog, stated) for s in top)
             + "</ol>"
         ]
         if top
@@ -239,17 +244,17 @@ def stories_section(
     )
     lines: list[str] = []
     for index, story in enumerate(top, 1):
-        lines += _story_lines(story, index, zone, catalog) + [""]
+        lines += _story_lines(story, index, zone, catalog, stated) + [""]
     if listed:
         parts.append(f'<h4 style="margin:12px 0 4px">{esc(catalog("more_heading"))}</h4>')
         parts.append(
             '<ul style="padding-left:22px;margin:4px 0">'
-            + "".join(_compact_html(s, zone, catalog) for s in listed)
+            + "".join(_compact_html(s, zone, catalog, stated) for s in listed)
             + "</ul>"
         )
         lines.append(catalog("more_heading"))
         for story in listed:
-            meta = " · ".join(_meta(story, zone, catalog))
+            meta = " · ".join(_meta(story, zone, catalog, stated))
             title = isolate(story.title) or catalog("no_title")
             link = safe_link(story.url)
             lines.append(f"- {title} · {meta}" + (f"  {link}" if link else ""))

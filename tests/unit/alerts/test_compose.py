@@ -471,3 +471,42 @@ def test_the_terms_line_names_exclusions_counts_the_rest_and_isolates() -> None:
     assert terms_line(terms, (), zh).endswith(f"词{MAX_TERMS_SHOWN - 1} 及另外 3 个")
     assert terms_line((), ("x",), en) == ""
     assert terms_line(("عاجل",), (), en) == f"Terms: {FSI}عاجل{PDI}"
+
+
+def test_the_zone_is_said_once_above_the_stories_not_after_each_time() -> None:
+    """Every story's time, in full or compact, ended in "(UTC+08:00)": 30 identical
+    suffixes in an alert of 30 stories, 200 in a digest. Now the list's heading says the
+    zone once and each time goes without it; a time on the other side of a clock change
+    (a weekly digest across the switch to summer time) keeps its own offset."""
+    stories = tuple(story(i) for i in range(1, 31))
+    rendered = render_alert_mail(
+        alert(stories=stories, observed=30), Reader("a@example.org", "en"), MailOptions()
+    )
+    text = rendered.text
+    assert "The 30 stories of the window (times UTC+08:00)" in text
+    listed = text[text.index("The 30 stories") : text.index("Statistics")]
+    assert listed.count("UTC+08:00") == 1  # the heading only (before: 31)
+    assert "cna · 2024-04-17 09:59\n" in listed  # a story in full
+    assert "- 台湾新闻 30 · cna · 2024-04-17 09:30  https://example.org/30" in listed
+    assert html.unescape(rendered.html).count("UTC+08:00") == text.count("UTC+08:00")
+
+    # New York: EST (UTC-05:00) until 2024-03-10 02:00, EDT (UTC-04:00) after.
+    week_end = datetime(2024, 3, 11, 12, tzinfo=UTC)  # 08:00 EDT
+    before = story(1, published_at=datetime(2024, 3, 9, 15, tzinfo=UTC))
+    after = story(2, published_at=datetime(2024, 3, 10, 15, tzinfo=UTC))
+    weekly = DigestMail(
+        "weekly",
+        week_end - timedelta(days=7),
+        week_end,
+        (),
+        (TopicStories("taiwan", "台湾", (after, before)),),
+    )
+    reader = Reader("a@example.org", "en", "America/New_York")
+    digest_text = render_digest_mail(weekly, reader, MailOptions()).text
+    assert (
+        "2 new stories from 2024-03-04 07:00 (UTC-05:00) to 2024-03-11 08:00"
+        " (times UTC-04:00)" in digest_text
+    )
+    assert "cna · 2024-03-10 11:00\n" in digest_text  # summer time: the stated zone
+    assert "cna · 2024-03-09 10:00 (UTC-05:00)\n" in digest_text  # winter time: its own
+
