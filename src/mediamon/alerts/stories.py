@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,9 +112,42 @@ def _snippet_html(snippet: Snippet) -> str:
 
 
 def _snippet_text(snippet: Snippet) -> str:
-    parts = [f"【{clean(text, 400)}】" if hit else clean(text, 400) for text, hit in snippet.parts]
+    pieces = snippet.parts
+    parts = [
+        _marked(clean(text, 400), _in_cjk(pieces, index)) if hit else clean(text, 400)
+        for index, (text, hit) in enumerate(pieces)
+    ]
     joined = _join_pieces(snippet.parts, parts)
     return ("…" if snippet.leading else "") + joined + ("…" if snippet.trailing else "")
+
+
+def _marked(text: str, cjk: bool) -> str:
+    """A hit in the plain text: 【台湾】 among Chinese, Japanese or Korean letters, where
+    asterisks would read as part of the text; *Taiwan* among Latin, Cyrillic, Arabic
+    and other letters, the emphasis plain-text mail has used for decades (【Taiwan】 in
+    an English sentence read as a bracketed label, not a highlighted word)."""
+    return f"【{text}】" if cjk else f"*{text}*"
+
+
+def _is_cjk(char: str) -> bool:
+    """A letter of a script written without spaces in full-width cells (Han, kana,
+    Hangul)."""
+    return char.isalpha() and unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def _in_cjk(pieces: Sequence[tuple[str, bool]], index: int) -> bool:
+    """Whether the hit ``pieces[index]`` sits in CJK text: it holds a CJK letter, or the
+    nearest letter before or after it is one (Taiwan inside a Chinese sentence). Decided
+    hit by hit from the words around it: one mail lists Chinese and English articles."""
+    if any(_is_cjk(c) for c in pieces[index][0]):
+        return True
+    before = "".join(text for text, _ in pieces[:index])
+    after = "".join(text for text, _ in pieces[index + 1 :])
+    nearest = [
+        next((c for c in reversed(before) if c.isalpha()), ""),
+        next((c for c in after if c.isalpha()), ""),
+    ]
+    return any(_is_cjk(c) for c in nearest if c)
 
 
 def _join_pieces(raw: Sequence[tuple[str, bool]], shown: Sequence[str]) -> str:

@@ -510,3 +510,24 @@ def test_the_zone_is_said_once_above_the_stories_not_after_each_time() -> None:
     assert "cna · 2024-03-10 11:00\n" in digest_text  # summer time: the stated zone
     assert "cna · 2024-03-09 10:00 (UTC-05:00)\n" in digest_text  # winter time: its own
 
+
+def test_hits_in_the_plain_text_are_marked_as_their_script_reads() -> None:
+    """The plain text marked every hit 【like this】, English articles too: "the
+    【Taiwan】 Strait" reads as a bracketed label. Now each hit is marked by the letters
+    around it: 【】 in Chinese text (a Latin term inside a Chinese sentence too), *word*
+    in Latin text (a Chinese term quoted in an English one keeps 【】); one digest
+    holds both."""
+    english = make_snippet(TAIWAN, "Tension rose in the Taiwan Strait on Monday.")
+    chinese = make_snippet(TAIWAN, "美国官员称Taiwan问题敏感，台湾海峡局势紧张。")
+    quoted = make_snippet(TAIWAN, "The word 台湾 is read Taiwan.")
+    stories = (
+        story(1, snippet=english),
+        story(2, snippet=chinese),
+        story(3, snippet=quoted),
+    )
+    text = render_alert_mail(
+        alert(stories=stories, observed=3), Reader("a@example.org", "en"), MailOptions()
+    ).text
+    assert "   Tension rose in the *Taiwan* Strait on Monday.\n" in text
+    assert "   美国官员称【Taiwan】问题敏感，【台湾】海峡局势紧张。\n" in text
+    assert "   The word 【台湾】 is read *Taiwan*.\n" in text
