@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts.compose import MailOptions, Reader, alert_message
 from mediamon.alerts.content import alert_mail
-from mediamon.alerts.render import clean
+from mediamon.alerts.render import clean, message_id_domain
 from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
 from mediamon.db.engine import session_lock
 from mediamon.db.tables import (
@@ -74,10 +74,11 @@ class DeliveryStats:
         }
 
 
-def message_id(kind: str, key: str, recipient: str) -> str:
-    """A stable Message-ID, so a mail sent again after a crash can be recognized."""
+def message_id(kind: str, key: str, recipient: str, sender: str = DEFAULT_SENDER) -> str:
+    """A stable Message-ID, so a mail sent again after a crash can be recognized, at the
+    sender's domain (:func:`~mediamon.alerts.render.message_id_domain`)."""
     digest = hashlib.sha256(recipient.lower().encode("utf-8")).hexdigest()[:12]
-    return f"<{kind}-{key}.{digest}@mediamon.invalid>"
+    return f"<{kind}-{key}.{digest}@{message_id_domain(sender)}>"
 
 
 def deliver_pending(
@@ -250,7 +251,7 @@ def _deliver_immediate(
                 stats.skipped += 1
                 continue
             assert content is not None
-            mid = message_id("alert", str(alert_id), recipient.address)
+            mid = message_id("alert", str(alert_id), recipient.address, sender)
             build = partial(
                 alert_message,
                 content,

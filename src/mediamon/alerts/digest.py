@@ -31,7 +31,7 @@ from mediamon.alerts.content import (
     with_top_snippets,
 )
 from mediamon.alerts.digest_mail import DigestBudget, DigestMail, TopicStories, digest_message
-from mediamon.alerts.render import clean
+from mediamon.alerts.render import clean, message_id_domain
 from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
 from mediamon.alerts.stories import StoryItem
 from mediamon.db.engine import session_lock
@@ -375,10 +375,11 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
     return DigestMail(plan.cadence, plan.period_start, plan.period_end, spikes, tuple(sections))
 
 
-def digest_message_id(plan: DueDigest) -> str:
-    """A stable Message-ID, so a digest sent again after a crash can be recognized."""
+def digest_message_id(plan: DueDigest, sender: str) -> str:
+    """A stable Message-ID, so a digest sent again after a crash can be recognized, at
+    the sender's domain (:func:`~mediamon.alerts.render.message_id_domain`)."""
     digest = hashlib.sha256(plan.address.lower().encode("utf-8")).hexdigest()[:12]
-    return f"<digest-{plan.key}.{digest}@mediamon.invalid>"
+    return f"<digest-{plan.key}.{digest}@{message_id_domain(sender)}>"
 
 
 def run_digests(
@@ -511,7 +512,7 @@ def _run(
             _record(engine, {**record, "status": "empty", "message_id": None})
             stats.empty += 1
             continue
-        mid = digest_message_id(plan)
+        mid = digest_message_id(plan, sender)
         assert send is not None
         try:
             # Built inside the try: an address the mail library refuses in a header

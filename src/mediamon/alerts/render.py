@@ -18,12 +18,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+import socket
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -271,7 +272,7 @@ def build_message(
     message["From"] = sender
     message["To"] = ", ".join(ascii_domain(r) for r in recipients)
     message["Date"] = format_datetime(sent_at or datetime.now(UTC))
-    message["Message-ID"] = message_id or make_msgid(domain="mediamon.invalid")
+    message["Message-ID"] = message_id or make_msgid(domain=message_id_domain(sender))
     # Tells vacation responders and ticket systems not to answer a machine (RFC 3834);
     # Exchange and Outlook read their own header for it (out-of-office replies, receipts).
     message["Auto-Submitted"] = "auto-generated"
@@ -315,3 +316,23 @@ def ascii_domain(address: str) -> str:
         return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
     except (idna.IDNAError, UnicodeError):
         return address
+
+
+# A host name as the right side of a Message-ID may hold it (RFC 5322's dot-atom, as DNS
+# names are written): letters, digits and hyphens, in labels of 1-63 separated by dots.
+HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+
+
+def message_id_domain(sender: str) -> str:
+    """The domain of mediamon's Message-IDs: the From address's (``mediamon@例子.中国``
+    gives ``xn--fsqu00a.xn--fiqs8s``), lower case, as the mail is the sender domain's;
+    a sender without a usable domain falls back to this host's name, as the email
+    package does, and ``localhost`` past that. (Every id ended in ``@mediamon.invalid``,
+    a domain that cannot exist: spam filters score an id unrelated to the From domain,
+    and a reader's client threads nothing on it.)"""
+    address = parseaddr(sender)[1]
+    domain = ascii_domain(address).rpartition("@")[2].rstrip(".").lower() if "@" in address else ""
+    if HOST_NAME.fullmatch(domain):
+        return domain
+    host = socket.getfqdn().rstrip(".").lower()
+    return host if HOST_NAME.fullmatch(host) else "localhost"

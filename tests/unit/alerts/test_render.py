@@ -10,10 +10,13 @@ import pytest
 from mediamon.alerts.render import (
     FSI,
     PDI,
+    Rendered,
+    build_message,
     clean,
     clean_composed,
     esc_composed,
     isolate,
+    message_id_domain,
     safe_link,
 )
 
@@ -76,3 +79,18 @@ def test_mark_floods_and_blank_fillers_do_not_reach_mail() -> None:
     for text in ("Tiếng Việt Đài Loan", "ताइवान हिन्दी", "ไต้หวั่น", "טַיְוָאן", "تَايْوَان"):
         assert clean(text) == text
     assert esc_composed(isolate(ZALGO), 200).count("\u0300") == 0
+
+
+def test_message_ids_take_the_sender_domain_in_ascii() -> None:
+    """Message-IDs ended in `@mediamon.invalid`, whatever the From address."""
+    import socket
+
+    assert message_id_domain("mediamon <alerts@News.Example.org>") == "news.example.org"
+    assert message_id_domain("m@例子.中国") == "xn--fsqu00a.xn--fiqs8s"
+    host = socket.getfqdn().lower()
+    fallback = host if "." in host or host == "localhost" else "localhost"
+    for unusable in ("mediamon", "m@[127.0.0.1]", "", "m@-bad-.org"):
+        assert message_id_domain(unusable) in (fallback, host, "localhost"), unusable
+        assert "invalid" not in message_id_domain(unusable)
+    message = build_message(Rendered("s", "t\n", "<p>h</p>"), "m <m@x.example>", ["a@b.org"])
+    assert str(message["Message-ID"]).endswith("@x.example>")
