@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from mediamon.alerts.render import ascii_domain
 from mediamon.config_yaml import UnusableConfigFile, read_config_bytes
 from mediamon.settings import is_recipient_address, is_zone_name
 from mediamon.spikes.model import SpikeParams
@@ -70,8 +71,9 @@ class _Reader:
     def __init__(self, name: str) -> None:
         self.name = name
         self._constructor = yaml.constructor.SafeConstructor()
-        # Each mailbox under the spelling it was first written in: Case@x and case@x are
-        # one mailbox (mail servers match them so), which got two digests a day.
+        # Each mailbox under the spelling it was first written in (mailbox_key): Case@x
+        # and case@x are one mailbox (mail servers match them so), which got two digests
+        # a day; so are a@例子.中国 and a@xn--fsqu00a.xn--fiqs8s.
         self.addresses: dict[str, str] = {}
 
     def error(self, node: yaml.Node | None, reason: str) -> TopicConfigError:
@@ -423,9 +425,17 @@ def _recipients(
                 raise reader.error(
                     entries["locale"], f"locale must be one of {list(LOCALES)}, got {locale!r}"
                 )
-        address = reader.addresses.setdefault(address.casefold(), address)
+        address = reader.addresses.setdefault(mailbox_key(address), address)
         result.append((Recipient(address, mode, hour, zone, locale, weekday), item))
     return result
+
+
+def mailbox_key(address: str) -> str:
+    """What tells two spellings of one mailbox apart from two mailboxes: the address in
+    one case, its domain as DNS reads it (IDNA: ``a@例子.中国`` and
+    ``a@xn--fsqu00a.xn--fiqs8s`` are one; both mailed as the latter, they got two of
+    every digest and alert)."""
+    return ascii_domain(address).casefold()
 
 
 def _weekday(reader: _Reader, node: yaml.Node) -> int:

@@ -378,3 +378,15 @@ def test_a_file_of_thousands_of_topics_written_out_is_read() -> None:
     topics = parse_topics(text, "topics.yaml")
     assert [t.key for t in topics][-1] == "t2099"
     assert len(list(topics)) == 2_100
+
+
+def test_one_mailbox_with_its_domain_in_unicode_or_idna_is_one_recipient() -> None:
+    # a@例子.中国 and a@xn--fsqu00a.xn--fiqs8s (its IDNA) got a digest each.
+    topics = parse_topics(
+        "topics:\n"
+        "  - {key: a, name: a, terms: [a], recipients: [{address: a@例子.中国, mode: daily}]}\n"
+        "  - {key: b, name: b, terms: [b],"
+        " recipients: [{address: A@XN--fsqu00a.xn--fiqs8s, mode: daily}]}\n",
+        "t.yaml",
+    )
+    assert {r.address for t in topics for r in t.recipients} == {"a@例子.中国"}
