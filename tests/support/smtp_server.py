@@ -108,6 +108,23 @@ class Answering(Picky):
         return await super().handle_DATA(server, session, envelope)
 
 
+class SevenBitOnly(Sink):
+    """A sink that does not offer 8BITMIME (RFC 6152) in its EHLO answer, as some relays
+    and appliances do not: a client may then send only 7-bit bytes. ``ehlo`` keeps the
+    lines it answered with; the messages are kept byte for byte, as they came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ehlo: list[str] = []
+
+    async def handle_EHLO(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        self.ehlo = [line for line in responses if "8BITMIME" not in line.upper()]
+        return self.ehlo
+
+
 def password_check(login: str, password: str) -> Callable[..., Any]:
     """An aiosmtpd ``authenticator`` taking ``login`` with ``password`` only (AUTH PLAIN
     or LOGIN; anything else gets ``535 5.7.8 Authentication credentials invalid``)."""

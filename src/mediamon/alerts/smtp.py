@@ -9,6 +9,7 @@ follow Airflow's SMTP provider: implicit TLS unless ``disable_ssl``, then STARTT
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -20,9 +21,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import getaddresses
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from mediamon.alerts.render import ascii_domain
 from mediamon.alerts.smtp_client import BoundedSMTP, BoundedSMTPSSL
 from mediamon.deadline import shut_down, watchdog
 from mediamon.errors import ConfigError
@@ -319,6 +322,8 @@ def server_refusal(error: BaseException, server: str = "") -> MailServerRefusal 
     ``host:port``, for the message."""
     if isinstance(error, MailServerRefusal):
         return error
+    if isinstance(error, AddressNeedsSmtpUtf8):  # its recipients only (a host "relay.…")
+        return None
     who = f"the SMTP server {server}".rstrip()
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         answers = list(error.recipients.values())
@@ -351,6 +356,8 @@ def refused_for_good(error: BaseException) -> str | None:
     :func:`server_refusal`'s."""
     if server_refusal(error) is not None:
         return None
+    if isinstance(error, AddressNeedsSmtpUtf8):
+        return str(error)
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         answers = list(error.recipients.values())
         if not answers or not all(500 <= code < 600 for code, _ in answers):
@@ -441,10 +448,84 @@ def _converse(
     if settings.login:
         _check_auth_offered(client, settings)
         client.login(settings.login, settings.password or "")
+    client.ehlo_or_helo_if_needed()
+    if not client.has_extn("8bitmime"):
+        message = seven_bit(message)
+    unreachable: dict[str, tuple[int, bytes]] = {}
+    recipients = None  # smtplib's own reading of the headers
+    if not client.has_extn("smtputf8"):
+        recipients, unreachable = _without_utf8_addresses(message, settings)
     # Some recipients refused, the others accepted (an ops mail to several
     # addresses): sent, so not sent again (the others would get it twice), but
     # said, naming who did not get it and why; smtplib returns it silently.
-    return client.send_message(message)
+    return {**unreachable, **client.send_message(message, to_addrs=recipients)}
+
+
+def seven_bit(message: EmailMessage) -> EmailMessage:
+    """``message`` with every 8-bit body (UTF-8 text, HTML) in base64, the body
+    encoding of its charset: for a server that does not offer 8BITMIME (RFC 6152), which
+    may take 8-bit bytes for 7-bit ones, strip the eighth bit or refuse the mail
+    (RFC 5321 2.4: a client MUST NOT send them otherwise). smtplib sent them as they
+    were. A copy: the caller's message is left as it is."""
+    if not any(
+        str(part.get("Content-Transfer-Encoding", "")).lower() in ("8bit", "binary")
+        for part in message.walk()
+    ):
+        return message
+    copied = copy.deepcopy(message)
+    for part in copied.walk():
+        if str(part.get("Content-Transfer-Encoding", "")).lower() in ("8bit", "binary"):
+            # Set anew rather than by a 7-bit policy at flattening: that encoded the
+            # lines with the CRLF of the wire inside the base64 (read back, "\r\n").
+            text = part.get_content()
+            charset = part.get_content_charset() or "utf-8"
+            part.set_content(
+                text, subtype=part.get_content_subtype(), charset=charset, cte="base64"
+            )
+    return copied
+
+
+class AddressNeedsSmtpUtf8(smtplib.SMTPRecipientsRefused):
+    """Every recipient of a mail has a local part that is not ASCII (``用户@example.org``)
+    and the server does not offer SMTPUTF8 (RFC 6531), without which no such address can
+    be written: the same answer on every try, a refusal for good (:func:`refused_for_good`).
+    smtplib raised ``SMTPNotSupportedError``, taken for a passing failure: the mail was
+    tried again every hour, and failed, for as long as it was due."""
+
+    def __init__(self, recipients: dict[str, tuple[int, bytes]], said: str) -> None:
+        super().__init__(recipients)
+        self.said = said
+
+    def __str__(self) -> str:
+        return self.said
+
+
+def _without_utf8_addresses(
+    message: EmailMessage, settings: SmtpSettings
+) -> tuple[list[str] | None, dict[str, tuple[int, bytes]]]:
+    """For a server without SMTPUTF8: (the recipients to send ``message`` to, None for
+    smtplib's own reading of the headers; those left out, with a 553 5.6.7 answer as
+    RFC 6531 has a server give for them). A domain in Unicode is no reason: it is
+    written in IDNA (:func:`mediamon.alerts.render.ascii_domain`)."""
+    fields = [str(value) for name in ("To", "Cc", "Bcc") for value in message.get_all(name, [])]
+    addresses = [address for _, address in getaddresses(fields) if address]
+    reachable = [a for a in addresses if ascii_domain(a).isascii()]
+    if len(reachable) == len(addresses):
+        return None, {}
+    server = f"the SMTP server {settings.host}:{settings.port}"
+    left_out = {
+        a: (553, f"5.6.7 {server} does not offer SMTPUTF8, which {a} needs".encode())
+        for a in addresses
+        if a not in reachable
+    }
+    if not reachable:
+        shown = ", ".join(left_out)
+        raise AddressNeedsSmtpUtf8(
+            left_out,
+            f"{server} does not offer SMTPUTF8, without which {shown} (a local part not"
+            " in ASCII) cannot be written: not sent, and not tried again",
+        )
+    return [ascii_domain(a) for a in reachable], left_out
 
 
 def _check_auth_offered(client: smtplib.SMTP, settings: SmtpSettings) -> None:
