@@ -61,6 +61,13 @@ DIGEST_UNLISTED_NAMES = 100
 # stories each had all 200 in full, 600 bytes each: 120 kB of HTML, past Gmail's 102 kB.
 DIGEST_FULL_STORIES = 40
 DIGEST_FOOTER_TOPICS = 20
+# The most a digest's HTML part may weigh. Gmail clips a mail past 102 kB (what it shows
+# ends in "[Message clipped]", the footer and its unsubscribe link cut off); the caps
+# above count stories, not bytes, and 200 stories of 200-character Chinese titles (600
+# bytes of UTF-8 each), long links and outlets made 150 kB. Past this, fewer stories are
+# listed (at most MAX_BUDGET_ROUNDS renderings), each topic counting the rest.
+DIGEST_HTML_BYTES = 90_000
+MAX_BUDGET_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,30 @@ class DigestMail:
 
 def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions) -> Rendered:
     """One digest for one reader: the period's spikes on top, then every new story of
-    each topic (top ones in full, the rest compact)."""
+    each topic (top ones in full, the rest compact), its HTML within
+    :data:`DIGEST_HTML_BYTES`: past it, fewer stories are listed (each topic then
+    counts the rest, with its link to the page) until it fits."""
+    budget = DigestBudget()
+    rendered = _render_digest(digest, reader, options, budget)
+    for _ in range(MAX_BUDGET_ROUNDS):
+        size = len(rendered.html.encode("utf-8"))
+        if size <= DIGEST_HTML_BYTES or budget.listed == 0:
+            break
+        # Scaled by what the listed stories weigh, with a margin: each round lists
+        # fewer, so it ends; two rounds are enough for the digests measured.
+        share = DIGEST_HTML_BYTES / size * 0.9
+        budget = DigestBudget(
+            listed=max(0, min(budget.listed - 1, int(budget.listed * share))),
+            full=max(0, int(budget.full * share)),
+        )
+        rendered = _render_digest(digest, reader, options, budget)
+    return rendered
+
+
+def _render_digest(
+    digest: DigestMail, reader: Reader, options: MailOptions, budget: DigestBudget
+) -> Rendered:
+    """The digest with at most ``budget``'s stories listed and in full."""
     catalog = Catalog.for_locale(reader.locale)
     zone = reader.zone(options)
     names = [isolate(t.topic_name, 40) for t in digest.topics]
@@ -139,7 +169,8 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
         f'<p style="margin:12px 0"><b>{esc(heading, 400)}</b></p>',
     ]
     text = [subject.removeprefix("[mediamon] "), heading]
-    limits = _digest_limits(digest)
+    overall = budget.listed
+    limits = _digest_limits(digest, budget)
     # Distinct stories, as the count in the subject (one may be listed under two topics).
     listed = {
         s.story_id for t, (n, _) in zip(digest.topics, limits, strict=True) for s in t.stories[:n]
@@ -149,8 +180,8 @@ def render_digest_mail(digest: DigestMail, reader: Reader, options: MailOptions)
             "digest_capped",
             shown=len(listed),
             total=digest.story_count,
-            per_topic=DIGEST_TOPIC_STORIES,
-            overall=DIGEST_STORIES,
+            per_topic=min(DIGEST_TOPIC_STORIES, overall),
+            overall=overall,
         )
         parts.append(f'<p class="muted" style="color:#555;margin:0 0 12px">{esc(capped, 400)}</p>')
         text.append(capped)
@@ -356,9 +387,10 @@ class DigestBudget:
         return limit, full
 
 
-def _digest_limits(digest: DigestMail) -> list[tuple[int, int]]:
-    """(listed, in full) of each topic of the digest (:class:`DigestBudget`)."""
-    budget = DigestBudget()
+def _digest_limits(digest: DigestMail, budget: DigestBudget) -> list[tuple[int, int]]:
+    """(listed, in full) of each topic of the digest, from a copy of ``budget``
+    (:class:`DigestBudget`)."""
+    budget = DigestBudget(budget.listed, budget.full)
     return [budget.take(len(section.stories)) for section in digest.topics]
 
 
