@@ -233,3 +233,26 @@ def test_one_message_to_several_gets_to_those_without_smtputf8_needs(
     assert [r for _, r, _ in sink.messages] == [["ops@example.org"]]
     [said] = [r.getMessage() for r in caplog.records if "not accepted for" in r.getMessage()]
     assert "值班@example.org" in said and "does not offer SMTPUTF8" in said
+
+
+def test_a_sender_at_an_internationalized_domain_is_mailed_by_any_server(
+    engine: sa.Engine,
+) -> None:
+    """A From address at a domain written in Unicode (`mediamon <alerts@例子.中国>`) went
+    into the From header as an encoded word (`alerts@=?utf-8?b?…?=`, no address to a
+    reader's client) and into MAIL FROM as it was: a server without SMTPUTF8 refused
+    every mail (smtplib's SMTPNotSupportedError), each tried again every run. Now the
+    domain is written in IDNA in both."""
+    topics = parse_topics(TOPICS_YAML)
+    sync_topics(engine, topics)
+    alert_on_burst(engine, topics)
+    sink = Sink()
+    sender = "mediamon <alerts@例子.中国>"
+    with serve_smtp(sink, enable_SMTPUTF8=False) as port:
+        stats = deliver_pending(
+            engine, plain_sender(port), AT + timedelta(minutes=5), topics=topics, sender=sender
+        )
+    assert (stats.sent, stats.failed) == (1, 0)
+    [(mail_from, _, raw)] = sink.messages
+    assert mail_from == "alerts@xn--fsqu00a.xn--fiqs8s"
+    assert b"\r\nFrom: mediamon <alerts@xn--fsqu00a.xn--fiqs8s>\r\n" in raw

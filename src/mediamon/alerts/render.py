@@ -269,7 +269,7 @@ def build_message(
     message = EmailMessage()
     # UTF-8 encoded words (RFC 2047) carry the isolates around a right-to-left name.
     message["Subject"] = clean_composed(rendered.subject, 250)
-    message["From"] = sender
+    message["From"] = ascii_sender(sender)
     message["To"] = ", ".join(ascii_domain(r) for r in recipients)
     message["Date"] = format_datetime(sent_at or datetime.now(UTC))
     message["Message-ID"] = message_id or make_msgid(domain=message_id_domain(sender))
@@ -298,6 +298,18 @@ def build_message(
                 disposition="inline",
             )
     return message
+
+
+def ascii_sender(sender: str) -> str:
+    """``sender`` (``name <address>`` or an address) with the address's domain in IDNA
+    (:func:`ascii_domain`). Written in Unicode, the domain went into the From header as
+    an RFC 2047 encoded word (``m@=?utf-8?b?…?=``, no address to any reader), and
+    smtplib took it for the envelope sender too: every mail refused by a server without
+    SMTPUTF8, and tried again every run."""
+    address = parseaddr(sender)[1]
+    if not address or address.isascii():
+        return sender
+    return sender.replace(address, ascii_domain(address))
 
 
 def ascii_domain(address: str) -> str:
