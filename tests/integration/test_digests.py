@@ -474,7 +474,8 @@ def test_seed_article_in_export_controls_digest(engine: sa.Engine, built_seed: A
     )
     assert "【限制高科技出口】" in text
     assert message["Subject"].startswith("[mediamon] 每日摘要 2024-04-03：")
-    assert "2024-04-03 04:45 (UTC+08:00)" in text
+    # The story's time in the reader's zone, said once in the heading.
+    assert "篇新报道（时间为 UTC+08:00）" in text and "2024-04-03 04:45\n" in text
 
 
 def test_a_changed_digest_hour_or_zone_mails_no_story_twice(
