@@ -108,6 +108,25 @@ LAYOUT = """(() => {
 })()"""
 
 
+# Every UTC offset in the mail's text that the browser drew across two lines.
+SPLIT_OFFSETS = r"""(() => {
+  const walker = document.createTreeWalker(
+    document.querySelector('.mm-mail'), NodeFilter.SHOW_TEXT);
+  const split = [];
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    for (const found of node.data.matchAll(/UTC[+-]\d{2}:\d{2}/g)) {
+      const range = document.createRange();
+      range.setStart(node, found.index);
+      range.setEnd(node, found.index + found[0].length);
+      const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+      if (tops.size > 1) split.push(node.parentElement.textContent);
+    }
+  }
+  return split;
+})()"""
+
+
 @pytest.mark.parametrize("width", [390, 1280])
 def test_alert_mail_in_chromium(
     engine: sa.Engine, mails: dict[str, EmailMessage], width: int, tmp_path: Path
@@ -121,6 +140,9 @@ def test_alert_mail_in_chromium(
             page = browser.open(page_file.as_uri(), width=width)
             layout: dict[str, Any] = page.evaluate(LAYOUT)
             page.screenshot(ARTIFACTS / f"{name}.png")
+            # "(times UTC-06:00)" under the stories' heading was broken after the hyphen
+            # at 390 px: "UTC-" on one line, "06:00)" on the next.
+            assert page.evaluate(SPLIT_OFFSETS) == [], name
 
             # No horizontal scrolling (a desktop scroll bar may take a few pixels).
             assert layout["scrollWidth"] <= layout["clientWidth"] <= width, layout

@@ -52,6 +52,7 @@ from mediamon.alerts.render import (
     esc_composed,
     isolate,
     safe_link,
+    whole_offsets,
 )
 from mediamon.alerts.stories import (
     MAX_RANKED_MENTIONS,
@@ -264,7 +265,7 @@ def chart_html(
         f'width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
         f'style="display:block;width:100%;max-width:{CHART_WIDTH}px;height:auto;border:0">'
         '<div class="muted" style="color:#666;font-size:12px;margin:4px 0 0">'
-        f"{esc(caption, 400)}</div>"
+        f"{whole_offsets(esc(caption, 400))}</div>"
     )
 
 
@@ -406,7 +407,7 @@ def render_alert_mail(
             f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc_composed(why, 1000)}</b></p>',
             f'<p class="muted" style="color:#555;margin:0 0 8px">{esc_composed(context, 1000)}</p>',
             chart_html(image, alert, zone, catalog),
-            f'<h3 style="margin:18px 0 2px;font-size:16px">{esc(heading)}</h3>',
+            f'<h3 style="margin:18px 0 2px;font-size:16px">{whole_offsets(esc(heading))}</h3>',
             "".join(
                 f'<div class="muted" style="color:#666;font-size:12px">{esc(line, 400)}</div>'
                 for line in (note, rule)

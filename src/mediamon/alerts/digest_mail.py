@@ -32,7 +32,15 @@ from mediamon.alerts.compose import (
     unsubscribe_uri,
 )
 from mediamon.alerts.layout import bar, footer, page
-from mediamon.alerts.render import InlineImage, Rendered, build_message, esc, esc_composed, isolate
+from mediamon.alerts.render import (
+    InlineImage,
+    Rendered,
+    build_message,
+    esc,
+    esc_composed,
+    isolate,
+    whole_offsets,
+)
 from mediamon.alerts.stories import (
     MAX_RANKED_MENTIONS,
     TOP_STORIES,
@@ -166,7 +174,7 @@ def _render_digest(
     )
     parts = [
         bar(subject.removeprefix("[mediamon] ")),
-        f'<p style="margin:12px 0"><b>{esc(heading, 400)}</b></p>',
+        f'<p style="margin:12px 0"><b>{whole_offsets(esc(heading, 400))}</b></p>',
     ]
     text = [subject.removeprefix("[mediamon] "), heading]
     overall = budget.listed

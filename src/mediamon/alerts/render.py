@@ -177,9 +177,20 @@ def clean_composed(value: object, limit: int) -> str:
 def esc_composed(value: object, limit: int) -> str:
     """Text mediamon composed around :func:`isolate` names, for HTML: cleaned by
     :func:`clean_composed`, escaped, and each FSI ... PDI pair a ``<bdi>`` element (what
-    mail clients that ignore the isolate characters still honour)."""
+    mail clients that ignore the isolate characters still honour); element text only,
+    each UTC offset kept on one line (:func:`whole_offsets`)."""
     escaped = html.escape(clean_composed(value, limit), quote=True)
-    return escaped.replace(FSI, "<bdi>").replace(PDI, "</bdi>")
+    return whole_offsets(escaped.replace(FSI, "<bdi>").replace(PDI, "</bdi>"))
+
+
+UTC_OFFSET = re.compile(r"UTC[+-]\d{2}:\d{2}")
+
+
+def whole_offsets(escaped: str) -> str:
+    """Escaped HTML text with each ``UTC+08:00`` kept on one line (a browser breaks a
+    line after the hyphen of ``UTC-06:00``: a heading on a phone read "(times UTC-" and
+    "06:00)" on the next line). For element text only, not attributes."""
+    return UTC_OFFSET.sub(lambda m: f'<span style="white-space:nowrap">{m.group()}</span>', escaped)
 
 
 def safe_link(url: str | None) -> str | None:
