@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -422,7 +423,7 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
             error = None
         except TopicConfigError as problem:
             topics, error = store.stored_topics(engine), str(problem)
-        spikes = detect.assess_topics(engine, topics, at)
+        spikes = detect.assess_topics(engine, topics, at, ZoneInfo(settings.timezone))
         windows = []
         pending = []
         with engine.connect() as conn:
@@ -490,7 +491,7 @@ def detect_spikes(settings: Settings, at: datetime) -> list[int]:
     the new alerts' ids."""
     engine = engine_for(settings)
     try:
-        return detect.detect(engine, store.stored_topics(engine), at)
+        return detect.detect(engine, store.stored_topics(engine), at, ZoneInfo(settings.timezone))
     finally:
         engine.dispose()
 

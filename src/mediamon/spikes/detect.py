@@ -8,7 +8,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,18 +57,25 @@ def _series(
     return HourlySeries(start, story_counts, volume)
 
 
-def assess_topics(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[Spike]:
+def assess_topics(
+    engine: sa.Engine, topics: TopicSet, at: datetime, zone: tzinfo | None = None
+) -> list[Spike]:
     """Test every topic's window ending at ``at`` (read only; the dry run shows these).
 
     Args:
         engine: The data database.
         topics: The topics to test.
         at: Detection time; the window ends at the start of its hour (UTC).
+        zone: MEDIAMON_TIMEZONE: the baseline is the same local hour of the week
+            (:func:`mediamon.spikes.model.assess`); None, the same UTC hour.
     """
     end = floor_hour(at)
     if not len(topics):
         return []
-    hours = max(t.params.baseline_weeks * HOURS_PER_WEEK + t.params.window_hours for t in topics)
+    # An hour more than the weeks: the same local hour before a daylight saving change.
+    hours = 1 + max(
+        t.params.baseline_weeks * HOURS_PER_WEEK + t.params.window_hours for t in topics
+    )
     start = end - timedelta(hours=hours)
     with engine.connect() as conn:
         counts = hourly_counts(conn, topics.keys(), start, end)
@@ -83,7 +90,7 @@ def assess_topics(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[Spi
         if scope not in volumes:
             volumes[scope] = _volume(start, hours, totals, t)
         series = _series(start, hours, counts.get(t.key, {}), volumes[scope])
-        spikes.append(assess(series, end, t.params, t.key))
+        spikes.append(assess(series, end, t.params, t.key, zone))
     return spikes
 
 
@@ -99,7 +106,9 @@ def dedupe_key(spike: Spike) -> str:
     )
 
 
-def detect(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[int]:
+def detect(
+    engine: sa.Engine, topics: TopicSet, at: datetime, zone: tzinfo | None = None
+) -> list[int]:
     """Test each topic's latest window and record alerts.
 
     A firing window opens an alert unless one exists for the same topic and window (a
@@ -114,11 +123,12 @@ def detect(engine: sa.Engine, topics: TopicSet, at: datetime) -> list[int]:
         engine: The data database (mentions up to date: see :func:`match_articles`).
         topics: The topics in force.
         at: Detection time; the window ends at the start of its hour (UTC).
+        zone: MEDIAMON_TIMEZONE, whose hours of the week the baseline compares.
 
     Returns:
         Ids of the alerts this call created (empty on a re-run).
     """
-    spikes = assess_topics(engine, topics, at)
+    spikes = assess_topics(engine, topics, at, zone)
     created: list[int] = []
     with engine.begin() as conn:
         # Concurrent runs (a retry beside a late run) take turns.

@@ -16,7 +16,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
 from itertools import accumulate
 from typing import Any
@@ -206,7 +206,13 @@ def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def assess(series: HourlySeries, at: datetime, params: SpikeParams, topic: str = "") -> Spike:
+def assess(
+    series: HourlySeries,
+    at: datetime,
+    params: SpikeParams,
+    topic: str = "",
+    zone: tzinfo | None = None,
+) -> Spike:
     """Test the window of ``params.window_hours`` hours that ends at ``at``.
 
     Args:
@@ -215,14 +221,34 @@ def assess(series: HourlySeries, at: datetime, params: SpikeParams, topic: str =
         at: End of the window (exclusive), a whole hour.
         params: Thresholds.
         topic: The topic's key, copied into the result.
+        zone: Where the readers' days are (MEDIAMON_TIMEZONE): the baseline's windows
+            are the same hour of the day and of the week there. None: in UTC.
 
     Returns:
         The test's outcome; its ``status`` is ``spike`` when every threshold is met.
     """
-    return assess_index(series, series.index(at), params, topic)
+    return assess_index(series, series.index(at), params, topic, zone)
 
 
-def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str = "") -> Spike:
+def _days_before(series: HourlySeries, end: int, days: int, zone: tzinfo | None) -> int:
+    """The index of the same local hour ``days`` days before ``end``: 24 hours a day in
+    UTC, 23 or 25 across a daylight saving change. (In UTC, the news hours of Berlin,
+    New York, … moved by an hour for the 4 weeks after a change: the morning's usual
+    volume was compared with the hour before it.)"""
+    if zone is None:
+        return end - 24 * days
+    local = series.at(end).astimezone(zone)
+    # Aware arithmetic in one zone is on the wall clock: the same local hour that day.
+    return series.index((local - timedelta(days=days)).astimezone(UTC))
+
+
+def assess_index(
+    series: HourlySeries,
+    end: int,
+    params: SpikeParams,
+    topic: str = "",
+    zone: tzinfo | None = None,
+) -> Spike:
     """:func:`assess` with the window's end given as an index into the series."""
     width = params.window_hours
     begin = end - width
@@ -241,7 +267,7 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
     slot_others = 0
     slot_volumes: list[int] = []
     for week in range(1, weeks + 1):
-        slot_end = end - week * HOURS_PER_WEEK
+        slot_end = _days_before(series, end, 7 * week, zone)
         if slot_end - width < 0:
             break
         total = series.volume(slot_end - width, slot_end)
@@ -281,7 +307,7 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
     # Normalize by the other stories, not all: a burst must not raise its own expectation.
     # Jeffreys-style half story keeps the rate positive for a topic never seen before.
     overall_rate = (base_stories + 0.5) / max(base_total - base_stories, 1)
-    same_hour, whole_days = _daily_samples(series, end, width, weeks)
+    same_hour, whole_days = _daily_samples(series, end, width, weeks, zone)
     # Two gamma-Poisson shrinkage steps, each prior worth prior_stories stories: the
     # overall rate -> the rate at this hour of the day (every earlier day) -> the rate at
     # this hour of the week (the same weekday only). The posterior mean is alpha / beta.
@@ -322,7 +348,7 @@ def assess_index(series: HourlySeries, end: int, params: SpikeParams, topic: str
 
 
 def _daily_samples(
-    series: HourlySeries, end: int, width: int, weeks: int
+    series: HourlySeries, end: int, width: int, weeks: int, zone: tzinfo | None = None
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(stories, total) of the same window on each earlier day, and of whole earlier days.
 
@@ -334,13 +360,11 @@ def _daily_samples(
     begin = end - width
     days = weeks * 7
     first_day = max(1, math.ceil(width / 24))
+    same_ends = [_days_before(series, end, d, zone) for d in range(first_day, days + 1)]
     same_hour = [
-        (
-            series.stories(end - 24 * d - width, end - 24 * d),
-            series.volume(end - 24 * d - width, end - 24 * d),
-        )
-        for d in range(first_day, days + 1)
-        if end - 24 * d - width >= 0
+        (series.stories(e - width, e), series.volume(e - width, e))
+        for e in same_ends
+        if e - width >= 0
     ]
     whole_days = [
         (

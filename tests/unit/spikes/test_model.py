@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -270,3 +271,36 @@ def test_tail_edges() -> None:
     assert nbinom_sf(5, 2.0, math.inf) == pytest.approx(poisson_sf(5, 2.0))
     # More dispersion, fatter tail.
     assert nbinom_sf(10, 2.0, 1.0) > nbinom_sf(10, 2.0, 100.0) > poisson_sf(10, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("zone", "change"),
+    [
+        ("Europe/Berlin", datetime(2026, 3, 29, 1, tzinfo=UTC)),  # 02:00 CET to 03:00 CEST
+        ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),  # 02:00 EDT to 01:00 EST
+    ],
+)
+def test_the_baseline_is_the_same_local_hour_across_a_daylight_saving_change(
+    zone: str, change: datetime
+) -> None:
+    """A topic of the 08:00 local news (ten stories in that hour each day, of 100 an
+    hour), tested at 08:00 the morning after a daylight saving change. Before: the
+    baseline was the same UTC hour of earlier weeks, which was 07:00 or 09:00 local
+    before the change and held none of its stories: expected 0.3, p = 3e-11, an alert
+    for the usual morning. Now the same local hour: expected 8.5, quiet. In UTC (no
+    zone) it still fires."""
+    local = ZoneInfo(zone)
+    start = change - timedelta(weeks=5)
+    hours = 5 * HOURS_PER_WEEK + 4 * 24
+    moments = [start + timedelta(hours=i) for i in range(hours)]
+    counts = [10 if m.astimezone(local).hour == 8 else 0 for m in moments]
+    series = HourlySeries(start, counts, [100] * hours)
+    after = (change + timedelta(days=1)).astimezone(local).replace(hour=9, minute=0)
+    at = after.astimezone(UTC)  # the end of the 08:00 local hour, the next morning
+    assert series.counts[series.index(at) - 1] == 10
+    params = SpikeParams()
+    assert assess(series, at, params, "morning", ZoneInfo(zone)).status == "quiet"
+    assert assess(series, at, params, "morning").status == "spike"  # in UTC
+    # The same local hour far from any change: the two agree.
+    calm = (change - timedelta(days=5)).astimezone(local).replace(hour=9).astimezone(UTC)
+    assert assess(series, calm, params, "morning", ZoneInfo(zone)).status == "quiet"
