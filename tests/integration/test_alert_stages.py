@@ -7,6 +7,8 @@ import hashlib
 import smtplib
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -739,6 +741,52 @@ def test_an_alert_mailed_hours_after_it_was_raised_says_it_is_late(
         html_part = message.get_body(("html",))
         assert isinstance(html_part, EmailMessage)
         assert "Sent late: this alert was raised at" in html_part.get_content()
+
+
+@contextmanager
+def database_clock_behind(engine: sa.Engine, hours: int) -> Iterator[sa.Engine]:
+    """An engine on the same database whose server clock runs ``hours`` behind this
+    process's: its ``now()`` (schema ``clock_skew``, searched before pg_catalog) is
+    PostgreSQL's own minus that much, as a database host with a wrong clock gives."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("create schema if not exists clock_skew"))
+        conn.execute(sa.text(
+            "create or replace function clock_skew.now() returns timestamptz language sql"
+            f" stable as $$ select pg_catalog.now() - interval '{int(hours)} hours' $$"
+        ))  # fmt: skip
+    skewed = sa.create_engine(
+        engine.url,
+        connect_args={
+            "prepare_threshold": None,
+            "options": "-c search_path=clock_skew,public,pg_catalog",
+        },
+    )
+    try:
+        yield skewed
+    finally:
+        skewed.dispose()
+        with engine.begin() as conn:
+            conn.execute(sa.text("drop schema clock_skew cascade"))
+
+
+def test_an_alert_mailed_at_once_is_not_late_whatever_the_workers_clock(
+    engine: sa.Engine, topics: TopicSet, smtp: tuple[Sink, int]
+) -> None:
+    """The database's clock three hours behind the worker's: the alert it stamps and the
+    mail sent the same minute. Before: its age was the worker's clock minus the database's
+    stamp, and the mail said "(sent 3 hours late)". Its age is now read on the clock that
+    stamped it."""
+    sink, port = smtp
+    with database_clock_behind(engine, 3) as skewed:
+        assert alert_on_burst(skewed, topics)
+        stats = deliver_pending(skewed, smtp_send(port), AT + timedelta(minutes=5))
+        raised = scalar(skewed, "select now() - created_at from alerts")
+    assert stats.sent == 2 and raised < timedelta(minutes=1)
+    for _, _, raw in sink.messages:
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert "late" not in str(message["Subject"]), message["Subject"]
+        plain = message.get_body(("plain",))
+        assert isinstance(plain, EmailMessage) and "Sent late" not in plain.get_content()
 
 
 def test_an_address_the_mail_library_refuses_fails_its_mail_only(

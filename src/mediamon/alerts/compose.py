@@ -141,8 +141,10 @@ class AlertMail:
         stories: Every story of the window, ranked.
         chart: The 7-day series, or None when there is no history.
         params: The thresholds that were applied.
-        raised_at: When the alert was stored (the database's clock); a mail sent
-            :data:`LATE_AFTER` later says it is late.
+        raised_at: When the alert was stored (the database's clock).
+        raised_ago: Its age when read for this mail, on the same clock (the database's
+            ``now()``); :data:`LATE_AFTER` or more says the mail is late. None: the age
+            is taken from ``raised_at`` and the time the mail is sent.
         terms: The topic's rules as written (shown as why the stories match).
         exclude: Its exclusions as written.
     """
@@ -160,6 +162,7 @@ class AlertMail:
     chart: ChartData | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     raised_at: datetime | None = None
+    raised_ago: timedelta | None = None
     terms: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
@@ -434,9 +437,13 @@ def _late_note(
     """(the delay, the note) for an alert mailed :data:`LATE_AFTER` or more after it was
     raised (the mail server down for hours); None when it is not late. Before, such a
     mail read as news: "10 stories in the hour to 11:00", received at 17:00."""
-    if alert.raised_at is None or sent_at - alert.raised_at < LATE_AFTER:
+    if alert.raised_at is None:
         return None
-    delay = catalog.counted("hours", int((sent_at - alert.raised_at) / timedelta(hours=1)))
+    # One clock: the database's when it gave the age (it stamped raised_at).
+    age = alert.raised_ago if alert.raised_ago is not None else sent_at - alert.raised_at
+    if age < LATE_AFTER:
+        return None
+    delay = catalog.counted("hours", int(age / timedelta(hours=1)))
     raised = local_time(alert.raised_at, zone)
     return delay, catalog("late_note", raised=raised, delay=delay)
 

@@ -223,7 +223,12 @@ def alert_mail(
 ) -> AlertMail:
     """Everything an alert mail shows, for the alert ``alert_id`` (without its stories
     for a digest, which lists them under their topic)."""
-    row = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()
+    # Its age on the clock that stamped it (the database's): against the worker's clock,
+    # a worker 3 hours ahead of the database called every alert "sent 3 hours late".
+    age = (sa.func.now() - alerts_table.c.created_at).label("raised_ago")
+    row = conn.execute(
+        sa.select(alerts_table, age).where(alerts_table.c.alert_id == alert_id)
+    ).one()
     params = dict((row.details or {}).get("params", {}))
     weeks = int(params.get("baseline_weeks") or (topic.params.baseline_weeks if topic else 4))
     return AlertMail(
@@ -250,6 +255,7 @@ def alert_mail(
         ),
         params=params,
         raised_at=row.created_at,
+        raised_ago=row.raised_ago,
         terms=topic.terms if topic else (),
         exclude=topic.exclude if topic else (),
     )
