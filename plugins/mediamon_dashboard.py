@@ -9,8 +9,13 @@ from airflow.api_fastapi.core_api.security import requires_access_view
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends
 
+from mediamon.bi.header_timeout import bound_header_time
 from mediamon.bi.webapp import make_app
 from mediamon_airflow import api_server_engine
+
+# The api-server's uvicorn has no limit on the time a request's headers take: a slowloris
+# client holds connections for as long as it likes (mediamon.bi.header_timeout).
+bound_header_time()
 
 # A mounted app inherits none of the core API's auth: require what the UI requires (a
 # valid Airflow token, from the UI's cookie or a Bearer header, and the right to see it).

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tests.support.browser import ARTIFACTS, Page, chromium
 __all__ = ["demo_database"]  # a fixture, used by name
 
 VIEWER, VIEWER_PASSWORD = "analyst", "s3cret-viewer"
+HEADER_TIMEOUT_S = 4  # the api-server's limit on a request's headers, short for the test
 EVIL_TITLE = '<b id="evil">台湾</b><script>document.title="pwned"</script>'
 
 
@@ -63,6 +65,7 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
             "AIRFLOW__SIMPLE_AUTH_MANAGER__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{VIEWER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "MEDIAMON_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         }
     )
     log = (home / "api-server.log").open("wb")
@@ -223,3 +226,56 @@ def _wait_for(tab: Page, expression: str, timeout: float = 60) -> Any:
             return value
         time.sleep(0.5)
     raise AssertionError(f"{expression} stayed empty for {timeout} s")
+
+
+def _drip(port: int, stop: threading.Event, closed: list[float]) -> None:
+    """A slowloris connection: a request line, then a header byte a second, never the
+    blank line; when the server closes it, the seconds it was held."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+        slow.sendall(b"GET /mediamon/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        while not stop.is_set():
+            try:
+                slow.sendall(b"X")
+                slow.settimeout(1)
+                if slow.recv(4096) == b"":
+                    break  # the server closed it
+            except TimeoutError:
+                continue  # still open: drip on
+            except OSError:
+                break  # reset by the server
+    if not stop.is_set():
+        closed.append(time.monotonic() - started)
+
+
+def test_slow_headers_are_cut_and_others_are_served(api_server: str) -> None:
+    """Fifty connections dripping their headers a byte a second (slowloris), and a
+    reader asking for the page meanwhile. Before: uvicorn kept every one for as long as
+    it dripped (no limit before a request's headers are complete); thousands hold the
+    api-server's file descriptors until nobody else is accepted. Now each is closed once
+    its headers are not complete after the limit; the reader is served all along."""
+    port = int(api_server.rsplit(":", 1)[1])
+    stop = threading.Event()
+    closed: list[float] = []
+    slow = [threading.Thread(target=_drip, args=(port, stop, closed)) for _ in range(50)]
+    for thread in slow:
+        thread.start()
+    try:
+        time.sleep(1)
+        page = requests.get(
+            f"{api_server}/mediamon/",
+            headers={"Authorization": f"Bearer {_token(api_server)}"},
+            timeout=60,
+        )
+        assert page.status_code == 200 and "mediamon" in page.text
+        # Ten times the limit: far past it, however loaded the machine is.
+        deadline = time.monotonic() + 10 * HEADER_TIMEOUT_S
+        while len(closed) < len(slow) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in slow:
+            thread.join()
+    assert len(closed) == len(slow), f"{len(closed)} of {len(slow)} slow connections cut"
+    assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
+    assert requests.get(f"{api_server}/api/v2/monitor/health", timeout=30).ok
