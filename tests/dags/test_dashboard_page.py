@@ -228,6 +228,24 @@ def _wait_for(tab: Page, expression: str, timeout: float = 60) -> Any:
     raise AssertionError(f"{expression} stayed empty for {timeout} s")
 
 
+def test_a_hostile_host_header_is_not_echoed(api_server: str) -> None:
+    """Links and redirects of the page name no host a request made up: a ``Host`` (or
+    ``X-Forwarded-Host``) of the attacker's is not written back, in a redirect or in the
+    page (a poisoned cache or a reset link would send readers there)."""
+    token = _token(api_server)
+    hostile = {
+        "Authorization": f"Bearer {token}",
+        "Host": "evil.example",
+        "X-Forwarded-Host": "evil.example",
+    }
+    for path in ("/mediamon", "/mediamon/", "/mediamon/?topic=nope&from=x&to=y", "/mediamon//"):
+        answer = requests.get(
+            f"{api_server}{path}", headers=hostile, allow_redirects=False, timeout=30
+        )
+        seen = f"{answer.status_code} {answer.headers.get('Location', '')} {answer.text}"
+        assert "evil.example" not in seen, (path, seen[:500])
+
+
 def _drip(port: int, stop: threading.Event, closed: list[float]) -> None:
     """A slowloris connection: a request line, then a header byte a second, never the
     blank line; when the server closes it, the seconds it was held."""
