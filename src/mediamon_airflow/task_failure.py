@@ -109,7 +109,7 @@ class TaskRecoveryMail(BaseNotifier):
     """``on_success_callback``: when a task that failed with an error mailed to ops
     succeeds, mails ``recipients`` that the failure is over, once per error
     (:func:`mediamon.ops.failure_mail.mail_recovery`). One read of the Variable per
-    success; nothing is written unless a failure was mailed. A problem here never
+    success, and nothing more unless that task's failure was mailed. A problem here never
     fails the task: the recovery mail is tried again at the next success."""
 
     def __init__(self, recipients: Sequence[str]) -> None:
@@ -122,7 +122,7 @@ class TaskRecoveryMail(BaseNotifier):
 
         from mediamon.alerts.catalog import local_time
         from mediamon.alerts.deliver import DEFAULT_SENDER
-        from mediamon.ops.failure_mail import mail_recovery
+        from mediamon.ops.failure_mail import mail_recovery, recoveries_due
         from mediamon.ops.mail import task_recovery_message
         from mediamon.settings import Settings
         from mediamon_airflow import smtp_send
@@ -130,8 +130,12 @@ class TaskRecoveryMail(BaseNotifier):
         ti = context["ti"]
         now = datetime.now(UTC)
         try:
-            if not _load():
-                return  # the common case: no failure mailed, no SMTP lookup
+            state = _load()
+            if not recoveries_due(state, _task(ti), now):
+                # The common case, every success of every task: one read, nothing else.
+                # (Checking for any entry at all read the Variable again and looked up
+                # the mail connection for hours after any cause was mailed.)
+                return
             send, sender = smtp_send()
             if send is None:
                 return
@@ -149,6 +153,7 @@ class TaskRecoveryMail(BaseNotifier):
                 }
                 send(task_recovery_message(recovery, sender or DEFAULT_SENDER, self.recipients))
 
-            mail_recovery(_task(ti), _me(ti), now, load=_load, store=_store, send=deliver)
+            mail_recovery(_task(ti), _me(ti), now, load=_load, store=_store, send=deliver,
+                          state=state)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the task succeeded; say why no mail
             logger.warning("recovery mail not sent (tried at the next success): %s", error)

@@ -204,6 +204,20 @@ def mail_once(
     return True
 
 
+def recoveries_due(state: State, task: str, now: datetime) -> list[str]:
+    """The causes whose end ``task``'s success makes due for a RESOLVED mail: mailed,
+    not ended, failed by ``task``, and (when flapping) quiet for :data:`REPEAT_AFTER`.
+    Usually none: the caller then needs neither its mail connection nor another read."""
+
+    def over(entry: dict[str, Any]) -> bool:
+        if not entry.get("sent") or "resolved_at" in entry or task not in entry.get("tasks", []):
+            return False
+        last = _time(entry, "failed_at") or _time(entry, "at")
+        return not entry.get("flapping") or last is None or now - last >= REPEAT_AFTER
+
+    return [key for key, entry in _pruned(state, now).items() if over(entry)]
+
+
 def mail_recovery(
     task: str,
     me: str,
@@ -213,6 +227,7 @@ def mail_recovery(
     store: Callable[[State], None],
     send: Callable[[str, datetime], None],
     sleep: Callable[[float], None] = time.sleep,
+    state: State | None = None,
 ) -> int:
     """After ``task`` succeeded: mail the end of each cause whose failure was mailed and
     that ``task`` had failed with; return how many were mailed. An ended cause is kept
@@ -230,16 +245,11 @@ def mail_recovery(
         load, store: Read and write what was mailed.
         send: Mails one cause's end: given its error's text and when it was mailed.
         sleep: Waits between the claim and its check.
+        state: What ``load`` returned just before, when the caller read it already
+            (:func:`recoveries_due`): not read again.
     """
-
-    def over(entry: dict[str, Any]) -> bool:
-        if not entry.get("sent") or "resolved_at" in entry or task not in entry.get("tasks", []):
-            return False
-        last = _time(entry, "failed_at") or _time(entry, "at")
-        return not entry.get("flapping") or last is None or now - last >= REPEAT_AFTER
-
-    state = load()
-    ended = [key for key, entry in _pruned(state, now).items() if over(entry)]
+    state = load() if state is None else state
+    ended = recoveries_due(state, task, now)
     if not ended:
         return 0  # the common case: one read, nothing written
     for key in ended:
