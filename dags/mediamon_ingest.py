@@ -117,17 +117,22 @@ def mediamon_ingest() -> None:
     def summarize(summaries: list[object]) -> dict[str, object]:
         """Record the run in ``ingest_runs``; count failed sources (each shard returns one
         summary per source). Runs even when some ingest tasks failed; fails (without
-        retries) when every due source failed."""
+        retries) when every due source failed, or when a shard reported nothing (its
+        task killed: Airflow mails nothing for a SIGKILL), naming that shard's sources."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from mediamon.ops import service as ops
         from mediamon_airflow import config_errors_fail_at_once, run_time, settings
 
-        run_key, now = run_time(get_current_context())
+        context = get_current_context()
+        run_key, now = run_time(context)
+        # The planned shards: a shard whose task was killed (out of memory) returned
+        # nothing and mailed nothing; its sources are named here (None: planning failed).
+        planned = context["ti"].xcom_pull(task_ids="plan_sources")
         # All the shards' summaries in one request: iterating Airflow's lazy sequence asks
         # for the item past the end, which its client logs as an ERROR on every run.
         with config_errors_fail_at_once():  # a database a newer mediamon upgraded
-            verdict = ops.finish_ingest(settings(), run_key, now, summaries[:])
+            verdict = ops.finish_ingest(settings(), run_key, now, summaries[:], planned)
         print(f"run summary: {verdict.summary}")  # the log shows it even when the run fails
         if verdict.failure:
             raise AirflowFailException(verdict.failure)

@@ -72,6 +72,53 @@ def flatten(summaries: Iterable[Any]) -> list[Mapping[str, Any]]:
     return flat
 
 
+# What a source that its ingest task never reported on is recorded with.
+DIED_UNREPORTED = (
+    "its ingest task ended without reporting (killed: SIGKILL, most often out of memory;"
+    " or failed, see its log)"
+)
+
+
+def unreported(planned: Any, summaries: Iterable[Any]) -> list[tuple[str, list[str]]]:
+    """The shards (label, sources) whose sources have no summary: their task died without
+    returning (the kernel's OOM killer sends SIGKILL; Airflow runs no failure callback then,
+    and the shard's sources were missing from the run's counts). ``planned``: the planned
+    shards (``Shard.as_xcom``), or anything else when planning failed (nothing then)."""
+    if not isinstance(planned, Sequence) or isinstance(planned, str):
+        return []
+    reported = {str(summary.get("source")) for summary in flatten(summaries)}
+    lost = []
+    for shard in planned:
+        names = shard.get("sources") if isinstance(shard, Mapping) else None
+        if not isinstance(names, Sequence) or isinstance(names, str):
+            continue
+        missing = [str(name) for name in names if str(name) not in reported]
+        if missing:
+            lost.append((str(shard.get("label", "")), missing))
+    return lost
+
+
+def died_summaries(lost: Sequence[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """A failed poll for each source of ``lost`` shards: counted, never dropped."""
+    return [
+        {"source": name, "poll": FAILED_POLLS[0], "errors": [DIED_UNREPORTED]}
+        for _, names in lost
+        for name in names
+    ]
+
+
+def died_reason(lost: Sequence[tuple[str, list[str]]]) -> str | None:
+    """The run's failure naming the sources of shards that died, or None."""
+    names = [name for _, shard_names in lost for name in shard_names]
+    if not names:
+        return None
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return (
+        f"{len(names)} source(s) not ingested, {DIED_UNREPORTED}: {shown}"
+        f" (task ingest_shard {', '.join(repr(label) for label, _ in lost[:5])})"
+    )
+
+
 def summarize(summaries: Iterable[Any]) -> RunSummary:
     """Add up per-source summaries (:meth:`mediamon.models.IngestStats.as_dict`) and count
     the sources whose poll failed; each of those is logged at WARNING."""

@@ -38,11 +38,19 @@ class RunVerdict:
 
 
 def finish_ingest(
-    settings: Settings, run_key: str, run_at: datetime, summaries: Iterable[Any]
+    settings: Settings,
+    run_key: str,
+    run_at: datetime,
+    summaries: Iterable[Any],
+    planned: Any = None,
 ) -> RunVerdict:
     """Sum the run's per-source summaries (however its tasks grouped them), record the
-    run in ``ingest_runs`` and say whether it failed (every due source failed)."""
-    run = runs.summarize(summaries)
+    run in ``ingest_runs`` and say whether it failed: every due source failed, or a
+    shard of ``planned`` (the planned shards) died without reporting, its sources then
+    counted failed and named."""
+    summaries = list(summaries)
+    lost = runs.unreported(planned, summaries)
+    run = runs.summarize([*summaries, *runs.died_summaries(lost)])
     engine = engine_for(settings)
     try:
         with engine.begin() as conn:
@@ -50,7 +58,7 @@ def finish_ingest(
         rollup.refresh(engine)  # the run's articles and fetches into the BI roll-up
     finally:
         engine.dispose()
-    reason = runs.failure_reason(run)
+    reason = runs.died_reason(lost) or runs.failure_reason(run)
     if run.sources_failed and not reason:
         logger.warning(
             "%d of %d source(s) failed: %s",
