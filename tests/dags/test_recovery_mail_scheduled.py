@@ -17,10 +17,17 @@ import sqlalchemy as sa
 from bench import airflow_stack
 from mediamon.devtools.airflow_env import airflow_environment
 from mediamon.settings import DEMO_DIR, Settings
-from mediamon_airflow.task_failure import MAILED_VARIABLE
 from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
-VARIABLE_READ = f"method=GET path=/execution/variables/{MAILED_VARIABLE} "
+
+def _variable_reads(log: Path) -> int:
+    """The api-server's answers to a task reading the failure-mail Variable."""
+    # Imported here: at collection, importing Airflow before tests/dags/conftest.py set
+    # its configuration fails every test of the folder.
+    from mediamon_airflow.task_failure import MAILED_VARIABLE
+
+    read = f"method=GET path=/execution/variables/{MAILED_VARIABLE} "
+    return log.read_text("utf-8", "replace").count(read)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -94,11 +101,11 @@ def test_a_failed_then_recovered_task_mails_resolved_once_through_the_scheduler(
             ), tasks  # fmt: skip
             recovered = _subjects(sink)
             api_log = stack.logs["api-server"]
-            reads_before = api_log.read_text("utf-8", "replace").count(VARIABLE_READ)
+            reads_before = _variable_reads(api_log)
             state, tasks = run(everything)
             assert state == "success", tasks
             successes = sum(1 for task_state in tasks.values() if task_state == "success")
-            reads = api_log.read_text("utf-8", "replace").count(VARIABLE_READ) - reads_before
+            reads = _variable_reads(api_log) - reads_before
     assert plain == [], plain
     assert len(failed) == 1, failed
     assert failed[0].startswith("[mediamon] task failed: mediamon_ingest.plan_sources"), failed
