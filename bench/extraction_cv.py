@@ -30,7 +30,14 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mediamon.ingest.choose import FEATURES, LinkTexts, Model, choose, with_missed_lead
+from mediamon.ingest.choose import (
+    FEATURES,
+    LinkTexts,
+    Model,
+    choose,
+    not_the_headline,
+    with_missed_lead,
+)
 from mediamon.ingest.extract import CLEANED_KINDS, EDGE_PATTERNS, clean_text, edge_pattern
 from mediamon.ingest.normalize import without_headline
 
@@ -114,9 +121,11 @@ def _tables(pages: Sequence[DevPage]) -> dict[Setting, _Table]:
         probe = Model(intercept=0.0, weights=(0.0,) * len(FEATURES), navigation=navigation)
         xs, forced, p_scores, b_scores = [], [], [], []
         for page in pages:
-            choice = choose(page.precision, page.readability, page.link_texts, probe, page.comments)
+            choice = choose(
+                page.precision, page.readability, page.link_texts, probe, page.comments, page.title
+            )
             # the texts the model would weigh: after the navigation lines are dropped
-            p_text = choose(page.precision, "", page.link_texts, probe).text
+            p_text = choose(page.precision, "", page.link_texts, probe, title=page.title).text
             if choice.features is not None:
                 xs.append(choice.features)
                 forced.append(-1)
@@ -282,11 +291,12 @@ def _chosen_text(page: DevPage, name: str, setting: Setting) -> str:
     if name == "balanced":
         return page.balanced
     probe = Model(0.0, (0.0,) * len(FEATURES), navigation)
-    precision = choose(page.precision, "", page.link_texts, probe).text
+    precision = choose(page.precision, "", page.link_texts, probe, title=page.title).text
     if name == "precision":
         return precision
-    readability = choose("", page.readability, page.link_texts, probe).text
-    return with_missed_lead(precision, readability, LinkTexts(page.link_texts), lead)
+    readability = choose("", page.readability, page.link_texts, probe, title=page.title).text
+    links = LinkTexts(not_the_headline(page.link_texts, page.title))
+    return with_missed_lead(precision, readability, links, lead)
 
 
 def model_literal(model: Model) -> str:

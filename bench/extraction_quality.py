@@ -326,7 +326,10 @@ def run_page(page: Page) -> PageResult:
         comments=comments,
     )
     baseline_text = outputs["trafilatura"]
-    mediamon_text = without_headline(outputs["mediamon"], title)
+    # The text of the call that knew the title, as ingest's does (it passes the feed's):
+    # the page's link to its own headline is then not navigation. The timed call, which
+    # has no title before the page is read, differs from it in that alone.
+    mediamon_text = without_headline(titled.text if titled else "", title)
     return PageResult(
         corpus=page.corpus,
         id=page.id,
@@ -334,7 +337,7 @@ def run_page(page: Page) -> PageResult:
         site=page.site,
         peers={name: score_page(outputs[name], page.reference, page.lang) for name in PEERS},
         mediamon=score_page(mediamon_text, page.reference, page.lang),
-        mode=modes["mediamon"],
+        mode=titled.mode if titled else "none",
         peer_seconds={name: seconds[name] for name in PEERS},
         decode_seconds=seconds["decode"],
         extract_seconds=seconds["extract"],

@@ -239,6 +239,7 @@ def build_article(job: ArticleJob) -> BuildResult:
                     final_url,
                     known=[] if page_first else _known_metadata(item),
                     rules=job.site_rules,
+                    title=item.title,
                 )
                 if meta and len(meta.text) >= MIN_PAGE_TEXT_CHARS:
                     text = meta.text

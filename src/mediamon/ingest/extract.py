@@ -155,6 +155,7 @@ def extract(
     known: Collection[str] = (),
     rules: Mapping[str, SiteRule] | None = None,
     fragment: bool = False,
+    title: str | None = None,
 ) -> Extracted | None:
     """Extract the main text and metadata of an article page.
 
@@ -174,6 +175,9 @@ def extract(
             so trafilatura's precision text is taken whole. It keeps a lead set apart
             from the body, which readability's pick of one block drops (the seed
             article's); the chooser's corpora hold pages only.
+        title: The article's title when the caller has it (the feed's); else the
+            page's own is used. A link on the page with this text is the page's own
+            headline, not navigation (:func:`mediamon.ingest.choose.not_the_headline`).
 
     Returns:
         The extraction, or None when the page has no article text.
@@ -192,7 +196,11 @@ def extract(
     else:
         found = read_candidates(tree, url, rule, taking_over=html)
         choice = choose(
-            found.precision, found.readability, found.link_texts, comments=found.comments
+            found.precision,
+            found.readability,
+            found.link_texts,
+            comments=found.comments,
+            title=_str(meta.get("title")) or title or "",
         )
         text, mode = choice.text, choice.name
     if mode == "none":  # neither extractor found text: the evidence that a pass missed it

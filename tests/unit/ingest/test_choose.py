@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,7 @@ from mediamon.ingest.choose import (
     drop_navigation,
     features,
     link_share,
+    not_the_headline,
     with_missed_lead,
 )
 from mediamon.ingest.decode import decode_html
@@ -79,6 +81,66 @@ def test_navigation_lines_are_dropped_and_prose_with_a_link_stays() -> None:
     kept = drop_navigation(text, indexed, 0.5).splitlines()
     assert kept == [text.splitlines()[2]]
     assert drop_navigation(text, indexed, None) == text
+
+
+_HEADLINE = "最强“中国芯”本月商用 华为抢跑5G芯片大战"
+_OTHER_STORY = "苹果新机发布会定档 三款新品同台亮相"
+# A Sina page's shape (gne_silver sina_sina): the original headline as the article's first
+# line, and the page linking its own headline in a list of stories beside the article.
+_SELF_LINKING_PAGE = (
+    f"<html><head><title>{_HEADLINE}_新浪科技_新浪网</title></head><body>"
+    "<div class='nav'><a href='/'>首页</a> <a href='/tech'>科技频道</a></div>"
+    f"<h1 class='main-title'>{_HEADLINE}</h1><div class='article' id='article'>"
+    f"<p>原标题：{_HEADLINE}</p>"
+    "<p>用户对性能永无止境的追求，让芯片领域迎来了巅峰对决。昨天，“中国芯”再传喜讯，"
+    "历经3年准备2年研发，华为推出了多项指标世界领先的一体化芯片。</p>"
+    "<p>步入5G时代，手机用户对芯片的AI和5G能力日益看重。虽然联发科和紫光也会发布5G芯片，"
+    "但其产品普遍应用于低端手机中，中高端手机的竞争更加激烈。</p>"
+    "<p>基于7纳米工艺，这款芯片成了全球首款晶体管数超过100亿的移动终端芯片。"
+    "工艺的进步让华为能把晶体管越做越小，管间连线也越来越细。</p></div>"
+    "<div class='side'><h3>热门推荐</h3><ul>"
+    f"<li><a href='https://tech.sina.com.cn/it/doc-1.shtml'>{_HEADLINE}</a></li>"
+    f"<li><a href='https://tech.sina.com.cn/it/doc-2.shtml'>{_OTHER_STORY}</a></li>"
+    "</ul></div></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"known": ("title",), "title": _HEADLINE}],
+    ids=["page's title", "feed's title"],
+)
+def test_a_link_to_the_articles_own_headline_is_not_navigation(options: dict[str, Any]) -> None:
+    """A line quoting the page's own headline stays, though the page links that headline
+    (it was dropped as a headline of another story: Sina's "原标题：…" line)."""
+    extracted = extract(_SELF_LINKING_PAGE, "https://tech.sina.com.cn/it/doc-1.shtml", **options)
+    assert extracted is not None
+    lines = extracted.text.splitlines()
+    assert lines[0] == f"原标题：{_HEADLINE}", extracted.text
+    assert len(lines) == 4
+
+
+_ARTICLE_ZH = (
+    "用户对性能永无止境的追求，让芯片领域迎来了巅峰对决。\n"
+    "步入5G时代，手机用户对芯片的AI和5G能力日益看重。"
+)
+
+
+def test_only_the_headline_itself_leaves_the_link_texts() -> None:
+    links = frozenset(
+        {"".join(_HEADLINE.split()), "".join(_OTHER_STORY.split()), "华为抢跑5G芯片大战"}
+    )
+    # the headline with the site's name after it, as a page's <title> has it
+    assert not_the_headline(links, f"{_HEADLINE}_新浪科技_新浪网") == links - {
+        "".join(_HEADLINE.split())
+    }
+    # a link to a part of the headline (a name, a topic) is another page's: it stays
+    assert not_the_headline(links - {"".join(_HEADLINE.split())}, _HEADLINE) == links - {
+        "".join(_HEADLINE.split())
+    }
+    assert not_the_headline(links, "") == links
+    other = f"{_OTHER_STORY}\n{_ARTICLE_ZH}"
+    assert choose("", other, links, title=_HEADLINE).text == _ARTICLE_ZH
 
 
 _ARTICLE = (
