@@ -96,8 +96,8 @@ class Model:
 # The fit on all development sites that ``python -m bench.extraction_quality`` prints
 # ("Fit on all sites", see the module documentation) beside its cross-validated figures.
 MODEL = Model(
-    intercept=-2.462,
-    weights=(3.628, -0.512, -1.861, 4.143, 0.000, -3.302, -2.602),
+    intercept=-2.460,
+    weights=(3.644, -0.536, -1.873, 4.148, 0.000, -3.295, -2.596),
     navigation=0.5,
     l2=0.3,
     lead=None,
