@@ -68,7 +68,9 @@ DIGEST_UNLISTED_NAMES = 100
 # TOP_STORIES in the topics' order; the others it lists are compact. Many topics of a few
 # stories each had all 200 in full, 600 bytes each: 120 kB of HTML, past Gmail's 102 kB.
 DIGEST_FULL_STORIES = 40
-DIGEST_FOOTER_TOPICS = 20
+# Topics a digest names one by one where it could name them all (the footer, the contents
+# at the top, a page link after every list); past these it counts the rest.
+DIGEST_NAMED_TOPICS = 20
 # The most a digest's HTML part may weigh. Gmail clips a mail past 102 kB (what it shows
 # ends in "[Message clipped]", the footer and its unsubscribe link cut off); the caps
 # above count stories, not bytes, and 200 stories of 200-character Chinese titles (600
@@ -227,9 +229,9 @@ def _render_digest(
             count=catalog.counted("new_stories", len(section.stories)),
         )
         link = more_link(options, section.topic_key, digest.period_start, digest.period_end)
-        # Each list ends with a link to the page; past DIGEST_FOOTER_TOPICS topics only
+        # Each list ends with a link to the page; past DIGEST_NAMED_TOPICS topics only
         # where stories were left out (it then says how many): 77 links were 16 kB of 102.
-        if index >= DIGEST_FOOTER_TOPICS and limit >= len(section.stories):
+        if index >= DIGEST_NAMED_TOPICS and limit >= len(section.stories):
             link = None
         html_part, lines = stories_section(
             section.stories, zone, catalog, link, limit=limit, full=full, stated=stated
@@ -259,9 +261,9 @@ def _render_digest(
     if unlisted:
         parts.append(f"<p>{esc_composed(_unlisted_topics(unlisted, catalog), 20_000)}</p>")
     cadence = catalog(f"cadence_{digest.cadence}")
-    # The footer names the first DIGEST_FOOTER_TOPICS topics and counts the others: it
+    # The footer names the first DIGEST_NAMED_TOPICS topics and counts the others: it
     # named them all, cut at 2,000 characters, twice, and their keys: 10 kB at 300 topics.
-    shown = DIGEST_FOOTER_TOPICS
+    shown = DIGEST_NAMED_TOPICS
     more = len(digest.topics) - shown
     keys = ", ".join(t.topic_key for t in digest.topics[:shown])
     all_names = (" 、" if catalog.is_chinese else ", ").join(names[:shown]) or "–"
@@ -313,10 +315,10 @@ def _contents(
     linked = [index for index in range(len(items)) if sectioned[index]]
     links = " · ".join(
         f'<a href="#topic-{index}" style="color:#1a4f8b">{esc_composed(items[index], 200)}</a>'
-        for index in linked[:DIGEST_FOOTER_TOPICS]
+        for index in linked[:DIGEST_NAMED_TOPICS]
     )
-    if len(linked) > DIGEST_FOOTER_TOPICS:  # as the footer: 67 links were 6 kB of 102
-        links = catalog("more_topics", names=links, n=len(linked) - DIGEST_FOOTER_TOPICS)
+    if len(linked) > DIGEST_NAMED_TOPICS:  # as the footer: 67 links were 6 kB of 102
+        links = catalog("more_topics", names=links, n=len(linked) - DIGEST_NAMED_TOPICS)
     heading = catalog("contents_heading")
     html_part = (
         f'<p class="contents" style="margin:0 0 12px;font-size:14px">{esc(heading)} {links}</p>'

@@ -20,9 +20,9 @@ from mediamon.alerts.compose import (
     terms_line,
 )
 from mediamon.alerts.digest_mail import (
-    DIGEST_FOOTER_TOPICS,
     DIGEST_FULL_STORIES,
     DIGEST_HTML_BYTES,
+    DIGEST_NAMED_TOPICS,
     DIGEST_STORIES,
     DIGEST_TOPIC_STORIES,
     DIGEST_UNLISTED_NAMES,
@@ -256,7 +256,7 @@ def test_a_digest_of_thousands_of_topics_stays_under_gmails_clipping_size() -> N
     still gives every topic its count and link. And topics of a few stories each had all
     200 listed stories in full, with their snippets (now the first DIGEST_FULL_STORIES
     are, the rest compact), the order rule under each (now once) and the footer named
-    every topic (now DIGEST_FOOTER_TOPICS): 158 kB at 300 topics, 89 kB now."""
+    every topic (now DIGEST_NAMED_TOPICS): 158 kB at 300 topics, 89 kB now."""
     end = END
     options = MailOptions(base_url="https://mediamon.example.org")
     reader = Reader("a@example.org", "en")
@@ -292,10 +292,10 @@ def test_a_digest_of_thousands_of_topics_stays_under_gmails_clipping_size() -> N
         assert len(body) <= DIGEST_HTML_BYTES
         assert 0 < rendered.html.count('class="snippet"') <= DIGEST_FULL_STORIES
         assert rendered.html.count("Most relevant first") == 1  # said once
-        foot = rendered.text.split("\n-- \n")[-1]  # names DIGEST_FOOTER_TOPICS, counts the rest
-        assert f"话题名称{DIGEST_FOOTER_TOPICS - 1}" in foot
-        assert f"话题名称{DIGEST_FOOTER_TOPICS}" not in foot
-        assert f"and {topics - DIGEST_FOOTER_TOPICS} more" in foot
+        foot = rendered.text.split("\n-- \n")[-1]  # names DIGEST_NAMED_TOPICS, counts the rest
+        assert f"话题名称{DIGEST_NAMED_TOPICS - 1}" in foot
+        assert f"话题名称{DIGEST_NAMED_TOPICS}" not in foot
+        assert f"and {topics - DIGEST_NAMED_TOPICS} more" in foot
         listed_topics = -(-listed // 3)  # the last may list fewer than its 3
         sections = listed_topics + DIGEST_UNLISTED_SECTIONS
         assert rendered.html.count('class="topic"') == sections
