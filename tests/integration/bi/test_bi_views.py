@@ -108,7 +108,38 @@ def test_charts_use_what_their_datasets_have() -> None:
         named += [re.match(r'\["(\w+)"', o).group(1) for o in params.get("order_by_cols", [])]  # type: ignore[union-attr]
         assert {n for n in named if n} <= columns, chart["slice_name"]
         assert set(params.get("metrics", [])) <= metrics, chart["slice_name"]
+        if "timeseries_limit_metric" in params:  # the series kept under a series limit
+            assert params["timeseries_limit_metric"] in metrics, chart["slice_name"]
         assert chart["viz_type"] == params["viz_type"]
+
+
+def test_stories_per_source_and_publication_day_are_charted() -> None:
+    """bi.source_published_daily (0032) has a dataset and a time series on the dashboard,
+    filtered by the time range and kept to the sources with the most stories."""
+    (dataset,) = [d for d in _datasets() if d["table_name"] == "source_published_daily"]
+    assert (dataset["schema"], dataset["main_dttm_col"]) == ("bi", "day_local")
+    (chart,) = [
+        c for c in superset_export.load(EXPORT, "charts") if c["dataset_uuid"] == dataset["uuid"]
+    ]
+    params = chart["params"]
+    assert (params["x_axis"], params["metrics"], params["groupby"]) == (
+        "day_local",
+        ["stories"],
+        ["source"],
+    )
+    assert [f["operator"] for f in params["adhoc_filters"]] == ["TEMPORAL_RANGE"]
+    assert 0 < params["limit"] <= 25
+
+
+def test_readme_counts_what_the_dashboard_holds() -> None:
+    """The README's sentence on ``make superset-check`` names as many datasets and charts
+    as the export holds (the check itself compares Superset's counts with the export's)."""
+    words = {"six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11}
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"the database, (\w+) datasets, (\w+)\s+charts and the dashboard", readme)
+    assert found, "README: the superset-check sentence is gone"
+    stated = (words[found.group(1)], words[found.group(2)])
+    assert stated == (len(_datasets()), len(superset_export.load(EXPORT, "charts")))
 
 
 def test_import_zip_has_superset_layout(tmp_path: Path) -> None:
