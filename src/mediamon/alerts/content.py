@@ -8,7 +8,7 @@ Read only. A story is a root article (``duplicate_of`` is null) at its story tim
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,6 +177,13 @@ def with_top_snippets(
     return done
 
 
+def _chart_span(window_end: datetime, baseline_weeks: int) -> tuple[int, datetime, datetime]:
+    """(weeks, the chart's first hour, the first hour its baseline reads) of an alert."""
+    weeks = max(1, baseline_weeks)
+    start = window_end - timedelta(hours=CHART_HOURS)
+    return weeks, start, start - timedelta(hours=HOURS_PER_WEEK * weeks)
+
+
 def chart_data(
     conn: sa.Connection,
     topic_key: str,
@@ -189,10 +196,29 @@ def chart_data(
 ) -> ChartData:
     """The 8 days of hourly stories ending at ``window_end``, and for each hour the range
     and mean of the same hour of the week in the ``baseline_weeks`` weeks before it."""
-    weeks = max(1, baseline_weeks)
-    start = window_end - timedelta(hours=CHART_HOURS)
-    first = start - timedelta(hours=HOURS_PER_WEEK * weeks)
+    _, _, first = _chart_span(window_end, baseline_weeks)
     counts = hourly_counts(conn, [topic_key], first, window_end).get(topic_key, {})
+    return _chart_from_counts(
+        counts,
+        window_start,
+        window_end,
+        observed=observed,
+        expected=expected,
+        baseline_weeks=baseline_weeks,
+    )
+
+
+def _chart_from_counts(
+    counts: Mapping[datetime, int],
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    observed: int,
+    expected: float,
+    baseline_weeks: int,
+) -> ChartData:
+    """:func:`chart_data` from the topic's stories per UTC hour over the alert's span."""
+    weeks, start, _ = _chart_span(window_end, baseline_weeks)
     hour = timedelta(hours=1)
     series = tuple(counts.get(start + i * hour, 0) for i in range(CHART_HOURS))
     low: list[float] = []
@@ -218,19 +244,22 @@ def chart_data(
     )
 
 
-def alert_mail(
-    conn: sa.Connection, alert_id: int, topic: Topic | None, *, with_stories: bool = True
+def _raised_ago() -> sa.Label[Any]:
+    """An alert's age on the clock that stamped it (the database's): against the
+    worker's clock, a worker 3 hours ahead of the database called every alert "sent 3
+    hours late"."""
+    return (sa.func.now() - alerts_table.c.created_at).label("raised_ago")
+
+
+def _baseline_weeks(row: sa.Row[Any], topic: Topic | None) -> int:
+    """The baseline weeks the alert was raised with (its details), else the topic's."""
+    params = (row.details or {}).get("params", {})
+    return int(params.get("baseline_weeks") or (topic.params.baseline_weeks if topic else 4))
+
+
+def _alert_mail_of(
+    row: sa.Row[Any], topic: Topic | None, stories: Sequence[StoryItem], chart: ChartData
 ) -> AlertMail:
-    """Everything an alert mail shows, for the alert ``alert_id`` (without its stories
-    for a digest, which lists them under their topic)."""
-    # Its age on the clock that stamped it (the database's): against the worker's clock,
-    # a worker 3 hours ahead of the database called every alert "sent 3 hours late".
-    age = (sa.func.now() - alerts_table.c.created_at).label("raised_ago")
-    row = conn.execute(
-        sa.select(alerts_table, age).where(alerts_table.c.alert_id == alert_id)
-    ).one()
-    params = dict((row.details or {}).get("params", {}))
-    weeks = int(params.get("baseline_weeks") or (topic.params.baseline_weeks if topic else 4))
     return AlertMail(
         alert_id=row.alert_id,
         topic_key=row.topic,
@@ -241,19 +270,9 @@ def alert_mail(
         expected=row.expected,
         p_value=row.p_value,
         total_stories=row.total_stories,
-        stories=tuple(stories_between(conn, row.topic, topic, row.window_start, row.window_end))
-        if with_stories
-        else (),
-        chart=chart_data(
-            conn,
-            row.topic,
-            row.window_start,
-            row.window_end,
-            observed=row.observed,
-            expected=row.expected,
-            baseline_weeks=weeks,
-        ),
-        params=params,
+        stories=tuple(stories),
+        chart=chart,
+        params=dict((row.details or {}).get("params", {})),
         raised_at=row.created_at,
         raised_ago=row.raised_ago,
         terms=topic.terms if topic else (),
@@ -261,25 +280,87 @@ def alert_mail(
     )
 
 
-def alerts_between(
+def alert_mail(
+    conn: sa.Connection, alert_id: int, topic: Topic | None, *, with_stories: bool = True
+) -> AlertMail:
+    """Everything an alert mail shows, for the alert ``alert_id`` (without its stories
+    for a digest, which lists them under their topic)."""
+    row = conn.execute(
+        sa.select(alerts_table, _raised_ago()).where(alerts_table.c.alert_id == alert_id)
+    ).one()
+    chart = chart_data(
+        conn,
+        row.topic,
+        row.window_start,
+        row.window_end,
+        observed=row.observed,
+        expected=row.expected,
+        baseline_weeks=_baseline_weeks(row, topic),
+    )
+    stories = (
+        stories_between(conn, row.topic, topic, row.window_start, row.window_end)
+        if with_stories
+        else []
+    )
+    return _alert_mail_of(row, topic, stories, chart)
+
+
+def digest_spikes(
     conn: sa.Connection,
+    topics: Callable[[str], Topic | None],
     topic_keys: Sequence[str],
     start: datetime,
     end: datetime,
     *,
     shown: Sequence[tuple[str, datetime, datetime]] = (),
-) -> list[tuple[int, str]]:
-    """(id, topic) of the alerts of these topics whose window ended in (start, end],
-    newest first; without those ``shown`` already: (topic, start, end) of a digest of
-    another cadence that had the topic's stories, the alert's window ending in (start, end]."""
+) -> tuple[AlertMail, ...]:
+    """The alerts of these topics whose window ended in (start, end], newest first, as a
+    digest shows them (without their stories, listed under their topic); without those
+    ``shown`` already: (topic, start, end) of a digest of another cadence that had the
+    topic's stories, the alert's window ending in (start, end]. ``topics`` gives a key's
+    definition.
+
+    Two statements whatever the number of alerts: their rows, then every chart's hourly
+    counts over the alert's own span (a row and a count per alert before, 2 statements
+    a spike).
+    """
     a = alerts_table.c
-    found = conn.execute(
-        sa.select(a.alert_id, a.topic, a.window_end)
-        .where(a.topic.in_(list(topic_keys)), a.window_end > start, a.window_end <= end)
-        .order_by(a.window_end.desc(), a.alert_id.desc())
-    )
-    return [
-        (int(alert_id), str(topic))
-        for alert_id, topic, window_end in found
-        if not any(t == topic and s < window_end <= e for t, s, e in shown)
+    rows = [
+        row
+        for row in conn.execute(
+            sa.select(alerts_table, _raised_ago())
+            .where(a.topic.in_(list(topic_keys)), a.window_end > start, a.window_end <= end)
+            .order_by(a.window_end.desc(), a.alert_id.desc())
+        )
+        if not any(t == row.topic and s < row.window_end <= e for t, s, e in shown)
     ]
+    if not rows:
+        return ()
+    weeks = {row.alert_id: _baseline_weeks(row, topics(row.topic)) for row in rows}
+    counts: dict[int, dict[datetime, int]] = {row.alert_id: {} for row in rows}
+    for alert_id, hour, stories in conn.execute(
+        query("alert_chart_counts"),
+        {
+            "alert_ids": [row.alert_id for row in rows],
+            "topics": [row.topic for row in rows],
+            "starts": [_chart_span(row.window_end, weeks[row.alert_id])[2] for row in rows],
+            "ends": [row.window_end for row in rows],
+        },
+    ):
+        counts[int(alert_id)][hour.astimezone(UTC)] = int(stories)
+    return tuple(
+        _alert_mail_of(
+            row,
+            topics(row.topic),
+            (),
+            _chart_from_counts(
+                counts[row.alert_id],
+                row.window_start,
+                row.window_end,
+                observed=row.observed,
+                expected=row.expected,
+                baseline_weeks=weeks[row.alert_id],
+            ),
+        )
+        for row in rows
+    )

@@ -25,8 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts.compose import MailOptions, Reader
 from mediamon.alerts.content import (
-    alert_mail,
-    alerts_between,
+    digest_spikes,
     topics_stories_between,
     with_top_snippets,
 )
@@ -366,11 +365,8 @@ def build_digest(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> Dige
         )
         for (key, topic, _, _), stories in zip(listed, snipped, strict=True)
     ]
-    spikes = tuple(
-        alert_mail(conn, alert_id, topics.get(key), with_stories=False)
-        for alert_id, key in alerts_between(
-            conn, plan.topics, plan.period_start, plan.period_end, shown=plan.spikes_shown
-        )
+    spikes = digest_spikes(
+        conn, topics.get, plan.topics, plan.period_start, plan.period_end, shown=plan.spikes_shown
     )
     return DigestMail(plan.cadence, plan.period_start, plan.period_end, spikes, tuple(sections))
 
