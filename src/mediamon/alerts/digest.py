@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 # Distinct from mediamon.db.migrate's and mediamon.alerts.deliver's locks.
 DIGEST_LOCK_KEY = 0x6D6D_616C_6572_7403
 MAX_CATCH_UP = timedelta(days=14)
+# A row of digest_deliveries, of whatever columns were selected
+Record = sa.Row[*tuple[Any, ...]]
+
 PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
 
 
@@ -203,14 +206,37 @@ def due_digests(
     # year ahead: no digest for a year, its empty period recorded too). It is no later
     # digest; the stories it mailed stay mailed (_without_mailed_elsewhere).
     clock = max(now, datetime.now(UTC))
+    if not schedules:
+        return due
     with engine.connect() as conn:
+        # Every record the plans below can read, in one statement (1-4 a recipient and
+        # cadence before). A previous digest ended more than MAX_CATCH_UP before a plan's
+        # end neither holds it back nor is caught up from: as good as none.
+        since = min(plan.period_end for plan in schedules.values()) - MAX_CATCH_UP
+        history: dict[str, list[Record]] = {}
+        for row in conn.execute(
+            sa.select(
+                d.recipient,
+                d.cadence,
+                d.period_start,
+                d.period_end,
+                d.status,
+                d.topics,
+                d.selected_at,
+                d.story_ids,
+            )
+            .where(
+                d.recipient.in_(sorted({address for address, _ in schedules})),
+                d.period_end >= since,
+            )
+            .order_by(d.recipient, d.period_end.desc())
+        ):
+            history.setdefault(row.recipient, []).append(row)
         for (address, cadence), plan in sorted(schedules.items()):
-            last = conn.execute(
-                sa.select(d.period_start, d.period_end, d.selected_at, d.story_ids)
-                .where(d.recipient == address, d.cadence == cadence, d.period_end <= clock)
-                .order_by(d.period_end.desc())
-                .limit(1)
-            ).first()
+            records = history.get(address, [])
+            last = next(
+                (r for r in records if r.cadence == cadence and r.period_end <= clock), None
+            )
             if last is not None and last.period_end >= plan.period_end:
                 continue  # this period (or a later one: a run --at in the past) is done
             start = plan.period_start
@@ -238,12 +264,12 @@ def due_digests(
                     late_from=last.period_start,
                 )
             else:
-                plan = _after_other_cadence(conn, plan)
-            due.append(_without_mailed_elsewhere(conn, plan, clock))
+                plan = _after_other_cadence(records, plan)
+            due.append(_without_mailed_elsewhere(conn, records, plan, clock))
     return due
 
 
-def _after_other_cadence(conn: sa.Connection, plan: DueDigest) -> DueDigest:
+def _after_other_cadence(records: list[Record], plan: DueDigest) -> DueDigest:
     """A recipient's first digest of a cadence (none within :data:`MAX_CATCH_UP`): where
     it starts and what it leaves out, given their digests of the other cadence.
 
@@ -256,20 +282,17 @@ def _after_other_cadence(conn: sa.Connection, plan: DueDigest) -> DueDigest:
     and leaves out every story a digest of the other cadence listed. Left out by story,
     not by moving the start to the other digest's end: a recipient who keeps a daily
     digest for one topic and adds a weekly one for another has never been mailed the new
-    topic's week, and gets it.
+    topic's week, and gets it. ``records``: the recipient's digests, newest first.
     """
-    d = digest_deliveries.c
-    other = conn.execute(
-        sa.select(d.period_start, d.period_end, d.selected_at, d.story_ids)
-        .where(
-            d.recipient == plan.address,
-            d.cadence != plan.cadence,
-            d.period_end <= plan.period_end,
-            d.period_end >= plan.period_end - MAX_CATCH_UP,
-        )
-        .order_by(d.period_end.desc())
-        .limit(1)
-    ).first()
+    other = next(  # records are newest first
+        (
+            r
+            for r in records
+            if r.cadence != plan.cadence
+            and plan.period_end - MAX_CATCH_UP <= r.period_end <= plan.period_end
+        ),
+        None,
+    )
     if other is None:
         return plan  # a new recipient: one period back, as ever
     return replace(
@@ -284,45 +307,44 @@ def _after_other_cadence(conn: sa.Connection, plan: DueDigest) -> DueDigest:
     )
 
 
-def _without_mailed_elsewhere(conn: sa.Connection, plan: DueDigest, clock: datetime) -> DueDigest:
+def _without_mailed_elsewhere(
+    conn: sa.Connection, records: list[Record], plan: DueDigest, clock: datetime
+) -> DueDigest:
     """``plan`` leaving out the stories and spikes the recipient's digests of another
     cadence mailed in its period: after a switch, and after a switch back (daily ->
     weekly -> daily within :data:`MAX_CATCH_UP` continues the daily digests from their
     last one, across the weekly one's period); and the stories its digests stamped
-    after ``clock`` (the clock ran ahead) mailed."""
-    d = digest_deliveries.c
+    after ``clock`` (the clock ran ahead) mailed. ``records``: the recipient's digests
+    ending within :data:`MAX_CATCH_UP` of the plan's end or later."""
+    elsewhere = [
+        r
+        for r in records
+        if r.cadence != plan.cadence and r.status == "sent" and r.period_end > plan.period_start
+    ]
+    ahead = [
+        r
+        for r in records
+        if r.cadence == plan.cadence
+        and r.status == "sent"
+        and r.period_end > clock
+        and r.story_ids is not None
+    ]
     mailed = frozenset(
-        int(story_id)
-        for (story_id,) in conn.execute(
-            query("digest_mailed_elsewhere"),
-            {"recipient": plan.address, "cadence": plan.cadence, "start": plan.period_start},
-        )
-    ) | frozenset(
-        int(story_id)
-        for ids in conn.execute(
-            sa.select(d.story_ids).where(
-                d.recipient == plan.address,
-                d.cadence == plan.cadence,
-                d.status == "sent",
-                d.period_end > clock,
-                d.story_ids.is_not(None),
-            )
-        ).scalars()
-        for story_id in ids
+        int(story_id) for r in [*elsewhere, *ahead] for story_id in (r.story_ids or ())
     )
+    if any(r.story_ids is None for r in elsewhere):
+        # recorded before migration 0012, without its list: its stories are found again
+        mailed |= frozenset(
+            int(story_id)
+            for (story_id,) in conn.execute(
+                query("digest_mailed_elsewhere"),
+                {"recipient": plan.address, "cadence": plan.cadence, "start": plan.period_start},
+            )
+        )
     # A digest's `topics` are those it listed stories of, so those whose spikes it showed
     # (an alert's window has its stories, in that digest's period).
     shown = tuple(
-        (str(topic), row.period_start, row.period_end)
-        for row in conn.execute(
-            sa.select(d.topics, d.period_start, d.period_end).where(
-                d.recipient == plan.address,
-                d.cadence != plan.cadence,
-                d.status == "sent",
-                d.period_end > plan.period_start,
-            )
-        )
-        for topic in row.topics
+        (str(topic), r.period_start, r.period_end) for r in elsewhere for topic in r.topics
     )
     return replace(plan, mailed=mailed, spikes_shown=shown)
 
