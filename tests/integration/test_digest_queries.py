@@ -1,7 +1,8 @@
 """A digest reads its topics' stories in a few statements, not one per topic (7-11 s of
 each recipient's digest at 3,000 topics): the same sections, stories and snippets as
 reading them topic by topic, in as many statements for 40 topics as for 4; and its
-spikes in as many statements for six as for one, each as an alert mail shows it."""
+spikes in as many statements for six as for one, each as an alert mail shows it; and who
+is due in as many statements for twenty recipients as for four."""
 
 from __future__ import annotations
 
