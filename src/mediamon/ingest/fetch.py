@@ -525,8 +525,9 @@ def _read_response(
         result.error = f"read timeout: {error}"
         return result
     except (u3.HTTPError, OSError, requests.RequestException) as error:
-        framing = netguard.chunk_framing_refusal(error)
-        result.error = framing or f"connection broken mid-body: {_short(error)}"
+        result.error = (
+            netguard.answer_refusal(error) or f"connection broken mid-body: {_short(error)}"
+        )
         return result
     result.content = b"".join(chunks)
     return result
@@ -675,6 +676,8 @@ def _describe(error: requests.RequestException) -> str:
     """
     if isinstance(error, netguard.BlockedURL | netguard.ResolutionFailed):
         return str(error)  # already a complete description
+    if refused := netguard.answer_refusal(error):  # an answer netguard will not read
+        return refused
     reason: BaseException = error
     if error.args and isinstance(error.args[0], u3.MaxRetryError) and error.args[0].reason:
         reason = error.args[0].reason

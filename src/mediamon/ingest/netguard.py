@@ -380,22 +380,37 @@ MAX_INTERIM_RESPONSES = 20
 # 100,000 chunks (fetch.MAX_BODY_READS) take 600 kB.
 MAX_CHUNK_FRAMING_BYTES = 2 * 1024 * 1024
 MAX_TRAILER_LINES = 100  # as many as http.client takes header lines
+HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+HTTP_VERSION_PREFIX = b"HTTP/"
 
 
-class ChunkFramingTooLarge(http.client.HTTPException):
+def printable_bytes(data: bytes) -> str:
+    """Bytes from the wire quoted for a one-line error (at most 40, escaped)."""
+    shown = repr(data[:40].decode("latin-1"))
+    return shown + ("…" if len(data) > 40 else "")
+
+
+class AnswerRefused(http.client.HTTPException):
+    """An answer mediamon will not read further; its message is the whole line."""
+
+
+class ChunkFramingTooLarge(AnswerRefused):
     """A chunked body's framing passed MAX_CHUNK_FRAMING_BYTES or MAX_TRAILER_LINES."""
 
 
-def chunk_framing_refusal(error: BaseException) -> str | None:
-    """The line for a :class:`ChunkFramingTooLarge` that ``error`` wraps (urllib3 wraps
-    it in a ProtocolError), or None."""
-    seen: BaseException | None = error
-    for _ in range(5):
-        if seen is None:
+def answer_refusal(error: BaseException) -> str | None:
+    """The line of an :class:`AnswerRefused` that ``error`` wraps, or None. urllib3 and
+    requests wrap it as an argument (ProtocolError, MaxRetryError's reason) or a cause."""
+    pending: list[object] = [error]
+    for _ in range(20):  # a few levels of wrapping; never a loop
+        if not pending:
             return None
-        if isinstance(seen, ChunkFramingTooLarge):
-            return f"body refused: {seen}"
-        seen = seen.__cause__ or seen.__context__
+        seen = pending.pop(0)
+        if isinstance(seen, AnswerRefused):
+            return str(seen)
+        if isinstance(seen, BaseException):
+            pending += [seen.__cause__, seen.__context__, getattr(seen, "reason", None)]
+            pending += seen.args
     return None
 
 
@@ -415,18 +430,26 @@ class _FinalResponse(http.client.HTTPResponse):
         if self._framing_bytes > MAX_CHUNK_FRAMING_BYTES:
             self._close_conn()  # type: ignore[attr-defined]
             raise ChunkFramingTooLarge(
-                f"chunked framing (chunk sizes, extensions, trailers) larger than"
+                f"body refused: chunked framing (chunk sizes, extensions, trailers) larger than"
                 f" {MAX_CHUNK_FRAMING_BYTES} bytes"
             )
         return line
 
     def _read_next_chunk_size(self) -> int:
-        line = self._framing_line("chunk size").split(b";", 1)[0]  # extensions dropped
-        try:
-            return int(line, 16)
-        except ValueError:
+        line = self._framing_line("chunk size")
+        size = line.split(b";", 1)[0].strip(b" \t\r\n")  # extensions dropped
+        if not HEX_DIGITS.fullmatch(size):
+            # int(…, 16) also takes "-1", "+a", "0x10", "1_0": http.client read a chunk of
+            # -1 as "until the server closes", so a server keeping the connection open
+            # held the fetch until its deadline (60 s). A cut line ("") is a broken
+            # connection, as before.
             self._close_conn()  # type: ignore[attr-defined]
-            raise
+            if not line:
+                raise ValueError("connection closed before a chunk size")
+            raise AnswerRefused(
+                f"body refused: chunk size {printable_bytes(size)} is not a hexadecimal number"
+            )
+        return int(size, 16)
 
     def _read_and_discard_trailer(self) -> None:
         for _ in range(MAX_TRAILER_LINES + 1):
@@ -434,9 +457,35 @@ class _FinalResponse(http.client.HTTPResponse):
             if line in (b"\r\n", b"\n", b""):
                 return
         self._close_conn()  # type: ignore[attr-defined]
-        raise ChunkFramingTooLarge(f"more than {MAX_TRAILER_LINES} trailer lines")
+        raise ChunkFramingTooLarge(f"body refused: more than {MAX_TRAILER_LINES} trailer lines")
+
+    def begin(self) -> None:
+        super().begin()
+        # http.client reads a body as chunked only when Transfer-Encoding is exactly
+        # "chunked"; any other list of codings ("gzip, chunked", never asked for) was read
+        # until the server closed, framing and all, so a server keeping the connection
+        # open held the fetch until its deadline (60 s). Only what it reads is taken.
+        written = ", ".join(self.msg.get_all("transfer-encoding") or ())
+        codings = [c.strip().lower() for c in written.split(",") if c.strip()]
+        if codings not in ([], ["chunked"], ["identity"]):
+            self._close_conn()  # type: ignore[attr-defined]
+            raise AnswerRefused(
+                f"answer refused: Transfer-Encoding {printable_bytes(written.encode())}"
+                " (only chunked is read)"
+            )
 
     def _read_status(self) -> tuple[str, int, str]:
+        # An answer without a status line (HTTP/0.9, or no HTTP at all) was read as one:
+        # http.client waits for the first line's end, so a body without a line break on
+        # a connection kept open held the fetch until its deadline (60 s). Its first
+        # bytes say it at once.
+        start = self.fp.peek(1)
+        if start and not HTTP_VERSION_PREFIX.startswith(start[:5]):
+            self._close_conn()  # type: ignore[attr-defined]
+            raise AnswerRefused(
+                "answer refused: no HTTP status line (an HTTP/0.9 answer, or another"
+                f" protocol): it starts {printable_bytes(start)}"
+            )
         for _ in range(MAX_INTERIM_RESPONSES):
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not 100 <= status < 200 or status == 101:
