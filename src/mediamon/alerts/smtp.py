@@ -454,6 +454,7 @@ def _converse(
     unreachable: dict[str, tuple[int, bytes]] = {}
     recipients = None  # smtplib's own reading of the headers
     if not client.has_extn("smtputf8"):
+        _check_sender_writable(message, settings)
         recipients, unreachable = _without_utf8_addresses(message, settings)
     # Some recipients refused, the others accepted (an ops mail to several
     # addresses): sent, so not sent again (the others would get it twice), but
@@ -498,6 +499,24 @@ class AddressNeedsSmtpUtf8(smtplib.SMTPRecipientsRefused):
 
     def __str__(self) -> str:
         return self.said
+
+
+def _check_sender_writable(message: EmailMessage, settings: SmtpSettings) -> None:
+    """Raise :class:`MailServerLacks` when the sender's local part is not ASCII
+    (``警报@example.org``) and the server does not offer SMTPUTF8: no mail can go out
+    with it, whatever the recipients. smtplib raised ``SMTPNotSupportedError``, taken
+    for a passing failure: every mail tried and left pending at every run, the task
+    retried, for as long as the setting stood."""
+    header = message["Sender"] or message["From"]
+    sender = getaddresses([str(header)])[0][1] if header is not None else ""
+    if ascii_domain(sender).isascii():
+        return
+    raise MailServerLacks(
+        f"the SMTP server {settings.host}:{settings.port} does not offer SMTPUTF8, without"
+        f" which the sender {_shown(sender)} (a local part not in ASCII) cannot be written:"
+        f" set the {SMTP_CONN_ID} connection's extra.from_email to an ASCII address, or use"
+        " a server that offers SMTPUTF8"
+    )
 
 
 def _without_utf8_addresses(
