@@ -427,8 +427,12 @@ def kept_open(answer: bytes) -> Behaviour:
             "answer refused: no HTTP status line (an HTTP/0.9 answer, or another protocol):"
             " it starts '<html><body><p>an HTTP/0.9 answer: a bod'…",
         ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: -1\r\n\r\nhello",
+            "answer refused: Content-Length '-1' is not one number of bytes",
+        ),
     ],
-    ids=["gzip-chunked", "chunk-size-minus-one", "http-0.9"],
+    ids=["gzip-chunked", "chunk-size-minus-one", "http-0.9", "length-minus-one"],
 )
 def test_an_answer_http_client_misreads_fails_at_once(
     server: FaultServer, answer: bytes, error: str
@@ -436,7 +440,7 @@ def test_an_answer_http_client_misreads_fails_at_once(
     """Three answers http.client reads as something else, on a connection the server
     keeps open: ``Transfer-Encoding: gzip, chunked`` (not exactly "chunked": read until
     the server closes), a chunk size of ``-1`` (int(…, 16) takes it: "until the server
-    closes" again) and an HTTP/0.9 answer (no status line: the first line's end waited
+    closes" again; so is a Content-Length of ``-1``) and an HTTP/0.9 answer (no status line: the first line's end waited
     for). Each held the fetch until its deadline (60 s; 4 s here) and ended as ``download
     took longer than 4 s``. Each is refused as it arrives, in one line; the test's 4 s
     deadline is the old code's only way out, so the error line tells them apart."""
@@ -458,6 +462,16 @@ def test_chunked_in_any_spelling_http_client_reads_is_read(
     with make_session(USER_AGENT, retries=0) as session:
         result = fetch(session, server.url("/p"), allow_private_network=True)
     assert (result.error, result.content) == (None, b"hello0123456789")
+
+
+def test_one_content_length_sent_twice_is_one_length(server: FaultServer) -> None:
+    """``Content-Length: 5`` from two layers arrives as ``5, 5``: still read, not
+    refused with the lengths that are no number."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+    server.route("/p", kept_open(head + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=4)
+    assert (result.error, result.content) == (None, b"hello")
 
 
 def chunked_as_written(answer: bytes) -> Behaviour:

@@ -473,6 +473,26 @@ class _FinalResponse(http.client.HTTPResponse):
                 f"answer refused: Transfer-Encoding {printable_bytes(written.encode())}"
                 " (only chunked is read)"
             )
+        if not self.chunked:
+            self._check_content_length()
+
+    def _check_content_length(self) -> None:
+        """http.client reads a Content-Length that is no number (``-1``, ``abc``) as
+        none: the body was read until the server closed, so one keeping the connection
+        open held the fetch until its deadline (60 s). The same number given twice
+        (``5, 5``, two layers each adding it) is one length, as RFC 9110 §8.6 allows
+        (urllib3 reads it so); anything else is refused."""
+        written = ", ".join(self.msg.get_all("content-length") or ())
+        values = {v.strip() for v in written.split(",")} if written else set()
+        if not values:
+            return
+        value = values.pop()
+        if values or not (value.isascii() and value.isdigit()) or len(value) > 18:
+            self._close_conn()  # type: ignore[attr-defined]
+            raise AnswerRefused(
+                f"answer refused: Content-Length {printable_bytes(written.encode())}"
+                " is not one number of bytes"
+            )
 
     def _read_status(self) -> tuple[str, int, str]:
         # An answer without a status line (HTTP/0.9, or no HTTP at all) was read as one:
