@@ -440,10 +440,11 @@ def test_an_answer_http_client_misreads_fails_at_once(
     """Three answers http.client reads as something else, on a connection the server
     keeps open: ``Transfer-Encoding: gzip, chunked`` (not exactly "chunked": read until
     the server closes), a chunk size of ``-1`` (int(…, 16) takes it: "until the server
-    closes" again; so is a Content-Length of ``-1``) and an HTTP/0.9 answer (no status line: the first line's end waited
-    for). Each held the fetch until its deadline (60 s; 4 s here) and ended as ``download
-    took longer than 4 s``. Each is refused as it arrives, in one line; the test's 4 s
-    deadline is the old code's only way out, so the error line tells them apart."""
+    closes" again; so is a Content-Length of ``-1``) and an HTTP/0.9 answer (no status
+    line: the first line's end waited for). Each held the fetch until its deadline (60 s;
+    4 s here) and ended as ``download took longer than 4 s``. Each is refused as it
+    arrives, in one line; the test's 4 s deadline is the old code's only way out, so the
+    error line tells them apart."""
     server.route("/p", kept_open(answer))
     with make_session(USER_AGENT, retries=0) as session:
         result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=4)

@@ -525,9 +525,8 @@ def _read_response(
         result.error = f"read timeout: {error}"
         return result
     except (u3.HTTPError, OSError, requests.RequestException) as error:
-        result.error = (
-            netguard.answer_refusal(error) or f"connection broken mid-body: {_short(error)}"
-        )
+        refused = netguard.answer_refusal(error)  # netguard's line for what it refused
+        result.error = refused or f"connection broken mid-body: {_short(error)}"
         return result
     result.content = b"".join(chunks)
     return result
