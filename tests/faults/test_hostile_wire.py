@@ -39,7 +39,7 @@ from mediamon.alerts.smtp_client import MAX_REPLY_LINES
 from mediamon.errors import ConfigError
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
-from mediamon.ingest.fetch import MAX_BODY_READS, fetch, make_session
+from mediamon.ingest.fetch import MAX_BODY_READS, Validators, fetch, make_session
 from mediamon.ingest.netguard import MAX_CHUNK_FRAMING_BYTES, MAX_TRAILER_LINES
 from mediamon.topics.file import parse_topics
 from mediamon.topics.store import sync_topics
@@ -473,6 +473,20 @@ def test_one_content_length_sent_twice_is_one_length(server: FaultServer) -> Non
     with make_session(USER_AGENT, retries=0) as session:
         result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=4)
     assert (result.error, result.content) == (None, b"hello")
+
+
+def test_a_content_length_that_is_no_number_on_an_answer_without_body_is_read(
+    server: FaultServer,
+) -> None:
+    """A 304 has no body whatever its Content-Length says: the poll reads it as before."""
+    head = b'HTTP/1.1 304 Not Modified\r\nETag: "a"\r\nContent-Length: -1\r\n\r\n'
+    server.route("/p", kept_open(head))
+    with make_session(USER_AGENT, retries=0) as session:
+        result = fetch(
+            session, server.url("/p"), allow_private_network=True, deadline_s=4,
+            validators=Validators(etag='"a"'),
+        )  # fmt: skip
+    assert (result.error, result.status) == (None, 304)
 
 
 def chunked_as_written(answer: bytes) -> Behaviour:

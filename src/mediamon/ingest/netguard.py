@@ -473,8 +473,8 @@ class _FinalResponse(http.client.HTTPResponse):
                 f"answer refused: Transfer-Encoding {printable_bytes(written.encode())}"
                 " (only chunked is read)"
             )
-        if not self.chunked:
-            self._check_content_length()
+        if not self.chunked and self.length is None:  # a body (not HEAD, 204, 304) of no
+            self._check_content_length()  # length http.client could read
 
     def _check_content_length(self) -> None:
         """http.client reads a Content-Length that is no number (``-1``, ``abc``) as
