@@ -13,6 +13,7 @@ resolution and feed shapes): each test replays one finding against servers on
 9. gzip, chunked / chunk size -1 / HTTP/0.9       -> test_an_answer_http_client_misreads_*
 10. a sender address no server without SMTPUTF8 takes -> test_a_sender_with_a_non_ascii_*
 11. a feed of 15 MB of comments                   -> test_a_feed_of_comments_*
+12. a start tag of 1.25 million attributes        -> test_a_start_tag_over_lxmls_limit_*
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ from mediamon.alerts.smtp import MailServerRefusal, connection_settings, smtp_se
 from mediamon.alerts.smtp_client import MAX_REPLY_LINES
 from mediamon.errors import ConfigError
 from mediamon.ingest.decode import decode_html
-from mediamon.ingest.feeds import MAX_ITEM_ELEMENTS, parse_feed
+from mediamon.ingest.feeds import (
+    MAX_ATTRIBUTES,
+    MAX_ITEM_ELEMENTS,
+    FeedError,
+    parse_feed,
+    within_limits,
+)
 from mediamon.ingest.fetch import MAX_BODY_READS, Validators, fetch, make_session
 from mediamon.ingest.netguard import MAX_CHUNK_FRAMING_BYTES, MAX_TRAILER_LINES
 from mediamon.topics.file import parse_topics
@@ -564,3 +571,38 @@ def test_a_feed_of_comments_costs_no_more_memory_than_one_of_text() -> None:
         items, peaks[bulk] = map(int, done.stdout.split())
         assert items == 20
     assert peaks["comments"] < 1.3 * peaks["text"], peaks
+
+
+def test_a_start_tag_over_lxmls_limit_is_counted_and_refused() -> None:
+    """A ``<channel>`` of 1.25 million attributes (15 MB): lxml stops at a start tag over
+    10 MB and its recovering parser leaves the element out, so the tree showed none of
+    its attributes and the feed went to feedparser's lenient parser, which looks each
+    attribute up by scanning all of them (more than 2 minutes; the check itself passed
+    in 0.8 s, and that is what this test calls). The attributes are counted on the
+    bytes: refused in one line."""
+    count = 1_250_000
+    attributes = "".join(f' a{i:07d}=""' for i in range(count))
+    document = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel{attributes}><title>c</title>'
+        "<item><title>t</title><link>https://example.com/a</link></item></channel></rss>"
+    ).encode()
+    with pytest.raises(FeedError) as refused:
+        within_limits(document, keep=2000)
+    assert str(refused.value) == (
+        f"feed refused: <channel> has {count:,} attributes (at most {MAX_ATTRIBUTES})"
+    )
+
+
+def test_attributes_in_ordinary_numbers_and_namespaces_are_not_counted_as_many() -> None:
+    """Links with queries (``=`` inside values) and namespace declarations do not add
+    up to the bound."""
+    namespaces = "".join(f' xmlns:n{i}="urn:{i}"' for i in range(200))
+    links = "".join(
+        f"<item><title>t</title><link>https://example.com/a?x={i}&amp;y=1</link>"
+        f'<enclosure url="https://example.com/{i}.mp3?a=1&amp;b=2" length="1" type="audio/mpeg"/>'
+        "</item>"
+        for i in range(300)
+    )
+    document = f'<rss version="2.0"{namespaces}><channel><title>c</title>{links}</channel></rss>'
+    parsed = parse_feed(document.encode(), "https://example.com/feed")
+    assert len(parsed.items) == 300

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mediamon import limits
+from mediamon.ingest.tag_scan import crowded_tag
 from mediamon.limits import cap, cap_optional
 
 logger = logging.getLogger(__name__)
@@ -307,6 +308,9 @@ def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
                 f"feed refused: more than {MAX_FEED_ELEMENTS:,} elements for feedparser to"
                 f" read (in its first {keep:,} items and outside items)"
             )
+    # Counted on the bytes first: lxml's tree leaves out a start tag over 10 MB.
+    if crowded := crowded_tag(data, MAX_ATTRIBUTES):
+        raise FeedError(f"feed refused: {crowded}")
     root, well_formed, removed = _kept_items_tree(data, keep)
     if not well_formed and tags > MAX_LENIENT_TAGS:
         raise FeedError(
