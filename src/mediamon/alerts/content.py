@@ -64,11 +64,16 @@ def stories_between(
         snippets: How many of the top stories the mail shows in full (a digest's topic
             past its story budget: none).
     """
-    rows = conn.execute(
-        query("topic_stories"),
-        {"topic": topic_key, **_late_params(start, end, late_since, late_from, listed)},
-    ).all()
-    ranked = _ranked(rows, topic, exclude)
+    ranked = topics_stories_between(
+        conn,
+        [(topic_key, topic)],
+        start,
+        end,
+        late_since=late_since,
+        late_from=late_from,
+        listed=listed,
+        exclude=exclude,
+    ).get(topic_key, [])
     (with_snippets,) = with_top_snippets(conn, [(topic, ranked, snippets)])
     return with_snippets
 
@@ -89,7 +94,7 @@ def topics_stories_between(
     topics ran one query per topic, 7-11 s a recipient. Topics without stories are
     absent."""
     rows = conn.execute(
-        query("topics_stories"),
+        query("topic_stories"),
         {
             "topics": [key for key, _ in topics],
             **_late_params(start, end, late_since, late_from, listed),
