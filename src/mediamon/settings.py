@@ -228,6 +228,7 @@ KNOWN_VARIABLES = frozenset(
         "SHARDS",
         "OPS_EMAIL",
         "AIRFLOW_PORT",
+        "HEADER_TIMEOUT_S",  # read by the api-server's plugin: mediamon.bi.header_timeout
         "TIMEZONE",
         "BASE_URL",
         "UNSUBSCRIBE_ADDRESS",
