@@ -296,8 +296,12 @@ def test_a_query_of_thousands_of_keys_costs_what_reading_it_costs(
     assert len(many) < 60_000
     for params in ("days=7", "topic=taiwan&from=2024-03-04T10:00Z&to=2024-03-04T11:00Z"):
         plain = min(_timed_get(f"{served}/mediamon/?{params}")[1] for _ in range(3))
-        status, spent = _timed_get(f"{served}/mediamon/?{many}&{params}")
-        assert status in (200, 404) and spent < 3 * plain + 0.5, (params, spent, plain)
+        # The least of three, as for the plain query: one run under CI's coverage and a
+        # busy spell took 0.73 s against a bound of 0.61 s (the bug it guards: seconds).
+        answers = [_timed_get(f"{served}/mediamon/?{many}&{params}") for _ in range(3)]
+        spent = min(seconds for _, seconds in answers)
+        assert all(status in (200, 404) for status, _ in answers), (params, answers)
+        assert spent < 3 * plain + 0.5, (params, spent, plain)
 
 
 WINDOW = {"topic": "taiwan", "from": "2024-03-04T10:00Z", "to": "2024-03-04T11:00Z"}
