@@ -24,8 +24,8 @@ from mediamon.ingest import build, load, plan
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.decode import decode_html
 from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import GuardedSession, make_session
 from mediamon.ingest.pool import default_workers, extraction_pool
+from mediamon.ingest.session import GuardedSession, make_session
 from mediamon.ingest.shard_runner import ShardOptions
 from mediamon.ingest.shards import Shard
 from mediamon.ingest.site_rules import load_site_rules

@@ -26,7 +26,8 @@ from mediamon.devtools.sitehost import serve_folder
 from mediamon.ingest import build, polling
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch, make_session
+from mediamon.ingest.fetch import MAX_BYTES, PAGE_TYPES, FetchResult, fetch
+from mediamon.ingest.session import make_session
 from mediamon.settings import DEMO_DIR, Settings
 from tests.support.fault_server import (
     FaultServer,

@@ -38,14 +38,8 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.ingest.feeds import parse_feed
-from mediamon.ingest.fetch import (
-    MAX_COOKIE_BYTES,
-    MAX_COOKIES_PER_DOMAIN,
-    MAX_ERROR_CHARS,
-    PAGE_TYPES,
-    fetch,
-    make_session,
-)
+from mediamon.ingest.fetch import MAX_ERROR_CHARS, PAGE_TYPES, fetch
+from mediamon.ingest.session import MAX_COOKIE_BYTES, MAX_COOKIES_PER_DOMAIN, make_session
 from mediamon.ingest.sources import Source, SourceConfigError, load_sources
 from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
 from tests.support.faults import (

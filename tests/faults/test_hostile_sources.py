@@ -28,8 +28,8 @@ from mediamon.ingest import load
 from mediamon.ingest.build import ArticleJob
 from mediamon.ingest.candidates import MAX_TRAILING_HEADINGS
 from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import make_session
 from mediamon.ingest.run import CHUNK_PAGE_BYTES, archive_chunks, feed_chunks, fetch_options
+from mediamon.ingest.session import make_session
 from tests.faults.test_hostile_pages import build
 from tests.support.cpu import least_cpu
 from tests.support.fault_server import FaultServer, fault_server, redirect, respond

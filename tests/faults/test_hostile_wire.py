@@ -46,8 +46,9 @@ from mediamon.ingest.feeds import (
     parse_feed,
     within_limits,
 )
-from mediamon.ingest.fetch import MAX_BODY_READS, Validators, fetch, make_session
+from mediamon.ingest.fetch import MAX_BODY_READS, Validators, fetch
 from mediamon.ingest.netguard import MAX_CHUNK_FRAMING_BYTES, MAX_TRAILER_LINES
+from mediamon.ingest.session import make_session
 from mediamon.topics.file import parse_topics
 from mediamon.topics.store import sync_topics
 from tests.integration.ingest.test_netguard import _certificate
@@ -170,7 +171,8 @@ def test_a_body_of_large_chunks_is_read_whole(server: FaultServer) -> None:
 FETCH_UNDER_A_SLOW_RESOLVER = """
 import json, sys
 from mediamon.ingest import netguard
-from mediamon.ingest.fetch import fetch, make_session
+from mediamon.ingest.fetch import fetch
+from mediamon.ingest.session import make_session
 
 netguard.DNS_TIMEOUT_S = 1.0
 port = sys.argv[1]
@@ -374,7 +376,8 @@ def listeners_that_never_accept(count: int) -> tuple[list[str], int, list[socket
 
 FETCH_MANY_ADDRESSES = """
 import json, sys
-from mediamon.ingest.fetch import fetch, make_session
+from mediamon.ingest.fetch import fetch
+from mediamon.ingest.session import make_session
 
 with make_session("mediamon-faults/1.0", retries=0) as session:
     result = fetch(session, f"http://many.test:{sys.argv[1]}/p", allow_private_network=True,

@@ -12,7 +12,8 @@ from mediamon.ingest import load
 from mediamon.ingest import run as pipeline
 from mediamon.ingest.build import ArticleJob
 from mediamon.ingest.feeds import FeedItem
-from mediamon.ingest.fetch import FetchResult, make_session
+from mediamon.ingest.fetch import FetchResult
+from mediamon.ingest.session import make_session
 from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
 

@@ -3,7 +3,7 @@ per host, Retry-After deferrals, and robots.txt (RFC 9309) for article pages.
 
 Airflow pools limit how many tasks run, not how fast one task talks to one host, so the
 limits are enforced here, inside the task, by the :class:`HostLimiter` the HTTP session
-carries (:func:`mediamon.ingest.fetch.make_session`). All fetches of a session share it: the
+carries (:func:`mediamon.ingest.session.make_session`). All fetches of a session share it: the
 feed, its article pages, robots.txt and every redirect hop.
 """
 

@@ -92,7 +92,7 @@ def ingest_source(
         engine: The data database.
         source: What to ingest.
         source_id: Its id in ``sources`` (see :func:`mediamon.ingest.load.sync_sources`).
-        session: HTTP session from :func:`mediamon.ingest.fetch.make_session` (None for archives).
+        session: HTTP session from :func:`mediamon.ingest.session.make_session` (None for archives).
         run_key: Identifies this run in the fetch log, e.g. the DAG run's interval.
         now: The time of the fetch, recorded as first_seen_at.
         pool: Process pool for extraction (:mod:`mediamon.ingest.pool`); None builds here.

@@ -17,7 +17,8 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from mediamon.ingest.fetch import PAGE_TYPES, Validators, fetch, make_session
+from mediamon.ingest.fetch import PAGE_TYPES, Validators, fetch
+from mediamon.ingest.session import make_session
 
 get = partial(fetch, allow_private_network=True)
 

@@ -17,7 +17,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from mediamon.ingest import netguard
-from mediamon.ingest.fetch import fetch, make_session
+from mediamon.ingest.fetch import fetch
+from mediamon.ingest.session import make_session
 
 
 @pytest.mark.parametrize(

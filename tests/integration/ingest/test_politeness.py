@@ -15,7 +15,7 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from mediamon.ingest.fetch import FetchResult, fetch, make_session
+from mediamon.ingest.fetch import FetchResult, fetch
 from mediamon.ingest.politeness import (
     DEFAULT_MIN_INTERVAL_S,
     HostDeferred,
@@ -24,6 +24,7 @@ from mediamon.ingest.politeness import (
     RobotsRules,
 )
 from mediamon.ingest.run import fetch_options
+from mediamon.ingest.session import make_session
 from mediamon.ingest.sources import load_sources
 
 
