@@ -4,8 +4,6 @@ with the topics (three to four a topic took most of each hourly run at 3,000 top
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from tests.integration.test_alert_stages import (
     add_burst,
     add_quiet_hour,
 )
+from tests.support.statements import sent_statements
 
 # Beside the two topics of test_alert_stages: one renamed (`taiwan` as `strait`, its
 # old key's alert holds the cooldown), one whose words no article has (no counts), one
@@ -103,20 +102,6 @@ def test_detection_of_all_topics_at_once_records_what_one_by_one_does(
     assert not any(row[0].startswith("nothing") for row in together)
 
 
-@contextmanager
-def counted(engine: sa.Engine | type[sa.Engine]) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def note(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
-
-
 def test_detection_reads_the_alerts_in_statements_that_do_not_grow_with_the_topics(
     engine: sa.Engine,
 ) -> None:
@@ -129,7 +114,7 @@ def test_detection_reads_the_alerts_in_statements_that_do_not_grow_with_the_topi
     for topics in (few, many):
         with engine.begin() as conn:
             conn.execute(sa.text("delete from alerts"))
-        with counted(engine) as statements:
+        with sent_statements(engine) as statements:
             detect(engine, topics, AT)
         made.append(len(statements))
     # Each alert opened is one insert; the reads are the same few for 4 or 42 topics.
@@ -173,7 +158,7 @@ def test_the_dry_run_reads_the_alerts_in_statements_that_do_not_grow_with_the_to
             topics_path=path,
         )
         service.match_topics(settings)
-        with counted(sa.engine.Engine) as statements:  # the dry run's own engine
+        with sent_statements(sa.engine.Engine) as statements:  # the dry run's own engine
             dry = service.run_alerts(settings, AT, dry_run=True)
         assert len(dry["windows"]) == 2 + 2 * copies
         made.append(len(statements))

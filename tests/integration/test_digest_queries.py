@@ -6,8 +6,6 @@ is due in as many statements for twenty recipients as for four."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +23,7 @@ from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
 from tests.integration.test_alert_stages import ARTICLE_SQL, T0, add_source, article_row
 from tests.integration.test_digests import OPTIONS
+from tests.support.statements import sent_statements
 
 NOW = T0 + timedelta(days=1, hours=8, minutes=3)
 
@@ -110,20 +109,6 @@ def topic_by_topic(conn: sa.Connection, plan: DueDigest, topics: TopicSet) -> li
     return sections
 
 
-@contextmanager
-def counted(engine: sa.Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def note(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
-
-
 def test_a_digests_sections_are_those_read_topic_by_topic(engine: sa.Engine) -> None:
     topics = many_topics(60)  # 45 topics with stories: past the budget of 40 in full
     load_stories(engine, topics)
@@ -167,7 +152,7 @@ def test_a_digest_reads_as_many_statements_for_many_topics_as_for_few(
     (plan,) = due_digests(engine, topics, NOW, OPTIONS)
     made = []
     for keys in (plan.topics[:4], plan.topics):
-        with engine.connect() as conn, counted(engine) as statements:
+        with engine.connect() as conn, sent_statements(engine) as statements:
             built = build_digest(conn, replace(plan, topics=keys), topics)
         assert built.topics
         made.append(len(statements))
@@ -252,7 +237,7 @@ def test_a_digests_spikes_are_read_in_as_many_statements_for_six_as_for_one(
     assert {s.chart.baseline_weeks for s in together} == {1, 12, 4}
     made = []
     for alerting in (keys[:1], keys):
-        with engine.connect() as conn, counted(engine) as statements:
+        with engine.connect() as conn, sent_statements(engine) as statements:
             built = build_digest(conn, replace(plan, topics=tuple(alerting)), topics)
         made.append((len(built.spikes), len(statements)))
     assert [spikes for spikes, _ in made] == [2, 6]
@@ -317,7 +302,7 @@ def test_due_digests_reads_as_many_statements_for_twenty_recipients_as_for_four(
     add_histories(engine, 20)
     made = []
     for count in (4, 20):
-        with counted(engine) as statements:
+        with sent_statements(engine) as statements:
             plans = due_digests(engine, recipients_topics(count), NOW, OPTIONS)
         made.append(len(statements))
     assert made[0] == made[1] == 2, made

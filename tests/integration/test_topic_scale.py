@@ -4,9 +4,6 @@ not some per topic."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import sqlalchemy as sa
 
 from mediamon.topics.definitions import TopicSet, topic_from_dict
@@ -14,6 +11,7 @@ from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
 from tests.integration.test_alert_stages import ARTICLE_SQL, T0, add_source, article_row, rows
 from tests.support.cpu import least_cpu
+from tests.support.statements import sent_statements
 
 
 def many_topics(count: int, edited: frozenset[int] = frozenset()) -> TopicSet:
@@ -27,21 +25,6 @@ def many_topics(count: int, edited: frozenset[int] = frozenset()) -> TopicSet:
             for n in range(count)
         )
     )  # fmt: skip
-
-
-@contextmanager
-def statements(engine: sa.Engine) -> Iterator[list[str]]:
-    """The statements sent to the server meanwhile (an executemany counts once)."""
-    sent: list[str] = []
-
-    def record(*args: object) -> None:
-        sent.append(str(args[2]))
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def test_syncing_and_matching_many_topics_costs_a_few_statements_not_some_per_topic(
@@ -64,10 +47,10 @@ def test_syncing_and_matching_many_topics_costs_a_few_statements_not_some_per_to
         with engine.begin() as conn:
             conn.execute(sa.text("truncate topics, topic_versions, mentions cascade"))
         topics = many_topics(count)
-        with statements(engine) as synced:
+        with sent_statements(engine) as synced:
             refresh = sync_topics(engine, topics)
         assert len(refresh.changed) == len(refresh.rematch) == count
-        with statements(engine) as matched:
+        with sent_statements(engine) as matched:
             stats = match_articles(engine, topics)
         assert stats.full_rematch == topics.keys()
         counts[count] = (len(synced), len(matched))
@@ -85,7 +68,7 @@ def test_syncing_and_matching_many_topics_costs_a_few_statements_not_some_per_to
     edited = many_topics(600, frozenset({0, 599}))
     refresh = sync_topics(engine, edited)
     assert refresh.rematch == ("t0000", "t0599")
-    with statements(engine) as rematched:
+    with sent_statements(engine) as rematched:
         stats = match_articles(engine, edited)
     assert (stats.full_rematch, stats.removed) == (["t0000", "t0599"], 2)
     assert len(rematched) <= counts[6][1] + 5, rematched  # and the incremental pass

@@ -15,12 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.bi import dashboard
-from mediamon.ingest import load, normalize
+from mediamon.ingest import load
 from mediamon.models import Article, FetchRecord
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
+from tests.support.articles import text_article
 
 # 16:00 UTC is midnight in Shanghai: stories either side of local and UTC day turns
 T0 = datetime(2024, 4, 1, 15, 58, tzinfo=UTC)
@@ -41,26 +42,8 @@ WINDOWS = (
 
 
 def _article(n: int, at: datetime | None, body: str) -> Article:
-    match = normalize.fold(body)
-    content_hash, sentences = normalize.duplicate_keys(match)
-    return Article(
-        canonical_url=f"https://reload.example/{n}",
-        url=f"https://reload.example/{n}?utm_source=feed",
-        title=f"标题 {n}",
-        author=None,
-        published_at=at,
-        language="zh",
-        body_text=body,
-        match_text=match,
-        summary=None,
-        image_url=None,
-        categories=(),
-        content_origin="page",
-        content_hash=content_hash,
-        sentence_hashes=sentences,
-        raw_sha256=None,
-        raw_bytes=None,
-    )
+    url = f"https://reload.example/{n}"
+    return text_article(url, body, at, title=f"标题 {n}", seen_url=f"{url}?utm_source=feed")
 
 
 def _batches() -> dict[str, list[Article]]:

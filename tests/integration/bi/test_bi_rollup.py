@@ -22,10 +22,11 @@ import sqlalchemy as sa
 
 from mediamon.alerts.stories import MAX_RANKED_MENTIONS
 from mediamon.db import retention
-from mediamon.ingest import load, normalize
+from mediamon.ingest import load
 from mediamon.ingest.sources import Source
 from mediamon.models import Article
 from tests.support import REPO_ROOT
+from tests.support.articles import text_article
 
 MIGRATIONS = REPO_ROOT / "src" / "mediamon" / "sql" / "migrations"
 T0 = datetime(2024, 4, 1, 0, 10, tzinfo=UTC)
@@ -512,26 +513,7 @@ def test_a_truncated_table_rebuilds_the_roll_up(engine: sa.Engine, stories: dict
 
 def _built(n: int, at: datetime, body: str | None = None) -> Article:
     text = body or f"第{n}条新闻。" * 6
-    match = normalize.fold(text)
-    content_hash, sentences = normalize.duplicate_keys(match)
-    return Article(
-        canonical_url=f"https://load.example/{n}",
-        url=f"https://load.example/{n}",
-        title=f"标题 {n}",
-        author=None,
-        published_at=at,
-        language="zh",
-        body_text=text,
-        match_text=match,
-        summary=None,
-        image_url=None,
-        categories=(),
-        content_origin="page",
-        content_hash=content_hash,
-        sentence_hashes=sentences,
-        raw_sha256=None,
-        raw_bytes=None,
-    )
+    return text_article(f"https://load.example/{n}", text, at, title=f"标题 {n}")
 
 
 def test_two_loaders_and_a_refresh_at_once_lose_no_count(engine: sa.Engine) -> None:

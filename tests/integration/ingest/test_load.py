@@ -16,20 +16,14 @@ from mediamon.errors import SchemaMismatch
 from mediamon.ingest import load, normalize, polling
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
+from tests.support.articles import text_article
 
 NOW = datetime(2024, 4, 20, tzinfo=UTC)
 BODY = "\n".join(f"第{n}句话讲述了一件完全不同的新闻事件，编号为{n * 7919}。" for n in range(10))
 
 
 def article(url: str, body: str = BODY) -> Article:
-    match = normalize.fold(body)
-    text_hash, sentences = normalize.duplicate_keys(match)
-    return Article(
-        canonical_url=url, url=url, title="标题", author=None, published_at=NOW, language="zh",
-        body_text=body, match_text=match, summary=None, image_url=None, categories=(),
-        content_origin="page", content_hash=text_hash,
-        sentence_hashes=sentences, raw_sha256=None, raw_bytes=None,
-    )  # fmt: skip
+    return text_article(url, body, NOW)
 
 
 def source_id(engine: sa.Engine) -> int:
