@@ -22,6 +22,7 @@ the docs/faults.md row it proves.
 18. a Last-Modified in the future            -> test_a_last_modified_in_the_future_*
 19. a link's scheme in capitals              -> test_item_links_whose_scheme_*
 20. archive links out, FIFOs, empty files     -> test_an_archive_folders_links_*
+21. an author of a long run of letters        -> test_authors_of_long_runs_*
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mediamon.ingest.feeds import parse_feed
 from mediamon.ingest.fetch import MAX_ERROR_CHARS, PAGE_TYPES, fetch
 from mediamon.ingest.session import MAX_COOKIE_BYTES, MAX_COOKIES_PER_DOMAIN, make_session
 from mediamon.ingest.sources import Source, SourceConfigError, load_sources
+from tests.support.cpu import least_cpu
 from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
 from tests.support.faults import (
     NOW,
@@ -863,3 +865,67 @@ def test_item_links_whose_scheme_is_in_capitals_are_fetched(
     assert (stats["capitals"].new, stats["capitals"].errors) == (2, [])
     stored = articles(engine, "capitals")
     assert [stored[server.url(p)]["content_origin"] for p in ("/a", "/b")] == ["page", "page"]
+
+
+# --------------------------------------------- 21. an author of a long run of letters
+
+AUTHOR_ELEMENTS = ("author", "dc:creator", "managingEditor", "webMaster", "itunes:author")
+
+
+@pytest.mark.parametrize("element", AUTHOR_ELEMENTS)
+def test_authors_of_long_runs_of_letters_are_read_in_linear_time(
+    engine: sa.Engine, server: FaultServer, element: str
+) -> None:
+    """An author's text of 60,000 letters: feedparser looks for an e-mail address in it
+    with a pattern that reads the run again from each of its letters, 40 s of the
+    ingest process for 100,000 (hours for the 15 MB a feed may have), before any time
+    budget is looked at. Read like a title of the same length now (measured just before,
+    so that a slow spell of the machine slows both; before: hundreds of times as long),
+    the item loads with its author cut, and the next source loads."""
+    prolog = (
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/"'
+        ' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"'
+    )
+    run = "a" * 60_000
+
+    def feed(author: str, title: str = "长作者") -> bytes:
+        extra = f"<{element}>{author}</{element}>"
+        body = item(server.url("/p"), title=title).replace("</item>", extra + "</item>")
+        return rss(body).replace(b'<rss version="2.0">', f'<rss version="2.0"{prolog}>'.encode())
+
+    baseline = least_cpu(lambda: parse_feed(feed("x", run), "https://e.com/f"), runs=2)
+    hostile = least_cpu(lambda: parse_feed(feed(run), "https://e.com/f"), runs=1)
+    assert hostile < 10 * baseline + 0.5, (hostile, baseline)  # before: 15 s and more
+    server.route("/feed.xml", respond(feed(run), content_type=RSS))
+    server.route("/good.xml", respond(rss([item(server.url("/q"))]), content_type=RSS))
+    sources = [
+        feed_source("authors", server.url("/feed.xml"), fetch_pages=False),
+        feed_source("good", server.url("/good.xml"), fetch_pages=False),
+    ]
+    stats = run_ingest(engine, sources, NOW)
+    assert (stats["authors"].new, stats["good"].new) == (1, 1)
+    if element in ("author", "dc:creator", "itunes:author"):  # the item's; the others the feed's
+        stored = articles(engine, "authors")[server.url("/p")]
+        assert stored["author"] == "a" * 299 + "…"
+
+
+def test_authors_with_addresses_are_read_as_feedparser_reads_them() -> None:
+    """The linear search finds the address feedparser's own search finds, wherever it
+    stands, and the name around it is kept the same way."""
+    from mediamon.ingest.feed_authors import EMAIL, find_email
+
+    texts = [
+        "jane@example.com (Jane Doe)", "Jane Doe <jane@example.com>", "a@b@c.example.org x",
+        "no address", "x@y", "@example.com", "a.b-c+d@[10.0.0.1] z", "m@a.b.co?subject=hi x",
+        "first@bad second@example.cn", "王@例子.中国 w@xn--fsqu00a.xn--fiqs8s", "a@b.c@d.ef",
+        "..@...", "a@1.2.3.4", "-@-.-", "a" * 500 + "@" + "b." * 200 + "!",
+    ]  # fmt: skip
+    for text in texts:
+        ours, theirs = find_email(text), EMAIL.search(text)
+        assert (ours and (ours.span(), ours.group(0))) == (
+            theirs and (theirs.span(), theirs.group(0))
+        ), text
+    feed = rss([item("https://e.com/a")]).replace(
+        b"<item>", b"<item><author>jane@example.com (Jane Doe)</author>"
+    )
+    assert parse_feed(feed, "https://e.com/f").items[0].author == "jane@example.com (Jane Doe)"

@@ -118,6 +118,7 @@ def parse_feed(
     import feedparser.api
     from defusedxml import DefusedXmlException
 
+    from mediamon.ingest import feed_authors
     from mediamon.ingest.decode import content_type_charset, decode_html
 
     decoded = decode_html(content, content_type_charset(content_type))
@@ -129,6 +130,7 @@ def parse_feed(
     headers = {"content-location": url, "content-type": "application/xml; charset=utf-8"}
     # The strict parser is defusedxml's expat reader (see create_parser below).
     feedparser.api.PREFERRED_XML_PARSERS = [__name__]
+    feed_authors.install()  # its search of an author's text for an address is quadratic
     try:
         # No sanitizing, no absolute links: mediamon keeps only the text of an item's
         # HTML, read later by the extraction (under its limits), which drops scripts and
