@@ -23,6 +23,7 @@ the docs/faults.md row it proves.
 19. a link's scheme in capitals              -> test_item_links_whose_scheme_*
 20. archive links out, FIFOs, empty files     -> test_an_archive_folders_links_*
 21. an author of a long run of letters        -> test_authors_of_long_runs_*
+22. a paragraph past the parser's buffer       -> test_a_paragraph_past_the_parsers_*
 """
 
 from __future__ import annotations
@@ -929,3 +930,30 @@ def test_authors_with_addresses_are_read_as_feedparser_reads_them() -> None:
         b"<item>", b"<item><author>jane@example.com (Jane Doe)</author>"
     )
     assert parse_feed(feed, "https://e.com/f").items[0].author == "jane@example.com (Jane Doe)"
+
+
+# ----------------------------------------- 22. a paragraph past the parser's buffer
+
+
+def test_a_paragraph_past_the_parsers_buffer_limit_is_named_as_such(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A page under the 15 MB cap whose article holds one paragraph of 10.2 MB (3.4
+    million characters): libxml2 stops reading at a text of more than 10,000,000
+    characters, with the error it gives for nesting past 256 elements, so the note said
+    ``page nested deeper than 256 elements`` of a page nested five deep. The text read
+    is kept, and the note names the long text."""
+    lead = "".join(f"<p>第{n}段：{PARAGRAPH}</p>" for n in range(3))
+    html = (
+        f"<html><body><article>{lead}<p>{'字' * 3_400_000}</p><p>后文</p></article></body></html>"
+    )
+    server.route("/p", respond(html))
+    server.route("/feed.xml", respond(rss([item(server.url("/p"))]), content_type=RSS))
+    stats = run_ingest(engine, [feed_source("long-text", server.url("/feed.xml"))], NOW)
+    assert stats["long-text"].new == 1
+    stored = articles(engine, "long-text")[server.url("/p")]
+    assert stored["content_origin"] == "page" and "第2段" in str(stored["body_text"])
+    assert fetch_log(engine, "long-text")[server.url("/p")]["error"] == (
+        "page holds a text or attribute value of more than 10,000,000 characters:"
+        " its text from there on was not read"
+    )

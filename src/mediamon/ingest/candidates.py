@@ -82,10 +82,17 @@ def parse_was_cut() -> str | None:
     """Why the last :func:`parse` stopped before the page's end, or None. libxml2 stops
     reading a page nested deeper than 256 elements (unclosed ``<font>`` or ``<div>`` of
     old CMS pages; its option for more, XML_PARSE_HUGE, does not lift it for HTML): the
-    text before that point is all the extractors see."""
+    text before that point is all the extractors see. It also stops at a text or an
+    attribute value of more than 10,000,000 characters (its buffer limit, the same
+    error): a 10 MB paragraph of a page under the 15 MB cap was reported as nesting."""
     for error in _parser().error_log:
         if error.type_name == "ERR_RESOURCE_LIMIT":
-            return "nested deeper than 256 elements: its text after that point was not read"
+            if "depth" in error.message:
+                return "nested deeper than 256 elements: its text after that point was not read"
+            return (
+                "holds a text or attribute value of more than 10,000,000 characters:"
+                " its text from there on was not read"
+            )
     return None
 
 
