@@ -8,7 +8,8 @@ address for all: one digest of every topic.
 Steps: parse and validate topics.yaml (``mediamon topics check``); sync it into
 ``topics`` (first, then unchanged: every run); match every article (a first sync, all
 topics new) then again with nothing new past the hour of overlap (each run); detect
-spikes; the digest (due, built, composed) with its HTML size (Gmail clips past 102 kB).
+spikes; read the stored topics (detection and delivery, every cycle); the digest (due,
+built, composed) with its HTML size (Gmail clips past 102 kB).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from mediamon.ingest.sources import Source
 from mediamon.spikes.detect import KnownAlerts, Outlook, assess_topics, detect, outlook
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
-from mediamon.topics.store import sync_topics
+from mediamon.topics.store import stored_topics, sync_topics
 
 STEPS = (
     "parse topics.yaml",
@@ -45,14 +46,21 @@ STEPS = (
     "match, all new",
     "match, nothing new",
     "detect spikes",
+    "stored topics",
+    "stored, compiled",
     "alert reads, batched",
     "alert reads, per topic",
     "digest of all",
     "digest, per topic",
 )
 # Beside the new paths, the ones they replaced, in the same run: the alert state read per
-# topic (three to four statements each) and a digest's stories read per topic.
-OLD_PATHS = {"alert reads, batched": "alert reads, per topic", "digest of all": "digest, per topic"}
+# topic (three to four statements each), a digest's stories read per topic, and the
+# stored topics read with every rule compiled (as detection and delivery read them).
+OLD_PATHS = {
+    "stored topics": "stored, compiled",
+    "alert reads, batched": "alert reads, per topic",
+    "digest of all": "digest, per topic",
+}
 
 
 def topics_yaml(count: int, seed: int = 11) -> str:
@@ -115,6 +123,8 @@ def measure(count: int, articles: int) -> tuple[dict[str, float], dict[str, Any]
             conn.execute(sa.text("update topics set matched_through = now() + interval '2 hours'"))
         timed("match, nothing new", lambda: match_articles(engine, topics))
         timed("detect spikes", lambda: detect(engine, topics, now))
+        timed("stored topics", lambda: stored_topics(engine))
+        timed("stored, compiled", lambda: stored_topics(engine, compile_rules=True))
         # The articles span 40 hours, no baseline: every window would be left untested
         # and nothing read. Taken as quiet windows, each topic's alert state is read.
         spikes = [replace(s, status="quiet") for s in assess_topics(engine, topics, now)]

@@ -228,8 +228,14 @@ def _digest(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def topic_from_dict(data: Mapping[str, Any]) -> Topic:
+def topic_from_dict(data: Mapping[str, Any], *, compile_rules: bool = True) -> Topic:
     """Rebuild a topic from :meth:`Topic.to_dict` (the copy kept in the database).
+
+    Args:
+        data: The stored definition.
+        compile_rules: Compile the rules now, so a bad one fails here; False leaves
+            them to the first use (:attr:`Topic.rules`): detection and delivery read
+            the thresholds and recipients of every topic and the rules of few or none.
 
     Raises:
         TopicConfigError: the stored definition is not valid (it always was when stored).
@@ -249,8 +255,9 @@ def topic_from_dict(data: Mapping[str, Any]) -> Topic:
             params=params,
             recipients=tuple(Recipient(**r) for r in data.get("recipients") or ()),
         )
-        topic.rules  # noqa: B018 - compile now, so a bad stored rule fails here
-        topic.exclusions  # noqa: B018
+        if compile_rules:
+            topic.rules  # noqa: B018 - compile now, so a bad stored rule fails here
+            topic.exclusions  # noqa: B018
     except (KeyError, TypeError, ValueError) as error:
         raise TopicConfigError(f"stored topic definition is invalid: {error}") from error
     return topic
