@@ -9,8 +9,9 @@
 -- compared each article with each: a footer on 10,000 stored articles made a batch of
 -- 200 take 1.6 s, growing with the site's history). Its count stops at :common_roots + 1.
 -- Each hash, and each batch's texts and sentences, are looked up through their own index
--- alone ("offset 0" keeps "duplicate_of is null" out of the scans): with the table's statistics stale (a new database, a first big load,
--- bench.load's refilled table) the planner ANDed each probe with the partial index of
+-- alone ("offset 0" keeps "duplicate_of is null" out of the scans): with the table's
+-- statistics stale (a new database, a first big load, bench.load's refilled table) the
+-- planner ANDed each probe with the partial index of
 -- roots (articles_story_hour) and read every root's entry once per hash, 600 times a
 -- batch: 280 ms a lookup at 6,000 roots, 435 ms at 9,000, against 3.5 and 4.0 ms now
 -- (and every root's entry twice more for the batch's own two lookups).
