@@ -27,6 +27,8 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any
 
+from mediamon.ingest.choose import is_credit
+
 logger = logging.getLogger(__name__)
 
 # Links whose text is shorter than this are buttons and tags, never an article line.
@@ -435,8 +437,11 @@ def _readability_document() -> Any:
             # readability's sanitize drops only divs, lists and tables by their weight,
             # and kept an author's biography written as a paragraph (see
             # _NOT_ARTICLE_CLASSES).
+            # An editor's credit in such a block stays (Sina's <p class="show_author">
+            # 责任编辑：张申</p>): the references keep credits (choose.CREDIT_PATTERNS).
             for elem in named_for_author(node):
-                elem.drop_tree()
+                if not is_credit(elem.text_content()):
+                    elem.drop_tree()
             return super().sanitize(node, *args, **kwargs)
 
         def get_link_density(self, elem: Any) -> float:

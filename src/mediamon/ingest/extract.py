@@ -33,7 +33,7 @@ from mediamon.ingest.candidates import (
     readability_read,
     trafilatura_text,
 )
-from mediamon.ingest.choose import choose
+from mediamon.ingest.choose import CREDIT_PATTERNS, choose
 from mediamon.ingest.site_rules import SiteRule, configured_site_rules, elements_only, site_rule
 
 logger = logging.getLogger(__name__)
@@ -61,12 +61,8 @@ _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 # measures each kind's worth by cross-validation (bench/extraction_cv.py); only the kinds
 # in CLEANED_KINDS are stripped.
 EDGE_PATTERNS: dict[str, tuple[str, ...]] = {
-    # editor, source and byline-like credits of Chinese news
-    "credits": (
-        r"^[(（\[【]?\s*(责任编辑|责编|编辑|值班编辑|实习编辑|主编|审核|审校|校对|排版|监制|"
-        r"本文来源|文章来源|稿件来源|新闻来源|来源)\s*[:：]",
-        r"^[(（\[【]?\s*(责任编辑|责编)\s*\S{1,12}\s*[)）\]】]?$",
-    ),
+    # editor, source and byline-like credits of Chinese news (kept: see CREDIT_PATTERNS)
+    "credits": CREDIT_PATTERNS,
     # copyright and reprint notices
     "copyright": (
         r"^\W{0,3}(copyright|©|\(c\)\s*\d{4})|all rights reserved|版权所有|保留所有权利|"
