@@ -70,6 +70,7 @@ MAX_HEADER_CHARS = {
     "MEDIAMON_USER_AGENT": 1_000,
     "MEDIAMON_UNSUBSCRIBE_ADDRESS": 254,
     "MEDIAMON_BASE_URL": 1_000,
+    "MEDIAMON_PUBLIC_URL": 1_000,
 }
 # A mailbox for ``<mailto:…>``: no spaces, angle brackets or second @.
 MAIL_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
@@ -231,7 +232,9 @@ KNOWN_VARIABLES = frozenset(
         "HEADER_TIMEOUT_S",  # read by the api-server's plugin: mediamon.bi.header_timeout
         "TIMEZONE",
         "BASE_URL",
+        "PUBLIC_URL",
         "UNSUBSCRIBE_ADDRESS",
+        "UNSUBSCRIBE_SECRET",
         "PG_PORT",
         "BI_PASSWORD",
         "BI_LOGIN",
@@ -318,6 +321,56 @@ def _base_url(raw: str) -> str:
     return url
 
 
+# Hosts where a plain http:// public URL is accepted: a test or a demo on this machine.
+# Anywhere else RFC 8058 asks for https (a one-click URI in clear text would hand the
+# token to anyone on the path, and Gmail does not POST to http).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+# An HMAC key shorter than this is guessable offline from one unsubscribe link (the
+# link holds both the message and its MAC): 32 characters of secrets.token_urlsafe
+# carry 192 bits.
+MIN_SECRET_CHARS = 32
+
+
+def _public_url(raw: str) -> str:
+    """``MEDIAMON_PUBLIC_URL``: an https URL with a host (http only on loopback), without
+    query or fragment, where the api-server's unsubscribe page is reachable from the
+    internet; trailing slashes removed."""
+    url = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        usable = (
+            (scheme == "https" or (scheme == "http" and parts.hostname in LOOPBACK_HOSTS))
+            and bool(parts.hostname)
+            and not any(c.isspace() for c in url)
+            and not (parts.query or parts.fragment or "?" in url or "#" in url)
+        )
+        _ = parts.port  # a port that is not a number raises ValueError
+    except ValueError:
+        usable = False
+    if not usable:
+        raise SettingsError(
+            f"MEDIAMON_PUBLIC_URL={raw!r}: expected an https URL without query or fragment,"
+            " such as https://mediamon.example.org (http only on 127.0.0.1 or localhost)"
+        )
+    return url
+
+
+def unsubscribe_secrets(raw: str) -> tuple[str, ...]:
+    """``MEDIAMON_UNSUBSCRIBE_SECRET``: HMAC keys separated by commas, the first signing,
+    every one verifying (rotation: put the new key first, drop the old one once the
+    mails that carry it no longer matter). The value is never shown: it is a secret."""
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    for position, key in enumerate(keys, 1):
+        if len(key) < MIN_SECRET_CHARS:
+            raise SettingsError(
+                f"MEDIAMON_UNSUBSCRIBE_SECRET: key {position} has {len(key)} characters; at"
+                f" least {MIN_SECRET_CHARS} (make one with: python -c 'import secrets;"
+                " print(secrets.token_urlsafe(32))')"
+            )
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where mediamon finds its database, configuration and working files.
@@ -350,6 +403,10 @@ class Settings:
             stories" links in mails; None: mails link only to articles.
         unsubscribe_address: ``MEDIAMON_UNSUBSCRIBE_ADDRESS``, the mailbox named in every
             mail's ``List-Unsubscribe``.
+        public_url: ``MEDIAMON_PUBLIC_URL``, where recipients (and their mail providers)
+            reach the api-server's unsubscribe page; None: mails offer the mailbox only.
+        unsubscribe_secrets: ``MEDIAMON_UNSUBSCRIBE_SECRET``, the HMAC keys of the
+            unsubscribe links (the first signs); empty: no links.
         pg_port: ``MEDIAMON_PG_PORT``, the embedded PostgreSQL's port on 127.0.0.1 (and
             its socket); 0 means the socket only.
     """
@@ -374,6 +431,8 @@ class Settings:
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
     pg_port: int = DEFAULT_PG_PORT
     shards: int | None = None
+    public_url: str | None = None
+    unsubscribe_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -448,6 +507,14 @@ class Settings:
                 " expected a mail address such as unsubscribe@example.org"
             )
         base_url = header_text("MEDIAMON_BASE_URL")
+        public_url = header_text("MEDIAMON_PUBLIC_URL")
+        # Not shown in a refusal (a secret); control characters are refused all the same.
+        secret = env.get("MEDIAMON_UNSUBSCRIBE_SECRET", "")
+        if CONTROL_CHARACTER.search(secret):
+            raise SettingsError(
+                "MEDIAMON_UNSUBSCRIBE_SECRET: holds a control, bidi or line-separator"
+                " character; expected keys such as secrets.token_urlsafe(32) makes"
+            )
         pg_port = number(
             "MEDIAMON_PG_PORT", int, "a port number (1-65535; 0: socket only)",
             DEFAULT_PG_PORT, 65535,
@@ -486,4 +553,6 @@ class Settings:
             # read here, so a bad value stops every command (`mediamon run` too), not each
             # ingest run's plan_sources after its retries
             shards=requested_shards(env),
+            public_url=_public_url(env["MEDIAMON_PUBLIC_URL"]) if public_url else None,
+            unsubscribe_secrets=unsubscribe_secrets(secret),
         )

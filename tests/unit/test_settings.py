@@ -455,3 +455,43 @@ def test_every_variable_the_project_names_is_known() -> None:
             text = path.read_text("utf-8", "replace")
             named |= set(re.findall(r"(?<![A-Z_])MEDIAMON_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", text))
     assert named and named <= KNOWN_VARIABLES, sorted(named - KNOWN_VARIABLES)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://mediamon.example.org",  # RFC 8058: one-click URIs are https
+        "mediamon.example.org",
+        "https://m.example/?x=1",
+        "https://m.example/#top",
+        "https://",
+    ],
+)
+def test_the_public_url_is_https_but_on_loopback(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_PUBLIC_URL": value})
+    assert str(caught.value) == (
+        f"MEDIAMON_PUBLIC_URL={value!r}: expected an https URL without query or fragment,"
+        " such as https://mediamon.example.org (http only on 127.0.0.1 or localhost)"
+    )
+
+
+def test_the_public_url_keeps_working_values() -> None:
+    for value, kept in [
+        ("https://m.example/airflow/", "https://m.example/airflow"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ]:
+        assert Settings.from_env({"MEDIAMON_PUBLIC_URL": value}).public_url == kept
+
+
+def test_unsubscribe_keys_are_long_comma_separated_and_never_shown() -> None:
+    new, old = "n" * 40, "o" * 32
+    settings = Settings.from_env({"MEDIAMON_UNSUBSCRIBE_SECRET": f" {new} ,{old},"})
+    assert settings.unsubscribe_secrets == (new, old)
+    assert new not in repr(settings)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"MEDIAMON_UNSUBSCRIBE_SECRET": f"{new},short-secret"})
+    assert "short-secret" not in str(caught.value)
+    assert str(caught.value).startswith(
+        "MEDIAMON_UNSUBSCRIBE_SECRET: key 2 has 12 characters; at least 32"
+    )
