@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
+from mediamon.alerts import unsubscribe
 from mediamon.alerts.catalog import (
     Catalog,
     local_span,
@@ -91,11 +92,17 @@ class MailOptions:
         timezone: Display zone when the recipient has none (``MEDIAMON_TIMEZONE``).
         unsubscribe_address: The mailbox of ``List-Unsubscribe``.
         base_url: mediamon's web address, for "more stories" links; None: no links.
+        public_url: Where recipients reach the unsubscribe page (``MEDIAMON_PUBLIC_URL``);
+            None: mails offer the unsubscribe mailbox only.
+        unsubscribe_keys: The HMAC keys of unsubscribe links, the first signing; empty:
+            mails offer the unsubscribe mailbox only.
     """
 
     timezone: str = DEFAULT_TIMEZONE
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
     base_url: str | None = None
+    public_url: str | None = None
+    unsubscribe_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailOptions:
@@ -103,6 +110,8 @@ class MailOptions:
             timezone=settings.timezone,
             unsubscribe_address=settings.unsubscribe_address,
             base_url=settings.base_url,
+            public_url=settings.public_url,
+            unsubscribe_keys=settings.unsubscribe_secrets,
         )
 
     @property
@@ -307,16 +316,36 @@ def unsubscribe_uri(options: MailOptions, list_name: str, recipient: str) -> str
     return f"mailto:{options.unsubscribe_address}?subject={subject}"
 
 
-def list_headers(options: MailOptions, list_name: str, recipient: str) -> dict[str, str]:
+def footer_unsubscribe_uri(options: MailOptions, list_name: str, recipient: str, topic: str) -> str:
+    """What the footer's "unsubscribe" opens: the page that unsubscribes ``recipient``
+    from ``topic`` (:data:`~mediamon.alerts.unsubscribe.ALL_TOPICS`: every mail) when
+    the public URL and key are set, else the mailbox."""
+    page = unsubscribe.page_link(options.public_url, options.unsubscribe_keys, recipient, topic)
+    return page or unsubscribe_uri(options, list_name, recipient)
+
+
+def list_headers(
+    options: MailOptions, list_name: str, recipient: str, topic: str
+) -> dict[str, str]:
     """``List-Id`` and ``List-Unsubscribe`` (RFC 2919, RFC 2369) for one list, and
     ``Precedence: list``, which vacation responders that predate RFC 3834's
-    ``Auto-Submitted`` read as "do not answer" (Sendmail's, procmail's, Exchange's)."""
+    ``Auto-Submitted`` read as "do not answer" (Sendmail's, procmail's, Exchange's).
+
+    With the unsubscribe page configured, ``List-Unsubscribe`` names it first and
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` says it takes RFC 8058's POST:
+    Gmail and Yahoo ask bulk senders for both and show their own "unsubscribe" button,
+    which then works without the reader writing a mail."""
     label = re.sub(r"[^a-z0-9-]", "-", list_name.lower())
-    return {
+    mailto = f"<{unsubscribe_uri(options, list_name, recipient)}>"
+    page = unsubscribe.page_link(options.public_url, options.unsubscribe_keys, recipient, topic)
+    headers = {
         "List-Id": f"mediamon {label} <{label}.mediamon.{options.list_domain}>",
-        "List-Unsubscribe": f"<{unsubscribe_uri(options, list_name, recipient)}>",
+        "List-Unsubscribe": f"<{page}>, {mailto}" if page else mailto,
         "Precedence": "list",
     }
+    if page:
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 # ---------------------------------------------------------------------------------------
@@ -376,7 +405,7 @@ def render_alert_mail(
         contact=options.unsubscribe_address,
         topic=topic,
         key=alert.topic_key,
-        uri=unsubscribe_uri(options, alert.topic_key, reader.address),
+        uri=footer_unsubscribe_uri(options, alert.topic_key, reader.address, alert.topic_key),
     )
     late_lines = ["", late[1]] if late is not None else []
     late_html = (
@@ -461,7 +490,7 @@ def alert_message(
     (default: now), which also decides whether it says it is late."""
     sent_at = sent_at or datetime.now(UTC)
     headers = {
-        **list_headers(options, alert.topic_key, reader.address),
+        **list_headers(options, alert.topic_key, reader.address, alert.topic_key),
         "X-Mediamon-Topic": alert.topic_key,
     }
     if alert.alert_id is not None:

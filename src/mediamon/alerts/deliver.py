@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mediamon.alerts import subscriptions
 from mediamon.alerts.compose import MailOptions, Reader, alert_message
 from mediamon.alerts.content import alert_mail
 from mediamon.alerts.render import clean, message_id_domain
@@ -58,6 +59,7 @@ class DeliveryStats:
     skipped: int = 0
     failed: int = 0
     refused: int = 0  # recipients the server refused for good (5xx): recorded, not retried
+    unsubscribed: int = 0  # recipients who left the topic (mail_subscriptions): not mailed
     notified: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     busy: bool = False
@@ -68,6 +70,7 @@ class DeliveryStats:
             "skipped": self.skipped,
             "failed": self.failed,
             "refused": self.refused,
+            "unsubscribed": self.unsubscribed,
             "notified": self.notified,
             "errors": self.errors[:20],
             "busy": self.busy,
@@ -158,6 +161,21 @@ def _record_delivery(engine: sa.Engine, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(insert(alert_deliveries).values(list(rows)).on_conflict_do_nothing())
 
 
+def _record_unsubscribed(engine: sa.Engine, alert_id: int, address: str, now: datetime) -> None:
+    """The alert's delivery to a recipient who left its topic: skipped, saying why, so the
+    alert is complete (notified) without their mail."""
+    row = {
+        "alert_id": alert_id,
+        "recipient": address,
+        "mode": "immediate",
+        "status": "skipped",
+        "message_id": None,
+        "sent_at": now,
+        "note": "unsubscribed: the recipient left this topic's mail",
+    }
+    _record_delivery(engine, [row])
+
+
 def _try_send(
     send: Callable[[EmailMessage], None],
     build: Callable[[], EmailMessage],
@@ -233,6 +251,14 @@ def _deliver_immediate(
         for recipient in recipients:
             if recipient.address in done:
                 continue
+            if not skip:
+                # Read just before this mail, not once per run: a recipient who clicked
+                # "unsubscribe" while the run mailed others gets nothing more from it.
+                with engine.connect() as conn:
+                    if not subscriptions.still_wants(conn, recipient.address, topic_key):
+                        _record_unsubscribed(engine, alert_id, recipient.address, now)
+                        stats.unsubscribed += 1
+                        continue
             if skip:
                 _record_delivery(
                     engine,

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mediamon.alerts import subscriptions
 from mediamon.alerts.compose import MailOptions, Reader
 from mediamon.alerts.content import (
     digest_spikes,
@@ -106,6 +107,7 @@ class DigestStats:
     empty: int = 0
     failed: int = 0
     refused: int = 0  # recipients the server refused for good (5xx): recorded, not retried
+    unsubscribed: int = 0  # digests whose recipient left every topic during the run
     stale: int = 0  # a late run's digests a later one supersedes: neither sent nor recorded
     stories: int = 0
     busy: bool = False
@@ -120,6 +122,7 @@ class DigestStats:
             "failed": self.failed,
             "refused": self.refused,
             "stale": self.stale,
+            "unsubscribed": self.unsubscribed,
             "stories": self.stories,
             "busy": self.busy,
             "digests": self.digests,
@@ -169,10 +172,16 @@ def due_digests(
     not been recorded yet; with ``clock`` (a late run), each says whether a later digest
     time has passed by then (``superseded_at``)."""
     schedules: dict[tuple[str, str], DueDigest] = {}
+    # Who left which topics (the unsubscribe page), in one statement: a recipient who left
+    # every topic of a cadence has no digest due at all.
+    with engine.connect() as conn:
+        left = subscriptions.left_topics(
+            conn, (r.address for topic in topics for r in topic.recipients if r.cadence)
+        )
     for topic in topics:
         for recipient in topic.recipients:
             cadence = recipient.cadence
-            if cadence is None:
+            if cadence is None or not subscriptions.wants(left, recipient.address, topic.key):
                 continue
             zone = ZoneInfo(recipient.timezone or options.timezone)
             end = latest_digest_time(
@@ -495,6 +504,15 @@ def _run(
             )
             continue
         with engine.connect() as conn:
+            # Read again just before this digest: a recipient who unsubscribed while the
+            # run mailed others gets nothing more (nothing recorded: the topics they keep
+            # are listed by their next digest).
+            kept = _still_wanted(conn, plan)
+            if not kept:
+                stats.unsubscribed += 1
+                logger.info("digest to %s not sent: unsubscribed meanwhile", plan.address)
+                continue
+            plan = replace(plan, topics=kept)
             selected_at = conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
             digest = build_digest(conn, plan, topics)
         summary = {
@@ -567,6 +585,12 @@ def _run(
         _record(engine, {**record, "status": "sent", "message_id": mid})
         stats.sent += 1
         stats.stories += digest.story_count
+
+
+def _still_wanted(conn: sa.Connection, plan: DueDigest) -> tuple[str, ...]:
+    """The plan's topics the recipient has not left (read now)."""
+    left = subscriptions.left_topics(conn, [plan.address])
+    return tuple(key for key in plan.topics if subscriptions.wants(left, plan.address, key))
 
 
 def _record(engine: sa.Engine, row: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from mediamon.alerts import unsubscribe
 from mediamon.alerts.catalog import Catalog, local_time, utc_offset
 from mediamon.alerts.compose import (
     MAX_SUBJECT_TOPICS,
@@ -25,11 +26,11 @@ from mediamon.alerts.compose import (
     chart_html,
     chart_image,
     chart_lines,
+    footer_unsubscribe_uri,
     list_headers,
     more_link,
     reason,
     terms_line,
-    unsubscribe_uri,
 )
 from mediamon.alerts.layout import bar, footer, page
 from mediamon.alerts.render import (
@@ -277,7 +278,10 @@ def _render_digest(
         contact=options.unsubscribe_address,
         topic=all_names,
         key=keys,
-        uri=unsubscribe_uri(options, f"digest-{digest.cadence}", reader.address),
+        # A digest gathers all the reader's topics: its link leaves every mediamon mail.
+        uri=footer_unsubscribe_uri(
+            options, f"digest-{digest.cadence}", reader.address, unsubscribe.ALL_TOPICS
+        ),
     )
     parts.append(footer_html)
     text += ["-- ", *footer_lines]
@@ -415,7 +419,7 @@ def digest_message(
 ) -> EmailMessage:
     """The finished digest for one reader, list headers included."""
     headers = {
-        **list_headers(options, f"digest-{digest.cadence}", reader.address),
+        **list_headers(options, f"digest-{digest.cadence}", reader.address, unsubscribe.ALL_TOPICS),
         "X-Mediamon-Digest": f"{digest.cadence} {digest.period_end.isoformat()}",
     }
     return build_message(

@@ -147,6 +147,16 @@ alert_deliveries = sa.Table(
     sa.Column("note", sa.Text),
 )
 
+mail_subscriptions = sa.Table(
+    "mail_subscriptions",
+    metadata,
+    sa.Column("recipient", sa.Text, primary_key=True),  # lower case
+    sa.Column("topic", sa.Text, primary_key=True),  # a topic key, or '*': every topic
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("via", sa.Text, nullable=False),
+)
+
 digest_deliveries = sa.Table(
     "digest_deliveries",
     metadata,
