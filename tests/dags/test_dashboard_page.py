@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import requests
 import sqlalchemy as sa
 
 from mediamon import db
+from mediamon.alerts.unsubscribe import sign
 from mediamon.devtools.airflow_env import airflow_command, airflow_environment
 from mediamon.settings import Settings
 from tests.support.bi_demo import DEMO_SOURCES, demo_database
@@ -32,6 +34,8 @@ from tests.support.browser import ARTIFACTS, Page, chromium
 __all__ = ["demo_database"]  # a fixture, used by name
 
 VIEWER, VIEWER_PASSWORD = "analyst", "s3cret-viewer"
+# The unsubscribe page's key, made per run: no key is ever written in the repository.
+UNSUBSCRIBE_KEY = secrets.token_urlsafe(32)
 HEADER_TIMEOUT_S = 4  # the api-server's limit on a request's headers, short for the test
 EVIL_TITLE = '<b id="evil">台湾</b><script>document.title="pwned"</script>'
 
@@ -66,6 +70,7 @@ def api_server(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{VIEWER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "MEDIAMON_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+            "MEDIAMON_UNSUBSCRIBE_SECRET": UNSUBSCRIBE_KEY,
         }
     )
     log = (home / "api-server.log").open("wb")
@@ -128,6 +133,31 @@ def test_page_needs_airflows_login(api_server: str) -> None:
         f"{api_server}/auth/token", json={"username": VIEWER, "password": "guess"}, timeout=30
     )
     assert wrong.status_code == 401
+
+
+def test_the_unsubscribe_page_is_served_without_a_login(
+    api_server: str, demo_database: str
+) -> None:
+    token = sign([UNSUBSCRIBE_KEY], "reader@example.org", "taiwan")
+    page = f"{api_server}/mediamon-unsubscribe/?t={token}"
+    asked = requests.get(page, timeout=30)  # no Authorization: recipients have no login
+    assert asked.status_code == 200 and '<form method="post"' in asked.text
+    version, _, mac = token.split(".")
+    other = sign([UNSUBSCRIBE_KEY], "someone@example.org", "taiwan").split(".")[1]
+    forged = f"{api_server}/mediamon-unsubscribe/?t={version}.{other}.{mac}"
+    one_click = {"List-Unsubscribe": "One-Click"}
+    assert requests.post(forged, data=one_click, timeout=30).status_code == 403
+    done = requests.post(page, data=one_click, timeout=30, allow_redirects=False)
+    assert done.status_code == 200, done.text
+    engine = db.make_engine(demo_database)
+    try:
+        with engine.connect() as conn:
+            left = conn.execute(
+                sa.text("select recipient, topic, state from mail_subscriptions")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in left] == [("reader@example.org", "taiwan", "unsubscribed")]
 
 
 def test_plugin_is_in_the_navigation(api_server: str) -> None:

@@ -1,0 +1,257 @@
+"""The unsubscribe page: one FastAPI app the Airflow plugin mounts at
+``/mediamon-unsubscribe`` *without* Airflow's login (a recipient has none, and Gmail's
+one-click POST comes from Google's servers), so the signed token in its address is the
+only authority (:mod:`mediamon.alerts.unsubscribe`).
+
+``GET`` (and ``HEAD``) only shows what the link does and a button: link scanners and
+mail clients prefetch links, and a GET that unsubscribed would unsubscribe everyone whose
+mail a scanner read. ``POST`` unsubscribes: RFC 8058's ``List-Unsubscribe=One-Click``
+from a mail provider, or the page's button. Never imports Airflow.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from mediamon.alerts import subscriptions
+from mediamon.alerts.unsubscribe import (
+    ALL_TOPICS,
+    Subscription,
+    TokenRefused,
+    sign,
+    verify,
+)
+from mediamon.bi.webapp import SECURITY_HEADERS
+from mediamon.db.tables import mail_subscriptions, topics_table
+from mediamon.errors import explain
+from mediamon.settings import SettingsError, unsubscribe_secrets
+from mediamon.text import one_line
+
+logger = logging.getLogger(__name__)
+
+# A one-click POST's body is "List-Unsubscribe=One-Click" (26 bytes); the page's form adds
+# a field. Anything past this is no request of ours: refused unread.
+MAX_BODY_BYTES = 4_096
+# Search engines must not list a page whose address carries someone's token, and no other
+# site may frame it (a page drawn over its button would make a reader press it).
+PAGE_HEADERS = SECURITY_HEADERS | {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+NOT_ENABLED = "unsubscribe links are not enabled here (no MEDIAMON_UNSUBSCRIBE_SECRET)"
+STYLE = (
+    "body{margin:0;background:#f3f4f6;font-family:-apple-system,BlinkMacSystemFont,"
+    "'Segoe UI',Roboto,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;"
+    "color:#222;line-height:1.5}"
+    ".box{max-width:560px;margin:24px auto;background:#fff;padding:20px;box-sizing:border-box;"
+    "overflow-wrap:anywhere}"
+    "h1{font-size:20px;margin:0 0 12px}"
+    "button{font-size:16px;padding:10px 18px;border:0;border-radius:4px;background:#c62828;"
+    "color:#fff;cursor:pointer;margin:8px 0}"
+    "button.quiet{background:#fff;color:#1a4f8b;border:1px solid #1a4f8b}"
+    ".muted{color:#555;font-size:14px}.refused{border-left:4px solid #c62828;padding-left:10px}"
+    "@media (max-width:600px){.box{margin:0;min-height:100vh}button{width:100%}}"
+)
+
+
+def make_unsubscribe_app(
+    engine_factory: Callable[[], sa.Engine], keys_factory: Callable[[], Sequence[str]]
+) -> FastAPI:
+    """The page's app: ``GET /?t=TOKEN`` asks, ``POST /?t=TOKEN`` unsubscribes.
+
+    Args:
+        engine_factory: Makes the engine on mediamon's database; called once, at the
+            first request that needs it.
+        keys_factory: The HMAC keys (``MEDIAMON_UNSUBSCRIBE_SECRET``); called at each
+            request (cheap), so a rotated key needs only the api-server's environment.
+    """
+    app = FastAPI(title="mediamon unsubscribe", docs_url=None, redoc_url=None, openapi_url=None)
+    lock = threading.Lock()
+    engines: list[sa.Engine] = []
+
+    def engine() -> sa.Engine:
+        with lock:
+            if not engines:
+                engines.append(engine_factory())
+            return engines[0]
+
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    def ask(asked: Request) -> HTMLResponse:
+        token = asked.query_params.get("t", "")
+        keys = tuple(keys_factory())
+        if not keys:
+            return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
+        try:
+            who = verify(keys, token)
+            name, left = _topic_and_state(engine(), who)
+        except TokenRefused as refused:
+            return _refused(refused)
+        except sa.exc.DBAPIError as error:
+            return _database_trouble(error)
+        return HTMLResponse(_ask_html(who, name, left, token, keys), headers=PAGE_HEADERS)
+
+    @app.post("/", response_class=HTMLResponse)
+    async def leave(asked: Request) -> HTMLResponse:
+        body = b""
+        async for chunk in asked.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return _page("Not unsubscribed", "<p>The request is too large.</p>", 413)
+        token = asked.query_params.get("t", "")
+        via = "page" if b"from=page" in body else "one-click"
+        keys = tuple(keys_factory())
+        if not keys:
+            return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
+        try:
+            who = verify(keys, token)
+            name = await run_in_threadpool(_unsubscribe, engine(), who, via)
+        except TokenRefused as refused:
+            return _refused(refused)
+        except sa.exc.DBAPIError as error:
+            return _database_trouble(error)
+        logger.info("unsubscribed %s from %s (%s)", who.recipient, who.topic, via)
+        return HTMLResponse(_done_html(who, name), headers=PAGE_HEADERS)
+
+    return app
+
+
+def keys_from_env() -> tuple[str, ...]:
+    """The keys of ``MEDIAMON_UNSUBSCRIBE_SECRET`` as the api-server's environment holds
+    them now; none (the page says links are not enabled) when the value is unusable,
+    which the log says in one line without showing it."""
+    try:
+        return unsubscribe_secrets(os.environ.get("MEDIAMON_UNSUBSCRIBE_SECRET", ""))
+    except SettingsError as error:
+        logger.warning("unsubscribe page disabled: %s", error)
+        return ()
+
+
+def _topic_and_state(engine: sa.Engine, who: Subscription) -> tuple[str | None, bool]:
+    """The topic's name (None: every topic, or a topic no longer configured) and whether
+    the recipient has left it already; shown only, never needed to verify."""
+    with engine.connect() as conn:
+        name = None
+        if not who.everything:
+            name = conn.execute(
+                sa.select(topics_table.c.name).where(topics_table.c.topic == who.topic)
+            ).scalar()
+        c = mail_subscriptions.c
+        state = conn.execute(
+            sa.select(c.state).where(c.recipient == who.recipient, c.topic == who.topic)
+        ).scalar()
+    return name, state == "unsubscribed"
+
+
+def _unsubscribe(engine: sa.Engine, who: Subscription, via: str) -> str | None:
+    with engine.begin() as conn:
+        subscriptions.set_state(conn, who, subscribed=False, at=datetime.now(UTC), via=via)
+    return _topic_and_state(engine, who)[0]
+
+
+def _what(who: Subscription, name: str | None) -> tuple[str, str]:
+    """The mail a token is about, in English and in Chinese (escaped): the reader's
+    language is not in the token, and both fit a phone's screen."""
+    if who.everything:
+        return (
+            "every mediamon mail (all topic alerts and digests)",
+            "任何 mediamon 邮件（所有话题的提醒和摘要）",
+        )
+    shown = html.escape(f"{name} ({who.topic})" if name else who.topic)
+    return f"the alerts and digests about {shown}", f"关于 {shown} 的提醒和摘要"
+
+
+def _ask_html(
+    who: Subscription, name: str | None, left: bool, token: str, keys: Sequence[str]
+) -> str:
+    address = html.escape(who.recipient)
+    english, chinese = _what(who, name)
+    if left:
+        return _page_text(
+            "Already unsubscribed / 已退订",
+            f"<p><b>{address}</b> no longer gets {english}.</p>"
+            f"<p><b>{address}</b> 已不再接收{chinese}。</p>",
+        )
+
+    def form(for_token: str, label: str, css: str = "") -> str:
+        action = html.escape(f"?t={quote(for_token, safe='')}", quote=True)
+        return (
+            f'<form method="post" action="{action}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<input type="hidden" name="from" value="page">'
+            f'<button type="submit"{css}>{html.escape(label)}</button></form>'
+        )
+
+    everything = ""
+    if not who.everything:  # the same reader may leave every topic from here
+        everything = form(
+            sign(keys, who.recipient, ALL_TOPICS),
+            "Stop every mediamon mail / 退订全部",
+            ' class="quiet"',
+        )
+    return _page_text(
+        "Unsubscribe? / 退订？",
+        f"<p>Stop sending <b>{address}</b> {english}?</p>"
+        f"<p>不再向 <b>{address}</b> 发送{chinese}？</p>"
+        + form(token, "Unsubscribe / 退订")
+        + everything
+        + '<p class="muted">Nothing changes until you press a button. / 按下按钮后才会退订。</p>',
+    )
+
+
+def _done_html(who: Subscription, name: str | None) -> str:
+    address = html.escape(who.recipient)
+    english, chinese = _what(who, name)
+    return _page_text(
+        "Unsubscribed / 已退订",
+        f"<p><b>{address}</b> will get no more of {english}.</p>"
+        f"<p><b>{address}</b> 将不再收到{chinese}。</p>"
+        '<p class="muted">To be added again, ask the mediamon team that added you.'
+        " / 如需重新订阅，请联系 mediamon 管理员。</p>",
+    )
+
+
+def _page_text(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+        f'<body><main class="box"><h1>{html.escape(title)}</h1>{body}</main></body></html>'
+    )
+
+
+def _page(title: str, body: str, status: int) -> HTMLResponse:
+    return HTMLResponse(_page_text(title, body), status, headers=PAGE_HEADERS)
+
+
+def _refused(refused: TokenRefused) -> HTMLResponse:
+    """A token that is not ours or was changed: one line, nothing written."""
+    logger.warning("unsubscribe refused: %s", refused)
+    return _page(
+        "Not unsubscribed / 未退订",
+        f'<p class="refused" id="reason">{html.escape(str(refused))}</p>',
+        403,
+    )
+
+
+def _database_trouble(error: sa.exc.DBAPIError) -> HTMLResponse:
+    logger.warning("unsubscribe page: %s", one_line(explain(error) or error, 500))
+    return HTMLResponse(
+        _page_text(
+            "Not unsubscribed / 未退订",
+            "<p>mediamon's database did not answer; try again in a minute.</p>",
+        ),
+        503,
+        headers=PAGE_HEADERS | {"Retry-After": "60"},
+    )
