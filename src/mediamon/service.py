@@ -414,7 +414,7 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
     alert whose mail is still pending, from any window, with what the run would do with
     it. Keys are only added, never renamed: scripts read ``status``.
     """
-    from mediamon.alerts import deliver
+    from mediamon.alerts import deliver, subscriptions
 
     engine = engine_for(settings)
     try:
@@ -429,6 +429,10 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
         with engine.connect() as conn:
             # Read for every window at once, as detect does (not three reads a topic).
             known = detect.KnownAlerts.read(conn, spikes, topics)
+            # Who left which topic, once for every topic (not a read per alert).
+            left = subscriptions.left_topics(
+                conn, (r.address for topic in topics for r in topic.recipients)
+            )
             for spike in spikes:
                 topic = topics.get(spike.topic)
                 outlook = (
@@ -439,7 +443,9 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
                 mail = None
                 if outlook.decision == "open" or outlook.alert_id is not None:
                     # the run delivers at its own time (`at`), as run_alerts does
-                    mail = deliver.mail_outlook(conn, outlook.alert_id, topics, spike.topic, at)
+                    mail = deliver.mail_outlook(
+                        conn, outlook.alert_id, topics, spike.topic, at, left=left
+                    )
                 windows.append(
                     {
                         **_spike_summary(spike),
@@ -454,7 +460,7 @@ def _dry_run(settings: Settings, at: datetime) -> dict[str, Any]:
                         "alert_id": alert_id,
                         "topic": topic_key,
                         "window_end": window_end.isoformat(),
-                        **deliver.mail_outlook(conn, alert_id, topics, topic_key, at),
+                        **deliver.mail_outlook(conn, alert_id, topics, topic_key, at, left=left),
                     }
                 )
     finally:

@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mediamon.alerts.compose import MailOptions
-from mediamon.alerts.deliver import deliver_pending
+from mediamon.alerts.deliver import deliver_pending, mail_outlook
 from mediamon.alerts.digest import run_digests
 from mediamon.alerts.unsubscribe import ALL_TOPICS, sign
 from mediamon.bi.unsubscribe_page import make_unsubscribe_app
@@ -205,8 +205,11 @@ def test_one_click_unsubscribes_and_the_next_cycle_mails_nobody_who_left(
             ("desk@example.org", "taiwan", "unsubscribed", "one-click")
         ]
 
-        # The next alert cycle mails duty only.
-        assert len(second_burst(engine, ids, topics)) == 1
+        # The next alert cycle mails duty only (and its dry run says so).
+        [next_alert] = second_burst(engine, ids, topics)
+        with engine.connect() as conn:
+            outlook = mail_outlook(conn, next_alert, topics, "taiwan", AT + timedelta(hours=8))
+        assert outlook["would_mail_to"] == ["duty@example.org"]
         before = len(sink.messages)
         again = deliver_pending(
             engine, smtp_send(port), AT + timedelta(hours=8, minutes=5), options=options(public)

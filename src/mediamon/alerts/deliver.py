@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -340,10 +340,12 @@ def mail_outlook(
     now: datetime,
     *,
     max_age: timedelta = MAX_ALERT_AGE,
+    left: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, Any]:
     """What :func:`deliver_pending` has done or would do now with an alert's mail, read
     only (``mediamon alerts run --dry-run``). ``alert_id`` None: an alert this run would
-    create.
+    create. ``left``: :func:`mediamon.alerts.subscriptions.left_topics` of the topics'
+    recipients, read once by a caller that asks about many alerts (None: read here).
 
     ``mail`` is ``would_send`` (this run mails it to ``would_mail_to``: all its immediate
     recipients, or those a failed send left out, while ``mailed_to`` had theirs),
@@ -355,6 +357,10 @@ def mail_outlook(
     """
     topic = topics.get(topic_key)
     immediate = [r.address for r in (topic.recipients if topic else ()) if r.mode == "immediate"]
+    # Those who left the topic are not mailed (deliver_pending records them skipped).
+    if left is None:
+        left = subscriptions.left_topics(conn, immediate)
+    immediate = [address for address in immediate if subscriptions.wants(left, address, topic_key)]
     if alert_id is None:
         return {
             "mail": "would_send" if immediate else "no_recipients",

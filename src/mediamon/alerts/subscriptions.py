@@ -6,7 +6,7 @@ more from it either."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -65,7 +65,7 @@ def left_topics(conn: sa.Connection, recipients: Iterable[str]) -> dict[str, fro
     return {recipient: frozenset(topics) for recipient, topics in left.items()}
 
 
-def wants(left: dict[str, frozenset[str]], recipient: str, topic: str) -> bool:
+def wants(left: Mapping[str, frozenset[str]], recipient: str, topic: str) -> bool:
     """Whether ``recipient`` still gets ``topic``'s mail, given :func:`left_topics`."""
     gone = left.get(recipient.lower(), frozenset())
     return ALL_TOPICS not in gone and topic not in gone
