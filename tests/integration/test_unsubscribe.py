@@ -171,6 +171,15 @@ def test_one_click_unsubscribes_and_the_next_cycle_mails_nobody_who_left(
         mails = received(sink)
         uri = one_click_uri(mails["desk@example.org"])
         assert footer_link(mails["desk@example.org"]) == uri
+        # As received: both URIs written as they are (never RFC 2047 encoded words),
+        # folded only at a space, every line within RFC 5322's 998 characters.
+        for got in sink.messages:
+            raw = got.content.decode("ascii")
+            assert max(len(line) for line in raw.split("\r\n")) <= 998
+            head = raw[: raw.index("\r\n\r\n")].replace("\r\n ", " ").split("\r\n")
+            [header] = [line for line in head if line.startswith("List-Unsubscribe:")]
+            web = one_click_uri(mails[got.rcpt_tos[0]])
+            assert header.startswith(f"List-Unsubscribe: <{web}>, <mailto:") and "=?" not in header
         assert (
             parse_qs(urlsplit(uri).query)["t"]
             != parse_qs(urlsplit(one_click_uri(mails["duty@example.org"])).query)["t"]
