@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.deliver import deliver_pending, mail_outlook
 from mediamon.alerts.digest import run_digests
+from mediamon.alerts.subscriptions import still_wants
 from mediamon.alerts.unsubscribe import ALL_TOPICS, sign
 from mediamon.bi.unsubscribe_page import make_unsubscribe_app
 from mediamon.spikes.detect import detect
@@ -206,10 +207,12 @@ def test_one_click_unsubscribes_and_the_next_cycle_mails_nobody_who_left(
         ) in refused.text
         assert subscription_rows(engine) == []
 
-        # RFC 8058's POST, as Gmail sends it: desk leaves taiwan; twice is once.
-        for _ in range(2):
-            done = requests.post(uri, data=ONE_CLICK, timeout=30, allow_redirects=False)
+        # RFC 8058's POST, as Gmail sends it: desk leaves taiwan; twice is once. A one-click
+        # POST that claims to resubscribe (only the page's undo may) unsubscribes all the same.
+        for body in (ONE_CLICK, ONE_CLICK | {"resubscribe": "1"}):
+            done = requests.post(uri, data=body, timeout=30, allow_redirects=False)
             assert done.status_code == 200 and "Unsubscribed" in done.text
+        assert "Already unsubscribed" in requests.get(uri, timeout=30).text
         assert subscription_rows(engine) == [
             ("desk@example.org", "taiwan", "unsubscribed", "one-click")
         ]
@@ -376,7 +379,15 @@ def test_the_mails_link_and_the_page_work_in_a_browser_at_phone_and_desktop_widt
         page.wait_for("Page.loadEventFired")
         assert page.evaluate("document.querySelector('h1').textContent") == "Unsubscribed / 已退订"
         page.screenshot(ARTIFACTS / "unsubscribe-done-390.png")
-    assert subscription_rows(engine) == [("desk@example.org", "taiwan", "unsubscribed", "page")]
+        assert subscription_rows(engine) == [("desk@example.org", "taiwan", "unsubscribed", "page")]
+        # Pressed by mistake: the page's undo subscribes them again.
+        page.evaluate("document.querySelector('button').click()")
+        page.wait_for("Page.loadEventFired")
+        heading = page.evaluate("document.querySelector('h1').textContent")
+        assert heading == "Subscribed again / 已重新订阅"
+    assert subscription_rows(engine) == [("desk@example.org", "taiwan", "subscribed", "page")]
+    with engine.connect() as conn:
+        assert still_wants(conn, "desk@example.org", "taiwan")
 
 
 def test_the_page_refuses_without_a_key_and_a_missing_token(

@@ -111,18 +111,22 @@ def make_unsubscribe_app(
                 return _page("Not unsubscribed", "<p>The request is too large.</p>", 413)
         token = asked.query_params.get("t", "")
         via = "page" if b"from=page" in body else "one-click"
+        # Only the page's "undo" button sends this; a one-click POST never does.
+        again = via == "page" and b"resubscribe=1" in body
         keys = tuple(keys_factory())
         if not keys:
             return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
         try:
             who = verify(keys, token)
-            name = await run_in_threadpool(_unsubscribe, engine(), who, via)
+            name = await run_in_threadpool(_set_state, engine(), who, again, via)
         except TokenRefused as refused:
             return _refused(refused)
         except sa.exc.DBAPIError as error:
             return _database_trouble(error)
-        logger.info("unsubscribed %s from %s (%s)", who.recipient, who.topic, via)
-        return HTMLResponse(_done_html(who, name), headers=PAGE_HEADERS)
+        done = "subscribed again" if again else "unsubscribed"
+        logger.info("%s %s from %s (%s)", done, who.recipient, who.topic, via)
+        page = _again_html(who, name, token) if again else _done_html(who, name, token)
+        return HTMLResponse(page, headers=PAGE_HEADERS)
 
     return app
 
@@ -154,9 +158,9 @@ def _topic_and_state(engine: sa.Engine, who: Subscription) -> tuple[str | None, 
     return name, state == "unsubscribed"
 
 
-def _unsubscribe(engine: sa.Engine, who: Subscription, via: str) -> str | None:
+def _set_state(engine: sa.Engine, who: Subscription, subscribed: bool, via: str) -> str | None:
     with engine.begin() as conn:
-        subscriptions.set_state(conn, who, subscribed=False, at=datetime.now(UTC), via=via)
+        subscriptions.set_state(conn, who, subscribed=subscribed, at=datetime.now(UTC), via=via)
     return _topic_and_state(engine, who)[0]
 
 
@@ -181,21 +185,11 @@ def _ask_html(
         return _page_text(
             "Already unsubscribed / 已退订",
             f"<p><b>{address}</b> no longer gets {english}.</p>"
-            f"<p><b>{address}</b> 已不再接收{chinese}。</p>",
+            f"<p><b>{address}</b> 已不再接收{chinese}。</p>" + _undo(token),
         )
-
-    def form(for_token: str, label: str, css: str = "") -> str:
-        action = html.escape(f"?t={quote(for_token, safe='')}", quote=True)
-        return (
-            f'<form method="post" action="{action}">'
-            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-            '<input type="hidden" name="from" value="page">'
-            f'<button type="submit"{css}>{html.escape(label)}</button></form>'
-        )
-
     everything = ""
     if not who.everything:  # the same reader may leave every topic from here
-        everything = form(
+        everything = _form(
             sign(keys, who.recipient, ALL_TOPICS),
             "Stop every mediamon mail / 退订全部",
             ' class="quiet"',
@@ -204,21 +198,48 @@ def _ask_html(
         "Unsubscribe? / 退订？",
         f"<p>Stop sending <b>{address}</b> {english}?</p>"
         f"<p>不再向 <b>{address}</b> 发送{chinese}？</p>"
-        + form(token, "Unsubscribe / 退订")
+        + _form(token, "Unsubscribe / 退订")
         + everything
         + '<p class="muted">Nothing changes until you press a button. / 按下按钮后才会退订。</p>',
     )
 
 
-def _done_html(who: Subscription, name: str | None) -> str:
+def _form(token: str, label: str, css: str = "", *, resubscribe: bool = False) -> str:
+    """A button that POSTs to the page with ``token``: RFC 8058's body, marked as the
+    page's (and as an undo when ``resubscribe``)."""
+    action = html.escape(f"?t={quote(token, safe='')}", quote=True)
+    extra = '<input type="hidden" name="resubscribe" value="1">' if resubscribe else ""
+    return (
+        f'<form method="post" action="{action}">'
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        f'<input type="hidden" name="from" value="page">{extra}'
+        f'<button type="submit"{css}>{html.escape(label)}</button></form>'
+    )
+
+
+def _undo(token: str) -> str:
+    label = "Undo: subscribe again / 撤销，重新订阅"
+    return _form(token, label, ' class="quiet"', resubscribe=True)
+
+
+def _done_html(who: Subscription, name: str | None, token: str) -> str:
     address = html.escape(who.recipient)
     english, chinese = _what(who, name)
     return _page_text(
         "Unsubscribed / 已退订",
         f"<p><b>{address}</b> will get no more of {english}.</p>"
-        f"<p><b>{address}</b> 将不再收到{chinese}。</p>"
-        '<p class="muted">To be added again, ask the mediamon team that added you.'
-        " / 如需重新订阅，请联系 mediamon 管理员。</p>",
+        f"<p><b>{address}</b> 将不再收到{chinese}。</p>" + _undo(token),
+    )
+
+
+def _again_html(who: Subscription, name: str | None, token: str) -> str:
+    address = html.escape(who.recipient)
+    english, chinese = _what(who, name)
+    return _page_text(
+        "Subscribed again / 已重新订阅",
+        f"<p><b>{address}</b> gets {english} again.</p>"
+        f"<p><b>{address}</b> 将重新收到{chinese}。</p>"
+        + _form(token, "Unsubscribe / 退订", ' class="quiet"'),
     )
 
 
