@@ -172,3 +172,40 @@ def test_poll_interval_decides_what_is_due(engine: sa.Engine, settings: Settings
     assert service.plan_sources(settings, NOW, only=["demo-news"], force=True) == ["demo-news"]
     with pytest.raises(ValueError, match="unknown source"):
         service.plan_sources(settings, NOW, only=["nope"])
+
+
+def test_chunks_commit_without_waiting_for_the_disk_and_the_poll_record_waits(
+    settings: Settings,
+) -> None:
+    """A chunk's transaction commits with synchronous_commit off (its flush was a third
+    of the load's time); the poll's record, written after every chunk, commits as the
+    server is configured (on), and that flush makes the chunks durable: a crash before
+    it loses the record with them, so the next poll loads them again. Were the record
+    written without waiting too, a crash could keep it and lose its articles."""
+    transactions: list[list[str]] = []
+
+    def begin(*_: Any) -> None:
+        transactions.append([])
+
+    def statement(*args: Any) -> None:
+        transactions[-1].append(str(args[2]).lower())
+
+    sa.event.listen(sa.engine.Engine, "begin", begin)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", statement)
+    try:
+        (stats,) = service.ingest(settings, ["demo-news"], "test:1", NOW, workers=1)
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", statement)
+        sa.event.remove(sa.engine.Engine, "begin", begin)
+    assert stats["new"] > 0  # the chunks loaded articles
+
+    def unflushed(transaction: list[str]) -> bool:
+        return any("synchronous_commit = off" in s for s in transaction)
+
+    # A chunk's articles go in by COPY on the driver's cursor (no statement seen here),
+    # its fetch log and the lookups of copies beside them.
+    loads = [t for t in transactions if unflushed(t)]
+    assert loads and all(any("into fetch_log" in s for s in t) for t in loads)
+    records = [t for t in transactions if any("into source_state" in s for s in t)]
+    assert len(records) == 1 and not unflushed(records[0])
+    assert transactions.index(records[0]) > max(transactions.index(t) for t in loads)
