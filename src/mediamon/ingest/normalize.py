@@ -104,7 +104,7 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     """The URL that identifies an article: scheme and host lower-cased, default port,
     fragment and tracking parameters dropped, remaining parameters sorted; a host that
     is not ASCII and ``.`` and ``..`` path segments as the fetcher requests them (see
-    :func:`_fetched_host`, :func:`_without_dot_segments`); the path's bytes in one
+    :func:`fetched_host`, :func:`_without_dot_segments`); the path's bytes in one
     spelling (:func:`_percent_encoded`). The URLs of stored articles are their keys: a
     change here needs a migration that re-keys them (0019 did for the path's spelling).
 
@@ -114,7 +114,7 @@ def canonical_url(url: str, drop_params: Iterable[str] = ()) -> str:
     """
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
-    host = _fetched_host((parts.hostname or "").lower()).rstrip(".")
+    host = fetched_host((parts.hostname or "").lower()).rstrip(".")
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal keeps its brackets
     port = parts.port
@@ -164,7 +164,7 @@ def _percent_encoded(path: str) -> str:
     return "".join(pieces)
 
 
-def _fetched_host(host: str) -> str:
+def fetched_host(host: str) -> str:
     """A host name that is not ASCII as it is looked up and requested: IDNA 2008 with the
     UTS 46 mapping (netguard vets this name; requests encodes hosts the same way), so a
     full-width ``ａｂｃ．com`` is ``abc.com`` and ``Bücher.de`` is ``xn--bcher-kva.de``.

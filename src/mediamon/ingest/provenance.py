@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.db.tables import article_claims
-from mediamon.ingest.normalize import url_hash
+from mediamon.ingest.normalize import fetched_host, url_hash
 from mediamon.models import Article
 
 FEED_ORIGINS = ("feed_content", "feed_summary")
@@ -31,8 +31,16 @@ def site_of(url: str) -> str:
     from courlan import extract_domain
 
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower().rstrip(".")
-    domain = extract_domain(url) if host and not host.replace(".", "").isdigit() else None
+    # The host as the fetcher requests it and canonical_url keys it (IDNA 2008 with
+    # UTS 46): a source written as http://www.新华网.cn/rss had the site 新华网.cn, its
+    # articles (keyed xn--xkrr14bows.cn) another one, so every item whose page could not
+    # be fetched was stored as a claim on another site, never as an article.
+    host = fetched_host(parts.hostname or "").lower().rstrip(".")
+    domain = (
+        extract_domain(f"http://{host}/")
+        if host and not host.replace(".", "").isdigit() and ":" not in host
+        else None
+    )
     if domain:
         return str(domain).lower()
     try:

@@ -1,0 +1,50 @@
+"""Hostile configuration: an attack run on what is not an HTTP page (sources and topics
+files, environment, command line, DAG params). One test per finding; docs/faults.md
+names each."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.ingest.provenance import site_of
+from tests.support.fault_server import FaultServer, respond
+from tests.support.faults import NOW, articles, feed_source, item, rss, run_ingest
+
+RSS = "application/rss+xml"
+
+
+@pytest.mark.parametrize(
+    ("written", "keyed"),
+    [
+        ("http://www.新华网.cn/rss", "http://www.xn--xkrr14bows.cn/a"),
+        ("http://例子.中国/feed", "http://xn--fsqu00a.xn--fiqs8s/a"),
+        ("https://News.Bücher.de/rss", "https://xn--bcher-kva.de/a"),
+        ("http://ｗｗｗ．ｅｘａｍｐｌｅ．ｃｏｍ/rss", "http://example.com/a"),
+        ("http://１２７．０．０．１:8080/rss", "http://127.0.0.1:8080/a"),
+    ],
+)
+def test_a_sources_site_is_its_articles_site_however_its_host_is_written(
+    written: str, keyed: str
+) -> None:
+    """A feed URL written with its host in Unicode (a Chinese IDN) or full-width is the
+    site its articles are keyed under (canonical_url spells hosts in IDNA)."""
+    assert site_of(written) == site_of(keyed)
+
+
+def test_a_feed_written_with_a_full_width_host_keeps_its_items_as_articles(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """The source's URL written with its host in full-width digits, its items linking the
+    ASCII spelling, pages not fetched: before, every item was a claim on another site and
+    none an article."""
+    story = server.url("/story")
+    server.route("/feed.xml", respond(rss([item(story, title="本站新闻")]), content_type=RSS))
+    host = server.url("/feed.xml").split("/")[2].split(":")[0]
+    wide = host.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"}).replace(".", "．")
+    url = server.url("/feed.xml").replace(host, wide, 1)
+    source = feed_source("wide", url, fetch_pages=False)
+    stats = run_ingest(engine, [source], NOW)["wide"]
+    assert (stats.new, stats.claims) == (1, 0), stats.errors
+    (article,) = articles(engine, "wide").values()
+    assert article["title"] == "本站新闻"
