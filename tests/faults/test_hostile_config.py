@@ -4,12 +4,24 @@ names each."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
 from mediamon.ingest.provenance import site_of
+from mediamon.ingest.sources import Source
 from tests.support.fault_server import FaultServer, respond
-from tests.support.faults import NOW, articles, feed_source, item, rss, run_ingest
+from tests.support.faults import (
+    NOW,
+    PARAGRAPH,
+    articles,
+    feed_source,
+    fetch_log,
+    item,
+    rss,
+    run_ingest,
+)
 
 RSS = "application/rss+xml"
 
@@ -48,3 +60,23 @@ def test_a_feed_written_with_a_full_width_host_keeps_its_items_as_articles(
     assert (stats.new, stats.claims) == (1, 0), stats.errors
     (article,) = articles(engine, "wide").values()
     assert article["title"] == "本站新闻"
+
+
+def test_an_archive_files_link_longer_than_a_feeds_may_be_fails_that_file_alone(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """An archive file whose line 2 links 1 MB (a feed item's link is refused past 2,048
+    characters, the fetcher's cap): before, stored as the article's URL and key, shown
+    whole in BI and mail."""
+    head = "<!--1713600000000-->\n[{title}]({url})\n------\n<p>" + PARAGRAPH + "</p>\n"
+    (tmp_path / "a-good.txt").write_text(head.format(title="好", url="https://example.com/a"))
+    long_url = "https://example.com/" + "a" * 1_000_000
+    (tmp_path / "b-long.txt").write_text(head.format(title="长", url=long_url))
+    source = Source(name="arc", kind="archive", location=str(tmp_path), language="zh")
+    stats = run_ingest(engine, [source], NOW)["arc"]
+    assert stats.new == 1
+    assert list(articles(engine, "arc")) == ["https://example.com/a"]
+    (error,) = [r["error"] for r in fetch_log(engine, "arc").values() if r["error"]]
+    assert error.startswith("b-long.txt: line 2 link 'https://example.com/aaa")
+    assert error.endswith("is longer than 2048 characters (a feed item's link may be no longer)")
+    assert len(error) < 300

@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from mediamon.ingest.feeds import FeedItem, usable_link
+from mediamon.ingest.feeds import MAX_URL_LENGTH, FeedItem, usable_link
 from mediamon.ingest.normalize import from_epoch_ms
 from mediamon.text import one_line
 
@@ -56,6 +56,11 @@ def parse_archive_text(
     if (usable := usable_link(url)) is None:  # as a feed's item links are checked
         raise ArchiveFormatError(f"{name}: line 2 link {url[:80]!r} is not a valid http(s) URL")
     url, had_userinfo = usable
+    if len(url) > MAX_URL_LENGTH:  # as a feed item's link: a megabyte URL was stored as is
+        raise ArchiveFormatError(
+            f"{name}: line 2 link {url[:40]!r}… is longer than {MAX_URL_LENGTH} characters"
+            " (a feed item's link may be no longer)"
+        )
     if not SEPARATOR.match(header[2]):
         raise ArchiveFormatError(f"{name}: line 3 must be a ------ separator")
     html = lines[3] if len(lines) > 3 else ""
