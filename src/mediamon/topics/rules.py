@@ -58,7 +58,12 @@ TOKEN = re.compile(
 )
 # A rule quoted in an error is cut here.
 MAX_SHOWN_CHARS = 80
-LOWER_OPERATOR = re.compile(r"(?i)^(near/\d*|not)$|near/\d")
+# An operator written otherwise than NEAR/n or NOT: in lower case, or a NEAR whose distance
+# is no number (NEAR/-1, NEAR/+3, NEAR/x). Read as text, such a rule was one phrase,
+# "a near/-1 b", which no article holds: the topic matched nothing, without a word.
+LOWER_OPERATOR = re.compile(r"(?i)^(near/.*|not)$|near/\d")
+# NEAR in capitals without its distance ("台湾 NEAR 选举"): the same silent phrase.
+BARE_NEAR = "NEAR"
 
 
 class RuleError(ValueError):
@@ -264,6 +269,12 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
             flush()
         elif match.group("word") is not None:
             word = match.group("word")
+            if word == BARE_NEAR or word.startswith(f"{BARE_NEAR}/"):
+                raise RuleError(
+                    f"{_shown(source)}: NEAR needs its distance, a whole number from 0 to"
+                    f" {MAX_NEAR} such as NEAR/8 (within 8 characters or words), or quote the"
+                    f" text; got {_shown(word)}"
+                )
             if LOWER_OPERATOR.search(word):
                 raise RuleError(
                     f"{_shown(source)}: write operators in capitals between spaces "

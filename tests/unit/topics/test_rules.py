@@ -189,6 +189,12 @@ def test_alternatives() -> None:
             "NEAR distance must be 0 to 200",
             id="near-arabic-digits",
         ),
+        # Before: read as one phrase ("台湾 near 选举"), which no article holds: the topic
+        # matched nothing, without a word.
+        pytest.param("台湾 NEAR 选举", "NEAR needs its distance", id="near-bare"),
+        pytest.param("台湾 NEAR/-1 选举", "got 'NEAR/-1'", id="near-negative"),
+        pytest.param("台湾 NEAR/+3 选举", "got 'NEAR/+3'", id="near-plus"),
+        pytest.param("台湾 near/x 选举", "capitals", id="near-lower-no-number"),
     ],
 )
 def test_bad_rules_are_rejected(rule: str, reason: str) -> None:
@@ -198,6 +204,8 @@ def test_bad_rules_are_rejected(rule: str, reason: str) -> None:
 
 def test_quoted_text_may_contain_operator_words() -> None:
     assert topic('"not guilty"').hits("pleaded not guilty") == 1
+    assert topic('"NEAR Protocol"').hits("the near protocol token") == 1
+    assert topic("near east").hits("news of the near east") == 1
 
 
 # --- the file --------------------------------------------------------------------------
