@@ -13,6 +13,7 @@ import yaml
 
 from mediamon.alerts.render import ascii_domain
 from mediamon.config_yaml import UnusableConfigFile, read_config_bytes
+from mediamon.ingest.sources import NAME_PATTERN as SOURCE_NAME
 from mediamon.settings import is_recipient_address, is_zone_name
 from mediamon.spikes.model import SpikeParams
 from mediamon.topics.definitions import (
@@ -300,9 +301,7 @@ def _defaults(reader: _Reader, node: yaml.Node | None) -> _Defaults:
         timezone=timezone,
         digest_weekday=weekday,
         languages=_languages(reader, entries["languages"]) if "languages" in entries else (),
-        sources=tuple(t for _, t in reader.texts(entries["sources"], "sources"))
-        if "sources" in entries
-        else (),
+        sources=_source_names(reader, entries["sources"]) if "sources" in entries else (),
     )
 
 
@@ -330,7 +329,7 @@ def _topic(
         if "languages" in scope:
             languages = _languages(reader, scope["languages"])
         if "sources" in scope:
-            sources = tuple(t for _, t in reader.texts(scope["sources"], "sources"))
+            sources = _source_names(reader, scope["sources"])
     params = dict(defaults.params)
     if "thresholds" in entries:
         params = _thresholds(reader, entries["thresholds"], params)
@@ -459,6 +458,22 @@ def _timezone(reader: _Reader, node: yaml.Node) -> str:
     if not is_zone_name(name):
         raise reader.error(node, f"unknown timezone {name!r}")
     return name
+
+
+def _source_names(reader: _Reader, node: yaml.Node) -> tuple[str, ...]:
+    """A scope's sources: names as sources.yaml allows them. Compared with the stored
+    names as written, so ``RFI-CN`` or ``rfi cn`` (no source can be named so) matched no
+    article: the topic never counted a story, and ``topics check`` passed."""
+    result = []
+    for item, text in reader.texts(node, "sources"):
+        if not SOURCE_NAME.match(text):
+            raise reader.error(
+                item,
+                f"sources: {text[:80]!r} is no source name (lower-case letters, digits,"
+                " _ . -, at most 64, as in the sources file): the topic would match nothing",
+            )
+        result.append(text)
+    return tuple(result)
 
 
 def _languages(reader: _Reader, node: yaml.Node) -> tuple[str, ...]:

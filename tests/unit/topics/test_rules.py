@@ -257,6 +257,9 @@ def test_file_defaults_are_resolved() -> None:
         (GOOD.replace("key: chips", "key: taiwan"), 10, "already used"),
         (GOOD.replace("scope:", "scop:"), 9, "unknown key 'scop'"),
         (GOOD.replace("Europe/Paris", "Mars/Olympus"), 15, "unknown timezone"),
+        # Before: accepted; no source can be named so, and the topic matched no article.
+        (GOOD.replace("[zh]}", "[zh], sources: [RFI-CN]}"), 9, "'RFI-CN' is no source name"),
+        (GOOD.replace("[zh]}", "[zh], sources: [rfi cn]}"), 9, "the topic would match nothing"),
         (GOOD.replace("[desk@example.org]", "[desk-at-example]"), 4, "not an e-mail"),
         # hostile ones (each passed the check, then broke every alert run, or crashed it)
         # an encoded word the mail library decodes into a CR LF header break
