@@ -260,10 +260,10 @@ def import_archive(
     The source is named after the folder unless ``source_name`` is given; importing the
     same folder again changes nothing.
     """
-    from mediamon.ingest.archive import archive_files
+    from mediamon.ingest.archive import archive_files, resolved_folder
     from mediamon.ingest.sources import LANGUAGE, NAME_PATTERN, quoted
 
-    folder = folder.resolve()
+    folder = resolved_folder(folder)
     name = (
         source_name
         or "archive-"

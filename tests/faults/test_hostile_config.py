@@ -4,6 +4,9 @@ names each."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,36 @@ def test_an_archive_files_link_longer_than_a_feeds_may_be_fails_that_file_alone(
     assert error.startswith("b-long.txt: line 2 link 'https://example.com/aaa")
     assert error.endswith("is longer than 2048 characters (a feed item's link may be no longer)")
     assert len(error) < 300
+
+
+@pytest.mark.parametrize(
+    ("folder", "why"),
+    [
+        pytest.param(
+            "b" * 300, "cannot be read (file name too long); not read", id="name-too-long"
+        ),
+        # /proc/1/fd/0 is a link into another process: even root may not go through it.
+        pytest.param("/proc/1/fd/0/x", "cannot be read (permission denied); not read", id="eacces"),
+    ],
+)
+def test_an_archive_folder_that_cannot_be_listed_is_one_line(
+    engine: sa.Engine, database_url: str, tmp_path: Path, folder: str, why: str
+) -> None:
+    """An archive folder whose name is too long, or on a path we may not enter: before, an
+    OSError traceback from import-archive, and a crashed poll of such a source in
+    sources.yaml."""
+    path = tmp_path / folder if not folder.startswith("/") else Path(folder)
+    env = {**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var")}
+    env["MEDIAMON_DATABASE_URL"] = database_url
+    result = subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", "import-archive", str(path), "--source-name", "x"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = (result.stdout + result.stderr).strip()
+    assert "Traceback" not in output, output[-2000:]
+    assert result.returncode == 2 and len(output.splitlines()) == 1, output[-2000:]
+    assert output.startswith("mediamon: ") and output.endswith(why)
+    assert len(output) < 300
+    source = Source(name="arc", kind="archive", location=str(path))
+    stats = run_ingest(engine, [source], NOW)["arc"]
+    assert stats.poll == "failed" and stats.errors[0].endswith(why)

@@ -17,6 +17,8 @@ EPOCH_LINE = re.compile(r"^<!--\s*(\d{10,13})\s*-->$")
 URL_SCHEMES = ("http://", "https://")
 URL_BREAK = re.compile(r"[\s)]")
 SEPARATOR = re.compile(r"^-{3,}$")
+# A folder named in an error is cut here (a path may be 4,096 bytes; a line should not).
+MAX_SHOWN_FOLDER = 200
 
 
 class ArchiveFormatError(ValueError):
@@ -206,6 +208,26 @@ def shown_name(name: str) -> str:
     return one_line(readable)
 
 
+def resolved_folder(folder: Path) -> Path:
+    """``folder`` made absolute, links resolved (an import names its source after it).
+
+    Raises:
+        ArchiveFormatError: a folder on the way cannot be entered, or the name is too
+            long (before: an OSError traceback from import-archive).
+    """
+    try:
+        return folder.resolve()
+    except OSError as error:
+        raise ArchiveFormatError(
+            f"{_shown_folder(folder)}: {why_unreadable(error)}; not read"
+        ) from None
+
+
+def _shown_folder(folder: Path) -> str:
+    shown = shown_name(str(folder))
+    return shown if len(shown) <= MAX_SHOWN_FOLDER else shown[: MAX_SHOWN_FOLDER - 1] + "…"
+
+
 def archive_files(folder: Path) -> list[Path]:
     """The files of an archive folder in name order (hidden files and READMEs skipped).
 
@@ -213,12 +235,18 @@ def archive_files(folder: Path) -> list[Path]:
     that loops or leads out of the folder were left out without a word, and the import
     said nothing of them; :func:`read_archive_file` now names each with its reason.
     """
-    if not folder.is_dir():
-        raise ArchiveFormatError(f"{folder}: not a folder")
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".")
-        and p.suffix.lower() in (".txt", ".html")
-        and not p.name.lower().startswith("readme")
-    )
+    shown = _shown_folder(folder)
+    try:
+        if not folder.is_dir():
+            raise ArchiveFormatError(f"{shown}: not a folder")
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if not p.name.startswith(".")
+            and p.suffix.lower() in (".txt", ".html")
+            and not p.name.lower().startswith("readme")
+        )
+    except OSError as error:
+        # is_dir() lets a name too long, or a folder on the way we may not enter, out as
+        # an OSError: a traceback from import-archive, a crashed poll of an archive source.
+        raise ArchiveFormatError(f"{shown}: {why_unreadable(error)}; not read") from None
