@@ -116,3 +116,35 @@ def test_an_archive_folder_that_cannot_be_listed_is_one_line(
     source = Source(name="arc", kind="archive", location=str(path))
     stats = run_ingest(engine, [source], NOW)["arc"]
     assert stats.poll == "failed" and stats.errors[0].endswith(why)
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        pytest.param("c" * 300, "cannot read the extraction file: File name too long", id="long"),
+        pytest.param(
+            "/proc/1/fd/0/x", "cannot read the extraction file: Permission denied", id="eacces"
+        ),
+    ],
+)
+def test_an_extraction_file_that_cannot_be_reached_is_one_line(
+    database_url: str, tmp_path: Path, path: str, why: str
+) -> None:
+    """MEDIAMON_EXTRACTION_CONFIG (optional: none means no rules) naming a path too long,
+    or through a folder that may not be entered: before, an OSError traceback out of
+    `mediamon ingest` and the plan task, retried, where a sources or topics file at such
+    a path was one line."""
+    extraction = tmp_path / path if not path.startswith("/") else Path(path)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("version: 1\nsources:\n  - name: a\n    url: http://127.0.0.1:9/f\n")
+    env = {**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var")}
+    env |= {"MEDIAMON_DATABASE_URL": database_url, "MEDIAMON_SOURCES": str(sources)}
+    env["MEDIAMON_EXTRACTION_CONFIG"] = str(extraction)
+    result = subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", "ingest"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = (result.stdout + result.stderr).strip()
+    assert "Traceback" not in output, output[-2000:]
+    assert result.returncode == 2 and len(output.splitlines()) == 1, output[-2000:]
+    assert output == f"mediamon: {extraction}: {why}"

@@ -104,7 +104,11 @@ def load_site_rules(path: str) -> dict[str, SiteRule]:
             the file (and the site and field).
     """
     file = Path(path)
-    if not file.exists():  # a FIFO or a device exists: refused below, not taken for none
+    try:
+        present = file.exists()  # a FIFO or a device exists: refused below, not taken for none
+    except OSError as error:  # a name too long, a folder on the way we may not enter
+        raise ValueError(f"{file}: cannot read the extraction file: {error.strerror}") from None
+    if not present:
         return {}
     try:
         document = load_config_yaml(file, "extraction file") or {}
