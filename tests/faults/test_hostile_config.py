@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from mediamon.ingest.provenance import site_of
-from mediamon.ingest.sources import Source
+from mediamon.ingest.sources import Source, SourceConfigError, load_sources
 from tests.support.fault_server import FaultServer, respond
 from tests.support.faults import (
     NOW,
@@ -148,3 +148,29 @@ def test_an_extraction_file_that_cannot_be_reached_is_one_line(
     assert "Traceback" not in output, output[-2000:]
     assert result.returncode == 2 and len(output.splitlines()) == 1, output[-2000:]
     assert output == f"mediamon: {extraction}: {why}"
+
+
+@pytest.mark.parametrize(
+    ("field", "entry"),
+    [("drop_query_params", "p{}"), ("allow_hosts", "h{}.example.org:80")],
+)
+def test_a_sources_list_of_thousands_is_refused_naming_the_field(
+    tmp_path: Path, field: str, entry: str
+) -> None:
+    """A source's drop_query_params of 100,000 names (a megabyte of YAML) cost 0.1 s for
+    every URL canonicalized, several a page: minutes of each poll (allow_hosts, a set
+    built for every request, the same). Before: accepted; now at most 1,000."""
+    head = "version: 1\nsources:\n  - name: a\n    url: http://example.org/f\n"
+    path = tmp_path / "sources.yaml"
+    entries = ", ".join(entry.format(n) for n in range(1_001))
+    path.write_text(f"{head}    {field}: [{entries}]\n")
+    with pytest.raises(SourceConfigError) as caught:
+        load_sources(path)
+    assert str(caught.value) == (
+        f"{path}: source 'a'.{field}: 1001 entries (at most 1000: each is looked up for every"
+        f" {'link' if field == 'drop_query_params' else 'request'} of the source)"
+    )
+    entries = ", ".join(entry.format(n) for n in range(1_000))
+    path.write_text(f"{head}    {field}: [{entries}]\n")
+    (source,) = load_sources(path)
+    assert len(getattr(source, field)) == 1_000

@@ -69,6 +69,9 @@ CONTROL_CHARACTER = BREAKS_A_LINE
 # alias, were refused as "too large once YAML aliases are expanded".)
 MAX_EXPANDED_VALUES = 200_000
 MAX_EXPANDED_CHARACTERS = 10_000_000
+# drop_query_params and allow_hosts of a source: real ones name a few (utm_*, a test
+# host); past this the list is a paste gone wrong, and every link would pay for it.
+MAX_LIST_ENTRIES = 1_000
 # Values quoted in error messages are cut here, so each error stays one readable line.
 MAX_QUOTED_CHARS = 200
 
@@ -327,6 +330,7 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     params = raw.get("drop_query_params", [])
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise SourceConfigError(f"{where}.drop_query_params: expected a list of names")
+    _refuse_long_list(params, f"{where}.drop_query_params", "every link of the source")
     for flag in ("fetch_pages", "allow_private_network", "enabled", *BOOLEAN_FIELDS):
         if flag in raw and not isinstance(raw[flag], bool):
             raise SourceConfigError(f"{where}.{flag}: expected true or false")
@@ -348,6 +352,7 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     hosts = raw.get("allow_hosts", [])
     if not isinstance(hosts, list):
         raise SourceConfigError(f"{where}.allow_hosts: expected a list of host:port")
+    _refuse_long_list(hosts, f"{where}.allow_hosts", "every request of the source")
     extra["allow_hosts"] = tuple(
         parse_host_port(h, f"{where}.allow_hosts[{n}]") for n, h in enumerate(hosts)
     )
@@ -372,6 +377,18 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
     ):
         raise SourceConfigError(f"{where}.min_poll_interval: longer than max_poll_interval")
     return source
+
+
+def _refuse_long_list(entries: list[Any], where: str, used_for: str) -> None:
+    """A source's list longer than :data:`MAX_LIST_ENTRIES` is refused: each is looked up
+    for ``used_for``, where the list is built into a set again (100,000 names of
+    drop_query_params, a megabyte of YAML, cost 0.1 s for every URL canonicalized, several
+    a page: minutes of each poll)."""
+    if len(entries) > MAX_LIST_ENTRIES:
+        raise SourceConfigError(
+            f"{where}: {len(entries)} entries (at most {MAX_LIST_ENTRIES}: each is looked up"
+            f" for {used_for})"
+        )
 
 
 def _check_expanded_size(document: object, path: Path) -> None:
