@@ -174,3 +174,45 @@ def test_a_sources_list_of_thousands_is_refused_naming_the_field(
     path.write_text(f"{head}    {field}: [{entries}]\n")
     (source,) = load_sources(path)
     assert len(getattr(source, field)) == 1_000
+
+
+TOPICS = "version: 1\ntopics:\n  - key: t\n    name: x\n    terms: [台湾]\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            (TOPICS + "\x00").encode(),
+            ":6: YAML does not allow the character U+0000 (control characters are not allowed)",
+            id="nul",
+        ),
+        pytest.param(
+            TOPICS.replace("name: x", "name: \x1b]0;x\x07").encode(),
+            ":4: YAML does not allow the character U+001B (control characters are not allowed)",
+            id="escape",
+        ),
+        pytest.param(
+            TOPICS.encode("gbk"),
+            ": not UTF-8 text (byte 0xcd at offset 56); save the topics file as UTF-8",
+            id="gbk",
+        ),
+    ],
+)
+def test_a_topics_file_of_bytes_yaml_refuses_is_one_line(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    """A control character anywhere in topics.yaml (a NUL, an escape sequence pasted from
+    a terminal), or a file saved in GBK: before, PyYAML's two-line message (`… in
+    "<unicode string>", position 57`) or Python's codec error, in `topics check`, the
+    `status` warning and the watchdog's incident."""
+    topics = tmp_path / "topics.yaml"
+    topics.write_bytes(data)
+    env = {**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var"), "MEDIAMON_TOPICS": str(topics)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", "topics", "check"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 2, output
+    assert output == f"mediamon: {topics}{message}"

@@ -153,8 +153,18 @@ def parse_topics(text: str, name: str = "topics.yaml") -> TopicSet:
             raise TopicConfigError(f"{name}{line}: YAML nested too deeply") from error
         reason = " ".join(str(p) for p in (error.context, error.problem) if p)
         raise TopicConfigError(f"{name}{line}: YAML syntax error: {reason}") from error
+    except yaml.reader.ReaderError as error:
+        # A NUL, ESC or other control character anywhere in the file: PyYAML's message
+        # spans two lines ("… in "<unicode string>", position 57"), which broke the one
+        # line of `topics check`, `status` and the watchdog's incident.
+        line = text.count("\n", 0, max(error.position, 0)) + 1
+        raise TopicConfigError(
+            f"{name}:{line}: YAML does not allow the character U+{error.character:04X}"
+            f" ({error.reason})"
+        ) from error
     except yaml.YAMLError as error:
-        raise TopicConfigError(f"{name}: YAML error: {error}") from error
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TopicConfigError(f"{name}: YAML error: {reason}") from error
     except RecursionError as error:  # brackets nested thousands deep
         raise TopicConfigError(f"{name}: YAML nested too deeply") from error
     if root is None:
@@ -257,7 +267,12 @@ def load_topics(path: Path) -> TopicSet:
     """
     try:
         text = read_config_bytes(path).decode("utf-8")
-    except (OSError, UnicodeDecodeError, UnusableConfigFile) as error:
+    except UnicodeDecodeError as error:  # as sources.yaml says it: the byte, not a codec
+        raise TopicConfigError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset"
+            f" {error.start}); save the topics file as UTF-8"
+        ) from error
+    except (OSError, UnusableConfigFile) as error:
         raise TopicConfigError(f"{path}: cannot read the file: {error}") from error
     return parse_topics(text, str(path))
 
