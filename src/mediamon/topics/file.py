@@ -157,9 +157,9 @@ def parse_topics(text: str, name: str = "topics.yaml") -> TopicSet:
         # A NUL, ESC or other control character anywhere in the file: PyYAML's message
         # spans two lines ("… in "<unicode string>", position 57"), which broke the one
         # line of `topics check`, `status` and the watchdog's incident.
-        line = text.count("\n", 0, max(error.position, 0)) + 1
+        number = text.count("\n", 0, max(error.position, 0)) + 1
         raise TopicConfigError(
-            f"{name}:{line}: YAML does not allow the character U+{error.character:04X}"
+            f"{name}:{number}: YAML does not allow the character U+{error.character:04X}"
             f" ({error.reason})"
         ) from error
     except yaml.YAMLError as error:
