@@ -216,3 +216,40 @@ def test_a_topics_file_of_bytes_yaml_refuses_is_one_line(
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 2, output
     assert output == f"mediamon: {topics}{message}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pg_monitor_x", "public", "Has Space", "x\ny", "a" * 70],
+    ids=["pg-prefix", "public", "space", "line-break", "70-characters"],
+)
+def test_a_login_name_in_the_environment_is_checked_as_bi_user_checks_it(name: str) -> None:
+    """MEDIAMON_BI_LOGIN / MEDIAMON_WRITER_ROLE for `mediamon db roles`: before, `pg_…` and
+    `public` were a ReservedName traceback, a space or a line break made a role of that
+    name (the line break forging the command's output), 70 characters a role cut to 63
+    that the printed login could not use."""
+    from mediamon.db import roles
+    from mediamon.errors import InputError
+
+    for variable, password in (roles.BI_LOGIN_ENV, roles.WRITER_ROLE_ENV):
+        with pytest.raises(InputError) as caught:
+            roles.logins_from_env({variable: name, password: "pw"})
+        message = str(caught.value)
+        assert message.startswith(f"{variable}={name[:70]!r}: expected lower-case letters")
+        assert "\n" not in message
+
+
+def test_a_reserved_login_name_is_one_line_from_db_roles(database_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var")}
+    env |= {"MEDIAMON_DATABASE_URL": database_url}
+    env |= {"MEDIAMON_BI_LOGIN": "pg_reader", "MEDIAMON_BI_PASSWORD": "pw"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", "db", "roles"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = (result.stdout + result.stderr).strip()
+    assert "Traceback" not in output, output[-2000:]
+    assert result.returncode == 2 and output == (
+        "mediamon: MEDIAMON_BI_LOGIN='pg_reader': expected lower-case letters, digits and _"
+        " (at most 63; not public or pg_*)"
+    )

@@ -25,17 +25,17 @@ import sqlalchemy as sa
 
 from mediamon.db.roles import (
     BI_ROLE,
+    RESERVED_ROLES,
     ROLE_SETTING_NAMES,
     bi_login_refusals,
     bi_login_settings,
+    is_role_name,
 )
 from mediamon.errors import EXIT_DATABASE, InputError, UserError
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-RESERVED_ROLES = frozenset({"postgres", BI_ROLE, "public"})
 
 
 class EmbeddedServerError(UserError):
@@ -289,7 +289,7 @@ def create_bi_login(
             existing role that is more than a BI login.
         UserError: the role ``mediamon_bi`` is missing (the migration could not create it).
     """
-    if not ROLE_NAME.match(name) or name in RESERVED_ROLES or name.startswith("pg_"):
+    if not is_role_name(name) or name in RESERVED_ROLES:
         raise InputError(
             f"bi-user: {name!r} is not allowed; use lower-case letters, digits and _ "
             f"(not {', '.join(sorted(RESERVED_ROLES))} or pg_*)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,12 @@ logger = logging.getLogger(__name__)
 # The read-only role of the bi views (migration 0004 creates it).
 BI_ROLE = "mediamon_bi"
 WRITER_ROLE_ENV = ("MEDIAMON_WRITER_ROLE", "MEDIAMON_WRITER_PASSWORD")
+# A role mediamon makes: a plain lower-case name PostgreSQL keeps as written (it cuts a
+# longer one to 63 bytes, so the printed login would not log in), not one PostgreSQL
+# reserves (public, pg_*). bi-user refuses the two roles it must never touch by name too;
+# `db roles` says what each existing role is (postgres: a superuser).
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RESERVED_ROLES = frozenset({"postgres", BI_ROLE, "public"})
 BI_LOGIN_ENV = ("MEDIAMON_BI_LOGIN", "MEDIAMON_BI_PASSWORD")
 
 # Session defaults of every BI login, set on the login itself: PostgreSQL applies a role's
@@ -79,6 +86,14 @@ class Login:
     password: str
 
 
+ROLE_NAME_RULE = "expected lower-case letters, digits and _ (at most 63; not public or pg_*)"
+
+
+def is_role_name(name: str) -> bool:
+    """Whether mediamon may create a role called ``name`` (see :data:`ROLE_NAME`)."""
+    return bool(ROLE_NAME.match(name)) and name != "public" and not name.startswith("pg_")
+
+
 def logins_from_env(environ: Mapping[str, str] | None = None) -> tuple[Login | None, Login | None]:
     """The writer role and BI login named in the environment (None where unset).
 
@@ -92,6 +107,10 @@ def logins_from_env(environ: Mapping[str, str] | None = None) -> tuple[Login | N
         if not name:
             found.append(None)
             continue
+        if not is_role_name(name):
+            # Before: `pg_x` and `public` were a ReservedName traceback; a line break or
+            # a space made a role of that name, its line break forging the output's lines.
+            raise InputError(f"{name_var}={name[:70]!r}: {ROLE_NAME_RULE}")
         password = env.get(password_var, "")
         if not password:
             raise ValueError(f"{name_var} is set but {password_var} is empty")
