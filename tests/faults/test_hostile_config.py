@@ -253,3 +253,44 @@ def test_a_reserved_login_name_is_one_line_from_db_roles(database_url: str, tmp_
         "mediamon: MEDIAMON_BI_LOGIN='pg_reader': expected lower-case letters, digits and _"
         " (at most 63; not public or pg_*)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["import-archive", "{folder}", "--source-name", "desk\n"],
+            "mediamon: 'desk\\n' is not a valid source name (letters, digits, _ . -, at most 64)",
+            id="import-archive-source-name",
+        ),
+        pytest.param(
+            ["db", "bi-user", "atkm_reader\n"],
+            "mediamon: bi-user: 'atkm_reader\\n' is not allowed; use lower-case letters, digits"
+            " and _ (not mediamon_bi, postgres, public or pg_*)",
+            id="bi-user-name",
+        ),
+    ],
+)
+def test_a_name_ending_in_a_line_break_is_refused(
+    engine: sa.Engine, database_url: str, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Names were checked with `^…$`, and `$` also matches before a final line break:
+    `--source-name $'desk\\n'` made a source of that name (shown in status and BI), `db
+    bi-user $'reader\\n'` a role of that name, whose printed login nobody could type."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        "<!--1713600000000-->\n[好](https://example.com/a)\n------\n<p>" + PARAGRAPH + "</p>\n"
+    )
+    env = {**os.environ, "MEDIAMON_VAR_DIR": str(tmp_path / "var")}
+    env |= {"MEDIAMON_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "mediamon.cli", *(a.format(folder=folder) for a in args)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 2 and output == message, output[-2000:]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from sources")).scalar_one() == 0
+        made = "select count(*) from pg_roles where rolname like 'atkm_reader%'"
+        assert conn.execute(sa.text(made)).scalar_one() == 0

@@ -25,7 +25,7 @@ WRITER_ROLE_ENV = ("MEDIAMON_WRITER_ROLE", "MEDIAMON_WRITER_PASSWORD")
 # longer one to 63 bytes, so the printed login would not log in), not one PostgreSQL
 # reserves (public, pg_*). bi-user refuses the two roles it must never touch by name too;
 # `db roles` says what each existing role is (postgres: a superuser).
-ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")  # \Z: "$" allows a final line break
 RESERVED_ROLES = frozenset({"postgres", BI_ROLE, "public"})
 BI_LOGIN_ENV = ("MEDIAMON_BI_LOGIN", "MEDIAMON_BI_PASSWORD")
 

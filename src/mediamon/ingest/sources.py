@@ -15,7 +15,8 @@ from mediamon.errors import ConfigError
 from mediamon.text import BREAKS_A_LINE
 
 KINDS = ("feed", "archive")
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# \Z, not $: "$" also matches before a final line break ("abc\n" was a valid name).
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 DEFAULT_POLL_INTERVAL = timedelta(minutes=15)
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 # A BCP 47 tag as sources.yaml may write it (zh, zh-CN, zh_Hant_TW): a language of two
