@@ -294,3 +294,50 @@ def test_a_name_ending_in_a_line_break_is_refused(
         assert conn.execute(sa.text("select count(*) from sources")).scalar_one() == 0
         made = "select count(*) from pg_roles where rolname like 'atkm_reader%'"
         assert conn.execute(sa.text(made)).scalar_one() == 0
+
+
+def test_a_dotted_capital_i_in_an_article_is_a_mention_of_the_term(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """Case folding makes İ (U+0130, as Turkish outlets write İstanbul) an i and a
+    combining dot: before, no story spelling it so mentioned a topic of `Istanbul`, nor
+    did a term written `İstanbul` find `Istanbul`. Title, body, a row folded before, the
+    snippet's highlight."""
+    from mediamon.alerts.snippet import make_snippet
+    from mediamon.text import fold
+    from mediamon.topics.file import parse_topics
+    from mediamon.topics.match import match_articles
+    from mediamon.topics.store import sync_topics
+
+    body = "Thousands marched in İstanbul on Sunday. " + "The city was calm later. " * 20
+    for path, title in (("/a", "İstanbul protests"), ("/b", "Old")):
+        html = f"<html><head><title>{title}</title></head><body><article><h1>{title}</h1>"
+        server.route(path, respond(f"{html}<p>{body}</p></article></body></html>"))
+    items = [item(server.url("/a"), title="İstanbul protests"), item(server.url("/b"), "Old")]
+    server.route("/feed.xml", respond(rss(items), content_type=RSS))
+    run_ingest(engine, [feed_source("tr", server.url("/feed.xml"), language="en")], NOW)
+    with engine.begin() as conn:  # a row folded before: its match_text holds the dot
+        conn.execute(
+            sa.text("update articles set match_text = :m where canonical_url like '%/b'"),
+            {"m": "thousands marched in i\u0307stanbul on sunday."},
+        )
+    topics = parse_topics(
+        "version: 1\ntopics:\n  - {key: ist, name: Istanbul, terms: [Istanbul]}\n"
+        "  - {key: ist2, name: İstanbul, terms: [İstanbul]}\n",
+        "topics.yaml",
+    )
+    sync_topics(engine, topics)
+    match_articles(engine, topics)
+    with engine.connect() as conn:
+        hits = conn.execute(
+            sa.text(
+                "select m.topic, right(a.canonical_url, 2) as page, m.title_hits, m.body_hits"
+                " from mentions m join articles a using (article_id) order by 1, 2"
+            )
+        ).all()
+    assert [tuple(h) for h in hits] == [
+        ("ist", "/a", 1, 1), ("ist", "/b", 0, 1), ("ist2", "/a", 1, 1), ("ist2", "/b", 0, 1),
+    ]  # fmt: skip
+    assert fold("İSTANBUL") == fold("Istanbul") == "istanbul"
+    snippet = make_snippet(list(topics.topics[0].rules), "Protests in İstanbul today.")
+    assert snippet is not None and snippet.hits == ("İstanbul",)

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mediamon.text import IGNORABLE, _t2s
+from mediamon.text import DOTTED_I, IGNORABLE, _t2s
 from mediamon.topics.rules import Rule
 
 # A snippet longer than this is cut around the hit (characters).
@@ -66,13 +66,14 @@ def fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     for index, char in enumerate(text):
         # An invisible character folds to nothing, as in fold (台\ufe00湾 is a hit of 台湾).
         piece = "" if IGNORABLE.match(char) else unicodedata.normalize("NFKC", char).casefold()
+        piece = piece.replace(DOTTED_I, "i")  # İ is i, as in fold
         if (
             piece
             and pieces
             and unicodedata.combining(piece[0])
             and index - bounds[-1][0] < MAX_CLUSTER_CHARS
         ):
-            pieces[-1] = unicodedata.normalize("NFKC", pieces[-1] + piece)
+            pieces[-1] = unicodedata.normalize("NFKC", pieces[-1] + piece).replace(DOTTED_I, "i")
             bounds[-1] = (bounds[-1][0], index + 1)
         else:
             pieces.append(piece)

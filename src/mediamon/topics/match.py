@@ -19,7 +19,7 @@ from mediamon.db.tables import (
     mentions,
     topics_table,
 )
-from mediamon.text import IGNORABLE, fold
+from mediamon.text import DOTTED_I, IGNORABLE, fold
 from mediamon.topics.definitions import Topic, TopicSet, topic_from_dict
 from mediamon.topics.prefilter import TopicNeedles, needles_of
 
@@ -75,6 +75,9 @@ def match_article(
     # Bodies folded before fold dropped invisible characters still hold them.
     if IGNORABLE.search(match_text):
         match_text = IGNORABLE.sub("", match_text)
+    # Bodies folded before fold read a dotted capital İ as i keep its dot above.
+    if DOTTED_I in match_text:
+        match_text = match_text.replace(DOTTED_I, "i")
     present = (needles.present(title_folded), needles.present(match_text)) if needles else None
     if needles is not None and present is not None:
         # Only the topics one of whose words occurs: going through all of them, even to
