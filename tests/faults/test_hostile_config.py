@@ -341,3 +341,30 @@ def test_a_dotted_capital_i_in_an_article_is_a_mention_of_the_term(
     assert fold("İSTANBUL") == fold("Istanbul") == "istanbul"
     snippet = make_snippet(list(topics.topics[0].rules), "Protests in İstanbul today.")
     assert snippet is not None and snippet.hits == ("İstanbul",)
+
+
+def test_a_sources_file_naming_an_archive_behind_an_unreadable_link_still_loads(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    """An archive `path:` through a link that may not be read (/proc/1/fd/0, EACCES even
+    to root): before, resolving it raised PermissionError out of load_sources, a traceback
+    from ingest, status and the plan task, every other source stopped with it."""
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "a.txt").write_text(
+        "<!--1713600000000-->\n[好](https://example.com/a)\n------\n<p>" + PARAGRAPH + "</p>\n"
+    )
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        "version: 1\nsources:\n"
+        "  - {name: hidden, kind: archive, path: /proc/1/fd/0/x}\n"
+        "  - {name: good, kind: archive, path: good}\n"
+    )
+    hidden, ok = load_sources(path)
+    assert hidden.location == "/proc/1/fd/0/x" and ok.location == str(good)
+    stats = run_ingest(engine, [hidden, ok], NOW)
+    assert stats["hidden"].poll == "failed"
+    assert stats["hidden"].errors == [
+        "/proc/1/fd/0/x: cannot be read (permission denied); not read"
+    ]
+    assert stats["good"].new == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -318,7 +319,13 @@ def _source_from_mapping(raw: object, index: int, path: Path) -> Source:
         folder = raw.get("path")
         if not isinstance(folder, str) or not folder:
             raise SourceConfigError(f"{where}.path: an archive needs a folder path")
-        location = str((path.parent / folder).resolve())
+        try:
+            location = str((path.parent / folder).resolve())
+        except OSError:
+            # A link on the way that may not be read (EACCES from readlink): resolve()
+            # let it out, a traceback from every command reading the file. The folder as
+            # written: its polls fail naming it, the other sources run.
+            location = os.path.abspath(path.parent / folder)
     language = raw.get("language")
     # Articles carry the tag's language alone (zh-CN is zh); one without a language
     # subtag of two or three letters ("Chinese") would be ignored without a word.
