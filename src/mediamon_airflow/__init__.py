@@ -161,6 +161,13 @@ def config_errors_fail_at_once() -> Iterator[None]:
         raise AirflowFailException(str(error)) from error
 
 
+# The trigger form's list of sources is read at parse time, within its budget: a sources
+# file past 1 MiB (some 10,000 sources) gives no list, and the list shows 1,000 names at
+# most (any name may still be typed; plan_sources checks it).
+FORM_SOURCES_MAX_BYTES = 1024 * 1024
+FORM_MAX_SOURCES = 1_000
+
+
 def configured_source_names() -> list[str]:
     """Names in the sources file, for the trigger form's multi-select; [] when the file
     cannot be read. Runs at parse time: one small YAML file, no database, no network
@@ -168,17 +175,25 @@ def configured_source_names() -> list[str]:
     picking aid: ``plan_sources`` checks the names against the file it reads at run time.
     """
     import os
+    from pathlib import Path
 
     import yaml
 
+    from mediamon.config_yaml import read_config_bytes
     from mediamon.settings import DEFAULT_CONFIG_DIR
 
     path = os.environ.get("MEDIAMON_SOURCES") or str(DEFAULT_CONFIG_DIR / "sources.yaml")
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # As the tasks read it (a regular file, opened without blocking), and smaller: a
+        # FIFO in the file's place held the DAG processor until its timeout (the DAG then
+        # broken in the UI), /dev/zero read until memory ran out.
+        data = read_config_bytes(Path(path), max_bytes=FORM_SOURCES_MAX_BYTES)
+        document = yaml.load(
+            data.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
         entries = document["sources"]
-        return [str(entry["name"]) for entry in entries if isinstance(entry, dict)]
+        names = [str(entry["name"]) for entry in entries if isinstance(entry, dict)]
+        return names[:FORM_MAX_SOURCES]  # each is in the serialized DAG and the form
     except Exception:  # noqa: BLE001 - a broken file must not break parsing; plan_sources says why
         return []
 

@@ -368,3 +368,39 @@ def test_a_sources_file_naming_an_archive_behind_an_unreadable_link_still_loads(
         "/proc/1/fd/0/x: cannot be read (permission denied); not read"
     ]
     assert stats["good"].new == 1
+
+
+def test_the_trigger_forms_source_list_never_waits_on_a_fifo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MEDIAMON_SOURCES a FIFO (a shell's `<(…)`, a pipe left in the file's place): the
+    tasks refuse it at once, but the ingest DAG's trigger form read it at parse time with
+    a plain open(), which waits for a writer: the DAG processor held until its timeout,
+    the DAG broken in the UI. Here a writer comes after a while with a source named
+    `late`; before, the form then listed it."""
+    import threading
+
+    from mediamon_airflow import configured_source_names
+
+    fifo = tmp_path / "sources.fifo"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(fifo))
+    done = threading.Event()
+
+    def late_writer() -> None:
+        if not done.wait(5):  # the form is still waiting: give it something to read
+            with open(fifo, "w") as pipe:
+                pipe.write("sources:\n  - {name: late, url: http://example.org/f}\n")
+
+    writer = threading.Thread(target=late_writer, daemon=True)
+    writer.start()
+    names = configured_source_names()
+    done.set()
+    assert names == []
+    big = tmp_path / "sources.yaml"  # 2,000 sources: the form lists the first 1,000
+    big.write_text(
+        "sources:\n"
+        + "".join(f"  - {{name: s{i}, url: http://e{i}.org/f}}\n" for i in range(2_000))
+    )
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(big))
+    assert configured_source_names() == [f"s{i}" for i in range(1_000)]
