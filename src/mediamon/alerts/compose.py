@@ -313,7 +313,10 @@ def _details(alert: AlertMail, catalog: Catalog) -> str:
 def unsubscribe_uri(options: MailOptions, list_name: str, recipient: str) -> str:
     """``mailto:`` URI asking to take ``recipient`` off ``list_name``."""
     subject = quote(f"unsubscribe {list_name} {recipient}", safe="")
-    return f"mailto:{options.unsubscribe_address}?subject={subject}"
+    # RFC 6068: a "?", "#", "%" or "&" of the address (atext allows them) would end it or
+    # start a header field, a "," start a second address; they are percent-encoded.
+    address = quote(options.unsubscribe_address, safe="!$'()*+@")
+    return f"mailto:{address}?subject={subject}"
 
 
 def footer_unsubscribe_uri(options: MailOptions, list_name: str, recipient: str, topic: str) -> str:

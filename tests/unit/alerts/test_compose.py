@@ -9,6 +9,7 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from mediamon.alerts.catalog import Catalog
 from mediamon.alerts.compose import (
@@ -18,6 +19,7 @@ from mediamon.alerts.compose import (
     Reader,
     render_alert_mail,
     terms_line,
+    unsubscribe_uri,
 )
 from mediamon.alerts.digest_mail import (
     DIGEST_FULL_STORIES,
@@ -160,6 +162,17 @@ def test_the_footer_names_whom_to_ask_not_a_file_on_the_server() -> None:
         footer = text.split("\n-- \n", 1)[1]
         assert "ops@x.org" in footer and "台湾" in footer and "key: taiwan" in footer, footer
         assert "topics.yaml" not in footer and "/" not in footer.split("mailto:")[0], footer
+
+
+def test_an_unsubscribe_address_with_uri_delimiters_stays_one_address() -> None:
+    """MEDIAMON_UNSUBSCRIBE_ADDRESS may hold "?", "&", "%", "#" or "," (a local part's
+    atext): written as it was into the mailto: URI, "?" began the header fields (the
+    mail went to "list" with the rest as a field) and "," named a second mailbox."""
+    for address in ("list?x=1&y@example.org", "a%41#b@example.org", "a,b@example.org"):
+        uri = unsubscribe_uri(MailOptions(unsubscribe_address=address), "台湾", "r@x.org")
+        parts = urlsplit(uri)
+        assert parts.scheme == "mailto" and unquote(parts.path) == address, uri
+        assert "," not in parts.path and list(parse_qs(parts.query)) == ["subject"], uri
 
 
 def test_ranking_rule() -> None:
