@@ -69,7 +69,7 @@ bench-bi: install ## every bi view and function on 2 million articles, 1,000 sou
 superset-zip: install ## build var/superset/mediamon_dashboard.zip from src/mediamon/bi/superset/ (import it in Superset)
 	$(BIN)/python -m mediamon.bi.superset_export src/mediamon/bi/superset var/superset/mediamon_dashboard.zip
 
-superset-check: install ## import the dashboard into a real Superset 6.1 (its own virtualenv in var/, made once)
+superset-check: install browser ## import the dashboard into a real Superset 6.1 (its own virtualenv in var/, made once), ask every chart for its data on the demo data and draw the dashboard in chromium
 	$(BIN)/python -m mediamon.devtools.superset_check
 
 bench-smoke: install ## a seconds-long run of every benchmark (CI)
