@@ -20,6 +20,10 @@ from mediamon.text import one_line
 logger = logging.getLogger(__name__)
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement timeout (or a cancel)
+POOL_BUSY = (
+    "every connection to mediamon's database is in use by other readers of this page"
+    " (the database is busy or a maintenance task holds a table); try again in a minute"
+)
 
 # Nothing on the page loads from elsewhere, and nothing may: no script at all, inline
 # styles and SVG only, framed only by Airflow's own UI (the external view's iframe).
@@ -79,6 +83,16 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
             logger.warning("mediamon page: %s", one_line(explain(error) or error, 500))
             return HTMLResponse(
                 window.error_html(database_trouble(error), about_window=False),
+                503,
+                headers=SECURITY_HEADERS | {"Retry-After": "60"},
+            )
+        except sa.exc.TimeoutError as error:
+            # No connection came free within the pool's timeout: more readers at once than
+            # the pool holds, each held up (a table locked by maintenance). SQLAlchemy's
+            # pool error is no DBAPIError; uncaught, it was a bare 500.
+            logger.warning("mediamon page: %s", one_line(str(error), 500))
+            return HTMLResponse(
+                window.error_html(POOL_BUSY, about_window=False),
                 503,
                 headers=SECURITY_HEADERS | {"Retry-After": "60"},
             )

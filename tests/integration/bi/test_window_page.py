@@ -28,6 +28,7 @@ from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.deliver import deliver_pending
 from mediamon.bi import dashboard
 from mediamon.bi.webapp import make_app
+from mediamon.db import make_engine
 from mediamon.spikes.detect import detect
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
@@ -345,3 +346,44 @@ def test_a_page_held_up_past_the_statement_timeout_says_so(
         holder.rollback()
     with serving(engine) as url:
         assert requests.get(f"{url}/mediamon/", timeout=60).status_code == 200
+
+
+def test_a_reader_who_finds_every_connection_busy_gets_a_page_saying_so(
+    engine: sa.Engine,
+) -> None:
+    """More readers at once than the api-server's pool has connections (5 and 10 more by
+    SQLAlchemy's default), while a maintenance task holds a table the page reads: each
+    reader holds a connection up to the statement timeout, and the next waits the pool's
+    timeout for one. Before: SQLAlchemy's pool TimeoutError, which is no database error,
+    left the page: ``500 Internal Server Error`` as plain text. Here the pool is one
+    connection and its wait 1 s; the first reader waits for the lock until it is let go."""
+    small = make_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=1,
+    )
+    answers: list[requests.Response] = []
+    try:
+        with serving(small) as url, engine.connect() as holder:
+            holder.exec_driver_sql("lock table bi.settings in access exclusive mode")
+            first = threading.Thread(
+                target=lambda: answers.append(requests.get(f"{url}/mediamon/", timeout=60))
+            )
+            first.start()
+            while small.pool.checkedout() == 0:  # type: ignore[attr-defined]
+                time.sleep(0.05)
+            for params in ({}, WINDOW):
+                answer = requests.get(f"{url}/mediamon/", params=params, timeout=60)
+                assert answer.status_code == 503, (params, answer.text[:200])
+                assert answer.headers["Content-Type"].startswith("text/html"), params
+                assert answer.headers["Retry-After"] == "60"
+                assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+                assert "every connection to mediamon's database is in use" in html.unescape(
+                    answer.text
+                ), params
+            holder.rollback()
+            first.join(timeout=60)
+            assert [a.status_code for a in answers] == [200]  # served once the lock went
+    finally:
+        small.dispose()
