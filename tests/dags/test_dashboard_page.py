@@ -327,3 +327,60 @@ def test_slow_headers_are_cut_and_others_are_served(api_server: str) -> None:
     assert len(closed) == len(slow), f"{len(closed)} of {len(slow)} slow connections cut"
     assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
     assert requests.get(f"{api_server}/api/v2/monitor/health", timeout=30).ok
+
+
+def _drip_body(port: int, stop: threading.Event, closed: list[float]) -> None:
+    """A slow-body ("R-U-Dead-Yet") connection: a POST to Airflow's login, which reads its
+    body before any login is checked, whose headers promise 1,000 bytes, then a body byte
+    a second; when the server closes it, the seconds since its headers were sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+        slow.sendall(
+            b"POST /auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        started = time.monotonic()
+        while not stop.is_set():
+            try:
+                slow.sendall(b" ")
+                slow.settimeout(1)
+                if slow.recv(4096) == b"":
+                    break  # the server closed it
+            except TimeoutError:
+                continue  # still open: drip on
+            except OSError:
+                break  # reset by the server
+    if not stop.is_set():
+        closed.append(time.monotonic() - started)
+
+
+def test_slow_bodies_are_cut_and_others_are_served(api_server: str) -> None:
+    """Twenty connections dripping a login's body a byte a second, and a reader asking for
+    the page meanwhile. Before: the headers came in time, so nothing limited the body:
+    each connection, and Airflow's handler awaiting it, was kept for as long as it dripped,
+    without any login. Now each is closed once its body is not complete after the limit
+    (a second more for every 500 bytes received); the reader is served all along."""
+    port = int(api_server.rsplit(":", 1)[1])
+    stop = threading.Event()
+    closed: list[float] = []
+    slow = [threading.Thread(target=_drip_body, args=(port, stop, closed)) for _ in range(20)]
+    for thread in slow:
+        thread.start()
+    try:
+        time.sleep(1)
+        page = requests.get(
+            f"{api_server}/mediamon/",
+            headers={"Authorization": f"Bearer {_token(api_server)}"},
+            timeout=60,
+        )
+        assert page.status_code == 200 and "mediamon" in page.text
+        # Ten times the limit: far past it, however loaded the machine is.
+        deadline = time.monotonic() + 10 * HEADER_TIMEOUT_S
+        while len(closed) < len(slow) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in slow:
+            thread.join()
+    assert len(closed) == len(slow), f"{len(closed)} of {len(slow)} slow bodies cut"
+    assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
+    _token(api_server)  # a login whose body comes at once is served
