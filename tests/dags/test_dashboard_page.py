@@ -384,3 +384,49 @@ def test_slow_bodies_are_cut_and_others_are_served(api_server: str) -> None:
     assert len(closed) == len(slow), f"{len(closed)} of {len(slow)} slow bodies cut"
     assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
     _token(api_server)  # a login whose body comes at once is served
+
+
+def test_readers_held_up_leave_airflows_own_endpoints_answering(
+    api_server: str, demo_database: str
+) -> None:
+    """Forty-five readers of the page at once while a maintenance task holds a table the
+    page reads. Before: each held one of the api-server's threads, which Airflow's own
+    endpoints share (anyio's 40), while it waited for the lock or for a connection of the
+    pool: every thread taken, Airflow's health check (a plain def) had none until the
+    waits ran out, 30 s on; its UI the same. Now the page renders on at most
+    ``webapp.PAGE_THREADS`` threads and the others wait without one: the health check
+    answers while every reader still waits."""
+    token = _token(api_server)
+    finished: list[int] = []
+
+    def read() -> None:
+        answer = requests.get(
+            f"{api_server}/mediamon/", headers={"Authorization": f"Bearer {token}"}, timeout=120
+        )
+        finished.append(answer.status_code)
+
+    engine = db.make_engine(demo_database)
+    readers = [threading.Thread(target=read) for _ in range(45)]
+    try:
+        with engine.connect() as holder:
+            holder.exec_driver_sql("lock table bi.settings in access exclusive mode")
+            for thread in readers:
+                thread.start()
+            waiting = (
+                "select count(*) from pg_locks where not granted"
+                " and relation = 'bi.settings'::regclass"
+            )
+            with engine.connect() as watcher:  # readers' queries queued behind the lock
+                while watcher.exec_driver_sql(waiting).scalar_one() < 5 and not finished:
+                    time.sleep(0.2)
+            health = requests.get(f"{api_server}/api/v2/monitor/health", timeout=120)
+            pending = len(readers) - len(finished)
+            holder.rollback()
+        for thread in readers:
+            thread.join()
+    finally:
+        engine.dispose()
+    assert health.ok
+    gave_up = len(readers) - pending
+    assert gave_up == 0, f"health answered only after {gave_up} readers gave up"
+    assert finished == [200] * len(readers), finished

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -19,6 +20,10 @@ from mediamon.text import one_line
 
 logger = logging.getLogger(__name__)
 
+# Threads the page renders on at once, fewer than the connection pool holds (5 + 10):
+# the api-server's thread pool (anyio's, 40) is Airflow's too, its health check and UI
+# included; readers held up by a locked table or a busy database took every thread.
+PAGE_THREADS = 10
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement timeout (or a cancel)
 POOL_BUSY = (
     "every connection to mediamon's database is in use by other readers of this page"
@@ -54,6 +59,7 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
         openapi_url=None,
     )
     lock = threading.Lock()
+    threads = anyio.CapacityLimiter(PAGE_THREADS)
     # One engine (its pool) for the app's life; a mounted app gets no lifespan events, so
     # its connections close with the api-server's process.
     engines: list[sa.Engine] = []
@@ -64,8 +70,9 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
                 engines.append(engine_factory())
             return engines[0]
 
-    # A plain def: FastAPI runs it on its thread pool, so the blocking queries never hold
-    # up the api-server's event loop.
+    # The blocking queries run on the thread pool, so they never hold up the api-server's
+    # event loop, and on at most PAGE_THREADS of its threads: a reader past them waits
+    # for one without holding any.
     # Every parameter is taken as text and checked here: a value FastAPI refused itself
     # would get its JSON error, not a page that says what is wrong. They are read from the
     # query here, not declared: FastAPI, given declared ones, looks up every other key of
@@ -74,7 +81,10 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
     # HEAD as GET without the body (RFC 9110 §9.3.2): uptime monitors and link checkers
     # ask with HEAD, and a 405 read as the page being down.
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
-    def page(asked: Request) -> HTMLResponse:
+    async def page(asked: Request) -> HTMLResponse:
+        return await anyio.to_thread.run_sync(respond, asked, limiter=threads)
+
+    def respond(asked: Request) -> HTMLResponse:
         try:
             return answer(asked)
         except sa.exc.DBAPIError as error:
