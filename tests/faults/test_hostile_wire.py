@@ -14,6 +14,7 @@ resolution and feed shapes): each test replays one finding against servers on
 10. a sender address no server without SMTPUTF8 takes -> test_a_sender_with_a_non_ascii_*
 11. a feed of 15 MB of comments                   -> test_a_feed_of_comments_*
 12. a start tag of 1.25 million attributes        -> test_a_start_tag_over_lxmls_limit_*
+13. a refused answer asked for again by urllib3   -> test_an_answer_the_guard_refused_*
 """
 
 from __future__ import annotations
@@ -459,6 +460,38 @@ def test_an_answer_http_client_misreads_fails_at_once(
     with make_session(USER_AGENT, retries=0) as session:
         result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=4)
     assert (result.error, result.content) == (error, b"")
+
+
+def sent_and_closed(answer: bytes) -> Behaviour:
+    """``answer`` as written, then the connection closed."""
+
+    def behave(conn: Connection) -> None:
+        conn.send(answer)
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"<html><body><p>an HTTP/0.9 answer: a body without a status line</p>",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: abc\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: gzip, chunked"
+        b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ],
+    ids=["http-0.9", "length-abc", "gzip-chunked"],
+)
+def test_an_answer_the_guard_refused_is_not_asked_for_again(
+    server: FaultServer, answer: bytes
+) -> None:
+    """urllib3 took a refused answer for a broken connection and asked again, with its
+    backoff: 4 requests and 3.5 s (0.5 + 1 + 2) for each such URL, to be refused the
+    same way each time. The refusal is the answer: one request."""
+    server.route("/p", sent_and_closed(answer))
+    with make_session(USER_AGENT, retries=3, backoff_s=0.5) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=30)
+    assert result.error is not None and result.error.startswith("answer refused: "), result.error
+    assert server.hits("/p") == 1
 
 
 @pytest.mark.parametrize("encoding", ["chunked", "Chunked", "CHUNKED"])

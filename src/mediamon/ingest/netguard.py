@@ -37,6 +37,7 @@ from urllib3 import connectionpool as u3pool
 from urllib3 import exceptions as u3exceptions
 from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
 from urllib3.util import connection as u3util
+from urllib3.util.retry import Retry
 
 from mediamon.deadline import shut_down, shut_down_socket
 
@@ -412,6 +413,26 @@ def answer_refusal(error: BaseException) -> str | None:
             pending += [seen.__cause__, seen.__context__, getattr(seen, "reason", None)]
             pending += seen.args
     return None
+
+
+class RefusalsFinal(Retry):
+    """urllib3's retries, but none for an answer the guard refused: urllib3 read it as a
+    broken connection (a ProtocolError) and asked again, with its backoff, 4 requests and
+    3.5 s a refused URL to get the same answer refused. The error stays the shape the
+    retries give (MaxRetryError), so callers read it as before."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> RefusalsFinal:
+        if error is not None and answer_refusal(error) is not None:
+            raise u3exceptions.MaxRetryError(_pool, url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class _FinalResponse(http.client.HTTPResponse):

@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 import requests
 from requests.cookies import RequestsCookieJar
-from urllib3.util.retry import Retry
 
 from mediamon.ingest import netguard
 from mediamon.ingest.politeness import HostLimiter, RobotsCache
@@ -95,7 +94,7 @@ def make_session(user_agent: str, retries: int = 3, backoff_s: float = 0.5) -> r
     """
     session = GuardedSession(retries, backoff_s)
     session.trust_env = False
-    retry = Retry(
+    retry = netguard.RefusalsFinal(
         total=retries,
         connect=retries,
         read=retries,
