@@ -287,9 +287,9 @@ class Stack:
                 with suppress(psutil.Error):
                     child.kill()
 
-    def stop(self) -> None:
-        """SIGTERM every service's process group, then SIGKILL what is left, including
-        task processes that moved to process groups of their own."""
+    def stop(self, grace_s: float = 30) -> None:
+        """SIGTERM every service's process group, then SIGKILL what is left after
+        ``grace_s``, including task processes that moved to process groups of their own."""
         import psutil
 
         descendants: list[psutil.Process] = []
@@ -300,7 +300,7 @@ class Stack:
             if process.poll() is None:
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + grace_s
         for process in self.processes.values():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
@@ -329,13 +329,15 @@ class RunTimes:
 
 
 @contextmanager
-def running(env: dict[str, str], metadata_url: str) -> Iterator[Stack]:
-    """A :class:`Stack` stopped on exit, whatever happens."""
+def running(env: dict[str, str], metadata_url: str, stop_grace_s: float = 30) -> Iterator[Stack]:
+    """A :class:`Stack` stopped on exit, whatever happens; ``stop_grace_s``: how long its
+    services get to stop on SIGTERM (a test that has read what it needs lets them go
+    sooner: a scheduler finishing its loop under load took the whole 30 s)."""
     stack = Stack(env=env, metadata_url=metadata_url)
     try:
         yield stack
     finally:
-        stack.stop()
+        stack.stop(stop_grace_s)
 
 
 def worker_hostname() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,21 @@ def run_state(metadata: sa.Engine, dag_id: str, run_id: str) -> tuple[str, dict[
         key = task_id if map_index < 0 else f"{task_id}[{map_index}]"
         by_task[key] = (task_state, tries)
     return state, by_task
+
+
+def first_run(metadata: sa.Engine, dag_id: str, timeout_s: float) -> str:
+    """The id of ``dag_id``'s first run (the one unpausing it makes), once it exists. (The
+    DAG is idle before it is made: waiting for no run going can pass before it starts.)"""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with metadata.connect() as conn:
+            run_id = conn.execute(
+                sa.text("select min(run_id) from dag_run where dag_id = :d"), {"d": dag_id}
+            ).scalar()
+        if run_id is not None:
+            return str(run_id)
+        time.sleep(1)
+    raise TimeoutError(f"no run of {dag_id} in {timeout_s} s")
 
 
 def stored_xcom(metadata: sa.Engine, dag_id: str, run_id: str, task_id: str) -> Any:

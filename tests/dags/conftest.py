@@ -39,6 +39,17 @@ def environment(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stack_template() -> Iterator[None]:
+    """The real-scheduler tests' metadata database template (``bench.airflow_stack``):
+    migrated once for the session and dropped at its end. Dropped after each module, it
+    was migrated again for each, 18 s of CI a module."""
+    yield
+    from bench import airflow_stack
+
+    airflow_stack.drop_templates()
+
+
 @pytest.fixture(scope="session")
 def site() -> Iterator[str]:
     """The demo site, served for the session: the session's sources file names it."""

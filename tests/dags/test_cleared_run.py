@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from bench import airflow_stack
@@ -23,12 +21,6 @@ from mediamon.topics.store import sync_topics
 from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
 HOUR = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _drop_templates() -> Iterator[None]:
-    yield
-    airflow_stack.drop_templates()
 
 
 def _airflow(env: dict[str, str], *args: str) -> None:
@@ -59,7 +51,7 @@ def test_a_cleared_past_run_leaves_its_stale_alert_to_the_digests(
     with airflow_stack.metadata_database(base) as metadata_url, serve_smtp(sink) as smtp_port:
         env = airflow_environment(settings, {**base, "MEDIAMON_AIRFLOW_DATABASE_URL": metadata_url})
         env = airflow_stack.stack_environment(env, metadata_url, tmp_path)
-        with airflow_stack.running(env, metadata_url) as stack:
+        with airflow_stack.running(env, metadata_url, stop_grace_s=5) as stack:
             stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_alerts")

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from bench import airflow_stack
@@ -24,12 +22,6 @@ from tests.integration.test_alert_stages import ARTICLE_SQL, add_source, article
 from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
 MAILING_DAGS = ("mediamon_digests", "mediamon_health", "mediamon_health_report")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _drop_templates() -> Iterator[None]:
-    yield
-    airflow_stack.drop_templates()
 
 
 def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -104,7 +96,7 @@ def test_a_cleared_past_digests_run_mails_no_stale_digest(
     base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     with airflow_stack.metadata_database(base) as metadata_url, serve_smtp(sink) as smtp_port:
         env = _environment(database_url, tmp_path, metadata_url)
-        with airflow_stack.running(env, metadata_url) as stack:
+        with airflow_stack.running(env, metadata_url, stop_grace_s=5) as stack:
             stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_digests")

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from bench import airflow_stack
@@ -28,12 +26,6 @@ def _variable_reads(log: Path) -> int:
 
     read = f"method=GET path=/execution/variables/{MAILED_VARIABLE} "
     return log.read_text("utf-8", "replace").count(read)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _drop_templates() -> Iterator[None]:
-    yield
-    airflow_stack.drop_templates()
 
 
 def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +65,7 @@ def test_a_failed_then_recovered_task_mails_resolved_once_through_the_scheduler(
             "MEDIAMON_OPS_EMAIL": "ops@example.org",
             "AIRFLOW_CONN_MEDIAMON_SMTP": connection_json(smtp_port),
         }
-        with airflow_stack.running(env, metadata_url) as stack:
+        with airflow_stack.running(env, metadata_url, stop_grace_s=5) as stack:
             stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_ingest")
