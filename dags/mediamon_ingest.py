@@ -11,8 +11,13 @@ on this run's articles (`check_quality`) and, when something new was loaded, tel
 
 **Run states.**
 - *Failed* (red): a configuration error (bad sources file, unknown source name: fails at
-  once, no retries), a database error (after retries), **every** due source failing, or a
-  failed data-quality check. The `watcher` task turns any failed task into a failed run.
+  once, no retries), a database error (after retries), an `ingest_shard` failing after its
+  retries, **every** due source failing, or a failed data-quality check. The `watcher`
+  task turns any failed task into a failed run.
+- One mail per failure: the failed task's own. A shard that raised mails its error;
+  `summarize` stays green, counting what it loaded before it raised. A shard killed
+  without a word (SIGKILL: out of memory; Airflow mails nothing) fails `summarize`,
+  whose mail names its sources.
 - *Success* (green) with failing sources: one source down among many is not a red run;
   `summarize` counts it (`sources_failed` in its return value), logs it at WARNING, and
   the `mediamon_health` watchdog mails ops when it keeps failing.
@@ -105,34 +110,46 @@ def mediamon_ingest() -> None:
     def ingest_shard(shard: dict[str, Any]) -> list[dict[str, object]]:
         """Fetch, extract, normalize and load a shard's sources; one summary per source."""
         from mediamon import service
-        from mediamon_airflow import config_errors_fail_at_once, run_time, settings, shard_options
+        from mediamon_airflow import config_errors_fail_at_once as config_errors
+        from mediamon_airflow import run_time, settings, shard_failure_reported, shard_options
 
         context = get_current_context()
         run_key, now = run_time(context)
         options = shard_options(shard["of"], refetch=context["params"]["refetch"])
-        with config_errors_fail_at_once():
+        with shard_failure_reported(context["ti"], shard["sources"]), config_errors():
             return service.ingest_shard(settings(), shard["sources"], run_key, now, options)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, multiple_outputs=False)
     def summarize(summaries: list[object]) -> dict[str, object]:
         """Record the run in ``ingest_runs``; count failed sources (each shard returns one
-        summary per source). Runs even when some ingest tasks failed; fails (without
-        retries) when every due source failed, or when a shard reported nothing (its
-        task killed: Airflow mails nothing for a SIGKILL), naming that shard's sources."""
+        summary per source). Runs even when some ingest tasks failed, counting what they
+        loaded before they raised; fails (without retries) when a shard reported nothing
+        (its task killed: Airflow mails nothing for a SIGKILL), naming that shard's
+        sources, or when every due source failed and no failed task mailed it already."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from mediamon.ops import service as ops
-        from mediamon_airflow import config_errors_fail_at_once, run_time, settings
+        from mediamon_airflow import (
+            SHARD_FAILURE_KEY,
+            config_errors_fail_at_once,
+            run_time,
+            settings,
+        )
 
         context = get_current_context()
         run_key, now = run_time(context)
         # The planned shards: a shard whose task was killed (out of memory) returned
         # nothing and mailed nothing; its sources are named here (None: planning failed).
         planned = context["ti"].xcom_pull(task_ids="plan_sources")
+        # What the shard tasks that raised left: each mailed its own failure, so summarize
+        # counts their sources without failing (and mailing) for them again.
+        failures = context["ti"].xcom_pull(task_ids=["ingest_shard"], key=SHARD_FAILURE_KEY)
         # All the shards' summaries in one request: iterating Airflow's lazy sequence asks
         # for the item past the end, which its client logs as an ERROR on every run.
         with config_errors_fail_at_once():  # a database a newer mediamon upgraded
-            verdict = ops.finish_ingest(settings(), run_key, now, summaries[:], planned)
+            verdict = ops.finish_ingest(
+                settings(), run_key, now, summaries[:], planned, failures or []
+            )
         print(f"run summary: {verdict.summary}")  # the log shows it even when the run fails
         if verdict.failure:
             raise AirflowFailException(verdict.failure)

@@ -5,6 +5,7 @@ folder on ``sys.path`` only in some processes."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -159,6 +160,35 @@ def config_errors_fail_at_once() -> Iterator[None]:
         raise AirflowFailException(f"configuration error: {error}") from error
     except SchemaMismatch as error:
         raise AirflowFailException(str(error)) from error
+
+
+# The XCom a shard task that raised leaves for summarize (mediamon.ops.runs.shard_failure).
+SHARD_FAILURE_KEY = "shard_failure"
+
+
+@contextmanager
+def shard_failure_reported(ti: Any, sources: list[str]) -> Iterator[None]:
+    """Leave a shard task's failure for ``summarize`` (an XCom; Airflow clears it when
+    the task is tried again): the sources it loaded before it raised are counted loaded,
+    and summarize does not mail what the task's own failure mail says. A task killed
+    with SIGKILL leaves nothing: summarize then names its sources and mails."""
+    from mediamon.ops.mail import failure_text
+    from mediamon.ops.runs import shard_failure
+
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # Airflow's timeout and SIGTERM are BaseExceptions
+        try:
+            ti.xcom_push(SHARD_FAILURE_KEY, shard_failure(sources, failure_text(error), error))
+        except Exception as push_error:  # noqa: BLE001 - the task's own error is the one to raise
+            logging.getLogger(__name__).warning(
+                "summarize will count this shard's sources as not reported (its failure"
+                " could not be left for it: %s)",
+                push_error,
+            )
+        raise
 
 
 # The trigger form's list of sources is read at parse time, within its budget: a sources

@@ -26,3 +26,32 @@ def test_nothing_is_unreported_when_planning_failed_or_every_shard_reported() ->
     planned = [{"sources": ["rfi"], "label": "rfi", "of": 1}]
     assert runs.unreported(planned, [[{"source": "rfi", "poll": "failed"}]]) == []
     assert runs.died_reason([]) is None
+
+
+def test_a_shard_task_that_raised_counts_what_it_loaded_and_is_not_reported_as_died() -> None:
+    """A shard that raised left its failure (and the summaries of the sources it ran):
+    its loaded source counts loaded, its crashed one failed, a source it never reached
+    failed with its error; only the shard that said nothing is named as died."""
+    from mediamon.ingest.shard_runner import ShardIncomplete
+
+    planned = [
+        {"sources": ["steady", "broken"], "label": "a", "of": 3},
+        {"sources": ["unreached"], "label": "b", "of": 3},
+        {"sources": ["heavy"], "label": "c", "of": 3},
+    ]
+    crashed = ShardIncomplete(
+        {"broken": "disk full"},
+        [{"source": "steady", "poll": "ok", "new": 2}, {"source": "broken", "poll": "failed"}],
+    )
+    failures = [
+        runs.shard_failure(["steady", "broken"], "ShardIncomplete: disk full", crashed),
+        runs.shard_failure(["unreached"], "database unavailable", ConnectionError("down")),
+        None,  # the killed shard left nothing
+    ]
+    outcomes = runs.shard_outcomes(planned, [None, None, None], failures)
+    assert outcomes.died == [("c", ["heavy"])]
+    assert outcomes.failed_in_task == {"unreached": "database unavailable"}
+    assert outcomes.in_failed_tasks == {"steady", "broken", "unreached"}
+    run = runs.summarize([*outcomes.summaries, *runs.died_summaries(outcomes.died)])
+    assert (run.sources, run.counts["new"]) == (4, 2)
+    assert sorted(run.failed_sources) == ["broken", "heavy", "unreached"]

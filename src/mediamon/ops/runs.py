@@ -98,6 +98,55 @@ def unreported(planned: Any, summaries: Iterable[Any]) -> list[tuple[str, list[s
     return lost
 
 
+def shard_failure(sources: Sequence[str], error_text: str, error: BaseException) -> dict[str, Any]:
+    """What a shard task that raised leaves for ``summarize`` (an XCom): its sources, its
+    error's line and the summaries of the sources it ran (a :class:`ShardIncomplete
+    <mediamon.ingest.shard_runner.ShardIncomplete>` carries them: those loaded were
+    counted failed, 2 of 2 for 1 crashed source). Its own failure mail tells ops."""
+    summaries = getattr(error, "summaries", None)
+    return {
+        "sources": [str(name) for name in sources],
+        "error": error_text[:500],
+        "summaries": list(flatten(summaries)) if isinstance(summaries, list) else [],
+    }
+
+
+@dataclass
+class ShardOutcomes:
+    """The run's per-source summaries, each source once, and the sources not ingested:
+    those of shard tasks that failed and said so (each mailed its failure), and those of
+    shards that died without a word (killed: nothing mailed)."""
+
+    summaries: list[Mapping[str, Any]]
+    failed_in_task: dict[str, str]  # source -> its task's error, for those not ingested
+    in_failed_tasks: set[str]  # every source of a shard task that failed and said so
+    died: list[tuple[str, list[str]]]
+
+
+def shard_outcomes(
+    planned: Any, summaries: Iterable[Any], failures: Iterable[Any]
+) -> ShardOutcomes:
+    """Sort the run's shards: ``summaries`` are the returned ones, ``failures`` what the
+    failed shard tasks left (:func:`shard_failure`; None for the others). A source of a
+    failed shard without a summary is a failed poll naming the task's error."""
+    reports = [f for f in failures if isinstance(f, Mapping)]
+    ran = flatten(summaries) + [s for r in reports for s in flatten(r.get("summaries") or [])]
+    errors: dict[str, str] = {}
+    for report in reports:
+        names = report.get("sources")
+        for name in names if isinstance(names, list) else []:
+            errors.setdefault(str(name), str(report.get("error") or "no detail"))
+    lost = unreported(planned, ran)
+    failed_in_task = {name: errors[name] for _, names in lost for name in names if name in errors}
+    died = [(label, [n for n in names if n not in errors]) for label, names in lost]
+    ran += [
+        {"source": name, "poll": FAILED_POLLS[0], "errors": [f"its ingest task failed: {error}"]}
+        for name, error in failed_in_task.items()
+    ]
+    died = [(label, names) for label, names in died if names]
+    return ShardOutcomes(ran, failed_in_task, set(errors), died)
+
+
 def died_summaries(lost: Sequence[tuple[str, list[str]]]) -> list[dict[str, Any]]:
     """A failed poll for each source of ``lost`` shards: counted, never dropped."""
     return [

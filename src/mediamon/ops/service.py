@@ -43,14 +43,19 @@ def finish_ingest(
     run_at: datetime,
     summaries: Iterable[Any],
     planned: Any = None,
+    failures: Iterable[Any] = (),
 ) -> RunVerdict:
     """Sum the run's per-source summaries (however its tasks grouped them), record the
-    run in ``ingest_runs`` and say whether it failed: every due source failed, or a
-    shard of ``planned`` (the planned shards) died without reporting, its sources then
-    counted failed and named."""
-    summaries = list(summaries)
-    lost = runs.unreported(planned, summaries)
-    run = runs.summarize([*summaries, *runs.died_summaries(lost)])
+    run in ``ingest_runs`` and say whether it failed: a shard of ``planned`` (the planned
+    shards) died without reporting, its sources then counted failed and named, or every
+    due source failed and no failed shard task has mailed that already.
+
+    ``failures`` is what the shard tasks that raised left (:func:`runs.shard_failure`):
+    the sources they had loaded count as loaded, the rest as failed, and the run's
+    verdict does not repeat their failure (each task's own mail tells ops; the watcher
+    turns the run red): one mail for a failed shard, not its and summarize's."""
+    outcomes = runs.shard_outcomes(planned, summaries, failures)
+    run = runs.summarize([*outcomes.summaries, *runs.died_summaries(outcomes.died)])
     engine = engine_for(settings)
     try:
         with engine.begin() as conn:
@@ -58,7 +63,15 @@ def finish_ingest(
         rollup.refresh(engine)  # the run's articles and fetches into the BI roll-up
     finally:
         engine.dispose()
-    reason = runs.died_reason(lost) or runs.failure_reason(run)
+    # Every source failed, each with its shard task (mailed): nothing new to tell.
+    mailed = set(run.failed_sources) <= outcomes.in_failed_tasks
+    reason = runs.died_reason(outcomes.died) or (None if mailed else runs.failure_reason(run))
+    if outcomes.failed_in_task:
+        logger.warning(
+            "%d source(s) not ingested, their ingest task failed (its mail and log say why): %s",
+            len(outcomes.failed_in_task),
+            ", ".join(outcomes.failed_in_task),
+        )
     if run.sources_failed and not reason:
         logger.warning(
             "%d of %d source(s) failed: %s",
