@@ -149,10 +149,13 @@ def config_errors_fail_at_once() -> Iterator[None]:
     """Turn mediamon's :class:`~mediamon.errors.ConfigError` into ``AirflowFailException``:
     the task fails at once, without retries (a retry cannot fix a file); so does a
     database a newer mediamon upgraded (:class:`~mediamon.errors.SchemaMismatch`: a retry
-    runs the same code). Other errors (a database that is down) keep their retries."""
+    runs the same code). Other errors (a database that is down) keep their retries; a
+    database that cannot be reached or refuses the work is raised as one line naming it
+    (:class:`~mediamon.errors.DatabaseUnavailable`): the task log held SQLAlchemy's and
+    the driver's chained tracebacks, 150 lines a task saying no more than that line."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from mediamon.errors import ConfigError, SchemaMismatch
+    from mediamon.errors import ConfigError, DatabaseUnavailable, SchemaMismatch, explain
 
     try:
         yield
@@ -160,6 +163,22 @@ def config_errors_fail_at_once() -> Iterator[None]:
         raise AirflowFailException(f"configuration error: {error}") from error
     except SchemaMismatch as error:
         raise AirflowFailException(str(error)) from error
+    except Exception as error:
+        explained = explain(error)
+        if not isinstance(explained, DatabaseUnavailable) or explained is error:
+            raise
+        raise DatabaseUnavailable(f"{explained} ({_database_named()})") from None
+
+
+def _database_named() -> str:
+    """mediamon's database as the error line names it."""
+    from mediamon.db.engine import database_named
+
+    try:
+        url = settings().database_url
+    except Exception:  # noqa: BLE001 - the database's own error is the one to raise
+        return "mediamon's database"
+    return f"mediamon's database {database_named(url)}" if url else "mediamon's embedded database"
 
 
 # The XCom a shard task that raised leaves for summarize (mediamon.ops.runs.shard_failure).

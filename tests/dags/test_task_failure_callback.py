@@ -219,3 +219,42 @@ def test_a_failure_mailed_but_not_recorded_is_not_mailed_again(
     assert subjects[0].startswith("[mediamon] task failed: mediamon_ingest.plan_sources")
     warned = [r.getMessage() for r in caplog.records]
     assert any("failure mailed, but not recorded" in line for line in warned), warned
+
+
+def test_the_database_down_at_a_runs_start_is_one_line_naming_it_in_the_task_log(
+    airflow: Any, metadata: sa.Engine, database_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Before: plan_sources' log held SQLAlchemy's and the driver's chained tracebacks, 150
+    lines ending in ``(Background on this error at: https://sqlalche.me/…)``, and the
+    line ops need (which database, what it said) among them. Now the task's error is one
+    line naming mediamon's database, after Airflow's own frames only."""
+    import re
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.airflow_runs import run_state
+
+    dag = DagBag(dag_folder=str(dags_folder())).dags["mediamon_ingest"]
+    for task in dag.tasks:
+        task.retries = 0  # the retries would only make the test wait
+    capfd.readouterr()
+    with database_refusing_connections(database_url):
+        run = dag.test(logical_date=datetime(2024, 8, 1, 12, 0, tzinfo=UTC), run_conf=conf())
+    log = capfd.readouterr().out
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert (state, tasks["plan_sources"][0]) == ("failed", "failed"), tasks
+    # plan_sources fails first: its error, as its log shows it, up to the next log line.
+    after = log[log.index("Task failed with exception") :].splitlines()[1:]
+    shown = []
+    for line in after:
+        if re.match(r"\d{4}-\d\d-\d\dT", line):
+            break
+        shown.append(line)
+    url = sa.make_url(database_url)
+    assert shown[-1].startswith("mediamon.errors.DatabaseUnavailable: database unavailable: ")
+    assert shown[-1].endswith(
+        f"(mediamon's database {url.database} on {url.host}:{url.port or 5432})"
+    ), shown[-1]
+    # Airflow's frames and the line: no chained driver and SQLAlchemy tracebacks.
+    assert not [line for line in shown if "sqlalchemy" in line or "psycopg" in line], shown
+    assert len(shown) < 60, "\n".join(shown)

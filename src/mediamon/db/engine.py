@@ -117,6 +117,13 @@ def resolve_url(settings: Settings, database: str = "mediamon") -> str:
     return embedded_url(settings.var_dir, database, settings.pg_port)
 
 
+def database_named(url: str) -> str:
+    """The database of ``url`` as a person names it, without login or password:
+    ``mediamon on db.example.org:5432``."""
+    parsed = sa.make_url(url)
+    return f"{parsed.database} on {parsed.host or 'localhost'}:{parsed.port or 5432}"
+
+
 def ensure_database(url: str, name: str) -> str:
     """Create database ``name`` on the server of ``url`` if missing; return its URL."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
