@@ -101,8 +101,19 @@ class TaskFailureMail(BaseNotifier):
                                            self.recipients)  # fmt: skip
             send(message)
 
-        mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
-                  load=_load, store=_store, send=deliver)  # fmt: skip
+        try:
+            mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
+                      load=_load, store=_store, send=deliver)  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - the task is red all the same
+            # One line: Airflow logged the callback's traceback, 30 lines about smtplib,
+            # after the task's own error. The claim was given up: the next failure with
+            # this error mails it.
+            logger.warning(
+                "ops mail of this failure could not go out (%s: %s); the next failure"
+                " with this error mails it",
+                type(error).__name__,
+                error,
+            )
 
 
 class TaskRecoveryMail(BaseNotifier):

@@ -258,3 +258,41 @@ def test_the_database_down_at_a_runs_start_is_one_line_naming_it_in_the_task_log
     # Airflow's frames and the line: no chained driver and SQLAlchemy tracebacks.
     assert not [line for line in shown if "sqlalchemy" in line or "psycopg" in line], shown
     assert len(shown) < 60, "\n".join(shown)
+
+
+def test_a_failure_mail_the_mail_server_cannot_take_is_one_line_in_the_task_log(
+    airflow: Any,
+    metadata: sa.Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The mail server down when a task fails for good. Before: the callback raised, and
+    Airflow logged "Failed to run task callback" with its traceback, smtplib's frames
+    after the task's own error. Now one WARNING line saying the mail did not go out and
+    that the next failure with the error mails it (its claim given up); the run is red
+    all the same."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.airflow_runs import closed_port, run_state
+    from tests.support.smtp_server import connection_json
+
+    broken = tmp_path / "sources.yaml"
+    broken.write_text("sources:\n  - {name: x, url: notaurl}\n", "utf-8")
+    monkeypatch.setenv("MEDIAMON_SOURCES", str(broken))
+    monkeypatch.setenv("MEDIAMON_OPS_EMAIL", "ops@example.org")
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(closed_port()))
+    with metadata.begin() as conn:
+        conn.execute(sa.text("delete from variable where key = 'mediamon_failure_mails'"))
+    dag = DagBag(dag_folder=str(dags_folder())).dags["mediamon_ingest"]  # reads OPS_EMAIL
+    with caplog.at_level(logging.WARNING):
+        run = dag.test(logical_date=datetime(2024, 9, 2, 12, 0, tzinfo=UTC), run_conf=conf())
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert (state, tasks["plan_sources"][0]) == ("failed", "failed"), tasks
+    lines = [record.getMessage() for record in caplog.records]
+    said = [line for line in lines if "of this failure could not go out" in line]
+    assert len(said) == 1 and "the next failure with this error mails it" in said[0], said
+    from airflow.models.variable import Variable
+
+    kept = Variable.get("mediamon_failure_mails", default_var={}, deserialize_json=True)
+    assert not [e for e in kept.values() if e.get("sent")], kept  # the next failure mails
