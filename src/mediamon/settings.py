@@ -298,14 +298,18 @@ def requested_shards(env: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
-def _base_url(raw: str) -> str:
-    """``MEDIAMON_BASE_URL``: an http(s) URL with a host, without query or fragment (mails
-    append ``/mediamon/?…`` to it), its trailing slashes removed."""
+def _site_url(raw: str, schemes: frozenset[str]) -> str | None:
+    """``raw`` as a site's URL: a scheme of ``schemes``, a host, a numeric port if any, no
+    spaces, query or fragment (mails append paths and queries to it), trailing slashes
+    removed; None when it is not one. http counts only on a loopback host when ``schemes``
+    holds ``https`` alone."""
     url = raw.strip().rstrip("/")
     try:
         parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        loopback_http = scheme == "http" and parts.hostname in LOOPBACK_HOSTS
         usable = (
-            parts.scheme.lower() in ("http", "https")
+            (scheme in schemes or loopback_http)
             and bool(parts.hostname)
             and not any(c.isspace() for c in url)
             and not (parts.query or parts.fragment or "?" in url or "#" in url)
@@ -313,7 +317,14 @@ def _base_url(raw: str) -> str:
         _ = parts.port  # a port that is not a number raises ValueError
     except ValueError:
         usable = False
-    if not usable:
+    return url if usable else None
+
+
+def _base_url(raw: str) -> str:
+    """``MEDIAMON_BASE_URL``: where readers open the mediamon page (mails append
+    ``/mediamon/?…`` to it): an http(s) URL."""
+    url = _site_url(raw, frozenset({"http", "https"}))
+    if url is None:
         raise SettingsError(
             f"MEDIAMON_BASE_URL={raw!r}: expected an http(s) URL without query or fragment,"
             " such as https://mediamon.example.org"
@@ -332,23 +343,10 @@ MIN_SECRET_CHARS = 32
 
 
 def _public_url(raw: str) -> str:
-    """``MEDIAMON_PUBLIC_URL``: an https URL with a host (http only on loopback), without
-    query or fragment, where the api-server's unsubscribe page is reachable from the
-    internet; trailing slashes removed."""
-    url = raw.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        usable = (
-            (scheme == "https" or (scheme == "http" and parts.hostname in LOOPBACK_HOSTS))
-            and bool(parts.hostname)
-            and not any(c.isspace() for c in url)
-            and not (parts.query or parts.fragment or "?" in url or "#" in url)
-        )
-        _ = parts.port  # a port that is not a number raises ValueError
-    except ValueError:
-        usable = False
-    if not usable:
+    """``MEDIAMON_PUBLIC_URL``: where the api-server's unsubscribe page is reachable from
+    the internet: an https URL (http only on loopback)."""
+    url = _site_url(raw, frozenset({"https"}))
+    if url is None:
         raise SettingsError(
             f"MEDIAMON_PUBLIC_URL={raw!r}: expected an https URL without query or fragment,"
             " such as https://mediamon.example.org (http only on 127.0.0.1 or localhost)"
