@@ -1,7 +1,8 @@
 """The mediamon page in Airflow's UI: the app of ``mediamon.bi.webapp`` served by the
 api-server at ``/mediamon/`` behind Airflow's own login, and a "mediamon" entry in the
 navigation that shows it inside the UI; and the mails' unsubscribe page at
-``/mediamon-unsubscribe/`` (``mediamon.bi.unsubscribe_page``), open to anyone. Wiring
+``/mediamon-unsubscribe/`` (``mediamon.bi.unsubscribe_page``; the recipient's list of
+their alerts at ``alerts`` under it), open to anyone. Wiring
 only; the pages live in ``mediamon.bi``."""
 
 from __future__ import annotations

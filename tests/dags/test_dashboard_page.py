@@ -158,6 +158,12 @@ def test_the_unsubscribe_page_is_served_without_a_login(
     finally:
         engine.dispose()
     assert [tuple(row) for row in left] == [("reader@example.org", "taiwan", "unsubscribed")]
+    # The reader's list ("Manage your alerts") under the same mount: their every-topic
+    # token opens it, a topic's is refused.
+    listed = f"{api_server}/mediamon-unsubscribe/alerts?t="
+    mine = requests.get(listed + sign([UNSUBSCRIBE_KEY], "reader@example.org", "*"), timeout=30)
+    assert mine.status_code == 200 and "Your mediamon alerts" in mine.text, mine.text
+    assert requests.get(listed + token, timeout=30).status_code == 403
 
 
 def test_plugin_is_in_the_navigation(api_server: str) -> None:

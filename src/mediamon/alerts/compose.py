@@ -409,6 +409,9 @@ def render_alert_mail(
         topic=topic,
         key=alert.topic_key,
         uri=footer_unsubscribe_uri(options, alert.topic_key, reader.address, alert.topic_key),
+        manage=unsubscribe.manage_link(
+            options.public_url, options.unsubscribe_keys, reader.address
+        ),
     )
     late_lines = ["", late[1]] if late is not None else []
     late_html = (

@@ -282,6 +282,9 @@ def _render_digest(
         uri=footer_unsubscribe_uri(
             options, f"digest-{digest.cadence}", reader.address, unsubscribe.ALL_TOPICS
         ),
+        manage=unsubscribe.manage_link(
+            options.public_url, options.unsubscribe_keys, reader.address
+        ),
     )
     parts.append(footer_html)
     text += ["-- ", *footer_lines]

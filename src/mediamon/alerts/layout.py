@@ -97,24 +97,39 @@ def bar(text: str) -> str:
 
 
 def footer(
-    catalog: Catalog, why: str, last: str, *, contact: str, topic: str, key: str, uri: str
+    catalog: Catalog,
+    why: str,
+    last: str,
+    *,
+    contact: str,
+    topic: str,
+    key: str,
+    uri: str,
+    manage: str | None = None,
 ) -> tuple[list[str], str]:
-    """Why the reader got the mail, whom to ask for a change and how to unsubscribe, and
-    ``last``: (plain text lines, HTML). The plain text shows the unsubscribe URI; the HTML
-    a link reading "unsubscribe" (its 90-character ``mailto:`` as text was no link in most
-    clients, and took two lines on a phone)."""
+    """Why the reader got the mail, whom to ask for a change and how to unsubscribe, the
+    "Manage your alerts" page when ``manage`` (every topic they get, each to leave or
+    rejoin), and ``last``: (plain text lines, HTML). The plain text shows the URIs; the
+    HTML links reading "unsubscribe" (its 90-character ``mailto:`` as text was no link in
+    most clients, and took two lines on a phone) and "Manage your alerts"."""
 
     def change(unsubscribe: str) -> str:
         return catalog(
             "how_to_change", contact=contact, topic=topic, key=key, unsubscribe=unsubscribe
         )
 
-    lines = [why, change(catalog("unsubscribe_plain", uri=uri)), last]
+    lines = [why, change(catalog("unsubscribe_plain", uri=uri))]
     words = catalog("unsubscribe_words")
     inner = "".join(
         f'<p style="margin:4px 0">{_esc_with_link(p, uri, words)}</p>'
-        for p in (why, change(LINK_SLOT), last)
+        for p in (why, change(LINK_SLOT))
     )
+    if manage:
+        lines.append(catalog("manage_plain", uri=manage))
+        link = _esc_with_link(LINK_SLOT, manage, catalog("manage_words"))
+        inner += f'<p style="margin:4px 0">{link}</p>'
+    lines.append(last)
+    inner += f'<p style="margin:4px 0">{esc_composed(last, 2000)}</p>'
     html_part = (
         '<div class="muted footer" style="border-top:1px solid #e0e0e0;margin-top:20px;'
         f'padding-top:8px;color:#666;font-size:12px">{inner}</div>'

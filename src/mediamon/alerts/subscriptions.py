@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts.unsubscribe import ALL_TOPICS, Subscription
 from mediamon.db.tables import mail_subscriptions
+from mediamon.topics.definitions import TopicSet
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +76,31 @@ def wants(left: Mapping[str, frozenset[str]], recipient: str, topic: str) -> boo
 def still_wants(conn: sa.Connection, recipient: str, topic: str) -> bool:
     """:func:`wants`, read now: the check just before a mail goes out."""
     return wants(left_topics(conn, [recipient]), recipient, topic)
+
+
+@dataclass(frozen=True)
+class OwnTopic:
+    """A topic whose recipients name an address, as its "Manage your alerts" page lists
+    it: the key, the name, how they get it (``immediate``, ``daily``, ``weekly``) and
+    whether they left it."""
+
+    key: str
+    name: str
+    modes: tuple[str, ...]
+    left: bool
+
+
+def own_topics(
+    conn: sa.Connection, topics: TopicSet, recipient: str
+) -> tuple[tuple[OwnTopic, ...], bool]:
+    """The topics ``topics`` (the stored ones, which delivery mails from) send
+    ``recipient``, and whether they left every mail (:data:`ALL_TOPICS`)."""
+    address = recipient.lower()
+    gone = left_topics(conn, [address]).get(address, frozenset())
+    own = []
+    for topic in topics:
+        modes = [r.cadence or "immediate" for r in topic.recipients if r.address.lower() == address]
+        if modes:
+            distinct = tuple(dict.fromkeys(modes))
+            own.append(OwnTopic(topic.key, topic.name, distinct, topic.key in gone))
+    return tuple(own), ALL_TOPICS in gone

@@ -33,6 +33,9 @@ VERSION = "u1"
 MAC_CONTEXT = b"mediamon unsubscribe v1\x00"
 # Where the api-server's plugin mounts the page (plugins/mediamon_dashboard.py).
 PAGE_PATH = "/mediamon-unsubscribe/"
+# The recipient's list of their alerts ("Manage your alerts", Google Alerts' "View all
+# your alerts"), on the same app: opened only with an ALL_TOPICS token.
+MANAGE_PATH = PAGE_PATH + "alerts"
 # A token longer than this is no token of ours (an address is at most 254 characters, a
 # key 64): refused before any decoding.
 MAX_TOKEN_CHARS = 600
@@ -126,3 +129,12 @@ def page_link(
     if not public_url or not keys:
         return None
     return f"{public_url}{PAGE_PATH}?t={quote(sign(keys, recipient, topic), safe='')}"
+
+
+def manage_link(public_url: str | None, keys: Sequence[str], recipient: str) -> str | None:
+    """The page listing every topic ``recipient`` gets, each to leave or rejoin: their
+    :data:`ALL_TOPICS` token is its key (the one a digest's unsubscribe link carries), so
+    a topic's token never opens it. None without ``MEDIAMON_PUBLIC_URL`` or a key."""
+    if not public_url or not keys:
+        return None
+    return f"{public_url}{MANAGE_PATH}?t={quote(sign(keys, recipient, ALL_TOPICS), safe='')}"

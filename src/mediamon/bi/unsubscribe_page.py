@@ -6,7 +6,9 @@ only authority (:mod:`mediamon.alerts.unsubscribe`).
 ``GET`` (and ``HEAD``) only shows what the link does and a button: link scanners and
 mail clients prefetch links, and a GET that unsubscribed would unsubscribe everyone whose
 mail a scanner read. ``POST`` unsubscribes: RFC 8058's ``List-Unsubscribe=One-Click``
-from a mail provider, or the page's button. Never imports Airflow.
+from a mail provider, or the page's button. ``/alerts`` ("Manage your alerts") lists the
+recipient's topics to turn off or on, opened only by their every-topic token. Never
+imports Airflow.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from mediamon.alerts import subscriptions
@@ -29,7 +31,6 @@ from mediamon.alerts.unsubscribe import (
     ALL_TOPICS,
     Subscription,
     TokenRefused,
-    sign,
     verify,
 )
 from mediamon.bi.webapp import SECURITY_HEADERS
@@ -37,6 +38,7 @@ from mediamon.db.tables import mail_subscriptions, topics_table
 from mediamon.errors import explain
 from mediamon.settings import SettingsError, unsubscribe_secrets
 from mediamon.text import one_line
+from mediamon.topics.store import stored_topics
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,17 @@ PAGE_HEADERS = SECURITY_HEADERS | {
     "X-Robots-Tag": "noindex, nofollow",
 }
 NOT_ENABLED = "unsubscribe links are not enabled here (no MEDIAMON_UNSUBSCRIBE_SECRET)"
+# A topic's token leaves that topic (and, from its page, every mail) but never shows or
+# changes the recipient's other topics: only their every-topic token opens the list.
+ONE_TOPIC_ONLY = (
+    "this link is for one topic's mail and cannot show or change your other alerts;"
+    ' use the "Manage your alerts" link of a recent mail'
+)
+MODES = {
+    "immediate": "immediate alerts / 即时提醒",
+    "daily": "daily digest / 每日摘要",
+    "weekly": "weekly digest / 每周摘要",
+}
 STYLE = (
     "body{margin:0;background:#f3f4f6;font-family:-apple-system,BlinkMacSystemFont,"
     "'Segoe UI',Roboto,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;"
@@ -62,6 +75,9 @@ STYLE = (
     "color:#fff;cursor:pointer;margin:8px 0}"
     "button.quiet{background:#fff;color:#1a4f8b;border:1px solid #1a4f8b}"
     ".muted{color:#555;font-size:14px}.refused{border-left:4px solid #c62828;padding-left:10px}"
+    "ul.topics{list-style:none;padding:0;margin:0}"
+    "li.topic{border-top:1px solid #e0e0e0;padding:10px 0}li.topic form{margin:0}"
+    ".state{font-weight:bold}.left .state{color:#c62828}.on .state{color:#2e7d32}"
     "@media (max-width:600px){.box{margin:0;min-height:100vh}button{width:100%}}"
 )
 
@@ -100,7 +116,7 @@ def make_unsubscribe_app(
             return _refused(refused)
         except sa.exc.DBAPIError as error:
             return _database_trouble(error)
-        return HTMLResponse(_ask_html(who, name, left, token, keys), headers=PAGE_HEADERS)
+        return HTMLResponse(_ask_html(who, name, left, token), headers=PAGE_HEADERS)
 
     @app.post("/", response_class=HTMLResponse)
     async def leave(asked: Request) -> HTMLResponse:
@@ -113,11 +129,16 @@ def make_unsubscribe_app(
         via = "page" if b"from=page" in body else "one-click"
         # Only the page's "undo" button sends this; a one-click POST never does.
         again = via == "page" and b"resubscribe=1" in body
+        # The topic page's "stop every mail" button: its own token, so the page never
+        # hands a topic's reader the every-topic token that opens the recipient's list.
+        every = via == "page" and b"every=1" in body
         keys = tuple(keys_factory())
         if not keys:
             return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
         try:
             who = verify(keys, token)
+            if every:
+                who = Subscription(who.recipient, ALL_TOPICS)
             name = await run_in_threadpool(_set_state, engine(), who, again, via)
         except TokenRefused as refused:
             return _refused(refused)
@@ -125,8 +146,58 @@ def make_unsubscribe_app(
             return _database_trouble(error)
         done = "subscribed again" if again else "unsubscribed"
         logger.info("%s %s from %s (%s)", done, who.recipient, who.topic, via)
-        page = _again_html(who, name, token) if again else _done_html(who, name, token)
+        page = (
+            _again_html(who, name, token, every=every)
+            if again
+            else _done_html(who, name, token, every=every)
+        )
         return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    @app.api_route("/alerts", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    def your_alerts(asked: Request) -> HTMLResponse:
+        """Every topic the recipient gets, each with its state and a button; GET shows."""
+        token = asked.query_params.get("t", "")
+        keys = tuple(keys_factory())
+        if not keys:
+            return _page("Your alerts / 您的提醒", f"<p>{NOT_ENABLED}</p>", 503)
+        try:
+            who = _everything(keys, token)
+            own, all_left = _own_topics(engine(), who.recipient)
+        except TokenRefused as refused:
+            return _refused(refused, "Your alerts / 您的提醒")
+        except sa.exc.DBAPIError as error:
+            return _database_trouble(error)
+        return HTMLResponse(_list_html(who, own, all_left, token), headers=PAGE_HEADERS)
+
+    @app.post("/alerts", response_class=HTMLResponse, response_model=None)
+    async def change_alert(asked: Request) -> HTMLResponse | RedirectResponse:
+        """Leave or rejoin one of the recipient's topics (``*``: every mail), then the
+        list again (303: a reload does not post twice)."""
+        body = b""
+        async for chunk in asked.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return _page("Not changed", "<p>The request is too large.</p>", 413)
+        token = asked.query_params.get("t", "")
+        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+        topic = (form.get("topic") or [""])[0]
+        action = (form.get("action") or [""])[0]
+        keys = tuple(keys_factory())
+        if not keys:
+            return _page("Not changed / 未更改", f"<p>{NOT_ENABLED}</p>", 503)
+        try:
+            who = _everything(keys, token)
+            if action not in ("leave", "rejoin"):
+                raise TokenRefused(f"action {action[:20]!r}: expected leave or rejoin")
+            changed = await run_in_threadpool(
+                _change_own, engine(), Subscription(who.recipient, topic), action == "rejoin"
+            )
+        except TokenRefused as refused:
+            return _refused(refused, "Not changed / 未更改")
+        except sa.exc.DBAPIError as error:
+            return _database_trouble(error)
+        logger.info("%s %s %s (list page)", who.recipient, action, changed)
+        return RedirectResponse(f"alerts?t={quote(token, safe='')}", 303, headers=PAGE_HEADERS)
 
     return app
 
@@ -158,6 +229,37 @@ def _topic_and_state(engine: sa.Engine, who: Subscription) -> tuple[str | None, 
     return name, state == "unsubscribed"
 
 
+def _everything(keys: Sequence[str], token: str) -> Subscription:
+    """The recipient of an every-topic token; a topic's token is refused in one line."""
+    who = verify(keys, token)
+    if not who.everything:
+        raise TokenRefused(ONE_TOPIC_ONLY)
+    return who
+
+
+def _own_topics(
+    engine: sa.Engine, recipient: str
+) -> tuple[tuple[subscriptions.OwnTopic, ...], bool]:
+    # The stored topics: what delivery mails from (the api-server has no topics file).
+    topics = stored_topics(engine)
+    with engine.connect() as conn:
+        return subscriptions.own_topics(conn, topics, recipient)
+
+
+def _change_own(engine: sa.Engine, who: Subscription, subscribed: bool) -> str:
+    """Record the change if ``who.topic`` is every mail or one of the recipient's topics
+    (a key posted for any other topic is refused: nothing written)."""
+    if not who.everything:
+        own, _ = _own_topics(engine, who.recipient)
+        if who.topic not in {t.key for t in own}:
+            raise TokenRefused(
+                f"topic {one_line(who.topic, 80)!r} sends no mail to this address: not changed"
+            )
+    with engine.begin() as conn:
+        subscriptions.set_state(conn, who, subscribed=subscribed, at=datetime.now(UTC), via="page")
+    return who.topic
+
+
 def _set_state(engine: sa.Engine, who: Subscription, subscribed: bool, via: str) -> str | None:
     with engine.begin() as conn:
         subscriptions.set_state(conn, who, subscribed=subscribed, at=datetime.now(UTC), via=via)
@@ -176,9 +278,7 @@ def _what(who: Subscription, name: str | None) -> tuple[str, str]:
     return f"the alerts and digests about {shown}", f"关于 {shown} 的提醒和摘要"
 
 
-def _ask_html(
-    who: Subscription, name: str | None, left: bool, token: str, keys: Sequence[str]
-) -> str:
+def _ask_html(who: Subscription, name: str | None, left: bool, token: str) -> str:
     address = html.escape(who.recipient)
     english, chinese = _what(who, name)
     if left:
@@ -187,12 +287,15 @@ def _ask_html(
             f"<p><b>{address}</b> no longer gets {english}.</p>"
             f"<p><b>{address}</b> 已不再接收{chinese}。</p>" + _undo(token),
         )
-    everything = ""
-    if not who.everything:  # the same reader may leave every topic from here
+    if who.everything:  # the recipient's key to their list: leave topics one by one
+        manage = html.escape(f"alerts?t={quote(token, safe='')}", quote=True)
+        everything = (
+            f'<p><a href="{manage}" id="manage">Choose topics one by one instead /'
+            " 改为逐个选择话题</a></p>"
+        )
+    else:  # the same reader may leave every topic from here
         everything = _form(
-            sign(keys, who.recipient, ALL_TOPICS),
-            "Stop every mediamon mail / 退订全部",
-            ' class="quiet"',
+            token, "Stop every mediamon mail / 退订全部", ' class="quiet"', every=True
         )
     return _page_text(
         "Unsubscribe? / 退订？",
@@ -204,11 +307,14 @@ def _ask_html(
     )
 
 
-def _form(token: str, label: str, css: str = "", *, resubscribe: bool = False) -> str:
+def _form(
+    token: str, label: str, css: str = "", *, resubscribe: bool = False, every: bool = False
+) -> str:
     """A button that POSTs to the page with ``token``: RFC 8058's body, marked as the
-    page's (and as an undo when ``resubscribe``)."""
+    page's (and as an undo when ``resubscribe``; about every mail when ``every``)."""
     action = html.escape(f"?t={quote(token, safe='')}", quote=True)
     extra = '<input type="hidden" name="resubscribe" value="1">' if resubscribe else ""
+    extra += '<input type="hidden" name="every" value="1">' if every else ""
     return (
         f'<form method="post" action="{action}">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
@@ -217,30 +323,94 @@ def _form(token: str, label: str, css: str = "", *, resubscribe: bool = False) -
     )
 
 
-def _undo(token: str) -> str:
+def _undo(token: str, *, every: bool = False) -> str:
     label = "Undo: subscribe again / 撤销，重新订阅"
-    return _form(token, label, ' class="quiet"', resubscribe=True)
+    return _form(token, label, ' class="quiet"', resubscribe=True, every=every)
 
 
-def _done_html(who: Subscription, name: str | None, token: str) -> str:
+def _done_html(who: Subscription, name: str | None, token: str, *, every: bool = False) -> str:
     address = html.escape(who.recipient)
     english, chinese = _what(who, name)
     return _page_text(
         "Unsubscribed / 已退订",
         f"<p><b>{address}</b> will get no more of {english}.</p>"
-        f"<p><b>{address}</b> 将不再收到{chinese}。</p>" + _undo(token),
+        f"<p><b>{address}</b> 将不再收到{chinese}。</p>" + _undo(token, every=every),
     )
 
 
-def _again_html(who: Subscription, name: str | None, token: str) -> str:
+def _again_html(who: Subscription, name: str | None, token: str, *, every: bool = False) -> str:
     address = html.escape(who.recipient)
     english, chinese = _what(who, name)
     return _page_text(
         "Subscribed again / 已重新订阅",
         f"<p><b>{address}</b> gets {english} again.</p>"
         f"<p><b>{address}</b> 将重新收到{chinese}。</p>"
-        + _form(token, "Unsubscribe / 退订", ' class="quiet"'),
+        + _form(token, "Unsubscribe / 退订", ' class="quiet"', every=every),
     )
+
+
+def _list_form(token: str, topic: str, action: str, label: str, css: str = "") -> str:
+    """A button that POSTs ``action`` (leave, rejoin) for ``topic`` to the list page."""
+    target = html.escape(f"alerts?t={quote(token, safe='')}", quote=True)
+    return (
+        f'<form method="post" action="{target}">'
+        f'<input type="hidden" name="topic" value="{html.escape(topic, quote=True)}">'
+        f'<input type="hidden" name="action" value="{action}">'
+        f'<button type="submit"{css}>{html.escape(label)}</button></form>'
+    )
+
+
+def _list_html(
+    who: Subscription, own: Sequence[subscriptions.OwnTopic], all_left: bool, token: str
+) -> str:
+    """The recipient's topics, each with its state and a button to leave or rejoin it;
+    names (an admin's file, maybe HTML or right-to-left text) escaped inside <bdi>."""
+    address = html.escape(who.recipient)
+    body = f"<p>Mail to <b>{address}</b> / 发往 <b>{address}</b> 的邮件</p>"
+    if all_left:
+        body += (
+            '<p class="refused" id="all-left">Every mediamon mail to this address is stopped;'
+            " the topics below send nothing until you turn mail back on. /"
+            " 已退订全部邮件，重新接收前以下话题均不发送。</p>"
+            + _list_form(
+                token, ALL_TOPICS, "rejoin", "Receive mail again / 重新接收", ' class="quiet"'
+            )
+        )
+    if not own:
+        body += (
+            '<p class="muted">No topic sends mail to this address now. /'
+            " 目前没有话题向此地址发送邮件。</p>"
+        )
+    items = []
+    for topic in own:
+        modes = ", ".join(MODES.get(mode, html.escape(mode)) for mode in topic.modes)
+        state, button = (
+            (
+                "Left / 已退订",
+                _list_form(token, topic.key, "rejoin", "Turn on / 重新订阅", ' class="quiet"'),
+            )
+            if topic.left
+            else (
+                "Receiving / 接收中",
+                _list_form(token, topic.key, "leave", "Turn off / 退订", ' class="quiet"'),
+            )
+        )
+        items.append(
+            f'<li class="topic {"left" if topic.left else "on"}"'
+            f' data-topic="{html.escape(topic.key, quote=True)}">'
+            f"<b><bdi>{html.escape(topic.name)}</bdi></b>"
+            f' <span class="muted">(<bdi>{html.escape(topic.key)}</bdi>)</span><br>'
+            f'<span class="muted">{modes}</span><br><span class="state">{state}</span>'
+            f"{button}</li>"
+        )
+    if items:
+        body += f'<ul class="topics">{"".join(items)}</ul>'
+    if not all_left:
+        body += _list_form(
+            token, ALL_TOPICS, "leave", "Stop every mediamon mail / 退订全部", ' class="quiet"'
+        )
+    body += '<p class="muted">Nothing changes until you press a button. / 按下按钮后才会更改。</p>'
+    return _page_text("Your mediamon alerts / 您的 mediamon 提醒", body)
 
 
 def _page_text(title: str, body: str) -> str:
@@ -256,11 +426,11 @@ def _page(title: str, body: str, status: int) -> HTMLResponse:
     return HTMLResponse(_page_text(title, body), status, headers=PAGE_HEADERS)
 
 
-def _refused(refused: TokenRefused) -> HTMLResponse:
+def _refused(refused: TokenRefused, title: str = "Not unsubscribed / 未退订") -> HTMLResponse:
     """A token that is not ours or was changed: one line, nothing written."""
     logger.warning("unsubscribe refused: %s", refused)
     return _page(
-        "Not unsubscribed / 未退订",
+        title,
         f'<p class="refused" id="reason">{html.escape(str(refused))}</p>',
         403,
     )
