@@ -400,7 +400,7 @@ def test_readers_held_up_leave_airflows_own_endpoints_answering(
     endpoints share (anyio's 40), while it waited for the lock or for a connection of the
     pool: every thread taken, Airflow's health check (a plain def) had none until the
     waits ran out, 30 s on; its UI the same. Now the page renders on at most
-    ``webapp.PAGE_THREADS`` threads and the others wait without one: the health check
+    ``serving.PAGE_THREADS`` threads and the others wait without one: the health check
     answers while every reader still waits."""
     token = _token(api_server)
     finished: list[int] = []

@@ -28,6 +28,7 @@ from mediamon.alerts.digest import run_digests
 from mediamon.alerts.subscriptions import still_wants
 from mediamon.alerts.unsubscribe import ALL_TOPICS, sign
 from mediamon.bi.unsubscribe_page import make_unsubscribe_app
+from mediamon.db import make_engine
 from mediamon.spikes.detect import detect
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
@@ -406,3 +407,42 @@ def test_the_page_refuses_without_a_key_and_a_missing_token(
         )
         assert big.status_code == 413
     assert subscription_rows(engine) == []
+
+
+def test_a_reader_who_finds_every_connection_busy_gets_a_page_saying_so(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """More readers of the page (anyone with a mail's link) at once than the api-server's
+    pool has connections, while a maintenance task holds the table it reads. Before:
+    SQLAlchemy's pool TimeoutError, which is no database error, left the page as a bare
+    ``500 Internal Server Error``. Here the pool is one connection and its wait 1 s; the
+    first reader waits for the lock until it is let go, and is answered then."""
+    small = make_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=1,
+    )
+    link = f"/mediamon-unsubscribe/?t={sign([KEY], 'desk@example.org', 'taiwan')}"
+    answers: list[requests.Response] = []
+    try:
+        with serving(small) as url, engine.connect() as holder:
+            holder.exec_driver_sql("lock table mail_subscriptions in access exclusive mode")
+            first = threading.Thread(
+                target=lambda: answers.append(requests.get(url + link, timeout=60))
+            )
+            first.start()
+            while small.pool.checkedout() == 0:  # type: ignore[attr-defined]
+                time.sleep(0.05)
+            for method in ("GET", "POST"):
+                answer = requests.request(method, url + link, timeout=60)
+                assert answer.status_code == 503, (method, answer.text[:200])
+                assert answer.headers["Retry-After"] == "60", method
+                assert "did not answer" in answer.text, method
+            holder.rollback()
+            first.join(timeout=60)
+            assert [a.status_code for a in answers] == [200]  # answered once the lock went
+    finally:
+        small.dispose()
+    with engine.connect() as conn:
+        assert still_wants(conn, "desk@example.org", "taiwan")  # nothing written

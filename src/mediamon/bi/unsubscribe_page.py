@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import logging
 import os
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote
@@ -24,7 +23,6 @@ from urllib.parse import parse_qs, quote
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.concurrency import run_in_threadpool
 
 from mediamon.alerts import subscriptions
 from mediamon.alerts.unsubscribe import (
@@ -33,6 +31,7 @@ from mediamon.alerts.unsubscribe import (
     TokenRefused,
     verify,
 )
+from mediamon.bi.serving import BoundedThreads, LazyEngine
 from mediamon.bi.webapp import SECURITY_HEADERS
 from mediamon.db.tables import mail_subscriptions, topics_table
 from mediamon.errors import explain
@@ -94,27 +93,23 @@ def make_unsubscribe_app(
             request (cheap), so a rotated key needs only the api-server's environment.
     """
     app = FastAPI(title="mediamon unsubscribe", docs_url=None, redoc_url=None, openapi_url=None)
-    lock = threading.Lock()
-    engines: list[sa.Engine] = []
-
-    def engine() -> sa.Engine:
-        with lock:
-            if not engines:
-                engines.append(engine_factory())
-            return engines[0]
+    engine = LazyEngine(engine_factory)
+    # Its database work on a few of the api-server's threads: the page has no login, and
+    # readers held up by a locked table took every thread, Airflow's own endpoints' too.
+    threads = BoundedThreads()
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
-    def ask(asked: Request) -> HTMLResponse:
+    async def ask(asked: Request) -> HTMLResponse:
         token = asked.query_params.get("t", "")
         keys = tuple(keys_factory())
         if not keys:
             return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
         try:
             who = verify(keys, token)
-            name, left = _topic_and_state(engine(), who)
+            name, left = await threads.run(_topic_and_state, engine(), who)
         except TokenRefused as refused:
             return _refused(refused)
-        except sa.exc.DBAPIError as error:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             return _database_trouble(error)
         return HTMLResponse(_ask_html(who, name, left, token), headers=PAGE_HEADERS)
 
@@ -139,10 +134,10 @@ def make_unsubscribe_app(
             who = verify(keys, token)
             if every:
                 who = Subscription(who.recipient, ALL_TOPICS)
-            name = await run_in_threadpool(_set_state, engine(), who, again, via)
+            name = await threads.run(_set_state, engine(), who, again, via)
         except TokenRefused as refused:
             return _refused(refused)
-        except sa.exc.DBAPIError as error:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             return _database_trouble(error)
         done = "subscribed again" if again else "unsubscribed"
         logger.info("%s %s from %s (%s)", done, who.recipient, who.topic, via)
@@ -154,7 +149,7 @@ def make_unsubscribe_app(
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
     @app.api_route("/alerts", methods=["GET", "HEAD"], response_class=HTMLResponse)
-    def your_alerts(asked: Request) -> HTMLResponse:
+    async def your_alerts(asked: Request) -> HTMLResponse:
         """Every topic the recipient gets, each with its state and a button; GET shows."""
         token = asked.query_params.get("t", "")
         keys = tuple(keys_factory())
@@ -162,10 +157,10 @@ def make_unsubscribe_app(
             return _page("Your alerts / 您的提醒", f"<p>{NOT_ENABLED}</p>", 503)
         try:
             who = _everything(keys, token)
-            own, all_left = _own_topics(engine(), who.recipient)
+            own, all_left = await threads.run(_own_topics, engine(), who.recipient)
         except TokenRefused as refused:
             return _refused(refused, "Your alerts / 您的提醒")
-        except sa.exc.DBAPIError as error:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             return _database_trouble(error)
         return HTMLResponse(_list_html(who, own, all_left, token), headers=PAGE_HEADERS)
 
@@ -189,12 +184,12 @@ def make_unsubscribe_app(
             who = _everything(keys, token)
             if action not in ("leave", "rejoin"):
                 raise TokenRefused(f"action {action[:20]!r}: expected leave or rejoin")
-            changed = await run_in_threadpool(
+            changed = await threads.run(
                 _change_own, engine(), Subscription(who.recipient, topic), action == "rejoin"
             )
         except TokenRefused as refused:
             return _refused(refused, "Not changed / 未更改")
-        except sa.exc.DBAPIError as error:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             return _database_trouble(error)
         logger.info("%s %s %s (list page)", who.recipient, action, changed)
         return RedirectResponse(f"alerts?t={quote(token, safe='')}", 303, headers=PAGE_HEADERS)
@@ -436,7 +431,9 @@ def _refused(refused: TokenRefused, title: str = "Not unsubscribed / 未退订")
     )
 
 
-def _database_trouble(error: sa.exc.DBAPIError) -> HTMLResponse:
+def _database_trouble(error: sa.exc.DBAPIError | sa.exc.TimeoutError) -> HTMLResponse:
+    """503: the database failed, or no connection came free within the pool's timeout
+    (SQLAlchemy's pool error is no DBAPIError; uncaught, it was a bare 500)."""
     logger.warning("unsubscribe page: %s", one_line(explain(error) or error, 500))
     return HTMLResponse(
         _page_text(

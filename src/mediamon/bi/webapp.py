@@ -5,25 +5,20 @@ passes Airflow's own), so the app itself never imports Airflow."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import anyio
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from mediamon.bi import dashboard, window
+from mediamon.bi.serving import BoundedThreads, LazyEngine
 from mediamon.errors import explain
 from mediamon.text import one_line
 
 logger = logging.getLogger(__name__)
 
-# Threads the page renders on at once, fewer than the connection pool holds (5 + 10):
-# the api-server's thread pool (anyio's, 40) is Airflow's too, its health check and UI
-# included; readers held up by a locked table or a busy database took every thread.
-PAGE_THREADS = 10
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement timeout (or a cancel)
 POOL_BUSY = (
     "every connection to mediamon's database is in use by other readers of this page"
@@ -58,17 +53,8 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
         redoc_url=None,
         openapi_url=None,
     )
-    lock = threading.Lock()
-    threads = anyio.CapacityLimiter(PAGE_THREADS)
-    # One engine (its pool) for the app's life; a mounted app gets no lifespan events, so
-    # its connections close with the api-server's process.
-    engines: list[sa.Engine] = []
-
-    def engine() -> sa.Engine:
-        with lock:
-            if not engines:
-                engines.append(engine_factory())
-            return engines[0]
+    engine = LazyEngine(engine_factory)
+    threads = BoundedThreads()
 
     # The blocking queries run on the thread pool, so they never hold up the api-server's
     # event loop, and on at most PAGE_THREADS of its threads: a reader past them waits
@@ -82,7 +68,7 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
     # ask with HEAD, and a 405 read as the page being down.
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def page(asked: Request) -> HTMLResponse:
-        return await anyio.to_thread.run_sync(respond, asked, limiter=threads)
+        return await threads.run(respond, asked)
 
     def respond(asked: Request) -> HTMLResponse:
         try:
