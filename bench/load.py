@@ -96,7 +96,7 @@ def mediamon_rate(engine: sa.Engine, rows: list[Article], source_id: int) -> flo
     now = datetime.now(UTC)
     started = time.perf_counter()
     for start in range(0, len(rows), CHUNK_SIZE):
-        with load.chunk_transaction(engine) as conn:
+        with engine.begin() as conn:
             load.upsert_articles(conn, source_id, rows[start : start + CHUNK_SIZE], now)
     return len(rows) / (time.perf_counter() - started)
 

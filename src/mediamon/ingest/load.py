@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -43,21 +42,6 @@ WRITTEN_COLUMNS = (
     "first_seen_at",
     *ARTICLE_CONTENT_FIELDS,
 )
-
-
-@contextmanager
-def chunk_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A transaction for one chunk of a poll, committed without waiting for its WAL to
-    reach the disk: a source's poll commits a chunk of 100 articles at a time, and each
-    commit's flush was a third of the load's time (75 ms on a busy disk). Safe because
-    the poll's record (mediamon.ingest.polling) is written last in a transaction that
-    waits: PostgreSQL writes WAL in order, so that flush makes every chunk before it
-    durable, and a server crash before it loses the chunks with the record, and the next
-    poll loads them again (upserts on the natural key). Other sessions see a chunk as
-    soon as it commits, as before."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("set local synchronous_commit = off"))
-        yield conn
 
 
 def sync_sources(conn: sa.Connection, configured: Sequence[Source]) -> dict[str, int]:

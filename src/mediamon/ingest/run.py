@@ -166,8 +166,6 @@ def ingest_source(
     if source.kind == "archive":
         poll.new = stats.new
     stats.poll = poll.outcome
-    # Committed as the server is configured (waiting for the disk): that makes the chunks
-    # committed without waiting durable too (load.chunk_transaction).
     with engine.begin() as conn:
         polling.record_poll(conn, source, source_id, run_key, now, state, poll)
     if poll.outcome == "failed":
@@ -306,7 +304,7 @@ def _load_chunk(
         if note:  # the note includes the fetch error, if there was one
             record = replace(record, error=note)
         records.append(record)
-    with load.chunk_transaction(engine) as conn:
+    with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, records)
         written = load.upsert_articles(conn, source_id, built, now)
         provenance.store_claims(conn, source_id, claims, now)
