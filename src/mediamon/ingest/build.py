@@ -229,7 +229,7 @@ def build_article(job: ArticleJob) -> BuildResult:
         if job.page.content_type not in HTML_TYPES:
             note = f"page is {job.page.content_type}, not HTML"
         else:
-            decoded = decode_html(job.page.content, job.page.charset)
+            decoded = decode_html(job.page.content, job.page.charset, language=job.source_language)
             safe = _parser_safe(decoded.text, final_url)
             if safe.refused:
                 note = f"page refused before parsing: {safe.refused}"

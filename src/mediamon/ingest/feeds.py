@@ -98,7 +98,12 @@ class ParsedFeed:
 
 
 def parse_feed(
-    content: bytes, url: str, content_type: str | None = None, *, max_items: int = MAX_ITEMS
+    content: bytes,
+    url: str,
+    content_type: str | None = None,
+    *,
+    max_items: int = MAX_ITEMS,
+    language: str | None = None,
 ) -> ParsedFeed:
     """Parse a feed document.
 
@@ -110,6 +115,7 @@ def parse_feed(
         url: The feed's URL, to resolve relative links.
         content_type: The HTTP Content-Type header, if any.
         max_items: Keep at most this many items (the first ones, usually the newest).
+        language: The source's configured language, a hint for an undeclared charset.
 
     Raises:
         FeedError: the document is not XML, is not a feed, or has no usable entries.
@@ -121,7 +127,7 @@ def parse_feed(
     from mediamon.ingest import feed_authors
     from mediamon.ingest.decode import content_type_charset, decode_html
 
-    decoded = decode_html(content, content_type_charset(content_type))
+    decoded = decode_html(content, content_type_charset(content_type), language=language)
     text, declarations = without_declarations(decoded.text)
     text = valid_character_references(text)
     # The text is handed over as UTF-8 saying so: feedparser must not decode it again.

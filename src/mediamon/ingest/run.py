@@ -376,6 +376,7 @@ def poll_feed(
                     response.final_url,
                     response.headers.get("content-type"),
                     max_items=source.max_items,
+                    language=source.language,
                 )
                 items = parsed.items
                 errors.extend(parsed.skipped)
@@ -546,7 +547,8 @@ def archive_chunks(
             url = path.as_uri()
             try:
                 data = archive.read_archive_file(path, max_bytes)
-                item, html = archive.parse_archive_text(decode_html(data).text, path.name, notes)
+                text = decode_html(data, language=job.source_language).text
+                item, html = archive.parse_archive_text(text, path.name, notes)
             except (OSError, ValueError) as error:  # ArchiveFormatError, or a bad file
                 bad.append(
                     Entry(FetchRecord(url=url, kind="file", fetched_at=now, error=str(error)))

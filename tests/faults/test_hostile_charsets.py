@@ -1,0 +1,95 @@
+"""Short Chinese texts in legacy encodings that declare no charset, through the real
+ingest path into PostgreSQL: the source's configured language, or the document's own
+``lang``, tells the charset detector which encodings to choose among. Names the
+docs/faults.md row it proves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.ingest.sources import Source
+from tests.support.fault_server import FaultServer, respond
+from tests.support.faults import NOW, articles, feed_source, run_ingest
+
+# Six characters of GBK without a declaration: charset_normalizer alone reads them as
+# Korean (EUC-KR), 쏟휑莖폭헒읨.
+SHORT_GBK = "今日天气晴朗"
+KOREAN = "서울시는 오늘 새로운 교통 정책을 발표했다"
+JAPANESE = "東京都は今日、新しい感染対策を発表しました"
+
+
+def archive_file(folder: Path, name: str, text: str, encoding: str, wrap: str = "{}") -> None:
+    """One archived item whose title and body are ``text``, saved in ``encoding``."""
+    body = wrap.format(f"<p>{text}</p>")
+    archived = f"<!--1712090701000-->\n[{text}](https://example.com/{name})\n------\n{body}\n"
+    (folder / f"{name}.txt").write_bytes(archived.encode(encoding))
+
+
+def stored(engine: sa.Engine, tmp_path: Path, language: str | None) -> dict[str, object]:
+    folder = tmp_path / "archive"
+    source = Source(name="arch", kind="archive", location=str(folder), language=language)
+    stats = run_ingest(engine, [source], NOW)
+    assert stats["arch"].failed == 0, stats["arch"].errors
+    return {url: (row["title"], row["body_text"]) for url, row in articles(engine).items()}
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030"])
+def test_a_short_undeclared_archive_file_is_chinese_when_the_source_says_zh(
+    engine: sa.Engine, tmp_path: Path, encoding: str
+) -> None:
+    (tmp_path / "archive").mkdir()
+    archive_file(tmp_path / "archive", "a", SHORT_GBK, encoding)
+    title, body = stored(engine, tmp_path, "zh-CN")["https://example.com/a"]  # type: ignore[misc]
+    assert title == SHORT_GBK and SHORT_GBK in body
+
+
+def test_a_short_undeclared_archive_file_is_chinese_when_its_html_lang_says_zh(
+    engine: sa.Engine, tmp_path: Path
+) -> None:
+    (tmp_path / "archive").mkdir()
+    wrap = '<html lang="zh-CN"><body>{}</body></html>'
+    archive_file(tmp_path / "archive", "a", SHORT_GBK, "gbk", wrap)
+    title, body = stored(engine, tmp_path, None)["https://example.com/a"]  # type: ignore[misc]
+    assert title == SHORT_GBK and SHORT_GBK in body
+
+
+@pytest.mark.parametrize("language", ["zh", None])
+def test_korean_and_japanese_files_stay_themselves_under_a_chinese_hint(
+    engine: sa.Engine, tmp_path: Path, language: str | None
+) -> None:
+    """The hint narrows detection only when a Chinese encoding reads the bytes as such:
+    EUC-KR and Shift_JIS still decode as themselves, and a document saying it is
+    Japanese (html lang) overrides a source saying zh."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    archive_file(folder, "ko", KOREAN, "euc_kr")
+    archive_file(folder, "ja", JAPANESE, "shift_jis")
+    archive_file(folder, "ja-euc", JAPANESE, "euc_jp", '<html lang="ja"><body>{}</body></html>')
+    found = stored(engine, tmp_path, language)
+    assert found["https://example.com/ko"] == (KOREAN, KOREAN)
+    assert found["https://example.com/ja"] == (JAPANESE, JAPANESE)
+    assert found["https://example.com/ja-euc"] == (JAPANESE, JAPANESE)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/rss+xml", "text/xml"], ids=["rss-type", "text-xml"]
+)
+def test_a_short_undeclared_gbk_feed_is_chinese_when_the_source_says_zh(
+    engine: sa.Engine, server: FaultServer, content_type: str
+) -> None:
+    """A feed of one short item, no charset in HTTP or its XML declaration: before,
+    detected as EUC-KR, its title stored as 쏟휑莖폭헒읨."""
+    link = server.url("/a")
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>财经</title>'
+        f"<link>https://example.com/</link><item><title>{SHORT_GBK}</title>"
+        f"<link>{link}</link><description>{SHORT_GBK}</description></item></channel></rss>"
+    )
+    server.route("/feed.xml", respond(feed.encode("gbk"), content_type=content_type))
+    server.route("/a", respond(b"gone", status="404 Not Found"))
+    run_ingest(engine, [feed_source("feed", server.url("/feed.xml"))], NOW)
+    row = articles(engine, "feed")[link]
+    assert row["title"] == SHORT_GBK and SHORT_GBK in str(row["body_text"])
