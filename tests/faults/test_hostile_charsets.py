@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from mediamon.ingest.sources import Source
 from tests.support.fault_server import FaultServer, respond
-from tests.support.faults import NOW, articles, feed_source, run_ingest
+from tests.support.faults import NOW, RSS, articles, feed_source, item, rss, run_ingest
 
 # Six characters of GBK without a declaration: charset_normalizer alone reads them as
 # Korean (EUC-KR), 쏟휑莖폭헒읨.
@@ -93,3 +93,29 @@ def test_a_short_undeclared_gbk_feed_is_chinese_when_the_source_says_zh(
     run_ingest(engine, [feed_source("feed", server.url("/feed.xml"))], NOW)
     row = articles(engine, "feed")[link]
     assert row["title"] == SHORT_GBK and SHORT_GBK in str(row["body_text"])
+
+
+TRADITIONAL = (
+    "香港特區政府今日公佈經濟數據，本地生產總值按年增長。立法會議員對此表示歡迎，認為經濟正在復甦。"
+)
+
+
+@pytest.mark.parametrize("http_charset", ["", "; charset=big5"], ids=["no-http", "http-big5"])
+def test_a_pages_meta_charset_outranks_its_xml_declaration_as_in_browsers(
+    engine: sa.Engine, server: FaultServer, http_charset: str
+) -> None:
+    """An XHTML template's ``<?xml … encoding="gbk"?>`` before ``<meta charset="big5">``
+    on a Big5 page: browsers ignore the XML declaration in text/html (WHATWG: BOM, HTTP,
+    meta). Before, it was read first, and GBK reads Big5 bytes without an error: the
+    page was stored as mojibake."""
+    html = (
+        '<?xml version="1.0" encoding="gbk"?><!DOCTYPE html><html><head>'
+        f'<meta charset="big5"><title>經濟</title></head><body><article><h1>經濟數據</h1>'
+        f"<p>{TRADITIONAL}</p><p>{TRADITIONAL}</p></article></body></html>"
+    )
+    content_type = "text/html" + http_charset
+    server.route("/p", respond(html.encode("big5hkscs"), content_type=content_type))
+    server.route("/feed.xml", respond(rss([item(server.url("/p"))]), content_type=RSS))
+    run_ingest(engine, [feed_source("page", server.url("/feed.xml"))], NOW)
+    row = articles(engine, "page")[server.url("/p")]
+    assert row["content_origin"] == "page" and TRADITIONAL in str(row["body_text"])

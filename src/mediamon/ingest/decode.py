@@ -145,11 +145,18 @@ def effective_content_type(value: str) -> str:
     return value if chosen is None else chosen
 
 
-def declared_charsets(content: bytes, http_charset: str | None) -> list[str]:
-    """Charsets the response declares, most authoritative first (HTTP, then document)."""
+def declared_charsets(content: bytes, http_charset: str | None, *, xml: bool = False) -> list[str]:
+    """Charsets the response declares, most authoritative first (HTTP, then document).
+
+    In an HTML page the meta tag comes before an XML declaration (an XHTML template's,
+    which browsers ignore in text/html): a Big5 page whose template said
+    ``encoding="gbk"`` and whose meta said big5 was read as GBK, which reads any Big5
+    bytes without an error, into mojibake. In a feed (``xml``) the XML declaration
+    comes first, as feed readers read it.
+    """
     labels: list[str | None] = [http_charset]
     head = content[:META_SCAN_BYTES]
-    for pattern in (XML_ENCODING, META_CHARSET):
+    for pattern in (XML_ENCODING, META_CHARSET) if xml else (META_CHARSET, XML_ENCODING):
         match = pattern.search(head)
         if match:
             labels.append(match.group(1).decode("ascii", "replace"))
@@ -174,6 +181,7 @@ def decode_html(
     http_charset: str | None = None,
     *,
     language: str | None = None,
+    xml: bool = False,
 ) -> Decoded:
     """Decode an HTML or XML document.
 
@@ -187,7 +195,8 @@ def decode_html(
     ``language`` is the source's configured language; the document's own (``<html
     lang>``, a feed's ``<language>``, ``xml:lang``) comes before it. A Chinese one has
     the detector choose among the Chinese encodings only: on 20-300 characters of GBK
-    it guessed Korean (EUC-KR) or UTF-16 as often as Chinese.
+    it guessed Korean (EUC-KR) or UTF-16 as often as Chinese. ``xml``: the document is
+    a feed, whose XML declaration outranks a meta tag (see :func:`declared_charsets`).
     """
     for bom, encoding in BOMS:
         if content.startswith(bom):
@@ -203,10 +212,10 @@ def decode_html(
         pass
     else:
         if content.isascii():
-            declared = declared_charsets(content, http_charset)
+            declared = declared_charsets(content, http_charset, xml=xml)
             return Decoded(*seven_bit.decode_ascii(content, text, declared))
         return Decoded(text, "utf-8", 0)
-    declared = declared_charsets(content, http_charset)
+    declared = declared_charsets(content, http_charset, xml=xml)
     repaired = _mostly_utf8(content, declared=declared[:1] == ["utf-8"])
     if repaired is not None:
         return repaired

@@ -127,7 +127,7 @@ def parse_feed(
     from mediamon.ingest import feed_authors
     from mediamon.ingest.decode import content_type_charset, decode_html
 
-    decoded = decode_html(content, content_type_charset(content_type), language=language)
+    decoded = decode_html(content, content_type_charset(content_type), language=language, xml=True)
     text, declarations = without_declarations(decoded.text)
     text = valid_character_references(text)
     # The text is handed over as UTF-8 saying so: feedparser must not decode it again.
