@@ -119,3 +119,19 @@ def test_a_pages_meta_charset_outranks_its_xml_declaration_as_in_browsers(
     run_ingest(engine, [feed_source("page", server.url("/feed.xml"))], NOW)
     row = articles(engine, "page")[server.url("/p")]
     assert row["content_origin"] == "page" and TRADITIONAL in str(row["body_text"])
+
+
+@pytest.mark.parametrize(
+    ("language", "wrap"),
+    [("zh-TW", "{}"), ("zh-Hant-HK", "{}"), (None, '<html lang="zh-Hant"><body>{}</body></html>')],
+    ids=["source-zh-tw", "source-zh-hant-hk", "html-lang-zh-hant"],
+)
+def test_a_short_undeclared_big5_file_is_big5_when_the_source_or_document_is_traditional(
+    engine: sa.Engine, tmp_path: Path, language: str | None, wrap: str
+) -> None:
+    """Four characters of Big5 also read as GBK without an error, and the detector,
+    even among the Chinese encodings alone, chose GBK: 臺灣總統 stored as 籓芖羆参."""
+    (tmp_path / "archive").mkdir()
+    archive_file(tmp_path / "archive", "a", "臺灣總統", "big5hkscs", wrap)
+    title, body = stored(engine, tmp_path, language)["https://example.com/a"]  # type: ignore[misc]
+    assert title == "臺灣總統" and "臺灣總統" in body

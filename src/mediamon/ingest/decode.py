@@ -220,7 +220,7 @@ def decode_html(
     if repaired is not None:
         return repaired
     candidates = [e for e in declared if e != "utf-8"]
-    detected = _detect(content, _document_language(content) or primary_language(language))
+    detected = _detect(content, _document_language(content) or language)
     candidates += [e for e in (detected, "gb18030") if e and e not in candidates]
     best: Decoded | None = None
     for encoding in candidates:
@@ -264,12 +264,17 @@ _NON_ASCII_BYTES = bytes(range(0x80, 0x100))
 
 
 def _detect(content: bytes, language: str | None = None) -> str | None:
+    """The detected encoding; ``language`` (a BCP 47 tag) narrows the choice."""
     from charset_normalizer import from_bytes
 
     sample = content[:DETECT_SAMPLE_BYTES]
     if sample.isascii() and (found := _NOT_ASCII.search(content, DETECT_SAMPLE_BYTES)):
         sample = content[found.start() : found.start() + DETECT_SAMPLE_BYTES]
-    isolated = LANGUAGE_ENCODINGS.get(language or "")
+    if language and TRADITIONAL_CHINESE.match(language) and _reads_as(sample, "big5hkscs"):
+        # Four characters of Big5 read as GBK without an error too, and the detector
+        # chose GBK for some (臺灣總統 as 籓芖羆参); a Traditional source is Big5 first.
+        return "big5hkscs"
+    isolated = LANGUAGE_ENCODINGS.get(primary_language(language) or "")
     if isolated:
         # Only when one of the language's encodings reads the bytes: a source that says
         # zh and serves a Japanese page still gets it detected as Japanese.
@@ -283,20 +288,31 @@ def _detect(content: bytes, language: str | None = None) -> str | None:
 # detector, asked to choose among them alone, reads short texts right (it told GBK
 # from EUC-KR by character frequencies it cannot gather from 20 characters).
 LANGUAGE_ENCODINGS = {"zh": ("gb18030", "big5hkscs")}
+# Chinese as written in Taiwan, Hong Kong and Macau, or in Traditional characters.
+TRADITIONAL_CHINESE = re.compile(r"zh(?:[-_][a-z0-9]+)*[-_](?:tw|hk|mo|hant)\b", re.IGNORECASE)
 # The document's own language, in its first bytes: ``<html lang="zh-CN">``, a feed's
 # ``<language>zh-tw</language>`` or ``<dc:language>``, ``xml:lang="zh"``.
 DOCUMENT_LANGUAGE = re.compile(
-    rb"""<html\b[^>]*?\slang\s*=\s*["']?\s*([a-zA-Z]{2,3})\b"""
-    rb"""|\sxml:lang\s*=\s*["']\s*([a-zA-Z]{2,3})\b"""
-    rb"""|<(?:dc:)?language>\s*([a-zA-Z]{2,3})\b""",
+    rb"""<html\b[^>]*?\slang\s*=\s*["']?\s*([a-zA-Z]{2,3}(?:[-_][a-zA-Z0-9]{1,8})*)"""
+    rb"""|\sxml:lang\s*=\s*["']\s*([a-zA-Z]{2,3}(?:[-_][a-zA-Z0-9]{1,8})*)"""
+    rb"""|<(?:dc:)?language>\s*([a-zA-Z]{2,3}(?:[-_][a-zA-Z0-9]{1,8})*)""",
     re.IGNORECASE,
 )
 
 
 def _document_language(content: bytes) -> str | None:
-    """The primary language the document states of itself near its start, if any."""
+    """The language tag the document states of itself near its start, if any."""
     match = DOCUMENT_LANGUAGE.search(content[:META_SCAN_BYTES])
     if match is None:
         return None
     tag = next(group for group in match.groups() if group is not None)
     return tag.decode("ascii").lower()
+
+
+def _reads_as(sample: bytes, encoding: str) -> bool:
+    """Whether the bytes are text in ``encoding`` (no byte it cannot read)."""
+    try:
+        sample.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
