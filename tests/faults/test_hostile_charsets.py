@@ -135,3 +135,25 @@ def test_a_short_undeclared_big5_file_is_big5_when_the_source_or_document_is_tra
     archive_file(tmp_path / "archive", "a", "臺灣總統", "big5hkscs", wrap)
     title, body = stored(engine, tmp_path, language)["https://example.com/a"]  # type: ignore[misc]
     assert title == "臺灣總統" and "臺灣總統" in body
+
+
+def test_a_meta_charset_in_a_feed_items_html_is_not_the_feeds_charset(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A GBK feed without a declared charset whose first item carries a whole page in
+    CDATA, ``<meta charset="big5">`` and all: before, the meta was taken as the feed's
+    charset, and Big5 read the GBK bytes without an error into mojibake. Feed readers
+    read only the XML declaration."""
+    link = server.url("/a")
+    text = "今日天气晴朗，股市大涨"
+    html = f'<html><head><meta charset="big5"></head><body><p>{text}</p></body></html>'
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>财经</title>'
+        f"<link>https://example.com/</link><item><title>{text}</title><link>{link}</link>"
+        f"<description><![CDATA[{html}]]></description></item></channel></rss>"
+    )
+    server.route("/feed.xml", respond(feed.encode("gbk"), content_type="application/rss+xml"))
+    server.route("/a", respond(b"gone", status="404 Not Found"))
+    run_ingest(engine, [feed_source("feed", server.url("/feed.xml"))], NOW)
+    row = articles(engine, "feed")[link]
+    assert row["title"] == text and text in str(row["body_text"])

@@ -151,12 +151,13 @@ def declared_charsets(content: bytes, http_charset: str | None, *, xml: bool = F
     In an HTML page the meta tag comes before an XML declaration (an XHTML template's,
     which browsers ignore in text/html): a Big5 page whose template said
     ``encoding="gbk"`` and whose meta said big5 was read as GBK, which reads any Big5
-    bytes without an error, into mojibake. In a feed (``xml``) the XML declaration
-    comes first, as feed readers read it.
+    bytes without an error, into mojibake. In a feed (``xml``) only the XML
+    declaration counts, as feed readers read it: a meta tag there is an item's HTML's
+    (a page carried whole in CDATA), which said big5 in a GBK feed.
     """
     labels: list[str | None] = [http_charset]
     head = content[:META_SCAN_BYTES]
-    for pattern in (XML_ENCODING, META_CHARSET) if xml else (META_CHARSET, XML_ENCODING):
+    for pattern in (XML_ENCODING,) if xml else (META_CHARSET, XML_ENCODING):
         match = pattern.search(head)
         if match:
             labels.append(match.group(1).decode("ascii", "replace"))
