@@ -82,15 +82,28 @@ def test_a_short_undeclared_gbk_feed_is_chinese_when_the_source_says_zh(
 ) -> None:
     """A feed of one short item, no charset in HTTP or its XML declaration: before,
     detected as EUC-KR, its title stored as 쏟휑莖폭헒읨."""
+    short_gbk_feed(engine, server, content_type, "", "zh")
+
+
+def test_a_short_undeclared_gbk_feed_is_chinese_when_its_language_says_zh(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """The same feed from a source without a language, its channel saying zh-cn."""
+    short_gbk_feed(engine, server, "application/rss+xml", "<language>zh-cn</language>", None)
+
+
+def short_gbk_feed(
+    engine: sa.Engine, server: FaultServer, content_type: str, head: str, language: str | None
+) -> None:
     link = server.url("/a")
     feed = (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>财经</title>'
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>财经</title>{head}'
         f"<link>https://example.com/</link><item><title>{SHORT_GBK}</title>"
         f"<link>{link}</link><description>{SHORT_GBK}</description></item></channel></rss>"
     )
     server.route("/feed.xml", respond(feed.encode("gbk"), content_type=content_type))
     server.route("/a", respond(b"gone", status="404 Not Found"))
-    run_ingest(engine, [feed_source("feed", server.url("/feed.xml"))], NOW)
+    run_ingest(engine, [feed_source("feed", server.url("/feed.xml"), language=language)], NOW)
     row = articles(engine, "feed")[link]
     assert row["title"] == SHORT_GBK and SHORT_GBK in str(row["body_text"])
 
