@@ -189,7 +189,8 @@ def decode_html(
     Order: a BOM; strict UTF-8 (a long run of valid multi-byte UTF-8 is almost never
     another encoding, and it catches UTF-8 pages mislabelled as GBK; pure ASCII may be
     a 7-bit encoding, see :mod:`mediamon.ingest.seven_bit`); the declared
-    charsets (HTTP header, then XML declaration and meta tag); charset detection. The
+    charsets (HTTP header, then meta tag and XML declaration, see
+    :func:`declared_charsets`); charset detection. The
     first that decodes without error wins; failing that, the one with the fewest
     replacement characters.
 
@@ -197,7 +198,7 @@ def decode_html(
     lang>``, a feed's ``<language>``, ``xml:lang``) comes before it. A Chinese one has
     the detector choose among the Chinese encodings only: on 20-300 characters of GBK
     it guessed Korean (EUC-KR) or UTF-16 as often as Chinese. ``xml``: the document is
-    a feed, whose XML declaration outranks a meta tag (see :func:`declared_charsets`).
+    a feed, whose XML declaration alone declares its charset, not a meta tag.
     """
     for bom, encoding in BOMS:
         if content.startswith(bom):
@@ -311,9 +312,10 @@ def _document_language(content: bytes) -> str | None:
 
 
 def _reads_as(sample: bytes, encoding: str) -> bool:
-    """Whether the bytes are text in ``encoding`` (no byte it cannot read)."""
+    """Whether the bytes are text in ``encoding`` (no byte it cannot read; the sample may
+    end inside a character, cut at DETECT_SAMPLE_BYTES)."""
     try:
-        sample.decode(encoding)
+        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
     except UnicodeDecodeError:
         return False
     return True
