@@ -132,7 +132,25 @@ class Chromium:
     """A headless chromium process with a throw-away profile."""
 
     def __init__(self) -> None:
-        self._profile = tempfile.mkdtemp(prefix="mediamon-chromium-")
+        # Twice at most: on a loaded machine chromium now and then exits at start-up
+        # before it opens its DevTools port (a CI run lost a mail's check to it); a
+        # second failure is reported with chromium's own last words.
+        for attempt in (1, 2):
+            self._profile = tempfile.mkdtemp(prefix="mediamon-chromium-")
+            self._sockets = ExitStack()
+            self._process = self._launch()
+            port = self._wait_for_port()
+            if port is not None:
+                self.port = port
+                return
+            status, said = self._process.poll(), self._last_words()
+            self.close()
+            if attempt == 2 or status is None:  # still running after the timeout: no retry
+                raise RuntimeError(
+                    f"chromium did not start (no DevToolsActivePort; exit status {status}): {said}"
+                )
+
+    def _launch(self) -> subprocess.Popen[bytes]:
         command = [
             chromium_path(),
             "--headless",
@@ -146,23 +164,27 @@ class Chromium:
         ]
         if os.geteuid() == 0:
             command.insert(1, "--no-sandbox")  # chromium refuses to run as root otherwise
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self._sockets = ExitStack()
-        self.port = self._wait_for_port()
+        with open(Path(self._profile) / "stderr.log", "wb") as stderr:
+            return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
 
-    def _wait_for_port(self) -> int:
+    def _wait_for_port(self) -> int | None:
+        """The DevTools port, or None when chromium exited or START_TIMEOUT_S passed."""
         marker = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if marker.exists() and marker.read_text().strip():
                 return int(marker.read_text().split()[0])
             if self._process.poll() is not None:
-                break
+                return None
             time.sleep(0.05)
-        self.close()
-        raise RuntimeError("chromium did not start (no DevToolsActivePort)")
+        return None
+
+    def _last_words(self) -> str:
+        try:
+            lines = (Path(self._profile) / "stderr.log").read_text("utf-8", "replace").splitlines()
+        except OSError:
+            return "(no output)"
+        return " | ".join(line.strip() for line in lines[-3:] if line.strip()) or "(no output)"
 
     def open(
         self,
