@@ -25,11 +25,11 @@ from mediamon.alerts.unsubscribe import ALL_TOPICS, MANAGE_PATH, sign, verify
 from mediamon.spikes.detect import detect
 from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
-from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
-from tests.integration.test_alert_stages import AT, BURST_HOUR, T0, add_background, add_burst
+from tests.integration.test_alert_stages import AT, T0
 from tests.integration.test_unsubscribe import (
     KEY,
+    first_burst,
     footer_link,
     options,
     second_burst,
@@ -123,9 +123,7 @@ def manage_link(message: EmailMessage) -> str:
 def test_the_list_from_a_mail_turns_one_topic_off_and_the_next_cycle_mails_the_other(
     engine: sa.Engine, topics: TopicSet, public: str
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    ids = first_burst(engine, topics)
     assert len(detect(engine, topics, AT)) == 3
     sink = Sink()
     with serve_smtp(sink) as port:
@@ -210,9 +208,7 @@ def test_the_list_from_a_mail_turns_one_topic_off_and_the_next_cycle_mails_the_o
 def test_a_digests_list_link_and_stopping_every_mail(
     engine: sa.Engine, topics: TopicSet, public: str
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    first_burst(engine, topics)
     sink = Sink()
     with serve_smtp(sink) as port:
         run_digests(
@@ -297,9 +293,7 @@ def test_a_topics_page_hands_out_no_every_topic_token(
 def test_without_the_public_url_the_footer_has_no_list_link(
     engine: sa.Engine, topics: TopicSet
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    first_burst(engine, topics)
     detect(engine, topics, AT)
     sink = Sink()
     with serve_smtp(sink) as port:

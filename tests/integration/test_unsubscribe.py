@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -19,8 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 
 from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.deliver import deliver_pending, mail_outlook
@@ -43,8 +41,9 @@ from tests.integration.test_alert_stages import (
     add_quiet_hour,
     rows,
 )
+from tests.support.asgi_server import serve_app
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
-from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
+from tests.support.smtp_server import Sink, serve_smtp, smtp_send
 
 TOPICS_YAML = """\
 version: 1
@@ -72,25 +71,10 @@ def topics(engine: sa.Engine) -> TopicSet:
     return parsed
 
 
-@contextmanager
-def serving(engine: sa.Engine, keys: tuple[str, ...] = (KEY,)) -> Iterator[str]:
+def serving(engine: sa.Engine, keys: tuple[str, ...] = (KEY,)) -> AbstractContextManager[str]:
     """The unsubscribe app at ``/mediamon-unsubscribe`` (as the plugin mounts it) on a
     free loopback port; the public URL."""
-    root = FastAPI()
-    root.mount("/mediamon-unsubscribe", make_unsubscribe_app(lambda: engine, lambda: keys))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_app("/mediamon-unsubscribe", make_unsubscribe_app(lambda: engine, lambda: keys))
 
 
 @pytest.fixture()
@@ -145,6 +129,14 @@ def subscription_rows(engine: sa.Engine) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def first_burst(engine: sa.Engine, topics: TopicSet) -> dict[str, int]:
+    """The quiet background and the first burst, matched to the topics; the sources' ids."""
+    ids = add_background(engine)
+    add_burst(engine, ids, BURST_HOUR, tag="a")
+    match_articles(engine, topics)
+    return ids
+
+
 def second_burst(engine: sa.Engine, ids: dict[str, int], topics: TopicSet) -> list[int]:
     """Quiet hours after the first burst, then another burst after the cooldown: the next
     alert cycle's alert."""
@@ -160,9 +152,7 @@ def second_burst(engine: sa.Engine, ids: dict[str, int], topics: TopicSet) -> li
 def test_one_click_unsubscribes_and_the_next_cycle_mails_nobody_who_left(
     engine: sa.Engine, topics: TopicSet, public: str
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    ids = first_burst(engine, topics)
     assert len(detect(engine, topics, AT)) == 1
     sink = Sink()
     with serve_smtp(sink) as port:
@@ -242,9 +232,7 @@ def test_one_click_unsubscribes_and_the_next_cycle_mails_nobody_who_left(
 def test_a_recipient_who_leaves_while_the_run_mails_others_gets_nothing_more(
     engine: sa.Engine, topics: TopicSet, public: str
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    first_burst(engine, topics)
     assert len(detect(engine, topics, AT)) == 1
     sink = Sink()
     with serve_smtp(sink) as port:
@@ -269,9 +257,7 @@ def test_a_recipient_who_leaves_while_the_run_mails_others_gets_nothing_more(
 def test_a_digests_link_leaves_every_mail_and_no_digest_follows(
     engine: sa.Engine, topics: TopicSet, public: str
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    ids = first_burst(engine, topics)
     now = T0 + timedelta(days=1, hours=8, minutes=3)
     sink = Sink()
     with serve_smtp(sink) as port:
@@ -304,9 +290,7 @@ def test_a_digests_link_leaves_every_mail_and_no_digest_follows(
 def test_without_the_public_url_mails_offer_the_mailbox_only(
     engine: sa.Engine, topics: TopicSet
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    first_burst(engine, topics)
     assert len(detect(engine, topics, AT)) == 1
     sink = Sink()
     with serve_smtp(sink) as port:
@@ -331,9 +315,7 @@ FOOTER_LINK = """(() => {
 def test_the_mails_link_and_the_page_work_in_a_browser_at_phone_and_desktop_widths(
     engine: sa.Engine, topics: TopicSet, public: str
 ) -> None:
-    ids = add_background(engine)
-    add_burst(engine, ids, BURST_HOUR, tag="a")
-    match_articles(engine, topics)
+    first_burst(engine, topics)
     assert len(detect(engine, topics, AT)) == 1
     sink = Sink()
     with serve_smtp(sink) as port:

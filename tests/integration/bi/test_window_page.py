@@ -12,7 +12,7 @@ import html
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 
 from mediamon.alerts.compose import MailOptions
 from mediamon.alerts.deliver import deliver_pending
@@ -40,8 +38,9 @@ from tests.integration.test_alert_stages import (
     add_background,
     add_burst,
 )
+from tests.support.asgi_server import serve_app
 from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
-from tests.support.smtp_server import Sink, free_port, serve_smtp, smtp_send
+from tests.support.smtp_server import Sink, serve_smtp, smtp_send
 
 TOPICS_YAML = """\
 version: 1
@@ -63,24 +62,9 @@ def served(engine: sa.Engine) -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def serving(engine: sa.Engine) -> Iterator[str]:
+def serving(engine: sa.Engine) -> AbstractContextManager[str]:
     """The page's app on ``engine`` at ``/mediamon`` on a free loopback port; the base URL."""
-    root = FastAPI()
-    root.mount("/mediamon", make_app(lambda: engine))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_app("/mediamon", make_app(lambda: engine))
 
 
 def _window_ids(engine: sa.Engine) -> list[int]:
