@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, quote
 
@@ -41,6 +41,9 @@ from mediamon.topics.store import stored_topics
 
 logger = logging.getLogger(__name__)
 
+Keys = tuple[str, ...]
+Answer = HTMLResponse | RedirectResponse
+
 # A one-click POST's body is "List-Unsubscribe=One-Click" (26 bytes); the page's form adds
 # a field. Anything past this is no request of ours: refused unread.
 MAX_BODY_BYTES = 4_096
@@ -54,6 +57,8 @@ PAGE_HEADERS = SECURITY_HEADERS | {
 NOT_ENABLED = "unsubscribe links are not enabled here (no MEDIAMON_UNSUBSCRIBE_SECRET)"
 # A topic's token leaves that topic (and, from its page, every mail) but never shows or
 # changes the recipient's other topics: only their every-topic token opens the list.
+NOT_UNSUBSCRIBED = "Not unsubscribed / 未退订"
+NOT_CHANGED = "Not changed / 未更改"
 ONE_TOPIC_ONLY = (
     "this link is for one topic's mail and cannot show or change your other alerts;"
     ' use the "Manage your alerts" link of a recent mail'
@@ -98,103 +103,117 @@ def make_unsubscribe_app(
     # readers held up by a locked table took every thread, Airflow's own endpoints' too.
     threads = BoundedThreads()
 
-    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
-    async def ask(asked: Request) -> HTMLResponse:
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, response_model=None)
+    async def ask(asked: Request) -> Answer:
         token = asked.query_params.get("t", "")
-        keys = tuple(keys_factory())
-        if not keys:
-            return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
-        try:
+
+        async def show(keys: Keys) -> Answer:
             who = verify(keys, token)
             name, left = await threads.run(_topic_and_state, engine(), who)
-        except TokenRefused as refused:
-            return _refused(refused)
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-            return _database_trouble(error)
-        return HTMLResponse(_ask_html(who, name, left, token), headers=PAGE_HEADERS)
+            return HTMLResponse(_ask_html(who, name, left, token), headers=PAGE_HEADERS)
 
-    @app.post("/", response_class=HTMLResponse)
-    async def leave(asked: Request) -> HTMLResponse:
-        body = b""
-        async for chunk in asked.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _page("Not unsubscribed", "<p>The request is too large.</p>", 413)
+        return await _answer(NOT_UNSUBSCRIBED, keys_factory, show)
+
+    @app.post("/", response_class=HTMLResponse, response_model=None)
+    async def leave(asked: Request) -> Answer:
         token = asked.query_params.get("t", "")
-        via = "page" if b"from=page" in body else "one-click"
+        form = await _form_fields(asked)
+        if form is None:
+            return _too_large(NOT_UNSUBSCRIBED)
+        via = "page" if form.get("from") == "page" else "one-click"
         # Only the page's "undo" button sends this; a one-click POST never does.
-        again = via == "page" and b"resubscribe=1" in body
+        again = via == "page" and form.get("resubscribe") == "1"
         # The topic page's "stop every mail" button: its own token, so the page never
         # hands a topic's reader the every-topic token that opens the recipient's list.
-        every = via == "page" and b"every=1" in body
-        keys = tuple(keys_factory())
-        if not keys:
-            return _page("Not unsubscribed / 未退订", f"<p>{NOT_ENABLED}</p>", 503)
-        try:
+        every = via == "page" and form.get("every") == "1"
+
+        async def change(keys: Keys) -> Answer:
             who = verify(keys, token)
             if every:
                 who = Subscription(who.recipient, ALL_TOPICS)
             name = await threads.run(_set_state, engine(), who, again, via)
-        except TokenRefused as refused:
-            return _refused(refused)
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-            return _database_trouble(error)
-        done = "subscribed again" if again else "unsubscribed"
-        logger.info("%s %s from %s (%s)", done, who.recipient, who.topic, via)
-        page = (
-            _again_html(who, name, token, every=every)
-            if again
-            else _done_html(who, name, token, every=every)
-        )
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+            done = "subscribed again" if again else "unsubscribed"
+            logger.info("%s %s from %s (%s)", done, who.recipient, who.topic, via)
+            page = (
+                _again_html(who, name, token, every=every)
+                if again
+                else _done_html(who, name, token, every=every)
+            )
+            return HTMLResponse(page, headers=PAGE_HEADERS)
 
-    @app.api_route("/alerts", methods=["GET", "HEAD"], response_class=HTMLResponse)
-    async def your_alerts(asked: Request) -> HTMLResponse:
+        return await _answer(NOT_UNSUBSCRIBED, keys_factory, change)
+
+    @app.api_route(
+        "/alerts", methods=["GET", "HEAD"], response_class=HTMLResponse, response_model=None
+    )
+    async def your_alerts(asked: Request) -> Answer:
         """Every topic the recipient gets, each with its state and a button; GET shows."""
         token = asked.query_params.get("t", "")
-        keys = tuple(keys_factory())
-        if not keys:
-            return _page("Your alerts / 您的提醒", f"<p>{NOT_ENABLED}</p>", 503)
-        try:
+
+        async def show(keys: Keys) -> Answer:
             who = _everything(keys, token)
             own, all_left = await threads.run(_own_topics, engine(), who.recipient)
-        except TokenRefused as refused:
-            return _refused(refused, "Your alerts / 您的提醒")
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-            return _database_trouble(error)
-        return HTMLResponse(_list_html(who, own, all_left, token), headers=PAGE_HEADERS)
+            return HTMLResponse(_list_html(who, own, all_left, token), headers=PAGE_HEADERS)
+
+        return await _answer("Your alerts / 您的提醒", keys_factory, show)
 
     @app.post("/alerts", response_class=HTMLResponse, response_model=None)
-    async def change_alert(asked: Request) -> HTMLResponse | RedirectResponse:
+    async def change_alert(asked: Request) -> Answer:
         """Leave or rejoin one of the recipient's topics (``*``: every mail), then the
         list again (303: a reload does not post twice)."""
-        body = b""
-        async for chunk in asked.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _page("Not changed", "<p>The request is too large.</p>", 413)
         token = asked.query_params.get("t", "")
-        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
-        topic = (form.get("topic") or [""])[0]
-        action = (form.get("action") or [""])[0]
-        keys = tuple(keys_factory())
-        if not keys:
-            return _page("Not changed / 未更改", f"<p>{NOT_ENABLED}</p>", 503)
-        try:
+        form = await _form_fields(asked)
+        if form is None:
+            return _too_large(NOT_CHANGED)
+        topic = form.get("topic", "")
+        action = form.get("action", "")
+
+        async def change(keys: Keys) -> Answer:
             who = _everything(keys, token)
             if action not in ("leave", "rejoin"):
                 raise TokenRefused(f"action {action[:20]!r}: expected leave or rejoin")
             changed = await threads.run(
                 _change_own, engine(), Subscription(who.recipient, topic), action == "rejoin"
             )
-        except TokenRefused as refused:
-            return _refused(refused, "Not changed / 未更改")
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
-            return _database_trouble(error)
-        logger.info("%s %s %s (list page)", who.recipient, action, changed)
-        return RedirectResponse(f"alerts?t={quote(token, safe='')}", 303, headers=PAGE_HEADERS)
+            logger.info("%s %s %s (list page)", who.recipient, action, changed)
+            target = f"alerts?t={quote(token, safe='')}"
+            return RedirectResponse(target, 303, headers=PAGE_HEADERS)
+
+        return await _answer(NOT_CHANGED, keys_factory, change)
 
     return app
+
+
+async def _answer(
+    title: str, keys_factory: Callable[[], Sequence[str]], work: Callable[[Keys], Awaitable[Answer]]
+) -> Answer:
+    """``work``'s answer with the keys of now; what every handler answers alike when there
+    are no keys (503), the token is refused (403, one line) or the database fails (503)."""
+    keys = tuple(keys_factory())
+    if not keys:
+        return _page(title, f"<p>{NOT_ENABLED}</p>", 503)
+    try:
+        return await work(keys)
+    except TokenRefused as refused:
+        return _refused(refused, title)
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+        return _database_trouble(error)
+
+
+async def _form_fields(asked: Request) -> dict[str, str] | None:
+    """A POST's form fields, the first value of each; None when the body is past
+    ``MAX_BODY_BYTES`` (refused unread from there on)."""
+    body = b""
+    async for chunk in asked.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _too_large(title: str) -> HTMLResponse:
+    return _page(title, "<p>The request is too large.</p>", 413)
 
 
 def keys_from_env() -> tuple[str, ...]:
@@ -421,7 +440,7 @@ def _page(title: str, body: str, status: int) -> HTMLResponse:
     return HTMLResponse(_page_text(title, body), status, headers=PAGE_HEADERS)
 
 
-def _refused(refused: TokenRefused, title: str = "Not unsubscribed / 未退订") -> HTMLResponse:
+def _refused(refused: TokenRefused, title: str) -> HTMLResponse:
     """A token that is not ours or was changed: one line, nothing written."""
     logger.warning("unsubscribe refused: %s", refused)
     return _page(
@@ -437,7 +456,7 @@ def _database_trouble(error: sa.exc.DBAPIError | sa.exc.TimeoutError) -> HTMLRes
     logger.warning("unsubscribe page: %s", one_line(explain(error) or error, 500))
     return HTMLResponse(
         _page_text(
-            "Not unsubscribed / 未退订",
+            NOT_UNSUBSCRIBED,
             "<p>mediamon's database did not answer; try again in a minute.</p>",
         ),
         503,
