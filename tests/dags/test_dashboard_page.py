@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -308,10 +308,23 @@ def test_slow_headers_are_cut_and_others_are_served(api_server: str) -> None:
     it dripped (no limit before a request's headers are complete); thousands hold the
     api-server's file descriptors until nobody else is accepted. Now each is closed once
     its headers are not complete after the limit; the reader is served all along."""
+    closed = _slow_clients_while_a_reader_is_served(api_server, _drip, count=50)
+    assert len(closed) == 50, f"{len(closed)} of 50 slow connections cut"
+    assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
+    assert requests.get(f"{api_server}/api/v2/monitor/health", timeout=30).ok
+
+
+def _slow_clients_while_a_reader_is_served(
+    api_server: str, drip: Callable[[int, threading.Event, list[float]], None], count: int
+) -> list[float]:
+    """``count`` threads running ``drip`` against the api-server and, a second in, a
+    logged-in reader who must be served the page; waits until every slow client is cut or
+    ten times the limit has passed (far past it, however loaded the machine is). The
+    seconds each slow client was kept, for those that were cut."""
     port = int(api_server.rsplit(":", 1)[1])
     stop = threading.Event()
     closed: list[float] = []
-    slow = [threading.Thread(target=_drip, args=(port, stop, closed)) for _ in range(50)]
+    slow = [threading.Thread(target=drip, args=(port, stop, closed)) for _ in range(count)]
     for thread in slow:
         thread.start()
     try:
@@ -322,17 +335,14 @@ def test_slow_headers_are_cut_and_others_are_served(api_server: str) -> None:
             timeout=60,
         )
         assert page.status_code == 200 and "mediamon" in page.text
-        # Ten times the limit: far past it, however loaded the machine is.
         deadline = time.monotonic() + 10 * HEADER_TIMEOUT_S
-        while len(closed) < len(slow) and time.monotonic() < deadline:
+        while len(closed) < count and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         stop.set()
         for thread in slow:
             thread.join()
-    assert len(closed) == len(slow), f"{len(closed)} of {len(slow)} slow connections cut"
-    assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
-    assert requests.get(f"{api_server}/api/v2/monitor/health", timeout=30).ok
+    return closed
 
 
 def _drip_body(port: int, stop: threading.Event, closed: list[float]) -> None:
@@ -365,29 +375,8 @@ def test_slow_bodies_are_cut_and_others_are_served(api_server: str) -> None:
     each connection, and Airflow's handler awaiting it, was kept for as long as it dripped,
     without any login. Now each is closed once its body is not complete after the limit
     (a second more for every 500 bytes received); the reader is served all along."""
-    port = int(api_server.rsplit(":", 1)[1])
-    stop = threading.Event()
-    closed: list[float] = []
-    slow = [threading.Thread(target=_drip_body, args=(port, stop, closed)) for _ in range(20)]
-    for thread in slow:
-        thread.start()
-    try:
-        time.sleep(1)
-        page = requests.get(
-            f"{api_server}/mediamon/",
-            headers={"Authorization": f"Bearer {_token(api_server)}"},
-            timeout=60,
-        )
-        assert page.status_code == 200 and "mediamon" in page.text
-        # Ten times the limit: far past it, however loaded the machine is.
-        deadline = time.monotonic() + 10 * HEADER_TIMEOUT_S
-        while len(closed) < len(slow) and time.monotonic() < deadline:
-            time.sleep(0.5)
-    finally:
-        stop.set()
-        for thread in slow:
-            thread.join()
-    assert len(closed) == len(slow), f"{len(closed)} of {len(slow)} slow bodies cut"
+    closed = _slow_clients_while_a_reader_is_served(api_server, _drip_body, count=20)
+    assert len(closed) == 20, f"{len(closed)} of 20 slow bodies cut"
     assert min(closed) >= HEADER_TIMEOUT_S - 1, closed  # not before the limit
     _token(api_server)  # a login whose body comes at once is served
 
