@@ -6,7 +6,8 @@ its template has no error text: ops had to open the UI to learn what broke.)"""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -58,6 +59,39 @@ def _me(ti: Any) -> str:
     return f"{_task(ti)}{f'[{map_index}]' if map_index >= 0 else ''} {ti.run_id}"
 
 
+@contextmanager
+def _outbox() -> Iterator[Any]:
+    """An engine on mediamon's database for its ops outbox (:mod:`mediamon.ops.outbox`),
+    or None when none is configured (the embedded server is not started for a mail)."""
+    from mediamon import db
+    from mediamon_airflow import settings
+
+    try:
+        url = settings().database_url
+    except Exception as error:  # noqa: BLE001 - a mail without its outbox still goes
+        logger.warning("no ops outbox for this mail (%s)", error)
+        url = None
+    engine = db.make_engine(url) if url else None
+    try:
+        yield engine
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _deliver_kept(engine: Any, send: Any) -> None:
+    """Mail what ``ops_outbox`` holds before this callback's own mail; a database or mail
+    server still away leaves it for the watchdog, which delivers it too."""
+    from mediamon.ops.outbox import deliver_pending
+
+    if engine is None:
+        return
+    try:
+        deliver_pending(engine, send)
+    except Exception as error:  # noqa: BLE001 - this callback's own mail is what matters here
+        logger.info("ops mails kept in ops_outbox wait for the watchdog: %s", error)
+
+
 class TaskFailureMail(BaseNotifier):
     """``on_failure_callback``: mails ``recipients`` once a task has failed after its
     retries (Airflow calls it then, not on each retry); a failure whose error was mailed
@@ -75,7 +109,9 @@ class TaskFailureMail(BaseNotifier):
         from mediamon.alerts.deliver import DEFAULT_SENDER
         from mediamon.ops.failure_mail import mail_once
         from mediamon.ops.mail import failure_text, task_failure_message
+        from mediamon.ops.outbox import MAX_AGE, keep, may_succeed_later
         from mediamon.settings import Settings
+        from mediamon.text import one_line
         from mediamon_airflow import smtp_send
 
         send, sender = smtp_send()
@@ -92,6 +128,8 @@ class TaskFailureMail(BaseNotifier):
             "log_url": str(ti.log_url),
         }
         zone = ZoneInfo(Settings.from_env().timezone)
+        key = f"task-failure:{_me(ti)} try {ti.try_number}"  # one mail per failed try
+        kept: list[BaseException] = []
 
         def deliver(quiet_until: datetime | None, back_since: datetime | None = None) -> None:
             shown = {"quiet_until": local_time(quiet_until, zone)} if quiet_until else {}
@@ -99,20 +137,45 @@ class TaskFailureMail(BaseNotifier):
                 shown["resolved_at"] = local_time(back_since, zone)
             message = task_failure_message({**failure, **shown}, sender or DEFAULT_SENDER,
                                            self.recipients)  # fmt: skip
-            send(message)
+            try:
+                send(message)
+            except Exception as error:
+                if engine is None or not may_succeed_later(error):
+                    raise
+                try:
+                    keep(engine, key, "task_failure", message, error)
+                except Exception as db_error:  # noqa: BLE001 - the send's error is the one to raise
+                    logger.warning("ops outbox unavailable (%s: %s)",
+                                   type(db_error).__name__, one_line(db_error, 300))  # fmt: skip
+                    raise error from None
+                # Kept counts as mailed: the same error failing meanwhile is held back
+                # (its mail will tell), not kept again under each failed task.
+                kept.append(error)
 
-        try:
-            mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
-                      load=_load, store=_store, send=deliver)  # fmt: skip
-        except Exception as error:  # noqa: BLE001 - the task is red all the same
-            # One line: Airflow logged the callback's traceback, 30 lines about smtplib,
-            # after the task's own error. The claim was given up: the next failure with
-            # this error mails it.
+        with _outbox() as engine:
+            _deliver_kept(engine, send)  # what waits goes first
+            try:
+                mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
+                          load=_load, store=_store, send=deliver)  # fmt: skip
+            except Exception as error:  # noqa: BLE001 - the task is red all the same
+                # One line: Airflow logged the callback's traceback, 30 lines about smtplib,
+                # after the task's own error. The claim was given up: the next failure with
+                # this error mails it.
+                logger.warning(
+                    "ops mail of this failure could not go out (%s: %s); the next failure"
+                    " with this error mails it",
+                    type(error).__name__,
+                    error,
+                )
+                return
+        if kept:
             logger.warning(
-                "ops mail of this failure could not go out (%s: %s); the next failure"
-                " with this error mails it",
-                type(error).__name__,
-                error,
+                "ops mail of this failure could not go out (%s: %s); kept in ops_outbox:"
+                " the next watchdog run (mediamon_health, every 15 minutes) or ops mail"
+                " sends it once the mail server takes mail, if within %s",
+                type(kept[0]).__name__,
+                kept[0],
+                MAX_AGE,
             )
 
 
@@ -164,7 +227,9 @@ class TaskRecoveryMail(BaseNotifier):
                 }
                 send(task_recovery_message(recovery, sender or DEFAULT_SENDER, self.recipients))
 
-            mail_recovery(_task(ti), _me(ti), now, load=_load, store=_store, send=deliver,
-                          state=state)  # fmt: skip
+            with _outbox() as engine:
+                _deliver_kept(engine, send)  # the failure's own mail, if kept, goes first
+                mail_recovery(_task(ti), _me(ti), now, load=_load, store=_store, send=deliver,
+                              state=state)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the task succeeded; say why no mail
             logger.warning("recovery mail not sent (tried at the next success): %s", error)

@@ -260,22 +260,25 @@ def test_the_database_down_at_a_runs_start_is_one_line_naming_it_in_the_task_log
     assert len(shown) < 60, "\n".join(shown)
 
 
-def test_a_failure_mail_the_mail_server_cannot_take_is_one_line_in_the_task_log(
+def test_a_failure_mail_the_mail_server_cannot_take_is_kept_and_sent_once_it_is_back(
     airflow: Any,
     metadata: sa.Engine,
+    engine: sa.Engine,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The mail server down when a task fails for good. Before: the callback raised, and
-    Airflow logged "Failed to run task callback" with its traceback, smtplib's frames
-    after the task's own error. Now one WARNING line saying the mail did not go out and
-    that the next failure with the error mails it (its claim given up); the run is red
-    all the same."""
+    """The mail server down when a task fails for good. Before: one WARNING line, and the
+    mail was lost unless the same error failed a task again (measured: 0 mails after the
+    server came back and two watchdog runs). Now the mail is kept in ``ops_outbox``, one
+    line says so, and the next watchdog run mails it once, first; the run is red all
+    the same. (Before that: the callback raised, and Airflow logged "Failed to run task
+    callback" with smtplib's traceback after the task's own error.)"""
     from airflow.dag_processing.dagbag import DagBag
 
     from tests.dags.airflow_runs import closed_port, run_state
-    from tests.support.smtp_server import connection_json
+    from tests.integration.test_health import Mailbox
+    from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
     broken = tmp_path / "sources.yaml"
     broken.write_text("sources:\n  - {name: x, url: notaurl}\n", "utf-8")
@@ -284,15 +287,35 @@ def test_a_failure_mail_the_mail_server_cannot_take_is_one_line_in_the_task_log(
     monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(closed_port()))
     with metadata.begin() as conn:
         conn.execute(sa.text("delete from variable where key = 'mediamon_failure_mails'"))
-    dag = DagBag(dag_folder=str(dags_folder())).dags["mediamon_ingest"]  # reads OPS_EMAIL
+    dags = DagBag(dag_folder=str(dags_folder())).dags  # reads OPS_EMAIL
     with caplog.at_level(logging.WARNING):
-        run = dag.test(logical_date=datetime(2024, 9, 2, 12, 0, tzinfo=UTC), run_conf=conf())
+        run = dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 9, 2, 12, 0, tzinfo=UTC), run_conf=conf()
+        )
     state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
     assert (state, tasks["plan_sources"][0]) == ("failed", "failed"), tasks
     lines = [record.getMessage() for record in caplog.records]
     said = [line for line in lines if "of this failure could not go out" in line]
-    assert len(said) == 1 and "the next failure with this error mails it" in said[0], said
-    from airflow.models.variable import Variable
+    assert len(said) == 1 and "kept in ops_outbox" in said[0], said
 
-    kept = Variable.get("mediamon_failure_mails", default_var={}, deserialize_json=True)
-    assert not [e for e in kept.values() if e.get("sent")], kept  # the next failure mails
+    mailbox = Mailbox(Sink())
+    with serve_smtp(mailbox.sink) as port:
+        monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
+        for minutes in (15, 30):  # the second run finds nothing left to send
+            dags["mediamon_health"].test(
+                logical_date=datetime(2024, 9, 2, 12, minutes, tzinfo=UTC)
+            )
+    failed = [m for m in mailbox.messages if m["Subject"].startswith("[mediamon] task failed")]
+    assert len(failed) == 1, [m["Subject"] for m in mailbox.messages]
+    assert failed[0]["Subject"].startswith("[mediamon] task failed: mediamon_ingest.plan_sources")
+    text = failed[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "source 'x'.url" in text, text
+    assert mailbox.messages[0]["Subject"] == failed[0]["Subject"]  # what waited went first
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.text("select mail_key, sent_at is not null, dropped_at from ops_outbox")
+        ).all()
+    assert [(sent, dropped) for _, sent, dropped in kept] == [(True, None)], kept
+    assert kept[0][0].startswith("task-failure:mediamon_ingest.plan_sources "), kept
+    # The run stays red: the mail went out later, the failure happened.
+    assert run_state(metadata, "mediamon_ingest", run.run_id)[0] == "failed"

@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mediamon.alerts.catalog import local_time
+from mediamon.ops import outbox
 from mediamon.ops.incident_mail import FLAP_WINDOW, IncidentMailError, Send, notify
 from mediamon.ops.runs import CHECKS_FAILED
 from mediamon.ops.thresholds import HealthThresholds
@@ -71,6 +72,8 @@ class HealthResult:
     recoveries_mailed: list[str] = field(default_factory=list)
     unmailed: list[str] = field(default_factory=list)  # open incidents nobody was told of
     note: str | None = None
+    # Ops mails kept while the mail server was down, delivered (or dropped) by this run.
+    outbox: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +84,7 @@ class HealthResult:
             "recoveries_mailed": self.recoveries_mailed,
             "unmailed": self.unmailed,
             "note": self.note,
+            "outbox": self.outbox,
         }
 
 
@@ -545,6 +549,10 @@ def run(
             "no mediamon_smtp connection" if send is None else "MEDIAMON_OPS_EMAIL is not set"
         ) + ": incidents are recorded (bi.incidents) but not mailed"
     else:
+        # Mails kept while the server was down go first (mediamon.ops.outbox): the
+        # watchdog runs whatever else fails. They do not turn the run red: each was a
+        # failure already shown, and a server still down fails the incident mails below.
+        result.outbox = outbox.deliver_pending(engine, send).as_dict()
         try:
             result.mailed, result.recoveries_mailed = notify(
                 engine, send, sender, recipients, at, zone, limits.flap_window

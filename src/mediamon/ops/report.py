@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from mediamon.alerts.smtp import MailServerRefusal
 from mediamon.errors import MailNotSent
+from mediamon.ops import outbox
 
 WEEK = timedelta(days=7)
 
@@ -122,6 +123,10 @@ def send_weekly(
     if send is None or not recipients:
         missing = "no mediamon_smtp connection" if send is None else "MEDIAMON_OPS_EMAIL unset"
         return ReportOutcome(key, rows, False, f"{missing}: not sent")
+    # Ops mails kept while the server was down go first, this week's report among them
+    # if an earlier try of this run kept it (mediamon.ops.outbox).
+    if key in outbox.deliver_pending(engine, send).sent:
+        return ReportOutcome(key, rows, True, "sent from the outbox, where an earlier try kept it")
     with engine.begin() as conn:
         claimed = conn.execute(
             sa.text(
@@ -133,8 +138,10 @@ def send_weekly(
         if claimed is None:
             return ReportOutcome(key, rows, False, "sent by a concurrent run", already_sent=True)
         # Sent inside the claiming transaction: a failed send rolls the claim back.
+        message = None
         try:
-            send(ops_mail.report_message(rows, at - WEEK, at, sender, recipients, zone=zone))
+            message = ops_mail.report_message(rows, at - WEEK, at, sender, recipients, zone=zone)
+            send(message)
         except MailServerRefusal as refusal:
             # A setting (530, no AUTH for the login, no STARTTLS): a retry gets the same.
             raise MailServerRefusal(
@@ -142,8 +149,18 @@ def send_weekly(
                 " mediamon_smtp connection or the relay is fixed)"
             ) from refusal
         except Exception as error:  # noqa: BLE001 - any other failure: retried
+            # The next run is next week's: kept, the watchdog mails it once the server
+            # takes mail (before: lost once the task's retries were spent).
+            kept = False
+            if message is not None and outbox.may_succeed_later(error):
+                kept = True
+                outbox.keep(engine, key, "weekly_report", message, error)
             raise ReportMailError(
                 f"weekly report {key} not sent: {type(error).__name__}: {error}"
-                " (the next run sends it)"
+                + (
+                    " (kept in ops_outbox: the next watchdog run or retry sends it)"
+                    if kept
+                    else " (the next run sends it)"
+                )
             ) from error
     return ReportOutcome(key, rows, True)
