@@ -16,6 +16,11 @@ refuses for good (a 5xx to `DATA`) fails one try (the retry finds it recorded) a
 offered again (`bi.incidents.mail_refused`); a server refusing every mail (530
 authentication required) fails the task at once, without retries, in one line.
 
+**Mail kept while the server was down.** Each run first mails the ops mails kept in
+`ops_outbox` (a task-failure mail or weekly report the server did not take), oldest
+first, each once; over a day old, they are dropped in one log line. They do not turn
+the run red (their runs were red); its return value lists them under `outbox`.
+
 **Where to look.** `bi.incidents` (every episode, open and closed); `mediamon health run
 --dry-run` shows what the watchdog sees now without writing or sending; thresholds are
 `MEDIAMON_HEALTH_*` variables (README "Operations"). Re-running a run is harmless: an

@@ -79,17 +79,19 @@ def _outbox() -> Iterator[Any]:
             engine.dispose()
 
 
-def _deliver_kept(engine: Any, send: Any) -> None:
+def _deliver_kept(engine: Any, send: Any) -> str | None:
     """Mail what ``ops_outbox`` holds before this callback's own mail; a database or mail
-    server still away leaves it for the watchdog, which delivers it too."""
+    server still away leaves it for the watchdog, which delivers it too. Returns why the
+    mail server did not take a kept mail just now (None: it did, or none waited)."""
     from mediamon.ops.outbox import deliver_pending
 
     if engine is None:
-        return
+        return None
     try:
-        deliver_pending(engine, send)
+        return deliver_pending(engine, send).waiting
     except Exception as error:  # noqa: BLE001 - this callback's own mail is what matters here
         logger.info("ops mails kept in ops_outbox wait for the watchdog: %s", error)
+        return None
 
 
 class TaskFailureMail(BaseNotifier):
@@ -102,7 +104,7 @@ class TaskFailureMail(BaseNotifier):
         self.recipients = list(recipients)
 
     def notify(self, context: Any) -> None:
-        from datetime import UTC, datetime
+        from datetime import UTC, datetime, timedelta
         from zoneinfo import ZoneInfo
 
         from mediamon.alerts.catalog import local_time
@@ -138,6 +140,9 @@ class TaskFailureMail(BaseNotifier):
             message = task_failure_message({**failure, **shown}, sender or DEFAULT_SENDER,
                                            self.recipients)  # fmt: skip
             try:
+                if server_down:
+                    # Not asked twice in a row: a server that hangs costs its deadline once.
+                    raise ConnectionError(f"the mail server took no mail just now ({server_down})")
                 send(message)
             except Exception as error:
                 if engine is None or not may_succeed_later(error):
@@ -153,7 +158,7 @@ class TaskFailureMail(BaseNotifier):
                 kept.append(error)
 
         with _outbox() as engine:
-            _deliver_kept(engine, send)  # what waits goes first
+            server_down = _deliver_kept(engine, send)  # what waits goes first
             try:
                 mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
                           load=_load, store=_store, send=deliver)  # fmt: skip
@@ -172,10 +177,10 @@ class TaskFailureMail(BaseNotifier):
             logger.warning(
                 "ops mail of this failure could not go out (%s: %s); kept in ops_outbox:"
                 " the next watchdog run (mediamon_health, every 15 minutes) or ops mail"
-                " sends it once the mail server takes mail, if within %s",
+                " sends it once the mail server takes mail, if within %g h",
                 type(kept[0]).__name__,
                 kept[0],
-                MAX_AGE,
+                MAX_AGE / timedelta(hours=1),
             )
 
 

@@ -292,19 +292,23 @@ def test_a_failure_mail_the_mail_server_cannot_take_is_kept_and_sent_once_it_is_
         run = dags["mediamon_ingest"].test(
             logical_date=datetime(2024, 9, 2, 12, 0, tzinfo=UTC), run_conf=conf()
         )
-    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
-    assert (state, tasks["plan_sources"][0]) == ("failed", "failed"), tasks
+        state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+        assert (state, tasks["plan_sources"][0]) == ("failed", "failed"), tasks
+        # The same error failing again meanwhile: held back, not kept a second time.
+        again = dags["mediamon_ingest"].test(
+            logical_date=datetime(2024, 9, 2, 12, 5, tzinfo=UTC), run_conf=conf()
+        )
+    assert run_state(metadata, "mediamon_ingest", again.run_id)[0] == "failed"
     lines = [record.getMessage() for record in caplog.records]
     said = [line for line in lines if "of this failure could not go out" in line]
     assert len(said) == 1 and "kept in ops_outbox" in said[0], said
+    assert [line for line in lines if "failure mail not sent: the same error" in line], lines
 
     mailbox = Mailbox(Sink())
     with serve_smtp(mailbox.sink) as port:
         monkeypatch.setenv("AIRFLOW_CONN_MEDIAMON_SMTP", connection_json(port))
         for minutes in (15, 30):  # the second run finds nothing left to send
-            dags["mediamon_health"].test(
-                logical_date=datetime(2024, 9, 2, 12, minutes, tzinfo=UTC)
-            )
+            dags["mediamon_health"].test(logical_date=datetime(2024, 9, 2, 12, minutes, tzinfo=UTC))
     failed = [m for m in mailbox.messages if m["Subject"].startswith("[mediamon] task failed")]
     assert len(failed) == 1, [m["Subject"] for m in mailbox.messages]
     assert failed[0]["Subject"].startswith("[mediamon] task failed: mediamon_ingest.plan_sources")

@@ -566,7 +566,7 @@ def test_with_the_mail_server_down_the_weekly_report_waits_and_the_command_fails
     assert captured.out == ""
     assert captured.err.splitlines() == [
         f"mediamon: weekly report source-health:2024-W24 not sent: {REFUSED}"
-        " (the next run sends it)"
+        " (kept in ops_outbox: the next watchdog run or retry sends it)"
     ]
     with engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from ops_reports")).scalar_one() == 0

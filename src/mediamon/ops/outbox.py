@@ -48,6 +48,8 @@ MAX_AGE = timedelta(hours=24)
 # As late as a late alert (mediamon.alerts.compose.LATE_AFTER, which imports the chart
 # library: not loaded for this), a mail says it is late.
 LATE_AFTER = timedelta(hours=1)
+# Rows sent or dropped are deleted this long after.
+KEEP_DONE = timedelta(days=30)
 ERROR_CHARS = 500
 # ops_reports' claim for a weekly report delivered from here: the week is then sent.
 _REPORT_CLAIM = (
@@ -137,6 +139,12 @@ def deliver_pending(engine: sa.Engine, send: Send, now: datetime | None = None) 
     now = now or datetime.now(UTC)
     done = Delivery()
     with engine.begin() as conn:
+        # Sent and dropped rows are kept a while to look at, then go: their keys (a task
+        # try, an ISO week) do not come back, and ops_reports remembers the weeks.
+        conn.execute(
+            sa.text("delete from ops_outbox where coalesce(sent_at, dropped_at) < :until"),
+            {"until": now - KEEP_DONE},
+        )
         done.dropped = list(
             conn.execute(
                 sa.text(
@@ -148,10 +156,10 @@ def deliver_pending(engine: sa.Engine, send: Send, now: datetime | None = None) 
         )
     if done.dropped:
         logger.warning(
-            "%d ops mail(s) dropped, not sent: kept over %s while the mail server could not"
+            "%d ops mail(s) dropped, not sent: kept over %g h while the mail server could not"
             " take them (ops_outbox.dropped_at): %s",
             len(done.dropped),
-            MAX_AGE,
+            MAX_AGE / timedelta(hours=1),
             ", ".join(sorted(done.dropped)),
         )
     for key in pending(engine):
