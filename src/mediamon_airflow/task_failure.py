@@ -132,6 +132,7 @@ class TaskFailureMail(BaseNotifier):
         zone = ZoneInfo(Settings.from_env().timezone)
         key = f"task-failure:{_me(ti)} try {ti.try_number}"  # one mail per failed try
         kept: list[BaseException] = []
+        unkept: list[str] = []  # why it could not be kept either (mediamon's database)
 
         def deliver(quiet_until: datetime | None, back_since: datetime | None = None) -> None:
             shown = {"quiet_until": local_time(quiet_until, zone)} if quiet_until else {}
@@ -150,8 +151,7 @@ class TaskFailureMail(BaseNotifier):
                 try:
                     keep(engine, key, "task_failure", message, error)
                 except Exception as db_error:  # noqa: BLE001 - the send's error is the one to raise
-                    logger.warning("ops outbox unavailable (%s: %s)",
-                                   type(db_error).__name__, one_line(db_error, 300))  # fmt: skip
+                    unkept.append(f"{type(db_error).__name__}: {one_line(db_error, 300)}")
                     raise error from None
                 # Kept counts as mailed: the same error failing meanwhile is held back
                 # (its mail will tell), not kept again under each failed task.
@@ -167,10 +167,11 @@ class TaskFailureMail(BaseNotifier):
                 # after the task's own error. The claim was given up: the next failure with
                 # this error mails it.
                 logger.warning(
-                    "ops mail of this failure could not go out (%s: %s); the next failure"
+                    "ops mail of this failure could not go out (%s: %s)%s; the next failure"
                     " with this error mails it",
                     type(error).__name__,
                     error,
+                    f", nor be kept in ops_outbox ({unkept[0]})" if unkept else "",
                 )
                 return
         if kept:
