@@ -152,3 +152,22 @@ def test_a_kept_mail_the_server_refuses_for_good_is_not_offered_again(engine: sa
             done = outbox.deliver_pending(engine, smtp_send(port), now)
     assert server.offered == {OPS[0]: 1}
     assert done.refused == [] and kept(engine) == {"spam": (False, True, 1)}
+
+
+def test_a_kept_mail_being_sent_by_another_run_is_left_to_it(
+    engine: sa.Engine, smtp: tuple[Sink, int]
+) -> None:
+    """Two deliveries at once (the watchdog and a failure callback): the row is locked
+    while its mail goes out, and the other delivery skips it rather than mail it too."""
+    now = datetime.now(UTC)
+    error = ConnectionRefusedError(111, "Connection refused")
+    outbox.keep(engine, "one", "task_failure", ops_mail("one"), error, now)
+    sink, port = smtp
+    with engine.connect() as other:
+        other.execute(sa.text("select 1 from ops_outbox where mail_key = 'one' for update"))
+        done = outbox.deliver_pending(engine, smtp_send(port), now)
+        assert (done.sent, sink.messages) == ([], [])
+        other.rollback()
+    assert outbox.deliver_pending(engine, smtp_send(port), now).sent == ["one"]
+    assert outbox.deliver_pending(engine, smtp_send(port), now).sent == []
+    assert len(sink.messages) == 1
