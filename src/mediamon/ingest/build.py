@@ -35,6 +35,7 @@ from mediamon.ingest.normalize import (
 )
 from mediamon.ingest.provenance import site_of
 from mediamon.ingest.site_rules import SiteRule
+from mediamon.ingest.sniff import binary_kind
 from mediamon.limits import cap, cap_optional
 from mediamon.models import Article
 from mediamon.text import fold
@@ -228,6 +229,11 @@ def build_article(job: ArticleJob) -> BuildResult:
         page_first = _on_another_site(job, final_url)
         if job.page.content_type not in HTML_TYPES:
             note = f"page is {job.page.content_type}, not HTML"
+        elif kind := binary_kind(job.page.content, job.page.charset):
+            # a CMS's attachment served as text/html, or without a type: decoded it is
+            # 100 kB of random CJK characters, which were stored as the article
+            served = job.page.content_type or "no content type"
+            note = f"page is {kind}, not HTML (served as {served})"
         else:
             decoded = decode_html(job.page.content, job.page.charset, language=job.source_language)
             safe = _parser_safe(decoded.text, final_url)

@@ -1,0 +1,94 @@
+"""Hostile payloads (held-out attack run, atkP): what a server says a body is against what
+it is, through the real ingest path (a fault server on 127.0.0.1, a real PostgreSQL).
+Each test is one finding and names its docs/faults.md row.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import sqlalchemy as sa
+
+from tests.support.fault_server import FaultServer, respond
+from tests.support.faults import (
+    NOW,
+    PARAGRAPH,
+    RSS,
+    articles,
+    feed_source,
+    fetch_log,
+    item,
+    page,
+    rss,
+    run_ingest,
+)
+
+
+def pdf_report() -> bytes:
+    """A PDF as a CMS's attachment is: a text header and dictionaries, then compressed
+    streams (the text, an embedded image)."""
+    contents = zlib.compress(b"BT /F1 12 Tf 72 712 Td (Quarterly report) Tj ET\n" * 200)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(contents)
+        + contents
+        + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Filter /DCTDecode >>\nstream\n"
+        + os.urandom(200_000)
+        + b"\nendstream",
+    ]
+    body = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+    for number, obj in enumerate(objects, 1):
+        body += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
+    return body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+def png_photo() -> bytes:
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(100_000)
+
+
+def test_a_page_that_is_a_pdf_or_image_keeps_its_feeds_text(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A feed linking a CMS's attachments served as text/html (a PDF report, a press
+    photo), or without a type (a zipped dossier): before, their bytes were decoded as a
+    page (the detector took them for GBK) and 100 to 150 kB of random CJK characters
+    were stored as each article's text, in place of the feed's, and matched against the
+    topics. Now the body's first bytes are read as the WHATWG's MIME sniffing reads them:
+    the item keeps the feed's text and its note says what the page was; an ordinary
+    page beside them is read as before."""
+    summaries = {
+        "/report": "财政部今日发布季度报告。" + PARAGRAPH,
+        "/photo": "新闻图片：总理会见代表团。" + PARAGRAPH,
+        "/dossier": "资料下载：政府工作报告全文。" + PARAGRAPH,
+    }
+    links = {path: server.url(path) for path in [*summaries, "/story"]}
+    server.route("/feed.xml", respond(rss(
+        [item(links[p], title=f"标题{p}", description=s) for p, s in summaries.items()]
+        + [item(links["/story"], title="正文")]
+    ), content_type=RSS))  # fmt: skip
+    server.route("/report", respond(pdf_report(), content_type="text/html; charset=utf-8"))
+    server.route("/photo", respond(png_photo(), content_type="text/html"))
+    server.route("/dossier", respond(zlib.compress(os.urandom(60_000)), content_type=""))
+    server.route("/story", respond(page("正文")))
+
+    stats = run_ingest(engine, [feed_source("attachments", server.url("/feed.xml"))], NOW)
+
+    assert stats["attachments"].failed == 0, stats["attachments"].errors
+    stored = articles(engine, "attachments")
+    for path, summary in summaries.items():
+        row = stored[links[path]]
+        assert row["content_origin"] == "feed_summary", (path, str(row["body_text"])[:80])
+        assert row["body_text"] == summary  # before: 100,000 characters of mojibake
+    assert stored[links["/story"]]["content_origin"] == "page"
+    log = fetch_log(engine, "attachments")
+    assert str(log[links["/report"]]["error"]).startswith(
+        "page is a PDF document, not HTML (served as text/html); used feed_summary"
+    )
+    assert str(log[links["/photo"]]["error"]).startswith("page is a PNG image, not HTML")
+    assert str(log[links["/dossier"]]["error"]).startswith(
+        "page is binary data, not HTML (served as no content type)"
+    )
