@@ -92,3 +92,71 @@ def test_a_page_that_is_a_pdf_or_image_keeps_its_feeds_text(
     assert str(log[links["/dossier"]]["error"]).startswith(
         "page is binary data, not HTML (served as no content type)"
     )
+
+
+CHECK_TEXT = (
+    "<p>JavaScript is disabled. In order to continue, we need to verify that you are not a"
+    " robot. This requires JavaScript. Enable JavaScript and then reload the page.</p>"
+)
+BOT_CHECK = (
+    "<!DOCTYPE html><html><head><title>Human Verification</title></head><body><main>"
+    f"{CHECK_TEXT * 6}</main></body></html>"
+)
+
+
+def test_an_answer_that_is_not_the_whole_page_keeps_the_feeds_text(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """Successes that do not carry the page asked for: a 206 with the first 2,500 bytes
+    of the page to a request without Range (a cache's bug), a bot check answered 202
+    (as AWS WAF's challenge is), a 300 Multiple Choices (Apache's MultiViews), a 205.
+    Before, each body was read as the page: the 206's first paragraphs (793 of 2,122
+    characters) and the bot check's text were stored as the stories, without a note,
+    and a page's text is never replaced by a feed's nor fetched again. Now only a 200 or
+    203 answer's body is a page: the others are that item's error and it keeps the
+    feed's text; a feed polled with a 206 fails that poll, the other source loads, and
+    a robots.txt answered 204 is still an empty file (RFC 9309: any 2xx)."""
+    full = page("正文", paragraphs=30).encode()
+    answers = {
+        "/part": respond(
+            full[:2500],
+            status="206 Partial Content",
+            headers={"Content-Range": f"bytes 0-2499/{len(full)}"},
+        ),
+        "/check": respond(BOT_CHECK, status="202 Accepted"),
+        "/choices": respond(full, status="300 Multiple Choices"),
+        "/reset": respond(full, status="205 Reset Content"),
+    }
+    summary = "摘要：" + PARAGRAPH
+    links = {path: server.url(path) for path in [*answers, "/story"]}
+    feed = rss([item(links[p], title=f"标题{p}", description=summary) for p in links])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    server.route("/part-feed.xml", respond(feed[:300], "206 Partial Content", RSS))
+    server.route("/robots.txt", respond(b"", status="204 No Content", content_type=""))
+    for path, answer in answers.items():
+        server.route(path, answer)
+    server.route("/story", respond(page("正文")))
+    sources = [
+        feed_source("partial", server.url("/part-feed.xml")),
+        feed_source("answers", server.url("/feed.xml")),
+    ]
+
+    stats = run_ingest(engine, sources, NOW)
+
+    assert stats["partial"].poll == "failed"
+    assert stats["answers"].failed == 0, stats["answers"].errors
+    stored = articles(engine, "answers")
+    for path in answers:
+        row = stored[links[path]]
+        assert row["content_origin"] == "feed_summary", (path, str(row["body_text"])[:80])
+        assert row["body_text"] == summary  # before: the 206's part, the bot check's text
+    assert stored[links["/story"]]["content_origin"] == "page"  # robots.txt 204: allowed
+    log = fetch_log(engine)
+    assert log[links["/part"]]["error"] == (
+        "page not fetched (HTTP 206 Partial Content: not the whole resource (only a 200 or"
+        " 203 answer carries it); not read); used feed_summary"
+    )
+    assert str(log[links["/check"]]["error"]).startswith("page not fetched (HTTP 202 Accepted")
+    assert str(log[server.url("/part-feed.xml")]["error"]).startswith(
+        "HTTP 206 Partial Content: not the whole resource"
+    )

@@ -67,6 +67,11 @@ FEED_TYPES = (
 )  # fmt: skip
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# The answers whose body is the resource asked for (RFC 9110 §15.3). Another success or
+# 3xx (206 Partial Content to a request without Range, a 202 bot check, 300 Multiple
+# Choices) was read as the page: its part or its stand-in stored as the story's text,
+# which a feed's text never replaces and which is never fetched again.
+WHOLE_ANSWER_STATUSES = (200, 203)
 # An ETag or Last-Modified is stored in the polling state and sent back as it came. One
 # holding a NUL made PostgreSQL refuse the state (the task failed, at every run); one of
 # 60 kB made every later poll a request the server refused for its header size (the
@@ -151,6 +156,7 @@ def fetch(
     limits: HostLimits | None = None,
     check_robots: bool = False,
     max_redirects: int = MAX_REDIRECTS,
+    any_success: bool = False,
 ) -> FetchResult:
     """GET ``url``; never raises for network, HTTP or content failures (see ``error``).
 
@@ -177,6 +183,9 @@ def fetch(
         limits: Per-host politeness; None means the defaults.
         check_robots: Obey robots.txt (for article pages), on every redirect hop.
         max_redirects: Redirect hops followed before giving up.
+        any_success: Any 2xx answer's body is the result (robots.txt, RFC 9309); else
+            only a 200's or 203's is, and another 2xx or 3xx (but redirects and 304)
+            is an error, its body not read.
 
     Raises:
         TypeError: ``session`` was not made by :func:`mediamon.ingest.session.make_session`.
@@ -223,7 +232,14 @@ def fetch(
                 target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S
             ):
                 exchange = _exchange(
-                    session, target, headers, timeout, deadline_s, max_bytes, accept_types
+                    session,
+                    target,
+                    headers,
+                    timeout,
+                    deadline_s,
+                    max_bytes,
+                    accept_types,
+                    any_success,
                 )
                 if exchange.status in RETRY_STATUSES and exchange.error is not None:
                     retry_after = _retry_after(exchange.headers)
@@ -302,6 +318,7 @@ def _exchange(
     deadline_s: float,
     max_bytes: int,
     accept_types: Collection[str] | None,
+    any_success: bool,
 ) -> _Exchange:
     """Send one GET to the vetted ``target`` and read its body within the limits."""
     overran = f"download took longer than {deadline_s:g} s"
@@ -320,7 +337,9 @@ def _exchange(
         except requests.RequestException as error:
             return _Exchange(error=overran if pin.aborted else _describe(error))
         with response:
-            result = _read_response(response, started, deadline_s, max_bytes, accept_types)
+            result = _read_response(
+                response, started, deadline_s, max_bytes, accept_types, any_success
+            )
             if result.error is None and result.location is None:
                 response.raw.release_conn()  # read to the end: keep the connection alive
         if pin.aborted and result.error is None and result.location is None:
@@ -336,6 +355,7 @@ def _read_response(
     deadline_s: float,
     max_bytes: int,
     accept_types: Collection[str] | None,
+    any_success: bool,
 ) -> _Exchange:
     headers = {k.lower(): v for k, v in response.headers.items()}
     if "content-type" in headers:  # sent twice, it arrives joined by a comma
@@ -356,6 +376,12 @@ def _read_response(
         return result
     if status >= 400:
         result.error = f"HTTP {status} {response.reason or ''}".strip()
+        return result
+    if status not in WHOLE_ANSWER_STATUSES and not (any_success and status < 300):
+        result.error = (
+            f"HTTP {status} {response.reason or ''}".strip()
+            + ": not the whole resource (only a 200 or 203 answer carries it); not read"
+        )
         return result
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if accept_types is not None and not _type_accepted(content_type, accept_types):
@@ -514,6 +540,7 @@ def _robots_rules(
             timeout=timeout,
             max_bytes=ROBOTS_MAX_BYTES,
             deadline_s=min(DOWNLOAD_DEADLINE_S, 30.0),
+            any_success=True,
         )
         if result.ok:
             body = result.content.decode("utf-8", "replace")
