@@ -183,9 +183,9 @@ def fetch(
         limits: Per-host politeness; None means the defaults.
         check_robots: Obey robots.txt (for article pages), on every redirect hop.
         max_redirects: Redirect hops followed before giving up.
-        any_success: Any 2xx answer's body is the result (robots.txt, RFC 9309); else
-            only a 200's or 203's is, and another 2xx or 3xx (but redirects and 304)
-            is an error, its body not read.
+        any_success: Read the body of any answer below 400 but a redirect or 304
+            (robots.txt: RFC 9309 takes any 2xx for the file); else only a 200's or
+            203's is the result, and another is an error, its body not read.
 
     Raises:
         TypeError: ``session`` was not made by :func:`mediamon.ingest.session.make_session`.
@@ -377,7 +377,7 @@ def _read_response(
     if status >= 400:
         result.error = f"HTTP {status} {response.reason or ''}".strip()
         return result
-    if status not in WHOLE_ANSWER_STATUSES and not (any_success and status < 300):
+    if status not in WHOLE_ANSWER_STATUSES and not any_success:
         result.error = (
             f"HTTP {status} {response.reason or ''}".strip()
             + ": not the whole resource (only a 200 or 203 answer carries it); not read"
