@@ -160,3 +160,68 @@ def test_an_answer_that_is_not_the_whole_page_keeps_the_feeds_text(
     assert str(log[server.url("/part-feed.xml")]["error"]).startswith(
         "HTTP 206 Partial Content: not the whole resource"
     )
+
+
+def refresh_stub(target: str) -> str:
+    """A tracking link's answer: a page of a few hundred bytes sending its reader on."""
+    return (
+        f'<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0; url={target}">'
+        f'<title>跳转中</title></head><body><a href="{target}">点击这里</a></body></html>'
+    )
+
+
+def test_a_tracking_link_that_redirects_by_meta_refresh_is_one_story(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """An aggregator's (or a CMS's) feed linking a tracking URL that answers 200 with a
+    ``<meta http-equiv="refresh" content="0; url=…">`` stub: before, the stub was the
+    page, no article text in it, so the feed's text was stored under the tracking URL,
+    and the site's own source stored the story again under its URL with the page's
+    text: one story, two articles, counted twice in spikes and digests (their texts
+    differ, so no copy link joins them). Now a page's meta refresh within 5 s is a
+    redirect hop, checked like any (loops, SSRF, the hop limit): the story is stored
+    once, with the page's text, and the site's source finds it known. A page that
+    reloads itself, or sends its reader on after minutes, or sends old browsers on from
+    an IE conditional comment (qq.com's and CNN's pages do), is read as a page."""
+    story = server.url("/news/1")
+    server.route("/r/1", respond(refresh_stub("/news/1")))
+    server.route("/r/loop-a", respond(refresh_stub(server.url("/r/loop-b"))))
+    server.route("/r/loop-b", respond(refresh_stub("/r/loop-a")))
+    server.route("/r/file", respond(refresh_stub("file:///etc/passwd")))
+    reloads = '<head><meta http-equiv="refresh" content="60; url=/live">'
+    server.route("/live", respond(page("直播").replace("<head>", reloads)))
+    old_browsers = (
+        '<head><!--[if lte IE 8]><meta http-equiv="refresh" content="0; url=/ie"><![endif]-->'
+    )
+    server.route("/news/1", respond(page("国务院发布新规").replace("<head>", old_browsers)))
+    links = [server.url(p) for p in ("/r/1", "/r/loop-a", "/r/file", "/live")]
+    server.route("/agg.xml", respond(rss([item(link) for link in links]), content_type=RSS))
+    server.route("/site.xml", respond(rss([item(story)]), content_type=RSS))
+    sources = [
+        feed_source("aggregator", server.url("/agg.xml")),
+        feed_source("site", server.url("/site.xml")),
+    ]
+
+    stats = run_ingest(engine, sources, NOW)
+
+    assert stats["site"].already_known == 1, stats["site"]  # before: 0, stored again
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select canonical_url, content_origin from articles order by 1")
+        ).all()
+    assert sorted(rows) == sorted(
+        [
+            (story, "page"),  # before: also (…/r/1, feed_summary)
+            (server.url("/r/loop-a"), "feed_summary"),
+            (server.url("/r/file"), "feed_summary"),
+            (server.url("/live"), "page"),
+        ]
+    )
+    log = fetch_log(engine, "aggregator")
+    assert str(log[server.url("/r/loop-a")]["error"]).startswith(
+        f"page not fetched (redirect loop: {server.url('/r/loop-a')} -> "
+    )
+    assert str(log[server.url("/r/file")]["error"]).startswith(
+        "page not fetched (blocked: scheme 'file' is not http or https)"
+    )
+    assert server.hits("/news/1") == 1

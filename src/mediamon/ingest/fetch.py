@@ -33,6 +33,7 @@ from mediamon.ingest.politeness import (
     RobotsRules,
 )
 from mediamon.ingest.session import GuardedSession
+from mediamon.ingest.sniff import refresh_target
 from mediamon.limits import cap
 from mediamon.text import BREAKS_A_LINE
 
@@ -157,6 +158,7 @@ def fetch(
     check_robots: bool = False,
     max_redirects: int = MAX_REDIRECTS,
     any_success: bool = False,
+    follow_refresh: bool = False,
 ) -> FetchResult:
     """GET ``url``; never raises for network, HTTP or content failures (see ``error``).
 
@@ -186,6 +188,9 @@ def fetch(
         any_success: Read the body of any answer below 400 but a redirect or 304
             (robots.txt: RFC 9309 takes any 2xx for the file); else only a 200's or
             203's is the result, and another is an error, its body not read.
+        follow_refresh: An HTML answer whose ``<meta http-equiv="refresh">`` sends the
+            reader on at once is a redirect hop (article pages: aggregators' and CMSs'
+            tracking links answer so), checked and counted as any other.
 
     Raises:
         TypeError: ``session`` was not made by :func:`mediamon.ingest.session.make_session`.
@@ -249,14 +254,17 @@ def fetch(
                         session.limiter.defer(target.host, retry_after)
         except HostDeferred as deferred:
             return done(error=str(deferred), retry_after_s=deferred.remaining_s)
-        if exchange.location is not None:
+        location = exchange.location
+        if location is None and follow_refresh:
+            location = _refresh_location(exchange, current)
+        if location is not None:
             try:
-                following = urljoin(current, exchange.location)
+                following = urljoin(current, location)
             except ValueError:  # urlsplit refuses it: "http://[::1", "//[zz]/"
                 return done(
                     status=exchange.status,
                     headers=exchange.headers,
-                    error=f"redirect to a URL that cannot be read: {exchange.location[:200]!r}",
+                    error=f"redirect to a URL that cannot be read: {location[:200]!r}",
                 )
             if following in chain:
                 return done(
@@ -449,6 +457,25 @@ def _read_response(
         return result
     result.content = b"".join(chunks)
     return result
+
+
+def _refresh_location(exchange: _Exchange, current: str) -> str | None:
+    """Where a page's meta refresh sends its reader at once, if it is a page that does
+    and not to itself (a page reloading itself is read as it is). Before, the stub was
+    the article: the feed's text stored under the tracking link, and the story a second
+    time under its own URL by the site's source."""
+    if exchange.error is not None or exchange.status not in WHOLE_ANSWER_STATUSES:
+        return None
+    content_type = exchange.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("text/html", "application/xhtml+xml", ""):
+        return None
+    target = refresh_target(exchange.content)
+    try:
+        if target is None or urljoin(current, target).split("#")[0] == current.split("#")[0]:
+            return None
+    except ValueError:
+        return target  # refused as a Location urlsplit cannot read
+    return target
 
 
 def _utf8_header(value: str) -> str:

@@ -439,6 +439,7 @@ def feed_chunks(
                     item.link,
                     accept_types=PAGE_TYPES,
                     check_robots=source.respect_robots_txt,
+                    follow_refresh=True,
                     **options,
                 )
 
