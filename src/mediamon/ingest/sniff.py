@@ -1,4 +1,4 @@
-"""What a page's bytes are, whatever its Content-Type says.
+"""What a page's bytes are, whatever its Content-Type says: binary, or a redirect stub.
 
 A CMS serving its attachments as ``text/html`` (a PDF of a ministry's report, a press
 photo, a zipped dossier linked from a feed), or a server sending no type at all, hands
