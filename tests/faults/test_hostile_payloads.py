@@ -59,21 +59,23 @@ def test_a_page_that_is_a_pdf_or_image_keeps_its_feeds_text(
     were stored as each article's text, in place of the feed's, and matched against the
     topics. Now the body's first bytes are read as the WHATWG's MIME sniffing reads them:
     the item keeps the feed's text and its note says what the page was; an ordinary
-    page beside them is read as before."""
+    page beside them, and one in UTF-16 (half its bytes NUL), are read as before."""
     summaries = {
         "/report": "财政部今日发布季度报告。" + PARAGRAPH,
         "/photo": "新闻图片：总理会见代表团。" + PARAGRAPH,
         "/dossier": "资料下载：政府工作报告全文。" + PARAGRAPH,
     }
-    links = {path: server.url(path) for path in [*summaries, "/story"]}
+    links = {path: server.url(path) for path in [*summaries, "/story", "/utf16"]}
     server.route("/feed.xml", respond(rss(
         [item(links[p], title=f"标题{p}", description=s) for p, s in summaries.items()]
-        + [item(links["/story"], title="正文")]
+        + [item(links["/story"], title="正文"), item(links["/utf16"], title="正文")]
     ), content_type=RSS))  # fmt: skip
     server.route("/report", respond(pdf_report(), content_type="text/html; charset=utf-8"))
     server.route("/photo", respond(png_photo(), content_type="text/html"))
     server.route("/dossier", respond(zlib.compress(os.urandom(60_000)), content_type=""))
     server.route("/story", respond(page("正文")))
+    utf16 = page("正文").replace('<meta charset="utf-8">', "").encode("utf-16")
+    server.route("/utf16", respond(utf16, content_type="text/html"))  # NULs, and text
 
     stats = run_ingest(engine, [feed_source("attachments", server.url("/feed.xml"))], NOW)
 
@@ -84,6 +86,7 @@ def test_a_page_that_is_a_pdf_or_image_keeps_its_feeds_text(
         assert row["content_origin"] == "feed_summary", (path, str(row["body_text"])[:80])
         assert row["body_text"] == summary  # before: 100,000 characters of mojibake
     assert stored[links["/story"]]["content_origin"] == "page"
+    assert stored[links["/utf16"]]["content_origin"] == "page"
     log = fetch_log(engine, "attachments")
     assert str(log[links["/report"]]["error"]).startswith(
         "page is a PDF document, not HTML (served as text/html); used feed_summary"

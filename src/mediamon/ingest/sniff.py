@@ -15,6 +15,8 @@ from __future__ import annotations
 import codecs
 import re
 
+from mediamon.ingest.decode import XML_START
+
 # The resource header the standard reads (§5.2): enough for every signature.
 HEADER_BYTES = 1445
 
@@ -50,8 +52,8 @@ UNICODE_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)
 
 def binary_kind(content: bytes, charset: str | None = None) -> str | None:
     """What ``content`` is when it is no text (``"a PDF document"``, ``"binary data"``),
-    else None. A body starting with a byte order mark, or sent with a UTF-16 or UTF-32
-    charset (whose characters hold such bytes), is text."""
+    else None. A body starting with a byte order mark or an XML declaration in UTF-16 or
+    UTF-32, or sent with such a charset (whose characters hold such bytes), is text."""
     head = content[:HEADER_BYTES]
     for signature, kind in SIGNATURES:
         if head.startswith(signature):
@@ -62,9 +64,9 @@ def binary_kind(content: bytes, charset: str | None = None) -> str | None:
         )
     if head[4:8] == b"ftyp":
         return "an MP4 video or audio file"
-    if head.startswith(UNICODE_BOMS) or "utf-16" in (charset or "").lower():
-        return None
-    if "utf-32" in (charset or "").lower():
+    if head.startswith(UNICODE_BOMS) or head.startswith(tuple(s for s, _ in XML_START)):
+        return None  # decode_html reads these as UTF-16 or UTF-32, whose text holds NULs
+    if "utf-16" in (charset or "").lower() or "utf-32" in (charset or "").lower():
         return None
     binary = sum(1 for byte in head if byte in BINARY_DATA_BYTES)
     return "binary data" if binary * 20 > len(head) else None
