@@ -1,16 +1,20 @@
 """What the api-server's mediamon apps (the page, the unsubscribe page) share: one engine
-made at the first request, and a bound on the api-server threads their blocking work
-takes. Nothing here imports Airflow."""
+made at the first request, a bound on the api-server threads their blocking work takes
+and on the readers waiting for one, and their error answers (404, 405, 503) as pages
+with the apps' own headers. Nothing here imports Airflow."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from starlette.exceptions import HTTPException
 
 T = TypeVar("T")
 
@@ -18,6 +22,23 @@ T = TypeVar("T")
 # (5 + 10): the api-server's thread pool (anyio's, 40) is Airflow's too, its health check
 # and UI included; readers held up by a locked table or a busy database took every thread.
 PAGE_THREADS = 10
+# Readers that may wait for one of those threads: past them a reader is told at once that
+# the page is busy (503), not queued. Without a bound a burst was queued whole, and each
+# reader's queries ran when its turn came, long after it had given up (500 readers of a
+# page taking 1 s: 50 s of queries for the last, every one of them still run).
+PAGE_QUEUE = 40
+BUSY_RETRY_S = 10
+
+
+class PagesBusy(HTTPException):
+    """Every page thread is taken and :data:`PAGE_QUEUE` readers wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "more readers at once than this page serves; try again in a few seconds",
+            headers={"Retry-After": str(BUSY_RETRY_S)},
+        )
 
 
 class LazyEngine:
@@ -38,11 +59,53 @@ class LazyEngine:
 
 
 class BoundedThreads:
-    """Runs blocking calls off the event loop on at most PAGE_THREADS threads: a request
-    past them waits for one without holding any."""
+    """Runs blocking calls off the event loop on at most ``threads`` threads: a request
+    past them waits for one without holding any, up to ``queue`` of them; past those,
+    :class:`PagesBusy` (the apps answer 503 with ``Retry-After``)."""
 
-    def __init__(self, threads: int = PAGE_THREADS) -> None:
+    def __init__(self, threads: int = PAGE_THREADS, queue: int = PAGE_QUEUE) -> None:
         self._limiter = anyio.CapacityLimiter(threads)
+        self._queue = queue
 
     async def run(self, call: Callable[..., T], *args: object) -> T:
+        # Checked and taken on the event loop's one thread: no other request runs between.
+        if (
+            self._limiter.available_tokens < 1
+            and self._limiter.statistics().tasks_waiting >= self._queue
+        ):
+            raise PagesBusy()
         return await anyio.to_thread.run_sync(call, *args, limiter=self._limiter)
+
+
+def answer_errors_with_pages(
+    app: FastAPI, page: Callable[[int, str], str], headers: Mapping[str, str]
+) -> None:
+    """Have ``app`` answer every HTTP error (an address it does not serve: 404; a method it
+    does not take: 405; :class:`PagesBusy`; a refusal by a dependency, such as Airflow's
+    login) with ``page(status, message)`` and ``headers``, as its other pages, plus the
+    error's own (``Allow``, ``Retry-After``, ``WWW-Authenticate``). FastAPI's default is
+    bare JSON without the apps' Content-Security-Policy, nosniff or Referrer-Policy."""
+
+    async def answer(request: Request, error: Exception) -> HTMLResponse:
+        if not isinstance(error, HTTPException):  # pragma: no cover - registered for these
+            raise error
+        status = error.status_code
+        return HTMLResponse(
+            page(status, what_went_wrong(error, request.method)),
+            status,
+            headers={**headers, **(error.headers or {})},
+        )
+
+    app.add_exception_handler(HTTPException, answer)
+
+
+def what_went_wrong(error: HTTPException, method: str) -> str:
+    """One line for a reader: what was wrong with the address or method, not FastAPI's
+    phrase alone."""
+    if error.status_code == 404:
+        return "there is no page at this address"
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "GET")
+        return f"it takes only {allowed} requests, not {method[:20]}"
+    # Starlette's detail is the status's phrase unless the raiser gave one.
+    return str(error.detail).lower() if error.detail else "the request was refused"

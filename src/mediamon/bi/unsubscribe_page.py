@@ -31,7 +31,7 @@ from mediamon.alerts.unsubscribe import (
     TokenRefused,
     verify,
 )
-from mediamon.bi.serving import BoundedThreads, LazyEngine
+from mediamon.bi.serving import BoundedThreads, LazyEngine, answer_errors_with_pages
 from mediamon.bi.webapp import SECURITY_HEADERS
 from mediamon.db.tables import mail_subscriptions, topics_table
 from mediamon.errors import explain
@@ -102,6 +102,7 @@ def make_unsubscribe_app(
     # Its database work on a few of the api-server's threads: the page has no login, and
     # readers held up by a locked table took every thread, Airflow's own endpoints' too.
     threads = BoundedThreads()
+    answer_errors_with_pages(app, _error_page, PAGE_HEADERS)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, response_model=None)
     async def ask(asked: Request) -> Answer:
@@ -434,6 +435,12 @@ def _page_text(title: str, body: str) -> str:
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
         f'<body><main class="box"><h1>{html.escape(title)}</h1>{body}</main></body></html>'
     )
+
+
+def _error_page(status: int, message: str) -> str:
+    """An address or method the app does not serve, or a burst past its queue."""
+    title = "Not found / 未找到" if status == 404 else "Not unsubscribed / 未退订"
+    return _page_text(title, f'<p class="refused" id="reason">{html.escape(message)}.</p>')
 
 
 def _page(title: str, body: str, status: int) -> HTMLResponse:

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from mediamon.bi import dashboard, window
-from mediamon.bi.serving import BoundedThreads, LazyEngine
+from mediamon.bi.serving import BoundedThreads, LazyEngine, answer_errors_with_pages
 from mediamon.errors import explain
 from mediamon.text import one_line
 
@@ -55,6 +55,13 @@ def make_app(engine_factory: Callable[[], sa.Engine], dependencies: Sequence[Any
     )
     engine = LazyEngine(engine_factory)
     threads = BoundedThreads()
+    # An address or method the app does not serve, a burst past the page's queue: a page
+    # with the headers of every other, not FastAPI's bare JSON.
+    answer_errors_with_pages(
+        app,
+        lambda _status, message: window.error_html(message, about_window=False),
+        SECURITY_HEADERS,
+    )
 
     # The blocking queries run on the thread pool, so they never hold up the api-server's
     # event loop, and on at most PAGE_THREADS of its threads: a reader past them waits
