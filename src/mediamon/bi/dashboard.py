@@ -324,7 +324,11 @@ def templates() -> Any:
     cleans it (:func:`mediamon.alerts.render.clean`: control characters and blank fillers
     made spaces, at most a few combining marks on a letter), but as long as it is
     stored. A "Zalgo" title of 200 marks on one letter drew a tower over the stories
-    listed above and below it on the page, as it did in mail before the cap."""
+    listed above and below it on the page, as it did in mail before the cap. A topic's
+    name is ``shown`` too (a right-to-left override in the topics file drew "Strait" as
+    "tiartS", U+2028 broke it in two), in a ``<bdi>``; ``isolated`` is for where no
+    element can be, the document's title: cleaned and between FSI and PDI when it holds
+    right-to-left letters, as a mail's subject (:func:`mediamon.alerts.render.isolate`)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     environment = Environment(
@@ -335,6 +339,7 @@ def templates() -> Any:
     environment.filters["p_value"] = p_value_text
     environment.filters["percent"] = lambda v: "–" if v is None else f"{float(v):.1%}"
     environment.filters["shown"] = lambda v: clean(v, limits.MAX_TITLE_CHARS)
+    environment.filters["isolated"] = lambda v: isolate(v, limits.MAX_TITLE_CHARS)
     return environment
 
 

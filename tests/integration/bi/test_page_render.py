@@ -320,3 +320,80 @@ def test_a_title_flooded_with_combining_marks_keeps_to_its_line(engine: sa.Engin
         assert max(t["marks"] for t in titles) <= 4, (name, titles)
         # The four marks kept stand a little above the letters; 200 rose far higher.
         assert max(t["ascent"] for t in titles) < 1.5, (name, titles)
+
+
+# Where each shown topic name is: whether "Strait" in it is drawn left to right, on how
+# many lines the name is, and the name as the DOM holds it.
+NAMES = """(() => {
+  const drawnInOrder = (e, word) => {
+    const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      const i = node.data.indexOf(word);
+      if (i < 0) continue;
+      const left = k => {
+        const r = document.createRange();
+        r.setStart(node, i + k); r.setEnd(node, i + k + 1);
+        return r.getBoundingClientRect().left;
+      };
+      return left(0) < left(1) && left(1) < left(2);
+    }
+    return null;
+  };
+  const lines = e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    return new Set([...range.getClientRects()].filter(r => r.width > 0)
+      .map(r => Math.round(r.top))).size;
+  };
+  return {
+    title: document.title,
+    names: [...document.querySelectorAll(
+      'section.topic h3 bdi, tr.alert .name bdi, h2#window bdi')].map(e => ({
+        where: e.closest('section, tr, h2').className || e.closest('h2').id,
+        text: e.textContent, isolated: e.closest('bdi') !== null,
+        inOrder: drawnInOrder(e, 'Strait'), lines: lines(e),
+    })),
+  };
+})()"""
+
+
+def test_a_topic_name_with_bidi_controls_reads_as_written(engine: sa.Engine) -> None:
+    """A topic name holding a right-to-left override, an isolate and a line separator
+    (from the topics file an administrator writes). Mail and the manage page clean and
+    isolate names (``alerts.render.isolate``); the page showed them as written: "Strait"
+    drawn "tiartS", the name broken over two lines, and the window's document title
+    (no ``<bdi>`` there) turned around past the name. Now each name on the page and the
+    window is cleaned as a mail's is and isolated: ``<bdi>`` in the page, FSI ... PDI in
+    the title."""
+    from mediamon.bi import window
+
+    topics = parse_topics(
+        AWKWARD_TOPICS.replace(awkward.TOPIC_NAME, '"\\u202eStrait\\u2028海峡 \\u2067watch"'),
+        "topics.yaml",
+    )
+    assert topics.topics[0].name == "\u202eStrait\u2028海峡 \u2067watch"
+    sync_topics(engine, topics)
+    add_burst(engine, add_background(engine), BURST_HOUR)
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    with engine.connect() as conn:
+        start, end = conn.execute(sa.text("select window_start, window_end from alerts")).one()
+    request = window.parse_request("taiwan", start.isoformat(), end.isoformat(), None)
+    pages = {
+        "mediamon_page_bidi_name.html": dashboard.page_html(engine, AT + timedelta(minutes=5)),
+        "mediamon_window_bidi_name.html": window.window_html(engine, request, AT),
+    }
+    for name, html in pages.items():
+        page_file = ARTIFACTS / name
+        page_file.parent.mkdir(parents=True, exist_ok=True)
+        page_file.write_text(html, "utf-8")
+        with Chromium() as browser:
+            page = browser.open(page_file.as_uri(), width=1280)
+            shown: dict[str, Any] = page.evaluate(NAMES)
+            page.screenshot(ARTIFACTS / name.replace(".html", ".png"))
+        names = shown["names"]
+        assert len(names) == (2 if "page" in name else 1), (name, names)
+        for each in names:
+            assert each["text"] == "Strait 海峡 watch", (name, each)
+            assert each["isolated"] and each["inOrder"] and each["lines"] == 1, (name, each)
+        assert "\u202e" not in shown["title"] and "\u2028" not in shown["title"], shown
