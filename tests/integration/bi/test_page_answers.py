@@ -17,9 +17,11 @@ import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 
+from mediamon.alerts.unsubscribe import sign
 from mediamon.bi import serving
-from mediamon.bi.unsubscribe_page import make_unsubscribe_app
+from mediamon.bi.unsubscribe_page import PAGE_HEADERS, make_unsubscribe_app
 from mediamon.bi.webapp import SECURITY_HEADERS, make_app
+from mediamon.db import make_engine
 from tests.support.smtp_server import free_port
 
 # The headers every page of both apps sends (the unsubscribe page's CSP differs).
@@ -103,38 +105,79 @@ def test_a_burst_past_the_pages_threads_and_queue_is_told_busy_at_once(
 
     past = 5
     burst = serving.PAGE_THREADS + serving.PAGE_QUEUE + past
-    answers: list[requests.Response] = []
     with mounted({"/mediamon": make_app(slow_engine)}) as url:
-        first = threading.Thread(
-            target=lambda: answers.append(requests.get(f"{url}/mediamon/", timeout=120))
-        )
-        first.start()
+        answers, first = _burst(f"{url}/mediamon/", 1)
         assert asked.wait(30)
-        readers = [
-            threading.Thread(
-                target=lambda: answers.append(requests.get(f"{url}/mediamon/", timeout=120))
-            )
-            for _ in range(burst - 1)
-        ]
+        more, readers = _burst(f"{url}/mediamon/", burst - 1)
         try:
-            for reader in readers:
-                reader.start()
-            deadline = time.monotonic() + 30
-            while (
-                sum(a.status_code == 503 for a in list(answers)) < past
-                and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
-            told_busy = [a for a in list(answers) if a.status_code == 503]
+            told_busy = _until_busy(more, past)
             # Before the threads came free: only the readers past the queue are answered.
-            assert len(told_busy) == past == len(answers), [a.status_code for a in answers]
+            assert len(told_busy) == past == len(answers + more), [a.status_code for a in more]
         finally:
             release.set()
-            for thread in (first, *readers):
+            for thread in first + readers:
                 thread.join(timeout=120)
+        answers += more
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200] * (burst - past) + [503] * past, statuses
     busy = next(a for a in answers if a.status_code == 503)
     assert busy.headers["Retry-After"] == str(serving.BUSY_RETRY_S)
     assert all(busy.headers[name] == value for name, value in SECURITY_HEADERS.items())
+    assert "more readers at once than this page serves" in busy.text
+
+
+def _burst(url: str, readers: int) -> tuple[list[requests.Response], list[threading.Thread]]:
+    """``readers`` GETs of ``url`` at once, each on a thread of its own."""
+    answers: list[requests.Response] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(requests.get(url, timeout=120)))
+        for _ in range(readers)
+    ]
+    for thread in threads:
+        thread.start()
+    return answers, threads
+
+
+def _until_busy(answers: list[requests.Response], count: int) -> list[requests.Response]:
+    """The 503 answers once ``count`` came, or after 30 s."""
+    deadline = time.monotonic() + 30
+    while sum(a.status_code == 503 for a in list(answers)) < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return [a for a in list(answers) if a.status_code == 503]
+
+
+def test_unsubscribe_readers_past_the_queue_are_told_busy_at_once(engine: sa.Engine) -> None:
+    """The unsubscribe page (no login: anyone with a mail's link) shares the bound: every
+    thread waiting for a locked ``mail_subscriptions``, PAGE_QUEUE readers queued, the
+    next told 503 at once on the page's own page, its ``X-Robots-Tag`` included."""
+    key = "k" * 32
+    pooled = make_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_size=serving.PAGE_THREADS,
+        max_overflow=0,
+        pool_timeout=60,
+    )
+    link = f"/mediamon-unsubscribe/?t={sign([key], 'desk@example.org', 'taiwan')}"
+    past = 5
+    app = make_unsubscribe_app(lambda: pooled, lambda: (key,))
+    try:
+        with mounted({"/mediamon-unsubscribe": app}) as url, engine.connect() as holder:
+            holder.exec_driver_sql("lock table mail_subscriptions in access exclusive mode")
+            answers, readers = _burst(url + link, serving.PAGE_THREADS + serving.PAGE_QUEUE + past)
+            try:
+                told_busy = _until_busy(answers, past)
+                assert len(told_busy) == past == len(answers), [a.status_code for a in answers]
+            finally:
+                holder.rollback()
+                for reader in readers:
+                    reader.join(timeout=120)
+    finally:
+        pooled.dispose()
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * (serving.PAGE_THREADS + serving.PAGE_QUEUE) + [503] * past
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["Retry-After"] == str(serving.BUSY_RETRY_S)
+    assert all(busy.headers[name] == value for name, value in PAGE_HEADERS.items())
     assert "more readers at once than this page serves" in busy.text
