@@ -28,6 +28,7 @@ PAGE_THREADS = 10
 # page taking 1 s: 50 s of queries for the last, every one of them still run).
 PAGE_QUEUE = 40
 BUSY_RETRY_S = 10
+SERVER_FAILED = "it failed on the server (the api-server log says why)"
 
 
 class PagesBusy(HTTPException):
@@ -88,7 +89,11 @@ def answer_errors_with_pages(
     does not take: 405; :class:`PagesBusy`; a refusal by a dependency, such as Airflow's
     login) with ``page(status, message)`` and ``headers``, as its other pages, plus the
     error's own (``Allow``, ``Retry-After``, ``WWW-Authenticate``). FastAPI's default is
-    bare JSON without the apps' Content-Security-Policy, nosniff or Referrer-Policy."""
+    bare JSON without the apps' Content-Security-Policy, nosniff or Referrer-Policy.
+    An unexpected error (a database URL with a bad port in the api-server's settings)
+    gets a 500 page the same way, not Starlette's bare text; its traceback still goes
+    to the api-server's log (Starlette raises it again once the page is sent), never to
+    the reader."""
 
     async def answer(request: Request, error: Exception) -> HTMLResponse:
         if not isinstance(error, HTTPException):  # pragma: no cover - registered for these
@@ -100,7 +105,11 @@ def answer_errors_with_pages(
             headers={**headers, **(error.headers or {})},
         )
 
+    async def failed(request: Request, error: Exception) -> HTMLResponse:
+        return HTMLResponse(page(500, SERVER_FAILED), 500, headers=dict(headers))
+
     app.add_exception_handler(HTTPException, answer)
+    app.add_exception_handler(Exception, failed)
 
 
 def what_went_wrong(error: HTTPException, method: str) -> str:

@@ -89,6 +89,27 @@ def test_unknown_addresses_and_methods_get_a_page_with_the_pages_headers(
         assert missing.headers["X-Robots-Tag"] == "noindex, nofollow"
 
 
+def test_an_unexpected_error_gets_a_page_with_the_pages_headers() -> None:
+    """An error the page does not expect (here the api-server's database URL has a port
+    that is no number: ValueError from the engine) was Starlette's bare
+    ``Internal Server Error`` as text/plain without the page's headers; the traceback
+    stays in the server's log, not on the page."""
+    apps = {
+        "/mediamon": make_app(lambda: make_engine("postgresql://127.0.0.1:notaport/x")),
+        "/mediamon-unsubscribe": make_unsubscribe_app(
+            lambda: make_engine("postgresql://127.0.0.1:notaport/x"), lambda: ("k" * 32,)
+        ),
+    }
+    link = f"/mediamon-unsubscribe/?t={sign(['k' * 32], 'desk@example.org', 'taiwan')}"
+    with mounted(apps) as url:
+        for path, headers in (("/mediamon/", SECURITY_HEADERS), (link, PAGE_HEADERS)):
+            answer = requests.get(url + path, timeout=30)
+            assert answer.status_code == 500, (path, answer.text[:200])
+            assert answer.headers["Content-Type"].startswith("text/html"), answer.text
+            assert all(answer.headers.get(k) == v for k, v in headers.items()), answer.headers
+            assert serving.SERVER_FAILED in answer.text and "notaport" not in answer.text
+
+
 def test_a_burst_past_the_pages_threads_and_queue_is_told_busy_at_once(
     engine: sa.Engine,
 ) -> None:
