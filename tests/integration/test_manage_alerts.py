@@ -308,3 +308,45 @@ def test_without_the_public_url_the_footer_has_no_list_link(
             text = str(part.get_content())
             assert "Manage your alerts" not in text and "管理您的提醒" not in text
             assert "mediamon-unsubscribe" not in text
+
+
+# Where "Strait" and "(strait)" are drawn in the question's first paragraph.
+QUESTION = """(() => {
+  const p = document.querySelector('main p');
+  const walk = document.createTreeWalker(p, NodeFilter.SHOW_TEXT);
+  const place = (word, k) => {
+    for (let node = walk.currentNode; node; node = walk.nextNode()) {
+      const i = node.nodeType === 3 ? node.data.indexOf(word) : -1;
+      if (i < 0) continue;
+      const r = document.createRange();
+      r.setStart(node, i + k); r.setEnd(node, i + k + 1);
+      const box = r.getBoundingClientRect();
+      return [box.left, box.top];
+    }
+    return null;
+  };
+  const s = place('Strait', 0), t = place('Strait', 1);
+  walk.currentNode = p;
+  const key = place('(strait)', 0);
+  return {text: p.textContent, s, t, key};
+})()"""
+
+
+def test_a_topics_question_keeps_its_sentence_in_order_around_an_overridden_name(
+    engine: sa.Engine, topics: TopicSet, public: str
+) -> None:
+    """The one-topic page asked "Stop sending desk@… the alerts and digests about NAME
+    (key)?" with the name as written: its right-to-left override turned "Strait" into
+    "tiartS" and everything after it in the sentence, the key and the "?", to its left.
+    The name is now cleaned as a mail's and in a ``<bdi>``, as the list shows names."""
+    link = f"{public}/mediamon-unsubscribe/?t={sign([KEY], 'desk@example.org', 'strait')}"
+    with Chromium() as browser:
+        tab = browser.open(link, width=1280)
+        drawn = tab.evaluate(QUESTION)
+        tab.screenshot(ARTIFACTS / "unsubscribe-overridden-name.png")
+    (s_left, s_top), (t_left, _), (key_left, key_top) = drawn["s"], drawn["t"], drawn["key"]
+    assert s_left < t_left, drawn  # "Strait" reads left to right
+    assert key_top > s_top or key_left > t_left, drawn  # the key after the name
+    assert "\u202e" not in drawn["text"], drawn
+    asked = requests.get(link, timeout=30).text
+    assert "<bdi>Strait &lt;i&gt;海峡&lt;/i&gt;</bdi> (strait)" in asked

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from mediamon.alerts import subscriptions
+from mediamon.alerts.render import esc
 from mediamon.alerts.unsubscribe import (
     ALL_TOPICS,
     Subscription,
@@ -289,7 +290,9 @@ def _what(who: Subscription, name: str | None) -> tuple[str, str]:
             "every mediamon mail (all topic alerts and digests)",
             "任何 mediamon 邮件（所有话题的提醒和摘要）",
         )
-    shown = html.escape(f"{name} ({who.topic})" if name else who.topic)
+    # The name cleaned as a mail's (an override or U+2028 made a space) and isolated: a
+    # right-to-left override in it turned the rest of the sentence around, key and "?".
+    shown = f"<bdi>{esc(name)}</bdi> ({html.escape(who.topic)})" if name else html.escape(who.topic)
     return f"the alerts and digests about {shown}", f"关于 {shown} 的提醒和摘要"
 
 
