@@ -95,13 +95,14 @@ def cut(text: str, at: int) -> str:
     tone or a variation selector, a letter and its marks. A topic name of flags cut at 30
     characters in a subject ended in half a flag, a lone "🇹"."""
     cut = at
-    while cut > 0 and _continues(text, cut):
+    while cut > 0 and joins_previous(text, cut):
         cut -= 1
     return text[:cut] if cut > 0 else text[:at]  # one cluster longer than the limit
 
 
-def _continues(text: str, index: int) -> bool:
-    """Whether ``text[index]`` belongs to the character before it (a cut there splits it)."""
+def joins_previous(text: str, index: int) -> bool:
+    """Whether ``text[index]`` belongs to the character before it (a cut there splits it:
+    a ZWJ sequence, a flag, a letter and its marks)."""
     char, before = text[index], text[index - 1]
     code = ord(char)
     if char == ZWJ or before == ZWJ or unicodedata.category(char) in ("Mn", "Me", "Mc"):

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mediamon.alerts.render import joins_previous
 from mediamon.text import DOTTED_I, IGNORABLE, _t2s
 from mediamon.topics.rules import Rule
 
@@ -23,6 +24,10 @@ MAX_SNIPPET_CHARS = 160
 SHORT_SENTENCE = 40
 # Only the beginning of very long bodies is searched: a snippet is for a mail.
 MAX_SEARCH_CHARS = 50_000
+# A snippet cut inside a word ("…ord word wor…") moves to the space before (after, at its
+# start) when there is one within this many characters; text without spaces (Chinese,
+# Japanese) is cut where it is, with its "…".
+WORD_BACKOFF_CHARS = 20
 SENTENCE_END = re.compile(r"[。！？!?；;]+[”’」』）)]*|(?<=[.])\s+|\n+")
 
 
@@ -123,6 +128,42 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return bounds
 
 
+def _whole_words(text: str, start: int, end: int, hit: tuple[int, int]) -> tuple[int, int]:
+    """``text[start:end]``'s bounds moved inward, never past the first ``hit``, so that
+    the snippet neither splits a character a reader sees as one (an emoji family ended in
+    "👨‍👩‍" and its dangling joiner, an "é" lost its accent: cut between the code points
+    of one cluster) nor, in text written with spaces, a word ("wor…")."""
+    while start < hit[0] and joins_previous(text, start):
+        start += 1
+    while end > hit[1] and end < len(text) and joins_previous(text, end):
+        end -= 1
+    if start > 0 and _inside_word(text, start):
+        space = _first_space(text, start, min(hit[0], start + WORD_BACKOFF_CHARS))
+        start = space + 1 if space >= 0 else start
+    if end < len(text) and _inside_word(text, end):
+        space = _last_space(text, max(hit[1], end - WORD_BACKOFF_CHARS), end)
+        end = space if space >= 0 else end
+    return start, end
+
+
+def _inside_word(text: str, index: int) -> bool:
+    """Whether ``index`` falls inside a word (or a URL) of a script written with spaces:
+    between two characters that are no space, not between two Chinese characters, each
+    a word of its own."""
+    return all(
+        not c.isspace() and unicodedata.east_asian_width(c) not in ("W", "F")
+        for c in (text[index - 1], text[index])
+    )
+
+
+def _first_space(text: str, start: int, end: int) -> int:
+    return next((i for i in range(start, end) if text[i].isspace()), -1)
+
+
+def _last_space(text: str, start: int, end: int) -> int:
+    return next((i for i in range(end - 1, start - 1, -1) if text[i].isspace()), -1)
+
+
 def make_snippet(rules: Sequence[Rule], text: str | None) -> Snippet | None:
     """The sentence around the first hit of ``rules`` in ``text`` (two when the first is
     short), at most :data:`MAX_SNIPPET_CHARS` around the hit, hits marked; None when
@@ -145,6 +186,7 @@ def make_snippet(rules: Sequence[Rule], text: str | None) -> Snippet | None:
         new_start = max(start, first_start - room // 3)
         new_end = min(end, new_start + MAX_SNIPPET_CHARS)
         new_start = max(start, min(new_start, new_end - MAX_SNIPPET_CHARS))
+        new_start, new_end = _whole_words(text, new_start, new_end, (first_start, first_end))
         leading, trailing = new_start > start, new_end < end
         start, end = new_start, new_end
     parts: list[tuple[str, bool]] = []

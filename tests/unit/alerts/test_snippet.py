@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mediamon.alerts.render import joins_previous
 from mediamon.alerts.snippet import MAX_SNIPPET_CHARS, make_snippet, mark_hits
 from mediamon.topics.rules import parse_rule
 
@@ -60,3 +61,37 @@ def test_half_width_kana_with_voiced_marks_are_hits_as_the_matcher_reads_them() 
     # The whole cluster is the hit, voiced mark included, wherever the hit ends.
     password = make_snippet([parse_rule("パスワード")], text)
     assert password is not None and password.hits == ("ﾊﾟｽﾜｰﾄﾞ",)
+
+
+def test_a_snippet_cut_splits_neither_a_character_nor_a_word() -> None:
+    """A snippet was cut at 160 code points wherever they fell: an emoji family ended in
+    half a family and a dangling joiner, an "é" written as e and a combining accent lost
+    its accent, a Latin sentence ended "word wor…". Text without spaces is still cut
+    where it is, with its "…"."""
+    family = "👨\u200d👩\u200d👧\u200d👦"
+    cases = {
+        "family": "Taiwan " + "x" * 100 + family * 30,
+        "families": "Taiwan" + family * 60,
+        "accents": "Taiwan " + "e\u0301" * 200,
+        "flags": "Taiwan" + "🇹🇼" * 100,
+        "devanagari": "Taiwan " + "कि" * 200,  # a consonant and its vowel sign
+        "lead": "e\u0301" * 200 + " Taiwan " + "e\u0301" * 200,
+    }
+    for name, text in cases.items():
+        snippet = make_snippet(TAIWAN, text)
+        assert snippet is not None and snippet.trailing, name
+        shown = snippet.text
+        assert len(shown) <= MAX_SNIPPET_CHARS, name
+        end = text.index(shown) + len(shown)
+        start = text.index(shown)
+        assert not joins_previous(text, end), (name, shown[-6:])  # the last one whole
+        assert start == 0 or not joins_previous(text, start), (name, shown[:6])
+    flags = make_snippet(TAIWAN, cases["flags"])
+    assert flags is not None and (len(flags.text) - len("Taiwan")) % 2 == 0
+    words = make_snippet(TAIWAN, "Taiwan said " + "something " * 40)
+    assert words is not None and words.text.endswith("something"), words.text[-12:]
+    leading = make_snippet(TAIWAN, "Before " * 40 + "and then Taiwan said " + "more " * 40)
+    assert leading is not None and leading.leading
+    assert leading.text.startswith(("Before", "and", "then")), leading.text[:12]
+    chinese = make_snippet(TAIWAN, "台湾" + "中华民国国防部今日宣布" * 30)
+    assert chinese is not None and chinese.trailing and len(chinese.text) == MAX_SNIPPET_CHARS
