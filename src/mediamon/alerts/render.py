@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from mediamon.text import BREAKS_A_LINE
+from mediamon.text import BREAKS_A_LINE, IGNORABLE
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,11 @@ def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
     # Cut before cleaning: a stored title may be any length (rows older than the caps).
     text = _few_marks(BLANK.sub(" ", BREAKS_A_LINE.sub(" ", str(value or "")[: limit * 4 + 64])))
     text = " ".join(text.split())
+    if not IGNORABLE.sub("", text).strip():
+        # Zero-width spaces, joiners, a byte order mark alone (rows stored before ingest
+        # judged titles cleaned): nothing a reader sees. Kept, a top story's link was a
+        # link of no width, which nobody could click, with no "(no title)" in its place.
+        return ""
     return text if len(text) <= limit else cut(text, limit - 1) + "…"
 
 
@@ -194,22 +199,57 @@ def whole_offsets(escaped: str) -> str:
     return UTC_OFFSET.sub(lambda m: f'<span style="white-space:nowrap">{m.group()}</span>', escaped)
 
 
+# What a URI may hold as written (RFC 3986: unreserved, reserved and "%"); any other
+# character is percent-encoded as UTF-8 by :func:`safe_link`.
+URI_CHARS = "-._~:/?#[]@!$&'()*+,;=%"
+
+
 def safe_link(url: str | None) -> str | None:
-    """``url`` if it is an absolute http(s) URL fit to be a link, else None."""
-    if (
-        not url
-        or len(url) > MAX_URL_CHARS
-        or BREAKS_A_LINE.search(url)
-        or any(c.isspace() for c in url)
-    ):
+    """``url`` as an absolute http(s) URI fit to be a link, else None.
+
+    Written as a URI (RFC 3986): the host in IDNA, every character a URI cannot hold as
+    written (a space, ``"``, ``<``, ``>``, a letter not in ASCII) percent-encoded; spaces
+    around it dropped. A stored URL of quotes or Chinese was printed as it was in the
+    plain text, where a client's link ends at the first ``"``, ``<`` or space, or at the
+    first Chinese letter (``https://ex.org/a"b`` linked ``https://ex.org/a``), and one
+    with a space in its path was no link at all."""
+    url = (url or "").strip()
+    if not url or len(url) > MAX_URL_CHARS or BREAKS_A_LINE.search(url):
         return None
     try:
         parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    return url
+    netloc = parts.netloc
+    if not netloc.isascii() or "@" in netloc:
+        # A user name and password (rows stored before ingest removed them) are dropped,
+        # as ingest drops them: "https://www.example.com:pw@evil.example" reads as the
+        # first host and goes to the second.
+        host = _ascii_host(host)
+        if host is None:
+            return None
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    elif any(c.isspace() for c in netloc):
+        return None
+    rest = url[len(parts.scheme) + 3 + len(parts.netloc) :]
+    link = f"{url[: len(parts.scheme)]}://{netloc}{quote(rest, safe=URI_CHARS)}"
+    return link if len(link) <= MAX_URL_CHARS else None
+
+
+def _ascii_host(host: str) -> str | None:
+    """``host`` as DNS reads it (IDNA 2008 with UTS 46), None if it cannot be one."""
+    if host.isascii():
+        return host if all(c.isprintable() and not c.isspace() for c in host) else None
+    import idna
+
+    try:
+        return str(idna.encode(host, uts46=True).decode("ascii"))
+    except (idna.IDNAError, UnicodeError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def test_hostile_article_text_is_escaped_and_stripped() -> None:
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "\u202e" not in page and "\u202e" not in rendered.text
     assert "javascript:" not in page  # not a link
-    assert 'href="https://example.org/a?x=1&amp;y=&quot;&gt;&lt;script&gt;"' in page
+    # Written as a URI: the quote and brackets percent-encoded (a link in plain text too).
+    assert 'href="https://example.org/a?x=1&amp;y=%22%3E%3Cscript%3E"' in page
     assert "<mark" in page and "【台湾】" in rendered.text
     message = build_message(
         render_alert_mail(
