@@ -19,6 +19,7 @@ from mediamon.alerts.deliver import DeliveryError, deliver_pending
 from mediamon.alerts.digest import run_digests
 from mediamon.alerts.render import Rendered, build_message
 from mediamon.alerts.smtp import connection_settings, smtp_sender
+from mediamon.spikes.detect import detect
 from mediamon.topics.file import parse_topics
 from mediamon.topics.store import sync_topics
 from tests.integration.test_alert_stages import AT, T0, alert_on_burst, rows
@@ -256,3 +257,53 @@ def test_a_sender_at_an_internationalized_domain_is_mailed_by_any_server(
     [(mail_from, _, raw)] = sink.messages
     assert mail_from == "alerts@xn--fsqu00a.xn--fiqs8s"
     assert b"\r\nFrom: mediamon <alerts@xn--fsqu00a.xn--fiqs8s>\r\n" in raw
+
+
+def test_an_alerts_message_id_is_the_same_at_every_try_and_its_own_after_a_rebuild(
+    engine: sa.Engine,
+) -> None:
+    """A mail's Message-ID was ``alert-<id>`` and a hash of the recipient alone: a
+    database made again (a restore, a new deployment, staging beside production with one
+    sender) numbered its alerts from 1 again, and its alert #1 went out under the id of
+    the old alert #1, which Gmail, keeping one message per Message-ID, drops unseen. Now
+    the id also hashes the alert's topic, window and the time its row was stored: the
+    same for every try of one mail (a retry after a failure, a crash), another for
+    another alert of the same number."""
+    topics = parse_topics(TOPICS_YAML)
+    sync_topics(engine, topics)
+    assert alert_on_burst(engine, topics) == [1]
+    tried: list[tuple[str, str]] = []
+    failed_once: set[str] = set()
+
+    def flaky(port: int) -> Callable[[EmailMessage], None]:
+        send = plain_sender(port)
+
+        def one(message: EmailMessage) -> None:
+            recipient = str(message["To"])
+            tried.append((recipient, str(message["Message-ID"])))
+            if recipient not in failed_once:  # every first try fails: the server away
+                failed_once.add(recipient)
+                raise ConnectionRefusedError(111, "Connection refused")
+            send(message)
+
+        return one
+
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        with pytest.raises(DeliveryError) as failed:
+            deliver_pending(engine, flaky(port), AT + timedelta(minutes=5), topics=topics)
+        second = deliver_pending(engine, flaky(port), AT + timedelta(minutes=6), topics=topics)
+        assert failed.value.stats.sent == 0 and second.sent == len(sink.messages) > 0
+        for recipient in {r for r, _ in tried}:
+            assert len({mid for r, mid in tried if r == recipient}) == 1, tried  # every try
+        before = {r[0]: parsed(raw)["Message-ID"] for _, r, raw in sink.messages}
+        # The database made again: its alerts numbered from 1 again.
+        with engine.begin() as conn:
+            conn.execute(sa.text("truncate alerts, alert_deliveries restart identity cascade"))
+        assert detect(engine, topics, AT) == [1]
+        deliver_pending(engine, plain_sender(port), AT + timedelta(minutes=7), topics=topics)
+    after = {r[0]: parsed(raw)["Message-ID"] for _, r, raw in sink.messages[len(before) :]}
+    assert sorted(after) == sorted(before)
+    for recipient, mid in after.items():
+        assert mid.startswith("<alert-1.") and before[recipient].startswith("<alert-1.")
+        assert mid != before[recipient], recipient

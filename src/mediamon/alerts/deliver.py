@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.alerts import subscriptions
-from mediamon.alerts.compose import MailOptions, Reader, alert_message
+from mediamon.alerts.compose import AlertMail, MailOptions, Reader, alert_message
 from mediamon.alerts.content import alert_mail
 from mediamon.alerts.render import clean, message_id_domain
 from mediamon.alerts.smtp import MailServerRefusal, refused_for_good, server_refusal
@@ -77,10 +77,20 @@ class DeliveryStats:
         }
 
 
-def message_id(kind: str, key: str, recipient: str, sender: str = DEFAULT_SENDER) -> str:
+def message_id(
+    kind: str, key: str, recipient: str, sender: str = DEFAULT_SENDER, *, made: str = ""
+) -> str:
     """A stable Message-ID, so a mail sent again after a crash can be recognized, at the
-    sender's domain (:func:`~mediamon.alerts.render.message_id_domain`)."""
-    digest = hashlib.sha256(recipient.lower().encode("utf-8")).hexdigest()[:12]
+    sender's domain (:func:`~mediamon.alerts.render.message_id_domain`).
+
+    ``made`` names what the mail is of beyond ``key`` (an alert's topic, window and the
+    time its row was stored), hashed with the recipient: the id stays the same for every
+    try of one mail and differs for any other. Of ``alert-7`` and the recipient alone, a
+    database made again (a restore, a new deployment, staging beside production with
+    one sender) gave its alert #7 the id of the old alert #7, and Gmail, which keeps one
+    message per Message-ID, dropped the new alert unseen."""
+    seed = recipient.lower() + ("\0" + made if made else "")
+    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[: 16 if made else 12]
     return f"<{kind}-{key}.{digest}@{message_id_domain(sender)}>"
 
 
@@ -277,7 +287,7 @@ def _deliver_immediate(
                 stats.skipped += 1
                 continue
             assert content is not None
-            mid = message_id("alert", str(alert_id), recipient.address, sender)
+            mid = message_id("alert", str(alert_id), recipient.address, sender, made=_made(content))
             build = partial(
                 alert_message,
                 content,
@@ -319,6 +329,14 @@ def _deliver_immediate(
                     )
                 )
             stats.notified.append(alert_id)
+
+
+def _made(alert: AlertMail) -> str:
+    """What makes an alert's mails its own (:func:`message_id`): topic, window and when
+    its row was stored (the database's clock, unchanged by a retry), in UTC whatever the
+    session's zone."""
+    stored = alert.raised_at.astimezone(UTC).isoformat() if alert.raised_at else ""
+    return f"{alert.topic_key}|{alert.window_end.astimezone(UTC).isoformat()}|{stored}"
 
 
 def _skip_reason(
