@@ -141,3 +141,22 @@ def test_every_story_is_a_link_one_can_see_and_click(
             assert expected in found, (expected, sorted(found))
     assert "javascript:" not in text_part.get_content()
     assert "(no title)" in text_part.get_content()
+
+
+def test_the_plain_text_lists_the_stories_before_the_day_table(
+    awkward_mail: EmailMessage,
+) -> None:
+    """The plain part (what a client showing text, a watch or a screen reader reads)
+    gave the 7-day table's 12 lines after the reason, and the first story at line 19,
+    past a phone's screen; the HTML shows a chart of a few lines there. Now the stories
+    follow the reason, the table after them, before the statistics; every line within
+    RFC 5322's 998 characters (quoted-printable or base64 on the wire)."""
+    text_part = awkward_mail.get_body(("plain",))
+    assert text_part is not None
+    lines = text_part.get_content().splitlines()
+    first_story = lines.index(next(line for line in lines if line.startswith("1. ")))
+    table = lines.index(next(line for line in lines if line.startswith("Stories per hour")))
+    statistics = lines.index("Statistics")
+    assert first_story < 10 < table < statistics, (first_story, table, statistics)
+    raw = awkward_mail.as_bytes()
+    assert max(len(line) for line in raw.split(b"\n")) <= 998

@@ -427,11 +427,14 @@ def render_alert_mail(
         why,
         context,
         "",
-        *chart_lines(alert, zone, catalog),
+        # The stories right after the reason, the day table after them: read as text (a
+        # client showing the plain part, a watch, a screen reader), the table's 12 lines
+        # came first and the first story at line 19, past a phone's screen.
         heading,
         *[line for line in (note, rule) if line],
         "",
         *story_lines,
+        *chart_lines(alert, zone, catalog),
         catalog("details_heading"),
         _details(alert, catalog),
         "",
