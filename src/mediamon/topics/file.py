@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mediamon.alerts.render import ascii_domain
+from mediamon.alerts.render import ascii_domain, clean
 from mediamon.config_yaml import UnusableConfigFile, read_config_bytes
 from mediamon.ingest.sources import NAME_PATTERN as SOURCE_NAME
 from mediamon.settings import is_recipient_address, is_zone_name
@@ -334,6 +334,12 @@ def _topic(
         )
     name = reader.text(entries["name"], "name")
     what = f"topic {key!r}"
+    if not clean(name):
+        # Zero-width spaces, joiners, a byte order mark: every mail would read
+        # "[mediamon] : 9 stories in 1 hour" and "Alert: ", the topic named nowhere.
+        raise reader.error(
+            entries["name"], f"{what}: name {name!r} shows nothing (invisible characters alone)"
+        )
     terms = _rules(reader, entries["terms"], f"{what}: terms")
     if not terms:
         raise reader.error(entries["terms"], f"{what}: terms must not be empty")

@@ -289,6 +289,13 @@ def test_file_defaults_are_resolved() -> None:
         # ConstructorError, unnamed, and the stored definitions' fallback skipped).
         (GOOD.replace("{min_lift: 3}", "{min_lift: 2024-13-45}"), 13, "month must be in 1..12"),
         (GOOD.replace("{min_stories: 5}", "{min_stories: !!int abc}"), 3, "cannot read 'abc'"),
+        # A name of invisible characters alone (before: accepted; every mail's subject
+        # read "[mediamon] : 9 stories in 1 hour", the topic named nowhere).
+        (
+            GOOD.replace("name: 台湾", 'name: "\\u200b\\u2060\\ufeff"'),
+            7,
+            r"topic 'taiwan': name '\u200b\u2060\ufeff' shows nothing",
+        ),
         (GOOD.replace("digest_hour: 7", "digest_hour: !!float x"), 15, "cannot read 'x'"),
         (GOOD.replace("version: 1", "version: !!python/name:os.system"), 1, "constructor"),
         (
