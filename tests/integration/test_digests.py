@@ -897,3 +897,23 @@ def test_each_digest_topic_says_which_terms_it_matches(engine: sa.Engine, topics
         page.screenshot(ARTIFACTS / "digest-terms-375.png")
     assert heading[0] == "台湾：10 篇新报道" and terms[0] == "匹配词：台湾 · Taiwan"
     assert heading[2] <= terms[1] < terms[2]  # drawn, right under the heading
+
+
+def test_a_digests_plain_text_lists_the_stories_before_the_day_tables(
+    engine: sa.Engine, topics: TopicSet
+) -> None:
+    """Read as text, a digest with a spike gave the spike's 12-line day table before the
+    first story (up to three tables, 40 lines); the HTML shows a chart there. Now the
+    spike's line stays on top, the stories follow, and each table comes after them,
+    named by its topic."""
+    alert_on_burst(engine, topics)
+    now = T0 + timedelta(days=1, hours=8, minutes=3)
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        run_digests(engine, topics, now, smtp_send(port), sender="m@example.org", options=OPTIONS)
+    lines = text_of(received(sink)["editors@example.org"]).splitlines()
+    spike = next(i for i, line in enumerate(lines) if line.startswith("* "))
+    story = next(i for i, line in enumerate(lines) if line.startswith("1. "))
+    table = next(i for i, line in enumerate(lines) if "最近 7 天每小时报道数" in line)
+    assert spike < story < 15 < table < lines.index("-- "), (spike, story, table)
+    assert lines[table].startswith("台湾 · 最近 7 天每小时报道数"), lines[table]

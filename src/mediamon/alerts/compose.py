@@ -281,10 +281,16 @@ def chart_html(
     )
 
 
-def chart_lines(alert: AlertMail, zone: ZoneInfo, catalog: Catalog) -> list[str]:
+def chart_lines(
+    alert: AlertMail, zone: ZoneInfo, catalog: Catalog, *, named: bool = False
+) -> list[str]:
+    """The chart as a day table for the plain text; ``named``: its heading names the
+    topic (a digest's tables stand after its stories, away from their spike's line)."""
     if alert.chart is None or not alert.chart.counts:
         return []
     heading = f"{catalog('chart_heading')} ({utc_offset(alert.window_end.astimezone(zone))})"
+    if named:
+        heading = f"{isolate(alert.topic_name, TOPIC_NAME_CHARS)} · {heading}"
     window = local_span(alert.window_start, alert.window_end, zone)
     return [
         heading,

@@ -204,6 +204,9 @@ def _render_digest(
         text += ["", *contents_lines]
     text.append("")
     images: list[InlineImage] = []
+    # The spikes' day tables go after the stories in the plain text: three tables of 12
+    # lines came before the first story (at line 50), where the HTML shows three charts.
+    tables: list[str] = []
     if digest.spikes:
         parts.append(
             f'<h2 style="margin:16px 0 4px;font-size:18px">{esc(catalog("spikes_heading"))}</h2>'
@@ -218,7 +221,7 @@ def _render_digest(
                 if image is not None:
                     images.append(image)
                     parts.append(chart_html(image, spike, zone, catalog))
-                text += ["", *chart_lines(spike, zone, catalog)]
+                tables += chart_lines(spike, zone, catalog, named=True)
         text.append("")
     sectioned = _sectioned([n for n, _ in limits])
     unlisted: list[TopicStories] = []  # past the budget and DIGEST_UNLISTED_SECTIONS
@@ -287,7 +290,7 @@ def _render_digest(
         ),
     )
     parts.append(footer_html)
-    text += ["-- ", *footer_lines]
+    text += [*tables, "-- ", *footer_lines]
     return Rendered(
         subject,
         "\n".join(text) + "\n",
