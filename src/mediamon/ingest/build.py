@@ -22,7 +22,7 @@ from mediamon.ingest.extract import (
     parser_safe,
     text_of_costly_html,
 )
-from mediamon.ingest.feeds import FeedItem
+from mediamon.ingest.feeds import MARKUP_TAG, FeedItem
 from mediamon.ingest.fetch import FetchResult
 from mediamon.ingest.normalize import (
     canonical_url,
@@ -269,7 +269,7 @@ def build_article(job: ArticleJob) -> BuildResult:
         _first(
             page_first,
             clean_text(item.title or ""),
-            clean_text((meta.title if meta else "") or ""),
+            clean_text(_page_title(meta.title if meta else None)),
         ),
         limits.MAX_TITLE_CHARS,
     )
@@ -326,6 +326,16 @@ def build_article(job: ArticleJob) -> BuildResult:
         raw_bytes=len(raw) if raw is not None else None,
     )
     return BuildResult(article, note)
+
+
+def _page_title(title: str | None) -> str:
+    """A page's title as text: pages escape markup once too often as feeds do
+    (``&amp;lt;b&amp;gt;要闻&amp;lt;/b&amp;gt;`` in ``<title>`` or ``og:title``), and the
+    parser's one reading left ``<b>要闻</b>``, shown as typed in mails, BI and the page.
+    Tags are dropped as from a feed's title; ``5 < 6 > 4`` is no tag and stays."""
+    if not title:
+        return ""
+    return MARKUP_TAG.sub("", title) if "<" in title else title
 
 
 def _first(page_first: bool, feed_value: T, page_value: T) -> T:

@@ -46,3 +46,17 @@ def test_a_json_ld_headline_that_is_not_text_leaves_the_pages_own_title() -> Non
         article = build_article(page_job(URL, page, title=None)).article
         assert article is not None
         assert article.title is not None and article.title.startswith(HEADLINE), headline
+
+
+def test_a_pages_title_escaped_twice_is_text_as_a_feeds_is() -> None:
+    """A page's ``<title>`` or ``og:title`` escaped twice (``&amp;lt;b&amp;gt;要闻``), as
+    CMSs write them: read once by the parser, the stored title held ``<b>要闻</b>``,
+    shown as typed in mails, BI and the page, where a feed's title loses its tags."""
+    written = "AT&amp;amp;T 台湾 &amp;lt;b&amp;gt;要闻&amp;lt;/b&amp;gt; 5 &lt; 6 &gt; 4"
+    plain = PAGE.replace(f"<title>{HEADLINE}_示例新闻网</title>", f"<title>{written}</title>")
+    plain = plain.replace(f"<h1>{HEADLINE}</h1>", f"<h1>{written}</h1>")
+    og = plain.replace("</head>", f'<meta property="og:title" content="{written}"></head>')
+    for page in (plain, og):
+        article = build_article(page_job(URL, page, title=None)).article
+        assert article is not None
+        assert article.title == "AT&T 台湾 要闻 5 < 6 > 4", article.title
