@@ -15,9 +15,10 @@ on this run's articles (`check_quality`) and, when something new was loaded, tel
   retries, **every** due source failing, or a failed data-quality check. The `watcher`
   task turns any failed task into a failed run.
 - One mail per failure: the failed task's own. A shard that raised mails its error;
-  `summarize` stays green, counting what it loaded before it raised. A shard killed
-  without a word (SIGKILL: out of memory; Airflow mails nothing) fails `summarize`,
-  whose mail names its sources.
+  `summarize` stays green, counting what it loaded before it raised, and records the run
+  failed in `ingest_runs` (naming how many sources were not ingested), red as here. A
+  shard killed without a word (SIGKILL: out of memory; Airflow mails nothing) fails
+  `summarize`, whose mail names its sources.
 - *Success* (green) with failing sources: one source down among many is not a red run;
   `summarize` counts it (`sources_failed` in its return value), logs it at WARNING, and
   the `mediamon_health` watchdog mails ops when it keeps failing.

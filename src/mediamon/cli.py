@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -274,6 +274,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "ingest":
         from mediamon.ingest.shard_runner import ShardIncomplete
+        from mediamon.ops import runs
         from mediamon.ops import service as ops
 
         now = datetime.now(UTC)
@@ -287,15 +288,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             ops.record_failed_run(settings, run_key, now, f"configuration error: {error}")
             raise
         crashed = None
+        crash_reports: list[dict[str, Any]] = []
         try:
             summaries = service.ingest_sources(
                 settings, due, run_key, now, refetch_known=args.refetch
             )
         except ShardIncomplete as incomplete:  # the other sources ran: record the run
             summaries, crashed = incomplete.summaries, str(incomplete)
+            # As a failed shard task's: the row says failed, as the exit status does
+            # (it said success once the checks passed).
+            names = [source.name for source in due]
+            crash_reports = [runs.shard_failure(names, crashed, incomplete)]
         for summary in summaries:
             print(json.dumps(summary, ensure_ascii=False))
-        verdict = ops.finish_ingest(settings, run_key, now, summaries)
+        # A crash's summaries come with its failure, counted once.
+        reported = [] if crash_reports else summaries
+        verdict = ops.finish_ingest(settings, run_key, now, reported, failures=crash_reports)
         checks = ops.check_quality(settings, run_key, now)
         print(json.dumps({"run": verdict.summary, "checks_failed": checks["failed"]}))
         failures = (

@@ -125,10 +125,11 @@ def fetch_log_refusing_broken(engine: sa.Engine) -> Iterator[None]:
             conn.execute(sa.text("drop function refuse_broken"))
 
 
-def _last_run(engine: sa.Engine) -> sa.Row[tuple[int, int, list[str]]]:
+def _last_run(engine: sa.Engine) -> sa.Row[tuple[int, int, list[str], str, str]]:
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("select sources_due, sources_failed, failed_sources from ingest_runs"
+            sa.text("select sources_due, sources_failed, failed_sources, status, error"
+                    " from ingest_runs"
                     " where run_key like 'mediamon_ingest:%' order by finished_at desc limit 1")
         ).one()  # fmt: skip
 
@@ -214,6 +215,9 @@ def test_a_shard_that_raises_is_mailed_once_and_its_loaded_source_counted_loaded
     row = _last_run(engine)
     assert (row.sources_due, row.sources_failed, row.failed_sources) == (2, 1, ["broken"]), row
     assert loaded == 2
+    # As red as the run (before: success, check_quality having passed).
+    assert row.status == "failed", row
+    assert row.error.endswith("1 of 2 due source(s) not ingested: broken"), row
 
 
 def test_a_shard_killed_out_of_memory_mails_ops_naming_its_sources(

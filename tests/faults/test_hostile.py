@@ -994,8 +994,15 @@ def test_a_source_that_crashes_does_not_stop_the_next(
     assert "mediamon: run failed: 1 source(s) crashed (first); first: KeyError: 'a bug'" in err
     assert {a["source"] for a in articles(engine).values()} == {"second"}
     with engine.connect() as conn:
-        run_row = conn.execute(sa.text("select sources_due, sources_failed from ingest_runs")).one()
-    assert tuple(run_row) == (2, 1)  # recorded, the crash counted as a failed source
+        run_row = conn.execute(
+            sa.text("select sources_due, sources_failed, status, error from ingest_runs")
+        ).one()
+    # Recorded, the crash counted as a failed source; failed as the exit status says
+    # (before: success).
+    assert tuple(run_row) == (
+        2, 1, "failed", "1 ingest task(s) failed (their logs say why): 1 of 2 due source(s)"
+        " not ingested: first",
+    )  # fmt: skip
 
 
 def test_control_characters_a_server_sends_reach_neither_the_database_nor_a_terminal(

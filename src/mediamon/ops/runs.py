@@ -2,9 +2,11 @@
 row (the record the watchdog reads instead of asking Airflow).
 
 A run fails when every due source failed (nothing could be fetched: the network, DNS or
-the configuration is broken) or when a data-quality check failed. One failing source among
-several does not fail the run — ops would learn to ignore red — it is counted
-(``sources_failed``), logged at WARNING and followed up by the watchdog.
+the configuration is broken), when an ingest task failed or died (its row then says how
+many of the due sources it did not ingest: the Airflow run is red, so is the row) or when
+a data-quality check failed. One failing source among several does not fail the run — ops
+would learn to ignore red — it is counted (``sources_failed``), logged at WARNING and
+followed up by the watchdog.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class ShardOutcomes:
     failed_in_task: dict[str, str]  # source -> its task's error, for those not ingested
     in_failed_tasks: set[str]  # every source of a shard task that failed and said so
     died: list[tuple[str, list[str]]]
+    failed_tasks: int = 0  # shard tasks that failed and said so
 
 
 def shard_outcomes(
@@ -144,7 +147,7 @@ def shard_outcomes(
         for name, error in failed_in_task.items()
     ]
     died = [(label, names) for label, names in died if names]
-    return ShardOutcomes(ran, failed_in_task, set(errors), died)
+    return ShardOutcomes(ran, failed_in_task, set(errors), died, len(reports))
 
 
 def died_summaries(lost: Sequence[tuple[str, list[str]]]) -> list[dict[str, Any]]:
@@ -165,6 +168,21 @@ def died_reason(lost: Sequence[tuple[str, list[str]]]) -> str | None:
     return (
         f"{len(names)} source(s) not ingested, {DIED_UNREPORTED}: {shown}"
         f" (task ingest_shard {', '.join(repr(label) for label, _ in lost[:5])})"
+    )
+
+
+def failed_tasks_reason(run: RunSummary, outcomes: ShardOutcomes) -> str | None:
+    """The run's failure line when shard tasks failed and said so, or None: how many of
+    the due sources they did not ingest. Each task mailed its failure and the watcher
+    turns the Airflow run red; the run's row must say failed with it (BI and the watchdog
+    read the row), though the other shards loaded."""
+    if not outcomes.failed_tasks:
+        return None
+    lost = [name for name in run.failed_sources if name in outcomes.in_failed_tasks]
+    shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+    return (
+        f"{outcomes.failed_tasks} ingest task(s) failed (their logs say why):"
+        f" {len(lost)} of {run.sources} due source(s) not ingested" + (f": {shown}" if lost else "")
     )
 
 
@@ -212,8 +230,10 @@ def record(
 ) -> str:
     """Upsert the run's row after its sources were ingested; return its status
     (``failed`` when ``error`` or :func:`failure_reason` says so, else ``loaded``: the
-    checks are still to come). A re-run of the interval overwrites the row."""
-    reason = error or failure_reason(run)
+    checks are still to come). ``error`` may hold several causes, one line each. A re-run
+    of the interval overwrites the row."""
+    causes = [line for line in (failure_reason(run), error) if line]
+    reason = "\n".join(dict.fromkeys(causes)) or None
     status = "failed" if reason else "loaded"
     conn.execute(
         sa.text(

@@ -56,16 +56,21 @@ def finish_ingest(
     turns the run red): one mail for a failed shard, not its and summarize's."""
     outcomes = runs.shard_outcomes(planned, summaries, failures)
     run = runs.summarize([*outcomes.summaries, *runs.died_summaries(outcomes.died)])
+    # Every source failed, each with its shard task (mailed): nothing new to tell.
+    mailed = set(run.failed_sources) <= outcomes.in_failed_tasks
+    died = runs.died_reason(outcomes.died)
+    reason = died or (None if mailed else runs.failure_reason(run))
+    # The row says failed whenever the Airflow run is red (a shard task failed: the
+    # watcher; one died: summarize), though only a death fails summarize: the failed
+    # task has mailed, and the row is what the watchdog, BI and the CLI read.
+    causes = (died, runs.failed_tasks_reason(run, outcomes))
     engine = engine_for(settings)
     try:
         with engine.begin() as conn:
-            runs.record(conn, run_key, run_at, run)
+            runs.record(conn, run_key, run_at, run, error="\n".join(filter(None, causes)))
         rollup.refresh(engine)  # the run's articles and fetches into the BI roll-up
     finally:
         engine.dispose()
-    # Every source failed, each with its shard task (mailed): nothing new to tell.
-    mailed = set(run.failed_sources) <= outcomes.in_failed_tasks
-    reason = runs.died_reason(outcomes.died) or (None if mailed else runs.failure_reason(run))
     if outcomes.failed_in_task:
         logger.warning(
             "%d source(s) not ingested, their ingest task failed (its mail and log say why): %s",
