@@ -55,6 +55,7 @@ from tests.support.faults import (
     run_ingest,
     state,
 )
+from tests.support.server_folder import server_folder
 
 
 def get(url: str, **kwargs: Any) -> FetchResult:
@@ -592,7 +593,7 @@ def test_misbehaving_sources_leave_the_others_complete(
 
 
 @pytest.fixture()
-def own_postgres(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+def own_postgres() -> Iterator[tuple[str, Any]]:
     """A throwaway embedded PostgreSQL this test may restart; its URL and a restarter."""
     import warnings
 
@@ -600,7 +601,11 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (harmless)
         import pgserver
 
-    data = tmp_path / "pgdata"
+    with server_folder("mediamon-restart-") as folder:
+        yield from _restartable_postgres(pgserver, folder / "pgdata")
+
+
+def _restartable_postgres(pgserver: Any, data: Path) -> Iterator[tuple[str, Any]]:
     pg = pgserver.get_server(data, cleanup_mode="stop")  # type: ignore[attr-defined]
     pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
     command = [
@@ -608,6 +613,8 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         "-D",
         str(data),
         "-w",
+        "-t",  # crash recovery after an immediate stop takes long on a loaded machine
+        "180",
         "-m",
         "immediate",
         "-l",
@@ -618,8 +625,11 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, Any]]:
         command = ["runuser", "-u", pg.system_user, "--", *command]
 
     def restart() -> None:
-        subprocess.run(
-            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30
+        done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+        log = data / "restart.log"
+        assert done.returncode == 0, (
+            f"pg_ctl restart exited {done.returncode}: {done.stderr.strip()[-500:]}\n"
+            + (log.read_text("utf-8", "replace")[-2000:] if log.exists() else "(no server log)")
         )
 
     url = db.ensure_database(str(pg.get_uri()), "mediamon")

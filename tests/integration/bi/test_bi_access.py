@@ -11,17 +11,15 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from mediamon import db
 from mediamon.cli import main
+from tests.support.server_folder import server_folder
 
 
 def _free_port() -> int:
@@ -36,19 +34,6 @@ def _psql() -> str:
     found = shutil.which("psql") or str(Path(pgserver.__file__).parent / "pginstall/bin/psql")
     assert Path(found).exists(), "no psql: neither on PATH nor in pgserver"
     return found
-
-
-@contextmanager
-def server_folder() -> Iterator[Path]:
-    """A folder for an embedded server, outside pytest's temporary folders: run as root,
-    the server runs as user pgserver, and every pytest session on the machine resets
-    /tmp/pytest-of-root to mode 0700, which locks that user out mid-test."""
-    folder = Path(tempfile.mkdtemp(prefix="mediamon-bi-"))
-    try:
-        yield folder
-    finally:
-        db.stop_embedded(folder)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
