@@ -32,6 +32,7 @@ def main() -> None:
     from bench import (
         bi_page,
         bi_scale,
+        config_parse,
         cost,
         detection,
         extraction_quality,
@@ -66,6 +67,7 @@ def main() -> None:
         ))),
         ("cost of hostile input at n and 4n", lambda: printed(cost.run(smoke))),
         ("DAG parse time", lambda: printed(parse.run(repeat=1 if smoke else 5))),
+        ("sources.yaml parse", lambda: printed(config_parse.run(2_000 if smoke else 100_000))),
         ("spike detection", lambda: detection.main(["--quick"] if smoke else [])),
         ("mediamon page", lambda: printed(bi_page.run(20_000 if smoke else 1_000_000,
                                                       1 if smoke else 5))),

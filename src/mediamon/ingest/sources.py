@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mediamon.config_yaml import ConfigFileProblem, aliases_add_more_than, load_config_yaml
+from mediamon.config_yaml import (
+    ConfigFileProblem,
+    aliases_add_more_than,
+    may_hold_aliases,
+    parse_config_yaml,
+    read_config_text,
+)
 from mediamon.errors import ConfigError
 from mediamon.text import BREAKS_A_LINE
 
@@ -417,10 +423,12 @@ def load_sources(path: Path) -> list[Source]:
             the source and the field.
     """
     try:
-        document = load_config_yaml(path, "sources file")
+        text = read_config_text(path, "sources file")
+        document = parse_config_yaml(text, path)
     except ConfigFileProblem as error:
         raise SourceConfigError(str(error)) from error
-    _check_expanded_size(document, path)
+    if may_hold_aliases(text):  # else every value is written out once: nothing to expand
+        _check_expanded_size(document, path)
     if not isinstance(document, dict) or not isinstance(document.get("sources"), list):
         raise SourceConfigError(f"{path}: expected a mapping with a 'sources' list")
     sources: list[Source] = []
