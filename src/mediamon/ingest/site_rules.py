@@ -11,12 +11,19 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mediamon.config_yaml import ConfigFileProblem, expanded_size_exceeds, load_config_yaml
+from mediamon.config_yaml import (
+    ConfigFileProblem,
+    aliases_add_more_than,
+    may_hold_aliases,
+    parse_config_yaml,
+    read_config_text,
+)
 from mediamon.settings import Settings
 from mediamon.text import one_line
 
-# The file's size once YAML aliases are expanded, as for sources.yaml: real files are a
-# few dozen values; a list reused by every site made 9 million regular expressions.
+# What YAML aliases may add to the file once expanded, as for sources.yaml: real files are
+# a few dozen values; a list reused by every site made 9 million regular expressions. A
+# file written out is bounded by its size (config_yaml.MAX_CONFIG_BYTES) alone.
 MAX_RULE_VALUES = 200_000
 MAX_RULE_CHARACTERS = 10_000_000
 # A host name's letters once in ASCII: labels of letters, digits, hyphens (and _ , which
@@ -111,12 +118,17 @@ def load_site_rules(path: str) -> dict[str, SiteRule]:
     if not present:
         return {}
     try:
-        document = load_config_yaml(file, "extraction file") or {}
+        text = read_config_text(file, "extraction file")
+        document = parse_config_yaml(text, file) or {}
     except ConfigFileProblem as error:
         raise ValueError(str(error)) from None
-    if expanded_size_exceeds(document, MAX_RULE_VALUES, MAX_RULE_CHARACTERS):
+    # Only what aliases add: before, every value written counted, and a long file without
+    # an alias was refused as "too large once YAML aliases are expanded".
+    if may_hold_aliases(text) and aliases_add_more_than(
+        document, MAX_RULE_VALUES, MAX_RULE_CHARACTERS
+    ):
         raise ValueError(
-            f"{file}: too large once YAML aliases are expanded (more than"
+            f"{file}: too large once YAML aliases are expanded (they add more than"
             f" {MAX_RULE_VALUES} values or {MAX_RULE_CHARACTERS} characters)"
         )
     sites = document.get("sites") if isinstance(document, dict) else None
