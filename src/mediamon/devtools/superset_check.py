@@ -4,6 +4,8 @@ holding the demo's data, read as a fresh ``mediamon_bi`` login; Superset's web s
 on 127.0.0.1, every chart's data is asked for through its REST API (an error, or no rows,
 fails naming the chart and Superset's words) and the dashboard is opened in headless
 chromium at desktop width (a screenshot in ``var/test-artifacts/``; an error box fails).
+The alert's top stories get titles that are markup as written: a table cell drawing one as
+markup instead of showing its text fails.
 
 Superset pins SQLAlchemy < 2, so it gets a virtualenv of its own (``var/superset-venv``,
 made once) and never shares mediamon's; its metadata lives in a scratch PostgreSQL
@@ -37,6 +39,7 @@ from mediamon import db
 from mediamon.bi import access, superset_export
 from mediamon.devtools.demo_seed import seed_demo
 from mediamon.devtools.superset_probe import (
+    MARKUP_TITLES,
     SupersetApi,
     SupersetProbeError,
     browser_login_cookie,
@@ -178,6 +181,40 @@ def _count_objects(metadata_url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def title_top_stories_as_markup(data_url: str, titles: Sequence[str]) -> None:
+    """Give the demo alert's top stories ``titles`` (markup as written, which a feed can
+    deliver entity-escaped and ingest stores as text), so the dashboard's table of top
+    stories has them to show.
+
+    Raises:
+        RuntimeError: the demo's alerts have fewer top stories than ``titles``.
+    """
+    engine = db.make_engine(data_url)
+    try:
+        with engine.begin() as conn:
+            stories = (
+                conn.execute(
+                    sa.text(
+                        "select top.story_id from bi.alerts al cross join lateral"
+                        " bi.topic_window_stories(al.topic, al.window_start, al.window_end) top"
+                        " where top.story_rank <= :n order by al.alert_id, top.story_rank"
+                    ),
+                    {"n": len(titles)},
+                )
+                .scalars()
+                .all()
+            )
+            if len(stories) < len(titles):
+                raise RuntimeError(f"the demo's alerts have {len(stories)} top stories")
+            for story, title in zip(stories, titles, strict=False):
+                conn.execute(
+                    sa.text("update articles set title = :title where article_id = :story"),
+                    {"title": title, "story": story},
+                )
+    finally:
+        engine.dispose()
+
+
 def check(settings: Settings, folder: Path = superset_export.EXPORT_DIR) -> CheckReport:
     """Import the export ``folder`` into a fresh Superset whose database holds the demo's
     data, then ask every chart for its data and draw the dashboard.
@@ -201,6 +238,7 @@ def check(settings: Settings, folder: Path = superset_export.EXPORT_DIR) -> Chec
         started = time.monotonic()
         print("seeding the demo's data for the charts ...", flush=True)
         seed_demo(data_url, Path(work) / "demo")
+        title_top_stories_as_markup(data_url, MARKUP_TITLES)
         print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
         config = Path(work) / "superset_config.py"
         secret = secrets.token_urlsafe(32)

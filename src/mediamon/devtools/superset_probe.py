@@ -53,6 +53,29 @@ PAGE_STATE_JS = r"""(() => {
 })()"""
 
 
+# Titles an article may carry that are markup as written (a feed entity-escapes them;
+# ingest stores them as text): the dashboard must show them as text. Superset's table
+# chart draws a cell that looks like HTML as HTML (through its sanitizer, which keeps
+# <img>, <a href> and <b>) unless its form says ``allow_render_html: false``, and
+# Superset 6.1 defaults it to true. As text, a cell shows the sanitized markup
+# (``<img src>``), so a title is found by its opening tag, not whole.
+MARKUP_TITLES = (
+    "<img src=x onerror=\"document.title='mediamon-xss'\">",
+    "<a href=\"javascript:document.title='mediamon-xss'\">a javascript: link</a>",
+    "<b>bold</b> in a title",
+)
+
+# The markup titles whose opening tag no table cell of a chart shows as text, and the
+# first cells holding elements such a title makes when drawn as markup.
+MARKUP_SHOWN_JS = r"""((titles) => {
+  const cells = [...document.querySelectorAll('[data-test="slice-container"] td')];
+  const opening = (t) => t.slice(0, t.search(/[\s>]/));
+  const missing = titles.filter(t => !cells.some(c => c.textContent.includes(opening(t))));
+  const elements = cells.filter(c => c.querySelector('img, a, b')).map(c => c.innerHTML);
+  return {missing, elements: elements.slice(0, 5), title: document.title};
+})"""
+
+
 class SupersetProbeError(RuntimeError):
     """What an analyst would see go wrong: a chart that errors or shows nothing."""
 
@@ -270,12 +293,26 @@ def _wait_drawn(page: Page, charts: int, deadline: float) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+def markup_problems(page: Page) -> list[str]:
+    """One line for each of :data:`MARKUP_TITLES` no table cell on ``page`` shows as text,
+    and one naming the cells drawn as markup (with the page's title: a script that ran
+    there changes it)."""
+    markup = page.evaluate(f"{MARKUP_SHOWN_JS}({json.dumps(list(MARKUP_TITLES))})")
+    problems = [f"the title {title!r} is not shown as text" for title in markup["missing"]]
+    if markup["elements"]:
+        problems.append(
+            f"table cells drawn as markup: {markup['elements']} (page title {markup['title']!r})"
+        )
+    return problems
+
+
 def check_dashboard_page(
     base_url: str, slug: str, cookie: Mapping[str, Any], charts: int, screenshot: Path
 ) -> list[str]:
     """Open the dashboard at desktop width in headless chromium, logged in, wait until
     every chart is drawn or shows its error, and save a screenshot of the whole dashboard
-    (failed or not); one line for each error box, and one if charts were not drawn."""
+    (failed or not); one line for each error box, one if charts were not drawn, and one
+    for each of :data:`MARKUP_TITLES` (seeded as top stories) no table cell shows as text."""
     with Chromium() as browser:
         page = browser.open(
             f"{base_url}/superset/dashboard/{slug}/",
@@ -293,7 +330,8 @@ def check_dashboard_page(
         state = _wait_drawn(page, charts, deadline)
         time.sleep(1.5)  # the charts' drawing animation
         page.viewport_screenshot(screenshot)
-    problems = [f"the dashboard shows: {error}" for error in state["errors"]]
+        markup = markup_problems(page)
+    problems = [f"the dashboard shows: {error}" for error in state["errors"]] + markup
     if state["drawn"] + state["failed"] < charts or state["loading"]:
         problems.append(
             f"the dashboard drew {state['drawn']} of {charts} charts in {DRAW_TIMEOUT_S:.0f} s"
