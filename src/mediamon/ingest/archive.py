@@ -9,7 +9,7 @@ import re
 import stat
 from pathlib import Path
 
-from mediamon.ingest.feeds import MAX_URL_LENGTH, FeedItem, usable_link
+from mediamon.ingest.feeds import MAX_URL_LENGTH, FeedItem, plain_title, usable_link
 from mediamon.ingest.normalize import from_epoch_ms
 from mediamon.text import one_line
 
@@ -73,7 +73,9 @@ def parse_archive_text(
     published = from_epoch_ms(value * 1000 if value < 10**11 else value)
     item = FeedItem(
         link=url,
-        title=title.strip() or None,
+        # Written from a feed's title, as escaped as the feed had it: read as a feed's
+        # (before: "AT&amp;amp;T" and "<b>要闻</b>" were stored and mailed as typed).
+        title=plain_title(title.strip()),
         published_at=published,
         content_html=html,
     )

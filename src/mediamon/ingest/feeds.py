@@ -212,7 +212,7 @@ def parse_feed(
         feed_item = _capped(
             FeedItem(
                 link=link,
-                title=_plain_title(entry.get("title")),
+                title=plain_title(entry.get("title")),
                 published_at=published_at,
                 author=entry.get("author") or None,
                 summary_html=entry.get("summary") or None,
@@ -544,12 +544,13 @@ def usable_link(link: str) -> tuple[str, bool] | None:
     return link, had_userinfo
 
 
-def _plain_title(title: Any) -> str | None:
+def plain_title(title: Any) -> str | None:
     """A title as text. Feeds escape markup once too often (``&amp;lt;b&amp;gt;``,
     ``AT&amp;amp;T``, ``<![CDATA[AT&amp;T]]>``), so feedparser's title can still hold
     tags and entity references: shown as typed in mails, BI and the page they read
     ``<b>Bold</b> news`` and ``AT&amp;T``. References are read once more, then tags
-    dropped (readers do the same: Miniflux, Google Alerts)."""
+    dropped (readers do the same: Miniflux, Google Alerts). An archive's ``[title](url)``
+    line is Markdown, whose inline text reads references and tags alike."""
     if not isinstance(title, str) or not title:
         return None
     if "&" in title:

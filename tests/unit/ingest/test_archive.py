@@ -158,6 +158,24 @@ def test_a_user_name_and_password_are_removed_from_the_link_with_a_note() -> Non
 
 
 @pytest.mark.parametrize(
+    ("written", "title"),
+    [
+        ("AT&amp;amp;T 财报", "AT&amp;T 财报"),  # escaped once too often, as feeds do
+        ("&lt;b&gt;要闻&lt;/b&gt; 台湾", "要闻 台湾"),
+        ("<b>要闻</b> 台湾", "要闻 台湾"),
+        ("台湾 &amp; 出口管制", "台湾 & 出口管制"),
+        ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),  # no tag: kept
+        ("  ", None),
+    ],
+)
+def test_an_archive_title_is_read_as_a_feeds(written: str, title: str | None) -> None:
+    item, _ = parse_archive_text(
+        f"<!--1712090701000-->\n[{written}](https://x.org/a)\n------\n<p>x</p>", "a.txt"
+    )
+    assert item.title == title
+
+
+@pytest.mark.parametrize(
     ("name", "shown"),
     [
         ("a.txt\nERROR forged.txt", "a.txt\\nERROR forged.txt"),
