@@ -79,6 +79,18 @@ article_claims = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Which article each source's link led to (0038_article_links.sql).
+article_links = sa.Table(
+    "article_links",
+    metadata,
+    sa.Column("source_id", sa.Integer, primary_key=True),
+    sa.Column("link_hash", sa.LargeBinary, primary_key=True),
+    sa.Column("link", sa.Text, nullable=False),
+    sa.Column("article_id", sa.BigInteger, nullable=False),
+    sa.Column("first_linked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Topics, mentions and alerts (0003_topics.sql).
 topics_table = sa.Table(
     "topics",

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from mediamon.db.queries import query
 from mediamon.db.tables import articles, fetch_log, sources
 from mediamon.ingest.normalize import MAX_SENTENCE_KEYS, url_hash
-from mediamon.ingest.provenance import PAGE_ORIGINS
+from mediamon.ingest.provenance import PAGE_ORIGINS, site_of
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
 
@@ -126,7 +126,12 @@ class Fingerprint:
 
 
 def upsert_articles(
-    conn: sa.Connection, source_id: int, batch: Sequence[Article], seen_at: object
+    conn: sa.Connection,
+    source_id: int,
+    batch: Sequence[Article],
+    seen_at: object,
+    *,
+    own_site: str | None = None,
 ) -> Upserted:
     """Insert new articles and update changed ones, each linked to the first earlier
     article of which it is a syndicated copy (see :func:`copy_roots`); unchanged rows
@@ -142,6 +147,9 @@ def upsert_articles(
         source_id: The source that found these articles (kept from the first finder).
         batch: Articles, at most one per canonical URL (the last one wins).
         seen_at: When this batch was fetched (first_seen_at of new rows).
+        own_site: The site of the source's feed (None: an archive, or not known). A
+            page on another site that another source's page is stored for already is
+            left as stored (see :func:`_update_stored_articles`).
     """
     by_url = {a.canonical_url: a for a in batch}
     if not by_url:
@@ -149,15 +157,17 @@ def upsert_articles(
     rows = [article_row(a, source_id, seen_at) for a in by_url.values()]
     try:
         with conn.begin_nested():
-            return _write_articles(conn, rows)
+            return _write_articles(conn, rows, own_site)
     except sa.exc.IntegrityError as error:
         if not isinstance(error.orig, psycopg.errors.UniqueViolation):
             raise
     with conn.begin_nested():  # another transaction stored one of the URLs meanwhile
-        return _write_articles(conn, rows)
+        return _write_articles(conn, rows, own_site)
 
 
-def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upserted:
+def _write_articles(
+    conn: sa.Connection, rows: list[dict[str, object]], own_site: str | None = None
+) -> Upserted:
     drawn = conn.execute(
         query("article_ids"), {"url_hashes": _hex_array(cast(bytes, r["url_hash"]) for r in rows)}
     )
@@ -184,7 +194,9 @@ def _write_articles(conn: sa.Connection, rows: list[dict[str, object]]) -> Upser
     # on each other's first shared one instead of each holding one the other needs.
     in_key_order = sorted(rows, key=lambda r: cast(bytes, r["url_hash"]))
     _copy_new_articles(conn, [r for r in in_key_order if r["url_hash"] not in stored])
-    updated = _update_stored_articles(conn, [r for r in in_key_order if r["url_hash"] in stored])
+    updated = _update_stored_articles(
+        conn, [r for r in in_key_order if r["url_hash"] in stored], own_site
+    )
     _relink_copies_of_changed_roots(conn, rows, ids, set(updated))
     written = [ids[r["url_hash"]] for r in new] + updated
     return Upserted(
@@ -356,9 +368,32 @@ def _copy_new_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -
         raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
-def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> list[int]:
+def _update_stored_articles(
+    conn: sa.Connection, rows: Sequence[dict[str, object]], own_site: str | None = None
+) -> list[int]:
     """Upsert rows whose URL is stored; return the ids of those that changed. (A refetch
-    or a re-import: one multi-row statement, slower per row than COPY but rare.)"""
+    or a re-import: one multi-row statement per kind, slower per row than COPY but rare.)
+
+    A feed source's page on another site than its feed's (``own_site``) is written only
+    over its own row or over a feed's text: two sources each linking a story through a
+    redirect of their own swapped its url, credited source and text at every fetch, and
+    the story was loaded again each time. The site's own source still takes its story
+    over from any other (as do archives, and sources whose site is not known)."""
+    mine: list[dict[str, object]] = []
+    others: list[dict[str, object]] = []
+    for row in rows:  # each list stays in the rows' key order
+        elsewhere = own_site is not None and site_of(str(row["canonical_url"])) != own_site
+        (others if elsewhere else mine).append(row)
+    return _upsert_stored(conn, mine, keep_others=False) + _upsert_stored(
+        conn, others, keep_others=True
+    )
+
+
+def _upsert_stored(
+    conn: sa.Connection, rows: Sequence[dict[str, object]], *, keep_others: bool
+) -> list[int]:
+    """One multi-row upsert of stored rows; ``keep_others``: rows stored by another
+    source from a page are left as they are."""
     if not rows:
         return []
     columns = (*WRITTEN_COLUMNS, "duplicate_of")
@@ -368,6 +403,12 @@ def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object
     # Provenance (mediamon.provenance): a page's text is attributed to the source that
     # fetched it, and a feed's text never replaces a page's.
     from_page = excluded.content_origin.in_(PAGE_ORIGINS)
+    stored_page = articles.c.content_origin.in_(PAGE_ORIGINS)
+    allowed = (
+        sa.or_(articles.c.source_id == excluded.source_id, sa.and_(from_page, ~stored_page))
+        if keep_others
+        else sa.true()
+    )
     result = conn.execute(
         statement.on_conflict_do_update(
             index_elements=[articles.c.url_hash],
@@ -382,6 +423,7 @@ def _update_stored_articles(conn: sa.Connection, rows: Sequence[dict[str, object
                     sa.and_(from_page, articles.c.source_id != excluded.source_id),
                 ),
                 sa.or_(from_page, articles.c.content_origin.not_in(PAGE_ORIGINS)),
+                allowed,
             ),
         ).returning(articles.c.article_id)
     )

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mediamon.db.tables import article_claims, articles
+from mediamon.ingest import links as links_store
 from mediamon.ingest.fetch import Validators
 from mediamon.ingest.normalize import url_hash
 from mediamon.ingest.sources import Source
@@ -209,7 +210,8 @@ def seen_before(
     article, or as ``source_id``'s claim. An article is found by the link's canonical
     URL, or by the link itself: a link that redirects is stored under its page's final
     URL (``articles.url`` keeps the link), and was fetched again, and counted new, at
-    every poll.
+    every poll. ``articles.url`` keeps the first link only: another source's link to the
+    same page is found among ``source_id``'s links (:mod:`mediamon.ingest.links`).
 
     An article first seen at ``now`` was loaded by an earlier attempt of this same run,
     so it still counts as new for adaptive polling. A claim is no article (its page is
@@ -238,6 +240,12 @@ def seen_before(
         if first_seen < now:
             earlier |= found
     if source_id is not None:
+        # The source's links that led to an article stored under another key (a link
+        # that redirects): articles.url keeps only the first source's link to it.
+        for key, first_linked in links_store.linked(conn, source_id, by_key).items():
+            stored.update(by_key[key])
+            if first_linked < now:
+                earlier.update(by_key[key])
         claimed = conn.execute(
             sa.select(article_claims.c.canonical_url).where(
                 article_claims.c.source_id == source_id,

@@ -25,7 +25,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from mediamon.ingest import archive, cpulimit, load, memory, polling, provenance
+from mediamon.ingest import archive, cpulimit, links, load, memory, polling, provenance
 from mediamon.ingest.build import (
     EARLIEST_PUBLISHED,
     FUTURE_TOLERANCE,
@@ -284,6 +284,7 @@ def _load_chunk(
     built: list[Article] = []
     claims: list[Article] = []
     records: list[FetchRecord] = []
+    led_to: list[tuple[str, str, str]] = []  # link, its key, its article's key
     for entry in chunk.entries:
         record = entry.record
         if entry.job is None:  # failed before building: the record says why
@@ -301,12 +302,15 @@ def _load_chunk(
             note = f"{note or 'feed text'}; another site's URL: kept as this source's claim"
         else:
             built.append(article)
+            key = canonical_url(entry.job.item.link, entry.job.drop_params)
+            led_to.append((entry.job.item.link, key, article.canonical_url))
         if note:  # the note includes the fetch error, if there was one
             record = replace(record, error=note)
         records.append(record)
     with engine.begin() as conn:
         load.write_fetch_log(conn, run_key, source_id, records)
-        written = load.upsert_articles(conn, source_id, built, now)
+        written = load.upsert_articles(conn, source_id, built, now, own_site=own_site)
+        links.remember(conn, source_id, led_to, now)
         provenance.store_claims(conn, source_id, claims, now)
     stats.claims += len(claims)
     stats.new += written.inserted
