@@ -83,3 +83,31 @@ def test_two_feeds_linking_one_story_through_their_own_redirects(
         ("aggr_a", link_a, article["article_id"]),
         ("aggr_b", link_b, article["article_id"]),
     ]
+
+
+def test_the_sites_own_source_still_takes_its_story_over(
+    engine: sa.Engine, server: FaultServer, other_server: FaultServer
+) -> None:
+    """The first source to fetch a page keeps it (the finding above), but not against
+    the page's own site: when the site's own source fetches the story an aggregator
+    fetched first through its redirect (a refetch: the story is known by its URL), the
+    story is the site's, under its feed's title; the aggregator's next poll neither
+    fetches the story again nor takes it back."""
+    story = other_server.route("/story", respond(page("网站标题")))
+    own = rss(item(story, title="网站自己的标题"))
+    other_server.route("/feed.xml", respond(own, content_type=RSS))
+    server.route("/r", redirect(story))
+    allowed = (f"127.0.0.1:{other_server.port}",)
+    aggregator = feed_source("aggr", server.url("/feed.xml"), allow_hosts=allowed)
+    site = feed_source("site", other_server.url("/feed.xml"))
+    polls = [(aggregator, False, "aggr"), (site, True, "site"), (aggregator, False, "site")]
+    for poll, (source, refetch, credited) in enumerate(polls):
+        feed = rss(item(server.url("/r"), title=f"聚合标题{poll}"))
+        server.route("/feed.xml", respond(feed, content_type=RSS))
+        moment = NOW + timedelta(hours=poll)
+        stats = run_ingest(engine, [source], moment, f"faults:{poll}", refetch_known=refetch)
+        assert stats[source.name].failed == 0, stats
+        (article,) = articles(engine).values()
+        assert article["source"] == credited, poll
+    assert (article["url"], article["title"]) == (story, "网站自己的标题")
+    assert other_server.hits("/story") == 2  # the aggregator's first fetch, the site's
