@@ -79,7 +79,7 @@ article_claims = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# Which article each source's link led to (0038_article_links.sql).
+# Which article each source's link led to (0035_article_links.sql).
 article_links = sa.Table(
     "article_links",
     metadata,

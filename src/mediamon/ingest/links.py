@@ -1,4 +1,4 @@
-"""Which article each source's link led to (table ``article_links``, migration 0038).
+"""Which article each source's link led to (table ``article_links``, migration 0035).
 
 A feed's link may redirect (HTTP 30x or a meta refresh: a tracking link, a feed proxy)
 to a story's page, and the article is stored under the page's final URL; ``articles.url``
