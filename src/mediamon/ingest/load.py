@@ -384,6 +384,17 @@ def _update_stored_articles(
     for row in rows:  # each list stays in the rows' key order
         elsewhere = own_site is not None and site_of(str(row["canonical_url"])) != own_site
         (others if elsewhere else mine).append(row)
+    if mine and others:
+        # Two statements would lock the rows in two runs of key order: a writer taking
+        # them in one run could hold a row the other needs while waiting for one it
+        # holds. All of them first, in key order, as every chunk does.
+        conn.execute(
+            sa.text(
+                "select 1 from articles where url_hash in (select decode(h, 'hex')"
+                " from unnest(cast(:url_hashes as text[])) as h) order by url_hash for update"
+            ),
+            {"url_hashes": _hex_array(cast(bytes, r["url_hash"]) for r in rows)},
+        )
     return _upsert_stored(conn, mine, keep_others=False) + _upsert_stored(
         conn, others, keep_others=True
     )

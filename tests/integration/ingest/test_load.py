@@ -16,6 +16,7 @@ from mediamon.db import migrate
 from mediamon.db.queries import query
 from mediamon.errors import SchemaMismatch
 from mediamon.ingest import load, normalize, polling
+from mediamon.ingest.provenance import site_of
 from mediamon.ingest.sources import Source
 from mediamon.models import Article, FetchRecord
 from tests.support.articles import text_article
@@ -488,3 +489,34 @@ def test_migration_0019_keeps_one_claim_per_source_and_new_key(engine: sa.Engine
         ).all()
     key = "https://other.example/%E6%96%B0%E9%97%BB"
     assert [(bytes(h), u, t) for h, u, t in claims] == [(normalize.url_hash(key), key, "较新")]
+
+
+def test_a_batch_of_own_and_other_sites_stored_pages_updates_only_its_own(
+    engine: sa.Engine,
+) -> None:
+    """An aggregator (a) stored a page of b's site and one of c's; b refetches both,
+    changed. b's own page is taken over, c's stays a's (linkQ's rule), and the two kinds
+    are written after one lock of all the rows in key order (no deadlock between two
+    writers taking them in two runs)."""
+    with engine.begin() as conn:
+        ids = load.sync_sources(
+            conn,
+            [
+                Source(name="a", kind="feed", location="https://a.example/f"),
+                Source(name="b", kind="feed", location="https://b.example/f"),
+            ],
+        )
+        stored = [article(f"https://{site}.example/{n}") for n in range(3) for site in "bc"]
+        load.upsert_articles(conn, ids["a"], stored, NOW)
+    changed = [dataclasses.replace(a, title="改过的标题") for a in stored]
+    with engine.begin() as conn:
+        written = load.upsert_articles(
+            conn, ids["b"], changed, NOW, own_site=site_of("https://b.example/f")
+        )
+        rows = conn.execute(
+            sa.text("select canonical_url, source_id, title from articles order by 1")
+        ).all()
+    assert written.updated == 3
+    for url, source, title in rows:
+        mine = url.startswith("https://b.example/")
+        assert (source, title) == ((ids["b"], "改过的标题") if mine else (ids["a"], "标题")), url
