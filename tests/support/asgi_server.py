@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,11 +18,17 @@ from tests.support.smtp_server import free_port
 START_TIMEOUT_S = 30
 
 
-@contextmanager
-def serve_app(path: str, app: ASGIApp) -> Iterator[str]:
+def serve_app(path: str, app: ASGIApp) -> AbstractContextManager[str]:
     """``app`` mounted at ``path`` on 127.0.0.1; yields the base URL (without ``path``)."""
+    return serve_apps({path: app})
+
+
+@contextmanager
+def serve_apps(apps: Mapping[str, ASGIApp]) -> Iterator[str]:
+    """Each app mounted at its path on one free loopback port; yields the base URL."""
     root = FastAPI()
-    root.mount(path, app)
+    for path, app in apps.items():
+        root.mount(path, app)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

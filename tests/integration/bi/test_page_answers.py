@@ -9,44 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 
 import requests
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 
 from mediamon.alerts.unsubscribe import sign
 from mediamon.bi import serving
 from mediamon.bi.unsubscribe_page import PAGE_HEADERS, make_unsubscribe_app
 from mediamon.bi.webapp import SECURITY_HEADERS, make_app
 from mediamon.db import make_engine
-from tests.support.smtp_server import free_port
+from tests.support.asgi_server import serve_apps
 
 # The headers every page of both apps sends (the unsubscribe page's CSP differs).
 SHARED = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
-
-
-@contextmanager
-def mounted(apps: Mapping[str, FastAPI]) -> Iterator[str]:
-    """``apps`` mounted at their paths on a free loopback port; the base URL."""
-    root = FastAPI()
-    for path, app in apps.items():
-        root.mount(path, app)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _headers(answer: requests.Response) -> dict[str, str]:
@@ -60,7 +35,7 @@ def test_unknown_addresses_and_methods_get_a_page_with_the_pages_headers(
         "/mediamon": make_app(lambda: engine),
         "/mediamon-unsubscribe": make_unsubscribe_app(lambda: engine, lambda: ("k" * 32,)),
     }
-    with mounted(apps) as url:
+    with serve_apps(apps) as url:
         page = requests.get(f"{url}/mediamon/", timeout=30)
         # A token not made with the key: the unsubscribe page's own 403 page.
         refusal = requests.get(f"{url}/mediamon-unsubscribe/?t=x", timeout=30)
@@ -101,7 +76,7 @@ def test_an_unexpected_error_gets_a_page_with_the_pages_headers() -> None:
         ),
     }
     link = f"/mediamon-unsubscribe/?t={sign(['k' * 32], 'desk@example.org', 'taiwan')}"
-    with mounted(apps) as url:
+    with serve_apps(apps) as url:
         for path, headers in (("/mediamon/", SECURITY_HEADERS), (link, PAGE_HEADERS)):
             answer = requests.get(url + path, timeout=30)
             assert answer.status_code == 500, (path, answer.text[:200])
@@ -126,7 +101,7 @@ def test_a_burst_past_the_pages_threads_and_queue_is_told_busy_at_once(
 
     past = 5
     burst = serving.PAGE_THREADS + serving.PAGE_QUEUE + past
-    with mounted({"/mediamon": make_app(slow_engine)}) as url:
+    with serve_apps({"/mediamon": make_app(slow_engine)}) as url:
         answers, first = _burst(f"{url}/mediamon/", 1)
         assert asked.wait(30)
         more, readers = _burst(f"{url}/mediamon/", burst - 1)
@@ -184,7 +159,7 @@ def test_unsubscribe_readers_past_the_queue_are_told_busy_at_once(engine: sa.Eng
     past = 5
     app = make_unsubscribe_app(lambda: pooled, lambda: (key,))
     try:
-        with mounted({"/mediamon-unsubscribe": app}) as url, engine.connect() as holder:
+        with serve_apps({"/mediamon-unsubscribe": app}) as url, engine.connect() as holder:
             holder.exec_driver_sql("lock table mail_subscriptions in access exclusive mode")
             answers, readers = _burst(url + link, serving.PAGE_THREADS + serving.PAGE_QUEUE + past)
             try:

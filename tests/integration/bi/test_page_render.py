@@ -8,6 +8,7 @@ import re
 import time
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from mediamon.bi import dashboard, rollup
 from mediamon.bi.charts import Bar, Marker, bar_chart
 from mediamon.spikes.detect import detect
+from mediamon.topics.definitions import TopicSet
 from mediamon.topics.file import parse_topics
 from mediamon.topics.match import match_articles
 from mediamon.topics.store import sync_topics
@@ -283,13 +285,33 @@ ZALGO = (
 )
 
 
+def alert_pages(engine: sa.Engine, topics: TopicSet, stem: str) -> dict[Path, str]:
+    """The mediamon page and the window page of the one alert ``topics`` raise on the
+    stored articles, written as artifacts named for ``stem``; their HTML by file."""
+    from mediamon.bi import window
+
+    match_articles(engine, topics)
+    assert len(detect(engine, topics, AT)) == 1
+    with engine.connect() as conn:
+        start, end = conn.execute(sa.text("select window_start, window_end from alerts")).one()
+    request = window.parse_request("taiwan", start.isoformat(), end.isoformat(), None)
+    pages = {
+        ARTIFACTS / f"mediamon_page_{stem}.html": dashboard.page_html(
+            engine, AT + timedelta(minutes=5)
+        ),
+        ARTIFACTS / f"mediamon_window_{stem}.html": window.window_html(engine, request, AT),
+    }
+    for page_file, html in pages.items():
+        page_file.parent.mkdir(parents=True, exist_ok=True)
+        page_file.write_text(html, "utf-8")
+    return pages
+
+
 def test_a_title_flooded_with_combining_marks_keeps_to_its_line(engine: sa.Engine) -> None:
     """A "Zalgo" title (200 combining marks on one letter) drew a tower of marks over the
     stories listed above and below it on the page and in the topic's window; mail kept
     at most four marks on a letter (alerts.render.clean), the page all 200. Both pages
     now show titles cleaned as mail does; the marks a language needs stay."""
-    from mediamon.bi import window
-
     topics = parse_topics(AWKWARD_TOPICS.replace(awkward.TOPIC_NAME, "台湾"), "topics.yaml")
     sync_topics(engine, topics)
     made = add_burst(engine, add_background(engine), BURST_HOUR)
@@ -298,19 +320,8 @@ def test_a_title_flooded_with_combining_marks_keeps_to_its_line(engine: sa.Engin
             sa.text("update articles set title = :t where article_id = :i"),
             {"t": ZALGO, "i": made[0]},
         )
-    match_articles(engine, topics)
-    assert len(detect(engine, topics, AT)) == 1
-    with engine.connect() as conn:
-        start, end = conn.execute(sa.text("select window_start, window_end from alerts")).one()
-    request = window.parse_request("taiwan", start.isoformat(), end.isoformat(), None)
-    pages = {
-        "mediamon_page_zalgo.html": dashboard.page_html(engine, AT + timedelta(minutes=5)),
-        "mediamon_window_zalgo.html": window.window_html(engine, request, AT),
-    }
-    for name, html in pages.items():
-        page_file = ARTIFACTS / name
-        page_file.parent.mkdir(parents=True, exist_ok=True)
-        page_file.write_text(html, "utf-8")
+    for page_file, html in alert_pages(engine, topics, "zalgo").items():
+        name = page_file.name
         assert VIETNAMESE in html, name
         with Chromium() as browser:
             page = browser.open(page_file.as_uri(), width=1280)
@@ -365,8 +376,6 @@ def test_a_topic_name_with_bidi_controls_reads_as_written(engine: sa.Engine) -> 
     (no ``<bdi>`` there) turned around past the name. Now each name on the page and the
     window is cleaned as a mail's is and isolated: ``<bdi>`` in the page, FSI ... PDI in
     the title."""
-    from mediamon.bi import window
-
     topics = parse_topics(
         AWKWARD_TOPICS.replace(awkward.TOPIC_NAME, '"\\u202eStrait\\u2028海峡 \\u2067watch"'),
         "topics.yaml",
@@ -374,19 +383,8 @@ def test_a_topic_name_with_bidi_controls_reads_as_written(engine: sa.Engine) -> 
     assert topics.topics[0].name == "\u202eStrait\u2028海峡 \u2067watch"
     sync_topics(engine, topics)
     add_burst(engine, add_background(engine), BURST_HOUR)
-    match_articles(engine, topics)
-    assert len(detect(engine, topics, AT)) == 1
-    with engine.connect() as conn:
-        start, end = conn.execute(sa.text("select window_start, window_end from alerts")).one()
-    request = window.parse_request("taiwan", start.isoformat(), end.isoformat(), None)
-    pages = {
-        "mediamon_page_bidi_name.html": dashboard.page_html(engine, AT + timedelta(minutes=5)),
-        "mediamon_window_bidi_name.html": window.window_html(engine, request, AT),
-    }
-    for name, html in pages.items():
-        page_file = ARTIFACTS / name
-        page_file.parent.mkdir(parents=True, exist_ok=True)
-        page_file.write_text(html, "utf-8")
+    for page_file, _ in alert_pages(engine, topics, "bidi_name").items():
+        name = page_file.name
         with Chromium() as browser:
             page = browser.open(page_file.as_uri(), width=1280)
             shown: dict[str, Any] = page.evaluate(NAMES)
