@@ -34,11 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    database = commands.add_parser("db", help="database administration")
+    database = _command(commands, "db", "database administration")
     db_commands = database.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help="apply pending SQL migrations")
-    url = db_commands.add_parser(
-        "url", help="print the database URL, as psql reads it (starts the embedded server)"
+    _command(db_commands, "upgrade", "apply pending SQL migrations")
+    url = _command(
+        db_commands, "url", "print the database URL, as psql reads it (starts the embedded server)"
     )
     url.add_argument(
         "--database",
@@ -47,45 +47,49 @@ def _parser() -> argparse.ArgumentParser:
     url.add_argument(
         "--sqlalchemy", action="store_true", help="SQLAlchemy form (postgresql+psycopg://)"
     )
-    bi_user = db_commands.add_parser(
+    bi_user = _command(
+        db_commands,
         "bi-user",
-        help="create a login in the read-only role mediamon_bi and print its URL once"
+        "create a login in the read-only role mediamon_bi and print its URL once"
         " (password: MEDIAMON_BI_PASSWORD, else generated)",
     )
     bi_user.add_argument("name", help="login name (lower-case letters, digits, _)")
-    db_commands.add_parser("stop", help="stop the embedded PostgreSQL server")
-    db_commands.add_parser(
+    _command(db_commands, "stop", "stop the embedded PostgreSQL server")
+    _command(
+        db_commands,
         "roles",
-        help="create or update the tasks' writer role and the BI login named by"
+        "create or update the tasks' writer role and the BI login named by"
         " MEDIAMON_WRITER_ROLE / MEDIAMON_BI_LOGIN (passwords from *_PASSWORD)",
     )
 
-    ingest = commands.add_parser("ingest", help="run one ingest cycle without Airflow")
+    ingest = _command(commands, "ingest", "run one ingest cycle without Airflow")
     ingest.add_argument(
         "--source", action="append", default=[], help="only this source (repeatable)"
     )
     ingest.add_argument("--refetch", action="store_true", help="fetch pages already stored")
 
-    archive = commands.add_parser("import-archive", help="load a folder of archived items")
+    archive = _command(commands, "import-archive", "load a folder of archived items")
     archive.add_argument("folder", type=Path)
     archive.add_argument("--source-name", help="source name (default: archive-FOLDER)")
     archive.add_argument("--language", help="language of the archive's articles, e.g. zh")
 
-    extract = commands.add_parser("extract", help="print one JSON line per local HTML file")
+    extract = _command(commands, "extract", "print one JSON line per local HTML file")
     extract.add_argument("files", nargs="+", type=Path)
 
-    status = commands.add_parser(
-        "status", help="per source: state and why (as bi.source_health), last success, last error"
+    status = _command(
+        commands,
+        "status",
+        "per source: state and why (as bi.source_health), last success, last error",
     )
     status.add_argument("--json", action="store_true", help="JSON for scripts")
 
-    health = commands.add_parser("health", help="the ops watchdog and its weekly report")
+    health = _command(commands, "health", "the ops watchdog and its weekly report")
     health_commands = health.add_subparsers(dest="health_command", required=True)
     for name, text in (
         ("run", "find problems, open or close incidents, mail MEDIAMON_OPS_EMAIL"),
         ("report", "mail the weekly source-health report (once per ISO week)"),
     ):
-        command = health_commands.add_parser(name, help=text)
+        command = _command(health_commands, name, text)
         command.add_argument(
             "--at", help="the time to judge, ISO 8601 (default: now); naive is UTC"
         )
@@ -93,37 +97,47 @@ def _parser() -> argparse.ArgumentParser:
             "--dry-run", action="store_true", help="show what it finds: write and send nothing"
         )
 
-    topics = commands.add_parser("topics", help="the topics file")
+    topics = _command(commands, "topics", "the topics file")
     topic_commands = topics.add_subparsers(dest="topics_command", required=True)
-    topic_commands.add_parser("check", help="validate topics.yaml (MEDIAMON_TOPICS); exit 2 if bad")
-    alerts = commands.add_parser("alerts", help="topic spike alerts")
+    _command(topic_commands, "check", "validate topics.yaml (MEDIAMON_TOPICS); exit 2 if bad")
+    alerts = _command(commands, "alerts", "topic spike alerts")
     alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
-    alerts_run = alert_commands.add_parser(
-        "run", help="match topics, detect spikes and mail alerts (via mediamon_smtp)"
+    alerts_run = _command(
+        alert_commands, "run", "match topics, detect spikes and mail alerts (via mediamon_smtp)"
     )
     alerts_run.add_argument("--at", help="detection time, ISO 8601 (default: now); naive is UTC")
     alerts_run.add_argument(
         "--dry-run", action="store_true", help="test only: write and send nothing"
     )
-    digest = commands.add_parser("digest", help="daily and weekly digests of new stories")
+    digest = _command(commands, "digest", "daily and weekly digests of new stories")
     digest_commands = digest.add_subparsers(dest="digest_command", required=True)
-    digest_run = digest_commands.add_parser(
-        "run", help="send the digests due now (or at --at), once per recipient and period"
+    digest_run = _command(
+        digest_commands,
+        "run",
+        "send the digests due now (or at --at), once per recipient and period",
     )
     digest_run.add_argument("--at", help="the run's time, ISO 8601 (default: now); naive is UTC")
     digest_run.add_argument(
         "--dry-run", action="store_true", help="show who is due and how many stories; send nothing"
     )
-    commands.add_parser("demo", help="ingest the bundled sample site through Airflow, offline")
-    commands.add_parser("run", help="start Airflow's services on 127.0.0.1 with mediamon's DAGs")
-    commands.add_parser(
-        "stop", help="stop the Airflow services `mediamon run` started, and the embedded database"
+    _command(commands, "demo", "ingest the bundled sample site through Airflow, offline")
+    _command(commands, "run", "start Airflow's services on 127.0.0.1 with mediamon's DAGs")
+    _command(
+        commands,
+        "stop",
+        "stop the Airflow services `mediamon run` started, and the embedded database",
     )
-    airflow = commands.add_parser(
-        "airflow", help="run an airflow command in mediamon's environment"
-    )
+    airflow = _command(commands, "airflow", "run an airflow command in mediamon's environment")
     airflow.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+def _command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose own ``--help`` begins with what the list of commands says of it
+    (before: ``mediamon ingest --help`` showed the usage and options alone)."""
+    return group.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
 
 
 # Detection times mediamon accepts: spike detection looks weeks back from them, and
