@@ -59,7 +59,8 @@ class IngestStats:
     # Items not started when the source's time budget ran out; the next poll takes them.
     left_for_next_poll: int = 0
     # How the poll went (mediamon.ingest.polling): polled, or not_modified / unchanged when the
-    # feed had nothing new (an HTTP 304, the same bytes), failed, deferred (Retry-After).
+    # feed had nothing new (an HTTP 304, the same bytes), failed, deferred (Retry-After);
+    # not_started: its shard's time budget ran out first (it is polled next cycle).
     poll: str = "polled"
     errors: list[str] = field(default_factory=list)
 

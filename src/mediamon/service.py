@@ -220,6 +220,7 @@ def ingest_sources(
         workers=default_workers() if workers is None else workers,
         source_threads=COMMAND_SOURCE_THREADS,
         refetch_known=refetch_known,
+        time_budget_s=None,  # run by hand: every source named is polled
     )
     engine = engine_for(settings)
     try:

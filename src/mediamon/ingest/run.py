@@ -83,6 +83,7 @@ def ingest_source(
     refetch_known: bool = False,
     progress: Callable[[int], None] | None = None,
     site_rules: Mapping[str, SiteRule] | None = None,
+    deadline: float | None = None,
 ) -> IngestStats:
     """Run one ingest cycle of one source. Source-level failures (the feed cannot be
     fetched or parsed, an archive file is malformed) are recorded in the fetch log, the
@@ -100,9 +101,12 @@ def ingest_source(
         progress: Called with the number of items finished after each chunk.
         site_rules: Per-site extraction rules, loaded once by the caller (None: those of
             the configured file).
+        deadline: ``time.monotonic()`` after which no page is started (the shard's time
+            budget), when it comes before the source's own budget runs out.
     """
     stats = IngestStats(source=source.name)
-    deadline = time.monotonic() + source.budget.total_seconds()
+    own_deadline = time.monotonic() + source.budget.total_seconds()
+    deadline = own_deadline if deadline is None else min(own_deadline, deadline)
     own_site = provenance.site_of(source.location) if source.kind == "feed" else None
     with engine.connect() as conn:
         stored = polling.load_state(conn, source_id)

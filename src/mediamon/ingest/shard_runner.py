@@ -12,9 +12,10 @@ database error, a bug) never stops the others, and is reported once they are don
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,12 @@ logger = logging.getLogger(__name__)
 # cost nothing, and each holds a database connection only for a statement or a chunk.
 DEFAULT_SOURCE_THREADS = 16
 DB_POOL_SIZE = 4  # connections per shard task: PostgreSQL's 100 are shared by everyone
+# A shard starts no source, and its running sources start no page, this long after the
+# shard began: 10 of the cycle's 15 minutes. A source's own budget (half its poll interval)
+# counts from its own start, so sources queued behind 16 slow ones each got a fresh 7.5
+# minutes: a shard of 33 slow sources ran two budgets and more, past the next cycle (which
+# max_active_runs=1 then skipped) and into the task's 30-minute timeout.
+SHARD_TIME_BUDGET_S = 600.0
 
 
 class ShardIncomplete(RuntimeError):
@@ -60,11 +67,15 @@ class ShardOptions:
         workers: Extraction processes (0: build in the task's own process).
         source_threads: Sources ingested at once.
         refetch_known: Fetch pages of articles already stored.
+        time_budget_s: Seconds after the shard's start past which no source and no page
+            is started (those left are polled next cycle); None: no bound (a command
+            run by hand has no cycle to keep to).
     """
 
     workers: int = 1
     source_threads: int = DEFAULT_SOURCE_THREADS
     refetch_known: bool = False
+    time_budget_s: float | None = field(default_factory=lambda: SHARD_TIME_BUDGET_S)
 
 
 def pool_size(cores: int, concurrent_shards: int, configured: int | None = None) -> int:
@@ -88,6 +99,9 @@ def ingest_sources(
     site_rules: Mapping[str, SiteRule] | None = None,
 ) -> list[dict[str, object]]:
     """Ingest ``sources`` concurrently; return one summary per source, in their order.
+    A source not started within ``options.time_budget_s`` of the call is not polled
+    (its summary says so; its polling state is untouched, so it is due next cycle), and
+    a running one starts no page after it.
 
     Raises:
         ShardIncomplete: one or more sources raised (after all of them have run); the
@@ -96,11 +110,16 @@ def ingest_sources(
     pool = LazyExtractionPool(options.workers)
     memory.tune_allocator()
     crashed: dict[str, str] = {}
+    budget = options.time_budget_s
+    deadline = None if budget is None else time.monotonic() + max(0.0, budget)
 
     def one(source: Source) -> dict[str, object]:
+        if deadline is not None and time.monotonic() > deadline:
+            return not_started(source, budget or 0.0)
         return ingest_isolated(
             engine, source, ids[source.name], session, run_key, now, crashed,
             pool=pool, refetch_known=options.refetch_known, site_rules=site_rules,
+            deadline=deadline,
         )  # fmt: skip
 
     try:
@@ -117,6 +136,22 @@ def ingest_sources(
     if crashed:
         raise ShardIncomplete(crashed, summaries)
     return summaries
+
+
+def not_started(source: Source, budget_s: float) -> dict[str, object]:
+    """The summary of a source the shard's time budget left no time for."""
+    logger.warning(
+        "source %s not started: the shard's time budget of %g s was used up; it is polled"
+        " next cycle",
+        source.name,
+        budget_s,
+    )
+    stats = IngestStats(source=source.name, poll="not_started")
+    stats.errors.append(
+        f"not started: the shard's time budget of {budget_s:g} s was used up by slower"
+        " sources; polled next cycle"
+    )
+    return stats.as_dict()
 
 
 def ingest_isolated(

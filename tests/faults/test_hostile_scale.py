@@ -1,0 +1,63 @@
+"""Hostile sources at scale (the held-out scale scenario): slow hosts in a shard, replayed
+against a server on 127.0.0.1 and a real PostgreSQL, naming the docs/faults.md row each
+proves.
+
+1. slow sources queued behind slow sources  -> test_slow_sources_never_hold_a_shard_past_*
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.ingest import load, plan, shard_runner
+from mediamon.ingest.session import make_session
+from mediamon.ingest.shard_runner import ShardOptions, ingest_sources
+from tests.support.fault_server import FaultServer, respond, silent
+from tests.support.faults import NOW, RSS, USER_AGENT, feed_source, item, rss
+
+# ------------------------------------------- 1. slow sources queued behind slow sources
+
+
+def test_slow_sources_never_hold_a_shard_past_its_time_budget(
+    engine: sa.Engine, server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source's time budget counted from its own start, and nothing bounded the shard:
+    sources queued behind slow ones (hosts that accept and never answer, each holding a
+    thread to its download deadline) started with a fresh budget each, so a shard of 33
+    slow sources on its 16 threads ran past the 15-minute cycle (the next one skipped)
+    and into the task's timeout. Now a shard starts no source past its own budget: the
+    sources left are not polled, their state untouched, and due again next cycle; the
+    slow ones that ran back off."""
+    monkeypatch.setattr(shard_runner, "SHARD_TIME_BUDGET_S", 1.5)
+    server.route("/slow.xml", silent(limit_s=5.0))
+    server.route("/p", respond("<html><body><p>正文</p></body></html>"))
+    server.route("/fast.xml", respond(rss([item(server.url("/p"))]), content_type=RSS))
+    slow_limits = {"read_timeout": timedelta(seconds=1), "download_deadline": timedelta(seconds=1)}
+    sources = [
+        *(feed_source(f"slow-{n}", server.url(f"/slow.xml?{n}"), **slow_limits) for n in range(4)),
+        feed_source("late", server.url("/fast.xml")),  # healthy, queued behind the slow ones
+    ]
+    with engine.begin() as conn:
+        ids = load.sync_sources(conn, sources)
+    with make_session(USER_AGENT, retries=0, backoff_s=0.01) as session:
+        summaries = ingest_sources(
+            engine, sources, ids, session, "scale:1", NOW, ShardOptions(workers=0, source_threads=1)
+        )
+    by_name = {summary["source"]: summary for summary in summaries}
+    assert by_name["slow-0"]["poll"] == "failed"  # the first always starts
+    assert by_name["late"]["poll"] == "not_started"
+    assert "shard's time budget of 1.5 s" in str(by_name["late"]["errors"])
+    assert server.hits("/fast.xml") == 0 and server.hits("/slow.xml?3") == 0
+    with engine.connect() as conn:
+        polled = set(
+            conn.execute(
+                sa.text("select s.name from source_state join sources s using (source_id)")
+            ).scalars()
+        )
+    assert "late" not in polled and "slow-0" in polled
+    # The next cycle polls what was not started, and leaves the slow host that ran alone.
+    due = {s.name for s in plan.plan_sources(engine, sources, NOW + timedelta(minutes=15))}
+    assert "late" in due and "slow-3" in due and "slow-0" not in due
