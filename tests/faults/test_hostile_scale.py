@@ -3,6 +3,7 @@ against a server on 127.0.0.1 and a real PostgreSQL, naming the docs/faults.md r
 proves.
 
 1. slow sources queued behind slow sources  -> test_slow_sources_never_hold_a_shard_past_*
+2. pages waiting for their host past budget -> test_a_page_waiting_for_its_host_starts_*
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mediamon.ingest import load, plan, shard_runner
 from mediamon.ingest.session import make_session
 from mediamon.ingest.shard_runner import ShardOptions, ingest_sources
 from tests.support.fault_server import FaultServer, respond, silent
-from tests.support.faults import NOW, RSS, USER_AGENT, feed_source, item, rss
+from tests.support.faults import NOW, RSS, USER_AGENT, feed_source, item, rss, run_ingest
 
 # ------------------------------------------- 1. slow sources queued behind slow sources
 
@@ -61,3 +62,34 @@ def test_slow_sources_never_hold_a_shard_past_its_time_budget(
     # The next cycle polls what was not started, and leaves the slow host that ran alone.
     due = {s.name for s in plan.plan_sources(engine, sources, NOW + timedelta(minutes=15))}
     assert "late" in due and "slow-3" in due and "slow-0" not in due
+
+
+# ------------------------------------------- 2. pages waiting for their host past the budget
+
+
+def test_a_page_waiting_for_its_host_starts_no_download_past_the_budget(
+    engine: sa.Engine, server: FaultServer
+) -> None:
+    """A source's pages were checked against its time budget before they waited for their
+    host's connection: four page threads, two connections per host, so with pages that
+    hang to the download deadline, two more downloads started after the budget ran out,
+    each for a whole deadline (2 × 60 s past a shard's budget in bench.hostile_scale).
+    Now a page whose turn comes after the budget is not started and waits for the next
+    poll, as the pages after it do."""
+    links = [server.url(f"/slow/{n}") for n in range(4)]
+    for link in links:
+        server.route(link.removeprefix(server.url("")), silent(limit_s=5.0))
+    server.route("/feed.xml", respond(rss([item(link) for link in links]), content_type=RSS))
+    source = feed_source(
+        "hanging-pages",
+        server.url("/feed.xml"),
+        host_max_connections=1,
+        time_budget=timedelta(seconds=1),
+        read_timeout=timedelta(seconds=2),
+        download_deadline=timedelta(seconds=2),
+        respect_robots_txt=False,
+    )
+    stats = run_ingest(engine, [source], NOW)["hanging-pages"]
+    started = sum(server.hits(link.removeprefix(server.url(""))) for link in links)
+    assert started == 1
+    assert stats.left_for_next_poll == 3

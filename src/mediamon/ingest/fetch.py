@@ -28,6 +28,7 @@ from mediamon.ingest.decode import content_type_charset, effective_content_type
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
     ROBOTS_MAX_BYTES,
+    BudgetSpent,
     HostDeferred,
     HostLimits,
     RobotsRules,
@@ -115,6 +116,7 @@ class FetchResult:
     error: str | None = None
     redirects: tuple[str, ...] = ()  # the URLs redirected from, in order
     retry_after_s: float | None = None  # the host asked to be left alone this long
+    not_started: bool = False  # no request (or hop) started before ``start_by``
 
     @property
     def ok(self) -> bool:
@@ -159,6 +161,7 @@ def fetch(
     max_redirects: int = MAX_REDIRECTS,
     any_success: bool = False,
     follow_refresh: bool = False,
+    start_by: float | None = None,
 ) -> FetchResult:
     """GET ``url``; never raises for network, HTTP or content failures (see ``error``).
 
@@ -191,6 +194,11 @@ def fetch(
         follow_refresh: An HTML answer whose ``<meta http-equiv="refresh">`` sends the
             reader on at once is a redirect hop (article pages: aggregators' and CMSs'
             tracking links answer so), checked and counted as any other.
+        start_by: ``time.monotonic()`` after which no request (a retry, a redirect hop)
+            is started, however long it waited for its host: the result is then
+            :attr:`FetchResult.not_started`. A page checked against its source's budget
+            only before waiting for its host (4 page threads, 2 connections per host)
+            started up to two downloads' deadlines (2 × 60 s) past the budget.
 
     Raises:
         TypeError: ``session`` was not made by :func:`mediamon.ingest.session.make_session`.
@@ -225,6 +233,8 @@ def fetch(
         except requests.RequestException as error:
             return done(error=_describe(error))
         interval = limits.interval_for(target.is_loopback)
+        if start_by is not None and time.monotonic() > start_by:  # before robots.txt too
+            return done(error=str(BudgetSpent(target.host)), not_started=True)
         if check_robots:
             rules = _robots_rules(session, target, private_hosts, limits, timeout)
             if not rules.allowed(current):
@@ -234,7 +244,7 @@ def fetch(
         retry_after = None
         try:
             with session.limiter.slot(
-                target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S
+                target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S, start_by
             ):
                 exchange = _exchange(
                     session,
@@ -254,6 +264,8 @@ def fetch(
                         session.limiter.defer(target.host, retry_after)
         except HostDeferred as deferred:
             return done(error=str(deferred), retry_after_s=deferred.remaining_s)
+        except BudgetSpent as spent:
+            return done(error=str(spent), not_started=True)
         location = exchange.location
         if location is None and follow_refresh:
             location = _refresh_location(exchange, current)

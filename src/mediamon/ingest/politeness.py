@@ -61,6 +61,14 @@ class HostDeferred(Exception):
         self.remaining_s = remaining_s
 
 
+class BudgetSpent(Exception):
+    """A request would have started after its caller's time budget ran out."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"not started: the time budget ran out while waiting for {host}")
+        self.host = host
+
+
 def same_host(host: str) -> str:
     """``host`` as politeness keys it: in lower case and without the root's trailing dot
     (``Example.com.`` is ``example.com``). Hosts come here in the ASCII form the fetcher
@@ -86,7 +94,12 @@ class HostLimiter:
 
     @contextmanager
     def slot(
-        self, host: str, min_interval_s: float, max_connections: int, max_wait_s: float
+        self,
+        host: str,
+        min_interval_s: float,
+        max_connections: int,
+        max_wait_s: float,
+        start_by: float | None = None,
     ) -> Iterator[float]:
         """Hold one of ``host``'s connections for the block; yields the seconds waited.
 
@@ -95,9 +108,11 @@ class HostLimiter:
             min_interval_s: Seconds between the starts of two requests to the host.
             max_connections: Requests in flight to the host at once (at least 1).
             max_wait_s: Give up at once if a Retry-After deferral lasts longer than this.
+            start_by: ``time.monotonic()`` after which the request is not started.
 
         Raises:
             HostDeferred: the host deferred us for longer than ``max_wait_s``.
+            BudgetSpent: the slot came (or would come) after ``start_by``.
         """
         host = same_host(host)
         started = time.monotonic()
@@ -107,6 +122,8 @@ class HostLimiter:
                 now = time.monotonic()
                 if state.deferred_until - now > max_wait_s:
                     raise HostDeferred(host, state.deferred_until - now)
+                if start_by is not None and now > start_by:
+                    raise BudgetSpent(host)
                 start_at = max(state.next_start, state.deferred_until)
                 if state.active < max(1, max_connections) and now >= start_at:
                     state.active += 1

@@ -442,14 +442,16 @@ def feed_chunks(
             def page(item: FeedItem) -> FetchResult | None:
                 if over_budget():
                     return None  # over the source's time budget: the next poll takes it
-                return fetch(
+                fetched = fetch(
                     session,
                     item.link,
                     accept_types=PAGE_TYPES,
                     check_robots=source.respect_robots_txt,
                     follow_refresh=True,
+                    start_by=deadline,  # not after waiting for its host past the budget
                     **options,
                 )
+                return None if fetched.not_started else fetched
 
             entries: list[Entry] = []
             held = not_started = 0
