@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke bench-scale celery-smoke clean superset-zip superset-check bench-page bench-bi
+.PHONY: help install browser lock lint typecheck test test-fast demo run stop bench bench-smoke bench-scale bench-hostile celery-smoke clean superset-zip superset-check bench-page bench-bi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ celery-smoke: install ## Airflow on two Celery workers (Redis, PostgreSQL) and t
 
 bench-scale: install ## one ingest cycle at 10/100/1,000 sources through a real scheduler (~30 min)
 	$(BIN)/python -m bench.scale
+
+bench-hostile: install ## one cycle of 200 sites, a quarter of them slow or hostile, beside the healthy farm (~10 min)
+	$(BIN)/python -m bench.hostile_scale
 
 clean: ## remove the virtualenv and var/ (stops the embedded database first)
 	-$(BIN)/mediamon db stop

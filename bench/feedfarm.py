@@ -5,6 +5,8 @@ loop in a process of its own, so it never holds the measured process's GIL.
 
     with serve_farm(sources=1000, articles=5) as farm:
         farm.sources_yaml(path)
+
+``hostile`` makes some sites misbehave as sites on the web do (see :data:`BEHAVIOURS`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,17 @@ from typing import Any
 
 HOSTS_PER_OCTET = 250
 MAX_REQUEST_HEAD = 16 * 1024
+# What a hostile site does (a site not named is healthy):
+BEHAVIOURS = (
+    "drip-feed",  # sends its feed a byte a second, never ending
+    "drip-pages",  # a good feed; its article pages come a byte a second
+    "hang",  # accepts the connection, reads the request, never answers
+    "defer",  # 503 with Retry-After: 86400 to everything
+    "many",  # MANY_ARTICLES new items, behind a 5 s politeness interval (sources_yaml)
+)
+MANY_ARTICLES = 200
+MANY_INTERVAL = "5s"  # the politeness interval of a public host (loopback's is 0)
+DRIP_INTERVAL_S = 1.0
 
 
 def host_address(index: int) -> str:
@@ -36,20 +49,26 @@ class Farm:
 
     urls: list[str]
     pid: int
+    hostile: Mapping[int, str]
 
     def sources_yaml(self, path: Path, *, fetch_pages: bool = True, max_items: int = 500) -> None:
         """Write a sources file with one feed source per site (names ``site-0001``…)."""
         lines = ["sources:"]
         for index, url in enumerate(self.urls):
+            many = self.hostile.get(index) == "many"
             lines.append(
                 f"  - {{name: site-{index:04d}, url: '{url}/feed.xml', language: zh,"
                 f" allow_private_network: true, fetch_pages: {str(fetch_pages).lower()},"
-                f" max_items: {max_items}}}"
+                f" max_items: {max(max_items, MANY_ARTICLES) if many else max_items}"
+                + (f", host_min_interval: {MANY_INTERVAL}" if many else "")
+                + "}"
             )
         path.write_text("\n".join(lines) + "\n", "utf-8")
 
 
-def _serve(sources: int, articles: int, pages: bool, ready: Any) -> None:
+def _serve(
+    sources: int, articles: int, pages: bool, hostile: Mapping[int, str], ready: Any
+) -> None:
     page_bodies: list[bytes] = []
     if pages:
         from bench.common import corpus_pages
@@ -59,7 +78,7 @@ def _serve(sources: int, articles: int, pages: bool, ready: Any) -> None:
 
     def feed(index: int, base: str) -> bytes:
         items = []
-        for j in range(articles):
+        for j in range(MANY_ARTICLES if hostile.get(index) == "many" else articles):
             serial = index * articles + j
             when = format_datetime(start + timedelta(minutes=serial))
             # Distinct text per item: the farm's articles are news, not syndicated copies.
@@ -80,20 +99,47 @@ def _serve(sources: int, articles: int, pages: bool, ready: Any) -> None:
             return 200, "text/html", page_bodies[(index * articles + j) % len(page_bodies)]
         return 404, "text/plain", b"not found"
 
+    async def drip(writer: asyncio.StreamWriter, kind: str, body: bytes) -> None:
+        """The head at once, then the body a byte every DRIP_INTERVAL_S, until the
+        client gives up (the connection breaks) or, after hours, the body ends."""
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n\r\n"
+        writer.write(head.encode())
+        for index in range(len(body)):
+            writer.write(body[index : index + 1])
+            await writer.drain()
+            if writer.is_closing():
+                raise ConnectionError("client gone")
+            await asyncio.sleep(DRIP_INTERVAL_S)
+
     async def handle(
         index: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         host, port = writer.get_extra_info("sockname")[:2]
         base = f"http://{host}:{port}"
+        behaviour = hostile.get(index, "")
         try:
             while True:  # keep-alive: one connection, many requests
                 head = await reader.readuntil(b"\r\n\r\n")
                 if len(head) > MAX_REQUEST_HEAD:
                     break
                 path = head.split(b" ", 2)[1].decode("latin-1")
+                if behaviour == "hang":
+                    await reader.read()  # until the client closes
+                    break
                 status, kind, body = answer(index, base, path)
+                if (
+                    behaviour == "drip-feed"
+                    and path == "/feed.xml"
+                    or (behaviour == "drip-pages" and path.startswith("/a/"))
+                ):
+                    await drip(writer, kind, body)
+                    break
+                extra = ""
+                if behaviour == "defer":
+                    status, kind, body = 503, "text/plain", b"busy"
+                    extra = "Retry-After: 86400\r\n"
                 writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\n"
+                    f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\n{extra}"
                     f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
@@ -120,9 +166,15 @@ def _serve(sources: int, articles: int, pages: bool, ready: Any) -> None:
 
 
 @contextmanager
-def serve_farm(sources: int, articles: int, *, pages: bool = True) -> Iterator[Farm]:
+def serve_farm(
+    sources: int, articles: int, *, pages: bool = True, hostile: Mapping[int, str] | None = None
+) -> Iterator[Farm]:
     """Serve ``sources`` sites with ``articles`` items each; ``pages`` serves each item's
-    page (pages of the shared corpora, cycled), else only the feeds (items carry text)."""
+    page (pages of the shared corpora, cycled), else only the feeds (items carry text).
+    ``hostile`` maps a site's index to its misbehaviour (one of :data:`BEHAVIOURS`)."""
+    hostile = dict(hostile or {})
+    if unknown := set(hostile.values()) - set(BEHAVIOURS):
+        raise ValueError(f"unknown behaviours {sorted(unknown)}; expected {BEHAVIOURS}")
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -130,11 +182,13 @@ def serve_farm(sources: int, articles: int, *, pages: bool = True) -> Iterator[F
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, sources + 4096), hard))
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
-    process = context.Process(target=_serve, args=(sources, articles, pages, ready), daemon=True)
+    process = context.Process(
+        target=_serve, args=(sources, articles, pages, hostile, ready), daemon=True
+    )
     process.start()
     try:
         urls = ready.get(timeout=120)
-        yield Farm(urls=urls, pid=process.pid or 0)
+        yield Farm(urls=urls, pid=process.pid or 0, hostile=hostile)
     finally:
         process.terminate()
         process.join(10)
