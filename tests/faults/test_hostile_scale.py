@@ -93,3 +93,42 @@ def test_a_page_waiting_for_its_host_starts_no_download_past_the_budget(
     started = sum(server.hits(link.removeprefix(server.url(""))) for link in links)
     assert started == 1
     assert stats.left_for_next_poll == 3
+
+
+def test_sources_a_budget_left_out_start_first_next_cycle(
+    engine: sa.Engine, server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sources a shard's budget left unstarted kept their place in the shard, last,
+    behind the same slow sources, which stay due when only their pages are slow: left out
+    again next cycle, and the one after. Now a shard starts the sources that have waited
+    longest first: what was left out one cycle is polled the next."""
+    monkeypatch.setattr(shard_runner, "SHARD_TIME_BUDGET_S", 1.0)
+    server.route("/slow.xml", silent(limit_s=5.0))
+    server.route("/p", silent(limit_s=5.0))  # late's page: it runs past the budget too
+    server.route("/fast.xml", respond(rss([item(server.url("/p"))]), content_type=RSS))
+    slow_limits = {"read_timeout": timedelta(seconds=2), "download_deadline": timedelta(seconds=2)}
+    sources = [
+        feed_source("slow", server.url("/slow.xml"), **slow_limits),
+        feed_source("late", server.url("/fast.xml"), respect_robots_txt=False, **slow_limits),
+    ]
+    with engine.begin() as conn:
+        ids = load.sync_sources(conn, sources)
+    with engine.begin() as conn:  # slow was polled before and is due again now
+        conn.execute(
+            sa.text(
+                "insert into source_state (source_id, base_interval, poll_interval,"
+                " next_poll_at, last_polled_at, last_outcome, run_key) values"
+                " (:id, interval '15 minutes', interval '15 minutes', :due, :polled,"
+                " 'polled', 'scale:0')"
+            ),
+            {"id": ids["slow"], "due": NOW - timedelta(minutes=1), "polled": NOW},
+        )
+    with make_session(USER_AGENT, retries=0, backoff_s=0.01) as session:
+        summaries = ingest_sources(
+            engine, sources, ids, session, "scale:1", NOW, ShardOptions(workers=0, source_threads=1)
+        )
+    by_name = {summary["source"]: summary for summary in summaries}
+    assert [summary["source"] for summary in summaries] == ["slow", "late"]  # as given
+    assert by_name["late"]["poll"] == "polled"  # never polled: it starts first
+    assert by_name["slow"]["poll"] == "not_started"
+    assert server.hits("/fast.xml") == 1 and server.hits("/slow.xml") == 0

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -125,7 +125,11 @@ def ingest_sources(
     try:
         threads = max(1, min(options.source_threads, len(sources)))
         with ThreadPoolExecutor(threads, thread_name_prefix="source") as runner:
-            summaries = list(runner.map(one, sources))
+            started = {
+                source.name: runner.submit(one, source)
+                for source in longest_waiting_first(engine, sources, ids)
+            }
+            summaries = [started[source.name].result() for source in sources]
     finally:
         pool.shutdown()
     logger.info(
@@ -136,6 +140,27 @@ def ingest_sources(
     if crashed:
         raise ShardIncomplete(crashed, summaries)
     return summaries
+
+
+def longest_waiting_first(
+    engine: sa.Engine, sources: Sequence[Source], ids: Mapping[str, int]
+) -> list[Source]:
+    """``sources`` in the order they start: never polled first, then by how long they
+    have been due (``source_state.next_poll_at``), the configured order among equals.
+    In the configured order, the sources a shard's time budget left unstarted were last
+    again next cycle, behind the same slow sources: left out cycle after cycle."""
+    with engine.connect() as conn:
+        due_since: dict[int, datetime] = dict(
+            conn.execute(
+                sa.text(
+                    "select source_id, next_poll_at from source_state"
+                    " where source_id = any(cast(:ids as integer[]))"
+                ),
+                {"ids": [ids[source.name] for source in sources]},
+            ).all()
+        )
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(sources, key=lambda source: due_since.get(ids[source.name]) or never)
 
 
 def not_started(source: Source, budget_s: float) -> dict[str, object]:
