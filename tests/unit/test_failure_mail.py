@@ -194,3 +194,32 @@ def test_a_failed_send_is_raised_even_when_the_store_fails_too() -> None:
     with pytest.raises(ConnectionRefusedError):
         mail_once("database unavailable", "me", NOW, task="dag.task", load=store.load,
                   store=store.store, send=send, sleep=lambda _: None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "at",
+    ["2026-10-25T00:00", "2026-10-25", "9999-12-31T00:00:00+00:00"],
+    ids=["naive-time", "naive-date", "far-future"],
+)
+def test_a_hand_edited_time_in_the_store_is_forgotten_in_one_line(
+    at: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store is an Airflow Variable anyone may edit in the UI. Before: a time without
+    its UTC offset raised TypeError (naive minus aware) in every failure and recovery
+    mail, whatever their cause, so no ops mail went out; one in year 9999 held its cause's
+    mails back until then. Now the entry is forgotten, the line naming it."""
+    mails = Store()
+    mails.state = {
+        failure_mail.signature(DOWN): {"at": at, "sent": True, "by": "x", "tasks": ["t"]},
+        "other": {"at": at, "sent": True, "by": "x", "tasks": ["u"]},
+    }
+    assert mails.fail("t", START)
+    assert mails.failures == [(DOWN, None)]
+    assert mails.succeed("u", START + timedelta(minutes=5)) == 0
+    lines = [r.getMessage() for r in caplog.records if "forgotten" in r.getMessage()]
+    assert lines and all(
+        line.startswith("Variable mediamon_failure_mails (what was mailed): entry ")
+        and repr(at) in line
+        for line in lines
+    )
+    assert mails.fail("t", START + timedelta(minutes=10)) is False  # the new record holds

@@ -67,11 +67,28 @@ def signature(error_text: str) -> str:
     return hashlib.sha256(error_text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
-def _time(entry: Any, field: str) -> datetime | None:
+def _time(entry: Any, field: str, now: datetime) -> datetime | None:
+    """``entry[field]`` as a time, or None when it is absent or not one this module wrote:
+    the store is an Airflow Variable anyone may edit. A time without its UTC offset
+    (``2026-10-25T00:00``) cannot be compared with ``now`` (before: TypeError in every
+    failure and recovery mail, all causes' mails lost); one after ``now`` (more than a
+    clock's skew between workers) would hold its cause's mails back until then."""
     try:
-        return datetime.fromisoformat(str(entry[field]))
+        at = datetime.fromisoformat(str(entry[field]))
     except (KeyError, TypeError, ValueError):
-        return None  # absent, or a value someone edited by hand
+        return None
+    if at.utcoffset() is None or at - now > CLAIM_STALE:
+        return None
+    return at
+
+
+def _unreadable(key: str, entry: Any) -> str:
+    """The one line saying which hand-edited entry of the store is forgotten, and why."""
+    shown = repr(entry.get("at"))[:60] if isinstance(entry, dict) else type(entry).__name__
+    return (
+        f"Variable mediamon_failure_mails (what was mailed): entry {key[:40]!r} forgotten:"
+        f" its 'at' {shown} is not an ISO time with its UTC offset, no later than now"
+    )
 
 
 def _pruned(state: State, now: datetime) -> State:
@@ -79,10 +96,11 @@ def _pruned(state: State, now: datetime) -> State:
     still to be mailed, and ended causes that would flap if they came back now."""
     keep: State = {}
     for key, entry in state.items():
-        at = _time(entry, "at")
+        at = _time(entry, "at", now)
         if at is None or not isinstance(entry, dict):
+            logger.warning(_unreadable(key, entry))
             continue  # forget it
-        ended = _time(entry, "resolved_at")
+        ended = _time(entry, "resolved_at", now)
         if ended is not None:
             if now - ended < REPEAT_AFTER:
                 keep[key] = entry
@@ -95,7 +113,7 @@ def held_back(state: State, key: str, now: datetime) -> str | None:
     """Why a failure with this cause is not mailed now (it was, or another task is
     mailing it), or None."""
     entry = state.get(key)
-    at = None if entry is None else _time(entry, "at")
+    at = None if entry is None else _time(entry, "at", now)
     if entry is None or at is None or now - at >= REPEAT_AFTER or "resolved_at" in entry:
         return None
     if entry.get("sent"):
@@ -154,7 +172,7 @@ def mail_once(
             return False
         state = _pruned(load(), now)
         before = state.get(key)  # mailed over REPEAT_AFTER ago, or ended a while ago
-        ended = None if before is None else _time(before, "resolved_at")
+        ended = None if before is None else _time(before, "resolved_at", now)
         claim = {
             "by": me,
             "tasks": [task] if ended is not None else _with_tasks(before, task),
@@ -212,7 +230,7 @@ def recoveries_due(state: State, task: str, now: datetime) -> list[str]:
     def over(entry: dict[str, Any]) -> bool:
         if not entry.get("sent") or "resolved_at" in entry or task not in entry.get("tasks", []):
             return False
-        last = _time(entry, "failed_at") or _time(entry, "at")
+        last = _time(entry, "failed_at", now) or _time(entry, "at", now)
         return not entry.get("flapping") or last is None or now - last >= REPEAT_AFTER
 
     return [key for key, entry in _pruned(state, now).items() if over(entry)]
@@ -261,7 +279,7 @@ def mail_recovery(
         entry = load().get(key, {})
         if entry.get("ending") != me:
             continue  # another task mails it (or has)
-        send(str(entry.get("error", "")), _time(entry, "at") or now)
+        send(str(entry.get("error", "")), _time(entry, "at", now) or now)
         state = load()
         state[key] = {"at": entry["at"], "resolved_at": now.isoformat()}
         store(_pruned(state, now))
