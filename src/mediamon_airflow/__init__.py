@@ -16,6 +16,9 @@ from mediamon.alerts.smtp import SMTP_CONN_ID
 DATABASE_CONN_ID = "mediamon_db"
 # The most days of retention a maintenance run's params may ask for (a century: keep all).
 MAX_KEEP_DAYS = 36_500
+# How far past the worker's clock a run's time may be: the scheduler's and the workers'
+# clocks may differ a little; a run of a later time was given it by hand.
+RUN_TIME_SKEW = timedelta(minutes=5)
 
 
 def articles_asset() -> Any:
@@ -62,10 +65,27 @@ def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
 
     A re-run of the same interval gets the same key, so its fetch-log rows overwrite the
     first run's. Runs triggered without a logical date have no interval: ``run_after``.
+
+    Raises:
+        AirflowFailException: the time is after the clock (by more than
+            :data:`RUN_TIME_SKEW`): a logical date or data interval given by hand.
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
     moment = context.get("data_interval_end") or context["dag_run"].run_after
     # Airflow hands out pendulum DateTimes; the package does plain datetime arithmetic.
     end = datetime.fromtimestamp(moment.timestamp(), tz=UTC)
+    # The trigger form's logical date and the API's data_interval_end take any time, and a
+    # manual run starts at once whatever it says: a run "at" 2300 stored its articles as
+    # first seen in 2300, a watchdog run in 9999 opened `no successful ingest run for
+    # 2812366.9 days`. A retry cannot make the time pass: the task fails on its first try.
+    clock = datetime.now(UTC)
+    if end > clock + RUN_TIME_SKEW:
+        raise AirflowFailException(
+            f"the run's time {end.isoformat()} (its logical date or data interval's end) is"
+            f" after the clock's {clock:%Y-%m-%dT%H:%MZ}: mediamon does not run an interval"
+            " that has not happened; trigger without a logical date, or with a past one"
+        )
     return f"{context['dag'].dag_id}:{end.isoformat()}", end
 
 

@@ -262,3 +262,33 @@ def test_a_failed_quality_check_fails_the_run(
     failed = {c["name"]: c["detail"] for c in row.checks if not c["passed"]}
     assert list(failed) == ["urls_and_titles_present"]
     assert "3 without title" in failed["urls_and_titles_present"]
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id", "when"),
+    [
+        ("mediamon_ingest", "plan_sources", datetime(2300, 1, 1, tzinfo=UTC)),
+        ("mediamon_health", "watchdog", datetime(9999, 12, 31, 22, 0, tzinfo=UTC)),
+    ],
+    ids=["ingest-2300", "watchdog-9999"],
+)
+def test_a_run_given_a_time_after_the_clock_fails_at_once_storing_nothing(
+    airflow: Any, engine: sa.Engine, metadata: sa.Engine, dag_id: str, task_id: str,
+    when: datetime,
+) -> None:  # fmt: skip
+    """The trigger form's logical date (or the API's data_interval_end) takes any time,
+    and a manual run starts at once. Before: an ingest run "at" 2300 stored its 7
+    articles as first seen on 2300-01-01 and pushed each source's next poll there; a
+    watchdog run in 9999 opened `ingest_stale:ingest: no successful ingest run for
+    2812366.9 days`, an incident mailed to ops. Now the first task fails on its first
+    try, in one line naming the run's time, and nothing is stored."""
+    params = conf(force=True) if dag_id == "mediamon_ingest" else None
+    run = airflow.dags[dag_id].test(logical_date=when, run_conf=params)
+    state, tasks = run_state(metadata, dag_id, run.run_id)
+    assert (state, tasks[task_id]) == ("failed", ("failed", 1)), tasks
+    with engine.connect() as conn:
+        stored = [
+            conn.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+            for table in ("articles", "source_state", "incidents")
+        ]
+    assert stored == [0, 0, 0]
