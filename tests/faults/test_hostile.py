@@ -697,6 +697,20 @@ CLI_CASES = {
         2,
         "MEDIAMON_DATABASE_URL: not a database URL",
     ),
+    # psycopg reads connect_timeout with int(float(…)) at each connection (before: a
+    # ProgrammingError traceback, exit 1, from every command and task).
+    **{
+        f"connect-timeout-{value}": (
+            ["status"],
+            lambda url, tmp, value=value: {
+                "MEDIAMON_DATABASE_URL": f"{url}{'&' if '?' in url else '?'}connect_timeout={value}"
+            },
+            2,
+            "MEDIAMON_DATABASE_URL: connect_timeout: expected a number of seconds up to 3600,"
+            f" got '{value}'",
+        )
+        for value in ("nan", "-inf", "1e400", "abc")
+    },
     "http-retries": (
         ["status"],
         lambda url, tmp: {"MEDIAMON_DATABASE_URL": url, "MEDIAMON_HTTP_RETRIES": "abc"},

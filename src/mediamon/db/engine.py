@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,7 +81,36 @@ def checked_url(url: str, name: str) -> str:
         raise ConfigError(
             f"{name}: mediamon needs PostgreSQL, got a {parsed.get_backend_name()}:// URL"
         )
+    _check_connect_timeout(parsed.query.get("connect_timeout"), name)
     return normalize_url(url)
+
+
+# The longest wait for a connection a URL may ask for (libpq has no bound of its own).
+MAX_CONNECT_TIMEOUT_S = 3600
+
+
+def _check_connect_timeout(value: str | tuple[str, ...] | None, name: str) -> None:
+    """psycopg reads the URL's ``connect_timeout`` with ``int(float(value))`` at each
+    connection: ``nan``, ``inf``, ``1e400`` or ``abc`` failed every command and task with
+    a ProgrammingError traceback (exit 1), not a line naming the variable; ``-inf`` an
+    OverflowError inside psycopg, reported the same way.
+
+    Raises:
+        ConfigError: not a finite number of seconds up to :data:`MAX_CONNECT_TIMEOUT_S`
+            (0 or less is libpq's "no limit", as before), or given twice.
+    """
+    if value is None:
+        return
+    text = value if isinstance(value, str) else ", ".join(value)
+    try:
+        seconds = float(text) if isinstance(value, str) else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds <= MAX_CONNECT_TIMEOUT_S):
+        raise ConfigError(
+            f"{name}: connect_timeout: expected a number of seconds up to"
+            f" {MAX_CONNECT_TIMEOUT_S}, got {text[:40]!r}"
+        )
 
 
 def embedded_url(var_dir: Path, database: str = "mediamon", tcp_port: int = 0) -> str:
