@@ -5,7 +5,9 @@ mail when it clears, nothing at all in a dry run; and what each check finds."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -956,3 +958,29 @@ def test_an_incident_that_opened_and_cleared_while_mail_was_down_is_mailed_once_
             )
         ).one()
     assert tuple(row) == (None, T + timedelta(minutes=30))  # no INCIDENT mail ever went out
+
+
+def test_a_broken_topics_file_of_an_absurd_modification_time_is_still_an_incident(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog dates a broken file's incident by its modification time. tmpfs (where
+    /dev/shm and Kubernetes' ConfigMap volumes live) keeps 64 bits of it: a file touched
+    to @100000000000000 is in year 3170843. Before: `health run` ended with `mediamon:
+    year 3170843 is out of range`, exit 2, naming nothing (the Airflow task: a ValueError
+    traceback, retried to the same end), and the incident about the file was never opened
+    nor mailed (-10**14 alike)."""
+    mtime = 10**14
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="mediamon-mtime-", dir=shm if shm.is_dir() else None))
+    try:
+        topics = folder / "topics.yaml"
+        topics.write_text("topics:\n  - key: x\n    terms: [台湾\n", "utf-8")
+        os.utime(topics, (mtime, mtime))
+        if abs(topics.stat().st_mtime - mtime) > 1:
+            pytest.fail(f"{folder} cannot hold the modification time {mtime} (not tmpfs)")
+        monkeypatch.setenv("MEDIAMON_TOPICS", str(topics))
+        assert main(["health", "run"]) == 0
+        (incident,) = mailbox.messages
+        assert incident["Subject"] == "[mediamon] INCIDENT: the topics file cannot be read"
+    finally:
+        shutil.rmtree(folder)

@@ -248,6 +248,11 @@ def config_findings(settings: Settings, at: datetime) -> list[health.Finding]:
             since = min(at, datetime.fromtimestamp(path.stat().st_mtime, UTC))
         except OSError:  # missing: the error says so
             since = at
+        except (OverflowError, ValueError):
+            # A modification time past datetime's years (tmpfs keeps 64 bits: `touch -d
+            # @100000000000000`): before, ValueError ended the watchdog run, so the file's
+            # incident was never opened. Its time is no use: the finding is from now.
+            since = at
         findings.append(
             health.Finding(
                 kind="config_invalid",
