@@ -130,6 +130,8 @@ class HostLimiter:
                     state.next_start = now + min_interval_s
                     break
                 wait = start_at - now if state.active < max(1, max_connections) else None
+                if start_by is not None:  # wake up to refuse it then, not when a slot frees
+                    wait = start_by - now if wait is None else min(wait, start_by - now)
                 self._cond.wait(wait if wait is None or wait > 0 else 0.001)
         try:
             yield time.monotonic() - started
