@@ -251,6 +251,16 @@ def silent(limit_s: float = 6.0) -> Behaviour:
     return behave
 
 
+def delayed(seconds: float, behaviour: Behaviour) -> Behaviour:
+    """Wait ``seconds`` (a busy or hostile server answering late), then behave."""
+
+    def behave(conn: Connection) -> None:
+        if not conn.server._stopping.wait(seconds):
+            behaviour(conn)
+
+    return behave
+
+
 def counted(behaviours: list[Behaviour]) -> Behaviour:
     """The n-th request gets the n-th behaviour (the last one repeats)."""
     calls = [0]

@@ -46,6 +46,14 @@ READ_TIMEOUT_S = 20.0
 # download open forever; the deadline bounds each request from sending it to the last
 # byte of the body (a watchdog breaks the connection when it passes).
 DOWNLOAD_DEADLINE_S = 60.0
+# The deadline above is per exchange; a whole fetch (its redirect hops, its retries of
+# 5xx/429, the robots.txt reads and host waits between them) gets this many of them,
+# counted from its first request. Each hop and retry used to get a fresh 60 s, so answers
+# each coming just inside it held one fetch for (5 hops + 1 + 3 retries) x 60 s = 9 min,
+# a shard's budget tail included. Twice, not once: a healthy feed behind one redirect
+# (http -> https, a feed proxy) or a retry after a slow 503 still has a download's
+# deadline for its body, as a feed fetched directly has.
+FETCH_DEADLINE_FACTOR = 2.0
 MAX_BYTES = 15 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 # A read costs ~4 µs of CPU however little it returns, and a chunked body gives one chunk
@@ -169,7 +177,9 @@ def fetch(
         session: From :func:`mediamon.ingest.session.make_session`.
         url: http(s) URL.
         max_bytes: Body size cap after decompression; larger bodies are an error.
-        deadline_s: Bound on each request, from sending it to the body's last byte.
+        deadline_s: Bound on each request, from sending it to the body's last byte;
+            the whole fetch (hops, retries, robots.txt reads and host waits after the
+            first request) is bounded by FETCH_DEADLINE_FACTOR times it.
         timeout: Connect and per-read timeouts in seconds.
         allow_private_network: ``url``'s own host and port may be loopback or private
             (and only they: other hosts, ports and spellings stay refused on every hop).
@@ -207,9 +217,15 @@ def fetch(
         raise TypeError("fetch() needs a session from mediamon.ingest.session.make_session")
     limits = limits or HostLimits()
     started = time.monotonic()
+    whole_s = FETCH_DEADLINE_FACTOR * deadline_s
+    # Set when the first request gets its host's slot: waiting in the queue for a busy
+    # host (other pages' downloads) is the limiter's and the budget's to bound, not the
+    # fetch's, or a page queued behind slow ones would lose its download time.
+    ends: float | None = None
     chain: list[str] = [url]
     current = url
     attempt = 0
+    sent = 0  # the retries that were sent (``attempt`` counts one waiting for its slot)
     headers = validators.headers() if validators else {}
     if private_hosts is None:
         private_hosts = _own_host(url) if allow_private_network else frozenset()
@@ -223,6 +239,17 @@ def fetch(
         kwargs.setdefault("content", b"")
         return FetchResult(url=url, elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
 
+    def overran() -> str:
+        hops, retries = len(chain) - 1, sent
+        spent = [f"{hops} redirect{'s' * (hops != 1)}"] if hops else []
+        spent += [f"{retries} retr{'ies' if retries != 1 else 'y'}"] if retries else []
+        return f"fetch took longer than {whole_s:g} s" + (
+            " over " + " and ".join(spent) if spent else ""
+        )
+
+    def past_end() -> bool:
+        return ends is not None and time.monotonic() >= ends
+
     while True:
         try:
             target = netguard.vet(
@@ -233,25 +260,44 @@ def fetch(
         except requests.RequestException as error:
             return done(error=_describe(error))
         interval = limits.interval_for(target.is_loopback)
+        if past_end():
+            return done(error=overran())
         if start_by is not None and time.monotonic() > start_by:  # before robots.txt too
             return done(error=str(BudgetSpent(target.host)), not_started=True)
         if check_robots:
+            # Not cut to this fetch's time left: the rules are shared by every page of
+            # the origin, and a read cut short would be "unreachable: disallow all" for
+            # all of them. Its own fetch is bounded (30 s a request, twice that in all),
+            # and the time it took counts against this fetch.
             rules = _robots_rules(session, target, private_hosts, limits, timeout)
             if not rules.allowed(current):
                 return done(error=rules.refusal())
             if rules.crawl_delay_s:
                 interval = max(interval, min(rules.crawl_delay_s, MAX_CRAWL_DELAY_S))
+            if past_end():
+                return done(error=overran())
         retry_after = None
+        # The fetch's own end stops a later hop or retry waiting for its host (a
+        # Retry-After, other pages' downloads) as the budget does, with its own error.
+        own_end = ends is not None and (start_by is None or ends <= start_by)
+        start_until = ends if own_end else start_by
         try:
             with session.limiter.slot(
-                target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S, start_by
+                target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S, start_until
             ):
+                if ends is None:
+                    ends = time.monotonic() + whole_s
+                left = ends - time.monotonic()
+                if left <= 0:
+                    return done(error=overran())
+                sent = attempt
                 exchange = _exchange(
                     session,
                     target,
                     headers,
                     timeout,
-                    deadline_s,
+                    min(deadline_s, left),
+                    overran() if left < deadline_s else None,
                     max_bytes,
                     accept_types,
                     any_success,
@@ -265,6 +311,8 @@ def fetch(
         except HostDeferred as deferred:
             return done(error=str(deferred), retry_after_s=deferred.remaining_s)
         except BudgetSpent as spent:
+            if own_end:
+                return done(error=overran())
             return done(error=str(spent), not_started=True)
         location = exchange.location
         if location is None and follow_refresh:
@@ -300,7 +348,8 @@ def fetch(
             if attempt < session.retries and retryable:
                 attempt += 1
                 if retry_after is None:  # a deferral makes the next slot() wait instead
-                    time.sleep(session.backoff_s * 2 ** (attempt - 1))
+                    pause = session.backoff_s * 2 ** (attempt - 1)
+                    time.sleep(max(0.0, min(pause, ends - time.monotonic())) if ends else pause)
                 continue
             message = exchange.error
             if retry_after is not None:
@@ -336,12 +385,15 @@ def _exchange(
     headers: dict[str, str],
     timeout: tuple[float, float],
     deadline_s: float,
+    whole_overran: str | None,
     max_bytes: int,
     accept_types: Collection[str] | None,
     any_success: bool,
 ) -> _Exchange:
-    """Send one GET to the vetted ``target`` and read its body within the limits."""
-    overran = f"download took longer than {deadline_s:g} s"
+    """Send one GET to the vetted ``target`` and read its body within the limits.
+    ``whole_overran`` is the error when ``deadline_s`` is what the whole fetch has left
+    (shorter than a download's deadline)."""
+    overran = whole_overran or f"download took longer than {deadline_s:g} s"
     # The pin, not the watchdog's event, says whether the deadline passed: it also
     # shuts down a connection attached after the deadline (see netguard.Pin.attach).
     with netguard.pinned(target) as pin, watchdog(deadline_s, pin.abort):
@@ -358,7 +410,7 @@ def _exchange(
             return _Exchange(error=overran if pin.aborted else _describe(error))
         with response:
             result = _read_response(
-                response, started, deadline_s, max_bytes, accept_types, any_success
+                response, started, deadline_s, overran, max_bytes, accept_types, any_success
             )
             if result.error is None and result.location is None:
                 response.raw.release_conn()  # read to the end: keep the connection alive
@@ -373,6 +425,7 @@ def _read_response(
     response: requests.Response,
     started: float,
     deadline_s: float,
+    overran: str,
     max_bytes: int,
     accept_types: Collection[str] | None,
     any_success: bool,
@@ -426,7 +479,7 @@ def _read_response(
     try:
         while True:
             if time.monotonic() - started > deadline_s:
-                result.error = f"download took longer than {deadline_s:g} s"
+                result.error = overran
                 return result
             data = raw.read1(CHUNK_BYTES, decode_content=False)
             if not data:
