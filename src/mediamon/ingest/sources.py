@@ -119,7 +119,8 @@ class Source:
         max_bytes: Size cap of one download after decompression.
         connect_timeout: Connect timeout of one request.
         read_timeout: Timeout of each read of one request.
-        download_deadline: Bound on one request, from sending it to the body's end.
+        download_deadline: Bound on one request, from sending it to the body's end
+            (a whole fetch, with its redirect hops and retries: twice this).
         time_budget: Wall-clock bound on one poll of the source; items not started by
             then wait for the next poll. None means poll_interval × 0.5.
     """
