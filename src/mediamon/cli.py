@@ -486,7 +486,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _status_table(report: dict[str, object]) -> str:
-    from mediamon.ingest.fetch import printable
+    from mediamon.ingest.fetch_errors import printable
 
     sources = report["sources"]
     assert isinstance(sources, list)

@@ -7,7 +7,7 @@ import unicodedata
 import pytest
 
 from mediamon.alerts.render import clean
-from mediamon.ingest.fetch import printable
+from mediamon.ingest.fetch_errors import printable
 from mediamon.text import _MARKS_END, BREAKS_A_LINE, MAX_NON_STARTERS, fold, one_line, stream_safe
 
 

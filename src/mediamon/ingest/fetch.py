@@ -25,6 +25,7 @@ from mediamon.deadline import watchdog
 from mediamon.ingest import netguard
 from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
 from mediamon.ingest.decode import content_type_charset, effective_content_type
+from mediamon.ingest.fetch_errors import describe, printable, short_error
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
     ROBOTS_MAX_BYTES,
@@ -36,7 +37,6 @@ from mediamon.ingest.politeness import (
 from mediamon.ingest.session import GuardedSession
 from mediamon.ingest.sniff import refresh_target
 from mediamon.limits import cap
-from mediamon.text import BREAKS_A_LINE
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def fetch(
                 literal_ok=configured_url and len(chain) == 1,
             )
         except requests.RequestException as error:
-            return done(error=_describe(error))
+            return done(error=describe(error))
         interval = limits.interval_for(target.is_loopback)
         if past_end():
             return done(error=overran())
@@ -407,7 +407,7 @@ def _exchange(
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            return _Exchange(error=overran if pin.aborted else _describe(error))
+            return _Exchange(error=overran if pin.aborted else describe(error))
         with response:
             result = _read_response(
                 response, started, deadline_s, overran, max_bytes, accept_types, any_success
@@ -518,7 +518,7 @@ def _read_response(
         return result
     except (u3.HTTPError, OSError, requests.RequestException) as error:
         refused = netguard.answer_refusal(error)  # netguard's line for what it refused
-        result.error = refused or f"connection broken mid-body: {_short(error)}"
+        result.error = refused or f"connection broken mid-body: {short_error(error)}"
         return result
     result.content = b"".join(chunks)
     return result
@@ -654,62 +654,3 @@ def _own_host(url: str) -> frozenset[str]:
         return frozenset({netguard.url_host_key(url)})
     except netguard.BlockedURL:
         return frozenset()  # vet() refuses the URL with the reason
-
-
-# urllib3 starts its messages with the connection object's repr; the fetch log's line
-# already names the URL, and the class name is ours (netguard's pinned connection).
-_CONNECTION_REPR = re.compile(r"^<?\w*Connection(?:Pool)?\(host='[^']*', port=\d+\)>?: ")
-
-
-def printable(text: str) -> str:
-    """``text`` (an error that may quote what a server sent) with every character of
-    :data:`mediamon.text.BREAKS_A_LINE` shown as U+FFFD: safe for the database, the logs
-    and a terminal.
-
-    A server's reason phrase ("500 A\\x00B", "500 \\x1b]0;…\\x07") went into the fetch
-    log (PostgreSQL refused the NUL, and the chunk with it) and, raw, to the operator's
-    terminal; a U+202E or U+2028 in it turned ``mediamon status``'s line around or broke it
-    in two. One for one, not escaped as :func:`mediamon.text.one_line` does: the error
-    is cut to MAX_ERROR_CHARS first, and the cut must still hold for what is stored."""
-    return BREAKS_A_LINE.sub("\ufffd", text)
-
-
-def _short(error: BaseException) -> str:
-    detail = _CONNECTION_REPR.sub("", str(error))
-    return detail[:300] + "…" if len(detail) > 300 else detail
-
-
-def _describe(error: requests.RequestException) -> str:
-    """A short, stable description of a request failure for the fetch log.
-
-    With retries on, urllib3 wraps the last failure in MaxRetryError; the description
-    names that underlying failure, not the wrapper.
-    """
-    if isinstance(error, netguard.BlockedURL | netguard.ResolutionFailed):
-        return str(error)  # already a complete description
-    if refused := netguard.answer_refusal(error):  # an answer netguard will not read
-        return refused
-    reason: BaseException = error
-    if error.args and isinstance(error.args[0], u3.MaxRetryError) and error.args[0].reason:
-        reason = error.args[0].reason
-    kinds: tuple[tuple[type[BaseException], str], ...] = (
-        # NewConnectionError subclasses ConnectTimeoutError: test it first.
-        (u3.NameResolutionError, "DNS lookup failed"),
-        (u3.NewConnectionError, "connection failed"),
-        (requests.exceptions.ConnectTimeout, "connect timeout"),
-        (u3.ConnectTimeoutError, "connect timeout"),
-        (requests.exceptions.ReadTimeout, "read timeout"),
-        (u3.ReadTimeoutError, "read timeout"),
-        (requests.exceptions.TooManyRedirects, "too many redirects"),
-        (requests.exceptions.SSLError, "TLS error"),
-        (u3.SSLError, "TLS error"),
-        (requests.exceptions.ContentDecodingError, "bad content encoding"),
-        (requests.exceptions.ChunkedEncodingError, "connection broken mid-body"),
-        (u3.ProtocolError, "connection broken"),
-        (requests.exceptions.InvalidSchema, "unsupported URL scheme"),
-        (requests.exceptions.InvalidURL, "invalid URL"),
-        (requests.exceptions.MissingSchema, "invalid URL"),
-        (requests.exceptions.ConnectionError, "connection failed"),
-    )
-    label = next((text for kind, text in kinds if isinstance(reason, kind)), "request failed")
-    return f"{label}: {_short(reason)}"
