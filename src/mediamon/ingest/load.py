@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 DUPLICATE_MIN_CHARS = 30
 DUPLICATE_MIN_SENTENCES = 3
 DUPLICATE_MIN_SHARED = 0.8  # of the shorter article's sentences
+# ... and more than this share of the longer one's: a page holding several stories whole
+# (a daily roundup, an aggregator's digest, a hostile page) is a copy of none of them and
+# the root of none, since two stories sharing nothing cannot both hold more than half of
+# one text (see docs/decisions.md).
+DUPLICATE_MIN_SHARED_OF_LONGER = 0.5
 # A sentence held by more stored roots than this is boilerplate, not looked up (roots are
 # distinct stories; see sql/queries/root_candidates.sql).
 COMMON_SENTENCE_ROOTS = 100
@@ -287,9 +292,11 @@ def copy_roots(
     """For each article of ``batch``, the id of the first earlier root it copies, or None.
 
     An article copies an earlier one with the same text (when long enough to tell), or
-    when they share at least DUPLICATE_MIN_SHARED of the shorter one's sentences (each
-    having DUPLICATE_MIN_SENTENCES or more): a copy with its own byline, credit line or
-    footer, or other paragraph breaks. Only roots (articles that copy none) are linked
+    when they share at least DUPLICATE_MIN_SHARED of the shorter one's sentences and more
+    than DUPLICATE_MIN_SHARED_OF_LONGER of the longer one's (each having
+    DUPLICATE_MIN_SENTENCES or more): a copy with its own byline, credit line or footer,
+    or other paragraph breaks, but not a story that a roundup holds among others (the
+    roundup would be the root of all of them). Only roots (articles that copy none) are linked
     to, and only earlier ones, so links never form a cycle. The batch's roots count for
     its later articles.
 
@@ -325,11 +332,13 @@ def copy_roots(
                 for other in by_sentence.get(h, ()):
                     shared[other.article_id] = shared.get(other.article_id, 0) + 1
                     others[other.article_id] = other
-            originals += [
-                other
-                for other, count in shared.items()
-                if count >= DUPLICATE_MIN_SHARED * _shorter_size(article, others[other], ordered)
-            ]
+            for other_id, count in shared.items():
+                shorter, longer = _compared_sizes(article, others[other_id], ordered)
+                if (
+                    count >= DUPLICATE_MIN_SHARED * shorter
+                    and count > DUPLICATE_MIN_SHARED_OF_LONGER * longer
+                ):
+                    originals.append(other_id)
         earlier = [i for i in originals if i < article.article_id]
         roots[article.article_id] = min(earlier, default=None)
         if roots[article.article_id] is None:
@@ -337,20 +346,22 @@ def copy_roots(
     return roots
 
 
-def _shorter_size(
+def _compared_sizes(
     article: Fingerprint, other: Fingerprint, ordered: Callable[[Fingerprint], list[int]]
-) -> int:
-    """How many sentences of the shorter of two articles their shared ones are weighed
-    against. A text past MAX_SENTENCE_KEYS keeps only its smallest sentence hashes (a
-    bottom-k sketch, mediamon.ingest.normalize.duplicate_keys): two such are compared
-    below the smaller of their largest keys, where both hold every key they have, so a
-    copy with a fifth of its own in front still shares all it can. Texts that keep every
-    key are compared whole, as always."""
+) -> tuple[int, int]:
+    """How many sentences of the shorter and of the longer of two articles their shared
+    ones are weighed against. A text past MAX_SENTENCE_KEYS keeps only its smallest
+    sentence hashes (a bottom-k sketch, mediamon.ingest.normalize.duplicate_keys): two
+    such are compared below the smaller of their largest keys, where both hold every key
+    they have, so a copy with a fifth of its own in front still shares all it can. Texts
+    that keep every key are compared whole, as always."""
     if MAX_SENTENCE_KEYS not in (len(article.sentences), len(other.sentences)):
-        return min(len(article.sentences), len(other.sentences))
+        smaller, larger = sorted((len(article.sentences), len(other.sentences)))
+        return smaller, larger
     mine, theirs = ordered(article), ordered(other)
     below = min(mine[-1], theirs[-1])
-    return min(bisect.bisect_right(mine, below), bisect.bisect_right(theirs, below))
+    smaller, larger = sorted((bisect.bisect_right(mine, below), bisect.bisect_right(theirs, below)))
+    return smaller, larger
 
 
 def _copy_new_articles(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> None:

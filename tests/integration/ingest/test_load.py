@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -252,7 +253,9 @@ def test_a_url_stored_by_another_transaction_meanwhile_is_updated_not_doubled(
         assert conn.execute(sa.text("select count(*) from articles")).scalar_one() == 1
 
 
-def fingerprint(article_id: int, sentences: range, text: bytes | None = None) -> load.Fingerprint:
+def fingerprint(
+    article_id: int, sentences: Iterable[int], text: bytes | None = None
+) -> load.Fingerprint:
     return load.Fingerprint(article_id, text, frozenset(sentences))
 
 
@@ -260,14 +263,44 @@ def test_copy_roots_follow_the_shared_sentence_rule() -> None:
     stored = [fingerprint(1, range(10)), fingerprint(2, range(100, 103))]
     batch = [
         fingerprint(5, range(2, 10)),  # 8 of its 8 sentences are in 1: a copy
-        fingerprint(6, range(100, 120)),  # holds all 3 of 2's: the shorter one's 80 %
+        fingerprint(6, range(100, 120)),  # all 3 of 2's, but 3 of its 20: another story
         fingerprint(7, range(3, 13)),  # 7 of 10 shared with 1: under 80 %
         fingerprint(8, range(300, 302)),  # two sentences: too few to tell
         fingerprint(9, range(3, 13)),  # a copy of 7, a root of this batch
         fingerprint(3, range(0, 10)),  # stored before 5 but after 1: copies 1
     ]
     roots = load.copy_roots(batch, stored)
-    assert roots == {3: 1, 5: 1, 6: 2, 7: None, 8: None, 9: 7}
+    assert roots == {3: 1, 5: 1, 6: None, 7: None, 8: None, 9: 7}
+
+
+def test_a_roundup_holding_ten_stories_whole_is_the_root_of_none() -> None:
+    """A daily roundup (an aggregator's digest, a hostile page) holds the full texts of 10
+    stories and was stored before them (it was polled faster). Before, each story shared
+    all its sentences with it, the shorter one's 100 %, and became its copy: 10 stories
+    counted as one in topic counts, alerts and BI. Now the shared sentences must also be
+    more than half of the longer text: each story is a root of its own, and so is the
+    roundup, whether it came before all of them, in between, or after."""
+    stories = [range(10 * n, 10 * n + 10) for n in range(10)]
+    roundup = fingerprint(1, range(100))
+    batch = [fingerprint(2 + n, s) for n, s in enumerate(stories)]
+    assert load.copy_roots(batch, [roundup]) == {2 + n: None for n in range(10)}
+    # stored after three of them and before the others, in one batch
+    mixed = [fingerprint(n + (n >= 3) + 1, s) for n, s in enumerate(stories)]
+    assert load.copy_roots([*mixed, fingerprint(4, range(100))], []) == {
+        i: None for i in range(1, 12)
+    }
+    # a copy of one of them with its own byline and credit still copies it
+    copy = fingerprint(20, [*stories[4], 500, 501])
+    assert load.copy_roots([copy], [roundup, *batch]) == {20: 6}
+
+
+def test_a_text_holding_more_than_half_of_another_copies_it() -> None:
+    """Two stories that share nothing cannot both hold more than half of one text: a
+    story with a few short items around it is still that story's copy, the items no."""
+    story = fingerprint(1, range(30))
+    page = fingerprint(2, [*range(30), *range(100, 120)])  # 30 of its 50
+    briefs = [fingerprint(3 + n, range(100 + 5 * n, 105 + 5 * n)) for n in range(4)]
+    assert load.copy_roots([page, *briefs], [story]) == {2: 1, 3: None, 4: None, 5: None, 6: None}
 
 
 def test_copy_roots_link_only_to_earlier_roots_with_the_same_text() -> None:
