@@ -144,7 +144,7 @@ def test_the_list_from_a_mail_turns_one_topic_off_and_the_next_cycle_mails_the_o
             page = requests.get(link, timeout=30)
             assert page.status_code == 200
             assert "<bdi>台湾 &lt;b&gt;&amp;amp;</bdi>" in page.text
-            assert "<bdi>\u202eStrait &lt;i&gt;海峡&lt;/i&gt;</bdi>" in page.text
+            assert "<bdi>Strait &lt;i&gt;海峡&lt;/i&gt;</bdi>" in page.text
             assert "immediate alerts / 即时提醒, daily digest / 每日摘要" in page.text
             assert "elsewhere" not in page.text and "Someone else" not in page.text
         assert subscription_rows(engine) == []
@@ -350,3 +350,68 @@ def test_a_topics_question_keeps_its_sentence_in_order_around_an_overridden_name
     assert "\u202e" not in drawn["text"], drawn
     asked = requests.get(link, timeout=30).text
     assert "<bdi>Strait &lt;i&gt;海峡&lt;/i&gt;</bdi> (strait)" in asked
+
+
+NAMES_YAML = """\
+version: 1
+topics:
+  - key: strait
+    name: "\\u202eStrait"
+    terms: [Taiwan]
+    recipients: [{address: desk@example.org, mode: immediate}]
+  - key: taiwan
+    name: 台湾 Taiwan
+    terms: [台湾]
+    recipients: [{address: desk@example.org, mode: immediate}]
+  - key: elsewhere
+    name: Elsewhere
+    terms: [台湾]
+    recipients: [{address: desk@example.org, mode: immediate}]
+"""
+# How each listed topic's name is drawn: its text, its lines, and where "S" and "t" of
+# "Strait" are, left to right.
+LIST_NAMES = """[...document.querySelectorAll('li.topic')].map(li => {
+  const b = li.querySelector('b'), text = b.textContent;
+  const range = document.createRange(), node = b.querySelector('bdi').firstChild;
+  const at = (k) => { range.setStart(node, k); range.setEnd(node, k + 1);
+                      return range.getBoundingClientRect().left; };
+  const i = text.indexOf('Strait');
+  return {topic: li.dataset.topic, text, lines: b.getClientRects().length,
+          height: b.getBoundingClientRect().height,
+          order: i < 0 ? null : at(text.indexOf('S')) < at(text.indexOf('t'))};
+})"""
+
+
+def test_the_list_cleans_names_as_the_window_page_does(engine: sa.Engine, public: str) -> None:
+    """The list escaped names but drew them as written: a right-to-left override
+    reversed "Strait" ("tiartS"), U+2028 broke a name over two lines, and a name stored
+    before the topics file refused invisible ones showed nothing, a bold gap. Names are
+    now cleaned as the window page and mails clean them, and an invisible one shows its
+    key (the one-topic page too)."""
+    sync_topics(engine, parse_topics(NAMES_YAML, "topics.yaml"))
+    # Names the topics file refuses now; stored by an older mediamon, as written.
+    stored = {"taiwan": "台湾\u2028Taiwan", "elsewhere": "\u200b\u2060\ufeff"}
+    with engine.begin() as conn:
+        for key, name in stored.items():
+            conn.execute(
+                sa.text(
+                    "update topics set name = :name,"
+                    " definition = jsonb_set(definition, '{name}', to_jsonb(cast(:name as text)))"
+                    " where topic = :key"
+                ),
+                {"key": key, "name": name},
+            )
+    link = f"{public}{MANAGE_PATH}?t={sign([KEY], 'desk@example.org', ALL_TOPICS)}"
+    with Chromium() as browser:
+        tab = browser.open(link, width=390)
+        names = {row.pop("topic"): row for row in tab.evaluate(LIST_NAMES)}
+        tab.screenshot(ARTIFACTS / "manage-alerts-names-390.png")
+    assert names["strait"]["order"] is True, names  # "Strait" reads left to right
+    assert "\u202e" not in names["strait"]["text"], names
+    assert names["taiwan"]["text"] == "台湾 Taiwan", names  # one line, not two
+    assert names["taiwan"]["lines"] == 1, names
+    assert names["elsewhere"]["text"] == "elsewhere", names  # the key, not a gap
+    assert names["elsewhere"]["height"] > 0, names
+    one = f"{public}/mediamon-unsubscribe/?t={sign([KEY], 'desk@example.org', 'elsewhere')}"
+    asked = requests.get(one, timeout=30).text
+    assert "the alerts and digests about elsewhere?" in asked and "<bdi></bdi>" not in asked

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from mediamon import limits
 from mediamon.alerts import subscriptions
 from mediamon.alerts.render import esc
 from mediamon.alerts.unsubscribe import (
@@ -292,8 +293,20 @@ def _what(who: Subscription, name: str | None) -> tuple[str, str]:
         )
     # The name cleaned as a mail's (an override or U+2028 made a space) and isolated: a
     # right-to-left override in it turned the rest of the sentence around, key and "?".
-    shown = f"<bdi>{esc(name)}</bdi> ({html.escape(who.topic)})" if name else html.escape(who.topic)
+    name_html = _shown_name(name)
+    key = html.escape(who.topic)
+    shown = f"<bdi>{name_html}</bdi> ({key})" if name_html else key
     return f"the alerts and digests about {shown}", f"关于 {shown} 的提醒和摘要"
+
+
+def _shown_name(name: str | None) -> str:
+    """A topic's name for the page: cleaned as the window page and mails clean it
+    (:func:`mediamon.alerts.render.clean`: bidi controls and U+2028 made spaces),
+    escaped; "" when nothing of it would show. Escaped only, a right-to-left override
+    in it drew "Strait" as "tiartS" and U+2028 broke it in two, and a name of invisible
+    characters alone (stored before the topics file refused them) was a bold gap: the
+    callers show the key instead."""
+    return esc(name, limits.MAX_TITLE_CHARS) if name else ""
 
 
 def _ask_html(who: Subscription, name: str | None, left: bool, token: str) -> str:
@@ -401,6 +414,8 @@ def _list_html(
         )
     items = []
     for topic in own:
+        name, key = _shown_name(topic.name), html.escape(topic.key)
+        after = f' <span class="muted">(<bdi>{key}</bdi>)</span>' if name else ""
         modes = ", ".join(MODES.get(mode, html.escape(mode)) for mode in topic.modes)
         state, button = (
             (
@@ -416,8 +431,7 @@ def _list_html(
         items.append(
             f'<li class="topic {"left" if topic.left else "on"}"'
             f' data-topic="{html.escape(topic.key, quote=True)}">'
-            f"<b><bdi>{html.escape(topic.name)}</bdi></b>"
-            f' <span class="muted">(<bdi>{html.escape(topic.key)}</bdi>)</span><br>'
+            f"<b><bdi>{name or key}</bdi></b>{after}<br>"
             f'<span class="muted">{modes}</span><br><span class="state">{state}</span>'
             f"{button}</li>"
         )
