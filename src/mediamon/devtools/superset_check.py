@@ -5,7 +5,8 @@ on 127.0.0.1, every chart's data is asked for through its REST API (an error, or
 fails naming the chart and Superset's words) and the dashboard is opened in headless
 chromium at desktop width (a screenshot in ``var/test-artifacts/``; an error box fails).
 The alert's top stories get titles that are markup as written: a table cell drawing one as
-markup instead of showing its text fails.
+markup instead of showing its text fails. The alert's topic gets a name that is markup, and
+the charts are hovered over until a tooltip shows it: drawn as markup, or never shown, fails.
 
 Superset pins SQLAlchemy < 2, so it gets a virtualenv of its own (``var/superset-venv``,
 made once) and never shares mediamon's; its metadata lives in a scratch PostgreSQL
@@ -40,6 +41,7 @@ from mediamon.bi import access, superset_export
 from mediamon.devtools.demo_seed import seed_demo
 from mediamon.devtools.superset_probe import (
     MARKUP_TITLES,
+    MARKUP_TOPIC,
     SupersetApi,
     SupersetProbeError,
     browser_login_cookie,
@@ -215,6 +217,23 @@ def title_top_stories_as_markup(data_url: str, titles: Sequence[str]) -> None:
         engine.dispose()
 
 
+def name_a_topic_as_markup(data_url: str, name: str) -> None:
+    """Give the demo topic with an alert the name ``name`` (markup as written), so the
+    charts grouped by topic name have it as a series to show in their tooltips."""
+    engine = db.make_engine(data_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "update topics set name = :name"
+                    " where topic = (select topic from alerts order by alert_id limit 1)"
+                ),
+                {"name": name},
+            )
+    finally:
+        engine.dispose()
+
+
 def check(settings: Settings, folder: Path = superset_export.EXPORT_DIR) -> CheckReport:
     """Import the export ``folder`` into a fresh Superset whose database holds the demo's
     data, then ask every chart for its data and draw the dashboard.
@@ -239,6 +258,7 @@ def check(settings: Settings, folder: Path = superset_export.EXPORT_DIR) -> Chec
         print("seeding the demo's data for the charts ...", flush=True)
         seed_demo(data_url, Path(work) / "demo")
         title_top_stories_as_markup(data_url, MARKUP_TITLES)
+        name_a_topic_as_markup(data_url, MARKUP_TOPIC)
         print(f"  seeded in {time.monotonic() - started:.0f} s", flush=True)
         config = Path(work) / "superset_config.py"
         secret = secrets.token_urlsafe(32)

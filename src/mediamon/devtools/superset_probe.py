@@ -76,6 +76,34 @@ MARKUP_SHOWN_JS = r"""((titles) => {
 })"""
 
 
+# A topic name that is markup as written (an administrator's topics file may hold one):
+# an ECharts chart's tooltip, which Superset builds as HTML, must show it as text.
+# Superset 6.1 encodes a series name (echarts' encodeHTML) before it sanitizes the
+# tooltip's HTML, so no chart option is needed; the probe hovers to prove it stays so.
+MARKUP_TOPIC = "<b>bold</b><img src=x onerror=\"document.title='mediamon-xss'\"> topic"
+
+# The canvases of the charts (their centres, in CSS pixels), to hover over.
+CANVASES_JS = r"""[...document.querySelectorAll('[data-test="slice-container"] canvas')]
+  .map(c => c.getBoundingClientRect())
+  .filter(r => r.width > 50 && r.height > 50)
+  .map(r => [r.left, r.top, r.width, r.height])"""
+
+# The ECharts tooltip on show (appended to <body>) holding the markup topic's name: its
+# text as shown, and the elements in it a name drawn as markup makes.
+TOOLTIP_JS = r"""((name) => {
+  const tips = [...document.querySelectorAll('body > div')]
+    .filter(d => d.style.zIndex === '9999999' && d.style.display !== 'none'
+                 && d.style.opacity !== '0');
+  const tip = tips.find(d => d.textContent.includes('topic')
+                             && (d.textContent.includes('bold') || d.querySelector('img')));
+  if (!tip) return null;
+  return {text: tip.textContent.replace(/\s+/g, ' ').trim().slice(0, 300),
+          shown: tip.textContent.includes(name.slice(0, 11)),
+          elements: [...tip.querySelectorAll('b, img, a')].map(e => e.outerHTML).slice(0, 3),
+          title: document.title};
+})"""
+
+
 class SupersetProbeError(RuntimeError):
     """What an analyst would see go wrong: a chart that errors or shows nothing."""
 
@@ -306,6 +334,32 @@ def markup_problems(page: Page) -> list[str]:
     return problems
 
 
+def tooltip_problems(page: Page) -> list[str]:
+    """Hover over every chart's canvas until a tooltip shows :data:`MARKUP_TOPIC` (seeded
+    as a topic's name); one line if none does, or if it is drawn as markup (a ``<b>`` or
+    ``<img>`` element in the tooltip, or a script's change to the page's title)."""
+    for left, top, width, height in page.evaluate(CANVASES_JS):
+        for step in range(5, 100, 6):
+            for level in (0.5, 0.8, 0.3):
+                page.call(
+                    "Input.dispatchMouseEvent",
+                    type="mouseMoved",
+                    x=left + width * step / 100,
+                    y=top + height * level,
+                )
+                seen = page.evaluate(f"{TOOLTIP_JS}({json.dumps(MARKUP_TOPIC)})")
+                if seen is None:
+                    continue
+                if seen["elements"] or not seen["shown"] or seen["title"] == "mediamon-xss":
+                    return [
+                        f"a chart's tooltip draws the topic name {MARKUP_TOPIC!r} as markup:"
+                        f" {seen['elements']} (shown {seen['text']!r}, page title"
+                        f" {seen['title']!r})"
+                    ]
+                return []
+    return [f"no chart's tooltip showed the topic name {MARKUP_TOPIC!r} when hovered"]
+
+
 def check_dashboard_page(
     base_url: str, slug: str, cookie: Mapping[str, Any], charts: int, screenshot: Path
 ) -> list[str]:
@@ -330,7 +384,8 @@ def check_dashboard_page(
         state = _wait_drawn(page, charts, deadline)
         time.sleep(1.5)  # the charts' drawing animation
         page.viewport_screenshot(screenshot)
-        markup = markup_problems(page)
+        markup = markup_problems(page) + tooltip_problems(page)
+        page.viewport_screenshot(screenshot.with_name(f"{screenshot.stem}-tooltip.png"))
     problems = [f"the dashboard shows: {error}" for error in state["errors"]] + markup
     if state["drawn"] + state["failed"] < charts or state["loading"]:
         problems.append(
