@@ -51,6 +51,9 @@ def run(sources: int = 100_000) -> list[str]:
         )
         parse = _seconds(lambda: config_yaml.parse_config_yaml(text, path))
         whole = _seconds(lambda: load_sources(path))
+        broken = text + "  - name: [broken\n"  # one syntax error, on the last line
+        error_before = _seconds(lambda: _refused(broken, config_yaml.UniqueKeyLoader))
+        error_now = _seconds(lambda: _refused_now(broken, path))
     return [
         f"sources.yaml of {sources:,} sources ({size / 1e6:.1f} MB)",
         f"  parse before (pure-Python PyYAML, baseline) : {before:7.2f} s",
@@ -58,7 +61,31 @@ def run(sources: int = 100_000) -> list[str]:
         f"   {before / parse:5.1f}x faster",
         f"  load_sources now (parse and validation)     : {whole:7.2f} s"
         f"   {before / whole:5.1f}x faster than the parse alone was",
+        f"  a syntax error on the last line, before     : {error_before:7.2f} s"
+        " (libyaml, then the pure-Python parser to word it)",
+        f"  a syntax error on the last line, now        : {error_now:7.2f} s"
+        f"   {error_before / error_now:5.1f}x faster",
     ]
+
+
+def _refused(text: str, loader: type) -> None:
+    """The error's wording as it was: libyaml's parse first, then the pure-Python one."""
+    try:
+        yaml.load(text, Loader=config_yaml.FastUniqueKeyLoader)  # noqa: S506 - safe
+    except yaml.YAMLError:
+        try:
+            yaml.load(text, Loader=loader)  # noqa: S506 - safe
+        except yaml.YAMLError:
+            return
+    raise AssertionError("the broken file was taken")
+
+
+def _refused_now(text: str, path: Path) -> None:
+    try:
+        config_yaml.parse_config_yaml(text, path)
+    except config_yaml.ConfigFileProblem:
+        return
+    raise AssertionError("the broken file was taken")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ expanded.
 
 A document is parsed by libyaml (PyYAML's C parser, bundled in its wheels) and built by
 PyYAML's own safe constructor: the pure-Python parser took about 60 s for a file of
-100,000 sources, read again by every plan, status and watchdog run. A document libyaml
-refuses is parsed again by the pure-Python parser, so that its error reads as it always
-did (libyaml words its syntax errors otherwise).
+100,000 sources, read again by every plan, status and watchdog run. A document of at most
+128 KiB that libyaml refuses is parsed again by the pure-Python parser, so that its error
+reads as it always did (libyaml words its syntax errors otherwise); a larger one is
+libyaml's alone, its error in libyaml's words (the pure-Python parse took 30 s at 50,000
+sources).
 """
 
 from __future__ import annotations
@@ -161,20 +163,34 @@ NOT_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 STRICTER_IN_PYYAML = re.compile("[\t]|(?<=.)\ufeff", re.DOTALL)
 
 
+# The pure-Python parser reads about 250 kB a second here: past this many characters it is
+# never asked, neither to word libyaml's refusal nor to judge a tab, and libyaml's verdict
+# and words (one line, its line and column) are the answer. Before: a 50,000-source file
+# with one syntax error at its end took 31 s to say so, one with a tab in a comment 26 s
+# to be read, at every plan, status and watchdog run.
+PURE_PYTHON_MAX_CHARACTERS = 128 * 1024
+
+
 def _parsed(text: str) -> Any:
-    """The document, built by libyaml's parser with the unique-key constructor; a text
-    libyaml refuses is parsed again by the pure-Python :class:`UniqueKeyLoader`, whose
-    error, or document, is the answer; a text holding a character the two parsers treat
-    differently is parsed by that loader alone.
+    """The document, built by libyaml's parser with the unique-key constructor. A text of
+    at most :data:`PURE_PYTHON_MAX_CHARACTERS` that libyaml refuses is parsed again by the
+    pure-Python :class:`UniqueKeyLoader`, whose error, or document, is the answer, and one
+    holding a character the two parsers treat differently is parsed by that loader alone;
+    a larger text is libyaml's alone.
     A constructor's error (a key given twice, a bad date) is PyYAML's own code in both
     loaders: raised as it is, without parsing a large file twice to say the same."""
-    if FastUniqueKeyLoader is None or NOT_PRINTABLE.search(text) or STRICTER_IN_PYYAML.search(text):
+    small = len(text) <= PURE_PYTHON_MAX_CHARACTERS
+    if FastUniqueKeyLoader is None or (
+        small and (NOT_PRINTABLE.search(text) or STRICTER_IN_PYYAML.search(text))
+    ):
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     try:
         return yaml.load(text, Loader=FastUniqueKeyLoader)  # noqa: S506 - a CSafeLoader
     except yaml.constructor.ConstructorError:
         raise
     except yaml.YAMLError:
+        if not small:
+            raise
         return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader
 
 

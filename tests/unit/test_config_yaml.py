@@ -102,6 +102,32 @@ def test_errors_read_as_pyyaml_words_them(tmp_path: Path, text: str, problem: st
         raise AssertionError("PyYAML's parser took it")
 
 
+def test_a_large_file_is_never_parsed_by_the_pure_python_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a large file libyaml refused, or holding a tab anywhere, was parsed again
+    by PyYAML's pure-Python parser, to word its error as before: a 50,000-source file
+    with one syntax error on its last line took 31 s to say so, one with a tab in a
+    comment 26 s to be read, at every plan, status and watchdog run. Past 128 KiB,
+    libyaml's verdict and its words are the answer, one line naming the file's line."""
+    entry = "  - name: site-{0:05d}\n    url: 'https://site-{0}.example/feed.xml'\n"
+    body = "sources:\n" + "".join(entry.format(i) for i in range(2_000))
+    assert len(body) > config_yaml.PURE_PYTHON_MAX_CHARACTERS
+    lines = body.count("\n")
+    monkeypatch.setattr(config_yaml, "UniqueKeyLoader", NoPurePythonParse)
+    path = tmp_path / "sources.yaml"
+    path.write_text(body + "  - name: [broken\n", "utf-8")
+    with pytest.raises(ConfigFileProblem) as raised:
+        load_config_yaml(path, "sources file")
+    assert str(raised.value) == (
+        f"{path}: not valid YAML: did not find expected ',' or ']' (line {lines + 2}, column 1)"
+    )
+    path.write_text("# a\tcomment\n" + body.replace("url:", "url:\t", 1), "utf-8")
+    document = load_config_yaml(path, "sources file")
+    assert len(document["sources"]) == 2_000
+    assert document["sources"][0]["url"] == "https://site-0.example/feed.xml"
+
+
 def test_a_document_libyaml_refuses_and_pyyaml_takes_is_taken_as_before(tmp_path: Path) -> None:
     path = tmp_path / "sources.yaml"
     path.write_text("a: 1\n\ufeffb: 2\n", "utf-8")  # libyaml: "while parsing a block mapping"
