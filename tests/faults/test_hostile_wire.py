@@ -494,6 +494,42 @@ def test_an_answer_the_guard_refused_is_not_asked_for_again(
     assert server.hits("/p") == 1
 
 
+HEAD = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        (
+            HEAD + "".join(f"Set-Cookie: c{i}=v\r\n" for i in range(1_000)) + "\r\nhello",
+            "answer refused: more than 100 header lines",
+        ),
+        (
+            HEAD + "X-Big: " + "a" * 70_000 + "\r\n\r\nhello",
+            "answer refused: a header line longer than 65536 bytes",
+        ),
+        (
+            "HTTP/1.1 2000000 OK\r\nContent-Length: 0\r\n\r\n",
+            "answer refused: 'HTTP/1.1 2000000 OK\\r\\n' is no HTTP/1.x status line",
+        ),
+        ("HTTP/2.0 200 OK\r\n\r\n", "answer refused: 'HTTP/2.0' is no HTTP/1.x status line"),
+    ],
+    ids=["1000-set-cookie", "64k-header-line", "status-2000000", "http-2.0"],
+)
+def test_a_head_http_client_will_not_read_is_refused_once_in_one_line(
+    server: FaultServer, answer: str, line: str
+) -> None:
+    """A header flood (1,000 Set-Cookie: http.client reads at most 100 header lines), a
+    header line over 64 KiB, a status line no HTTP/1.x one: the server sends the same
+    again if asked. Before: urllib3 took each for a broken connection and asked 4 times,
+    with 3 s of backoff, for each such URL, ending as ``connection broken:
+    ('Connection aborted.', HTTPException('got more than 100 headers'))``."""
+    server.route("/p", sent_and_closed(answer.encode()))
+    with make_session(USER_AGENT, retries=3, backoff_s=0.5) as session:
+        result = fetch(session, server.url("/p"), allow_private_network=True, deadline_s=30)
+    assert (result.error, server.hits("/p")) == (line, 1)
+
+
 @pytest.mark.parametrize("encoding", ["chunked", "Chunked", "CHUNKED"])
 def test_chunked_in_any_spelling_http_client_reads_is_read(
     server: FaultServer, encoding: str

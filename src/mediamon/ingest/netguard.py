@@ -481,7 +481,15 @@ class _FinalResponse(http.client.HTTPResponse):
         raise ChunkFramingTooLarge(f"body refused: more than {MAX_TRAILER_LINES} trailer lines")
 
     def begin(self) -> None:
-        super().begin()
+        try:
+            super().begin()
+        except http.client.RemoteDisconnected:
+            raise  # closed before any answer: a broken connection, retried as one
+        except http.client.HTTPException as error:
+            if (refusal := _head_refusal(error)) is None:
+                raise
+            self._close_conn()  # type: ignore[attr-defined]
+            raise AnswerRefused(refusal) from error
         # http.client reads a body as chunked only when Transfer-Encoding is exactly
         # "chunked"; any other list of codings ("gzip, chunked", never asked for) was read
         # until the server closed, framing and all, so a server keeping the connection
@@ -535,6 +543,23 @@ class _FinalResponse(http.client.HTTPResponse):
         raise http.client.HTTPException(
             f"more than {MAX_INTERIM_RESPONSES} interim (1xx) answers before the answer"
         )
+
+
+def _head_refusal(error: http.client.HTTPException) -> str | None:
+    """The line for a head http.client will not read (more than 100 header lines, a header
+    or status line over 64 KiB, a status line no HTTP/1.x one), else None. Sent again if
+    asked: urllib3's 4 tries and 3 s of backoff, ending as ``connection broken:
+    ('Connection aborted.', HTTPException('got more than 100 headers'))``, were wasted."""
+    if isinstance(error, http.client.LineTooLong):  # it names the line: "header line", …
+        what = str(error).removeprefix("got more than 65536 bytes when reading ")[:20]
+        return f"answer refused: a {what} longer than {http.client._MAXLINE} bytes"  # type: ignore[attr-defined]
+    if isinstance(error, http.client.BadStatusLine | http.client.UnknownProtocol):
+        line = error.args[0] if error.args and isinstance(error.args[0], str) else ""
+        shown = printable_bytes(line.encode("latin-1", "replace"))
+        return f"answer refused: {shown} is no HTTP/1.x status line"
+    if str(error).startswith("got more than"):  # "… 100 headers"
+        return f"answer refused: more than {http.client._MAXHEADERS} header lines"  # type: ignore[attr-defined]
+    return None
 
 
 class _PinnedConnectionMixin:
