@@ -57,6 +57,9 @@ MAX_ITEM_ELEMENTS = 2_000  # direct children of one item
 # feedparser's lenient parser, which recovers items from malformed XML, costs ~70 µs a
 # tag (6 MB of tags: 137 s and 1.1 GB); a malformed feed with more tags is refused.
 MAX_LENIENT_TAGS = 50_000
+# It reads each entity or character reference on its own too, ~9 µs each (1,200,000
+# `&lt;` in one description: 10 s; 15 MB of them, half a minute): more are refused.
+MAX_LENIENT_REFERENCES = 300_000
 ITEM_TAGS = frozenset({"item", "entry"})
 # Elements feedparser reads cost ~40 µs each wherever they stand: 15 MB of "<a/>" (3.7
 # million elements outside any item, or in one item's child, where MAX_ITEM_ELEMENTS does
@@ -279,7 +282,7 @@ def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
     # Elements are at most the tags, namespace declarations at most the "xmlns" written,
     # both counted in C; only a document that may pass a bound is read for them, by a
     # parser that builds no tree (the tree of 3.7 million elements alone is 400 MB).
-    tags = _tags_outside_cdata(data)
+    tags = _outside_cdata(data, b"<")
     counted = None
     if tags > MAX_FEED_ELEMENTS or data.count(b"xmlns") > MAX_NAMESPACES:
         counted = _count_read(data, keep)
@@ -296,6 +299,11 @@ def within_limits(data: bytes, keep: int) -> tuple[bytes, int]:
         raise FeedError(
             f"feed refused: malformed XML with {tags:,} tags, too many to recover items from"
             f" (at most {MAX_LENIENT_TAGS:,})"
+        )
+    if not well_formed and (references := _outside_cdata(data, b"&")) > MAX_LENIENT_REFERENCES:
+        raise FeedError(
+            f"feed refused: malformed XML with {references:,} entity references, too many"
+            f" to recover items from (at most {MAX_LENIENT_REFERENCES:,})"
         )
     if not well_formed:
         # feedparser's lenient parser reads the whole document, dropped items included:
@@ -433,18 +441,19 @@ def _count_read(data: bytes, keep: int) -> _Counter:
     return counter
 
 
-def _tags_outside_cdata(data: bytes) -> int:
-    """How many ``<`` stand outside CDATA sections: the tags feedparser's lenient parser
-    reads one by one (a CDATA section's HTML is one piece of text to it). One pass: an
-    unterminated section takes the rest of the document."""
-    tags, position = 0, 0
+def _outside_cdata(data: bytes, mark: bytes) -> int:
+    """How many ``mark`` stand outside CDATA sections: ``<`` the tags, ``&`` the
+    references feedparser's lenient parser reads one by one (a CDATA section's HTML is
+    one piece of text to it). One pass: an unterminated section takes the rest of the
+    document."""
+    found, position = 0, 0
     while (start := data.find(b"<![CDATA[", position)) >= 0:
-        tags += data.count(b"<", position, start)
+        found += data.count(mark, position, start)
         end = data.find(b"]]>", start + 9)
         if end < 0:
-            return tags
+            return found
         position = end + 3
-    return tags + data.count(b"<", position)
+    return found + data.count(mark, position)
 
 
 def create_parser(*args: Any, **kwargs: Any) -> Any:
