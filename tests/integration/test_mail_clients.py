@@ -10,6 +10,7 @@ Screenshots are saved to var/test-artifacts/mail-clients-*.png.
 from __future__ import annotations
 
 import email
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, timedelta
@@ -18,6 +19,7 @@ from email.policy import default as default_policy
 from typing import Any
 
 import pytest
+import regex
 import sqlalchemy as sa
 
 from mediamon.alerts.compose import AlertMail, MailOptions, Reader, alert_message
@@ -449,6 +451,78 @@ def test_a_cut_never_splits_an_emoji() -> None:
     for part in (html_part.get_content(), text_part.get_content()):
         cut = re.search("[\U0001f466\u200d](?=…)", part)  # what precedes the cut's "…"
         assert cut is not None and cut.group() == "👦", part[:300]
+
+
+# Characters of several code points that are neither emoji nor a letter and its marks:
+# Hangul written as jamo (각 = ᄀ + ᅡ + ᆨ), half-width katakana and its voiced mark
+# (ｶﾞ), Thai with SARA AM (ก + ำ), a keycap (1 + VS16 + U+20E3).
+SPLIT_PRONE = {
+    "jamo": "\u1100\u1161\u11a8",
+    "kana": "\uff76\uff9e",
+    "thai": "\u0e01\u0e33",
+    "keycap": "1\ufe0f\u20e3",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPLIT_PRONE))
+def test_every_cut_in_a_mail_falls_between_grapheme_clusters(kind: str) -> None:
+    """The cut knew emoji, flags and combining marks only: a topic name or title of
+    Hangul jamo was cut in the middle of a syllable ("가…" where "각" was written), of
+    half-width katakana before its voiced mark ("ｶ…" for "ｶﾞ"), in the subject, the
+    heading, the plain text and the HTML. Every cut now falls between grapheme clusters
+    (UAX #29), the regex module's ``\\X``."""
+    unit = SPLIT_PRONE[kind]
+    name, title = "台湾" + unit * 60, "台湾 " + unit * 150
+    end = AT + timedelta(hours=2)
+    stories = tuple(
+        StoryItem(
+            story_id=i,
+            title=title,
+            url=f"https://example.org/{i}",
+            outlet="cna",
+            published_at=end - timedelta(minutes=i),
+            title_hits=1,
+            mentions=2,
+            title_snippet=mark_hits([parse_rule("台湾")], title),
+            snippet=make_snippet([parse_rule("台湾")], ("台湾 " + unit * 100 + "。") * 3),
+        )
+        for i in range(1, 12)
+    )
+    mail = AlertMail(
+        alert_id=1,
+        topic_key="split",
+        topic_name=name,
+        window_start=end - timedelta(hours=1),
+        window_end=end,
+        observed=11,
+        expected=0.1,
+        p_value=1e-5,
+        total_stories=30,
+        stories=stories,
+    )
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        for locale in ("en", "zh-CN"):
+            reader = Reader(f"{locale}@example.org", locale)
+            smtp_send(port)(alert_message(mail, reader, OPTIONS, sender="m@x.org"))
+    assert len(sink.messages) == 2
+    for received in sink.messages:
+        message = email.message_from_bytes(received.content, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+        assert html_part is not None and text_part is not None
+        parts = {
+            "subject": str(message["Subject"]),
+            "text": text_part.get_content(),
+            "html": html.unescape(html_part.get_content()),
+        }
+        assert "…" in parts["subject"]  # the name was cut
+        for where, content in parts.items():
+            before_cuts = regex.findall(r"(\X)(?=…)", content)
+            assert before_cuts and set(before_cuts) <= {unit, "台湾"[-1], " "}, (
+                where,
+                {c for c in before_cuts if c != unit},
+            )
 
 
 LONG_UNSUBSCRIBE = "unsubscribe-requests@mediamon-alerts.newsroom.example.org"

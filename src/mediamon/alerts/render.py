@@ -28,6 +28,8 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import regex
+
 from mediamon.text import BREAKS_A_LINE, IGNORABLE
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,12 @@ MARKS = frozenset(("Mn", "Me"))
 # FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE: added only by isolate(), around text
 # clean() has already rid of every bidi control, so one pair never nests in another.
 FSI, PDI = "\u2068", "\u2069"
-ZWJ = "\u200d"  # ZERO WIDTH JOINER: joins emoji into one (👨‍👩‍👧)
+# A grapheme cluster (UAX #29): what a reader sees as one character. Python's re has no
+# \X; regex (already installed with trafilatura's dependencies) has.
+CLUSTER = regex.compile(r"\X")
+# How far before a cut its cluster is looked for, at least: further back while the
+# characters there may join (a run of flags is read from its start).
+CLUSTER_LOOKBEHIND = 32
 OWN_ISOLATE = re.compile(f"{FSI}([^{FSI}{PDI}]*){PDI}")
 # Bidi classes that can pull the text next to a name to the other side in a left-to-right
 # line: right-to-left letters (Hebrew, Arabic) and Arabic digits.
@@ -96,34 +103,53 @@ def clean(value: object, limit: int = MAX_TITLE_CHARS) -> str:
 
 def cut(text: str, at: int) -> str:
     """``text[:at]``, or shorter so as not to split a character that takes several code
-    points: a flag (two regional indicators), an emoji sequence joined by ZWJ, with a skin
-    tone or a variation selector, a letter and its marks. A topic name of flags cut at 30
-    characters in a subject ended in half a flag, a lone "🇹"."""
-    cut = at
-    while cut > 0 and joins_previous(text, cut):
-        cut -= 1
-    return text[:cut] if cut > 0 else text[:at]  # one cluster longer than the limit
+    points (an extended grapheme cluster, UAX #29): a flag (two regional indicators), an
+    emoji sequence joined by ZWJ, with a skin tone or a variation selector, a letter and
+    its marks, a Hangul syllable written as jamo. A topic name of flags cut at 30
+    characters in a subject ended in half a flag, a lone "🇹"; one of jamo in "가" where
+    "각" was written. The one cut for every line of a mail (titles, names, subjects,
+    composed lines, snippets)."""
+    if at >= len(text):
+        return text
+    start = cluster_start(text, max(at, 0))
+    return text[:start] if start > 0 else text[: max(at, 0)]  # one cluster past the limit
+
+
+def cluster_start(text: str, index: int) -> int:
+    """Where the grapheme cluster holding ``text[index]`` starts (``index`` itself when a
+    cut there splits nothing). The clusters are the regex module's ``\\X`` (UAX #29),
+    read from the nearest point before ``index`` that is surely a cluster boundary, so a
+    cut in a 50,000-character body does not read the body from its start."""
+    if index <= 0 or index >= len(text):
+        return max(0, min(index, len(text)))
+    scan = max(0, index - CLUSTER_LOOKBEHIND)
+    # Between two characters that never join (ASCII, Chinese, a space, a Latin letter)
+    # is a boundary; anywhere else \X could start inside a cluster and read a flag's
+    # regional indicators in the wrong pairs.
+    while scan > 0 and not (_stands_alone(text[scan - 1]) and _stands_alone(text[scan])):
+        scan -= 1
+    for match in CLUSTER.finditer(text, scan):
+        if match.end() > index:
+            return int(match.start())
+    return index  # not reached: the clusters cover the text
 
 
 def joins_previous(text: str, index: int) -> bool:
     """Whether ``text[index]`` belongs to the character before it (a cut there splits it:
-    a ZWJ sequence, a flag, a letter and its marks)."""
-    char, before = text[index], text[index - 1]
-    code = ord(char)
-    if char == ZWJ or before == ZWJ or unicodedata.category(char) in ("Mn", "Me", "Mc"):
-        return True
-    if 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:
-        return True  # variation selector, skin tone, tag (subdivision flags)
-    if _regional(char) and _regional(before):
-        run = 0  # regional indicators pair from the start of their run
-        while index - run - 1 >= 0 and _regional(text[index - run - 1]):
-            run += 1
-        return run % 2 == 1
-    return False
+    a ZWJ sequence, a flag, a letter and its marks, Hangul jamo)."""
+    return 0 < index < len(text) and cluster_start(text, index) != index
 
 
-def _regional(char: str) -> bool:
-    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+def _stands_alone(char: str) -> bool:
+    """Whether ``char`` is a grapheme cluster on its own whatever stands beside it (no
+    mark, joiner, regional indicator, jamo or prepended sign; not CR or LF)."""
+    if char.isascii():
+        return char not in "\r\n"
+    return (
+        "\u4e00" <= char <= "\u9fff"
+        or "\u3400" <= char <= "\u4dbf"
+        or unicodedata.category(char) in ("Ll", "Lu", "Zs")
+    )
 
 
 def _few_marks(text: str) -> str:
@@ -174,10 +200,10 @@ def clean_composed(value: object, limit: int) -> str:
     )
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1]
-    if cut.rfind(FSI) > cut.rfind(PDI):  # cut inside a name: close it
-        cut = cut[:-1] if cut.endswith(FSI) else cut[:-1] + PDI
-    return cut + "…"
+    kept = cut(text, limit - 1)
+    if kept.rfind(FSI) > kept.rfind(PDI):  # cut inside a name: close it
+        kept = kept[:-1] if kept.endswith(FSI) else cut(kept, len(kept) - 1) + PDI
+    return kept + "…"
 
 
 def esc_composed(value: object, limit: int) -> str:
