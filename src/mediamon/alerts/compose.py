@@ -421,8 +421,8 @@ def render_alert_mail(
     )
     late_lines = ["", late[1]] if late is not None else []
     late_html = (
-        '<p style="background:#fffaeb;border-left:4px solid #dc6803;padding:6px 10px;'
-        f'margin:12px 0 0">{esc_composed(late[1], 1000)}</p>'
+        '<p class="note" style="background:#fffaeb;color:#222222;border-left:4px solid #dc6803;'
+        f'padding:6px 10px;margin:12px 0 0">{esc_composed(late[1], 1000)}</p>'
         if late is not None
         else ""
     )

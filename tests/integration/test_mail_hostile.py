@@ -1,0 +1,134 @@
+"""Alert mails as a recipient reads them, audited next to Google Alerts with hostile
+article data and awkward delivery: sent through a real SMTP server, rendered in headless
+chromium at a phone's (390 px) and a desktop's (1280 px) width, light and dark.
+Screenshots are saved to var/test-artifacts/mail-hostile-*.png.
+"""
+
+from __future__ import annotations
+
+import email
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+
+from mediamon.alerts.compose import AlertMail, Reader, alert_message
+from mediamon.alerts.snippet import make_snippet, mark_hits
+from mediamon.alerts.stories import StoryItem
+from mediamon.topics.rules import parse_rule
+from tests.integration.test_alert_stages import AT
+from tests.integration.test_mail_clients import OPTIONS, contrast
+from tests.support.browser import ARTIFACTS, Chromium, mail_html_file
+from tests.support.smtp_server import Sink, serve_smtp, smtp_send
+
+TAIWAN = [parse_rule("台湾")]
+END = AT + timedelta(hours=2)
+
+# Every piece of text as drawn: its colour, the background it is drawn on (the nearest
+# ancestor's that is not transparent), its element's right edge and its first letters.
+TEXTS = """(() => {
+  const rgb = (value) => value.match(/[\\d.]+/g).map(Number);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const [r, g, b, a] = rgb(getComputedStyle(e).backgroundColor);
+      if (a === undefined || a > 0) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const seen = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, element = node.parentElement;
+    const box = element.getBoundingClientRect();
+    if (!node.data.trim() || box.width === 0 || box.height <= 1) continue;  // the preheader
+    seen.push({text: node.data.trim().slice(0, 40),
+               colours: [rgb(getComputedStyle(element).color).slice(0, 3), background(element)]});
+  }
+  return {texts: seen, scrollWidth: document.documentElement.scrollWidth, innerWidth};
+})()"""
+
+
+def story(index: int, title: str, **changes: Any) -> StoryItem:
+    base: dict[str, Any] = {
+        "story_id": index,
+        "title": title,
+        "url": f"https://example.org/{index}",
+        "outlet": "cna",
+        "published_at": END - timedelta(minutes=index),
+        "title_hits": 1,
+        "mentions": 2,
+        "title_snippet": mark_hits(TAIWAN, title),
+        "snippet": make_snippet(TAIWAN, f"{title}。台湾局势。"),
+    }
+    return StoryItem(**{**base, **changes})
+
+
+def alert(*stories: StoryItem, **changes: Any) -> AlertMail:
+    base: dict[str, Any] = {
+        "alert_id": 1,
+        "topic_key": "taiwan",
+        "topic_name": "台湾",
+        "window_start": END - timedelta(hours=1),
+        "window_end": END,
+        "observed": len(stories),
+        "expected": 0.1,
+        "p_value": 1e-5,
+        "total_stories": 30,
+        "stories": stories,
+    }
+    return AlertMail(**{**base, **changes})
+
+
+def received(mail: AlertMail, **sending: Any) -> dict[str, EmailMessage]:
+    """``mail`` sent to an English and a Chinese reader through a real SMTP server: the
+    messages as received, by locale."""
+    sink = Sink()
+    with serve_smtp(sink) as port:
+        for locale in ("en", "zh-CN"):
+            reader = Reader(f"{locale}@example.org", locale)
+            smtp_send(port)(alert_message(mail, reader, OPTIONS, sender="m@x.org", **sending))
+    got = {}
+    for _, recipients, raw in sink.messages:
+        message = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        got[recipients[0].split("@")[0]] = message
+    return got
+
+
+def drawn(message: EmailMessage, name: str, width: int, *, dark: bool) -> dict[str, Any]:
+    """What a reader sees of ``message`` at ``width``, light or dark (screenshot saved)."""
+    with Chromium() as browser:
+        page_file = mail_html_file(message, ARTIFACTS / f"mail-hostile-{name}.html")
+        page = browser.open(page_file.as_uri(), width=width)
+        if dark:
+            page.call(
+                "Emulation.setEmulatedMedia",
+                features=[{"name": "prefers-color-scheme", "value": "dark"}],
+            )
+        seen: dict[str, Any] = page.evaluate(TEXTS)
+        page.screenshot(ARTIFACTS / f"mail-hostile-{name}.png")
+    return seen
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_late_alerts_note_reads_in_dark_mode(width: int) -> None:
+    """An alert mailed hours late (the mail server down) says so in a note on a pale
+    amber background set inline; in dark mode the mail's text turns light (#e8eaed) and
+    the note's background stayed pale: light grey on cream, a contrast of about 1.2:1, so
+    the one line saying the news is old could not be read. Every text of the mail now
+    reads at 4.5:1 or more (WCAG AA), light and dark."""
+    late = alert(story(1, "台湾新闻"), raised_at=END, raised_ago=timedelta(hours=3, minutes=5))
+    for locale, message in received(late, sent_at=END + timedelta(hours=3)).items():
+        assert "3" in str(message["Subject"])  # "(sent 3 hours late)"
+        for dark in (False, True):
+            name = f"late-{locale}-{width}{'-dark' if dark else ''}"
+            seen = drawn(message, name, width, dark=dark)
+            assert seen["scrollWidth"] <= seen["innerWidth"], name
+            faint = [
+                (t["text"], round(contrast(t["colours"]), 2))
+                for t in seen["texts"]
+                if contrast(t["colours"]) < 4.5
+            ]
+            assert faint == [], (name, faint)
