@@ -7,6 +7,7 @@ Screenshots are saved to var/test-artifacts/mail-hostile-*.png.
 from __future__ import annotations
 
 import email
+import re
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -132,3 +133,41 @@ def test_a_late_alerts_note_reads_in_dark_mode(width: int) -> None:
                 if contrast(t["colours"]) < 4.5
             ]
             assert faint == [], (name, faint)
+
+
+# What Gmail shows of a mail's HTML before it clips it ("[Message clipped]  View entire
+# message"): 102 kB; past it, the footer and its unsubscribe link are not shown.
+GMAIL_CLIPS_AT = 102 * 1024
+# The footer's unsubscribe link and the list's count of what it leaves out, as drawn.
+FOOTER = """(() => ({
+  unsubscribe: [...document.querySelectorAll('.footer a[href^="mailto:"]')].length,
+  stories: document.querySelectorAll('li.story').length,
+}))()"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_an_alert_of_long_titles_and_links_is_not_clipped_by_gmail(width: int) -> None:
+    """An alert lists up to 105 stories; each title cut at 200 characters and each link
+    as long as ingest stores (1,900 characters, a tracking URL) made 294 kB of HTML, so
+    Gmail showed "[Message clipped]" a third of the way down: the stories after it, the
+    statistics, the footer and its unsubscribe link hidden. The list is cut to fit in
+    90 kB, the top five in full, and the rest counted with the page's link."""
+    stories = tuple(
+        story(i, "台湾 " + "长标题" * 100, url=f"https://example.org/{i}/" + "y" * 1900)
+        for i in range(1, 106)
+    )
+    for locale, message in received(alert(*stories)).items():
+        html_part = message.get_body(("html",))
+        text_part = message.get_body(("plain",))
+        assert html_part is not None and text_part is not None
+        assert len(html_part.get_content().encode("utf-8")) <= GMAIL_CLIPS_AT
+        more = [line for line in text_part.get_content().splitlines() if "mediamon/?topic=" in line]
+        # "77 more stories: https://…" (the stories not listed), "另有 77 篇报道：https://…"
+        assert more and 50 <= int(re.findall(r"\d+", more[0])[0]) < 100, more
+        name = f"long-{locale}-{width}"
+        seen = drawn(message, name, width, dark=False)
+        assert seen["scrollWidth"] <= seen["innerWidth"], name
+        with Chromium() as browser:
+            page = browser.open((ARTIFACTS / f"mail-hostile-{name}.html").as_uri(), width=width)
+            footer = page.evaluate(FOOTER)
+        assert footer["unsubscribe"] >= 1 and 5 <= footer["stories"] < 105, footer

@@ -56,7 +56,9 @@ from mediamon.alerts.render import (
     whole_offsets,
 )
 from mediamon.alerts.stories import (
+    MAX_LISTED,
     MAX_RANKED_MENTIONS,
+    TOP_STORIES,
     StoryItem,
     preheader,
     stories_section,
@@ -82,6 +84,13 @@ LATE_AFTER = timedelta(hours=1)
 # A topic's terms named in its mails, each cut at TERM_CHARS; past MAX_TERMS_SHOWN, a count.
 MAX_TERMS_SHOWN = 8
 TERM_CHARS = 60
+# The most an alert's HTML part may weigh, as a digest's (digest_mail.DIGEST_HTML_BYTES):
+# Gmail clips a mail past 102 kB, its footer and unsubscribe link cut off. An alert lists
+# up to 105 stories, and titles at their 200 characters with links of 1,900 (as long as
+# ingest stores) made 294 kB. Past it, fewer are listed (at most MAX_BUDGET_ROUNDS
+# renderings of the list), the rest counted.
+ALERT_HTML_BYTES = 90_000
+MAX_BUDGET_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -426,53 +435,70 @@ def render_alert_mail(
         if late is not None
         else ""
     )
-    text = [
-        catalog("alert_bar", topic=topic),
-        *late_lines,
-        "",
-        why,
-        context,
-        "",
-        # The stories right after the reason, the day table after them: read as text (a
-        # client showing the plain part, a watch, a screen reader), the table's 12 lines
-        # came first and the first story at line 19, past a phone's screen.
-        heading,
-        *[line for line in (note, rule) if line],
-        "",
-        *story_lines,
-        *chart_lines(alert, zone, catalog),
-        catalog("details_heading"),
-        _details(alert, catalog),
-        "",
-        "-- ",
-        *footer_lines,
-    ]
-    body = "".join(
-        [
-            bar(catalog("alert_bar", topic=topic)),
-            late_html,
-            f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc_composed(why, 1000)}</b></p>',
-            f'<p class="muted" style="color:#555;margin:0 0 8px">{esc_composed(context, 1000)}</p>',
-            chart_html(image, alert, zone, catalog),
-            f'<h3 style="margin:18px 0 2px;font-size:16px">{whole_offsets(esc(heading))}</h3>',
-            "".join(
-                f'<div class="muted" style="color:#666;font-size:12px">{esc(line, 400)}</div>'
-                for line in (note, rule)
-                if line
-            ),
-            stories_html,
-            f'<h4 style="margin:16px 0 2px">{esc(catalog("details_heading"))}</h4>',
-            '<p class="muted" style="color:#555;font-size:13px;margin:0">'
-            f"{esc(_details(alert, catalog), 2000)}</p>",
-            footer_html,
+
+    def assemble(stories_html: str, story_lines: list[str]) -> Rendered:
+        text = [
+            catalog("alert_bar", topic=topic),
+            *late_lines,
+            "",
+            why,
+            context,
+            "",
+            # The stories right after the reason, the day table after them: read as text (a
+            # client showing the plain part, a watch, a screen reader), the table's 12 lines
+            # came first and the first story at line 19, past a phone's screen.
+            heading,
+            *[line for line in (note, rule) if line],
+            "",
+            *story_lines,
+            *chart_lines(alert, zone, catalog),
+            catalog("details_heading"),
+            _details(alert, catalog),
+            "",
+            "-- ",
+            *footer_lines,
         ]
-    )
-    return Rendered(
-        subject,
-        "\n".join(text) + "\n",
-        page(subject, body, catalog.locale, preheader([alert.stories], catalog)),
-        (image,) if image else (),
-    )
+        body = "".join(
+            [
+                bar(catalog("alert_bar", topic=topic)),
+                late_html,
+                f'<p style="font-size:17px;margin:14px 0 6px"><b>{esc_composed(why, 1000)}</b></p>',
+                '<p class="muted" style="color:#555;margin:0 0 8px">'
+                f"{esc_composed(context, 1000)}</p>",
+                chart_html(image, alert, zone, catalog),
+                f'<h3 style="margin:18px 0 2px;font-size:16px">{whole_offsets(esc(heading))}</h3>',
+                "".join(
+                    f'<div class="muted" style="color:#666;font-size:12px">{esc(line, 400)}</div>'
+                    for line in (note, rule)
+                    if line
+                ),
+                stories_html,
+                f'<h4 style="margin:16px 0 2px">{esc(catalog("details_heading"))}</h4>',
+                '<p class="muted" style="color:#555;font-size:13px;margin:0">'
+                f"{esc(_details(alert, catalog), 2000)}</p>",
+                footer_html,
+            ]
+        )
+        return Rendered(
+            subject,
+            "\n".join(text) + "\n",
+            page(subject, body, catalog.locale, preheader([alert.stories], catalog)),
+            (image,) if image else (),
+        )
+
+    rendered = assemble(stories_html, story_lines)
+    # Past ALERT_HTML_BYTES fewer stories are listed (the rest counted, with the page's
+    # link): the top ones in full stay. Scaled by the weight, with a margin, as digests.
+    listed = min(len(alert.stories), TOP_STORIES + MAX_LISTED)
+    for _ in range(MAX_BUDGET_ROUNDS):
+        size = len(rendered.html.encode("utf-8"))
+        if size <= ALERT_HTML_BYTES or listed <= TOP_STORIES:
+            break
+        listed = max(TOP_STORIES, min(listed - 1, int(listed * ALERT_HTML_BYTES / size * 0.9)))
+        rendered = assemble(
+            *stories_section(alert.stories, zone, catalog, link, limit=listed, stated=stated)
+        )
+    return rendered
 
 
 def _late_note(
