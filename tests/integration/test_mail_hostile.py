@@ -171,3 +171,40 @@ def test_an_alert_of_long_titles_and_links_is_not_clipped_by_gmail(width: int) -
             page = browser.open((ARTIFACTS / f"mail-hostile-{name}.html").as_uri(), width=width)
             footer = page.evaluate(FOOTER)
         assert footer["unsubscribe"] >= 1 and 5 <= footer["stories"] < 105, footer
+
+
+# A feed item's link as long as ingest takes it (mediamon.limits.MAX_URL_CHARS: 2,048),
+# a tracking URL; and one of Chinese words, each letter nine characters as a URI.
+LONG_LINK = "https://news.example.org/a?utm=" + "x" * (2040 - 31)
+CHINESE_LINK = "https://例子.中国/新闻/" + "台湾海峡局势最新消息" * 25
+LINKS = """[...document.querySelectorAll('li.story')].map(
+  li => (li.querySelector('a[href]') || {}).href || null)"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_stories_with_links_as_long_as_ingest_stores_are_linked(width: int) -> None:
+    """The mail made a link of at most 2,000 characters, and ingest stores links of up
+    to 2,048: a story whose feed gave a 2,040-character tracking link, or a link of 250
+    Chinese letters (2,264 characters written as a URI), was listed with no link at
+    all, its title plain text in the HTML and no URL in the plain text: the reader had
+    no way to the story. Both are links now, in both parts."""
+    stories = (
+        story(1, "台湾新闻 长链接", url=LONG_LINK),
+        story(2, "台湾新闻 中文链接", url=CHINESE_LINK),
+        story(3, "台湾新闻 普通链接"),
+    )
+    for locale, message in received(alert(*stories)).items():
+        text_part = message.get_body(("plain",))
+        assert text_part is not None
+        urls = [line.strip() for line in text_part.get_content().splitlines()]
+        assert LONG_LINK in urls, locale
+        assert any(u.startswith("https://xn--fsqu00a.xn--fiqs8s/%E6%96%B0") for u in urls)
+        name = f"links-{locale}-{width}"
+        seen = drawn(message, name, width, dark=False)
+        assert seen["scrollWidth"] <= seen["innerWidth"], name
+        with Chromium() as browser:
+            page = browser.open((ARTIFACTS / f"mail-hostile-{name}.html").as_uri(), width=width)
+            links = page.evaluate(LINKS)
+        assert links[0] == LONG_LINK, links
+        assert links[1] is not None and links[1].startswith("https://xn--fsqu00a.xn--fiqs8s/")
+        assert links[2] == "https://example.org/3"

@@ -35,7 +35,11 @@ from mediamon.text import BREAKS_A_LINE, IGNORABLE
 logger = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 200
-MAX_URL_CHARS = 2000
+# The longest link a mail gives a story: what web servers take in a request line
+# (Apache's LimitRequestLine 8,190, nginx's 8 kB buffers). It was 2,000, below the 2,048
+# ingest stores (mediamon.limits.MAX_URL_CHARS), and a link of Chinese letters written
+# as a URI grows to nine characters each: such stories were listed with no link at all.
+MAX_URL_CHARS = 8000
 # Characters that draw as a wide blank but are no space, so nothing collapses them: the
 # Hangul fillers and the braille blank (a title of 100 U+3164 was four empty lines).
 BLANK = re.compile("[\u115f\u1160\u3164\uffa0\u2800]+")
