@@ -9,6 +9,8 @@ any directory; the working directory holds ``var/`` unless ``MEDIAMON_VAR_DIR`` 
 from __future__ import annotations
 
 import functools
+import logging
+import math
 import os
 import re
 import unicodedata
@@ -41,6 +43,8 @@ DEFAULT_USER_AGENT = (
     f"mediamon/{__version__} (+https://github.com/mediamon/mediamon; news monitoring bot)"
 )
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T", int, float)
 
 
@@ -49,6 +53,15 @@ T = TypeVar("T", int, float)
 MAX_HTTP_RETRIES = 10
 MAX_HTTP_BACKOFF_S = 60.0
 MAX_WORKERS = 64
+# An ingest shard starts no source and no page this long after it began
+# (mediamon.ingest.shard_runner): about two thirds of the ingest schedule's interval, so
+# the cycle ends before the next (max_active_runs=1 skips a run that would overlap).
+# Clamped, not refused: below a minute a shard starts little past its first sources;
+# above 25 minutes its tail (one feed fetch, 2 x download_deadline) would reach the
+# ingest task's 30-minute timeout, which kills the shard and its polling state with it.
+DEFAULT_SHARD_TIME_BUDGET_S = 600.0
+MIN_SHARD_TIME_BUDGET_S = 60.0
+MAX_SHARD_TIME_BUDGET_S = 1500.0
 # Control characters (C0, DEL, C1), line separators and bidi controls
 # (mediamon.text.BREAKS_A_LINE): no setting needs one. In a value that ends up in an HTTP
 # or mail header (User-Agent, List-Unsubscribe, To) a CR or LF would inject a header or
@@ -227,6 +240,7 @@ KNOWN_VARIABLES = frozenset(
         "HTTP_BACKOFF",
         "WORKERS",
         "SHARDS",
+        "SHARD_TIME_BUDGET_S",
         "OPS_EMAIL",
         "AIRFLOW_PORT",
         "HEADER_TIMEOUT_S",  # read by the api-server's plugin: mediamon.bi.header_timeout
@@ -296,6 +310,36 @@ def requested_shards(env: Mapping[str, str]) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
         raise SettingsError(f"MEDIAMON_SHARDS={raw[:40]!r}: expected a whole number above 0")
     return int(raw)
+
+
+def shard_time_budget(env: Mapping[str, str]) -> float:
+    """``MEDIAMON_SHARD_TIME_BUDGET_S``: seconds an ingest shard starts sources for,
+    clamped to MIN_SHARD_TIME_BUDGET_S..MAX_SHARD_TIME_BUDGET_S (one WARNING line says
+    so); DEFAULT_SHARD_TIME_BUDGET_S when unset or blank.
+
+    Raises:
+        SettingsError: the variable is set but is not a finite number of seconds.
+    """
+    raw = env.get("MEDIAMON_SHARD_TIME_BUDGET_S", "").strip()
+    if not raw:
+        return DEFAULT_SHARD_TIME_BUDGET_S
+    expected = (
+        f"expected seconds ({MIN_SHARD_TIME_BUDGET_S:g} to {MAX_SHARD_TIME_BUDGET_S:g}) an"
+        " ingest shard starts sources for, about two thirds of the schedule's interval"
+    )
+    try:
+        seconds = float(raw[:40])  # a number needs no more; float() of 10**6 digits is slow
+    except ValueError:
+        raise SettingsError(f"MEDIAMON_SHARD_TIME_BUDGET_S={raw[:40]!r}: {expected}") from None
+    if len(raw) > 40 or not math.isfinite(seconds):
+        raise SettingsError(f"MEDIAMON_SHARD_TIME_BUDGET_S={raw[:40]!r}: {expected}")
+    clamped = min(max(seconds, MIN_SHARD_TIME_BUDGET_S), MAX_SHARD_TIME_BUDGET_S)
+    if clamped != seconds:
+        logger.warning(
+            "MEDIAMON_SHARD_TIME_BUDGET_S=%s is outside %g to %g s: using %g s",
+            raw[:40], MIN_SHARD_TIME_BUDGET_S, MAX_SHARD_TIME_BUDGET_S, clamped,
+        )  # fmt: skip
+    return clamped
 
 
 def _site_url(raw: str, schemes: frozenset[str]) -> str | None:
@@ -407,6 +451,10 @@ class Settings:
             unsubscribe links (the first signs); empty: no links.
         pg_port: ``MEDIAMON_PG_PORT``, the embedded PostgreSQL's port on 127.0.0.1 (and
             its socket); 0 means the socket only.
+        shards: ``MEDIAMON_SHARDS``, shards per ingest cycle; None: Airflow's parallelism.
+        shard_time_budget_s: ``MEDIAMON_SHARD_TIME_BUDGET_S``, seconds after its start past
+            which an ingest shard starts no source and no page (clamped, see
+            :func:`shard_time_budget`).
     """
 
     database_url: str | None
@@ -429,6 +477,7 @@ class Settings:
     unsubscribe_address: str = DEFAULT_UNSUBSCRIBE
     pg_port: int = DEFAULT_PG_PORT
     shards: int | None = None
+    shard_time_budget_s: float = DEFAULT_SHARD_TIME_BUDGET_S
     public_url: str | None = None
     unsubscribe_secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -551,6 +600,7 @@ class Settings:
             # read here, so a bad value stops every command (`mediamon run` too), not each
             # ingest run's plan_sources after its retries
             shards=requested_shards(env),
+            shard_time_budget_s=shard_time_budget(env),
             public_url=_public_url(env["MEDIAMON_PUBLIC_URL"]) if public_url else None,
             unsubscribe_secrets=unsubscribe_secrets(secret),
         )

@@ -302,7 +302,8 @@ def shard_count() -> int:
 
 def shard_options(shards_in_run: int, *, refetch: bool) -> Any:
     """How one shard task runs: its extraction pool shares this machine's cores with the
-    other shards that run at the same time (at most ``parallelism`` of them)."""
+    other shards that run at the same time (at most ``parallelism`` of them), and it
+    starts sources for ``MEDIAMON_SHARD_TIME_BUDGET_S`` (the schedule's share)."""
     import os
 
     from airflow.sdk import conf
@@ -310,8 +311,11 @@ def shard_options(shards_in_run: int, *, refetch: bool) -> Any:
     from mediamon.ingest.shard_runner import ShardOptions, pool_size
 
     concurrent = min(max(1, shards_in_run), conf.getint("core", "parallelism", fallback=32))
-    workers = pool_size(os.cpu_count() or 1, concurrent, settings().workers)
-    return ShardOptions(workers=workers, refetch_known=refetch)
+    configured = settings()
+    workers = pool_size(os.cpu_count() or 1, concurrent, configured.workers)
+    return ShardOptions(
+        workers=workers, refetch_known=refetch, time_budget_s=configured.shard_time_budget_s
+    )
 
 
 def retention_cutoff(context: dict[str, Any], param: str) -> datetime:

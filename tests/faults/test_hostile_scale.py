@@ -8,11 +8,13 @@ proves.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from mediamon import settings
 from mediamon.ingest import load, plan, shard_runner
 from mediamon.ingest.session import make_session
 from mediamon.ingest.shard_runner import ShardOptions, ingest_sources
@@ -62,6 +64,37 @@ def test_slow_sources_never_hold_a_shard_past_its_time_budget(
     # The next cycle polls what was not started, and leaves the slow host that ran alone.
     due = {s.name for s in plan.plan_sources(engine, sources, NOW + timedelta(minutes=15))}
     assert "late" in due and "slow-3" in due and "slow-0" not in due
+
+
+def test_the_shard_budget_follows_the_setting_for_a_shorter_schedule(
+    engine: sa.Engine, server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shard's budget was a constant 600 s: with a 5-minute schedule every cycle's
+    slow shards ran past the next two runs (skipped by max_active_runs=1). The DAG's
+    shard options now take MEDIAMON_SHARD_TIME_BUDGET_S: a shard given a smaller budget
+    starts no source past it. (The floor is lowered here so the test takes seconds; its
+    clamp is tests/unit/test_settings.py's.)"""
+    from mediamon_airflow import shard_options
+
+    monkeypatch.setattr(settings, "MIN_SHARD_TIME_BUDGET_S", 0.5, raising=False)
+    monkeypatch.setenv("MEDIAMON_SHARD_TIME_BUDGET_S", "1.5")
+    options = replace(shard_options(1, refetch=False), workers=0, source_threads=1)
+    server.route("/slow.xml", silent(limit_s=5.0))
+    server.route("/fast.xml", respond(rss([]), content_type=RSS))
+    slow_limits = {"read_timeout": timedelta(seconds=1), "download_deadline": timedelta(seconds=1)}
+    sources = [
+        *(feed_source(f"slow-{n}", server.url(f"/slow.xml?{n}"), **slow_limits) for n in range(3)),
+        feed_source("late", server.url("/fast.xml")),
+    ]
+    with engine.begin() as conn:
+        ids = load.sync_sources(conn, sources)
+    with make_session(USER_AGENT, retries=0, backoff_s=0.01) as session:
+        summaries = ingest_sources(engine, sources, ids, session, "scale:1", NOW, options)
+    by_name = {summary["source"]: summary for summary in summaries}
+    assert options.time_budget_s == 1.5
+    assert by_name["slow-0"]["poll"] == "failed" and by_name["late"]["poll"] == "not_started"
+    assert "shard's time budget of 1.5 s" in str(by_name["late"]["errors"])
+    assert server.hits("/fast.xml") == 0
 
 
 # ------------------------------------------- 2. pages waiting for their host past the budget

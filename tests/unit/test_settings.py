@@ -48,6 +48,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "MEDIAMON_AIRFLOW_DATABASE_URL": "postgresql://db/af",
             "MEDIAMON_OPS_EMAIL": " ops@example.org, ,oncall@example.org ",
             "MEDIAMON_SHARDS": "6",
+            "MEDIAMON_SHARD_TIME_BUDGET_S": "200",
         }
     )
     assert settings == Settings(
@@ -64,6 +65,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         airflow_database_url="postgresql://db/af",
         ops_emails=("ops@example.org", "oncall@example.org"),
         shards=6,
+        shard_time_budget_s=200.0,
     )
 
 
@@ -84,6 +86,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("MEDIAMON_SHARDS", "abc", "a whole number above 0"),
         ("MEDIAMON_SHARDS", "0", "a whole number above 0"),
         ("MEDIAMON_SHARDS", "-1", "a whole number above 0"),
+        ("MEDIAMON_SHARD_TIME_BUDGET_S", "10m", "seconds \\(60 to 1500\\)"),
+        ("MEDIAMON_SHARD_TIME_BUDGET_S", "nan", "seconds \\(60 to 1500\\)"),
+        ("MEDIAMON_SHARD_TIME_BUDGET_S", "inf", "seconds \\(60 to 1500\\)"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_type(name: str, value: str, expected: str) -> None:
@@ -266,6 +271,25 @@ def test_finite_thresholds_are_still_clamped() -> None:
     )
     assert (settings.health.silent_factor, settings.health.volume_ratio) == (1000, 0)
     assert (settings.quality.max_empty_rate, settings.quality.min_items) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds", "warned"),
+    [("", 600.0, False), ("200", 200.0, False), ("5", 60.0, True), ("1e9", 1500.0, True)],
+)
+def test_the_shard_time_budget_is_clamped_with_one_warning(
+    value: str, seconds: float, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shard's budget was a constant 600 s, which no 5- or 30-minute schedule fits.
+    MEDIAMON_SHARD_TIME_BUDGET_S sets it: under a minute a shard would start little more
+    than its first sources, past 25 minutes it would reach the task's timeout."""
+    settings = Settings.from_env({"MEDIAMON_SHARD_TIME_BUDGET_S": value})
+    assert settings.shard_time_budget_s == seconds
+    lines = [r.getMessage() for r in caplog.records if "SHARD_TIME_BUDGET" in r.getMessage()]
+    expected = [
+        f"MEDIAMON_SHARD_TIME_BUDGET_S={value} is outside 60 to 1500 s: using {seconds:g} s"
+    ]
+    assert lines == (expected if warned else [])
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from mediamon.ingest.pool import LazyExtractionPool
 from mediamon.ingest.site_rules import SiteRule
 from mediamon.ingest.sources import Source
 from mediamon.models import IngestStats
+from mediamon.settings import DEFAULT_SHARD_TIME_BUDGET_S
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_SOURCE_THREADS = 16
 DB_POOL_SIZE = 4  # connections per shard task: PostgreSQL's 100 are shared by everyone
 # A shard starts no source, and its running sources start no page, this long after the
-# shard began: 10 of the cycle's 15 minutes. A source's own budget (half its poll interval)
-# counts from its own start, so sources queued behind 16 slow ones each got a fresh 7.5
-# minutes: a shard of 33 slow sources ran two budgets and more, past the next cycle (which
-# max_active_runs=1 then skipped) and into the task's 30-minute timeout.
-SHARD_TIME_BUDGET_S = 600.0
+# shard began: by default 10 of the cycle's 15 minutes (MEDIAMON_SHARD_TIME_BUDGET_S for
+# another schedule). A source's own budget (half its poll interval) counts from its own
+# start, so sources queued behind 16 slow ones each got a fresh 7.5 minutes: a shard of 33
+# slow sources ran two budgets and more, past the next cycle (which max_active_runs=1
+# then skipped) and into the task's 30-minute timeout.
+SHARD_TIME_BUDGET_S = DEFAULT_SHARD_TIME_BUDGET_S
 
 
 class ShardIncomplete(RuntimeError):
