@@ -14,7 +14,14 @@ import time
 from mediamon.ingest.fetch import FETCH_DEADLINE_FACTOR, fetch
 from mediamon.ingest.politeness import BudgetSpent, HostLimiter
 from mediamon.ingest.session import make_session
-from tests.support.fault_server import FaultServer, delayed, redirect, respond
+from tests.support.fault_server import (
+    FaultServer,
+    delayed,
+    fault_server,
+    redirect,
+    respond,
+    slow_drip,
+)
 from tests.support.faults import USER_AGENT, rss
 
 DEADLINE_S = 2.0
@@ -104,3 +111,50 @@ def test_a_slot_wait_on_a_busy_host_ends_at_start_by() -> None:
     waiter.join(10)
     assert not still_waiting
     assert len(outcome) == 1 and isinstance(outcome[0], BudgetSpent)
+
+
+def test_a_slow_robots_txt_read_counts_against_the_pages_deadline(server: FaultServer) -> None:
+    """A robots.txt dripping a byte every 0.2 s: its read had a deadline of its own (30 s
+    an exchange, 60 s in all) on top of the page's whole fetch (2 x its download
+    deadline), so a page whose download deadline was 2 s took 30 s here, 180 s by
+    default. The read now counts as the page's first request: its exchange gets the
+    page's deadline, and the fetch ends within its whole deadline."""
+    server.route("/robots.txt", slow_drip(0.2, limit_s=40.0))
+    page = server.route("/page", respond("<html><body><p>正文</p></body></html>"))
+    with make_session(USER_AGENT, retries=0) as session:
+        started = time.monotonic()
+        result = fetch(session, page, deadline_s=DEADLINE_S, timeout=(1.0, 5.0),
+                       allow_private_network=True, check_robots=True)  # fmt: skip
+        took = time.monotonic() - started
+    assert took < FETCH_DEADLINE_FACTOR * DEADLINE_S + 0.5, took
+    assert result.error is not None and result.error.startswith(
+        f"disallowed by robots.txt: robots.txt unreachable (download took longer than"
+        f" {DEADLINE_S:g} s)"
+    ), result.error
+    assert server.hits("/page") == 0
+
+
+def test_a_robots_txt_read_cut_by_the_fetchs_end_is_not_kept(server: FaultServer) -> None:
+    """After two late redirect hops (1.5 s each of a 4 s fetch), the page's own site has a
+    slow robots.txt: its read ran 30 s past the fetch's end. It now gets the second that
+    is left, and what it did not read is this fetch's failure, not the site's rules:
+    the next page of that site reads the file again (before, a read cut short was kept
+    as "unreachable: disallow all" for every page of the site for the task's run)."""
+    with fault_server() as site:
+        site.route("/robots.txt", slow_drip(0.2, limit_s=40.0))
+        page = site.route("/page", respond("<html><body><p>正文</p></body></html>"))
+        server.route("/r0", delayed(LATE_S, redirect("/r1")))
+        server.route("/r1", delayed(LATE_S, redirect(page)))
+        hosts = {f"127.0.0.1:{server.port}", f"127.0.0.1:{site.port}"}
+        with make_session(USER_AGENT, retries=0) as session:
+            started = time.monotonic()
+            result = fetch(session, server.url("/r0"), deadline_s=DEADLINE_S,
+                           timeout=(1.0, 5.0), private_hosts=hosts, check_robots=True)  # fmt: skip
+            took = time.monotonic() - started
+            again = fetch(session, page, deadline_s=DEADLINE_S, timeout=(1.0, 5.0),
+                          private_hosts=hosts, check_robots=True)  # fmt: skip
+        whole = FETCH_DEADLINE_FACTOR * DEADLINE_S
+        assert took < whole + 0.5, took
+        assert result.error == f"fetch took longer than {whole:g} s over 2 redirects"
+        assert site.hits("/robots.txt") == 2 and site.hits("/page") == 0
+        assert again.error is not None and "robots.txt unreachable" in again.error

@@ -61,6 +61,9 @@ CHUNK_BYTES = 64 * 1024
 # page over a slow link in 1,460-byte segments is about 11,000 reads.
 MAX_BODY_READS = 100_000
 MAX_REDIRECTS = 5
+# A robots.txt exchange's deadline, at most the page's own: the read counts as the page
+# fetch's first request, so the page's whole deadline bounds the two together.
+ROBOTS_DEADLINE_S = 30.0
 # Retry-After up to this long is waited for inside the task; a longer one defers the
 # host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
 MAX_RETRY_AFTER_S = 30.0
@@ -125,6 +128,7 @@ class FetchResult:
     redirects: tuple[str, ...] = ()  # the URLs redirected from, in order
     retry_after_s: float | None = None  # the host asked to be left alone this long
     not_started: bool = False  # no request (or hop) started before ``start_by``
+    requested_at: float | None = None  # time.monotonic() its first request got a slot
 
     @property
     def ok(self) -> bool:
@@ -170,6 +174,7 @@ def fetch(
     any_success: bool = False,
     follow_refresh: bool = False,
     start_by: float | None = None,
+    end_by: float | None = None,
 ) -> FetchResult:
     """GET ``url``; never raises for network, HTTP or content failures (see ``error``).
 
@@ -179,7 +184,8 @@ def fetch(
         max_bytes: Body size cap after decompression; larger bodies are an error.
         deadline_s: Bound on each request, from sending it to the body's last byte;
             the whole fetch (hops, retries, robots.txt reads and host waits after the
-            first request) is bounded by FETCH_DEADLINE_FACTOR times it.
+            first request, a robots.txt read's when it comes first) is bounded by
+            FETCH_DEADLINE_FACTOR times it.
         timeout: Connect and per-read timeouts in seconds.
         allow_private_network: ``url``'s own host and port may be loopback or private
             (and only they: other hosts, ports and spellings stay refused on every hop).
@@ -209,6 +215,9 @@ def fetch(
             :attr:`FetchResult.not_started`. A page checked against its source's budget
             only before waiting for its host (4 page threads, 2 connections per host)
             started up to two downloads' deadlines (2 × 60 s) past the budget.
+        end_by: ``time.monotonic()`` by which the whole fetch ends, however long its own
+            deadline (a robots.txt read within the time left of the fetch it is read for);
+            no request starts after it either.
 
     Raises:
         TypeError: ``session`` was not made by :func:`mediamon.ingest.session.make_session`.
@@ -218,10 +227,13 @@ def fetch(
     limits = limits or HostLimits()
     started = time.monotonic()
     whole_s = FETCH_DEADLINE_FACTOR * deadline_s
+    if end_by is not None:
+        start_by = end_by if start_by is None else min(start_by, end_by)
     # Set when the first request gets its host's slot: waiting in the queue for a busy
     # host (other pages' downloads) is the limiter's and the budget's to bound, not the
     # fetch's, or a page queued behind slow ones would lose its download time.
     ends: float | None = None
+    requested_at: float | None = None
     chain: list[str] = [url]
     current = url
     attempt = 0
@@ -237,6 +249,7 @@ def fetch(
         kwargs.setdefault("final_url", current)
         kwargs.setdefault("status", None)
         kwargs.setdefault("content", b"")
+        kwargs.setdefault("requested_at", requested_at)
         return FetchResult(url=url, elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
 
     def overran() -> str:
@@ -265,11 +278,21 @@ def fetch(
         if start_by is not None and time.monotonic() > start_by:  # before robots.txt too
             return done(error=str(BudgetSpent(target.host)), not_started=True)
         if check_robots:
-            # Not cut to this fetch's time left: the rules are shared by every page of
-            # the origin, and a read cut short would be "unreachable: disallow all" for
-            # all of them. Its own fetch is bounded (30 s a request, twice that in all),
-            # and the time it took counts against this fetch.
-            rules = _robots_rules(session, target, private_hosts, limits, timeout)
+            # The read is this fetch's first request when it comes first: the whole
+            # deadline counts from it (before, the read's 2 x 30 s came on top of the
+            # page's 120 s). On a later hop, and against start_by, it gets the time left;
+            # a read cut short by those is not kept (it would be "unreachable: disallow
+            # all" for every page of the origin): this fetch alone fails.
+            rules, read_at = _robots_rules(
+                session, target, private_hosts, limits, timeout,
+                deadline_s=min(ROBOTS_DEADLINE_S, deadline_s), end_by=ends, start_by=start_by,
+            )  # fmt: skip
+            if ends is None and read_at is not None:
+                requested_at, ends = read_at, read_at + whole_s
+            if rules is None:
+                if start_by is not None and time.monotonic() >= start_by and not past_end():
+                    return done(error=str(BudgetSpent(target.host)), not_started=True)
+                return done(error=overran())
             if not rules.allowed(current):
                 return done(error=rules.refusal())
             if rules.crawl_delay_s:
@@ -286,7 +309,12 @@ def fetch(
                 target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S, start_until
             ):
                 if ends is None:
-                    ends = time.monotonic() + whole_s
+                    requested_at = time.monotonic()
+                    ends = (
+                        requested_at + whole_s
+                        if end_by is None
+                        else min(requested_at + whole_s, end_by)
+                    )
                 left = ends - time.monotonic()
                 if left <= 0:
                     return done(error=overran())
@@ -614,12 +642,20 @@ def _robots_rules(
     private_hosts: Collection[str],
     limits: HostLimits,
     timeout: tuple[float, float],
-) -> RobotsRules:
+    *,
+    deadline_s: float,
+    end_by: float | None,
+    start_by: float | None,
+) -> tuple[RobotsRules | None, float | None]:
+    """The origin's rules (None: the read was cut by ``end_by`` or ``start_by``, this
+    fetch's own, and not kept) and when the read's request started (None: not here)."""
     parts = urlsplit(target.url)
     origin = f"{target.scheme}://{target.host}:{target.port}"
     robots_url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/robots.txt"
+    read_at: float | None = None
 
-    def load() -> RobotsRules:
+    def load() -> RobotsRules | None:
+        nonlocal read_at
         store = session.robots_store
         stored = store.get(origin) if store is not None else None
         if stored is not None:
@@ -631,9 +667,14 @@ def _robots_rules(
             limits=limits,
             timeout=timeout,
             max_bytes=ROBOTS_MAX_BYTES,
-            deadline_s=min(DOWNLOAD_DEADLINE_S, 30.0),
+            deadline_s=deadline_s,
             any_success=True,
+            start_by=start_by,
+            end_by=end_by,
         )
+        read_at = result.requested_at
+        if result.not_started or (not result.ok and end_by and time.monotonic() >= end_by):
+            return None
         if result.ok:
             body = result.content.decode("utf-8", "replace")
             if store is not None:
@@ -646,7 +687,9 @@ def _robots_rules(
         # RFC 9309: an unreachable robots.txt (5xx, 429, network) means disallow all.
         return RobotsRules.unreachable(robots_url, f"robots.txt unreachable ({result.error})")
 
-    return session.robots.rules(origin, load)
+    bound = [t for t in (end_by, start_by) if t is not None]
+    rules = session.robots.rules(origin, load, wait_until=min(bound) if bound else None)
+    return rules, read_at
 
 
 def _own_host(url: str) -> frozenset[str]:

@@ -301,17 +301,32 @@ class RobotsCache:
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def rules(self, origin: str, load: Callable[[], RobotsRules]) -> RobotsRules:
-        """The rules for ``origin`` (``scheme://host:port``), loading them once."""
+    def rules(
+        self,
+        origin: str,
+        load: Callable[[], RobotsRules | None],
+        wait_until: float | None = None,
+    ) -> RobotsRules | None:
+        """The rules for ``origin`` (``scheme://host:port``), loading them once.
+
+        Returns None, keeping nothing, when ``load`` does (a read cut short by its
+        caller's time) or when another thread's read of the file is still going at
+        ``wait_until`` (``time.monotonic()``): a caller's time is its own to bound."""
         with self._guard:
             if origin in self._rules:
                 return self._rules[origin]
             lock = self._locks.setdefault(origin, threading.Lock())
-        with lock:
+        timeout = -1.0 if wait_until is None else max(0.0, wait_until - time.monotonic())
+        if not lock.acquire(timeout=timeout):
+            return None
+        try:
             with self._guard:
                 if origin in self._rules:
                     return self._rules[origin]
             rules = load()
-            with self._guard:
-                self._rules[origin] = rules
+            if rules is not None:
+                with self._guard:
+                    self._rules[origin] = rules
             return rules
+        finally:
+            lock.release()
