@@ -6,7 +6,6 @@ this: it replaces the run instead of clearing it (its clear count stays 0)."""
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,13 +20,6 @@ from mediamon.topics.store import sync_topics
 from tests.support.smtp_server import Sink, connection_json, serve_smtp
 
 HOUR = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
-
-
-def _airflow(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [airflow_stack.airflow_bin(), *args], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_a_cleared_past_run_leaves_its_stale_alert_to_the_digests(
@@ -57,8 +49,7 @@ def test_a_cleared_past_run_leaves_its_stale_alert_to_the_digests(
             stack.wait_for_dag("mediamon_alerts")
             # The hour's run while mail is not set up: the alert waits (the task is green).
             run_id = "past-hour"
-            _airflow(env, "dags", "trigger", "mediamon_alerts", "-r", run_id,
-                     "-l", HOUR.isoformat())  # fmt: skip
+            stack.trigger("mediamon_alerts", run_id=run_id, logical_date=HOUR)
             assert stack.wait_for_run("mediamon_alerts", run_id, 180).state == "success"
             # Days later (the run's times set back to its hour, as a run of then has them)
             # mail works again: the scheduler restarts with the mediamon_smtp connection,
@@ -75,8 +66,7 @@ def test_a_cleared_past_run_leaves_its_stale_alert_to_the_digests(
             stack.stop_component("scheduler")
             mail = {**env, "AIRFLOW_CONN_MEDIAMON_SMTP": connection_json(smtp_port)}
             stack.start("scheduler-again", ["scheduler", "--skip-serve-logs"], env=mail)
-            _airflow(env, "tasks", "clear", "mediamon_alerts", "-s", HOUR.isoformat(),
-                     "-e", HOUR.isoformat(), "--yes")  # fmt: skip
+            stack.clear("mediamon_alerts", run_id)
             again = stack.wait_for_run("mediamon_alerts", run_id, 180)
             tasks = stack.task_instances("mediamon_alerts", run_id)
             with metadata.connect() as conn:

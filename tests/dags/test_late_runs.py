@@ -102,9 +102,7 @@ def test_a_cleared_past_digests_run_mails_no_stale_digest(
             stack.wait_for_dag("mediamon_digests")
             run_id = "two-days-ago"
             hour = digest_time + timedelta(minutes=5)
-            done = _airflow(env, "dags", "trigger", "mediamon_digests", "-r", run_id,
-                            "-l", hour.isoformat())  # fmt: skip
-            assert done.returncode == 0, done.stderr[-2000:]
+            stack.trigger("mediamon_digests", run_id=run_id, logical_date=hour)
             # Red: a digest was due and no mail connection (the editors' digest waits).
             assert stack.wait_for_run("mediamon_digests", run_id, 180).state == "failed"
             metadata = stack.metadata()
@@ -119,9 +117,7 @@ def test_a_cleared_past_digests_run_mails_no_stale_digest(
             stack.stop_component("scheduler")
             mail = {**env, "AIRFLOW_CONN_MEDIAMON_SMTP": connection_json(smtp_port)}
             stack.start("scheduler-again", ["scheduler", "--skip-serve-logs"], env=mail)
-            cleared = _airflow(env, "tasks", "clear", "mediamon_digests", "-s", hour.isoformat(),
-                               "-e", hour.isoformat(), "--yes")  # fmt: skip
-            assert cleared.returncode == 0, cleared.stderr[-2000:]
+            stack.clear("mediamon_digests", run_id)
             again = stack.wait_for_run("mediamon_digests", run_id, 180)
             tasks = stack.task_instances("mediamon_digests", run_id)
             with metadata.connect() as conn:

@@ -5,7 +5,6 @@ Variable through the execution API (``dag.test()`` reads it in the test's proces
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -27,12 +26,6 @@ def _variable_reads(log: Path) -> int:
 
     read = f"method=GET path=/execution/variables/{MAILED_VARIABLE} "
     return log.read_text("utf-8", "replace").count(read)
-
-
-def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [airflow_stack.airflow_bin(), *args], env=env, capture_output=True, text=True
-    )
 
 
 def _subjects(sink: Sink) -> list[str]:
@@ -70,7 +63,7 @@ def test_a_failed_then_recovered_task_mails_resolved_once_through_the_scheduler(
             stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_ingest")
-            assert _airflow(env, "dags", "unpause", "mediamon_ingest").returncode == 0
+            stack.unpause("mediamon_ingest")
 
             def ended(run_id: str) -> tuple[str, dict[str, object]]:
                 state = stack.wait_for_run("mediamon_ingest", run_id, 300).state

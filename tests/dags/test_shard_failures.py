@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -91,11 +90,7 @@ def ingest(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             stack.start_components()
             stack.wait_for_api()
             stack.wait_for_dag("mediamon_ingest")
-            unpaused = subprocess.run(
-                [airflow_stack.airflow_bin(), "dags", "unpause", "mediamon_ingest"],
-                env=env, capture_output=True, text=True,
-            )  # fmt: skip
-            assert unpaused.returncode == 0, unpaused.stderr[-2000:]
+            stack.unpause("mediamon_ingest")
             metadata = stack.metadata()
             first = first_run(metadata, "mediamon_ingest", 120)
             metadata.dispose()
