@@ -65,10 +65,14 @@ def mediamon_health() -> None:
 
         from mediamon.ops import service as ops
         from mediamon_airflow import config_errors_fail_at_once, run_time, settings, smtp_send
+        from mediamon_airflow.task_failure import release_held_mails
 
-        _, now = run_time(get_current_context())
+        context = get_current_context()
+        _, now = run_time(context)
         with config_errors_fail_at_once():  # a malformed mediamon_smtp too: no retries
             send, sender = smtp_send()
+            if send is not None:  # failure mails held while the database was down too
+                release_held_mails(send, f"mediamon_health.watchdog {context['run_id']}")
             result = ops.health_run(settings(), now, send=send, sender=sender)
         for finding in result.findings:
             print(f"{finding.key}: {finding.summary}")

@@ -20,34 +20,50 @@ logger = logging.getLogger(__name__)
 MAILED_VARIABLE = "mediamon_failure_mails"
 
 
-def _load() -> dict[str, Any]:
+# Ops mails neither the mail server nor ops_outbox (mediamon's database) could take
+# (mediamon.ops.held_mail): held in Airflow's store, released once either is back.
+HELD_VARIABLE = "mediamon_held_mails"
+# The longest the callbacks wait to connect to mediamon's database (the URL's own
+# connect_timeout when lower): a black-holed server held a callback without a limit.
+OUTBOX_CONNECT_TIMEOUT_S = 5
+
+
+def _load(key: str = MAILED_VARIABLE) -> dict[str, Any]:
     from airflow.sdk import Variable
 
     from mediamon.ops.failure_mail import StoreUnavailable
 
     try:
-        value = Variable.get(MAILED_VARIABLE, default=None, deserialize_json=True)
+        value = Variable.get(key, default=None, deserialize_json=True)
     except ValueError:
         return {}  # not JSON (edited by hand): start again
     except Exception as error:
-        raise StoreUnavailable(f"Variable {MAILED_VARIABLE}: {error}") from error
+        raise StoreUnavailable(f"Variable {key}: {error}") from error
     return value if isinstance(value, dict) else {}
 
 
-def _store(state: dict[str, Any]) -> None:
+def _store(state: dict[str, Any], key: str = MAILED_VARIABLE) -> None:
     from airflow.sdk import Variable
 
     from mediamon.ops.failure_mail import StoreUnavailable
 
+    description = (
+        "mediamon: failure causes mailed to MEDIAMON_OPS_EMAIL, and when"
+        if key == MAILED_VARIABLE
+        else "mediamon: ops mails held while mediamon's database and the mail server were down"
+    )
     try:
-        Variable.set(
-            MAILED_VARIABLE,
-            state,
-            description="mediamon: failure causes mailed to MEDIAMON_OPS_EMAIL, and when",
-            serialize_json=True,
-        )
+        Variable.set(key, state, description=description, serialize_json=True)
     except Exception as error:
-        raise StoreUnavailable(f"Variable {MAILED_VARIABLE}: {error}") from error
+        raise StoreUnavailable(f"Variable {key}: {error}") from error
+
+
+def _load_held() -> dict[str, Any]:
+    return _load(HELD_VARIABLE)
+
+
+def _store_held(state: dict[str, Any]) -> None:
+    _store(state, HELD_VARIABLE)
 
 
 def _task(ti: Any) -> str:
@@ -71,7 +87,10 @@ def _outbox() -> Iterator[Any]:
     except Exception as error:  # noqa: BLE001 - a mail without its outbox still goes
         logger.warning("no ops outbox for this mail (%s)", error)
         url = None
-    engine = db.make_engine(url) if url else None
+    engine = None
+    if url:
+        timeout = db.bounded_connect_timeout(url, OUTBOX_CONNECT_TIMEOUT_S)
+        engine = db.make_engine(url, connect_timeout=timeout)
     try:
         yield engine
     finally:
@@ -79,19 +98,53 @@ def _outbox() -> Iterator[Any]:
             engine.dispose()
 
 
-def _deliver_kept(engine: Any, send: Any) -> str | None:
-    """Mail what ``ops_outbox`` holds before this callback's own mail; a database or mail
-    server still away leaves it for the watchdog, which delivers it too. Returns why the
-    mail server did not take a kept mail just now (None: it did, or none waited)."""
+def _deliver_kept(engine: Any, send: Any, me: str) -> str | None:
+    """Mail what is held (:data:`HELD_VARIABLE`) and what ``ops_outbox`` holds before
+    this callback's own mail; a database or mail server still away leaves it for the
+    watchdog, which delivers it too. Returns why the mail server did not take a kept
+    mail just now (None: it did, or none waited)."""
     from mediamon.ops.outbox import deliver_pending
 
-    if engine is None:
-        return None
+    waiting = release_held(engine, send, me)
+    if engine is None or waiting is not None:
+        return waiting
     try:
         return deliver_pending(engine, send).waiting
     except Exception as error:  # noqa: BLE001 - this callback's own mail is what matters here
         logger.info("ops mails kept in ops_outbox wait for the watchdog: %s", error)
         return None
+
+
+def release_held(engine: Any, send: Any, me: str) -> str | None:
+    """Move the mails held while mediamon's database and the mail server were both down
+    into ``ops_outbox`` (``engine``), or mail them if that database is still down
+    (:func:`mediamon.ops.held_mail.release`); returns why the mail server did not take
+    one (None: it did, or none was held). Never raises: what is held waits for the next
+    release."""
+    from datetime import UTC, datetime
+
+    from mediamon.ops.held_mail import release
+    from mediamon.ops.outbox import keep
+
+    def move(key: str, message: Any, error: str, at: datetime) -> None:
+        keep(engine, key, "task_failure", message, error, at)
+
+    try:
+        released = release(me, datetime.now(UTC), load=_load_held, store=_store_held,
+                           move=move if engine is not None else None, send=send)  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - the held mails wait for the next release
+        logger.warning("ops mails held in Variable %s not released: %s", HELD_VARIABLE, error)
+        return None
+    return released.waiting
+
+
+def release_held_mails(send: Any, me: str) -> None:
+    """For the watchdog, before its own work (which needs mediamon's database): the
+    mails held while that database and the mail server were down go out, or into
+    ``ops_outbox`` (which the watchdog then delivers), even if the database is still
+    down and the watchdog then fails."""
+    with _outbox() as engine:
+        release_held(engine, send, me)
 
 
 class TaskFailureMail(BaseNotifier):
@@ -110,6 +163,7 @@ class TaskFailureMail(BaseNotifier):
         from mediamon.alerts.catalog import local_time
         from mediamon.alerts.deliver import DEFAULT_SENDER
         from mediamon.ops.failure_mail import mail_once
+        from mediamon.ops.held_mail import hold
         from mediamon.ops.mail import failure_text, task_failure_message
         from mediamon.ops.outbox import MAX_AGE, keep, may_succeed_later
         from mediamon.settings import Settings
@@ -133,6 +187,7 @@ class TaskFailureMail(BaseNotifier):
         key = f"task-failure:{_me(ti)} try {ti.try_number}"  # one mail per failed try
         kept: list[BaseException] = []
         unkept: list[str] = []  # why it could not be kept either (mediamon's database)
+        held: list[str] = []  # why it is held in HELD_VARIABLE (ops_outbox could not take it)
 
         def deliver(quiet_until: datetime | None, back_since: datetime | None = None) -> None:
             shown = {"quiet_until": local_time(quiet_until, zone)} if quiet_until else {}
@@ -146,19 +201,29 @@ class TaskFailureMail(BaseNotifier):
                     raise ConnectionError(f"the mail server took no mail just now ({server_down})")
                 send(message)
             except Exception as error:
-                if engine is None or not may_succeed_later(error):
+                if not may_succeed_later(error):
                     raise
                 try:
+                    if engine is None:
+                        raise RuntimeError("no database is configured for ops_outbox")
                     keep(engine, key, "task_failure", message, error)
                 except Exception as db_error:  # noqa: BLE001 - the send's error is the one to raise
-                    unkept.append(f"{type(db_error).__name__}: {one_line(db_error, 300)}")
-                    raise error from None
+                    # mediamon's database down too: the outage ops most need to hear of.
+                    # Held in Airflow's store, which this callback can still write.
+                    why = one_line(failure_text(db_error), 300)
+                    try:
+                        hold(key, message, error, datetime.now(UTC), load=_load_held,
+                             store=_store_held)  # fmt: skip
+                    except Exception as store_error:  # noqa: BLE001 - as for db_error
+                        unkept.append(f"{why}; Variable {HELD_VARIABLE}: {store_error}")
+                        raise error from None
+                    held.append(why)
                 # Kept counts as mailed: the same error failing meanwhile is held back
                 # (its mail will tell), not kept again under each failed task.
                 kept.append(error)
 
         with _outbox() as engine:
-            server_down = _deliver_kept(engine, send)  # what waits goes first
+            server_down = _deliver_kept(engine, send, _me(ti))  # what waits goes first
             try:
                 mail_once(failure["error"], _me(ti), datetime.now(UTC), task=_task(ti),
                           load=_load, store=_store, send=deliver)  # fmt: skip
@@ -176,11 +241,14 @@ class TaskFailureMail(BaseNotifier):
                 return
         if kept:
             logger.warning(
-                "ops mail of this failure could not go out (%s: %s); kept in ops_outbox:"
+                "ops mail of this failure could not go out (%s: %s); kept in %s:"
                 " the next watchdog run (mediamon_health, every 15 minutes) or ops mail"
                 " sends it once the mail server takes mail, if within %g h",
                 type(kept[0]).__name__,
                 kept[0],
+                f"Variable {HELD_VARIABLE}, as ops_outbox could not take it ({held[0]})"
+                if held
+                else "ops_outbox",
                 MAX_AGE / timedelta(hours=1),
             )
 
@@ -234,7 +302,7 @@ class TaskRecoveryMail(BaseNotifier):
                 send(task_recovery_message(recovery, sender or DEFAULT_SENDER, self.recipients))
 
             with _outbox() as engine:
-                _deliver_kept(engine, send)  # the failure's own mail, if kept, goes first
+                _deliver_kept(engine, send, _me(ti))  # the failure's own mail, if kept, goes first
                 mail_recovery(_task(ti), _me(ti), now, load=_load, store=_store, send=deliver,
                               state=state)  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the task succeeded; say why no mail

@@ -6,6 +6,7 @@ The engine helpers are re-exported here because every stage needs them: ``db.mak
 
 from mediamon.db.engine import (
     EMBEDDED_DATABASES,
+    bounded_connect_timeout,
     embedded_url,
     ensure_database,
     local_server_answers,
@@ -23,6 +24,7 @@ __all__ = [
     "embedded_url",
     "ensure_database",
     "local_server_answers",
+    "bounded_connect_timeout",
     "make_engine",
     "normalize_url",
     "resolve_url",

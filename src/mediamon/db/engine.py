@@ -44,21 +44,40 @@ def server_of(url: str) -> str:
     return f"{f'[{host}]' if ':' in host else host}:{port}/{parts.database or ''}"
 
 
-def make_engine(url: str, **pool_options: Any) -> sa.Engine:
+def make_engine(url: str, *, connect_timeout: int | None = None, **pool_options: Any) -> sa.Engine:
     """Create an engine for ``url`` (any postgres scheme).
 
     Statements are planned at every execution (psycopg would prepare them after five):
     mediamon's tables grow fast from empty, and a plan prepared while a table was small
     stays in use. Reloading 20,000 articles into an emptied table ran 3,000 rows/s on
     plans kept from its first rows, 6,000 planned afresh. ``pool_options`` go to
-    :func:`sqlalchemy.create_engine` (pool_size, max_overflow, pool_timeout).
+    :func:`sqlalchemy.create_engine` (pool_size, max_overflow, pool_timeout);
+    ``connect_timeout`` (seconds) overrides the URL's, for callers that must not wait
+    long (:func:`bounded_connect_timeout`).
     """
+    connect_args: dict[str, Any] = {"prepare_threshold": None}
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = connect_timeout
     return sa.create_engine(
         normalize_url(url),
         pool_pre_ping=True,
-        connect_args={"prepare_threshold": None},
+        connect_args=connect_args,
         **pool_options,
     )
+
+
+def bounded_connect_timeout(url: str, most: int) -> int:
+    """The URL's ``connect_timeout`` clamped to 1..``most`` seconds; ``most`` when it has
+    none, or 0 or less (libpq's "wait for ever"). For a caller that must end: a server
+    black-holed (a socket that never answers) held libpq's connect without a limit."""
+    try:
+        value = sa.make_url(normalize_url(url)).query.get("connect_timeout")
+        seconds = float(value) if isinstance(value, str) else 0.0
+    except (sa.exc.ArgumentError, ValueError):
+        seconds = 0.0
+    if not math.isfinite(seconds) or seconds <= 0:
+        return most
+    return max(1, min(most, int(seconds)))
 
 
 def checked_url(url: str, name: str) -> str:

@@ -85,7 +85,7 @@ def keep(
     key: str,
     kind: str,
     message: EmailMessage,
-    error: BaseException,
+    error: BaseException | str,
     at: datetime | None = None,
 ) -> bool:
     """Keep ``message``, which could not be sent for ``error``, for a later delivery;
@@ -107,7 +107,7 @@ def keep(
                 "subject": str(message["Subject"] or ""),
                 "message": bytes(message),
                 "at": at or datetime.now(UTC),
-                "error": _error_text(error),
+                "error": error if isinstance(error, str) else _error_text(error),
             },
         ).first()
     return stored is not None
