@@ -455,6 +455,8 @@ class Settings:
         shard_time_budget_s: ``MEDIAMON_SHARD_TIME_BUDGET_S``, seconds after its start past
             which an ingest shard starts no source and no page (clamped, see
             :func:`shard_time_budget`).
+        database_source: where ``database_url`` came from, as messages name it: the
+            variable, or the Airflow connection ``mediamon_db`` (``mediamon_airflow``).
     """
 
     database_url: str | None
@@ -480,6 +482,7 @@ class Settings:
     shard_time_budget_s: float = DEFAULT_SHARD_TIME_BUDGET_S
     public_url: str | None = None
     unsubscribe_secrets: tuple[str, ...] = field(default=(), repr=False)
+    database_source: str = "MEDIAMON_DATABASE_URL"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,6 +14,8 @@ from typing import Any
 from mediamon.alerts.smtp import SMTP_CONN_ID
 
 DATABASE_CONN_ID = "mediamon_db"
+# How messages name the database's URL when the connection gives it (never its value).
+DATABASE_CONN_SOURCE = f"the Airflow connection {DATABASE_CONN_ID}"
 # The most days of retention a maintenance run's params may ask for (a century: keep all).
 MAX_KEEP_DAYS = 36_500
 # How far past the worker's clock a run's time may be: the scheduler's and the workers'
@@ -57,7 +59,7 @@ def settings() -> Any:
         uri = BaseHook.get_connection(DATABASE_CONN_ID).get_uri()
     except AirflowNotFoundException:
         return configured
-    return replace(configured, database_url=uri)
+    return replace(configured, database_url=uri, database_source=DATABASE_CONN_SOURCE)
 
 
 def run_time(context: dict[str, Any]) -> tuple[str, datetime]:
@@ -191,14 +193,22 @@ def config_errors_fail_at_once() -> Iterator[None]:
 
 
 def _database_named() -> str:
-    """mediamon's database as the error line names it."""
+    """mediamon's database as the error line names it, and where its URL came from (the
+    variable or the ``mediamon_db`` connection; never the password)."""
     from mediamon.db.engine import database_named
 
     try:
-        url = settings().database_url
+        configured = settings()
+        url = configured.database_url
     except Exception:  # noqa: BLE001 - the database's own error is the one to raise
         return "mediamon's database"
-    return f"mediamon's database {database_named(url)}" if url else "mediamon's embedded database"
+    if not url:
+        return "mediamon's embedded database"
+    try:
+        named = database_named(url)
+    except Exception:  # noqa: BLE001 - as above
+        named = "(an unreadable URL)"
+    return f"mediamon's database {named}, from {configured.database_source}"
 
 
 # The XCom a shard task that raised leaves for summarize (mediamon.ops.runs.shard_failure).
@@ -283,7 +293,7 @@ def api_server_engine() -> Any:
     settings = Settings.from_env()
     try:
         uri = Connection.get_connection_from_secrets(DATABASE_CONN_ID).get_uri()
-        settings = replace(settings, database_url=uri)
+        settings = replace(settings, database_url=uri, database_source=DATABASE_CONN_SOURCE)
     except AirflowNotFoundException:
         pass
     return db.make_engine(db.resolve_url(settings))

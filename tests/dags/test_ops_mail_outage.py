@@ -160,3 +160,47 @@ def test_the_failure_callback_ends_when_the_database_host_never_answers(
     assert took < limit, f"the callback waited {took:.0f} s on a host that never answers"
     assert took < 40, took  # a connect or two of OUTBOX_CONNECT_TIMEOUT_S (5 s), the mail
     assert len(_failure_mails(mailbox)) == 1, [m["Subject"] for m in mailbox.messages]
+
+
+@pytest.mark.parametrize(
+    ("query", "tries", "said"),
+    [
+        ("", 2, "database unavailable: "),  # down: retried, as before
+        ("?connect_timeout=abc", 1, "configuration error: "),  # a setting: fails at once
+    ],
+    ids=["unreachable", "malformed"],
+)
+def test_errors_of_the_mediamon_db_connection_name_it_and_keep_their_retries(
+    airflow: Any, metadata: sa.Engine, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str], query: str, tries: int, said: str,
+) -> None:  # fmt: skip
+    """Before: with the Airflow connection ``mediamon_db`` configured, its errors named
+    ``MEDIAMON_DATABASE_URL`` (``MEDIAMON_DATABASE_URL: connect_timeout: expected …``),
+    or no source at all: ops looked at a variable that was not in use. Now the line names
+    the connection, without its password; a database that does not answer is still
+    retried, a malformed URL still fails at once."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.airflow_runs import closed_port, run_state
+
+    monkeypatch.delenv("MEDIAMON_OPS_EMAIL", raising=False)
+    dag = DagBag(dag_folder=str(dags_folder())).dags["mediamon_ingest"]
+    for task in dag.tasks:
+        task.retries = 1 if task.task_id == "plan_sources" else 0
+        task.retry_delay = timedelta(0)
+        task.retry_exponential_backoff = False
+    port = closed_port()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEDIAMON_DB", f"postgresql://mediamon:s3cret-pw@127.0.0.1:{port}/mm{query}"
+    )
+    capfd.readouterr()
+    run = dag.test(logical_date=datetime(2024, 11, 1, 12, 0, tzinfo=UTC), run_conf=conf())
+    log = capfd.readouterr().out
+    state, tasks = run_state(metadata, "mediamon_ingest", run.run_id)
+    assert (state, tasks["plan_sources"]) == ("failed", ("failed", tries)), tasks
+    errors = [line for line in log.splitlines() if line.startswith("mediamon.errors.")]
+    errors += [line for line in log.splitlines() if "AirflowFailException: configuration" in line]
+    assert errors and any(said in line for line in errors), errors
+    assert all("the Airflow connection mediamon_db" in line for line in errors), errors
+    assert "MEDIAMON_DATABASE_URL" not in "\n".join(errors), errors
+    assert "s3cret-pw" not in log

@@ -261,7 +261,8 @@ def test_the_database_down_at_a_runs_start_is_one_line_naming_it_in_the_task_log
     url = sa.make_url(database_url)
     assert shown[-1].startswith("mediamon.errors.DatabaseUnavailable: database unavailable: ")
     assert shown[-1].endswith(
-        f"(mediamon's database {url.database} on {url.host}:{url.port or 5432})"
+        f"(mediamon's database {url.database} on {url.host}:{url.port or 5432},"
+        " from MEDIAMON_DATABASE_URL)"
     ), shown[-1]
     # Airflow's frames and the line: no chained driver and SQLAlchemy tracebacks.
     assert not [line for line in shown if "sqlalchemy" in line or "psycopg" in line], shown

@@ -162,7 +162,9 @@ def resolve_url(settings: Settings, database: str = "mediamon") -> str:
         ConfigError: the configured URL is malformed or not a PostgreSQL URL.
     """
     if settings.database_url:
-        return checked_url(settings.database_url, "MEDIAMON_DATABASE_URL")
+        # Named as configured: with the Airflow connection mediamon_db in use, an error
+        # naming MEDIAMON_DATABASE_URL sent ops to a variable that may not even be set.
+        return checked_url(settings.database_url, settings.database_source)
     return embedded_url(settings.var_dir, database, settings.pg_port)
 
 
