@@ -19,7 +19,10 @@ authentication required) fails the task at once, without retries, in one line.
 **Mail kept while the server was down.** Each run first mails the ops mails kept in
 `ops_outbox` (a task-failure mail or weekly report the server did not take), oldest
 first, each once; over a day old, they are dropped in one log line. They do not turn
-the run red (their runs were red); its return value lists them under `outbox`.
+the run red (their runs were red); its return value lists them under `outbox`. Before
+that, even with mediamon's database down, it mails the failure mails held in the
+Variable `mediamon_held_mails` (the database was down too when they failed), or moves
+them into `ops_outbox` once the database is back.
 
 **Where to look.** `bi.incidents` (every episode, open and closed); `mediamon health run
 --dry-run` shows what the watchdog sees now without writing or sending; thresholds are
