@@ -39,6 +39,8 @@ def test_airflow_services_share_one_configuration() -> None:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "AIRFLOW__CORE__EXECUTOR",
         "MEDIAMON_SOURCES", "MEDIAMON_OPS_EMAIL", "AIRFLOW_CONN_MEDIAMON_SMTP",
+        # the ingest scale settings ops tune in .env (README, settings)
+        "MEDIAMON_SHARDS", "MEDIAMON_WORKERS", "MEDIAMON_SHARD_TIME_BUDGET_S",
     )  # fmt: skip
     for key in shared:
         values = {name: s["environment"].get(key) for name, s in services.items()}
