@@ -89,6 +89,7 @@ article_links = sa.Table(
     sa.Column("article_id", sa.BigInteger, nullable=False),
     sa.Column("first_linked_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("item_key", sa.LargeBinary),  # 0038_article_links_item.sql
 )
 
 # Topics, mentions and alerts (0003_topics.sql).

@@ -94,6 +94,7 @@ class FeedItem:
     content_html: str | None = None
     language: str | None = None
     categories: tuple[str, ...] = field(default_factory=tuple)
+    guid: str | None = None  # RSS guid / Atom id: which item this is, whatever its link
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ def parse_feed(
                 content_html=_content(entry),
                 language=(entry.get("language") or feed_language) or None,
                 categories=tuple(t["term"] for t in entry.get("tags", []) if t.get("term")),
+                guid=entry.get("id") or None,
             )
         )
         if decoded.replaced and "\ufffd" in " ".join(
@@ -531,6 +533,7 @@ def _capped(item: FeedItem) -> FeedItem:
         summary_html=cap_optional(item.summary_html, limits.MAX_FEED_HTML_CHARS),
         content_html=cap_optional(item.content_html, limits.MAX_FEED_HTML_CHARS),
         language=cap_optional(item.language, 35),  # the longest sensible BCP 47 tag
+        guid=cap_optional(item.guid, limits.MAX_URL_CHARS),  # often a URL; only hashed
         categories=tuple(
             cap(c, limits.MAX_CATEGORY_CHARS) for c in item.categories[: limits.MAX_CATEGORIES]
         ),

@@ -203,7 +203,11 @@ def load_state(conn: sa.Connection, source_id: int) -> SourceState | None:
 
 
 def seen_before(
-    conn: sa.Connection, links: Mapping[str, str], now: datetime, source_id: int | None = None
+    conn: sa.Connection,
+    links: Mapping[str, str],
+    now: datetime,
+    source_id: int | None = None,
+    items: Mapping[str, bytes | None] | None = None,
 ) -> tuple[set[str], set[str]]:
     """Of ``links`` (each item's link, as the feed wrote it, with its canonical URL):
     those whose article is stored, and those seen before this run's time: stored as an
@@ -218,6 +222,11 @@ def seen_before(
     tried again at the next poll), but its item was seen: counted new at every poll, a
     feed of another site's links (an aggregator, a feed on a domain of its own) held its
     source at the shortest poll interval for good.
+
+    ``items`` (each link's :func:`~mediamon.ingest.links.item_key`) tells a reused link:
+    one of ``source_id``'s links that came from another feed item than the one now
+    showing it is neither stored nor seen, so its page is fetched again (it may lead to
+    another story now). A link recorded without its item is no evidence either way.
     """
     if not links:
         return set(), set()
@@ -242,10 +251,15 @@ def seen_before(
     if source_id is not None:
         # The source's links that led to an article stored under another key (a link
         # that redirects): articles.url keeps only the first source's link to it.
-        for key, first_linked in links_store.linked(conn, source_id, by_key).items():
-            stored.update(by_key[key])
-            if first_linked < now:
-                earlier.update(by_key[key])
+        renewed: set[str] = set()
+        for key, known in links_store.linked(conn, source_id, by_key).items():
+            for link in by_key[key]:
+                if links_store.new_item(known.item_key, (items or {}).get(link)):
+                    renewed.add(link)
+                    continue
+                stored.add(link)
+                if known.first_linked_at < now:
+                    earlier.add(link)
         claimed = conn.execute(
             sa.select(article_claims.c.canonical_url).where(
                 article_claims.c.source_id == source_id,
@@ -255,6 +269,9 @@ def seen_before(
         ).scalars()
         for canonical in claimed:
             earlier.update(by_key.get(canonical, ()))
+        # Also when articles.url still holds the link: it is the story it led to first.
+        stored -= renewed
+        earlier -= renewed
     return stored, earlier
 
 

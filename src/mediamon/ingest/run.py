@@ -288,7 +288,8 @@ def _load_chunk(
     built: list[Article] = []
     claims: list[Article] = []
     records: list[FetchRecord] = []
-    led_to: list[tuple[str, str, str]] = []  # link, its key, its article's key
+    # link, its key, its article's key, its feed item's key
+    led_to: list[tuple[str, str, str, bytes | None]] = []
     for entry in chunk.entries:
         record = entry.record
         if entry.job is None:  # failed before building: the record says why
@@ -306,8 +307,9 @@ def _load_chunk(
             note = f"{note or 'feed text'}; another site's URL: kept as this source's claim"
         else:
             built.append(article)
-            key = canonical_url(entry.job.item.link, entry.job.drop_params)
-            led_to.append((entry.job.item.link, key, article.canonical_url))
+            item = entry.job.item
+            key = canonical_url(item.link, entry.job.drop_params)
+            led_to.append((item.link, key, article.canonical_url, links.item_key(item)))
         if note:  # the note includes the fetch error, if there was one
             record = replace(record, error=note)
         records.append(record)
@@ -426,13 +428,18 @@ def feed_chunks(
             return
         chunk = items[start : start + CHUNK_SIZE]
         urls = {i.link: canonical_url(i.link, source.drop_query_params) for i in chunk}
+        item_keys = {i.link: links.item_key(i) for i in chunk}
         with engine.connect() as conn:
-            known, earlier = polling.seen_before(conn, urls, now, source_id)
+            known, earlier = polling.seen_before(conn, urls, now, source_id, item_keys)
         new = sum(1 for i in chunk if i.link not in earlier)
         already_known = 0
         if not refetch_known:
             fresh = [i for i in chunk if i.link not in known]
             already_known = len(chunk) - len(fresh)
+            if job.own_site is not None and source_id is not None and already_known:
+                seen = {i.link: urls[i.link] for i in chunk if i.link in known}
+                with engine.begin() as conn:  # its site's stories, fetched by others first
+                    links.credit_own_site(conn, source_id, job.own_site, seen)
             chunk = fresh
         if not chunk:
             yield Chunk([], already_known, new)

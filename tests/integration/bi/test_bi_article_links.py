@@ -67,7 +67,14 @@ def _seed(engine: sa.Engine) -> None:
         links.remember(
             conn,
             2,
-            [("https://agg.example/r?u=A", "https://agg.example/r?u=A", "https://x.example/a")],
+            [
+                (
+                    "https://agg.example/r?u=A",
+                    "https://agg.example/r?u=A",
+                    "https://x.example/a",
+                    None,
+                )
+            ],
             LATER,
         )
         links.remember(
@@ -78,6 +85,7 @@ def _seed(engine: sa.Engine) -> None:
                     "https://t.example/click?id=b",
                     "https://t.example/click?id=b",
                     "https://x.example/b",
+                    None,
                 )
             ],
             SEEN,
