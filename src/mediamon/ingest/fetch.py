@@ -16,13 +16,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from urllib3 import exceptions as u3
 
 from mediamon.deadline import watchdog
-from mediamon.ingest import netguard
+from mediamon.ingest import netguard, redirects
 from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
 from mediamon.ingest.decode import content_type_charset, effective_content_type
 from mediamon.ingest.fetch_errors import describe, printable, short_error
@@ -35,7 +35,6 @@ from mediamon.ingest.politeness import (
     RobotsRules,
 )
 from mediamon.ingest.session import GuardedSession
-from mediamon.ingest.sniff import refresh_target
 from mediamon.limits import cap
 
 logger = logging.getLogger(__name__)
@@ -343,30 +342,12 @@ def fetch(
                 return done(error=overran())
             return done(error=str(spent), not_started=True)
         location = exchange.location
-        if location is None and follow_refresh:
-            location = _refresh_location(exchange, current)
+        if location is None and follow_refresh and exchange.status in WHOLE_ANSWER_STATUSES:
+            location = redirects.refresh_location(exchange, current)
         if location is not None:
-            try:
-                following = urljoin(current, location)
-            except ValueError:  # urlsplit refuses it: "http://[::1", "//[zz]/"
-                return done(
-                    status=exchange.status,
-                    headers=exchange.headers,
-                    error=f"redirect to a URL that cannot be read: {location[:200]!r}",
-                )
-            if following in chain:
-                return done(
-                    status=exchange.status,
-                    headers=exchange.headers,
-                    error="redirect loop: " + " -> ".join([*chain, following]),
-                )
-            if len(chain) > max_redirects:
-                return done(
-                    status=exchange.status,
-                    headers=exchange.headers,
-                    error=f"too many redirects (more than {max_redirects}): {url} -> … ->"
-                    f" {following}",
-                )
+            following = redirects.next_hop(chain, current, location, max_redirects)
+            if isinstance(following, redirects.Refused):
+                return done(status=exchange.status, headers=exchange.headers, error=following.error)
             chain.append(following)
             current = following
             headers = {}  # validators belong to the URL they were sent for
@@ -464,7 +445,7 @@ def _read_response(
     status = response.status_code
     result = _Exchange(status=status, headers=headers)
     if status in REDIRECT_STATUSES:
-        location = _utf8_header(headers.get("location", "")).strip()
+        location = redirects.utf8_header(headers.get("location", "")).strip()
         if not location:
             result.error = f"HTTP {status} redirect without a Location header"
         else:
@@ -550,37 +531,6 @@ def _read_response(
         return result
     result.content = b"".join(chunks)
     return result
-
-
-def _refresh_location(exchange: _Exchange, current: str) -> str | None:
-    """Where a page's meta refresh sends its reader at once, if it is a page that does
-    and not to itself (a page reloading itself is read as it is). Before, the stub was
-    the article: the feed's text stored under the tracking link, and the story a second
-    time under its own URL by the site's source."""
-    if exchange.error is not None or exchange.status not in WHOLE_ANSWER_STATUSES:
-        return None
-    content_type = exchange.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("text/html", "application/xhtml+xml", ""):
-        return None
-    target = refresh_target(exchange.content)
-    try:
-        if target is None or urljoin(current, target).split("#")[0] == current.split("#")[0]:
-            return None
-    except ValueError:
-        return target  # refused as a Location urlsplit cannot read
-    return target
-
-
-def _utf8_header(value: str) -> str:
-    """A header value as its bytes read in UTF-8, when they are UTF-8. http.client reads
-    header bytes as Latin-1, but sites send a Location of raw UTF-8 far more often
-    (``Location: /新闻/文章`` from PHP and nginx): read as Latin-1 it was followed as
-    ``/æ\x96°é\x97»/…``, a 404, and the page was lost. requests repairs it the same way
-    when it follows redirects itself; mediamon follows them one checked hop at a time."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:  # not Latin-1 text, or its bytes are not UTF-8: as it came
-        return value
 
 
 def _fit_validator(value: str | None) -> str | None:

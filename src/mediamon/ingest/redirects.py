@@ -1,0 +1,76 @@
+"""Redirect targets: where a hop leads (a ``Location``, a page's meta refresh), checked
+before :func:`mediamon.ingest.fetch.fetch` follows it one guarded hop at a time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urljoin
+
+from mediamon.ingest.sniff import refresh_target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A hop not followed, and the fetch's error saying why."""
+
+    error: str
+
+
+def next_hop(chain: list[str], current: str, location: str, max_redirects: int) -> str | Refused:
+    """The URL ``location`` (read against ``current``) leads to, or why it is not
+    followed: a URL urlsplit cannot read, one already in ``chain`` (the URLs requested,
+    the first asked for first), or a hop past ``max_redirects``."""
+    try:
+        following = urljoin(current, location)
+    except ValueError:  # urlsplit refuses it: "http://[::1", "//[zz]/"
+        return Refused(f"redirect to a URL that cannot be read: {location[:200]!r}")
+    if following in chain:
+        return Refused("redirect loop: " + " -> ".join([*chain, following]))
+    if len(chain) > max_redirects:
+        return Refused(
+            f"too many redirects (more than {max_redirects}): {chain[0]} -> … -> {following}"
+        )
+    return following
+
+
+class Answer(Protocol):
+    """What :func:`refresh_location` reads of an exchange (fetch's ``_Exchange``)."""
+
+    headers: dict[str, str]
+    content: bytes
+    error: str | None
+
+
+def refresh_location(answer: Answer, current: str) -> str | None:
+    """Where a whole answer's meta refresh sends its reader at once, if it is a page
+    that does and not to itself (a page reloading itself is read as it is). Before, the
+    stub was the article: the feed's text stored under the tracking link, and the story
+    a second time under its own URL by the site's source."""
+    if answer.error is not None:
+        return None
+    content_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("text/html", "application/xhtml+xml", ""):
+        return None
+    target = refresh_target(answer.content)
+    try:
+        if target is None or urljoin(current, target).split("#")[0] == current.split("#")[0]:
+            return None
+    except ValueError:
+        return target  # refused as a Location urlsplit cannot read
+    return target
+
+
+def utf8_header(value: str) -> str:
+    """A header value as its bytes read in UTF-8, when they are UTF-8. http.client reads
+    header bytes as Latin-1, but sites send a Location of raw UTF-8 far more often
+    (``Location: /新闻/文章`` from PHP and nginx): read as Latin-1 it was followed as
+    ``/æ\\x96°é\\x97»/…``, a 404, and the page was lost. requests repairs it the same way
+    when it follows redirects itself; mediamon follows them one checked hop at a time."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not Latin-1 text, or its bytes are not UTF-8: as it came
+        return value
