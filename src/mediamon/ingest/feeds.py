@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from mediamon import limits
 from mediamon.ingest.feed_dates import entry_time
+from mediamon.ingest.normalize import without_userinfo
 from mediamon.ingest.tag_scan import crowded_tag
 from mediamon.limits import cap, cap_optional
 
@@ -591,10 +591,8 @@ def _without_userinfo(link: str) -> tuple[str, bool]:
     """``link`` without a user name and password, and whether it had them. A feed's
     ``https://www.example.com@evil.example/`` leads to evil.example: shown whole, in
     mail and BI, it reads as the first host (and credentials were sent to the second)."""
-    parts = urlsplit(link)
-    if "@" not in parts.netloc:
-        return link, False
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), True
+    kept = without_userinfo(link)
+    return kept, kept != link
 
 
 def _content(entry: Any) -> str | None:

@@ -26,6 +26,7 @@ from mediamon.ingest import netguard, redirects
 from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
 from mediamon.ingest.decode import content_type_charset, effective_content_type
 from mediamon.ingest.fetch_errors import describe, printable, short_error
+from mediamon.ingest.normalize import without_userinfo
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
     ROBOTS_MAX_BYTES,
@@ -233,7 +234,9 @@ def fetch(
     # fetch's, or a page queued behind slow ones would lose its download time.
     ends: float | None = None
     requested_at: float | None = None
-    chain: list[str] = [url]
+    # Every URL a result or error shows is without a user name and password; the one
+    # requested may keep the first URL's own (see redirects.next_hop).
+    chain: list[str] = [without_userinfo(url)]
     current = url
     attempt = 0
     sent = 0  # the retries that were sent (``attempt`` counts one waiting for its slot)
@@ -245,11 +248,11 @@ def fetch(
         if kwargs.get("error"):
             kwargs["error"] = printable(cap(kwargs["error"], MAX_ERROR_CHARS))
         elapsed = int((time.monotonic() - started) * 1000)
-        kwargs.setdefault("final_url", current)
+        kwargs.setdefault("final_url", chain[-1])
         kwargs.setdefault("status", None)
         kwargs.setdefault("content", b"")
         kwargs.setdefault("requested_at", requested_at)
-        return FetchResult(url=url, elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
+        return FetchResult(url=chain[0], elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
 
     def overran() -> str:
         hops, retries = len(chain) - 1, sent
@@ -348,7 +351,7 @@ def fetch(
             following = redirects.next_hop(chain, current, location, max_redirects)
             if isinstance(following, redirects.Refused):
                 return done(status=exchange.status, headers=exchange.headers, error=following.error)
-            chain.append(following)
+            chain.append(without_userinfo(following))
             current = following
             headers = {}  # validators belong to the URL they were sent for
             continue
@@ -601,7 +604,7 @@ def _robots_rules(
     fetch's own, and not kept) and when the read's request started (None: not here)."""
     parts = urlsplit(target.url)
     origin = f"{target.scheme}://{target.host}:{target.port}"
-    robots_url = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/robots.txt"
+    robots_url = without_userinfo(f"{parts.scheme}://{parts.netloc}/robots.txt")
     read_at: float | None = None
 
     def load() -> RobotsRules | None:

@@ -180,6 +180,28 @@ def fetched_host(host: str) -> str:
         return host
 
 
+def userinfo_split(url: str) -> tuple[str, str]:
+    """``url``'s user name and password (``user:pw``, empty when it has none) and ``url``
+    without them. Found as urlsplit finds them (the authority after ``//`` ends at the
+    first ``/``, ``?`` or ``#``; the userinfo is what comes before its last ``@``), by
+    text alone: it never raises (the URLs shown in errors are often the ones that did
+    not parse) and costs one pass."""
+    start = url.find("//")
+    if start < 0:
+        return "", url
+    start += 2
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    at = url.rfind("@", start, min(ends, default=len(url)))
+    return ("", url) if at < 0 else (url[start:at], url[:start] + url[at + 1 :])
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without a user name and password: the form in which any URL is logged,
+    stored or shown (a source's, a redirect's or a feed's), and the form a redirect
+    target is requested in (credentials a server puts in a ``Location`` are never sent)."""
+    return userinfo_split(url)[1]
+
+
 def _without_dot_segments(path: str) -> str:
     """``path`` without ``.`` and ``..`` segments (RFC 3986 §5.2.4), as urllib3 removes
     them before sending a request: ``/a/../b`` is requested as ``/b``. Percent-encoded

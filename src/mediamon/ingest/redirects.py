@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urljoin
 
+from mediamon.ingest import netguard
+from mediamon.ingest.normalize import userinfo_split, without_userinfo
 from mediamon.ingest.sniff import refresh_target
 
 logger = logging.getLogger(__name__)
@@ -21,20 +23,43 @@ class Refused:
 
 
 def next_hop(chain: list[str], current: str, location: str, max_redirects: int) -> str | Refused:
-    """The URL ``location`` (read against ``current``) leads to, or why it is not
-    followed: a URL urlsplit cannot read, one already in ``chain`` (the URLs requested,
-    the first asked for first), or a hop past ``max_redirects``."""
+    """The URL to request for ``location`` (read against ``current``, the URL just
+    requested), or why it is not followed: a URL urlsplit cannot read, one already in
+    ``chain`` (the URLs requested, the first asked for first, without user names and
+    passwords), or a hop past ``max_redirects``.
+
+    A user name and password in the target are kept only when they are the first URL's
+    own and the hop stays on its host and port (a relative hop on a feed an operator
+    gave with them): requests sends a URL's userinfo as Basic credentials, so one that
+    a server wrote into a ``Location`` (``http://user:secret@internal/``) was sent to
+    whatever host it named. Such a target is requested without them.
+    """
     try:
         following = urljoin(current, location)
     except ValueError:  # urlsplit refuses it: "http://[::1", "//[zz]/"
-        return Refused(f"redirect to a URL that cannot be read: {location[:200]!r}")
-    if following in chain:
-        return Refused("redirect loop: " + " -> ".join([*chain, following]))
+        shown = without_userinfo(location[:200])
+        return Refused(f"redirect to a URL that cannot be read: {shown!r}")
+    credentials, shown = userinfo_split(following)
+    if credentials and not _asked_with(chain[0], credentials, following, current):
+        following = shown
+    if shown in chain:
+        return Refused("redirect loop: " + " -> ".join([*chain, shown]))
     if len(chain) > max_redirects:
         return Refused(
-            f"too many redirects (more than {max_redirects}): {chain[0]} -> … -> {following}"
+            f"too many redirects (more than {max_redirects}): {chain[0]} -> … -> {shown}"
         )
     return following
+
+
+def _asked_with(first: str, credentials: str, following: str, current: str) -> bool:
+    """Whether ``following`` carries the credentials the fetch was asked with (``current``
+    holds them only then: the first URL's are never added back), on the same host."""
+    if userinfo_split(current)[0] != credentials:
+        return False
+    try:
+        return netguard.url_host_key(following) == netguard.url_host_key(first)
+    except netguard.BlockedURL:
+        return False  # vet() refuses it, saying why
 
 
 class Answer(Protocol):

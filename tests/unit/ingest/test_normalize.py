@@ -260,3 +260,21 @@ def test_a_first_line_repeating_the_title_is_dropped(
 def test_a_huge_first_line_is_not_folded_to_compare_it() -> None:
     body = "台" * 200_000 + "\n正文。"
     assert normalize.without_headline(body, "台" * 8) == body
+
+
+@pytest.mark.parametrize(
+    ("url", "userinfo", "rest"),
+    [
+        ("http://u:pw@h.example/p", "u:pw", "http://h.example/p"),
+        ("https://a@b:pw@h.example:81/p?q=@x#@y", "a@b:pw", "https://h.example:81/p?q=@x#@y"),
+        ("http://h.example/p?next=http://u:pw@x", "", "http://h.example/p?next=http://u:pw@x"),
+        ("http://@h.example", "", "http://h.example"),
+        ("http://[::1]@-]/p", "[::1]", "http://-]/p"),  # urlsplit refuses what is left
+        ("/relative@not-userinfo", "", "/relative@not-userinfo"),
+    ],
+)
+def test_userinfo_is_found_as_urlsplit_finds_it_without_raising(
+    url: str, userinfo: str, rest: str
+) -> None:
+    assert normalize.userinfo_split(url) == (userinfo, rest)
+    assert normalize.without_userinfo(url) == rest

@@ -1,0 +1,127 @@
+"""Credentials in URLs (an audit's finding): a redirect's ``Location`` holding a user name
+and password, and a URL given with them. Real servers on 127.0.0.1 record the
+Authorization header each request carried; the ingest tests run through a real
+PostgreSQL. Each test names a row of docs/faults.md."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from mediamon.ingest.fetch import fetch
+from mediamon.ingest.session import make_session
+from tests.support.fault_server import FaultServer, fault_server, redirect, respond
+from tests.support.faults import NOW, RSS, articles, feed_source, item, page, rss, run_ingest
+
+
+@pytest.fixture()
+def other_server() -> Iterator[FaultServer]:
+    with fault_server() as running:
+        yield running
+
+
+def _authorizations(server: FaultServer) -> dict[str, list[str]]:
+    """The Authorization header each path was requested with ('' for none)."""
+    sent: dict[str, list[str]] = {}
+    for _method, path, headers in server.requests:
+        value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        sent.setdefault(path, []).append(value)
+    return sent
+
+
+def _stored_text(engine: sa.Engine) -> str:
+    """Every row of every table and view of mediamon's schemas, as text."""
+    with engine.connect() as conn:
+        relations = conn.execute(
+            sa.text(
+                "select table_schema, table_name from information_schema.tables"
+                " where table_schema in ('public', 'bi')"
+            )
+        ).all()
+        rows = [
+            str(row)
+            for schema, name in relations
+            for row in conn.execute(sa.text(f'select t::text from "{schema}"."{name}" t'))
+        ]
+    return "\n".join(rows)
+
+
+def test_credentials_a_redirect_supplies_are_never_sent_nor_stored(
+    engine: sa.Engine, server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A feed and an article page each redirecting to ``http://user:secret@host/…``
+    (before: requests took the server's user name and password as Basic credentials
+    and sent them on, to whatever host the Location named; the feed's final URL, with
+    them, was the base its relative links were read against, and the fetch result's
+    ``final_url`` kept them)."""
+    port = server.port
+    server.route("/feed-hop", redirect(f"http://feeduser:feedsecret@127.0.0.1:{port}/feed.xml"))
+    server.route("/hop", redirect(f"http://pageuser:pagesecret@127.0.0.1:{port}/p"))
+    server.route("/p", respond(page("跳转文章")))
+    server.route("/rel", respond(page("相对链接")))
+    items = [item(server.url("/hop"), title="跳转"), item("/rel", title="相对")]
+    server.route("/feed.xml", respond(rss(items), content_type=RSS))
+    with caplog.at_level("DEBUG", logger="mediamon"):
+        stats = run_ingest(engine, [feed_source("creds", server.url("/feed-hop"))], NOW)
+    assert stats["creds"].errors == []
+    assert {path: set(sent) for path, sent in _authorizations(server).items()} == {
+        "/feed-hop": {""},
+        "/feed.xml": {""},
+        "/hop": {""},
+        "/p": {""},
+        "/rel": {""},
+        "/robots.txt": {""},
+    }
+    stored = articles(engine, "creds")
+    assert {url: row["content_origin"] for url, row in stored.items()} == {
+        server.url("/hop"): "page",
+        server.url("/rel"): "page",
+    }
+    assert stored[server.url("/hop")]["canonical_url"] == server.url("/p")
+    for secret in ("feedsecret", "pagesecret", "feeduser", "pageuser"):
+        assert secret not in caplog.text
+        assert secret not in _stored_text(engine)
+
+
+def test_a_redirect_target_is_requested_and_reported_without_its_credentials(
+    server: FaultServer,
+) -> None:
+    """The hop is followed without the user name and password the server put in it: not
+    sent, not in ``final_url`` or ``redirects``, and not in an error naming the chain (a
+    redirect loop through a spelling with credentials is the same URL, a loop)."""
+    port = server.port
+    server.route("/a", redirect(f"http://u:s3cret@127.0.0.1:{port}/b"))
+    server.route("/b", respond(page("目标")))
+    server.route("/loop", redirect(f"http://u:s3cret@127.0.0.1:{port}/loop"))
+    with make_session("mediamon-test/1.0", retries=0) as session:
+        followed = fetch(session, server.url("/a"), allow_private_network=True)
+        looped = fetch(session, server.url("/loop"), allow_private_network=True)
+    assert followed.ok and followed.final_url == server.url("/b")
+    assert followed.redirects == (server.url("/a"),)
+    assert looped.error == f"redirect loop: {server.url('/loop')} -> {server.url('/loop')}"
+    assert server.hits("/loop") == 1
+    assert set(_authorizations(server)["/b"]) == {""}
+
+
+def test_credentials_of_the_url_asked_for_go_to_its_own_host_only(
+    server: FaultServer, other_server: FaultServer
+) -> None:
+    """A URL given with a user name and password (an operator's, for a feed behind Basic
+    auth) sends them to its own host, on every hop that stays there, and never to another
+    host a redirect names; the result reports every URL without them."""
+    server.route("/feed", redirect("/feed2"))
+    server.route("/feed2", redirect(other_server.url("/elsewhere")))
+    other_server.route("/elsewhere", respond(page("别处")))
+    private = {f"127.0.0.1:{server.port}", f"127.0.0.1:{other_server.port}"}
+    url = f"http://ops:pa55word@127.0.0.1:{server.port}/feed"
+    with make_session("mediamon-test/1.0", retries=0) as session:
+        result = fetch(session, url, private_hosts=private)
+    basic = "Basic " + base64.b64encode(b"ops:pa55word").decode()
+    assert _authorizations(server) == {"/feed": [basic], "/feed2": [basic]}
+    assert _authorizations(other_server) == {"/elsewhere": [""]}
+    assert result.ok and result.final_url == other_server.url("/elsewhere")
+    assert result.redirects == (server.url("/feed"), server.url("/feed2"))
+    assert "pa55word" not in repr(result)
