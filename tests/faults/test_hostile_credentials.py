@@ -6,13 +6,18 @@ PostgreSQL. Each test names a row of docs/faults.md."""
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from mediamon.ingest.fetch import fetch
 from mediamon.ingest.session import make_session
+from tests.support.dns_server import dns_server, resolver_command
 from tests.support.fault_server import FaultServer, fault_server, redirect, respond
 from tests.support.faults import NOW, RSS, articles, feed_source, item, page, rss, run_ingest
 
@@ -125,3 +130,45 @@ def test_credentials_of_the_url_asked_for_go_to_its_own_host_only(
     assert result.ok and result.final_url == other_server.url("/elsewhere")
     assert result.redirects == (server.url("/feed"), server.url("/feed2"))
     assert "pa55word" not in repr(result)
+
+
+# Run under a name server of the test's own (see tests.support.dns_server): two sites under
+# the public suffix sh.cn (Shanghai's), both on the test server.
+FETCH_TWO_SITES = """
+import json, sys
+from mediamon.ingest.fetch import fetch
+from mediamon.ingest.session import make_session
+
+port = sys.argv[1]
+sites = {f"evil.sh.cn:{port}", f"news.sh.cn:{port}"}
+with make_session("mediamon-faults/1.0", retries=0) as session:
+    for url in ("evil.sh.cn/toss", "evil.sh.cn/own", "news.sh.cn/p", "evil.sh.cn/again"):
+        result = fetch(session, f"http://{url.replace('/', f':{port}/', 1)}", private_hosts=sites)
+        assert result.ok, result.error
+print(json.dumps(sorted(c.domain for c in session.cookies)))
+"""
+
+
+def test_a_cookie_set_for_a_public_suffix_reaches_no_other_site(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """A page on evil.sh.cn setting ``Domain=.sh.cn`` (sh.cn is a public suffix, as
+    com.cn is; before: http.cookiejar refuses only ``.co.uk``-like domains of a short
+    list, so the cookie was kept and sent with every request to every site under sh.cn,
+    bj.cn, github.io, blogspot.com …: up to 50 cookies of 4 KB, 200 KB a request, which
+    nginx and Apache refuse, and a session cookie of the tosser's choosing). Ignored, as
+    browsers ignore it (the Public Suffix List); a cookie for the site's own domain is
+    kept and sent back."""
+    server.route("/toss", respond(page("甲"), headers={"Set-Cookie": "tossed=1; Domain=.sh.cn"}))
+    server.route("/own", respond(page("乙"), headers={"Set-Cookie": "own=1; Domain=.evil.sh.cn"}))
+    server.route("/p", respond(page("丙")))
+    server.route("/again", respond(page("丁")))
+    names = {"evil.sh.cn": ["127.0.0.1"], "news.sh.cn": ["127.0.0.1"]}
+    with dns_server(names) as name_server:
+        argv = [sys.executable, "-c", FETCH_TWO_SITES, str(server.port)]
+        command = resolver_command(name_server, tmp_path, argv, wait_s=5)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [".evil.sh.cn"]
+    sent = {path: headers.get("cookie", "") for _, path, headers in server.requests}
+    assert sent["/p"] == "" and sent["/again"] == "own=1"

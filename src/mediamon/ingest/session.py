@@ -26,12 +26,14 @@ MAX_COOKIES = 3000
 
 
 class BoundedCookieJar(RequestsCookieJar):
-    """A cookie jar that ignores a cookie over MAX_COOKIE_BYTES, and new cookies past
-    MAX_COOKIES_PER_DOMAIN for their domain or MAX_COOKIES in all (a cookie already kept
-    may still be replaced)."""
+    """A cookie jar that ignores a cookie over MAX_COOKIE_BYTES, one whose ``Domain`` is a
+    public suffix, and new cookies past MAX_COOKIES_PER_DOMAIN for their domain or
+    MAX_COOKIES in all (a cookie already kept may still be replaced)."""
 
     def set_cookie(self, cookie: Cookie, *args: Any, **kwargs: Any) -> None:
         if len(cookie.name) + len(cookie.value or "") > MAX_COOKIE_BYTES:
+            return
+        if cookie.domain_specified and is_public_suffix(cookie.domain):
             return
         with self._cookies_lock:  # type: ignore[attr-defined]
             kept: dict[str, dict[str, dict[str, Cookie]]] = self._cookies  # type: ignore[attr-defined]
@@ -42,6 +44,20 @@ class BoundedCookieJar(RequestsCookieJar):
                 if in_domain >= MAX_COOKIES_PER_DOMAIN or total >= MAX_COOKIES:
                     return
             super().set_cookie(cookie, *args, **kwargs)
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether a cookie's ``Domain`` is a public suffix (the Public Suffix List, as
+    browsers read it: ``sh.cn``, ``github.io``). http.cookiejar refuses only domains
+    like ``.co.uk`` (a short list of second levels under two-letter ones), so a page on
+    evil.sh.cn set cookies that every request to every site under sh.cn carried: up to
+    MAX_COOKIES_PER_DOMAIN of MAX_COOKIE_BYTES, more than servers take in a request."""
+    from tld import get_tld
+
+    name = domain.strip(".").lower()
+    found = get_tld(f"http://{name}/", fail_silently=True, as_object=True)
+    # A name under no known suffix (an intranet's "corp.internal") is left to cookiejar.
+    return found is not None and getattr(found, "tld", None) == name
 
 
 class GuardedSession(requests.Session):
