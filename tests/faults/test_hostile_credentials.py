@@ -18,7 +18,14 @@ import sqlalchemy as sa
 from mediamon.ingest.fetch import fetch
 from mediamon.ingest.session import make_session
 from tests.support.dns_server import dns_server, resolver_command
-from tests.support.fault_server import FaultServer, fault_server, redirect, respond
+from tests.support.fault_server import (
+    Behaviour,
+    Connection,
+    FaultServer,
+    fault_server,
+    redirect,
+    respond,
+)
 from tests.support.faults import NOW, RSS, articles, feed_source, item, page, rss, run_ingest
 
 
@@ -172,3 +179,37 @@ def test_a_cookie_set_for_a_public_suffix_reaches_no_other_site(
     assert json.loads(done.stdout) == [".evil.sh.cn"]
     sent = {path: headers.get("cookie", "") for _, path, headers in server.requests}
     assert sent["/p"] == "" and sent["/again"] == "own=1"
+
+
+def _locations(*values: str) -> Behaviour:
+    """A 302 with one Location header for each of ``values``."""
+    lines = "".join(f"Location: {v}\r\n" for v in values)
+    head = f"HTTP/1.1 302 Found\r\n{lines}Content-Length: 0\r\n\r\n".encode()
+
+    def behave(conn: Connection) -> None:
+        conn.send(head)
+
+    return behave
+
+
+def test_a_location_sent_twice_is_followed_once_and_two_different_ones_are_an_error(
+    server: FaultServer,
+) -> None:
+    """Location sent twice, as a CMS and its proxy each add it (before: the two arrived
+    joined, ``/a, /a`` was requested, a 404: the page lost). The same URL twice is
+    followed; two different ones are the fetch's error, as in browsers; a comma inside
+    one Location is part of its URL."""
+    server.route("/same", _locations("/a", "/a"))
+    server.route("/different", _locations("/a", "/b"))
+    server.route("/comma", _locations("/a,b"))
+    for path in ("/a", "/b", "/a,b"):
+        server.route(path, respond(page("目标")))
+    with make_session("mediamon-test/1.0", retries=0) as session:
+        same, different, comma = (
+            fetch(session, server.url(path), allow_private_network=True)
+            for path in ("/same", "/different", "/comma")
+        )
+    assert same.ok and same.final_url == server.url("/a")
+    assert different.error == "HTTP 302 redirect with 2 different Location headers"
+    assert comma.ok and comma.final_url == server.url("/a,b")
+    assert server.hits("/b") == 0

@@ -448,11 +448,8 @@ def _read_response(
     status = response.status_code
     result = _Exchange(status=status, headers=headers)
     if status in REDIRECT_STATUSES:
-        location = redirects.utf8_header(headers.get("location", "")).strip()
-        if not location:
-            result.error = f"HTTP {status} redirect without a Location header"
-        else:
-            result.location = location
+        location, error = redirects.location_of(status, response.raw.headers.getlist("location"))
+        result.location, result.error = location, error
         return result
     if status == 304:
         return result

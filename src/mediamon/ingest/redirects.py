@@ -89,6 +89,20 @@ def refresh_location(answer: Answer, current: str) -> str | None:
     return target
 
 
+def location_of(status: int, values: list[str]) -> tuple[str | None, str | None]:
+    """The Location of a redirect answer and None, or None and the fetch's error.
+    ``values`` are the answer's Location headers, one each: sent twice, as a CMS and its
+    proxy each add it, they arrived joined (``/a, /a``) and that was requested, a 404
+    and the page lost. The same URL twice is that URL; two different ones are an error,
+    as in browsers (the Fetch standard's "location URL")."""
+    found = list(dict.fromkeys(v for v in (utf8_header(v).strip() for v in values) if v))
+    if not found:
+        return None, f"HTTP {status} redirect without a Location header"
+    if len(found) > 1:
+        return None, f"HTTP {status} redirect with {len(found)} different Location headers"
+    return found[0], None
+
+
 def utf8_header(value: str) -> str:
     """A header value as its bytes read in UTF-8, when they are UTF-8. http.client reads
     header bytes as Latin-1, but sites send a Location of raw UTF-8 far more often
