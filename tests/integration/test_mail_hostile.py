@@ -208,3 +208,107 @@ def test_stories_with_links_as_long_as_ingest_stores_are_linked(width: int) -> N
         assert links[0] == LONG_LINK, links
         assert links[1] is not None and links[1].startswith("https://xn--fsqu00a.xn--fiqs8s/")
         assert links[2] == "https://example.org/3"
+
+
+# Each story's snippet and meta line, as drawn.
+STORY_TEXTS = """[...document.querySelectorAll('li.story')].map(li => ({
+  title: (li.querySelector('b') || li).innerText,
+  meta: (li.querySelector('.muted') || {}).innerText || '',
+  snippet: (li.querySelector('.snippet') || {}).innerText || '',
+  link: (li.querySelector('a[href]') || {}).href || null}))"""
+
+
+def drawn_stories(message: EmailMessage, name: str, width: int) -> list[dict[str, Any]]:
+    """Each story of ``message`` as chromium draws it at ``width`` (screenshot saved)."""
+    seen = drawn(message, name, width, dark=False)
+    assert seen["scrollWidth"] <= seen["innerWidth"], name
+    with Chromium() as browser:
+        page = browser.open((ARTIFACTS / f"mail-hostile-{name}.html").as_uri(), width=width)
+        stories: list[dict[str, Any]] = page.evaluate(STORY_TEXTS)
+    return stories
+
+
+# Text as published that holds semicolons inside its sentences: an entity escaped twice
+# by a feed (text of "台湾 &amp; 美国"), and a Chinese sentence whose clauses a "；" joins.
+ENTITY_SENTENCE = (
+    "台湾 &amp;amp; 美国官员周二在华盛顿举行第三轮会谈，双方讨论了芯片出口管制和两岸局势。"
+)
+ENTITY_BODY = ENTITY_SENTENCE + "下一句不在摘要里。"
+CLAUSE_BODY = (
+    "他们建议，台湾海峡两岸应恢复和扩大各层级交流，增进互信，减少误判风险；"
+    "国际社会也应发挥建设性作用。"
+)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_snippet_runs_on_past_semicolons_to_the_sentences_end(width: int) -> None:
+    """A snippet stopped at every ";" or "；", as if it ended a sentence: a body of
+    "台湾 &amp;amp; 美国官员……" (an entity a feed escaped twice) had the snippet
+    "台湾 &amp;amp;", and a Chinese sentence whose two clauses a "；" joins lost its
+    second half. A snippet is the sentence around the hit, as Google Alerts shows it."""
+    stories = (
+        story(1, "台湾新闻", snippet=make_snippet(TAIWAN, ENTITY_BODY)),
+        story(2, "台湾新闻 二", snippet=make_snippet(TAIWAN, CLAUSE_BODY)),
+    )
+    for locale, message in received(alert(*stories)).items():
+        text_part = message.get_body(("plain",))
+        assert text_part is not None
+        plain = text_part.get_content()
+        # The hit marked 【台湾】 in the plain text.
+        assert (
+            "】 &amp;amp; 美国官员周二在华盛顿举行第三轮会谈，双方讨论了芯片出口管制和两岸局势。"
+            in plain
+        )
+        assert "下一句" not in plain
+        drawn_list = drawn_stories(message, f"semicolon-{locale}-{width}", width)
+        assert drawn_list[0]["snippet"].replace("\n", "") == ENTITY_SENTENCE, locale
+        assert drawn_list[1]["snippet"].replace("\n", "") == CLAUSE_BODY
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_title_after_900_blanks_shows_its_words(width: int) -> None:
+    """A title was cut to 864 characters before its blanks were squeezed: one stored
+    with 900 spaces, tabs or line breaks before its words (a row older than ingest's
+    clean-up) was all blanks, and the mail listed "(no title)", in the top stories and
+    in the compact list alike."""
+    title = " \t\n" * 300 + "台湾海峡 新闻标题"
+    stories = tuple(
+        story(i, title, title_snippet=None, url=f"https://example.org/{i}") for i in range(1, 8)
+    )
+    for locale, message in received(alert(*stories)).items():
+        text_part = message.get_body(("plain",))
+        assert text_part is not None
+        plain = text_part.get_content()
+        assert plain.count("台湾海峡 新闻标题") == 7, locale
+        assert "(no title)" not in plain and "无标题" not in plain
+        for drawn_story in drawn_stories(message, f"blank-title-{locale}-{width}", width):
+            assert drawn_story["title"].startswith("台湾海峡 新闻标题"), drawn_story
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_story_without_a_link_names_its_outlets_site(width: int) -> None:
+    """A story whose link is missing, not http(s) or longer than a mail links was listed
+    with its outlet's name alone: no way to the story. Google Alerts names a result's
+    domain; the mail names the outlet's site (the domain of its feed's URL, escaped)
+    beside the outlet where the story has no link, and only there."""
+    stories = (
+        story(1, "台湾新闻 无链接", url="", site="dw.com"),
+        story(2, "台湾新闻 FTP", url="ftp://files.example.org/a", site="dw.com"),
+        story(3, "台湾新闻 超长", url="https://example.org/" + "y" * 9000, site="dw.com"),
+        story(4, "台湾新闻 <b>", url="", site="<b>x.org</b>"),
+        story(5, "台湾新闻 有链接", site="dw.com"),
+    )
+    for locale, message in received(alert(*stories)).items():
+        text_part = message.get_body(("plain",))
+        html_part = message.get_body(("html",))
+        assert text_part is not None and html_part is not None
+        plain = text_part.get_content()
+        assert plain.count("cna (dw.com)") == 3, locale
+        assert "<b>x.org</b>" not in html_part.get_content()
+        drawn_list = drawn_stories(message, f"site-{locale}-{width}", width)
+        for drawn_story in drawn_list[:3]:
+            assert drawn_story["link"] is None
+            assert drawn_story["meta"].startswith("cna (dw.com)"), drawn_story
+        assert drawn_list[3]["meta"].startswith("cna (<b>x.org</b>)")
+        assert drawn_list[4]["link"] == "https://example.org/5"
+        assert "dw.com" not in drawn_list[4]["meta"]

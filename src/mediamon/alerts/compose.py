@@ -90,6 +90,9 @@ TERM_CHARS = 60
 # ingest stores) made 294 kB. Past it, fewer are listed (at most MAX_BUDGET_ROUNDS
 # renderings of the list), the rest counted.
 ALERT_HTML_BYTES = 90_000
+# Renderings of a mail past its weight limit, alert or digest (one constant: each round
+# lists fewer stories, scaled by the weight with a margin; two were enough for every mail
+# measured).
 MAX_BUDGET_ROUNDS = 4
 
 

@@ -17,10 +17,12 @@ import sqlalchemy as sa
 
 from mediamon.alerts.chart import ChartData
 from mediamon.alerts.compose import AlertMail
+from mediamon.alerts.render import safe_link
 from mediamon.alerts.snippet import MAX_SEARCH_CHARS, make_snippet, mark_hits
 from mediamon.alerts.stories import TOP_STORIES, StoryItem, rank_stories
 from mediamon.db.queries import query
 from mediamon.db.tables import alerts_table
+from mediamon.ingest.provenance import site_of
 from mediamon.spikes.counts import hourly_counts
 from mediamon.spikes.model import HOURS_PER_WEEK
 from mediamon.topics.definitions import Topic
@@ -131,6 +133,9 @@ def _ranked(
     rows: Iterable[sa.Row[Any]], topic: Topic | None, exclude: Collection[int]
 ) -> list[StoryItem]:
     rules = topic.rules if topic is not None else ()
+    rows = list(rows)
+    # One site a source, not one a story: a digest lists hundreds of one outlet's.
+    sites = {location: outlet_site(location) for location in {r.outlet_location for r in rows}}
     return rank_stories(
         [
             StoryItem(
@@ -143,6 +148,7 @@ def _ranked(
                 title_hits=int(row.title_hits or 0),
                 mentions=int(row.mentions or 0),
                 title_snippet=mark_hits(rules, row.title) if rules else None,
+                site=sites[row.outlet_location],
             )
             for row in rows
             # Left out here, not in the query: a few ids at most a period's stories, and
@@ -150,6 +156,22 @@ def _ranked(
             if row.article_id not in exclude
         ]
     )
+
+
+def outlet_site(location: str | None) -> str | None:
+    """The site of a feed source's configured URL, as a mail names it beside the outlet
+    of a story without a link: its registrable domain (``rss.dw.com`` is ``dw.com``;
+    host and port for an IP address), in ASCII (IDNA), so that a look-alike Unicode
+    domain cannot pass for another; None without an http(s) URL (an archive source)."""
+    link = safe_link(location)
+    if link is None:
+        return None
+    site = site_of(link)
+    if site.startswith(":"):
+        return None
+    # site_of keys a host without a public suffix with its port; a reader needs no ":443".
+    default = ":443" if link.startswith("https:") else ":80"
+    return site.removesuffix(default)
 
 
 def with_top_snippets(

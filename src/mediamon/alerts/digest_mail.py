@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from mediamon.alerts import unsubscribe
 from mediamon.alerts.catalog import Catalog, local_time, utc_offset
 from mediamon.alerts.compose import (
+    MAX_BUDGET_ROUNDS,
     MAX_SUBJECT_TOPICS,
     SUBJECT_TOPIC_CHARS,
     SUBJECT_TOPICS_CHARS,
@@ -76,9 +77,9 @@ DIGEST_NAMED_TOPICS = 20
 # ends in "[Message clipped]", the footer and its unsubscribe link cut off); the caps
 # above count stories, not bytes, and 200 stories of 200-character Chinese titles (600
 # bytes of UTF-8 each), long links and outlets made 150 kB. Past this, fewer stories are
-# listed (at most MAX_BUDGET_ROUNDS renderings), each topic counting the rest.
+# listed (at most compose.MAX_BUDGET_ROUNDS renderings, as an alert), each topic counting
+# the rest.
 DIGEST_HTML_BYTES = 90_000
-MAX_BUDGET_ROUNDS = 4
 
 
 @dataclass(frozen=True)

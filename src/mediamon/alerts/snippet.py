@@ -28,7 +28,12 @@ MAX_SEARCH_CHARS = 50_000
 # start) when there is one within this many characters; text without spaces (Chinese,
 # Japanese) is cut where it is, with its "…".
 WORD_BACKOFF_CHARS = 20
-SENTENCE_END = re.compile(r"[。！？!?；;]+[”’」』）)]*|(?<=[.])\s+|\n+")
+# Where a sentence ends. Not at a semicolon, ";" or "；": it joins the clauses of one
+# sentence (Chinese news: "他们建议，两岸应……减少误判风险；国际社会也应发挥建设性作用",
+# the suggestion is both halves), and text of entities or lists ("台湾 &amp;amp; 美国",
+# "a; b; c") holds one in every few words: the snippet was "台湾 &amp;amp;". A sentence
+# long for it is cut around the hit anyway (MAX_SNIPPET_CHARS).
+SENTENCE_END = re.compile(r"[。！？!?]+[”’」』）)]*|(?<=[.])\s+|\n+")
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,8 @@ class StoryItem:
         mentions: Occurrences in title and body, copies included.
         title_snippet: The whole title with its hits marked, if it has any.
         snippet: The sentence(s) around the first hit in the body.
+        site: The outlet's site (the domain of its configured feed URL), named beside
+            the outlet when the story has no link; None for an archive source.
     """
 
     story_id: int
@@ -76,6 +78,7 @@ class StoryItem:
     mentions: int = 0
     title_snippet: Snippet | None = None
     snippet: Snippet | None = None
+    site: str | None = None
 
 
 def rank_stories(stories: Sequence[StoryItem]) -> list[StoryItem]:
@@ -200,7 +203,12 @@ def _when(moment: datetime | None, zone: ZoneInfo, catalog: Catalog, stated: str
 
 
 def _meta(story: StoryItem, zone: ZoneInfo, catalog: Catalog, stated: str | None) -> list[str]:
-    items = [isolate(story.outlet, 80), _when(story.published_at, zone, catalog, stated)]
+    outlet = isolate(story.outlet, 80)
+    if story.site and safe_link(story.url) is None:
+        # No link (missing, not http(s), too long): the reader still learns where to look,
+        # as Google Alerts names a result's domain. Plain text, escaped with the line.
+        outlet = f"{outlet} ({isolate(story.site, 80)})"
+    items = [outlet, _when(story.published_at, zone, catalog, stated)]
     if story.other_outlets:
         names = ", ".join(isolate(o, 40) for o in story.other_outlets[:MAX_OUTLETS_NAMED])
         if len(story.other_outlets) > MAX_OUTLETS_NAMED:

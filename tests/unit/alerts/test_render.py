@@ -94,3 +94,24 @@ def test_message_ids_take_the_sender_domain_in_ascii() -> None:
         assert "invalid" not in message_id_domain(unusable)
     message = build_message(Rendered("s", "t\n", "<p>h</p>"), "m <m@x.example>", ["a@b.org"])
     assert str(message["Message-ID"]).endswith("@x.example>")
+
+
+def test_a_title_after_900_blanks_keeps_its_words_and_a_huge_one_is_read_in_part() -> None:
+    """Cut before its blanks were squeezed, a title of 900 blanks and then words was
+    empty ("(no title)"). Only the first CLEAN_SCAN_CHARS of a huge value are read."""
+    from mediamon.alerts import render
+
+    assert clean(" \t\n\u3164" * 225 + "台湾海峡 新闻") == "台湾海峡 新闻"
+    assert clean("a" + "\u0301" * 900 + "b") == "a" + "\u0301" * 4 + "b"
+    assert clean(" " * (render.CLEAN_SCAN_CHARS + 10) + "late") == ""
+    assert clean("x " * 10_000_000, 20) == "x " * 9 + "x…"
+
+
+def test_one_budget_of_renderings_for_alerts_and_digests() -> None:
+    """MAX_BUDGET_ROUNDS was defined in compose and again in digest_mail: one place."""
+    import inspect
+
+    from mediamon.alerts import compose, digest_mail
+
+    assert digest_mail.MAX_BUDGET_ROUNDS is compose.MAX_BUDGET_ROUNDS
+    assert "MAX_BUDGET_ROUNDS =" not in inspect.getsource(digest_mail)

@@ -95,3 +95,20 @@ def test_a_snippet_cut_splits_neither_a_character_nor_a_word() -> None:
     assert leading.text.startswith(("Before", "and", "then")), leading.text[:12]
     chinese = make_snippet(TAIWAN, "台湾" + "中华民国国防部今日宣布" * 30)
     assert chinese is not None and chinese.trailing and len(chinese.text) == MAX_SNIPPET_CHARS
+
+
+def test_a_semicolon_does_not_end_the_snippets_sentence() -> None:
+    """ ";" and "；" join clauses of one sentence (and stand in entities a feed escaped
+    twice): the snippet was "台湾 &amp;amp;" and the first clause of a Chinese sentence."""
+    taiwan = [parse_rule("台湾")]
+    entity = "台湾 &amp;amp; 美国官员周二在华盛顿举行第三轮会谈，双方讨论了芯片出口管制。"
+    snippet = make_snippet(taiwan, entity + "另一句。")
+    assert snippet is not None and snippet.text == entity
+    clauses = (
+        "他们建议，台湾海峡两岸应恢复和扩大各层级交流，减少误判风险；国际社会也应发挥建设性作用。"
+    )
+    snippet = make_snippet(taiwan, clauses + "另一句。")
+    assert snippet is not None and snippet.text == clauses
+    listed = "Taiwan; Japan; Korea; the Philippines and Vietnam held talks on trade."
+    snippet = make_snippet([parse_rule("taiwan")], listed)
+    assert snippet is not None and snippet.text == listed

@@ -2,7 +2,8 @@
 -- topic cost 7-11 s a recipient at 3,000 topics), with its topic and its story time in
 -- [:start, :end): the root article (a syndicated copy counts for its root, as in
 -- topic_hourly_counts), its canonical URL (utm_* and #fragment dropped, the URL
--- bi.articles shows; the feed's own URL is in articles.url), its outlet, the other outlets
+-- bi.articles shows; the feed's own URL is in articles.url), its outlet (and a feed's URL,
+-- whose site the mail names when the story has no link), the other outlets
 -- that carried a copy, the most title hits and all hits of root and copies (story_bodies
 -- gives the bodies of the few shown with a snippet). Also, when :late_since is given, the
 -- stories whose story time is in [:late_from, :start) that the previous digest did not
@@ -10,6 +11,7 @@
 -- those first seen after :late_since: they were loaded (committed, matched) after the
 -- previous digest picked its stories.
 select m.topic, r.article_id, r.title, r.canonical_url as url, s.name as outlet, {story_time(r)} as story_time,
+       case when s.kind = 'feed' then s.location end as outlet_location,
        max(m.title_hits) as title_hits,
        sum(m.title_hits + m.body_hits) as mentions,
        array(select distinct cs.name
@@ -32,4 +34,4 @@ select m.topic, r.article_id, r.title, r.canonical_url as url, s.name as outlet,
                   and r.first_seen_at > cast(:late_since as timestamptz))
                  or (cast(:listed as bigint[]) is not null
                      and r.article_id not in (select unnest(cast(:listed as bigint[])))))))
- group by m.topic, r.article_id, s.name
+ group by m.topic, r.article_id, s.name, s.kind, s.location
