@@ -3,7 +3,8 @@ test replays one finding against servers on 127.0.0.1 and a real PostgreSQL, and
 the docs/faults.md row it proves.
 
 1. validators unfit to store or send back       -> test_validators_*
-2. an unbounded cookie jar                      -> test_cookies_*
+2. an unbounded cookie jar; a Cookie header    -> test_cookies_*
+   over what servers take
 3. archive file names that are not UTF-8        -> test_archive_file_names_*
 4. a key given twice in sources.yaml            -> test_a_field_given_twice_*
 5. robots.txt rules that backtrack, or a BOM   -> test_robots_txt_*
@@ -41,7 +42,12 @@ import sqlalchemy as sa
 
 from mediamon.ingest.feeds import parse_feed
 from mediamon.ingest.fetch import MAX_ERROR_CHARS, PAGE_TYPES, fetch
-from mediamon.ingest.session import MAX_COOKIE_BYTES, MAX_COOKIES_PER_DOMAIN, make_session
+from mediamon.ingest.session import (
+    MAX_COOKIE_BYTES,
+    MAX_COOKIE_HEADER_BYTES,
+    MAX_COOKIES_PER_DOMAIN,
+    make_session,
+)
 from mediamon.ingest.sources import Source, SourceConfigError, load_sources
 from tests.support.cpu import least_cpu
 from tests.support.fault_server import Behaviour, Connection, FaultServer, respond
@@ -137,7 +143,8 @@ def test_cookies_a_host_sets_are_bounded_and_its_other_pages_still_load(
 
 def test_cookies_are_kept_within_browser_limits(server: FaultServer) -> None:
     """Cookies of up to MAX_COOKIE_BYTES are kept, up to MAX_COOKIES_PER_DOMAIN a
-    domain (a cookie already kept may still change); larger ones are ignored."""
+    domain (a cookie already kept may still change); larger ones are ignored. A request
+    carries those that fit in MAX_COOKIE_HEADER_BYTES (here 6 of 1 kB)."""
     server.route("/many", _cookie_page(80, 1_000))
     server.route("/big", _cookie_page(1, MAX_COOKIE_BYTES + 1))
     with make_session(USER_AGENT, retries=0) as session:
@@ -149,7 +156,55 @@ def test_cookies_are_kept_within_browser_limits(server: FaultServer) -> None:
         assert len(session.cookies) == MAX_COOKIES_PER_DOMAIN
         assert "big_0" not in session.cookies
     sent = server.requests[-1][2]["cookie"]
-    assert sent.count("many_") == MAX_COOKIES_PER_DOMAIN
+    assert len(sent) <= MAX_COOKIE_HEADER_BYTES
+    assert sent.count("many_") == MAX_COOKIE_HEADER_BYTES // 1_009
+
+
+def _refusing_long_heads(behaviour: Behaviour, limit: int = 8192) -> Behaviour:
+    """``behaviour``, unless the request's head is over ``limit`` bytes: then 431, as
+    Tomcat and older Node.js answer (nginx and Apache answer 400 for a line that long)."""
+
+    def behave(conn: Connection) -> None:
+        head = sum(len(k) + len(v) + 4 for k, v in conn.headers.items()) + len(conn.path) + 16
+        if head > limit:
+            respond(b"too large", "431 Request Header Fields Too Large")(conn)
+        else:
+            behaviour(conn)
+
+    return behave
+
+
+def test_cookies_a_host_sets_never_make_its_requests_too_large_to_take(
+    engine: sa.Engine, server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pages setting 10 cookies of 1,000 bytes each, all within the jar's limits, on a
+    server refusing a request head over 8 KiB: before, the second page's request carried
+    10 kB of cookies and every page after the first was a 431 and fell back to the feed's
+    text. The Cookie header stays within MAX_COOKIE_HEADER_BYTES (the largest, then the
+    oldest left out; the small session id stays), logged once for the host."""
+    server.route(
+        "/login",
+        _refusing_long_heads(respond(page("登录"), headers={"Set-Cookie": "sid=42; Path=/"})),
+    )
+    links = [server.url("/login")]
+    for n in range(6):
+        server.route(f"/p{n}", _refusing_long_heads(_cookie_page(10, 1_000)))
+        links.append(server.url(f"/p{n}"))
+    feed = rss([item(u, title=f"第{n}条", description=f"摘要{n}") for n, u in enumerate(links)])
+    server.route("/feed.xml", respond(feed, content_type=RSS))
+    with caplog.at_level("WARNING", logger="mediamon.ingest.session"):
+        stats = run_ingest(engine, [feed_source("cookies", server.url("/feed.xml"))], NOW)
+    assert stats["cookies"].new == 7
+    log = fetch_log(engine, "cookies")
+    assert all(log[u]["error"] is None for u in links), [log[u]["error"] for u in links]
+    assert all(articles(engine)[u]["content_origin"] == "page" for u in links)
+    sent = [headers.get("cookie", "") for _, _, headers in server.requests]
+    assert max(len(cookie) for cookie in sent) <= MAX_COOKIE_HEADER_BYTES
+    assert "sid=42" in sent[-1]  # the last request, with the most cookies kept
+    cut = [
+        r.getMessage() for r in caplog.records if "more than a request may carry" in r.getMessage()
+    ]
+    assert len(cut) == 1 and "cookies of 127.0.0.1:" in cut[0], cut
 
 
 # ------------------------------------------------------------------- 3. archives

@@ -6,12 +6,14 @@ reads and updates.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
-from http.cookiejar import Cookie
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
-from requests.cookies import RequestsCookieJar
+from requests.cookies import MockRequest, RequestsCookieJar
 
 from mediamon.ingest import netguard
 from mediamon.ingest.politeness import HostLimiter, RobotsCache
@@ -23,6 +25,13 @@ from mediamon.ingest.politeness import HostLimiter, RobotsCache
 MAX_COOKIE_BYTES = 4096
 MAX_COOKIES_PER_DOMAIN = 50
 MAX_COOKIES = 3000
+# The most a request's Cookie header carries. Servers refuse a request whose head is over
+# 8 KiB (Tomcat, older Node.js in all; nginx and Apache a line), and 50 cookies of 4 KiB
+# fit the limits above: a site setting them made each of its later pages a 400 or 431.
+# 6 KiB leaves the rest of the head (a User-Agent of up to 1,000 characters) room.
+MAX_COOKIE_HEADER_BYTES = 6144
+
+logger = logging.getLogger(__name__)
 
 
 class BoundedCookieJar(RequestsCookieJar):
@@ -44,6 +53,31 @@ class BoundedCookieJar(RequestsCookieJar):
                 if in_domain >= MAX_COOKIES_PER_DOMAIN or total >= MAX_COOKIES:
                     return
             super().set_cookie(cookie, *args, **kwargs)
+
+
+def fit_cookie_header(jar: CookieJar, prepared: requests.PreparedRequest) -> tuple[int, int]:
+    """Set ``prepared``'s Cookie header to the cookies of ``jar`` it would carry, leaving
+    out the largest (of equal ones, the oldest) until the header is within
+    MAX_COOKIE_HEADER_BYTES, as few as that takes: a session id is small and stays.
+    Returns how many cookies the request would carry and how many were left out."""
+    request = MockRequest(prepared)
+    cookies = list(jar._cookies_for_request(request))  # type: ignore[attr-defined]
+    sizes = [len(jar._cookie_attrs([cookie])[-1].encode()) for cookie in cookies]  # type: ignore[attr-defined]
+    total = sum(sizes) + 2 * (len(cookies) - 1)  # joined by "; "
+    left_out: set[int] = set()
+    # The jar's order is the order cookies were first set: the stable sort puts the oldest
+    # of equal size first.
+    for index in sorted(range(len(cookies)), key=lambda i: -sizes[i]):
+        if total <= MAX_COOKIE_HEADER_BYTES:
+            break
+        left_out.add(index)
+        total -= sizes[index] + 2
+    kept = [cookie for index, cookie in enumerate(cookies) if index not in left_out]
+    if kept:
+        prepared.headers["Cookie"] = "; ".join(jar._cookie_attrs(kept))  # type: ignore[attr-defined]
+    else:
+        del prepared.headers["Cookie"]
+    return len(cookies), len(left_out)
 
 
 def is_public_suffix(domain: str) -> bool:
@@ -75,6 +109,30 @@ class GuardedSession(requests.Session):
         # Shared across tasks when set (mediamon.ingest.robots_store); the RobotsCache above
         # still makes each origin one lookup per session.
         self.robots_store: RobotsStore | None = None
+        self.cookies_cut_for: set[str] = set()  # hosts whose Cookie header was cut, logged
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """requests' request, its Cookie header cut to MAX_COOKIE_HEADER_BYTES (see
+        :func:`fit_cookie_header`) when the jar made it; a caller's own is left alone."""
+        prepared = super().prepare_request(request)
+        header = prepared.headers.get("Cookie")
+        given = {name.lower() for name in (request.headers or {})}
+        if header and "cookie" not in given and len(header.encode()) > MAX_COOKIE_HEADER_BYTES:
+            jar = prepared._cookies  # type: ignore[attr-defined]  # the jar requests read
+            dropped = fit_cookie_header(jar, prepared)
+            host = urlsplit(prepared.url or "").hostname or "?"
+            if host not in self.cookies_cut_for:  # once a host: a task fetches many pages
+                self.cookies_cut_for.add(host)
+                logger.warning(
+                    "cookies of %s: %d, %d bytes in all, more than a request may carry "
+                    "(%d); its requests leave out the %d largest (logged once per host and task)",
+                    host,
+                    dropped[0],
+                    len(header.encode()),
+                    MAX_COOKIE_HEADER_BYTES,
+                    dropped[1],
+                )
+        return prepared
 
     def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Nothing: :func:`fetch` follows redirects itself, one checked hop at a time.
