@@ -862,7 +862,10 @@ def test_a_feed_of_more_elements_than_feedparser_reads_quickly_is_refused(
     ]
     started = time.monotonic()
     stats = run_ingest(engine, sources, NOW)
-    assert time.monotonic() - started < 5
+    # The refusal below is what fails the old code; the bound only guards against a
+    # count as slow as feedparser (600,000 elements: 24 s on a quiet machine), with room
+    # for a machine busy with other suites (5 s was exceeded once in CI that way).
+    assert time.monotonic() - started < 20
     assert stats["elements"].errors == [
         f"{server.url('/feed.xml')}: feed refused: more than 500,000 elements for feedparser"
         " to read (in its first 2,000 items and outside items)"
