@@ -16,24 +16,21 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from urllib3 import exceptions as u3
 
 from mediamon.deadline import watchdog
-from mediamon.ingest import netguard, redirects
+from mediamon.ingest import netguard, redirects, robots_read
 from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
 from mediamon.ingest.decode import content_type_charset, effective_content_type
 from mediamon.ingest.fetch_errors import describe, printable, short_error
 from mediamon.ingest.normalize import without_userinfo
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
-    ROBOTS_MAX_BYTES,
     BudgetSpent,
     HostDeferred,
     HostLimits,
-    RobotsRules,
 )
 from mediamon.ingest.session import GuardedSession
 from mediamon.limits import cap
@@ -61,9 +58,6 @@ CHUNK_BYTES = 64 * 1024
 # page over a slow link in 1,460-byte segments is about 11,000 reads.
 MAX_BODY_READS = 100_000
 MAX_REDIRECTS = 5
-# A robots.txt exchange's deadline, at most the page's own: the read counts as the page
-# fetch's first request, so the page's whole deadline bounds the two together.
-ROBOTS_DEADLINE_S = 30.0
 # Retry-After up to this long is waited for inside the task; a longer one defers the
 # host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
 MAX_RETRY_AFTER_S = 30.0
@@ -224,160 +218,260 @@ def fetch(
     """
     if not isinstance(session, GuardedSession):
         raise TypeError("fetch() needs a session from mediamon.ingest.session.make_session")
-    limits = limits or HostLimits()
-    started = time.monotonic()
-    whole_s = FETCH_DEADLINE_FACTOR * deadline_s
-    if end_by is not None:
-        start_by = end_by if start_by is None else min(start_by, end_by)
-    # Set when the first request gets its host's slot: waiting in the queue for a busy
-    # host (other pages' downloads) is the limiter's and the budget's to bound, not the
-    # fetch's, or a page queued behind slow ones would lose its download time.
-    ends: float | None = None
-    requested_at: float | None = None
-    # Every URL a result or error shows is without a user name and password; the one
-    # requested may keep the first URL's own (see redirects.next_hop).
-    chain: list[str] = [without_userinfo(url)]
-    current = url
-    attempt = 0
-    sent = 0  # the retries that were sent (``attempt`` counts one waiting for its slot)
-    headers = validators.headers() if validators else {}
+    run = _Progress(url, FETCH_DEADLINE_FACTOR * deadline_s, validators, start_by, end_by)
     if private_hosts is None:
         private_hosts = _own_host(url) if allow_private_network else frozenset()
-
-    def done(**kwargs: Any) -> FetchResult:
-        if kwargs.get("error"):
-            kwargs["error"] = printable(cap(kwargs["error"], MAX_ERROR_CHARS))
-        elapsed = int((time.monotonic() - started) * 1000)
-        kwargs.setdefault("final_url", chain[-1])
-        kwargs.setdefault("status", None)
-        kwargs.setdefault("content", b"")
-        kwargs.setdefault("requested_at", requested_at)
-        return FetchResult(url=chain[0], elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
-
-    def overran() -> str:
-        hops, retries = len(chain) - 1, sent
-        spent = [f"{hops} redirect{'s' * (hops != 1)}"] if hops else []
-        spent += [f"{retries} retr{'ies' if retries != 1 else 'y'}"] if retries else []
-        return f"fetch took longer than {whole_s:g} s" + (
-            " over " + " and ".join(spent) if spent else ""
-        )
-
-    def past_end() -> bool:
-        return ends is not None and time.monotonic() >= ends
-
+    options = _Options(
+        limits=limits or HostLimits(),
+        private_hosts=private_hosts,
+        configured_url=configured_url,
+        timeout=timeout,
+        deadline_s=deadline_s,
+        max_bytes=max_bytes,
+        accept_types=accept_types,
+        any_success=any_success,
+        check_robots=check_robots,
+    )
     while True:
         try:
             target = netguard.vet(
-                current,
+                run.current,
                 private_ok=private_hosts,
-                literal_ok=configured_url and len(chain) == 1,
+                literal_ok=configured_url and len(run.chain) == 1,
             )
         except requests.RequestException as error:
-            return done(error=describe(error))
-        interval = limits.interval_for(target.is_loopback)
-        if past_end():
-            return done(error=overran())
-        if start_by is not None and time.monotonic() > start_by:  # before robots.txt too
-            return done(error=str(BudgetSpent(target.host)), not_started=True)
+            return run.result(error=describe(error))
+        interval = options.limits.interval_for(target.is_loopback)
+        if run.past_end():
+            return run.result(error=run.overran())
+        if run.past_start_by():  # before robots.txt too
+            return run.not_started(target.host)
         if check_robots:
-            # The read is this fetch's first request when it comes first: the whole
-            # deadline counts from it (before, the read's 2 x 30 s came on top of the
-            # page's 120 s). On a later hop, and against start_by, it gets the time left;
-            # a read cut short by those is not kept (it would be "unreachable: disallow
-            # all" for every page of the origin): this fetch alone fails.
-            rules, read_at = _robots_rules(
-                session, target, private_hosts, limits, timeout,
-                deadline_s=min(ROBOTS_DEADLINE_S, deadline_s), end_by=ends, start_by=start_by,
-            )  # fmt: skip
-            if ends is None and read_at is not None:
-                requested_at, ends = read_at, read_at + whole_s
-            if rules is None:
-                if start_by is not None and time.monotonic() >= start_by and not past_end():
-                    return done(error=str(BudgetSpent(target.host)), not_started=True)
-                return done(error=overran())
-            if not rules.allowed(current):
-                return done(error=rules.refusal())
-            if rules.crawl_delay_s:
-                interval = max(interval, min(rules.crawl_delay_s, MAX_CRAWL_DELAY_S))
-            if past_end():
-                return done(error=overran())
-        retry_after = None
-        # The fetch's own end stops a later hop or retry waiting for its host (a
-        # Retry-After, other pages' downloads) as the budget does, with its own error.
-        own_end = ends is not None and (start_by is None or ends <= start_by)
-        start_until = ends if own_end else start_by
-        try:
-            with session.limiter.slot(
-                target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S, start_until
-            ):
-                if ends is None:
-                    requested_at = time.monotonic()
-                    ends = (
-                        requested_at + whole_s
-                        if end_by is None
-                        else min(requested_at + whole_s, end_by)
-                    )
-                left = ends - time.monotonic()
-                if left <= 0:
-                    return done(error=overran())
-                sent = attempt
-                exchange = _exchange(
-                    session,
-                    target,
-                    headers,
-                    timeout,
-                    min(deadline_s, left),
-                    overran() if left < deadline_s else None,
-                    max_bytes,
-                    accept_types,
-                    any_success,
-                )
-                if exchange.status in RETRY_STATUSES and exchange.error is not None:
-                    retry_after = _retry_after(exchange.headers)
-                    if retry_after is not None:
-                        # Before the slot is freed: a request waiting for it must find
-                        # the host deferred, not ask again the host that said to wait.
-                        session.limiter.defer(target.host, retry_after)
-        except HostDeferred as deferred:
-            return done(error=str(deferred), retry_after_s=deferred.remaining_s)
-        except BudgetSpent as spent:
-            if own_end:
-                return done(error=overran())
-            return done(error=str(spent), not_started=True)
+            obeyed = _obey_robots(session, options, run, target, interval)
+            if isinstance(obeyed, FetchResult):
+                return obeyed
+            interval = obeyed
+        answered = _request(session, options, run, target, interval)
+        if isinstance(answered, FetchResult):
+            return answered
+        exchange, retry_after = answered
         location = exchange.location
         if location is None and follow_refresh and exchange.status in WHOLE_ANSWER_STATUSES:
-            location = redirects.refresh_location(exchange, current)
+            location = redirects.refresh_location(exchange, run.current)
         if location is not None:
-            following = redirects.next_hop(chain, current, location, max_redirects)
-            if isinstance(following, redirects.Refused):
-                return done(status=exchange.status, headers=exchange.headers, error=following.error)
-            chain.append(without_userinfo(following))
-            current = following
-            headers = {}  # validators belong to the URL they were sent for
+            refused = run.redirect(location, max_redirects)
+            if refused is not None:
+                return run.result(status=exchange.status, headers=exchange.headers, error=refused)
             continue
         if exchange.status in RETRY_STATUSES and exchange.error is not None:
-            retryable = retry_after is None or retry_after <= MAX_RETRY_AFTER_S
-            if attempt < session.retries and retryable:
-                attempt += 1
-                if retry_after is None:  # a deferral makes the next slot() wait instead
-                    pause = session.backoff_s * 2 ** (attempt - 1)
-                    time.sleep(max(0.0, min(pause, ends - time.monotonic())) if ends else pause)
+            if run.retry(session, retry_after):
                 continue
             message = exchange.error
             if retry_after is not None:
                 message += f"; Retry-After {retry_after:.0f} s"
-            return done(
+            return run.result(
                 status=exchange.status,
                 headers=exchange.headers,
                 error=message,
                 retry_after_s=retry_after,
             )
-        return done(
+        return run.result(
             status=exchange.status,
             headers=exchange.headers,
             content=exchange.content,
             error=exchange.error,
         )
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What :func:`fetch` was asked for that every hop and retry uses alike."""
+
+    limits: HostLimits
+    private_hosts: Collection[str]
+    configured_url: bool
+    timeout: tuple[float, float]
+    deadline_s: float
+    max_bytes: int
+    accept_types: Collection[str] | None
+    any_success: bool
+    check_robots: bool
+
+
+class _Progress:
+    """One fetch's state across its redirect hops and retries: the URLs so far, the
+    retries sent, and the whole fetch's deadline once its first request starts."""
+
+    def __init__(
+        self,
+        url: str,
+        whole_s: float,
+        validators: Validators | None,
+        start_by: float | None,
+        end_by: float | None,
+    ) -> None:
+        self.started = time.monotonic()
+        self.whole_s = whole_s
+        self.end_by = end_by
+        if end_by is not None:
+            start_by = end_by if start_by is None else min(start_by, end_by)
+        self.start_by = start_by
+        # Set when the first request gets its host's slot: waiting in the queue for a busy
+        # host (other pages' downloads) is the limiter's and the budget's to bound, not the
+        # fetch's, or a page queued behind slow ones would lose its download time.
+        self.ends: float | None = None
+        self.requested_at: float | None = None
+        # Every URL a result or error shows is without a user name and password; the one
+        # requested may keep the first URL's own (see redirects.next_hop).
+        self.chain: list[str] = [without_userinfo(url)]
+        self.current = url
+        self.attempt = 0
+        self.sent = 0  # the retries that were sent (``attempt`` counts one waiting for its slot)
+        self.headers = validators.headers() if validators else {}
+
+    def result(self, **kwargs: Any) -> FetchResult:
+        """The fetch's result, as far as it got: its URLs, its time, its first request's."""
+        if kwargs.get("error"):
+            kwargs["error"] = printable(cap(kwargs["error"], MAX_ERROR_CHARS))
+        elapsed = int((time.monotonic() - self.started) * 1000)
+        kwargs.setdefault("final_url", self.chain[-1])
+        kwargs.setdefault("status", None)
+        kwargs.setdefault("content", b"")
+        kwargs.setdefault("requested_at", self.requested_at)
+        chain = self.chain
+        return FetchResult(url=chain[0], elapsed_ms=elapsed, redirects=tuple(chain[:-1]), **kwargs)
+
+    def not_started(self, host: str) -> FetchResult:
+        return self.result(error=str(BudgetSpent(host)), not_started=True)
+
+    def overran(self) -> str:
+        hops, retries = len(self.chain) - 1, self.sent
+        spent = [f"{hops} redirect{'s' * (hops != 1)}"] if hops else []
+        spent += [f"{retries} retr{'ies' if retries != 1 else 'y'}"] if retries else []
+        return f"fetch took longer than {self.whole_s:g} s" + (
+            " over " + " and ".join(spent) if spent else ""
+        )
+
+    def past_end(self) -> bool:
+        return self.ends is not None and time.monotonic() >= self.ends
+
+    def past_start_by(self) -> bool:
+        return self.start_by is not None and time.monotonic() > self.start_by
+
+    def first_request(self) -> float:
+        """The first request got its host's slot: the whole deadline counts from now.
+        Returns when the fetch ends."""
+        self.requested_at = time.monotonic()
+        whole_end = self.requested_at + self.whole_s
+        self.ends = whole_end if self.end_by is None else min(whole_end, self.end_by)
+        return self.ends
+
+    def redirect(self, location: str, max_redirects: int) -> str | None:
+        """Follow ``location`` on the next turn, or the error refusing it."""
+        following = redirects.next_hop(self.chain, self.current, location, max_redirects)
+        if isinstance(following, redirects.Refused):
+            return following.error
+        self.chain.append(without_userinfo(following))
+        self.current = following
+        self.headers = {}  # validators belong to the URL they were sent for
+        return None
+
+    def retry(self, session: GuardedSession, retry_after: float | None) -> bool:
+        """Whether to ask again after a 5xx or 429; backs off first when the host set no
+        Retry-After (a deferral makes the next slot() wait instead)."""
+        retryable = retry_after is None or retry_after <= MAX_RETRY_AFTER_S
+        if self.attempt >= session.retries or not retryable:
+            return False
+        self.attempt += 1
+        if retry_after is None:
+            pause = session.backoff_s * 2 ** (self.attempt - 1)
+            ends = self.ends
+            time.sleep(max(0.0, min(pause, ends - time.monotonic())) if ends else pause)
+        return True
+
+
+def _obey_robots(
+    session: GuardedSession,
+    options: _Options,
+    run: _Progress,
+    target: netguard.Target,
+    interval: float,
+) -> FetchResult | float:
+    """The host's interval with robots.txt's Crawl-delay, or the result that ends the
+    fetch: the page is disallowed, or the read used up the fetch's time or budget."""
+    # The read is this fetch's first request when it comes first: the whole deadline
+    # counts from it (before, the read's 2 x 30 s came on top of the page's 120 s). On a
+    # later hop, and against start_by, it gets the time left; a read cut short by those is
+    # not kept (it would be "unreachable: disallow all" for every page of the origin):
+    # this fetch alone fails.
+    rules, read_at = robots_read.read_rules(
+        fetch, session, target, options.private_hosts, options.limits, options.timeout,
+        deadline_s=min(robots_read.ROBOTS_DEADLINE_S, options.deadline_s),
+        end_by=run.ends, start_by=run.start_by,
+    )  # fmt: skip
+    if run.ends is None and read_at is not None:
+        run.requested_at, run.ends = read_at, read_at + run.whole_s
+    if rules is None:
+        if run.start_by is not None and time.monotonic() >= run.start_by and not run.past_end():
+            return run.not_started(target.host)
+        return run.result(error=run.overran())
+    if not rules.allowed(run.current):
+        return run.result(error=rules.refusal())
+    if rules.crawl_delay_s:
+        interval = max(interval, min(rules.crawl_delay_s, MAX_CRAWL_DELAY_S))
+    if run.past_end():
+        return run.result(error=run.overran())
+    return interval
+
+
+def _request(
+    session: GuardedSession,
+    options: _Options,
+    run: _Progress,
+    target: netguard.Target,
+    interval: float,
+) -> FetchResult | tuple[_Exchange, float | None]:
+    """One exchange once the host gives a slot, and the Retry-After of a 5xx or 429;
+    or the result that ends the fetch: the host is deferred, the time or budget is up."""
+    retry_after = None
+    # The fetch's own end stops a later hop or retry waiting for its host (a
+    # Retry-After, other pages' downloads) as the budget does, with its own error.
+    own_end = run.ends is not None and (run.start_by is None or run.ends <= run.start_by)
+    start_until = run.ends if own_end else run.start_by
+    limits = options.limits
+    try:
+        with session.limiter.slot(
+            target.host, interval, limits.max_connections, MAX_RETRY_AFTER_S, start_until
+        ):
+            ends = run.ends if run.ends is not None else run.first_request()
+            left = ends - time.monotonic()
+            if left <= 0:
+                return run.result(error=run.overran())
+            run.sent = run.attempt
+            exchange = _exchange(
+                session,
+                target,
+                run.headers,
+                options.timeout,
+                min(options.deadline_s, left),
+                run.overran() if left < options.deadline_s else None,
+                options.max_bytes,
+                options.accept_types,
+                options.any_success,
+            )
+            if exchange.status in RETRY_STATUSES and exchange.error is not None:
+                retry_after = _retry_after(exchange.headers)
+                if retry_after is not None:
+                    # Before the slot is freed: a request waiting for it must find
+                    # the host deferred, not ask again the host that said to wait.
+                    session.limiter.defer(target.host, retry_after)
+    except HostDeferred as deferred:
+        return run.result(error=str(deferred), retry_after_s=deferred.remaining_s)
+    except BudgetSpent as spent:
+        if own_end:
+            return run.result(error=run.overran())
+        return run.result(error=str(spent), not_started=True)
+    return exchange, retry_after
 
 
 @dataclass
@@ -584,62 +678,6 @@ def _retry_after(headers: dict[str, str]) -> float | None:
     # Wall-clock time here paces HTTP requests; it decides no data.
     seconds = (when - datetime.now(UTC)).total_seconds()
     return min(max(0.0, seconds), MAX_RETRY_AFTER_RECORDED_S)
-
-
-def _robots_rules(
-    session: GuardedSession,
-    target: netguard.Target,
-    private_hosts: Collection[str],
-    limits: HostLimits,
-    timeout: tuple[float, float],
-    *,
-    deadline_s: float,
-    end_by: float | None,
-    start_by: float | None,
-) -> tuple[RobotsRules | None, float | None]:
-    """The origin's rules (None: the read was cut by ``end_by`` or ``start_by``, this
-    fetch's own, and not kept) and when the read's request started (None: not here)."""
-    parts = urlsplit(target.url)
-    origin = f"{target.scheme}://{target.host}:{target.port}"
-    robots_url = without_userinfo(f"{parts.scheme}://{parts.netloc}/robots.txt")
-    read_at: float | None = None
-
-    def load() -> RobotsRules | None:
-        nonlocal read_at
-        store = session.robots_store
-        stored = store.get(origin) if store is not None else None
-        if stored is not None:
-            return RobotsRules.parse(stored, robots_url)
-        result = fetch(
-            session,
-            robots_url,
-            private_hosts=private_hosts,
-            limits=limits,
-            timeout=timeout,
-            max_bytes=ROBOTS_MAX_BYTES,
-            deadline_s=deadline_s,
-            any_success=True,
-            start_by=start_by,
-            end_by=end_by,
-        )
-        read_at = result.requested_at
-        if result.not_started or (not result.ok and end_by and time.monotonic() >= end_by):
-            return None
-        if result.ok:
-            body = result.content.decode("utf-8", "replace")
-            if store is not None:
-                store.put(origin, robots_url, body, result.status)
-            return RobotsRules.parse(body, robots_url)
-        if result.status is not None and 400 <= result.status < 500 and result.status != 429:
-            if store is not None:
-                store.put(origin, robots_url, "", result.status)
-            return RobotsRules(source=robots_url)  # no robots.txt: everything is allowed
-        # RFC 9309: an unreachable robots.txt (5xx, 429, network) means disallow all.
-        return RobotsRules.unreachable(robots_url, f"robots.txt unreachable ({result.error})")
-
-    bound = [t for t in (end_by, start_by) if t is not None]
-    rules = session.robots.rules(origin, load, wait_until=min(bound) if bound else None)
-    return rules, read_at
 
 
 def _own_host(url: str) -> frozenset[str]:
