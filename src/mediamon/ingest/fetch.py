@@ -1,6 +1,8 @@
 """HTTP fetching with one session per task: the SSRF guard, politeness, conditional GET,
 timeouts with a total deadline, a size cap after decompression, accepted content types,
-and redirects followed one checked hop at a time.
+and redirects followed one checked hop at a time. One request and the reading of its
+answer are :mod:`mediamon.ingest.exchange`; a page's robots.txt read is
+:mod:`mediamon.ingest.robots_read`.
 
 :func:`fetch` never raises for network, HTTP or content faults: they end up in
 :attr:`FetchResult.error` with a short, stable description for the fetch log.
@@ -18,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
-from urllib3 import exceptions as u3
 
-from mediamon.deadline import watchdog
 from mediamon.ingest import netguard, redirects, robots_read
-from mediamon.ingest.content_coding import BodyDecoder, DecodeFailed
-from mediamon.ingest.decode import content_type_charset, effective_content_type
-from mediamon.ingest.fetch_errors import describe, printable, short_error
+from mediamon.ingest.decode import content_type_charset
+from mediamon.ingest.exchange import MAX_BODY_READS as MAX_BODY_READS  # still importable here
+from mediamon.ingest.exchange import WHOLE_ANSWER_STATUSES, Exchange, one_exchange
+from mediamon.ingest.fetch_errors import describe, printable
 from mediamon.ingest.normalize import without_userinfo
 from mediamon.ingest.politeness import (
     MAX_CRAWL_DELAY_S,
@@ -52,11 +53,6 @@ DOWNLOAD_DEADLINE_S = 60.0
 # deadline for its body, as a feed fetched directly has.
 FETCH_DEADLINE_FACTOR = 2.0
 MAX_BYTES = 15 * 1024 * 1024
-CHUNK_BYTES = 64 * 1024
-# A read costs ~4 µs of CPU however little it returns, and a chunked body gives one chunk
-# a read: 15 MB of 1-byte chunks cost 60 s of CPU, bounded only by the deadline. A 15 MB
-# page over a slow link in 1,460-byte segments is about 11,000 reads.
-MAX_BODY_READS = 100_000
 MAX_REDIRECTS = 5
 # Retry-After up to this long is waited for inside the task; a longer one defers the
 # host for the rest of the run (and the source's next poll, see mediamon.ingest.polling).
@@ -73,12 +69,6 @@ FEED_TYPES = (
     "binary/octet-stream", "",
 )  # fmt: skip
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
-REDIRECT_STATUSES = (301, 302, 303, 307, 308)
-# The answers whose body is the resource asked for (RFC 9110 §15.3). Another success or
-# 3xx (206 Partial Content to a request without Range, a 202 bot check, 300 Multiple
-# Choices) was read as the page: its part or its stand-in stored as the story's text,
-# which a feed's text never replaces and which is never fetched again.
-WHOLE_ANSWER_STATUSES = (200, 203)
 # An ETag or Last-Modified is stored in the polling state and sent back as it came. One
 # holding a NUL made PostgreSQL refuse the state (the task failed, at every run); one of
 # 60 kB made every later poll a request the server refused for its header size (the
@@ -224,13 +214,11 @@ def fetch(
     options = _Options(
         limits=limits or HostLimits(),
         private_hosts=private_hosts,
-        configured_url=configured_url,
         timeout=timeout,
         deadline_s=deadline_s,
         max_bytes=max_bytes,
         accept_types=accept_types,
         any_success=any_success,
-        check_robots=check_robots,
     )
     while True:
         try:
@@ -289,13 +277,11 @@ class _Options:
 
     limits: HostLimits
     private_hosts: Collection[str]
-    configured_url: bool
     timeout: tuple[float, float]
     deadline_s: float
     max_bytes: int
     accept_types: Collection[str] | None
     any_success: bool
-    check_robots: bool
 
 
 class _Progress:
@@ -430,7 +416,7 @@ def _request(
     run: _Progress,
     target: netguard.Target,
     interval: float,
-) -> FetchResult | tuple[_Exchange, float | None]:
+) -> FetchResult | tuple[Exchange, float | None]:
     """One exchange once the host gives a slot, and the Retry-After of a 5xx or 429;
     or the result that ends the fetch: the host is deferred, the time or budget is up."""
     retry_after = None
@@ -448,7 +434,7 @@ def _request(
             if left <= 0:
                 return run.result(error=run.overran())
             run.sent = run.attempt
-            exchange = _exchange(
+            exchange = one_exchange(
                 session,
                 target,
                 run.headers,
@@ -474,159 +460,6 @@ def _request(
     return exchange, retry_after
 
 
-@dataclass
-class _Exchange:
-    """One request and its response, before redirects and retries are decided."""
-
-    status: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content: bytes = b""
-    error: str | None = None
-    location: str | None = None
-
-
-def _exchange(
-    session: GuardedSession,
-    target: netguard.Target,
-    headers: dict[str, str],
-    timeout: tuple[float, float],
-    deadline_s: float,
-    whole_overran: str | None,
-    max_bytes: int,
-    accept_types: Collection[str] | None,
-    any_success: bool,
-) -> _Exchange:
-    """Send one GET to the vetted ``target`` and read its body within the limits.
-    ``whole_overran`` is the error when ``deadline_s`` is what the whole fetch has left
-    (shorter than a download's deadline)."""
-    overran = whole_overran or f"download took longer than {deadline_s:g} s"
-    # The pin, not the watchdog's event, says whether the deadline passed: it also
-    # shuts down a connection attached after the deadline (see netguard.Pin.attach).
-    with netguard.pinned(target) as pin, watchdog(deadline_s, pin.abort):
-        started = time.monotonic()
-        try:
-            response = session.get(
-                target.url,
-                headers=headers,
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.RequestException as error:
-            return _Exchange(error=overran if pin.aborted else describe(error))
-        with response:
-            result = _read_response(
-                response, started, deadline_s, overran, max_bytes, accept_types, any_success
-            )
-            if result.error is None and result.location is None:
-                response.raw.release_conn()  # read to the end: keep the connection alive
-        if pin.aborted and result.error is None and result.location is None:
-            result.error, result.content = overran, b""
-        elif pin.aborted and result.error and result.error.startswith("connection broken"):
-            result.error = overran
-        return result
-
-
-def _read_response(
-    response: requests.Response,
-    started: float,
-    deadline_s: float,
-    overran: str,
-    max_bytes: int,
-    accept_types: Collection[str] | None,
-    any_success: bool,
-) -> _Exchange:
-    headers = {k.lower(): v for k, v in response.headers.items()}
-    if "content-type" in headers:  # sent twice, it arrives joined by a comma
-        headers["content-type"] = effective_content_type(headers["content-type"])
-    status = response.status_code
-    result = _Exchange(status=status, headers=headers)
-    if status in REDIRECT_STATUSES:
-        location, error = redirects.location_of(status, response.raw.headers.getlist("location"))
-        result.location, result.error = location, error
-        return result
-    if status == 304:
-        return result
-    if status < 200:  # 101: netguard's connections read past every other 1xx
-        result.error = f"HTTP {status} {response.reason or ''} (an interim answer; none followed)"
-        return result
-    if status >= 400:
-        result.error = f"HTTP {status} {response.reason or ''}".strip()
-        return result
-    if status not in WHOLE_ANSWER_STATUSES and not any_success:
-        result.error = (
-            f"HTTP {status} {response.reason or ''}".strip()
-            + ": not the whole resource (only a 200 or 203 answer carries it); not read"
-        )
-        return result
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if accept_types is not None and not _type_accepted(content_type, accept_types):
-        result.error = f"content type {content_type or '(none)'} not accepted"
-        return result
-    encoding = headers.get("content-encoding", "").strip().lower()
-    length = headers.get("content-length", "")
-    # ASCII digits only ("²".isdigit() is true), and a length of 16 digits or more is
-    # over any cap without converting it (int() refuses more than 4300 digits).
-    declared = length.isascii() and length.isdigit()
-    if encoding in ("", "identity") and declared and (len(length) > 15 or int(length) > max_bytes):
-        result.error = f"body larger than {max_bytes} bytes"
-        return result
-    try:
-        decoder = BodyDecoder(encoding)
-    except ValueError as error:
-        result.error = f"bad content encoding: {error}"
-        return result
-    raw = response.raw
-    chunks: list[bytes] = []
-    size = wire = reads = 0
-    try:
-        while True:
-            if time.monotonic() - started > deadline_s:
-                result.error = overran
-                return result
-            data = raw.read1(CHUNK_BYTES, decode_content=False)
-            if not data:
-                break
-            # The cap holds for the bytes read too: a gzip body of endless empty members
-            # decodes to nothing, so the decoded size never reached it, and each request
-            # took the whole deadline of CPU (60 s) decoding what the server streamed.
-            wire += len(data)
-            reads += 1
-            if reads > MAX_BODY_READS:
-                result.error = (
-                    f"body sent in more than {MAX_BODY_READS:,} pieces ({wire / reads:.0f} bytes"
-                    " each on average: chunks or writes too small to read); not read further"
-                )
-                return result
-            if wire > max_bytes:
-                result.error = f"compressed body larger than {max_bytes} bytes"
-                return result
-            piece = decoder.feed(data, max_bytes - size)
-            size += len(piece)
-            if size > max_bytes:
-                result.error = f"body larger than {max_bytes} bytes"
-                return result
-            chunks.append(piece)
-        tail = decoder.finish()
-        size += len(tail)
-        if size > max_bytes:
-            result.error = f"body larger than {max_bytes} bytes"
-            return result
-        chunks.append(tail)
-    except DecodeFailed as error:
-        result.error = f"bad content encoding: {error}"
-        return result
-    except (u3.ReadTimeoutError, TimeoutError) as error:
-        result.error = f"read timeout: {error}"
-        return result
-    except (u3.HTTPError, OSError, requests.RequestException) as error:
-        refused = netguard.answer_refusal(error)  # netguard's line for what it refused
-        result.error = refused or f"connection broken mid-body: {short_error(error)}"
-        return result
-    result.content = b"".join(chunks)
-    return result
-
-
 def _fit_validator(value: str | None) -> str | None:
     return value if value is not None and VALIDATOR.fullmatch(value) else None
 
@@ -646,17 +479,6 @@ def _past_date(value: str | None) -> str | None:
         when = when.replace(tzinfo=UTC)
     # Wall-clock time: what the server's clock says now, give or take a wrong zone.
     return None if when > datetime.now(UTC) + timedelta(days=1) else value
-
-
-def _type_accepted(content_type: str, accepted: Collection[str]) -> bool:
-    for pattern in accepted:
-        if pattern == content_type:
-            return True
-        if pattern == "*+xml" and content_type.endswith("+xml"):
-            return True
-        if pattern == "*/xml" and content_type.endswith("/xml"):
-            return True
-    return False
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:

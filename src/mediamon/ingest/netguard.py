@@ -378,7 +378,7 @@ MAX_INTERIM_RESPONSES = 20
 # read outside the body, so the size cap never saw it: endless 64 kB chunk extensions
 # on 1-byte chunks, or an endless trailer, were read at wire speed until the deadline
 # (60 s, gigabytes). Real framing is a few bytes a chunk ("2000\r\n") and no trailer;
-# 100,000 chunks (fetch.MAX_BODY_READS) take 600 kB.
+# 100,000 chunks (exchange.MAX_BODY_READS) take 600 kB.
 MAX_CHUNK_FRAMING_BYTES = 2 * 1024 * 1024
 MAX_TRAILER_LINES = 100  # as many as http.client takes header lines
 HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")

@@ -63,7 +63,7 @@ def _asked_with(first: str, credentials: str, following: str, current: str) -> b
 
 
 class Answer(Protocol):
-    """What :func:`refresh_location` reads of an exchange (fetch's ``_Exchange``)."""
+    """What :func:`refresh_location` reads of an exchange (an ``exchange.Exchange``)."""
 
     headers: dict[str, str]
     content: bytes
